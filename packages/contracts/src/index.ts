@@ -1,0 +1,5 @@
+export * from './types.generated';
+export * from './topics';
+export * from './codec';
+export * from './topic-admin';
+export { loadSchema, SCHEMA_DIR, type AvroSchema } from './schemas';

@@ -1,0 +1,64 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { SchemaType } from '@kafkajs/confluent-schema-registry';
+import { EventCodec, Streams, valueSubject, type AnyStream } from '../src';
+import { generateTypes } from '../scripts/generate-types';
+import { samples } from './samples';
+
+const REGISTRY_URL = process.env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7';
+
+describe('contracts against the real schema registry', () => {
+  const namespace = `test-${randomUUID().slice(0, 8)}`;
+  const codec = EventCodec.connect(REGISTRY_URL, namespace);
+
+  it.each(Object.keys(samples) as Array<keyof typeof samples>)(
+    'every %s event round-trips through the registry unchanged',
+    async (stream) => {
+      for (const event of samples[stream]) {
+        const bytes = await codec.encode(Streams[stream], event);
+        expect(bytes[0]).toBe(0); // Confluent wire format: magic byte, then the schema id
+        expect(await codec.decode(bytes)).toEqual(event);
+      }
+    },
+  );
+
+  it('registers every value schema with BACKWARD compatibility', async () => {
+    for (const stream of Object.values(Streams) as AnyStream[]) {
+      await codec.register(stream);
+      const response = await fetch(`${REGISTRY_URL}/config/${valueSubject(codec.topic(stream))}`);
+      expect(((await response.json()) as { compatibilityLevel: string }).compatibilityLevel).toBe('BACKWARD');
+    }
+  });
+
+  it('accepts a backward-compatible change (new optional field) and rejects an incompatible one (new required field)', async () => {
+    const stream = Streams.orders;
+    const subject = valueSubject(codec.topic(stream));
+    await codec.register(stream);
+    const withField = (field: Record<string, unknown>) => ({
+      ...stream.schema,
+      fields: [...(stream.schema.fields as unknown[]), field],
+    });
+    const compatible = withField({ name: 'channelHint', type: ['null', 'string'], default: null });
+    await expect(
+      codec.registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(compatible) }, { subject }),
+    ).resolves.toHaveProperty('id');
+    const incompatible = withField({ name: 'mandatoryNewThing', type: 'string' });
+    await expect(
+      codec.registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(incompatible) }, { subject }),
+    ).rejects.toThrow(/compatib|409|incompatible/i);
+  });
+
+  it('rejects an event that does not match its schema instead of publishing it', async () => {
+    const [received] = samples.orders;
+    const broken = { ...received, payload: { ...received.payload, saleAmount: { amountMinor: 10.5, currency: 'USD' } } };
+    await expect(codec.encode(Streams.orders, broken)).rejects.toThrow();
+  });
+});
+
+describe('generated TypeScript types', () => {
+  it('match the .avsc files (regenerate with npm run generate -w @postsale/contracts)', () => {
+    const committed = readFileSync(join(__dirname, '..', 'src', 'types.generated.ts'), 'utf8');
+    expect(committed).toBe(generateTypes());
+  });
+});
