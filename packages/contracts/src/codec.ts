@@ -1,4 +1,5 @@
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import avro from 'avsc';
 import type { AnyStream, StreamDefinition } from './topics';
 import { topicName, valueSubject } from './topics';
 import type { EventEnvelope } from './types.generated';
@@ -41,9 +42,7 @@ export class EventCodec {
 
   async encode(stream: AnyStream | StreamDefinition<unknown>, event: TypedEvent): Promise<Buffer> {
     const id = await this.register(stream);
-    const { type, payload, ...envelope } = event;
-    const namespace = stream.schema.namespace;
-    return this.registry.encode(id, { ...envelope, payload: { [`${namespace}.${type}`]: payload } });
+    return this.registry.encode(id, toAvroRecord(stream, event));
   }
 
   /** Decodes any pipeline event; the schema comes from the id in the message, so old messages decode too. */
@@ -54,4 +53,29 @@ export class EventCodec {
     if (!fullName) throw new Error('event payload union is empty');
     return { ...(envelope as unknown as EventEnvelope), type: fullName.split('.').pop() as string, payload: inner } as E;
   }
+}
+
+/** The Avro form of an event: the payload wrapped in its union branch's full name. */
+export function toAvroRecord(stream: AnyStream | StreamDefinition<unknown>, event: TypedEvent): Record<string, unknown> {
+  const { type, payload, ...envelope } = event;
+  return { ...envelope, payload: { [`${stream.schema.namespace}.${type}`]: payload } };
+}
+
+const avroTypes = new Map<string, avro.Type>();
+
+/**
+ * Checks an event against its stream's schema without a registry round trip. Producers call it before writing to the
+ * outbox, so a malformed event fails the business transaction instead of sitting unpublishable in the outbox.
+ */
+export function schemaErrors(stream: AnyStream | StreamDefinition<unknown>, event: TypedEvent): string[] {
+  let type = avroTypes.get(stream.baseName);
+  if (!type) {
+    type = avro.Type.forSchema(stream.schema as avro.Schema);
+    avroTypes.set(stream.baseName, type);
+  }
+  const errors: string[] = [];
+  type.isValid(toAvroRecord(stream, event), {
+    errorHook: (path, value) => errors.push(`${path.join('.') || '(root)'}: ${JSON.stringify(value)}`),
+  });
+  return errors;
 }

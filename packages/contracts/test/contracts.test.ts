@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
-import { EventCodec, Streams, valueSubject, type AnyStream } from '../src';
+import { EventCodec, schemaErrors, Streams, valueSubject, type AnyStream } from '../src';
 import { generateTypes } from '../scripts/generate-types';
 import { samples } from './samples';
 
@@ -50,8 +50,10 @@ describe('contracts against the real schema registry', () => {
   });
 
   it('rejects an event that does not match its schema instead of publishing it', async () => {
-    const [received] = samples.orders;
+    const received = samples.orders[0]!;
     const broken = { ...received, payload: { ...received.payload, saleAmount: { amountMinor: 10.5, currency: 'USD' } } };
+    expect(schemaErrors(Streams.orders, broken)).toEqual([expect.stringContaining('saleAmount.amountMinor')]);
+    expect(schemaErrors(Streams.orders, received)).toEqual([]);
     await expect(codec.encode(Streams.orders, broken)).rejects.toThrow();
   });
 });

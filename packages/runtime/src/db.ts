@@ -1,0 +1,73 @@
+import knex, { type Knex } from 'knex';
+
+export type { Knex };
+export type Db = Knex;
+export type Tx = Knex.Transaction;
+
+export interface Migration {
+  name: string;
+  up(db: Knex): Promise<void>;
+  down?(db: Knex): Promise<void>;
+}
+
+/** A knex instance bound to the service's own schema: unqualified table names resolve there and nowhere else. */
+export function createDb(options: { url: string; schema: string; poolMax?: number }): Db {
+  return knex({
+    client: 'pg',
+    connection: options.url,
+    searchPath: [options.schema],
+    pool: { min: 0, max: options.poolMax ?? 10 },
+    // bigint columns come back as strings from pg; money columns are bigint, converted explicitly where read
+  });
+}
+
+/** Creates the schema if needed and runs the service's migrations (the runtime's own tables first). */
+export async function migrate(db: Db, schema: string, migrations: Migration[]): Promise<void> {
+  await db.raw('create schema if not exists ??', [schema]);
+  const all = [...runtimeMigrations, ...migrations];
+  const names = new Set<string>();
+  for (const m of all) {
+    if (names.has(m.name)) throw new Error(`duplicate migration name ${m.name}`);
+    names.add(m.name);
+  }
+  await db.migrate.latest({
+    schemaName: schema,
+    tableName: 'knex_migrations',
+    migrationSource: {
+      getMigrations: async () => all,
+      getMigrationName: (m: Migration) => m.name,
+      getMigration: async (m: Migration) => ({ up: m.up, down: m.down ?? (async () => undefined) }),
+    },
+  });
+}
+
+/** Tables every service has: the transactional outbox and the consumer inbox. */
+const runtimeMigrations: Migration[] = [
+  {
+    name: '0000_runtime_outbox_inbox',
+    async up(db) {
+      await db.schema.createTable('outbox', (t) => {
+        t.bigIncrements('id').primary();
+        t.uuid('event_id').notNullable().unique();
+        t.string('topic', 249).notNullable();
+        t.string('stream', 64).notNullable();
+        t.string('key').notNullable();
+        t.string('event_type', 128).notNullable();
+        t.jsonb('event').notNullable();
+        t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.timestamp('published_at', { useTz: true });
+      });
+      await db.raw('create index outbox_unpublished on outbox (id) where published_at is null');
+      await db.schema.createTable('inbox', (t) => {
+        t.string('consumer_group').notNullable();
+        t.string('event_id').notNullable();
+        t.string('topic', 249).notNullable();
+        t.integer('partition').notNullable();
+        t.bigInteger('offset').notNullable();
+        t.string('event_type', 128);
+        t.timestamp('processed_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.primary(['consumer_group', 'event_id']);
+      });
+    },
+  },
+];

@@ -1,0 +1,159 @@
+import type { Server } from 'node:http';
+import type { Express } from 'express';
+import type { Kafka } from 'kafkajs';
+import type { z } from 'zod';
+import { allStreams, ensureTopics, EventCodec, type AnyStream } from '@postsale/contracts';
+import { loadConfig, type BaseConfig } from './config';
+import { InboxConsumer, type ConsumerSpec } from './consumer';
+import { createDb, migrate, type Db, type Migration } from './db';
+import { createHttpApp, listen } from './http';
+import { createKafka } from './kafka';
+import { createLogger, type Logger } from './logger';
+import { Metrics } from './metrics';
+import { OutboxRelay, OutboxWriter } from './outbox';
+import type { Poller } from './poller';
+
+export interface ServiceContext<C extends BaseConfig> {
+  config: C;
+  logger: Logger;
+  metrics: Metrics;
+  db: Db;
+  kafka: Kafka;
+  codec: EventCodec;
+  outbox: OutboxWriter;
+}
+
+export interface ServiceParts {
+  routes?: (app: Express) => void;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  consumers?: Array<ConsumerSpec<any>>;
+  workers?: Poller[];
+  /** extra readiness checks beyond database and Kafka */
+  readiness?: Record<string, () => Promise<void>>;
+  onStop?: () => Promise<void>;
+}
+
+export interface ServiceDefinition<S extends z.ZodType> {
+  name: string;
+  configSchema: S;
+  migrations: Migration[];
+  /** streams this service publishes: their schemas are registered at start */
+  produces: AnyStream[];
+  build(ctx: ServiceContext<z.infer<S> & BaseConfig>): Promise<ServiceParts> | ServiceParts;
+}
+
+export interface RunningService<C extends BaseConfig = BaseConfig> {
+  port: number;
+  url: string;
+  ctx: ServiceContext<C>;
+  relay: OutboxRelay;
+  consumers: InboxConsumer[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a service: config (fails fast), logger, metrics, database + migrations, topics + schemas, outbox relay,
+ * consumers, background workers and HTTP. `stop()` (also on SIGTERM/SIGINT when `handleSignals`) undoes it in reverse:
+ * stop accepting, stop consuming, finish in-flight work, flush the outbox, close pools.
+ */
+export async function startService<S extends z.ZodType>(
+  definition: ServiceDefinition<S>,
+  env: Record<string, string | undefined> = process.env,
+  options: { handleSignals?: boolean } = {},
+): Promise<RunningService<z.infer<S> & BaseConfig>> {
+  const config = loadConfig(definition.configSchema, env) as z.infer<S> & BaseConfig;
+  const logger = createLogger(definition.name, config.LOG_LEVEL);
+  const metrics = new Metrics(definition.name);
+  const db = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA });
+  await migrate(db, config.DB_SCHEMA, definition.migrations);
+
+  const kafka = createKafka({ clientId: definition.name, brokers: config.KAFKA_BROKERS, logger });
+  const namespace = config.TOPIC_NAMESPACE;
+  await ensureTopics(kafka, { namespace, streams: allStreams() });
+  const codec = EventCodec.connect(config.SCHEMA_REGISTRY_URL, namespace);
+  for (const stream of definition.produces) await codec.register(stream);
+
+  const outbox = new OutboxWriter(codec, OutboxRelay.channel(config.DB_SCHEMA));
+  const ctx: ServiceContext<typeof config> = { config, logger, metrics, db, kafka, codec, outbox };
+  const parts = await definition.build(ctx);
+
+  const relay = new OutboxRelay({ db, databaseUrl: config.DATABASE_URL, schema: config.DB_SCHEMA, kafka, codec, logger, metrics });
+  await relay.start();
+  const consumers = (parts.consumers ?? []).map((spec) => new InboxConsumer(spec, { kafka, db, codec, logger, metrics, namespace }));
+  for (const consumer of consumers) await consumer.start();
+  for (const worker of parts.workers ?? []) worker.start();
+
+  const admin = kafka.admin();
+  let adminConnected: Promise<void> | undefined;
+  const app = createHttpApp({
+    logger,
+    metrics,
+    bodyLimitBytes: config.HTTP_BODY_LIMIT,
+    readiness: {
+      database: async () => {
+        await db.raw('select 1');
+      },
+      kafka: async () => {
+        adminConnected ??= admin.connect();
+        await adminConnected;
+        await admin.describeCluster();
+      },
+      ...(parts.readiness ?? {}),
+    },
+    routes: parts.routes,
+  });
+  const { server, port } = await listen(app, config.PORT);
+  logger.info({ port, namespace: namespace || undefined }, 'service started');
+
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      logger.info('service stopping');
+      await closeServer(server);
+      await Promise.all(consumers.map((c) => c.stop()));
+      await Promise.all((parts.workers ?? []).map((w) => w.stop()));
+      await parts.onStop?.();
+      await relay.stop();
+      if (adminConnected) await admin.disconnect().catch(() => undefined);
+      await db.destroy();
+      logger.info('service stopped');
+    })());
+
+  if (options.handleSignals) {
+    const onSignal = (signal: string) => {
+      logger.info({ signal }, 'signal received');
+      stop().then(
+        () => process.exit(0),
+        (error) => {
+          logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+
+  return { port, url: `http://127.0.0.1:${port}`, ctx, relay, consumers, stop };
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
+
+/** Entry-point helper: start, or print the configuration problem and exit non-zero. */
+export async function runMain<S extends z.ZodType>(definition: ServiceDefinition<S>): Promise<void> {
+  try {
+    await startService(definition, process.env, { handleSignals: true });
+  } catch (error) {
+    if (error instanceof Error && error.name === 'ConfigError') {
+      console.error(`${definition.name}: ${error.message}`);
+    } else {
+      console.error(`${definition.name}: failed to start`, error);
+    }
+    process.exit(1);
+  }
+}

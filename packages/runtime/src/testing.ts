@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import knex from 'knex';
+import type { EventCodec, TypedEvent } from '@postsale/contracts';
+import { localInfraEnv } from './config';
+
+/**
+ * Helpers for integration tests on the real infrastructure. Every test gets its own topic namespace (so its own
+ * topics, consumer groups and registry subjects) and its own database schema.
+ */
+export function uniqueId(prefix: string): string {
+  return `${prefix}${randomUUID().replace(/-/g, '').slice(0, 10)}`;
+}
+
+export function testEnv(service: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...localInfraEnv(),
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    PORT: '0',
+    DB_SCHEMA: uniqueId(`t_${service}_`),
+    TOPIC_NAMESPACE: uniqueId('t-'),
+    ADMIN_TOKEN: 'test-admin-token-0123456789',
+    ...overrides,
+  };
+}
+
+/** Drops a test's schema. */
+export async function dropSchema(schema: string, databaseUrl = localInfraEnv().DATABASE_URL!): Promise<void> {
+  const db = knex({ client: 'pg', connection: databaseUrl });
+  try {
+    await db.raw('drop schema if exists ?? cascade', [schema]);
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** Polls until `condition` returns a truthy value or the deadline passes; never a fixed sleep. */
+export async function waitFor<T>(
+  condition: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  options: { timeoutMs?: number; intervalMs?: number; description?: string } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await condition();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      throw new Error(`timed out waiting for ${options.description ?? 'condition'}${why}`);
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 50));
+  }
+}
+
+export interface CollectedMessage<E> {
+  event: E;
+  key: string | undefined;
+  partition: number;
+  offset: string;
+  headers: Record<string, string>;
+}
+
+/** Reads a topic from the beginning into an array, for assertions on what a service published. */
+export async function collectTopic<E extends TypedEvent = TypedEvent>(
+  kafka: Kafka,
+  codec: EventCodec | undefined,
+  topic: string,
+): Promise<{ messages: Array<CollectedMessage<E>>; raw: Array<{ value: Buffer | null; headers: Record<string, string> }>; stop(): Promise<void> }> {
+  const consumer = kafka.consumer({ groupId: uniqueId('test-collector-') });
+  const messages: Array<CollectedMessage<E>> = [];
+  const raw: Array<{ value: Buffer | null; headers: Record<string, string> }> = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ partition, message }) => {
+      const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]));
+      raw.push({ value: message.value, headers });
+      if (codec && message.value) {
+        try {
+          messages.push({ event: await codec.decode<E>(message.value), key: message.key?.toString(), partition, offset: message.offset, headers });
+        } catch {
+          /* undecodable messages stay visible in `raw` */
+        }
+      }
+    },
+  });
+  return { messages, raw, stop: () => consumer.disconnect() };
+}
