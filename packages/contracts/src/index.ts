@@ -3,3 +3,4 @@ export * from './topics';
 export * from './codec';
 export * from './topic-admin';
 export { loadSchema, SCHEMA_DIR, type AvroSchema } from './schemas';
+export * from './money';

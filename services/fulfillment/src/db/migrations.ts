@@ -1,0 +1,4 @@
+import type { Migration } from '@postsale/runtime';
+
+/** fulfillment's own tables, in its own schema. Append new migrations; never edit one that has shipped. */
+export const migrations: Migration[] = [];

@@ -1,0 +1,2 @@
+export { fulfillmentService } from './service';
+export { configSchema } from './config';

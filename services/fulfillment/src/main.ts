@@ -1,0 +1,4 @@
+import { runMain } from '@postsale/runtime';
+import { fulfillmentService } from './service';
+
+void runMain(fulfillmentService);

@@ -1,0 +1,4 @@
+import { runMain } from '@postsale/runtime';
+import { ingestService } from './service';
+
+void runMain(ingestService);

@@ -1,0 +1,2 @@
+export { payoutsService } from './service';
+export { configSchema } from './config';

@@ -1,0 +1,4 @@
+import { runMain } from '@postsale/runtime';
+import { payoutsService } from './service';
+
+void runMain(payoutsService);

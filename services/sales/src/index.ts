@@ -1,0 +1,2 @@
+export { salesService } from './service';
+export { configSchema } from './config';

@@ -1,0 +1,4 @@
+import { runMain } from '@postsale/runtime';
+import { salesService } from './service';
+
+void runMain(salesService);
