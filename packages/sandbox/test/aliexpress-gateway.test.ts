@@ -6,7 +6,7 @@ import {
   startAliExpressFake,
   withAliExpressSignature,
   type AliExpressFake,
-  type SellerCredentials,
+  type AliExpressSellerCredentials as SellerCredentials,
 } from '../src/aliexpress';
 
 /** The gateway's own rules: the signature, tenant isolation of tokens, system-parameter checks and the daily quota. */

@@ -1,11 +1,11 @@
 import {
   callAliExpress,
-  orderCreateParams,
+  aliExpressOrderCreateParams as orderCreateParams,
   startAliExpressFake,
   type AliExpressFake,
   type AliExpressFakeOptions,
-  type OrderCreateInput,
-  type SellerCredentials,
+  type AliExpressOrderCreateInput as OrderCreateInput,
+  type AliExpressSellerCredentials as SellerCredentials,
 } from '../src/aliexpress';
 
 /** The Dropshipping order API: idempotent creation, validation, payment states, per-country prices, tracking. */
@@ -103,6 +103,12 @@ describe('AliExpress Dropshipping orders', () => {
     expect(await call(CREATE, order({ outOrderId: 'po-9' }))).toHaveProperty('error_response.code', 'ServiceUnavailable');
     expect(fake.orders()).toHaveLength(1); // injected refusals have no side effects
     expect(createdId(await create())).toBe(fake.orders()[0]?.orderId);
+    // hang: the client's own timeout fires and nothing was handled; latency: answered late but answered
+    fake.failMethod(CREATE, { kind: 'hang' }, 1);
+    await expect(callAliExpress({ gatewayUrl: fake.gatewayUrl, ...seller, signal: AbortSignal.timeout(200) }, CREATE, order({ outOrderId: 'po-10' }))).rejects.toThrow();
+    expect(fake.ordersByOutOrderId('po-10')).toHaveLength(0);
+    fake.failMethod(CREATE, { kind: 'latency', ms: 50 }, 1);
+    expect(await create({ outOrderId: 'po-10' })).toMatchObject({ is_success: true });
   });
 
   it('an order awaiting payment reports PLACE_ORDER_SUCCESS until settled', async () => {

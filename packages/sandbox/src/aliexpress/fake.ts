@@ -115,6 +115,7 @@ type SetupApi = Pick<
 
 function setup(state: FakeState): SetupApi {
   const { accounts, catalog } = state;
+  let sellers = 0; // generated app keys must not collide between sellers of one fake
   return {
     registerApp: ({ appKey, appSecret }) => accounts.registerApp(appKey, appSecret),
     registerAccessToken: (grant) => accounts.registerToken(grant),
@@ -122,7 +123,7 @@ function setup(state: FakeState): SetupApi {
     registerSeller: (seller) => {
       const creds: SellerCredentials = {
         account: seller.account,
-        appKey: seller.appKey ?? String(500000 + Math.floor(Math.random() * 499999)),
+        appKey: seller.appKey ?? String(501000 + (sellers += 1)),
         appSecret: seller.appSecret ?? randomBytes(16).toString('hex'),
         accessToken: seller.accessToken ?? `50000${randomBytes(20).toString('hex')}`,
       };

@@ -13,7 +13,7 @@ import type { MethodFailureMode } from './types';
  * The Open Platform gateway, `GET|POST /sync`. Checks run in the gateway's order: system parameters, app key,
  * daily quota, signature, method, access token; only then the business handler. Every answer is HTTP 200.
  */
-export const API_METHODS: Readonly<Record<string, ApiHandler>> = {
+export const ALIEXPRESS_API_METHODS: Readonly<Record<string, ApiHandler>> = {
   'aliexpress.ds.product.get': productGet,
   'aliexpress.ds.freight.query': freightQuery,
   'aliexpress.ds.order.create': orderCreate,
@@ -74,7 +74,7 @@ function answer(state: FakeState, params: Record<string, string>, res: Response)
     res.json(errorBody(checked.error, requestId));
     return;
   }
-  const handler = API_METHODS[checked.method];
+  const handler = ALIEXPRESS_API_METHODS[checked.method];
   const outcome = handler ? handler(state, checked) : { error: gatewayErrors.invalidApiPath(checked.method) };
   res.json('error' in outcome ? errorBody(outcome.error, requestId) : successBody(checked.method, outcome.result, requestId));
 }
@@ -93,7 +93,7 @@ function authenticate(state: FakeState, params: Record<string, string>): ApiCall
   if (params.sign_method !== 'sha256' || !sameSignature(sign, signAliExpressRequest(params, secret))) {
     return { error: gatewayErrors.incompleteSignature() };
   }
-  if (!API_METHODS[method]) return { error: gatewayErrors.invalidApiPath(method) };
+  if (!ALIEXPRESS_API_METHODS[method]) return { error: gatewayErrors.invalidApiPath(method) };
   const token = params.access_token;
   if (!token) return { error: gatewayErrors.missingParameter('access_token') };
   const account = state.accounts.accountFor(appKey, token, now);
