@@ -40,7 +40,8 @@ fetch_artifacts() {
     return
   fi
   log "fetching Kafka $KAFKA_VERSION and Apicurio Registry $APICURIO_VERSION from Maven Central (first run only)"
-  mvn -q -B -f "$ROOT/deploy/local/pom.xml" process-resources
+  # shellcheck disable=SC2086
+  mvn -q -B ${MAVEN_ARGS:-} -f "$ROOT/deploy/local/pom.xml" process-resources
 }
 
 kafka_registry_ready() { # the registry's ccompat API answers

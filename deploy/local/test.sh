@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `npm test`: every package's tests on the real infrastructure (started here when it is not already running), then one
+# closing line with the totals. Extra arguments go to turbo (e.g. `npm test -- --filter=@postsale/sales`).
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
+
+bash deploy/local/infra.sh up || { echo "infrastructure did not come up"; exit 1; }
+
+rm -rf .local/test-results
+npx turbo run test --concurrency=1 --continue --log-order=stream --output-logs=full "$@"
+status=$?
+
+node -e '
+const fs = require("fs"), dir = ".local/test-results";
+const rows = fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => JSON.parse(fs.readFileSync(dir + "/" + f, "utf8"))) : [];
+const t = rows.reduce((a, r) => ({ passed: a.passed + r.passed, failed: a.failed + r.failed, skipped: a.skipped + r.skipped }), { passed: 0, failed: 0, skipped: 0 });
+for (const r of rows.sort((a, b) => a.package.localeCompare(b.package))) console.log(`  ${r.package.padEnd(12)} ${r.passed} passed, ${r.failed} failed`);
+console.log(`Tests: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`);
+'
+exit $status
