@@ -1,0 +1,117 @@
+/**
+ * `postsale`: the operator's CLI. Reads the pipeline's addresses and the operator credential from the environment
+ * (or .local/stack/operator.env written by `npm start`).
+ */
+import { Command } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { EventCodec } from '@postsale/contracts';
+import { createKafka, createLogger } from '@postsale/runtime';
+import { OperatorAuthError } from './admin-client';
+import { listDeadLetters, describeDeadLetter, redrive } from './commands/dlq';
+import { integrityReport, printIntegrity } from './commands/integrity';
+import { orderJourney } from './commands/orders';
+import { replay, waitForReplay } from './commands/replay';
+import { describeTopics } from './commands/topics';
+import { loadOperatorConfig } from './operator-config';
+
+const config = loadOperatorConfig();
+const kafka = () => createKafka({ clientId: 'postsale-cli', brokers: config.KAFKA_BROKERS, logger: createLogger('postsale-cli', 'error') });
+const json = (value: unknown) => JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+
+const program = new Command('postsale').description('Operate the post-sale pipeline');
+
+program
+  .command('orders')
+  .description('orders across every service')
+  .command('show <orderId>')
+  .description("the order's journey across every stream and service")
+  .action(async (orderId: string) => {
+    console.log(json(await orderJourney(config, orderId)));
+  });
+
+program
+  .command('integrity')
+  .description('every order not in a terminal state past its deadline, per stage; exits 1 when there are any')
+  .option('--since <iso>', 'only orders stuck since this time')
+  .option('--json', 'machine-readable output')
+  .action(async (options: { since?: string; json?: boolean }) => {
+    const reports = await integrityReport(config, { since: options.since ? new Date(options.since) : undefined });
+    const problems = options.json ? reports.reduce((n, r) => n + r.violations.length + (r.error ? 1 : 0), 0) : printIntegrity(reports);
+    if (options.json) console.log(json(reports));
+    process.exitCode = problems > 0 ? 1 : 0;
+  });
+
+program
+  .command('replay')
+  .description('re-drive a consumer group from an offset or a time (stop the service running the group first)')
+  .requiredOption('--topic <topic>')
+  .requiredOption('--group <group>')
+  .requiredOption('--from <offset|timestamp>')
+  .option('--wait', 'then show progress until the group has caught up')
+  .action(async (options: { topic: string; group: string; from: string; wait?: boolean }) => {
+    const k = kafka();
+    const plan = await replay(k, options);
+    console.log(`group ${plan.group} on ${plan.topic} now at ${plan.partitions.map((p) => `p${p.partition}@${p.offset}`).join(' ')}`);
+    if (!options.wait) return;
+    console.log('start the service that runs this group; waiting for it to catch up…');
+    let bar: SingleBar | undefined;
+    let total = 0;
+    await waitForReplay(k, {
+      topic: options.topic,
+      group: options.group,
+      onProgress: (lag) => {
+        const n = Number(lag);
+        if (!bar) {
+          total = Math.max(n, 1);
+          bar = new SingleBar({ format: 'replay |{bar}| {value}/{total} messages' }, Presets.shades_classic);
+          bar.start(total, 0);
+        }
+        bar.update(Math.max(0, total - n));
+      },
+    });
+    bar?.update(total);
+    bar?.stop();
+  });
+
+const dlq = program.command('dlq').description('dead-lettered messages');
+dlq
+  .command('list')
+  .option('--all', 'include redriven ones')
+  .action(async (options: { all?: boolean }) => {
+    const letters = (await listDeadLetters(kafka(), config.TOPIC_NAMESPACE)).filter((l) => options.all || !l.redriven);
+    if (letters.length === 0) console.log('no dead letters');
+    for (const l of letters) {
+      console.log(`${l.id}  ${l.code}  group ${l.group}  from ${l.originalTopic}@${l.originalPartition}:${l.originalOffset}  ${l.failedAt}${l.redriven ? '  (redriven)' : ''}\n    ${l.reason}`);
+    }
+  });
+dlq.command('show <id>').action(async (id: string) => {
+  const letter = (await listDeadLetters(kafka(), config.TOPIC_NAMESPACE)).find((l) => l.id === id);
+  if (!letter) throw new Error(`no dead letter ${id}`);
+  const event = await describeDeadLetter(letter, EventCodec.connect(config.SCHEMA_REGISTRY_URL, config.TOPIC_NAMESPACE));
+  console.log(json({ ...letter, message: { ...letter.message, value: undefined }, event }));
+});
+dlq
+  .command('redrive [id]')
+  .option('--all', 'every dead letter not yet redriven')
+  .action(async (id: string | undefined, options: { all?: boolean }) => {
+    if (!id && !options.all) throw new Error('name a dead letter id or use --all');
+    const k = kafka();
+    const letters = (await listDeadLetters(k, config.TOPIC_NAMESPACE)).filter((l) => options.all || l.id === id);
+    if (letters.length === 0) throw new Error(`no dead letter ${id}`);
+    console.log(`redrove ${await redrive(k, letters)} message(s)`);
+  });
+
+program
+  .command('topics')
+  .description('topics, partitions, message counts and consumer group lag')
+  .action(async () => {
+    for (const t of await describeTopics(kafka(), config.TOPIC_NAMESPACE)) {
+      console.log(`${t.topic}  partitions ${t.partitions}  messages ${t.messages}`);
+      for (const g of t.groups) console.log(`    group ${g.group}  lag ${g.lag}  (${g.state})`);
+    }
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  console.error(error instanceof OperatorAuthError ? `not authorised: ${error.message}` : `postsale: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = error instanceof OperatorAuthError ? 3 : 2;
+});

@@ -1,0 +1,77 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+export const REPO_ROOT = join(__dirname, '..', '..', '..');
+const TSX_LOADER = require.resolve('tsx');
+
+export interface ManagedProcess {
+  name: string;
+  child: ChildProcess;
+  /** resolves with the exit code (or signal name) when the process ends */
+  exited: Promise<number | string>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Starts a TypeScript entry point as its own OS process (node + tsx), output to a log file or inherited.
+ * `detached` processes outlive this one (for `npm run up`).
+ */
+export function startTsProcess(options: {
+  name: string;
+  entry: string; // path relative to the repo root
+  env: Record<string, string>;
+  logFile?: string;
+  detached?: boolean;
+}): ManagedProcess {
+  let stdio: Array<'inherit' | 'ignore' | number> = ['ignore', 'inherit', 'inherit'];
+  if (options.logFile) {
+    mkdirSync(dirname(options.logFile), { recursive: true });
+    const out = createWriteStream(options.logFile, { flags: 'a' });
+    stdio = ['ignore', 'pipe' as never, 'pipe' as never];
+    const child = spawn(process.execPath, ['--import', TSX_LOADER, join(REPO_ROOT, options.entry)], {
+      cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: stdio as never, detached: options.detached ?? false,
+    });
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+    return manage(options.name, child);
+  }
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, join(REPO_ROOT, options.entry)], {
+    cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: stdio as never, detached: options.detached ?? false,
+  });
+  return manage(options.name, child);
+}
+
+function manage(name: string, child: ChildProcess): ManagedProcess {
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+  return {
+    name,
+    child,
+    exited,
+    kill(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
+}
+
+/** Polls a URL until it answers 200, or fails when the deadline passes or the process died. */
+export async function waitForHttp(url: string, options: { timeoutMs?: number; process?: ManagedProcess } = {}): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  let died: number | string | undefined;
+  void options.process?.exited.then((code) => {
+    died = code;
+  });
+  for (;;) {
+    if (died !== undefined) throw new Error(`${options.process?.name} exited (${died}) before ${url} answered`);
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${url}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
