@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { startEbayFake, type EbayFake } from '../src/ebay/ebay-fake';
 import { buildEbayOrder } from '../src/ebay/ebay-order';
 
+type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read provider JSON freely
+
 const SELLER_TOKEN = 'v^1.1#i^1#user-token-seller-a';
 const OTHER_TOKEN = 'v^1.1#i^1#user-token-seller-b';
 
@@ -151,7 +153,7 @@ describe('eBay fake', () => {
     const url = `${fake.url}/sell/fulfillment/v1/order/12-34567-89012`;
     const own = await fetch(url, { headers: { Authorization: `Bearer ${SELLER_TOKEN}` } });
     expect(own.status).toBe(200);
-    const order = (await own.json()) as Record<string, any>;
+    const order = (await own.json()) as Json;
     expect(Array.isArray(order.fulfillmentStartInstructions)).toBe(true);
     expect(order.fulfillmentStartInstructions[0].shippingStep.shipTo.contactAddress.countryCode).toBe('US');
     expect(order.pricingSummary).toEqual({

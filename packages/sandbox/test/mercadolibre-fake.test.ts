@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { startMercadoLibreFake, type MercadoLibreFake } from '../src/mercadolibre/mercadolibre-fake';
 import { buildMlOrder, buildMlShipment } from '../src/mercadolibre/mercadolibre-order';
 
+type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read provider JSON freely
+
 const SELLER = { userId: 123456789, accessToken: 'APP_USR-seller-a' };
 const OTHER = { userId: 987654321, accessToken: 'APP_USR-seller-b' };
 
@@ -40,7 +42,7 @@ describe('MercadoLibre fake', () => {
     const res = await get('/orders/2000003508419013', SELLER.accessToken);
     expect(res.status).toBe(200);
     const text = await res.text();
-    const order = JSON.parse(text) as Record<string, any>;
+    const order = JSON.parse(text) as Json;
     expect(text).toContain('"total_amount":36970');
     expect(order).toMatchObject({
       id: 2000003508419013,
@@ -82,7 +84,7 @@ describe('MercadoLibre fake', () => {
   test('setOrderStatus flips a paid order to cancelled with a refunded payment', async () => {
     seedPaidOrder();
     fake.setOrderStatus(2000003508419013, 'cancelled');
-    const order = (await (await get('/orders/2000003508419013', SELLER.accessToken)).json()) as Record<string, any>;
+    const order = (await (await get('/orders/2000003508419013', SELLER.accessToken)).json()) as Json;
     expect(order.status).toBe('cancelled');
     expect(order.payments[0].status).toBe('refunded');
     expect(order.cancel_detail).toMatchObject({ requested_by: 'buyer' });
@@ -118,7 +120,7 @@ describe('MercadoLibre fake', () => {
     fake.seedShipment(buildMlShipment({ id: 40000000001, sellerId: SELLER.userId, orderId: 2000003508419013, mode: 'me2', trackingNumber: 'MEL123' }));
     const res = await get('/shipments/40000000001', SELLER.accessToken, { 'x-format-new': 'true' });
     expect(res.status).toBe(200);
-    const s = (await res.json()) as Record<string, any>;
+    const s = (await res.json()) as Json;
     expect(s).toMatchObject({ id: 40000000001, status: 'ready_to_ship', substatus: 'ready_to_print', tracking_number: 'MEL123', mode: 'me2' });
     expect(s.receiver_address).toMatchObject({
       address_line: 'Avenida Providencia 1234',
