@@ -69,7 +69,6 @@ export function generateTypes(): string {
 
   return [
     '// Generated from packages/contracts/schemas/*.avsc by scripts/generate-types.ts. Do not edit by hand.',
-    '/* eslint-disable */',
     '',
     '/** Fields every event carries, whatever its type. */',
     'export interface EventEnvelope {',

@@ -1,5 +1,4 @@
 // Generated from packages/contracts/schemas/*.avsc by scripts/generate-types.ts. Do not edit by hand.
-/* eslint-disable */
 
 /** Fields every event carries, whatever its type. */
 export interface EventEnvelope {
