@@ -1,9 +1,56 @@
 import { z } from 'zod';
 import { baseConfigSchema } from '@postsale/runtime';
 
+const bool = z.enum(['true', 'false']).default('true').transform((v) => v === 'true');
+const list = (fallback: string) => z.string().default(fallback).transform((s) => s.split(',').map((h) => h.trim()).filter(Boolean));
+
 /** ingest's environment: the shared variables plus its own. Parsed first; a bad value stops the process. */
-export const configSchema = baseConfigSchema.extend({
-  PORT: z.coerce.number().int().min(0).max(65535).default(3001),
-  DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('ingest'),
-});
+export const configSchema = baseConfigSchema
+  .extend({
+    PORT: z.coerce.number().int().min(0).max(65535).default(3001),
+    DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('ingest'),
+    /** AES-256-GCM key (base64, 32 bytes) sealing per-seller marketplace tokens; required outside development */
+    CREDENTIALS_KEY: z.string().optional(),
+
+    EBAY_API_BASE_URL: z.string().url().default('https://api.ebay.com'),
+    EBAY_CLIENT_ID: z.string().default(''),
+    EBAY_CLIENT_SECRET: z.string().default(''),
+    /** the verification token configured in eBay's developer portal for the notification endpoint */
+    EBAY_VERIFICATION_TOKEN: z.string().default(''),
+    /** the public URL eBay calls, exactly as registered (part of the challenge hash) */
+    EBAY_ENDPOINT_URL: z.string().default(''),
+    EBAY_PUBLIC_KEY_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
+
+    MERCADOLIBRE_API_BASE_URL: z.string().url().default('https://api.mercadolibre.com'),
+
+    PAYPAL_API_BASE_URL: z.string().url().default('https://api-m.paypal.com'),
+    PAYPAL_CLIENT_ID: z.string().default(''),
+    PAYPAL_CLIENT_SECRET: z.string().default(''),
+    /** the id of the platform's PayPal webhook subscription (part of the signed string) */
+    PAYPAL_WEBHOOK_ID: z.string().default(''),
+    PAYPAL_WEBHOOK_VERIFICATION: z.enum(['offline', 'online']).default('offline'),
+    /** hosts PAYPAL-CERT-URL may point at (offline verification) */
+    PAYPAL_CERT_HOSTS: list('api.paypal.com,api.sandbox.paypal.com,api-m.paypal.com,api-m.sandbox.paypal.com'),
+
+    /** per source address: sustained requests per second and burst, for /webhooks and /checkout */
+    RATE_LIMIT_PER_SECOND: z.coerce.number().positive().default(50),
+    RATE_LIMIT_BURST: z.coerce.number().int().positive().default(200),
+    /** how long an eBay/PayPal webhook may spend processing inline before it is answered 202 and left to the poller */
+    INLINE_PROCESSING_BUDGET_MS: z.coerce.number().int().positive().default(4000),
+    DELIVERY_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
+    DELIVERY_MAX_BACKOFF_MS: z.coerce.number().int().positive().default(5 * 60_000),
+    /** when a seller is registered, parked UNROUTABLE deliveries for its accounts are queued again automatically */
+    REQUEUE_PARKED_ON_REGISTRATION: bool,
+    /** integrity deadlines: a delivery pending / parked longer than this is reported */
+    PENDING_DELIVERY_DEADLINE_SECONDS: z.coerce.number().int().positive().default(900),
+    PARKED_DELIVERY_DEADLINE_SECONDS: z.coerce.number().int().positive().default(3600),
+  })
+  .superRefine((c, ctx) => {
+    if (c.NODE_ENV !== 'development' && !c.CREDENTIALS_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['CREDENTIALS_KEY'], message: 'required outside development (base64 of 32 random bytes)' });
+    }
+    if (c.CREDENTIALS_KEY && Buffer.from(c.CREDENTIALS_KEY, 'base64').length !== 32) {
+      ctx.addIssue({ code: 'custom', path: ['CREDENTIALS_KEY'], message: 'must be base64 of exactly 32 bytes' });
+    }
+  });
 export type IngestConfig = z.infer<typeof configSchema>;

@@ -1,14 +1,95 @@
+import { randomBytes } from 'node:crypto';
 import { Streams } from '@postsale/contracts';
-import type { ServiceDefinition } from '@postsale/runtime';
+import { createPayPalWebhookVerifier } from '@postsale/paypal';
+import { createPoller, createSecretBox, type ServiceDefinition } from '@postsale/runtime';
+import { createEbayClient } from './clients/ebay.client';
+import { createMercadoLibreClient } from './clients/mercadolibre.client';
+import { createPayPalCheckoutClient } from './clients/paypal-checkout.client';
 import { configSchema } from './config';
+import { DeliveriesRepository } from './db/deliveries.repository';
 import { migrations } from './db/migrations';
+import { OrdersRepository } from './db/orders.repository';
+import { SellersRepository } from './db/sellers.repository';
+import { integrityReport } from './domain/integrity.use-case';
+import { createDeliveryProcessor } from './domain/process-delivery.use-case';
+import { createDeliveryReceiver } from './domain/receive-delivery.use-case';
+import { createOrderRecorder } from './domain/record-order.use-case';
+import { createSellersUseCase } from './domain/sellers.use-case';
+import { adminRoutes } from './http/admin.routes';
+import { checkoutRoutes } from './http/checkout.routes';
+import { rateLimitPerAddress } from './http/rate-limit';
+import { webhookRoutes } from './http/webhooks.routes';
 
 export const ingestService: ServiceDefinition<typeof configSchema> = {
   name: 'ingest',
   configSchema,
   migrations,
   produces: [Streams.orders],
-  build() {
-    return {};
+  build({ config, db, outbox, logger, metrics }) {
+    let credentialsKey = config.CREDENTIALS_KEY;
+    if (!credentialsKey) {
+      // Development only (config refuses this elsewhere): tokens sealed with it are unreadable after a restart.
+      logger.warn('CREDENTIALS_KEY not set: using an ephemeral key (development only)');
+      credentialsKey = randomBytes(32).toString('base64');
+    }
+    const secrets = createSecretBox(credentialsKey);
+    const sellersRepo = new SellersRepository(db);
+    const deliveries = new DeliveriesRepository(db);
+    const orders = new OrdersRepository(db);
+
+    const ebay = createEbayClient({ baseUrl: config.EBAY_API_BASE_URL, clientId: config.EBAY_CLIENT_ID, clientSecret: config.EBAY_CLIENT_SECRET, keyTtlSeconds: config.EBAY_PUBLIC_KEY_TTL_SECONDS });
+    const mercadolibre = createMercadoLibreClient({ baseUrl: config.MERCADOLIBRE_API_BASE_URL });
+    const paypal = createPayPalCheckoutClient({ baseUrl: config.PAYPAL_API_BASE_URL, clientId: config.PAYPAL_CLIENT_ID, clientSecret: config.PAYPAL_CLIENT_SECRET });
+    const paypalVerifier = config.PAYPAL_WEBHOOK_ID
+      ? createPayPalWebhookVerifier({ mode: config.PAYPAL_WEBHOOK_VERIFICATION, webhookId: config.PAYPAL_WEBHOOK_ID, baseUrl: config.PAYPAL_API_BASE_URL, tokenClient: paypal.tokens, allowedCertHosts: config.PAYPAL_CERT_HOSTS })
+      : undefined;
+
+    const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics });
+    const processor = createDeliveryProcessor({ sellers: sellersRepo, deliveries, orders, recorder, secrets, ebay, mercadolibre, paypal, logger, metrics, maxBackoffMs: config.DELIVERY_MAX_BACKOFF_MS });
+
+    // Works the persisted deliveries: MercadoLibre notifications, and anything an inline attempt left pending.
+    const poller = createPoller({
+      name: 'ingest.deliveries',
+      intervalMs: config.DELIVERY_POLL_INTERVAL_MS,
+      logger,
+      metrics,
+      async run() {
+        const claimed = await deliveries.claimNext(60_000);
+        if (!claimed) return false;
+        await processor.process(claimed);
+        return true;
+      },
+    });
+    const nudgePoller = () => poller.nudge();
+    const receiver = createDeliveryReceiver({ deliveries, processor, metrics, nudgePoller });
+    const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller });
+
+    metrics.gauge('ingest_parked_deliveries', 'Deliveries parked for review or a later event', [], async function () {
+      this.set(await deliveries.countByStatus('parked'));
+    });
+    metrics.gauge('ingest_pending_deliveries', 'Deliveries persisted and not yet decided', [], async function () {
+      this.set(await deliveries.countByStatus('pending'));
+    });
+
+    return {
+      workers: [poller],
+      routes(app) {
+        const limit = rateLimitPerAddress({ perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST, metrics });
+        app.use(['/webhooks', '/checkout'], limit);
+        webhookRoutes(app, {
+          receiver, ebay, paypalVerifier, metrics,
+          ebayVerificationToken: config.EBAY_VERIFICATION_TOKEN, ebayEndpointUrl: config.EBAY_ENDPOINT_URL,
+          inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS,
+        });
+        checkoutRoutes(app, { receiver, orders, sellers: sellersRepo, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
+        adminRoutes(app, {
+          adminToken: config.ADMIN_TOKEN, sellers, deliveries, orders, nudgePoller,
+          integrity: () => integrityReport(
+            { deliveries, sellerOf: async (d) => (d.account_id ? ((await sellersRepo.account(d.marketplace, d.account_id))?.seller_id ?? null) : null) },
+            { pendingSeconds: config.PENDING_DELIVERY_DEADLINE_SECONDS, parkedSeconds: config.PARKED_DELIVERY_DEADLINE_SECONDS },
+          ),
+        });
+      },
+    };
   },
 };

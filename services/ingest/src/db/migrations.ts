@@ -1,4 +1,86 @@
 import type { Migration } from '@postsale/runtime';
 
 /** ingest's own tables, in its own schema. Append new migrations; never edit one that has shipped. */
-export const migrations: Migration[] = [];
+export const migrations: Migration[] = [
+  {
+    name: '0001_ingest_sellers_deliveries_orders',
+    async up(db) {
+      await db.schema.createTable('sellers', (t) => {
+        t.string('seller_id').primary();
+        t.string('display_name');
+        t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      // One marketplace account belongs to exactly one seller; its token is sealed (AES-GCM) and never shared.
+      await db.schema.createTable('marketplace_accounts', (t) => {
+        t.string('marketplace', 32).notNullable();
+        t.string('account_id').notNullable();
+        t.string('seller_id').notNullable().references('seller_id').inTable('sellers').onDelete('CASCADE');
+        t.text('token_sealed');
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.primary(['marketplace', 'account_id']);
+      });
+      // Every delivery that passed signature checks, with its outcome: the audit trail and the work queue.
+      await db.schema.createTable('deliveries', (t) => {
+        t.uuid('id').primary();
+        t.string('marketplace', 32).notNullable();
+        t.string('kind', 64).notNullable();
+        t.string('dedupe_key').notNullable();
+        t.string('account_id');
+        t.string('external_order_id');
+        t.string('order_id');
+        t.string('status', 16).notNullable();
+        t.string('reason', 64);
+        t.text('detail');
+        t.jsonb('headers').notNullable();
+        t.text('raw_body').notNullable();
+        t.string('source_ip', 64);
+        t.integer('attempts').notNullable().defaultTo(0);
+        t.timestamp('received_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.timestamp('next_attempt_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.timestamp('claimed_until', { useTz: true });
+        t.timestamp('processed_at', { useTz: true });
+        t.timestamp('status_changed_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      await db.raw(`alter table deliveries add constraint deliveries_status check (status in ('pending','accepted','duplicate','ignored','rejected','parked'))`);
+      await db.raw('create index deliveries_due on deliveries (next_attempt_at) where status = \'pending\'');
+      await db.raw('create index deliveries_by_status on deliveries (status, received_at)');
+      await db.raw('create index deliveries_by_key on deliveries (marketplace, dedupe_key)');
+      await db.raw('create index deliveries_parked_account on deliveries (marketplace, account_id) where status = \'parked\'');
+
+      // Orders as received. The dedupe key is exactly the stored key (lesson 8): unique (marketplace, external id).
+      await db.schema.createTable('orders', (t) => {
+        t.string('order_id').primary();
+        t.string('marketplace', 32).notNullable();
+        t.string('external_order_id').notNullable();
+        t.string('seller_id').notNullable();
+        t.string('account_id').notNullable();
+        t.string('state', 32).notNullable();
+        t.bigInteger('sale_amount_minor').notNullable();
+        t.bigInteger('refunded_amount_minor').notNullable().defaultTo(0);
+        t.string('currency', 3).notNullable();
+        t.string('payment_reference');
+        t.jsonb('received_payload').notNullable();
+        t.uuid('first_delivery_id');
+        t.timestamp('received_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.unique(['marketplace', 'external_order_id']);
+      });
+      await db.raw('create index orders_payment_reference on orders (marketplace, payment_reference)');
+      // What ingest said about each order, in order: one row per emitted event.
+      await db.schema.createTable('order_events', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('order_id').notNullable().references('order_id').inTable('orders');
+        t.uuid('event_id').notNullable().unique();
+        t.string('event_type', 64).notNullable();
+        t.string('cause').notNullable();
+        t.uuid('delivery_id');
+        // refunds are deduplicated per marketplace refund id
+        t.string('refund_id');
+        t.bigInteger('amount_minor');
+        t.timestamp('at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.unique(['order_id', 'refund_id']);
+      });
+    },
+  },
+];

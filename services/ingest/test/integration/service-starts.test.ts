@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { dropSchema, startService, testEnv, type RunningService } from '@postsale/runtime';
 import { ingestService } from '../../src/service';
 
@@ -5,7 +6,7 @@ describe('ingest service process', () => {
   let env: Record<string, string>;
   let service: RunningService;
   beforeAll(async () => {
-    env = testEnv('ingest');
+    env = testEnv('ingest', { CREDENTIALS_KEY: randomBytes(32).toString('base64') });
     service = await startService(ingestService, env);
   });
   afterAll(async () => {

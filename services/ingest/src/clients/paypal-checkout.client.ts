@@ -1,0 +1,49 @@
+import { createPayPalTokenClient, paypalRequest, PayPalApiError, type PayPalTokenClient } from '@postsale/paypal';
+import { AppError } from '@postsale/runtime';
+import type { PayPalOrder } from '../domain/paypal-order.mapper';
+
+export type CaptureResult = { kind: 'captured'; order: PayPalOrder } | { kind: 'already-captured'; order: PayPalOrder } | { kind: 'refused'; issue: string };
+
+/** PayPal Orders v2 for storefront checkouts: capture (idempotent by PayPal-Request-Id) and order look-up. */
+export interface PayPalCheckoutClient {
+  capture(paypalOrderId: string): Promise<CaptureResult>;
+  getOrder(paypalOrderId: string): Promise<PayPalOrder>;
+  readonly tokens: PayPalTokenClient;
+}
+
+/** Derived from the PayPal order id: a retried capture (after a timeout or crash) replays the first one at PayPal. */
+export function captureRequestId(paypalOrderId: string): string {
+  return `postsale-capture-${paypalOrderId}`;
+}
+
+export function createPayPalCheckoutClient(options: { baseUrl: string; clientId: string; clientSecret: string }): PayPalCheckoutClient {
+  const tokens = createPayPalTokenClient({ baseUrl: options.baseUrl, clientId: options.clientId, clientSecret: options.clientSecret });
+  const getOrder = async (id: string) => {
+    try {
+      return (await paypalRequest<PayPalOrder>(options.baseUrl, tokens, { method: 'GET', path: `/v2/checkout/orders/${encodeURIComponent(id)}` })).body;
+    } catch (error) {
+      if (error instanceof PayPalApiError && error.httpStatus === 404) throw new AppError('NOT_FOUND_AT_MARKETPLACE', 'PayPal does not know this order', { status: 404 });
+      throw error;
+    }
+  };
+  return {
+    tokens,
+    getOrder,
+    async capture(id) {
+      try {
+        const { body } = await paypalRequest<PayPalOrder>(options.baseUrl, tokens, {
+          method: 'POST',
+          path: `/v2/checkout/orders/${encodeURIComponent(id)}/capture`,
+          body: {},
+          headers: { 'PayPal-Request-Id': captureRequestId(id), Prefer: 'return=representation' },
+        });
+        return { kind: 'captured', order: body };
+      } catch (error) {
+        if (error instanceof PayPalApiError && error.hasIssue('ORDER_ALREADY_CAPTURED')) return { kind: 'already-captured', order: await getOrder(id) };
+        if (error instanceof PayPalApiError && error.httpStatus === 404) throw new AppError('NOT_FOUND_AT_MARKETPLACE', 'PayPal does not know this order', { status: 404 });
+        if (error instanceof PayPalApiError && error.httpStatus === 422) return { kind: 'refused', issue: error.issues[0] ?? 'UNPROCESSABLE_ENTITY' };
+        throw error;
+      }
+    },
+  };
+}

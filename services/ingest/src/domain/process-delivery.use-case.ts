@@ -1,0 +1,211 @@
+import { parseDecimal, type Marketplace } from '@postsale/contracts';
+import { AppError, isAppError, type Logger, type Metrics, type SecretBox } from '@postsale/runtime';
+import type { EbayClient } from '../clients/ebay.client';
+import type { MercadoLibreClient } from '../clients/mercadolibre.client';
+import type { PayPalCheckoutClient } from '../clients/paypal-checkout.client';
+import type { DeliveriesRepository, DeliveryRow } from '../db/deliveries.repository';
+import type { OrdersRepository } from '../db/orders.repository';
+import type { SellersRepository } from '../db/sellers.repository';
+import { mapEbayOrder } from './ebay-order.mapper';
+import { exact, MappingError } from './marketplace-order';
+import { mapMercadoLibreOrder, type MlShipmentResource } from './mercadolibre-order.mapper';
+import { orderIdFor } from './order-id';
+import { mapPayPalOrder, storefrontOf, type PayPalCapture } from './paypal-order.mapper';
+import type { OrderRecorder, Outcome } from './record-order.use-case';
+
+/** Delivery kinds: what the stored raw body is and how it is processed. */
+export const DeliveryKinds = {
+  ebayOrderConfirmation: 'ebay.order_confirmation',
+  mercadoLibreOrder: 'mercadolibre.orders_v2',
+  mercadoLibreOther: 'mercadolibre.other_topic',
+  paypalCaptureCompleted: 'paypal.capture_completed',
+  paypalCaptureRefunded: 'paypal.capture_refunded',
+  paypalCaptureReversed: 'paypal.capture_reversed',
+  paypalOtherEvent: 'paypal.other_event',
+  paypalCheckoutCapture: 'paypal.checkout_capture',
+} as const;
+
+export interface ProcessDeps {
+  sellers: SellersRepository;
+  deliveries: DeliveriesRepository;
+  orders: OrdersRepository;
+  recorder: OrderRecorder;
+  secrets: SecretBox;
+  ebay: EbayClient;
+  mercadolibre: MercadoLibreClient;
+  paypal: PayPalCheckoutClient;
+  logger: Logger;
+  metrics: Metrics;
+  maxBackoffMs: number;
+}
+
+/** Thrown inside processing when the delivery needs a person or a later event (seller registration, etc.). */
+class Park extends Error {
+  constructor(
+    readonly reason: string,
+    readonly detail: string,
+    readonly accountId?: string,
+  ) {
+    super(reason);
+  }
+}
+
+/**
+ * Processes one stored delivery from its persisted raw body: route it to a seller, read the truth from the
+ * marketplace with that seller's token, and commit the verdict. Transient failures leave it pending with a backoff
+ * (never lost); what needs a human (unknown seller, token refused, unmappable data) is parked with the reason.
+ * Safe to run again for the same delivery: the verdict commit is idempotent on (marketplace, external order id).
+ */
+export function createDeliveryProcessor(deps: ProcessDeps) {
+  const parked = deps.metrics.counter('ingest_deliveries_parked_total', 'Deliveries parked for a person or a later event', ['marketplace', 'reason']);
+
+  async function sellerFor(marketplace: Marketplace, accountId: string): Promise<{ sellerId: string; token: string | null }> {
+    const account = await deps.sellers.account(marketplace, accountId);
+    if (!account) throw new Park('UNROUTABLE', `no seller has ${marketplace} account ${accountId}`, accountId);
+    return { sellerId: account.seller_id, token: account.token_sealed ? deps.secrets.open(account.token_sealed) : null };
+  }
+  const requireToken = (s: { token: string | null }, marketplace: string) => {
+    if (!s.token) throw new Park('MISSING_SELLER_TOKEN', `the seller has no ${marketplace} token`);
+    return s.token;
+  };
+
+  async function ebay(d: DeliveryRow): Promise<Outcome> {
+    const body = JSON.parse(d.raw_body) as { notification?: { data?: { user?: { username?: string }; order?: { orderId?: string } } } };
+    const username = body.notification?.data?.user?.username;
+    const externalOrderId = body.notification?.data?.order?.orderId;
+    if (!username || !externalOrderId) throw new Park('MALFORMED_NOTIFICATION', 'no user or order id');
+    const seller = await sellerFor('EBAY', username);
+    // One notification per line item: once the order is known, the others are duplicates without another read.
+    const existing = await deps.orders.get(orderIdFor('EBAY', externalOrderId));
+    if (existing) return deps.recorder.commitVerdict(d.id, 'EBAY', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
+    const order = await deps.ebay.getOrder(externalOrderId, requireToken(seller, 'eBay'));
+    return deps.recorder.commitVerdict(d.id, 'EBAY', externalOrderId, seller.sellerId, mapEbayOrder(order, username, d.received_at.getTime()));
+  }
+
+  async function mercadolibre(d: DeliveryRow): Promise<Outcome> {
+    const body = JSON.parse(d.raw_body) as { resource?: string; user_id?: number | string };
+    const match = /^\/orders\/(\d+)$/.exec(body.resource ?? '');
+    if (!match || body.user_id === undefined) throw new Park('MALFORMED_NOTIFICATION', `resource ${String(body.resource)}`);
+    const externalOrderId = match[1]!;
+    const accountId = String(body.user_id);
+    const seller = await sellerFor('MERCADOLIBRE', accountId);
+    const existing = await deps.orders.get(orderIdFor('MERCADOLIBRE', externalOrderId));
+    if (existing && existing.state !== 'RECEIVED') return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'REPEAT', at: Date.now() });
+    const token = requireToken(seller, 'MercadoLibre');
+    const order = await deps.mercadolibre.getOrder(externalOrderId, token);
+    if (String(order.id) !== externalOrderId) throw new Park('RESOURCE_MISMATCH', 'MercadoLibre returned another order');
+    let shipment: MlShipmentResource | null = null;
+    if (order.status === 'paid' && !existing && order.shipping?.id) {
+      try {
+        shipment = await deps.mercadolibre.getShipment(String(order.shipping.id), token);
+      } catch (error) {
+        // A shipment that does not exist (or is not ours) is an address problem for review, not a reason to drop the order.
+        if (!(isAppError(error) && error.code === 'NOT_FOUND_AT_MARKETPLACE')) throw error;
+      }
+    }
+    if (existing && order.status === 'paid') return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
+    return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.received_at.getTime()));
+  }
+
+  async function paypalCapture(d: DeliveryRow, capture: PayPalCapture, paypalOrderId: string, storefrontHint: string | null): Promise<Outcome> {
+    const existing = await deps.orders.get(orderIdFor('PAYPAL_STOREFRONT', paypalOrderId));
+    if (existing) return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', paypalOrderId, existing.seller_id, { kind: 'paid', order: existing.received_payload });
+    // The capture resource has no ship-to: read the order it belongs to.
+    const order = await deps.paypal.getOrder(paypalOrderId);
+    const storefrontId = storefrontHint ?? storefrontOf(order, capture);
+    if (!storefrontId) throw new Park('UNROUTABLE', 'the PayPal order carries no storefront (custom_id)');
+    const seller = await sellerFor('PAYPAL_STOREFRONT', storefrontId);
+    return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', paypalOrderId, seller.sellerId, mapPayPalOrder(order, capture, storefrontId, d.received_at.getTime()));
+  }
+
+  async function paypalWebhook(d: DeliveryRow): Promise<Outcome> {
+    const event = JSON.parse(d.raw_body) as { event_type?: string; resource?: Record<string, unknown>; create_time?: string };
+    const resource = (event.resource ?? {}) as unknown as PayPalCapture & { links?: Array<{ rel?: string; href?: string }>; seller_payable_breakdown?: { total_refunded_amount?: { value?: string; currency_code?: string } }; note_to_payer?: string };
+    if (d.kind === DeliveryKinds.paypalCaptureCompleted) {
+      const paypalOrderId = resource.supplementary_data?.related_ids?.order_id;
+      if (!paypalOrderId) throw new Park('MALFORMED_NOTIFICATION', 'capture without related order id');
+      return paypalCapture(d, resource, paypalOrderId, resource.custom_id ?? null);
+    }
+    // REFUNDED: the resource is a refund whose "up" link is the capture. REVERSED: the resource may be the capture itself.
+    const up = resource.links?.find((l) => l.rel === 'up')?.href;
+    const captureId = up ? up.split('/').pop()! : d.kind === DeliveryKinds.paypalCaptureReversed ? resource.id : undefined;
+    if (!captureId) throw new Park('MALFORMED_NOTIFICATION', 'refund without its capture');
+    const order = await deps.orders.byPaymentReference('PAYPAL_STOREFRONT', captureId);
+    if (!order) throw new Park('ORDER_NOT_FOUND', `no received order has capture ${captureId}`);
+    const amount = exact(parseDecimal, resource.amount?.value, resource.amount?.currency_code, 'resource.amount');
+    const total = resource.seller_payable_breakdown?.total_refunded_amount;
+    return deps.recorder.commitRefund(d.id, order.order_id, {
+      refundId: resource.id,
+      amount,
+      totalRefunded: total ? exact(parseDecimal, total.value, total.currency_code, 'total_refunded_amount') : null,
+      reason: d.kind === DeliveryKinds.paypalCaptureReversed ? 'REVERSED' : (resource.note_to_payer ?? null),
+      at: Date.parse(event.create_time ?? '') || d.received_at.getTime(),
+    });
+  }
+
+  async function checkoutCapture(d: DeliveryRow): Promise<Outcome> {
+    const body = JSON.parse(d.raw_body) as { paypalOrderId: string; storefrontId: string };
+    const seller = await sellerFor('PAYPAL_STOREFRONT', body.storefrontId);
+    const existing = await deps.orders.get(orderIdFor('PAYPAL_STOREFRONT', body.paypalOrderId));
+    if (existing) return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', body.paypalOrderId, existing.seller_id, { kind: 'paid', order: existing.received_payload });
+    const result = await deps.paypal.capture(body.paypalOrderId);
+    if (result.kind === 'refused') {
+      await deps.deliveries.decideNow(d.id, 'rejected', { reason: result.issue });
+      return { status: 'rejected', reason: result.issue, orderId: null };
+    }
+    const storefront = storefrontOf(result.order);
+    if (storefront && storefront !== body.storefrontId) throw new Park('STOREFRONT_MISMATCH', `the PayPal order belongs to storefront ${storefront}`);
+    return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', body.paypalOrderId, seller.sellerId, mapPayPalOrder(result.order, undefined, body.storefrontId, d.received_at.getTime()));
+  }
+
+  async function dispatch(d: DeliveryRow): Promise<Outcome> {
+    switch (d.kind) {
+      case DeliveryKinds.ebayOrderConfirmation:
+        return ebay(d);
+      case DeliveryKinds.mercadoLibreOrder:
+        return mercadolibre(d);
+      case DeliveryKinds.paypalCaptureCompleted:
+      case DeliveryKinds.paypalCaptureRefunded:
+      case DeliveryKinds.paypalCaptureReversed:
+        return paypalWebhook(d);
+      case DeliveryKinds.paypalCheckoutCapture:
+        return checkoutCapture(d);
+      default:
+        throw new Park('UNHANDLED_KIND', d.kind);
+    }
+  }
+
+  return {
+    /** Processes a claimed delivery; returns its outcome (status pending = will be retried). */
+    async process(d: DeliveryRow): Promise<Outcome> {
+      try {
+        return await dispatch(d);
+      } catch (error) {
+        if (error instanceof Park) {
+          await deps.deliveries.decideNow(d.id, 'parked', { reason: error.reason, detail: error.detail, ...(error.accountId ? { accountId: error.accountId } : {}) });
+          parked.inc({ marketplace: d.marketplace, reason: error.reason });
+          deps.logger.warn({ deliveryId: d.id, marketplace: d.marketplace, reason: error.reason }, 'delivery parked');
+          return { status: 'parked', reason: error.reason, orderId: d.order_id };
+        }
+        if (error instanceof MappingError) {
+          await deps.deliveries.decideNow(d.id, 'parked', { reason: error.reason, detail: error.message });
+          parked.inc({ marketplace: d.marketplace, reason: error.reason });
+          return { status: 'parked', reason: error.reason, orderId: d.order_id };
+        }
+        const retriable = !isAppError(error) || error.retriable;
+        const code = isAppError(error) ? error.code : 'INTERNAL';
+        if (!retriable && error instanceof AppError) {
+          // The marketplace's verdict on our request (token refused, order unknown): a person must look.
+          await deps.deliveries.decideNow(d.id, 'parked', { reason: error.code, detail: error.message });
+          parked.inc({ marketplace: d.marketplace, reason: error.code });
+          deps.logger.warn({ deliveryId: d.id, marketplace: d.marketplace, code }, 'delivery parked after a refusal');
+          return { status: 'parked', reason: error.code, orderId: d.order_id };
+        }
+        deps.logger.warn({ err: error, deliveryId: d.id, marketplace: d.marketplace, code, attempts: d.attempts }, 'delivery processing failed; will retry');
+        await deps.deliveries.retryLater(d.id, d.attempts, deps.maxBackoffMs, { code, message: error instanceof Error ? error.message : String(error) });
+        return { status: 'pending', reason: code, orderId: d.order_id };
+      }
+    },
+  };
+}
+export type DeliveryProcessor = ReturnType<typeof createDeliveryProcessor>;

@@ -1,0 +1,47 @@
+import type { Marketplace } from '@postsale/contracts';
+import { badRequest, type SecretBox } from '@postsale/runtime';
+import type { DeliveriesRepository } from '../db/deliveries.repository';
+import type { SellersRepository } from '../db/sellers.repository';
+
+export interface SellerAccountInput {
+  marketplace: Marketplace;
+  /** eBay username, MercadoLibre user_id, storefront id */
+  accountId: string;
+  /** the seller's own marketplace token (eBay user token, MercadoLibre access token); sealed at rest */
+  accessToken?: string;
+}
+
+const NEEDS_TOKEN: Marketplace[] = ['EBAY', 'MERCADOLIBRE'];
+
+export function createSellersUseCase(deps: { sellers: SellersRepository; deliveries: DeliveriesRepository; secrets: SecretBox; requeueParked: boolean; nudgePoller: () => void }) {
+  return {
+    /** Registers or replaces a seller's accounts; optionally queues the deliveries parked for those accounts again. */
+    async put(sellerId: string, displayName: string | null, accounts: SellerAccountInput[]): Promise<{ requeued: number }> {
+      const seen = new Set<string>();
+      for (const a of accounts) {
+        const key = `${a.marketplace}:${a.accountId}`;
+        if (seen.has(key)) throw badRequest('DUPLICATE_ACCOUNT', `${key} is listed twice`);
+        seen.add(key);
+        if (NEEDS_TOKEN.includes(a.marketplace) && !a.accessToken) throw badRequest('ACCESS_TOKEN_REQUIRED', `${a.marketplace} accounts need the seller's accessToken`);
+      }
+      await deps.sellers.put(sellerId, displayName, accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.accountId, tokenSealed: a.accessToken ? deps.secrets.seal(a.accessToken) : null })));
+      if (!deps.requeueParked) return { requeued: 0 };
+      const requeued = await deps.deliveries.requeueUnroutable(accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.accountId })));
+      if (requeued > 0) deps.nudgePoller();
+      return { requeued };
+    },
+
+    /** The seller and its accounts, never a token (only whether one is stored). */
+    async get(sellerId: string) {
+      const seller = await deps.sellers.seller(sellerId);
+      if (!seller) return undefined;
+      return {
+        sellerId: seller.seller_id,
+        displayName: seller.display_name,
+        createdAt: new Date(seller.created_at).toISOString(),
+        updatedAt: new Date(seller.updated_at).toISOString(),
+        accounts: seller.accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.account_id, hasAccessToken: a.token_sealed !== null, updatedAt: new Date(a.updated_at).toISOString() })),
+      };
+    },
+  };
+}

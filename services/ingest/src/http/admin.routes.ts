@@ -1,0 +1,102 @@
+import type { Express } from 'express';
+import { z } from 'zod';
+import { AppError, notFound, requireBearer, validate } from '@postsale/runtime';
+import type { DeliveriesRepository, DeliveryRow } from '../db/deliveries.repository';
+import type { OrdersRepository } from '../db/orders.repository';
+import type { createSellersUseCase } from '../domain/sellers.use-case';
+
+const marketplace = z.enum(['EBAY', 'MERCADOLIBRE', 'PAYPAL_STOREFRONT']);
+const sellerParams = z.object({ sellerId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/) });
+const sellerBody = z.object({
+  displayName: z.string().max(200).nullish(),
+  accounts: z.array(z.object({ marketplace, accountId: z.string().min(1).max(128), accessToken: z.string().min(1).max(4096).optional() })).max(50),
+});
+const listQuery = z.object({
+  status: z.enum(['pending', 'accepted', 'duplicate', 'ignored', 'rejected', 'parked']).optional(),
+  marketplace: marketplace.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+const uuid = z.object({ id: z.string().uuid() });
+
+function deliveryView(d: DeliveryRow, withBody = false) {
+  return {
+    id: d.id, marketplace: d.marketplace, kind: d.kind, status: d.status, reason: d.reason, detail: d.detail,
+    accountId: d.account_id, externalOrderId: d.external_order_id, orderId: d.order_id, attempts: d.attempts,
+    receivedAt: new Date(d.received_at).toISOString(), processedAt: d.processed_at ? new Date(d.processed_at).toISOString() : null,
+    nextAttemptAt: d.status === 'pending' ? new Date(d.next_attempt_at).toISOString() : null,
+    ...(withBody ? { headers: d.headers, rawBody: d.raw_body } : {}),
+  };
+}
+
+export function adminRoutes(app: Express, deps: {
+  adminToken: string;
+  sellers: ReturnType<typeof createSellersUseCase>;
+  deliveries: DeliveriesRepository;
+  orders: OrdersRepository;
+  nudgePoller: () => void;
+  integrity: () => Promise<unknown>;
+}): void {
+  app.use('/admin', requireBearer(deps.adminToken));
+
+  app.put('/admin/sellers/:sellerId', async (req, res) => {
+    const { sellerId } = validate(sellerParams, req.params, 'INVALID_SELLER_ID');
+    const body = validate(sellerBody, req.body ?? {});
+    const { requeued } = await deps.sellers.put(sellerId, body.displayName ?? null, body.accounts);
+    res.status(200).json({ ...(await deps.sellers.get(sellerId)), requeuedDeliveries: requeued });
+  });
+  app.get('/admin/sellers/:sellerId', async (req, res) => {
+    const { sellerId } = validate(sellerParams, req.params, 'INVALID_SELLER_ID');
+    const seller = await deps.sellers.get(sellerId);
+    if (!seller) throw notFound('SELLER_NOT_FOUND', 'no such seller');
+    res.json(seller);
+  });
+
+  app.get('/admin/deliveries', async (req, res) => {
+    const q = validate(listQuery, req.query, 'INVALID_QUERY');
+    res.json({ deliveries: (await deps.deliveries.list(q)).map((d) => deliveryView(d)) });
+  });
+  app.get('/admin/deliveries/:id', async (req, res) => {
+    const { id } = validate(uuid, req.params, 'INVALID_DELIVERY_ID');
+    const d = await deps.deliveries.get(id);
+    if (!d) throw notFound('DELIVERY_NOT_FOUND', 'no such delivery');
+    res.json(deliveryView(d, true));
+  });
+  app.post('/admin/deliveries/:id/reprocess', async (req, res) => {
+    const { id } = validate(uuid, req.params, 'INVALID_DELIVERY_ID');
+    const d = await deps.deliveries.get(id);
+    if (!d) throw notFound('DELIVERY_NOT_FOUND', 'no such delivery');
+    if (!(await deps.deliveries.requeue(id))) throw new AppError('DELIVERY_NOT_PARKED', `only parked deliveries can be reprocessed (this one is ${d.status})`, { status: 409 });
+    deps.nudgePoller();
+    res.status(202).json({ id, status: 'pending' });
+  });
+
+  app.get('/admin/orders/:orderId', async (req, res) => {
+    const orderId = String(req.params.orderId);
+    const order = await deps.orders.get(orderId);
+    const deliveries = await deps.deliveries.forOrder(orderId);
+    if (!order && deliveries.length === 0) throw notFound('ORDER_NOT_FOUND', 'ingest knows nothing about this order');
+    const events = order ? await deps.orders.events(orderId) : [];
+    const n = (v: string) => {
+      const x = Number(v);
+      if (!Number.isSafeInteger(x)) throw new Error('stored amount out of range');
+      return x;
+    };
+    res.json({
+      service: 'ingest',
+      orderId,
+      state: order?.state ?? 'NOT_RECEIVED',
+      ...(order ? {
+        marketplace: order.marketplace, externalOrderId: order.external_order_id, sellerId: order.seller_id, accountId: order.account_id,
+        saleAmount: { amountMinor: n(order.sale_amount_minor), currency: order.currency },
+        refundedAmount: { amountMinor: n(order.refunded_amount_minor), currency: order.currency },
+        paymentReference: order.payment_reference, receivedAt: new Date(order.received_at).toISOString(), received: order.received_payload,
+      } : {}),
+      history: events.map((e) => ({ at: new Date(e.at).toISOString(), event: e.event_type, eventId: e.event_id, cause: e.cause, deliveryId: e.delivery_id, refundId: e.refund_id })),
+      deliveries: deliveries.map((d) => deliveryView(d)),
+    });
+  });
+
+  app.get('/admin/integrity', async (_req, res) => {
+    res.json(await deps.integrity());
+  });
+}

@@ -1,0 +1,148 @@
+import { createHash } from 'node:crypto';
+import type { Express, Request, Response } from 'express';
+import { z } from 'zod';
+import type { PayPalWebhookVerifier } from '@postsale/paypal';
+import { AppError, validate, type Metrics } from '@postsale/runtime';
+import type { EbayClient } from '../clients/ebay.client';
+import { orderIdFor } from '../domain/order-id';
+import { DeliveryKinds } from '../domain/process-delivery.use-case';
+import type { DeliveryReceiver } from '../domain/receive-delivery.use-case';
+import type { Outcome } from '../domain/record-order.use-case';
+
+export interface WebhookRouteDeps {
+  receiver: DeliveryReceiver;
+  ebay: EbayClient;
+  paypalVerifier: PayPalWebhookVerifier | undefined;
+  metrics: Metrics;
+  ebayVerificationToken: string;
+  ebayEndpointUrl: string;
+  inlineBudgetMs: number;
+}
+
+const ebayNotification = z.object({
+  metadata: z.object({ topic: z.string() }),
+  notification: z.object({
+    notificationId: z.string().min(1),
+    data: z.object({ user: z.object({ username: z.string().min(1) }), order: z.object({ orderId: z.string().min(1) }).optional() }),
+  }),
+});
+const mlNotification = z.object({
+  _id: z.string().min(1).optional(),
+  resource: z.string().min(1),
+  user_id: z.union([z.number().int(), z.string().regex(/^\d+$/)]),
+  topic: z.string().min(1),
+  sent: z.string().optional(),
+});
+const paypalEvent = z.object({ id: z.string().min(1), event_type: z.string().min(1), resource: z.record(z.string(), z.unknown()) });
+
+const PAYPAL_KINDS: Record<string, string> = {
+  'PAYMENT.CAPTURE.COMPLETED': DeliveryKinds.paypalCaptureCompleted,
+  'PAYMENT.CAPTURE.REFUNDED': DeliveryKinds.paypalCaptureRefunded,
+  'PAYMENT.CAPTURE.REVERSED': DeliveryKinds.paypalCaptureReversed,
+};
+
+/** Headers kept with the raw body (signatures included: they live in the database, never in logs). */
+function storedHeaders(req: Request): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (k === 'authorization' || k === 'cookie') continue;
+    if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+const rawText = (req: Request) => (req.rawBody ?? Buffer.from(JSON.stringify(req.body ?? null))).toString('utf8');
+
+/** 2xx only for committed outcomes: 200 decided, 202 persisted and still being worked on (or parked for review). */
+function answer(res: Response, outcome: Outcome & { deliveryId: string }, alwaysOk = false): void {
+  const status = !alwaysOk && (outcome.status === 'pending' || outcome.status === 'parked') ? 202 : 200;
+  res.status(status).json({ deliveryId: outcome.deliveryId, status: outcome.status, reason: outcome.reason, orderId: outcome.orderId });
+}
+
+export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
+  const signatureFailures = deps.metrics.counter('ingest_signature_failures_total', 'Webhook deliveries refused for an invalid signature', ['marketplace']);
+  const ackSeconds = deps.metrics.histogram('ingest_webhook_ack_seconds', 'Time from request to acknowledgement', ['marketplace'], [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
+  const timed = (marketplace: string, handler: (req: Request, res: Response) => Promise<void>) => async (req: Request, res: Response) => {
+    const end = ackSeconds.startTimer({ marketplace });
+    try {
+      await handler(req, res);
+    } finally {
+      end();
+    }
+  };
+  const refuse = (marketplace: string, status: number, code: string) => {
+    signatureFailures.inc({ marketplace });
+    return new AppError(code, 'the delivery is not signed by the marketplace', { status });
+  };
+
+  // eBay endpoint validation: hex(sha256(challengeCode + verificationToken + endpointUrl)).
+  app.get('/webhooks/ebay', (req, res) => {
+    const challenge = req.query.challenge_code;
+    if (typeof challenge !== 'string' || challenge === '') throw new AppError('CHALLENGE_CODE_REQUIRED', 'challenge_code is required', { status: 400 });
+    if (!deps.ebayVerificationToken || !deps.ebayEndpointUrl) throw new AppError('EBAY_NOT_CONFIGURED', 'the eBay verification token / endpoint URL are not configured', { status: 503 });
+    const challengeResponse = createHash('sha256').update(challenge).update(deps.ebayVerificationToken).update(deps.ebayEndpointUrl).digest('hex');
+    res.status(200).json({ challengeResponse });
+  });
+
+  app.post('/webhooks/ebay', timed('EBAY', async (req, res) => {
+    // eBay's convention: 412 when the signature does not verify. Nothing is stored.
+    if (!(await deps.ebay.verifySignature(req.get('x-ebay-signature'), req.body))) throw refuse('EBAY', 412, 'INVALID_SIGNATURE');
+    const body = validate(ebayNotification, req.body, 'MALFORMED_NOTIFICATION');
+    const orderId = body.notification.data.order?.orderId ?? null;
+    answer(res, await deps.receiver.receive({
+      marketplace: 'EBAY',
+      kind: DeliveryKinds.ebayOrderConfirmation,
+      dedupeKey: body.notification.notificationId,
+      accountId: body.notification.data.user.username,
+      externalOrderId: orderId,
+      orderId: orderId ? orderIdFor('EBAY', orderId) : null,
+      headers: storedHeaders(req),
+      rawBody: rawText(req),
+      sourceIp: req.ip ?? null,
+      inlineBudgetMs: deps.inlineBudgetMs,
+      ...(body.metadata.topic !== 'ORDER_CONFIRMATION' || !orderId ? { ignoreReason: `UNSUPPORTED_TOPIC_${body.metadata.topic}` } : {}),
+    }));
+  }));
+
+  // MercadoLibre has no signature: trust comes from reading the order with the seller's token later. Acknowledge
+  // as soon as the raw notification is persisted (well within MercadoLibre's ~500 ms); the poller does the work.
+  app.post('/webhooks/mercadolibre', timed('MERCADOLIBRE', async (req, res) => {
+    const body = validate(mlNotification, req.body, 'MALFORMED_NOTIFICATION');
+    const orderMatch = /^\/orders\/(\d+)$/.exec(body.resource);
+    const supported = body.topic === 'orders_v2' && orderMatch;
+    const externalOrderId = orderMatch?.[1] ?? null;
+    const raw = rawText(req);
+    answer(res, await deps.receiver.receive({
+      marketplace: 'MERCADOLIBRE',
+      kind: supported ? DeliveryKinds.mercadoLibreOrder : DeliveryKinds.mercadoLibreOther,
+      dedupeKey: body._id ?? createHash('sha256').update(raw).digest('hex'),
+      accountId: String(body.user_id),
+      externalOrderId,
+      orderId: externalOrderId ? orderIdFor('MERCADOLIBRE', externalOrderId) : null,
+      headers: storedHeaders(req),
+      rawBody: raw,
+      sourceIp: req.ip ?? null,
+      ...(supported ? {} : { ignoreReason: `UNSUPPORTED_TOPIC_${body.topic}` }),
+    }), true); // MercadoLibre expects a plain 200 once the notification is safe
+  }));
+
+  app.post('/webhooks/paypal', timed('PAYPAL_STOREFRONT', async (req, res) => {
+    if (!deps.paypalVerifier) throw new AppError('PAYPAL_NOT_CONFIGURED', 'PAYPAL_WEBHOOK_ID is not configured', { status: 503 });
+    const ok = await deps.paypalVerifier.verify({ headers: req.headers, rawBody: req.rawBody ?? Buffer.alloc(0), parsedBody: req.body });
+    if (!ok) throw refuse('PAYPAL_STOREFRONT', 401, 'INVALID_SIGNATURE');
+    const event = validate(paypalEvent, req.body, 'MALFORMED_EVENT');
+    const kind = PAYPAL_KINDS[event.event_type];
+    answer(res, await deps.receiver.receive({
+      marketplace: 'PAYPAL_STOREFRONT',
+      kind: kind ?? DeliveryKinds.paypalOtherEvent,
+      dedupeKey: event.id,
+      accountId: null,
+      externalOrderId: null,
+      orderId: null,
+      headers: storedHeaders(req),
+      rawBody: rawText(req),
+      sourceIp: req.ip ?? null,
+      inlineBudgetMs: deps.inlineBudgetMs,
+      ...(kind ? {} : { ignoreReason: `UNHANDLED_EVENT_${event.event_type}` }),
+    }));
+  }));
+}
