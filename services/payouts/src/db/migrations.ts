@@ -1,4 +1,139 @@
 import type { Migration } from '@postsale/runtime';
 
 /** payouts's own tables, in its own schema. Append new migrations; never edit one that has shipped. */
-export const migrations: Migration[] = [];
+export const migrations: Migration[] = [
+  {
+    name: '0001_payouts',
+    async up(db) {
+      // Where a seller is paid and when. No row = no payee: the seller's intents are HELD (no default address).
+      await db.schema.createTable('payees', (t) => {
+        t.string('seller_id').primary();
+        t.string('email').notNullable();
+        t.string('release_policy').notNullable(); // immediate | after_shipment | after_delivery_plus_days
+        t.integer('release_delay_days').notNullable().defaultTo(0);
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      // What fulfillment said about an order's delivery, for release policies (may arrive before or after the sale).
+      await db.schema.createTable('order_milestones', (t) => {
+        t.string('order_id').primary();
+        t.string('seller_id').notNullable();
+        t.timestamp('shipped_at', { useTz: true });
+        t.timestamp('delivered_at', { useTz: true });
+      });
+      // One row per recorded sale: the unique sale_id makes a re-delivered or re-published SaleRecorded a no-op.
+      await db.schema.createTable('sales', (t) => {
+        t.string('sale_id').primary();
+        t.string('order_id').notNullable().index();
+        t.string('seller_id').notNullable();
+        t.string('currency', 3).notNullable();
+        t.bigInteger('sale_amount_minor').notNullable();
+        t.bigInteger('platform_commission_minor').notNullable();
+        t.bigInteger('seller_net_minor').notNullable();
+        t.boolean('is_loss').notNullable();
+        t.string('event_id').notNullable();
+        t.timestamp('recorded_at', { useTz: true }).notNullable();
+        t.timestamp('received_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      await db.schema.createTable('reversals', (t) => {
+        t.string('reversal_id').primary();
+        t.string('sale_id').notNullable();
+        t.string('order_id').notNullable().index();
+        t.string('kind').notNullable();
+        t.string('currency', 3).notNullable();
+        t.bigInteger('commission_reversed_minor').notNullable();
+        t.bigInteger('seller_net_reversed_minor').notNullable();
+        t.timestamp('reversed_at', { useTz: true }).notNullable();
+        t.timestamp('received_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      // What is owed to whom for one sale. Lesson 2: one intent per (sale, recipient), enforced by the database.
+      await db.schema.createTable('payout_intents', (t) => {
+        t.uuid('id').primary();
+        t.string('sale_id').notNullable();
+        t.string('order_id').notNullable().index();
+        t.string('seller_id').notNullable().index();
+        t.string('recipient').notNullable(); // PLATFORM | SELLER
+        t.string('currency', 3).notNullable();
+        t.bigInteger('amount_minor').notNullable(); // the share the sale assigned
+        t.bigInteger('reversed_minor').notNullable().defaultTo(0); // taken back by reversals
+        t.bigInteger('offset_minor').notNullable().defaultTo(0); // used to settle what the payee owed (clawbacks)
+        t.bigInteger('pending_reversal_minor').notNullable().defaultTo(0); // reversed while in flight at PayPal
+        t.bigInteger('payable_minor').notNullable(); // what the next payment sends
+        t.string('status').notNullable();
+        t.string('hold_reason');
+        t.timestamp('release_at', { useTz: true }); // DUE intents are paid from this time on
+        t.integer('attempt').notNullable().defaultTo(1);
+        t.uuid('batch_id');
+        t.timestamp('sale_recorded_at', { useTz: true }).notNullable();
+        t.timestamp('status_since', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.unique(['sale_id', 'recipient']);
+      });
+      await db.raw("create index payout_intents_due on payout_intents (release_at) where status = 'DUE'");
+      // One PayPal create-batch call. The row (and its sender_batch_id) is committed before the call.
+      await db.schema.createTable('payout_batches', (t) => {
+        t.uuid('id').primary();
+        t.string('sender_batch_id').notNullable().unique();
+        t.string('status').notNullable(); // SUBMITTING | ACCEPTED | REJECTED | COMPLETED | NEEDS_REVIEW | DRY_RUN
+        t.string('paypal_batch_id').unique();
+        t.string('paypal_batch_status');
+        t.jsonb('request').notNullable(); // the exact body, re-posted unchanged when the outcome is unknown
+        t.integer('item_count').notNullable();
+        t.integer('post_attempts').notNullable().defaultTo(0);
+        t.text('last_error');
+        t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.timestamp('accepted_at', { useTz: true });
+        t.timestamp('completed_at', { useTz: true });
+        t.timestamp('last_checked_at', { useTz: true });
+      });
+      // One attempt to pay one intent: sender_item_id = intent id + attempt, so a retry never reuses an item id.
+      await db.schema.createTable('payout_items', (t) => {
+        t.bigIncrements('id').primary();
+        t.uuid('intent_id').notNullable().references('id').inTable('payout_intents');
+        t.integer('attempt').notNullable();
+        t.string('sender_item_id').notNullable().unique();
+        t.uuid('batch_id').notNullable().references('id').inTable('payout_batches');
+        t.string('receiver').notNullable();
+        t.bigInteger('amount_minor').notNullable();
+        t.string('currency', 3).notNullable();
+        t.string('status').notNullable(); // SUBMITTED | PayPal item status | REJECTED | DRY_RUN
+        t.string('paypal_item_id').unique();
+        t.string('transaction_id');
+        t.string('error_name');
+        t.text('error_message');
+        t.timestamp('cancel_requested_at', { useTz: true });
+        t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.unique(['intent_id', 'attempt']);
+      });
+      // What each payee owes back (clawbacks, negative) and what was settled by netting (offsets, positive).
+      await db.schema.createTable('balance_entries', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('party').notNullable(); // 'seller:<id>' | 'platform'
+        t.string('currency', 3).notNullable();
+        t.bigInteger('amount_minor').notNullable();
+        t.string('kind').notNullable(); // CLAWBACK | OFFSET
+        t.string('order_id');
+        t.uuid('intent_id');
+        t.string('reference').notNullable(); // reversal id or batch id: with kind+intent it makes the entry unique
+        t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.unique(['kind', 'intent_id', 'reference']);
+        t.index(['party', 'currency']);
+      });
+      // Every state change of an intent, with its cause: GET /admin/orders/:orderId shows it.
+      await db.schema.createTable('intent_history', (t) => {
+        t.bigIncrements('id').primary();
+        t.uuid('intent_id').notNullable().index();
+        t.string('order_id').notNullable().index();
+        t.string('from_status');
+        t.string('to_status').notNullable();
+        t.text('cause').notNullable();
+        t.timestamp('at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      await db.schema.createTable('webhook_events', (t) => {
+        t.string('event_id').primary();
+        t.string('event_type').notNullable();
+        t.timestamp('received_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+    },
+  },
+];

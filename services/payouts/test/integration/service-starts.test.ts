@@ -5,7 +5,7 @@ describe('payouts service process', () => {
   let env: Record<string, string>;
   let service: RunningService;
   beforeAll(async () => {
-    env = testEnv('payouts');
+    env = testEnv('payouts', { PAYOUTS_MODE: 'dry-run' });
     service = await startService(payoutsService, env);
   });
   afterAll(async () => {
@@ -17,6 +17,8 @@ describe('payouts service process', () => {
     expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${service.url}/readyz`);
     expect(await ready.json()).toMatchObject({ status: 'ready', checks: { database: 'ok', kafka: 'ok' } });
-    expect(await (await fetch(`${service.url}/metrics`)).text()).toContain('service="payouts"');
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    expect(metrics).toContain('service="payouts"');
+    expect(metrics).toContain('payouts_reconciliation_lag_seconds');
   });
 });

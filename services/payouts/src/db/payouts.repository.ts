@@ -1,0 +1,393 @@
+import type { Db, Tx } from '@postsale/runtime';
+import type { HoldReason, IntentStatus, Recipient } from '../domain/payout-rules';
+
+/** Reads and writes of the payouts schema. Money columns are bigint: converted with `minor()` on the way out. */
+type Q = Db | Tx;
+
+export function minor(value: unknown): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`not a safe integer amount: ${String(value)}`);
+  return n;
+}
+
+const date = (v: unknown): Date | null => (v ? new Date(v as string) : null);
+
+export interface Intent {
+  id: string;
+  saleId: string;
+  orderId: string;
+  sellerId: string;
+  recipient: Recipient;
+  currency: string;
+  amountMinor: number;
+  reversedMinor: number;
+  offsetMinor: number;
+  pendingReversalMinor: number;
+  payableMinor: number;
+  status: IntentStatus;
+  holdReason: HoldReason | null;
+  releaseAt: Date | null;
+  attempt: number;
+  batchId: string | null;
+  saleRecordedAt: Date;
+  statusSince: Date;
+  createdAt: Date;
+}
+
+function toIntent(r: Record<string, unknown>): Intent {
+  return {
+    id: String(r.id),
+    saleId: String(r.sale_id),
+    orderId: String(r.order_id),
+    sellerId: String(r.seller_id),
+    recipient: r.recipient as Recipient,
+    currency: String(r.currency),
+    amountMinor: minor(r.amount_minor),
+    reversedMinor: minor(r.reversed_minor),
+    offsetMinor: minor(r.offset_minor),
+    pendingReversalMinor: minor(r.pending_reversal_minor),
+    payableMinor: minor(r.payable_minor),
+    status: r.status as IntentStatus,
+    holdReason: (r.hold_reason as HoldReason | null) ?? null,
+    releaseAt: date(r.release_at),
+    attempt: Number(r.attempt),
+    batchId: (r.batch_id as string | null) ?? null,
+    saleRecordedAt: new Date(r.sale_recorded_at as string),
+    statusSince: new Date(r.status_since as string),
+    createdAt: new Date(r.created_at as string),
+  };
+}
+
+export interface IntentPatch {
+  status?: IntentStatus;
+  holdReason?: HoldReason | null;
+  releaseAt?: Date | null;
+  payableMinor?: number;
+  reversedMinor?: number;
+  offsetMinor?: number;
+  pendingReversalMinor?: number;
+  attempt?: number;
+  batchId?: string | null;
+}
+
+export interface Payee {
+  sellerId: string;
+  email: string;
+  releasePolicy: string;
+  releaseDelayDays: number;
+  updatedAt: Date;
+}
+
+export interface PayoutItem {
+  id: string;
+  intentId: string;
+  attempt: number;
+  senderItemId: string;
+  batchId: string;
+  receiver: string;
+  amountMinor: number;
+  currency: string;
+  status: string;
+  paypalItemId: string | null;
+  transactionId: string | null;
+  errorName: string | null;
+  errorMessage: string | null;
+  cancelRequestedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+function toItem(r: Record<string, unknown>): PayoutItem {
+  return {
+    id: String(r.id),
+    intentId: String(r.intent_id),
+    attempt: Number(r.attempt),
+    senderItemId: String(r.sender_item_id),
+    batchId: String(r.batch_id),
+    receiver: String(r.receiver),
+    amountMinor: minor(r.amount_minor),
+    currency: String(r.currency),
+    status: String(r.status),
+    paypalItemId: (r.paypal_item_id as string | null) ?? null,
+    transactionId: (r.transaction_id as string | null) ?? null,
+    errorName: (r.error_name as string | null) ?? null,
+    errorMessage: (r.error_message as string | null) ?? null,
+    cancelRequestedAt: date(r.cancel_requested_at),
+    createdAt: new Date(r.created_at as string),
+    updatedAt: new Date(r.updated_at as string),
+  };
+}
+
+export interface Batch {
+  id: string;
+  senderBatchId: string;
+  status: string;
+  paypalBatchId: string | null;
+  request: unknown;
+  itemCount: number;
+  postAttempts: number;
+  lastError: string | null;
+  createdAt: Date;
+}
+
+function toBatch(r: Record<string, unknown>): Batch {
+  return {
+    id: String(r.id),
+    senderBatchId: String(r.sender_batch_id),
+    status: String(r.status),
+    paypalBatchId: (r.paypal_batch_id as string | null) ?? null,
+    request: typeof r.request === 'string' ? JSON.parse(r.request) : r.request,
+    itemCount: Number(r.item_count),
+    postAttempts: Number(r.post_attempts),
+    lastError: (r.last_error as string | null) ?? null,
+    createdAt: new Date(r.created_at as string),
+  };
+}
+
+export class PayoutsRepository {
+  // ---- sales, reversals, milestones, payees ------------------------------------------------------------------
+
+  /** false when the sale was already recorded (a re-delivered or re-published SaleRecorded) */
+  async insertSale(q: Q, sale: {
+    saleId: string; orderId: string; sellerId: string; currency: string; saleAmountMinor: number;
+    platformCommissionMinor: number; sellerNetMinor: number; isLoss: boolean; eventId: string; recordedAt: Date;
+  }): Promise<boolean> {
+    const rows = await q('sales')
+      .insert({
+        sale_id: sale.saleId, order_id: sale.orderId, seller_id: sale.sellerId, currency: sale.currency,
+        sale_amount_minor: sale.saleAmountMinor, platform_commission_minor: sale.platformCommissionMinor,
+        seller_net_minor: sale.sellerNetMinor, is_loss: sale.isLoss, event_id: sale.eventId, recorded_at: sale.recordedAt,
+      })
+      .onConflict('sale_id')
+      .ignore()
+      .returning('sale_id');
+    return rows.length > 0;
+  }
+
+  async salesForOrder(q: Q, orderId: string) {
+    return q('sales').where({ order_id: orderId }).orderBy('recorded_at');
+  }
+
+  async insertReversal(q: Q, r: {
+    reversalId: string; saleId: string; orderId: string; kind: string; currency: string;
+    commissionReversedMinor: number; sellerNetReversedMinor: number; reversedAt: Date;
+  }): Promise<boolean> {
+    const rows = await q('reversals')
+      .insert({
+        reversal_id: r.reversalId, sale_id: r.saleId, order_id: r.orderId, kind: r.kind, currency: r.currency,
+        commission_reversed_minor: r.commissionReversedMinor, seller_net_reversed_minor: r.sellerNetReversedMinor, reversed_at: r.reversedAt,
+      })
+      .onConflict('reversal_id')
+      .ignore()
+      .returning('reversal_id');
+    return rows.length > 0;
+  }
+
+  async reversalsForSale(q: Q, saleId: string) {
+    return q('reversals').where({ sale_id: saleId }).orderBy('received_at');
+  }
+
+  async reversalsForOrder(q: Q, orderId: string) {
+    return q('reversals').where({ order_id: orderId }).orderBy('received_at');
+  }
+
+  async recordMilestone(q: Q, orderId: string, sellerId: string, field: 'shipped_at' | 'delivered_at', at: Date): Promise<void> {
+    // keeps the earliest time: a re-delivered or replayed event changes nothing
+    await q.raw(
+      `insert into order_milestones (order_id, seller_id, ${field}) values (?, ?, ?)
+       on conflict (order_id) do update set ${field} = least(coalesce(order_milestones.${field}, excluded.${field}), excluded.${field})`,
+      [orderId, sellerId, at],
+    );
+  }
+
+  async milestones(q: Q, orderId: string): Promise<{ shippedAt: Date | null; deliveredAt: Date | null }> {
+    const row = await q('order_milestones').where({ order_id: orderId }).first();
+    return { shippedAt: date(row?.shipped_at), deliveredAt: date(row?.delivered_at) };
+  }
+
+  async payee(q: Q, sellerId: string): Promise<Payee | undefined> {
+    const r = await q('payees').where({ seller_id: sellerId }).first();
+    if (!r) return undefined;
+    return { sellerId: r.seller_id, email: r.email, releasePolicy: r.release_policy, releaseDelayDays: Number(r.release_delay_days), updatedAt: new Date(r.updated_at) };
+  }
+
+  async upsertPayee(q: Q, p: { sellerId: string; email: string; releasePolicy: string; releaseDelayDays: number }): Promise<void> {
+    await q('payees')
+      .insert({ seller_id: p.sellerId, email: p.email, release_policy: p.releasePolicy, release_delay_days: p.releaseDelayDays, updated_at: q.fn.now() })
+      .onConflict('seller_id')
+      .merge();
+  }
+
+  // ---- intents -----------------------------------------------------------------------------------------------
+
+  async insertIntent(q: Q, i: {
+    id: string; saleId: string; orderId: string; sellerId: string; recipient: Recipient; currency: string; amountMinor: number;
+    payableMinor: number; status: IntentStatus; holdReason: HoldReason | null; releaseAt: Date | null; saleRecordedAt: Date;
+  }, cause: string): Promise<boolean> {
+    const rows = await q('payout_intents')
+      .insert({
+        id: i.id, sale_id: i.saleId, order_id: i.orderId, seller_id: i.sellerId, recipient: i.recipient, currency: i.currency,
+        amount_minor: i.amountMinor, payable_minor: i.payableMinor, status: i.status, hold_reason: i.holdReason,
+        release_at: i.releaseAt, sale_recorded_at: i.saleRecordedAt,
+      })
+      .onConflict(['sale_id', 'recipient'])
+      .ignore()
+      .returning('id');
+    if (rows.length === 0) return false;
+    await q('intent_history').insert({ intent_id: i.id, order_id: i.orderId, from_status: null, to_status: i.status, cause });
+    return true;
+  }
+
+  async intent(q: Q, id: string, forUpdate = false): Promise<Intent | undefined> {
+    const query = q('payout_intents').where({ id });
+    const r = await (forUpdate ? query.forUpdate() : query).first();
+    return r ? toIntent(r) : undefined;
+  }
+
+  async intentsForSale(q: Q, saleId: string): Promise<Intent[]> {
+    return (await q('payout_intents').where({ sale_id: saleId }).orderBy('recipient').forUpdate()).map(toIntent);
+  }
+
+  async intentsForOrder(q: Q, orderId: string): Promise<Intent[]> {
+    return (await q('payout_intents').where({ order_id: orderId }).orderBy(['created_at', 'recipient'])).map(toIntent);
+  }
+
+  async intentsAwaitingRelease(q: Q, where: { orderId?: string; sellerId?: string; recipient?: Recipient }): Promise<Intent[]> {
+    const query = q('payout_intents').whereIn('status', ['HELD', 'DUE']);
+    if (where.orderId) query.where({ order_id: where.orderId });
+    if (where.sellerId) query.where({ seller_id: where.sellerId });
+    if (where.recipient) query.where({ recipient: where.recipient });
+    return (await query.forUpdate().skipLocked()).map(toIntent);
+  }
+
+  async listIntents(q: Q, filter: { status?: string; sellerId?: string; limit: number }): Promise<Intent[]> {
+    const query = q('payout_intents').orderBy('created_at', 'desc').limit(filter.limit);
+    if (filter.status) query.where({ status: filter.status });
+    if (filter.sellerId) query.where({ seller_id: filter.sellerId });
+    return (await query).map(toIntent);
+  }
+
+  /** DUE intents whose release time has passed, locked for this batch (others skip them). */
+  async claimDueIntents(q: Tx, limit: number): Promise<Intent[]> {
+    const rows = await q('payout_intents')
+      .where({ status: 'DUE' })
+      .andWhere('release_at', '<=', q.fn.now())
+      .orderBy('release_at')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked();
+    return rows.map(toIntent);
+  }
+
+  async updateIntent(q: Q, before: Intent, patch: IntentPatch, cause: string): Promise<Intent> {
+    const row: Record<string, unknown> = {};
+    if (patch.status !== undefined) row.status = patch.status;
+    if (patch.holdReason !== undefined) row.hold_reason = patch.holdReason;
+    if (patch.releaseAt !== undefined) row.release_at = patch.releaseAt;
+    if (patch.payableMinor !== undefined) row.payable_minor = patch.payableMinor;
+    if (patch.reversedMinor !== undefined) row.reversed_minor = patch.reversedMinor;
+    if (patch.offsetMinor !== undefined) row.offset_minor = patch.offsetMinor;
+    if (patch.pendingReversalMinor !== undefined) row.pending_reversal_minor = patch.pendingReversalMinor;
+    if (patch.attempt !== undefined) row.attempt = patch.attempt;
+    if (patch.batchId !== undefined) row.batch_id = patch.batchId;
+    const statusChanged = patch.status !== undefined && patch.status !== before.status;
+    if (statusChanged) row.status_since = q.fn.now();
+    const [updated] = await q('payout_intents').where({ id: before.id }).update(row).returning('*');
+    await q('intent_history').insert({
+      intent_id: before.id, order_id: before.orderId, from_status: before.status, to_status: patch.status ?? before.status, cause,
+    });
+    return toIntent(updated);
+  }
+
+  async history(q: Q, orderId: string) {
+    return q('intent_history').where({ order_id: orderId }).orderBy('id');
+  }
+
+  // ---- balance ledger ----------------------------------------------------------------------------------------
+
+  /** Serialises every change to one party's balance in one currency for the rest of the transaction. */
+  async lockBalance(q: Tx, party: string, currency: string): Promise<void> {
+    await q.raw('select pg_advisory_xact_lock(hashtext(?))', [`balance:${party}:${currency}`]);
+  }
+
+  /** What the party owes (positive) in this currency: clawbacks minus what netting already settled. */
+  async owed(q: Q, party: string, currency: string): Promise<number> {
+    const row = await q('balance_entries').where({ party, currency }).sum<{ total: string | null }[]>('amount_minor as total').first();
+    return -minor(row?.total ?? 0);
+  }
+
+  async addBalanceEntry(q: Q, e: { party: string; currency: string; amountMinor: number; kind: 'CLAWBACK' | 'OFFSET'; orderId: string; intentId: string; reference: string }): Promise<void> {
+    await q('balance_entries')
+      .insert({ party: e.party, currency: e.currency, amount_minor: e.amountMinor, kind: e.kind, order_id: e.orderId, intent_id: e.intentId, reference: e.reference })
+      .onConflict(['kind', 'intent_id', 'reference'])
+      .ignore();
+  }
+
+  async balanceEntries(q: Q, party: string) {
+    return q('balance_entries').where({ party }).orderBy('id');
+  }
+
+  // ---- batches and items -------------------------------------------------------------------------------------
+
+  async insertBatch(q: Q, b: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<void> {
+    await q('payout_batches').insert({ id: b.id, sender_batch_id: b.senderBatchId, status: b.status, request: JSON.stringify(b.request), item_count: b.itemCount });
+  }
+
+  async batch(q: Q, id: string, forUpdate = false): Promise<Batch | undefined> {
+    const query = q('payout_batches').where({ id });
+    const r = await (forUpdate ? query.forUpdate() : query).first();
+    return r ? toBatch(r) : undefined;
+  }
+
+  async batchesWithStatus(q: Q, status: string, limit: number): Promise<Batch[]> {
+    return (await q('payout_batches').where({ status }).orderByRaw('last_checked_at asc nulls first, created_at').limit(limit)).map(toBatch);
+  }
+
+  async updateBatch(q: Q, id: string, patch: Record<string, unknown>): Promise<void> {
+    await q('payout_batches').where({ id }).update(patch);
+  }
+
+  async insertItem(q: Q, i: { intentId: string; attempt: number; senderItemId: string; batchId: string; receiver: string; amountMinor: number; currency: string; status: string }): Promise<void> {
+    await q('payout_items').insert({
+      intent_id: i.intentId, attempt: i.attempt, sender_item_id: i.senderItemId, batch_id: i.batchId, receiver: i.receiver,
+      amount_minor: i.amountMinor, currency: i.currency, status: i.status,
+    });
+  }
+
+  async itemBySenderItemId(q: Q, senderItemId: string, forUpdate = false): Promise<PayoutItem | undefined> {
+    const query = q('payout_items').where({ sender_item_id: senderItemId });
+    const r = await (forUpdate ? query.forUpdate() : query).first();
+    return r ? toItem(r) : undefined;
+  }
+
+  async itemsOfBatch(q: Q, batchId: string): Promise<PayoutItem[]> {
+    return (await q('payout_items').where({ batch_id: batchId }).orderBy('id')).map(toItem);
+  }
+
+  async itemsOfIntents(q: Q, intentIds: string[]): Promise<PayoutItem[]> {
+    if (intentIds.length === 0) return [];
+    return (await q('payout_items').whereIn('intent_id', intentIds).orderBy('id')).map(toItem);
+  }
+
+  async currentItem(q: Q, intent: Intent): Promise<PayoutItem | undefined> {
+    const r = await q('payout_items').where({ intent_id: intent.id, attempt: intent.attempt }).first();
+    return r ? toItem(r) : undefined;
+  }
+
+  async itemsWithCancelRequested(q: Q, limit: number): Promise<PayoutItem[]> {
+    return (await q('payout_items').whereNotNull('cancel_requested_at').whereNotNull('paypal_item_id').where({ status: 'UNCLAIMED' }).limit(limit)).map(toItem);
+  }
+
+  async updateItem(q: Q, id: string, patch: Record<string, unknown>): Promise<void> {
+    await q('payout_items').where({ id }).update({ ...patch, updated_at: q.fn.now() });
+  }
+
+  async updateItemsOfBatch(q: Q, batchId: string, patch: Record<string, unknown>): Promise<void> {
+    await q('payout_items').where({ batch_id: batchId }).update({ ...patch, updated_at: q.fn.now() });
+  }
+
+  async recordWebhookEvent(q: Q, eventId: string, eventType: string): Promise<boolean> {
+    const rows = await q('webhook_events').insert({ event_id: eventId, event_type: eventType }).onConflict('event_id').ignore().returning('event_id');
+    return rows.length > 0;
+  }
+}

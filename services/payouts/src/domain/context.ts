@@ -1,0 +1,53 @@
+import { randomUUID } from 'node:crypto';
+import { Streams, type PayoutEvent } from '@postsale/contracts';
+import type { Db, Logger, OutboxWriter, Tx } from '@postsale/runtime';
+import type { Intent, PayoutsRepository } from '../db/payouts.repository';
+import type { PayoutsMetrics } from '../payouts.metrics';
+import type { PayoutsGateway } from './ports';
+import type { ReleasePolicy } from './payout-rules';
+
+/** Everything the payout use cases need, built once in service.ts. */
+export interface PayoutsContext {
+  db: Db;
+  repo: PayoutsRepository;
+  outbox: OutboxWriter;
+  logger: Logger;
+  metrics: PayoutsMetrics;
+  /** undefined in dry-run: nothing may reach PayPal */
+  gateway: PayoutsGateway | undefined;
+  settings: {
+    mode: 'sandbox' | 'live' | 'dry-run';
+    platformPayeeEmail: string | undefined;
+    defaultReleasePolicy: ReleasePolicy;
+    batchSize: number;
+    autoRetryMaxAttempts: number;
+    autoRetryDelayMs: number;
+    resubmitWindowMs: number;
+  };
+  /** wakes the reconciliation poller after a batch was accepted */
+  nudgeReconciler(): void;
+  /** wakes the batching poller after intents became due */
+  nudgeBatcher(): void;
+}
+
+type PayoutPayloads = { [E in PayoutEvent as E['type']]: E['payload'] };
+
+/** Writes a payouts event to the outbox in the caller's transaction. */
+export async function publishPayout<T extends keyof PayoutPayloads>(
+  ctx: PayoutsContext,
+  trx: Tx,
+  intent: Intent,
+  type: T,
+  payload: PayoutPayloads[T],
+  causationId: string | null,
+): Promise<void> {
+  await ctx.outbox.publish(trx, Streams.payouts, {
+    eventId: randomUUID(),
+    orderId: intent.orderId,
+    sellerId: intent.sellerId,
+    occurredAt: Date.now(),
+    causationId,
+    type,
+    payload,
+  } as PayoutEvent);
+}

@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { formatDecimal } from '@postsale/contracts';
+import type { Tx } from '@postsale/runtime';
+import type { Batch, Intent } from '../db/payouts.repository';
+import { publishPayout, type PayoutsContext } from './context';
+import { scheduleRetry } from './intents.use-case';
+import { offsetAgainstDebt, partyOf, senderBatchId, senderItemId } from './payout-rules';
+import type { CreateBatchResult, PayoutRequestBody, PayoutRequestItem } from './ports';
+
+/**
+ * One run of the batching poller:
+ * 1. batches whose create call has an unknown outcome are resolved first, by re-posting the SAME body with the SAME
+ *    sender_batch_id (PayPal: "if you receive a 5nn you can safely retry with the same sender_batch_id"). PayPal
+ *    either creates it now (the first call never arrived) or refuses it as a duplicate (it did) — never two batches;
+ * 2. due intents are claimed, netted against what their payee owes, and written as a batch row + items, and the
+ *    intents move to SUBMITTED — all committed BEFORE the call;
+ * 3. the batch is posted and the answer recorded.
+ * Returns true when it did something (the poller then runs again at once).
+ */
+export async function runBatching(ctx: PayoutsContext): Promise<boolean> {
+  await resolveUnknownBatches(ctx);
+  const claimed = await claimDueIntents(ctx);
+  if (claimed.batch?.status === 'SUBMITTING') await postBatch(ctx, claimed.batch);
+  return claimed.worked;
+}
+
+async function resolveUnknownBatches(ctx: PayoutsContext): Promise<void> {
+  for (const batch of await ctx.repo.batchesWithStatus(ctx.db, 'SUBMITTING', 20)) {
+    if (Date.now() - batch.createdAt.getTime() > ctx.settings.resubmitWindowMs) {
+      await markNeedsReview(ctx, batch);
+      continue;
+    }
+    await postBatch(ctx, batch);
+  }
+}
+
+async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; batch?: Batch }> {
+  const dryRun = ctx.settings.mode === 'dry-run';
+  return ctx.db.transaction(async (trx) => {
+    const due = await ctx.repo.claimDueIntents(trx, ctx.settings.batchSize);
+    if (due.length === 0) return { worked: false };
+    const batchId = randomUUID();
+    const items: Array<{ intent: Intent; item: PayoutRequestItem }> = [];
+    for (const claimed of due) {
+      const intent = await settleDebtFirst(ctx, trx, claimed, batchId);
+      if (intent.status !== 'DUE') continue;
+      const receiver = await receiverOf(ctx, trx, intent);
+      if (!receiver) {
+        await ctx.repo.updateIntent(trx, intent, { status: 'HELD', holdReason: intent.recipient === 'PLATFORM' ? 'PLATFORM_PAYEE_MISSING' : 'PAYEE_MISSING', releaseAt: null }, 'no payee at payout time');
+        continue;
+      }
+      items.push({
+        intent,
+        item: {
+          recipient_type: 'EMAIL',
+          receiver,
+          amount: { value: formatDecimal({ amountMinor: intent.payableMinor, currency: intent.currency }), currency: intent.currency },
+          sender_item_id: senderItemId(intent.id, intent.attempt),
+          note: intent.recipient === 'PLATFORM' ? `Platform commission, order ${intent.orderId}` : `Net profit, order ${intent.orderId}`,
+        },
+      });
+    }
+    if (items.length === 0) return { worked: true }; // offsets or holds happened, nothing to send
+    const request: PayoutRequestBody = {
+      sender_batch_header: {
+        sender_batch_id: senderBatchId(batchId),
+        email_subject: 'You have a payout',
+        email_message: 'You received a payout for a completed sale.',
+        recipient_type: 'EMAIL',
+      },
+      items: items.map((i) => i.item),
+    };
+    const status = dryRun ? 'DRY_RUN' : 'SUBMITTING';
+    await ctx.repo.insertBatch(trx, { id: batchId, senderBatchId: request.sender_batch_header.sender_batch_id, status, request, itemCount: items.length });
+    for (const { intent, item } of items) {
+      await ctx.repo.insertItem(trx, {
+        intentId: intent.id, attempt: intent.attempt, senderItemId: item.sender_item_id, batchId, receiver: item.receiver,
+        amountMinor: intent.payableMinor, currency: intent.currency, status: dryRun ? 'DRY_RUN' : 'SUBMITTED',
+      });
+      await ctx.repo.updateIntent(trx, intent, { status: dryRun ? 'DRY_RUN' : 'SUBMITTED', batchId },
+        dryRun ? `dry-run: would pay ${item.amount.value} ${item.amount.currency} (${item.sender_item_id}); nothing sent` : `in batch ${request.sender_batch_header.sender_batch_id} as ${item.sender_item_id}`);
+    }
+    ctx.metrics.batches.inc({ outcome: dryRun ? 'dry_run' : 'created' });
+    return { worked: true, batch: await ctx.repo.batch(trx, batchId) };
+  });
+}
+
+/** Nets the payee's outstanding clawbacks against this payment; an intent fully used up that way is OFFSET. */
+async function settleDebtFirst(ctx: PayoutsContext, trx: Tx, intent: Intent, reference: string): Promise<Intent> {
+  const party = partyOf(intent.recipient, intent.sellerId);
+  await ctx.repo.lockBalance(trx, party, intent.currency);
+  const owed = await ctx.repo.owed(trx, party, intent.currency);
+  const offset = offsetAgainstDebt(intent.payableMinor, owed);
+  if (offset === 0) return intent;
+  await ctx.repo.addBalanceEntry(trx, { party, currency: intent.currency, amountMinor: offset, kind: 'OFFSET', orderId: intent.orderId, intentId: intent.id, reference });
+  const payable = intent.payableMinor - offset;
+  return ctx.repo.updateIntent(trx, intent, {
+    offsetMinor: intent.offsetMinor + offset,
+    payableMinor: payable,
+    ...(payable === 0 ? { status: 'OFFSET' as const } : {}),
+  }, `${offset} ${intent.currency} kept to settle what the payee owed (clawbacks)` + (payable === 0 ? '; nothing left to send' : ''));
+}
+
+async function receiverOf(ctx: PayoutsContext, trx: Tx, intent: Intent): Promise<string | undefined> {
+  if (intent.recipient === 'PLATFORM') return ctx.settings.platformPayeeEmail;
+  return (await ctx.repo.payee(trx, intent.sellerId))?.email;
+}
+
+/** Posts a SUBMITTING batch and records what PayPal answered. */
+async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
+  if (!ctx.gateway) throw new Error('postBatch without a PayPal gateway (dry-run never posts)');
+  await ctx.repo.updateBatch(ctx.db, batch.id, { post_attempts: batch.postAttempts + 1 });
+  let result: CreateBatchResult;
+  try {
+    result = await ctx.gateway.createBatch(batch.request as PayoutRequestBody);
+  } catch (error) {
+    result = { kind: 'unknown', message: error instanceof Error ? error.message : String(error) };
+  }
+  ctx.metrics.paypalCalls.inc({ operation: 'create_batch', outcome: result.kind });
+  switch (result.kind) {
+    case 'accepted':
+    case 'duplicate': {
+      const note = result.kind === 'duplicate'
+        ? result.payoutBatchId
+          ? 'PayPal already had this sender_batch_id: the earlier call was accepted'
+          : 'PayPal already had this sender_batch_id but named no batch id: items reconcile through webhooks'
+        : null;
+      await ctx.repo.updateBatch(ctx.db, batch.id, {
+        status: 'ACCEPTED', paypal_batch_id: result.payoutBatchId, accepted_at: ctx.db.fn.now(), last_error: note,
+        paypal_batch_status: result.kind === 'accepted' ? result.batchStatus : null,
+      });
+      ctx.logger.info({ batchId: batch.id, senderBatchId: batch.senderBatchId, payoutBatchId: result.payoutBatchId, via: result.kind }, 'payout batch accepted');
+      ctx.nudgeReconciler();
+      return;
+    }
+    case 'unknown':
+      await ctx.repo.updateBatch(ctx.db, batch.id, { last_error: `unknown outcome: ${result.message}` });
+      ctx.logger.warn({ batchId: batch.id, senderBatchId: batch.senderBatchId, reason: result.message }, 'payout batch outcome unknown; will ask PayPal with the same sender_batch_id');
+      return;
+    case 'rejected':
+      await rejectBatch(ctx, batch, `${result.name}: ${result.message}`);
+  }
+}
+
+/** PayPal refused the batch for good (validation, insufficient funds): nothing was paid; the intents are owed again. */
+async function rejectBatch(ctx: PayoutsContext, batch: Batch, reason: string): Promise<void> {
+  ctx.logger.error({ batchId: batch.id, senderBatchId: batch.senderBatchId, reason }, 'payout batch rejected by PayPal');
+  await ctx.db.transaction(async (trx) => {
+    await ctx.repo.updateBatch(trx, batch.id, { status: 'REJECTED', last_error: reason, completed_at: trx.fn.now() });
+    await ctx.repo.updateItemsOfBatch(trx, batch.id, { status: 'REJECTED', error_name: reason.split(':')[0], error_message: reason });
+    for (const item of await ctx.repo.itemsOfBatch(trx, batch.id)) {
+      const intent = await ctx.repo.intent(trx, item.intentId, true);
+      if (!intent || intent.status !== 'SUBMITTED' || intent.attempt !== item.attempt) continue;
+      const failed = await ctx.repo.updateIntent(trx, intent, { status: 'FAILED', batchId: null }, `batch rejected by PayPal: ${reason}`);
+      await publishPayout(ctx, trx, failed, 'PayoutFailed', {
+        payoutId: failed.id, recipient: failed.recipient, amount: { amountMinor: item.amountMinor, currency: item.currency },
+        status: 'REJECTED', reason, owedAgain: true, failedAt: Date.now(),
+      }, batch.senderBatchId);
+      ctx.metrics.outcomes.inc({ status: 'REJECTED', currency: item.currency }, item.amountMinor);
+      if (failed.attempt < ctx.settings.autoRetryMaxAttempts) {
+        await scheduleRetry(ctx, trx, failed, new Date(Date.now() + ctx.settings.autoRetryDelayMs), 'automatic retry after rejection');
+      }
+    }
+  });
+}
+
+async function markNeedsReview(ctx: PayoutsContext, batch: Batch): Promise<void> {
+  const reason = 'outcome still unknown after the resubmit window: re-posting could pay twice once PayPal forgets the sender_batch_id';
+  ctx.logger.error({ batchId: batch.id, senderBatchId: batch.senderBatchId }, reason);
+  await ctx.db.transaction(async (trx) => {
+    await ctx.repo.updateBatch(trx, batch.id, { status: 'NEEDS_REVIEW', last_error: reason });
+    for (const item of await ctx.repo.itemsOfBatch(trx, batch.id)) {
+      const intent = await ctx.repo.intent(trx, item.intentId, true);
+      if (intent?.status === 'SUBMITTED') await ctx.repo.updateIntent(trx, intent, { status: 'NEEDS_REVIEW' }, reason);
+    }
+  });
+}
