@@ -1,9 +1,70 @@
 import { z } from 'zod';
 import { baseConfigSchema } from '@postsale/runtime';
 
+const ms = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
+const seconds = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
+
+/**
+ * A URL a live deployment may not use: loopback, private test hosts and anything named "sandbox" (lesson 23: a
+ * simulated supplier must never be mistaken for the real one). Exported for the unit test.
+ */
+export function isSandboxUrl(raw: string): boolean {
+  const host = new URL(raw).hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  return (
+    host === 'localhost' || host.endsWith('.localhost') || host === '::1' || host === '0.0.0.0' || /^127\./.test(host) ||
+    host.includes('sandbox') || host.endsWith('.local') || host.endsWith('.test')
+  );
+}
+
 /** fulfillment's environment: the shared variables plus its own. Parsed first; a bad value stops the process. */
-export const configSchema = baseConfigSchema.extend({
-  PORT: z.coerce.number().int().min(0).max(65535).default(3002),
-  DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('fulfillment'),
-});
+export const configSchema = baseConfigSchema
+  .extend({
+    PORT: z.coerce.number().int().min(0).max(65535).default(3002),
+    DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('fulfillment'),
+    /** sandbox: the local fakes; live: the real providers (sandbox URLs refused) */
+    SUPPLIER_MODE: z.enum(['sandbox', 'live']),
+    /** 32 bytes, base64: seals per-seller credentials and marketplace tokens at rest; no default on purpose */
+    CREDENTIALS_KEY: z.string().min(40, '32 bytes, base64-encoded'),
+    ALIEXPRESS_GATEWAY_URL: z.string().url(),
+    /** the supplier's web checkout, for the browser fallback */
+    ALIEXPRESS_WEB_URL: z.string().url(),
+    EBAY_API_BASE_URL: z.string().url(),
+    MERCADOLIBRE_API_BASE_URL: z.string().url(),
+    CHROMIUM_PATH: z.string().default('/usr/bin/chromium'),
+    BROWSER_TIMEOUT_MS: ms(30_000),
+    SUPPLIER_TIMEOUT_MS: ms(10_000),
+    /** never buy at a loss by default: the minimum margin for sellers without a policy, basis points of the sale */
+    DEFAULT_MIN_MARGIN_BPS: z.coerce.number().int().min(0).max(10_000).default(0),
+    /** per-seller supplier calls per second, and per day (AliExpress bans an app that exceeds its daily quota) */
+    DEFAULT_SUPPLIER_RATE_PER_SECOND: z.coerce.number().positive().default(5),
+    DEFAULT_SUPPLIER_DAILY_QUOTA: z.coerce.number().int().positive().default(5000),
+    PURCHASE_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(6),
+    PURCHASE_RETRY_BASE_MS: ms(2_000),
+    PURCHASE_RETRY_MAX_MS: ms(10 * 60_000),
+    /** how long a claimed job is leased to this process before another may take it (crash recovery) */
+    JOB_LEASE_MS: ms(120_000),
+    /** re-sending order.create with the same out_order_id is safe only inside AliExpress's idempotency window (24 h) */
+    OUT_ORDER_ID_WINDOW_MS: ms(23 * 3600_000),
+    STATUS_POLL_MIN_MS: ms(30_000),
+    STATUS_POLL_MAX_MS: ms(6 * 3600_000),
+    PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(12),
+    PUSH_RETRY_BASE_MS: ms(5_000),
+    WORKER_INTERVAL_MS: ms(1_000),
+    /** integrity deadlines per stage, seconds */
+    DEADLINE_RECEIVED_S: seconds(3600),
+    DEADLINE_PURCHASING_S: seconds(3600),
+    DEADLINE_AWAITING_PAYMENT_S: seconds(24 * 3600),
+    DEADLINE_PURCHASED_S: seconds(10 * 86_400),
+    DEADLINE_SHIPPED_S: seconds(90 * 86_400),
+    DEADLINE_TRACKING_PUSH_S: seconds(6 * 3600),
+  })
+  .superRefine((config, ctx) => {
+    if (config.SUPPLIER_MODE !== 'live') return;
+    for (const key of ['ALIEXPRESS_GATEWAY_URL', 'ALIEXPRESS_WEB_URL', 'EBAY_API_BASE_URL', 'MERCADOLIBRE_API_BASE_URL'] as const) {
+      const url = config[key];
+      if (isSandboxUrl(url) || !url.startsWith('https://')) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'SUPPLIER_MODE=live refuses loopback, sandbox and non-https URLs' });
+      }
+    }
+  });
 export type FulfillmentConfig = z.infer<typeof configSchema>;

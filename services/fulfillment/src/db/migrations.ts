@@ -1,4 +1,143 @@
 import type { Migration } from '@postsale/runtime';
 
 /** fulfillment's own tables, in its own schema. Append new migrations; never edit one that has shipped. */
-export const migrations: Migration[] = [];
+export const migrations: Migration[] = [
+  {
+    name: '0001_fulfillment',
+    async up(db) {
+      // One row per order: the state machine. Every change goes through a conditional UPDATE … WHERE state IN (…).
+      await db.schema.createTable('fulfillments', (t) => {
+        t.string('order_id').primary();
+        t.string('seller_id').notNullable();
+        t.string('marketplace', 32);
+        t.string('external_order_id');
+        t.string('marketplace_account_id');
+        t.string('state', 32).notNullable();
+        t.timestamp('state_since', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.string('reason_code', 64);
+        t.jsonb('reason_details');
+        t.jsonb('lines');
+        t.jsonb('ship_to'); // personal data: never logged; needed to place the supplier order
+        t.string('ship_to_issue');
+        t.bigInteger('sale_amount_minor');
+        t.string('sale_currency', 3);
+        t.string('out_order_id', 64).unique();
+        t.string('channel', 16);
+        t.string('supplier_order_id');
+        t.bigInteger('supplier_cost_minor');
+        t.string('supplier_cost_currency', 3);
+        t.bigInteger('approved_max_minor');
+        t.string('approved_max_currency', 3);
+        t.string('approved_by');
+        t.integer('purchase_attempts').notNullable().defaultTo(0);
+        t.integer('status_checks').notNullable().defaultTo(0);
+        t.timestamp('next_run_at', { useTz: true });
+        t.string('carrier');
+        t.string('tracking_number');
+        t.boolean('cancel_requested').notNullable().defaultTo(false);
+        t.timestamp('received_at', { useTz: true });
+        t.timestamp('purchased_at', { useTz: true });
+        t.timestamp('shipped_at', { useTz: true });
+        t.timestamp('delivered_at', { useTz: true });
+        t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      await db.raw('create index fulfillments_due on fulfillments (state, next_run_at)');
+      await db.schema.createTable('transitions', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('order_id').notNullable().index();
+        t.string('from_state', 32);
+        t.string('to_state', 32).notNullable();
+        t.string('cause', 64).notNullable();
+        t.jsonb('details');
+        t.timestamp('at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      // One row per supplier call that could buy: written (PENDING) and committed BEFORE the call, completed after.
+      await db.schema.createTable('purchase_attempts', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('order_id').notNullable().index();
+        t.integer('attempt_no').notNullable();
+        t.string('kind', 16).notNullable(); // CREATE | RESOLVE
+        t.string('channel', 16).notNullable(); // API | BROWSER
+        t.string('out_order_id', 64).notNullable();
+        t.string('outcome', 16).notNullable().defaultTo('PENDING'); // PENDING | CREATED | REJECTED | UNKNOWN | NOT_PLACED
+        t.string('supplier_order_id');
+        t.string('supplier_code');
+        t.text('message');
+        t.jsonb('response');
+        t.timestamp('started_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.timestamp('finished_at', { useTz: true });
+        t.unique(['order_id', 'attempt_no']);
+      });
+      // Every other supplier answer worth showing an operator (price checks, status, tracking).
+      await db.schema.createTable('supplier_responses', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('order_id').notNullable().index();
+        t.string('method', 64).notNullable();
+        t.string('outcome', 32).notNullable();
+        t.jsonb('summary');
+        t.timestamp('at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      // Outbox-driven marketplace step: written in the same transaction as the SHIPPED transition.
+      await db.schema.createTable('tracking_pushes', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('order_id').notNullable().unique();
+        t.string('seller_id').notNullable();
+        t.string('marketplace', 32).notNullable();
+        t.string('status', 16).notNullable().defaultTo('PENDING'); // PENDING | DONE | FAILED | SKIPPED
+        t.integer('attempts').notNullable().defaultTo(0);
+        t.timestamp('next_attempt_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.text('last_error');
+        t.jsonb('result');
+        t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.timestamp('done_at', { useTz: true });
+      });
+      await db.schema.createTable('seller_policies', (t) => {
+        t.string('seller_id').primary();
+        t.integer('min_margin_bps');
+        t.bigInteger('max_cost_minor');
+        t.string('max_cost_currency', 3);
+        t.string('purchase_channel', 16).notNullable().defaultTo('API'); // API | BROWSER
+        t.jsonb('fx_rates').notNullable().defaultTo('{}'); // {"USD:CLP": "950.5"}: units of CLP per USD
+        t.float('rate_per_second'); // not money
+        t.integer('daily_quota');
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      await db.schema.createTable('product_mappings', (t) => {
+        t.string('seller_id').notNullable();
+        t.string('listing_id').notNullable();
+        t.string('sku').notNullable().defaultTo(''); // '' = any SKU of the listing
+        t.string('product_id').notNullable();
+        t.string('sku_attr').notNullable().defaultTo('');
+        t.string('logistics_service_name');
+        t.string('purchase_channel', 16); // overrides the seller's policy for this product
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.primary(['seller_id', 'listing_id', 'sku']);
+      });
+      await db.schema.createTable('supplier_credentials', (t) => {
+        t.string('seller_id').primary();
+        t.string('app_key');
+        t.text('app_secret_sealed');
+        t.text('access_token_sealed');
+        t.text('web_email_sealed');
+        t.text('web_password_sealed');
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      await db.schema.createTable('marketplace_tokens', (t) => {
+        t.string('seller_id').notNullable();
+        t.string('marketplace', 32).notNullable();
+        t.text('access_token_sealed').notNullable();
+        t.integer('ml_service_id'); // MercadoLibre me1 carrier service id
+        t.string('ebay_carrier_code');
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.primary(['seller_id', 'marketplace']);
+      });
+      // Daily supplier call quota per seller, counted atomically before each call (Beijing day, as AliExpress counts).
+      await db.schema.createTable('supplier_call_quota', (t) => {
+        t.string('seller_id').notNullable();
+        t.date('day').notNullable();
+        t.integer('calls').notNullable().defaultTo(0);
+        t.primary(['seller_id', 'day']);
+      });
+    },
+  },
+];

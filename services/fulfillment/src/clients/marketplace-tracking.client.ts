@@ -1,0 +1,112 @@
+/**
+ * Pushes tracking to the marketplace the order came from, with the seller's own token. Both pushes are made safe to
+ * retry: eBay's shipping_fulfillment is not idempotent, so we first list the order's fulfillments and skip the POST
+ * when our tracking number is already there; MercadoLibre's PUT and seller notification just restate the same facts.
+ */
+export interface TrackingPushInput {
+  externalOrderId: string;
+  lines: Array<{ lineId: string; quantity: number }>;
+  carrier: string;
+  trackingNumber: string;
+  shippedAt: Date;
+}
+
+export class MarketplacePushError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retriable: boolean,
+  ) {
+    super(message);
+    this.name = 'MarketplacePushError';
+  }
+}
+
+async function request(url: string, init: RequestInit & { timeoutMs: number }): Promise<{ status: number; body: unknown; headers: Headers }> {
+  let response: Response;
+  try {
+    response = await fetch(url, { ...init, signal: AbortSignal.timeout(init.timeoutMs) });
+  } catch (error) {
+    throw new MarketplacePushError('NETWORK_ERROR', error instanceof Error ? error.message : 'request failed', true);
+  }
+  const raw = await response.text();
+  let body: unknown = raw;
+  try {
+    body = raw ? JSON.parse(raw) : null;
+  } catch {
+    /* keep text */
+  }
+  if (response.status >= 500 || response.status === 429) {
+    throw new MarketplacePushError(`HTTP_${response.status}`, `marketplace answered ${response.status}`, true);
+  }
+  if (response.status >= 400) {
+    // 401 may be an expired token an operator can replace: retried (bounded) rather than dropped
+    throw new MarketplacePushError(`HTTP_${response.status}`, JSON.stringify(body).slice(0, 500), response.status === 401);
+  }
+  return { status: response.status, body, headers: response.headers };
+}
+
+/** eBay Fulfillment API: POST /sell/fulfillment/v1/order/{orderId}/shipping_fulfillment. */
+export class EbayTrackingClient {
+  constructor(private readonly options: { baseUrl: string; accessToken: string; timeoutMs: number; carrierCode?: string | null }) {}
+
+  async push(input: TrackingPushInput): Promise<Record<string, unknown>> {
+    const path = `/sell/fulfillment/v1/order/${encodeURIComponent(input.externalOrderId)}/shipping_fulfillment`;
+    const headers = { authorization: `Bearer ${this.options.accessToken}`, 'content-type': 'application/json' };
+    const existing = await request(new URL(path, this.options.baseUrl).toString(), { method: 'GET', headers, timeoutMs: this.options.timeoutMs });
+    const fulfillments = ((existing.body as { fulfillments?: Array<{ fulfillmentId?: string; shipmentTrackingNumber?: string }> })?.fulfillments ?? []);
+    // eBay accepts only letters and digits
+    const trackingNumber = input.trackingNumber.replace(/[^A-Za-z0-9]/g, '');
+    const already = fulfillments.find((f) => f.shipmentTrackingNumber === trackingNumber);
+    if (already) return { alreadyPushed: true, fulfillmentId: already.fulfillmentId };
+    const created = await request(new URL(path, this.options.baseUrl).toString(), {
+      method: 'POST',
+      headers,
+      timeoutMs: this.options.timeoutMs,
+      body: JSON.stringify({
+        lineItems: input.lines.map((l) => ({ lineItemId: l.lineId, quantity: l.quantity })),
+        shippedDate: input.shippedAt.toISOString(),
+        shippingCarrierCode: this.options.carrierCode || input.carrier,
+        trackingNumber,
+      }),
+    });
+    return { location: created.headers.get('location') };
+  }
+}
+
+/** MercadoLibre me1: PUT /shipments/{id} then POST /shipments/{id}/seller_notifications. */
+export class MercadoLibreTrackingClient {
+  constructor(private readonly options: { baseUrl: string; accessToken: string; timeoutMs: number; serviceId: number | null }) {}
+
+  async push(input: TrackingPushInput): Promise<Record<string, unknown>> {
+    if (this.options.serviceId === null) {
+      throw new MarketplacePushError('ML_SERVICE_ID_MISSING', 'the seller has no MercadoLibre service_id configured', true);
+    }
+    const headers = { authorization: `Bearer ${this.options.accessToken}`, 'content-type': 'application/json' };
+    const url = (path: string) => new URL(path, this.options.baseUrl).toString();
+    const order = await request(url(`/orders/${encodeURIComponent(input.externalOrderId)}`), { method: 'GET', headers, timeoutMs: this.options.timeoutMs });
+    const shipmentId = (order.body as { shipping?: { id?: number | string } })?.shipping?.id;
+    if (shipmentId === undefined || shipmentId === null) {
+      throw new MarketplacePushError('ML_NO_SHIPMENT', 'the MercadoLibre order has no shipment', false);
+    }
+    const serviceId = this.options.serviceId;
+    await request(url(`/shipments/${shipmentId}`), {
+      method: 'PUT',
+      headers: { ...headers, 'x-format-new': 'true' },
+      timeoutMs: this.options.timeoutMs,
+      body: JSON.stringify({ service_id: serviceId, tracking_number: input.trackingNumber }),
+    });
+    await request(url(`/shipments/${shipmentId}/seller_notifications`), {
+      method: 'POST',
+      headers,
+      timeoutMs: this.options.timeoutMs,
+      body: JSON.stringify({
+        payload: { service_id: serviceId, comment: `${input.carrier} ${input.trackingNumber}`, date: input.shippedAt.toISOString() },
+        tracking_number: input.trackingNumber,
+        status: 'shipped',
+        substatus: 'null',
+      }),
+    });
+    return { shipmentId };
+  }
+}

@@ -1,0 +1,372 @@
+import type { Address, Money, OrderLine } from '@postsale/contracts';
+import type { Db, Tx } from '@postsale/runtime';
+import type { State } from '../domain/states';
+
+/** A fulfillment as the domain sees it: typed, money as Money, bigint columns checked. */
+export interface Fulfillment {
+  orderId: string;
+  sellerId: string;
+  marketplace: string | null;
+  externalOrderId: string | null;
+  marketplaceAccountId: string | null;
+  state: State;
+  stateSince: Date;
+  reasonCode: string | null;
+  reasonDetails: unknown;
+  lines: OrderLine[];
+  shipTo: Address | null;
+  shipToIssue: string | null;
+  saleAmount: Money | null;
+  outOrderId: string | null;
+  channel: string | null;
+  supplierOrderId: string | null;
+  supplierCost: Money | null;
+  approvedMax: Money | null;
+  purchaseAttempts: number;
+  statusChecks: number;
+  nextRunAt: Date | null;
+  carrier: string | null;
+  trackingNumber: string | null;
+  cancelRequested: boolean;
+  receivedAt: Date | null;
+  purchasedAt: Date | null;
+  shippedAt: Date | null;
+}
+
+export interface Attempt {
+  id: string;
+  attemptNo: number;
+  kind: 'CREATE' | 'RESOLVE';
+  channel: string;
+  outOrderId: string;
+  outcome: 'PENDING' | 'CREATED' | 'REJECTED' | 'UNKNOWN' | 'NOT_PLACED';
+  supplierOrderId: string | null;
+  supplierCode: string | null;
+  startedAt: Date;
+}
+
+type Row = Record<string, unknown>;
+
+export function bigintToNumber(value: unknown): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`not a safe integer: ${String(value)}`);
+  return n;
+}
+
+function moneyOf(minor: unknown, currency: unknown): Money | null {
+  if (minor === null || minor === undefined || !currency) return null;
+  return { amountMinor: bigintToNumber(minor), currency: String(currency).trim() };
+}
+
+const date = (v: unknown) => (v ? new Date(v as string) : null);
+
+function toFulfillment(row: Row): Fulfillment {
+  return {
+    orderId: String(row.order_id),
+    sellerId: String(row.seller_id),
+    marketplace: (row.marketplace as string) ?? null,
+    externalOrderId: (row.external_order_id as string) ?? null,
+    marketplaceAccountId: (row.marketplace_account_id as string) ?? null,
+    state: row.state as State,
+    stateSince: new Date(row.state_since as string),
+    reasonCode: (row.reason_code as string) ?? null,
+    reasonDetails: row.reason_details ?? null,
+    lines: (row.lines as OrderLine[]) ?? [],
+    shipTo: (row.ship_to as Address) ?? null,
+    shipToIssue: (row.ship_to_issue as string) ?? null,
+    saleAmount: moneyOf(row.sale_amount_minor, row.sale_currency),
+    outOrderId: (row.out_order_id as string) ?? null,
+    channel: (row.channel as string) ?? null,
+    supplierOrderId: (row.supplier_order_id as string) ?? null,
+    supplierCost: moneyOf(row.supplier_cost_minor, row.supplier_cost_currency),
+    approvedMax: moneyOf(row.approved_max_minor, row.approved_max_currency),
+    purchaseAttempts: Number(row.purchase_attempts ?? 0),
+    statusChecks: Number(row.status_checks ?? 0),
+    nextRunAt: date(row.next_run_at),
+    carrier: (row.carrier as string) ?? null,
+    trackingNumber: (row.tracking_number as string) ?? null,
+    cancelRequested: Boolean(row.cancel_requested),
+    receivedAt: date(row.received_at),
+    purchasedAt: date(row.purchased_at),
+    shippedAt: date(row.shipped_at),
+  };
+}
+
+function toAttempt(row: Row): Attempt {
+  return {
+    id: String(row.id),
+    attemptNo: Number(row.attempt_no),
+    kind: row.kind as Attempt['kind'],
+    channel: String(row.channel),
+    outOrderId: String(row.out_order_id),
+    outcome: row.outcome as Attempt['outcome'],
+    supplierOrderId: (row.supplier_order_id as string) ?? null,
+    supplierCode: (row.supplier_code as string) ?? null,
+    startedAt: new Date(row.started_at as string),
+  };
+}
+
+export interface NewFulfillment {
+  orderId: string;
+  sellerId: string;
+  marketplace: string;
+  externalOrderId: string;
+  marketplaceAccountId: string;
+  lines: OrderLine[];
+  shipTo: Address | null;
+  shipToIssue: string | null;
+  saleAmount: Money;
+  outOrderId: string;
+  receivedAt: Date;
+}
+
+/** Column patch applied together with a transition. Money goes in as Money, split into its two columns here. */
+export interface FulfillmentPatch {
+  reasonCode?: string | null;
+  reasonDetails?: unknown;
+  channel?: string;
+  supplierOrderId?: string;
+  supplierCost?: Money;
+  approvedMax?: Money | null;
+  approvedBy?: string | null;
+  purchaseAttempts?: number;
+  statusChecks?: number;
+  nextRunAt?: Date | null;
+  carrier?: string;
+  trackingNumber?: string;
+  cancelRequested?: boolean;
+  purchasedAt?: Date;
+  shippedAt?: Date;
+  deliveredAt?: Date;
+}
+
+function patchColumns(patch: FulfillmentPatch): Row {
+  const row: Row = {};
+  if (patch.reasonCode !== undefined) row.reason_code = patch.reasonCode;
+  if (patch.reasonDetails !== undefined) row.reason_details = patch.reasonDetails === null ? null : JSON.stringify(patch.reasonDetails);
+  if (patch.channel !== undefined) row.channel = patch.channel;
+  if (patch.supplierOrderId !== undefined) row.supplier_order_id = patch.supplierOrderId;
+  if (patch.supplierCost !== undefined) {
+    row.supplier_cost_minor = patch.supplierCost.amountMinor;
+    row.supplier_cost_currency = patch.supplierCost.currency;
+  }
+  if (patch.approvedMax !== undefined) {
+    row.approved_max_minor = patch.approvedMax?.amountMinor ?? null;
+    row.approved_max_currency = patch.approvedMax?.currency ?? null;
+  }
+  if (patch.approvedBy !== undefined) row.approved_by = patch.approvedBy;
+  if (patch.purchaseAttempts !== undefined) row.purchase_attempts = patch.purchaseAttempts;
+  if (patch.statusChecks !== undefined) row.status_checks = patch.statusChecks;
+  if (patch.nextRunAt !== undefined) row.next_run_at = patch.nextRunAt;
+  if (patch.carrier !== undefined) row.carrier = patch.carrier;
+  if (patch.trackingNumber !== undefined) row.tracking_number = patch.trackingNumber;
+  if (patch.cancelRequested !== undefined) row.cancel_requested = patch.cancelRequested;
+  if (patch.purchasedAt !== undefined) row.purchased_at = patch.purchasedAt;
+  if (patch.shippedAt !== undefined) row.shipped_at = patch.shippedAt;
+  if (patch.deliveredAt !== undefined) row.delivered_at = patch.deliveredAt;
+  return row;
+}
+
+export class FulfillmentRepository {
+  constructor(readonly db: Db) {}
+
+  transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T> {
+    return this.db.transaction(work);
+  }
+
+  /** Inserts the order once (business-key idempotency on top of the inbox: a re-ingested duplicate is a no-op). */
+  async insertReceived(trx: Tx, f: NewFulfillment, cause: string): Promise<boolean> {
+    const inserted = await trx('fulfillments')
+      .insert({
+        order_id: f.orderId,
+        seller_id: f.sellerId,
+        marketplace: f.marketplace,
+        external_order_id: f.externalOrderId,
+        marketplace_account_id: f.marketplaceAccountId,
+        state: 'RECEIVED',
+        lines: JSON.stringify(f.lines),
+        ship_to: f.shipTo ? JSON.stringify(f.shipTo) : null,
+        ship_to_issue: f.shipToIssue,
+        sale_amount_minor: f.saleAmount.amountMinor,
+        sale_currency: f.saleAmount.currency,
+        out_order_id: f.outOrderId,
+        next_run_at: trx.fn.now(),
+        received_at: f.receivedAt,
+      })
+      .onConflict('order_id')
+      .ignore()
+      .returning('order_id');
+    if (inserted.length === 0) return false;
+    await this.recordTransition(trx, f.orderId, null, 'RECEIVED', cause, null);
+    return true;
+  }
+
+  /** A cancellation that arrived before (or without) the order: remembered so a later OrderReceived buys nothing. */
+  async insertCancelledPlaceholder(trx: Tx, orderId: string, sellerId: string, cause: string, details: unknown): Promise<void> {
+    const inserted = await trx('fulfillments')
+      .insert({ order_id: orderId, seller_id: sellerId, state: 'CANCELLED', reason_code: 'CANCELLED_BEFORE_RECEIVED' })
+      .onConflict('order_id')
+      .ignore()
+      .returning('order_id');
+    if (inserted.length > 0) await this.recordTransition(trx, orderId, null, 'CANCELLED', cause, details);
+  }
+
+  async get(orderId: string, trx?: Tx): Promise<Fulfillment | undefined> {
+    const row = await (trx ?? this.db)('fulfillments').where({ order_id: orderId }).first();
+    return row ? toFulfillment(row) : undefined;
+  }
+
+  /**
+   * The atomic transition: UPDATE … WHERE state IN (from). Returns the updated fulfillment, or undefined when the order
+   * was not in one of those states (someone else moved it first) — the caller then does nothing.
+   */
+  async transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch = {}): Promise<Fulfillment | undefined> {
+    const rows = await trx('fulfillments')
+      .where({ order_id: orderId })
+      .whereIn('state', from)
+      .update({ ...patchColumns(patch), state: to, state_since: trx.fn.now() })
+      .returning('*');
+    const row = rows[0] as Row | undefined;
+    if (!row) return undefined;
+    await this.recordTransition(trx, orderId, null, to, cause, details, from);
+    return toFulfillment(row);
+  }
+
+  /** Updates columns without changing state, only if the order is still in `state`. */
+  async update(trx: Tx | Db, orderId: string, state: State, patch: FulfillmentPatch): Promise<boolean> {
+    const count = await trx('fulfillments').where({ order_id: orderId, state }).update(patchColumns(patch));
+    return count > 0;
+  }
+
+  private async recordTransition(trx: Tx, orderId: string, fromState: string | null, to: string, cause: string, details: unknown, from?: State[]) {
+    let previous = fromState;
+    if (from && from.length === 1) previous = from[0]!;
+    else if (from) {
+      // the exact previous state: the last recorded transition's target
+      const last = await trx('transitions').where({ order_id: orderId }).orderBy('id', 'desc').first('to_state');
+      previous = (last?.to_state as string | undefined) ?? null;
+    }
+    await trx('transitions').insert({ order_id: orderId, from_state: previous, to_state: to, cause, details: details === null || details === undefined ? null : JSON.stringify(details) });
+  }
+
+  /**
+   * Claims due work in `states` for this process: rows whose next_run_at has passed get a lease (next_run_at moved
+   * forward) in a short transaction with SKIP LOCKED, so two workers never take the same order at once.
+   */
+  async claimDue(states: State[], limit: number, leaseMs: number): Promise<Fulfillment[]> {
+    return this.db.transaction(async (trx) => {
+      const rows: Row[] = await trx('fulfillments')
+        .whereIn('state', states)
+        .where('next_run_at', '<=', trx.fn.now())
+        .orderBy('next_run_at')
+        .limit(limit)
+        .forUpdate()
+        .skipLocked();
+      if (rows.length === 0) return [];
+      const leaseUntil = new Date(Date.now() + leaseMs);
+      await trx('fulfillments').whereIn('order_id', rows.map((r) => r.order_id as string)).update({ next_run_at: leaseUntil });
+      return rows.map(toFulfillment);
+    });
+  }
+
+  async lastAttempt(orderId: string, trx?: Tx): Promise<Attempt | undefined> {
+    const row = await (trx ?? this.db)('purchase_attempts').where({ order_id: orderId }).orderBy('attempt_no', 'desc').first();
+    return row ? toAttempt(row) : undefined;
+  }
+
+  async firstCreateAttempt(orderId: string): Promise<Attempt | undefined> {
+    const row = await this.db('purchase_attempts').where({ order_id: orderId, kind: 'CREATE' }).orderBy('attempt_no').first();
+    return row ? toAttempt(row) : undefined;
+  }
+
+  async insertAttempt(trx: Tx, a: { orderId: string; attemptNo: number; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string> {
+    const [row] = await trx('purchase_attempts')
+      .insert({ order_id: a.orderId, attempt_no: a.attemptNo, kind: a.kind, channel: a.channel, out_order_id: a.outOrderId })
+      .returning('id');
+    return String((row as Row).id);
+  }
+
+  async finishAttempt(trx: Tx | Db, id: string, r: { outcome: Attempt['outcome']; supplierOrderId?: string; supplierCode?: string; message?: string; response?: unknown }): Promise<void> {
+    await trx('purchase_attempts')
+      .where({ id })
+      .update({
+        outcome: r.outcome,
+        supplier_order_id: r.supplierOrderId ?? null,
+        supplier_code: r.supplierCode ?? null,
+        message: r.message ?? null,
+        response: r.response === undefined ? null : JSON.stringify(r.response),
+        finished_at: trx.fn.now(),
+      });
+  }
+
+  async recordSupplierResponse(orderId: string, method: string, outcome: string, summary: unknown, trx?: Tx): Promise<void> {
+    await (trx ?? this.db)('supplier_responses').insert({ order_id: orderId, method, outcome, summary: JSON.stringify(summary ?? null) });
+  }
+
+  async history(orderId: string) {
+    const [transitions, attempts, responses, push] = await Promise.all([
+      this.db('transitions').where({ order_id: orderId }).orderBy('id'),
+      this.db('purchase_attempts').where({ order_id: orderId }).orderBy('attempt_no'),
+      this.db('supplier_responses').where({ order_id: orderId }).orderBy('id'),
+      this.db('tracking_pushes').where({ order_id: orderId }).first(),
+    ]);
+    return { transitions, attempts, responses, push };
+  }
+
+  async reviewQueue(limit: number): Promise<Fulfillment[]> {
+    const rows = await this.db('fulfillments').where({ state: 'NEEDS_REVIEW' }).orderBy('state_since').limit(limit);
+    return rows.map(toFulfillment);
+  }
+
+  async countByState(state: State): Promise<number> {
+    const row = await this.db('fulfillments').where({ state }).count<{ count: string }[]>('* as count').first();
+    return Number(row?.count ?? 0);
+  }
+
+  /** Non-terminal orders that have been in their state longer than `deadlines[state]` seconds. */
+  async overdue(deadlines: Partial<Record<State, number>>): Promise<Array<{ orderId: string; sellerId: string; state: State; since: Date }>> {
+    const query = this.db('fulfillments').select('order_id', 'seller_id', 'state', 'state_since');
+    query.where((q) => {
+      for (const [state, seconds] of Object.entries(deadlines)) {
+        q.orWhere((w) => w.where('state', state).where('state_since', '<', this.db.raw(`now() - (? * interval '1 second')`, [seconds])));
+      }
+    });
+    const rows: Row[] = await query.orderBy('state_since');
+    return rows.map((r) => ({ orderId: String(r.order_id), sellerId: String(r.seller_id), state: r.state as State, since: new Date(r.state_since as string) }));
+  }
+
+  // --- tracking pushes (outbox-driven marketplace step) ---
+
+  async insertTrackingPush(trx: Tx, orderId: string, sellerId: string, marketplace: string, status: 'PENDING' | 'SKIPPED'): Promise<void> {
+    await trx('tracking_pushes').insert({ order_id: orderId, seller_id: sellerId, marketplace, status }).onConflict('order_id').ignore();
+  }
+
+  async claimDuePushes(limit: number, leaseMs: number): Promise<Array<{ id: string; orderId: string; sellerId: string; marketplace: string; attempts: number }>> {
+    return this.db.transaction(async (trx) => {
+      const rows: Row[] = await trx('tracking_pushes').where({ status: 'PENDING' }).where('next_attempt_at', '<=', trx.fn.now()).orderBy('next_attempt_at').limit(limit).forUpdate().skipLocked();
+      if (rows.length === 0) return [];
+      await trx('tracking_pushes').whereIn('id', rows.map((r) => r.id as string)).update({ next_attempt_at: new Date(Date.now() + leaseMs) });
+      return rows.map((r) => ({ id: String(r.id), orderId: String(r.order_id), sellerId: String(r.seller_id), marketplace: String(r.marketplace), attempts: Number(r.attempts) }));
+    });
+  }
+
+  async finishPush(id: string, r: { status: 'PENDING' | 'DONE' | 'FAILED'; attempts: number; nextAttemptAt?: Date; lastError?: string | null; result?: unknown }): Promise<void> {
+    await this.db('tracking_pushes')
+      .where({ id })
+      .update({
+        status: r.status,
+        attempts: r.attempts,
+        ...(r.nextAttemptAt ? { next_attempt_at: r.nextAttemptAt } : {}),
+        last_error: r.lastError ?? null,
+        ...(r.result !== undefined ? { result: JSON.stringify(r.result) } : {}),
+        ...(r.status === 'DONE' ? { done_at: this.db.fn.now() } : {}),
+      });
+  }
+
+  async overduePushes(seconds: number): Promise<Array<{ orderId: string; sellerId: string; status: string; since: Date; lastError: string | null }>> {
+    const rows: Row[] = await this.db('tracking_pushes')
+      .whereIn('status', ['PENDING', 'FAILED'])
+      .where('created_at', '<', this.db.raw(`now() - (? * interval '1 second')`, [seconds]));
+    return rows.map((r) => ({ orderId: String(r.order_id), sellerId: String(r.seller_id), status: String(r.status), since: new Date(r.created_at as string), lastError: (r.last_error as string) ?? null }));
+  }
+}

@@ -1,0 +1,200 @@
+import type { Money } from '@postsale/contracts';
+import type { Db, SecretBox } from '@postsale/runtime';
+import { bigintToNumber } from './fulfillment.repository';
+
+/**
+ * Per-seller settings: purchase policy, product mappings, supplier credentials and marketplace tokens (both sealed at
+ * rest with the service's SecretBox; plaintext exists only in memory for one job), and the daily supplier quota.
+ */
+export type PurchaseChannel = 'API' | 'BROWSER';
+
+export interface SellerPolicy {
+  sellerId: string;
+  minMarginBps: number | null;
+  maxCost: Money | null;
+  purchaseChannel: PurchaseChannel;
+  fxRates: Record<string, string>;
+  ratePerSecond: number | null;
+  dailyQuota: number | null;
+}
+
+export interface ProductMapping {
+  sellerId: string;
+  listingId: string;
+  /** '' = any SKU of the listing */
+  sku: string;
+  productId: string;
+  skuAttr: string;
+  logisticsServiceName: string | null;
+  purchaseChannel: PurchaseChannel | null;
+}
+
+export interface SupplierSecrets {
+  api: { appKey: string; appSecret: string; accessToken: string } | null;
+  web: { email: string; password: string } | null;
+}
+
+export interface MarketplaceToken {
+  accessToken: string;
+  mlServiceId: number | null;
+  ebayCarrierCode: string | null;
+}
+
+type Row = Record<string, unknown>;
+
+export class SellerSettingsRepository {
+  constructor(
+    private readonly db: Db,
+    private readonly box: SecretBox,
+  ) {}
+
+  async policy(sellerId: string): Promise<SellerPolicy | undefined> {
+    const row: Row | undefined = await this.db('seller_policies').where({ seller_id: sellerId }).first();
+    if (!row) return undefined;
+    return {
+      sellerId,
+      minMarginBps: row.min_margin_bps === null ? null : Number(row.min_margin_bps),
+      maxCost: row.max_cost_minor === null ? null : { amountMinor: bigintToNumber(row.max_cost_minor), currency: String(row.max_cost_currency) },
+      purchaseChannel: row.purchase_channel as PurchaseChannel,
+      fxRates: (row.fx_rates as Record<string, string>) ?? {},
+      ratePerSecond: row.rate_per_second === null ? null : Number(row.rate_per_second),
+      dailyQuota: row.daily_quota === null ? null : Number(row.daily_quota),
+    };
+  }
+
+  async putPolicy(p: SellerPolicy): Promise<void> {
+    const row = {
+      seller_id: p.sellerId,
+      min_margin_bps: p.minMarginBps,
+      max_cost_minor: p.maxCost?.amountMinor ?? null,
+      max_cost_currency: p.maxCost?.currency ?? null,
+      purchase_channel: p.purchaseChannel,
+      fx_rates: JSON.stringify(p.fxRates),
+      rate_per_second: p.ratePerSecond,
+      daily_quota: p.dailyQuota,
+      updated_at: this.db.fn.now(),
+    };
+    await this.db('seller_policies').insert(row).onConflict('seller_id').merge();
+  }
+
+  /** The mapping for a line: an exact (listing, sku) match first, then the listing's catch-all. */
+  async mappingFor(sellerId: string, listingId: string, sku: string | null): Promise<ProductMapping | undefined> {
+    const rows: Row[] = await this.db('product_mappings').where({ seller_id: sellerId, listing_id: listingId }).whereIn('sku', sku ? [sku, ''] : ['']);
+    const row = rows.find((r) => r.sku === (sku ?? '')) ?? rows.find((r) => r.sku === '');
+    return row ? toMapping(row) : undefined;
+  }
+
+  async mappings(sellerId: string): Promise<ProductMapping[]> {
+    const rows: Row[] = await this.db('product_mappings').where({ seller_id: sellerId }).orderBy(['listing_id', 'sku']);
+    return rows.map(toMapping);
+  }
+
+  async putMappings(sellerId: string, mappings: Omit<ProductMapping, 'sellerId'>[]): Promise<void> {
+    if (mappings.length === 0) return;
+    await this.db('product_mappings')
+      .insert(
+        mappings.map((m) => ({
+          seller_id: sellerId,
+          listing_id: m.listingId,
+          sku: m.sku,
+          product_id: m.productId,
+          sku_attr: m.skuAttr,
+          logistics_service_name: m.logisticsServiceName,
+          purchase_channel: m.purchaseChannel,
+          updated_at: this.db.fn.now(),
+        })),
+      )
+      .onConflict(['seller_id', 'listing_id', 'sku'])
+      .merge();
+  }
+
+  async deleteMapping(sellerId: string, listingId: string, sku: string): Promise<number> {
+    return this.db('product_mappings').where({ seller_id: sellerId, listing_id: listingId, sku }).delete();
+  }
+
+  async putSupplierCredentials(sellerId: string, c: { api?: SupplierSecrets['api']; web?: SupplierSecrets['web'] }): Promise<void> {
+    const row: Row = { seller_id: sellerId, updated_at: this.db.fn.now() };
+    if (c.api) {
+      row.app_key = c.api.appKey;
+      row.app_secret_sealed = this.box.seal(c.api.appSecret);
+      row.access_token_sealed = this.box.seal(c.api.accessToken);
+    }
+    if (c.web) {
+      row.web_email_sealed = this.box.seal(c.web.email);
+      row.web_password_sealed = this.box.seal(c.web.password);
+    }
+    await this.db('supplier_credentials').insert(row).onConflict('seller_id').merge(Object.keys(row));
+  }
+
+  async supplierSecrets(sellerId: string): Promise<SupplierSecrets> {
+    const row: Row | undefined = await this.db('supplier_credentials').where({ seller_id: sellerId }).first();
+    if (!row) return { api: null, web: null };
+    const open = (v: unknown) => this.box.open(String(v));
+    return {
+      api: row.app_key && row.app_secret_sealed && row.access_token_sealed
+        ? { appKey: String(row.app_key), appSecret: open(row.app_secret_sealed), accessToken: open(row.access_token_sealed) }
+        : null,
+      web: row.web_email_sealed && row.web_password_sealed ? { email: open(row.web_email_sealed), password: open(row.web_password_sealed) } : null,
+    };
+  }
+
+  /** What an operator may see: which credentials exist, never their values. */
+  async credentialSummary(sellerId: string): Promise<{ api: { appKey: string } | null; web: boolean; marketplaces: string[] }> {
+    const row: Row | undefined = await this.db('supplier_credentials').where({ seller_id: sellerId }).first();
+    const tokens: Row[] = await this.db('marketplace_tokens').where({ seller_id: sellerId }).select('marketplace');
+    return {
+      api: row?.app_key ? { appKey: String(row.app_key) } : null,
+      web: Boolean(row?.web_email_sealed),
+      marketplaces: tokens.map((t) => String(t.marketplace)),
+    };
+  }
+
+  async putMarketplaceToken(sellerId: string, marketplace: string, t: MarketplaceToken): Promise<void> {
+    await this.db('marketplace_tokens')
+      .insert({
+        seller_id: sellerId,
+        marketplace,
+        access_token_sealed: this.box.seal(t.accessToken),
+        ml_service_id: t.mlServiceId,
+        ebay_carrier_code: t.ebayCarrierCode,
+        updated_at: this.db.fn.now(),
+      })
+      .onConflict(['seller_id', 'marketplace'])
+      .merge();
+  }
+
+  async marketplaceToken(sellerId: string, marketplace: string): Promise<MarketplaceToken | undefined> {
+    const row: Row | undefined = await this.db('marketplace_tokens').where({ seller_id: sellerId, marketplace }).first();
+    if (!row) return undefined;
+    return {
+      accessToken: this.box.open(String(row.access_token_sealed)),
+      mlServiceId: row.ml_service_id === null ? null : Number(row.ml_service_id),
+      ebayCarrierCode: (row.ebay_carrier_code as string) ?? null,
+    };
+  }
+
+  /** Counts one supplier call against today's quota (Beijing day); false when the quota is used up. Atomic. */
+  async takeDailyQuota(sellerId: string, quota: number, now = Date.now()): Promise<boolean> {
+    const day = new Date(now + 8 * 3600_000).toISOString().slice(0, 10);
+    const result = await this.db.raw(
+      `insert into supplier_call_quota (seller_id, day, calls) values (?, ?, 1)
+       on conflict (seller_id, day) do update set calls = supplier_call_quota.calls + 1
+       where supplier_call_quota.calls < ?
+       returning calls`,
+      [sellerId, day, quota],
+    );
+    return result.rows.length > 0;
+  }
+}
+
+function toMapping(row: Row): ProductMapping {
+  return {
+    sellerId: String(row.seller_id),
+    listingId: String(row.listing_id),
+    sku: String(row.sku),
+    productId: String(row.product_id),
+    skuAttr: String(row.sku_attr),
+    logisticsServiceName: (row.logistics_service_name as string) ?? null,
+    purchaseChannel: (row.purchase_channel as PurchaseChannel) ?? null,
+  };
+}

@@ -1,0 +1,116 @@
+import { parseDecimal } from '@postsale/contracts';
+import { SupplierCallError } from '../clients/aliexpress-ds.client';
+import type { Fulfillment } from '../db/fulfillment.repository';
+import { backoffDelayMs } from './backoff';
+import { publish, sendToReview, type FulfillmentDeps } from './ports';
+import { Reasons, States } from './states';
+
+/**
+ * After the supplier accepted an order: follow it until it is paid (AWAITING_PAYMENT → PURCHASED, lesson 16), shipped
+ * (PURCHASED → SHIPPED, tracking pushed to the marketplace through `tracking_pushes`) and delivered (SHIPPED →
+ * DELIVERED). Each check is a read; between checks the order waits with exponential backoff.
+ */
+const PAID = new Set(['WAIT_SELLER_SEND_GOODS', 'SELLER_PART_SEND_GOODS', 'WAIT_BUYER_ACCEPT_GOODS', 'FINISH']);
+const PAYMENT_FAILED = new Set(['RISK_CONTROL', 'IN_CANCEL']);
+
+export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promise<void> {
+  const api = await deps.supplierFor(f.sellerId);
+  if (!api || !f.supplierOrderId) {
+    await later(deps, f, 'NO_SUPPLIER_ACCESS');
+    return;
+  }
+  try {
+    if (f.state === States.AWAITING_PAYMENT) {
+      const order = await api.getOrder(f.supplierOrderId);
+      await deps.repo.recordSupplierResponse(f.orderId, 'aliexpress.trade.ds.order.get', order.status, order);
+      if (PAID.has(order.status) && order.amount) {
+        const cost = parseDecimal(order.amount.amount, order.amount.currency);
+        const purchasedAt = new Date();
+        await deps.repo.transaction(async (trx) => {
+          const moved = await deps.repo.transition(trx, f.orderId, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
+            supplierCost: cost,
+            purchasedAt,
+            statusChecks: 0,
+            nextRunAt: new Date(),
+          });
+          if (!moved) return;
+          await publish(deps, trx, f, 'PurchaseCompleted', {
+            supplier: 'ALIEXPRESS',
+            supplierOrderId: f.supplierOrderId!,
+            supplierCost: cost,
+            channel: (f.channel as 'API' | 'BROWSER') ?? 'API',
+            purchasedAt: purchasedAt.getTime(),
+          });
+          deps.metrics.purchases.inc({ outcome: 'purchased', reason: 'none', channel: f.channel ?? 'API' });
+          if (f.receivedAt) deps.metrics.orderToPurchase.observe((purchasedAt.getTime() - f.receivedAt.getTime()) / 1000);
+        });
+        return;
+      }
+      if (PAYMENT_FAILED.has(order.status)) {
+        await deps.repo.transaction((trx) =>
+          sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {
+            reason: order.status === 'IN_CANCEL' ? Reasons.SUPPLIER_ORDER_CANCELLED : Reasons.SUPPLIER_PAYMENT_FAILED,
+            message: `supplier order ${f.supplierOrderId} is ${order.status}: not paid`,
+            supplierCode: order.status,
+            details: { supplierOrderId: f.supplierOrderId },
+          }, 'payment check'),
+        );
+        return;
+      }
+      await later(deps, f, order.status); // PLACE_ORDER_SUCCESS = awaiting payment, PAYMENT_PROCESSING, …
+      return;
+    }
+
+    if (f.state === States.PURCHASED) {
+      const tracking = (await api.getTracking(f.supplierOrderId)).find((t) => t.trackingNumber);
+      if (!tracking) {
+        await later(deps, f, 'NOT_SHIPPED');
+        return;
+      }
+      await deps.repo.recordSupplierResponse(f.orderId, 'aliexpress.ds.order.tracking.get', 'SHIPPED', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber });
+      const shippedAt = new Date(tracking.events.map((e) => e.at ?? Infinity).reduce((a, b) => Math.min(a, b), Date.now()));
+      await deps.repo.transaction(async (trx) => {
+        const moved = await deps.repo.transition(trx, f.orderId, [States.PURCHASED], States.SHIPPED, 'supplier tracking available', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber }, {
+          carrier: tracking.carrier,
+          trackingNumber: tracking.trackingNumber,
+          shippedAt,
+          statusChecks: 0,
+          nextRunAt: new Date(Date.now() + deps.settings.statusPollMinMs),
+        });
+        if (!moved) return;
+        await publish(deps, trx, f, 'OrderShipped', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber, shippedAt: shippedAt.getTime() });
+        // the marketplace step, in the same transaction: it cannot be forgotten (lessons 14-15)
+        const pushable = f.marketplace === 'EBAY' || f.marketplace === 'MERCADOLIBRE';
+        await deps.repo.insertTrackingPush(trx, f.orderId, f.sellerId, f.marketplace ?? 'UNKNOWN', pushable ? 'PENDING' : 'SKIPPED');
+        if (f.purchasedAt) deps.metrics.timeToTracking.observe((Date.now() - f.purchasedAt.getTime()) / 1000);
+      });
+      return;
+    }
+
+    if (f.state === States.SHIPPED) {
+      const order = await api.getOrder(f.supplierOrderId);
+      if (order.status !== 'FINISH') {
+        await later(deps, f, order.status);
+        return;
+      }
+      await deps.repo.recordSupplierResponse(f.orderId, 'aliexpress.trade.ds.order.get', order.status, order);
+      const deliveredAt = new Date();
+      await deps.repo.transaction(async (trx) => {
+        const moved = await deps.repo.transition(trx, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null });
+        if (moved) await publish(deps, trx, f, 'OrderDelivered', { deliveredAt: deliveredAt.getTime() });
+      });
+    }
+  } catch (error) {
+    if (!(error instanceof SupplierCallError)) throw error;
+    deps.metrics.workerFailures.inc({ step: `follow_up_${f.state.toLowerCase()}`, code: error.code });
+    deps.logger.warn({ orderId: f.orderId, code: error.code, state: f.state }, 'supplier status check failed; will retry');
+    await later(deps, f, error.code);
+  }
+}
+
+async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promise<void> {
+  const checks = f.statusChecks + 1;
+  const delay = backoffDelayMs(checks, deps.settings.statusPollMinMs, deps.settings.statusPollMaxMs);
+  await deps.repo.update(deps.repo.db, f.orderId, f.state, { statusChecks: checks, nextRunAt: new Date(Date.now() + delay) });
+  deps.logger.debug({ orderId: f.orderId, state: f.state, why, nextInMs: delay }, 'order checked; not moved');
+}

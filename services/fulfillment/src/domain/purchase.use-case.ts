@@ -1,0 +1,320 @@
+import { add, money, parseDecimal, type Money } from '@postsale/contracts';
+import { SupplierCallError } from '../clients/aliexpress-ds.client';
+import { BrowserLoginError } from '../clients/checkout-browser';
+import type { Attempt, Fulfillment } from '../db/fulfillment.repository';
+import type { PurchaseChannel } from '../db/seller-settings.repository';
+import { backoffDelayMs } from './backoff';
+import { evaluatePriceGuard } from './price-guard';
+import { sendToReview, type FulfillmentDeps, type SupplierApi } from './ports';
+import { Reasons, States } from './states';
+
+/**
+ * The purchase worker's use case, for one claimed order in RECEIVED or PURCHASING:
+ *   RECEIVED:   check address, mapping, credentials and the price guard (fresh product.get for THIS order's country);
+ *               then record the intent (attempt row, state PURCHASING) and commit it BEFORE calling the supplier.
+ *   PURCHASING: a previous attempt's outcome is unknown (timeout, 5xx, crash): resolve it with the supplier first —
+ *               re-sending order.create with the SAME out_order_id returns the existing order (the documented way),
+ *               the web checkout's order list is searched by our memo — never a blind second purchase.
+ * The result is recorded after the call: AWAITING_PAYMENT (accepted, not yet paid), NEEDS_REVIEW with the
+ * supplier's code, or a retry with exponential backoff and jitter, bounded.
+ */
+interface PlannedItem {
+  productId: string;
+  skuId: string;
+  skuAttr: string;
+  quantity: number;
+  logisticsServiceName?: string;
+}
+
+interface Plan {
+  channel: PurchaseChannel;
+  items: PlannedItem[];
+  address: Record<string, string>;
+  supplierCost: Money;
+}
+
+type Preparation =
+  | { kind: 'ready'; plan: Plan; api: SupplierApi }
+  | { kind: 'review'; reason: string; message: string; details?: Record<string, unknown>; supplierCode?: string }
+  | { kind: 'retry'; code: string; message: string };
+
+type Outcome =
+  | { outcome: 'CREATED'; supplierOrderId: string; response?: unknown }
+  | { outcome: 'REJECTED'; reason: string; supplierCode: string; message: string; response?: unknown }
+  | { outcome: 'UNKNOWN' | 'NOT_PLACED'; code: string; message: string };
+
+export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment): Promise<void> {
+  // numbering continues across operator retries; the outcome matters only for an attempt of THIS purchasing phase
+  const previous = await deps.repo.lastAttempt(f.orderId);
+  const last = f.state === States.PURCHASING ? previous : undefined;
+
+  if (f.state === States.PURCHASING && last && last.outcome === 'NOT_PLACED' && f.cancelRequested) {
+    // nothing exists at the supplier and the buyer cancelled: stop
+    await deps.repo.transaction((trx) => deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.CANCELLED, 'cancelled while retrying', { lastAttempt: last.attemptNo }, { nextRunAt: null }));
+    return;
+  }
+  if (f.state === States.PURCHASING && f.purchaseAttempts >= deps.settings.purchaseMaxAttempts) {
+    const unknown = last?.outcome === 'UNKNOWN' || last?.outcome === 'PENDING';
+    await deps.repo.transaction((trx) =>
+      sendToReview(deps, trx, f, [States.PURCHASING], {
+        reason: unknown ? Reasons.UNRESOLVED_PURCHASE : Reasons.RETRIES_EXHAUSTED,
+        message: unknown
+          ? `after ${f.purchaseAttempts} attempts the outcome is still unknown; look for out_order_id ${f.outOrderId} at the supplier`
+          : `the supplier was unavailable for ${f.purchaseAttempts} attempts`,
+        details: { attempts: f.purchaseAttempts, outOrderId: f.outOrderId, lastCode: last?.supplierCode ?? null },
+      }, 'purchase worker'),
+    );
+    return;
+  }
+  if (f.state === States.PURCHASING && (last?.outcome === 'UNKNOWN' || last?.outcome === 'PENDING')) {
+    const first = await deps.repo.firstCreateAttempt(f.orderId);
+    if (first && Date.now() - first.startedAt.getTime() > deps.settings.outOrderIdWindowMs) {
+      // outside the idempotency window a re-send could buy a second time: a person must look
+      await deps.repo.transaction((trx) =>
+        sendToReview(deps, trx, f, [States.PURCHASING], {
+          reason: Reasons.UNRESOLVED_PURCHASE,
+          message: `the outcome of the purchase with out_order_id ${f.outOrderId} is unknown and its idempotency window has passed`,
+          details: { outOrderId: f.outOrderId, firstAttemptAt: first.startedAt.toISOString() },
+        }, 'purchase worker'),
+      );
+      return;
+    }
+  }
+
+  const prepared = await prepare(deps, f);
+  if (prepared.kind === 'retry') {
+    deps.metrics.workerFailures.inc({ step: 'price_check', code: prepared.code });
+    const next = new Date(Date.now() + backoffDelayMs(f.statusChecks + 1, deps.settings.purchaseRetryBaseMs, deps.settings.purchaseRetryMaxMs));
+    await deps.repo.update(deps.repo.db, f.orderId, f.state, { statusChecks: f.statusChecks + 1, nextRunAt: next });
+    return;
+  }
+  if (prepared.kind === 'review') {
+    const unknownPending = f.state === States.PURCHASING && (last?.outcome === 'UNKNOWN' || last?.outcome === 'PENDING');
+    await deps.repo.transaction((trx) =>
+      sendToReview(deps, trx, f, [f.state], {
+        reason: prepared.reason,
+        message: unknownPending ? `${prepared.message}; NOTE an earlier attempt's outcome is unknown (out_order_id ${f.outOrderId})` : prepared.message,
+        details: prepared.details,
+        supplierCode: prepared.supplierCode,
+      }, 'purchase worker'),
+    );
+    return;
+  }
+
+  const { plan, api } = prepared;
+  const kind: Attempt['kind'] = last?.outcome === 'UNKNOWN' || last?.outcome === 'PENDING' ? 'RESOLVE' : 'CREATE';
+  const outOrderId = f.outOrderId!;
+  // The intent, committed before the call.
+  const attemptId = await deps.repo.transaction(async (trx) => {
+    const moved =
+      f.state === States.RECEIVED
+        ? await deps.repo.transition(trx, f.orderId, [States.RECEIVED], States.PURCHASING, 'purchase intent', { channel: plan.channel, supplierCost: plan.supplierCost }, {
+            channel: plan.channel,
+            purchaseAttempts: f.purchaseAttempts + 1,
+            reasonCode: null,
+            reasonDetails: null,
+          })
+        : (await deps.repo.update(trx, f.orderId, States.PURCHASING, { purchaseAttempts: f.purchaseAttempts + 1 })) || undefined;
+    if (!moved) return undefined; // someone else moved the order (operator, cancellation): do nothing
+    return deps.repo.insertAttempt(trx, { orderId: f.orderId, attemptNo: (previous?.attemptNo ?? 0) + 1, kind, channel: plan.channel, outOrderId });
+  });
+  if (!attemptId) return;
+
+  const outcome = plan.channel === 'BROWSER' ? await viaBrowser(deps, f, plan, kind, outOrderId) : await viaApi(api, plan, outOrderId);
+  await recordOutcome(deps, { ...f, channel: plan.channel, purchaseAttempts: f.purchaseAttempts + 1 }, attemptId, outcome);
+}
+
+async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: string, outcome: Outcome): Promise<void> {
+  await deps.repo.transaction(async (trx) => {
+    const current = await deps.repo.get(f.orderId, trx);
+    await deps.repo.finishAttempt(trx, attemptId, {
+      outcome: outcome.outcome,
+      supplierOrderId: outcome.outcome === 'CREATED' ? outcome.supplierOrderId : undefined,
+      supplierCode: outcome.outcome === 'REJECTED' ? outcome.supplierCode : outcome.outcome === 'CREATED' ? undefined : outcome.code,
+      message: 'message' in outcome ? outcome.message : undefined,
+      response: 'response' in outcome ? outcome.response : undefined,
+    });
+    if (!current || current.state !== States.PURCHASING) return;
+    const cancelRequested = current.cancelRequested;
+    if (outcome.outcome === 'CREATED') {
+      if (cancelRequested) {
+        await sendToReview(deps, trx, f, [States.PURCHASING], {
+          reason: Reasons.CANCEL_AT_SUPPLIER_REQUIRED,
+          message: `supplier order ${outcome.supplierOrderId} exists but the marketplace order was cancelled; cancel it at the supplier`,
+          details: { supplierOrderId: outcome.supplierOrderId },
+          publishFailure: false,
+        }, 'purchase outcome');
+        await deps.repo.update(trx, f.orderId, States.NEEDS_REVIEW, { supplierOrderId: outcome.supplierOrderId });
+        return;
+      }
+      await deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.AWAITING_PAYMENT, 'supplier accepted the order', { supplierOrderId: outcome.supplierOrderId }, {
+        supplierOrderId: outcome.supplierOrderId,
+        statusChecks: 0,
+        nextRunAt: new Date(),
+      });
+      deps.metrics.purchases.inc({ outcome: 'accepted', reason: 'none', channel: f.channel ?? 'API' });
+      return;
+    }
+    if (outcome.outcome === 'REJECTED') {
+      if (cancelRequested) {
+        await deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.CANCELLED, 'cancelled; supplier refused anyway', { supplierCode: outcome.supplierCode }, { nextRunAt: null });
+        return;
+      }
+      await sendToReview(deps, trx, f, [States.PURCHASING], {
+        reason: outcome.reason,
+        message: outcome.message,
+        supplierCode: outcome.supplierCode,
+      }, 'purchase outcome');
+      return;
+    }
+    deps.metrics.workerFailures.inc({ step: 'purchase', code: outcome.code });
+    deps.logger.warn({ orderId: f.orderId, code: outcome.code, outcome: outcome.outcome, attempt: f.purchaseAttempts }, 'purchase attempt inconclusive; will resolve and retry');
+    const delay = backoffDelayMs(f.purchaseAttempts, deps.settings.purchaseRetryBaseMs, deps.settings.purchaseRetryMaxMs);
+    await deps.repo.update(trx, f.orderId, States.PURCHASING, { nextRunAt: new Date(Date.now() + delay) });
+  });
+}
+
+async function viaApi(api: SupplierApi, plan: Plan, outOrderId: string): Promise<Outcome> {
+  try {
+    const result = await api.createOrder({
+      outOrderId,
+      address: plan.address,
+      items: plan.items.map((i) => ({ productId: i.productId, quantity: i.quantity, skuAttr: i.skuAttr, logisticsServiceName: i.logisticsServiceName })),
+    });
+    if (result.ok) return { outcome: 'CREATED', supplierOrderId: result.orderId, response: result.raw };
+    if (result.errorCode === 'REPEATED_ORDER_ERROR') {
+      // the supplier says an order with our key exists but not which: we must not buy again, and cannot go on alone
+      return { outcome: 'REJECTED', reason: Reasons.UNRESOLVED_PURCHASE, supplierCode: result.errorCode, message: `an order with out_order_id ${outOrderId} exists at the supplier; link it with mark-purchased`, response: result.raw };
+    }
+    return { outcome: 'REJECTED', reason: Reasons.SUPPLIER_REJECTED, supplierCode: result.errorCode, message: result.errorMsg || result.errorCode, response: result.raw };
+  } catch (error) {
+    return fromSupplierError(error);
+  }
+}
+
+async function viaBrowser(deps: FulfillmentDeps, f: Fulfillment, plan: Plan, kind: Attempt['kind'], memo: string): Promise<Outcome> {
+  const secrets = await deps.sellers.supplierSecrets(f.sellerId);
+  const login = secrets.web!;
+  const item = plan.items[0]!;
+  try {
+    if (kind === 'RESOLVE') {
+      const found = await deps.browser.findOrdersByMemo(login, memo);
+      if (found.length > 0) return { outcome: 'CREATED', supplierOrderId: found[0]!.orderId, response: { resolvedBy: 'orders page', rows: found } };
+      return { outcome: 'NOT_PLACED', code: 'NO_ORDER_WITH_MEMO', message: 'the supplier has no order with our memo: safe to place' };
+    }
+    const a = plan.address;
+    const result = await deps.browser.placeOrder(login, {
+      productId: item.productId,
+      skuAttr: item.skuAttr,
+      quantity: item.quantity,
+      memo,
+      address: { full_name: a.full_name!, address: a.address!, address2: a.address2, city: a.city!, province: a.province, zip: a.zip ?? '', country: a.country!, mobile_no: a.mobile_no },
+    });
+    if (result.outcome === 'PLACED') return { outcome: 'CREATED', supplierOrderId: result.orderId, response: result };
+    if (result.outcome === 'REFUSED') return { outcome: 'REJECTED', reason: Reasons.BROWSER_CHECKOUT_FAILED, supplierCode: result.code, message: result.message, response: result };
+    return { outcome: 'UNKNOWN', code: result.code, message: result.message };
+  } catch (error) {
+    if (error instanceof BrowserLoginError) return { outcome: 'REJECTED', reason: Reasons.SUPPLIER_AUTH_FAILED, supplierCode: 'WEB_LOGIN_REFUSED', message: error.message };
+    // a crash of the browser may have happened after "place order": unknown, resolved by memo next time
+    return { outcome: 'UNKNOWN', code: 'BROWSER_ERROR', message: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+function fromSupplierError(error: unknown): Outcome {
+  if (error instanceof SupplierCallError) {
+    if (error.kind === 'PERMANENT') {
+      return { outcome: 'REJECTED', reason: error.auth ? Reasons.SUPPLIER_AUTH_FAILED : Reasons.SUPPLIER_REJECTED, supplierCode: error.code, message: error.message };
+    }
+    return { outcome: error.kind === 'UNKNOWN' ? 'UNKNOWN' : 'NOT_PLACED', code: error.code, message: error.message };
+  }
+  return { outcome: 'UNKNOWN', code: 'UNEXPECTED', message: error instanceof Error ? error.message : String(error) };
+}
+
+/** Everything checked before money is spent. Reads only; safe to repeat. */
+async function prepare(deps: FulfillmentDeps, f: Fulfillment): Promise<Preparation> {
+  if (!f.shipTo) return { kind: 'review', reason: Reasons.INCOMPLETE_ADDRESS, message: 'the order has no complete shipping address' };
+  if (!f.saleAmount) return { kind: 'review', reason: Reasons.UNMAPPED_LISTING, message: 'the order has no sale amount' };
+  const country = f.shipTo.countryCode;
+  const mappings = await Promise.all(f.lines.map((line) => deps.sellers.mappingFor(f.sellerId, line.listingId, line.sku)));
+  const unmapped = f.lines.filter((_, i) => !mappings[i]).map((l) => ({ lineId: l.lineId, listingId: l.listingId, sku: l.sku }));
+  if (unmapped.length > 0) {
+    return { kind: 'review', reason: Reasons.UNMAPPED_LISTING, message: `no supplier product mapped for ${unmapped.map((u) => u.listingId).join(', ')}`, details: { unmapped } };
+  }
+  const policy = await deps.sellers.policy(f.sellerId);
+  const channels = new Set(mappings.map((m) => m!.purchaseChannel ?? policy?.purchaseChannel ?? 'API'));
+  const channel: PurchaseChannel = channels.has('BROWSER') ? 'BROWSER' : 'API';
+  if (channel === 'BROWSER' && f.lines.length > 1) {
+    return { kind: 'review', reason: Reasons.BROWSER_CHECKOUT_FAILED, message: 'the browser checkout buys one product per order; this order has several lines' };
+  }
+  const api = await deps.supplierFor(f.sellerId);
+  if (!api) return { kind: 'review', reason: Reasons.SUPPLIER_CREDENTIALS_MISSING, message: 'the seller has no AliExpress API credentials (needed for price, payment and tracking checks)' };
+  if (channel === 'BROWSER' && !(await deps.sellers.supplierSecrets(f.sellerId)).web) {
+    return { kind: 'review', reason: Reasons.SUPPLIER_CREDENTIALS_MISSING, message: 'the browser channel needs the seller\'s supplier web login' };
+  }
+
+  const items: PlannedItem[] = [];
+  let total: Money | undefined;
+  const checked: Array<Record<string, unknown>> = [];
+  try {
+    for (const [i, line] of f.lines.entries()) {
+      const mapping = mappings[i]!;
+      // lesson 13: price, stock and freight for THIS order's destination
+      const product = await api.getProduct(mapping.productId, country);
+      if (!product.onSelling) return { kind: 'review', reason: Reasons.PRODUCT_UNAVAILABLE, message: `product ${mapping.productId} is not on sale`, details: { productId: mapping.productId } };
+      const sku = product.skus.find((s) => s.skuAttr === mapping.skuAttr) ?? (mapping.skuAttr === '' && product.skus.length === 1 ? product.skus[0] : undefined);
+      if (!sku) return { kind: 'review', reason: Reasons.PRODUCT_UNAVAILABLE, message: `product ${mapping.productId} no longer has SKU ${mapping.skuAttr}`, details: { productId: mapping.productId, skuAttr: mapping.skuAttr } };
+      if (sku.stock < line.quantity) {
+        return { kind: 'review', reason: Reasons.OUT_OF_STOCK, message: `only ${sku.stock} in stock for ${country}, ${line.quantity} needed`, details: { productId: mapping.productId, skuAttr: sku.skuAttr, stock: sku.stock, country } };
+      }
+      const unit = parseDecimal(sku.price, sku.currency);
+      const options = await api.getFreight({ productId: mapping.productId, skuId: sku.skuId, quantity: line.quantity, shipToCountry: country });
+      const option = mapping.logisticsServiceName
+        ? options.find((o) => o.code === mapping.logisticsServiceName)
+        : [...options].sort((a, b) => parseDecimal(a.fee || '0', a.currency || sku.currency).amountMinor - parseDecimal(b.fee || '0', b.currency || sku.currency).amountMinor)[0];
+      if (!option) return { kind: 'review', reason: Reasons.PRODUCT_UNAVAILABLE, message: `no delivery option ${mapping.logisticsServiceName ?? ''} to ${country}`.trim(), details: { productId: mapping.productId, country } };
+      const freight = parseDecimal(option.fee || '0', option.currency || sku.currency);
+      if (freight.currency !== unit.currency) {
+        return { kind: 'review', reason: Reasons.FX_RATE_MISSING, message: `freight in ${freight.currency} but product in ${unit.currency}`, details: { productId: mapping.productId } };
+      }
+      const lineCost = add(money(unit.amountMinor * line.quantity, unit.currency), freight);
+      if (total && total.currency !== lineCost.currency) {
+        return { kind: 'review', reason: Reasons.FX_RATE_MISSING, message: 'supplier lines are priced in different currencies' };
+      }
+      total = total ? add(total, lineCost) : lineCost;
+      items.push({ productId: mapping.productId, skuId: sku.skuId, skuAttr: sku.skuAttr, quantity: line.quantity, logisticsServiceName: option.code || undefined });
+      checked.push({ productId: mapping.productId, skuAttr: sku.skuAttr, unitPrice: sku.price, currency: sku.currency, stock: sku.stock, freight: option.fee, service: option.code, country });
+    }
+  } catch (error) {
+    if (error instanceof SupplierCallError) {
+      if (error.kind !== 'PERMANENT') return { kind: 'retry', code: error.code, message: error.message };
+      if (error.auth) return { kind: 'review', reason: Reasons.SUPPLIER_AUTH_FAILED, message: error.message, supplierCode: error.code };
+      return { kind: 'review', reason: Reasons.PRODUCT_UNAVAILABLE, message: error.message, supplierCode: error.code };
+    }
+    throw error;
+  }
+
+  const verdict = evaluatePriceGuard({
+    supplierCost: total!,
+    sale: f.saleAmount,
+    policy: { minMarginBps: policy?.minMarginBps ?? deps.settings.defaultMinMarginBps, maxCost: policy?.maxCost ?? null, fxRates: policy?.fxRates ?? {} },
+    approvedMax: f.approvedMax,
+  });
+  await deps.repo.recordSupplierResponse(f.orderId, 'price-guard', verdict.ok ? 'PASSED' : verdict.reason, { lines: checked, ...(verdict.ok ? verdict.checks : verdict.details) });
+  if (!verdict.ok) return { kind: 'review', reason: verdict.reason, message: verdict.message, details: verdict.details };
+
+  const s = f.shipTo;
+  const address: Record<string, string> = {};
+  const put = (k: string, v: string | null | undefined) => {
+    if (v && v.trim()) address[k] = v.trim();
+  };
+  put('full_name', s.fullName);
+  put('contact_person', s.fullName);
+  put('address', s.line1);
+  put('address2', s.line2);
+  put('city', s.city);
+  put('province', s.region);
+  put('zip', s.postalCode);
+  put('country', s.countryCode);
+  put('mobile_no', s.phone);
+  return { kind: 'ready', api, plan: { channel, items, address, supplierCost: total! } };
+}

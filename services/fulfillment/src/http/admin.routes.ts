@@ -1,0 +1,185 @@
+import type { Express, Request } from 'express';
+import { z } from 'zod';
+import { formatDecimal, isKnownCurrency, parseDecimal, type Money } from '@postsale/contracts';
+import { badRequest, notFound, requireBearer, validate } from '@postsale/runtime';
+import { approveOrder, integrityReport, markPurchased, retryOrder, type Deadlines } from '../domain/admin.use-case';
+import type { FulfillmentDeps } from '../domain/ports';
+import type { Fulfillment } from '../db/fulfillment.repository';
+
+/** Admin API, all behind the bearer token: validate, call one use case, map the result. */
+const moneyInput = z.object({ amount: z.string().regex(/^\d+(\.\d+)?$/, 'decimal string, e.g. "12.50"'), currency: z.string().regex(/^[A-Z]{3}$/) });
+const toMoney = (m: z.infer<typeof moneyInput>): Money => {
+  if (!isKnownCurrency(m.currency)) throw badRequest('UNKNOWN_CURRENCY', `unknown currency ${m.currency}`);
+  try {
+    return parseDecimal(m.amount, m.currency);
+  } catch (error) {
+    throw badRequest('INVALID_AMOUNT', error instanceof Error ? error.message : 'invalid amount');
+  }
+};
+const channel = z.enum(['API', 'BROWSER']);
+const id = z.string().min(1).max(200);
+
+const schemas = {
+  approve: z.object({ maxSupplierCost: moneyInput }),
+  markPurchased: z.object({ supplierOrderId: z.string().regex(/^\d{6,24}$/, 'the supplier order number'), supplierCost: moneyInput }),
+  policy: z.object({
+    minMarginBps: z.number().int().min(0).max(10_000).nullable().default(null),
+    maxCost: moneyInput.nullable().default(null),
+    purchaseChannel: channel.default('API'),
+    fxRates: z.record(z.string().regex(/^[A-Z]{3}:[A-Z]{3}$/), z.string().regex(/^\d+(\.\d+)?$/)).default({}),
+    ratePerSecond: z.number().positive().max(1000).nullable().default(null),
+    dailyQuota: z.number().int().positive().nullable().default(null),
+  }),
+  mappings: z.object({
+    mappings: z
+      .array(
+        z.object({
+          listingId: id,
+          sku: z.string().max(200).nullable().default(null),
+          productId: z.string().regex(/^\d+$/, 'the AliExpress product id'),
+          skuAttr: z.string().max(500).default(''),
+          logisticsServiceName: z.string().max(100).nullable().default(null),
+          purchaseChannel: channel.nullable().default(null),
+        }),
+      )
+      .min(1)
+      .max(500),
+  }),
+  credentials: z
+    .object({
+      api: z.object({ appKey: z.string().min(1).max(100), appSecret: z.string().min(1).max(500), accessToken: z.string().min(1).max(2000) }).optional(),
+      web: z.object({ email: z.string().email(), password: z.string().min(1).max(500) }).optional(),
+    })
+    .refine((c) => c.api || c.web, 'give api and/or web credentials'),
+  marketplaceToken: z.object({
+    accessToken: z.string().min(1).max(4000),
+    mlServiceId: z.number().int().positive().nullable().default(null),
+    ebayCarrierCode: z.string().max(50).nullable().default(null),
+  }),
+};
+
+const showMoney = (m: Money | null) => (m ? { ...m, amount: formatDecimal(m) } : null);
+
+function present(f: Fulfillment) {
+  return {
+    orderId: f.orderId,
+    sellerId: f.sellerId,
+    marketplace: f.marketplace,
+    externalOrderId: f.externalOrderId,
+    state: f.state,
+    stateSince: f.stateSince.toISOString(),
+    reason: f.reasonCode ? { code: f.reasonCode, details: f.reasonDetails } : null,
+    saleAmount: showMoney(f.saleAmount),
+    supplierCost: showMoney(f.supplierCost),
+    approvedMax: showMoney(f.approvedMax),
+    outOrderId: f.outOrderId,
+    channel: f.channel,
+    supplierOrderId: f.supplierOrderId,
+    carrier: f.carrier,
+    trackingNumber: f.trackingNumber,
+    cancelRequested: f.cancelRequested,
+    lines: f.lines,
+    shipTo: f.shipTo,
+    shipToIssue: f.shipToIssue,
+    purchaseAttempts: f.purchaseAttempts,
+    nextRunAt: f.nextRunAt?.toISOString() ?? null,
+    receivedAt: f.receivedAt?.toISOString() ?? null,
+    purchasedAt: f.purchasedAt?.toISOString() ?? null,
+    shippedAt: f.shippedAt?.toISOString() ?? null,
+  };
+}
+
+const operatorOf = (req: Request) => {
+  const value = req.get('x-operator');
+  return value && /^[\w.@-]{1,100}$/.test(value) ? value : 'admin';
+};
+const param = (req: Request, name: string) => validate(id, req.params[name], 'INVALID_PATH');
+
+export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string; deadlines: Deadlines; wake: () => void }) {
+  return (app: Express) => {
+    app.use('/admin', requireBearer(options.adminToken));
+
+    app.get('/admin/orders/:orderId', async (req, res) => {
+      const orderId = param(req, 'orderId');
+      const f = await deps.repo.get(orderId);
+      if (!f) throw notFound('ORDER_NOT_FOUND', `no fulfillment for order ${orderId}`);
+      const history = await deps.repo.history(orderId);
+      res.json({ ...present(f), ...history });
+    });
+
+    app.get('/admin/review-queue', async (req, res) => {
+      const limit = validate(z.coerce.number().int().min(1).max(1000).default(200), req.query.limit, 'INVALID_QUERY');
+      const queue = await deps.repo.reviewQueue(limit);
+      res.json({ count: queue.length, orders: queue.map(present) });
+    });
+
+    app.get('/admin/integrity', async (_req, res) => {
+      res.json(await integrityReport(deps, options.deadlines));
+    });
+
+    app.post('/admin/orders/:orderId/retry', async (req, res) => {
+      const f = await retryOrder(deps, param(req, 'orderId'), operatorOf(req));
+      options.wake();
+      res.json(present(f));
+    });
+
+    app.post('/admin/orders/:orderId/approve', async (req, res) => {
+      const body = validate(schemas.approve, req.body);
+      const f = await approveOrder(deps, param(req, 'orderId'), toMoney(body.maxSupplierCost), operatorOf(req));
+      options.wake();
+      res.json(present(f));
+    });
+
+    app.post('/admin/orders/:orderId/mark-purchased', async (req, res) => {
+      const body = validate(schemas.markPurchased, req.body);
+      const f = await markPurchased(deps, param(req, 'orderId'), { supplierOrderId: body.supplierOrderId, supplierCost: toMoney(body.supplierCost) }, operatorOf(req));
+      options.wake();
+      res.json(present(f));
+    });
+
+    app.get('/admin/sellers/:sellerId', async (req, res) => {
+      const sellerId = param(req, 'sellerId');
+      const [policy, mappings, credentials] = await Promise.all([deps.sellers.policy(sellerId), deps.sellers.mappings(sellerId), deps.sellers.credentialSummary(sellerId)]);
+      res.json({ sellerId, policy: policy ? { ...policy, maxCost: showMoney(policy.maxCost) } : null, mappings, credentials });
+    });
+
+    app.put('/admin/sellers/:sellerId/policy', async (req, res) => {
+      const sellerId = param(req, 'sellerId');
+      const body = validate(schemas.policy, req.body);
+      for (const pair of Object.keys(body.fxRates)) {
+        if (!pair.split(':').every(isKnownCurrency)) throw badRequest('UNKNOWN_CURRENCY', `unknown currency in ${pair}`);
+      }
+      await deps.sellers.putPolicy({ sellerId, ...body, maxCost: body.maxCost ? toMoney(body.maxCost) : null });
+      res.json({ sellerId, policy: await deps.sellers.policy(sellerId) });
+    });
+
+    app.put('/admin/sellers/:sellerId/mappings', async (req, res) => {
+      const sellerId = param(req, 'sellerId');
+      const body = validate(schemas.mappings, req.body);
+      await deps.sellers.putMappings(sellerId, body.mappings.map((m) => ({ ...m, sku: m.sku ?? '' })));
+      res.json({ sellerId, mappings: await deps.sellers.mappings(sellerId) });
+    });
+
+    app.delete('/admin/sellers/:sellerId/mappings/:listingId', async (req, res) => {
+      const sku = typeof req.query.sku === 'string' ? req.query.sku : '';
+      const deleted = await deps.sellers.deleteMapping(param(req, 'sellerId'), param(req, 'listingId'), sku);
+      if (deleted === 0) throw notFound('MAPPING_NOT_FOUND', 'no such mapping');
+      res.status(204).end();
+    });
+
+    app.put('/admin/sellers/:sellerId/credentials', async (req, res) => {
+      const sellerId = param(req, 'sellerId');
+      const body = validate(schemas.credentials, req.body);
+      await deps.sellers.putSupplierCredentials(sellerId, body);
+      res.json({ sellerId, credentials: await deps.sellers.credentialSummary(sellerId) });
+    });
+
+    app.put('/admin/sellers/:sellerId/marketplace-tokens/:marketplace', async (req, res) => {
+      const sellerId = param(req, 'sellerId');
+      const marketplace = validate(z.enum(['EBAY', 'MERCADOLIBRE']), req.params.marketplace, 'UNKNOWN_MARKETPLACE');
+      const body = validate(schemas.marketplaceToken, req.body);
+      await deps.sellers.putMarketplaceToken(sellerId, marketplace, body);
+      res.json({ sellerId, credentials: await deps.sellers.credentialSummary(sellerId) });
+    });
+  };
+}

@@ -1,0 +1,260 @@
+import { Streams } from '@postsale/contracts';
+import { dropSchema, waitFor } from '@postsale/runtime';
+import { buildEbayOrder } from '../../../../packages/sandbox/src';
+import { outOrderIdFor } from '../../src/domain/out-order-id';
+import { admin, eventsFor, orderReceived, orderState, publishOrders, setUpSeller, startHarness, waitForState, type Harness } from './harness';
+
+describe('fulfillment: buying from the supplier through the Dropshipping API', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ DEADLINE_AWAITING_PAYMENT_S: '1' });
+  });
+  afterAll(async () => {
+    await h.stop();
+    await dropSchema(h.env.DB_SCHEMA!);
+  });
+
+  const createCalls = () => h.ali.callCount('aliexpress.ds.order.create');
+
+  it('happy path: an order is bought once, paid, shipped (tracking pushed to eBay) and delivered, with every event published', async () => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    const { externalOrderId, lines } = (event as Extract<typeof event, { type: 'OrderReceived' }>).payload;
+    h.ebay.seedOrder(buildEbayOrder({ orderId: externalOrderId, sellerUsername: 'ebay-seller-1', lineItems: [{ lineItemId: lines[0]!.lineId, title: 'Thing', quantity: 1, unitValue: '20.00' }] }));
+    h.ebay.registerSellerToken(`tok-${s.sellerId}`, 'ebay-seller-1');
+    expect((await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/marketplace-tokens/EBAY`, { accessToken: `tok-${s.sellerId}` })).status).toBe(200);
+
+    await publishOrders(h, event);
+    const purchased = await waitForState(h, event.orderId, 'PURCHASED');
+    const supplierOrders = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
+    expect(supplierOrders).toHaveLength(1);
+    expect(supplierOrders[0]).toMatchObject({ account: s.creds.account, channel: 'api', address: { country: 'US', city: 'San Jose' } });
+    expect(purchased).toMatchObject({ supplierOrderId: supplierOrders[0]!.orderId, supplierCost: { amountMinor: 1200, currency: 'USD' }, channel: 'API' });
+    await waitFor(() => eventsFor(h, event.orderId).some((e) => e.type === 'PurchaseCompleted'), { description: 'PurchaseCompleted' });
+    expect(eventsFor(h, event.orderId).find((e) => e.type === 'PurchaseCompleted')?.payload).toMatchObject({
+      supplier: 'ALIEXPRESS', supplierOrderId: supplierOrders[0]!.orderId, supplierCost: { amountMinor: 1200, currency: 'USD' }, channel: 'API',
+    });
+
+    h.ali.shipOrder(supplierOrders[0]!.orderId, { carrier: 'CAINIAO', trackingNumber: 'LP00123456789CN' });
+    await waitForState(h, event.orderId, 'SHIPPED');
+    await waitFor(() => h.ebay.shippingFulfillments(externalOrderId).length > 0, { description: 'tracking pushed to eBay' });
+    expect(h.ebay.shippingFulfillments(externalOrderId)).toEqual([
+      expect.objectContaining({ trackingNumber: 'LP00123456789CN', shippingCarrierCode: 'CAINIAO', lineItems: [{ lineItemId: lines[0]!.lineId, quantity: 1 }] }),
+    ]);
+    await waitFor(async () => (await orderState(h, event.orderId))?.push?.status === 'DONE', { description: 'push recorded DONE' });
+
+    h.ali.deliverOrder(supplierOrders[0]!.orderId);
+    const delivered = await waitForState(h, event.orderId, 'DELIVERED');
+    await waitFor(() => eventsFor(h, event.orderId).some((e) => e.type === 'OrderDelivered'), { description: 'OrderDelivered' });
+    expect(eventsFor(h, event.orderId).map((e) => e.type)).toEqual(['PurchaseCompleted', 'OrderShipped', 'OrderDelivered']);
+    expect(eventsFor(h, event.orderId)[1]!.payload).toMatchObject({ carrier: 'CAINIAO', trackingNumber: 'LP00123456789CN' });
+    expect((delivered.transitions as Array<{ to_state: string }>).map((t) => t.to_state)).toEqual(['RECEIVED', 'PURCHASING', 'AWAITING_PAYMENT', 'PURCHASED', 'SHIPPED', 'DELIVERED']);
+    expect(h.ebay.shippingFulfillments(externalOrderId)).toHaveLength(1);
+
+    // credentials are sealed at rest: the secret never appears in the table
+    const row = await h.service.ctx.db('supplier_credentials').where({ seller_id: s.sellerId }).first();
+    expect(JSON.stringify(row)).not.toContain(s.creds.appSecret);
+    expect(JSON.stringify(row)).not.toContain(s.creds.accessToken);
+  });
+
+  it('when the supplier cost is above the seller\'s maximum, then the order goes to review with the numbers and nothing is bought; an operator approval with a limit then buys it', async () => {
+    const s = await setUpSeller(h, { policy: { maxCost: { amount: '11.00', currency: 'USD' } } });
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 5000, currency: 'USD' } });
+    const before = createCalls();
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'PRICE_ABOVE_MAX', details: { supplierCost: '12.00 USD', maxCost: '11.00 USD', saleAmount: '50.00 USD' } });
+    expect(createCalls()).toBe(before);
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(0);
+    await waitFor(() => eventsFor(h, event.orderId).some((e) => e.type === 'PurchaseFailed'), { description: 'PurchaseFailed' });
+    expect(eventsFor(h, event.orderId)[0]!.payload).toMatchObject({ reasonCode: 'PRICE_ABOVE_MAX', needsReview: true });
+    const queue = await admin(h, 'GET', '/admin/review-queue');
+    expect(queue.body.orders.map((o: { orderId: string }) => o.orderId)).toContain(event.orderId);
+
+    // an approval below the actual cost is not enough: back to review, still nothing bought
+    expect((await admin(h, 'POST', `/admin/orders/${event.orderId}/approve`, { maxSupplierCost: { amount: '11.99', currency: 'USD' } })).status).toBe(200);
+    await waitFor(async () => {
+      const o = await orderState(h, event.orderId);
+      return o?.state === 'NEEDS_REVIEW' && (o.transitions as unknown[]).length >= 4 ? o : undefined;
+    }, { description: 'back in review' });
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(0);
+
+    expect((await admin(h, 'POST', `/admin/orders/${event.orderId}/approve`, { maxSupplierCost: { amount: '12.00', currency: 'USD' } })).status).toBe(200);
+    await waitForState(h, event.orderId, 'PURCHASED');
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
+  });
+
+  it('when the supplier creates the order but the connection drops before the answer, then exactly one supplier order exists and the fulfillment is PURCHASED', async () => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    h.ali.failMethod('aliexpress.ds.order.create', { kind: 'drop-after-handling' }, 1);
+    const before = createCalls();
+    await publishOrders(h, event);
+    const purchased = await waitForState(h, event.orderId, 'PURCHASED');
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
+    expect(createCalls() - before).toBe(2); // the lost answer, then the resolution with the same out_order_id
+    const attempts = purchased.attempts as Array<{ kind: string; outcome: string; out_order_id: string }>;
+    expect(attempts.map((a) => [a.kind, a.outcome])).toEqual([['CREATE', 'UNKNOWN'], ['RESOLVE', 'CREATED']]);
+    expect(new Set(attempts.map((a) => a.out_order_id))).toEqual(new Set([outOrderIdFor(event.orderId)]));
+    await waitFor(() => eventsFor(h, event.orderId).length > 0, { description: 'event' });
+    expect(eventsFor(h, event.orderId).filter((e) => e.type === 'PurchaseCompleted')).toHaveLength(1);
+  });
+
+  it('when the same OrderReceived arrives twice (and once more re-ingested under a new event id), then one purchase happens', async () => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    const reingested = { ...event, eventId: crypto.randomUUID() };
+    await publishOrders(h, event, event, reingested);
+    await waitForState(h, event.orderId, 'PURCHASED');
+    await waitFor(async () => {
+      const rows = await h.service.ctx.db('inbox').whereIn('event_id', [event.eventId, reingested.eventId]);
+      return rows.length === 2;
+    }, { description: 'all copies consumed' });
+    await waitFor(() => eventsFor(h, event.orderId).length > 0, { description: 'event' });
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
+    expect(eventsFor(h, event.orderId).filter((e) => e.type === 'PurchaseCompleted')).toHaveLength(1);
+    const detail = await orderState(h, event.orderId);
+    expect((detail!.transitions as Array<{ to_state: string }>).filter((t) => t.to_state === 'RECEIVED')).toHaveLength(1);
+  });
+
+  it('when the supplier order awaits payment, then it is not PURCHASED (and shows in the integrity report) until the payment settles', async () => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    h.ali.setPaymentOutcome('stay-unpaid');
+    try {
+      await publishOrders(h, event);
+      await waitForState(h, event.orderId, 'AWAITING_PAYMENT');
+      // several status checks see PLACE_ORDER_SUCCESS and leave it alone
+      const waiting = await waitFor(async () => {
+        const o = await orderState(h, event.orderId);
+        const checks = (o?.responses as Array<{ outcome: string }> | undefined)?.filter((r) => r.outcome === 'PLACE_ORDER_SUCCESS') ?? [];
+        return checks.length >= 2 ? o : undefined;
+      }, { description: 'two payment checks' });
+      expect(waiting.state).toBe('AWAITING_PAYMENT');
+      expect(eventsFor(h, event.orderId)).toEqual([]);
+      const integrity = await waitFor(async () => {
+        const r = await admin(h, 'GET', '/admin/integrity');
+        return r.body.violations.some((v: { orderId: string }) => v.orderId === event.orderId) ? r.body : undefined;
+      }, { description: 'integrity violation' });
+      expect(integrity).toMatchObject({ service: 'fulfillment', generatedAt: expect.any(String) });
+      expect(integrity.violations.find((v: { orderId: string }) => v.orderId === event.orderId)).toMatchObject({ state: 'AWAITING_PAYMENT', deadlineSeconds: 1, sellerId: s.sellerId });
+    } finally {
+      h.ali.setPaymentOutcome('settle');
+    }
+    const [order] = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
+    h.ali.settlePayment(order!.orderId);
+    await waitForState(h, event.orderId, 'PURCHASED');
+    await waitFor(() => eventsFor(h, event.orderId).some((e) => e.type === 'PurchaseCompleted'), { description: 'PurchaseCompleted' });
+  });
+
+  it('when the order is cancelled before it is bought, then nothing is bought and it ends CANCELLED', async () => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    const cancelled = { ...event, eventId: crypto.randomUUID(), type: 'OrderCancelled' as const, payload: { marketplace: 'EBAY' as const, externalOrderId: `ext-${event.orderId}`, reason: 'buyer asked', cancelledAt: Date.now() } };
+    await publishOrders(h, event, cancelled);
+    await waitForState(h, event.orderId, 'CANCELLED');
+    // a later order of the same seller gets bought: the purchase worker has had every chance to touch the first one
+    const sentinel = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, sentinel);
+    await waitForState(h, sentinel.orderId, 'PURCHASED');
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(0);
+    expect((await orderState(h, event.orderId))!.state).toBe('CANCELLED');
+    expect(eventsFor(h, event.orderId)).toEqual([]);
+  });
+
+  it('when the address is incomplete or the listing is unmapped, then the order goes to review with that reason; mark-purchased completes one by hand', async () => {
+    const s = await setUpSeller(h);
+    const noAddress = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' }, shipTo: 'none' });
+    const unmapped = orderReceived({ sellerId: s.sellerId, listingId: 'not-mapped', sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, noAddress, unmapped);
+    expect((await waitForState(h, noAddress.orderId, 'NEEDS_REVIEW')).reason).toMatchObject({ code: 'INCOMPLETE_ADDRESS' });
+    expect((await waitForState(h, unmapped.orderId, 'NEEDS_REVIEW')).reason).toMatchObject({ code: 'UNMAPPED_LISTING' });
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(noAddress.orderId))).toHaveLength(0);
+
+    const marked = await admin(h, 'POST', `/admin/orders/${unmapped.orderId}/mark-purchased`, { supplierOrderId: '3000000000000123', supplierCost: { amount: '12.34', currency: 'USD' } });
+    expect(marked.status).toBe(200);
+    expect(marked.body).toMatchObject({ state: 'PURCHASED', channel: 'MANUAL', supplierCost: { amountMinor: 1234, currency: 'USD' } });
+    await waitFor(() => eventsFor(h, unmapped.orderId).some((e) => e.type === 'PurchaseCompleted'), { description: 'manual PurchaseCompleted' });
+    expect(eventsFor(h, unmapped.orderId).find((e) => e.type === 'PurchaseCompleted')!.payload).toMatchObject({ channel: 'MANUAL', supplierOrderId: '3000000000000123' });
+    // once purchased it cannot be marked again
+    expect((await admin(h, 'POST', `/admin/orders/${unmapped.orderId}/mark-purchased`, { supplierOrderId: '3000000000000123', supplierCost: { amount: '12.34', currency: 'USD' } })).status).toBe(409);
+  });
+
+  it('when the supplier refuses permanently (blacklisted buyer), then the order goes to review with the supplier\'s code and PurchaseFailed says so', async () => {
+    const s = await setUpSeller(h);
+    h.ali.blacklistBuyer('Mallory Blocked');
+    const event = orderReceived({
+      sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' },
+      shipTo: { fullName: 'Mallory Blocked', line1: '1 Main St', line2: null, city: 'Austin', region: 'TX', postalCode: '73301', countryCode: 'US', phone: null },
+    });
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'SUPPLIER_REJECTED', details: { supplierCode: 'BLACKLIST_BUYER_IN_LIST' } });
+    await waitFor(() => eventsFor(h, event.orderId).length > 0, { description: 'PurchaseFailed' });
+    expect(eventsFor(h, event.orderId)[0]).toMatchObject({ type: 'PurchaseFailed', payload: { supplierErrorCode: 'BLACKLIST_BUYER_IN_LIST', needsReview: true } });
+  });
+
+  it('admin routes refuse callers without the token and refuse bad input without writing anything', async () => {
+    const s = await setUpSeller(h);
+    expect((await admin(h, 'GET', '/admin/review-queue', undefined, {})).status).toBe(401);
+    expect((await admin(h, 'GET', '/admin/integrity', undefined, { authorization: 'Bearer wrong-token-0123456789' })).status).toBe(401);
+    expect((await admin(h, 'GET', `/admin/orders/nope`, undefined, {})).status).toBe(401);
+    expect((await admin(h, 'GET', '/admin/integrity')).status).toBe(200);
+    const bad = await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { minMarginBps: -5, maxCost: { amount: '1.234', currency: 'USD' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('INVALID_REQUEST');
+    const badMoney = await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { maxCost: { amount: '1.234', currency: 'USD' } });
+    expect(badMoney.status).toBe(400);
+    const seller = await admin(h, 'GET', `/admin/sellers/${s.sellerId}`);
+    expect(seller.body.policy).toMatchObject({ minMarginBps: 1000, maxCost: null });
+    expect(JSON.stringify(seller.body)).not.toContain(s.creds.appSecret);
+    expect((await admin(h, 'GET', '/admin/orders/does-not-exist')).status).toBe(404);
+  });
+
+  it('when a seller has used up its daily supplier quota, then its orders wait without calling the supplier while other sellers still buy', async () => {
+    const limited = await setUpSeller(h, { policy: { dailyQuota: 2 } });
+    const other = await setUpSeller(h);
+    const blocked = orderReceived({ sellerId: limited.sellerId, listingId: limited.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    const free = orderReceived({ sellerId: other.sellerId, listingId: other.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, blocked, free);
+    await waitForState(h, free.orderId, 'PURCHASED');
+    // product.get + freight.query use the two calls; order.create is refused by our own counter, before any request
+    await waitFor(async () => {
+      const row = await h.service.ctx.db('fulfillments').where({ order_id: blocked.orderId }).first();
+      return row && Number(row.status_checks) >= 2;
+    }, { description: 'quota-deferred retries' });
+    const quota = await h.service.ctx.db('supplier_call_quota').where({ seller_id: limited.sellerId });
+    expect(quota.map((q) => q.calls)).toEqual([2]);
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(blocked.orderId))).toHaveLength(0);
+    expect(['RECEIVED', 'PURCHASING']).toContain((await orderState(h, blocked.orderId))!.state);
+  });
+
+  it('when the orders topic is replayed from the beginning, then no new purchase happens', async () => {
+    const ordersBefore = h.ali.orders().length;
+    const outboxBefore = Number((await h.service.ctx.db('outbox').count<{ count: string }[]>('* as count'))[0]!.count);
+    const group = `${h.env.TOPIC_NAMESPACE}.fulfillment.orders`;
+    const topic = h.service.ctx.codec.topic(Streams.orders);
+    await h.service.stop();
+    const kafkaAdmin = h.service.ctx.kafka.admin();
+    await kafkaAdmin.connect();
+    try {
+      await kafkaAdmin.resetOffsets({ groupId: group, topic, earliest: true });
+      await h.restart();
+      const ends = await kafkaAdmin.fetchTopicOffsets(topic);
+      await waitFor(async () => {
+        const [committed] = await kafkaAdmin.fetchOffsets({ groupId: group, topics: [topic] });
+        return ends.every((end) => committed!.partitions.find((p) => p.partition === end.partition)?.offset === end.high);
+      }, { description: 'the whole topic re-consumed', timeoutMs: 30_000 });
+    } finally {
+      await kafkaAdmin.disconnect();
+    }
+    const s = await setUpSeller(h);
+    const sentinel = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, sentinel);
+    await waitForState(h, sentinel.orderId, 'PURCHASED');
+    expect(h.ali.orders().length).toBe(ordersBefore + 1); // the sentinel only
+    const outboxAfter = Number((await h.service.ctx.db('outbox').count<{ count: string }[]>('* as count'))[0]!.count);
+    expect(outboxAfter).toBeLessThanOrEqual(outboxBefore + 3); // the sentinel's events only, no replayed ones
+    expect(await h.service.ctx.metrics.registry.getSingleMetricAsString('events_duplicate_total')).toMatch(/events_duplicate_total\{[^}]*\} [1-9]/);
+  });
+});
