@@ -2,39 +2,62 @@ import { DEMO, newEbaySale, newMercadoLibreSale, newPayPalStorefrontSale, type S
 
 export type DemoMarketplace = 'ebay' | 'mercadolibre' | 'paypal';
 
+export interface PreparedOrder {
+  marketplace: DemoMarketplace;
+  externalOrderId: string;
+  /** Delivers what the marketplace sends to ingest; call again to retry the SAME delivery, as marketplaces do. */
+  deliver(ingestUrl: string): Promise<number[]>;
+}
+
 export interface SentOrder {
   marketplace: DemoMarketplace;
   externalOrderId: string;
-  /** HTTP status ingest answered (for every delivery of this order) */
+  /** HTTP status ingest answered, per delivery of this order */
   statuses: number[];
 }
 
 /**
- * Makes a customer buy from the demo seller on a marketplace (seeded in the sandbox) and delivers what that
- * marketplace would send to ingest: eBay's signed notifications (one per line item), MercadoLibre's notification,
- * or the storefront's capture call.
+ * A customer buys from the demo seller on a marketplace (seeded in the sandbox). The delivery is eBay's signed
+ * notifications (one per line item), MercadoLibre's notification, or the storefront's capture call.
  */
-export async function sendDemoOrder(world: SandboxWorld, ingestUrl: string, marketplace: DemoMarketplace): Promise<SentOrder> {
+export function prepareDemoOrder(world: SandboxWorld, marketplace: DemoMarketplace): PreparedOrder {
   switch (marketplace) {
     case 'ebay': {
       const { order, notifications } = newEbaySale(world);
-      const statuses: number[] = [];
-      for (const n of notifications) statuses.push((await world.ebay.deliver(`${ingestUrl}/webhooks/ebay`, n)).status);
-      return { marketplace, externalOrderId: order.orderId, statuses };
+      return {
+        marketplace, externalOrderId: order.orderId,
+        deliver: async (ingestUrl) => {
+          const statuses: number[] = [];
+          for (const n of notifications) statuses.push((await world.ebay.deliver(`${ingestUrl}/webhooks/ebay`, n)).status);
+          return statuses;
+        },
+      };
     }
     case 'mercadolibre': {
       const { order, notification } = newMercadoLibreSale(world);
-      const result = await world.mercadolibre.deliver(`${ingestUrl}/webhooks/mercadolibre`, notification);
-      return { marketplace, externalOrderId: String(order.id), statuses: [result.status] };
+      return {
+        marketplace, externalOrderId: String(order.id),
+        deliver: async (ingestUrl) => [(await world.mercadolibre.deliver(`${ingestUrl}/webhooks/mercadolibre`, notification)).status],
+      };
     }
     case 'paypal': {
       const order = newPayPalStorefrontSale(world);
-      const response = await fetch(`${ingestUrl}/checkout/paypal/orders/${order.id}/capture`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ storefrontId: DEMO.paypal.storefrontId }),
-      });
-      return { marketplace, externalOrderId: order.id, statuses: [response.status] };
+      return {
+        marketplace, externalOrderId: order.id,
+        deliver: async (ingestUrl) => {
+          const response = await fetch(`${ingestUrl}/checkout/paypal/orders/${order.id}/capture`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ storefrontId: DEMO.paypal.storefrontId }),
+          });
+          return [response.status];
+        },
+      };
     }
   }
+}
+
+export async function sendDemoOrder(world: SandboxWorld, ingestUrl: string, marketplace: DemoMarketplace): Promise<SentOrder> {
+  const prepared = prepareDemoOrder(world, marketplace);
+  return { marketplace, externalOrderId: prepared.externalOrderId, statuses: await prepared.deliver(ingestUrl) };
 }

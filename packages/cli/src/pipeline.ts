@@ -109,7 +109,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         PAYPAL_BASE_URL: world.urls.paypal, PAYPAL_WEB_URL: world.urls.paypal,
         PAYPAL_CLIENT_ID: world.paypal.clientId, PAYPAL_CLIENT_SECRET: world.paypal.clientSecret,
         PAYPAL_WEBHOOK_ID: DEMO.paypal.webhookId,
-        PAYPAL_CERT_URL_PREFIXES: world.urls.paypal,
+        PAYPAL_CERT_HOSTS: '127.0.0.1',
         ...(fast ? { PAYOUTS_BATCH_INTERVAL_MS: '500', PAYOUTS_RECONCILE_INTERVAL_MS: '500' } : {}),
       },
     };

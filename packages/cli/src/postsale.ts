@@ -9,6 +9,7 @@ import { createKafka, createLogger } from '@postsale/runtime';
 import { OperatorAuthError } from './admin-client';
 import { listDeadLetters, describeDeadLetter, redrive } from './commands/dlq';
 import { integrityReport, printIntegrity } from './commands/integrity';
+import { DEFAULT_HANDOFF_DEADLINES, streamIntegrity } from './commands/stream-integrity';
 import { orderJourney } from './commands/orders';
 import { replay, waitForReplay } from './commands/replay';
 import { describeTopics } from './commands/topics';
@@ -34,8 +35,17 @@ program
   .description('every order not in a terminal state past its deadline, per stage; exits 1 when there are any')
   .option('--since <iso>', 'only orders stuck since this time')
   .option('--json', 'machine-readable output')
-  .action(async (options: { since?: string; json?: boolean }) => {
-    const reports = await integrityReport(config, { since: options.since ? new Date(options.since) : undefined });
+  .option('--purchase-deadline <seconds>', 'received → purchase hand-off deadline', String(DEFAULT_HANDOFF_DEADLINES.purchaseSeconds))
+  .option('--sale-deadline <seconds>', 'purchased → sale hand-off deadline', String(DEFAULT_HANDOFF_DEADLINES.saleSeconds))
+  .action(async (options: { since?: string; json?: boolean; purchaseDeadline: string; saleDeadline: string }) => {
+    const since = options.since ? new Date(options.since) : undefined;
+    const reports = [
+      ...(await integrityReport(config, { since })),
+      ...(await streamIntegrity(kafka(), EventCodec.connect(config.SCHEMA_REGISTRY_URL, config.TOPIC_NAMESPACE), {
+        purchaseSeconds: Number(options.purchaseDeadline),
+        saleSeconds: Number(options.saleDeadline),
+      })).map((r) => ({ ...r, violations: since ? r.violations.filter((v) => new Date(v.since) >= since) : r.violations })),
+    ];
     const problems = options.json ? reports.reduce((n, r) => n + r.violations.length + (r.error ? 1 : 0), 0) : printIntegrity(reports);
     if (options.json) console.log(json(reports));
     process.exitCode = problems > 0 ? 1 : 0;

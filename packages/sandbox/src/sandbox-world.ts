@@ -131,5 +131,7 @@ export function newPayPalStorefrontSale(world: SandboxWorld, options: { amount?:
     currency: 'USD',
     fee: undefined,
     customId: DEMO.paypal.storefrontId,
+    // the storefront's purchase unit names the product; ingest maps it to the order line's listing id
+    referenceId: DEMO.paypal.sku,
   } as Parameters<PayPalFake['seedCheckoutOrder']>[0]);
 }

@@ -1,0 +1,35 @@
+import type { AxiosInstance } from 'axios';
+import type { Marketplace } from '@postsale/contracts';
+import type { DemoMarketplace } from '@postsale/cli/src/demo-orders';
+import { orderIdFor } from '@postsale/ingest/src/domain/order-id';
+
+/** Our order id for a demo order, derived exactly as ingest derives it. */
+export function orderIdOf(marketplace: DemoMarketplace, externalOrderId: string): string {
+  const contract: Record<DemoMarketplace, Marketplace> = { ebay: 'EBAY', mercadolibre: 'MERCADOLIBRE', paypal: 'PAYPAL_STOREFRONT' };
+  return orderIdFor(contract[marketplace], externalOrderId);
+}
+
+export interface MoneyView {
+  amountMinor: number;
+  currency: string;
+}
+export interface PayoutIntentView {
+  id: string;
+  recipient: 'PLATFORM' | 'SELLER';
+  status: string;
+  amount: MoneyView;
+  payable: MoneyView;
+  items: Array<{ senderItemId: string; receiver: string; status: string; amount: MoneyView }>;
+}
+
+export async function payoutsOf(payouts: AxiosInstance, orderId: string): Promise<PayoutIntentView[]> {
+  const response = await payouts.get(`/admin/orders/${orderId}/payouts`);
+  return response.status === 200 ? (response.data.payouts as PayoutIntentView[]) : [];
+}
+
+/** Both recipients paid (a recipient with nothing to receive, as on a loss order, counts as done). */
+export async function paidOut(payouts: AxiosInstance, orderId: string): Promise<PayoutIntentView[] | undefined> {
+  const intents = await payoutsOf(payouts, orderId);
+  const done = intents.length === 2 && intents.every((i) => i.status === 'SENT' || i.status === 'SKIPPED');
+  return done ? intents : undefined;
+}

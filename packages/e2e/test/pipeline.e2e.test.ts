@@ -1,0 +1,95 @@
+import { sendDemoOrder, type DemoMarketplace } from '@postsale/cli/src/demo-orders';
+import { integrityReport } from '@postsale/cli/src/commands/integrity';
+import { streamIntegrity } from '@postsale/cli/src/commands/stream-integrity';
+import { formatDecimal } from '@postsale/contracts';
+import { DEMO } from '@postsale/sandbox';
+import { waitFor } from '@postsale/runtime';
+import { orderIdOf, paidOut, startE2E, type E2E } from '../src';
+
+jest.setTimeout(300_000);
+
+describe('the pipeline as one product: the four services as separate OS processes on real Kafka, registry and Postgres', () => {
+  let e2e: E2E;
+  beforeAll(async () => {
+    e2e = await startE2E();
+  });
+  afterAll(async () => {
+    await e2e?.stop();
+  });
+
+  it.each<DemoMarketplace>(['ebay', 'mercadolibre', 'paypal'])(
+    'an order from %s ends paid out, with the ledger and PayPal agreeing to the minor unit',
+    async (marketplace) => {
+      const { pipeline, admin } = e2e;
+      const sent = await sendDemoOrder(pipeline.world, pipeline.urls.ingest, marketplace);
+      expect(sent.statuses.every((s) => s >= 200 && s < 300)).toBe(true);
+      const orderId = orderIdOf(marketplace, sent.externalOrderId);
+
+      const intents = await waitFor(() => paidOut(admin.payouts, orderId), { timeoutMs: 120_000, intervalMs: 300, description: `${orderId} paid out` });
+
+      // The ledger's breakdown adds up exactly to what the buyer paid.
+      const sale = (await admin.sales.get(`/admin/sales/${orderId}`)).data;
+      const b = sale.breakdown;
+      const parts = b.marketplaceFee.amountMinor + b.paymentFee.amountMinor + b.supplierCost.amountMinor
+        + b.platformCommission.amountMinor + b.sellerNetProfit.amountMinor - b.loss.amountMinor;
+      expect(parts).toBe(b.saleAmount.amountMinor);
+      expect(b.isLoss).toBe(false);
+      expect(b.platformCommission.amountMinor).toBeGreaterThan(0);
+      expect(b.sellerNetProfit.amountMinor).toBeGreaterThan(0);
+      // The supplier really charged what the ledger records (in its own currency).
+      const supplierOrder = pipeline.world.aliexpress.ordersByOutOrderId(
+        (await admin.fulfillment.get(`/admin/orders/${orderId}`)).data.outOrderId,
+      );
+      expect(supplierOrder).toHaveLength(1);
+
+      // PayPal paid exactly the ledger's commission to the platform and net profit to the seller, once each.
+      const byRecipient = Object.fromEntries(intents.map((i) => [i.recipient, i]));
+      expect(byRecipient.PLATFORM!.amount).toEqual({ amountMinor: b.platformCommission.amountMinor, currency: b.saleAmount.currency });
+      expect(byRecipient.SELLER!.amount).toEqual({ amountMinor: b.sellerNetProfit.amountMinor, currency: b.saleAmount.currency });
+      const ourItems = new Set(intents.flatMap((i) => i.items.map((x) => x.senderItemId)));
+      const atPayPal = pipeline.world.paypal.paidItems().filter((i) => i.senderItemId && ourItems.has(i.senderItemId));
+      expect(atPayPal.map((i) => ({ receiver: i.receiver, value: i.amount.value, currency: i.amount.currency, status: i.status })).sort((x, y) => x.receiver.localeCompare(y.receiver))).toEqual(
+        [
+          { receiver: DEMO.platformPayeeEmail, value: formatDecimal(b.platformCommission), currency: b.saleAmount.currency, status: 'SUCCESS' },
+          { receiver: DEMO.payeeEmail, value: formatDecimal(b.sellerNetProfit), currency: b.saleAmount.currency, status: 'SUCCESS' },
+        ].sort((x, y) => x.receiver.localeCompare(y.receiver)),
+      );
+    },
+  );
+
+  it('the integrity report is empty after a clean run, and names the stuck order when a service is stopped', async () => {
+    const { pipeline, operator, kafka, codec } = e2e;
+    const allViolations = async (deadlines = { purchaseSeconds: 1, saleSeconds: 1 }) => [
+      ...(await integrityReport(operator)),
+      ...(await streamIntegrity(kafka, codec, deadlines)),
+    ];
+    // Clean: everything sent so far is paid out.
+    const clean = await allViolations();
+    expect(clean.filter((r) => r.error || r.violations.length > 0)).toEqual([]);
+
+    // Stop sales: a new order gets purchased, but nobody records the sale.
+    await pipeline.kill('sales');
+    try {
+      const sent = await sendDemoOrder(pipeline.world, pipeline.urls.ingest, 'ebay');
+      const orderId = orderIdOf('ebay', sent.externalOrderId);
+      const reports = await waitFor(async () => {
+        const r = await allViolations();
+        return r.some((s) => s.violations.some((v) => v.orderId === orderId)) ? r : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 500, description: 'the stuck order in the report' });
+      const stuck = reports.find((r) => r.violations.some((v) => v.orderId === orderId))!;
+      expect(stuck.stage).toContain('purchased → sale');
+      expect(stuck.violations.find((v) => v.orderId === orderId)).toMatchObject({ sellerId: DEMO.sellerId, state: 'PURCHASED' });
+      expect(reports.find((r) => r.service === 'sales')?.error).toBeDefined(); // and the stopped service is named as unreachable
+    } finally {
+      await pipeline.start('sales');
+    }
+    // Once sales is back, the order completes and the report is clean again.
+    await waitFor(async () => (await allViolations({ purchaseSeconds: 3600, saleSeconds: 3600 })).every((r) => !r.error && r.violations.length === 0), {
+      timeoutMs: 120_000, intervalMs: 500, description: 'a clean report after restart',
+    });
+  });
+
+  it('operators need their credential: the integrity report refuses a wrong token', async () => {
+    await expect(integrityReport({ ...e2e.operator, POSTSALE_ADMIN_TOKEN: 'not-the-token' })).rejects.toThrow(/refused/);
+  });
+});
