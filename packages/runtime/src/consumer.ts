@@ -2,6 +2,7 @@ import type { Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs'
 import { dlqTopicName, type AnyStream, type EventCodec, type TypedEvent } from '@postsale/contracts';
 import type { Db, Tx } from './db';
 import { errorCode, isRetriable } from './errors';
+import { producerConfig } from './kafka';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 
@@ -52,7 +53,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   ) {
     this.groupId = deps.namespace ? `${deps.namespace}.${spec.group}` : spec.group;
     this.consumer = deps.kafka.consumer({ groupId: this.groupId, allowAutoTopicCreation: false, sessionTimeout: 30_000 });
-    this.dlqProducer = deps.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.dlqProducer = deps.kafka.producer(producerConfig());
     const { metrics } = deps;
     this.m = {
       consumed: metrics.counter('events_consumed_total', 'Events processed with their effect committed', ['group', 'topic', 'type']),

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type LogEntry, type ProducerConfig } from 'kafkajs';
 import type { Logger } from './logger';
 
 /** kafkajs with its logs routed into the service's pino logger. */
@@ -17,4 +17,19 @@ export function createKafka(options: { clientId: string; brokers: string[]; logg
     logCreator: toPino,
     retry: { initialRetryTime: 200, retries: 8 },
   });
+}
+
+/**
+ * Settings for every producer: idempotent (no duplicates from the producer's own retries), one request in flight (order
+ * per partition), retries bounded by time rather than count (kafkajs warns that a count limit weakens idempotence),
+ * and the default murmur2 partitioner, so one key lands on one partition whoever produces it.
+ */
+export function producerConfig(): ProducerConfig {
+  return {
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 30_000, initialRetryTime: 200 },
+  };
 }

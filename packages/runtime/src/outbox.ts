@@ -3,6 +3,7 @@ import type { Kafka, Producer } from 'kafkajs';
 import { EventCodec, schemaErrors, Streams, type AnyStream, type EventOf, type StreamName } from '@postsale/contracts';
 import type { Db, Tx } from './db';
 import { AppError } from './errors';
+import { producerConfig } from './kafka';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 
@@ -64,7 +65,7 @@ export class OutboxRelay {
   private readonly failures;
 
   constructor(private readonly options: OutboxRelayOptions) {
-    this.producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.producer = options.kafka.producer(producerConfig());
     this.published = options.metrics.counter('outbox_events_published_total', 'Events the outbox relay delivered to Kafka', ['topic']);
     this.failures = options.metrics.counter('outbox_publish_failures_total', 'Outbox relay batches that failed to publish');
     const { db } = options;

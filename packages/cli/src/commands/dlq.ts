@@ -1,5 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import { allStreams, dlqTopicName, type EventCodec } from '@postsale/contracts';
+import { producerConfig } from '@postsale/runtime';
 import { readTopicToEnd, type TopicMessage } from '../kafka-tools';
 
 // Header names written by the runtime's consumer runner (packages/runtime/src/consumer.ts).
@@ -76,7 +77,7 @@ export async function describeDeadLetter(letter: DeadLetter, codec: EventCodec):
  * groups that already processed the event skip it and the one that failed tries again.
  */
 export async function redrive(kafka: Kafka, letters: DeadLetter[]): Promise<number> {
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = kafka.producer(producerConfig());
   await producer.connect();
   let count = 0;
   try {
