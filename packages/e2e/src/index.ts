@@ -1,2 +1,3 @@
 export * from './harness';
 export * from './journey';
+export * from './prometheus';

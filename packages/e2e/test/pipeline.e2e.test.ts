@@ -4,7 +4,8 @@ import { streamIntegrity } from '@postsale/cli/src/commands/stream-integrity';
 import { formatDecimal } from '@postsale/contracts';
 import { DEMO } from '@postsale/sandbox';
 import { waitFor } from '@postsale/runtime';
-import { orderIdOf, paidOut, startE2E, type E2E } from '../src';
+import { freePort } from '@postsale/cli/src/pipeline';
+import { orderIdOf, paidOut, prometheusInstalled, startE2E, startPrometheus, type E2E } from '../src';
 
 jest.setTimeout(300_000);
 
@@ -87,6 +88,47 @@ describe('the pipeline as one product: the four services as separate OS processe
     await waitFor(async () => (await allViolations({ purchaseSeconds: 3600, saleSeconds: 3600 })).every((r) => !r.error && r.violations.length === 0), {
       timeoutMs: 120_000, intervalMs: 500, description: 'a clean report after restart',
     });
+  });
+
+  (prometheusInstalled() ? it : it.skip)('a real Prometheus scrapes all four services and every alert rule evaluates against their metrics', async () => {
+    const { pipeline } = e2e;
+    const prometheus = await startPrometheus(Object.values(pipeline.urls).map((u) => new URL(u).host), await freePort());
+    try {
+      const query = async (q: string) => {
+        const response = await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(q)}`).catch(() => undefined);
+        return response?.ok ? ((await response.json()) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } }).data.result : [];
+      };
+      const up = await waitFor(async () => {
+        const r = await query('up{job="postsale"} == 1');
+        return r.length === 4 ? r : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 500, description: 'four targets up' });
+      expect(up).toHaveLength(4);
+      // The metrics the alert rules and the dashboard read exist, per service.
+      expect(new Set((await query('outbox_lag_seconds')).map((r) => r.metric.service))).toEqual(new Set(['ingest', 'fulfillment', 'sales', 'payouts']));
+      expect((await query('sum by (type) (events_consumed_total)')).map((r) => r.metric.type)).toEqual(expect.arrayContaining(['OrderReceived', 'PurchaseCompleted', 'SaleRecorded']));
+      // Every rule loaded and evaluated without error against the real series.
+      const groups = await waitFor(async () => {
+        const response = await fetch(`${prometheus.url}/api/v1/rules`);
+        const body = (await response.json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string; lastEvaluation: string }> }> } };
+        const rules = body.data.groups.flatMap((g) => g.rules);
+        return rules.length > 0 && rules.every((r) => r.health === 'ok') ? rules : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 500, description: 'all rules evaluated healthily' });
+      expect(groups.map((r) => r.name)).toEqual(expect.arrayContaining(['ServiceDown', 'OutboxLagging', 'EventsDeadLettered']));
+      // ServiceDown really fires when a service stops answering.
+      await pipeline.kill('sales');
+      try {
+        await waitFor(async () => (await query('up{job="postsale"} == 0')).length === 1, { timeoutMs: 30_000, intervalMs: 500, description: 'sales seen down' });
+        const pending = await waitFor(async () => {
+          const alerts = (await (await fetch(`${prometheus.url}/api/v1/alerts`)).json()) as { data: { alerts: Array<{ labels: Record<string, string>; state: string }> } };
+          return alerts.data.alerts.find((a) => a.labels.alertname === 'ServiceDown');
+        }, { timeoutMs: 30_000, intervalMs: 500, description: 'ServiceDown pending' });
+        expect(pending.labels.instance).toBe(new URL(pipeline.urls.sales).host);
+      } finally {
+        await pipeline.start('sales');
+      }
+    } finally {
+      await prometheus.stop();
+    }
   });
 
   it('operators need their credential: the integrity report refuses a wrong token', async () => {
