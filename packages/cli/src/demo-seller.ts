@@ -29,6 +29,11 @@ export async function registerDemoSeller(urls: Record<string, string>, adminToke
   await registerWithSales(urls.sales!, put);
 
   await put(`${urls.payouts}/admin/sellers/${seller}/payee`, { email: DEMO.payeeEmail, releasePolicy: 'immediate' });
+  // PayPal Payouts cannot pay CLP: payouts converts MercadoLibre's CLP shares into USD at its own dated rate table
+  // (units of `to` per 1 `from`). 1/950 (the demo's USD:CLP) = 0.0010526315…, cut to 8 decimals: "0.00105263"
+  // (cut, not rounded up, so the demo rate never pays more than 950 CLP per USD would).
+  const today = new Date().toISOString().slice(0, 10);
+  await put(`${urls.payouts}/admin/fx-rates/CLP/USD/${today}`, { rate: '0.00105263', source: 'demo rate table (1/950)' });
 }
 
 type Put = (url: string, body: unknown) => Promise<void>;

@@ -121,6 +121,12 @@ export interface PayoutSent {
   payoutBatchId: string;
   payoutItemId: string;
   sentAt: number;
+  /** what was owed, in the sale's currency, when the payment was converted into another payout currency (amount is what was paid); null when paid in the sale's currency */
+  owedAmount: null | Money;
+  /** the exact decimal rate used (units of amount.currency per one unit of owedAmount.currency), rounded down in amount.currency; null without conversion */
+  fxRate: null | string;
+  /** the date (YYYY-MM-DD) of the rate used: the most recent rate dated on or before the sale's day; null without conversion */
+  fxRateDate: null | string;
 }
 export interface PayoutFailed {
   payoutId: string;

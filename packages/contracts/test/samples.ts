@@ -46,7 +46,10 @@ export const samples = {
   payouts: [
     { ...envelope(), type: 'PayoutSent', payload: {
       payoutId: 'p1', recipient: 'SELLER', amount: usd(1359), senderItemId: 'ord_1-SELLER-1', payoutBatchId: 'B1',
-      payoutItemId: 'I1', sentAt: 9 } },
+      payoutItemId: 'I1', sentAt: 9, owedAmount: null, fxRate: null, fxRateDate: null } },
+    { ...envelope(), type: 'PayoutSent', payload: {
+      payoutId: 'p2', recipient: 'SELLER', amount: usd(1052), senderItemId: 'ord_2-SELLER-1', payoutBatchId: 'B2',
+      payoutItemId: 'I2', sentAt: 9, owedAmount: { amountMinor: 10000, currency: 'CLP' }, fxRate: '0.00105263', fxRateDate: '2025-01-02' } },
     { ...envelope(), type: 'PayoutFailed', payload: {
       payoutId: 'p1', recipient: 'SELLER', amount: usd(1359), status: 'FAILED', reason: 'RECEIVER_UNREGISTERED',
       owedAgain: true, failedAt: 10 } },

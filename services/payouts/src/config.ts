@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { baseConfigSchema } from '@postsale/runtime';
+import { isPayPalPayoutCurrency } from './domain/payout-currency';
 
 export const PAYOUTS_MODES = ['sandbox', 'live', 'dry-run'] as const;
 export type PayoutsMode = (typeof PAYOUTS_MODES)[number];
+
+const payoutCurrency = z.string().refine(isPayPalPayoutCurrency, 'a currency PayPal Payouts supports (see src/domain/payout-currency.ts)');
 
 const releasePolicyText = z
   .string()
@@ -61,6 +64,16 @@ export const configSchema = baseConfigSchema
     PAYOUTS_DUE_DEADLINE_SECONDS: z.coerce.number().int().positive().default(2 * 3600),
     PAYOUTS_SUBMITTED_DEADLINE_SECONDS: z.coerce.number().int().positive().default(24 * 3600),
     PAYOUTS_HELD_DEADLINE_SECONDS: z.coerce.number().int().positive().default(30 * 24 * 3600),
+    /**
+     * when set, the platform's commission is always paid in this currency (converted at the payouts FX table when the
+     * sale's differs); unset, the platform follows the sellers' default rule: the sale's currency when PayPal pays
+     * it, else DEFAULT_PAYOUT_CURRENCY (so commissions on EUR sales keep being paid in EUR without an EUR→USD rate)
+     */
+    PLATFORM_PAYOUT_CURRENCY: payoutCurrency.optional(),
+    /** sellers without an explicit payout currency whose sale currency PayPal cannot pay (e.g. CLP) are paid in this */
+    DEFAULT_PAYOUT_CURRENCY: payoutCurrency.default('USD'),
+    /** a rate dated more than this many days before the sale's day is too old to convert it (the intent is held) */
+    PAYOUTS_FX_MAX_RATE_AGE_DAYS: z.coerce.number().int().min(0).max(366).default(7),
   })
   .superRefine((c, ctx) => {
     if (c.PAYOUTS_MODE === 'dry-run') return;

@@ -1,4 +1,5 @@
 import type { Migration } from '@postsale/runtime';
+import { PAYPAL_PAYOUT_CURRENCIES } from '../domain/payout-currency';
 
 /** payouts's own tables, in its own schema. Append new migrations; never edit one that has shipped. */
 export const migrations: Migration[] = [
@@ -133,6 +134,43 @@ export const migrations: Migration[] = [
         t.string('event_id').primary();
         t.string('event_type').notNullable();
         t.timestamp('received_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+    },
+  },
+  {
+    name: '0002_payout_currency_and_fx',
+    async up(db) {
+      // The payee's chosen payout currency; null = the sale's currency when PayPal pays it, else DEFAULT_PAYOUT_CURRENCY.
+      await db.schema.alterTable('payees', (t) => {
+        t.string('payout_currency', 3);
+      });
+      // Dated rates owned by payouts (same meaning as the sales service's table): `rate` units of `to` per 1 `from`.
+      await db.schema.createTable('fx_rates', (t) => {
+        t.string('from_currency', 3).notNullable();
+        t.string('to_currency', 3).notNullable();
+        t.date('rate_date').notNullable();
+        t.string('rate').notNullable(); // exact decimal string, never a float
+        t.string('source').notNullable();
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.primary(['from_currency', 'to_currency', 'rate_date']);
+      });
+      // What an intent is paid in, and the rate pinned for it (null when paid in the sale's currency).
+      await db.schema.alterTable('payout_intents', (t) => {
+        t.string('payout_currency', 3);
+        t.string('fx_rate');
+        t.string('fx_rate_date', 10); // YYYY-MM-DD, the rate's own date
+        t.string('fx_source');
+        t.text('skip_reason');
+      });
+      // Intents from before this migration were paid in the sale's currency. Where PayPal cannot pay that currency
+      // (the CLP defect) it stays null: the batcher re-decides such an intent (payout currency, rate) before paying it.
+      await db('payout_intents').whereIn('currency', Object.keys(PAYPAL_PAYOUT_CURRENCIES)).update({ payout_currency: db.ref('currency') });
+      // What an item converted: the owed amount in the sale's currency and the rate (amount_minor/currency = paid).
+      await db.schema.alterTable('payout_items', (t) => {
+        t.bigInteger('source_amount_minor');
+        t.string('source_currency', 3);
+        t.string('fx_rate');
+        t.string('fx_rate_date', 10);
       });
     },
   },

@@ -32,6 +32,13 @@ export interface Intent {
   saleRecordedAt: Date;
   statusSince: Date;
   createdAt: Date;
+  /** what the payee is paid in; null until decided (e.g. while the payee is missing) */
+  payoutCurrency: string | null;
+  /** the rate pinned for this intent (units of payoutCurrency per 1 currency); null when no conversion */
+  fxRate: string | null;
+  fxRateDate: string | null;
+  fxSource: string | null;
+  skipReason: string | null;
 }
 
 function toIntent(r: Record<string, unknown>): Intent {
@@ -55,10 +62,32 @@ function toIntent(r: Record<string, unknown>): Intent {
     saleRecordedAt: new Date(r.sale_recorded_at as string),
     statusSince: new Date(r.status_since as string),
     createdAt: new Date(r.created_at as string),
+    payoutCurrency: (r.payout_currency as string | null) ?? null,
+    fxRate: (r.fx_rate as string | null) ?? null,
+    fxRateDate: (r.fx_rate_date as string | null) ?? null,
+    fxSource: (r.fx_source as string | null) ?? null,
+    skipReason: (r.skip_reason as string | null) ?? null,
   };
 }
 
-export interface IntentPatch {
+/** The payout currency and pinned rate of an intent (all null fields: not decided / no conversion). */
+export interface PayoutTerms {
+  payoutCurrency: string | null;
+  fxRate: string | null;
+  fxRateDate: string | null;
+  fxSource: string | null;
+}
+
+export interface FxRate {
+  from: string;
+  to: string;
+  rateDate: string;
+  rate: string;
+  source: string;
+}
+
+export interface IntentPatch extends Partial<PayoutTerms> {
+  skipReason?: string | null;
   status?: IntentStatus;
   holdReason?: HoldReason | null;
   releaseAt?: Date | null;
@@ -75,6 +104,8 @@ export interface Payee {
   email: string;
   releasePolicy: string;
   releaseDelayDays: number;
+  /** explicit payout currency; null = default rule (see payout-currency.ts) */
+  payoutCurrency: string | null;
   updatedAt: Date;
 }
 
@@ -87,6 +118,11 @@ export interface PayoutItem {
   receiver: string;
   amountMinor: number;
   currency: string;
+  /** what this item converted (sale currency) and at which rate; null when paid in the sale's currency */
+  sourceAmountMinor: number | null;
+  sourceCurrency: string | null;
+  fxRate: string | null;
+  fxRateDate: string | null;
   status: string;
   paypalItemId: string | null;
   transactionId: string | null;
@@ -107,6 +143,10 @@ function toItem(r: Record<string, unknown>): PayoutItem {
     receiver: String(r.receiver),
     amountMinor: minor(r.amount_minor),
     currency: String(r.currency),
+    sourceAmountMinor: r.source_amount_minor === null || r.source_amount_minor === undefined ? null : minor(r.source_amount_minor),
+    sourceCurrency: (r.source_currency as string | null) ?? null,
+    fxRate: (r.fx_rate as string | null) ?? null,
+    fxRateDate: (r.fx_rate_date as string | null) ?? null,
     status: String(r.status),
     paypalItemId: (r.paypal_item_id as string | null) ?? null,
     transactionId: (r.transaction_id as string | null) ?? null,
@@ -208,14 +248,51 @@ export class PayoutsRepository {
   async payee(q: Q, sellerId: string): Promise<Payee | undefined> {
     const r = await q('payees').where({ seller_id: sellerId }).first();
     if (!r) return undefined;
-    return { sellerId: r.seller_id, email: r.email, releasePolicy: r.release_policy, releaseDelayDays: Number(r.release_delay_days), updatedAt: new Date(r.updated_at) };
+    return {
+      sellerId: r.seller_id, email: r.email, releasePolicy: r.release_policy, releaseDelayDays: Number(r.release_delay_days),
+      payoutCurrency: r.payout_currency ?? null, updatedAt: new Date(r.updated_at),
+    };
   }
 
-  async upsertPayee(q: Q, p: { sellerId: string; email: string; releasePolicy: string; releaseDelayDays: number }): Promise<void> {
+  async upsertPayee(q: Q, p: { sellerId: string; email: string; releasePolicy: string; releaseDelayDays: number; payoutCurrency: string | null }): Promise<void> {
     await q('payees')
-      .insert({ seller_id: p.sellerId, email: p.email, release_policy: p.releasePolicy, release_delay_days: p.releaseDelayDays, updated_at: q.fn.now() })
+      .insert({
+        seller_id: p.sellerId, email: p.email, release_policy: p.releasePolicy, release_delay_days: p.releaseDelayDays,
+        payout_currency: p.payoutCurrency, updated_at: q.fn.now(),
+      })
       .onConflict('seller_id')
       .merge();
+  }
+
+  // ---- FX rates ----------------------------------------------------------------------------------------------
+
+  /** The most recent rate from→to dated on or before `onOrBefore` and not before `notBefore` (YYYY-MM-DD). */
+  async findFxRate(q: Q, from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined> {
+    const row = await q('fx_rates')
+      .where({ from_currency: from, to_currency: to })
+      .andWhere('rate_date', '<=', onOrBefore)
+      .andWhere('rate_date', '>=', notBefore)
+      .orderBy('rate_date', 'desc')
+      .select('rate', 'source', q.raw(`to_char(rate_date, 'YYYY-MM-DD') as day`))
+      .first();
+    return row ? { from, to, rateDate: String(row.day), rate: String(row.rate), source: String(row.source) } : undefined;
+  }
+
+  async saveFxRate(q: Q, r: FxRate): Promise<void> {
+    await q('fx_rates')
+      .insert({ from_currency: r.from, to_currency: r.to, rate_date: r.rateDate, rate: r.rate, source: r.source, updated_at: q.fn.now() })
+      .onConflict(['from_currency', 'to_currency', 'rate_date'])
+      .merge();
+  }
+
+  async listFxRates(q: Q, filter: { from?: string; to?: string; limit: number }): Promise<FxRate[]> {
+    const query = q('fx_rates').orderBy([{ column: 'rate_date', order: 'desc' }, 'from_currency', 'to_currency']).limit(filter.limit)
+      .select('from_currency', 'to_currency', 'rate', 'source', q.raw(`to_char(rate_date, 'YYYY-MM-DD') as day`));
+    if (filter.from) query.where({ from_currency: filter.from });
+    if (filter.to) query.where({ to_currency: filter.to });
+    return (await query).map((r: Record<string, unknown>) => ({
+      from: String(r.from_currency), to: String(r.to_currency), rateDate: String(r.day), rate: String(r.rate), source: String(r.source),
+    }));
   }
 
   // ---- intents -----------------------------------------------------------------------------------------------
@@ -223,12 +300,14 @@ export class PayoutsRepository {
   async insertIntent(q: Q, i: {
     id: string; saleId: string; orderId: string; sellerId: string; recipient: Recipient; currency: string; amountMinor: number;
     payableMinor: number; status: IntentStatus; holdReason: HoldReason | null; releaseAt: Date | null; saleRecordedAt: Date;
-  }, cause: string): Promise<boolean> {
+    skipReason?: string | null;
+  } & Partial<PayoutTerms>, cause: string): Promise<boolean> {
     const rows = await q('payout_intents')
       .insert({
         id: i.id, sale_id: i.saleId, order_id: i.orderId, seller_id: i.sellerId, recipient: i.recipient, currency: i.currency,
         amount_minor: i.amountMinor, payable_minor: i.payableMinor, status: i.status, hold_reason: i.holdReason,
-        release_at: i.releaseAt, sale_recorded_at: i.saleRecordedAt,
+        release_at: i.releaseAt, sale_recorded_at: i.saleRecordedAt, skip_reason: i.skipReason ?? null,
+        payout_currency: i.payoutCurrency ?? null, fx_rate: i.fxRate ?? null, fx_rate_date: i.fxRateDate ?? null, fx_source: i.fxSource ?? null,
       })
       .onConflict(['sale_id', 'recipient'])
       .ignore()
@@ -252,8 +331,11 @@ export class PayoutsRepository {
     return (await q('payout_intents').where({ order_id: orderId }).orderBy(['created_at', 'recipient'])).map(toIntent);
   }
 
-  async intentsAwaitingRelease(q: Q, where: { orderId?: string; sellerId?: string; recipient?: Recipient }): Promise<Intent[]> {
+  async intentsAwaitingRelease(q: Q, where: { orderId?: string; sellerId?: string; recipient?: Recipient; currency?: string; holdReason?: HoldReason; limit?: number }): Promise<Intent[]> {
     const query = q('payout_intents').whereIn('status', ['HELD', 'DUE']);
+    if (where.holdReason) query.where({ hold_reason: where.holdReason });
+    if (where.limit) query.orderBy('created_at').limit(where.limit);
+    if (where.currency) query.where({ currency: where.currency });
     if (where.orderId) query.where({ order_id: where.orderId });
     if (where.sellerId) query.where({ seller_id: where.sellerId });
     if (where.recipient) query.where({ recipient: where.recipient });
@@ -290,6 +372,11 @@ export class PayoutsRepository {
     if (patch.pendingReversalMinor !== undefined) row.pending_reversal_minor = patch.pendingReversalMinor;
     if (patch.attempt !== undefined) row.attempt = patch.attempt;
     if (patch.batchId !== undefined) row.batch_id = patch.batchId;
+    if (patch.skipReason !== undefined) row.skip_reason = patch.skipReason;
+    if (patch.payoutCurrency !== undefined) row.payout_currency = patch.payoutCurrency;
+    if (patch.fxRate !== undefined) row.fx_rate = patch.fxRate;
+    if (patch.fxRateDate !== undefined) row.fx_rate_date = patch.fxRateDate;
+    if (patch.fxSource !== undefined) row.fx_source = patch.fxSource;
     const statusChanged = patch.status !== undefined && patch.status !== before.status;
     if (statusChanged) row.status_since = q.fn.now();
     const [updated] = await q('payout_intents').where({ id: before.id }).update(row).returning('*');
@@ -347,10 +434,15 @@ export class PayoutsRepository {
     await q('payout_batches').where({ id }).update(patch);
   }
 
-  async insertItem(q: Q, i: { intentId: string; attempt: number; senderItemId: string; batchId: string; receiver: string; amountMinor: number; currency: string; status: string }): Promise<void> {
+  async insertItem(q: Q, i: {
+    intentId: string; attempt: number; senderItemId: string; batchId: string; receiver: string; amountMinor: number; currency: string; status: string;
+    source: { amountMinor: number; currency: string; fxRate: string; fxRateDate: string | null } | null;
+  }): Promise<void> {
     await q('payout_items').insert({
       intent_id: i.intentId, attempt: i.attempt, sender_item_id: i.senderItemId, batch_id: i.batchId, receiver: i.receiver,
       amount_minor: i.amountMinor, currency: i.currency, status: i.status,
+      source_amount_minor: i.source?.amountMinor ?? null, source_currency: i.source?.currency ?? null,
+      fx_rate: i.source?.fxRate ?? null, fx_rate_date: i.source?.fxRateDate ?? null,
     });
   }
 

@@ -1,7 +1,22 @@
 import type { Intent, PayoutItem } from '../db/payouts.repository';
 import { minor } from '../db/payouts.repository';
 import type { PayoutsContext } from './context';
-import { partyOf, TERMINAL_STATUSES, type IntentStatus } from './payout-rules';
+import { convertRoundingDown } from './payout-currency';
+import { CONFIGURATION_HOLDS, partyOf, TERMINAL_STATUSES, type HoldReason, type IntentStatus } from './payout-rules';
+
+/** What the intent's current payable amount pays in its payout currency (null while the currency or rate is unknown). */
+function payoutOf(intent: Intent) {
+  if (!intent.payoutCurrency) return null;
+  const fx = intent.fxRate ? { rate: intent.fxRate, rateDate: intent.fxRateDate, source: intent.fxSource, rounding: 'down' } : null;
+  if (intent.payoutCurrency !== intent.currency && !fx) return { currency: intent.payoutCurrency, amountMinor: null, fx: null };
+  let amountMinor: number | null = null;
+  try {
+    amountMinor = convertRoundingDown(intent.payableMinor, intent.currency, intent.payoutCurrency, intent.fxRate ?? '1');
+  } catch {
+    amountMinor = null; // a currency PayPal does not take: the batcher decides the intent again
+  }
+  return { currency: intent.payoutCurrency, amountMinor, fx };
+}
 
 export interface IntegrityDeadlines {
   dueSeconds: number;
@@ -24,12 +39,17 @@ export function intentView(intent: Intent, items: PayoutItem[]) {
     reversed: { amountMinor: intent.reversedMinor, currency: intent.currency },
     offset: { amountMinor: intent.offsetMinor, currency: intent.currency },
     payable: { amountMinor: intent.payableMinor, currency: intent.currency },
+    /** what the payable amount pays in the payee's payout currency, and the rate pinned for it */
+    payout: payoutOf(intent),
+    skipReason: intent.skipReason,
     attempt: intent.attempt,
     releaseAt: intent.releaseAt?.toISOString() ?? null,
     statusSince: intent.statusSince.toISOString(),
     createdAt: intent.createdAt.toISOString(),
     items: items.filter((i) => i.intentId === intent.id).map((i) => ({
       attempt: i.attempt, senderItemId: i.senderItemId, receiver: i.receiver, amount: { amountMinor: i.amountMinor, currency: i.currency },
+      owed: i.sourceCurrency && i.sourceAmountMinor !== null ? { amountMinor: i.sourceAmountMinor, currency: i.sourceCurrency } : null,
+      fx: i.sourceCurrency && i.fxRateDate ? { rate: i.fxRate, rateDate: i.fxRateDate, rounding: 'down' } : null,
       status: i.status, payoutItemId: i.paypalItemId, transactionId: i.transactionId, error: i.errorName ? { name: i.errorName, message: i.errorMessage } : null,
       cancelRequestedAt: i.cancelRequestedAt?.toISOString() ?? null, createdAt: i.createdAt.toISOString(), updatedAt: i.updatedAt.toISOString(),
     })),
@@ -91,7 +111,10 @@ export async function sellerBalance(ctx: PayoutsContext, sellerId: string) {
   const payee = await ctx.repo.payee(ctx.db, sellerId);
   return {
     sellerId,
-    payee: payee ? { email: payee.email, releasePolicy: payee.releasePolicy, releaseDelayDays: payee.releaseDelayDays, updatedAt: payee.updatedAt.toISOString() } : null,
+    payee: payee ? {
+      email: payee.email, releasePolicy: payee.releasePolicy, releaseDelayDays: payee.releaseDelayDays,
+      payoutCurrency: payee.payoutCurrency, defaultPayoutCurrency: ctx.settings.defaultPayoutCurrency, updatedAt: payee.updatedAt.toISOString(),
+    } : null,
     balances: [...currencies].sort().map((currency) => {
       const ledger = entries.filter((e) => e.currency === currency).reduce((s, e) => s + minor(e.amount_minor), 0);
       return {
@@ -114,7 +137,7 @@ export async function sellerBalance(ctx: PayoutsContext, sellerId: string) {
  * Integrity report, from the data. Violations:
  * - DUE past its release time + due deadline (should have gone out), FAILED/RETURNED owed again past the due deadline,
  * - SUBMITTED without a final PayPal outcome past the submitted deadline, every NEEDS_REVIEW intent,
- * - HELD for a missing payee past the due deadline (configuration someone must fix),
+ * - HELD for a missing payee or FX rate (or an unpayable amount) past the due deadline (configuration someone must fix),
  * - HELD by the release policy (awaiting shipment/delivery) only past the long held deadline: waiting for fulfillment
  *   is a known state, and fulfillment's own report covers a stuck shipment.
  */
@@ -140,7 +163,7 @@ export async function integrityReport(ctx: PayoutsContext, deadlines: IntegrityD
     } else if (status === 'NEEDS_REVIEW') {
       deadline = 0;
       reason = 'batch outcome unknown; needs review';
-    } else if (r.hold_reason === 'PAYEE_MISSING' || r.hold_reason === 'PLATFORM_PAYEE_MISSING') {
+    } else if (CONFIGURATION_HOLDS.includes(r.hold_reason as HoldReason)) {
       deadline = deadlines.dueSeconds;
       reason = `held: ${r.hold_reason}`;
     } else {

@@ -23,6 +23,12 @@ export interface PayoutsContext {
     autoRetryMaxAttempts: number;
     autoRetryDelayMs: number;
     resubmitWindowMs: number;
+    /** PLATFORM_PAYOUT_CURRENCY: when set, the platform's commission is always paid in it */
+    platformPayoutCurrency: string | undefined;
+    /** DEFAULT_PAYOUT_CURRENCY: sellers without an explicit choice whose sale currency PayPal cannot pay */
+    defaultPayoutCurrency: string;
+    /** how much older than the sale's day a rate may be and still be used */
+    fxMaxRateAgeDays: number;
   };
   /** wakes the reconciliation poller after a batch was accepted */
   nudgeReconciler(): void;

@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { money, type OrderDelivered, type OrderShipped, type SaleRecorded, type SaleReversed } from '@postsale/contracts';
+import { formatDecimal, money, type OrderDelivered, type OrderShipped, type SaleRecorded, type SaleReversed } from '@postsale/contracts';
 import { conflict, notFound, type Tx } from '@postsale/runtime';
-import type { Intent } from '../db/payouts.repository';
+import type { FxRate, Intent, PayoutTerms } from '../db/payouts.repository';
 import type { PayoutsContext } from './context';
+import { choosePayoutCurrency, convertRoundingDown, parseRate, utcDay } from './payout-currency';
 import {
   applyReversal,
   decideRelease,
   parseReleasePolicy,
   partyOf,
   type Recipient,
+  type ReleaseDecision,
   type ReleasePolicy,
 } from './payout-rules';
 
@@ -41,14 +43,14 @@ export async function recordSale(ctx: PayoutsContext, trx: Tx, meta: EventMeta, 
       id: randomUUID(), saleId: sale.saleId, orderId: meta.orderId, sellerId: meta.sellerId, recipient,
       currency: share.currency, amountMinor: share.amountMinor, saleRecordedAt: new Date(sale.recordedAt),
     };
+    const cause = `SaleRecorded ${meta.eventId}`;
     if (share.amountMinor <= 0) {
       await ctx.repo.insertIntent(trx, { ...base, payableMinor: 0, status: 'SKIPPED', holdReason: null, releaseAt: null },
         `SaleRecorded ${meta.eventId}: ${recipient.toLowerCase()} share is ${share.amountMinor} (${sale.isLoss ? 'loss order' : 'nothing owed'}); nothing to pay`);
       continue;
     }
-    const decision = await releaseDecision(ctx, trx, { recipient, sellerId: meta.sellerId, orderId: meta.orderId, saleRecordedAt: base.saleRecordedAt });
-    await ctx.repo.insertIntent(trx, { ...base, payableMinor: share.amountMinor, ...decision },
-      `SaleRecorded ${meta.eventId}` + (decision.holdReason ? `; held: ${decision.holdReason}` : ''));
+    const decision = await releaseDecision(ctx, trx, { ...base, payableMinor: share.amountMinor });
+    await ctx.repo.insertIntent(trx, { ...base, payableMinor: share.amountMinor, ...decision }, describeDecision(cause, decision));
   }
   // A reversal that arrived before its sale (should not happen on one partition, but replays and repairs exist).
   for (const r of await ctx.repo.reversalsForSale(trx, sale.saleId)) {
@@ -110,13 +112,14 @@ export async function recordMilestone(
 }
 
 /** PUT /admin/sellers/:sellerId/payee → store it and re-decide the seller's unpaid intents (held ones may go out). */
-export async function setPayee(ctx: PayoutsContext, input: { sellerId: string; email: string; releasePolicy: string; releaseDelayDays: number }) {
+export async function setPayee(ctx: PayoutsContext, input: { sellerId: string; email: string; releasePolicy: string; releaseDelayDays: number; payoutCurrency: string | null }) {
   const policyText = input.releasePolicy === 'after_delivery_plus_days' ? `after_delivery_plus_days:${input.releaseDelayDays}` : input.releasePolicy;
   parseReleasePolicy(policyText);
   await ctx.db.transaction(async (trx) => {
     await ctx.repo.upsertPayee(trx, input);
     // the platform's intents follow the seller's policy too (the commission is earned when the sale is final)
-    await reevaluate(ctx, trx, await ctx.repo.intentsAwaitingRelease(trx, { sellerId: input.sellerId }), `payee settings of seller changed (${policyText})`);
+    await reevaluate(ctx, trx, await ctx.repo.intentsAwaitingRelease(trx, { sellerId: input.sellerId }),
+      `payee settings of seller changed (${policyText}, payout currency ${input.payoutCurrency ?? 'default'})`);
   });
   ctx.nudgeBatcher();
   return ctx.repo.payee(ctx.db, input.sellerId);
@@ -130,28 +133,106 @@ export async function reevaluatePlatformIntents(ctx: PayoutsContext): Promise<vo
   });
 }
 
-async function reevaluate(ctx: PayoutsContext, trx: Tx, intents: Intent[], cause: string): Promise<void> {
+/**
+ * PUT /admin/fx-rates/:from/:to/:date → store the dated rate and re-decide every unpaid intent owed in `from`: those
+ * HELD with FX_RATE_MISSING are released, DUE ones re-pin the rate that now applies (a corrected rate for the same
+ * day replaces the old one for what has not been paid yet). Paid items keep the rate they were paid at.
+ */
+export async function setFxRate(ctx: PayoutsContext, rate: FxRate): Promise<{ reevaluated: number }> {
+  parseRate(rate.rate);
+  const reevaluated = await ctx.db.transaction(async (trx) => {
+    await ctx.repo.saveFxRate(trx, rate);
+    const intents = await ctx.repo.intentsAwaitingRelease(trx, { currency: rate.from });
+    return reevaluate(ctx, trx, intents, `FX rate ${rate.from}->${rate.to} of ${rate.rateDate} set to ${rate.rate} (${rate.source})`);
+  });
+  ctx.nudgeBatcher();
+  return { reevaluated };
+}
+
+/**
+ * Each batching run: intents still HELD for a missing rate are re-decided, so a rate that was committed while their
+ * sale was being recorded (the PUT could not see the uncommitted intent), or while this sweep held their rows (the
+ * PUT skips locked rows), still releases them.
+ */
+export async function releaseFxHolds(ctx: PayoutsContext): Promise<number> {
+  return ctx.db.transaction(async (trx) => {
+    // only rows held for a rate (locked, skipping those another transaction holds: they are decided there)
+    const held = await ctx.repo.intentsAwaitingRelease(trx, { holdReason: 'FX_RATE_MISSING', limit: 500 });
+    return reevaluate(ctx, trx, held, 'FX rate found');
+  });
+}
+
+async function reevaluate(ctx: PayoutsContext, trx: Tx, intents: Intent[], cause: string): Promise<number> {
+  let changed = 0;
   for (const intent of intents) {
     const d = await releaseDecision(ctx, trx, intent);
     const sameRelease = (d.releaseAt?.getTime() ?? null) === (intent.releaseAt?.getTime() ?? null);
-    if (d.status === intent.status && d.holdReason === intent.holdReason && sameRelease) continue;
-    await ctx.repo.updateIntent(trx, intent, d, cause + (d.holdReason ? `; held: ${d.holdReason}` : '; due'));
+    const sameTerms = d.payoutCurrency === intent.payoutCurrency && d.fxRate === intent.fxRate && d.fxRateDate === intent.fxRateDate && d.fxSource === intent.fxSource;
+    if (d.status === intent.status && d.holdReason === intent.holdReason && sameRelease && sameTerms) continue;
+    await ctx.repo.updateIntent(trx, intent, d, describeDecision(cause, d));
+    changed += 1;
   }
+  return changed;
 }
 
-async function releaseDecision(ctx: PayoutsContext, trx: Tx, i: { recipient: Recipient; sellerId: string; orderId: string; saleRecordedAt: Date }) {
+/** Re-decides one unpaid intent now (the batcher, for an intent whose payout currency or rate is not usable). */
+export async function redecide(ctx: PayoutsContext, trx: Tx, intent: Intent, cause: string): Promise<Intent> {
+  const d = await releaseDecision(ctx, trx, intent);
+  return ctx.repo.updateIntent(trx, intent, d, describeDecision(cause, d));
+}
+
+/** What an intent will be paid in and when: release decision + payout currency + pinned rate (or SKIPPED). */
+export type PayoutDecision = (ReleaseDecision | { status: 'SKIPPED'; holdReason: null; releaseAt: null }) & PayoutTerms & { skipReason: string | null };
+
+const NO_TERMS: PayoutTerms = { payoutCurrency: null, fxRate: null, fxRateDate: null, fxSource: null };
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * Decides an unpaid intent. Payout currency: see choosePayoutCurrency. When it differs from the sale's currency the
+ * rate is the most recent one from sale currency to payout currency dated on or before the UTC day the sale was
+ * recorded, and at most PAYOUTS_FX_MAX_RATE_AGE_DAYS older than that day; none → HELD FX_RATE_MISSING. An amount
+ * that converts to less than one payable unit → SKIPPED with the reason (nothing PayPal could send).
+ */
+async function releaseDecision(ctx: PayoutsContext, trx: Tx, i: {
+  recipient: Recipient; sellerId: string; orderId: string; saleRecordedAt: Date; currency: string; payableMinor: number;
+}): Promise<PayoutDecision> {
   const payee = await ctx.repo.payee(trx, i.sellerId);
   const policy: ReleasePolicy = payee
     ? parseReleasePolicy(payee.releasePolicy === 'after_delivery_plus_days' ? `after_delivery_plus_days:${payee.releaseDelayDays}` : payee.releasePolicy)
     : ctx.settings.defaultReleasePolicy;
+  const payeeKnown = i.recipient === 'PLATFORM' ? Boolean(ctx.settings.platformPayeeEmail) : Boolean(payee);
+  let terms = NO_TERMS;
+  let fxRateKnown = true;
+  if (payeeKnown) {
+    const payoutCurrency = choosePayoutCurrency({
+      recipient: i.recipient, saleCurrency: i.currency, payeeChoice: payee?.payoutCurrency ?? null,
+      platformCurrency: ctx.settings.platformPayoutCurrency, defaultCurrency: ctx.settings.defaultPayoutCurrency,
+    });
+    terms = { ...NO_TERMS, payoutCurrency };
+    if (payoutCurrency !== i.currency) {
+      const saleDay = utcDay(i.saleRecordedAt);
+      const oldest = utcDay(new Date(i.saleRecordedAt.getTime() - ctx.settings.fxMaxRateAgeDays * DAY_MS));
+      const rate = await ctx.repo.findFxRate(trx, i.currency, payoutCurrency, saleDay, oldest);
+      if (rate) terms = { payoutCurrency, fxRate: rate.rate, fxRateDate: rate.rateDate, fxSource: rate.source };
+      else fxRateKnown = false;
+    }
+  }
   const milestones = await ctx.repo.milestones(trx, i.orderId);
-  return decideRelease({
-    recipient: i.recipient,
-    payeeKnown: i.recipient === 'PLATFORM' ? Boolean(ctx.settings.platformPayeeEmail) : Boolean(payee),
-    policy,
-    saleRecordedAt: i.saleRecordedAt,
-    ...milestones,
-  });
+  const release = decideRelease({ recipient: i.recipient, payeeKnown, fxRateKnown, policy, saleRecordedAt: i.saleRecordedAt, ...milestones });
+  if (terms.payoutCurrency && fxRateKnown && i.payableMinor > 0
+    && convertRoundingDown(i.payableMinor, i.currency, terms.payoutCurrency, terms.fxRate ?? '1') === 0) {
+    const owed = `${formatDecimal({ amountMinor: i.payableMinor, currency: i.currency })} ${i.currency}`;
+    const skipReason = `CONVERTS_TO_ZERO: ${owed} is less than one payable unit of ${terms.payoutCurrency}`
+      + (terms.fxRate ? ` at ${terms.fxRate} (${terms.fxRateDate})` : '') + '; nothing PayPal could send';
+    return { status: 'SKIPPED', holdReason: null, releaseAt: null, ...terms, skipReason };
+  }
+  return { ...release, ...terms, skipReason: null };
+}
+
+function describeDecision(cause: string, d: PayoutDecision): string {
+  const fx = d.fxRate ? `; paid in ${d.payoutCurrency} at ${d.fxRate} (rate of ${d.fxRateDate}, ${d.fxSource})` : d.payoutCurrency ? `; paid in ${d.payoutCurrency}` : '';
+  if (d.status === 'SKIPPED') return `${cause}; skipped: ${d.skipReason}`;
+  return cause + (d.holdReason ? `; held: ${d.holdReason}` : '; due') + fx;
 }
 
 /** POST /admin/payouts/:id/retry → pay a FAILED or RETURNED intent again under a new sender_item_id (attempt + 1). */
@@ -175,8 +256,9 @@ export async function scheduleRetry(ctx: PayoutsContext, trx: Tx, intent: Intent
   return ctx.repo.updateIntent(trx, intent, {
     attempt: intent.attempt + 1,
     batchId: null,
-    ...(d.status === 'DUE' ? { status: 'DUE', holdReason: null, releaseAt } : d),
-  }, `${cause}: attempt ${intent.attempt + 1}`);
+    ...d,
+    ...(d.status === 'DUE' ? { releaseAt } : {}),
+  }, describeDecision(`${cause}: attempt ${intent.attempt + 1}`, d));
 }
 
 /** POST /admin/payouts/:id/cancel → ask PayPal (through the reconciliation poller) to cancel an UNCLAIMED item. */

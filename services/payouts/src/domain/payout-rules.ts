@@ -23,7 +23,15 @@ export const TERMINAL_STATUSES: IntentStatus[] = ['SENT', 'CANCELLED', 'SKIPPED'
 /** statuses in which nothing is at PayPal and the payable amount can still change */
 export const UNPAID_STATUSES: IntentStatus[] = ['HELD', 'DUE', 'FAILED', 'RETURNED'];
 
-export type HoldReason = 'PAYEE_MISSING' | 'PLATFORM_PAYEE_MISSING' | 'AWAITING_SHIPMENT' | 'AWAITING_DELIVERY';
+/**
+ * FX_RATE_MISSING     the payee is paid in another currency and no rate dated on or before the sale's day exists
+ *                     (released automatically when PUT /admin/fx-rates sets one)
+ * PAYOUT_NOT_PAYABLE  the batcher found an amount PayPal would refuse (defensive: never put into a batch)
+ */
+export type HoldReason = 'PAYEE_MISSING' | 'PLATFORM_PAYEE_MISSING' | 'FX_RATE_MISSING' | 'PAYOUT_NOT_PAYABLE' | 'AWAITING_SHIPMENT' | 'AWAITING_DELIVERY';
+
+/** Holds that need an operator's configuration (payee, rate), as opposed to waiting for fulfillment. */
+export const CONFIGURATION_HOLDS: HoldReason[] = ['PAYEE_MISSING', 'PLATFORM_PAYEE_MISSING', 'FX_RATE_MISSING', 'PAYOUT_NOT_PAYABLE'];
 
 export type ReleasePolicy = { kind: 'immediate' } | { kind: 'after_shipment' } | { kind: 'after_delivery_plus_days'; days: number };
 
@@ -43,6 +51,8 @@ export interface ReleaseInputs {
   recipient: Recipient;
   /** the receiver is known (platform payee configured / seller payee set) */
   payeeKnown: boolean;
+  /** no conversion is needed, or a rate for it was found (default true) */
+  fxRateKnown?: boolean;
   policy: ReleasePolicy;
   saleRecordedAt: Date;
   shippedAt: Date | null;
@@ -54,13 +64,15 @@ export type ReleaseDecision = { status: 'HELD'; holdReason: HoldReason; releaseA
 const DAY_MS = 24 * 3600 * 1000;
 
 /**
- * When an intent may be paid. A missing payee comes first (nothing can be sent anywhere), then the release policy.
+ * When an intent may be paid. A missing payee comes first (nothing can be sent anywhere), then a missing FX rate
+ * (nothing can be computed), then the release policy.
  * "after delivery + N days" is DUE with a future release_at: the admin API shows it as held until that time.
  */
 export function decideRelease(input: ReleaseInputs): ReleaseDecision {
   if (!input.payeeKnown) {
     return { status: 'HELD', holdReason: input.recipient === 'PLATFORM' ? 'PLATFORM_PAYEE_MISSING' : 'PAYEE_MISSING', releaseAt: null };
   }
+  if (input.fxRateKnown === false) return { status: 'HELD', holdReason: 'FX_RATE_MISSING', releaseAt: null };
   const p = input.policy;
   if (p.kind === 'immediate') return { status: 'DUE', holdReason: null, releaseAt: input.saleRecordedAt };
   if (p.kind === 'after_shipment') {

@@ -1,4 +1,5 @@
 import type { Tx } from '@postsale/runtime';
+import type { PayoutItem } from '../db/payouts.repository';
 import { publishPayout, type PayoutsContext } from './context';
 import { recordClawback, scheduleRetry } from './intents.use-case';
 import { classifyItemStatus } from './payout-rules';
@@ -86,7 +87,7 @@ function itemMayMove(from: string, to: string): boolean {
 
 async function applyToIntent(
   ctx: PayoutsContext, trx: Tx, intentId: string,
-  item: { amountMinor: number; currency: string; senderItemId: string; createdAt: Date },
+  item: PayoutItem,
   state: PayPalItemState, cause: string,
 ): Promise<void> {
   const intent = (await ctx.repo.intent(trx, intentId, true))!;
@@ -105,6 +106,10 @@ async function applyToIntent(
     await publishPayout(ctx, trx, sent, 'PayoutSent', {
       payoutId: sent.id, recipient: sent.recipient, amount, senderItemId: item.senderItemId,
       payoutBatchId: state.payoutBatchId, payoutItemId: state.payoutItemId, sentAt: Date.now(),
+      // what the payment was converted from (the debt in the sale's currency) and at which dated rate
+      owedAmount: item.sourceAmountMinor !== null && item.sourceCurrency ? { amountMinor: item.sourceAmountMinor, currency: item.sourceCurrency } : null,
+      fxRate: item.sourceCurrency ? item.fxRate : null,
+      fxRateDate: item.sourceCurrency ? item.fxRateDate : null,
     }, state.payoutItemId);
     if (intent.pendingReversalMinor > 0) await recordClawback(ctx, trx, sent, intent.pendingReversalMinor, `pending-reversal:${item.senderItemId}`);
     ctx.metrics.outcomes.inc({ status: 'SUCCESS', currency: item.currency }, item.amountMinor);

@@ -3,7 +3,8 @@ import { formatDecimal } from '@postsale/contracts';
 import type { Tx } from '@postsale/runtime';
 import type { Batch, Intent } from '../db/payouts.repository';
 import { publishPayout, type PayoutsContext } from './context';
-import { scheduleRetry } from './intents.use-case';
+import { redecide, releaseFxHolds, scheduleRetry } from './intents.use-case';
+import { convertRoundingDown, formatPayPalValue, isPayPalPayoutCurrency, unpayableReason } from './payout-currency';
 import { offsetAgainstDebt, partyOf, senderBatchId, senderItemId } from './payout-rules';
 import type { CreateBatchResult, PayoutRequestBody, PayoutRequestItem } from './ports';
 
@@ -19,6 +20,7 @@ import type { CreateBatchResult, PayoutRequestBody, PayoutRequestItem } from './
  */
 export async function runBatching(ctx: PayoutsContext): Promise<boolean> {
   await resolveUnknownBatches(ctx);
+  await releaseFxHolds(ctx);
   const claimed = await claimDueIntents(ctx);
   if (claimed.batch?.status === 'SUBMITTING') await postBatch(ctx, claimed.batch);
   return claimed.worked;
@@ -40,7 +42,7 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
     const due = await ctx.repo.claimDueIntents(trx, ctx.settings.batchSize);
     if (due.length === 0) return { worked: false };
     const batchId = randomUUID();
-    const items: Array<{ intent: Intent; item: PayoutRequestItem }> = [];
+    const items: Array<{ intent: Intent; item: PayoutRequestItem; plan: PayPlan }> = [];
     for (const claimed of due) {
       const intent = await settleDebtFirst(ctx, trx, claimed, batchId);
       if (intent.status !== 'DUE') continue;
@@ -49,12 +51,29 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
         await ctx.repo.updateIntent(trx, intent, { status: 'HELD', holdReason: intent.recipient === 'PLATFORM' ? 'PLATFORM_PAYEE_MISSING' : 'PAYEE_MISSING', releaseAt: null }, 'no payee at payout time');
         continue;
       }
+      // Every item is checked against what PayPal accepts BEFORE it goes into a batch: one unpayable item would make
+      // PayPal refuse the whole batch and block everybody else's payouts with it.
+      const plan = planPayout(intent);
+      if (plan.kind === 'redecide') {
+        await redecide(ctx, trx, intent, `not payable as decided (${plan.reason}); decided again`);
+        continue;
+      }
+      if (plan.kind === 'skip') {
+        await ctx.repo.updateIntent(trx, intent, { status: 'SKIPPED', skipReason: plan.reason }, `skipped at payout time: ${plan.reason}`);
+        continue;
+      }
+      if (plan.kind === 'unpayable') {
+        ctx.logger.error({ intentId: intent.id, orderId: intent.orderId, reason: plan.reason }, 'payout amount PayPal would refuse; held, kept out of the batch');
+        await ctx.repo.updateIntent(trx, intent, { status: 'HELD', holdReason: 'PAYOUT_NOT_PAYABLE', releaseAt: null }, `kept out of the batch: ${plan.reason}`);
+        continue;
+      }
       items.push({
         intent,
+        plan,
         item: {
           recipient_type: 'EMAIL',
           receiver,
-          amount: { value: formatDecimal({ amountMinor: intent.payableMinor, currency: intent.currency }), currency: intent.currency },
+          amount: { value: formatPayPalValue(plan.amountMinor, plan.currency), currency: plan.currency },
           sender_item_id: senderItemId(intent.id, intent.attempt),
           note: intent.recipient === 'PLATFORM' ? `Platform commission, order ${intent.orderId}` : `Net profit, order ${intent.orderId}`,
         },
@@ -72,17 +91,56 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
     };
     const status = dryRun ? 'DRY_RUN' : 'SUBMITTING';
     await ctx.repo.insertBatch(trx, { id: batchId, senderBatchId: request.sender_batch_header.sender_batch_id, status, request, itemCount: items.length });
-    for (const { intent, item } of items) {
+    for (const { intent, item, plan } of items) {
       await ctx.repo.insertItem(trx, {
         intentId: intent.id, attempt: intent.attempt, senderItemId: item.sender_item_id, batchId, receiver: item.receiver,
-        amountMinor: intent.payableMinor, currency: intent.currency, status: dryRun ? 'DRY_RUN' : 'SUBMITTED',
+        amountMinor: plan.amountMinor, currency: plan.currency, status: dryRun ? 'DRY_RUN' : 'SUBMITTED', source: plan.source,
       });
+      const converted = plan.source
+        ? ` for ${formatDecimal({ amountMinor: plan.source.amountMinor, currency: plan.source.currency })} ${plan.source.currency} owed`
+          + (plan.source.fxRateDate ? ` at ${plan.source.fxRate} (rate of ${plan.source.fxRateDate}), rounded down` : ', rounded down to what PayPal pays')
+        : '';
       await ctx.repo.updateIntent(trx, intent, { status: dryRun ? 'DRY_RUN' : 'SUBMITTED', batchId },
-        dryRun ? `dry-run: would pay ${item.amount.value} ${item.amount.currency} (${item.sender_item_id}); nothing sent` : `in batch ${request.sender_batch_header.sender_batch_id} as ${item.sender_item_id}`);
+        dryRun
+          ? `dry-run: would pay ${item.amount.value} ${item.amount.currency}${converted} (${item.sender_item_id}); nothing sent`
+          : `in batch ${request.sender_batch_header.sender_batch_id} as ${item.sender_item_id}: ${item.amount.value} ${item.amount.currency}${converted}`);
     }
     ctx.metrics.batches.inc({ outcome: dryRun ? 'dry_run' : 'created' });
     return { worked: true, batch: await ctx.repo.batch(trx, batchId) };
   });
+}
+
+type PayPlan = {
+  kind: 'pay';
+  amountMinor: number;
+  currency: string;
+  /** what was converted (the owed amount in the sale's currency); null when paid exactly as owed */
+  source: { amountMinor: number; currency: string; fxRate: string; fxRateDate: string | null } | null;
+};
+
+/**
+ * What one DUE intent pays, in its payout currency at its pinned rate (convertRoundingDown: never more than owed).
+ * Not usable as decided (no payout currency, one PayPal does not take, a conversion without a rate) → decide again;
+ * converts to zero → SKIPPED; anything PayPal would still refuse → kept out of the batch.
+ */
+type NoPayPlan = { kind: 'redecide'; reason: string } | { kind: 'skip'; reason: string } | { kind: 'unpayable'; reason: string };
+
+export function planPayout(intent: Intent): PayPlan | NoPayPlan {
+  const currency = intent.payoutCurrency;
+  if (!currency || !isPayPalPayoutCurrency(currency)) return { kind: 'redecide', reason: `payout currency ${currency ?? 'undecided'}` };
+  if (currency !== intent.currency && !intent.fxRate) return { kind: 'redecide', reason: `no ${intent.currency}->${currency} rate pinned` };
+  const rate = currency === intent.currency ? '1' : intent.fxRate!;
+  const amountMinor = convertRoundingDown(intent.payableMinor, intent.currency, currency, rate);
+  if (amountMinor === 0) {
+    return { kind: 'skip', reason: `CONVERTS_TO_ZERO: ${formatDecimal({ amountMinor: intent.payableMinor, currency: intent.currency })} ${intent.currency} is less than one payable unit of ${currency}` };
+  }
+  const refused = unpayableReason(amountMinor, currency);
+  if (refused) return { kind: 'unpayable', reason: refused };
+  const exact = currency === intent.currency && amountMinor === intent.payableMinor;
+  return {
+    kind: 'pay', amountMinor, currency,
+    source: exact ? null : { amountMinor: intent.payableMinor, currency: intent.currency, fxRate: rate, fxRateDate: currency === intent.currency ? null : intent.fxRateDate },
+  };
 }
 
 /** Nets the payee's outstanding clawbacks against this payment; an intent fully used up that way is OFFSET. */

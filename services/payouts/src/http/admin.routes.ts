@@ -1,18 +1,32 @@
 import type { Express } from 'express';
 import { z } from 'zod';
+import { isKnownCurrency } from '@postsale/contracts';
 import { notFound, requireBearer, validate } from '@postsale/runtime';
 import { integrityReport, listPayouts, orderDetails, orderPayouts, sellerBalance, type IntegrityDeadlines } from '../domain/admin-queries';
 import type { PayoutsContext } from '../domain/context';
-import { requestCancel, retryIntent, setPayee } from '../domain/intents.use-case';
+import { requestCancel, retryIntent, setFxRate, setPayee } from '../domain/intents.use-case';
+import { isPayPalPayoutCurrency, isValidRate } from '../domain/payout-currency';
 
 const STATUSES = ['HELD', 'DUE', 'SUBMITTED', 'SENT', 'FAILED', 'RETURNED', 'CANCELLED', 'SKIPPED', 'OFFSET', 'DRY_RUN', 'NEEDS_REVIEW'] as const;
 const idParam = z.string().min(1).max(200);
 const uuidParam = z.object({ id: z.uuid() });
 
+/** optional: omitted = the sale's currency when PayPal pays it, else DEFAULT_PAYOUT_CURRENCY */
+const payoutCurrency = z.string().refine(isPayPalPayoutCurrency, 'a currency PayPal Payouts supports, e.g. USD, EUR').optional();
 const payeeBody = z.union([
-  z.object({ email: z.email(), releasePolicy: z.enum(['immediate', 'after_shipment']) }).strict(),
-  z.object({ email: z.email(), releasePolicy: z.literal('after_delivery_plus_days'), releaseDelayDays: z.number().int().min(0).max(365) }).strict(),
+  z.object({ email: z.email(), releasePolicy: z.enum(['immediate', 'after_shipment']), payoutCurrency }).strict(),
+  z.object({ email: z.email(), releasePolicy: z.literal('after_delivery_plus_days'), releaseDelayDays: z.number().int().min(0).max(365), payoutCurrency }).strict(),
 ]);
+
+// Same route shape and meaning as the sales service's rate table: `rate` units of `to` per ONE unit of `from`.
+const currency = z.string().regex(/^[A-Z]{3}$/).refine(isKnownCurrency, 'unknown ISO 4217 currency');
+const isoDay = z.string().regex(/^\d{4}-\d{2}-\d{2}$/)
+  .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), 'not a calendar date');
+const fxParams = z.object({ from: currency, to: currency, date: isoDay }).refine((p) => p.from !== p.to, 'from and to must differ');
+const fxBody = z.object({
+  rate: z.string().refine(isValidRate, 'a positive plain decimal string of units of `to` per 1 `from`, e.g. "0.00105263"'),
+  source: z.string().min(1).max(200).default('manual'),
+}).strict();
 
 /** The operator API. Every route behind the admin bearer token. */
 export function adminRoutes(app: Express, ctx: PayoutsContext, options: { adminToken: string; deadlines: IntegrityDeadlines }): void {
@@ -59,8 +73,27 @@ export function adminRoutes(app: Express, ctx: PayoutsContext, options: { adminT
   app.put('/admin/sellers/:sellerId/payee', auth, async (req, res) => {
     const { sellerId } = validate(z.object({ sellerId: idParam }), req.params);
     const body = validate(payeeBody, req.body, 'INVALID_PAYEE');
-    const payee = await setPayee(ctx, { sellerId, email: body.email, releasePolicy: body.releasePolicy, releaseDelayDays: 'releaseDelayDays' in body ? body.releaseDelayDays : 0 });
-    res.json({ sellerId, email: payee?.email, releasePolicy: payee?.releasePolicy, releaseDelayDays: payee?.releaseDelayDays });
+    const payee = await setPayee(ctx, {
+      sellerId, email: body.email, releasePolicy: body.releasePolicy, releaseDelayDays: 'releaseDelayDays' in body ? body.releaseDelayDays : 0,
+      payoutCurrency: body.payoutCurrency ?? null,
+    });
+    res.json({
+      sellerId, email: payee?.email, releasePolicy: payee?.releasePolicy, releaseDelayDays: payee?.releaseDelayDays,
+      payoutCurrency: payee?.payoutCurrency ?? null, defaultPayoutCurrency: ctx.settings.defaultPayoutCurrency,
+    });
+  });
+
+  app.put('/admin/fx-rates/:from/:to/:date', auth, async (req, res) => {
+    const params = validate(fxParams, req.params, 'INVALID_FX_RATE');
+    const body = validate(fxBody, req.body ?? {}, 'INVALID_FX_RATE');
+    const rate = { from: params.from, to: params.to, rateDate: params.date, rate: body.rate, source: body.source };
+    const result = await setFxRate(ctx, rate);
+    res.json({ ...rate, reevaluatedPayouts: result.reevaluated });
+  });
+
+  app.get('/admin/fx-rates', auth, async (req, res) => {
+    const q = validate(z.object({ from: currency.optional(), to: currency.optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }), req.query, 'INVALID_QUERY');
+    res.json({ rates: await ctx.repo.listFxRates(ctx.db, q) });
   });
 
   app.get('/admin/integrity', auth, async (_req, res) => {
