@@ -1,9 +1,23 @@
 import { z } from 'zod';
 import { baseConfigSchema } from '@postsale/runtime';
 
+const optionalInt = (min: number, max: number) =>
+  z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(min).max(max).optional());
+
 /** sales's environment: the shared variables plus its own. Parsed first; a bad value stops the process. */
 export const configSchema = baseConfigSchema.extend({
   PORT: z.coerce.number().int().min(0).max(65535).default(3003),
   DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('sales'),
+  /** consumer group for orders + fulfillment; change it (e.g. sales.ledger-replay) to replay both topics from offset 0 */
+  SALES_CONSUMER_GROUP: z.string().regex(/^[a-z0-9._-]+$/).default('sales.ledger'),
+  /**
+   * Commission for sellers with no commercial terms. Unset (the default) holds their sales in PENDING_TERMS, visible in
+   * the integrity report, until an operator PUTs terms: never a silent zero commission.
+   */
+  DEFAULT_COMMISSION_RATE_BPS: optionalInt(0, 10_000),
+  /** a purchase known this long without a recorded sale (held for terms, rate or order) is an integrity violation */
+  SALE_DEADLINE_SECONDS: z.coerce.number().int().positive().default(900),
+  /** the newest rate on or before the purchase date may be at most this many days old */
+  FX_MAX_RATE_AGE_DAYS: z.coerce.number().int().min(0).max(31).default(3),
 });
 export type SalesConfig = z.infer<typeof configSchema>;

@@ -1,0 +1,248 @@
+import type { Knex } from 'knex';
+import type { Marketplace, Money } from '@postsale/contracts';
+import type { Breakdown } from '../domain/money-breakdown';
+import type {
+  AdjustmentRecord, AdjustmentStatus, AppliedAmounts, CommercialTerms, FxRate, JournalEntryInput, OrderFacts, OrderRecord, OrderState,
+  PurchaseFacts, SaleRecord, SalesStore,
+} from '../domain/ports';
+
+type Row = Record<string, unknown>;
+
+/** pg returns bigint columns as strings: convert, refusing anything that is not a safe integer. */
+export function minor(value: unknown): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new Error(`not a safe integer amount: ${String(value)}`);
+  return n;
+}
+const money = (amount: unknown, currency: unknown): Money => ({ amountMinor: minor(amount), currency: String(currency).trim() });
+const optionalMoney = (amount: unknown, currency: unknown): Money | null => (amount === null || amount === undefined ? null : money(amount, currency));
+const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
+
+/** The ledger's storage, over one knex transaction (or the pool for reads). */
+export class SalesRepository implements SalesStore {
+  constructor(private readonly db: Knex | Knex.Transaction) {}
+
+  async advisoryLock(key: string, mode: 'shared' | 'exclusive'): Promise<void> {
+    const fn = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
+    await this.db.raw(`select ${fn}(hashtextextended(?, 0))`, [key]);
+  }
+
+  async ensureOrder(orderId: string, sellerId: string, state: OrderState, at: Date): Promise<void> {
+    await this.db('orders').insert({ order_id: orderId, seller_id: sellerId, state, state_since: at }).onConflict('order_id').ignore();
+  }
+
+  async lockOrder(orderId: string): Promise<OrderRecord | undefined> {
+    const row = await this.db('orders').where({ order_id: orderId }).forUpdate().first();
+    return row ? toOrder(row) : undefined;
+  }
+
+  async findOrder(orderId: string): Promise<OrderRecord | undefined> {
+    const row = await this.db('orders').where({ order_id: orderId }).first();
+    return row ? toOrder(row) : undefined;
+  }
+
+  async saveOrderFacts(orderId: string, f: OrderFacts): Promise<void> {
+    await this.db('orders').where({ order_id: orderId }).update({
+      marketplace: f.marketplace, external_order_id: f.externalOrderId, currency: f.saleAmount.currency, sale_amount_minor: f.saleAmount.amountMinor,
+      marketplace_fee_minor: f.marketplaceFee?.amountMinor ?? null, marketplace_fee_currency: f.marketplaceFee?.currency ?? null,
+      payment_fee_minor: f.paymentFee?.amountMinor ?? null, payment_fee_currency: f.paymentFee?.currency ?? null,
+      order_received_at: f.receivedAt, order_event_id: f.eventId, updated_at: this.db.fn.now(),
+    });
+  }
+
+  async savePurchaseFacts(orderId: string, f: PurchaseFacts): Promise<void> {
+    await this.db('orders').where({ order_id: orderId }).update({
+      supplier: f.supplier, supplier_order_id: f.supplierOrderId, supplier_cost_minor: f.supplierCost.amountMinor,
+      supplier_cost_currency: f.supplierCost.currency, purchased_at: f.purchasedAt, purchase_known_at: f.knownAt, purchase_event_id: f.eventId,
+      updated_at: this.db.fn.now(),
+    });
+  }
+
+  async setState(orderId: string, state: OrderState, reason: string | null, at: Date): Promise<void> {
+    await this.db('orders').where({ order_id: orderId }).update({ state, state_reason: reason, state_since: at, updated_at: this.db.fn.now() });
+  }
+
+  async addHistory(orderId: string, state: OrderState, cause: string, detail?: Record<string, unknown>): Promise<void> {
+    await this.db('order_history').insert({ order_id: orderId, state, cause, detail: detail ? JSON.stringify(detail) : null });
+  }
+
+  async history(orderId: string): Promise<Row[]> {
+    return this.db('order_history').where({ order_id: orderId }).orderBy('id').select('at', 'state', 'cause', 'detail');
+  }
+
+  async findSale(orderId: string): Promise<SaleRecord | undefined> {
+    const row = await this.db('sales').where({ order_id: orderId }).select('*', this.db.raw(`to_char(fx_rate_date, 'YYYY-MM-DD') as fx_rate_day`)).first();
+    return row ? toSale(row) : undefined;
+  }
+
+  async insertSale(s: SaleRecord): Promise<void> {
+    const b = s.breakdown;
+    await this.db('sales').insert({
+      sale_id: s.saleId, order_id: s.orderId, seller_id: s.sellerId, currency: b.saleAmount.currency, sale_amount_minor: b.saleAmount.amountMinor,
+      marketplace_fee_minor: b.marketplaceFee.amountMinor, marketplace_fee_source: s.marketplaceFeeSource, payment_fee_minor: b.paymentFee.amountMinor,
+      supplier_cost_minor: b.supplierCost.amountMinor, supplier_cost_charged_minor: s.supplierCostCharged.amountMinor,
+      supplier_cost_charged_currency: s.supplierCostCharged.currency, fx_rate: s.fx?.rate ?? null, fx_rate_date: s.fx?.rateDate ?? null,
+      fx_source: s.fx?.source ?? null, gross_profit_minor: b.grossProfit.amountMinor, commission_rate_bps: b.commissionRateBps,
+      terms_source: s.termsSource, platform_commission_minor: b.platformCommission.amountMinor, seller_net_profit_minor: b.sellerNetProfit.amountMinor,
+      loss_minor: b.loss.amountMinor, is_loss: b.isLoss, recorded_at: s.recordedAt, refunded_minor: s.refundedMinor,
+    });
+  }
+
+  async setSaleRefunded(saleId: string, refundedMinor: number): Promise<void> {
+    await this.db('sales').where({ sale_id: saleId }).update({ refunded_minor: refundedMinor });
+  }
+
+  async insertAdjustment(a: AdjustmentRecord): Promise<boolean> {
+    const inserted = await this.db('adjustments')
+      .insert({
+        adjustment_id: a.adjustmentId, order_id: a.orderId, kind: a.kind, refund_id: a.refundId, amount_minor: a.amount?.amountMinor ?? null,
+        currency: a.amount?.currency ?? null, full: a.full, reason: a.reason, occurred_at: a.occurredAt, event_id: a.eventId, status: a.status,
+      })
+      .onConflict('adjustment_id')
+      .ignore()
+      .returning('adjustment_id');
+    return inserted.length === 1;
+  }
+
+  async adjustments(orderId: string): Promise<AdjustmentRecord[]> {
+    const rows: Row[] = await this.db('adjustments').where({ order_id: orderId }).orderBy([{ column: 'occurred_at' }, { column: 'created_at' }]);
+    return rows.map((r) => ({
+      adjustmentId: String(r.adjustment_id), orderId: String(r.order_id), kind: r.kind as AdjustmentRecord['kind'], refundId: (r.refund_id as string) ?? null,
+      amount: optionalMoney(r.amount_minor, r.currency), full: Boolean(r.full), reason: (r.reason as string) ?? null, occurredAt: date(r.occurred_at),
+      eventId: String(r.event_id), status: r.status as AdjustmentStatus,
+    }));
+  }
+
+  async adjustmentRows(orderId: string): Promise<Row[]> {
+    return this.db('adjustments').where({ order_id: orderId }).orderBy([{ column: 'occurred_at' }, { column: 'created_at' }]);
+  }
+
+  async markAdjustment(adjustmentId: string, status: AdjustmentStatus, reason: string | null, applied?: AppliedAmounts, at?: Date): Promise<void> {
+    await this.db('adjustments').where({ adjustment_id: adjustmentId }).update({
+      status, status_reason: reason, reversal_kind: applied?.reversalKind ?? null, refunded_minor: applied?.refundedMinor ?? null,
+      commission_reversed_minor: applied?.commissionReversedMinor ?? null, seller_net_reversed_minor: applied?.sellerNetReversedMinor ?? null,
+      loss_added_minor: applied?.lossAddedMinor ?? null, applied_at: applied ? (at ?? new Date()) : null,
+    });
+  }
+
+  async postEntry(e: JournalEntryInput): Promise<boolean> {
+    const inserted: Array<{ id: string }> = await this.db('journal_entries')
+      .insert({ entry_key: e.entryKey, order_id: e.orderId, seller_id: e.sellerId, kind: e.kind, description: e.description, posted_at: e.postedAt })
+      .onConflict('entry_key')
+      .ignore()
+      .returning('id');
+    if (inserted.length === 0) return false;
+    const entryId = inserted[0]!.id;
+    await this.db('postings').insert(
+      e.postings.map((p) => ({
+        entry_id: entryId, account_code: p.account, seller_id: e.sellerId, order_id: e.orderId, currency: p.amount.currency, amount_minor: p.amount.amountMinor,
+      })),
+    );
+    return true;
+  }
+
+  async entries(orderId: string): Promise<Row[]> {
+    const entries: Row[] = await this.db('journal_entries').where({ order_id: orderId }).orderBy('id');
+    const postings: Row[] = await this.db('postings').where({ order_id: orderId }).orderBy('id');
+    return entries.map((e) => ({
+      entryKey: e.entry_key, kind: e.kind, description: e.description, postedAt: date(e.posted_at).toISOString(),
+      postings: postings.filter((p) => String(p.entry_id) === String(e.id)).map((p) => ({ account: p.account_code, amount: money(p.amount_minor, p.currency) })),
+    }));
+  }
+
+  async findTerms(sellerId: string): Promise<CommercialTerms | undefined> {
+    const row = await this.db('commercial_terms').where({ seller_id: sellerId }).first();
+    if (!row) return undefined;
+    const fees = typeof row.marketplace_fees === 'string' ? JSON.parse(row.marketplace_fees) : row.marketplace_fees;
+    return { sellerId, commissionRateBps: Number(row.commission_rate_bps), marketplaceFees: fees as CommercialTerms['marketplaceFees'], updatedAt: date(row.updated_at) };
+  }
+
+  async saveTerms(t: CommercialTerms): Promise<void> {
+    await this.db('commercial_terms')
+      .insert({ seller_id: t.sellerId, commission_rate_bps: t.commissionRateBps, marketplace_fees: JSON.stringify(t.marketplaceFees), updated_at: this.db.fn.now() })
+      .onConflict('seller_id')
+      .merge();
+  }
+
+  async findFxRate(from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined> {
+    const row = await this.db('fx_rates')
+      .where({ from_currency: from, to_currency: to })
+      .andWhere('rate_date', '<=', onOrBefore)
+      .andWhere('rate_date', '>=', notBefore)
+      .orderBy('rate_date', 'desc')
+      .select('rate', 'source', this.db.raw(`to_char(rate_date, 'YYYY-MM-DD') as day`))
+      .first();
+    return row ? { from, to, rateDate: String(row.day), rate: String(row.rate), source: String(row.source) } : undefined;
+  }
+
+  async saveFxRate(r: FxRate): Promise<void> {
+    await this.db('fx_rates')
+      .insert({ from_currency: r.from, to_currency: r.to, rate_date: r.rateDate, rate: r.rate, source: r.source, updated_at: this.db.fn.now() })
+      .onConflict(['from_currency', 'to_currency', 'rate_date'])
+      .merge();
+  }
+
+  async ordersInState(state: OrderState, sellerId?: string): Promise<string[]> {
+    const q = this.db('orders').where({ state }).orderBy('state_since').select('order_id');
+    if (sellerId) q.andWhere({ seller_id: sellerId });
+    return (await q).map((r: Row) => String(r.order_id));
+  }
+
+  /** Orders in one of `states` whose state began before `before`. */
+  async stuckOrders(states: string[], before: Date): Promise<Row[]> {
+    return this.db('orders').whereIn('state', states).andWhere('state_since', '<', before).orderBy('state_since').select('order_id', 'seller_id', 'state', 'state_reason', 'state_since');
+  }
+
+  async trialBalance(): Promise<Array<{ currency: string; account: string; balanceMinor: number }>> {
+    const rows: Row[] = await this.db('postings').select('currency', 'account_code').sum({ total: 'amount_minor' }).groupBy('currency', 'account_code').orderBy(['currency', 'account_code']);
+    return rows.map((r) => ({ currency: String(r.currency).trim(), account: String(r.account_code), balanceMinor: minor(r.total) }));
+  }
+
+  async statementSales(sellerId: string, from: Date, to: Date): Promise<Row[]> {
+    return this.db('journal_entries as je')
+      .join('sales as s', 's.order_id', 'je.order_id')
+      .where('je.seller_id', sellerId).andWhere('je.kind', 'SALE').andWhere('je.posted_at', '>=', from).andWhere('je.posted_at', '<', to)
+      .select('je.posted_at', 's.*');
+  }
+
+  async statementReversals(sellerId: string, from: Date, to: Date): Promise<Row[]> {
+    return this.db('journal_entries as je')
+      .join('adjustments as a', this.db.raw(`je.entry_key = 'reversal:' || a.adjustment_id`))
+      .join('sales as s', 's.order_id', 'a.order_id')
+      .where('je.seller_id', sellerId).andWhere('je.kind', 'REVERSAL').andWhere('je.posted_at', '>=', from).andWhere('je.posted_at', '<', to)
+      .select('je.posted_at', 's.sale_id', 's.currency', 'a.*');
+  }
+}
+
+function toOrder(r: Row): OrderRecord {
+  return {
+    orderId: String(r.order_id), sellerId: String(r.seller_id), state: r.state as OrderState, stateReason: (r.state_reason as string) ?? null,
+    stateSince: date(r.state_since),
+    order: r.sale_amount_minor === null || r.sale_amount_minor === undefined ? null : {
+      marketplace: r.marketplace as Marketplace, externalOrderId: String(r.external_order_id), saleAmount: money(r.sale_amount_minor, r.currency),
+      marketplaceFee: optionalMoney(r.marketplace_fee_minor, r.marketplace_fee_currency), paymentFee: optionalMoney(r.payment_fee_minor, r.payment_fee_currency),
+      receivedAt: date(r.order_received_at), eventId: String(r.order_event_id),
+    },
+    purchase: r.supplier_cost_minor === null || r.supplier_cost_minor === undefined ? null : {
+      supplier: String(r.supplier), supplierOrderId: String(r.supplier_order_id), supplierCost: money(r.supplier_cost_minor, r.supplier_cost_currency),
+      purchasedAt: date(r.purchased_at), knownAt: date(r.purchase_known_at), eventId: String(r.purchase_event_id),
+    },
+  };
+}
+
+export function toSale(r: Row): SaleRecord {
+  const c = String(r.currency).trim();
+  const m = (v: unknown) => money(v, c);
+  const breakdown: Breakdown = {
+    saleAmount: m(r.sale_amount_minor), marketplaceFee: m(r.marketplace_fee_minor), paymentFee: m(r.payment_fee_minor), supplierCost: m(r.supplier_cost_minor),
+    grossProfit: m(r.gross_profit_minor), commissionRateBps: Number(r.commission_rate_bps), platformCommission: m(r.platform_commission_minor),
+    sellerNetProfit: m(r.seller_net_profit_minor), loss: m(r.loss_minor), isLoss: Boolean(r.is_loss),
+  };
+  return {
+    saleId: String(r.sale_id), orderId: String(r.order_id), sellerId: String(r.seller_id), breakdown,
+    marketplaceFeeSource: r.marketplace_fee_source as SaleRecord['marketplaceFeeSource'], termsSource: r.terms_source as SaleRecord['termsSource'],
+    supplierCostCharged: money(r.supplier_cost_charged_minor, r.supplier_cost_charged_currency),
+    fx: r.fx_rate ? { fromCurrency: String(r.supplier_cost_charged_currency).trim(), toCurrency: c, rate: String(r.fx_rate), rateDate: String(r.fx_rate_day), source: String(r.fx_source) } : null,
+    recordedAt: date(r.recorded_at), refundedMinor: minor(r.refunded_minor),
+  };
+}

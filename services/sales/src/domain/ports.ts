@@ -1,0 +1,168 @@
+import type { FxConversion, Marketplace, Money, SaleEvent } from '@postsale/contracts';
+import type { Breakdown } from './money-breakdown';
+import type { Posting } from './ledger';
+
+/** Where an order stands in the sales stage. */
+export const OrderStates = {
+  /** the order is known, the purchase is not (fulfillment's concern: not an integrity violation here) */
+  AWAITING_PURCHASE: 'AWAITING_PURCHASE',
+  /** a completed purchase is known but the order is not (should never last) */
+  AWAITING_ORDER: 'AWAITING_ORDER',
+  /** the seller has no commission rate / fee schedule for this sale yet: PUT commercial terms releases it */
+  PENDING_TERMS: 'PENDING_TERMS',
+  /** the supplier charged another currency and the rate table has no rate for the purchase date yet */
+  AWAITING_FX_RATE: 'AWAITING_FX_RATE',
+  RECORDED: 'RECORDED',
+  LOSS: 'LOSS',
+  PARTIALLY_REFUNDED: 'PARTIALLY_REFUNDED',
+  REFUNDED: 'REFUNDED',
+  CANCELLED: 'CANCELLED',
+  NEEDS_REVIEW: 'NEEDS_REVIEW',
+} as const;
+export type OrderState = (typeof OrderStates)[keyof typeof OrderStates];
+
+/** States in which this stage still owes something: listed by the integrity report once past the deadline. */
+export const WAITING_STATES: OrderState[] = [OrderStates.AWAITING_ORDER, OrderStates.PENDING_TERMS, OrderStates.AWAITING_FX_RATE];
+
+export interface OrderFacts {
+  marketplace: Marketplace;
+  externalOrderId: string;
+  saleAmount: Money;
+  marketplaceFee: Money | null;
+  paymentFee: Money | null;
+  receivedAt: Date;
+  eventId: string;
+}
+
+export interface PurchaseFacts {
+  supplier: string;
+  supplierOrderId: string;
+  supplierCost: Money;
+  purchasedAt: Date;
+  knownAt: Date;
+  eventId: string;
+}
+
+export interface OrderRecord {
+  orderId: string;
+  sellerId: string;
+  state: OrderState;
+  stateReason: string | null;
+  stateSince: Date;
+  order: OrderFacts | null;
+  purchase: PurchaseFacts | null;
+}
+
+export interface SaleRecord {
+  saleId: string;
+  orderId: string;
+  sellerId: string;
+  breakdown: Breakdown;
+  marketplaceFeeSource: 'MARKETPLACE' | 'SCHEDULE';
+  termsSource: 'SELLER' | 'DEFAULT';
+  supplierCostCharged: Money;
+  fx: FxConversion | null;
+  recordedAt: Date;
+  refundedMinor: number;
+}
+
+export type AdjustmentStatus = 'PENDING' | 'APPLIED' | 'IGNORED' | 'REJECTED';
+
+export interface AdjustmentRecord {
+  adjustmentId: string;
+  orderId: string;
+  kind: 'CANCELLATION' | 'REFUND';
+  refundId: string | null;
+  amount: Money | null;
+  full: boolean;
+  reason: string | null;
+  occurredAt: Date;
+  eventId: string;
+  status: AdjustmentStatus;
+}
+
+export interface AppliedAmounts {
+  reversalKind: 'CANCELLATION' | 'FULL_REFUND' | 'PARTIAL_REFUND';
+  refundedMinor: number;
+  commissionReversedMinor: number;
+  sellerNetReversedMinor: number;
+  lossAddedMinor: number;
+}
+
+export interface MarketplaceFeeSchedule {
+  percentBps: number;
+  /** fixed fee per sale, per currency, exact decimal strings: { USD: "0.30" } */
+  fixed?: Record<string, string>;
+}
+
+export interface CommercialTerms {
+  sellerId: string;
+  commissionRateBps: number;
+  marketplaceFees: Partial<Record<Marketplace, MarketplaceFeeSchedule>>;
+  updatedAt?: Date;
+}
+
+export interface FxRate {
+  from: string;
+  to: string;
+  rateDate: string;
+  rate: string;
+  source: string;
+}
+
+export interface JournalEntryInput {
+  entryKey: string;
+  orderId: string;
+  sellerId: string;
+  kind: 'SALE' | 'REVERSAL';
+  description: string;
+  postings: Posting[];
+  postedAt: Date;
+}
+
+/** Everything the ledger use cases need from storage; implemented over one database transaction. */
+export interface SalesStore {
+  /**
+   * Serialises ledger work against admin changes of terms and rates: events take `shared` locks on their seller's terms
+   * key and on the rate table key, admin changes take the `exclusive` one. Always taken first, before any row lock.
+   */
+  advisoryLock(key: string, mode: 'shared' | 'exclusive'): Promise<void>;
+  ensureOrder(orderId: string, sellerId: string, state: OrderState, at: Date): Promise<void>;
+  /** reads the order and locks it until the transaction ends */
+  lockOrder(orderId: string): Promise<OrderRecord | undefined>;
+  saveOrderFacts(orderId: string, facts: OrderFacts): Promise<void>;
+  savePurchaseFacts(orderId: string, facts: PurchaseFacts): Promise<void>;
+  setState(orderId: string, state: OrderState, reason: string | null, at: Date): Promise<void>;
+  addHistory(orderId: string, state: OrderState, cause: string, detail?: Record<string, unknown>): Promise<void>;
+  findSale(orderId: string): Promise<SaleRecord | undefined>;
+  insertSale(sale: SaleRecord): Promise<void>;
+  setSaleRefunded(saleId: string, refundedMinor: number): Promise<void>;
+  /** false when this adjustment (same cancellation, same refund id) is already known */
+  insertAdjustment(adjustment: AdjustmentRecord): Promise<boolean>;
+  adjustments(orderId: string): Promise<AdjustmentRecord[]>;
+  markAdjustment(adjustmentId: string, status: AdjustmentStatus, reason: string | null, applied?: AppliedAmounts, at?: Date): Promise<void>;
+  /** false when an entry with this key already exists (nothing posted twice) */
+  postEntry(entry: JournalEntryInput): Promise<boolean>;
+  findTerms(sellerId: string): Promise<CommercialTerms | undefined>;
+  saveTerms(terms: CommercialTerms): Promise<void>;
+  /** the most recent rate for the pair dated within [notBefore, onOrBefore] */
+  findFxRate(from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined>;
+  saveFxRate(rate: FxRate): Promise<void>;
+  ordersInState(state: OrderState, sellerId?: string): Promise<string[]>;
+}
+
+export const lockKeys = {
+  terms: (sellerId: string) => `sales:terms:${sellerId}`,
+  fxRates: 'sales:fx-rates',
+};
+
+export interface SaleEventPublisher {
+  publish(event: SaleEvent): Promise<void>;
+}
+
+/** Metrics hooks; implementations count only once the transaction committed. */
+export interface SalesObserver {
+  saleRecorded(sale: SaleRecord, purchasedAt: Date): void;
+  saleReversed(sale: SaleRecord, applied: AppliedAmounts): void;
+  saleHeld(state: OrderState, reason: string): void;
+}

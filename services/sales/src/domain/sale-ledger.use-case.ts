@@ -1,0 +1,322 @@
+import { randomUUID } from 'node:crypto';
+import { parseDecimal, type FulfillmentEvent, type FxConversion, type Money, type OrderEvent, type SaleEvent } from '@postsale/contracts';
+import { convert } from './fx';
+import { assertBalanced, reversalPostings, salePostings } from './ledger';
+import { computeBreakdown, reversalBetween, scheduledMarketplaceFee, type Breakdown } from './money-breakdown';
+import {
+  lockKeys, OrderStates, type AdjustmentRecord, type AppliedAmounts, type OrderRecord, type OrderState, type SaleEventPublisher,
+  type SaleRecord, type SalesObserver, type SalesStore,
+} from './ports';
+
+export interface LedgerSettings {
+  /** commission for sellers without commercial terms; undefined = hold their sales in PENDING_TERMS */
+  defaultCommissionRateBps?: number;
+  /** how old the newest rate before the purchase date may be */
+  fxMaxRateAgeDays: number;
+}
+
+export interface LedgerDeps {
+  store: SalesStore;
+  events: SaleEventPublisher;
+  observer: SalesObserver;
+  settings: LedgerSettings;
+  now: () => Date;
+}
+
+type Hold = { hold: OrderState; reason: string };
+type Prepared = { breakdown: Breakdown; supplierCostCharged: Money; fx: FxConversion | null; marketplaceFeeSource: SaleRecord['marketplaceFeeSource']; termsSource: SaleRecord['termsSource'] };
+
+/** Deterministic: the same order always has the same sale id, whatever replays happen. */
+export const saleIdFor = (orderId: string) => `sale-${orderId}`;
+
+/**
+ * The ledger flow, run inside the consumer's inbox transaction (or an admin request's transaction): record what an
+ * event says, then move the order as far as the known facts allow. Every write is keyed by a natural key (order,
+ * refund id, journal entry key), so a replay through a fresh consumer group changes nothing.
+ */
+export class SaleLedger {
+  constructor(private readonly deps: LedgerDeps) {}
+
+  async onOrderEvent(event: OrderEvent): Promise<void> {
+    const { store } = this.deps;
+    const now = this.deps.now();
+    await this.serialiseWithAdmin(event.sellerId);
+    await store.ensureOrder(event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE, now);
+    const order = await this.lock(event.orderId);
+    switch (event.type) {
+      case 'OrderReceived': {
+        if (order.order) {
+          await store.addHistory(order.orderId, order.state, 'OrderReceived', { ignored: 'order already known', eventId: event.eventId });
+          return;
+        }
+        const p = event.payload;
+        await store.saveOrderFacts(order.orderId, {
+          marketplace: p.marketplace, externalOrderId: p.externalOrderId, saleAmount: p.saleAmount, marketplaceFee: p.marketplaceFee,
+          paymentFee: p.paymentFee, receivedAt: new Date(p.receivedAt), eventId: event.eventId,
+        });
+        await store.addHistory(order.orderId, order.state, 'OrderReceived', { eventId: event.eventId, saleAmount: p.saleAmount });
+        break;
+      }
+      case 'OrderCancelled': {
+        const fresh = await store.insertAdjustment({
+          adjustmentId: `${order.orderId}:cancel`, orderId: order.orderId, kind: 'CANCELLATION', refundId: null, amount: null, full: true,
+          reason: event.payload.reason, occurredAt: new Date(event.payload.cancelledAt), eventId: event.eventId, status: 'PENDING',
+        });
+        await store.addHistory(order.orderId, order.state, 'OrderCancelled', { eventId: event.eventId, reason: event.payload.reason, ignored: fresh ? undefined : 'already cancelled' });
+        if (!fresh) return;
+        break;
+      }
+      case 'OrderRefunded': {
+        const p = event.payload;
+        const fresh = await store.insertAdjustment({
+          adjustmentId: `${order.orderId}:refund:${p.refundId}`, orderId: order.orderId, kind: 'REFUND', refundId: p.refundId, amount: p.amount,
+          full: p.full, reason: p.reason, occurredAt: new Date(p.refundedAt), eventId: event.eventId, status: 'PENDING',
+        });
+        await store.addHistory(order.orderId, order.state, 'OrderRefunded', { eventId: event.eventId, refundId: p.refundId, amount: p.amount, full: p.full, ignored: fresh ? undefined : 'refund id already known' });
+        if (!fresh) return;
+        break;
+      }
+    }
+    await this.advance(event.orderId, event.type, event.eventId);
+  }
+
+  async onFulfillmentEvent(event: FulfillmentEvent): Promise<void> {
+    // Only a completed purchase matters to the ledger; failures, shipping and delivery are fulfillment's story.
+    if (event.type !== 'PurchaseCompleted') return;
+    const { store } = this.deps;
+    const now = this.deps.now();
+    await this.serialiseWithAdmin(event.sellerId);
+    await store.ensureOrder(event.orderId, event.sellerId, OrderStates.AWAITING_ORDER, now);
+    const order = await this.lock(event.orderId);
+    if (order.purchase) {
+      await store.addHistory(order.orderId, order.state, 'PurchaseCompleted', { ignored: 'purchase already known', eventId: event.eventId });
+      return;
+    }
+    const p = event.payload;
+    await store.savePurchaseFacts(order.orderId, {
+      supplier: p.supplier, supplierOrderId: p.supplierOrderId, supplierCost: p.supplierCost, purchasedAt: new Date(p.purchasedAt), knownAt: now, eventId: event.eventId,
+    });
+    await store.addHistory(order.orderId, order.state, 'PurchaseCompleted', { eventId: event.eventId, supplierCost: p.supplierCost });
+    await this.advance(event.orderId, 'PurchaseCompleted', event.eventId);
+  }
+
+  /** Re-examines orders held for terms or rates, after an operator supplied them. Returns the order ids examined. */
+  async retryHeld(state: typeof OrderStates.PENDING_TERMS | typeof OrderStates.AWAITING_FX_RATE, sellerId?: string, cause = 'admin'): Promise<string[]> {
+    const ids = await this.deps.store.ordersInState(state, sellerId);
+    for (const id of ids) {
+      await this.lock(id);
+      await this.advance(id, cause, null);
+    }
+    return ids;
+  }
+
+  /** Moves one (locked) order as far as the facts allow: record the sale, then apply pending cancellations/refunds. */
+  private async advance(orderId: string, cause: string, causationId: string | null): Promise<void> {
+    const { store } = this.deps;
+    const order = await this.lock(orderId);
+    let sale = await store.findSale(orderId);
+    const adjustments = await store.adjustments(orderId);
+    const pending = adjustments.filter((a) => a.status === 'PENDING');
+
+    if (!sale) {
+      if (!order.order || !order.purchase) {
+        // No sale can exist yet. A cancellation (or full refund) before any purchase ends the order here: nothing was
+        // bought, nothing is owed. The adjustment stays pending in case a purchase still completes.
+        let state: OrderState = order.purchase ? OrderStates.AWAITING_ORDER : OrderStates.AWAITING_PURCHASE;
+        let reason: string | null = null;
+        if (!order.purchase && pending.some((a) => a.kind === 'CANCELLATION')) {
+          state = OrderStates.CANCELLED;
+          reason = 'cancelled before any purchase: no sale, nothing to pay';
+        } else if (!order.purchase && pending.some((a) => a.kind === 'REFUND' && a.full)) {
+          state = OrderStates.REFUNDED;
+          reason = 'refunded before any purchase: no sale, nothing to pay';
+        }
+        await this.transition(order, state, reason, cause);
+        return;
+      }
+      const prepared = await this.prepare(order);
+      if ('hold' in prepared) {
+        if (order.state !== prepared.hold || order.stateReason !== prepared.reason) this.deps.observer.saleHeld(prepared.hold, prepared.reason);
+        await this.transition(order, prepared.hold, prepared.reason, cause);
+        return;
+      }
+      sale = await this.record(order, prepared, causationId);
+    }
+
+    let refunded = sale.refundedMinor;
+    const total = sale.breakdown.saleAmount.amountMinor;
+    for (const adjustment of pending.sort((a, b) => a.occurredAt.getTime() - b.occurredAt.getTime())) {
+      refunded = await this.applyAdjustment(sale, adjustment, refunded, causationId);
+    }
+    sale.refundedMinor = refunded;
+
+    const all = await store.adjustments(orderId);
+    let state: OrderState;
+    let reason: string | null = null;
+    if (all.some((a) => a.status === 'REJECTED')) {
+      state = OrderStates.NEEDS_REVIEW;
+      reason = 'a refund could not be applied (see adjustments)';
+    } else if (refunded === total && total > 0) {
+      state = all.some((a) => a.kind === 'CANCELLATION' && a.status === 'APPLIED') ? OrderStates.CANCELLED : OrderStates.REFUNDED;
+    } else if (refunded > 0) state = OrderStates.PARTIALLY_REFUNDED;
+    else state = sale.breakdown.isLoss ? OrderStates.LOSS : OrderStates.RECORDED;
+    if (state === OrderStates.LOSS) reason = 'gross profit not positive: no commission, nothing to pay';
+    await this.transition(order, state, reason, cause);
+  }
+
+  private async prepare(order: OrderRecord): Promise<Prepared | Hold> {
+    const { store, settings } = this.deps;
+    const facts = order.order!;
+    const purchase = order.purchase!;
+    const currency = facts.saleAmount.currency;
+    const terms = await store.findTerms(order.sellerId);
+    const rateBps = terms?.commissionRateBps ?? settings.defaultCommissionRateBps;
+    if (rateBps === undefined) return { hold: OrderStates.PENDING_TERMS, reason: 'NO_COMMERCIAL_TERMS: the seller has no commission rate' };
+
+    let marketplaceFee: Money;
+    let marketplaceFeeSource: Prepared['marketplaceFeeSource'];
+    if (facts.marketplaceFee) {
+      if (facts.marketplaceFee.currency !== currency) {
+        return { hold: OrderStates.NEEDS_REVIEW, reason: `MARKETPLACE_FEE_CURRENCY_MISMATCH: fee in ${facts.marketplaceFee.currency}, sale in ${currency}` };
+      }
+      marketplaceFee = facts.marketplaceFee;
+      marketplaceFeeSource = 'MARKETPLACE';
+    } else {
+      const schedule = terms?.marketplaceFees[facts.marketplace];
+      if (!schedule) return { hold: OrderStates.PENDING_TERMS, reason: `NO_FEE_SCHEDULE: no marketplace fee data and no ${facts.marketplace} fee schedule` };
+      const fixedTable = schedule.fixed ?? {};
+      const fixedText = fixedTable[currency];
+      if (Object.keys(fixedTable).length > 0 && fixedText === undefined) {
+        return { hold: OrderStates.PENDING_TERMS, reason: `NO_FIXED_FEE_FOR_CURRENCY: the ${facts.marketplace} schedule has no fixed fee in ${currency}` };
+      }
+      const fixedMinor = fixedText === undefined ? 0 : parseDecimal(fixedText, currency).amountMinor;
+      marketplaceFee = scheduledMarketplaceFee(facts.saleAmount, schedule.percentBps, fixedMinor);
+      marketplaceFeeSource = 'SCHEDULE';
+    }
+
+    // A missing payment fee means the processor reported none (marketplace-collected payments): zero, stated as such.
+    const paymentFee = facts.paymentFee ?? { amountMinor: 0, currency };
+    if (paymentFee.currency !== currency) {
+      return { hold: OrderStates.NEEDS_REVIEW, reason: `PAYMENT_FEE_CURRENCY_MISMATCH: fee in ${paymentFee.currency}, sale in ${currency}` };
+    }
+
+    const charged = purchase.supplierCost;
+    let supplierCost = charged;
+    let fx: FxConversion | null = null;
+    if (charged.currency !== currency) {
+      const onOrBefore = isoDate(purchase.purchasedAt);
+      const notBefore = isoDate(new Date(purchase.purchasedAt.getTime() - settings.fxMaxRateAgeDays * 86_400_000));
+      const rate = await store.findFxRate(charged.currency, currency, onOrBefore, notBefore);
+      if (!rate) {
+        return { hold: OrderStates.AWAITING_FX_RATE, reason: `NO_FX_RATE: no ${charged.currency}->${currency} rate dated ${notBefore}..${onOrBefore}` };
+      }
+      supplierCost = convert(charged, currency, rate.rate);
+      fx = { fromCurrency: charged.currency, toCurrency: currency, rate: rate.rate, rateDate: rate.rateDate, source: rate.source };
+    }
+
+    const breakdown = computeBreakdown({ saleAmount: facts.saleAmount, marketplaceFee, paymentFee, supplierCost, commissionRateBps: rateBps });
+    return { breakdown, supplierCostCharged: charged, fx, marketplaceFeeSource, termsSource: terms ? 'SELLER' : 'DEFAULT' };
+  }
+
+  private async record(order: OrderRecord, prepared: Prepared, causationId: string | null): Promise<SaleRecord> {
+    const { store, events } = this.deps;
+    const now = this.deps.now();
+    const sale: SaleRecord = {
+      saleId: saleIdFor(order.orderId), orderId: order.orderId, sellerId: order.sellerId, breakdown: prepared.breakdown,
+      marketplaceFeeSource: prepared.marketplaceFeeSource, termsSource: prepared.termsSource, supplierCostCharged: prepared.supplierCostCharged,
+      fx: prepared.fx, recordedAt: now, refundedMinor: 0,
+    };
+    const postings = salePostings(sale.breakdown, sale.supplierCostCharged);
+    assertBalanced(postings);
+    await store.insertSale(sale);
+    await store.postEntry({ entryKey: `sale:${order.orderId}`, orderId: order.orderId, sellerId: order.sellerId, kind: 'SALE', description: `sale ${sale.saleId}`, postings, postedAt: now });
+    const b = sale.breakdown;
+    await events.publish(this.envelope(order.orderId, order.sellerId, causationId, {
+      type: 'SaleRecorded',
+      payload: {
+        saleId: sale.saleId, saleAmount: b.saleAmount, marketplaceFee: b.marketplaceFee, paymentFee: b.paymentFee, supplierCost: b.supplierCost,
+        supplierCostCharged: sale.supplierCostCharged, fx: sale.fx, grossProfit: b.grossProfit, commissionRateBps: b.commissionRateBps,
+        platformCommission: b.platformCommission, sellerNetProfit: b.sellerNetProfit, loss: b.loss, isLoss: b.isLoss, recordedAt: now.getTime(),
+      },
+    }));
+    await store.addHistory(order.orderId, b.isLoss ? OrderStates.LOSS : OrderStates.RECORDED, 'SaleRecorded', {
+      saleId: sale.saleId, commissionRateBps: b.commissionRateBps, termsSource: sale.termsSource, fx: sale.fx,
+    });
+    this.deps.observer.saleRecorded(sale, order.purchase!.purchasedAt);
+    return sale;
+  }
+
+  /** Applies one cancellation/refund to a recorded sale; returns the new refunded total. */
+  private async applyAdjustment(sale: SaleRecord, adjustment: AdjustmentRecord, refundedBefore: number, causationId: string | null): Promise<number> {
+    const { store, events } = this.deps;
+    const now = this.deps.now();
+    const total = sale.breakdown.saleAmount.amountMinor;
+    const currency = sale.breakdown.saleAmount.currency;
+    if (adjustment.amount && adjustment.amount.currency !== currency) {
+      await store.markAdjustment(adjustment.adjustmentId, 'REJECTED', `REFUND_CURRENCY_MISMATCH: refund in ${adjustment.amount.currency}, sale in ${currency}`);
+      return refundedBefore;
+    }
+    const remaining = total - refundedBefore;
+    const wholeRemainder = adjustment.kind === 'CANCELLATION' || adjustment.full;
+    const requested = wholeRemainder ? remaining : adjustment.amount!.amountMinor;
+    const amount = Math.min(Math.max(requested, 0), remaining);
+    if (amount === 0) {
+      await store.markAdjustment(adjustment.adjustmentId, 'IGNORED', remaining === 0 ? 'sale already fully reversed' : 'zero amount');
+      return refundedBefore;
+    }
+    const refundedAfter = refundedBefore + amount;
+    const reversal = reversalBetween(sale.breakdown, refundedBefore, refundedAfter);
+    const reversalKind: AppliedAmounts['reversalKind'] =
+      adjustment.kind === 'CANCELLATION' ? 'CANCELLATION' : refundedAfter === total ? 'FULL_REFUND' : 'PARTIAL_REFUND';
+    const postings = reversalPostings(reversal);
+    assertBalanced(postings);
+    await store.postEntry({
+      entryKey: `reversal:${adjustment.adjustmentId}`, orderId: sale.orderId, sellerId: sale.sellerId, kind: 'REVERSAL',
+      description: `${reversalKind.toLowerCase()} of ${sale.saleId}${adjustment.refundId ? ` (refund ${adjustment.refundId})` : ''}`, postings, postedAt: now,
+    });
+    await store.setSaleRefunded(sale.saleId, refundedAfter);
+    const applied: AppliedAmounts = {
+      reversalKind, refundedMinor: amount, commissionReversedMinor: reversal.commissionReversed.amountMinor,
+      sellerNetReversedMinor: reversal.sellerNetReversed.amountMinor, lossAddedMinor: reversal.lossAdded.amountMinor,
+    };
+    await store.markAdjustment(adjustment.adjustmentId, 'APPLIED', requested > remaining ? `capped at the unrefunded ${remaining}` : null, applied, now);
+    await events.publish(this.envelope(sale.orderId, sale.sellerId, causationId ?? adjustment.eventId, {
+      type: 'SaleReversed',
+      payload: {
+        saleId: sale.saleId, reversalId: adjustment.adjustmentId, kind: reversalKind, refundedAmount: reversal.refunded,
+        commissionReversed: reversal.commissionReversed, sellerNetReversed: reversal.sellerNetReversed, reversedAt: now.getTime(),
+      },
+    }));
+    this.deps.observer.saleReversed(sale, applied);
+    return refundedAfter;
+  }
+
+  private async transition(order: OrderRecord, state: OrderState, reason: string | null, cause: string): Promise<void> {
+    if (order.state === state && order.stateReason === reason) return;
+    await this.deps.store.setState(order.orderId, state, reason, this.deps.now());
+    await this.deps.store.addHistory(order.orderId, state, cause, reason ? { reason } : undefined);
+  }
+
+  /**
+   * Without this, an admin PUT of terms (or a rate) could commit between this transaction reading "no terms" and
+   * committing PENDING_TERMS, and the sale would stay held. Shared: events do not block each other.
+   */
+  private async serialiseWithAdmin(sellerId: string): Promise<void> {
+    await this.deps.store.advisoryLock(lockKeys.terms(sellerId), 'shared');
+    await this.deps.store.advisoryLock(lockKeys.fxRates, 'shared');
+  }
+
+  private async lock(orderId: string): Promise<OrderRecord> {
+    const order = await this.deps.store.lockOrder(orderId);
+    if (!order) throw new Error(`order ${orderId} vanished inside its transaction`);
+    return order;
+  }
+
+  private envelope(orderId: string, sellerId: string, causationId: string | null, body: Pick<SaleEvent, 'type' | 'payload'>): SaleEvent {
+    return { eventId: randomUUID(), orderId, sellerId, occurredAt: this.deps.now().getTime(), causationId, ...body } as SaleEvent;
+  }
+}
+
+export function isoDate(d: Date): string {
+  return d.toISOString().slice(0, 10);
+}

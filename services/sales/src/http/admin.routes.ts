@@ -1,0 +1,133 @@
+import type { Express } from 'express';
+import { z } from 'zod';
+import { formatDecimal, isKnownCurrency, parseDecimal, type Money } from '@postsale/contracts';
+import { badRequest, notFound, requireBearer, validate, type Db, type Tx } from '@postsale/runtime';
+import { SalesRepository } from '../db/sales.repository';
+import { setCommercialTerms, setFxRate } from '../domain/admin.use-case';
+import { isValidRate } from '../domain/fx';
+import type { CommercialTerms } from '../domain/ports';
+import { integrityReport, sellerStatement, statementCsv, trialBalance } from '../domain/reports.use-case';
+import type { SaleLedger } from '../domain/sale-ledger.use-case';
+
+export interface AdminRouteDeps {
+  db: Db;
+  adminToken: string;
+  saleDeadlineSeconds: number;
+  ledgerFor(trx: Tx): SaleLedger;
+}
+
+const id = z.string().min(1).max(200);
+const currency = z.string().regex(/^[A-Z]{3}$/).refine(isKnownCurrency, 'unknown ISO 4217 currency');
+const bps = z.number().int().min(0).max(10_000);
+const feeSchedule = z.object({
+  percentBps: bps,
+  fixed: z.record(currency, z.string()).optional(),
+}).strict().superRefine((s, ctx) => {
+  for (const [c, text] of Object.entries(s.fixed ?? {})) {
+    try {
+      if (parseDecimal(text, c).amountMinor < 0) throw new RangeError('negative');
+    } catch {
+      ctx.addIssue({ code: 'custom', path: ['fixed', c], message: `not a non-negative ${c} amount` });
+    }
+  }
+});
+const termsBody = z.object({
+  commissionRateBps: bps,
+  marketplaceFees: z.object({ EBAY: feeSchedule, MERCADOLIBRE: feeSchedule, PAYPAL_STOREFRONT: feeSchedule }).partial().strict().default({}),
+}).strict();
+const isoDay = z.string().regex(/^\d{4}-\d{2}-\d{2}$/).refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), 'not a calendar date');
+const fxParams = z.object({ from: currency, to: currency, date: isoDay }).refine((p) => p.from !== p.to, 'from and to must differ');
+const fxBody = z.object({ rate: z.string().refine(isValidRate, 'a positive plain decimal string, e.g. "947.35"'), source: z.string().min(1).max(200).default('manual') }).strict();
+const statementQuery = z.object({
+  from: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'ISO date or date-time').optional(),
+  to: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'ISO date or date-time').optional(),
+});
+
+const withDecimal = (m: Money) => ({ ...m, decimal: formatDecimal(m) });
+
+export function adminRoutes(deps: AdminRouteDeps) {
+  const { db } = deps;
+  const reads = new SalesRepository(db);
+  return (app: Express) => {
+    const auth = requireBearer(deps.adminToken);
+
+    app.get('/admin/sales/:orderId', auth, async (req, res) => {
+      const { orderId } = validate(z.object({ orderId: id }), req.params);
+      const sale = await reads.findSale(orderId);
+      if (!sale) throw notFound('SALE_NOT_FOUND', 'no sale is recorded for this order');
+      const b = sale.breakdown;
+      res.json({
+        saleId: sale.saleId, orderId, sellerId: sale.sellerId, recordedAt: sale.recordedAt.toISOString(),
+        breakdown: {
+          saleAmount: withDecimal(b.saleAmount), marketplaceFee: withDecimal(b.marketplaceFee), paymentFee: withDecimal(b.paymentFee),
+          supplierCost: withDecimal(b.supplierCost), supplierCostCharged: withDecimal(sale.supplierCostCharged), grossProfit: withDecimal(b.grossProfit),
+          commissionRateBps: b.commissionRateBps, platformCommission: withDecimal(b.platformCommission), sellerNetProfit: withDecimal(b.sellerNetProfit),
+          loss: withDecimal(b.loss), isLoss: b.isLoss,
+        },
+        marketplaceFeeSource: sale.marketplaceFeeSource, termsSource: sale.termsSource, fx: sale.fx,
+        refunded: withDecimal({ amountMinor: sale.refundedMinor, currency: b.saleAmount.currency }),
+        adjustments: await reads.adjustmentRows(orderId),
+        journal: await reads.entries(orderId),
+      });
+    });
+
+    app.get('/admin/orders/:orderId', auth, async (req, res) => {
+      const { orderId } = validate(z.object({ orderId: id }), req.params);
+      const order = await reads.findOrder(orderId);
+      if (!order) throw notFound('ORDER_NOT_FOUND', 'this service has no record of the order');
+      const sale = await reads.findSale(orderId);
+      res.json({
+        orderId, sellerId: order.sellerId, state: order.state, stateReason: order.stateReason, stateSince: order.stateSince.toISOString(),
+        order: order.order, purchase: order.purchase, sale: sale ?? null,
+        adjustments: await reads.adjustmentRows(orderId),
+        history: await reads.history(orderId),
+        journal: await reads.entries(orderId),
+      });
+    });
+
+    app.get('/admin/sellers/:sellerId/statement', auth, async (req, res) => {
+      const { sellerId } = validate(z.object({ sellerId: id }), req.params);
+      const q = validate(statementQuery, req.query, 'INVALID_QUERY');
+      const from = q.from ? new Date(q.from) : new Date(0);
+      const to = q.to ? new Date(q.to) : new Date(Date.now() + 1000);
+      if (from >= to) throw badRequest('INVALID_RANGE', '`from` must be before `to`');
+      const statement = await sellerStatement(reads, sellerId, from, to);
+      if (req.accepts(['application/json', 'text/csv']) === 'text/csv') {
+        res.type('text/csv').attachment(`statement-${sellerId}.csv`).send(statementCsv(statement));
+        return;
+      }
+      res.json(statement);
+    });
+
+    app.get('/admin/ledger/trial-balance', auth, async (_req, res) => {
+      res.json(await trialBalance(reads, new Date()));
+    });
+
+    app.get('/admin/sellers/:sellerId/commercial-terms', auth, async (req, res) => {
+      const { sellerId } = validate(z.object({ sellerId: id }), req.params);
+      const terms = await reads.findTerms(sellerId);
+      if (!terms) throw notFound('TERMS_NOT_FOUND', 'this seller has no commercial terms');
+      res.json(terms);
+    });
+
+    app.put('/admin/sellers/:sellerId/commercial-terms', auth, async (req, res) => {
+      const { sellerId } = validate(z.object({ sellerId: id }), req.params);
+      const body = validate(termsBody, req.body, 'INVALID_TERMS');
+      const terms: CommercialTerms = { sellerId, commissionRateBps: body.commissionRateBps, marketplaceFees: body.marketplaceFees };
+      const result = await db.transaction((trx) => setCommercialTerms(new SalesRepository(trx), deps.ledgerFor(trx), terms));
+      res.json({ ...terms, releasedOrders: result.released });
+    });
+
+    app.put('/admin/fx-rates/:from/:to/:date', auth, async (req, res) => {
+      const params = validate(fxParams, req.params, 'INVALID_FX_RATE');
+      const body = validate(fxBody, req.body ?? {}, 'INVALID_FX_RATE');
+      const rate = { from: params.from, to: params.to, rateDate: params.date, rate: body.rate, source: body.source };
+      const result = await db.transaction((trx) => setFxRate(new SalesRepository(trx), deps.ledgerFor(trx), rate));
+      res.json({ ...rate, examinedOrders: result.examined });
+    });
+
+    app.get('/admin/integrity', auth, async (_req, res) => {
+      res.json(await integrityReport(reads, new Date(), deps.saleDeadlineSeconds));
+    });
+  };
+}
