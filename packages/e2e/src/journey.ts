@@ -19,7 +19,16 @@ export interface PayoutIntentView {
   status: string;
   amount: MoneyView;
   payable: MoneyView;
-  items: Array<{ senderItemId: string; receiver: string; status: string; amount: MoneyView }>;
+  items: Array<{
+    senderItemId: string;
+    receiver: string;
+    status: string;
+    /** what PayPal was asked to pay, in the payout currency */
+    amount: MoneyView;
+    /** what was owed in the sale currency, when it was converted */
+    owed: MoneyView | null;
+    fx: { rate: string; rateDate: string; rounding: string } | null;
+  }>;
 }
 
 export async function payoutsOf(payouts: AxiosInstance, orderId: string): Promise<PayoutIntentView[]> {

@@ -1,7 +1,7 @@
 import { sendDemoOrder, type DemoMarketplace } from '@postsale/cli/src/demo-orders';
 import { integrityReport } from '@postsale/cli/src/commands/integrity';
 import { streamIntegrity } from '@postsale/cli/src/commands/stream-integrity';
-import { formatDecimal } from '@postsale/contracts';
+import { formatDecimal, minorDigits } from '@postsale/contracts';
 import { DEMO } from '@postsale/sandbox';
 import { waitFor } from '@postsale/runtime';
 import { freePort } from '@postsale/cli/src/pipeline';
@@ -43,18 +43,33 @@ describe('the pipeline as one product: the four services as separate OS processe
       );
       expect(supplierOrder).toHaveLength(1);
 
-      // PayPal paid exactly the ledger's commission to the platform and net profit to the seller, once each.
-      const byRecipient = Object.fromEntries(intents.map((i) => [i.recipient, i]));
-      expect(byRecipient.PLATFORM!.amount).toEqual({ amountMinor: b.platformCommission.amountMinor, currency: b.saleAmount.currency });
-      expect(byRecipient.SELLER!.amount).toEqual({ amountMinor: b.sellerNetProfit.amountMinor, currency: b.saleAmount.currency });
-      const ourItems = new Set(intents.flatMap((i) => i.items.map((x) => x.senderItemId)));
+      // PayPal paid exactly the ledger's commission to the platform and net profit to the seller, once each: in the sale
+      // currency when PayPal pays it, else converted at the recorded dated rate and rounded down (CLP → USD).
+      const ourItems = new Map(intents.flatMap((i) => i.items.filter((x) => x.status === 'SUCCESS').map((x) => [x.senderItemId, { intent: i, item: x }])));
+      expect(ourItems.size).toBe(2);
       const atPayPal = pipeline.world.paypal.paidItems().filter((i) => i.senderItemId && ourItems.has(i.senderItemId));
-      expect(atPayPal.map((i) => ({ receiver: i.receiver, value: i.amount.value, currency: i.amount.currency, status: i.status })).sort((x, y) => x.receiver.localeCompare(y.receiver))).toEqual(
-        [
-          { receiver: DEMO.platformPayeeEmail, value: formatDecimal(b.platformCommission), currency: b.saleAmount.currency, status: 'SUCCESS' },
-          { receiver: DEMO.payeeEmail, value: formatDecimal(b.sellerNetProfit), currency: b.saleAmount.currency, status: 'SUCCESS' },
-        ].sort((x, y) => x.receiver.localeCompare(y.receiver)),
-      );
+      expect(atPayPal).toHaveLength(2);
+      const ledgerShare = { PLATFORM: b.platformCommission, SELLER: b.sellerNetProfit } as const;
+      const receiverOf = { PLATFORM: DEMO.platformPayeeEmail, SELLER: DEMO.payeeEmail } as const;
+      for (const paid of atPayPal) {
+        const { intent, item } = ourItems.get(paid.senderItemId!)!;
+        const owed = ledgerShare[intent.recipient];
+        expect(intent.amount).toEqual({ amountMinor: owed.amountMinor, currency: owed.currency });
+        expect(paid.receiver).toBe(receiverOf[intent.recipient]);
+        expect(paid.status).toBe('SUCCESS');
+        expect({ value: paid.amount.value, currency: paid.amount.currency }).toEqual({ value: formatDecimal(item.amount), currency: item.amount.currency });
+        if (item.amount.currency === owed.currency) {
+          expect(item.amount.amountMinor).toBe(owed.amountMinor);
+        } else {
+          // converted: minor(paid) = floor(minor(owed) / 10^d(owed) × rate × 10^d(paid))
+          expect(item.owed).toEqual({ amountMinor: owed.amountMinor, currency: owed.currency });
+          const [whole, frac = ''] = item.fx!.rate.split('.');
+          const rateScaled = BigInt(whole! + frac);
+          const exact = (BigInt(owed.amountMinor) * rateScaled * 10n ** BigInt(minorDigits(item.amount.currency)))
+            / (10n ** BigInt(frac.length) * 10n ** BigInt(minorDigits(owed.currency)));
+          expect(BigInt(item.amount.amountMinor)).toBe(exact);
+        }
+      }
     },
   );
 
