@@ -36,6 +36,8 @@ export interface Pipeline {
   start(service: ServiceName): Promise<void>;
   /** SIGKILL, no goodbye: the crash in crash tests */
   kill(service: ServiceName): Promise<void>;
+  /** SIGTERM: the graceful stop an operator does */
+  terminate(service: ServiceName): Promise<void>;
   restart(service: ServiceName): Promise<void>;
   stop(): Promise<void>;
 }
@@ -128,10 +130,10 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     await waitForHttp(`${urls[service]}/readyz`, { process: managed, timeoutMs: 90_000 });
   };
 
-  const kill = async (service: ServiceName) => {
+  const kill = async (service: ServiceName, signal: NodeJS.Signals = 'SIGKILL') => {
     const managed = processes.get(service);
     if (!managed) return;
-    managed.kill('SIGKILL');
+    managed.kill(signal);
     await managed.exited;
     processes.delete(service);
   };
@@ -143,9 +145,10 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     options,
     env,
     start,
-    kill,
+    kill: (service) => kill(service, 'SIGKILL'),
+    terminate: (service) => kill(service, 'SIGTERM'),
     async restart(service) {
-      await kill(service);
+      await kill(service, 'SIGKILL');
       await start(service);
     },
     async stop() {

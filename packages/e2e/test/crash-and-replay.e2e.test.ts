@@ -92,7 +92,7 @@ describe('crashes and replays change nothing: four services as OS processes, kil
     expect(before.supplierOrders).toBeGreaterThan(0);
 
     // Kafka repositions only empty groups: stop the consumers, rewind every group on every topic, start again.
-    for (const s of SERVICES) await pipeline.kill(s);
+    for (const s of SERVICES) await pipeline.terminate(s);
     const admin = kafka.admin();
     await admin.connect();
     const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`${namespace}.`));

@@ -52,7 +52,9 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     private readonly deps: { kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; metrics: Metrics; namespace: string },
   ) {
     this.groupId = deps.namespace ? `${deps.namespace}.${spec.group}` : spec.group;
-    this.consumer = deps.kafka.consumer({ groupId: this.groupId, allowAutoTopicCreation: false, sessionTimeout: 30_000 });
+    // A crashed member holds its partitions until its session expires: keep that short (handlers are short DB
+    // transactions, and the retry loop heartbeats), so a killed process's orders move on within seconds.
+    this.consumer = deps.kafka.consumer({ groupId: this.groupId, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
     this.dlqProducer = deps.kafka.producer(producerConfig());
     const { metrics } = deps;
     this.m = {

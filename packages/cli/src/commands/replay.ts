@@ -12,14 +12,23 @@ export interface ReplayPlan {
  * repositioned, so the service running the group must be stopped first; when it restarts it re-drives from there.
  * Safe by construction: consumers record processed event ids, so replayed events change nothing already applied.
  */
-export async function replay(kafka: Kafka, options: { topic: string; group: string; from: string }): Promise<ReplayPlan> {
+export async function replay(
+  kafka: Kafka,
+  options: { topic: string; group: string; from: string; emptyTimeoutMs?: number },
+): Promise<ReplayPlan> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const { groups } = await admin.describeGroups([options.group]);
-    const group = groups[0];
-    if (group && group.members.length > 0) {
-      throw new Error(`consumer group ${options.group} has ${group.members.length} active member(s): stop the service that runs it, then replay`);
+    // A consumer that died without leaving stays a member until its session times out (10 s): wait for that.
+    const deadline = Date.now() + (options.emptyTimeoutMs ?? 45_000);
+    for (;;) {
+      const { groups } = await admin.describeGroups([options.group]);
+      const members = groups[0]?.members.length ?? 0;
+      if (members === 0) break;
+      if (Date.now() > deadline) {
+        throw new Error(`consumer group ${options.group} has ${members} active member(s): stop the service that runs it, then replay`);
+      }
+      await new Promise((r) => setTimeout(r, 1000));
     }
     const ends = await admin.fetchTopicOffsets(options.topic);
     let partitions: ReplayPlan['partitions'];
