@@ -84,3 +84,46 @@ export function sum(currency: string, amounts: Money[]): Money {
 export function zero(currency: string): Money {
   return money(0, currency);
 }
+
+/**
+ * An exchange rate as stored everywhere in the pipeline: an exact decimal string, units of `to` per ONE unit of `from`
+ * (e.g. "947.35" CLP per USD), parsed to numerator / 10^scale. Never a float.
+ */
+export interface ExactRate {
+  numerator: bigint;
+  scale: number;
+}
+
+const RATE_PATTERN = /^(\d{1,12})(?:\.(\d{1,12}))?$/;
+
+export function parseRate(rate: string): ExactRate {
+  const match = RATE_PATTERN.exec(rate);
+  if (!match) throw new RangeError(`rate must be a plain positive decimal string, got ${JSON.stringify(rate)}`);
+  const fraction = match[2] ?? '';
+  const parsed = { numerator: BigInt(`${match[1]}${fraction}`), scale: fraction.length };
+  if (parsed.numerator === 0n) throw new RangeError('rate must be positive');
+  return parsed;
+}
+
+export function isValidRate(rate: string): boolean {
+  try {
+    parseRate(rate);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The exact value of `amountMinor` of `from` in minor units of `to`, as a fraction (callers choose the rounding):
+ *
+ *   amountMinor × rateNumerator × 10^digits(to) / (10^rateScale × 10^digits(from))
+ */
+export function convertExact(amountMinor: number, from: string, to: string, rate: string): { numerator: bigint; denominator: bigint } {
+  if (!Number.isSafeInteger(amountMinor) || amountMinor < 0) throw new RangeError(`only non-negative integer amounts convert, got ${amountMinor}`);
+  const { numerator, scale } = parseRate(rate);
+  return {
+    numerator: BigInt(amountMinor) * numerator * 10n ** BigInt(minorDigits(to)),
+    denominator: 10n ** BigInt(scale) * 10n ** BigInt(minorDigits(from)),
+  };
+}

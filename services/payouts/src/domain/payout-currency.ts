@@ -1,4 +1,4 @@
-import { formatDecimal, isKnownCurrency, minorDigits } from '@postsale/contracts';
+import { convertExact, formatDecimal, isKnownCurrency, minorDigits } from '@postsale/contracts';
 
 /**
  * What PayPal Payouts accepts, and the exact arithmetic that turns what is owed (in the sale's currency) into what is
@@ -47,31 +47,7 @@ export function formatPayPalValue(amountMinor: number, currency: string): string
   return PAYPAL_PAYOUT_CURRENCIES[currency] === 0 ? text.replace(/\.0+$/, '') : text;
 }
 
-/** A rate as stored: an exact decimal string, units of `to` per ONE unit of `from` (same meaning as in sales). */
-export interface ParsedRate {
-  numerator: bigint;
-  scale: number;
-}
-
-const RATE_PATTERN = /^(\d{1,12})(?:\.(\d{1,12}))?$/;
-
-export function parseRate(rate: string): ParsedRate {
-  const match = RATE_PATTERN.exec(rate);
-  if (!match) throw new RangeError(`rate must be a plain positive decimal string, got ${JSON.stringify(rate)}`);
-  const fraction = match[2] ?? '';
-  const parsed = { numerator: BigInt(`${match[1]}${fraction}`), scale: fraction.length };
-  if (parsed.numerator === 0n) throw new RangeError('rate must be positive');
-  return parsed;
-}
-
-export function isValidRate(rate: string): boolean {
-  try {
-    parseRate(rate);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isValidRate, parseRate } from '@postsale/contracts';
 
 /**
  * Converts `amountMinor` of `from` into `to` at `rate`, ROUNDED DOWN to what PayPal can pay in `to`:
@@ -84,10 +60,7 @@ export function isValidRate(rate: string): boolean {
  * applies. Non-negative amounts only (what is owed; debts are netted before conversion, in the sale's currency).
  */
 export function convertRoundingDown(amountMinor: number, from: string, to: string, rate: string): number {
-  if (!Number.isSafeInteger(amountMinor) || amountMinor < 0) throw new RangeError(`only non-negative integer amounts convert, got ${amountMinor}`);
-  const { numerator, scale } = parseRate(rate);
-  const n = BigInt(amountMinor) * numerator * 10n ** BigInt(minorDigits(to));
-  const d = 10n ** BigInt(scale) * 10n ** BigInt(minorDigits(from));
+  const { numerator: n, denominator: d } = convertExact(amountMinor, from, to, rate);
   const step = payoutStepMinor(to);
   const result = (n / (d * step)) * step; // bigint division truncates; both are non-negative, so this is floor
   const asNumber = Number(result);
