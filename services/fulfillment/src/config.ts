@@ -50,6 +50,8 @@ export const configSchema = baseConfigSchema
     PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(12),
     PUSH_RETRY_BASE_MS: ms(5_000),
     WORKER_INTERVAL_MS: ms(1_000),
+    /** orders the purchase worker claims and buys concurrently per round */
+    PURCHASE_BATCH_SIZE: z.coerce.number().int().min(1).max(100).default(10),
     /** integrity deadlines per stage, seconds */
     DEADLINE_RECEIVED_S: seconds(3600),
     DEADLINE_PURCHASING_S: seconds(3600),

@@ -75,13 +75,17 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       logger,
       metrics,
       run: async () => {
-        const due = await repo.claimDue([States.RECEIVED, States.PURCHASING], 5, config.JOB_LEASE_MS);
-        for (const f of due) {
-          await runPurchase(deps, f).catch((error) => {
-            m.workerFailures.inc({ step: 'purchase', code: 'UNEXPECTED' });
-            logger.error({ err: error, orderId: f.orderId }, 'purchase step failed; the lease expires and it is retried');
-          });
-        }
+        // Orders are independent (each has its own lease and out_order_id), so a claimed batch runs concurrently;
+        // per-seller rate limits and quotas still apply inside runPurchase.
+        const due = await repo.claimDue([States.RECEIVED, States.PURCHASING], config.PURCHASE_BATCH_SIZE, config.JOB_LEASE_MS);
+        await Promise.all(
+          due.map((f) =>
+            runPurchase(deps, f).catch((error) => {
+              m.workerFailures.inc({ step: 'purchase', code: 'UNEXPECTED' });
+              logger.error({ err: error, orderId: f.orderId }, 'purchase step failed; the lease expires and it is retried');
+            }),
+          ),
+        );
         return due.length > 0;
       },
     });

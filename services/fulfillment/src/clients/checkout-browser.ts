@@ -45,6 +45,9 @@ export interface WebOrderRow {
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 export class CheckoutBrowser {
+  /** One browser session at a time per process: purchases run concurrently, but each Chromium costs a core. */
+  private sessions: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly options: BrowserCheckoutOptions) {}
 
   async placeOrder(login: WebLogin, input: BrowserOrderInput): Promise<BrowserCheckoutResult> {
@@ -121,7 +124,13 @@ export class CheckoutBrowser {
     await page.goto(new URL(path, this.options.webUrl).toString(), { waitUntil: 'domcontentloaded', timeout: this.options.timeoutMs });
   }
 
-  private async withPage<T>(login: WebLogin, work: (page: Page) => Promise<T>): Promise<T> {
+  private withPage<T>(login: WebLogin, work: (page: Page) => Promise<T>): Promise<T> {
+    const run = this.sessions.then(() => this.session(login, work));
+    this.sessions = run.catch(() => undefined);
+    return run;
+  }
+
+  private async session<T>(login: WebLogin, work: (page: Page) => Promise<T>): Promise<T> {
     const profile = await mkdtemp(join(tmpdir(), 'postsale-checkout-'));
     let browser: Browser | undefined;
     try {
