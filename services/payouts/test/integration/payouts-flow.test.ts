@@ -1,12 +1,11 @@
 import knex from 'knex';
 import { Kafka, logLevel } from 'kafkajs';
 import { EventCodec, Streams, type PayoutEvent } from '@postsale/contracts';
-import { collectTopic, dropSchema, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
-import { startPayPalFake, type PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
+import { collectTopic, startService, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
+import type { PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
 import { payoutsService } from '../../src/service';
-import { ADMIN, orderPayouts, orderShipped, payoutsWithStatus, putPayee, saleRecorded, saleReversed, TopicPublisher } from '../support/payouts-harness';
+import { ADMIN, orderPayouts, PLATFORM, startPayoutsUnderTest, type PayoutsUnderTest, orderShipped, payoutsWithStatus, putPayee, saleRecorded, saleReversed, TopicPublisher } from '../support/payouts-harness';
 
-const PLATFORM = 'platform-payouts@postsale.test';
 
 describe('payouts against the PayPal fake (sandbox mode)', () => {
   let fake: PayPalFake;
@@ -14,27 +13,12 @@ describe('payouts against the PayPal fake (sandbox mode)', () => {
   let service: RunningService;
   let publish: TopicPublisher;
 
+  let under: PayoutsUnderTest;
   beforeAll(async () => {
-    fake = await startPayPalFake();
-    env = testEnv('payouts', {
-      PAYOUTS_MODE: 'sandbox',
-      PLATFORM_PAYEE_EMAIL: PLATFORM,
-      PAYPAL_BASE_URL: fake.url,
-      PAYPAL_CLIENT_ID: fake.clientId,
-      PAYPAL_CLIENT_SECRET: fake.clientSecret,
-      PAYPAL_TIMEOUT_MS: '2000',
-      PAYOUTS_BATCH_INTERVAL_MS: '150',
-      PAYOUTS_RECONCILE_INTERVAL_MS: '150',
-    });
-    service = await startService(payoutsService, env);
-    publish = await TopicPublisher.connect(env);
+    under = await startPayoutsUnderTest();
+    ({ fake, env, service, publish } = under);
   });
-  afterAll(async () => {
-    await publish?.stop();
-    await service?.stop();
-    await fake?.stop();
-    await dropSchema(env.DB_SCHEMA!);
-  });
+  afterAll(() => under?.stop());
 
   const itemsFor = (orderId: string) => fake.paidItems().filter((i) => i.note?.endsWith(`order ${orderId}`));
 
@@ -235,7 +219,7 @@ describe('payouts against the PayPal fake (sandbox mode)', () => {
     await db('inbox').delete(); // the strongest replay: even the inbox forgot, only the domain's own keys remain
     await db.destroy();
 
-    service = await startService(payoutsService, env);
+    service = under.service = await startService(payoutsService, env);
     await waitFor(async () => {
       const rows = await service.ctx.db('inbox').count<{ count: string }[]>('* as count');
       return Number(rows[0]!.count) >= inboxRows;

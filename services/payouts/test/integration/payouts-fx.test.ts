@@ -1,10 +1,8 @@
 import { Streams, type PayoutEvent } from '@postsale/contracts';
-import { collectTopic, dropSchema, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
-import { startPayPalFake, type PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
-import { payoutsService } from '../../src/service';
-import { ADMIN, orderPayouts, payoutsWithStatus, putPayee, saleRecorded, TopicPublisher } from '../support/payouts-harness';
+import { collectTopic, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
+import type { PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
+import { ADMIN, PLATFORM, startPayoutsUnderTest, type PayoutsUnderTest, orderPayouts, payoutsWithStatus, putPayee, saleRecorded, TopicPublisher } from '../support/payouts-harness';
 
-const PLATFORM = 'platform-payouts@postsale.test';
 
 /** a CLP sale recorded at a given time (rates are chosen by the sale's day) */
 function clpSale(orderId: string, sellerId: string, recordedAt: string, commissionMinor: number, netMinor: number) {
@@ -26,32 +24,17 @@ interface FxPayoutView {
   items: Array<{ amount: { amountMinor: number; currency: string }; owed: { amountMinor: number; currency: string } | null; fx: { rate: string; rateDate: string } | null }>;
 }
 
-function fakeEnv(fake: PayPalFake, extra: Record<string, string> = {}) {
-  return testEnv('payouts', {
-    PAYOUTS_MODE: 'sandbox', PLATFORM_PAYEE_EMAIL: PLATFORM, PAYPAL_BASE_URL: fake.url, PAYPAL_CLIENT_ID: fake.clientId,
-    PAYPAL_CLIENT_SECRET: fake.clientSecret, PAYPAL_TIMEOUT_MS: '2000', PAYOUTS_BATCH_INTERVAL_MS: '150', PAYOUTS_RECONCILE_INTERVAL_MS: '150',
-    ...extra,
-  });
-}
-
 describe('payouts in a currency PayPal cannot pay (CLP), converted at the payouts FX table', () => {
   let fake: PayPalFake;
-  let env: Record<string, string>;
   let service: RunningService;
   let publish: TopicPublisher;
 
+  let under: PayoutsUnderTest;
   beforeAll(async () => {
-    fake = await startPayPalFake();
-    env = fakeEnv(fake);
-    service = await startService(payoutsService, env);
-    publish = await TopicPublisher.connect(env);
+    under = await startPayoutsUnderTest();
+    ({ fake, service, publish } = under);
   });
-  afterAll(async () => {
-    await publish?.stop();
-    await service?.stop();
-    await fake?.stop();
-    await dropSchema(env.DB_SCHEMA!);
-  });
+  afterAll(() => under?.stop());
 
   const itemsFor = (orderId: string) => fake.paidItems().filter((i) => i.note?.endsWith(`order ${orderId}`));
 
@@ -144,24 +127,17 @@ describe('payouts in a currency PayPal cannot pay (CLP), converted at the payout
 
 describe('an unpayable item among payable ones (one batching round)', () => {
   let fake: PayPalFake;
-  let env: Record<string, string>;
   let service: RunningService;
   let publish: TopicPublisher;
 
+  // a long interval: batches form only when a nudge (the payee PUT below) starts a run, so the intents of both
+  // orders are claimed in the same run
+  let under: PayoutsUnderTest;
   beforeAll(async () => {
-    fake = await startPayPalFake();
-    // a long interval: batches form only when a nudge (the payee PUT below) starts a run, so the intents of both
-    // orders are claimed in the same run
-    env = fakeEnv(fake, { PAYOUTS_BATCH_INTERVAL_MS: '600000' });
-    service = await startService(payoutsService, env);
-    publish = await TopicPublisher.connect(env);
+    under = await startPayoutsUnderTest({ env: { PAYOUTS_BATCH_INTERVAL_MS: '600000' } });
+    ({ fake, service, publish } = under);
   });
-  afterAll(async () => {
-    await publish?.stop();
-    await service?.stop();
-    await fake?.stop();
-    await dropSchema(env.DB_SCHEMA!);
-  });
+  afterAll(() => under?.stop());
 
   it('an unpayable item never reaches PayPal and does not block other orders\' payouts in the same round', async () => {
     const usdSeller = uniqueId('s-');

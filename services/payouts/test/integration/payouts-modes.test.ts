@@ -1,10 +1,9 @@
-import { dropSchema, loadConfig, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
-import { startPayPalFake, type PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
+import { loadConfig, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
+import type { PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
 import { configSchema } from '../../src/config';
 import { payoutsService } from '../../src/service';
-import { ADMIN, payoutsWithStatus, putPayee, saleRecorded, TopicPublisher } from '../support/payouts-harness';
+import { ADMIN, PLATFORM, startPayoutsUnderTest, type PayoutsUnderTest, payoutsWithStatus, putPayee, saleRecorded, TopicPublisher } from '../support/payouts-harness';
 
-const PLATFORM = 'platform-payouts@postsale.test';
 const LIVE = { PAYOUTS_MODE: 'live', PAYPAL_BASE_URL: 'https://api-m.paypal.com', PAYPAL_CLIENT_ID: 'live-id', PAYPAL_CLIENT_SECRET: 'live-secret' };
 
 describe('payout modes', () => {
@@ -27,24 +26,14 @@ describe('payout modes', () => {
 
   describe('dry-run', () => {
     let fake: PayPalFake;
-    let env: Record<string, string>;
     let service: RunningService;
     let publish: TopicPublisher;
+    let under: PayoutsUnderTest;
     beforeAll(async () => {
-      fake = await startPayPalFake();
-      env = testEnv('payouts', {
-        PAYOUTS_MODE: 'dry-run', PLATFORM_PAYEE_EMAIL: PLATFORM, PAYPAL_BASE_URL: fake.url,
-        PAYPAL_CLIENT_ID: fake.clientId, PAYPAL_CLIENT_SECRET: fake.clientSecret, PAYOUTS_BATCH_INTERVAL_MS: '150',
-      });
-      service = await startService(payoutsService, env);
-      publish = await TopicPublisher.connect(env);
+      under = await startPayoutsUnderTest({ env: { PAYOUTS_MODE: 'dry-run' } });
+      ({ fake, service, publish } = under);
     });
-    afterAll(async () => {
-      await publish?.stop();
-      await service?.stop();
-      await fake?.stop();
-      await dropSchema(env.DB_SCHEMA!);
-    });
+    afterAll(() => under?.stop());
 
     it('when a sale is recorded in dry-run, then what would be paid is recorded and PayPal is never called', async () => {
       const sellerId = uniqueId('s-');
@@ -61,27 +50,18 @@ describe('payout modes', () => {
   describe('PayPal payout webhooks', () => {
     const webhookId = 'WH-PAYOUTS-TEST-0001';
     let fake: PayPalFake;
-    let env: Record<string, string>;
     let service: RunningService;
     let publish: TopicPublisher;
+    let under: PayoutsUnderTest;
     beforeAll(async () => {
-      fake = await startPayPalFake({ processAfterMs: Number.POSITIVE_INFINITY }); // items stay PENDING unless told
-      fake.registerWebhook(webhookId);
-      env = testEnv('payouts', {
-        PAYOUTS_MODE: 'sandbox', PLATFORM_PAYEE_EMAIL: PLATFORM, PAYPAL_BASE_URL: fake.url,
-        PAYPAL_CLIENT_ID: fake.clientId, PAYPAL_CLIENT_SECRET: fake.clientSecret,
-        PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1',
-        PAYOUTS_BATCH_INTERVAL_MS: '150', PAYOUTS_RECONCILE_INTERVAL_MS: '150',
+      under = await startPayoutsUnderTest({
+        fake: { processAfterMs: Number.POSITIVE_INFINITY }, // items stay PENDING unless told
+        prepare: (f) => f.registerWebhook(webhookId),
+        env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1' },
       });
-      service = await startService(payoutsService, env);
-      publish = await TopicPublisher.connect(env);
+      ({ fake, service, publish } = under);
     });
-    afterAll(async () => {
-      await publish?.stop();
-      await service?.stop();
-      await fake?.stop();
-      await dropSchema(env.DB_SCHEMA!);
-    });
+    afterAll(() => under?.stop());
 
     it('when PayPal signs an item SUCCEEDED webhook, then that payout is sent; a forged one is refused and changes nothing', async () => {
       const sellerId = uniqueId('s-');

@@ -1,9 +1,50 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { EventCodec, Streams, type FulfillmentEvent, type SaleEvent, type SaleRecorded, type SaleReversed } from '@postsale/contracts';
-import type { RunningService } from '@postsale/runtime';
+import { dropSchema, startService, testEnv, type RunningService } from '@postsale/runtime';
+import { startPayPalFake, type PayPalFake, type PayPalFakeOptions } from '../../../../packages/sandbox/src/paypal/paypal-fake';
+import { payoutsService } from '../../src/service';
 
 export const ADMIN = { authorization: 'Bearer test-admin-token-0123456789' };
+export const PLATFORM = 'platform-payouts@postsale.test';
+
+/** The environment of a payouts service paying through `fake` in sandbox mode, with fast pollers. */
+export function sandboxEnv(fake: PayPalFake, extra: Record<string, string> = {}): Record<string, string> {
+  return testEnv('payouts', {
+    PAYOUTS_MODE: 'sandbox', PLATFORM_PAYEE_EMAIL: PLATFORM, PAYPAL_BASE_URL: fake.url, PAYPAL_CLIENT_ID: fake.clientId,
+    PAYPAL_CLIENT_SECRET: fake.clientSecret, PAYPAL_TIMEOUT_MS: '2000', PAYOUTS_BATCH_INTERVAL_MS: '150', PAYOUTS_RECONCILE_INTERVAL_MS: '150',
+    ...extra,
+  });
+}
+
+export interface PayoutsUnderTest {
+  fake: PayPalFake;
+  env: Record<string, string>;
+  /** replace it when a test restarts the service, so stop() stops the running one */
+  service: RunningService;
+  publish: TopicPublisher;
+  stop(): Promise<void>;
+}
+
+/** A PayPal fake, a payouts service paying through it (own topics and schema) and a publisher for its input topics. */
+export async function startPayoutsUnderTest(options: { fake?: PayPalFakeOptions; env?: Record<string, string>; prepare?: (fake: PayPalFake) => void } = {}): Promise<PayoutsUnderTest> {
+  const fake = await startPayPalFake(options.fake);
+  options.prepare?.(fake);
+  const env = sandboxEnv(fake, options.env);
+  const under: PayoutsUnderTest = {
+    fake,
+    env,
+    service: await startService(payoutsService, env),
+    publish: await TopicPublisher.connect(env),
+    async stop() {
+      await under.publish.stop();
+      await under.service.stop();
+      await fake.stop();
+      await dropSchema(env.DB_SCHEMA!);
+    },
+  };
+  return under;
+}
 
 /** Publishes events into a test namespace's topics, the way the sales and fulfillment services do. */
 export class TopicPublisher {
