@@ -1,8 +1,15 @@
-/** Shared jest settings: swc transpiles TypeScript (typechecking is `npm run typecheck`). */
+/**
+ * Shared jest settings: swc transpiles TypeScript (typechecking is `npm run typecheck`). Each package's `npm test` runs
+ * jest with --experimental-vm-modules: ESM-only dependencies (puppeteer-core 25) are then loaded through Node 24's
+ * require(esm), as they are in the compiled services.
+ */
 const { join } = require('node:path');
 
 module.exports = {
   testEnvironment: 'node',
+  // Workspace packages resolve to their TypeScript sources in tests (the "source" export condition), so a test never
+  // runs against a stale dist/; the processes the e2e suite starts run the compiled output.
+  testEnvironmentOptions: { customExportConditions: ['source', 'node', 'node-addons'] },
   transform: { '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } } }] },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 60_000,

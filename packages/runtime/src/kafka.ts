@@ -3,6 +3,7 @@ import type { Logger } from './logger';
 
 /** kafkajs with its logs routed into the service's pino logger. */
 export function createKafka(options: { clientId: string; brokers: string[]; logger: Logger }): Kafka {
+  silenceKafkaJsNegativeTimeouts();
   const toPino = (level: logLevel) => ({ namespace, log }: LogEntry) => {
     const { message, ...rest } = log;
     const target = options.logger.child({ component: `kafkajs.${namespace}` });
@@ -32,4 +33,21 @@ export function producerConfig(): ProducerConfig {
     createPartitioner: Partitioners.DefaultPartitioner,
     retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 30_000, initialRetryTime: 200 },
   };
+}
+
+let negativeTimeoutsSilenced = false;
+/**
+ * kafkajs 2.2.4 (unmaintained) schedules its request-queue check with a negative delay when nothing is throttled.
+ * Node has always run such timers after 1 ms; Node 24 also prints a TimeoutNegativeWarning for each. The behaviour is
+ * unchanged, so this adapter drops that one warning and passes every other warning through.
+ */
+function silenceKafkaJsNegativeTimeouts(): void {
+  if (negativeTimeoutsSilenced) return;
+  negativeTimeoutsSilenced = true;
+  const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const name = typeof warning === 'string' ? (typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type) : warning.name;
+    if (name === 'TimeoutNegativeWarning') return;
+    emitWarning(warning, ...rest);
+  }) as typeof process.emitWarning;
 }
