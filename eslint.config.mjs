@@ -18,4 +18,9 @@ export default tseslint.config(
     languageOptions: { globals: globals.node, sourceType: 'commonjs' },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // ES-module tooling (the build script)
+    files: ['**/*.mjs'],
+    languageOptions: { globals: globals.node, sourceType: 'module' },
+  },
 );

@@ -1,4 +1,3 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so operators need no build step.
-require('tsx/cjs');
-require('../src/postsale.ts');
+// The operator CLI runs the compiled output (`npm run build`).
+require('../dist/postsale.js');

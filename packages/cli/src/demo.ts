@@ -5,7 +5,7 @@
  */
 import type { Marketplace } from '@postsale/contracts';
 import { formatDecimal } from '@postsale/contracts';
-import { orderIdFor } from '@postsale/ingest/src/domain/order-id';
+import { orderIdFor } from '@postsale/contracts';
 import { adminClient } from './admin-client';
 import { loadOperatorConfig, readEnvFile, STACK_DIR } from './operator-config';
 import { join } from 'node:path';

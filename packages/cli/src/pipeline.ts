@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { localInfraEnv } from '@postsale/runtime';
 import { DEMO, startSandboxWorld, type SandboxWorld } from '@postsale/sandbox';
-import { REPO_ROOT, startTsProcess, waitForHttp, type ManagedProcess } from './processes';
+import { REPO_ROOT, startNodeProcess, waitForHttp, type ManagedProcess } from './processes';
 import { registerDemoSeller } from './demo-seller';
 
 export const SERVICES = ['ingest', 'fulfillment', 'sales', 'payouts'] as const;
@@ -119,9 +119,9 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   };
 
   const start = async (service: ServiceName) => {
-    const managed = startTsProcess({
+    const managed = startNodeProcess({
       name: service,
-      entry: join('services', service, 'src', 'main.ts'),
+      entry: join('services', service, 'dist', 'main.js'),
       env: env(service),
       logFile: options.logDir ? join(options.logDir, `${service}.log`) : undefined,
       detached: options.detached,

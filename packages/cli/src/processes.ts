@@ -3,7 +3,6 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export const REPO_ROOT = join(__dirname, '..', '..', '..');
-const TSX_LOADER = require.resolve('tsx');
 
 export interface ManagedProcess {
   name: string;
@@ -14,12 +13,13 @@ export interface ManagedProcess {
 }
 
 /**
- * Starts a TypeScript entry point as its own OS process (node + tsx), output to a log file or inherited.
+ * Starts a compiled entry point (`npm run build` output) as its own OS process on this Node, output to a log file or
+ * inherited.
  * `detached` processes outlive this one (for `npm run up`).
  */
-export function startTsProcess(options: {
+export function startNodeProcess(options: {
   name: string;
-  entry: string; // path relative to the repo root
+  entry: string; // compiled .js path relative to the repo root
   env: Record<string, string>;
   logFile?: string;
   detached?: boolean;
@@ -29,14 +29,14 @@ export function startTsProcess(options: {
     mkdirSync(dirname(options.logFile), { recursive: true });
     const out = createWriteStream(options.logFile, { flags: 'a' });
     stdio = ['ignore', 'pipe' as never, 'pipe' as never];
-    const child = spawn(process.execPath, ['--import', TSX_LOADER, join(REPO_ROOT, options.entry)], {
+    const child = spawn(process.execPath, ['--enable-source-maps', join(REPO_ROOT, options.entry)], {
       cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: stdio as never, detached: options.detached ?? false,
     });
     child.stdout?.pipe(out);
     child.stderr?.pipe(out);
     return manage(options.name, child);
   }
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, join(REPO_ROOT, options.entry)], {
+  const child = spawn(process.execPath, ['--enable-source-maps', join(REPO_ROOT, options.entry)], {
     cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: stdio as never, detached: options.detached ?? false,
   });
   return manage(options.name, child);

@@ -136,7 +136,7 @@ async function up(): Promise<void> {
   }
   rmSync(READY, { force: true });
   const out = openSync(join(LOGS, 'stack.log'), 'a');
-  const child = spawn(process.execPath, ['--import', require.resolve('tsx'), __filename, 'run'], {
+  const child = spawn(process.execPath, ['--enable-source-maps', __filename, 'run'], {
     cwd: REPO_ROOT, detached: true, stdio: ['ignore', out, out], env: process.env,
   });
   writeFileSync(PIDFILE, String(child.pid));

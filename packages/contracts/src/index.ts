@@ -4,3 +4,4 @@ export * from './codec';
 export * from './topic-admin';
 export { loadSchema, SCHEMA_DIR, type AvroSchema } from './schemas';
 export * from './money';
+export { orderIdFor } from './order-id';

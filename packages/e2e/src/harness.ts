@@ -1,10 +1,8 @@
 import axios, { type AxiosInstance } from 'axios';
 import { EventCodec } from '@postsale/contracts';
-import { freePort, newCredentialsKey, SERVICES, startPipeline, type Pipeline, type PipelineOptions } from '@postsale/cli/src/pipeline';
+import { freePort, newCredentialsKey, SERVICES, startPipeline, type Pipeline, type PipelineOptions, REPO_ROOT, type OperatorConfig } from '@postsale/cli';
 import { createKafka, createLogger, dropSchema, localInfraEnv, uniqueId } from '@postsale/runtime';
 import { join } from 'node:path';
-import { REPO_ROOT } from '@postsale/cli/src/processes';
-import type { OperatorConfig } from '@postsale/cli/src/operator-config';
 
 export interface E2E {
   pipeline: Pipeline;

@@ -1,7 +1,7 @@
 import type { AxiosInstance } from 'axios';
 import type { Marketplace } from '@postsale/contracts';
-import type { DemoMarketplace } from '@postsale/cli/src/demo-orders';
-import { orderIdFor } from '@postsale/ingest/src/domain/order-id';
+import type { DemoMarketplace } from '@postsale/cli';
+import { orderIdFor } from '@postsale/contracts';
 
 /** Our order id for a demo order, derived exactly as ingest derives it. */
 export function orderIdOf(marketplace: DemoMarketplace, externalOrderId: string): string {

@@ -1,12 +1,9 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from '@postsale/cli/src/processes';
-
-export function prometheusInstalled(): boolean {
-  return spawnSync('prometheus', ['--version']).status === 0;
-}
+import { REPO_ROOT } from '@postsale/cli';
+import { requireSystemProgram } from '@postsale/runtime';
 
 /** Debian's real Prometheus, scraping the given targets every second with the project's alert rules loaded. */
 export async function startPrometheus(targets: string[], port: number): Promise<{ url: string; stop(): Promise<void> }> {
@@ -20,7 +17,7 @@ export async function startPrometheus(targets: string[], port: number): Promise<
     `    static_configs: [{ targets: [${targets.map((t) => `'${t}'`).join(', ')}] }]`,
     '',
   ].join('\n'));
-  const child: ChildProcess = spawn('prometheus', [
+  const child: ChildProcess = spawn(requireSystemProgram('prometheus', 'prometheus'), [
     `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
     `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn',
   ], { stdio: 'ignore' });

@@ -1,6 +1,4 @@
-import { prepareDemoOrder, type DemoMarketplace } from '@postsale/cli/src/demo-orders';
-import { replay, waitForReplay } from '@postsale/cli/src/commands/replay';
-import { SERVICES, type ServiceName } from '@postsale/cli/src/pipeline';
+import { prepareDemoOrder, type DemoMarketplace, replay, waitForReplay, SERVICES, type ServiceName } from '@postsale/cli';
 import { allStreams, topicName } from '@postsale/contracts';
 import { waitFor } from '@postsale/runtime';
 import { orderIdOf, paidOut, startE2E, type E2E } from '../src';

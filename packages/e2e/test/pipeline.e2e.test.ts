@@ -1,11 +1,8 @@
-import { sendDemoOrder, type DemoMarketplace } from '@postsale/cli/src/demo-orders';
-import { integrityReport } from '@postsale/cli/src/commands/integrity';
-import { streamIntegrity } from '@postsale/cli/src/commands/stream-integrity';
+import { sendDemoOrder, type DemoMarketplace, integrityReport, streamIntegrity, freePort } from '@postsale/cli';
 import { formatDecimal, minorDigits } from '@postsale/contracts';
 import { DEMO } from '@postsale/sandbox';
 import { waitFor } from '@postsale/runtime';
-import { freePort } from '@postsale/cli/src/pipeline';
-import { orderIdOf, paidOut, prometheusInstalled, startE2E, startPrometheus, type E2E } from '../src';
+import { orderIdOf, paidOut, startE2E, startPrometheus, type E2E } from '../src';
 
 jest.setTimeout(300_000);
 
@@ -105,7 +102,7 @@ describe('the pipeline as one product: the four services as separate OS processe
     });
   });
 
-  (prometheusInstalled() ? it : it.skip)('a real Prometheus scrapes all four services and every alert rule evaluates against their metrics', async () => {
+  it('a real Prometheus scrapes all four services and every alert rule evaluates against their metrics', async () => {
     const { pipeline } = e2e;
     const prometheus = await startPrometheus(Object.values(pipeline.urls).map((u) => new URL(u).host), await freePort());
     try {

@@ -11,9 +11,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { EventCodec, Streams, type OrderEvent, type PayoutEvent } from '@postsale/contracts';
 import { collectTopic, createKafka, createLogger, dropSchema, localInfraEnv, uniqueId } from '@postsale/runtime';
-import { freePort, newCredentialsKey, SERVICES, startPipeline, type Pipeline } from '@postsale/cli/src/pipeline';
-import { sendDemoOrder, type DemoMarketplace } from '@postsale/cli/src/demo-orders';
-import { REPO_ROOT } from '@postsale/cli/src/processes';
+import { freePort, newCredentialsKey, SERVICES, startPipeline, type Pipeline, sendDemoOrder, type DemoMarketplace, REPO_ROOT } from '@postsale/cli';
 
 const args = process.argv.slice(2);
 const ORDERS = Number(args[args.indexOf('--orders') + 1] || process.env.BENCH_ORDERS || 2000);
