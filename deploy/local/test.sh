@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `npm test`: every package's tests on the real infrastructure (started here when it is not already running), then one
-# closing line with the totals. Extra arguments go to turbo (e.g. `npm test -- --filter=@postsale/sales`).
+# `npm test`: prepares the machine (deploy/local/prepare.sh: programs, `npm ci`, build), then every package's tests on
+# the real infrastructure (started here when it is not already running), then one closing line with the totals. Extra arguments go to turbo (e.g. `npm test -- --filter=@postsale/sales`).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
 
+bash deploy/local/prepare.sh || { echo "could not prepare the machine (programs, Node dependencies, build)"; exit 1; }
+echo "[test] Node $(node --version) ($(command -v node))"
 bash deploy/local/infra.sh up || { echo "infrastructure did not come up"; exit 1; }
 
 rm -rf .local/test-results

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import knex from 'knex';
@@ -90,4 +91,17 @@ export async function collectTopic<E extends TypedEvent = TypedEvent>(
     },
   });
   return { messages, raw, stop: () => consumer.disconnect() };
+}
+
+/**
+ * A real-part test needs a program from the machine (Chromium, Prometheus): when it is missing the test fails here,
+ * naming what is missing and how to install it, instead of timing out or skipping. `npm test` installs both.
+ */
+export function requireSystemProgram(program: string, debianPackage: string): string {
+  const found = spawnSync('sh', ['-c', `command -v "${program}"`], { encoding: 'utf8' });
+  const path = found.status === 0 ? found.stdout.trim() : '';
+  if (!path) {
+    throw new Error(`${program} is not installed: this test needs the real one. Install it with: sudo apt-get install -y ${debianPackage} (npm test does this itself when run as root)`);
+  }
+  return path;
 }

@@ -1,13 +1,11 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { requireSystemProgram } from '@postsale/runtime';
 import { callAliExpress, startAliExpressFake, type AliExpressFake, type AliExpressSellerCredentials as SellerCredentials } from '../src/aliexpress';
 
 /** The supplier's web checkout: driven by a real headless Chromium, and by plain HTTP for the failure switches. */
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`${CHROMIUM} is missing: the real-browser checkout test is skipped`);
 
 const PRODUCT = {
   productId: '1005007000001',
@@ -63,10 +61,10 @@ describe('AliExpress web checkout in a real Chromium', () => {
     return (await page.$eval('[data-testid=order-number]', (e) => e.textContent ?? '')).trim();
   }
 
-  (hasChromium ? it : it.skip)('a real Chromium buys through the web checkout and sees an order number', async () => {
+  it('a real Chromium buys through the web checkout and sees an order number', async () => {
     profile = mkdtempSync(join(tmpdir(), 'ae-chromium-'));
     browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
+      executablePath: requireSystemProgram('chromium', 'chromium'),
       headless: true,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`],
     });

@@ -1,4 +1,4 @@
-import { dropSchema, waitFor } from '@postsale/runtime';
+import { dropSchema, requireSystemProgram, waitFor } from '@postsale/runtime';
 import { buildMlOrder, buildMlShipment } from '../../../../packages/sandbox/src';
 import { outOrderIdFor } from '../../src/domain/out-order-id';
 import { admin, eventsFor, orderReceived, orderState, publishOrders, setUpSeller, startHarness, waitForState, type Harness } from './harness';
@@ -14,6 +14,7 @@ describe('fulfillment: browser fallback and MercadoLibre tracking', () => {
   });
 
   it('when the seller buys through the browser, then real Chromium places the order in the web checkout with our out_order_id as memo, and it is PURCHASED', async () => {
+    requireSystemProgram('chromium', 'chromium');
     const s = await setUpSeller(h, { channel: 'BROWSER' });
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
     const apiCreates = h.ali.callCount('aliexpress.ds.order.create');
@@ -29,6 +30,7 @@ describe('fulfillment: browser fallback and MercadoLibre tracking', () => {
   });
 
   it('when the web checkout declines the payment, then no order number is shown, nothing is purchased and the order goes to review', async () => {
+    requireSystemProgram('chromium', 'chromium');
     const s = await setUpSeller(h, { channel: 'BROWSER' });
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
     h.ali.setWebCheckout({ paymentDeclined: true });
