@@ -1,0 +1,154 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, parseAllDocuments } from 'yaml';
+import type { z } from 'zod';
+import { REPO_ROOT, SERVICES, type ServiceName } from '@postsale/cli';
+import { loadConfig } from '@postsale/runtime';
+import { configSchema as fulfillmentConfig } from '@postsale/fulfillment';
+import { configSchema as ingestConfig } from '@postsale/ingest';
+import { configSchema as payoutsConfig } from '@postsale/payouts';
+import { configSchema as salesConfig } from '@postsale/sales';
+
+/**
+ * There is no Docker engine or cluster here, so the deployment files are checked by reading them: each service must
+ * start with exactly the environment its Deployment (or compose service) and the image give it, in production mode.
+ * Values that come from a Secret or from the operator's .env are replaced by a realistic sample of their kind;
+ * everything else is taken as written.
+ */
+const SCHEMAS: Record<ServiceName, z.ZodObject> = { ingest: ingestConfig, fulfillment: fulfillmentConfig, sales: salesConfig, payouts: payoutsConfig };
+
+/** What an operator supplies through a Secret or .env: one sample per variable, of the kind the service expects. */
+const SUPPLIED_BY_OPERATOR: Record<string, string> = {
+  DATABASE_URL: 'postgres://svc:pw@postgres:5432/postsale',
+  ADMIN_TOKEN: 'a-long-random-admin-token-0123456789',
+  CREDENTIALS_KEY: Buffer.alloc(32, 7).toString('base64'),
+  PLATFORM_PAYEE_EMAIL: 'platform@example.org',
+  PAYPAL_CLIENT_ID: 'client-id',
+  PAYPAL_CLIENT_SECRET: 'client-secret',
+  PAYPAL_WEBHOOK_ID: 'WH-ID',
+  // the strictest modes: a deployment must be able to run for real
+  SUPPLIER_MODE: 'live',
+  PAYOUTS_MODE: 'live',
+};
+const SECRET_NAMES = /TOKEN|SECRET|KEY|PASSWORD|DATABASE_URL|EMAIL|CLIENT_ID|WEBHOOK_ID/;
+
+const read = (...path: string[]) => readFileSync(join(REPO_ROOT, ...path), 'utf8');
+
+function imageEnv(): Record<string, string> {
+  const dockerfile = read('deploy', 'docker', 'Dockerfile');
+  const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const env: Record<string, string> = {};
+  for (const [, pairs] of finalStage.matchAll(/^ENV (.+)$/gm)) {
+    for (const [, name, value] of pairs!.matchAll(/(\w+)=(\S+)/g)) env[name!] = value!;
+  }
+  delete env.SERVICE; // the image's own selector, not service configuration
+  return env;
+}
+
+function supplied(name: string, where: string): string {
+  const value = SUPPLIED_BY_OPERATOR[name];
+  if (value === undefined) throw new Error(`${where}: ${name} comes from outside; add a sample for it to this test`);
+  return value;
+}
+
+interface K8sEnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string } } }
+interface K8sContainer {
+  name: string; image: string; env?: K8sEnvVar[];
+  readinessProbe?: { httpGet?: { path: string } }; livenessProbe?: { httpGet?: { path: string } };
+  resources?: { requests?: { cpu?: string; memory?: string }; limits?: { cpu?: string; memory?: string } };
+}
+interface K8sDeployment {
+  kind: string; metadata: { name: string };
+  spec: { replicas: number; template: { spec: { securityContext?: { runAsNonRoot?: boolean }; containers: K8sContainer[] } } };
+}
+
+function k8sDocuments(file: string): Array<{ kind: string; metadata: { name: string }; data?: Record<string, string> }> {
+  return parseAllDocuments(read('deploy', 'k8s', file)).map((d) => d.toJS());
+}
+
+function k8sDeployment(service: ServiceName): K8sDeployment {
+  const deployment = k8sDocuments(`${service}.yaml`).find((d) => d.kind === 'Deployment') as K8sDeployment | undefined;
+  if (!deployment) throw new Error(`deploy/k8s/${service}.yaml has no Deployment`);
+  return deployment;
+}
+
+function k8sEnv(service: ServiceName): Record<string, string> {
+  const configMap = k8sDocuments('configmap.yaml').find((d) => d.kind === 'ConfigMap')!;
+  const env = imageEnv();
+  for (const variable of k8sDeployment(service).spec.template.spec.containers[0]!.env ?? []) {
+    const from = variable.valueFrom;
+    if (from?.configMapKeyRef) {
+      const value = configMap.data?.[from.configMapKeyRef.key];
+      if (value === undefined) throw new Error(`${service}: ${variable.name} names ConfigMap key ${from.configMapKeyRef.key}, which configmap.yaml lacks`);
+      env[variable.name] = value;
+    } else if (from?.secretKeyRef) env[variable.name] = supplied(variable.name, `k8s ${service}`);
+    else env[variable.name] = String(variable.value);
+  }
+  return env;
+}
+
+function composeEnv(service: ServiceName): Record<string, string> {
+  const compose = parse(read('deploy', 'docker', 'docker-compose.yml'), { merge: true }) as { services: Record<string, { environment: Record<string, string | number> }> };
+  const env = imageEnv();
+  for (const [name, raw] of Object.entries(compose.services[service]!.environment)) {
+    // "${VAR:-default}" takes the default; "${VAR:?}" / "${VAR}" must come from the operator's .env
+    const interpolated = /^\$\{(\w+)(?::-([^}]*)|:\?[^}]*)?\}$/.exec(String(raw));
+    env[name] = interpolated ? (interpolated[2] ?? supplied(name, `compose ${service}`)) : String(raw);
+  }
+  return env;
+}
+
+function unknownNames(service: ServiceName, env: Record<string, string>): string[] {
+  return Object.keys(env).filter((name) => !(name in SCHEMAS[service].shape));
+}
+
+describe('deployment files agree with each service\'s config schema', () => {
+  it.each(SERVICES)('%s: the k8s Deployment gives everything the config requires in production, and only names it knows', (service) => {
+    const env = k8sEnv(service);
+    expect(env.NODE_ENV).toBe('production');
+    expect(unknownNames(service, env)).toEqual([]);
+    expect(() => loadConfig(SCHEMAS[service], env)).not.toThrow();
+  });
+
+  it.each(SERVICES)('%s: the compose service gives everything the config requires in production, and only names it knows', (service) => {
+    const env = composeEnv(service);
+    expect(unknownNames(service, env)).toEqual([]);
+    expect(() => loadConfig(SCHEMAS[service], env)).not.toThrow();
+  });
+
+  it('the check itself notices a missing required variable and a misspelt one', () => {
+    const env = k8sEnv('fulfillment');
+    const { SUPPLIER_MODE: _dropped, ...withoutMode } = env;
+    expect(() => loadConfig(SCHEMAS.fulfillment, withoutMode)).toThrow(/SUPPLIER_MODE is missing/);
+    expect(unknownNames('payouts', { ...k8sEnv('payouts'), PAYPAL_API_BASE_URL: 'https://api-m.paypal.com' })).toEqual(['PAYPAL_API_BASE_URL']);
+  });
+});
+
+describe('k8s Deployments are production-shaped', () => {
+  it.each(SERVICES)('%s: two replicas, probes on /readyz and /healthz, requests and limits, non-root, secrets only from a Secret', (service) => {
+    const deployment = k8sDeployment(service);
+    const [container] = deployment.spec.template.spec.containers;
+    expect(deployment.spec.replicas).toBeGreaterThanOrEqual(2);
+    expect(container!.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(container!.livenessProbe?.httpGet?.path).toBe('/healthz');
+    expect(container!.resources?.requests).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(container!.resources?.limits).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(deployment.spec.template.spec.securityContext?.runAsNonRoot).toBe(true);
+    const inlineSecrets = (container!.env ?? []).filter((v) => SECRET_NAMES.test(v.name) && !v.valueFrom?.secretKeyRef).map((v) => v.name);
+    expect(inlineSecrets).toEqual([]);
+  });
+});
+
+describe('the image recipe', () => {
+  const dockerfile = read('deploy', 'docker', 'Dockerfile');
+  it('builds in one stage and runs compiled output as a non-root user in another, without tsx or dev dependencies', () => {
+    const stages = dockerfile.split(/^FROM /m).slice(1);
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    const runStage = stages.at(-1)!;
+    expect(runStage).toMatch(/^USER node$/m);
+    expect(runStage).toMatch(/CMD .*services\/\$\{SERVICE\}\/dist\/main\.js/);
+    expect(dockerfile).not.toMatch(/tsx/);
+    expect(dockerfile).toMatch(/npm ci --omit=dev .*--workspace="@postsale\/\$\{SERVICE\}"/);
+    expect(dockerfile).toMatch(/node:24/);
+  });
+});
