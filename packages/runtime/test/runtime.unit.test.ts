@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import express from 'express';
-import { baseConfigSchema, ConfigError, createLogger, createSecretBox, loadConfig, REDACTED, requireBearer } from '../src';
+import { z } from 'zod';
+import { baseConfigSchema, ConfigError, createLogger, createSecretBox, loadConfig, REDACTED, requireBearer, requireSystemProgram } from '../src';
 
 describe('config', () => {
   const valid = {
@@ -12,6 +13,11 @@ describe('config', () => {
     const { DATABASE_URL: _omit, ...withoutDb } = valid;
     expect(() => loadConfig(baseConfigSchema, withoutDb)).toThrow(ConfigError);
     expect(() => loadConfig(baseConfigSchema, withoutDb)).toThrow(/DATABASE_URL is missing/);
+  });
+
+  it('when a variable with a fixed set of values is missing, the message says it is missing', () => {
+    const schema = baseConfigSchema.extend({ MODE: z.enum(['sandbox', 'live']) });
+    expect(() => loadConfig(schema, valid)).toThrow(/MODE is missing/);
   });
 
   it('when a variable is malformed, the message names it and says why', () => {
@@ -78,5 +84,17 @@ describe('admin auth', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('real-part tests and the machine', () => {
+  it('when a program a test needs is missing, the test fails naming it and the package that installs it', () => {
+    expect(() => requireSystemProgram('postsale-no-such-browser', 'chromium')).toThrow(
+      /postsale-no-such-browser is not installed: .*apt-get install -y chromium/,
+    );
+  });
+
+  it('when the program is there, its path is returned', () => {
+    expect(requireSystemProgram('sh', 'dash')).toMatch(/\/sh$/);
   });
 });
