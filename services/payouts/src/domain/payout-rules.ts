@@ -28,7 +28,12 @@ export const UNPAID_STATUSES: IntentStatus[] = ['HELD', 'DUE', 'FAILED', 'RETURN
  *                     (released automatically when PUT /admin/fx-rates sets one)
  * PAYOUT_NOT_PAYABLE  the batcher found an amount PayPal would refuse (defensive: never put into a batch)
  */
-export type HoldReason = 'PAYEE_MISSING' | 'PLATFORM_PAYEE_MISSING' | 'FX_RATE_MISSING' | 'PAYOUT_NOT_PAYABLE' | 'AWAITING_SHIPMENT' | 'AWAITING_DELIVERY';
+export type HoldReason = 'PAYEE_MISSING' | 'PLATFORM_PAYEE_MISSING' | 'FX_RATE_MISSING' | 'PAYOUT_NOT_PAYABLE' | 'AWAITING_SHIPMENT' | 'AWAITING_DELIVERY'
+  /** PayPal refused the batch on its first post (e.g. PAYPAL_REFUSED:INSUFFICIENT_FUNDS): released by an operator's retry only */
+  | `PAYPAL_REFUSED:${string}`;
+
+/** Held because PayPal refused it: only an operator's retry releases it (never a payee/rate/milestone re-decision). */
+export const isPayPalRefusal = (reason: string | null | undefined): boolean => Boolean(reason?.startsWith('PAYPAL_REFUSED:'));
 
 /** Holds that need an operator's configuration (payee, rate), as opposed to waiting for fulfillment. */
 export const CONFIGURATION_HOLDS: HoldReason[] = ['PAYEE_MISSING', 'PLATFORM_PAYEE_MISSING', 'FX_RATE_MISSING', 'PAYOUT_NOT_PAYABLE'];
