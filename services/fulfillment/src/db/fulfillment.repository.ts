@@ -39,7 +39,7 @@ export interface Attempt {
   kind: 'CREATE' | 'RESOLVE';
   channel: string;
   outOrderId: string;
-  outcome: 'PENDING' | 'CREATED' | 'REJECTED' | 'UNKNOWN' | 'NOT_PLACED';
+  outcome: 'PENDING' | 'CREATED' | 'REJECTED' | 'UNKNOWN' | 'NOT_PLACED' | 'PLACED';
   supplierOrderId: string | null;
   supplierCode: string | null;
   startedAt: Date;

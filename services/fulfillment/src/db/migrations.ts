@@ -59,7 +59,7 @@ export const migrations: Migration[] = [
         t.string('kind', 16).notNullable(); // CREATE | RESOLVE
         t.string('channel', 16).notNullable(); // API | BROWSER
         t.string('out_order_id', 64).notNullable();
-        t.string('outcome', 16).notNullable().defaultTo('PENDING'); // PENDING | CREATED | REJECTED | UNKNOWN | NOT_PLACED
+        t.string('outcome', 16).notNullable().defaultTo('PENDING'); // PENDING | CREATED | REJECTED | UNKNOWN | NOT_PLACED | PLACED (REPEATED_ORDER_ERROR: placed, id unknown)
         t.string('supplier_order_id');
         t.string('supplier_code');
         t.text('message');

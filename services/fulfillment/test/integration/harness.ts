@@ -138,7 +138,7 @@ export function eventsFor(h: Harness, orderId: string): FulfillmentEvent[] {
 }
 
 /** A seller set up at the supplier fake and in fulfillment: API credentials, web login, a policy and one mapping. */
-export async function setUpSeller(h: Harness, options: { sellerId?: string; productId?: string; price?: string; skuAttr?: string; policy?: Record<string, unknown>; shippingCost?: string; channel?: 'API' | 'BROWSER' } = {}) {
+export async function setUpSeller(h: Harness, options: { sellerId?: string; productId?: string; price?: string; skuAttr?: string; policy?: Record<string, unknown>; shippingCost?: string; channel?: 'API' | 'BROWSER'; webLogin?: boolean } = {}) {
   const sellerId = options.sellerId ?? uniqueId('seller-');
   const productId = options.productId ?? String(1005000000000 + Math.floor(Math.random() * 1e9));
   const skuAttr = options.skuAttr ?? '14:193#Black';
@@ -154,7 +154,7 @@ export async function setUpSeller(h: Harness, options: { sellerId?: string; prod
     ],
   });
   const listingId = uniqueId('listing-');
-  expect((await admin(h, 'PUT', `/admin/sellers/${sellerId}/credentials`, { api: { appKey: creds.appKey, appSecret: creds.appSecret, accessToken: creds.accessToken }, web: { email: web.email, password: web.password } })).status).toBe(200);
+  expect((await admin(h, 'PUT', `/admin/sellers/${sellerId}/credentials`, { api: { appKey: creds.appKey, appSecret: creds.appSecret, accessToken: creds.accessToken }, ...(options.webLogin === false ? {} : { web: { email: web.email, password: web.password } }) })).status).toBe(200);
   expect((await admin(h, 'PUT', `/admin/sellers/${sellerId}/policy`, { minMarginBps: 1000, purchaseChannel: options.channel ?? 'API', ...(options.policy ?? {}) })).status).toBe(200);
   expect((await admin(h, 'PUT', `/admin/sellers/${sellerId}/mappings`, { mappings: [{ listingId, productId, skuAttr }] })).status).toBe(200);
   return { sellerId, productId, skuAttr, listingId, creds, web };

@@ -84,7 +84,46 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
   });
 
-  it('when the supplier creates the order but the connection drops before the answer, then exactly one supplier order exists and the fulfillment is PURCHASED', async () => {
+  it('when the create answer is lost and AliExpress answers the re-send with REPEATED_ORDER_ERROR (no id) and the seller has no web login, then the order is never bought twice, never marked not placed, and goes to review until linked', async () => {
+    const s = await setUpSeller(h, { webLogin: false });
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    h.ali.failMethod('aliexpress.ds.order.create', { kind: 'drop-after-handling' }, 1);
+    const before = createCalls();
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'SUPPLIER_ORDER_ID_UNKNOWN', details: { outOrderId: outOrderIdFor(event.orderId), supplierCode: 'REPEATED_ORDER_ERROR', placedAtSupplier: true } });
+    const attempts = review.attempts as Array<{ kind: string; outcome: string; supplier_code: string | null }>;
+    expect(attempts.map((a) => [a.kind, a.outcome])).toEqual([['CREATE', 'UNKNOWN'], ['RESOLVE', 'PLACED']]);
+    expect(createCalls() - before).toBe(2);
+    const supplierOrders = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
+    expect(supplierOrders).toHaveLength(1);
+    // not a failure: nothing says "not placed"
+    expect(eventsFor(h, event.orderId).filter((e) => e.type === 'PurchaseFailed')).toHaveLength(0);
+    // an operator retry would re-place it: refused
+    expect((await admin(h, 'POST', `/admin/orders/${event.orderId}/retry`)).status).toBe(409);
+    expect(createCalls() - before).toBe(2);
+    // the operator finds it in the seller's AliExpress orders and links it
+    const linked = await admin(h, 'POST', `/admin/orders/${event.orderId}/mark-purchased`, { supplierOrderId: supplierOrders[0]!.orderId, supplierCost: { amount: '12.00', currency: 'USD' } });
+    expect(linked.status).toBe(200);
+    await waitForState(h, event.orderId, 'PURCHASED');
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
+  });
+
+  it('when a shipped supplier order ends FINISH with a close end_reason, then it is not delivered: review SUPPLIER_ORDER_CLOSED and no OrderDelivered', async () => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, event);
+    await waitForState(h, event.orderId, 'PURCHASED');
+    const [supplierOrder] = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
+    h.ali.shipOrder(supplierOrder!.orderId, { carrier: 'CAINIAO', trackingNumber: 'LP00999999999CN' });
+    await waitForState(h, event.orderId, 'SHIPPED');
+    h.ali.closeOrder(supplierOrder!.orderId, 'cancel_order_close_trade');
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'SUPPLIER_ORDER_CLOSED', details: { endReason: 'cancel_order_close_trade' } });
+    expect(eventsFor(h, event.orderId).filter((e) => e.type === 'OrderDelivered')).toHaveLength(0);
+  });
+
+  it('when the supplier creates the order but the connection drops before the answer, then REPEATED_ORDER_ERROR on the re-send is resolved on the seller\'s orders page: exactly one supplier order, PURCHASED', async () => {
     const s = await setUpSeller(h);
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
     h.ali.failMethod('aliexpress.ds.order.create', { kind: 'drop-after-handling' }, 1);
@@ -92,9 +131,10 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     await publishOrders(h, event);
     const purchased = await waitForState(h, event.orderId, 'PURCHASED');
     expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
-    expect(createCalls() - before).toBe(2); // the lost answer, then the resolution with the same out_order_id
-    const attempts = purchased.attempts as Array<{ kind: string; outcome: string; out_order_id: string }>;
+    expect(createCalls() - before).toBe(2); // the lost answer, then the re-send with the same out_order_id (REPEATED_ORDER_ERROR)
+    const attempts = purchased.attempts as Array<{ kind: string; outcome: string; out_order_id: string; response: unknown }>;
     expect(attempts.map((a) => [a.kind, a.outcome])).toEqual([['CREATE', 'UNKNOWN'], ['RESOLVE', 'CREATED']]);
+    expect(JSON.stringify(attempts[1]!.response)).toContain('orders page after REPEATED_ORDER_ERROR');
     expect(new Set(attempts.map((a) => a.out_order_id))).toEqual(new Set([outOrderIdFor(event.orderId)]));
     await waitFor(() => eventsFor(h, event.orderId).length > 0, { description: 'event' });
     expect(eventsFor(h, event.orderId).filter((e) => e.type === 'PurchaseCompleted')).toHaveLength(1);
