@@ -2,7 +2,7 @@
 export * from './fake-server';
 export * from './aliexpress';
 export { startEbayFake, type EbayFake, type EbayFakeOptions, type EbayShippingFulfillment, type EbayDeliveryResult } from './ebay/ebay-fake';
-export { buildEbayOrder, newEbayOrderId, type EbayOrder, type EbayLineItem, type EbayAmount, type EbayAddress, type EbayShipTo, type BuildEbayOrderInput, type EbayOrderLineInput } from './ebay/ebay-order';
+export { buildEbayOrder, newEbayOrderId, type EbayOrder, type EbayLineItem, type EbayAmount, type EbayAddress, type EbayShipTo, type BuildEbayOrderInput, type EbayOrderLineInput, type EbayRefund } from './ebay/ebay-order';
 export { challengeResponseFor as ebayChallengeResponseFor, type EbayNotificationInput, type EbayNotificationLine, type EbayOrderConfirmationBody, type EbaySignedNotification } from './ebay/ebay-notification';
 export { startMercadoLibreFake, type MercadoLibreFake, type MercadoLibreFakeOptions, type MlNotification, type MlNotificationInput, type MlTrackingReport, type MlDeliveryResult } from './mercadolibre/mercadolibre-fake';
 export { buildMlOrder, buildMlShipment, type MlOrder, type MlOrderItem, type MlOrderStatus, type MlPayment, type MlShipment, type MlShipmentMode, type MlReceiverAddress, type BuildMlOrderInput, type BuildMlShipmentInput, type MlOrderItemInput } from './mercadolibre/mercadolibre-order';
