@@ -1,4 +1,4 @@
-import { parseDecimal, type Marketplace } from '@postsale/contracts';
+import { money, parseDecimal, type Marketplace } from '@postsale/contracts';
 import { AppError, isAppError, type Logger, type Metrics, type SecretBox } from '@postsale/runtime';
 import type { EbayClient } from '../clients/ebay.client';
 import type { MercadoLibreClient } from '../clients/mercadolibre.client';
@@ -8,9 +8,9 @@ import type { OrdersRepository } from '../db/orders.repository';
 import type { SellersRepository } from '../db/sellers.repository';
 import { mapEbayOrder } from './ebay-order.mapper';
 import { exact, MappingError } from './marketplace-order';
-import { mapMercadoLibreOrder, type MlShipmentResource } from './mercadolibre-order.mapper';
+import { mapMercadoLibreOrder, mlRefunds, type MlShipmentResource } from './mercadolibre-order.mapper';
 import { orderIdFor } from './order-id';
-import { mapPayPalOrder, storefrontOf, type PayPalCapture } from './paypal-order.mapper';
+import { captureStatuses, completedCapture, mapPayPalOrder, storefrontOf, type PayPalCapture } from './paypal-order.mapper';
 import type { OrderRecorder, Outcome } from './record-order.use-case';
 
 /** Delivery kinds: what the stored raw body is and how it is processed. */
@@ -89,8 +89,12 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const externalOrderId = match[1]!;
     const accountId = String(body.user_id);
     const seller = await sellerFor('MERCADOLIBRE', accountId);
-    const existing = await deps.orders.get(orderIdFor('MERCADOLIBRE', externalOrderId));
-    if (existing && existing.state !== 'RECEIVED') return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'REPEAT', at: Date.now() });
+    const orderId = orderIdFor('MERCADOLIBRE', externalOrderId);
+    const existing = await deps.orders.get(orderId);
+    // Only a cancelled or fully refunded order cannot change any more; a partially refunded one still can.
+    if (existing && (existing.state === 'CANCELLED' || existing.state === 'REFUNDED')) {
+      return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'REPEAT', at: Date.now() });
+    }
     const token = requireToken(seller, 'MercadoLibre');
     const order = await deps.mercadolibre.getOrder(externalOrderId, token);
     if (String(order.id) !== externalOrderId) throw new Park('RESOURCE_MISMATCH', 'MercadoLibre returned another order');
@@ -103,8 +107,32 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
         if (!(isAppError(error) && error.code === 'NOT_FOUND_AT_MARKETPLACE')) throw error;
       }
     }
-    if (existing && order.status === 'paid') return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
-    return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.received_at.getTime()));
+    let outcome: Outcome;
+    if (existing && order.status === 'paid') outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
+    else outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.received_at.getTime()));
+    // Corrections: money returned on an order that stays `paid` shows only in its payments (partial or full refund,
+    // chargeback). Each new cumulative total is one OrderRefunded for the difference, keyed by that total, so every
+    // notification (MercadoLibre sends one per change) is idempotent.
+    if (order.status === 'paid' && (outcome.status === 'accepted' || outcome.status === 'duplicate')) {
+      const refunds = mlRefunds(order);
+      if (refunds) outcome = await recordMlRefund(d, orderId, externalOrderId, refunds) ?? outcome;
+    }
+    return outcome;
+  }
+
+  async function recordMlRefund(d: DeliveryRow, orderId: string, externalOrderId: string, refunds: NonNullable<ReturnType<typeof mlRefunds>>): Promise<Outcome | undefined> {
+    const current = await deps.orders.get(orderId);
+    if (!current) return undefined;
+    const before = Number(current.refunded_amount_minor);
+    const delta = refunds.total.amountMinor - before;
+    if (delta <= 0) return undefined;
+    return deps.recorder.commitRefund(d.id, orderId, {
+      refundId: `ml:${externalOrderId}:refunded-total:${refunds.total.amountMinor}`,
+      amount: money(delta, refunds.total.currency),
+      totalRefunded: refunds.total,
+      reason: refunds.chargedBack ? 'CHARGED_BACK' : 'REFUNDED_ON_MERCADOLIBRE',
+      at: refunds.at ?? d.received_at.getTime(),
+    });
   }
 
   async function paypalCapture(d: DeliveryRow, capture: PayPalCapture, paypalOrderId: string, storefrontHint: string | null): Promise<Outcome> {
@@ -155,6 +183,15 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     }
     const storefront = storefrontOf(result.order);
     if (storefront && storefront !== body.storefrontId) throw new Park('STOREFRONT_MISMATCH', `the PayPal order belongs to storefront ${storefront}`);
+    // Corrections: a capture can answer 201 while the capture itself is DECLINED or FAILED (the order may still read
+    // COMPLETED). Only a COMPLETED capture is paid money: a declined/failed one is refused like INSTRUMENT_DECLINED,
+    // a PENDING one waits for PAYMENT.CAPTURE.COMPLETED (mapPayPalOrder answers not-paid).
+    const refusedCapture = captureStatuses(result.order).find((status) => status === 'DECLINED' || status === 'FAILED');
+    if (refusedCapture && !completedCapture(result.order)) {
+      const reason = `CAPTURE_${refusedCapture}`;
+      await deps.deliveries.decideNow(d.id, 'rejected', { reason });
+      return { status: 'rejected', reason, orderId: null };
+    }
     return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', body.paypalOrderId, seller.sellerId, mapPayPalOrder(result.order, undefined, body.storefrontId, d.received_at.getTime()));
   }
 
