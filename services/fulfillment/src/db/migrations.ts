@@ -140,4 +140,16 @@ export const migrations: Migration[] = [
       });
     },
   },
+  {
+    name: '0002_fees_for_the_price_guard',
+    async up(db) {
+      // The price guard's margin is after marketplace and payment fees (the order's own, from OrderReceived).
+      await db.schema.alterTable('fulfillments', (t) => {
+        t.bigInteger('marketplace_fee_minor');
+        t.specificType('marketplace_fee_currency', 'char(3)');
+        t.bigInteger('payment_fee_minor');
+        t.specificType('payment_fee_currency', 'char(3)');
+      });
+    },
+  },
 ];

@@ -336,6 +336,7 @@ async function prepare(deps: FulfillmentDeps, f: Fulfillment): Promise<Preparati
   const verdict = evaluatePriceGuard({
     supplierCost: total!,
     sale: f.saleAmount,
+    fees: { marketplaceFee: f.marketplaceFee, paymentFee: f.paymentFee },
     policy: { minMarginBps: policy?.minMarginBps ?? deps.settings.defaultMinMarginBps, maxCost: policy?.maxCost ?? null, fxRates: policy?.fxRates ?? {} },
     approvedMax: f.approvedMax,
   });

@@ -67,7 +67,7 @@ export async function startHarness(overrides: Record<string, string> = {}): Prom
   return harness;
 }
 
-export function orderReceived(input: { orderId?: string; sellerId: string; listingId: string; sku?: string | null; quantity?: number; sale: { amountMinor: number; currency: string }; marketplace?: OrderReceived['marketplace']; externalOrderId?: string; country?: string; shipTo?: OrderReceived['shipTo'] | 'none'; lineId?: string }): OrderEvent {
+export function orderReceived(input: { orderId?: string; sellerId: string; listingId: string; sku?: string | null; quantity?: number; sale: { amountMinor: number; currency: string }; marketplace?: OrderReceived['marketplace']; externalOrderId?: string; country?: string; shipTo?: OrderReceived['shipTo'] | 'none'; lineId?: string; marketplaceFee?: { amountMinor: number; currency: string } | null; paymentFee?: { amountMinor: number; currency: string } | null }): OrderEvent {
   const orderId = input.orderId ?? uniqueId('ord-');
   const currency = input.sale.currency;
   const quantity = input.quantity ?? 1;
@@ -92,8 +92,8 @@ export function orderReceived(input: { orderId?: string; sellerId: string; listi
       itemsAmount: input.sale,
       shippingAmount: { amountMinor: 0, currency },
       saleAmount: input.sale,
-      marketplaceFee: null,
-      paymentFee: null,
+      marketplaceFee: input.marketplaceFee ?? null,
+      paymentFee: input.paymentFee ?? null,
       paymentReference: null,
       receivedAt: Date.now(),
     },

@@ -140,6 +140,26 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect(eventsFor(h, event.orderId).filter((e) => e.type === 'PurchaseCompleted')).toHaveLength(1);
   });
 
+  it('when the supplier cost leaves a margin before fees but a loss after them, then the default policy refuses to buy (margin after fees)', async () => {
+    const s = await setUpSeller(h, { policy: { minMarginBps: null } }); // the service default: 0 bps after fees
+    // sale 15.00, eBay fee 1.99 + payment fee 3.60, cost 10.00 + 2.00 freight = 12.00: 3.00 of margin before fees, 2.59 short after
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 1500, currency: 'USD' }, marketplaceFee: { amountMinor: 199, currency: 'USD' }, paymentFee: { amountMinor: 360, currency: 'USD' } });
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'PRICE_ABOVE_MAX', details: { fees: '5.59 USD', margin: '-2.59 USD' } });
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(0);
+  });
+
+  it('when a policy PUT omits fields, then they keep their stored values (never a permissive default); null clears one', async () => {
+    const s = await setUpSeller(h, { policy: { minMarginBps: 2500, maxCost: { amount: '30.00', currency: 'USD' }, fxRates: { 'USD:CLP': '950' }, dailyQuota: 50 } });
+    expect((await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { ratePerSecond: 5 })).status).toBe(200);
+    const after = (await admin(h, 'GET', `/admin/sellers/${s.sellerId}`)).body.policy;
+    expect(after).toMatchObject({ minMarginBps: 2500, maxCost: expect.objectContaining({ currency: 'USD' }), purchaseChannel: 'API', fxRates: { 'USD:CLP': '950' }, ratePerSecond: 5, dailyQuota: 50 });
+    expect((await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { maxCost: null })).status).toBe(200);
+    expect((await admin(h, 'GET', `/admin/sellers/${s.sellerId}`)).body.policy).toMatchObject({ minMarginBps: 2500, maxCost: null, dailyQuota: 50 });
+    expect((await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { minMarginBps: 'lots' })).status).toBe(400);
+  });
+
   it('when the same OrderReceived arrives twice (and once more re-ingested under a new event id), then one purchase happens', async () => {
     const s = await setUpSeller(h);
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
@@ -240,7 +260,7 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect((await admin(h, 'GET', '/admin/integrity', undefined, { authorization: 'Bearer wrong-token-0123456789' })).status).toBe(401);
     expect((await admin(h, 'GET', `/admin/orders/nope`, undefined, {})).status).toBe(401);
     expect((await admin(h, 'GET', '/admin/integrity')).status).toBe(200);
-    const bad = await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { minMarginBps: -5, maxCost: { amount: '1.234', currency: 'USD' } });
+    const bad = await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { minMarginBps: -20000, maxCost: { amount: '1.234', currency: 'USD' } });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('INVALID_REQUEST');
     const badMoney = await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { maxCost: { amount: '1.234', currency: 'USD' } });
