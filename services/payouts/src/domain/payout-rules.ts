@@ -145,7 +145,9 @@ export function statusFromWebhookEvent(eventType: string): string | undefined {
 export function applyReversal(intent: { status: IntentStatus; payableMinor: number }, reversedMinor: number):
   { payableMinor: number; clawbackMinor: number; pendingMinor: number; cancel: boolean } {
   if (reversedMinor <= 0) return { payableMinor: intent.payableMinor, clawbackMinor: 0, pendingMinor: 0, cancel: false };
-  if (intent.status === 'SUBMITTED') return { payableMinor: intent.payableMinor, clawbackMinor: 0, pendingMinor: reversedMinor, cancel: false };
+  // In flight at PayPal — SUBMITTED, or NEEDS_REVIEW (its batch may have paid): the reversal is RECORDED as pending and
+  // settled when the outcome is known (SENT → clawback, FAILED/RETURNED → less is owed again). Never dropped.
+  if (intent.status === 'SUBMITTED' || intent.status === 'NEEDS_REVIEW') return { payableMinor: intent.payableMinor, clawbackMinor: 0, pendingMinor: reversedMinor, cancel: false };
   if (UNPAID_STATUSES.includes(intent.status)) {
     const remaining = intent.payableMinor - reversedMinor;
     if (remaining > 0) return { payableMinor: remaining, clawbackMinor: 0, pendingMinor: 0, cancel: false };

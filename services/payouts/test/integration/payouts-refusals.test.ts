@@ -1,7 +1,7 @@
 import { Streams, type PayoutEvent } from '@postsale/contracts';
 import { collectTopic, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
 import type { PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
-import { ADMIN, orderPayouts, startPayoutsUnderTest, type PayoutsUnderTest, payoutsWithStatus, putPayee, saleRecorded, TopicPublisher } from '../support/payouts-harness';
+import { ADMIN, orderPayouts, startPayoutsUnderTest, type PayoutsUnderTest, payoutsWithStatus, putPayee, saleRecorded, saleReversed, TopicPublisher } from '../support/payouts-harness';
 
 /**
  * PayPal's real answers to a payout create (external-apis.md "Corrections"): a duplicate sender_batch_id in PayPal's
@@ -12,8 +12,9 @@ describe("payouts on PayPal's real refusals", () => {
   let service: RunningService;
   let publish: TopicPublisher;
   let under: PayoutsUnderTest;
+  const webhookId = 'WH-PAYOUTS-REFUSALS-0001';
   beforeAll(async () => {
-    under = await startPayoutsUnderTest();
+    under = await startPayoutsUnderTest({ prepare: (f) => f.registerWebhook(webhookId), env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1' } });
     ({ fake, service, publish } = under);
   });
   afterAll(() => under?.stop());
@@ -33,8 +34,9 @@ describe("payouts on PayPal's real refusals", () => {
     const sellerId = uniqueId('s-');
     const orderId = uniqueId('o-');
     await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' });
-    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor, netMinor }));
-    return { sellerId, orderId };
+    const sale = saleRecorded({ orderId, sellerId, commissionMinor, netMinor });
+    await publish.sale(sale);
+    return { sellerId, orderId, sale };
   }
 
   it("when a re-post is refused as a duplicate in PayPal's wording, then the original batch is adopted: one batch, both SENT, no FAILED", async () => {
@@ -77,6 +79,28 @@ describe("payouts on PayPal's real refusals", () => {
     ]);
   });
 
+  it('when a sale is reversed while its payout is under review and PayPal later reports the item paid, then the reversal becomes a clawback', async () => {
+    fake.fail({ match: /^POST \/v1\/payments\/payouts$/, mode: { kind: 'drop-after-handling' }, times: 1 });
+    fake.refusePayoutCreates('AUTHORIZATION_ERROR', { on: 'repost' });
+    const { sellerId, orderId, sale } = await newSale(200, 800);
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'NEEDS_REVIEW', SELLER: 'NEEDS_REVIEW' }), { description: 'in review' });
+    await publish.sale(saleReversed(sale));
+    await waitFor(async () => (await history(orderId)).some((h) => /in flight at PayPal/.test(h.cause) && /seller share/.test(h.cause)), { description: 'reversal recorded as pending' });
+    // the first post had reached PayPal: its item succeeds and PayPal says so by webhook
+    const item = fake.paidItems().find((i) => i.receiver === `${sellerId}@sellers.test`)!;
+    const resource = {
+      payout_item_id: item.payoutItemId, transaction_id: 'TX-REVIEW-1', transaction_status: 'SUCCESS', payout_batch_id: item.payoutBatchId,
+      sender_batch_id: item.senderBatchId, payout_item: { recipient_type: 'EMAIL', amount: item.amount, receiver: item.receiver, sender_item_id: item.senderItemId },
+    };
+    expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(fake.payoutItemEvent('SUCCEEDED', resource), { webhookId }))).status).toBe(200);
+    await waitFor(payoutsWithStatus(service, orderId, { SELLER: 'SENT' }), { description: 'seller payout sent' });
+    const balance = await waitFor(async () => {
+      const b = (await (await fetch(`${service.url}/admin/sellers/${sellerId}/balance`, { headers: ADMIN })).json()) as { balances: Array<{ currency: string; clawbackOwedMinor: number }> };
+      return b.balances.find((x) => x.currency === 'USD' && x.clawbackOwedMinor > 0);
+    }, { description: 'clawback owed' });
+    expect(balance.clawbackOwedMinor).toBe(800);
+  });
+
   it('when the first post is refused with INSUFFICIENT_FUNDS, then the intents are held with that reason until an operator retries them', async () => {
     fake.setBalance('USD', '0.50');
     const { orderId } = await newSale(300, 1200);
@@ -104,7 +128,7 @@ describe("payouts on PayPal's real refusals", () => {
     ['SENDER_RESTRICTED', 403],
     ['NON_HOLDING_CURRENCY', 400],
     ['VALIDATION_ERROR', 400],
-  ] as const)('when the first post is refused with %s (HTTP %d), then the intents are held with that name and nothing is paid', async (name) => {
+  ] as const)('when the first post is refused with %s (HTTP %d), then the intents are held with that name and nothing is paid', async (name, status) => {
     fake.refusePayoutCreates(name, { on: 'first' });
     const { orderId } = await newSale(120, 880);
     const held = await waitFor(async () => {
@@ -113,6 +137,7 @@ describe("payouts on PayPal's real refusals", () => {
     }, { description: `held after ${name}` });
     expect(held.map((p) => p.hold?.reason)).toEqual([`PAYPAL_REFUSED:${name}`, `PAYPAL_REFUSED:${name}`]);
     expect(itemsFor(orderId)).toHaveLength(0);
+    expect((await history(orderId)).filter((h) => h.to === 'HELD' && h.cause.includes(`${name} (HTTP ${status}, debug_id`))).toHaveLength(2);
   });
 
   it('when the first post answers 500 INTERNAL_ERROR, then it is re-posted with the same sender_batch_id and paid once', async () => {
