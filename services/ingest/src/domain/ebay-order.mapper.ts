@@ -13,7 +13,11 @@ export interface EbayFulfillmentOrder {
     priceSubtotal?: EbayMoney; priceDiscount?: EbayMoney; deliveryCost?: EbayMoney; deliveryDiscount?: EbayMoney;
     adjustment?: EbayMoney; tax?: EbayMoney; total?: EbayMoney;
   };
-  paymentSummary?: { payments?: Array<{ paymentReferenceId?: string }> };
+  lastModifiedDate?: string;
+  paymentSummary?: {
+    payments?: Array<{ paymentReferenceId?: string }>;
+    refunds?: Array<{ refundId?: string; refundStatus?: string; amount?: EbayMoney; refundDate?: string }>;
+  };
   fulfillmentStartInstructions?: Array<{
     shippingStep?: {
       shipTo?: {

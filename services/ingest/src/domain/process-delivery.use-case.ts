@@ -23,6 +23,8 @@ export const DeliveryKinds = {
   paypalCaptureReversed: 'paypal.capture_reversed',
   paypalOtherEvent: 'paypal.other_event',
   paypalCheckoutCapture: 'paypal.checkout_capture',
+  /** not a marketplace message: our scheduled re-read of an open eBay order (eBay notifies no cancellation/refund) */
+  ebayOrderRecheck: 'ebay.order_recheck',
 } as const;
 
 export interface ProcessDeps {
@@ -80,6 +82,34 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     if (existing) return deps.recorder.commitVerdict(d.id, 'EBAY', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
     const order = await deps.ebay.getOrder(externalOrderId, requireToken(seller, 'eBay'));
     return deps.recorder.commitVerdict(d.id, 'EBAY', externalOrderId, seller.sellerId, mapEbayOrder(order, username, d.received_at.getTime()));
+  }
+
+  /**
+   * Re-reads a received eBay order for what eBay never notifies (external-apis.md "Corrections"): `cancelStatus`
+   * CANCELED → OrderCancelled; each `paymentSummary.refunds[]` entry with refundStatus REFUNDED → one OrderRefunded
+   * with its exact amount, keyed by eBay's refundId (PENDING/FAILED refunds are not money returned yet).
+   */
+  async function ebayRecheck(d: DeliveryRow): Promise<Outcome> {
+    const body = JSON.parse(d.raw_body) as { orderId?: string };
+    const row = body.orderId ? await deps.orders.get(body.orderId) : undefined;
+    if (!row || row.marketplace !== 'EBAY') throw new Park('ORDER_NOT_FOUND', `no received eBay order ${String(body.orderId)}`);
+    const seller = await sellerFor('EBAY', row.account_id);
+    const order = await deps.ebay.getOrder(row.external_order_id, requireToken(seller, 'eBay'));
+    if (order.cancelStatus?.cancelState === 'CANCELED') {
+      return deps.recorder.commitVerdict(d.id, 'EBAY', row.external_order_id, row.seller_id, { kind: 'cancelled', reason: 'CANCELED_ON_EBAY', at: Date.parse(order.lastModifiedDate ?? '') || Date.now() });
+    }
+    let outcome: Outcome | undefined;
+    for (const [i, refund] of (order.paymentSummary?.refunds ?? []).entries()) {
+      if (refund.refundStatus !== 'REFUNDED' || !refund.refundId) continue;
+      const amount = exact(parseDecimal, refund.amount?.value, refund.amount?.currency, `paymentSummary.refunds[${i}].amount`);
+      outcome = await deps.recorder.commitRefund(d.id, row.order_id, {
+        refundId: `ebay:${refund.refundId}`, amount, totalRefunded: null, reason: 'REFUNDED_ON_EBAY',
+        at: Date.parse(refund.refundDate ?? '') || Date.now(),
+      });
+    }
+    if (outcome) return outcome;
+    await deps.deliveries.decideNow(d.id, 'ignored', { reason: 'NO_CHANGE' });
+    return { status: 'ignored', reason: 'NO_CHANGE', orderId: row.order_id };
   }
 
   async function mercadolibre(d: DeliveryRow): Promise<Outcome> {
@@ -199,6 +229,8 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     switch (d.kind) {
       case DeliveryKinds.ebayOrderConfirmation:
         return ebay(d);
+      case DeliveryKinds.ebayOrderRecheck:
+        return ebayRecheck(d);
       case DeliveryKinds.mercadoLibreOrder:
         return mercadolibre(d);
       case DeliveryKinds.paypalCaptureCompleted:

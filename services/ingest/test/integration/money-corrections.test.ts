@@ -37,6 +37,7 @@ describe('ingest on the marketplaces\' real answers', () => {
       PAYPAL_API_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
       PAYPAL_WEBHOOK_ID: WEBHOOK_ID, PAYPAL_CERT_HOSTS: '127.0.0.1',
       DELIVERY_POLL_INTERVAL_MS: '200',
+      EBAY_RECHECK_MIN_MS: '200', EBAY_RECHECK_MAX_MS: '800', EBAY_RECHECK_POLL_INTERVAL_MS: '100', EBAY_RECHECK_WINDOW_SECONDS: String(30 * 24 * 3600),
       REQUEUE_PARKED_ON_REGISTRATION: 'false',
     });
     service = await startService(ingestService, env);
@@ -155,6 +156,49 @@ describe('ingest on the marketplaces\' real answers', () => {
       if (e!.event.type !== 'OrderReceived') throw new Error('unexpected');
       expect(e!.event.payload.lines.map((l) => [l.quantity, l.unitPrice.amountMinor])).toEqual([[1, 1000], [3, 250]]);
       expect(e!.event.payload.saleAmount.amountMinor).toBe(1750);
+    });
+  });
+
+  describe('eBay cancellations and refunds (no notification exists: open orders are re-read)', () => {
+    const username = uniqueId('ebayuser');
+    const token = uniqueId('ebay-user-token-');
+    beforeAll(async () => {
+      ebay.registerSellerToken(token, username);
+      await registerSeller(uniqueId('seller-eb-'), [{ marketplace: 'EBAY', accountId: username, accessToken: token }]);
+    });
+    const receive = async (unitValue: string) => {
+      const order = ebay.seedOrder(buildEbayOrder({ sellerUsername: username, lineItems: [{ title: 'Kettle', quantity: 1, unitValue }] }));
+      await ebay.deliver(`${service.url}/webhooks/ebay`, ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' }));
+      const orderId = orderIdFor('EBAY', order.orderId);
+      await waitForEvents(orderId, 1, 'OrderReceived');
+      return { order, orderId };
+    };
+
+    it('when eBay refunds part of an order and later cancels it, then the re-reads find an exact OrderRefunded and then OrderCancelled, once each', async () => {
+      const { order, orderId } = await receive('60.00');
+      ebay.refundOrder(order.orderId, '12.5');
+      const [refund] = await waitForEvents(orderId, 1, 'OrderRefunded');
+      expect(refund!.event.payload).toMatchObject({ amount: { amountMinor: 1250, currency: 'USD' }, full: false, reason: 'REFUNDED_ON_EBAY' });
+      ebay.cancelOrder(order.orderId);
+      await waitForEvents(orderId, 1, 'OrderCancelled');
+      // later re-reads (the order is now closed: none happen) and the refund already known change nothing
+      const rechecks = await service.ctx.db('orders').where({ order_id: orderId }).first();
+      await settle();
+      expect(eventsFor(orderId).map((m) => m.event.type)).toEqual(['OrderReceived', 'OrderRefunded', 'OrderCancelled']);
+      expect((await service.ctx.db('orders').where({ order_id: orderId }).first()).recheck_count).toBe(rechecks.recheck_count);
+    });
+
+    it('when an order is older than the return window, then it is no longer re-read', async () => {
+      const old = await receive('30.00');
+      await service.ctx.db('orders').where({ order_id: old.orderId }).update({ received_at: service.ctx.db.raw(`now() - interval '31 days'`) });
+      const before = (await service.ctx.db('orders').where({ order_id: old.orderId }).first()).recheck_count;
+      ebay.refundOrder(old.order.orderId, '30.0');
+      const fresh = await receive('20.00'); // proves the re-reader is running: this one's refund is found
+      ebay.refundOrder(fresh.order.orderId, '5.0');
+      await waitForEvents(fresh.orderId, 1, 'OrderRefunded');
+      await settle();
+      expect(eventsFor(old.orderId).map((m) => m.event.type)).toEqual(['OrderReceived']);
+      expect((await service.ctx.db('orders').where({ order_id: old.orderId }).first()).recheck_count).toBe(before);
     });
   });
 
