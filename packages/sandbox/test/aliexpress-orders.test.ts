@@ -47,13 +47,14 @@ describe('AliExpress Dropshipping orders', () => {
   const createdId = (result: Json) => String(result.order_list.number[0]);
   const getOrder = async (id: string) => call('aliexpress.trade.ds.order.get', { single_order_query: JSON.stringify({ order_id: id }) });
 
-  it('the same out_order_id twice creates one supplier order', async () => {
+  it('the same out_order_id twice creates one supplier order; the repeat is REPEATED_ORDER_ERROR with no order id (real default)', async () => {
     await start();
     const first = await create();
     const second = await create();
     expect(first).toEqual({ is_success: true, order_list: { number: [expect.any(Number)] } });
     expect(createdId(first)).toMatch(/^\d{16}$/);
-    expect(second).toEqual(first);
+    // Corrections: exactly this, and nothing naming the existing order
+    expect(second).toEqual({ is_success: false, error_code: 'REPEATED_ORDER_ERROR', error_msg: 'Repeated placed order – request already been handled successfully' });
     expect(fake.orders()).toHaveLength(1);
     expect(fake.ordersByOutOrderId('po-1')).toEqual([expect.objectContaining({ orderId: createdId(first), account: 'seller-a', outOrderId: 'po-1' })]);
     expect(fake.stockOf(PRODUCT.productId, '12000036000001', 'CL')).toBe(2); // taken once
@@ -73,15 +74,34 @@ describe('AliExpress Dropshipping orders', () => {
     expect(fake.ordersByOutOrderId('po-1')).toHaveLength(3);
   });
 
-  it("can answer a repeated out_order_id with REPEATED_ORDER_ERROR instead", async () => {
-    await start({ duplicateOutOrderIdBehaviour: 'repeated-order-error' });
-    await create();
-    expect(await create()).toEqual({ is_success: false, error_code: 'REPEATED_ORDER_ERROR', error_msg: expect.any(String) });
+  it("can answer a repeated out_order_id with the existing order (the old, unreal assumption) when asked", async () => {
+    await start({ duplicateOutOrderIdBehaviour: 'return-existing' });
+    const first = await create();
+    expect(await create()).toEqual(first);
     expect(fake.orders()).toHaveLength(1);
   });
 
-  it('a dropped response after create leaves exactly one order and re-creating with the same out_order_id returns it', async () => {
+  it('a dropped response after create leaves exactly one order; re-creating says REPEATED_ORDER_ERROR and creates nothing', async () => {
     await start();
+    fake.fail({ match: /^POST \/sync$/, mode: { kind: 'drop-after-handling' }, times: 1 });
+    await expect(call(CREATE, order())).rejects.toThrow();
+    expect(fake.orders()).toHaveLength(1);
+    expect(await create()).toMatchObject({ is_success: false, error_code: 'REPEATED_ORDER_ERROR' });
+    expect(fake.orders()).toHaveLength(1);
+  });
+
+  it('FINISH covers closed orders: a closed order carries its close end_reason, a delivered one buyer_accept_goods', async () => {
+    await start();
+    const closed = createdId(await create({ outOrderId: 'po-closed' }));
+    fake.closeOrder(closed, 'seller_send_goods_timeout');
+    clock += 20_000;
+    const result = ((await getOrder(closed)).aliexpress_trade_ds_order_get_response as Json).result as Json;
+    expect(result.order_status).toBe('FINISH');
+    expect(result.child_order_list.aeop_child_order_info.map((c: Json) => c.end_reason)).toEqual(['seller_send_goods_timeout']);
+  });
+
+  it('a dropped response after create (old assumption mode) is resolved by re-creating with the same out_order_id', async () => {
+    await start({ duplicateOutOrderIdBehaviour: 'return-existing' });
     fake.fail({ match: /^POST \/sync$/, mode: { kind: 'drop-after-handling' }, times: 1 });
     await expect(call(CREATE, order())).rejects.toThrow(); // the connection is cut: the client cannot know the outcome
     expect(fake.orders()).toHaveLength(1); // ...but the order exists
@@ -102,7 +122,7 @@ describe('AliExpress Dropshipping orders', () => {
     fake.failMethod(CREATE, { kind: 'gateway-error', code: 'ServiceUnavailable', type: 'ISP' }, 1);
     expect(await call(CREATE, order({ outOrderId: 'po-9' }))).toHaveProperty('error_response.code', 'ServiceUnavailable');
     expect(fake.orders()).toHaveLength(1); // injected refusals have no side effects
-    expect(createdId(await create())).toBe(fake.orders()[0]?.orderId);
+    expect(await create()).toMatchObject({ is_success: false, error_code: 'REPEATED_ORDER_ERROR' }); // the dropped one was placed
     // hang: the client's own timeout fires and nothing was handled; latency: answered late but answered
     fake.failMethod(CREATE, { kind: 'hang' }, 1);
     await expect(callAliExpress({ gatewayUrl: fake.gatewayUrl, ...seller, signal: AbortSignal.timeout(200) }, CREATE, order({ outOrderId: 'po-10' }))).rejects.toThrow();
@@ -225,6 +245,7 @@ describe('AliExpress Dropshipping orders', () => {
     clock += 86_400_000;
     fake.deliverOrder(id);
     expect(fake.order(id)?.status).toBe('FINISH');
+    expect(await getOrder(id)).toHaveProperty('aliexpress_trade_ds_order_get_response.result.child_order_list.aeop_child_order_info.0.end_reason', 'buyer_accept_goods');
     expect((await tracking()).data.tracking_detail_line_list.tracking_detail[0].detail_node_list.detail_node[0].tracking_name).toBe('Delivered');
   });
 

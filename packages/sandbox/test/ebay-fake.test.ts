@@ -148,6 +148,21 @@ describe('eBay fake', () => {
     }
   });
 
+  test('a discounted order shows the discount in pricingSummary; refunds and cancellations after confirmation change the order (Corrections)', async () => {
+    const order = fake.seedOrder(buildEbayOrder({ orderId: '12-00000-00001', sellerUsername: 'seller-a', currency: 'JPY', deliveryCost: '0', discount: '500', lineItems: [{ title: 'x', quantity: 1, unitValue: '4585' }] }));
+    expect(order.pricingSummary).toEqual({
+      priceSubtotal: { value: '4585.0', currency: 'JPY' }, priceDiscount: { value: '-500.0', currency: 'JPY' },
+      deliveryCost: { value: '0.0', currency: 'JPY' }, total: { value: '4085.0', currency: 'JPY' },
+    });
+    expect(order.lineItems[0]!.lineItemCost.value).toBe('4585.0');
+    fake.refundOrder(order.orderId, '1000');
+    let read = fake.order(order.orderId)!;
+    expect([read.orderPaymentStatus, read.paymentSummary.refunds.map((r) => [r.refundStatus, r.amount.value])]).toEqual(['PARTIALLY_REFUNDED', [['REFUNDED', '1000.0']]]);
+    fake.cancelOrder(order.orderId);
+    read = fake.order(order.orderId)!;
+    expect([read.cancelStatus.cancelState, read.orderPaymentStatus, read.paymentSummary.refunds.map((r) => r.amount.value)]).toEqual(['CANCELED', 'FULLY_REFUNDED', ['1000.0', '3085.0']]);
+  });
+
   test('an order is readable only with its seller\'s token, in the Fulfillment API shape', async () => {
     fake.seedOrder(sampleOrder());
     const url = `${fake.url}/sell/fulfillment/v1/order/12-34567-89012`;
@@ -163,7 +178,11 @@ describe('eBay fake', () => {
     });
     expect(order.totalMarketplaceFee).toEqual({ value: '5.41', currency: 'USD' });
     expect(order.orderPaymentStatus).toBe('PAID');
-    expect(order.lineItems[0]).toMatchObject({ lineItemId: '10000000000001', legacyItemId: '110000000001', sku: 'SKU-1', quantity: 2, lineItemCost: { value: '25.00', currency: 'USD' } });
+    // Corrections: eBay's amount strings are not always two decimals
+    expect(order.lineItems[0]).toMatchObject({ lineItemId: '10000000000001', legacyItemId: '110000000001', sku: 'SKU-1', quantity: 2, lineItemCost: { value: '25.0', currency: 'USD' } });
+    // Corrections: totalDueSeller and payments[].amount are net of eBay's fees
+    expect(order.paymentSummary.totalDueSeller).toEqual({ value: '35.45', currency: 'USD' });
+    expect(order.paymentSummary.payments[0].amount).toEqual({ value: '35.45', currency: 'USD' });
 
     const other = await fetch(url, { headers: { Authorization: `Bearer ${OTHER_TOKEN}` } });
     expect(other.status).toBe(404);

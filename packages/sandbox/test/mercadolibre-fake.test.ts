@@ -90,6 +90,26 @@ describe('MercadoLibre fake', () => {
     expect(order.cancel_detail).toMatchObject({ requested_by: 'buyer' });
   });
 
+  test('a refund leaves the order paid and shows only in payments[].transaction_amount_refunded; a chargeback turns the payment charged_back (Corrections)', async () => {
+    seedPaidOrder();
+    fake.refundPayment(2000003508419013, 4990);
+    let order = (await (await get('/orders/2000003508419013', SELLER.accessToken)).json()) as Json;
+    expect([order.status, order.payments[0].status, order.payments[0].transaction_amount_refunded]).toEqual(['paid', 'approved', 4990]);
+    fake.refundPayment(2000003508419013, 31980);
+    order = (await (await get('/orders/2000003508419013', SELLER.accessToken)).json()) as Json;
+    expect([order.status, order.payments[0].status, order.payments[0].transaction_amount_refunded]).toEqual(['paid', 'refunded', 36970]);
+    expect(() => fake.refundPayment(2000003508419013, 1)).toThrow();
+
+    fake.seedOrder(buildMlOrder({ id: 2000003508419099, sellerId: SELLER.userId, currencyId: 'CLP', items: [{ id: 'MLC1', title: 'x', quantity: 1, unitPrice: 1000 }] }));
+    fake.chargeBack(2000003508419099);
+    order = (await (await get('/orders/2000003508419099', SELLER.accessToken)).json()) as Json;
+    expect([order.status, order.payments[0].status]).toEqual(['paid', 'charged_back']);
+    // each change is announced by a NEW notification for the same resource
+    const [a, b] = [fake.notification({ orderId: 2000003508419099, userId: SELLER.userId }), fake.notification({ orderId: 2000003508419099, userId: SELLER.userId })];
+    expect(a.resource).toBe(b.resource);
+    expect(a._id).not.toBe(b._id);
+  });
+
   test('a notification keeps application_id digits beyond 2^53 on the wire', async () => {
     const n = fake.notification({ orderId: 2000003508419013, userId: SELLER.userId });
     expect(n).toMatchObject({ resource: '/orders/2000003508419013', user_id: SELLER.userId, topic: 'orders_v2', attempts: 1 });

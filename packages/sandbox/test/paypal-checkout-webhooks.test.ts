@@ -47,7 +47,7 @@ describe('PayPal fake: checkout capture and webhooks', () => {
     const first = await call(fake, token, 'POST', '/v2/checkout/orders/ORDER-IDEMP/capture', {}, headers);
     const second = await call(fake, token, 'POST', '/v2/checkout/orders/ORDER-IDEMP/capture', {}, headers);
     expect(first.status).toBe(201);
-    expect(second.status).toBe(201);
+    expect(second.status).toBe(200); // Corrections: a replay within the key's life answers 200
     expect(second.body).toEqual(first.body);
     expect(fake.captures()).toHaveLength(1);
   });
@@ -59,6 +59,22 @@ describe('PayPal fake: checkout capture and webhooks', () => {
     expect(again.status).toBe(422);
     expect(again.body).toMatchObject({ name: 'UNPROCESSABLE_ENTITY', message: expect.any(String), debug_id: expect.any(String), details: [{ issue: 'ORDER_ALREADY_CAPTURED' }] });
     expect(fake.captures()).toHaveLength(1);
+  });
+
+  test('a capture can answer 201 with a DECLINED or FAILED capture while the order reads COMPLETED (Corrections)', async () => {
+    for (const [outcome, status] of [['CAPTURE_DECLINED', 'DECLINED'], ['CAPTURE_FAILED', 'FAILED']] as const) {
+      fake.seedCheckoutOrder({ id: `ORDER-${outcome}`, captureOutcome: outcome });
+      const res = await call(fake, token, 'POST', `/v2/checkout/orders/ORDER-${outcome}/capture`, {});
+      expect(res.status).toBe(201);
+      expect(res.body.status).toBe('COMPLETED');
+      expect(res.body.purchase_units[0].payments.captures[0].status).toBe(status);
+      expect(res.body.purchase_units[0].payments.captures[0].seller_receivable_breakdown).toBeUndefined();
+    }
+    fake.seedCheckoutOrder({ id: 'ORDER-INSTRUMENT', captureOutcome: 'DECLINED' });
+    const declined = await call(fake, token, 'POST', '/v2/checkout/orders/ORDER-INSTRUMENT/capture', {});
+    expect(declined.status).toBe(422);
+    expect(declined.body.details[0].issue).toBe('INSTRUMENT_DECLINED');
+    expect(declined.body.links).toContainEqual(expect.objectContaining({ rel: 'redirect' }));
   });
 
   test('a PENDING capture has no fee breakdown; unknown and unapproved orders fail like PayPal', async () => {

@@ -80,19 +80,23 @@ describe('PayPal fake: payouts', () => {
     const again = await call(fake, token, 'POST', '/v1/payments/payouts', body);
     expect(again.status).toBe(400);
     expect(again.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(again.body).toMatchObject({
+    // Exactly the body in the Corrections section (PayPal's real wording, not an invented one).
+    expect(again.body).toEqual({
       name: 'USER_BUSINESS_ERROR',
-      message: expect.any(String),
+      message: 'User business error.',
       debug_id: expect.any(String),
-      details: [{ field: 'SENDER_BATCH_ID', issue: 'Duplicate batch request' }],
+      information_link: expect.any(String),
+      details: [{
+        field: 'SENDER_BATCH_ID', location: 'body', issue: 'Batch with given sender_batch_id already exists',
+        // The detail links to the original batch so a client can look it up instead of paying again.
+        link: [{ href: `${fake.url}/v1/payments/payouts/${first.body.batch_header.payout_batch_id}`, rel: 'self', method: 'GET' }],
+      }],
       links: [],
     });
-    // The detail links to the original batch so a client can look it up instead of paying again.
-    expect(again.body.details[0].link[0].href).toBe(`${fake.url}/v1/payments/payouts/${first.body.batch_header.payout_batch_id}`);
 
     const sdkError = await sdkClient(fake).execute(new paypal.payouts.PayoutsPostRequest().requestBody(body)).catch((e: unknown) => e);
     expect((sdkError as { statusCode: number }).statusCode).toBe(400);
-    expect(JSON.parse((sdkError as Error).message).details[0].issue).toBe('Duplicate batch request');
+    expect(JSON.parse((sdkError as Error).message).details[0].issue).toBe('Batch with given sender_batch_id already exists');
     expect(fake.paidItems()).toHaveLength(1);
   });
 
@@ -108,7 +112,7 @@ describe('PayPal fake: payouts', () => {
 
     const retry = await call(fake, token, 'POST', '/v1/payments/payouts', body);
     expect(retry.status).toBe(400);
-    expect(retry.body.details[0].issue).toBe('Duplicate batch request');
+    expect(retry.body.details[0].issue).toBe('Batch with given sender_batch_id already exists');
     expect(fake.payoutBatches()).toHaveLength(1);
     expect(fake.paidItems().map((i) => i.senderItemId)).toEqual(['batch-drop-0', 'batch-drop-1']);
   });
@@ -203,6 +207,47 @@ describe('PayPal fake: payouts', () => {
     expect((await call(fake, token, 'POST', '/v1/payments/payouts', payoutBody('batch-bad', [{ receiver: 'a@example.com', value: '1.50' }]))).status).toBe(201);
   });
 
+  test('each documented refusal of a create answers its real status and name, and creates nothing', async () => {
+    const token = await accessToken(fake);
+    const cases: Array<[Parameters<PayPalFake['refusePayoutCreates']>[0], number]> = [
+      ['INSUFFICIENT_FUNDS', 422], ['AUTHORIZATION_ERROR', 403], ['SENDER_RESTRICTED', 403],
+      ['NON_HOLDING_CURRENCY', 400], ['VALIDATION_ERROR', 400], ['INTERNAL_ERROR', 500],
+    ];
+    for (const [name, status] of cases) {
+      fake.refusePayoutCreates(name, { times: 1 });
+      const refused = await call(fake, token, 'POST', '/v1/payments/payouts', payoutBody(`b-${name}`, [{ receiver: 'a@example.com', value: '1.00' }]));
+      expect([refused.status, refused.body.name, typeof refused.body.debug_id]).toEqual([status, name, 'string']);
+    }
+    expect(fake.payoutBatches()).toHaveLength(0);
+  });
+
+  test("a refusal limited to re-posts answers a known sender_batch_id with it instead of the duplicate error", async () => {
+    const token = await accessToken(fake);
+    const body = payoutBody('b-repost', [{ receiver: 'a@example.com', value: '1.00' }]);
+    fake.refusePayoutCreates('AUTHORIZATION_ERROR', { on: 'repost', times: 1 });
+    expect((await call(fake, token, 'POST', '/v1/payments/payouts', body)).status).toBe(201);
+    const refused = await call(fake, token, 'POST', '/v1/payments/payouts', body);
+    expect([refused.status, refused.body.name]).toEqual([403, 'AUTHORIZATION_ERROR']);
+    expect((await call(fake, token, 'POST', '/v1/payments/payouts', body)).body.name).toBe('USER_BUSINESS_ERROR');
+    expect(fake.payoutBatches()).toHaveLength(1);
+  });
+
+  test('a batch whose items all fail ends DENIED; fees read 0 while the batch is PENDING', async () => {
+    await fake.stop();
+    fake = await startPayPalFake({ clientId: nextClientId(), processAfterMs: Number.POSITIVE_INFINITY });
+    fake.setPayoutOutcome(() => true, 'FAILED', { errorName: 'RECEIVER_ACCOUNT_INVALID' });
+    const token = await accessToken(fake);
+    const created = await call(fake, token, 'POST', '/v1/payments/payouts', payoutBody('b-denied', [
+      { receiver: 'a@example.com', value: '10.00' }, { receiver: 'b@example.com', value: '10.00' },
+    ]));
+    const path = `/v1/payments/payouts/${created.body.batch_header.payout_batch_id}`;
+    expect((await call(fake, token, 'GET', path)).body.batch_header.fees.value).toBe('0.00');
+    fake.processPayouts();
+    const batch = await call(fake, token, 'GET', path);
+    expect(batch.body.batch_header.batch_status).toBe('DENIED');
+    expect(batch.body.items.map((i: Json) => [i.transaction_status, i.errors.name])).toEqual([['FAILED', 'RECEIVER_ACCOUNT_INVALID'], ['FAILED', 'RECEIVER_ACCOUNT_INVALID']]);
+  });
+
   test('a limited balance refuses a batch it cannot cover with INSUFFICIENT_FUNDS', async () => {
     fake.setBalance('USD', '15.00');
     const token = await accessToken(fake);
@@ -253,6 +298,10 @@ describe('PayPal fake: payouts', () => {
       await allArrived;
       const types = received.map((r) => JSON.parse(r.body).event_type).sort();
       expect(types).toEqual(['PAYMENT.PAYOUTS-ITEM.SUCCEEDED', 'PAYMENT.PAYOUTS-ITEM.UNCLAIMED', 'PAYMENT.PAYOUTSBATCH.SUCCESS']);
+      // Corrections: batch webhooks carry the header and links only, no items.
+      const batchEvent = received.map((r) => JSON.parse(r.body)).find((e) => e.event_type === 'PAYMENT.PAYOUTSBATCH.SUCCESS');
+      expect(batchEvent.resource.batch_header.batch_status).toBe('SUCCESS');
+      expect(batchEvent.resource.items).toBeUndefined();
       const key = createPublicKey(fake.certificatePem);
       for (const r of received) {
         const h = r.headers;

@@ -20,6 +20,15 @@ export const configSchema = baseConfigSchema
     /** the public URL eBay calls, exactly as registered (part of the challenge hash) */
     EBAY_ENDPOINT_URL: z.string().default(''),
     EBAY_PUBLIC_KEY_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
+    /**
+     * eBay has no notification for cancellations and refunds (Corrections): received eBay orders are re-read until
+     * they settle, with backoff from MIN to MAX between reads, for this window after receipt (the return window: eBay's
+     * longest standard return period is 60 days, plus a margin for refunds completing after it).
+     */
+    EBAY_RECHECK_WINDOW_SECONDS: z.coerce.number().int().positive().default(75 * 24 * 3600),
+    EBAY_RECHECK_MIN_MS: z.coerce.number().int().positive().default(15 * 60_000),
+    EBAY_RECHECK_MAX_MS: z.coerce.number().int().positive().default(24 * 3600_000),
+    EBAY_RECHECK_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
 
     MERCADOLIBRE_API_BASE_URL: z.string().url().default('https://api.mercadolibre.com'),
 

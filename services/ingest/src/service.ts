@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Streams } from '@postsale/contracts';
 import { createPayPalWebhookVerifier } from '@postsale/paypal';
 import { createPoller, createSecretBox, type ServiceDefinition } from '@postsale/runtime';
@@ -11,7 +11,7 @@ import { migrations } from './db/migrations';
 import { OrdersRepository } from './db/orders.repository';
 import { SellersRepository } from './db/sellers.repository';
 import { integrityReport } from './domain/integrity.use-case';
-import { createDeliveryProcessor } from './domain/process-delivery.use-case';
+import { createDeliveryProcessor, DeliveryKinds } from './domain/process-delivery.use-case';
 import { createDeliveryReceiver } from './domain/receive-delivery.use-case';
 import { createOrderRecorder } from './domain/record-order.use-case';
 import { createSellersUseCase } from './domain/sellers.use-case';
@@ -61,6 +61,26 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
       },
     });
     const nudgePoller = () => poller.nudge();
+    // eBay notifies no cancellation or refund: open eBay orders are re-read with backoff for the return window. Each
+    // re-read is a persisted delivery of kind ebay.order_recheck, worked (retried, parked) like any other.
+    const ebayRecheck = createPoller({
+      name: 'ingest.ebay-recheck',
+      intervalMs: config.EBAY_RECHECK_POLL_INTERVAL_MS,
+      logger,
+      metrics,
+      async run() {
+        const due = await orders.claimEbayRecheck({ windowSeconds: config.EBAY_RECHECK_WINDOW_SECONDS, minMs: config.EBAY_RECHECK_MIN_MS, maxMs: config.EBAY_RECHECK_MAX_MS });
+        if (!due) return false;
+        const order = (await orders.get(due.order_id))!;
+        await deliveries.insertPending({
+          id: randomUUID(), marketplace: 'EBAY', kind: DeliveryKinds.ebayOrderRecheck, dedupe_key: `ebay-recheck:${due.order_id}:${due.recheck_count}`,
+          account_id: order.account_id, external_order_id: order.external_order_id, order_id: due.order_id, headers: {},
+          raw_body: JSON.stringify({ orderId: due.order_id }), source_ip: null,
+        }, 0);
+        poller.nudge();
+        return true;
+      },
+    });
     const receiver = createDeliveryReceiver({ deliveries, processor, metrics, nudgePoller });
     const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller });
 
@@ -72,7 +92,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     });
 
     return {
-      workers: [poller],
+      workers: [poller, ebayRecheck],
       routes(app) {
         const limit = rateLimitPerAddress({ perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST, metrics });
         app.use(['/webhooks', '/checkout'], limit);

@@ -6,10 +6,10 @@ import type { LogisticsAddress, SupplierOrder } from './types';
 
 /**
  * aliexpress.ds.order.create. `out_order_id` is the idempotency key (per app and account, for the idempotency
- * window, 24 h by default): the same key again does not create a second order. With the default
- * duplicateOutOrderIdBehaviour 'return-existing' it answers exactly like the first success (same order id), which
- * is how a client resolves an unknown outcome (timeout, dropped connection): re-send the same create. There is no
- * documented "find by out_order_id" method and this fake invents none.
+ * window, 24 h by default): the same key again does not create a second order. By default (the real behaviour,
+ * external-apis.md "Corrections") it answers is_success:false REPEATED_ORDER_ERROR WITHOUT the existing order's id:
+ * re-sending the create tells a client "placed", never which order. There is no documented "find by out_order_id"
+ * method and this fake invents none.
  */
 export function orderCreate(state: FakeState, call: ApiCall): ApiAnswer {
   const placed = jsonParam(call, 'param_place_order_request4_open_api_d_t_o', true);
@@ -96,6 +96,7 @@ function orderResult(state: FakeState, order: SupplierOrder): Record<string, unk
     shipping_fee: money(item.freight),
     logistics_service_name: item.logisticsServiceName,
     ...(order.status === 'IN_CANCEL' ? { end_reason: 'buyer_cancel_order' } : {}),
+    ...(order.status === 'FINISH' && order.endReason ? { end_reason: order.endReason } : {}),
   }));
   return {
     gmt_create: aliTime(order.createdAt),

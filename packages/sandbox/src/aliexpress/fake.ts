@@ -5,6 +5,7 @@ import { forCountry } from './catalog';
 import { mountGateway } from './gateway';
 import { FakeState } from './state';
 import type {
+  AliExpressEndReason,
   AliExpressFakeOptions,
   MethodFailureMode,
   PaymentOutcome,
@@ -63,6 +64,8 @@ export interface AliExpressFake {
   deliverOrder(orderId: string | number): SupplierOrder;
   /** puts the order IN_CANCEL and its units back in stock (there is no documented DS cancel API) */
   cancelOrder(orderId: string | number): SupplierOrder;
+  /** closes the order without delivery: FINISH with this close end_reason on its child orders */
+  closeOrder(orderId: string | number, endReason: AliExpressEndReason): SupplierOrder;
 
   /** method-aware injection for the single `/sync` route; `times` defaults to every call */
   failMethod(method: string, mode: MethodFailureMode, times?: number): () => void;
@@ -151,13 +154,14 @@ function setup(state: FakeState): SetupApi {
   };
 }
 
-function lifecycle(state: FakeState): Pick<AliExpressFake, 'settlePayment' | 'shipOrder' | 'addTrackingEvent' | 'deliverOrder' | 'cancelOrder'> {
+function lifecycle(state: FakeState): Pick<AliExpressFake, 'settlePayment' | 'shipOrder' | 'addTrackingEvent' | 'deliverOrder' | 'cancelOrder' | 'closeOrder'> {
   const { book, catalog } = state;
   return {
     settlePayment: (orderId) => copy(book.settle(orderId)),
     shipOrder: (orderId, shipment) => copy(book.ship(orderId, shipment)),
     addTrackingEvent: (orderId, event) => copy(book.addTrackingEvent(orderId, event)),
     deliverOrder: (orderId) => copy(book.deliver(orderId)),
+    closeOrder: (orderId, endReason) => copy(book.close(orderId, endReason)),
     cancelOrder: (orderId) => {
       const order = book.cancel(orderId);
       const country = order.address.country ?? '';

@@ -12,6 +12,7 @@ export {
 } from './client';
 export { ALIEXPRESS_API_METHODS } from './gateway';
 export type {
+  AliExpressEndReason,
   AliExpressFakeOptions,
   AliExpressOrderStatus,
   CountryTable as AliExpressCountryTable,

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { AliExpressOrderStatus, PaymentOutcome, SupplierOrder, TrackingEvent } from './types';
+import type { AliExpressEndReason, AliExpressOrderStatus, PaymentOutcome, SupplierOrder, TrackingEvent } from './types';
 
 /**
  * Every supplier order ever created, the idempotency index (out_order_id / web memo → order id) and the status
@@ -104,6 +104,17 @@ export class OrderBook {
     }
     order.shipment.events.push({ at: this.now(), name: 'Delivered', desc: 'Delivered to the recipient' });
     order.status = 'FINISH';
+    order.endReason = 'buyer_accept_goods';
+    return order;
+  }
+
+  /** Closes an order without delivery: FINISH with a close `end_reason` (Corrections: FINISH is not "delivered"). */
+  close(orderId: string | number, endReason: AliExpressEndReason): SupplierOrder {
+    const order = this.require(orderId);
+    if (order.status === 'FINISH') throw new Error(`order ${order.orderId} is already FINISH`);
+    this.pending.delete(order.orderId);
+    order.status = 'FINISH';
+    order.endReason = endReason;
     return order;
   }
 

@@ -79,12 +79,14 @@ export function placeOrder(ctx: PlaceOrderContext, request: PlaceOrderRequest): 
 }
 
 function findReplay(ctx: PlaceOrderContext, request: PlaceOrderRequest): PlaceOrderResult | undefined {
-  if (!request.idempotencyKey) return undefined;
+  // Corrections: the web checkout does NOT deduplicate by memo (a note to the seller is just text): only the API's
+  // out_order_id is an idempotency key.
+  if (!request.idempotencyKey || request.channel !== 'api') return undefined;
   const existing = ctx.book.recall(idempotencyScope(request), request.idempotencyKey, ctx.idempotencyWindowMs);
   if (!existing) return undefined;
-  // The web checkout always shows the existing order; the API follows the configured behaviour.
-  if (request.channel === 'api' && ctx.duplicateBehaviour === 'repeated-order-error') {
-    return refuse('REPEATED_ORDER_ERROR', `An order with out_order_id ${request.idempotencyKey} already exists`);
+  if (ctx.duplicateBehaviour === 'repeated-order-error') {
+    // Corrections (AliExpress ds.order.create doc page): the repeat is refused WITHOUT the existing order's id.
+    return refuse('REPEATED_ORDER_ERROR', 'Repeated placed order – request already been handled successfully');
   }
   return { ok: true, order: existing, replayed: true };
 }

@@ -28,7 +28,7 @@ export class FakeState {
     this.orderQueryLagMs = options.orderQueryLagMs ?? 0;
     this.placeSettings = {
       idempotencyWindowMs: options.idempotencyWindowMs ?? DAY_MS,
-      duplicateBehaviour: options.duplicateOutOrderIdBehaviour ?? 'return-existing',
+      duplicateBehaviour: options.duplicateOutOrderIdBehaviour ?? 'repeated-order-error',
       paymentSettleAfterMs: options.paymentSettleAfterMs ?? 0,
     };
   }

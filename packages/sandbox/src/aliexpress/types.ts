@@ -7,8 +7,21 @@ export type AliExpressOrderStatus =
   | 'RISK_CONTROL'
   | 'WAIT_SELLER_SEND_GOODS' // paid
   | 'WAIT_BUYER_ACCEPT_GOODS' // shipped
-  | 'FINISH'
+  | 'FINISH' // completed OR closed: `end_reason` on the child orders says which (Corrections)
   | 'IN_CANCEL';
+
+/**
+ * `end_reason` on a FINISH order's child orders (Corrections: "FINISH means completed OR closed"). A completed order
+ * ends with buyer_accept_goods (or its timeout); every other value is a closed order — nothing was delivered.
+ */
+export type AliExpressEndReason =
+  | 'buyer_accept_goods'
+  | 'buyer_accept_goods_timeout'
+  | 'cancel_order_close_trade'
+  | 'seller_send_goods_timeout'
+  | 'buyer_cancel_notpay_order'
+  | 'risk_reject_closed'
+  | 'pay_timeout';
 
 /** What happens to orders created from now on that ask to be paid (`try_to_pay: true`, or any web order). */
 export type PaymentOutcome = 'settle' | 'stay-unpaid' | 'risk-control';
@@ -95,6 +108,8 @@ export interface SupplierOrder {
   createdAt: number;
   paidAt?: number;
   cancelledAt?: number;
+  /** set when the order is FINISH: how it ended (completed or closed) */
+  endReason?: AliExpressEndReason;
   shipment?: { carrier: string; trackingNumber: string; shippedAt: number; events: TrackingEvent[] };
 }
 
@@ -114,9 +129,11 @@ export interface AliExpressFakeOptions {
   /** calls per app per day (the day ends at midnight Beijing time, UTC+8); default 1,000,000 */
   dailyQuota?: number;
   /**
-   * A repeated `out_order_id` (same account, within the idempotency window): 'return-existing' (default) answers the
-   * same success with the existing order id; 'repeated-order-error' answers is_success:false REPEATED_ORDER_ERROR.
-   * Real AliExpress behaviour is not documented precisely; both are plausible.
+   * A repeated `out_order_id` (same account, within the idempotency window). 'repeated-order-error' (DEFAULT, the real
+   * behaviour: external-apis.md "Corrections", AliExpress's `ds.order.create` doc page and IOP SDK) answers
+   * is_success:false, error_code REPEATED_ORDER_ERROR, "Repeated placed order – request already been handled
+   * successfully", and NO order id. 'return-existing' (not what AliExpress does; kept only to show the old
+   * assumption) answers the same success with the existing order id.
    */
   duplicateOutOrderIdBehaviour?: 'return-existing' | 'repeated-order-error';
   /** time from a paid-for order's creation until its payment settles (PAYMENT_PROCESSING → WAIT_SELLER_SEND_GOODS); default 0 */

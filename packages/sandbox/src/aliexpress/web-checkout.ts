@@ -19,9 +19,10 @@ import {
  * The supplier's web checkout, for the browser-automation fallback. Orders placed here are the same orders the API
  * sees (same account, same book, same status machine), paid at once like a card checkout would be.
  *
- * Idempotency on the web: the "Note to seller" field (`order_memo`) is the bot's out-of-band reference (our
- * out_order_id). Placing an order whose memo this account already used within the idempotency window creates
- * nothing and shows the existing order (with a duplicate notice). Submitting the same checkout twice does the same.
+ * No idempotency on the web (external-apis.md "Corrections": the web checkout does not deduplicate by memo): the
+ * "Note to seller" field (`order_memo`) is only text the bot can search for later on the "my orders" page. A fresh
+ * checkout with a memo already used places a SECOND order; only submitting the same checkout twice lands on the
+ * order it already placed.
  */
 interface Session {
   account: string;

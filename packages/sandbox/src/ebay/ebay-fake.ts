@@ -1,7 +1,7 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { startFakeServer, type FakeServer } from '../fake-server';
 import { basicCredentials, bearerToken, cloneJson, randomDigits, randomId } from '../fake-utils';
-import type { EbayOrder } from './ebay-order';
+import { applyEbayCancellation, applyEbayRefund, type EbayOrder } from './ebay-order';
 import {
   challengeResponseFor,
   createSigningKey,
@@ -58,6 +58,10 @@ export interface EbayFake extends FakeServer {
   seedOrder(order: EbayOrder): EbayOrder;
   order(orderId: string): EbayOrder | undefined;
   updateOrder(orderId: string, patch: Partial<EbayOrder>): EbayOrder;
+  /** a refund after confirmation: paymentSummary.refunds[] + orderPaymentStatus PARTIALLY_/FULLY_REFUNDED (no notification) */
+  refundOrder(orderId: string, value: string): EbayOrder;
+  /** a cancellation after confirmation: cancelStatus CANCELED and the rest refunded (no notification) */
+  cancelOrder(orderId: string): EbayOrder;
   signedNotification(input: EbayNotificationInput): EbaySignedNotification;
   /** eBay sends ORDER_CONFIRMATION once per line item; this returns those messages */
   signedNotificationsPerLineItem(input: EbayNotificationInput): EbaySignedNotification[];
@@ -149,6 +153,16 @@ function buildHandle(server: FakeServer, state: EbayState): EbayFake {
       const updated = { ...requireOrder(orderId), ...cloneJson(patch), lastModifiedDate: new Date().toISOString() };
       state.orders.set(orderId, updated);
       return cloneJson(updated);
+    },
+    refundOrder(orderId, value) {
+      const order = requireOrder(orderId);
+      applyEbayRefund(order, value);
+      return cloneJson(order);
+    },
+    cancelOrder(orderId) {
+      const order = requireOrder(orderId);
+      applyEbayCancellation(order);
+      return cloneJson(order);
     },
     signedNotification(input) {
       return signNotification(orderConfirmationBody(input), state.current);

@@ -3,6 +3,15 @@ import { applyRate, currencyDecimals, fromMinorUnits, randomDigits, toMinorUnits
 /**
  * The Fulfillment API order (`GET /sell/fulfillment/v1/order/{orderId}`) in the shape eBay returns it: money values
  * are `{value: string, currency}`, `fulfillmentStartInstructions` is an array, quantities are integers.
+ *
+ * As real orders are (external-apis.md "Corrections"; eBay's event-notification-nodejs-sdk and getOrder samples):
+ * - amount strings are NOT always two decimals: `"4085.0"`, `"40.8"`, `"0.0"` (default; `twoDecimalAmounts` for the
+ *   old form);
+ * - `paymentSummary.totalDueSeller` and `payments[].amount` are NET of eBay's fees;
+ * - the buyer's price after discounts is in `pricingSummary` (`priceSubtotal`, `priceDiscount` as a negative value,
+ *   `deliveryCost`, `total`); line costs stay before the discount, the line's `appliedPromotions` carries it;
+ * - `cancelStatus` and `paymentSummary.refunds[]` change after the order was confirmed (see the fake's
+ *   cancelOrder / refundOrder).
  */
 export interface EbayAmount {
   value: string;
@@ -60,11 +69,11 @@ export interface EbayOrder {
   /** the seller's eBay username; the fake uses it to decide which seller token may read the order */
   sellerId: string;
   buyer: { username: string; taxAddress?: { countryCode: string; postalCode?: string } };
-  pricingSummary: { priceSubtotal: EbayAmount; deliveryCost: EbayAmount; total: EbayAmount };
+  pricingSummary: { priceSubtotal: EbayAmount; priceDiscount?: EbayAmount; deliveryCost: EbayAmount; total: EbayAmount };
   cancelStatus: { cancelState: 'NONE_REQUESTED' | 'IN_PROGRESS' | 'CANCELED'; cancelRequests: unknown[] };
   paymentSummary: {
     totalDueSeller: EbayAmount;
-    refunds: unknown[];
+    refunds: EbayRefund[];
     payments: Array<{
       paymentMethod: string;
       paymentReferenceId: string;
@@ -85,6 +94,14 @@ export interface EbayOrder {
   salesRecordReference: string;
   totalFeeBasisAmount: EbayAmount;
   totalMarketplaceFee: EbayAmount;
+}
+
+export interface EbayRefund {
+  refundId: string;
+  refundStatus: 'FAILED' | 'PENDING' | 'REFUNDED';
+  amount: EbayAmount;
+  refundDate: string;
+  refundReferenceId: string;
 }
 
 export interface EbayOrderLineInput {
@@ -112,6 +129,10 @@ export interface BuildEbayOrderInput {
   marketplaceFeeRate?: number;
   orderPaymentStatus?: EbayOrder['orderPaymentStatus'];
   creationDate?: Date;
+  /** a seller discount on the order, e.g. "5.00": `pricingSummary.priceDiscount` -5.0 and a lower total */
+  discount?: string;
+  /** write every amount with exactly the currency's decimals ("40.80") instead of eBay's real strings ("40.8") */
+  twoDecimalAmounts?: boolean;
 }
 
 /** eBay order ids since 2020 look like `12-34567-89012`. */
@@ -119,12 +140,28 @@ export function newEbayOrderId(): string {
   return `${randomDigits(2)}-${randomDigits(5)}-${randomDigits(5)}`;
 }
 
+let twoDecimals = false;
+
+/** eBay's amount strings: trailing zeros dropped but at least one decimal ("4085.0", "40.8", "0.0", "-5.0"). */
+export function ebayValue(minor: bigint, currency: string): string {
+  const plain = fromMinorUnits(minor, currencyDecimals(currency));
+  if (twoDecimals) return plain;
+  const [whole, fraction = ''] = plain.split('.');
+  const trimmed = fraction.replace(/0+$/, '');
+  return `${whole}.${trimmed || '0'}`;
+}
+
 function amount(minor: bigint, currency: string): EbayAmount {
-  return { value: fromMinorUnits(minor, currencyDecimals(currency)), currency };
+  return { value: ebayValue(minor, currency), currency };
 }
 
 function minorOf(value: string, currency: string): bigint {
-  const minor = toMinorUnits(value, currencyDecimals(currency));
+  // eBay strings may carry fewer (or more, zero) decimals than the currency: "4085.0", "40.8"
+  const decimals = currencyDecimals(currency);
+  const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(value);
+  const fraction = (match?.[3] ?? '').replace(/0+$/, '');
+  const normal = match && fraction.length <= decimals ? `${match[1]}${match[2]}${decimals > 0 ? `.${fraction.padEnd(decimals, '0')}` : ''}` : value;
+  const minor = toMinorUnits(normal, decimals);
   if (minor === undefined) throw new Error(`buildEbayOrder: "${value}" is not a ${currency} amount`);
   return minor;
 }
@@ -155,6 +192,15 @@ function splitDelivery(totalMinor: bigint, lines: number): bigint[] {
 /** A realistic paid eBay order, so tests state only what they care about. */
 export function buildEbayOrder(input: BuildEbayOrderInput): EbayOrder {
   if (input.lineItems.length === 0) throw new Error('buildEbayOrder: at least one line item');
+  twoDecimals = input.twoDecimalAmounts ?? false;
+  try {
+    return buildEbayOrderWith(input);
+  } finally {
+    twoDecimals = false;
+  }
+}
+
+function buildEbayOrderWith(input: BuildEbayOrderInput): EbayOrder {
   const currency = input.currency ?? 'USD';
   const marketplace = input.marketplaceId ?? 'EBAY_US';
   const created = input.creationDate ?? new Date();
@@ -162,9 +208,15 @@ export function buildEbayOrder(input: BuildEbayOrderInput): EbayOrder {
   const shares = splitDelivery(deliveryMinor, input.lineItems.length);
   const lineItems = input.lineItems.map((line, i) => buildLine(line, currency, marketplace, created, shares[i] ?? 0n));
   const subtotal = lineItems.reduce((sum, l) => sum + minorOf(l.lineItemCost.value, currency), 0n);
-  const total = subtotal + deliveryMinor;
+  const discount = input.discount ? minorOf(input.discount, currency) : 0n;
+  if (discount > 0n && lineItems[0]) {
+    lineItems[0].appliedPromotions = [{ promotionId: randomDigits(10), description: 'Seller discount', discountAmount: amount(discount, currency) }];
+    lineItems[0].total = amount(minorOf(lineItems[0].total.value, currency) - discount, currency);
+  }
+  const total = subtotal - discount + deliveryMinor;
   const totalValue = fromMinorUnits(total, currencyDecimals(currency));
   const fee = applyRate(totalValue, input.marketplaceFeeRate ?? 0.1325, currency);
+  const feeMinor = minorOf(fee, currency);
   const shipTo = mergeShipTo(input.shipTo);
   const orderId = input.orderId ?? newEbayOrderId();
   return {
@@ -178,19 +230,21 @@ export function buildEbayOrder(input: BuildEbayOrderInput): EbayOrder {
     buyer: { username: input.buyerUsername ?? 'sandbox_buyer', taxAddress: { countryCode: shipTo.contactAddress.countryCode } },
     pricingSummary: {
       priceSubtotal: amount(subtotal, currency),
+      ...(discount > 0n ? { priceDiscount: amount(-discount, currency) } : {}),
       deliveryCost: amount(deliveryMinor, currency),
       total: amount(total, currency),
     },
     cancelStatus: { cancelState: 'NONE_REQUESTED', cancelRequests: [] },
     paymentSummary: {
-      totalDueSeller: amount(total, currency),
+      // Corrections: what eBay pays the seller, NET of its fees (not what the buyer paid)
+      totalDueSeller: amount(total - feeMinor, currency),
       refunds: [],
       payments: [
         {
           paymentMethod: 'EBAY',
           paymentReferenceId: randomDigits(16),
           paymentDate: created.toISOString(),
-          amount: amount(total, currency),
+          amount: amount(total - feeMinor, currency),
           paymentStatus: 'PAID',
         },
       ],
@@ -208,8 +262,35 @@ export function buildEbayOrder(input: BuildEbayOrderInput): EbayOrder {
     lineItems,
     salesRecordReference: randomDigits(4),
     totalFeeBasisAmount: amount(total, currency),
-    totalMarketplaceFee: { value: fee, currency },
+    totalMarketplaceFee: amount(feeMinor, currency),
   };
+}
+
+/**
+ * A refund after confirmation (no notification topic exists for it: a client finds it by re-reading the order):
+ * `paymentSummary.refunds[]` gains an entry and `orderPaymentStatus` becomes PARTIALLY_ or FULLY_REFUNDED against
+ * what the buyer paid (`pricingSummary.total`).
+ */
+export function applyEbayRefund(order: EbayOrder, value: string, status: EbayRefund['refundStatus'] = 'REFUNDED', at = new Date()): void {
+  const currency = order.pricingSummary.total.currency;
+  const minor = minorOf(value, currency);
+  order.paymentSummary.refunds.push({
+    refundId: randomDigits(12), refundStatus: status, amount: amount(minor, currency), refundDate: at.toISOString(), refundReferenceId: randomDigits(16),
+  });
+  const refunded = order.paymentSummary.refunds.filter((r) => r.refundStatus === 'REFUNDED').reduce((s, r) => s + minorOf(r.amount.value, currency), 0n);
+  const total = minorOf(order.pricingSummary.total.value, currency);
+  if (refunded > 0n) order.orderPaymentStatus = refunded >= total ? 'FULLY_REFUNDED' : 'PARTIALLY_REFUNDED';
+  order.lastModifiedDate = at.toISOString();
+}
+
+/** A cancellation after confirmation: cancelStatus CANCELED and the whole payment refunded. */
+export function applyEbayCancellation(order: EbayOrder, at = new Date()): void {
+  order.cancelStatus = { cancelState: 'CANCELED', cancelRequests: [{ cancelReason: 'BUYER_ASKED_CANCEL', cancelRequestedDate: at.toISOString(), cancelInitiator: 'BUYER', cancelRequestState: 'COMPLETED' }] };
+  const currency = order.pricingSummary.total.currency;
+  const done = order.paymentSummary.refunds.filter((r) => r.refundStatus === 'REFUNDED').reduce((s, r) => s + minorOf(r.amount.value, currency), 0n);
+  const rest = minorOf(order.pricingSummary.total.value, currency) - done;
+  if (rest > 0n) applyEbayRefund(order, fromMinorUnits(rest, currencyDecimals(currency)), 'REFUNDED', at);
+  order.lastModifiedDate = at.toISOString();
 }
 
 function buildLine(line: EbayOrderLineInput, currency: string, marketplace: string, created: Date, shipping: bigint): EbayLineItem {

@@ -2,7 +2,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import { randomUUID } from 'node:crypto';
 import { startFakeServer, type FakeServer } from '../fake-server';
 import { bearerToken, cloneJson } from '../fake-utils';
-import { applyCancellation, mlDate, type MlOrder, type MlOrderStatus, type MlShipment } from './mercadolibre-order';
+import { applyCancellation, applyChargeback, applyRefund, mlDate, type MlOrder, type MlOrderStatus, type MlShipment } from './mercadolibre-order';
 
 /**
  * Local fake of the MercadoLibre API parts the pipeline uses: orders, shipments, me1 tracking reports, and the
@@ -62,6 +62,10 @@ export interface MercadoLibreFake extends FakeServer {
   seedOrder(order: MlOrder): MlOrder;
   order(id: number): MlOrder | undefined;
   setOrderStatus(id: number, status: MlOrderStatus): MlOrder;
+  /** refund part or all of the order's payment; the order stays `paid` (Corrections). Deliver a new notification after it. */
+  refundPayment(id: number, amount: number): MlOrder;
+  /** the payment is charged back (`charged_back`); the order stays `paid` (Corrections) */
+  chargeBack(id: number): MlOrder;
   seedShipment(shipment: MlShipment): MlShipment;
   shipment(id: number): MlShipment | undefined;
   /** every me1 tracking call (PUT /shipments/:id and POST /shipments/:id/seller_notifications), in order */
@@ -129,6 +133,18 @@ function buildHandle(server: FakeServer, state: MlState): MercadoLibreFake {
         order.status = status;
         order.last_updated = mlDate(new Date(), order.context.site);
       }
+      return cloneJson(order);
+    },
+    refundPayment(id, amount) {
+      const order = state.orders.get(id);
+      if (!order) throw new Error(`MercadoLibre fake: no order ${id}`);
+      applyRefund(order, amount);
+      return cloneJson(order);
+    },
+    chargeBack(id) {
+      const order = state.orders.get(id);
+      if (!order) throw new Error(`MercadoLibre fake: no order ${id}`);
+      applyChargeback(order);
       return cloneJson(order);
     },
     seedShipment(shipment) {

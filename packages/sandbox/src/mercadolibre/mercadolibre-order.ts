@@ -4,7 +4,7 @@ import { randomDigits } from '../fake-utils';
  * MercadoLibre `/orders/{id}` and `/shipments/{id}` resources in the shape the API returns them: amounts and ids are
  * JSON numbers (CLP has no decimals), dates carry the site's UTC offset, nullable fields are present as null.
  */
-export type MlOrderStatus = 'confirmed' | 'payment_required' | 'payment_in_process' | 'partially_paid' | 'paid' | 'partially_refunded' | 'pending_cancel' | 'cancelled';
+export type MlOrderStatus = 'confirmed' | 'payment_required' | 'payment_in_process' | 'partially_paid' | 'paid' | 'partially_refunded' | 'pending_cancel' | 'cancelled' | 'invalid';
 
 export interface MlOrderItem {
   item: {
@@ -34,7 +34,7 @@ export interface MlPayment {
   payer_id: number;
   collector: { id: number };
   currency_id: string;
-  status: 'approved' | 'refunded' | 'pending' | 'rejected' | 'cancelled';
+  status: 'approved' | 'refunded' | 'charged_back' | 'pending' | 'rejected' | 'cancelled';
   status_detail: string;
   transaction_amount: number;
   transaction_amount_refunded: number;
@@ -248,6 +248,41 @@ export function applyCancellation(order: MlOrder, at = new Date()): void {
     p.available_actions = [];
     p.date_last_modified = mlDate(at, siteId);
   }
+  order.last_updated = mlDate(at, siteId);
+}
+
+/**
+ * Money returned on an order that STAYS `paid` (external-apis.md "Corrections", integrators quoting MercadoLibre's
+ * docs): the refund shows only in `payments[].transaction_amount_refunded` (partial or full; a full one also turns the
+ * payment `refunded`). The order's status does not change.
+ */
+export function applyRefund(order: MlOrder, amount: number, at = new Date()): void {
+  const siteId = order.context.site;
+  const p = order.payments.find((x) => x.status === 'approved');
+  if (!p) throw new Error(`MercadoLibre fake: order ${order.id} has no approved payment to refund`);
+  const refunded = p.transaction_amount_refunded + amount;
+  if (amount <= 0 || refunded > p.transaction_amount) throw new Error(`MercadoLibre fake: cannot refund ${amount} of ${p.transaction_amount} (already ${p.transaction_amount_refunded})`);
+  p.transaction_amount_refunded = refunded;
+  if (refunded === p.transaction_amount) {
+    p.status = 'refunded';
+    p.status_detail = 'refunded';
+    p.available_actions = [];
+  } else {
+    p.status_detail = 'partially_refunded';
+  }
+  p.date_last_modified = mlDate(at, siteId);
+  order.last_updated = mlDate(at, siteId);
+}
+
+/** A chargeback: the payment turns `charged_back` (the whole amount is taken back) while the order stays `paid`. */
+export function applyChargeback(order: MlOrder, at = new Date()): void {
+  const siteId = order.context.site;
+  const p = order.payments.find((x) => x.status === 'approved');
+  if (!p) throw new Error(`MercadoLibre fake: order ${order.id} has no approved payment to charge back`);
+  p.status = 'charged_back';
+  p.status_detail = 'reimbursed';
+  p.available_actions = [];
+  p.date_last_modified = mlDate(at, siteId);
   order.last_updated = mlDate(at, siteId);
 }
 

@@ -3,11 +3,17 @@ import { applyRate, currencyDecimals, fromMinorUnits, isoSeconds, randomId, toMi
 import { baseUrlOf, sendError, sendJson } from './paypal-http';
 
 /**
- * Orders v2 capture: `POST /v2/checkout/orders/{id}/capture` with PayPal-Request-Id idempotency, the seller
- * receivable breakdown (gross, PayPal fee, net), PENDING captures without a breakdown, and the 422
- * ORDER_ALREADY_CAPTURED PayPal returns for a second capture.
+ * Orders v2 capture: `POST /v2/checkout/orders/{id}/capture` with PayPal-Request-Id idempotency (a replay within the
+ * key's life answers 200, not 201), the seller receivable breakdown (gross, PayPal fee, net), PENDING captures without
+ * a breakdown, and the 422 ORDER_ALREADY_CAPTURED PayPal returns for a second capture.
+ *
+ * Capture outcomes (external-apis.md "Corrections", PayPal's Orders v2 OpenAPI: capture status COMPLETED | DECLINED |
+ * PARTIALLY_REFUNDED | PENDING | REFUNDED | FAILED): COMPLETED (default); PENDING (201, capture PENDING, no fee);
+ * DECLINED (422 INSTRUMENT_DECLINED with a rel:"redirect" link); CAPTURE_DECLINED / CAPTURE_FAILED (201 while
+ * `captures[0].status` is DECLINED / FAILED and the order status still reads COMPLETED: only a COMPLETED capture is
+ * paid money).
  */
-export type CaptureOutcome = 'COMPLETED' | 'PENDING' | 'DECLINED';
+export type CaptureOutcome = 'COMPLETED' | 'PENDING' | 'DECLINED' | 'CAPTURE_DECLINED' | 'CAPTURE_FAILED';
 
 export interface PayPalMoney {
   currency_code: string;
@@ -58,7 +64,7 @@ export type CheckoutOrderInput = Partial<Omit<CheckoutOrderSeed, 'payer' | 'ship
 export interface CaptureRecord {
   orderId: string;
   captureId: string;
-  status: 'COMPLETED' | 'PENDING';
+  status: 'COMPLETED' | 'PENDING' | 'DECLINED' | 'FAILED';
   amount: PayPalMoney;
   requestId?: string;
   at: number;
@@ -130,10 +136,11 @@ function buildCapture(seed: CheckoutOrderSeed, base: string): Record<string, unk
   const completed = seed.captureOutcome === 'COMPLETED';
   const decimals = currencyDecimals(seed.currency);
   const net = (toMinorUnits(seed.amount, decimals) ?? 0n) - (toMinorUnits(seed.fee, decimals) ?? 0n);
+  const status = completed ? 'COMPLETED' : seed.captureOutcome === 'CAPTURE_DECLINED' ? 'DECLINED' : seed.captureOutcome === 'CAPTURE_FAILED' ? 'FAILED' : 'PENDING';
   return {
     id,
-    status: completed ? 'COMPLETED' : 'PENDING',
-    ...(completed ? {} : { status_details: { reason: 'PENDING_REVIEW' } }),
+    status,
+    ...(status === 'PENDING' ? { status_details: { reason: 'PENDING_REVIEW' } } : {}),
     amount: money(seed.amount, seed.currency),
     final_capture: true,
     seller_protection: { status: 'ELIGIBLE', dispute_categories: ['ITEM_NOT_RECEIVED', 'UNAUTHORIZED_TRANSACTION'] },
@@ -203,7 +210,8 @@ const UNPROCESSABLE = 'The requested action could not be performed, semantically
 function capture(req: Request, res: Response, state: CheckoutState): void {
   const requestId = req.get('paypal-request-id') || undefined;
   const replay = requestId ? state.replies.get(requestId) : undefined;
-  if (replay) return sendJson(req, res, replay.status, replay.body);
+  // Corrections: a replay of a PayPal-Request-Id answers 200 (the first success was 201) with the same body.
+  if (replay) return sendJson(req, res, replay.status === 201 ? 200 : replay.status, replay.body);
   const reply = (status: number, body: unknown) => {
     if (requestId) state.replies.set(requestId, { status, body });
     sendJson(req, res, status, body);
@@ -213,7 +221,10 @@ function capture(req: Request, res: Response, state: CheckoutState): void {
   if (!entry) return notFound(req, res, id);
   const issue = captureBlocker(entry.seed, Boolean(entry.capture));
   if (issue) {
-    const body = { name: 'UNPROCESSABLE_ENTITY', details: [issue], message: UNPROCESSABLE, debug_id: randomId(13).toLowerCase(), links: [{ href: `https://developer.paypal.com/docs/api/orders/v2/#error-${issue.issue}`, rel: 'information_link', method: 'GET' }] };
+    const links: Array<Record<string, string>> = [{ href: `https://developer.paypal.com/docs/api/orders/v2/#error-${issue.issue}`, rel: 'information_link', method: 'GET' }];
+    // Corrections: INSTRUMENT_DECLINED carries a redirect link for the buyer to choose another funding source.
+    if (issue.issue === 'INSTRUMENT_DECLINED') links.push({ href: `https://www.paypal.com/checkoutnow?token=${id}`, rel: 'redirect', method: 'GET' });
+    const body = { name: 'UNPROCESSABLE_ENTITY', details: [issue], message: UNPROCESSABLE, debug_id: randomId(13).toLowerCase(), links };
     // A repeated request id after a failed attempt replays the failure, like PayPal's idempotency cache.
     return reply(422, body);
   }

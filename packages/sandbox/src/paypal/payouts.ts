@@ -3,9 +3,13 @@ import { applyRate, fromMinorUnits, isoSeconds, randomHex, randomId, toMinorUnit
 import { baseUrlOf, sendError, sendJson, type PayPalErrorDetail } from './paypal-http';
 
 /**
- * Payouts v1 as PayPal runs it: a batch is accepted PENDING, its items later settle to an outcome (SUCCESS,
- * UNCLAIMED, FAILED…), a reused `sender_batch_id` is refused with USER_BUSINESS_ERROR "Duplicate batch request" (the
- * only idempotency PayPal offers for payouts), and only UNCLAIMED items can be cancelled.
+ * Payouts v1 as PayPal runs it (sources: ../shared/reference/external-apis.md "Corrections", PayPal's OpenAPI
+ * specification paypal/paypal-rest-api-specifications payments_payouts_batch_v1, real bodies quoted in
+ * plutov/paypal unit_test.go): a batch is accepted PENDING, its items later settle to an outcome (SUCCESS,
+ * UNCLAIMED, FAILED…); a batch whose items ALL fail ends DENIED; a reused `sender_batch_id` is refused with HTTP 400
+ * USER_BUSINESS_ERROR "Batch with given sender_batch_id already exists" and a link to the original batch (the only
+ * idempotency PayPal offers for payouts); a create can also be refused (see `PayoutRefusal`); only UNCLAIMED items
+ * can be cancelled.
  */
 export type PayoutItemStatus = 'SUCCESS' | 'FAILED' | 'PENDING' | 'UNCLAIMED' | 'RETURNED' | 'ONHOLD' | 'BLOCKED' | 'REFUNDED' | 'REVERSED';
 export type PayoutOutcome = 'SUCCESS' | 'UNCLAIMED' | 'RETURNED' | 'FAILED' | 'BLOCKED' | 'ONHOLD';
@@ -70,13 +74,46 @@ interface BatchRecord {
   fees: Map<string, string>;
 }
 
-export type PayoutEvent = { kind: 'item'; item: Record<string, unknown>; status: PayoutItemStatus | 'CANCELED' } | { kind: 'batch'; batch: Record<string, unknown> };
+export type PayoutEvent = { kind: 'item'; item: Record<string, unknown>; status: PayoutItemStatus | 'CANCELED' } | { kind: 'batch'; batch: Record<string, unknown>; status: PayoutBatchStatus };
+
+/**
+ * The refusals PayPal documents for `POST /v1/payments/payouts` (Corrections, "PayPal Payouts"), each with its real
+ * HTTP status and wording. INTERNAL_ERROR is an unknown outcome for the caller (nothing is created here; PayPal says
+ * retry with the same sender_batch_id).
+ */
+export type PayoutRefusal = 'INSUFFICIENT_FUNDS' | 'AUTHORIZATION_ERROR' | 'SENDER_RESTRICTED' | 'NON_HOLDING_CURRENCY' | 'VALIDATION_ERROR' | 'INTERNAL_ERROR';
+
+export interface PayoutRefusalOptions {
+  /** how many creates it applies to; Infinity by default */
+  times?: number;
+  /**
+   * 'any' (default): every create; 'first': only a create whose sender_batch_id PayPal does not know yet;
+   * 'repost': only a create re-using a known sender_batch_id (answered with this refusal instead of the duplicate one)
+   */
+  on?: 'any' | 'first' | 'repost';
+}
+
+export const PAYOUT_REFUSALS: Record<PayoutRefusal, { status: number; message: string; details: PayPalErrorDetail[] }> = {
+  // 422, Corrections: "Sender does not have sufficient funds. Please add funds and retry."
+  INSUFFICIENT_FUNDS: { status: 422, message: 'Sender does not have sufficient funds. Please add funds and retry.', details: [] },
+  // 403, PayPal's common error names (Orders/Payouts OpenAPI "403" responses)
+  AUTHORIZATION_ERROR: { status: 403, message: 'Authorization error occurred.', details: [] },
+  SENDER_RESTRICTED: { status: 403, message: 'Sender is restricted.', details: [] },
+  // 400, payments_payouts_batch_v1 error catalogue
+  NON_HOLDING_CURRENCY: { status: 400, message: 'Payouts can only be sent in a currency that is held in the sender account.', details: [] },
+  VALIDATION_ERROR: {
+    status: 400, message: 'Invalid request - see details',
+    details: [{ field: 'items[0].receiver', location: 'body', issue: 'Receiver is invalid or does not match with type' }],
+  },
+  INTERNAL_ERROR: { status: 500, message: 'An internal server error has occurred.', details: [] },
+};
 
 export interface PayoutsState {
   batches: Map<string, BatchRecord>;
   bySenderBatchId: Map<string, string>;
   items: Map<string, { batch: BatchRecord; item: PaidItem }>;
   outcomes: Array<{ matcher: PayoutMatcher; outcome: PayoutOutcome; options: PayoutOutcomeOptions }>;
+  refusals: Array<{ refusal: PayoutRefusal; on: 'any' | 'first' | 'repost'; remaining: number }>;
   /** available balance per currency in minor units; a missing currency means unlimited */
   balances: Map<string, bigint>;
   processAfterMs: number;
@@ -93,6 +130,7 @@ export function newPayoutsState(options: { processAfterMs?: number; feeRate?: nu
     bySenderBatchId: new Map(),
     items: new Map(),
     outcomes: [],
+    refusals: [],
     balances: new Map(),
     processAfterMs: options.processAfterMs ?? 0,
     feeRate: options.feeRate ?? 0.02,
@@ -159,9 +197,14 @@ export function settlePayouts(state: PayoutsState, force = false): void {
       item.timeProcessed = processedAt;
       settleItem(state, batch, item);
     }
-    batch.status = 'SUCCESS';
+    // Corrections: a batch whose items ALL fail ends DENIED (items FAILED, e.g. RECEIVER_ACCOUNT_INVALID).
+    const allFailed = batch.items.length > 0 && batch.items.every((i) => i.status === 'FAILED' || i.status === 'BLOCKED');
+    batch.status = allFailed ? 'DENIED' : 'SUCCESS';
     batch.timeCompleted = processedAt;
-    state.notify?.({ kind: 'batch', batch: batchView(state.baseUrl, batch, 1, 1000, false) });
+    // Corrections: PAYMENT.PAYOUTSBATCH.* webhooks carry the batch header and links only, no items.
+    const { items: _items, ...header } = batchView(state.baseUrl, batch, 1, 1000, false);
+    void _items;
+    state.notify?.({ kind: 'batch', batch: header, status: batch.status });
   }
 }
 
@@ -182,6 +225,11 @@ export function payoutBatches(state: PayoutsState): PayoutBatchSummary[] {
     ...(b.timeCompleted ? { timeCompleted: b.timeCompleted } : {}),
     items: b.items.map((i) => structuredClone(i)),
   }));
+}
+
+/** Makes the next creates answer one of PayPal's refusals (nothing is created). */
+export function refusePayoutCreates(state: PayoutsState, refusal: PayoutRefusal, options: PayoutRefusalOptions = {}): void {
+  state.refusals.push({ refusal, on: options.on ?? 'any', remaining: options.times ?? Number.POSITIVE_INFINITY });
 }
 
 export function setBalance(state: PayoutsState, currency: string, value: string | undefined): void {
@@ -237,7 +285,8 @@ function sumOf(values: Array<{ value: string; currency: string }>, currency: str
 
 function batchView(base: string, batch: BatchRecord, page: number, pageSize: number, totalRequired: boolean): Record<string, unknown> {
   const currency = batch.items[0]?.amount.currency ?? 'USD';
-  const fees = batch.items.map((i) => ({ value: batch.fees.get(i.payoutItemId) ?? '0', currency: i.amount.currency }));
+  // Corrections: batch fees stay 0 until the batch is PROCESSING.
+  const fees = batch.status === 'PENDING' ? [] : batch.items.map((i) => ({ value: batch.fees.get(i.payoutItemId) ?? '0', currency: i.amount.currency }));
   const start = (page - 1) * pageSize;
   const totalPages = Math.max(1, Math.ceil(batch.items.length / pageSize));
   const self = `${base}/v1/payments/payouts/${batch.payoutBatchId}`;
@@ -363,9 +412,16 @@ function createBatch(req: Request, res: Response, state: PayoutsState): void {
   const items = parseItems(body.items, h, details);
   if (details.length > 0) return sendError(req, res, 400, 'VALIDATION_ERROR', 'Invalid request - see details', details, ERRORS_LINK);
   const duplicateOf = typeof senderBatchId === 'string' ? state.bySenderBatchId.get(senderBatchId) : undefined;
-  if (duplicateOf) return duplicateBatch(req, res, String(senderBatchId), duplicateOf);
+  const refusal = state.refusals.find((r) => r.remaining > 0 && (r.on === 'any' || (r.on === 'repost') === Boolean(duplicateOf)));
+  if (refusal) {
+    refusal.remaining -= 1;
+    const r = PAYOUT_REFUSALS[refusal.refusal];
+    return sendError(req, res, r.status, refusal.refusal, r.message, structuredClone(r.details), `${ERRORS_LINK}-${refusal.refusal}`);
+  }
+  if (duplicateOf) return duplicateBatch(req, res, duplicateOf);
   if (!debit(state, items)) {
-    return sendError(req, res, 422, 'INSUFFICIENT_FUNDS', 'Sender does not have sufficient funds. Please add funds and retry.', [], `${ERRORS_LINK}-INSUFFICIENT_FUNDS`);
+    const r = PAYOUT_REFUSALS.INSUFFICIENT_FUNDS;
+    return sendError(req, res, r.status, 'INSUFFICIENT_FUNDS', r.message, [], `${ERRORS_LINK}-INSUFFICIENT_FUNDS`);
   }
   const batch = storeBatch(state, h, items);
   const base = baseUrlOf(req);
@@ -375,21 +431,24 @@ function createBatch(req: Request, res: Response, state: PayoutsState): void {
   });
 }
 
-function duplicateBatch(req: Request, res: Response, senderBatchId: string, original: string): void {
+/**
+ * PayPal's answer to a reused sender_batch_id, exactly as in the Corrections section (source: a real response body in
+ * plutov/paypal unit_test.go; PayPal's payouts docs "sender_batch_id … duplicate"): HTTP 400 USER_BUSINESS_ERROR,
+ * issue "Batch with given sender_batch_id already exists", and a link to the original batch.
+ */
+function duplicateBatch(req: Request, res: Response, original: string): void {
   const base = baseUrlOf(req);
   sendJson(req, res, 400, {
     name: 'USER_BUSINESS_ERROR',
     message: 'User business error.',
     debug_id: randomHex(7).slice(0, 13),
-    information_link: `${ERRORS_LINK}-USER_BUSINESS_ERROR`,
+    information_link: 'https://developer.paypal.com/docs/api/payments.payouts-batch/#errors',
     details: [
       {
         field: 'SENDER_BATCH_ID',
         location: 'body',
-        issue: 'Duplicate batch request',
-        description: `Batch with sender_batch_id ${senderBatchId} already exists`,
-        // PayPal points at the original batch so the caller can look it up instead of paying again.
-        link: [link(`${base}/v1/payments/payouts/${original}`, 'self')],
+        issue: 'Batch with given sender_batch_id already exists',
+        link: [{ href: `${base}/v1/payments/payouts/${original}`, rel: 'self', method: 'GET' }],
       },
     ],
     links: [],

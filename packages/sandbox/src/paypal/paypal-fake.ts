@@ -16,6 +16,7 @@ import {
   newPayoutsState,
   paidItems,
   payoutBatches,
+  refusePayoutCreates,
   setBalance,
   setPayoutOutcome,
   settlePayouts,
@@ -25,6 +26,8 @@ import {
   type PayoutMatcher,
   type PayoutOutcome,
   type PayoutOutcomeOptions,
+  type PayoutRefusal,
+  type PayoutRefusalOptions,
   type PayoutsState,
 } from './payouts';
 import {
@@ -107,6 +110,8 @@ export interface PayPalFake extends FakeServer {
   clearPayoutOutcomes(): void;
   /** limit the account balance for a currency (undefined = unlimited); payouts beyond it get INSUFFICIENT_FUNDS */
   setBalance(currency: string, value: string | undefined): void;
+  /** answer the next payout creates with one of PayPal's documented refusals (nothing is created) */
+  refusePayoutCreates(refusal: PayoutRefusal, options?: PayoutRefusalOptions): void;
   /** settle every pending payout batch now, whatever processAfterMs says */
   processPayouts(): void;
   payoutBatches(): PayoutBatchSummary[];
@@ -216,8 +221,12 @@ function buildHandle(server: FakeServer, state: PayPalState): PayPalFake {
     payoutItemEvent: (type, item) => payoutItemEvent(type, item, { baseUrl: base }),
     webhookDeliveries: () => structuredClone(state.deliveries),
     setPayoutOutcome: (matcher, outcome, options) => setPayoutOutcome(state.payouts, matcher, outcome, options),
-    clearPayoutOutcomes: () => void state.payouts.outcomes.splice(0),
+    clearPayoutOutcomes: () => {
+      state.payouts.outcomes.splice(0);
+      state.payouts.refusals.splice(0);
+    },
     setBalance: (currency, value) => setBalance(state.payouts, currency, value),
+    refusePayoutCreates: (refusal, options) => refusePayoutCreates(state.payouts, refusal, options),
     processPayouts: () => settlePayouts(state.payouts, true),
     payoutBatches: () => payoutBatches(state.payouts),
     paidItems: () => paidItems(state.payouts),
@@ -237,7 +246,7 @@ const ITEM_EVENT: Record<string, PayoutItemEventType> = {
 /** Best effort, one attempt: real PayPal retries for days, tests that need retries can call deliverWebhook. */
 async function sendPayoutWebhook(state: PayPalState, base: string, url: string, webhookId: string, event: PayoutEvent): Promise<void> {
   let body: WebhookEvent;
-  if (event.kind === 'batch') body = payoutBatchEvent('SUCCESS', event.batch, { baseUrl: base });
+  if (event.kind === 'batch') body = payoutBatchEvent(event.status === 'DENIED' ? 'DENIED' : 'SUCCESS', event.batch, { baseUrl: base });
   else {
     const type = ITEM_EVENT[event.status];
     if (!type) return;

@@ -75,6 +75,8 @@ export interface SupplierOrderStatus {
   status: string;
   logisticsStatus: string | null;
   amount: { amount: string; currency: string } | null;
+  /** `end_reason` of each child order that has one: with FINISH it tells completed from closed (external-apis.md "Corrections") */
+  endReasons: string[];
 }
 
 export interface TrackingInfo {
@@ -175,6 +177,7 @@ export class AliExpressDsClient {
       status: text(result.order_status),
       logisticsStatus: text(result.logistics_status) || null,
       amount: text(amount.amount) ? { amount: text(amount.amount), currency: text(amount.currency_code) } : null,
+      endReasons: list(result.child_order_list).map((c) => text(record(c).end_reason)).filter(Boolean),
     };
   }
 

@@ -17,6 +17,9 @@ export interface Fulfillment {
   shipTo: Address | null;
   shipToIssue: string | null;
   saleAmount: Money | null;
+  /** the order's marketplace and payment fees (null: the marketplace did not say) */
+  marketplaceFee: Money | null;
+  paymentFee: Money | null;
   outOrderId: string | null;
   channel: string | null;
   supplierOrderId: string | null;
@@ -39,7 +42,7 @@ export interface Attempt {
   kind: 'CREATE' | 'RESOLVE';
   channel: string;
   outOrderId: string;
-  outcome: 'PENDING' | 'CREATED' | 'REJECTED' | 'UNKNOWN' | 'NOT_PLACED';
+  outcome: 'PENDING' | 'CREATED' | 'REJECTED' | 'UNKNOWN' | 'NOT_PLACED' | 'PLACED';
   supplierOrderId: string | null;
   supplierCode: string | null;
   startedAt: Date;
@@ -75,6 +78,8 @@ function toFulfillment(row: Row): Fulfillment {
     shipTo: (row.ship_to as Address) ?? null,
     shipToIssue: (row.ship_to_issue as string) ?? null,
     saleAmount: moneyOf(row.sale_amount_minor, row.sale_currency),
+    marketplaceFee: moneyOf(row.marketplace_fee_minor, row.marketplace_fee_currency),
+    paymentFee: moneyOf(row.payment_fee_minor, row.payment_fee_currency),
     outOrderId: (row.out_order_id as string) ?? null,
     channel: (row.channel as string) ?? null,
     supplierOrderId: (row.supplier_order_id as string) ?? null,
@@ -116,6 +121,8 @@ export interface NewFulfillment {
   shipTo: Address | null;
   shipToIssue: string | null;
   saleAmount: Money;
+  marketplaceFee?: Money | null;
+  paymentFee?: Money | null;
   outOrderId: string;
   receivedAt: Date;
 }
@@ -189,6 +196,10 @@ export class FulfillmentRepository {
         ship_to_issue: f.shipToIssue,
         sale_amount_minor: f.saleAmount.amountMinor,
         sale_currency: f.saleAmount.currency,
+        marketplace_fee_minor: f.marketplaceFee?.amountMinor ?? null,
+        marketplace_fee_currency: f.marketplaceFee?.currency ?? null,
+        payment_fee_minor: f.paymentFee?.amountMinor ?? null,
+        payment_fee_currency: f.paymentFee?.currency ?? null,
         out_order_id: f.outOrderId,
         next_run_at: trx.fn.now(),
         received_at: f.receivedAt,

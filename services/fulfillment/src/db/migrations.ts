@@ -59,7 +59,7 @@ export const migrations: Migration[] = [
         t.string('kind', 16).notNullable(); // CREATE | RESOLVE
         t.string('channel', 16).notNullable(); // API | BROWSER
         t.string('out_order_id', 64).notNullable();
-        t.string('outcome', 16).notNullable().defaultTo('PENDING'); // PENDING | CREATED | REJECTED | UNKNOWN | NOT_PLACED
+        t.string('outcome', 16).notNullable().defaultTo('PENDING'); // PENDING | CREATED | REJECTED | UNKNOWN | NOT_PLACED | PLACED (REPEATED_ORDER_ERROR: placed, id unknown)
         t.string('supplier_order_id');
         t.string('supplier_code');
         t.text('message');
@@ -137,6 +137,18 @@ export const migrations: Migration[] = [
         t.date('day').notNullable();
         t.integer('calls').notNullable().defaultTo(0);
         t.primary(['seller_id', 'day']);
+      });
+    },
+  },
+  {
+    name: '0002_fees_for_the_price_guard',
+    async up(db) {
+      // The price guard's margin is after marketplace and payment fees (the order's own, from OrderReceived).
+      await db.schema.alterTable('fulfillments', (t) => {
+        t.bigInteger('marketplace_fee_minor');
+        t.specificType('marketplace_fee_currency', 'char(3)');
+        t.bigInteger('payment_fee_minor');
+        t.specificType('payment_fee_currency', 'char(3)');
       });
     },
   },

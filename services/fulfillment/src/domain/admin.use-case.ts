@@ -9,6 +9,10 @@ export async function retryOrder(deps: FulfillmentDeps, orderId: string, operato
   if (!f) throw notFound('ORDER_NOT_FOUND', `no fulfillment for order ${orderId}`);
   if (f.state !== States.NEEDS_REVIEW) throw conflict('NOT_IN_REVIEW', `order is ${f.state}; only orders in review can be retried`);
   if (f.reasonCode === Reasons.CANCEL_AT_SUPPLIER_REQUIRED) throw conflict('CANCELLED_ORDER', 'the marketplace order was cancelled; cancel at the supplier instead of retrying');
+  if (f.reasonCode === Reasons.SUPPLIER_ORDER_ID_UNKNOWN && !f.supplierOrderId) {
+    // retrying would place it again under the same key (REPEATED_ORDER_ERROR) or, after 24 h, buy a second time
+    throw conflict('PLACED_AT_SUPPLIER', 'AliExpress says this order was already placed; link it with mark-purchased instead of retrying');
+  }
   // A supplier order already exists: follow it again instead of buying (purchased ones resume tracking).
   const to: State = f.supplierOrderId ? (f.purchasedAt ? States.PURCHASED : States.AWAITING_PAYMENT) : States.RECEIVED;
   const moved = await deps.repo.transaction((trx) =>

@@ -3,7 +3,7 @@ import { SupplierCallError } from '../clients/aliexpress-ds.client';
 import type { Fulfillment } from '../db/fulfillment.repository';
 import { backoffDelayMs } from './backoff';
 import { publish, sendToReview, type FulfillmentDeps } from './ports';
-import { Reasons, States } from './states';
+import { closeReasonOf, Reasons, States } from './states';
 
 /**
  * After the supplier accepted an order: follow it until it is paid (AWAITING_PAYMENT → PURCHASED, lesson 16), shipped
@@ -23,6 +23,11 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
     if (f.state === States.AWAITING_PAYMENT) {
       const order = await api.getOrder(f.supplierOrderId);
       await deps.repo.recordSupplierResponse(f.orderId, 'aliexpress.trade.ds.order.get', order.status, order);
+      const closed = closeReasonOf(order);
+      if (closed) {
+        await closedAtSupplier(deps, f, [States.AWAITING_PAYMENT], closed);
+        return;
+      }
       if (PAID.has(order.status) && order.amount) {
         const cost = parseDecimal(order.amount.amount, order.amount.currency);
         const purchasedAt = new Date();
@@ -94,6 +99,11 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
         return;
       }
       await deps.repo.recordSupplierResponse(f.orderId, 'aliexpress.trade.ds.order.get', order.status, order);
+      const closed = closeReasonOf(order);
+      if (closed) {
+        await closedAtSupplier(deps, f, [States.SHIPPED], closed);
+        return;
+      }
       const deliveredAt = new Date();
       await deps.repo.transaction(async (trx) => {
         const moved = await deps.repo.transition(trx, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null });
@@ -106,6 +116,19 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
     deps.logger.warn({ orderId: f.orderId, code: error.code, state: f.state }, 'supplier status check failed; will retry');
     await later(deps, f, error.code);
   }
+}
+
+/** FINISH with a close end_reason: nothing was (or will be) delivered; a person decides (refund, re-buy…). */
+async function closedAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Array<Fulfillment['state']>, endReason: string): Promise<void> {
+  await deps.repo.transaction((trx) =>
+    sendToReview(deps, trx, f, from, {
+      reason: Reasons.SUPPLIER_ORDER_CLOSED,
+      message: `supplier order ${f.supplierOrderId} is FINISH but closed (end_reason ${endReason}): not delivered`,
+      supplierCode: endReason,
+      details: { supplierOrderId: f.supplierOrderId, endReason },
+      publishFailure: f.state === States.AWAITING_PAYMENT,
+    }, 'supplier status check'),
+  );
 }
 
 async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promise<void> {

@@ -7,7 +7,10 @@ import { Reasons } from './states';
  * explicitly configured rate: without one the order goes to review (FX_RATE_MISSING) instead of guessing.
  */
 export interface GuardPolicy {
-  /** minimum (sale − cost) as basis points of the sale amount */
+  /**
+   * minimum margin AFTER fees — (sale − marketplace fee − payment fee − cost) — as basis points of the sale amount.
+   * 0 (the default) = never buy at a loss; negative only when the seller's policy explicitly allows a loss.
+   */
   minMarginBps: number;
   /** absolute ceiling on the supplier cost, in its own currency */
   maxCost: Money | null;
@@ -40,6 +43,8 @@ const show = (m: Money) => `${formatDecimal(m)} ${m.currency}`;
 export function evaluatePriceGuard(input: {
   supplierCost: Money;
   sale: Money;
+  /** the order's marketplace and payment fees, in the sale currency (null: the marketplace reported none) */
+  fees?: { marketplaceFee: Money | null; paymentFee: Money | null };
   policy: GuardPolicy;
   /** an operator's approval: buy if the cost is at most this, whatever the policy says */
   approvedMax?: Money | null;
@@ -87,20 +92,29 @@ export function evaluatePriceGuard(input: {
   }
 
   if (!costInSale) return fxMissing(sale.currency);
-  // margin = sale − cost; required: margin · 10000 ≥ minMarginBps · sale (integers, no division)
-  const margin = BigInt(sale.amountMinor) - BigInt(costInSale.amountMinor);
+  // Fees the marketplace and the payment processor keep come off the sale before the margin: a sale of 100 with 13
+  // of fees and a cost of 95 is a LOSS of 8, not a margin of 5.
+  const feeList = [input.fees?.marketplaceFee, input.fees?.paymentFee].filter((f): f is Money => Boolean(f) && f!.amountMinor !== 0);
+  const foreignFee = feeList.find((f) => f.currency !== sale.currency);
+  if (foreignFee) {
+    return { ok: false, reason: Reasons.FX_RATE_MISSING, message: `a fee is in ${foreignFee.currency} but the sale in ${sale.currency}`, details: { ...numbers, fee: show(foreignFee) } };
+  }
+  const feesMinor = feeList.reduce((t, f) => t + BigInt(f.amountMinor), 0n);
+  const feeNumbers = { fees: show(money(Number(feesMinor), sale.currency)) };
+  // margin = sale − fees − cost; required: margin · 10000 ≥ minMarginBps · sale (integers, no division)
+  const margin = BigInt(sale.amountMinor) - feesMinor - BigInt(costInSale.amountMinor);
   if (margin * 10_000n < BigInt(policy.minMarginBps) * BigInt(sale.amountMinor)) {
     const marginMoney = money(Number(margin), sale.currency);
     return {
       ok: false,
       reason: Reasons.PRICE_ABOVE_MAX,
-      message: `margin ${show(marginMoney)} on a sale of ${show(sale)} is below the seller's minimum of ${policy.minMarginBps} bps`,
-      details: { ...numbers, margin: show(marginMoney), minMarginBps: policy.minMarginBps },
+      message: `margin after fees ${show(marginMoney)} on a sale of ${show(sale)} is below the minimum of ${policy.minMarginBps} bps`,
+      details: { ...numbers, ...feeNumbers, margin: show(marginMoney), minMarginBps: policy.minMarginBps },
     };
   }
   return {
     ok: true,
     costInSaleCurrency: costInSale,
-    checks: { ...numbers, minMarginBps: String(policy.minMarginBps), ...(policy.maxCost ? { maxCost: show(policy.maxCost) } : {}) },
+    checks: { ...numbers, ...feeNumbers, marginAfterFees: show(money(Number(margin), sale.currency)), minMarginBps: String(policy.minMarginBps), ...(policy.maxCost ? { maxCost: show(policy.maxCost) } : {}) },
   };
 }

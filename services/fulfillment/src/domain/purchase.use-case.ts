@@ -13,8 +13,11 @@ import { Reasons, States } from './states';
  *   RECEIVED:   check address, mapping, credentials and the price guard (fresh product.get for THIS order's country);
  *               then record the intent (attempt row, state PURCHASING) and commit it BEFORE calling the supplier.
  *   PURCHASING: a previous attempt's outcome is unknown (timeout, 5xx, crash): resolve it with the supplier first —
- *               re-sending order.create with the SAME out_order_id returns the existing order (the documented way),
- *               the web checkout's order list is searched by our memo — never a blind second purchase.
+ *               re-sending order.create with the SAME out_order_id either places it (the first call never arrived)
+ *               or answers REPEATED_ORDER_ERROR, which means PLACED (AliExpress gives no order id and has no lookup by
+ *               out_order_id): the id is then looked for on the seller's "my orders" page by our memo, else the
+ *               order goes to review SUPPLIER_ORDER_ID_UNKNOWN — never re-placed, never marked not placed. The
+ *               web checkout's order list is searched by our memo — never a blind second purchase.
  * The result is recorded after the call: AWAITING_PAYMENT (accepted, not yet paid), NEEDS_REVIEW with the
  * supplier's code, or a retry with exponential backoff and jitter, bounded.
  */
@@ -41,7 +44,9 @@ type Preparation =
 type Outcome =
   | { outcome: 'CREATED'; supplierOrderId: string; response?: unknown }
   | { outcome: 'REJECTED'; reason: string; supplierCode: string; message: string; response?: unknown }
-  | { outcome: 'UNKNOWN' | 'NOT_PLACED'; code: string; message: string };
+  | { outcome: 'UNKNOWN' | 'NOT_PLACED'; code: string; message: string }
+  /** the supplier says our out_order_id was placed (REPEATED_ORDER_ERROR) but not which order it is */
+  | { outcome: 'PLACED'; code: string; message: string; response?: unknown };
 
 export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment): Promise<void> {
   // numbering continues across operator retries; the outcome matters only for an attempt of THIS purchasing phase
@@ -120,7 +125,8 @@ export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment): Promis
   });
   if (!attemptId) return;
 
-  const outcome = plan.channel === 'BROWSER' ? await viaBrowser(deps, f, plan, kind, outOrderId) : await viaApi(api, plan, outOrderId);
+  let outcome = plan.channel === 'BROWSER' ? await viaBrowser(deps, f, plan, kind, outOrderId) : await viaApi(api, plan, outOrderId);
+  if (outcome.outcome === 'PLACED') outcome = await findPlacedOrder(deps, f, outOrderId, outcome);
   await recordOutcome(deps, { ...f, channel: plan.channel, purchaseAttempts: f.purchaseAttempts + 1 }, attemptId, outcome);
 }
 
@@ -155,6 +161,19 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
       deps.metrics.purchases.inc({ outcome: 'accepted', reason: 'none', channel: f.channel ?? 'API' });
       return;
     }
+    if (outcome.outcome === 'PLACED') {
+      // Placed at the supplier, id unknown: NOT a failure (no PurchaseFailed), never placed again, never "not placed".
+      await sendToReview(deps, trx, f, [States.PURCHASING], {
+        reason: cancelRequested ? Reasons.CANCEL_AT_SUPPLIER_REQUIRED : Reasons.SUPPLIER_ORDER_ID_UNKNOWN,
+        message: cancelRequested
+          ? `the marketplace order was cancelled but AliExpress says out_order_id ${f.outOrderId} was already placed (${outcome.code}); find it in the seller's AliExpress orders and cancel it there`
+          : `AliExpress says the order with out_order_id ${f.outOrderId} was already placed (${outcome.code}: ${outcome.message}) but gives no order id; find it in the seller's AliExpress orders (note to seller = ${f.outOrderId}) and link it with mark-purchased. Do not buy again.`,
+        supplierCode: outcome.code,
+        details: { outOrderId: f.outOrderId, placedAtSupplier: true },
+        publishFailure: false,
+      }, 'purchase outcome');
+      return;
+    }
     if (outcome.outcome === 'REJECTED') {
       if (cancelRequested) {
         await deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.CANCELLED, 'cancelled; supplier refused anyway', { supplierCode: outcome.supplierCode }, { nextRunAt: null });
@@ -179,12 +198,14 @@ async function viaApi(api: SupplierApi, plan: Plan, outOrderId: string): Promise
     const result = await api.createOrder({
       outOrderId,
       address: plan.address,
-      items: plan.items.map((i) => ({ productId: i.productId, quantity: i.quantity, skuAttr: i.skuAttr, logisticsServiceName: i.logisticsServiceName })),
+      // our out_order_id also goes in the note to seller: the only way to find the order again on the seller's
+      // "my orders" page when AliExpress answers REPEATED_ORDER_ERROR without an id
+      items: plan.items.map((i) => ({ productId: i.productId, quantity: i.quantity, skuAttr: i.skuAttr, logisticsServiceName: i.logisticsServiceName, memo: outOrderId })),
     });
     if (result.ok) return { outcome: 'CREATED', supplierOrderId: result.orderId, response: result.raw };
     if (result.errorCode === 'REPEATED_ORDER_ERROR') {
-      // the supplier says an order with our key exists but not which: we must not buy again, and cannot go on alone
-      return { outcome: 'REJECTED', reason: Reasons.UNRESOLVED_PURCHASE, supplierCode: result.errorCode, message: `an order with out_order_id ${outOrderId} exists at the supplier; link it with mark-purchased`, response: result.raw };
+      // external-apis.md "Corrections": REPEATED_ORDER_ERROR means PLACED (with no order id): never buy again
+      return { outcome: 'PLACED', code: result.errorCode, message: result.errorMsg || 'repeated placed order', response: result.raw };
     }
     return { outcome: 'REJECTED', reason: Reasons.SUPPLIER_REJECTED, supplierCode: result.errorCode, message: result.errorMsg || result.errorCode, response: result.raw };
   } catch (error) {
@@ -217,6 +238,25 @@ async function viaBrowser(deps: FulfillmentDeps, f: Fulfillment, plan: Plan, kin
     if (error instanceof BrowserLoginError) return { outcome: 'REJECTED', reason: Reasons.SUPPLIER_AUTH_FAILED, supplierCode: 'WEB_LOGIN_REFUSED', message: error.message };
     // a crash of the browser may have happened after "place order": unknown, resolved by memo next time
     return { outcome: 'UNKNOWN', code: 'BROWSER_ERROR', message: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/**
+ * REPEATED_ORDER_ERROR said "placed" without an id. The other means AliExpress offers: the seller's "my orders" page,
+ * where our out_order_id is the note to seller, read with the seller's web login when there is one. Exactly one order
+ * found → that is ours (CREATED); none, several or no web login → stays PLACED (review). A failing lookup too.
+ */
+async function findPlacedOrder(deps: FulfillmentDeps, f: Fulfillment, outOrderId: string, placed: Outcome & { outcome: 'PLACED' }): Promise<Outcome> {
+  const login = (await deps.sellers.supplierSecrets(f.sellerId)).web;
+  if (!login) return placed;
+  try {
+    const found = await deps.browser.findOrdersByMemo(login, outOrderId);
+    if (found.length === 1) {
+      return { outcome: 'CREATED', supplierOrderId: found[0]!.orderId, response: { resolvedBy: 'orders page after REPEATED_ORDER_ERROR', rows: found } };
+    }
+    return { ...placed, message: `${placed.message}; ${found.length} orders with our note on the seller's orders page` };
+  } catch (error) {
+    return { ...placed, message: `${placed.message}; orders page lookup failed: ${error instanceof Error ? error.message : String(error)}` };
   }
 }
 
@@ -296,6 +336,7 @@ async function prepare(deps: FulfillmentDeps, f: Fulfillment): Promise<Preparati
   const verdict = evaluatePriceGuard({
     supplierCost: total!,
     sale: f.saleAmount,
+    fees: { marketplaceFee: f.marketplaceFee, paymentFee: f.paymentFee },
     policy: { minMarginBps: policy?.minMarginBps ?? deps.settings.defaultMinMarginBps, maxCost: policy?.maxCost ?? null, fxRates: policy?.fxRates ?? {} },
     approvedMax: f.approvedMax,
   });

@@ -34,9 +34,25 @@ export const Reasons = {
   UNRESOLVED_PURCHASE: 'UNRESOLVED_PURCHASE',
   SUPPLIER_PAYMENT_FAILED: 'SUPPLIER_PAYMENT_FAILED',
   SUPPLIER_ORDER_CANCELLED: 'SUPPLIER_ORDER_CANCELLED',
+  /** FINISH with a close end_reason: the supplier closed the order without delivering it */
+  SUPPLIER_ORDER_CLOSED: 'SUPPLIER_ORDER_CLOSED',
+  /** REPEATED_ORDER_ERROR: AliExpress says our out_order_id was placed but not which order; never re-placed */
+  SUPPLIER_ORDER_ID_UNKNOWN: 'SUPPLIER_ORDER_ID_UNKNOWN',
   CANCEL_AT_SUPPLIER_REQUIRED: 'CANCEL_AT_SUPPLIER_REQUIRED',
   BROWSER_CHECKOUT_FAILED: 'BROWSER_CHECKOUT_FAILED',
 } as const;
+
+/**
+ * `end_reason`s of a FINISH order that mean it was completed (received by the buyer). Every other end_reason is a
+ * closed order (cancelled, timed out, risk): FINISH is NOT "delivered" by itself (external-apis.md "Corrections").
+ */
+export const COMPLETED_END_REASONS = new Set(['buyer_accept_goods', 'buyer_accept_goods_timeout']);
+
+/** FINISH closed without delivery: some child order ended for another reason than the buyer accepting the goods. */
+export function closeReasonOf(order: { status: string; endReasons: string[] }): string | undefined {
+  if (order.status !== 'FINISH') return undefined;
+  return order.endReasons.find((r) => !COMPLETED_END_REASONS.has(r));
+}
 
 /** Reasons an operator may override with `approve` (buy despite the guard, up to a limit). */
 export const APPROVABLE_REASONS: string[] = [Reasons.PRICE_ABOVE_MAX, Reasons.FX_RATE_MISSING];

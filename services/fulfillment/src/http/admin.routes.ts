@@ -22,14 +22,16 @@ const id = z.string().min(1).max(200);
 const schemas = {
   approve: z.object({ maxSupplierCost: moneyInput }),
   markPurchased: z.object({ supplierOrderId: z.string().regex(/^\d{6,24}$/, 'the supplier order number'), supplierCost: moneyInput }),
+  // Every field optional: an omitted field keeps its stored value (never a permissive default); null clears it.
+  // minMarginBps is after fees; below 0 only when the seller explicitly accepts buying at a loss.
   policy: z.object({
-    minMarginBps: z.number().int().min(0).max(10_000).nullable().default(null),
-    maxCost: moneyInput.nullable().default(null),
-    purchaseChannel: channel.default('API'),
-    fxRates: z.record(z.string().regex(/^[A-Z]{3}:[A-Z]{3}$/), z.string().regex(/^\d+(\.\d+)?$/)).default({}),
-    ratePerSecond: z.number().positive().max(1000).nullable().default(null),
-    dailyQuota: z.number().int().positive().nullable().default(null),
-  }),
+    minMarginBps: z.number().int().min(-10_000).max(10_000).nullable().optional(),
+    maxCost: moneyInput.nullable().optional(),
+    purchaseChannel: channel.optional(),
+    fxRates: z.record(z.string().regex(/^[A-Z]{3}:[A-Z]{3}$/), z.string().regex(/^\d+(\.\d+)?$/)).optional(),
+    ratePerSecond: z.number().positive().max(1000).nullable().optional(),
+    dailyQuota: z.number().int().positive().nullable().optional(),
+  }).strict(),
   mappings: z.object({
     mappings: z
       .array(
@@ -146,10 +148,20 @@ export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string
     app.put('/admin/sellers/:sellerId/policy', async (req, res) => {
       const sellerId = param(req, 'sellerId');
       const body = validate(schemas.policy, req.body);
-      for (const pair of Object.keys(body.fxRates)) {
+      for (const pair of Object.keys(body.fxRates ?? {})) {
         if (!pair.split(':').every(isKnownCurrency)) throw badRequest('UNKNOWN_CURRENCY', `unknown currency in ${pair}`);
       }
-      await deps.sellers.putPolicy({ sellerId, ...body, maxCost: body.maxCost ? toMoney(body.maxCost) : null });
+      const current = await deps.sellers.policy(sellerId);
+      const keep = <K extends keyof typeof body>(k: K, fallback: unknown) => (body[k] !== undefined ? body[k] : current ? current[k as keyof typeof current] : fallback);
+      await deps.sellers.putPolicy({
+        sellerId,
+        minMarginBps: keep('minMarginBps', null) as number | null,
+        maxCost: body.maxCost !== undefined ? (body.maxCost ? toMoney(body.maxCost) : null) : (current?.maxCost ?? null),
+        purchaseChannel: keep('purchaseChannel', 'API') as 'API' | 'BROWSER',
+        fxRates: keep('fxRates', {}) as Record<string, string>,
+        ratePerSecond: keep('ratePerSecond', null) as number | null,
+        dailyQuota: keep('dailyQuota', null) as number | null,
+      });
       res.json({ sellerId, policy: await deps.sellers.policy(sellerId) });
     });
 

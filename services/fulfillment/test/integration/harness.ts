@@ -67,7 +67,7 @@ export async function startHarness(overrides: Record<string, string> = {}): Prom
   return harness;
 }
 
-export function orderReceived(input: { orderId?: string; sellerId: string; listingId: string; sku?: string | null; quantity?: number; sale: { amountMinor: number; currency: string }; marketplace?: OrderReceived['marketplace']; externalOrderId?: string; country?: string; shipTo?: OrderReceived['shipTo'] | 'none'; lineId?: string }): OrderEvent {
+export function orderReceived(input: { orderId?: string; sellerId: string; listingId: string; sku?: string | null; quantity?: number; sale: { amountMinor: number; currency: string }; marketplace?: OrderReceived['marketplace']; externalOrderId?: string; country?: string; shipTo?: OrderReceived['shipTo'] | 'none'; lineId?: string; marketplaceFee?: { amountMinor: number; currency: string } | null; paymentFee?: { amountMinor: number; currency: string } | null }): OrderEvent {
   const orderId = input.orderId ?? uniqueId('ord-');
   const currency = input.sale.currency;
   const quantity = input.quantity ?? 1;
@@ -92,8 +92,8 @@ export function orderReceived(input: { orderId?: string; sellerId: string; listi
       itemsAmount: input.sale,
       shippingAmount: { amountMinor: 0, currency },
       saleAmount: input.sale,
-      marketplaceFee: null,
-      paymentFee: null,
+      marketplaceFee: input.marketplaceFee ?? null,
+      paymentFee: input.paymentFee ?? null,
       paymentReference: null,
       receivedAt: Date.now(),
     },
@@ -138,7 +138,7 @@ export function eventsFor(h: Harness, orderId: string): FulfillmentEvent[] {
 }
 
 /** A seller set up at the supplier fake and in fulfillment: API credentials, web login, a policy and one mapping. */
-export async function setUpSeller(h: Harness, options: { sellerId?: string; productId?: string; price?: string; skuAttr?: string; policy?: Record<string, unknown>; shippingCost?: string; channel?: 'API' | 'BROWSER' } = {}) {
+export async function setUpSeller(h: Harness, options: { sellerId?: string; productId?: string; price?: string; skuAttr?: string; policy?: Record<string, unknown>; shippingCost?: string; channel?: 'API' | 'BROWSER'; webLogin?: boolean } = {}) {
   const sellerId = options.sellerId ?? uniqueId('seller-');
   const productId = options.productId ?? String(1005000000000 + Math.floor(Math.random() * 1e9));
   const skuAttr = options.skuAttr ?? '14:193#Black';
@@ -154,7 +154,7 @@ export async function setUpSeller(h: Harness, options: { sellerId?: string; prod
     ],
   });
   const listingId = uniqueId('listing-');
-  expect((await admin(h, 'PUT', `/admin/sellers/${sellerId}/credentials`, { api: { appKey: creds.appKey, appSecret: creds.appSecret, accessToken: creds.accessToken }, web: { email: web.email, password: web.password } })).status).toBe(200);
+  expect((await admin(h, 'PUT', `/admin/sellers/${sellerId}/credentials`, { api: { appKey: creds.appKey, appSecret: creds.appSecret, accessToken: creds.accessToken }, ...(options.webLogin === false ? {} : { web: { email: web.email, password: web.password } }) })).status).toBe(200);
   expect((await admin(h, 'PUT', `/admin/sellers/${sellerId}/policy`, { minMarginBps: 1000, purchaseChannel: options.channel ?? 'API', ...(options.policy ?? {}) })).status).toBe(200);
   expect((await admin(h, 'PUT', `/admin/sellers/${sellerId}/mappings`, { mappings: [{ listingId, productId, skuAttr }] })).status).toBe(200);
   return { sellerId, productId, skuAttr, listingId, creds, web };

@@ -84,7 +84,46 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
   });
 
-  it('when the supplier creates the order but the connection drops before the answer, then exactly one supplier order exists and the fulfillment is PURCHASED', async () => {
+  it('when the create answer is lost and AliExpress answers the re-send with REPEATED_ORDER_ERROR (no id) and the seller has no web login, then the order is never bought twice, never marked not placed, and goes to review until linked', async () => {
+    const s = await setUpSeller(h, { webLogin: false });
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    h.ali.failMethod('aliexpress.ds.order.create', { kind: 'drop-after-handling' }, 1);
+    const before = createCalls();
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'SUPPLIER_ORDER_ID_UNKNOWN', details: { outOrderId: outOrderIdFor(event.orderId), supplierCode: 'REPEATED_ORDER_ERROR', placedAtSupplier: true } });
+    const attempts = review.attempts as Array<{ kind: string; outcome: string; supplier_code: string | null }>;
+    expect(attempts.map((a) => [a.kind, a.outcome])).toEqual([['CREATE', 'UNKNOWN'], ['RESOLVE', 'PLACED']]);
+    expect(createCalls() - before).toBe(2);
+    const supplierOrders = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
+    expect(supplierOrders).toHaveLength(1);
+    // not a failure: nothing says "not placed"
+    expect(eventsFor(h, event.orderId).filter((e) => e.type === 'PurchaseFailed')).toHaveLength(0);
+    // an operator retry would re-place it: refused
+    expect((await admin(h, 'POST', `/admin/orders/${event.orderId}/retry`)).status).toBe(409);
+    expect(createCalls() - before).toBe(2);
+    // the operator finds it in the seller's AliExpress orders and links it
+    const linked = await admin(h, 'POST', `/admin/orders/${event.orderId}/mark-purchased`, { supplierOrderId: supplierOrders[0]!.orderId, supplierCost: { amount: '12.00', currency: 'USD' } });
+    expect(linked.status).toBe(200);
+    await waitForState(h, event.orderId, 'PURCHASED');
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
+  });
+
+  it('when a shipped supplier order ends FINISH with a close end_reason, then it is not delivered: review SUPPLIER_ORDER_CLOSED and no OrderDelivered', async () => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, event);
+    await waitForState(h, event.orderId, 'PURCHASED');
+    const [supplierOrder] = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
+    h.ali.shipOrder(supplierOrder!.orderId, { carrier: 'CAINIAO', trackingNumber: 'LP00999999999CN' });
+    await waitForState(h, event.orderId, 'SHIPPED');
+    h.ali.closeOrder(supplierOrder!.orderId, 'cancel_order_close_trade');
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'SUPPLIER_ORDER_CLOSED', details: { endReason: 'cancel_order_close_trade' } });
+    expect(eventsFor(h, event.orderId).filter((e) => e.type === 'OrderDelivered')).toHaveLength(0);
+  });
+
+  it('when the supplier creates the order but the connection drops before the answer, then REPEATED_ORDER_ERROR on the re-send is resolved on the seller\'s orders page: exactly one supplier order, PURCHASED', async () => {
     const s = await setUpSeller(h);
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
     h.ali.failMethod('aliexpress.ds.order.create', { kind: 'drop-after-handling' }, 1);
@@ -92,12 +131,33 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     await publishOrders(h, event);
     const purchased = await waitForState(h, event.orderId, 'PURCHASED');
     expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
-    expect(createCalls() - before).toBe(2); // the lost answer, then the resolution with the same out_order_id
-    const attempts = purchased.attempts as Array<{ kind: string; outcome: string; out_order_id: string }>;
+    expect(createCalls() - before).toBe(2); // the lost answer, then the re-send with the same out_order_id (REPEATED_ORDER_ERROR)
+    const attempts = purchased.attempts as Array<{ kind: string; outcome: string; out_order_id: string; response: unknown }>;
     expect(attempts.map((a) => [a.kind, a.outcome])).toEqual([['CREATE', 'UNKNOWN'], ['RESOLVE', 'CREATED']]);
+    expect(JSON.stringify(attempts[1]!.response)).toContain('orders page after REPEATED_ORDER_ERROR');
     expect(new Set(attempts.map((a) => a.out_order_id))).toEqual(new Set([outOrderIdFor(event.orderId)]));
     await waitFor(() => eventsFor(h, event.orderId).length > 0, { description: 'event' });
     expect(eventsFor(h, event.orderId).filter((e) => e.type === 'PurchaseCompleted')).toHaveLength(1);
+  });
+
+  it('when the supplier cost leaves a margin before fees but a loss after them, then the default policy refuses to buy (margin after fees)', async () => {
+    const s = await setUpSeller(h, { policy: { minMarginBps: null } }); // the service default: 0 bps after fees
+    // sale 15.00, eBay fee 1.99 + payment fee 3.60, cost 10.00 + 2.00 freight = 12.00: 3.00 of margin before fees, 2.59 short after
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 1500, currency: 'USD' }, marketplaceFee: { amountMinor: 199, currency: 'USD' }, paymentFee: { amountMinor: 360, currency: 'USD' } });
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'PRICE_ABOVE_MAX', details: { fees: '5.59 USD', margin: '-2.59 USD' } });
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(0);
+  });
+
+  it('when a policy PUT omits fields, then they keep their stored values (never a permissive default); null clears one', async () => {
+    const s = await setUpSeller(h, { policy: { minMarginBps: 2500, maxCost: { amount: '30.00', currency: 'USD' }, fxRates: { 'USD:CLP': '950' }, dailyQuota: 50 } });
+    expect((await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { ratePerSecond: 5 })).status).toBe(200);
+    const after = (await admin(h, 'GET', `/admin/sellers/${s.sellerId}`)).body.policy;
+    expect(after).toMatchObject({ minMarginBps: 2500, maxCost: expect.objectContaining({ currency: 'USD' }), purchaseChannel: 'API', fxRates: { 'USD:CLP': '950' }, ratePerSecond: 5, dailyQuota: 50 });
+    expect((await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { maxCost: null })).status).toBe(200);
+    expect((await admin(h, 'GET', `/admin/sellers/${s.sellerId}`)).body.policy).toMatchObject({ minMarginBps: 2500, maxCost: null, dailyQuota: 50 });
+    expect((await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { minMarginBps: 'lots' })).status).toBe(400);
   });
 
   it('when the same OrderReceived arrives twice (and once more re-ingested under a new event id), then one purchase happens', async () => {
@@ -200,7 +260,7 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect((await admin(h, 'GET', '/admin/integrity', undefined, { authorization: 'Bearer wrong-token-0123456789' })).status).toBe(401);
     expect((await admin(h, 'GET', `/admin/orders/nope`, undefined, {})).status).toBe(401);
     expect((await admin(h, 'GET', '/admin/integrity')).status).toBe(200);
-    const bad = await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { minMarginBps: -5, maxCost: { amount: '1.234', currency: 'USD' } });
+    const bad = await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { minMarginBps: -20000, maxCost: { amount: '1.234', currency: 'USD' } });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('INVALID_REQUEST');
     const badMoney = await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { maxCost: { amount: '1.234', currency: 'USD' } });

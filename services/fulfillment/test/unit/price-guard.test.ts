@@ -48,4 +48,24 @@ describe('price guard', () => {
       }),
     );
   });
+
+  it('when fees are counted, then a cost that leaves a margin before fees but a loss after them is refused by the default (zero) minimum', () => {
+    const fees = { marketplaceFee: money(1300, 'USD'), paymentFee: money(379, 'USD') };
+    // 100.00 sale − 16.79 fees − 85.00 cost = −1.79: a loss the old guard (margin before fees) let through
+    const verdict = evaluatePriceGuard({ supplierCost: money(8500, 'USD'), sale: money(10000, 'USD'), fees, policy: policy() });
+    expect(verdict).toMatchObject({ ok: false, reason: 'PRICE_ABOVE_MAX', details: { margin: '-1.79 USD', fees: '16.79 USD' } });
+    expect(evaluatePriceGuard({ supplierCost: money(8321, 'USD'), sale: money(10000, 'USD'), fees, policy: policy() }).ok).toBe(true);
+    expect(evaluatePriceGuard({ supplierCost: money(8322, 'USD'), sale: money(10000, 'USD'), fees, policy: policy() }).ok).toBe(false);
+    // a seller may explicitly accept a loss (negative minimum)
+    expect(evaluatePriceGuard({ supplierCost: money(8500, 'USD'), sale: money(10000, 'USD'), fees, policy: policy({ minMarginBps: -200 }) }).ok).toBe(true);
+  });
+
+  it('property: with the default (zero) minimum it passes exactly when cost + fees ≤ sale', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 10 ** 9 }), fc.integer({ min: 1, max: 10 ** 9 }), fc.integer({ min: 0, max: 10 ** 8 }), fc.integer({ min: 0, max: 10 ** 8 }), (cost, sale, mFee, pFee) => {
+        const verdict = evaluatePriceGuard({ supplierCost: money(cost, 'USD'), sale: money(sale, 'USD'), fees: { marketplaceFee: money(mFee, 'USD'), paymentFee: money(pFee, 'USD') }, policy: policy() });
+        expect(verdict.ok).toBe(cost + mFee + pFee <= sale);
+      }),
+    );
+  });
 });

@@ -83,4 +83,15 @@ export const migrations: Migration[] = [
       });
     },
   },
+  {
+    name: '0002_ebay_order_recheck',
+    async up(db) {
+      // When an eBay order is next re-read for cancellations and refunds (null = not yet scheduled: received_at + min).
+      await db.schema.alterTable('orders', (t) => {
+        t.timestamp('recheck_at', { useTz: true });
+        t.integer('recheck_count').notNullable().defaultTo(0);
+      });
+      await db.raw(`create index orders_ebay_recheck on orders (received_at) where marketplace = 'EBAY' and state in ('RECEIVED', 'PARTIALLY_REFUNDED')`);
+    },
+  },
 ];

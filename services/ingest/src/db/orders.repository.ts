@@ -45,6 +45,25 @@ export class OrdersRepository {
     return inserted.length > 0;
   }
 
+  /**
+   * Claims the next eBay order due for a re-read (still open, received within the window) and schedules the read after
+   * it: recheck_at = now + min × 2^count, at most max. Skip-locked, so replicas never claim the same order.
+   */
+  async claimEbayRecheck(o: { windowSeconds: number; minMs: number; maxMs: number }): Promise<{ order_id: string; recheck_count: number } | undefined> {
+    const result = await this.db.raw(
+      `update orders set recheck_count = recheck_count + 1,
+              recheck_at = now() + least(? * power(2, least(recheck_count, 30)), ?) * interval '1 millisecond'
+        where order_id = (select order_id from orders
+                           where marketplace = 'EBAY' and state in ('RECEIVED', 'PARTIALLY_REFUNDED')
+                             and received_at > now() - ? * interval '1 second'
+                             and coalesce(recheck_at, received_at + ? * interval '1 millisecond') <= now()
+                           order by coalesce(recheck_at, received_at) limit 1 for update skip locked)
+        returning order_id, recheck_count`,
+      [o.minMs, o.maxMs, o.windowSeconds, o.minMs],
+    );
+    return result.rows[0];
+  }
+
   async get(orderId: string, trx: Tx | Db = this.db, lock = false): Promise<OrderRow | undefined> {
     const q = trx('orders').where({ order_id: orderId });
     if (lock) q.forUpdate();

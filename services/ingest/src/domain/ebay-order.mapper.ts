@@ -1,4 +1,4 @@
-import { add, money, parseDecimal, sum, type Money, type OrderLine } from '@postsale/contracts';
+import { add, formatDecimal, money, parseDecimal, subtract, sum, type Money, type OrderLine } from '@postsale/contracts';
 import { completeAddress } from './address';
 import { exact, MappingError, type MarketplaceOrderVerdict } from './marketplace-order';
 
@@ -9,8 +9,15 @@ export interface EbayFulfillmentOrder {
   orderPaymentStatus?: string;
   cancelStatus?: { cancelState?: string };
   buyer?: { username?: string };
-  pricingSummary?: { priceSubtotal?: EbayMoney; deliveryCost?: EbayMoney; total?: EbayMoney };
-  paymentSummary?: { payments?: Array<{ paymentReferenceId?: string }> };
+  pricingSummary?: {
+    priceSubtotal?: EbayMoney; priceDiscount?: EbayMoney; deliveryCost?: EbayMoney; deliveryDiscount?: EbayMoney;
+    adjustment?: EbayMoney; tax?: EbayMoney; total?: EbayMoney;
+  };
+  lastModifiedDate?: string;
+  paymentSummary?: {
+    payments?: Array<{ paymentReferenceId?: string }>;
+    refunds?: Array<{ refundId?: string; refundStatus?: string; amount?: EbayMoney; refundDate?: string }>;
+  };
   fulfillmentStartInstructions?: Array<{
     shippingStep?: {
       shipTo?: {
@@ -30,6 +37,12 @@ interface EbayMoney {
 }
 
 const m = (v: EbayMoney | undefined, field: string): Money => exact(parseDecimal, v?.value, v?.currency, field);
+const optional = (v: EbayMoney | undefined, field: string, currency: string): Money => (v?.value !== undefined ? m(v, field) : money(0, currency));
+/** Discounts are written negative by eBay; accept either sign and take them off. */
+const discountOf = (v: EbayMoney | undefined, field: string, currency: string): Money => {
+  const d = optional(v, field, currency);
+  return money(Math.abs(d.amountMinor), d.currency);
+};
 
 export function mapEbayOrder(order: EbayFulfillmentOrder, accountId: string, receivedAt: number): MarketplaceOrderVerdict {
   try {
@@ -54,7 +67,22 @@ export function mapEbayOrder(order: EbayFulfillmentOrder, accountId: string, rec
       };
     });
     const itemsAmount = sum(currency, lines.map((l) => money(l.unitPrice.amountMinor * l.quantity, l.unitPrice.currency)));
-    const shippingAmount = order.pricingSummary?.deliveryCost ? m(order.pricingSummary.deliveryCost, 'pricingSummary.deliveryCost') : money(0, currency);
+    // What the buyer paid is pricingSummary.total, AFTER discounts (external-apis.md "Corrections"); never the sum of
+    // list prices. The parts must agree with it: line costs = priceSubtotal, and subtotal − priceDiscount +
+    // deliveryCost − deliveryDiscount (+ adjustment, + tax when eBay lists it) = total. Anything else is parked
+    // with both numbers — the order is never booked on the higher one.
+    const ps = order.pricingSummary ?? {};
+    const subtotal = ps.priceSubtotal?.value !== undefined ? m(ps.priceSubtotal, 'pricingSummary.priceSubtotal') : itemsAmount;
+    const discount = discountOf(ps.priceDiscount, 'pricingSummary.priceDiscount', currency);
+    const deliveryDiscount = discountOf(ps.deliveryDiscount, 'pricingSummary.deliveryDiscount', currency);
+    const shippingAmount = subtract(optional(ps.deliveryCost, 'pricingSummary.deliveryCost', currency), deliveryDiscount);
+    const expected = add(add(subtract(subtotal, discount), shippingAmount), add(optional(ps.adjustment, 'pricingSummary.adjustment', currency), optional(ps.tax, 'pricingSummary.tax', currency)));
+    if (subtotal.amountMinor !== itemsAmount.amountMinor || expected.amountMinor !== total.amountMinor) {
+      throw new MappingError('EBAY_AMOUNTS_DISAGREE',
+        `line items ${formatDecimal(itemsAmount)} ${currency} (priceSubtotal ${formatDecimal(subtotal)}) − discounts ${formatDecimal(add(discount, deliveryDiscount))} + delivery gives ${formatDecimal(expected)} ${currency}, `
+        + `but pricingSummary.total is ${formatDecimal(total)} ${currency}`);
+    }
+    if (total.amountMinor <= 0) throw new MappingError('EBAY_AMOUNTS_DISAGREE', `pricingSummary.total is ${formatDecimal(total)} ${currency}`);
     // Ship-to is an array of fulfillment instructions (lesson 10); the first SHIP_TO step is the destination.
     const shipTo = order.fulfillmentStartInstructions?.find((f) => f.shippingStep?.shipTo)?.shippingStep?.shipTo;
     const address = completeAddress(
@@ -80,7 +108,8 @@ export function mapEbayOrder(order: EbayFulfillmentOrder, accountId: string, rec
         ...address,
         itemsAmount,
         shippingAmount,
-        saleAmount: add(itemsAmount, shippingAmount),
+        // itemsAmount = line items at their listed prices, saleAmount = what the buyer paid after discounts
+        saleAmount: total,
         marketplaceFee: order.totalMarketplaceFee?.value ? m(order.totalMarketplaceFee, 'totalMarketplaceFee') : null,
         paymentFee: null,
         paymentReference: order.paymentSummary?.payments?.[0]?.paymentReferenceId ?? null,

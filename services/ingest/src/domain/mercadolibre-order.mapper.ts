@@ -16,11 +16,38 @@ export interface MlOrderResource {
     sale_fee?: number | null;
   }>;
   buyer?: { id?: number; nickname?: string };
-  payments?: Array<{ id: number; status: string; shipping_cost?: number | null; marketplace_fee?: number | null; currency_id?: string }>;
+  payments?: Array<{
+    id: number; status: string; shipping_cost?: number | null; marketplace_fee?: number | null; currency_id?: string;
+    transaction_amount?: number | null; transaction_amount_refunded?: number | null; date_last_modified?: string | null;
+  }>;
   shipping?: { id?: number | null };
   pack_id?: number | null;
   cancel_detail?: { code?: string; date?: string } | null;
   date_closed?: string | null;
+}
+
+/**
+ * Money MercadoLibre has returned on an order that may still read `paid` (external-apis.md "Corrections"): the sum of
+ * `payments[].transaction_amount_refunded`, and for a payment `charged_back` its whole `transaction_amount`. Exact
+ * (minor units from the JSON numbers); null when nothing was returned.
+ */
+export function mlRefunds(order: MlOrderResource): { total: Money; chargedBack: boolean; at: number | null } | null {
+  const currency = order.currency_id;
+  let minor = 0;
+  let chargedBack = false;
+  let at: number | null = null;
+  for (const [i, p] of (order.payments ?? []).entries()) {
+    const refunded = exact(parseDecimal, p.transaction_amount_refunded ?? 0, currency, `payments[${i}].transaction_amount_refunded`).amountMinor;
+    const whole = exact(parseDecimal, p.transaction_amount ?? 0, currency, `payments[${i}].transaction_amount`).amountMinor;
+    const back = p.status === 'charged_back' ? Math.max(refunded, whole) : p.status === 'refunded' ? Math.max(refunded, whole) : refunded;
+    if (back > 0) {
+      minor += back;
+      chargedBack ||= p.status === 'charged_back';
+      const when = Date.parse(p.date_last_modified ?? '');
+      if (Number.isFinite(when)) at = Math.max(at ?? 0, when);
+    }
+  }
+  return minor > 0 ? { total: money(minor, currency), chargedBack, at } : null;
 }
 
 /** `/shipments/{id}` receiver address (country is `{id: "CL", name: "Chile"}`: the id is the ISO code). */

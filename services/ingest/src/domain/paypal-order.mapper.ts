@@ -40,6 +40,11 @@ export function storefrontOf(order: PayPalOrder | undefined, capture?: PayPalCap
   return capture?.custom_id ?? order?.purchase_units?.find((u) => u.custom_id)?.custom_id ?? null;
 }
 
+/** The statuses of every capture of an order (COMPLETED, PENDING, DECLINED, FAILED, …). */
+export function captureStatuses(order: PayPalOrder): string[] {
+  return order.purchase_units?.flatMap((u) => u.payments?.captures ?? []).map((c) => c.status ?? 'UNKNOWN') ?? [];
+}
+
 /** The completed capture of an order, if any. */
 export function completedCapture(order: PayPalOrder): PayPalCapture | undefined {
   return order.purchase_units?.flatMap((u) => u.payments?.captures ?? []).find((c) => c.status === 'COMPLETED');

@@ -1,4 +1,4 @@
-import { parseDecimal, type Marketplace } from '@postsale/contracts';
+import { money, parseDecimal, type Marketplace } from '@postsale/contracts';
 import { AppError, isAppError, type Logger, type Metrics, type SecretBox } from '@postsale/runtime';
 import type { EbayClient } from '../clients/ebay.client';
 import type { MercadoLibreClient } from '../clients/mercadolibre.client';
@@ -8,9 +8,9 @@ import type { OrdersRepository } from '../db/orders.repository';
 import type { SellersRepository } from '../db/sellers.repository';
 import { mapEbayOrder } from './ebay-order.mapper';
 import { exact, MappingError } from './marketplace-order';
-import { mapMercadoLibreOrder, type MlShipmentResource } from './mercadolibre-order.mapper';
+import { mapMercadoLibreOrder, mlRefunds, type MlShipmentResource } from './mercadolibre-order.mapper';
 import { orderIdFor } from './order-id';
-import { mapPayPalOrder, storefrontOf, type PayPalCapture } from './paypal-order.mapper';
+import { captureStatuses, completedCapture, mapPayPalOrder, storefrontOf, type PayPalCapture } from './paypal-order.mapper';
 import type { OrderRecorder, Outcome } from './record-order.use-case';
 
 /** Delivery kinds: what the stored raw body is and how it is processed. */
@@ -23,6 +23,8 @@ export const DeliveryKinds = {
   paypalCaptureReversed: 'paypal.capture_reversed',
   paypalOtherEvent: 'paypal.other_event',
   paypalCheckoutCapture: 'paypal.checkout_capture',
+  /** not a marketplace message: our scheduled re-read of an open eBay order (eBay notifies no cancellation/refund) */
+  ebayOrderRecheck: 'ebay.order_recheck',
 } as const;
 
 export interface ProcessDeps {
@@ -82,6 +84,34 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     return deps.recorder.commitVerdict(d.id, 'EBAY', externalOrderId, seller.sellerId, mapEbayOrder(order, username, d.received_at.getTime()));
   }
 
+  /**
+   * Re-reads a received eBay order for what eBay never notifies (external-apis.md "Corrections"): `cancelStatus`
+   * CANCELED → OrderCancelled; each `paymentSummary.refunds[]` entry with refundStatus REFUNDED → one OrderRefunded
+   * with its exact amount, keyed by eBay's refundId (PENDING/FAILED refunds are not money returned yet).
+   */
+  async function ebayRecheck(d: DeliveryRow): Promise<Outcome> {
+    const body = JSON.parse(d.raw_body) as { orderId?: string };
+    const row = body.orderId ? await deps.orders.get(body.orderId) : undefined;
+    if (!row || row.marketplace !== 'EBAY') throw new Park('ORDER_NOT_FOUND', `no received eBay order ${String(body.orderId)}`);
+    const seller = await sellerFor('EBAY', row.account_id);
+    const order = await deps.ebay.getOrder(row.external_order_id, requireToken(seller, 'eBay'));
+    if (order.cancelStatus?.cancelState === 'CANCELED') {
+      return deps.recorder.commitVerdict(d.id, 'EBAY', row.external_order_id, row.seller_id, { kind: 'cancelled', reason: 'CANCELED_ON_EBAY', at: Date.parse(order.lastModifiedDate ?? '') || Date.now() });
+    }
+    let outcome: Outcome | undefined;
+    for (const [i, refund] of (order.paymentSummary?.refunds ?? []).entries()) {
+      if (refund.refundStatus !== 'REFUNDED' || !refund.refundId) continue;
+      const amount = exact(parseDecimal, refund.amount?.value, refund.amount?.currency, `paymentSummary.refunds[${i}].amount`);
+      outcome = await deps.recorder.commitRefund(d.id, row.order_id, {
+        refundId: `ebay:${refund.refundId}`, amount, totalRefunded: null, reason: 'REFUNDED_ON_EBAY',
+        at: Date.parse(refund.refundDate ?? '') || Date.now(),
+      });
+    }
+    if (outcome) return outcome;
+    await deps.deliveries.decideNow(d.id, 'ignored', { reason: 'NO_CHANGE' });
+    return { status: 'ignored', reason: 'NO_CHANGE', orderId: row.order_id };
+  }
+
   async function mercadolibre(d: DeliveryRow): Promise<Outcome> {
     const body = JSON.parse(d.raw_body) as { resource?: string; user_id?: number | string };
     const match = /^\/orders\/(\d+)$/.exec(body.resource ?? '');
@@ -89,8 +119,12 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const externalOrderId = match[1]!;
     const accountId = String(body.user_id);
     const seller = await sellerFor('MERCADOLIBRE', accountId);
-    const existing = await deps.orders.get(orderIdFor('MERCADOLIBRE', externalOrderId));
-    if (existing && existing.state !== 'RECEIVED') return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'REPEAT', at: Date.now() });
+    const orderId = orderIdFor('MERCADOLIBRE', externalOrderId);
+    const existing = await deps.orders.get(orderId);
+    // Only a cancelled or fully refunded order cannot change any more; a partially refunded one still can.
+    if (existing && (existing.state === 'CANCELLED' || existing.state === 'REFUNDED')) {
+      return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'REPEAT', at: Date.now() });
+    }
     const token = requireToken(seller, 'MercadoLibre');
     const order = await deps.mercadolibre.getOrder(externalOrderId, token);
     if (String(order.id) !== externalOrderId) throw new Park('RESOURCE_MISMATCH', 'MercadoLibre returned another order');
@@ -103,8 +137,32 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
         if (!(isAppError(error) && error.code === 'NOT_FOUND_AT_MARKETPLACE')) throw error;
       }
     }
-    if (existing && order.status === 'paid') return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
-    return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.received_at.getTime()));
+    let outcome: Outcome;
+    if (existing && order.status === 'paid') outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
+    else outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.received_at.getTime()));
+    // Corrections: money returned on an order that stays `paid` shows only in its payments (partial or full refund,
+    // chargeback). Each new cumulative total is one OrderRefunded for the difference, keyed by that total, so every
+    // notification (MercadoLibre sends one per change) is idempotent.
+    if (order.status === 'paid' && (outcome.status === 'accepted' || outcome.status === 'duplicate')) {
+      const refunds = mlRefunds(order);
+      if (refunds) outcome = await recordMlRefund(d, orderId, externalOrderId, refunds) ?? outcome;
+    }
+    return outcome;
+  }
+
+  async function recordMlRefund(d: DeliveryRow, orderId: string, externalOrderId: string, refunds: NonNullable<ReturnType<typeof mlRefunds>>): Promise<Outcome | undefined> {
+    const current = await deps.orders.get(orderId);
+    if (!current) return undefined;
+    const before = Number(current.refunded_amount_minor);
+    const delta = refunds.total.amountMinor - before;
+    if (delta <= 0) return undefined;
+    return deps.recorder.commitRefund(d.id, orderId, {
+      refundId: `ml:${externalOrderId}:refunded-total:${refunds.total.amountMinor}`,
+      amount: money(delta, refunds.total.currency),
+      totalRefunded: refunds.total,
+      reason: refunds.chargedBack ? 'CHARGED_BACK' : 'REFUNDED_ON_MERCADOLIBRE',
+      at: refunds.at ?? d.received_at.getTime(),
+    });
   }
 
   async function paypalCapture(d: DeliveryRow, capture: PayPalCapture, paypalOrderId: string, storefrontHint: string | null): Promise<Outcome> {
@@ -155,6 +213,15 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     }
     const storefront = storefrontOf(result.order);
     if (storefront && storefront !== body.storefrontId) throw new Park('STOREFRONT_MISMATCH', `the PayPal order belongs to storefront ${storefront}`);
+    // Corrections: a capture can answer 201 while the capture itself is DECLINED or FAILED (the order may still read
+    // COMPLETED). Only a COMPLETED capture is paid money: a declined/failed one is refused like INSTRUMENT_DECLINED,
+    // a PENDING one waits for PAYMENT.CAPTURE.COMPLETED (mapPayPalOrder answers not-paid).
+    const refusedCapture = captureStatuses(result.order).find((status) => status === 'DECLINED' || status === 'FAILED');
+    if (refusedCapture && !completedCapture(result.order)) {
+      const reason = `CAPTURE_${refusedCapture}`;
+      await deps.deliveries.decideNow(d.id, 'rejected', { reason });
+      return { status: 'rejected', reason, orderId: null };
+    }
     return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', body.paypalOrderId, seller.sellerId, mapPayPalOrder(result.order, undefined, body.storefrontId, d.received_at.getTime()));
   }
 
@@ -162,6 +229,8 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     switch (d.kind) {
       case DeliveryKinds.ebayOrderConfirmation:
         return ebay(d);
+      case DeliveryKinds.ebayOrderRecheck:
+        return ebayRecheck(d);
       case DeliveryKinds.mercadoLibreOrder:
         return mercadolibre(d);
       case DeliveryKinds.paypalCaptureCompleted:

@@ -53,7 +53,8 @@ export function createOrderRecorder(deps: RecordDeps) {
           case 'cancelled': {
             const order = await deps.orders.get(orderId, trx, true);
             if (!order) return decide(trx, 'ignored', 'CANCELLED_BEFORE_RECEIPT');
-            if (order.state !== 'RECEIVED') return decide(trx, 'duplicate', `ORDER_ALREADY_${order.state}`);
+            // a partially refunded order can still be cancelled (the rest of the money goes back)
+            if (order.state !== 'RECEIVED' && order.state !== 'PARTIALLY_REFUNDED') return decide(trx, 'duplicate', `ORDER_ALREADY_${order.state}`);
             await deps.orders.update(trx, orderId, { state: 'CANCELLED' });
             await publish(trx, {
               eventId: randomUUID(), orderId, sellerId: order.seller_id, occurredAt: Date.now(), causationId: deliveryId, type: 'OrderCancelled',

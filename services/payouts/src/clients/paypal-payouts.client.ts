@@ -26,6 +26,7 @@ interface SdkError {
 interface PayPalErrorBody {
   name?: string;
   message?: string;
+  debug_id?: string;
   details?: Array<{ field?: string; issue?: string; link?: Array<{ href?: string; rel?: string }> }>;
 }
 
@@ -58,30 +59,43 @@ export class PayPalPayoutsClient implements PayoutsGateway {
         return { kind: 'unknown', message: status ? `HTTP ${status}` : (e.message ?? String(error)) };
       }
       const parsed = parseErrorBody(e.message);
-      const duplicate = parsed.details?.find((d) => d.field?.toUpperCase() === 'SENDER_BATCH_ID' && /duplicate/i.test(d.issue ?? ''));
+      // PayPal's real answer (external-apis.md "Corrections"): 400 USER_BUSINESS_ERROR, details[].field SENDER_BATCH_ID,
+      // issue "Batch with given sender_batch_id already exists", link[] to the original batch. The field is what
+      // identifies it; the wording is matched loosely (an older wording said "Duplicate batch request").
+      const duplicate = parsed.details?.find((d) => d.field?.toUpperCase() === 'SENDER_BATCH_ID' && /already exists|duplicate/i.test(d.issue ?? ''));
       if (parsed.name === 'USER_BUSINESS_ERROR' && duplicate) {
-        // PayPal documents a HATEOAS link to the original payout in the duplicate error: its last path segment is the id.
+        // The HATEOAS link's last path segment is the original payout_batch_id.
         const href = duplicate.link?.find((l) => typeof l.href === 'string')?.href;
-        const id = href ? decodeURIComponent(new URL(href).pathname.split('/').filter(Boolean).pop() ?? '') : '';
-        return { kind: 'duplicate', payoutBatchId: id || null };
+        let id = '';
+        try {
+          id = href ? decodeURIComponent(new URL(href).pathname.split('/').filter(Boolean).pop() ?? '') : '';
+        } catch {
+          id = '';
+        }
+        return { kind: 'duplicate', payoutBatchId: id || null, debugId: parsed.debug_id ?? null };
       }
-      return { kind: 'rejected', httpStatus: status, name: parsed.name ?? `HTTP_${status}`, message: parsed.message ?? 'rejected' };
+      return {
+        kind: 'rejected', httpStatus: status, name: parsed.name ?? `HTTP_${status}`, message: parsed.message ?? 'rejected', debugId: parsed.debug_id ?? null,
+        details: (parsed.details ?? []).map((d) => [d.field, d.issue].filter(Boolean).join(': ')).filter(Boolean),
+      };
     }
   }
 
   async getBatch(payoutBatchId: string): Promise<PayPalBatchState> {
     const items: PayPalItemState[] = [];
     let batchStatus = 'PENDING';
+    let senderBatchId: string | null = null;
     for (let page = 1; ; page++) {
       const request = new paypal.payouts.PayoutsGetRequest(payoutBatchId).page(page).pageSize(PAGE_SIZE).totalRequired(true);
-      const response = await this.client.execute<{ batch_header?: { batch_status?: string }; items?: unknown[]; total_page?: number }>(request);
+      const response = await this.client.execute<{ batch_header?: { batch_status?: string; sender_batch_header?: { sender_batch_id?: string } }; items?: unknown[]; total_page?: number }>(request);
       batchStatus = response.result?.batch_header?.batch_status ?? batchStatus;
+      senderBatchId = response.result?.batch_header?.sender_batch_header?.sender_batch_id ?? senderBatchId;
       const pageItems = (response.result?.items ?? []).map((i) => toItemState(i, payoutBatchId));
       items.push(...pageItems);
       const totalPages = response.result?.total_page ?? 1;
       if (page >= totalPages || pageItems.length === 0) break;
     }
-    return { payoutBatchId, batchStatus, items };
+    return { payoutBatchId, batchStatus, senderBatchId, items };
   }
 
   async getItem(payoutItemId: string): Promise<PayPalItemState> {

@@ -2,7 +2,7 @@ import type { Intent, PayoutItem } from '../db/payouts.repository';
 import { minor } from '../db/payouts.repository';
 import type { PayoutsContext } from './context';
 import { convertRoundingDown } from './payout-currency';
-import { CONFIGURATION_HOLDS, partyOf, TERMINAL_STATUSES, type HoldReason, type IntentStatus } from './payout-rules';
+import { CONFIGURATION_HOLDS, isPayPalRefusal, partyOf, TERMINAL_STATUSES, type HoldReason, type IntentStatus } from './payout-rules';
 
 /** What the intent's current payable amount pays in its payout currency (null while the currency or rate is unknown). */
 function payoutOf(intent: Intent) {
@@ -35,6 +35,8 @@ export function intentView(intent: Intent, items: PayoutItem[]) {
     recipient: intent.recipient,
     status: intent.status,
     hold: intent.status === 'HELD' ? { reason: intent.holdReason, until: null } : heldUntil ? { reason: 'RELEASE_POLICY', until: heldUntil } : null,
+    /** why an operator must look at it (e.g. PAYPAL_REFUSED_REPOST:AUTHORIZATION_ERROR); the history has PayPal's debug_id */
+    review: intent.status === 'NEEDS_REVIEW' ? { reason: intent.holdReason ?? 'RESUBMIT_WINDOW_EXPIRED' } : null,
     amount: { amountMinor: intent.amountMinor, currency: intent.currency },
     reversed: { amountMinor: intent.reversedMinor, currency: intent.currency },
     offset: { amountMinor: intent.offsetMinor, currency: intent.currency },
@@ -162,8 +164,8 @@ export async function integrityReport(ctx: PayoutsContext, deadlines: IntegrityD
       reason = 'submitted to PayPal without a final outcome';
     } else if (status === 'NEEDS_REVIEW') {
       deadline = 0;
-      reason = 'batch outcome unknown; needs review';
-    } else if (CONFIGURATION_HOLDS.includes(r.hold_reason as HoldReason)) {
+      reason = `needs review: ${r.hold_reason ?? 'batch outcome unknown'}`;
+    } else if (CONFIGURATION_HOLDS.includes(r.hold_reason as HoldReason) || isPayPalRefusal(r.hold_reason)) {
       deadline = deadlines.dueSeconds;
       reason = `held: ${r.hold_reason}`;
     } else {

@@ -6,6 +6,7 @@ import type { PayoutsContext } from './context';
 import { choosePayoutCurrency, convertRoundingDown, parseRate, utcDay } from './payout-currency';
 import {
   applyReversal,
+  isPayPalRefusal,
   decideRelease,
   parseReleasePolicy,
   partyOf,
@@ -165,6 +166,7 @@ export async function releaseFxHolds(ctx: PayoutsContext): Promise<number> {
 async function reevaluate(ctx: PayoutsContext, trx: Tx, intents: Intent[], cause: string): Promise<number> {
   let changed = 0;
   for (const intent of intents) {
+    if (intent.status === 'HELD' && isPayPalRefusal(intent.holdReason)) continue; // released by an operator's retry only
     const d = await releaseDecision(ctx, trx, intent);
     const sameRelease = (d.releaseAt?.getTime() ?? null) === (intent.releaseAt?.getTime() ?? null);
     const sameTerms = d.payoutCurrency === intent.payoutCurrency && d.fxRate === intent.fxRate && d.fxRateDate === intent.fxRateDate && d.fxSource === intent.fxSource;
@@ -235,13 +237,17 @@ function describeDecision(cause: string, d: PayoutDecision): string {
   return cause + (d.holdReason ? `; held: ${d.holdReason}` : '; due') + fx;
 }
 
-/** POST /admin/payouts/:id/retry → pay a FAILED or RETURNED intent again under a new sender_item_id (attempt + 1). */
+/**
+ * POST /admin/payouts/:id/retry → pay a FAILED or RETURNED intent, or one HELD because PayPal refused its batch
+ * (PAYPAL_REFUSED:*), again under a new sender_item_id (attempt + 1).
+ */
 export async function retryIntent(ctx: PayoutsContext, intentId: string, cause: string): Promise<Intent> {
   const result = await ctx.db.transaction(async (trx) => {
     const intent = await ctx.repo.intent(trx, intentId, true);
     if (!intent) throw notFound('PAYOUT_NOT_FOUND', 'no such payout');
-    if (intent.status !== 'FAILED' && intent.status !== 'RETURNED') {
-      throw conflict('PAYOUT_NOT_RETRIABLE', `a ${intent.status} payout cannot be retried; only FAILED or RETURNED ones`);
+    const refused = intent.status === 'HELD' && isPayPalRefusal(intent.holdReason);
+    if (intent.status !== 'FAILED' && intent.status !== 'RETURNED' && !refused) {
+      throw conflict('PAYOUT_NOT_RETRIABLE', `a ${intent.status} payout cannot be retried; only FAILED, RETURNED or PayPal-refused (held) ones`);
     }
     if (intent.payableMinor <= 0) throw conflict('PAYOUT_NOTHING_OWED', 'nothing is owed on this payout any more');
     return scheduleRetry(ctx, trx, intent, new Date(), cause);

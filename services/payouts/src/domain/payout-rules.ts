@@ -28,7 +28,12 @@ export const UNPAID_STATUSES: IntentStatus[] = ['HELD', 'DUE', 'FAILED', 'RETURN
  *                     (released automatically when PUT /admin/fx-rates sets one)
  * PAYOUT_NOT_PAYABLE  the batcher found an amount PayPal would refuse (defensive: never put into a batch)
  */
-export type HoldReason = 'PAYEE_MISSING' | 'PLATFORM_PAYEE_MISSING' | 'FX_RATE_MISSING' | 'PAYOUT_NOT_PAYABLE' | 'AWAITING_SHIPMENT' | 'AWAITING_DELIVERY';
+export type HoldReason = 'PAYEE_MISSING' | 'PLATFORM_PAYEE_MISSING' | 'FX_RATE_MISSING' | 'PAYOUT_NOT_PAYABLE' | 'AWAITING_SHIPMENT' | 'AWAITING_DELIVERY'
+  /** PayPal refused the batch on its first post (e.g. PAYPAL_REFUSED:INSUFFICIENT_FUNDS): released by an operator's retry only */
+  | `PAYPAL_REFUSED:${string}`;
+
+/** Held because PayPal refused it: only an operator's retry releases it (never a payee/rate/milestone re-decision). */
+export const isPayPalRefusal = (reason: string | null | undefined): boolean => Boolean(reason?.startsWith('PAYPAL_REFUSED:'));
 
 /** Holds that need an operator's configuration (payee, rate), as opposed to waiting for fulfillment. */
 export const CONFIGURATION_HOLDS: HoldReason[] = ['PAYEE_MISSING', 'PLATFORM_PAYEE_MISSING', 'FX_RATE_MISSING', 'PAYOUT_NOT_PAYABLE'];
@@ -140,7 +145,9 @@ export function statusFromWebhookEvent(eventType: string): string | undefined {
 export function applyReversal(intent: { status: IntentStatus; payableMinor: number }, reversedMinor: number):
   { payableMinor: number; clawbackMinor: number; pendingMinor: number; cancel: boolean } {
   if (reversedMinor <= 0) return { payableMinor: intent.payableMinor, clawbackMinor: 0, pendingMinor: 0, cancel: false };
-  if (intent.status === 'SUBMITTED') return { payableMinor: intent.payableMinor, clawbackMinor: 0, pendingMinor: reversedMinor, cancel: false };
+  // In flight at PayPal — SUBMITTED, or NEEDS_REVIEW (its batch may have paid): the reversal is RECORDED as pending and
+  // settled when the outcome is known (SENT → clawback, FAILED/RETURNED → less is owed again). Never dropped.
+  if (intent.status === 'SUBMITTED' || intent.status === 'NEEDS_REVIEW') return { payableMinor: intent.payableMinor, clawbackMinor: 0, pendingMinor: reversedMinor, cancel: false };
   if (UNPAID_STATUSES.includes(intent.status)) {
     const remaining = intent.payableMinor - reversedMinor;
     if (remaining > 0) return { payableMinor: remaining, clawbackMinor: 0, pendingMinor: 0, cancel: false };

@@ -16,9 +16,9 @@ export type CreateBatchResult =
   /** PayPal created the batch now */
   | { kind: 'accepted'; payoutBatchId: string; batchStatus: string }
   /** PayPal already has a batch with this sender_batch_id (an earlier call went through); its id when PayPal says it */
-  | { kind: 'duplicate'; payoutBatchId: string | null }
-  /** PayPal refused the request for good: nothing was created */
-  | { kind: 'rejected'; httpStatus: number; name: string; message: string }
+  | { kind: 'duplicate'; payoutBatchId: string | null; debugId?: string | null }
+  /** PayPal refused this request (nothing was created by THIS call): its error name, message and debug_id */
+  | { kind: 'rejected'; httpStatus: number; name: string; message: string; debugId?: string | null; details?: string[] }
   /** timeout, dropped connection, 5xx: PayPal may or may not have created it */
   | { kind: 'unknown'; message: string };
 
@@ -36,6 +36,8 @@ export interface PayPalItemState {
 export interface PayPalBatchState {
   payoutBatchId: string;
   batchStatus: string;
+  /** the sender_batch_id PayPal has for this batch (null when the answer did not say) */
+  senderBatchId?: string | null;
   items: PayPalItemState[];
 }
 

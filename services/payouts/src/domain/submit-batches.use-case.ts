@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { formatDecimal } from '@postsale/contracts';
 import type { Tx } from '@postsale/runtime';
 import type { Batch, Intent } from '../db/payouts.repository';
-import { publishPayout, type PayoutsContext } from './context';
-import { redecide, releaseFxHolds, scheduleRetry } from './intents.use-case';
+import type { PayoutsContext } from './context';
+import { redecide, releaseFxHolds } from './intents.use-case';
+import { applyItemState } from './reconcile.use-case';
 import { convertRoundingDown, formatPayPalValue, isPayPalPayoutCurrency, unpayableReason } from './payout-currency';
-import { offsetAgainstDebt, partyOf, senderBatchId, senderItemId } from './payout-rules';
-import type { CreateBatchResult, PayoutRequestBody, PayoutRequestItem } from './ports';
+import { offsetAgainstDebt, partyOf, senderBatchId, senderItemId, type HoldReason } from './payout-rules';
+import type { CreateBatchResult, PayoutRequestBody, PayoutRequestItem, PayPalBatchState } from './ports';
 
 /**
  * One run of the batching poller:
@@ -164,9 +165,22 @@ async function receiverOf(ctx: PayoutsContext, trx: Tx, intent: Intent): Promise
   return (await ctx.repo.payee(trx, intent.sellerId))?.email;
 }
 
-/** Posts a SUBMITTING batch and records what PayPal answered. */
+/**
+ * Posts a SUBMITTING batch and records what PayPal answered. A batch with post_attempts > 0 has been posted before
+ * without a known outcome (timeout, dropped answer, 5xx, crash after the call): this is a RE-POST, and PayPal may
+ * already hold the first one. The answers, and what each means:
+ * - accepted: created now (the first post never arrived);
+ * - duplicate (400 USER_BUSINESS_ERROR "Batch with given sender_batch_id already exists" + link): adopted — the
+ *   original batch is read through its link, checked to be ours, and reconciled; never paid again;
+ * - any other refusal of a RE-POST: the first post may have paid, so nothing is owed again automatically → batch
+ *   and intents NEEDS_REVIEW with PayPal's name and debug_id;
+ * - a refusal of a FIRST post (INSUFFICIENT_FUNDS, AUTHORIZATION_ERROR, SENDER_RESTRICTED, NON_HOLDING_CURRENCY,
+ *   VALIDATION_ERROR…): nothing was created → intents HELD `PAYPAL_REFUSED:<name>`, retried on operator action only;
+ * - unknown (500 INTERNAL_ERROR, timeout…): stays SUBMITTING, re-posted with the same sender_batch_id next run.
+ */
 async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
   if (!ctx.gateway) throw new Error('postBatch without a PayPal gateway (dry-run never posts)');
+  const repost = batch.postAttempts > 0;
   await ctx.repo.updateBatch(ctx.db, batch.id, { post_attempts: batch.postAttempts + 1 });
   let result: CreateBatchResult;
   try {
@@ -176,60 +190,104 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
   }
   ctx.metrics.paypalCalls.inc({ operation: 'create_batch', outcome: result.kind });
   switch (result.kind) {
-    case 'accepted':
-    case 'duplicate': {
-      const note = result.kind === 'duplicate'
-        ? result.payoutBatchId
-          ? 'PayPal already had this sender_batch_id: the earlier call was accepted'
-          : 'PayPal already had this sender_batch_id but named no batch id: items reconcile through webhooks'
-        : null;
+    case 'accepted': {
       await ctx.repo.updateBatch(ctx.db, batch.id, {
-        status: 'ACCEPTED', paypal_batch_id: result.payoutBatchId, accepted_at: ctx.db.fn.now(), last_error: note,
-        paypal_batch_status: result.kind === 'accepted' ? result.batchStatus : null,
+        status: 'ACCEPTED', paypal_batch_id: result.payoutBatchId, accepted_at: ctx.db.fn.now(), last_error: null, paypal_batch_status: result.batchStatus,
       });
-      ctx.logger.info({ batchId: batch.id, senderBatchId: batch.senderBatchId, payoutBatchId: result.payoutBatchId, via: result.kind }, 'payout batch accepted');
+      ctx.logger.info({ batchId: batch.id, senderBatchId: batch.senderBatchId, payoutBatchId: result.payoutBatchId }, 'payout batch accepted');
       ctx.nudgeReconciler();
       return;
     }
+    case 'duplicate':
+      await adoptOriginal(ctx, batch, result.payoutBatchId, result.debugId ?? null);
+      return;
     case 'unknown':
       await ctx.repo.updateBatch(ctx.db, batch.id, { last_error: `unknown outcome: ${result.message}` });
       ctx.logger.warn({ batchId: batch.id, senderBatchId: batch.senderBatchId, reason: result.message }, 'payout batch outcome unknown; will ask PayPal with the same sender_batch_id');
       return;
-    case 'rejected':
-      await rejectBatch(ctx, batch, `${result.name}: ${result.message}`);
+    case 'rejected': {
+      const said = `${result.name} (HTTP ${result.httpStatus}, debug_id ${result.debugId ?? 'none'}): ${result.message}`
+        + (result.details?.length ? ` [${result.details.join('; ')}]` : '');
+      if (repost) {
+        await markNeedsReview(ctx, batch, `PAYPAL_REFUSED_REPOST:${result.name}`,
+          `PayPal refused the re-post of a batch whose first post has an unknown outcome: ${said}; it may already have paid, so nothing is owed again until an operator checks`);
+      } else {
+        await holdRefusedBatch(ctx, batch, result.name, said);
+      }
+    }
   }
 }
 
-/** PayPal refused the batch for good (validation, insufficient funds): nothing was paid; the intents are owed again. */
-async function rejectBatch(ctx: PayoutsContext, batch: Batch, reason: string): Promise<void> {
-  ctx.logger.error({ batchId: batch.id, senderBatchId: batch.senderBatchId, reason }, 'payout batch rejected by PayPal');
+/**
+ * PayPal says the sender_batch_id exists: read the original batch through the link it gave, check it is ours (same
+ * sender_batch_id, our sender_item_ids) and reconcile its items now. No link, or a batch that is not ours → review.
+ * A failed read leaves the batch SUBMITTING: the next run re-posts and gets the same answer (nothing is paid twice).
+ */
+async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: string | null, debugId: string | null): Promise<void> {
+  if (!payoutBatchId) {
+    await markNeedsReview(ctx, batch, 'PAYPAL_DUPLICATE_WITHOUT_LINK',
+      `PayPal says sender_batch_id ${batch.senderBatchId} already exists but gave no link to the original batch (debug_id ${debugId ?? 'none'}); find it in PayPal's activity before paying again`);
+    return;
+  }
+  let original: PayPalBatchState;
+  try {
+    original = await ctx.gateway!.getBatch(payoutBatchId);
+    ctx.metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'ok' });
+  } catch (error) {
+    ctx.metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'error' });
+    await ctx.repo.updateBatch(ctx.db, batch.id, { last_error: `duplicate of ${payoutBatchId}; reading it failed: ${error instanceof Error ? error.message : String(error)}` });
+    return;
+  }
+  const ours = new Set((batch.request as PayoutRequestBody).items.map((i) => i.sender_item_id));
+  const foreign = original.items.filter((i) => !i.senderItemId || !ours.has(i.senderItemId));
+  const senderMismatch = original.senderBatchId && original.senderBatchId !== batch.senderBatchId;
+  if (senderMismatch || foreign.length > 0) {
+    await markNeedsReview(ctx, batch, 'PAYPAL_DUPLICATE_NOT_OURS',
+      `PayPal's duplicate answer links batch ${payoutBatchId}, which does not match ours (sender_batch_id ${original.senderBatchId ?? '?'}, ${foreign.length} unknown items)`);
+    return;
+  }
+  await ctx.repo.updateBatch(ctx.db, batch.id, {
+    status: 'ACCEPTED', paypal_batch_id: payoutBatchId, accepted_at: ctx.db.fn.now(), paypal_batch_status: original.batchStatus,
+    last_error: `PayPal already had this sender_batch_id (debug_id ${debugId ?? 'none'}): the earlier post was accepted as ${payoutBatchId}; adopted`,
+  });
+  ctx.logger.info({ batchId: batch.id, senderBatchId: batch.senderBatchId, payoutBatchId }, 'payout batch already at PayPal: adopted the original');
+  for (const item of original.items) await applyItemState(ctx, item, `original batch ${payoutBatchId} (adopted after a duplicate answer) reports ${item.transactionStatus}`);
+  ctx.nudgeReconciler();
+}
+
+/**
+ * PayPal refused a batch on its FIRST post: nothing was created and nothing paid. The intents stay owed but are HELD
+ * with PayPal's reason (e.g. PAYPAL_REFUSED:INSUFFICIENT_FUNDS): re-posting by itself would only be refused again, so
+ * they go out again only when an operator retries them (POST /admin/payouts/:id/retry) after fixing the cause.
+ */
+async function holdRefusedBatch(ctx: PayoutsContext, batch: Batch, name: string, said: string): Promise<void> {
+  ctx.logger.error({ batchId: batch.id, senderBatchId: batch.senderBatchId, reason: said }, 'payout batch refused by PayPal; intents held');
+  const holdReason = `PAYPAL_REFUSED:${name}` as HoldReason;
   await ctx.db.transaction(async (trx) => {
-    await ctx.repo.updateBatch(trx, batch.id, { status: 'REJECTED', last_error: reason, completed_at: trx.fn.now() });
-    await ctx.repo.updateItemsOfBatch(trx, batch.id, { status: 'REJECTED', error_name: reason.split(':')[0], error_message: reason });
+    await ctx.repo.updateBatch(trx, batch.id, { status: 'REJECTED', last_error: said, completed_at: trx.fn.now() });
+    await ctx.repo.updateItemsOfBatch(trx, batch.id, { status: 'REJECTED', error_name: name, error_message: said });
     for (const item of await ctx.repo.itemsOfBatch(trx, batch.id)) {
       const intent = await ctx.repo.intent(trx, item.intentId, true);
       if (!intent || intent.status !== 'SUBMITTED' || intent.attempt !== item.attempt) continue;
-      const failed = await ctx.repo.updateIntent(trx, intent, { status: 'FAILED', batchId: null }, `batch rejected by PayPal: ${reason}`);
-      await publishPayout(ctx, trx, failed, 'PayoutFailed', {
-        payoutId: failed.id, recipient: failed.recipient, amount: { amountMinor: item.amountMinor, currency: item.currency },
-        status: 'REJECTED', reason, owedAgain: true, failedAt: Date.now(),
-      }, batch.senderBatchId);
+      await ctx.repo.updateIntent(trx, intent, { status: 'HELD', holdReason, releaseAt: null, batchId: null },
+        `batch refused by PayPal on its first post, nothing paid: ${said}; held until an operator retries`);
       ctx.metrics.outcomes.inc({ status: 'REJECTED', currency: item.currency }, item.amountMinor);
-      if (failed.attempt < ctx.settings.autoRetryMaxAttempts) {
-        await scheduleRetry(ctx, trx, failed, new Date(Date.now() + ctx.settings.autoRetryDelayMs), 'automatic retry after rejection');
-      }
     }
   });
 }
 
-async function markNeedsReview(ctx: PayoutsContext, batch: Batch): Promise<void> {
-  const reason = 'outcome still unknown after the resubmit window: re-posting could pay twice once PayPal forgets the sender_batch_id';
-  ctx.logger.error({ batchId: batch.id, senderBatchId: batch.senderBatchId }, reason);
+const WINDOW_EXPIRED = 'outcome still unknown after the resubmit window: re-posting could pay twice once PayPal forgets the sender_batch_id';
+
+/** The batch's outcome cannot be settled automatically: batch and its intents go to NEEDS_REVIEW with the reason. */
+async function markNeedsReview(ctx: PayoutsContext, batch: Batch, code = 'RESUBMIT_WINDOW_EXPIRED', reason = WINDOW_EXPIRED): Promise<void> {
+  ctx.logger.error({ batchId: batch.id, senderBatchId: batch.senderBatchId, code }, reason);
   await ctx.db.transaction(async (trx) => {
-    await ctx.repo.updateBatch(trx, batch.id, { status: 'NEEDS_REVIEW', last_error: reason });
+    await ctx.repo.updateBatch(trx, batch.id, { status: 'NEEDS_REVIEW', last_error: `${code}: ${reason}` });
     for (const item of await ctx.repo.itemsOfBatch(trx, batch.id)) {
       const intent = await ctx.repo.intent(trx, item.intentId, true);
-      if (intent?.status === 'SUBMITTED') await ctx.repo.updateIntent(trx, intent, { status: 'NEEDS_REVIEW' }, reason);
+      if (intent?.status === 'SUBMITTED' && intent.attempt === item.attempt) {
+        await ctx.repo.updateIntent(trx, intent, { status: 'NEEDS_REVIEW', holdReason: code as HoldReason }, `${code}: ${reason}`);
+      }
     }
   });
 }

@@ -38,6 +38,8 @@ describe('reversals and clawbacks', () => {
   it('when the intent was paid, then all of the reversal is a clawback; when it is in flight, it waits for the outcome', () => {
     expect(applyReversal({ status: 'SENT', payableMinor: 1000 }, 400)).toMatchObject({ payableMinor: 1000, clawbackMinor: 400, cancel: false });
     expect(applyReversal({ status: 'SUBMITTED', payableMinor: 1000 }, 400)).toMatchObject({ clawbackMinor: 0, pendingMinor: 400, cancel: false });
+    // a payout under review may have been paid: the reversal is kept pending, not dropped
+    expect(applyReversal({ status: 'NEEDS_REVIEW', payableMinor: 1000 }, 400)).toMatchObject({ payableMinor: 1000, clawbackMinor: 0, pendingMinor: 400, cancel: false });
     expect(applyReversal({ status: 'CANCELLED', payableMinor: 0 }, 400)).toMatchObject({ clawbackMinor: 0 });
   });
 

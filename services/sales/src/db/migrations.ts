@@ -154,4 +154,15 @@ export const migrations: Migration[] = [
       });
     },
   },
+  {
+    name: '0002_payout_settlement',
+    async up(db) {
+      // PayoutSent / PayoutReturned from the payouts stream settle the payables (see domain/ledger.ts payoutPostings).
+      await db('accounts').insert([
+        { code: 'payouts_sent', description: ACCOUNTS.payouts_sent },
+        { code: 'fx_rounding', description: ACCOUNTS.fx_rounding },
+      ]).onConflict('code').ignore();
+      await db.raw("alter table journal_entries alter column kind type varchar(16)");
+    },
+  },
 ];

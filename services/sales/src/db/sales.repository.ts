@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Marketplace, Money } from '@postsale/contracts';
+import type { AccountCode, Posting } from '../domain/ledger';
 import type { Breakdown } from '../domain/money-breakdown';
 import type {
   AdjustmentRecord, AdjustmentStatus, AppliedAmounts, CommercialTerms, FxRate, JournalEntryInput, OrderFacts, OrderRecord, OrderState,
@@ -139,6 +140,33 @@ export class SalesRepository implements SalesStore {
       })),
     );
     return true;
+  }
+
+  async unreturnedPayoutEntry(payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined> {
+    const entry: Row | undefined = await this.db('journal_entries as je')
+      .where('je.kind', 'PAYOUT')
+      .andWhere('je.entry_key', 'like', `payout:${payoutId.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`)
+      .whereNotExists(this.db('journal_entries as r').whereRaw(`r.entry_key = 'return:' || je.entry_key`))
+      .orderBy('je.id', 'desc')
+      .first();
+    if (!entry) return undefined;
+    const postings: Row[] = await this.db('postings').where({ entry_id: entry.id }).orderBy('id');
+    return { entryKey: String(entry.entry_key), postings: postings.map((p) => ({ account: p.account_code as AccountCode, amount: money(p.amount_minor, p.currency) })) };
+  }
+
+  /** Balances of the payable accounts (seller_payable per seller, platform_commission) that are not zero. */
+  async openPayables(): Promise<Row[]> {
+    return this.db('postings').whereIn('account_code', ['seller_payable', 'platform_commission'])
+      .select('account_code', 'seller_id', 'currency').sum({ total: 'amount_minor' })
+      .groupBy('account_code', 'seller_id', 'currency').havingRaw('sum(amount_minor) <> 0').orderBy(['account_code', 'seller_id', 'currency']);
+  }
+
+  /** What was paid to a seller through PayPal: the seller's PAYOUT / PAYOUT_RETURN entries and their postings. */
+  async sellerPayouts(sellerId: string): Promise<Row[]> {
+    return this.db('journal_entries as je').join('postings as p', 'p.entry_id', 'je.id')
+      .where('je.seller_id', sellerId).whereIn('je.kind', ['PAYOUT', 'PAYOUT_RETURN'])
+      .select('je.entry_key', 'je.kind', 'je.order_id', 'je.description', 'je.posted_at', 'p.account_code', 'p.currency', 'p.amount_minor')
+      .orderBy(['je.id', 'p.id']);
   }
 
   async entries(orderId: string): Promise<Row[]> {

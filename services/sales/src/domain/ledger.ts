@@ -1,4 +1,5 @@
-import type { Money } from '@postsale/contracts';
+import { minorDigits, parseRate, type Money } from '@postsale/contracts';
+import { roundHalfUpDiv } from './money-breakdown';
 import type { Breakdown, ReversalAmounts } from './money-breakdown';
 
 /**
@@ -25,6 +26,8 @@ export const ACCOUNTS = {
   platform_commission: 'Platform commission earned',
   seller_payable: 'Net profit owed to the seller',
   seller_loss: 'Losses borne by the seller (loss orders, refunds beyond profit)',
+  payouts_sent: 'Money paid out through PayPal Payouts (in the payout currency)',
+  fx_rounding: 'Remainders kept when a payout is converted (or cut to whole units) and rounded down',
 } as const;
 export type AccountCode = keyof typeof ACCOUNTS;
 
@@ -62,6 +65,49 @@ export function reversalPostings(reversal: ReversalAmounts): Posting[] {
     { account: 'seller_payable', amount: reversal.sellerNetReversed },
     { account: 'seller_loss', amount: reversal.lossAdded },
   ]);
+}
+
+/**
+ * A payout PayPal reports SENT settles what was owed: the payee's account (seller_payable, or platform_commission for
+ * the platform) is debited with the OWED amount in the sale currency, `payouts_sent` is credited with what was PAID
+ * in the payout currency. When they differ (conversion at the pinned rate, or a cut to whole HUF/TWD units, both
+ * rounded down by payouts), the owed side credits `fx_conversion` with the paid amount valued back in the sale
+ * currency (roundHalfUp(paid / rate), never above owed) and `fx_rounding` with the remainder, and the payout currency
+ * side debits `fx_conversion` with the paid amount: each currency balances, the payable reaches exactly zero, and the
+ * rounding is booked as such. A return (PayoutReturned) is the mirror entry.
+ */
+export function payoutPostings(input: { recipient: 'PLATFORM' | 'SELLER'; paid: Money; owed: Money | null; fxRate: string | null }): Posting[] {
+  const account: AccountCode = input.recipient === 'SELLER' ? 'seller_payable' : 'platform_commission';
+  const paid = input.paid;
+  const owed = input.owed ?? paid;
+  if (owed.currency === paid.currency) {
+    if (paid.amountMinor > owed.amountMinor) throw new RangeError(`paid ${paid.amountMinor} is more than owed ${owed.amountMinor}`);
+    return nonZero([
+      { account, amount: owed },
+      { account: 'payouts_sent', amount: neg(paid) },
+      { account: 'fx_rounding', amount: neg({ amountMinor: owed.amountMinor - paid.amountMinor, currency: owed.currency }) },
+    ]);
+  }
+  if (!input.fxRate) throw new RangeError(`a payout in ${paid.currency} of a debt in ${owed.currency} needs its rate`);
+  const { numerator, scale } = parseRate(input.fxRate);
+  // paid / rate, in minor units of the owed currency
+  const back = roundHalfUpDiv(
+    BigInt(paid.amountMinor) * 10n ** BigInt(scale) * 10n ** BigInt(minorDigits(owed.currency)),
+    numerator * 10n ** BigInt(minorDigits(paid.currency)),
+  );
+  const backMinor = Math.min(Number(back), owed.amountMinor);
+  return nonZero([
+    { account, amount: owed },
+    { account: 'fx_conversion', amount: neg({ amountMinor: backMinor, currency: owed.currency }) },
+    { account: 'fx_rounding', amount: neg({ amountMinor: owed.amountMinor - backMinor, currency: owed.currency }) },
+    { account: 'fx_conversion', amount: paid },
+    { account: 'payouts_sent', amount: neg(paid) },
+  ]);
+}
+
+/** The mirror of an entry: every posting with the opposite sign (a payout returned re-credits what it settled). */
+export function mirrorPostings(postings: Posting[]): Posting[] {
+  return postings.map((p) => ({ account: p.account, amount: neg(p.amount) }));
 }
 
 /** Sum per currency; every value must be zero for a balanced entry. */

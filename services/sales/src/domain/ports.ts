@@ -114,7 +114,7 @@ export interface JournalEntryInput {
   entryKey: string;
   orderId: string;
   sellerId: string;
-  kind: 'SALE' | 'REVERSAL';
+  kind: 'SALE' | 'REVERSAL' | 'PAYOUT' | 'PAYOUT_RETURN';
   description: string;
   postings: Posting[];
   postedAt: Date;
@@ -143,6 +143,8 @@ export interface SalesStore {
   markAdjustment(adjustmentId: string, status: AdjustmentStatus, reason: string | null, applied?: AppliedAmounts, at?: Date): Promise<void>;
   /** false when an entry with this key already exists (nothing posted twice) */
   postEntry(entry: JournalEntryInput): Promise<boolean>;
+  /** the most recent PAYOUT entry of this payout (key prefix `payout:<payoutId>:`) not yet mirrored by a return */
+  unreturnedPayoutEntry(payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined>;
   findTerms(sellerId: string): Promise<CommercialTerms | undefined>;
   saveTerms(terms: CommercialTerms): Promise<void>;
   /** the most recent rate for the pair dated within [notBefore, onOrBefore] */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { parseDecimal, type FulfillmentEvent, type FxConversion, type Money, type OrderEvent, type SaleEvent } from '@postsale/contracts';
+import { formatDecimal, parseDecimal, type FulfillmentEvent, type FxConversion, type Money, type OrderEvent, type PayoutEvent, type SaleEvent } from '@postsale/contracts';
 import { convert } from './fx';
-import { assertBalanced, reversalPostings, salePostings } from './ledger';
+import { assertBalanced, mirrorPostings, payoutPostings, reversalPostings, salePostings } from './ledger';
 import { computeBreakdown, reversalBetween, scheduledMarketplaceFee, type Breakdown } from './money-breakdown';
 import {
   lockKeys, OrderStates, type AdjustmentRecord, type AppliedAmounts, type OrderRecord, type OrderState, type SaleEventPublisher,
@@ -98,6 +98,47 @@ export class SaleLedger {
     });
     await store.addHistory(order.orderId, order.state, 'PurchaseCompleted', { eventId: event.eventId, supplierCost: p.supplierCost });
     await this.advance(event.orderId, 'PurchaseCompleted', event.eventId);
+  }
+
+  /**
+   * The payouts stream settles the payables: PayoutSent debits what it paid off (seller_payable, or the platform's
+   * platform_commission) by the OWED amount and credits payouts_sent with what was paid (FX and rounding booked, see
+   * payoutPostings); PayoutReturned re-credits it with the mirror of that entry. PayoutFailed moved no money: nothing
+   * to book. Keyed by `payout:<payoutId>:<senderItemId>` and `return:<that key>`, so replays change nothing.
+   */
+  async onPayoutEvent(event: PayoutEvent): Promise<void> {
+    const { store } = this.deps;
+    const now = this.deps.now();
+    const order = await store.lockOrder(event.orderId);
+    const note = async (cause: string, detail: Record<string, unknown>) => {
+      if (order) await store.addHistory(order.orderId, order.state, cause, { eventId: event.eventId, ...detail });
+    };
+    if (event.type === 'PayoutSent') {
+      const p = event.payload;
+      const postings = payoutPostings({ recipient: p.recipient, paid: p.amount, owed: p.owedAmount, fxRate: p.fxRate });
+      assertBalanced(postings);
+      const posted = await store.postEntry({
+        entryKey: `payout:${p.payoutId}:${p.senderItemId}`, orderId: event.orderId, sellerId: event.sellerId, kind: 'PAYOUT',
+        description: `${p.recipient === 'SELLER' ? 'net profit' : 'platform commission'} paid through PayPal (item ${p.payoutItemId}, batch ${p.payoutBatchId})`
+          + (p.owedAmount ? `: ${formatDecimal(p.amount)} ${p.amount.currency} for ${formatDecimal(p.owedAmount)} ${p.owedAmount.currency} owed${p.fxRate ? ` at ${p.fxRate} (${p.fxRateDate})` : ''}` : ''),
+        postings, postedAt: new Date(p.sentAt || now.getTime()),
+      });
+      await note('PayoutSent', { recipient: p.recipient, amount: p.amount, owed: p.owedAmount, ignored: posted ? undefined : 'payout already settled' });
+      return;
+    }
+    if (event.type === 'PayoutReturned') {
+      const p = event.payload;
+      const sent = await store.unreturnedPayoutEntry(p.payoutId);
+      if (!sent) {
+        await note('PayoutReturned', { recipient: p.recipient, ignored: 'no settled payout to re-credit (never reported sent, or already returned)' });
+        return;
+      }
+      await store.postEntry({
+        entryKey: `return:${sent.entryKey}`, orderId: event.orderId, sellerId: event.sellerId, kind: 'PAYOUT_RETURN',
+        description: `payout returned by PayPal (${p.status}: ${p.reason}); owed again`, postings: mirrorPostings(sent.postings), postedAt: new Date(p.returnedAt || now.getTime()),
+      });
+      await note('PayoutReturned', { recipient: p.recipient, amount: p.amount, status: p.status });
+    }
   }
 
   /** Re-examines orders held for terms or rates, after an operator supplied them. Returns the order ids examined. */

@@ -103,6 +103,38 @@ export function adminRoutes(deps: AdminRouteDeps) {
       res.json(await trialBalance(reads, new Date()));
     });
 
+    // Every payable account (seller_payable per seller, platform_commission) whose balance is not zero: after a clean
+    // run (every sale paid out, every return re-paid) this list is empty.
+    app.get('/admin/ledger/payables', auth, async (_req, res) => {
+      const open = (await reads.openPayables()).map((r) => {
+        const balance = { amountMinor: Number(r.total), currency: String(r.currency).trim() };
+        // platform_commission is the platform's payable; it is grouped by the seller whose sales earned it
+        return { account: r.account_code, sellerId: r.seller_id, balance: withDecimal(balance) };
+      });
+      res.json({ generatedAt: new Date().toISOString(), settled: open.length === 0, open });
+    });
+
+    // "What did we pay seller X": the seller's payout settlement entries (net profit paid, returns) and totals of
+    // what left through PayPal per payout currency.
+    app.get('/admin/sellers/:sellerId/payouts', auth, async (req, res) => {
+      const { sellerId } = validate(z.object({ sellerId: id }), req.params);
+      const all = await reads.sellerPayouts(sellerId);
+      // only the seller's own payouts (entries settling seller_payable), not the platform's commission on their sales
+      const sellersOwn = new Set(all.filter((r) => r.account_code === 'seller_payable').map((r) => r.entry_key));
+      const rows = all.filter((r) => sellersOwn.has(r.entry_key));
+      const totals = new Map<string, number>();
+      for (const r of rows) {
+        if (r.account_code !== 'payouts_sent') continue;
+        const c = String(r.currency).trim();
+        totals.set(c, (totals.get(c) ?? 0) - Number(r.amount_minor));
+      }
+      res.json({
+        sellerId,
+        paid: [...totals.entries()].map(([c, minor]) => withDecimal({ amountMinor: minor, currency: c })),
+        entries: rows.map((r) => ({ entryKey: r.entry_key, kind: r.kind, orderId: r.order_id, description: r.description, postedAt: new Date(String(r.posted_at)).toISOString(), account: r.account_code, amount: withDecimal({ amountMinor: Number(r.amount_minor), currency: String(r.currency).trim() }) })),
+      });
+    });
+
     app.get('/admin/sellers/:sellerId/commercial-terms', auth, async (req, res) => {
       const { sellerId } = validate(z.object({ sellerId: id }), req.params);
       const terms = await reads.findTerms(sellerId);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Producer } from 'kafkajs';
-import { Streams, type EventCodec, type FulfillmentEvent, type Money, type OrderEvent } from '@postsale/contracts';
+import { Streams, type EventCodec, type FulfillmentEvent, type Money, type OrderEvent, type PayoutEvent } from '@postsale/contracts';
 import type { RunningService } from '@postsale/runtime';
 
 export const ADMIN = { authorization: 'Bearer test-admin-token-0123456789' };
@@ -30,9 +30,37 @@ export class TestPublisher {
     await this.producer.send({ topic: this.codec.topic(Streams.fulfillment), acks: -1, messages });
   }
 
+  async payouts(...events: PayoutEvent[]): Promise<void> {
+    const messages = [];
+    for (const e of events) messages.push({ key: e.orderId, value: await this.codec.encode(Streams.payouts, e) });
+    await this.producer.send({ topic: this.codec.topic(Streams.payouts), acks: -1, messages });
+  }
+
   stop(): Promise<void> {
     return this.producer.disconnect();
   }
+}
+
+/** What the payouts service publishes when PayPal reports an item SUCCESS. */
+export function payoutSent(o: {
+  orderId: string; sellerId: string; payoutId: string; recipient: 'PLATFORM' | 'SELLER'; paid: Money; attempt?: number;
+  owed?: Money | null; fxRate?: string | null; fxRateDate?: string | null;
+}): PayoutEvent {
+  const senderItemId = `${o.payoutId}-a${o.attempt ?? 1}`;
+  return {
+    ...envelope(o.orderId, o.sellerId), type: 'PayoutSent',
+    payload: {
+      payoutId: o.payoutId, recipient: o.recipient, amount: o.paid, senderItemId, payoutBatchId: 'BATCH1', payoutItemId: `ITEM-${senderItemId}`, sentAt: Date.now(),
+      owedAmount: o.owed ?? null, fxRate: o.fxRate ?? null, fxRateDate: o.fxRateDate ?? null,
+    },
+  };
+}
+
+export function payoutReturned(o: { orderId: string; sellerId: string; payoutId: string; recipient: 'PLATFORM' | 'SELLER'; amount: Money }): PayoutEvent {
+  return {
+    ...envelope(o.orderId, o.sellerId), type: 'PayoutReturned',
+    payload: { payoutId: o.payoutId, recipient: o.recipient, amount: o.amount, status: 'RETURNED', reason: 'RECEIVER_UNREGISTERED', returnedAt: Date.now() },
+  };
 }
 
 const envelope = (orderId: string, sellerId: string) => ({ eventId: randomUUID(), orderId, sellerId, occurredAt: Date.now(), causationId: null });
