@@ -1,4 +1,5 @@
 import knex, { type Knex } from 'knex';
+import type { Metrics } from './metrics';
 
 export type { Knex };
 export type Db = Knex;
@@ -18,6 +19,22 @@ export function createDb(options: { url: string; schema: string; poolMax?: numbe
     searchPath: [options.schema],
     pool: { min: 0, max: options.poolMax ?? 10 },
     // bigint columns come back as strings from pg; money columns are bigint, converted explicitly where read
+  });
+}
+
+const AUTOCOMMIT_WRITE = /^\s*(with\b[\s\S]*?\b)?(insert|update|delete|merge)\b/i;
+
+/**
+ * Counts what the service asks of Postgres, for the benchmark's cost per order: every statement sent is a round trip
+ * (BEGIN and COMMIT included); a commit is a COMMIT or a write sent outside a transaction (it commits on its own).
+ */
+export function instrumentDb(db: Db, metrics: Metrics): void {
+  const roundTrips = metrics.counter('db_round_trips_total', 'Statements sent to Postgres (BEGIN and COMMIT included)');
+  const commits = metrics.counter('db_commits_total', 'Transactions committed: COMMITs plus writes sent outside a transaction');
+  db.on('query', (query: { sql?: string; __knexTxId?: string }) => {
+    roundTrips.inc();
+    const sql = query.sql ?? '';
+    if (query.__knexTxId ? /^commit\b/i.test(sql) : AUTOCOMMIT_WRITE.test(sql)) commits.inc();
   });
 }
 

@@ -1,5 +1,6 @@
 import { Kafka, logLevel, Partitioners, type LogEntry, type ProducerConfig } from 'kafkajs';
 import type { Logger } from './logger';
+import type { Metrics } from './metrics';
 
 /** kafkajs with its logs routed into the service's pino logger. */
 export function createKafka(options: { clientId: string; brokers: string[]; logger: Logger }): Kafka {
@@ -50,4 +51,32 @@ function silenceKafkaJsNegativeTimeouts(): void {
     if (name === 'TimeoutNegativeWarning') return;
     emitWarning(warning, ...rest);
   }) as typeof process.emitWarning;
+}
+
+/**
+ * Counts the requests this service's Kafka clients send (produce, fetch, commit, heartbeat, metadata…), by kind, for
+ * the benchmark's cost per order. kafkajs reports them only per producer/consumer/admin instance, so the factory
+ * methods are wrapped once here, in our adapter.
+ */
+export function instrumentKafka(kafka: Kafka, metrics: Metrics): void {
+  const requests = metrics.counter('kafka_requests_total', 'Requests sent to Kafka brokers', ['client', 'api']);
+  const count = (client: string) => (event: { payload: { apiName: string } }) => requests.inc({ client, api: event.payload.apiName });
+  const producer = kafka.producer.bind(kafka);
+  kafka.producer = (config) => {
+    const instance = producer(config);
+    instance.on(instance.events.REQUEST, count('producer'));
+    return instance;
+  };
+  const consumer = kafka.consumer.bind(kafka);
+  kafka.consumer = (config) => {
+    const instance = consumer(config);
+    instance.on(instance.events.REQUEST, count('consumer'));
+    return instance;
+  };
+  const admin = kafka.admin.bind(kafka);
+  kafka.admin = (config) => {
+    const instance = admin(config);
+    instance.on(instance.events.REQUEST, count('admin'));
+    return instance;
+  };
 }

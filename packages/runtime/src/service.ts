@@ -5,9 +5,9 @@ import type { z } from 'zod';
 import { allStreams, ensureTopics, EventCodec, type AnyStream } from '@postsale/contracts';
 import { loadConfig, type BaseConfig } from './config';
 import { InboxConsumer, type ConsumerSpec } from './consumer';
-import { createDb, migrate, type Db, type Migration } from './db';
+import { createDb, instrumentDb, migrate, type Db, type Migration } from './db';
 import { createHttpApp, listen } from './http';
-import { createKafka } from './kafka';
+import { createKafka, instrumentKafka } from './kafka';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { OutboxRelay, OutboxWriter } from './outbox';
@@ -65,9 +65,11 @@ export async function startService<S extends z.ZodType>(
   const logger = createLogger(definition.name, config.LOG_LEVEL);
   const metrics = new Metrics(definition.name);
   const db = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA });
+  instrumentDb(db, metrics);
   await migrate(db, config.DB_SCHEMA, definition.migrations);
 
   const kafka = createKafka({ clientId: definition.name, brokers: config.KAFKA_BROKERS, logger });
+  instrumentKafka(kafka, metrics);
   const namespace = config.TOPIC_NAMESPACE;
   await ensureTopics(kafka, { namespace, streams: allStreams() });
   const codec = EventCodec.connect(config.SCHEMA_REGISTRY_URL, namespace);

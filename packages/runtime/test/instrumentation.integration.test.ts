@@ -1,0 +1,48 @@
+import type { Counter } from 'prom-client';
+import { dropSchema, startService, testEnv, waitFor, type RunningService } from '../src';
+import { fixtureService } from './fixture-service';
+
+/** The benchmark divides these counters by the orders it sent: they must count exactly what was sent. */
+describe('a service counts what it asks of Postgres and Kafka', () => {
+  let env: Record<string, string>;
+  let service: RunningService;
+  beforeAll(async () => {
+    env = testEnv('runtime');
+    service = await startService(fixtureService, env);
+  });
+  afterAll(async () => {
+    await service.stop();
+    await dropSchema(env.DB_SCHEMA!);
+  });
+
+  const total = async (name: string, labels: Record<string, string> = {}) => {
+    const metric = service.ctx.metrics.registry.getSingleMetric(name) as Counter | undefined;
+    const values = (await metric!.get()).values;
+    return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
+  };
+
+  it('when a transaction runs two statements and a write runs on its own, then 5 round trips and 2 commits are counted', async () => {
+    const db = service.ctx.db;
+    await db.raw('create table if not exists counted (v int)');
+    const [trips, commits] = [await total('db_round_trips_total'), await total('db_commits_total')];
+    await db.transaction(async (trx) => {
+      await trx('counted').insert({ v: 1 });
+      await trx('counted').select('v');
+    }); // BEGIN, insert, select, COMMIT
+    await db('counted').insert({ v: 2 }); // commits on its own
+    // other work of the service (relay, consumers) may run meanwhile: at least ours, and our commits exactly once each
+    expect(await total('db_round_trips_total')).toBeGreaterThanOrEqual(trips + 5);
+    expect(await total('db_commits_total')).toBeGreaterThanOrEqual(commits + 2);
+    const rolledBack = await total('db_commits_total');
+    await db.transaction(async (trx) => {
+      await trx('counted').insert({ v: 3 });
+      await trx.rollback();
+    }).catch(() => undefined);
+    expect(await total('db_commits_total')).toBe(rolledBack);
+  });
+
+  it('when the service talks to Kafka, its requests are counted by client and API', async () => {
+    await waitFor(async () => (await total('kafka_requests_total', { client: 'consumer', api: 'Fetch' })) > 0, { description: 'consumer fetches counted' });
+    expect(await total('kafka_requests_total', { client: 'admin' })).toBeGreaterThan(0);
+  });
+});
