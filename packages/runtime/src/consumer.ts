@@ -48,6 +48,8 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   private readonly dlqProducer: Producer;
   private stopping = false;
   private replacing?: Promise<void>;
+  /** replacements since a message last finished: a consumer that keeps crashing on the same message backs off */
+  private crashes = 0;
   private readonly groupId: string;
   private readonly m;
 
@@ -65,6 +67,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
       retried: metrics.counter('events_retried_total', 'Handler attempts that failed and were retried', ['group', 'topic', 'code']),
       deadLettered: metrics.counter('events_dead_lettered_total', 'Events sent to a dead-letter topic', ['group', 'topic', 'code']),
       duration: metrics.histogram('event_handler_duration_seconds', 'Time to process one event, retries included', ['group', 'topic']),
+      replaced: metrics.counter('kafka_consumer_replacements_total', 'Kafka consumers that stopped for good after an error and were replaced', ['group']),
     };
   }
 
@@ -76,8 +79,8 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     // A crashed member holds its partitions until its session expires: keep that short (handlers are short DB
     // transactions, and the retry loop heartbeats), so a killed process's orders move on within seconds.
     const consumer = this.deps.kafka.consumer({ groupId: this.groupId, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
-    // kafkajs gives up for good on some errors it calls non-retriable although they only mean the cluster was away
-    // (e.g. the group coordinator not found while a broker restarts). Replace such a consumer instead of going silent.
+    // kafkajs stops for good after errors it calls non-retriable (e.g. group coordinator not found while a broker
+    // restarts, or a dead-letter topic refusing a message). Replace such a consumer instead of going silent.
     consumer.on(consumer.events.CRASH, (event) => {
       if (event.payload.restart || this.stopping || this.consumer !== consumer) return;
       this.deps.logger.warn({ err: event.payload.error, group: this.groupId }, 'kafka consumer crashed without restarting; replacing it');
@@ -90,7 +93,9 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
 
   private async replaceConsumer(): Promise<void> {
     for (let attempt = 1; !this.stopping; attempt++) {
-      await new Promise((r) => setTimeout(r, backoffMs(attempt)));
+      this.crashes++;
+      this.m.replaced.inc({ group: this.groupId });
+      await new Promise((r) => setTimeout(r, backoffMs(this.crashes)));
       if (this.stopping) return;
       await this.consumer.disconnect().catch(() => undefined);
       this.consumer = this.createConsumer();
@@ -121,6 +126,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
         const done = await this.process(topic, partition, message, heartbeat);
         if (done) {
           await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+          this.crashes = 0;
         }
       },
     });
