@@ -24,7 +24,7 @@ describe('inbox consumer under infrastructure faults', () => {
   let codec: EventCodec;
   let producer: Producer;
   let admin: Admin;
-  let consumer: InboxConsumer<OrderEvent> | undefined;
+  let consumers: Array<InboxConsumer<OrderEvent>> = [];
   let proxy: TcpProxy | undefined;
   let metrics: Metrics;
 
@@ -49,8 +49,8 @@ describe('inbox consumer under infrastructure faults', () => {
     metrics = new Metrics('consumer-faults', { defaultMetrics: false });
   });
   afterEach(async () => {
-    await consumer?.stop();
-    consumer = undefined;
+    await Promise.all(consumers.map((c) => c.stop()));
+    consumers = [];
     await proxy?.close();
     proxy = undefined;
     await producer.disconnect();
@@ -59,19 +59,19 @@ describe('inbox consumer under infrastructure faults', () => {
     await dropSchema(schema);
   });
 
-  async function send(reason: string): Promise<string> {
+  async function send(reason: string, key = 'same-partition'): Promise<string> {
     const orderId = `o-${randomUUID()}`;
     const event: OrderEvent = {
       eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
       type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason, cancelledAt: Date.now() },
     } as OrderEvent;
     // One key for every event, so they share a partition and the second waits behind the first.
-    await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages: [{ key: 'same-partition', value: await codec.encode(Streams.orders, event) }] });
+    await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages: [{ key, value: await codec.encode(Streams.orders, event) }] });
     return orderId;
   }
 
-  function startConsumer(consumerCodec: EventCodec): Promise<void> {
-    consumer = new InboxConsumer<OrderEvent>({
+  async function startConsumer(consumerCodec: EventCodec, using: { db?: Db; metrics?: Metrics } = {}): Promise<void> {
+    const consumer = new InboxConsumer<OrderEvent>({
       group: 'faults.effects',
       streams: [Streams.orders],
       maxAttempts: 3,
@@ -79,8 +79,9 @@ describe('inbox consumer under infrastructure faults', () => {
         if (event.type === 'OrderCancelled' && event.payload.reason === 'poison') throw new AppError('POISON', 'never processable');
         await trx('effects').insert({ event_id: event.eventId, order_id: event.orderId });
       },
-    }, { kafka, db, codec: consumerCodec, logger, metrics, namespace });
-    return consumer.start();
+    }, { kafka, db: using.db ?? db, codec: consumerCodec, logger, metrics: using.metrics ?? metrics, namespace });
+    consumers.push(consumer);
+    await consumer.start();
   }
 
   const effectsOf = (orderId: string) => db('effects').where({ order_id: orderId });
@@ -133,4 +134,43 @@ describe('inbox consumer under infrastructure faults', () => {
     expect(await dlqCount()).toBe(1);
     expect(await effectsOf(poisonId)).toHaveLength(0);
   });
+
+  it('a replica retrying through a database outage does not hold up a rebalance: a new replica that can reach the database takes over its share at once', async () => {
+    const real = new URL(infra.DATABASE_URL!);
+    proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 5432) });
+    const proxied = new URL(real);
+    proxied.hostname = '127.0.0.1';
+    proxied.port = String(proxy.port);
+    const cutOff = createDb({ url: proxied.toString(), schema, poolMax: 4, logger });
+    try {
+      await proxy.cut();
+      const orderIds: string[] = [];
+      for (let i = 0; i < 12; i++) orderIds.push(await send('test', `key-${i}`));
+      // Replica A owns every partition and is stuck retrying against the unreachable database.
+      await startConsumer(codec, { db: cutOff });
+      await waitFor(async () => (await counter(metrics, 'events_retried_total', /code="(CONNECTION_FAILED|DB_UNAVAILABLE)"/)) >= 3, {
+        timeoutMs: 20_000, description: 'replica A retrying',
+      });
+      // Replica B joins. A must give its in-flight messages back at the rebalance rather than keep the group waiting
+      // (kafkajs waits up to the 60 s rebalance timeout for a member stuck in eachMessage).
+      const joinedAt = Date.now();
+      await startConsumer(codec, { metrics: new Metrics('replica-b', { defaultMetrics: false }) });
+      await waitFor(async () => Number((await db('effects').count<{ n: string }[]>('* as n'))[0]!.n) > 0, {
+        timeoutMs: 25_000, description: 'replica B applying events from its share of the partitions',
+      });
+      expect(Date.now() - joinedAt).toBeLessThan(25_000);
+      expect(await dlqCount()).toBe(0);
+
+      await proxy.restore();
+      await waitFor(async () => Number((await db('effects').count<{ n: string }[]>('* as n'))[0]!.n) >= 12, { timeoutMs: 30_000, description: 'every event applied' });
+      const perOrder = await db('effects').select('order_id').count<{ order_id: string; n: string }[]>('* as n').groupBy('order_id');
+      expect(perOrder.map((r) => r.order_id).sort()).toEqual([...orderIds].sort());
+      expect(perOrder.every((r) => Number(r.n) === 1)).toBe(true);
+      expect(await dlqCount()).toBe(0);
+    } finally {
+      await Promise.all(consumers.map((c) => c.stop()));
+      consumers = [];
+      await cutOff.destroy();
+    }
+  }, 90_000);
 });
