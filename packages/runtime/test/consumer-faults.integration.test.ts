@@ -3,9 +3,8 @@ import { ConfigResourceTypes, type Admin, type Producer } from 'kafkajs';
 import { dlqTopicName, ensureTopics, EventCodec, Streams, type OrderEvent } from '@postsale/contracts';
 import {
   AppError, createDb, createKafka, createLogger, dropSchema, InboxConsumer, localInfraEnv, Metrics, migrate, uniqueId, waitFor,
-  type Db,
+  type Db, startTcpProxy, type TcpProxy,
 } from '../src';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
 
 /** Sum of a counter's samples whose labels match. */
 async function counter(metrics: Metrics, name: string, labels: RegExp = /.*/): Promise<number> {

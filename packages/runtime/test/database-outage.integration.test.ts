@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { dlqTopicName, Streams } from '@postsale/contracts';
 import {
-  createDb, dropSchema, localInfraEnv, startService, testEnv, waitFor, type Db, type RunningService,
+  createDb, dropSchema, localInfraEnv, startService, testEnv, waitFor, type Db, type RunningService, startTcpProxy, type TcpProxy,
 } from '../src';
 import { fixtureService } from './fixture-service';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
 
 const ADMIN = { authorization: 'Bearer test-admin-token-0123456789' };
 const OUTAGE_MS = 15_000;

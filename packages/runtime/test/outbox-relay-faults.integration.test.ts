@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { ensureTopics, EventCodec, Streams } from '@postsale/contracts';
 import {
-  createDb, createKafka, createLogger, dropSchema, localInfraEnv, Metrics, migrate, OutboxRelay, OutboxWriter, uniqueId, waitFor, type Db,
+  createDb, createKafka, createLogger, dropSchema, localInfraEnv, Metrics, migrate, OutboxRelay, OutboxWriter, uniqueId, waitFor, type Db, startTcpProxy, type TcpProxy,
 } from '../src';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
 
 describe('outbox relay under a database outage', () => {
   const infra = localInfraEnv();
