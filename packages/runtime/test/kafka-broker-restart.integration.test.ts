@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { dlqTopicName, Streams } from '@postsale/contracts';
 import { dropSchema, startService, testEnv, waitFor, type RunningService } from '../src';
 import { fixtureService } from './fixture-service';
-import { startPrivateBroker, type PrivateBroker } from './support/kafka-broker';
+import { startPrivateBroker, type PrivateBroker } from '../src/private-broker';
 
 const ADMIN = { authorization: 'Bearer test-admin-token-0123456789' };
 

@@ -4,9 +4,10 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rm
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { waitFor } from '../../src';
+import { waitFor } from './testing';
 
 /**
+ * Test helper (not exported from the package index: import `@postsale/runtime/src/private-broker`).
  * A private single-node KRaft broker for fault tests, run from the same jars as `deploy/local/infra.sh`, on free ports
  * with its own data directory, so a test can kill -9 and restart it without touching the shared broker on 9092.
  */
@@ -19,7 +20,7 @@ export interface PrivateBroker {
   logTail(): string;
 }
 
-const repoRoot = resolve(__dirname, '../../../..');
+const repoRoot = resolve(__dirname, '../../..');
 
 /** The unpacked Kafka release's libs directory; fails with what to do when it is missing. */
 export function kafkaLibs(): string {
@@ -83,14 +84,22 @@ export async function startPrivateBroker(options: { startTimeoutMs?: number } = 
     new Promise<number | null>((r) => (child.exitCode !== null || child.signalCode !== null ? r(child.exitCode) : child.once('exit', (code) => r(code))));
 
   const log = createWriteStream(logFile, { flags: 'a' });
-  const clusterId = randomBytes(16).toString('base64url');
+  let clusterId = randomBytes(16).toString('base64url');
+  while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url'); // as Kafka's own Uuid does: not an option
   const format = java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', conf], log);
-  if ((await exited(format)) !== 0) throw new Error(`formatting Kafka storage failed:\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+  if ((await exited(format)) !== 0) {
+    const output = readFileSync(logFile, 'utf8').slice(-2000);
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`formatting Kafka storage failed:\n${output}`);
+  }
 
   const brokers = [`127.0.0.1:${port}`];
   const probe = new Kafka({ clientId: 'broker-probe', brokers, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 500 });
   let child: ChildProcess | undefined;
 
+  // A broker must not outlive the test process, even when jest exits without running afterAll.
+  const killOnExit = () => child?.kill('SIGKILL');
+  process.once('exit', killOnExit);
   const start = async () => {
     child = java(['kafka.Kafka', conf], log);
     const current = child;
@@ -119,6 +128,7 @@ export async function startPrivateBroker(options: { startTimeoutMs?: number } = 
     await start();
   } catch (error) {
     await kill9();
+    process.off('exit', killOnExit);
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
@@ -128,6 +138,7 @@ export async function startPrivateBroker(options: { startTimeoutMs?: number } = 
     restart: start,
     async stop() {
       await kill9();
+      process.off('exit', killOnExit);
       log.end();
       rmSync(dir, { recursive: true, force: true });
     },
