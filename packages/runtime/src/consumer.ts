@@ -1,7 +1,7 @@
 import type { Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { dlqTopicName, type AnyStream, type EventCodec, type TypedEvent } from '@postsale/contracts';
 import type { Db, Tx } from './db';
-import { errorCode, isRetriable } from './errors';
+import { classifyError } from './errors';
 import { producerConfig } from './kafka';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
@@ -37,13 +37,19 @@ export const DLQ_HEADERS = {
 /**
  * Inbox consumer runner. For each message: decode; in one DB transaction record the event id in the inbox and run the
  * handler (a duplicate id means the effect already happened: skip); commit the Kafka offset only after the
- * transaction committed. Retriable failures are retried in place with exponential backoff (which keeps per-key order);
- * the rest, and messages that cannot be decoded, go to the stream's dead-letter topic with the reason in headers.
+ * transaction committed. Failures are handled by `classifyError`: transient ones (database, broker or registry
+ * unavailable, serialization failures, deadlocks) are retried in place with capped exponential backoff for as long as
+ * they last, heartbeating meanwhile, so the partition waits (keeping per-key order) and nothing is dead-lettered;
+ * failures caused by the message (non-retriable AppError, undecodable bytes) go to the stream's dead-letter topic at
+ * once; unknown failures (likely bugs) after `maxAttempts`. The reason travels in the DLQ headers.
  */
 export class InboxConsumer<E extends TypedEvent = TypedEvent> {
-  private readonly consumer: Consumer;
+  private consumer: Consumer;
   private readonly dlqProducer: Producer;
   private stopping = false;
+  private replacing?: Promise<void>;
+  /** replacements since a message last finished: a consumer that keeps crashing on the same message backs off */
+  private crashes = 0;
   private readonly groupId: string;
   private readonly m;
 
@@ -52,9 +58,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     private readonly deps: { kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; metrics: Metrics; namespace: string },
   ) {
     this.groupId = deps.namespace ? `${deps.namespace}.${spec.group}` : spec.group;
-    // A crashed member holds its partitions until its session expires: keep that short (handlers are short DB
-    // transactions, and the retry loop heartbeats), so a killed process's orders move on within seconds.
-    this.consumer = deps.kafka.consumer({ groupId: this.groupId, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    this.consumer = this.createConsumer();
     this.dlqProducer = deps.kafka.producer(producerConfig());
     const { metrics } = deps;
     this.m = {
@@ -63,6 +67,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
       retried: metrics.counter('events_retried_total', 'Handler attempts that failed and were retried', ['group', 'topic', 'code']),
       deadLettered: metrics.counter('events_dead_lettered_total', 'Events sent to a dead-letter topic', ['group', 'topic', 'code']),
       duration: metrics.histogram('event_handler_duration_seconds', 'Time to process one event, retries included', ['group', 'topic']),
+      replaced: metrics.counter('kafka_consumer_replacements_total', 'Kafka consumers that stopped for good after an error and were replaced', ['group']),
     };
   }
 
@@ -70,70 +75,131 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     return this.groupId;
   }
 
+  private createConsumer(): Consumer {
+    // A crashed member holds its partitions until its session expires: keep that short (handlers are short DB
+    // transactions, and the retry loop heartbeats), so a killed process's orders move on within seconds.
+    const consumer = this.deps.kafka.consumer({ groupId: this.groupId, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    // kafkajs stops for good after errors it calls non-retriable (e.g. group coordinator not found while a broker
+    // restarts, or a dead-letter topic refusing a message). Replace such a consumer instead of going silent.
+    consumer.on(consumer.events.CRASH, (event) => {
+      if (event.payload.restart || this.stopping || this.consumer !== consumer) return;
+      this.deps.logger.warn({ err: event.payload.error, group: this.groupId }, 'kafka consumer crashed without restarting; replacing it');
+      this.replacing ??= this.replaceConsumer().finally(() => {
+        this.replacing = undefined;
+      });
+    });
+    return consumer;
+  }
+
+  private async replaceConsumer(): Promise<void> {
+    for (let attempt = 1; !this.stopping; attempt++) {
+      this.crashes++;
+      this.m.replaced.inc({ group: this.groupId });
+      await new Promise((r) => setTimeout(r, backoffMs(this.crashes)));
+      if (this.stopping) return;
+      await this.consumer.disconnect().catch(() => undefined);
+      this.consumer = this.createConsumer();
+      try {
+        await this.runConsumer(this.consumer);
+        return;
+      } catch (error) {
+        this.deps.logger.warn({ err: error, group: this.groupId, attempt }, 'kafka consumer could not start yet; will try again');
+      }
+    }
+  }
+
   async start(): Promise<void> {
     await this.dlqProducer.connect();
-    await this.consumer.connect();
+    await this.runConsumer(this.consumer);
+  }
+
+  private async runConsumer(consumer: Consumer): Promise<void> {
+    await consumer.connect();
     for (const stream of this.spec.streams) {
       // New groups read history from the start: an order published before a service first started is still processed.
-      await this.consumer.subscribe({ topic: this.deps.codec.topic(stream), fromBeginning: true });
+      await consumer.subscribe({ topic: this.deps.codec.topic(stream), fromBeginning: true });
     }
-    await this.consumer.run({
+    await consumer.run({
       autoCommit: false,
       partitionsConsumedConcurrently: this.spec.partitionsConsumedConcurrently ?? 3,
       eachMessage: async ({ topic, partition, message, heartbeat }) => {
         const done = await this.process(topic, partition, message, heartbeat);
         if (done) {
-          await this.consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+          await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+          this.crashes = 0;
         }
       },
     });
   }
 
-  /** Returns true when the message is finished with (processed, duplicate or dead-lettered) and its offset may commit. */
+  /**
+   * Returns true when the message is finished with (processed, duplicate or dead-lettered) and its offset may commit;
+   * false when the runner is stopping (left uncommitted: redelivered after restart). Throws when the group rebalances
+   * during a retry, so kafkajs rejoins and the partition's next owner processes the message.
+   */
   private async process(topic: string, partition: number, message: KafkaMessage, heartbeat: () => Promise<void>): Promise<boolean> {
-    const { db, codec, logger } = this.deps;
     const endTimer = this.m.duration.startTimer({ group: this.groupId, topic });
-    let event: E;
     try {
-      if (!message.value) throw new Error('message has no value');
-      event = await codec.decode<E>(message.value);
-    } catch (error) {
-      await this.deadLetter(topic, partition, message, 'UNDECODABLE', error, 1);
+      return await this.processWithRetries(topic, partition, message, heartbeat);
+    } finally {
       endTimer();
-      return true;
     }
+  }
+
+  private async processWithRetries(topic: string, partition: number, message: KafkaMessage, heartbeat: () => Promise<void>): Promise<boolean> {
+    const { db, codec, logger } = this.deps;
     const maxAttempts = this.spec.maxAttempts ?? 6;
+    let event: E | undefined;
+    let unknownFailures = 0;
     for (let attempt = 1; ; attempt++) {
       try {
+        if (!event) {
+          try {
+            if (!message.value) throw new Error('message has no value');
+            event = await codec.decode<E>(message.value);
+          } catch (error) {
+            // A registry that cannot be reached says nothing about the message: only other decode failures are poison.
+            if (classifyError(error).kind === 'transient') throw error;
+            await this.deadLetter(topic, partition, message, 'UNDECODABLE', error, attempt);
+            return true;
+          }
+        }
+        const decoded: E = event;
         const fresh = await db.transaction(async (trx) => {
           const inserted = await trx('inbox')
-            .insert({ consumer_group: this.groupId, event_id: event.eventId, topic, partition, offset: message.offset, event_type: event.type })
+            .insert({ consumer_group: this.groupId, event_id: decoded.eventId, topic, partition, offset: message.offset, event_type: decoded.type })
             .onConflict(['consumer_group', 'event_id'])
             .ignore()
             .returning('event_id');
           if (inserted.length === 0) return false;
-          await this.spec.handle(event, { trx, topic, partition, offset: message.offset });
+          await this.spec.handle(decoded, { trx, topic, partition, offset: message.offset });
           return true;
         });
-        if (fresh) this.m.consumed.inc({ group: this.groupId, topic, type: event.type });
+        if (fresh) this.m.consumed.inc({ group: this.groupId, topic, type: decoded.type });
         else this.m.duplicates.inc({ group: this.groupId, topic });
-        endTimer();
         return true;
       } catch (error) {
-        const code = errorCode(error);
-        if (!isRetriable(error) || attempt >= maxAttempts) {
+        const { kind, code } = classifyError(error);
+        if (kind === 'unknown') unknownFailures++;
+        if (kind === 'permanent' || (kind === 'unknown' && unknownFailures >= maxAttempts)) {
           await this.deadLetter(topic, partition, message, code, error, attempt, event);
-          endTimer();
           return true;
         }
         this.m.retried.inc({ group: this.groupId, topic, code });
-        logger.warn({ err: error, code, attempt, topic, partition, offset: message.offset, eventId: event.eventId }, 'event handler failed; retrying');
-        const delay = Math.min(10_000, 200 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-        const deadline = Date.now() + delay;
+        logger.warn(
+          { err: error, code, kind, attempt, topic, partition, offset: message.offset, eventId: event?.eventId },
+          kind === 'transient' ? 'event handling failed transiently; retrying until it passes' : 'event handler failed; retrying',
+        );
+        const deadline = Date.now() + backoffMs(attempt);
         while (Date.now() < deadline) {
-          if (this.stopping) return false; // leave it uncommitted: redelivered after restart
-          await new Promise((r) => setTimeout(r, Math.min(500, deadline - Date.now())));
-          await heartbeat().catch(() => undefined);
+          if (this.stopping) return false;
+          await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, deadline - Date.now()))));
+          try {
+            await heartbeat();
+          } catch (beatError) {
+            if (isRebalance(beatError)) throw beatError;
+            // broker unreachable: keep retrying the handler; the session outlives short outages
+          }
         }
       }
     }
@@ -164,7 +230,18 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    await this.replacing;
     await this.consumer.disconnect(); // waits for in-flight eachMessage calls to finish
     await this.dlqProducer.disconnect();
   }
+}
+
+/** 200 ms doubling to 5 s, with jitter: short blips recover fast, long outages cost a query every few seconds. */
+function backoffMs(attempt: number): number {
+  return Math.min(5_000, 200 * 2 ** Math.min(attempt - 1, 10)) * (0.5 + Math.random() / 2);
+}
+
+function isRebalance(error: unknown): boolean {
+  const type = (error as { type?: unknown } | null)?.type;
+  return type === 'REBALANCE_IN_PROGRESS' || type === 'ILLEGAL_GENERATION' || type === 'NOT_COORDINATOR_FOR_GROUP' || type === 'UNKNOWN_MEMBER_ID';
 }

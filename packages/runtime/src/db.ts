@@ -1,5 +1,6 @@
 import knex, { type Knex } from 'knex';
 import type { Metrics } from './metrics';
+import type { Logger } from './logger';
 
 export type { Knex };
 export type Db = Knex;
@@ -12,12 +13,22 @@ export interface Migration {
 }
 
 /** A knex instance bound to the service's own schema: unqualified table names resolve there and nowhere else. */
-export function createDb(options: { url: string; schema: string; poolMax?: number }): Db {
+export function createDb(options: { url: string; schema: string; poolMax?: number; logger?: Logger }): Db {
+  const log = options.logger?.child({ component: 'knex' });
   return knex({
     client: 'pg',
     connection: options.url,
     searchPath: [options.schema],
     pool: { min: 0, max: options.poolMax ?? 10 },
+    // knex prints pool trouble ("Acquire connection error") with console.log unless given a logger
+    ...(log && {
+      log: {
+        warn: (message: unknown) => log.warn(String(message)),
+        error: (message: unknown) => log.error(String(message)),
+        deprecate: (message: unknown) => log.warn(String(message)),
+        debug: (message: unknown) => log.debug(String(message)),
+      },
+    }),
     // bigint columns come back as strings from pg; money columns are bigint, converted explicitly where read
   });
 }

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { z } from 'zod';
-import { AppError, badRequest, isAppError, unauthorized } from './errors';
+import { AppError, badRequest, classifyError, isAppError, unauthorized } from './errors';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 
@@ -100,6 +100,9 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
       appError = new AppError('UNSUPPORTED_ENCODING', 'unsupported body encoding', { status: 415 });
     } else if (typeof parserError.status === 'number' && parserError.status >= 400 && parserError.status < 500) {
       appError = new AppError('BAD_REQUEST', 'the request could not be read', { status: parserError.status });
+    } else if (classifyError(error).kind === 'transient') {
+      // e.g. the database is unreachable: the caller should retry, and nothing was committed
+      appError = new AppError('UNAVAILABLE', 'temporarily unavailable; try again', { status: 503, retriable: true, cause: error });
     } else {
       appError = new AppError('INTERNAL', 'internal error', { status: 500, cause: error });
     }
@@ -108,6 +111,7 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
     if (res.headersSent) return;
     const body: { code: string; message: string; details?: unknown } = { code: appError.code, message: appError.message };
     if (appError.details !== undefined && appError.status < 500) body.details = appError.details;
+    if (appError.status === 503) res.setHeader('retry-after', '1');
     res.status(appError.status).json({ error: body });
   };
 }

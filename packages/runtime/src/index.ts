@@ -11,3 +11,4 @@ export * from './poller';
 export * from './secret-box';
 export * from './service';
 export * from './testing';
+export * from './private-broker';

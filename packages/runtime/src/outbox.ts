@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import type { Kafka, Producer } from 'kafkajs';
 import { EventCodec, schemaErrors, Streams, type AnyStream, type EventOf, type StreamName } from '@postsale/contracts';
 import type { Db, Tx } from './db';
-import { AppError } from './errors';
+import { AppError, classifyError } from './errors';
 import { producerConfig } from './kafka';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
@@ -61,6 +61,8 @@ export class OutboxRelay {
   private running = false;
   private draining?: Promise<void>;
   private again = false;
+  private consecutiveFailures = 0;
+  private listenerRetry?: NodeJS.Timeout;
   private readonly published;
   private readonly failures;
 
@@ -92,12 +94,41 @@ export class OutboxRelay {
   async start(): Promise<void> {
     await this.connect();
     this.running = true;
-    this.listener = new Client({ connectionString: this.options.databaseUrl });
-    this.listener.on('notification', () => this.nudge());
-    this.listener.on('error', (error) => this.options.logger.warn({ err: error }, 'outbox listener connection failed; polling continues'));
-    await this.listener.connect();
-    await this.listener.query(`listen "${OutboxRelay.channel(this.options.schema)}"`);
+    await this.listen();
     this.schedule(0);
+  }
+
+  /**
+   * LISTEN on a dedicated connection so commits wake the relay at once. If that connection is lost (a database
+   * restart or network blip), polling goes on and the listener reconnects with backoff.
+   */
+  private async listen(attempt = 0): Promise<void> {
+    const { logger, databaseUrl, schema } = this.options;
+    const listener = new Client({ connectionString: databaseUrl });
+    this.listener = listener;
+    let lost = false;
+    const onLost = (error?: Error) => {
+      if (lost) return;
+      lost = true;
+      listener.end().catch(() => undefined);
+      if (!this.running) return;
+      logger.warn({ err: error }, 'outbox listener connection lost; polling continues while it reconnects');
+      this.listenerRetry = setTimeout(() => void this.listen(attempt + 1), relayBackoffMs(attempt + 1, 500));
+    };
+    listener.on('notification', () => this.nudge());
+    listener.on('error', onLost);
+    listener.on('end', () => onLost());
+    try {
+      await listener.connect();
+      await listener.query(`listen "${OutboxRelay.channel(schema)}"`);
+      if (attempt > 0) {
+        logger.info('outbox listener reconnected');
+        this.nudge(); // rows committed while it was away
+      }
+    } catch (error) {
+      if (attempt === 0 && classifyError(error).kind !== 'transient') throw error;
+      onLost(error as Error);
+    }
   }
 
   /** Asks for a drain soon; coalesces bursts of notifications into one drain. */
@@ -118,16 +149,25 @@ export class OutboxRelay {
   private async loop(): Promise<void> {
     if (!this.running || this.draining) return;
     this.draining = this.drainAll()
+      .then(() => {
+        if (this.consecutiveFailures > 0) this.options.logger.info({ failures: this.consecutiveFailures }, 'outbox relay publishing again');
+        this.consecutiveFailures = 0;
+      })
       .catch((error) => {
+        // Whatever failed (database, broker, registry), the rows stay unsent and are retried: never dropped.
         this.failures.inc();
-        this.options.logger.error({ err: error }, 'outbox relay failed to publish; will retry');
+        this.consecutiveFailures++;
+        const { kind, code } = classifyError(error);
+        const log = kind === 'transient' ? this.options.logger.warn : this.options.logger.error;
+        log.call(this.options.logger, { err: error, code, failures: this.consecutiveFailures }, 'outbox relay failed to publish; will retry');
       })
       .finally(() => {
         this.draining = undefined;
       });
     await this.draining;
     if (!this.running) return;
-    const next = this.again ? 0 : (this.options.pollIntervalMs ?? 500);
+    const poll = this.options.pollIntervalMs ?? 500;
+    const next = this.consecutiveFailures > 0 ? relayBackoffMs(this.consecutiveFailures, poll) : this.again ? 0 : poll;
     this.again = false;
     this.schedule(next);
   }
@@ -173,6 +213,7 @@ export class OutboxRelay {
   async stop(flushTimeoutMs = 5000): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    if (this.listenerRetry) clearTimeout(this.listenerRetry);
     await this.draining;
     const deadline = Date.now() + flushTimeoutMs;
     try {
@@ -185,4 +226,9 @@ export class OutboxRelay {
     await this.listener?.end().catch(() => undefined);
     await this.producer.disconnect();
   }
+}
+
+/** After failures: the poll interval doubling up to 5 s, with jitter. */
+function relayBackoffMs(failures: number, base: number): number {
+  return Math.min(5_000, Math.max(base, 100) * 2 ** Math.min(failures - 1, 10)) * (0.5 + Math.random() / 2);
 }

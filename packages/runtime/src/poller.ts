@@ -1,3 +1,4 @@
+import { classifyError } from './errors';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 
@@ -26,6 +27,7 @@ export function createPoller(options: {
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> | undefined;
   let again = false;
+  let failures = 0;
 
   const schedule = (ms: number) => {
     if (!running) return;
@@ -38,14 +40,19 @@ export function createPoller(options: {
       .run()
       .then((didWork) => {
         again = again || didWork;
+        failures = 0;
       })
       .catch((error) => {
         errors.inc({ worker: options.name });
-        options.logger.error({ err: error, worker: options.name }, 'worker run failed');
+        failures++;
+        const { kind, code } = classifyError(error);
+        const log = kind === 'transient' ? options.logger.warn : options.logger.error;
+        log.call(options.logger, { err: error, code, worker: options.name, failures }, 'worker run failed; will run again');
       })
       .finally(() => {
         current = undefined;
-        const next = again ? 0 : options.intervalMs;
+        // After failures, back off (doubling to 30 s) instead of hammering a database or API that is down.
+        const next = failures > 0 ? Math.min(30_000, Math.max(options.intervalMs, 200) * 2 ** Math.min(failures - 1, 10)) : again ? 0 : options.intervalMs;
         again = false;
         schedule(next);
       });

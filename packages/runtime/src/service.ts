@@ -64,7 +64,7 @@ export async function startService<S extends z.ZodType>(
   const config = loadConfig(definition.configSchema, env) as z.infer<S> & BaseConfig;
   const logger = createLogger(definition.name, config.LOG_LEVEL);
   const metrics = new Metrics(definition.name);
-  const db = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA });
+  const db = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, logger });
   instrumentDb(db, metrics);
   await migrate(db, config.DB_SCHEMA, definition.migrations);
 

@@ -1,0 +1,147 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join, resolve } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { waitFor } from './testing';
+
+/**
+ * Test helper (not exported from the package index: import `@postsale/runtime/src/private-broker`).
+ * A private single-node KRaft broker for fault tests, run from the same jars as `deploy/local/infra.sh`, on free ports
+ * with its own data directory, so a test can kill -9 and restart it without touching the shared broker on 9092.
+ */
+export interface PrivateBroker {
+  brokers: string[];
+  kill9(): Promise<void>;
+  /** starts the broker again on the same ports and data directory, and waits until it serves metadata */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  logTail(): string;
+}
+
+const repoRoot = resolve(__dirname, '../../..');
+
+/** The unpacked Kafka release's libs directory; fails with what to do when it is missing. */
+export function kafkaLibs(): string {
+  const pom = readFileSync(join(repoRoot, 'deploy/local/pom.xml'), 'utf8');
+  const version = /<kafka\.version>([^<]+)<\/kafka\.version>/.exec(pom)?.[1];
+  if (!version) throw new Error('deploy/local/pom.xml names no kafka.version');
+  const candidates = [process.env.KAFKA_LIBS, join(repoRoot, `.local/infra/kafka-${version}/libs`)].filter((p): p is string => !!p);
+  const found = candidates.find((p) => existsSync(join(p, `kafka_2.13-${version}.jar`)));
+  if (!found) {
+    throw new Error(`Kafka ${version} jars not found (looked in ${candidates.join(', ')}): run \`npm run infra:up\` once, which unpacks them into .local/infra, or set KAFKA_LIBS`);
+  }
+  return found;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+export async function startPrivateBroker(options: { startTimeoutMs?: number } = {}): Promise<PrivateBroker> {
+  const libs = kafkaLibs();
+  const classpath = `${libs}/*`;
+  const [port, controllerPort] = [await freePort(), await freePort()];
+  const tmpRoot = join(repoRoot, '.local/tmp');
+  mkdirSync(tmpRoot, { recursive: true });
+  const dir = mkdtempSync(join(tmpRoot, 'kafka-fault-'));
+  const conf = join(dir, 'server.properties');
+  const logFile = join(dir, 'broker.out');
+  writeFileSync(conf, [
+    'process.roles=broker,controller',
+    'node.id=1',
+    `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
+    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    'controller.listener.names=CONTROLLER',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'inter.broker.listener.name=PLAINTEXT',
+    `log.dirs=${join(dir, 'data')}`,
+    'auto.create.topics.enable=false',
+    'num.partitions=1',
+    'offsets.topic.replication.factor=1',
+    'offsets.topic.num.partitions=3',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'group.initial.rebalance.delay.ms=0',
+    '',
+  ].join('\n'));
+
+  const java = (args: string[], out: NodeJS.WritableStream) => {
+    const child = spawn('java', ['-Xms128m', '-Xmx512m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1',
+      `-Dlog4j.configuration=file:${join(repoRoot, 'deploy/local/log4j.properties')}`, `-Dkafka.logs.dir=${dir}`,
+      '-cp', classpath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.pipe(out, { end: false });
+    child.stderr!.pipe(out, { end: false });
+    return child;
+  };
+  const exited = (child: ChildProcess) =>
+    new Promise<number | null>((r) => (child.exitCode !== null || child.signalCode !== null ? r(child.exitCode) : child.once('exit', (code) => r(code))));
+
+  const log = createWriteStream(logFile, { flags: 'a' });
+  let clusterId = randomBytes(16).toString('base64url');
+  while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url'); // as Kafka's own Uuid does: not an option
+  const format = java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', conf], log);
+  if ((await exited(format)) !== 0) {
+    const output = readFileSync(logFile, 'utf8').slice(-2000);
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`formatting Kafka storage failed:\n${output}`);
+  }
+
+  const brokers = [`127.0.0.1:${port}`];
+  const probe = new Kafka({ clientId: 'broker-probe', brokers, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 500 });
+  let child: ChildProcess | undefined;
+
+  // A broker must not outlive the test process, even when jest exits without running afterAll.
+  const killOnExit = () => child?.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const start = async () => {
+    child = java(['kafka.Kafka', conf], log);
+    const current = child;
+    await waitFor(async () => {
+      if (current.exitCode !== null) throw new Error(`broker exited with ${current.exitCode}`);
+      const admin = probe.admin();
+      try {
+        await admin.connect();
+        const cluster = await admin.describeCluster();
+        return cluster.brokers.length > 0;
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    }, { timeoutMs: options.startTimeoutMs ?? 45_000, intervalMs: 200, description: `private Kafka broker on ${brokers[0]}` }).catch((error: Error) => {
+      throw new Error(`${error.message}\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
+    });
+  };
+  const kill9 = async () => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const done = exited(child);
+    child.kill('SIGKILL');
+    await done;
+  };
+
+  try {
+    await start();
+  } catch (error) {
+    await kill9();
+    process.off('exit', killOnExit);
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    brokers,
+    kill9,
+    restart: start,
+    async stop() {
+      await kill9();
+      process.off('exit', killOnExit);
+      log.end();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    logTail: () => readFileSync(logFile, 'utf8').slice(-3000),
+  };
+}

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { ensureTopics, EventCodec, Streams } from '@postsale/contracts';
+import {
+  createDb, createKafka, createLogger, dropSchema, localInfraEnv, Metrics, migrate, OutboxRelay, OutboxWriter, uniqueId, waitFor, type Db, startTcpProxy, type TcpProxy,
+} from '../src';
+
+describe('outbox relay under a database outage', () => {
+  const infra = localInfraEnv();
+  const logger = createLogger('relay-faults', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent');
+  let proxy: TcpProxy;
+  let schema: string;
+  let viaProxy: Db;
+  let direct: Db;
+  let proxiedUrl: string;
+  let relay: OutboxRelay | undefined;
+
+  beforeEach(async () => {
+    const real = new URL(infra.DATABASE_URL!);
+    proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 5432) });
+    const proxied = new URL(real);
+    proxied.hostname = '127.0.0.1';
+    proxied.port = String(proxy.port);
+    schema = uniqueId('t_relayfaults_');
+    direct = createDb({ url: real.toString(), schema, poolMax: 2 });
+    await migrate(direct, schema, []);
+    proxiedUrl = proxied.toString();
+    viaProxy = createDb({ url: proxiedUrl, schema, poolMax: 2, logger });
+  });
+  afterEach(async () => {
+    await proxy.restore().catch(() => undefined);
+    await relay?.stop(0);
+    await viaProxy.destroy();
+    await direct.destroy();
+    await proxy.close();
+    await dropSchema(schema);
+  });
+
+  it('after the database comes back, its LISTEN connection is re-established: a commit is published at once, not at the next poll', async () => {
+    const namespace = uniqueId('t-');
+    const kafka = createKafka({ clientId: 'relay-faults', brokers: infra.KAFKA_BROKERS!.split(','), logger });
+    await ensureTopics(kafka, { namespace, streams: [Streams.orders] });
+    const codec = EventCodec.connect(infra.SCHEMA_REGISTRY_URL!, namespace);
+    const writer = new OutboxWriter(codec, OutboxRelay.channel(schema));
+    const metrics = new Metrics('relay-faults', { defaultMetrics: false });
+    // Polling once a minute: within this test only a notification can make it publish.
+    relay = new OutboxRelay({
+      db: viaProxy, databaseUrl: proxiedUrl, schema, kafka, codec, logger, metrics, pollIntervalMs: 60_000,
+    });
+    await relay.start();
+    const record = async () => {
+      const eventId = randomUUID();
+      const orderId = `o-${randomUUID()}`;
+      await direct.transaction((trx) => writer.publish(trx, Streams.orders, {
+        eventId, orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
+        type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason: 'test', cancelledAt: Date.now() },
+      }));
+      return eventId;
+    };
+    const published = async (eventId: string) => (await direct('outbox').where({ event_id: eventId }).first())?.published_at;
+
+    const before = await record();
+    await waitFor(() => published(before), { timeoutMs: 10_000, description: 'published through the notification' });
+
+    const cutAt = new Date();
+    await proxy.cut();
+    await proxy.restore();
+    // The relay notices the lost listener and reconnects; notifications only reach a connection that is listening.
+    const listening = () => direct.raw("select 1 from pg_stat_activity where query = ? and state = 'idle' and backend_start > ?", [`listen "${OutboxRelay.channel(schema)}"`, cutAt]);
+    await waitFor(async () => (await listening()).rows.length > 0, {
+      timeoutMs: 10_000, description: 'the new LISTEN in place',
+    });
+    const after = await record();
+    await waitFor(() => published(after), { timeoutMs: 10_000, description: 'published through the re-established notification channel' });
+  });
+});
