@@ -20,8 +20,14 @@ export const configSchema = baseConfigSchema
     /** the public URL eBay calls, exactly as registered (part of the challenge hash) */
     EBAY_ENDPOINT_URL: z.string().default(''),
     EBAY_PUBLIC_KEY_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
+    /** a kid eBay does not know is remembered this long (no second call for it) */
+    EBAY_UNKNOWN_KID_TTL_SECONDS: z.coerce.number().int().positive().default(600),
+    /** key lookups for kids not in the cache, per minute; beyond it new kids are refused (412, eBay retries) */
+    EBAY_KEY_LOOKUPS_PER_MINUTE: z.coerce.number().int().positive().default(30),
 
     MERCADOLIBRE_API_BASE_URL: z.string().url().default('https://api.mercadolibre.com'),
+    /** this deployment's MercadoLibre application id; notifications for any other application are only counted */
+    MERCADOLIBRE_APPLICATION_ID: z.string().regex(/^\d*$/).default(''),
 
     PAYPAL_API_BASE_URL: z.string().url().default('https://api-m.paypal.com'),
     PAYPAL_CLIENT_ID: z.string().default(''),
@@ -32,6 +38,16 @@ export const configSchema = baseConfigSchema
     /** hosts PAYPAL-CERT-URL may point at (offline verification) */
     PAYPAL_CERT_HOSTS: list('api.paypal.com,api.sandbox.paypal.com,api-m.paypal.com,api-m.sandbox.paypal.com'),
 
+    /** storefront capture calls: accepted signature timestamps within this many seconds of now */
+    STOREFRONT_SIGNATURE_WINDOW_SECONDS: z.coerce.number().int().positive().max(3600).default(300),
+    /** buyers' personal data (name, address, email, phone) is erased this many days after the order was received */
+    PERSONAL_DATA_RETENTION_DAYS: z.coerce.number().int().positive().default(180),
+    /** raw deliveries already decided are deleted after this many days (pending and parked ones are kept) */
+    DELIVERY_RETENTION_DAYS: z.coerce.number().int().positive().default(30),
+    RETENTION_INTERVAL_MS: z.coerce.number().int().positive().default(60 * 60_000),
+    /** the delivery worker claims up to this many due deliveries per round, at most DELIVERY_CLAIM_PER_ACCOUNT per account */
+    DELIVERY_CLAIM_BATCH: z.coerce.number().int().positive().max(500).default(32),
+    DELIVERY_CLAIM_PER_ACCOUNT: z.coerce.number().int().positive().default(4),
     /** per source address: sustained requests per second and burst, for /webhooks and /checkout */
     RATE_LIMIT_PER_SECOND: z.coerce.number().positive().default(50),
     RATE_LIMIT_BURST: z.coerce.number().int().positive().default(200),

@@ -1,15 +1,17 @@
 import type { Express } from 'express';
 import { z } from 'zod';
-import { AppError, notFound, requireBearer, validate } from '@postsale/runtime';
+import { AppError, notFound, requireBearer, storableText, validate } from '@postsale/runtime';
 import type { DeliveriesRepository, DeliveryRow } from '../db/deliveries.repository';
+import type { ErasureRepository } from '../db/erasure.repository';
 import type { OrdersRepository } from '../db/orders.repository';
+import type { Erasure } from '../domain/erase-personal-data.use-case';
 import type { createSellersUseCase } from '../domain/sellers.use-case';
 
 const marketplace = z.enum(['EBAY', 'MERCADOLIBRE', 'PAYPAL_STOREFRONT']);
 const sellerParams = z.object({ sellerId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/) });
 const sellerBody = z.object({
   displayName: z.string().max(200).nullish(),
-  accounts: z.array(z.object({ marketplace, accountId: z.string().min(1).max(128), accessToken: z.string().min(1).max(4096).optional() })).max(50),
+  accounts: z.array(z.object({ marketplace, accountId: z.string().min(1).max(128), accessToken: z.string().min(1).max(4096).optional(), captureSecret: z.string().min(32).max(256).optional() })).max(50),
 });
 const listQuery = z.object({
   status: z.enum(['pending', 'accepted', 'duplicate', 'ignored', 'rejected', 'parked']).optional(),
@@ -17,6 +19,8 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 const uuid = z.object({ id: z.string().uuid() });
+const orderParams = z.object({ orderId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/) });
+const eraseBody = z.object({ reason: storableText(500, 3) });
 
 function deliveryView(d: DeliveryRow, withBody = false) {
   return {
@@ -35,6 +39,8 @@ export function adminRoutes(app: Express, deps: {
   orders: OrdersRepository;
   nudgePoller: () => void;
   integrity: () => Promise<unknown>;
+  erasure: Erasure;
+  erasures: ErasureRepository;
 }): void {
   app.use('/admin', requireBearer(deps.adminToken));
 
@@ -70,6 +76,19 @@ export function adminRoutes(app: Express, deps: {
     res.status(202).json({ id, status: 'pending' });
   });
 
+  // Erase the buyer's personal data of one order (any marketplace): same path as eBay account deletion and retention.
+  app.post('/admin/orders/:orderId/erase', async (req, res) => {
+    const { orderId } = validate(orderParams, req.params, 'INVALID_ORDER_ID');
+    const { reason } = validate(eraseBody, req.body ?? {}, 'REASON_REQUIRED');
+    if (!(await deps.orders.get(orderId))) throw notFound('ORDER_NOT_FOUND', 'ingest has no such order');
+    const erased = await deps.erasure.eraseOrder({ orderId, requestedBy: 'admin', reason });
+    res.status(200).json({ orderId, erased });
+  });
+
+  app.get('/admin/dropped-notifications', async (_req, res) => {
+    res.json({ dropped: (await deps.deliveries.droppedCounts()).map((r) => ({ marketplace: r.marketplace, reason: r.reason, day: r.day, count: Number(r.count) })) });
+  });
+
   app.get('/admin/orders/:orderId', async (req, res) => {
     const orderId = String(req.params.orderId);
     const order = await deps.orders.get(orderId);
@@ -93,6 +112,7 @@ export function adminRoutes(app: Express, deps: {
       } : {}),
       history: events.map((e) => ({ at: new Date(e.at).toISOString(), event: e.event_type, eventId: e.event_id, cause: e.cause, deliveryId: e.delivery_id, refundId: e.refund_id })),
       deliveries: deliveries.map((d) => deliveryView(d)),
+      erasures: (await deps.erasures.forOrder(orderId)).map((e) => ({ at: new Date(e.at).toISOString(), cause: e.cause, by: e.requested_by, reason: e.reason })),
     });
   });
 
