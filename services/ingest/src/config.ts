@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isSandboxOrLoopbackHost } from '@postsale/paypal';
 import { baseConfigSchema } from '@postsale/runtime';
 
 const bool = z.enum(['true', 'false']).default('true').transform((v) => v === 'true');
@@ -35,8 +36,15 @@ export const configSchema = baseConfigSchema
     /** the id of the platform's PayPal webhook subscription (part of the signed string) */
     PAYPAL_WEBHOOK_ID: z.string().default(''),
     PAYPAL_WEBHOOK_VERIFICATION: z.enum(['offline', 'online']).default('offline'),
-    /** hosts PAYPAL-CERT-URL may point at (offline verification) */
-    PAYPAL_CERT_HOSTS: list('api.paypal.com,api.sandbox.paypal.com,api-m.paypal.com,api-m.sandbox.paypal.com'),
+    /**
+     * live or sandbox PayPal; by default live unless PAYPAL_API_BASE_URL is a sandbox or loopback host. Live webhook
+     * verification never accepts a sandbox or loopback certificate host.
+     */
+    PAYPAL_ENVIRONMENT: z.enum(['live', 'sandbox']).optional(),
+    /** hosts PAYPAL-CERT-URL may point at (offline verification); PayPal's own for the environment by default */
+    PAYPAL_CERT_HOSTS: z.string().optional().transform((s) => (s ? s.split(',').map((h) => h.trim()).filter(Boolean) : undefined)),
+    /** a PayPal webhook whose transmission time is further than this from now does not verify */
+    PAYPAL_WEBHOOK_MAX_SKEW_SECONDS: z.coerce.number().int().positive().max(86_400).default(600),
 
     /** storefront capture calls: accepted signature timestamps within this many seconds of now */
     STOREFRONT_SIGNATURE_WINDOW_SECONDS: z.coerce.number().int().positive().max(3600).default(300),
@@ -61,7 +69,11 @@ export const configSchema = baseConfigSchema
     PENDING_DELIVERY_DEADLINE_SECONDS: z.coerce.number().int().positive().default(900),
     PARKED_DELIVERY_DEADLINE_SECONDS: z.coerce.number().int().positive().default(3600),
   })
+  .transform((c) => ({ ...c, PAYPAL_ENVIRONMENT: c.PAYPAL_ENVIRONMENT ?? (isSandboxOrLoopbackHost(new URL(c.PAYPAL_API_BASE_URL).hostname) ? 'sandbox' as const : 'live' as const) }))
   .superRefine((c, ctx) => {
+    if (c.PAYPAL_ENVIRONMENT === 'live' && c.PAYPAL_CERT_HOSTS?.some(isSandboxOrLoopbackHost)) {
+      ctx.addIssue({ code: 'custom', path: ['PAYPAL_CERT_HOSTS'], message: 'names a sandbox or loopback host; live PayPal refuses them' });
+    }
     if (c.NODE_ENV !== 'development' && !c.CREDENTIALS_KEY) {
       ctx.addIssue({ code: 'custom', path: ['CREDENTIALS_KEY'], message: 'required outside development (base64 of 32 random bytes)' });
     }

@@ -44,7 +44,8 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     const mercadolibre = createMercadoLibreClient({ baseUrl: config.MERCADOLIBRE_API_BASE_URL });
     const paypal = createPayPalCheckoutClient({ baseUrl: config.PAYPAL_API_BASE_URL, clientId: config.PAYPAL_CLIENT_ID, clientSecret: config.PAYPAL_CLIENT_SECRET });
     const paypalVerifier = config.PAYPAL_WEBHOOK_ID
-      ? createPayPalWebhookVerifier({ mode: config.PAYPAL_WEBHOOK_VERIFICATION, webhookId: config.PAYPAL_WEBHOOK_ID, baseUrl: config.PAYPAL_API_BASE_URL, tokenClient: paypal.tokens, allowedCertHosts: config.PAYPAL_CERT_HOSTS })
+      ? createPayPalWebhookVerifier({ mode: config.PAYPAL_WEBHOOK_VERIFICATION, webhookId: config.PAYPAL_WEBHOOK_ID, baseUrl: config.PAYPAL_API_BASE_URL, tokenClient: paypal.tokens, allowedCertHosts: config.PAYPAL_CERT_HOSTS,
+        environment: config.PAYPAL_ENVIRONMENT, maxTransmissionSkewSeconds: config.PAYPAL_WEBHOOK_MAX_SKEW_SECONDS })
       : undefined;
 
     const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics });

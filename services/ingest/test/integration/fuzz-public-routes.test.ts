@@ -68,7 +68,7 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
 
   async function send(path: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number }> {
     const before = await written();
-    const res = await fetch(`${service.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body });
+    const res = await fetch(`${service.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: typeof body === 'string' ? body : new Uint8Array(body) });
     const text = await res.text();
     if (res.status >= 500) fiveHundreds.push(`${res.status} ${path} ${text.slice(0, 200)} <- ${String(body).slice(0, 300)}`);
     expect(res.status).toBeLessThan(500);

@@ -60,7 +60,7 @@ describe('ingest privacy: eBay account deletion, admin erasure and retention on 
   }
   /** Every row of every table in ingest's schema, as text: where personal data could hide. */
   async function everything(): Promise<string> {
-    const tables = await service.ctx.db.raw(`select table_name from information_schema.tables where table_schema = ? and table_type = 'BASE TABLE'`, [env.DB_SCHEMA]);
+    const tables = await service.ctx.db.raw(`select table_name from information_schema.tables where table_schema = ? and table_type = 'BASE TABLE'`, [env.DB_SCHEMA!]);
     const parts: string[] = [];
     for (const { table_name } of tables.rows as Array<{ table_name: string }>) {
       const rows = await service.ctx.db.raw(`select t::text as row from ?? t`, [table_name]);
