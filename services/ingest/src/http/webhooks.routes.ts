@@ -67,6 +67,8 @@ const paypalCaptureResource = z.object({
   note_to_payer: storableText(1000).optional(),
 });
 
+const ML_MAX_NOTIFICATION_BYTES = 4096;
+
 /** application_id exactly as sent (JSON numbers above 2^53 lose digits when parsed). */
 function applicationIdOf(raw: string): string | undefined {
   return /"application_id"\s*:\s*"?(\d{1,30})"?/.exec(raw)?.[1];
@@ -152,6 +154,8 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
   // MercadoLibre has no signature: trust comes from reading the order with the seller's token later. Acknowledge
   // as soon as the raw notification is persisted (well within MercadoLibre's ~500 ms); the poller does the work.
   app.post('/webhooks/mercadolibre', timed('MERCADOLIBRE', async (req, res) => {
+    // A real notification is a few hundred bytes; nothing bigger is kept (the service-wide limit is far larger).
+    if ((req.rawBody?.length ?? 0) > ML_MAX_NOTIFICATION_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', 'a MercadoLibre notification is at most 4 KB', { status: 413 });
     const body = validate(mlNotification, req.body, 'MALFORMED_NOTIFICATION');
     const raw = rawText(req);
     // Flood-proofing: a notification for another application or for an account no seller registered is answered as

@@ -168,6 +168,14 @@ describe('ingest ingress hardening on real Postgres and Kafka', () => {
       expect(ml.requests.slice(mlCallsBefore).filter((r) => /^\/orders\/100\d{4}$/.test(r.path))).toEqual([]); // no call for A's junk
     });
 
+    it('when a notification for a known seller carries padding beyond 4 KB, then 413 and nothing is kept', async () => {
+      const before = await deliveryCount();
+      const padded = { ...ml.notification({ orderId: 2000000001, userId: sellerB }), application_id: Number(OUR_ML_APP), pad: 'x'.repeat(5000) };
+      const res = await fetch(`${service.url}/webhooks/mercadolibre`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(padded) });
+      expect(res.status).toBe(413);
+      expect(await deliveryCount()).toBe(before);
+    });
+
     it('when seller A has a backlog of slow deliveries, then the worker claims in batches fair across accounts and B\'s order does not wait behind it', async () => {
       // A's notifications are genuine-looking (our application, A's user id) but their orders are slow to read
       const removeLatency = ml.fail({ match: /^GET \/orders\/3\d{8}$/, mode: { kind: 'latency', ms: 80 } });
