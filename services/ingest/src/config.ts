@@ -10,6 +10,8 @@ export const configSchema = baseConfigSchema
   .extend({
     PORT: z.coerce.number().int().min(0).max(65535).default(3001),
     DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('ingest'),
+    /** read-only credential for operators (admin routes: GET only; personal data masked unless revealed with a reason) */
+    OPERATOR_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
     /** AES-256-GCM key (base64, 32 bytes) sealing per-seller marketplace tokens; required outside development */
     CREDENTIALS_KEY: z.string().optional(),
 
@@ -71,6 +73,9 @@ export const configSchema = baseConfigSchema
   })
   .transform((c) => ({ ...c, PAYPAL_ENVIRONMENT: c.PAYPAL_ENVIRONMENT ?? (isSandboxOrLoopbackHost(new URL(c.PAYPAL_API_BASE_URL).hostname) ? 'sandbox' as const : 'live' as const) }))
   .superRefine((c, ctx) => {
+    if (c.OPERATOR_TOKEN && c.OPERATOR_TOKEN === c.ADMIN_TOKEN) {
+      ctx.addIssue({ code: 'custom', path: ['OPERATOR_TOKEN'], message: 'must differ from ADMIN_TOKEN' });
+    }
     if (c.PAYPAL_ENVIRONMENT === 'live' && c.PAYPAL_CERT_HOSTS?.some(isSandboxOrLoopbackHost)) {
       ctx.addIssue({ code: 'custom', path: ['PAYPAL_CERT_HOSTS'], message: 'names a sandbox or loopback host; live PayPal refuses them' });
     }

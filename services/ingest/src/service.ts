@@ -6,6 +6,7 @@ import { createEbayClient } from './clients/ebay.client';
 import { createMercadoLibreClient } from './clients/mercadolibre.client';
 import { createPayPalCheckoutClient } from './clients/paypal-checkout.client';
 import { configSchema } from './config';
+import { AuditRepository } from './db/audit.repository';
 import { DeliveriesRepository } from './db/deliveries.repository';
 import { ErasureRepository } from './db/erasure.repository';
 import { migrations } from './db/migrations';
@@ -109,6 +110,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
         checkoutRoutes(app, { receiver, orders, sellers: sellersRepo, secrets, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS, signatureWindowSeconds: config.STOREFRONT_SIGNATURE_WINDOW_SECONDS });
         adminRoutes(app, {
           adminToken: config.ADMIN_TOKEN, sellers, deliveries, orders, nudgePoller, erasure, erasures: erasureRepo,
+          operatorToken: config.OPERATOR_TOKEN, audit: new AuditRepository(db),
           integrity: () => integrityReport(
             { deliveries, sellerOf: async (d) => (d.account_id ? ((await sellersRepo.account(d.marketplace, d.account_id))?.seller_id ?? null) : null) },
             { pendingSeconds: config.PENDING_DELIVERY_DEADLINE_SECONDS, parkedSeconds: config.PARKED_DELIVERY_DEADLINE_SECONDS },

@@ -158,6 +158,8 @@ describe('ingest ingress hardening on real Postgres and Kafka', () => {
       }
       expect(await dropped('FOREIGN_APPLICATION')).toBe(countedBefore + 1000);
       expect(await deliveryCount()).toBe(before);
+      const listed = (await (await admin('/admin/dropped-notifications')).json()) as { dropped: Array<{ reason: string; count: number }> };
+      expect(listed.dropped.filter((d) => d.reason === 'FOREIGN_APPLICATION').reduce((n, d) => n + d.count, 0)).toBe(countedBefore + 1000);
       expect(await service.ctx.db('dropped_notifications').count<{ c: string }[]>('* as c')).toEqual([{ c: expect.stringMatching(/^[12]$/) }]); // bounded: a row per day and reason
 
       const order = paidOrderFor(sellerB);

@@ -103,7 +103,7 @@ describe('ingest privacy: eBay account deletion, admin erasure and retention on 
     expect(row).toMatchObject({ sale_amount_minor: '3140', currency: 'USD', state: 'RECEIVED' });
     expect(row.personal_data_erased_at).not.toBeNull();
     expect(row.received_payload).toMatchObject({ buyer: { externalId: null, name: null, email: null }, shipTo: null, shipToIssue: 'PERSONAL_DATA_ERASED', saleAmount: { amountMinor: 3140 } });
-    const journey = await (await admin(`/admin/orders/${other}`)).json();
+    const journey = await (await admin(`/admin/orders/${other}?reveal=true&reason=privacy%20test`)).json();
     expect(journey.received.shipTo.fullName).toBe('Otto Keepsake');
 
     // eBay re-sends: acknowledged again, nothing else changes
@@ -143,7 +143,11 @@ describe('ingest privacy: eBay account deletion, admin erasure and retention on 
     const all = await everything();
     for (const personal of ['Quentin', 'Uniquename', 'quentin.uniquename@buyers.test', '9 Erasure Road']) expect(all).not.toContain(personal);
     const journey = await (await admin(`/admin/orders/${orderId}`)).json();
-    expect(journey).toMatchObject({ state: 'RECEIVED', saleAmount: { amountMinor: 4200, currency: 'USD' }, erasures: [{ cause: 'ADMIN', by: 'admin', reason: 'buyer asked by email (ticket 77)' }] });
+    expect(journey).toMatchObject({
+      state: 'RECEIVED', saleAmount: { amountMinor: 4200, currency: 'USD' },
+      erasures: [{ cause: 'ADMIN', by: 'admin', reason: 'buyer asked by email (ticket 77)' }],
+      audit: [{ actor: 'admin', action: 'ERASE_PERSONAL_DATA', reason: 'buyer asked by email (ticket 77)', before: { personalData: 'held' }, after: { personalData: 'erased', orders: 1 } }],
+    });
     expect((await admin(`/admin/orders/ord_nope/erase`, { method: 'POST', body: JSON.stringify({ reason: 'x-y-z' }) })).status).toBe(404);
   });
 
