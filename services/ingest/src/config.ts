@@ -3,7 +3,6 @@ import { isSandboxOrLoopbackHost } from '@postsale/paypal';
 import { baseConfigSchema } from '@postsale/runtime';
 
 const bool = z.enum(['true', 'false']).default('true').transform((v) => v === 'true');
-const list = (fallback: string) => z.string().default(fallback).transform((s) => s.split(',').map((h) => h.trim()).filter(Boolean));
 
 /** ingest's environment: the shared variables plus its own. Parsed first; a bad value stops the process. */
 export const configSchema = baseConfigSchema
