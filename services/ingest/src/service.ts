@@ -74,7 +74,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
       },
     });
     const erasureRepo = new ErasureRepository(db);
-    const erasure = createErasure({ repo: erasureRepo, logger, metrics });
+    const erasure = createErasure({ repo: erasureRepo, outbox, logger, metrics });
     const retention = createPoller({
       name: 'ingest.retention',
       intervalMs: config.RETENTION_INTERVAL_MS,

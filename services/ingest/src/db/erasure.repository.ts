@@ -2,6 +2,12 @@ import type { Marketplace } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
 
 export type ErasureCause = 'EBAY_ACCOUNT_DELETION' | 'ADMIN' | 'RETENTION';
+export interface ErasedOrder {
+  orderId: string;
+  sellerId: string;
+  marketplace: Marketplace;
+  externalOrderId: string;
+}
 
 /**
  * Erasure of buyers' personal data in ingest's tables. Orders keep ids, amounts and states; their buyer becomes
@@ -32,8 +38,9 @@ export class ErasureRepository {
     return rows.map((r: { order_id: string }) => r.order_id);
   }
 
-  async eraseOrders(trx: Tx, orderIds: string[]): Promise<{ orders: number; deliveries: number }> {
-    if (orderIds.length === 0) return { orders: 0, deliveries: 0 };
+  /** Erases the orders' personal data; returns the orders erased now (not those erased before) for the event. */
+  async eraseOrders(trx: Tx, orderIds: string[]): Promise<{ orders: number; deliveries: number; erased: ErasedOrder[] }> {
+    if (orderIds.length === 0) return { orders: 0, deliveries: 0, erased: [] };
     const orders = await trx.raw(
       `update orders set
          received_payload = received_payload || jsonb_build_object(
@@ -41,7 +48,8 @@ export class ErasureRepository {
            'shipTo', 'null'::jsonb,
            'shipToIssue', to_jsonb(coalesce(received_payload->>'shipToIssue', 'PERSONAL_DATA_ERASED'))),
          personal_data_erased_at = now(), updated_at = now()
-       where order_id = any(?)`,
+       where order_id = any(?) and personal_data_erased_at is null
+       returning order_id, seller_id, marketplace, external_order_id`,
       [orderIds],
     );
     // Events of these orders in the outbox (unsent ones are then published without the personal data).
@@ -56,7 +64,14 @@ export class ErasureRepository {
     // Deliveries still being worked on (a refund webhook waiting for a retry) keep their body until they are decided;
     // retention erases them later.
     const deliveries = await this.redactDeliveries(trx, trx('deliveries').whereIn('order_id', orderIds).whereNotIn('status', ['pending', 'parked']).select('id'));
-    return { orders: orders.rowCount ?? 0, deliveries };
+    const erased = (orders.rows as Array<{ order_id: string; seller_id: string; marketplace: Marketplace; external_order_id: string }>)
+      .map((r) => ({ orderId: r.order_id, sellerId: r.seller_id, marketplace: r.marketplace, externalOrderId: r.external_order_id }));
+    return { orders: erased.length, deliveries, erased };
+  }
+
+  /** The erasure event in the order's history (journey), like every event ingest emits. */
+  async addEvent(trx: Tx, e: { orderId: string; eventId: string; cause: string }): Promise<void> {
+    await trx('order_events').insert({ order_id: e.orderId, event_id: e.eventId, event_type: 'OrderPersonalDataErased', cause: e.cause });
   }
 
   /**

@@ -1,15 +1,28 @@
-import { createHash } from 'node:crypto';
-import type { Logger, Metrics } from '@postsale/runtime';
-import type { ErasureRepository } from '../db/erasure.repository';
+import { createHash, randomUUID } from 'node:crypto';
+import { Streams } from '@postsale/contracts';
+import type { Logger, Metrics, OutboxWriter, Tx } from '@postsale/runtime';
+import type { ErasedOrder, ErasureCause, ErasureRepository } from '../db/erasure.repository';
 
 /**
  * One erasure path for every cause: eBay's MARKETPLACE_ACCOUNT_DELETION, an admin's request for one order, and the
  * retention period. Each run is one transaction and leaves an `erasures` row that names no person (subjects are
  * hashed). Idempotent: erasing again changes nothing.
  */
-export function createErasure(deps: { repo: ErasureRepository; logger: Logger; metrics: Metrics }) {
+export function createErasure(deps: { repo: ErasureRepository; outbox: OutboxWriter; logger: Logger; metrics: Metrics }) {
   const erased = deps.metrics.counter('ingest_personal_data_erasures_total', 'Orders whose buyer personal data was erased, by cause', ['cause']);
   const subjectHash = (marketplace: string, id: string) => createHash('sha256').update(`${marketplace}:${id}`).digest('hex');
+
+  /** Every service erases its own copies when it reads OrderPersonalDataErased (same transaction as ours: outbox). */
+  async function announce(trx: Tx, orders: ErasedOrder[], cause: ErasureCause): Promise<void> {
+    for (const o of orders) {
+      const eventId = randomUUID();
+      await deps.repo.addEvent(trx, { orderId: o.orderId, eventId, cause: `personal data erased (${cause})` });
+      await deps.outbox.publish(trx, Streams.orders, {
+        eventId, orderId: o.orderId, sellerId: o.sellerId, occurredAt: Date.now(), causationId: null, type: 'OrderPersonalDataErased',
+        payload: { marketplace: o.marketplace, externalOrderId: o.externalOrderId, cause, erasedAt: Date.now() },
+      });
+    }
+  }
 
   return {
     /** eBay user deleted: as a buyer, their orders' personal data; as one of our sellers, their account and raw deliveries. */
@@ -17,6 +30,7 @@ export function createErasure(deps: { repo: ErasureRepository; logger: Logger; m
       const result = await deps.repo.transaction(async (trx) => {
         const orderIds = await deps.repo.ebayOrdersOfBuyer(trx, input.username);
         const asBuyer = await deps.repo.eraseOrders(trx, orderIds);
+        await announce(trx, asBuyer.erased, 'EBAY_ACCOUNT_DELETION');
         const asSeller = await deps.repo.eraseAccount(trx, 'EBAY', input.username);
         const totals = { orders: asBuyer.orders, deliveries: asBuyer.deliveries + asSeller.deliveries, accountRemoved: asSeller.accountRemoved };
         await deps.repo.record(trx, { cause: 'EBAY_ACCOUNT_DELETION', subjectHash: subjectHash('EBAY', input.userId), ...totals, requestedBy: 'ebay' });
@@ -29,7 +43,8 @@ export function createErasure(deps: { repo: ErasureRepository; logger: Logger; m
 
     async eraseOrder(input: { orderId: string; requestedBy: string; reason: string }): Promise<{ orders: number; deliveries: number }> {
       const result = await deps.repo.transaction(async (trx) => {
-        const counts = await deps.repo.eraseOrders(trx, [input.orderId]);
+        const { erased: orders, ...counts } = await deps.repo.eraseOrders(trx, [input.orderId]);
+        await announce(trx, orders, 'ADMIN');
         await deps.repo.record(trx, { cause: 'ADMIN', orderId: input.orderId, ...counts, requestedBy: input.requestedBy, reason: input.reason });
         return counts;
       });
@@ -43,7 +58,8 @@ export function createErasure(deps: { repo: ErasureRepository; logger: Logger; m
       let orders = 0;
       if (orderIds.length > 0) {
         orders = await deps.repo.transaction(async (trx) => {
-          const counts = await deps.repo.eraseOrders(trx, orderIds);
+          const { erased: done, ...counts } = await deps.repo.eraseOrders(trx, orderIds);
+          await announce(trx, done, 'RETENTION');
           await deps.repo.record(trx, { cause: 'RETENTION', ...counts, requestedBy: 'retention', reason: `received more than ${input.days} days ago` });
           return counts.orders;
         });

@@ -106,8 +106,16 @@ describe('ingest privacy: eBay account deletion, admin erasure and retention on 
     const journey = await (await admin(`/admin/orders/${other}?reveal=true&reason=privacy%20test`)).json();
     expect(journey.received.shipTo.fullName).toBe('Otto Keepsake');
 
-    // eBay re-sends: acknowledged again, nothing else changes
+    // the other services learn it from the orders stream and erase their own copies
+    const announced = await waitFor(() => collector.messages.find((m) => m.event.orderId === orderId && m.event.type === 'OrderPersonalDataErased'), { description: 'OrderPersonalDataErased' });
+    expect(announced.event.payload).toMatchObject({ marketplace: 'EBAY', cause: 'EBAY_ACCOUNT_DELETION' });
+
+    // eBay re-sends: acknowledged again, nothing else changes (no second announcement)
     expect((await postEbay(signed.body, signed.headers)).status).toBe(204);
+    await waitFor(async () => Number((await service.ctx.db('outbox').whereNull('published_at').count<{ c: string }[]>('* as c'))[0]!.c) === 0, { description: 'outbox drained' });
+    const published = Number((await service.ctx.db('outbox').count<{ c: string }[]>('* as c'))[0]!.c);
+    await waitFor(() => collector.messages.length >= published, { description: 'collector caught up' });
+    expect(collector.messages.filter((m) => m.event.orderId === orderId && m.event.type === 'OrderPersonalDataErased')).toHaveLength(1);
     const erasures = await service.ctx.db('erasures').where({ cause: 'EBAY_ACCOUNT_DELETION' });
     expect(erasures.length).toBeGreaterThanOrEqual(2);
     expect(JSON.stringify(erasures)).not.toContain(buyer);
