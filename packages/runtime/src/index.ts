@@ -9,6 +9,7 @@ export * from './logger';
 export * from './metrics';
 export * from './outbox';
 export * from './poller';
+export * from './roles';
 export * from './secret-box';
 export * from './service';
 export * from './testing';

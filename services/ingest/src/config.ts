@@ -9,8 +9,6 @@ export const configSchema = baseConfigSchema
   .extend({
     PORT: z.coerce.number().int().min(0).max(65535).default(3001),
     DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('ingest'),
-    /** read-only credential for operators (admin routes: GET only; personal data masked unless revealed with a reason) */
-    OPERATOR_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
     /** AES-256-GCM key (base64, 32 bytes) sealing per-seller marketplace tokens; required outside development */
     CREDENTIALS_KEY: z.string().optional(),
 

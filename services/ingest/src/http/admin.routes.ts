@@ -1,7 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Express, Request } from 'express';
+import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
-import { AppError, notFound, storableText, unauthorized, validate } from '@postsale/runtime';
+import { actorOf, AppError, maskAddress, maskText, notFound, requireRoles, storableText, validate } from '@postsale/runtime';
 import type { AuditRepository } from '../db/audit.repository';
 import type { DeliveriesRepository, DeliveryRow } from '../db/deliveries.repository';
 import type { ErasureRepository } from '../db/erasure.repository';
@@ -29,32 +28,14 @@ const auditReason = (req: Request) => {
   return r && r.length <= 500 ? r : null;
 };
 
-export type Role = 'admin' | 'operator';
-
-/**
- * Who is calling, from the credential alone (never from a header the caller chooses): the admin token writes, the
- * operator token reads. Digests are compared in constant time.
- */
-export function roleOf(header: string | undefined, tokens: { admin: string; operator: string | undefined }): Role | undefined {
-  const given = /^Bearer (.+)$/i.exec(header ?? '')?.[1];
-  if (!given) return undefined;
-  const digest = (t: string) => createHash('sha256').update(t).digest();
-  const g = digest(given);
-  const isAdmin = timingSafeEqual(g, digest(tokens.admin));
-  const isOperator = tokens.operator ? timingSafeEqual(g, digest(tokens.operator)) : false;
-  return isAdmin ? 'admin' : isOperator ? 'operator' : undefined;
-}
-
-const mask = (v: unknown): unknown => (typeof v === 'string' && v.length > 0 ? `${v.slice(0, 1)}***` : v);
 /** An OrderReceived payload with the buyer's personal data masked (country and amounts stay). */
 function maskedPayload(p: Record<string, unknown> | null | undefined): unknown {
   if (!p) return p;
   const buyer = p.buyer as Record<string, unknown> | null;
-  const shipTo = p.shipTo as Record<string, unknown> | null;
   return {
     ...p,
-    buyer: buyer ? { externalId: mask(buyer.externalId), name: mask(buyer.name), email: mask(buyer.email) } : buyer,
-    shipTo: shipTo ? { ...Object.fromEntries(Object.entries(shipTo).map(([k, v]) => [k, mask(v)])), countryCode: shipTo.countryCode } : shipTo,
+    buyer: buyer ? { externalId: maskText(buyer.externalId), name: maskText(buyer.name), email: maskText(buyer.email) } : buyer,
+    shipTo: maskAddress(p.shipTo as Record<string, unknown> | null),
   };
 }
 
@@ -80,23 +61,14 @@ export function adminRoutes(app: Express, deps: {
   erasures: ErasureRepository;
   audit: AuditRepository;
 }): void {
-  const roles = new WeakMap<Request, Role>();
-  app.use('/admin', (req, _res, next) => {
-    const role = roleOf(req.get('authorization'), { admin: deps.adminToken, operator: deps.operatorToken });
-    if (!role) return next(unauthorized());
-    if (role !== 'admin' && req.method !== 'GET' && req.method !== 'HEAD') {
-      return next(new AppError('FORBIDDEN', 'the operator credential reads only; this needs the admin credential', { status: 403 }));
-    }
-    roles.set(req, role);
-    next();
-  });
-  const actor = (req: Request) => roles.get(req)!;
+  app.use('/admin', requireRoles({ admin: deps.adminToken, operator: deps.operatorToken }));
+  const actor = (_req: Request, res: Response) => actorOf(res);
   /** Reads show personal data only when asked for with a reason (`?reveal=true&reason=…`), and the reveal is audited. */
-  async function revealed(req: Request, target: string, orderId: string | null): Promise<boolean> {
+  async function revealed(req: Request, res: Response, target: string, orderId: string | null): Promise<boolean> {
     const q = validate(revealQuery, { reveal: req.query.reveal, reason: req.query.reason }, 'INVALID_QUERY');
     if (q.reveal !== 'true') return false;
     if (!q.reason) throw new AppError('REASON_REQUIRED', 'revealing personal data needs a reason', { status: 400 });
-    await deps.audit.record({ actor: actor(req), action: 'REVEAL_PERSONAL_DATA', target, orderId, reason: q.reason });
+    await deps.audit.record({ actor: actor(req, res), action: 'REVEAL_PERSONAL_DATA', target, orderId, reason: q.reason });
     return true;
   }
 
@@ -107,7 +79,7 @@ export function adminRoutes(app: Express, deps: {
     const { requeued } = await deps.sellers.put(sellerId, body.displayName ?? null, body.accounts);
     const after = await deps.sellers.get(sellerId);
     // before/after are the seller views: account ids and whether a token/secret is held, never the secrets
-    await deps.audit.record({ actor: actor(req), action: 'PUT_SELLER', target: sellerId, before, after, reason: auditReason(req) });
+    await deps.audit.record({ actor: actor(req, res), action: 'PUT_SELLER', target: sellerId, before, after, reason: auditReason(req) });
     res.status(200).json({ ...after, requeuedDeliveries: requeued });
   });
   app.get('/admin/sellers/:sellerId', async (req, res) => {
@@ -125,14 +97,14 @@ export function adminRoutes(app: Express, deps: {
     const { id } = validate(uuid, req.params, 'INVALID_DELIVERY_ID');
     const d = await deps.deliveries.get(id);
     if (!d) throw notFound('DELIVERY_NOT_FOUND', 'no such delivery');
-    res.json(deliveryView(d, await revealed(req, `delivery:${id}`, d.order_id)));
+    res.json(deliveryView(d, await revealed(req, res, `delivery:${id}`, d.order_id)));
   });
   app.post('/admin/deliveries/:id/reprocess', async (req, res) => {
     const { id } = validate(uuid, req.params, 'INVALID_DELIVERY_ID');
     const d = await deps.deliveries.get(id);
     if (!d) throw notFound('DELIVERY_NOT_FOUND', 'no such delivery');
     if (!(await deps.deliveries.requeue(id))) throw new AppError('DELIVERY_NOT_PARKED', `only parked deliveries can be reprocessed (this one is ${d.status})`, { status: 409 });
-    await deps.audit.record({ actor: actor(req), action: 'REPROCESS_DELIVERY', target: `delivery:${id}`, orderId: d.order_id, before: { status: d.status, reason: d.reason }, after: { status: 'pending' }, reason: auditReason(req) });
+    await deps.audit.record({ actor: actor(req, res), action: 'REPROCESS_DELIVERY', target: `delivery:${id}`, orderId: d.order_id, before: { status: d.status, reason: d.reason }, after: { status: 'pending' }, reason: auditReason(req) });
     deps.nudgePoller();
     res.status(202).json({ id, status: 'pending' });
   });
@@ -142,8 +114,8 @@ export function adminRoutes(app: Express, deps: {
     const { orderId } = validate(orderParams, req.params, 'INVALID_ORDER_ID');
     const { reason } = validate(eraseBody, req.body ?? {}, 'REASON_REQUIRED');
     if (!(await deps.orders.get(orderId))) throw notFound('ORDER_NOT_FOUND', 'ingest has no such order');
-    const erased = await deps.erasure.eraseOrder({ orderId, requestedBy: actor(req), reason });
-    await deps.audit.record({ actor: actor(req), action: 'ERASE_PERSONAL_DATA', target: orderId, orderId, before: { personalData: 'held' }, after: { personalData: 'erased', ...erased }, reason });
+    const erased = await deps.erasure.eraseOrder({ orderId, requestedBy: actor(req, res), reason });
+    await deps.audit.record({ actor: actor(req, res), action: 'ERASE_PERSONAL_DATA', target: orderId, orderId, before: { personalData: 'held' }, after: { personalData: 'erased', ...erased }, reason });
     res.status(200).json({ orderId, erased });
   });
 
@@ -157,7 +129,7 @@ export function adminRoutes(app: Express, deps: {
     const deliveries = await deps.deliveries.forOrder(orderId);
     if (!order && deliveries.length === 0) throw notFound('ORDER_NOT_FOUND', 'ingest knows nothing about this order');
     const events = order ? await deps.orders.events(orderId) : [];
-    const reveal = order ? await revealed(req, orderId, orderId) : false;
+    const reveal = order ? await revealed(req, res, orderId, orderId) : false;
     const n = (v: string) => {
       const x = Number(v);
       if (!Number.isSafeInteger(x)) throw new Error('stored amount out of range');
