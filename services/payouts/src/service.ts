@@ -75,6 +75,7 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
         paypalWebhookRoutes(app, ctx, verifier);
         adminRoutes(app, ctx, {
           adminToken: config.ADMIN_TOKEN,
+          operatorToken: config.OPERATOR_TOKEN,
           deadlines: {
             dueSeconds: config.PAYOUTS_DUE_DEADLINE_SECONDS,
             submittedSeconds: config.PAYOUTS_SUBMITTED_DEADLINE_SECONDS,
