@@ -32,6 +32,7 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
     env = testEnv('ingest', {
       CREDENTIALS_KEY: randomBytes(32).toString('base64'),
       EBAY_API_BASE_URL: ebay.url, EBAY_CLIENT_ID: 'ebay-app', EBAY_CLIENT_SECRET: 'ebay-secret',
+      EBAY_VERIFICATION_TOKEN: 'verification-token-0123456789-abcdefghijklmnop', EBAY_ENDPOINT_URL: 'https://ingest.example.com/webhooks/ebay',
       MERCADOLIBRE_API_BASE_URL: ml.url,
       PAYPAL_API_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
       PAYPAL_WEBHOOK_ID: WEBHOOK_ID, PAYPAL_CERT_HOSTS: '127.0.0.1',
@@ -113,6 +114,28 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
           if (input.kind === 'forged') expect([400, 412, 413]).toContain(status);
         },
       ),
+      fuzzParams(),
+    );
+  });
+
+  it('eBay endpoint validation (GET): any query string answers below 500 and writes nothing', async () => {
+    const pct = (x: string) => [...Buffer.from(x, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+    const query = fc.oneof(
+      nastyString.map((v) => `challenge_code=${pct(v)}`),
+      fc.tuple(nastyString, nastyString).map(([k, v]) => `${pct(k)}=${pct(v)}`),
+      fc.constantFrom('challenge_code', 'challenge_code[]=a&challenge_code[]=b', 'challenge_code[a][b]=c', '%C3%28=1', 'challenge_code=%00', `challenge_code=${'x'.repeat(3000)}`),
+    );
+    await fc.assert(
+      fc.asyncProperty(query, async (q) => {
+        const before = await written();
+        const res = await fetch(`${service.url}/webhooks/ebay?${q}`);
+        const text = await res.text();
+        if (res.status >= 500) fiveHundreds.push(`${res.status} GET /webhooks/ebay?${q.slice(0, 200)} ${text.slice(0, 200)}`);
+        expect(res.status).toBeLessThan(500);
+        // 414/431: Node's HTTP parser refuses a request line or headers too large before any of our code runs
+        if (res.status >= 400 && ![414, 431].includes(res.status)) expect((JSON.parse(text) as { error: { code: string } }).error.code).toMatch(/^[A-Z0-9_]+$/);
+        expect(await written()).toBe(before);
+      }),
       fuzzParams(),
     );
   });
