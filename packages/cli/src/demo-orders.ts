@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { DEMO, newEbaySale, newMercadoLibreSale, newPayPalStorefrontSale, type SandboxWorld } from '@postsale/sandbox';
 
 export type DemoMarketplace = 'ebay' | 'mercadolibre' | 'paypal';
@@ -45,10 +46,14 @@ export function prepareDemoOrder(world: SandboxWorld, marketplace: DemoMarketpla
       return {
         marketplace, externalOrderId: order.id,
         deliver: async (ingestUrl) => {
+          // The storefront's server signs each capture call: HMAC-SHA256(secret, timestamp + "." + orderId + "." + body).
+          const body = JSON.stringify({ storefrontId: DEMO.paypal.storefrontId });
+          const timestamp = String(Math.floor(Date.now() / 1000));
+          const signature = createHmac('sha256', DEMO.paypal.captureSecret).update(`${timestamp}.${order.id}.${body}`).digest('hex');
           const response = await fetch(`${ingestUrl}/checkout/paypal/orders/${order.id}/capture`, {
             method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ storefrontId: DEMO.paypal.storefrontId }),
+            headers: { 'content-type': 'application/json', 'x-storefront-timestamp': timestamp, 'x-storefront-signature': `sha256=${signature}` },
+            body,
           });
           return [response.status];
         },

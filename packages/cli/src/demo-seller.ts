@@ -21,7 +21,7 @@ export async function registerDemoSeller(urls: Record<string, string>, adminToke
     accounts: [
       { marketplace: 'EBAY', accountId: DEMO.ebay.username, accessToken: DEMO.ebay.token },
       { marketplace: 'MERCADOLIBRE', accountId: String(DEMO.mercadolibre.userId), accessToken: DEMO.mercadolibre.token },
-      { marketplace: 'PAYPAL_STOREFRONT', accountId: DEMO.paypal.storefrontId },
+      { marketplace: 'PAYPAL_STOREFRONT', accountId: DEMO.paypal.storefrontId, captureSecret: DEMO.paypal.captureSecret },
     ],
   });
 

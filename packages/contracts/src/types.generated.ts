@@ -112,6 +112,13 @@ export interface OrderRefunded {
   reason: null | string;
   refundedAt: number;
 }
+export interface OrderPersonalDataErased {
+  marketplace: Marketplace;
+  externalOrderId: string;
+  /** EBAY_ACCOUNT_DELETION | ADMIN | RETENTION */
+  cause: string;
+  erasedAt: number;
+}
 export type PayoutRecipient = 'PLATFORM' | 'SELLER';
 export interface PayoutSent {
   payoutId: string;
@@ -202,7 +209,8 @@ export type FulfillmentEventType = FulfillmentEvent['type'];
 export type OrderEvent =
   | (EventEnvelope & { type: 'OrderReceived'; payload: OrderReceived })
   | (EventEnvelope & { type: 'OrderCancelled'; payload: OrderCancelled })
-  | (EventEnvelope & { type: 'OrderRefunded'; payload: OrderRefunded });
+  | (EventEnvelope & { type: 'OrderRefunded'; payload: OrderRefunded })
+  | (EventEnvelope & { type: 'OrderPersonalDataErased'; payload: OrderPersonalDataErased });
 export type OrderEventType = OrderEvent['type'];
 /** payouts.v1.avsc: Money that left (or came back) through PayPal Payouts. Topic postsale.payouts.v1, key orderId. */
 export type PayoutEvent =

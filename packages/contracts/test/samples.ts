@@ -24,6 +24,8 @@ export const samples = {
     { ...envelope(), type: 'OrderRefunded', payload: {
       marketplace: 'PAYPAL_STOREFRONT', externalOrderId: '5O190127TN364715T', refundId: 'R1', amount: usd(1000),
       full: false, reason: null, refundedAt: 2 } },
+    { ...envelope(), type: 'OrderPersonalDataErased', payload: {
+      marketplace: 'EBAY', externalOrderId: '12-34567-89012', cause: 'EBAY_ACCOUNT_DELETION', erasedAt: 3 } },
   ] satisfies OrderEvent[],
   fulfillment: [
     { ...envelope(), type: 'PurchaseCompleted', payload: {

@@ -15,7 +15,7 @@ import { configSchema as salesConfig } from '@postsale/sales';
  * Values that come from a Secret or from the operator's .env are replaced by a realistic sample of their kind;
  * everything else is taken as written.
  */
-const SCHEMAS: Record<ServiceName, z.ZodObject> = { ingest: ingestConfig, fulfillment: fulfillmentConfig, sales: salesConfig, payouts: payoutsConfig };
+const SCHEMAS: Record<ServiceName, z.ZodType> = { ingest: ingestConfig, fulfillment: fulfillmentConfig, sales: salesConfig, payouts: payoutsConfig };
 
 /** What an operator supplies through a Secret or .env: one sample per variable, of the kind the service expects. */
 const SUPPLIED_BY_OPERATOR: Record<string, string> = {
@@ -98,8 +98,17 @@ function composeEnv(service: ServiceName): Record<string, string> {
   return env;
 }
 
+/** The variables a config schema knows: its object's keys, also when the object is piped into a transform. */
+function knownNames(schema: z.ZodType): Set<string> {
+  const inner = schema as unknown as { shape?: Record<string, unknown>; in?: z.ZodType };
+  if (inner.shape) return new Set(Object.keys(inner.shape));
+  if (inner.in) return knownNames(inner.in);
+  throw new Error('config schema is neither an object nor a pipe from one');
+}
+
 function unknownNames(service: ServiceName, env: Record<string, string>): string[] {
-  return Object.keys(env).filter((name) => !(name in SCHEMAS[service].shape));
+  const known = knownNames(SCHEMAS[service]);
+  return Object.keys(env).filter((name) => !known.has(name));
 }
 
 describe('deployment files agree with each service\'s config schema', () => {

@@ -1,4 +1,5 @@
 import { X509Certificate, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
 import { crc32 } from 'node:zlib';
 import { transientFailure } from '@postsale/runtime';
 import { paypalRequest } from './http';
@@ -6,6 +7,18 @@ import type { PayPalTokenClient } from './token-client';
 
 /** The hosts PayPal serves webhook certificates from. Production code fetches certificates from nowhere else. */
 export const PAYPAL_CERT_HOSTS: readonly string[] = ['api.paypal.com', 'api.sandbox.paypal.com', 'api-m.paypal.com', 'api-m.sandbox.paypal.com'];
+/** Live PayPal's certificate hosts: the only ones a live deployment accepts. */
+export const PAYPAL_LIVE_CERT_HOSTS: readonly string[] = ['api.paypal.com', 'api-m.paypal.com'];
+/** PayPal's certificate URLs: `/v1/notifications/certs/CERT-360caa42-fca2a594-…`, nothing else (no query, no other path). */
+const CERT_PATH = /^\/v1\/notifications\/certs\/[A-Za-z0-9._-]{1,128}$/;
+/** The subject PayPal's webhook signing certificates are issued to. */
+const CERT_SUBJECTS = { live: ['messageverificationcerts.paypal.com'], sandbox: ['messageverificationcerts.sandbox.paypal.com', 'messageverificationcerts.paypal.com'] };
+
+/** A sandbox or loopback host: never acceptable when verifying live webhooks. */
+export function isSandboxOrLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h.includes('sandbox') || h === 'localhost' || h === '[::1]' || h === '::1' || /^127\./.test(h);
+}
 
 export type PayPalVerificationMode = 'offline' | 'online';
 
@@ -24,6 +37,26 @@ export interface PayPalWebhookVerifierOptions {
   /** hosts certificates may be fetched from; defaults to PAYPAL_CERT_HOSTS. Tests add 127.0.0.1. */
   allowedCertHosts?: readonly string[];
   timeoutMs?: number;
+  /**
+   * live (default): only live PayPal hosts; a sandbox or loopback host in `allowedCertHosts` is refused at construction.
+   * sandbox: PayPal's sandbox hosts too (and loopback hosts a test allows).
+   */
+  environment?: 'live' | 'sandbox';
+  /** deliveries whose PAYPAL-TRANSMISSION-TIME is further than this from now do not verify (default 600 s) */
+  maxTransmissionSkewSeconds?: number;
+  /** bound on the certificate cache (default 32 URLs); a cached certificate is re-fetched after `certificateTtlSeconds` */
+  maxCachedCertificates?: number;
+  certificateTtlSeconds?: number;
+  /** certificate downloads for URLs not in the cache, per minute (default 30); beyond it a new URL does not verify */
+  certificateFetchesPerMinute?: number;
+  /**
+   * trust anchors for the certificate chain (PEM); Node's bundled Mozilla roots by default. The chain (leaf first, then
+   * intermediates, as PayPal serves it) must lead to one of them, and the leaf must be issued to PayPal's
+   * message-verification name. `verifyChain: false` turns this off; loopback hosts (a test's fake) skip it by default.
+   */
+  trustedRoots?: readonly string[];
+  verifyChain?: boolean;
+  now?: () => number;
 }
 
 export interface PayPalWebhookInput {
@@ -58,28 +91,58 @@ export function createPayPalWebhookVerifier(options: PayPalWebhookVerifierOption
   if (options.mode === 'online' && (!options.baseUrl || !options.tokenClient)) {
     throw new Error('online PayPal webhook verification needs baseUrl and tokenClient');
   }
-  const allowedHosts = new Set((options.allowedCertHosts ?? PAYPAL_CERT_HOSTS).map((h) => h.toLowerCase()));
-  const certificates = new Map<string, Promise<KeyObject | undefined>>();
+  const environment = options.environment ?? 'live';
+  const allowedHosts = new Set((options.allowedCertHosts ?? (environment === 'live' ? PAYPAL_LIVE_CERT_HOSTS : PAYPAL_CERT_HOSTS)).map((h) => h.toLowerCase()));
+  if (environment === 'live') {
+    const bad = [...allowedHosts].filter(isSandboxOrLoopbackHost);
+    if (bad.length > 0) throw new Error(`live PayPal webhook verification refuses sandbox or loopback certificate hosts: ${bad.join(', ')}`);
+    if (options.verifyChain === false) throw new Error('live PayPal webhook verification always verifies the certificate chain');
+  }
+  const now = options.now ?? Date.now;
+  const skewMs = (options.maxTransmissionSkewSeconds ?? 600) * 1000;
+  const maxCached = options.maxCachedCertificates ?? 32;
+  const ttlMs = (options.certificateTtlSeconds ?? 24 * 3600) * 1000;
+  const fetchesPerMinute = options.certificateFetchesPerMinute ?? 30;
+  let roots: X509Certificate[] | undefined;
+  const trustAnchors = () => (roots ??= (options.trustedRoots ?? rootCertificates).flatMap((pem) => {
+    try {
+      return [new X509Certificate(pem)];
+    } catch {
+      return [];
+    }
+  }));
+  // Insertion-ordered map as a bounded cache: the oldest URL goes first.
+  const certificates = new Map<string, { key: Promise<KeyObject | undefined>; expiresAt: number }>();
+  let fetchWindow = { startedAt: 0, used: 0 };
 
   function certificateKey(certUrl: string): Promise<KeyObject | undefined> {
-    let pending = certificates.get(certUrl);
-    if (!pending) {
-      pending = downloadCertificateKey(certUrl, options.timeoutMs ?? 10_000);
-      certificates.set(certUrl, pending);
-      // Only a usable key stays cached; failures are retried on the next delivery.
-      pending.then(
-        (key) => {
-          if (!key) certificates.delete(certUrl);
-        },
-        () => certificates.delete(certUrl),
-      );
-    }
+    const cached = certificates.get(certUrl);
+    if (cached && cached.expiresAt > now()) return cached.key;
+    if (now() - fetchWindow.startedAt >= 60_000) fetchWindow = { startedAt: now(), used: 0 };
+    if (fetchWindow.used >= fetchesPerMinute) return Promise.resolve(undefined);
+    fetchWindow.used += 1;
+    const host = new URL(certUrl).hostname.toLowerCase();
+    const verifyChain = options.verifyChain ?? !isLoopback(host);
+    const pending = downloadCertificateKey(certUrl, options.timeoutMs ?? 10_000, {
+      now: now(), roots: verifyChain ? trustAnchors() : undefined, subjects: CERT_SUBJECTS[environment],
+    });
+    certificates.delete(certUrl);
+    certificates.set(certUrl, { key: pending, expiresAt: now() + ttlMs });
+    while (certificates.size > maxCached) certificates.delete(certificates.keys().next().value as string);
+    // Only a usable key stays cached; failures are retried on the next delivery.
+    pending.then(
+      (key) => {
+        if (!key) certificates.delete(certUrl);
+      },
+      () => certificates.delete(certUrl),
+    );
     return pending;
   }
 
   async function verifyOffline(h: TransmissionHeaders, rawBody: Buffer): Promise<boolean> {
     if (h.authAlgo && h.authAlgo !== 'SHA256withRSA') return false;
     if (!certUrlAllowed(h.certUrl, allowedHosts)) return false;
+    if (!CERT_PATH.test(new URL(h.certUrl).pathname)) return false;
     const key = await certificateKey(h.certUrl);
     if (!key) return false;
     const message = `${h.transmissionId}|${h.transmissionTime}|${options.webhookId}|${crc32(rawBody) >>> 0}`;
@@ -118,6 +181,9 @@ export function createPayPalWebhookVerifier(options: PayPalWebhookVerifierOption
     async verify(input) {
       const h = transmissionHeaders(input.headers);
       if (!h) return false;
+      // A signature from long ago (or the future) does not verify: a captured delivery cannot be replayed for ever.
+      const sentAt = Date.parse(h.transmissionTime);
+      if (!Number.isFinite(sentAt) || Math.abs(now() - sentAt) > skewMs) return false;
       const raw = typeof input.rawBody === 'string' ? Buffer.from(input.rawBody, 'utf8') : input.rawBody;
       return options.mode === 'online' ? verifyOnline(h, input.parsedBody) : verifyOffline(h, raw);
     },
@@ -152,12 +218,39 @@ export function certUrlAllowed(certUrl: string, allowedHosts: ReadonlySet<string
   }
   const host = url.hostname.toLowerCase();
   if (!allowedHosts.has(host)) return false;
-  if (url.username || url.password) return false;
-  const loopback = host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
-  return url.protocol === 'https:' || (url.protocol === 'http:' && loopback);
+  if (url.username || url.password || url.search || url.hash) return false;
+  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(host));
 }
 
-async function downloadCertificateKey(certUrl: string, timeoutMs: number): Promise<KeyObject | undefined> {
+function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
+}
+
+const validAt = (cert: X509Certificate, at: number) => new Date(cert.validFrom).getTime() <= at && new Date(cert.validTo).getTime() >= at;
+
+/**
+ * The leaf of a PEM bundle (leaf first, then intermediates) when it chains to one of `roots` through valid
+ * certificates, each signed by the next; undefined otherwise. At most four intermediates.
+ */
+export function chainedLeaf(pem: string, roots: readonly X509Certificate[], at: number): X509Certificate | undefined {
+  const bundle = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const certs = bundle.map((p) => new X509Certificate(p));
+  const leaf = certs[0];
+  if (!leaf) return undefined;
+  let current = leaf;
+  for (let depth = 0; depth < 5; depth++) {
+    if (!validAt(current, at)) return undefined;
+    const issuedBy = (c: X509Certificate) => Boolean(current.checkIssued(c)) && current.verify(c.publicKey);
+    const root = roots.find(issuedBy);
+    if (root) return validAt(root, at) ? leaf : undefined;
+    const next = certs.find((c) => c !== current && c.ca && issuedBy(c));
+    if (!next) return undefined;
+    current = next;
+  }
+  return undefined;
+}
+
+async function downloadCertificateKey(certUrl: string, timeoutMs: number, check: { now: number; roots: readonly X509Certificate[] | undefined; subjects: readonly string[] }): Promise<KeyObject | undefined> {
   let response: Response;
   try {
     response = await fetch(certUrl, { redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
@@ -169,9 +262,11 @@ async function downloadCertificateKey(certUrl: string, timeoutMs: number): Promi
   }
   if (!response.ok) return undefined;
   try {
-    const cert = new X509Certificate(await response.text());
-    const now = Date.now();
-    if (new Date(cert.validFrom).getTime() > now || new Date(cert.validTo).getTime() < now) return undefined;
+    const pem = await response.text();
+    if (pem.length > 64 * 1024) return undefined;
+    const cert = check.roots ? chainedLeaf(pem, check.roots, check.now) : new X509Certificate(pem);
+    if (!cert || !validAt(cert, check.now)) return undefined;
+    if (!check.subjects.some((name) => cert.checkHost(name, { wildcards: false }) === name)) return undefined;
     return cert.publicKey;
   } catch {
     return undefined;

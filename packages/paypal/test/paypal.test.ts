@@ -12,7 +12,7 @@ describe('@postsale/paypal against the PayPal fake', () => {
   afterEach(() => fake.clearFailures());
 
   const tokenClient = () => createPayPalTokenClient({ baseUrl: fake.url, clientId: fake.clientId, clientSecret: fake.clientSecret });
-  const offline = (allowedCertHosts: string[] = ['127.0.0.1']) => createPayPalWebhookVerifier({ mode: 'offline', webhookId, allowedCertHosts });
+  const offline = (allowedCertHosts: string[] = ['127.0.0.1']) => createPayPalWebhookVerifier({ mode: 'offline', environment: 'sandbox', webhookId, allowedCertHosts });
   const event = () => fake.captureCompletedEvent({ amount: '25.00', fee: '1.36' });
   const input = (w: { rawBody: string; headers: Record<string, string> }) => ({ headers: w.headers, rawBody: Buffer.from(w.rawBody), parsedBody: JSON.parse(w.rawBody) });
 

@@ -22,6 +22,8 @@ export const baseConfigSchema = z.object({
   TOPIC_NAMESPACE: z.string().regex(/^[A-Za-z0-9._-]*$/).default(''),
   /** bearer token for /admin routes; no default on purpose */
   ADMIN_TOKEN: z.string().min(16, 'at least 16 characters'),
+  /** read-only bearer token for /admin routes (operators); optional, must differ from ADMIN_TOKEN */
+  OPERATOR_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
   /** max accepted request body, bytes */
   HTTP_BODY_LIMIT: z.coerce.number().int().positive().default(256 * 1024),
 });

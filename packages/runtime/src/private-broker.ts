@@ -7,7 +7,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { waitFor } from './testing';
 
 /**
- * Test helper (not exported from the package index: import `@postsale/runtime/src/private-broker`).
+ * Test helper for fault tests (a broker of their own to kill and restart).
  * A private single-node KRaft broker for fault tests, run from the same jars as `deploy/local/infra.sh`, on free ports
  * with its own data directory, so a test can kill -9 and restart it without touching the shared broker on 9092.
  */

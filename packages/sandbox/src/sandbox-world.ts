@@ -14,7 +14,8 @@ export const DEMO = {
   sellerId: 'demo-seller',
   ebay: { username: 'demo_ebay_seller', userId: 'EBAYUSER123', token: 'v^1.1#demo-ebay-user-token', listingId: '110551991' },
   mercadolibre: { userId: 212345678, token: 'APP_USR-demo-ml-token', itemId: 'MLC1234567' },
-  paypal: { webhookId: 'WH-DEMO-STOREFRONT', storefrontId: 'demo-storefront', sku: 'LAMP-1' },
+  // captureSecret: what the demo storefront's server signs capture calls with (demo only, not a real secret)
+  paypal: { webhookId: 'WH-DEMO-STOREFRONT', storefrontId: 'demo-storefront', sku: 'LAMP-1', captureSecret: 'demo-storefront-capture-secret-0123456789' },
   aliexpress: {
     account: 'demo-ae-account', appKey: '500001', appSecret: 'demo-ae-app-secret-0123456789', accessToken: 'demo-ae-access-token',
     productId: '1005006000000001', skuId: '12000036000000001', skuAttr: '14:193#Warm white',

@@ -129,6 +129,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       workers: [purchaser, follower, pusher],
       routes: adminRoutes(deps, {
         adminToken: config.ADMIN_TOKEN,
+        operatorToken: config.OPERATOR_TOKEN,
         wake,
         deadlines: {
           RECEIVED: config.DEADLINE_RECEIVED_S,

@@ -1,8 +1,8 @@
 import { z } from 'zod';
+import { isSandboxOrLoopbackHost } from '@postsale/paypal';
 import { baseConfigSchema } from '@postsale/runtime';
 
 const bool = z.enum(['true', 'false']).default('true').transform((v) => v === 'true');
-const list = (fallback: string) => z.string().default(fallback).transform((s) => s.split(',').map((h) => h.trim()).filter(Boolean));
 
 /** ingest's environment: the shared variables plus its own. Parsed first; a bad value stops the process. */
 export const configSchema = baseConfigSchema
@@ -29,8 +29,14 @@ export const configSchema = baseConfigSchema
     EBAY_RECHECK_MIN_MS: z.coerce.number().int().positive().default(15 * 60_000),
     EBAY_RECHECK_MAX_MS: z.coerce.number().int().positive().default(24 * 3600_000),
     EBAY_RECHECK_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
+    /** a kid eBay does not know is remembered this long (no second call for it) */
+    EBAY_UNKNOWN_KID_TTL_SECONDS: z.coerce.number().int().positive().default(600),
+    /** key lookups for kids not in the cache, per minute; beyond it new kids are refused (412, eBay retries) */
+    EBAY_KEY_LOOKUPS_PER_MINUTE: z.coerce.number().int().positive().default(30),
 
     MERCADOLIBRE_API_BASE_URL: z.string().url().default('https://api.mercadolibre.com'),
+    /** this deployment's MercadoLibre application id; notifications for any other application are only counted */
+    MERCADOLIBRE_APPLICATION_ID: z.string().regex(/^\d*$/).default(''),
 
     PAYPAL_API_BASE_URL: z.string().url().default('https://api-m.paypal.com'),
     PAYPAL_CLIENT_ID: z.string().default(''),
@@ -38,9 +44,26 @@ export const configSchema = baseConfigSchema
     /** the id of the platform's PayPal webhook subscription (part of the signed string) */
     PAYPAL_WEBHOOK_ID: z.string().default(''),
     PAYPAL_WEBHOOK_VERIFICATION: z.enum(['offline', 'online']).default('offline'),
-    /** hosts PAYPAL-CERT-URL may point at (offline verification) */
-    PAYPAL_CERT_HOSTS: list('api.paypal.com,api.sandbox.paypal.com,api-m.paypal.com,api-m.sandbox.paypal.com'),
+    /**
+     * live or sandbox PayPal; by default live unless PAYPAL_API_BASE_URL is a sandbox or loopback host. Live webhook
+     * verification never accepts a sandbox or loopback certificate host.
+     */
+    PAYPAL_ENVIRONMENT: z.enum(['live', 'sandbox']).optional(),
+    /** hosts PAYPAL-CERT-URL may point at (offline verification); PayPal's own for the environment by default */
+    PAYPAL_CERT_HOSTS: z.string().optional().transform((s) => (s ? s.split(',').map((h) => h.trim()).filter(Boolean) : undefined)),
+    /** a PayPal webhook whose transmission time is further than this from now does not verify */
+    PAYPAL_WEBHOOK_MAX_SKEW_SECONDS: z.coerce.number().int().positive().max(86_400).default(600),
 
+    /** storefront capture calls: accepted signature timestamps within this many seconds of now */
+    STOREFRONT_SIGNATURE_WINDOW_SECONDS: z.coerce.number().int().positive().max(3600).default(300),
+    /** buyers' personal data (name, address, email, phone) is erased this many days after the order was received */
+    PERSONAL_DATA_RETENTION_DAYS: z.coerce.number().int().positive().default(180),
+    /** raw deliveries already decided are deleted after this many days (pending and parked ones are kept) */
+    DELIVERY_RETENTION_DAYS: z.coerce.number().int().positive().default(30),
+    RETENTION_INTERVAL_MS: z.coerce.number().int().positive().default(60 * 60_000),
+    /** the delivery worker claims up to this many due deliveries per round, at most DELIVERY_CLAIM_PER_ACCOUNT per account */
+    DELIVERY_CLAIM_BATCH: z.coerce.number().int().positive().max(500).default(32),
+    DELIVERY_CLAIM_PER_ACCOUNT: z.coerce.number().int().positive().default(4),
     /** per source address: sustained requests per second and burst, for /webhooks and /checkout */
     RATE_LIMIT_PER_SECOND: z.coerce.number().positive().default(50),
     RATE_LIMIT_BURST: z.coerce.number().int().positive().default(200),
@@ -54,7 +77,14 @@ export const configSchema = baseConfigSchema
     PENDING_DELIVERY_DEADLINE_SECONDS: z.coerce.number().int().positive().default(900),
     PARKED_DELIVERY_DEADLINE_SECONDS: z.coerce.number().int().positive().default(3600),
   })
+  .transform((c) => ({ ...c, PAYPAL_ENVIRONMENT: c.PAYPAL_ENVIRONMENT ?? (isSandboxOrLoopbackHost(new URL(c.PAYPAL_API_BASE_URL).hostname) ? 'sandbox' as const : 'live' as const) }))
   .superRefine((c, ctx) => {
+    if (c.OPERATOR_TOKEN && c.OPERATOR_TOKEN === c.ADMIN_TOKEN) {
+      ctx.addIssue({ code: 'custom', path: ['OPERATOR_TOKEN'], message: 'must differ from ADMIN_TOKEN' });
+    }
+    if (c.PAYPAL_ENVIRONMENT === 'live' && c.PAYPAL_CERT_HOSTS?.some(isSandboxOrLoopbackHost)) {
+      ctx.addIssue({ code: 'custom', path: ['PAYPAL_CERT_HOSTS'], message: 'names a sandbox or loopback host; live PayPal refuses them' });
+    }
     if (c.NODE_ENV !== 'development' && !c.CREDENTIALS_KEY) {
       ctx.addIssue({ code: 'custom', path: ['CREDENTIALS_KEY'], message: 'required outside development (base64 of 32 random bytes)' });
     }

@@ -61,6 +61,7 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
     const verifier = config.PAYPAL_WEBHOOK_ID && config.PAYOUTS_MODE !== 'dry-run'
       ? createPayPalWebhookVerifier({
         mode: 'offline',
+        environment: config.PAYOUTS_MODE === 'live' ? 'live' : 'sandbox',
         webhookId: config.PAYPAL_WEBHOOK_ID,
         allowedCertHosts: config.PAYPAL_CERT_HOSTS ? config.PAYPAL_CERT_HOSTS.split(',').map((h) => h.trim()).filter(Boolean) : PAYPAL_CERT_HOSTS,
         timeoutMs: config.PAYPAL_TIMEOUT_MS,
@@ -74,6 +75,7 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
         paypalWebhookRoutes(app, ctx, verifier);
         adminRoutes(app, ctx, {
           adminToken: config.ADMIN_TOKEN,
+          operatorToken: config.OPERATOR_TOKEN,
           deadlines: {
             dueSeconds: config.PAYOUTS_DUE_DEADLINE_SECONDS,
             submittedSeconds: config.PAYOUTS_SUBMITTED_DEADLINE_SECONDS,

@@ -27,7 +27,7 @@ export const salesService: ServiceDefinition<typeof configSchema> = {
       });
     return {
       consumers: [ledgerConsumer(config.SALES_CONSUMER_GROUP, ledgerFor)],
-      routes: adminRoutes({ db, adminToken: config.ADMIN_TOKEN, saleDeadlineSeconds: config.SALE_DEADLINE_SECONDS, ledgerFor }),
+      routes: adminRoutes({ db, adminToken: config.ADMIN_TOKEN, operatorToken: config.OPERATOR_TOKEN, saleDeadlineSeconds: config.SALE_DEADLINE_SECONDS, ledgerFor }),
     };
   },
 };

@@ -7,6 +7,7 @@ import {
   createSigningKey,
   orderConfirmationBody,
   signNotification,
+  signatureHeader,
   type EbayNotificationInput,
   type EbaySignedNotification,
   type EbaySigningKey,
@@ -65,6 +66,11 @@ export interface EbayFake extends FakeServer {
   signedNotification(input: EbayNotificationInput): EbaySignedNotification;
   /** eBay sends ORDER_CONFIRMATION once per line item; this returns those messages */
   signedNotificationsPerLineItem(input: EbayNotificationInput): EbaySignedNotification[];
+  /**
+   * Any body signed with the current key, e.g. a MARKETPLACE_ACCOUNT_DELETION notification
+   * (`notification.data = {username, userId, eiasToken}`) or a fuzzed body.
+   */
+  signBody<B>(body: B): { body: B; headers: Record<string, string> };
   /** POST a signed notification to an endpoint, as eBay does (JSON body, signature header) */
   deliver(url: string, notification: EbaySignedNotification): Promise<EbayDeliveryResult>;
   shippingFulfillments(orderId: string): EbayShippingFulfillment[];
@@ -166,6 +172,9 @@ function buildHandle(server: FakeServer, state: EbayState): EbayFake {
     },
     signedNotification(input) {
       return signNotification(orderConfirmationBody(input), state.current);
+    },
+    signBody(body) {
+      return { body, headers: { 'Content-Type': 'application/json', 'X-EBAY-SIGNATURE': signatureHeader(body, state.current) } };
     },
     signedNotificationsPerLineItem(input) {
       return input.lineItems.map((line) =>

@@ -222,6 +222,12 @@ export class FulfillmentRepository {
     if (inserted.length > 0) await this.recordTransition(trx, orderId, null, 'CANCELLED', cause, details);
   }
 
+  /** The buyer's address is erased (OrderPersonalDataErased); ids, amounts and states stay. */
+  async erasePersonalData(trx: Tx, orderId: string): Promise<boolean> {
+    const n = await trx('fulfillments').where({ order_id: orderId }).update({ ship_to: null, ship_to_issue: 'PERSONAL_DATA_ERASED' });
+    return n > 0;
+  }
+
   async get(orderId: string, trx?: Tx): Promise<Fulfillment | undefined> {
     const row = await (trx ?? this.db)('fulfillments').where({ order_id: orderId }).first();
     return row ? toFulfillment(row) : undefined;

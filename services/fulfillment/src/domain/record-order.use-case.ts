@@ -49,6 +49,11 @@ export async function recordOrderEvent(deps: FulfillmentDeps, event: OrderEvent,
       // a full refund before anything was bought means: do not buy. After purchase the ledger handles it (sales).
       if (event.payload.full) return cancel(deps, trx, event.orderId, event.sellerId, `OrderRefunded ${event.eventId}`, { refundId: event.payload.refundId }, true);
       return;
+    case 'OrderPersonalDataErased':
+      // The buyer's data was erased at ingest: our copy of the address goes too. An order not bought yet then waits
+      // in review for an address (lesson 10: never invent one).
+      await deps.repo.erasePersonalData(trx, event.orderId);
+      return;
   }
 }
 

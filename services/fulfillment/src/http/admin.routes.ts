@@ -1,7 +1,7 @@
-import type { Express, Request } from 'express';
+import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
 import { formatDecimal, isKnownCurrency, parseDecimal, type Money } from '@postsale/contracts';
-import { badRequest, notFound, requireBearer, validate } from '@postsale/runtime';
+import { actorOf, badRequest, maskAddress, notFound, requireRoles, validate } from '@postsale/runtime';
 import { approveOrder, integrityReport, markPurchased, retryOrder, type Deadlines } from '../domain/admin.use-case';
 import type { FulfillmentDeps } from '../domain/ports';
 import type { Fulfillment } from '../db/fulfillment.repository';
@@ -91,28 +91,37 @@ function present(f: Fulfillment) {
   };
 }
 
-const operatorOf = (req: Request) => {
-  const value = req.get('x-operator');
-  return value && /^[\w.@-]{1,100}$/.test(value) ? value : 'admin';
-};
+/** Who acts: from the credential (requireRoles), never from a header the caller chooses. */
+const operatorOf = (_req: Request, res: Response) => actorOf(res);
+const revealQuery = z.object({ reveal: z.literal('true').optional(), reason: z.string().min(3).max(500).optional() });
 const param = (req: Request, name: string) => validate(id, req.params[name], 'INVALID_PATH');
 
-export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string; deadlines: Deadlines; wake: () => void }) {
+export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string; operatorToken?: string; deadlines: Deadlines; wake: () => void }) {
   return (app: Express) => {
-    app.use('/admin', requireBearer(options.adminToken));
+    app.use('/admin', requireRoles({ admin: options.adminToken, operator: options.operatorToken }));
+    /** The ship-to is masked unless asked for with a reason (`?reveal=true&reason=…`); a reveal is logged without the data. */
+    const shown = (req: Request, res: Response, f: Fulfillment) => {
+      const q = validate(revealQuery, { reveal: req.query.reveal, reason: req.query.reason }, 'INVALID_QUERY');
+      if (q.reveal === 'true' && !q.reason) throw badRequest('REASON_REQUIRED', 'revealing personal data needs a reason');
+      if (q.reveal === 'true') {
+        deps.logger.info({ actor: actorOf(res), orderId: f.orderId, reason: q.reason }, 'personal data revealed');
+        return present(f);
+      }
+      return { ...present(f), shipTo: maskAddress(f.shipTo as unknown as Record<string, unknown> | null) };
+    };
 
     app.get('/admin/orders/:orderId', async (req, res) => {
       const orderId = param(req, 'orderId');
       const f = await deps.repo.get(orderId);
       if (!f) throw notFound('ORDER_NOT_FOUND', `no fulfillment for order ${orderId}`);
       const history = await deps.repo.history(orderId);
-      res.json({ ...present(f), ...history });
+      res.json({ ...shown(req, res, f), ...history });
     });
 
     app.get('/admin/review-queue', async (req, res) => {
       const limit = validate(z.coerce.number().int().min(1).max(1000).default(200), req.query.limit, 'INVALID_QUERY');
       const queue = await deps.repo.reviewQueue(limit);
-      res.json({ count: queue.length, orders: queue.map(present) });
+      res.json({ count: queue.length, orders: queue.map((f) => ({ ...present(f), shipTo: maskAddress(f.shipTo as unknown as Record<string, unknown> | null) })) });
     });
 
     app.get('/admin/integrity', async (_req, res) => {
@@ -120,21 +129,21 @@ export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string
     });
 
     app.post('/admin/orders/:orderId/retry', async (req, res) => {
-      const f = await retryOrder(deps, param(req, 'orderId'), operatorOf(req));
+      const f = await retryOrder(deps, param(req, 'orderId'), operatorOf(req, res));
       options.wake();
       res.json(present(f));
     });
 
     app.post('/admin/orders/:orderId/approve', async (req, res) => {
       const body = validate(schemas.approve, req.body);
-      const f = await approveOrder(deps, param(req, 'orderId'), toMoney(body.maxSupplierCost), operatorOf(req));
+      const f = await approveOrder(deps, param(req, 'orderId'), toMoney(body.maxSupplierCost), operatorOf(req, res));
       options.wake();
       res.json(present(f));
     });
 
     app.post('/admin/orders/:orderId/mark-purchased', async (req, res) => {
       const body = validate(schemas.markPurchased, req.body);
-      const f = await markPurchased(deps, param(req, 'orderId'), { supplierOrderId: body.supplierOrderId, supplierCost: toMoney(body.supplierCost) }, operatorOf(req));
+      const f = await markPurchased(deps, param(req, 'orderId'), { supplierOrderId: body.supplierOrderId, supplierCost: toMoney(body.supplierCost) }, operatorOf(req, res));
       options.wake();
       res.json(present(f));
     });

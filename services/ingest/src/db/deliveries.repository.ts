@@ -50,6 +50,19 @@ export class DeliveriesRepository {
     return this.db('deliveries').where({ marketplace, dedupe_key: dedupeKey }).whereIn('status', ['accepted', 'duplicate', 'ignored', 'pending', 'parked']).orderBy('received_at').first();
   }
 
+  /** A notification answered but not kept: one counter row per marketplace, reason and day (bounded). */
+  async countDropped(marketplace: Marketplace, reason: string): Promise<void> {
+    await this.db.raw(
+      `insert into dropped_notifications (marketplace, reason, day, count, last_seen_at) values (?, ?, current_date, 1, now())
+       on conflict (marketplace, reason, day) do update set count = dropped_notifications.count + 1, last_seen_at = now()`,
+      [marketplace, reason],
+    );
+  }
+
+  async droppedCounts(): Promise<Array<{ marketplace: string; reason: string; day: string; count: string }>> {
+    return this.db('dropped_notifications').orderBy([{ column: 'day', order: 'desc' }, 'marketplace', 'reason']).limit(100);
+  }
+
   async get(id: string): Promise<DeliveryRow | undefined> {
     return this.db('deliveries').where({ id }).first();
   }
@@ -67,13 +80,39 @@ export class DeliveriesRepository {
     return result.rows[0];
   }
 
+  /**
+   * Claims up to `limit` due deliveries, at most `perAccount` of any one (marketplace, account), round-robin over
+   * accounts: a flood for one account cannot queue ahead of another account's order. Fairness is computed over the
+   * `window` oldest due rows (skip-locked, so replicas split the work).
+   */
+  async claimBatch(claimMs: number, limit: number, perAccount: number, window = 2000): Promise<DeliveryRow[]> {
+    const result = await this.db.raw(
+      `with due as (
+         select id, marketplace, account_id, next_attempt_at from deliveries
+          where status = 'pending' and next_attempt_at <= now() and (claimed_until is null or claimed_until < now())
+          order by next_attempt_at limit ? for update skip locked
+       ), ranked as (
+         select id, next_attempt_at, row_number() over (partition by marketplace, account_id order by next_attempt_at) as turn from due
+       ), chosen as (
+         select id, turn, next_attempt_at from ranked where turn <= ? order by turn, next_attempt_at limit ?
+       )
+       update deliveries d set claimed_until = now() + (? * interval '1 millisecond')
+         from chosen where d.id = chosen.id
+       returning d.*, chosen.turn`,
+      [window, perAccount, limit, claimMs],
+    );
+    return (result.rows as Array<DeliveryRow & { turn: string }>)
+      .sort((a, b) => Number(a.turn) - Number(b.turn) || new Date(a.next_attempt_at).getTime() - new Date(b.next_attempt_at).getTime())
+      .map(({ turn: _turn, ...row }) => row as DeliveryRow);
+  }
+
   async decide(trx: Tx | Db, id: string, status: DeliveryStatus, fields: { reason?: string | null; detail?: string | null; orderId?: string | null; accountId?: string | null; externalOrderId?: string | null } = {}): Promise<void> {
     await trx('deliveries')
       .where({ id })
       .update({
         status,
-        reason: fields.reason ?? null,
-        detail: fields.detail ?? null,
+        reason: fields.reason?.slice(0, 64) ?? null,
+        detail: fields.detail?.slice(0, 2000) ?? null,
         ...(fields.orderId !== undefined ? { order_id: fields.orderId } : {}),
         ...(fields.accountId !== undefined ? { account_id: fields.accountId } : {}),
         ...(fields.externalOrderId !== undefined ? { external_order_id: fields.externalOrderId } : {}),
@@ -104,7 +143,7 @@ export class DeliveriesRepository {
 
   /** Parked or rejected-by-mapping deliveries become pending again (operator reprocess or seller registration). */
   async requeue(id: string): Promise<boolean> {
-    const n = await this.db('deliveries').where({ id, status: 'parked' }).update({ status: 'pending', next_attempt_at: this.db.fn.now(), claimed_until: null, status_changed_at: this.db.fn.now() });
+    const n = await this.db('deliveries').where({ id, status: 'parked' }).whereNull('personal_data_erased_at').update({ status: 'pending', next_attempt_at: this.db.fn.now(), claimed_until: null, status_changed_at: this.db.fn.now() });
     return n > 0;
   }
 

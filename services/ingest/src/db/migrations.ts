@@ -94,4 +94,64 @@ export const migrations: Migration[] = [
       await db.raw(`create index orders_ebay_recheck on orders (received_at) where marketplace = 'EBAY' and state in ('RECEIVED', 'PARTIALLY_REFUNDED')`);
     },
   },
+  {
+    name: '0002_ingest_privacy_and_flood_proofing',
+    async up(db) {
+      // Erasure of personal data: when it happened to an order / a delivery (the rows stay: amounts, ids, states).
+      await db.schema.alterTable('orders', (t) => {
+        t.timestamp('personal_data_erased_at', { useTz: true });
+      });
+      await db.schema.alterTable('deliveries', (t) => {
+        t.timestamp('personal_data_erased_at', { useTz: true });
+      });
+      await db.raw(`create index orders_erasable on orders (received_at) where personal_data_erased_at is null`);
+      await db.raw(`create index orders_ebay_buyer on orders ((received_payload->'buyer'->>'externalId')) where marketplace = 'EBAY'`);
+      await db.raw(`create index deliveries_by_order on deliveries (order_id)`);
+      await db.raw(`create index deliveries_by_account on deliveries (marketplace, account_id)`);
+      await db.raw(`create index deliveries_retention on deliveries (received_at) where status in ('accepted','duplicate','ignored','rejected')`);
+      // Every erasure, without the personal data it erased: the subject is a hash.
+      await db.schema.createTable('erasures', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('cause', 32).notNullable(); // EBAY_ACCOUNT_DELETION | ADMIN | RETENTION
+        t.string('subject_hash', 64);
+        t.string('order_id');
+        t.integer('orders_erased').notNullable().defaultTo(0);
+        t.integer('deliveries_erased').notNullable().defaultTo(0);
+        t.string('requested_by', 128);
+        t.string('reason', 500);
+        t.timestamp('at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      // Notifications answered but not kept (foreign application, unknown account): one counter row per day and reason.
+      await db.schema.createTable('dropped_notifications', (t) => {
+        t.string('marketplace', 32).notNullable();
+        t.string('reason', 64).notNullable();
+        t.date('day').notNullable();
+        t.bigInteger('count').notNullable().defaultTo(0);
+        t.timestamp('last_seen_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.primary(['marketplace', 'reason', 'day']);
+      });
+      // Storefront capture calls are signed with a per-storefront secret (sealed like the marketplace tokens).
+      await db.schema.alterTable('marketplace_accounts', (t) => {
+        t.text('secret_sealed');
+      });
+    },
+  },
+  {
+    name: '0003_ingest_admin_audit',
+    async up(db) {
+      // Every admin write (and every reveal of personal data): who (from the credential), what, before/after, why, when.
+      await db.schema.createTable('admin_audit', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('actor', 32).notNullable();
+        t.string('action', 64).notNullable();
+        t.string('target', 255).notNullable();
+        t.string('order_id');
+        t.jsonb('before');
+        t.jsonb('after');
+        t.string('reason', 500);
+        t.timestamp('at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+      });
+      await db.raw('create index admin_audit_order on admin_audit (order_id) where order_id is not null');
+    },
+  },
 ];

@@ -6,6 +6,7 @@ export interface AccountRow {
   account_id: string;
   seller_id: string;
   token_sealed: string | null;
+  secret_sealed: string | null;
   updated_at: Date;
 }
 
@@ -13,7 +14,7 @@ export class SellersRepository {
   constructor(private readonly db: Db) {}
 
   /** Replaces the seller's accounts; an account owned by another seller is a conflict and nothing changes. */
-  async put(sellerId: string, displayName: string | null, accounts: Array<{ marketplace: Marketplace; accountId: string; tokenSealed: string | null }>): Promise<void> {
+  async put(sellerId: string, displayName: string | null, accounts: Array<{ marketplace: Marketplace; accountId: string; tokenSealed: string | null; secretSealed: string | null }>): Promise<void> {
     await this.db.transaction(async (trx) => {
       await trx('sellers')
         .insert({ seller_id: sellerId, display_name: displayName })
@@ -27,7 +28,7 @@ export class SellersRepository {
       }
       await trx('marketplace_accounts').where({ seller_id: sellerId }).delete();
       if (accounts.length > 0) {
-        await trx('marketplace_accounts').insert(accounts.map((a) => ({ marketplace: a.marketplace, account_id: a.accountId, seller_id: sellerId, token_sealed: a.tokenSealed })));
+        await trx('marketplace_accounts').insert(accounts.map((a) => ({ marketplace: a.marketplace, account_id: a.accountId, seller_id: sellerId, token_sealed: a.tokenSealed, secret_sealed: a.secretSealed })));
       }
     });
   }

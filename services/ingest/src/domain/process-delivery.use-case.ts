@@ -206,6 +206,10 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const seller = await sellerFor('PAYPAL_STOREFRONT', body.storefrontId);
     const existing = await deps.orders.get(orderIdFor('PAYPAL_STOREFRONT', body.paypalOrderId));
     if (existing) return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', body.paypalOrderId, existing.seller_id, { kind: 'paid', order: existing.received_payload });
+    // A storefront captures only its own orders: the order says whose it is (custom_id) before any money moves.
+    const before = await deps.paypal.getOrder(body.paypalOrderId);
+    const owner = storefrontOf(before);
+    if (owner && owner !== body.storefrontId) throw new Park('STOREFRONT_MISMATCH', 'the PayPal order belongs to another storefront');
     const result = await deps.paypal.capture(body.paypalOrderId);
     if (result.kind === 'refused') {
       await deps.deliveries.decideNow(d.id, 'rejected', { reason: result.issue });

@@ -9,6 +9,8 @@ export interface SellerAccountInput {
   accountId: string;
   /** the seller's own marketplace token (eBay user token, MercadoLibre access token); sealed at rest */
   accessToken?: string;
+  /** PAYPAL_STOREFRONT only: the secret the storefront's server signs capture calls with (HMAC-SHA256); sealed at rest */
+  captureSecret?: string;
 }
 
 const NEEDS_TOKEN: Marketplace[] = ['EBAY', 'MERCADOLIBRE'];
@@ -23,8 +25,9 @@ export function createSellersUseCase(deps: { sellers: SellersRepository; deliver
         if (seen.has(key)) throw badRequest('DUPLICATE_ACCOUNT', `${key} is listed twice`);
         seen.add(key);
         if (NEEDS_TOKEN.includes(a.marketplace) && !a.accessToken) throw badRequest('ACCESS_TOKEN_REQUIRED', `${a.marketplace} accounts need the seller's accessToken`);
+        if (a.captureSecret && a.marketplace !== 'PAYPAL_STOREFRONT') throw badRequest('CAPTURE_SECRET_NOT_APPLICABLE', 'only PAYPAL_STOREFRONT accounts have a capture secret');
       }
-      await deps.sellers.put(sellerId, displayName, accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.accountId, tokenSealed: a.accessToken ? deps.secrets.seal(a.accessToken) : null })));
+      await deps.sellers.put(sellerId, displayName, accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.accountId, tokenSealed: a.accessToken ? deps.secrets.seal(a.accessToken) : null, secretSealed: a.captureSecret ? deps.secrets.seal(a.captureSecret) : null })));
       if (!deps.requeueParked) return { requeued: 0 };
       const requeued = await deps.deliveries.requeueUnroutable(accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.accountId })));
       if (requeued > 0) deps.nudgePoller();
@@ -40,7 +43,7 @@ export function createSellersUseCase(deps: { sellers: SellersRepository; deliver
         displayName: seller.display_name,
         createdAt: new Date(seller.created_at).toISOString(),
         updatedAt: new Date(seller.updated_at).toISOString(),
-        accounts: seller.accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.account_id, hasAccessToken: a.token_sealed !== null, updatedAt: new Date(a.updated_at).toISOString() })),
+        accounts: seller.accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.account_id, hasAccessToken: a.token_sealed !== null, ...(a.marketplace === 'PAYPAL_STOREFRONT' ? { hasCaptureSecret: a.secret_sealed !== null } : {}), updatedAt: new Date(a.updated_at).toISOString() })),
       };
     },
   };

@@ -2,8 +2,11 @@ import { createHash } from 'node:crypto';
 import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
 import type { PayPalWebhookVerifier } from '@postsale/paypal';
-import { AppError, validate, type Metrics } from '@postsale/runtime';
+import { AppError, decimalId, storableText, validate, type Metrics } from '@postsale/runtime';
 import type { EbayClient } from '../clients/ebay.client';
+import type { SellersRepository } from '../db/sellers.repository';
+import type { DeliveriesRepository } from '../db/deliveries.repository';
+import type { Erasure } from '../domain/erase-personal-data.use-case';
 import { orderIdFor } from '../domain/order-id';
 import { DeliveryKinds } from '../domain/process-delivery.use-case';
 import type { DeliveryReceiver } from '../domain/receive-delivery.use-case';
@@ -17,23 +20,59 @@ export interface WebhookRouteDeps {
   ebayVerificationToken: string;
   ebayEndpointUrl: string;
   inlineBudgetMs: number;
+  erasure: Erasure;
+  sellers: SellersRepository;
+  deliveries: DeliveriesRepository;
+  /** MercadoLibre application id of this deployment; notifications for another application are only counted */
+  mercadoLibreApplicationId: string;
 }
 
-const ebayNotification = z.object({
-  metadata: z.object({ topic: z.string() }),
-  notification: z.object({
-    notificationId: z.string().min(1),
-    data: z.object({ user: z.object({ username: z.string().min(1) }), order: z.object({ orderId: z.string().min(1) }).optional() }),
-  }),
+// Every value that reaches a column is bounded and storable (no NUL, valid Unicode); reasons built from a topic or an
+// event type stay within the 64-character reason column.
+const ebayEnvelope = z.object({
+  metadata: z.object({ topic: z.string().regex(/^[A-Z0-9_]{1,40}$/) }),
+  notification: z.object({ notificationId: storableText(200), data: z.unknown() }),
 });
+const ebayOrderData = z.object({
+  user: z.object({ username: storableText(128) }),
+  order: z.object({ orderId: z.string().regex(/^[A-Za-z0-9!._-]{1,64}$/) }).optional(),
+});
+/** MARKETPLACE_ACCOUNT_DELETION: `data = {username, userId, eiasToken}` (no `user` object) */
+const ebayDeletionData = z.object({ username: storableText(128), userId: storableText(128), eiasToken: storableText(2048).optional() });
 const mlNotification = z.object({
-  _id: z.string().min(1).optional(),
-  resource: z.string().min(1),
-  user_id: z.union([z.number().int(), z.string().regex(/^\d+$/)]),
-  topic: z.string().min(1),
-  sent: z.string().optional(),
+  _id: storableText(128).optional(),
+  resource: storableText(256),
+  user_id: decimalId(20),
+  topic: z.string().regex(/^[A-Za-z0-9_]{1,40}$/),
+  // may exceed 2^53: compared as the digits of the raw body
+  application_id: z.union([z.number().nonnegative(), z.string().regex(/^\d{1,30}$/)]).optional(),
+  attempts: z.number().int().min(0).max(1_000_000).optional(),
+  sent: storableText(64).optional(),
+  received: storableText(64).optional(),
 });
-const paypalEvent = z.object({ id: z.string().min(1), event_type: z.string().min(1), resource: z.record(z.string(), z.unknown()) });
+const paypalId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const paypalEvent = z.object({
+  id: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
+  event_type: z.string().regex(/^[A-Z0-9_.-]{1,48}$/),
+  create_time: storableText(64).optional(),
+  resource: z.record(z.string(), z.unknown()),
+});
+/** The parts of a capture / refund resource processing uses (other fields are kept in the raw body, unread). */
+const paypalCaptureResource = z.object({
+  id: paypalId.optional(),
+  custom_id: storableText(127).optional(),
+  supplementary_data: z.object({ related_ids: z.object({ order_id: paypalId.optional() }).optional() }).optional(),
+  links: z.array(z.object({ rel: storableText(64).optional(), href: storableText(2048).optional() })).max(20).optional(),
+  amount: z.object({ value: storableText(32).optional(), currency_code: storableText(8).optional() }).optional(),
+  note_to_payer: storableText(1000).optional(),
+});
+
+const ML_MAX_NOTIFICATION_BYTES = 4096;
+
+/** application_id exactly as sent (JSON numbers above 2^53 lose digits when parsed). */
+function applicationIdOf(raw: string): string | undefined {
+  return /"application_id"\s*:\s*"?(\d{1,30})"?/.exec(raw)?.[1];
+}
 
 const PAYPAL_KINDS: Record<string, string> = {
   'PAYMENT.CAPTURE.COMPLETED': DeliveryKinds.paypalCaptureCompleted,
@@ -53,8 +92,8 @@ function storedHeaders(req: Request): Record<string, string> {
 const rawText = (req: Request) => (req.rawBody ?? Buffer.from(JSON.stringify(req.body ?? null))).toString('utf8');
 
 /** 2xx only for committed outcomes: 200 decided, 202 persisted and still being worked on (or parked for review). */
-function answer(res: Response, outcome: Outcome & { deliveryId: string }, alwaysOk = false): void {
-  const status = !alwaysOk && (outcome.status === 'pending' || outcome.status === 'parked') ? 202 : 200;
+function answer(res: Response, outcome: Outcome & { deliveryId: string }): void {
+  const status = (outcome.status === 'pending' || outcome.status === 'parked') ? 202 : 200;
   res.status(status).json({ deliveryId: outcome.deliveryId, status: outcome.status, reason: outcome.reason, orderId: outcome.orderId });
 }
 
@@ -86,13 +125,22 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
   app.post('/webhooks/ebay', timed('EBAY', async (req, res) => {
     // eBay's convention: 412 when the signature does not verify. Nothing is stored.
     if (!(await deps.ebay.verifySignature(req.get('x-ebay-signature'), req.body))) throw refuse('EBAY', 412, 'INVALID_SIGNATURE');
-    const body = validate(ebayNotification, req.body, 'MALFORMED_NOTIFICATION');
-    const orderId = body.notification.data.order?.orderId ?? null;
+    const body = validate(ebayEnvelope, req.body, 'MALFORMED_NOTIFICATION');
+    if (body.metadata.topic === 'MARKETPLACE_ACCOUNT_DELETION') {
+      // Every eBay app must honour it: erase what we hold about that eBay user, then acknowledge (eBay's SDK: 204).
+      // The notification itself (it names the user) is not stored.
+      const user = validate(ebayDeletionData, body.notification.data, 'MALFORMED_NOTIFICATION');
+      await deps.erasure.eraseEbayUser({ username: user.username, userId: user.userId });
+      res.status(204).end();
+      return;
+    }
+    const data = validate(ebayOrderData, body.notification.data, 'MALFORMED_NOTIFICATION');
+    const orderId = data.order?.orderId ?? null;
     answer(res, await deps.receiver.receive({
       marketplace: 'EBAY',
       kind: DeliveryKinds.ebayOrderConfirmation,
       dedupeKey: body.notification.notificationId,
-      accountId: body.notification.data.user.username,
+      accountId: data.user.username,
       externalOrderId: orderId,
       orderId: orderId ? orderIdFor('EBAY', orderId) : null,
       headers: storedHeaders(req),
@@ -106,12 +154,25 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
   // MercadoLibre has no signature: trust comes from reading the order with the seller's token later. Acknowledge
   // as soon as the raw notification is persisted (well within MercadoLibre's ~500 ms); the poller does the work.
   app.post('/webhooks/mercadolibre', timed('MERCADOLIBRE', async (req, res) => {
+    // A real notification is a few hundred bytes; nothing bigger is kept (the service-wide limit is far larger).
+    if ((req.rawBody?.length ?? 0) > ML_MAX_NOTIFICATION_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', 'a MercadoLibre notification is at most 4 KB', { status: 413 });
     const body = validate(mlNotification, req.body, 'MALFORMED_NOTIFICATION');
-    const orderMatch = /^\/orders\/(\d+)$/.exec(body.resource);
+    const raw = rawText(req);
+    // Flood-proofing: a notification for another application or for an account no seller registered is answered as
+    // MercadoLibre expects (200) and only counted (one row per day and reason), never queued or read with a token.
+    // The answer is the same as for a kept one, so it tells a stranger nothing about who our sellers are.
+    const dropReason = deps.mercadoLibreApplicationId && applicationIdOf(raw) !== deps.mercadoLibreApplicationId
+      ? 'FOREIGN_APPLICATION'
+      : !(await deps.sellers.account('MERCADOLIBRE', body.user_id)) ? 'UNKNOWN_ACCOUNT' : null;
+    if (dropReason) {
+      await deps.deliveries.countDropped('MERCADOLIBRE', dropReason);
+      res.status(200).json({ status: 'received' });
+      return;
+    }
+    const orderMatch = /^\/orders\/(\d{1,20})$/.exec(body.resource);
     const supported = body.topic === 'orders_v2' && orderMatch;
     const externalOrderId = orderMatch?.[1] ?? null;
-    const raw = rawText(req);
-    answer(res, await deps.receiver.receive({
+    await deps.receiver.receive({
       marketplace: 'MERCADOLIBRE',
       kind: supported ? DeliveryKinds.mercadoLibreOrder : DeliveryKinds.mercadoLibreOther,
       dedupeKey: body._id ?? createHash('sha256').update(raw).digest('hex'),
@@ -122,7 +183,8 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
       rawBody: raw,
       sourceIp: req.ip ?? null,
       ...(supported ? {} : { ignoreReason: `UNSUPPORTED_TOPIC_${body.topic}` }),
-    }), true); // MercadoLibre expects a plain 200 once the notification is safe
+    });
+    res.status(200).json({ status: 'received' }); // MercadoLibre expects a plain 200 once the notification is safe
   }));
 
   app.post('/webhooks/paypal', timed('PAYPAL_STOREFRONT', async (req, res) => {
@@ -131,6 +193,7 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
     if (!ok) throw refuse('PAYPAL_STOREFRONT', 401, 'INVALID_SIGNATURE');
     const event = validate(paypalEvent, req.body, 'MALFORMED_EVENT');
     const kind = PAYPAL_KINDS[event.event_type];
+    if (kind) validate(paypalCaptureResource, event.resource, 'MALFORMED_EVENT');
     answer(res, await deps.receiver.receive({
       marketplace: 'PAYPAL_STOREFRONT',
       kind: kind ?? DeliveryKinds.paypalOtherEvent,

@@ -7,6 +7,7 @@ import {
   type EbayFake, type MercadoLibreFake, type PayPalFake,
 } from '@postsale/sandbox';
 import { orderIdFor } from '../../src/domain/order-id';
+import { storefrontSignature } from '../../src/http/checkout.routes';
 import { ingestService } from '../../src/service';
 
 const ADMIN = 'test-admin-token-0123456789';
@@ -46,7 +47,7 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
 
   const admin = (path: string, init: RequestInit = {}) =>
     fetch(`${service.url}${path}`, { ...init, headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json', ...(init.headers ?? {}) } });
-  const registerSeller = async (sellerId: string, accounts: Array<{ marketplace: string; accountId: string; accessToken?: string }>) => {
+  const registerSeller = async (sellerId: string, accounts: Array<{ marketplace: string; accountId: string; accessToken?: string; captureSecret?: string }>) => {
     const res = await admin(`/admin/sellers/${sellerId}`, { method: 'PUT', body: JSON.stringify({ accounts }) });
     expect(res.status).toBe(200);
   };
@@ -205,28 +206,26 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
       expect(eventsFor(orderId).map((m) => m.event.type)).toEqual(['OrderReceived', 'OrderCancelled']);
     });
 
-    it('when the seller is unknown, then the delivery is parked as UNROUTABLE and reprocessed after registration', async () => {
+    it('when the seller is unknown, then 200 and only a counted record; once registered, the next notification is processed', async () => {
       const strangerId = userId + 1;
       const strangerToken = uniqueId('APP_USR-');
       ml.registerSeller({ userId: strangerId, accessToken: strangerToken });
       const shipment = ml.seedShipment(buildMlShipment({ sellerId: strangerId }));
       const order = ml.seedOrder(buildMlOrder({ sellerId: strangerId, shipmentId: shipment.id, items: [{ id: 'MLC7', title: 'x', quantity: 1, unitPrice: 990 }] }));
+      const dropped = async () => Number((await service.ctx.db('dropped_notifications').where({ marketplace: 'MERCADOLIBRE', reason: 'UNKNOWN_ACCOUNT' }).sum<{ s: string }[]>('count as s'))[0]!.s ?? 0);
+      const droppedBefore = await dropped();
+      const before = await deliveryCount();
+      const mlCallsBefore = ml.requests.length;
       const res = await ml.deliver(`${service.url}/webhooks/mercadolibre`, { orderId: order.id, userId: strangerId });
       expect(res.status).toBe(200);
-      const parked = await waitFor(async () => {
-        const list = (await (await admin('/admin/deliveries?status=parked')).json()) as { deliveries: Array<{ id: string; externalOrderId: string; reason: string }> };
-        return list.deliveries.find((d) => d.externalOrderId === String(order.id));
-      });
-      expect(parked.reason).toBe('UNROUTABLE');
-      const orderId = orderIdFor('MERCADOLIBRE', String(order.id));
-      expect(eventsFor(orderId)).toHaveLength(0);
+      expect(await deliveryCount()).toBe(before);
+      expect(await dropped()).toBe(droppedBefore + 1);
+      expect(ml.requests.length).toBe(mlCallsBefore);
 
-      expect((await admin(`/admin/deliveries/${parked.id}/reprocess`, { method: 'POST' })).status).toBe(202); // still unknown → parked again
-      await waitFor(async () => (await service.ctx.db('deliveries').where({ id: parked.id }).first()).status === 'parked');
       await registerSeller(uniqueId('seller-ml-'), [{ marketplace: 'MERCADOLIBRE', accountId: String(strangerId), accessToken: strangerToken }]);
-      expect((await admin(`/admin/deliveries/${parked.id}/reprocess`, { method: 'POST' })).status).toBe(202);
+      expect((await ml.deliver(`${service.url}/webhooks/mercadolibre`, { orderId: order.id, userId: strangerId })).status).toBe(200);
+      const orderId = orderIdFor('MERCADOLIBRE', String(order.id));
       await waitForEvents(orderId, 1, 'OrderReceived');
-      expect((await admin(`/admin/deliveries/${parked.id}/reprocess`, { method: 'POST' })).status).toBe(409);
       await settle();
       expect(eventsFor(orderId)).toHaveLength(1);
     });
@@ -246,11 +245,19 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
 
   describe('PayPal storefront', () => {
     const storefrontId = uniqueId('shop-');
+    const captureSecret = randomBytes(32).toString('hex');
     beforeAll(async () => {
-      await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId }]);
+      await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId, captureSecret }]);
     });
-    const capture = (paypalOrderId: string, body: unknown = { storefrontId }) =>
-      fetch(`${service.url}/checkout/paypal/orders/${paypalOrderId}/capture`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    /** a capture call signed the way the storefront's server signs it */
+    const capture = (paypalOrderId: string, body: unknown = { storefrontId }) => {
+      const raw = JSON.stringify(body);
+      const timestamp = String(Math.floor(Date.now() / 1000));
+      return fetch(`${service.url}/checkout/paypal/orders/${paypalOrderId}/capture`, {
+        method: 'POST', body: raw,
+        headers: { 'Content-Type': 'application/json', 'X-Storefront-Timestamp': timestamp, 'X-Storefront-Signature': `sha256=${storefrontSignature(captureSecret, timestamp, paypalOrderId, raw)}` },
+      });
+    };
 
     it('when the storefront captures twice, then PayPal captures once and one OrderReceived carries the PayPal fee', async () => {
       const seeded = paypal.seedCheckoutOrder({ amount: '100.00', fee: '3.98', customId: storefrontId });
@@ -318,12 +325,13 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
       expect(await (await fetch(`${service.url}/metrics`)).text()).toMatch(/ingest_signature_failures_total\{[^}]*marketplace="PAYPAL_STOREFRONT"[^}]*\} 2/);
     });
 
-    it('when the storefront is unknown, then 404 and PayPal is not called', async () => {
+    it('when the storefront is unknown or the body is not what was signed, then 401 and PayPal is not called', async () => {
       const seeded = paypal.seedCheckoutOrder({ amount: '9.00' });
-      const res = await capture(seeded.id, { storefrontId: 'nobody' });
-      expect(res.status).toBe(404);
+      const before = await deliveryCount();
+      expect((await capture(seeded.id, { storefrontId: 'nobody' })).status).toBe(401);
+      expect((await capture(seeded.id, {})).status).toBe(401);
       expect(paypal.captures().filter((c) => c.orderId === seeded.id)).toHaveLength(0);
-      expect((await capture(seeded.id, {})).status).toBe(400);
+      expect(await deliveryCount()).toBe(before);
     });
   });
 

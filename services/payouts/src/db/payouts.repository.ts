@@ -254,6 +254,21 @@ export class PayoutsRepository {
     };
   }
 
+  /** One admin write in the audit trail (never a secret). */
+  async recordAudit(q: Q, e: { actor: string; action: string; target: string; before?: unknown; after?: unknown; reason?: string | null }): Promise<void> {
+    await q('admin_audit').insert({
+      actor: e.actor, action: e.action, target: e.target.slice(0, 255),
+      before: e.before === undefined ? null : JSON.stringify(e.before), after: e.after === undefined ? null : JSON.stringify(e.after),
+      reason: e.reason?.slice(0, 500) ?? null,
+    });
+  }
+
+  async audit(q: Q, filter: { target?: string; limit: number }): Promise<Array<{ actor: string; action: string; target: string; before: unknown; after: unknown; reason: string | null; at: Date }>> {
+    const query = q('admin_audit').orderBy('id', 'desc').limit(filter.limit);
+    if (filter.target) query.where({ target: filter.target });
+    return query;
+  }
+
   async upsertPayee(q: Q, p: { sellerId: string; email: string; releasePolicy: string; releaseDelayDays: number; payoutCurrency: string | null }): Promise<void> {
     await q('payees')
       .insert({

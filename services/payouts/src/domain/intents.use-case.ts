@@ -113,11 +113,18 @@ export async function recordMilestone(
 }
 
 /** PUT /admin/sellers/:sellerId/payee → store it and re-decide the seller's unpaid intents (held ones may go out). */
-export async function setPayee(ctx: PayoutsContext, input: { sellerId: string; email: string; releasePolicy: string; releaseDelayDays: number; payoutCurrency: string | null }) {
+export async function setPayee(
+  ctx: PayoutsContext,
+  input: { sellerId: string; email: string; releasePolicy: string; releaseDelayDays: number; payoutCurrency: string | null },
+  audit?: { actor: string; reason: string | null },
+) {
   const policyText = input.releasePolicy === 'after_delivery_plus_days' ? `after_delivery_plus_days:${input.releaseDelayDays}` : input.releasePolicy;
   parseReleasePolicy(policyText);
   await ctx.db.transaction(async (trx) => {
+    const before = await ctx.repo.payee(trx, input.sellerId);
     await ctx.repo.upsertPayee(trx, input);
+    // who changed where a seller's money goes, from what to what, and why: in the same transaction as the change
+    if (audit) await ctx.repo.recordAudit(trx, { actor: audit.actor, action: 'PUT_PAYEE', target: `seller:${input.sellerId}`, before: before ?? null, after: await ctx.repo.payee(trx, input.sellerId), reason: audit.reason });
     // the platform's intents follow the seller's policy too (the commission is earned when the sale is final)
     await reevaluate(ctx, trx, await ctx.repo.intentsAwaitingRelease(trx, { sellerId: input.sellerId }),
       `payee settings of seller changed (${policyText}, payout currency ${input.payoutCurrency ?? 'default'})`);

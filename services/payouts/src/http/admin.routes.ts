@@ -1,7 +1,7 @@
-import type { Express } from 'express';
+import type { Express, Request } from 'express';
 import { z } from 'zod';
 import { isKnownCurrency } from '@postsale/contracts';
-import { notFound, requireBearer, validate } from '@postsale/runtime';
+import { actorOf, notFound, requireRoles, validate } from '@postsale/runtime';
 import { integrityReport, listPayouts, orderDetails, orderPayouts, sellerBalance, type IntegrityDeadlines } from '../domain/admin-queries';
 import type { PayoutsContext } from '../domain/context';
 import { requestCancel, retryIntent, setFxRate, setPayee } from '../domain/intents.use-case';
@@ -28,9 +28,14 @@ const fxBody = z.object({
   source: z.string().min(1).max(200).default('manual'),
 }).strict();
 
-/** The operator API. Every route behind the admin bearer token. */
-export function adminRoutes(app: Express, ctx: PayoutsContext, options: { adminToken: string; deadlines: IntegrityDeadlines }): void {
-  const auth = requireBearer(options.adminToken);
+const auditReason = (req: Request) => {
+  const r = req.get('x-audit-reason');
+  return r && r.length <= 500 ? r : null;
+};
+
+/** The operator API: the operator token reads, the admin token writes; every admin write is in admin_audit. */
+export function adminRoutes(app: Express, ctx: PayoutsContext, options: { adminToken: string; operatorToken?: string; deadlines: IntegrityDeadlines }): void {
+  const auth = requireRoles({ admin: options.adminToken, operator: options.operatorToken });
 
   app.get('/admin/payouts', auth, async (req, res) => {
     const q = validate(z.object({
@@ -55,13 +60,15 @@ export function adminRoutes(app: Express, ctx: PayoutsContext, options: { adminT
 
   app.post('/admin/payouts/:id/retry', auth, async (req, res) => {
     const { id } = validate(uuidParam, req.params, 'INVALID_PAYOUT_ID');
-    const intent = await retryIntent(ctx, id, 'operator retry');
+    const intent = await retryIntent(ctx, id, `operator retry by ${actorOf(res)}`);
+    await ctx.repo.recordAudit(ctx.db, { actor: actorOf(res), action: 'RETRY_PAYOUT', target: `payout:${id}`, after: { status: intent.status, attempt: intent.attempt }, reason: auditReason(req) });
     res.status(202).json({ id: intent.id, status: intent.status, attempt: intent.attempt });
   });
 
   app.post('/admin/payouts/:id/cancel', auth, async (req, res) => {
     const { id } = validate(uuidParam, req.params, 'INVALID_PAYOUT_ID');
     await requestCancel(ctx, id);
+    await ctx.repo.recordAudit(ctx.db, { actor: actorOf(res), action: 'CANCEL_PAYOUT', target: `payout:${id}`, after: { cancelRequested: true }, reason: auditReason(req) });
     res.status(202).json({ id, cancelRequested: true });
   });
 
@@ -76,7 +83,7 @@ export function adminRoutes(app: Express, ctx: PayoutsContext, options: { adminT
     const payee = await setPayee(ctx, {
       sellerId, email: body.email, releasePolicy: body.releasePolicy, releaseDelayDays: 'releaseDelayDays' in body ? body.releaseDelayDays : 0,
       payoutCurrency: body.payoutCurrency ?? null,
-    });
+    }, { actor: actorOf(res), reason: auditReason(req) });
     res.json({
       sellerId, email: payee?.email, releasePolicy: payee?.releasePolicy, releaseDelayDays: payee?.releaseDelayDays,
       payoutCurrency: payee?.payoutCurrency ?? null, defaultPayoutCurrency: ctx.settings.defaultPayoutCurrency,
@@ -88,12 +95,18 @@ export function adminRoutes(app: Express, ctx: PayoutsContext, options: { adminT
     const body = validate(fxBody, req.body ?? {}, 'INVALID_FX_RATE');
     const rate = { from: params.from, to: params.to, rateDate: params.date, rate: body.rate, source: body.source };
     const result = await setFxRate(ctx, rate);
+    await ctx.repo.recordAudit(ctx.db, { actor: actorOf(res), action: 'PUT_FX_RATE', target: `fx:${params.from}:${params.to}:${params.date}`, after: rate, reason: auditReason(req) });
     res.json({ ...rate, reevaluatedPayouts: result.reevaluated });
   });
 
   app.get('/admin/fx-rates', auth, async (req, res) => {
     const q = validate(z.object({ from: currency.optional(), to: currency.optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }), req.query, 'INVALID_QUERY');
     res.json({ rates: await ctx.repo.listFxRates(ctx.db, q) });
+  });
+
+  app.get('/admin/audit', auth, async (req, res) => {
+    const q = validate(z.object({ target: z.string().min(1).max(255).optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }), req.query, 'INVALID_QUERY');
+    res.json({ audit: (await ctx.repo.audit(ctx.db, q)).map((a) => ({ ...a, at: new Date(a.at).toISOString() })) });
   });
 
   app.get('/admin/integrity', auth, async (_req, res) => {

@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import { z } from 'zod';
-import { AppError, isAppError, unauthorized, validate } from '@postsale/runtime';
+import { AppError, isAppError, requireCleanInput, storableText, unauthorized, validate } from '@postsale/runtime';
 import type { PayPalWebhookVerifier } from '@postsale/paypal';
 import { payPalItemFromJson } from '../clients/paypal-payouts.client';
 import type { PayoutsContext } from '../domain/context';
@@ -8,9 +8,20 @@ import { applyItemState } from '../domain/reconcile.use-case';
 import { statusFromWebhookEvent } from '../domain/payout-rules';
 
 const envelope = z.object({
-  id: z.string().min(1).max(200),
-  event_type: z.string().min(1).max(200),
+  id: z.string().regex(/^[A-Za-z0-9_.-]{1,200}$/),
+  event_type: z.string().regex(/^[A-Z0-9_.-]{1,100}$/),
   resource: z.record(z.string(), z.unknown()),
+});
+const paypalId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+/** The fields an item event is applied with; each bounded to its column and storable (other fields are not read). */
+const itemResource = z.object({
+  payout_item_id: paypalId.optional(),
+  payout_batch_id: paypalId.optional(),
+  sender_batch_id: storableText(255).optional(),
+  transaction_status: z.string().regex(/^[A-Z_]{1,32}$/).optional(),
+  transaction_id: paypalId.optional(),
+  payout_item: z.object({ sender_item_id: storableText(255).optional() }).optional(),
+  errors: z.object({ name: storableText(255).optional(), message: storableText(5000).optional() }).optional(),
 });
 
 /**
@@ -19,6 +30,8 @@ const envelope = z.object({
  * non-2xx for days), including items we do not know; a check that cannot be done now answers 503 so PayPal retries.
  */
 export function paypalWebhookRoutes(app: Express, ctx: PayoutsContext, verifier: PayPalWebhookVerifier | undefined): void {
+  // Before any handler: valid UTF-8, no NUL or lone surrogates, bounded depth (refusals are 400 and write nothing).
+  app.use('/webhooks', requireCleanInput());
   app.post('/webhooks/paypal', async (req, res) => {
     if (!verifier) throw new AppError('WEBHOOK_NOT_CONFIGURED', 'PAYPAL_WEBHOOK_ID is not configured', { status: 503 });
     let authentic: boolean;
@@ -35,6 +48,7 @@ export function paypalWebhookRoutes(app: Express, ctx: PayoutsContext, verifier:
       res.json({ received: true, applied: false });
       return;
     }
+    validate(itemResource, event.resource, 'INVALID_WEBHOOK');
     const item = payPalItemFromJson(event.resource, String(event.resource.payout_batch_id ?? ''));
     const status = typeof event.resource.transaction_status === 'string' ? event.resource.transaction_status : statusFromWebhookEvent(event.event_type);
     if (!status) {

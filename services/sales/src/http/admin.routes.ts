@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import { z } from 'zod';
 import { formatDecimal, isKnownCurrency, parseDecimal, type Money } from '@postsale/contracts';
-import { badRequest, notFound, requireBearer, validate, type Db, type Tx } from '@postsale/runtime';
+import { badRequest, notFound, requireRoles, validate, type Db, type Tx } from '@postsale/runtime';
 import { SalesRepository } from '../db/sales.repository';
 import { setCommercialTerms, setFxRate } from '../domain/admin.use-case';
 import { isValidRate } from '../domain/fx';
@@ -12,6 +12,8 @@ import type { SaleLedger } from '../domain/sale-ledger.use-case';
 export interface AdminRouteDeps {
   db: Db;
   adminToken: string;
+  /** read-only credential: GET routes only */
+  operatorToken?: string;
   saleDeadlineSeconds: number;
   ledgerFor(trx: Tx): SaleLedger;
 }
@@ -49,7 +51,7 @@ export function adminRoutes(deps: AdminRouteDeps) {
   const { db } = deps;
   const reads = new SalesRepository(db);
   return (app: Express) => {
-    const auth = requireBearer(deps.adminToken);
+    const auth = requireRoles({ admin: deps.adminToken, operator: deps.operatorToken });
 
     app.get('/admin/sales/:orderId', auth, async (req, res) => {
       const { orderId } = validate(z.object({ orderId: id }), req.params);

@@ -1,0 +1,73 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { Streams } from '@postsale/contracts';
+import type { Logger, Metrics, OutboxWriter, Tx } from '@postsale/runtime';
+import type { ErasedOrder, ErasureCause, ErasureRepository } from '../db/erasure.repository';
+
+/**
+ * One erasure path for every cause: eBay's MARKETPLACE_ACCOUNT_DELETION, an admin's request for one order, and the
+ * retention period. Each run is one transaction and leaves an `erasures` row that names no person (subjects are
+ * hashed). Idempotent: erasing again changes nothing.
+ */
+export function createErasure(deps: { repo: ErasureRepository; outbox: OutboxWriter; logger: Logger; metrics: Metrics }) {
+  const erased = deps.metrics.counter('ingest_personal_data_erasures_total', 'Orders whose buyer personal data was erased, by cause', ['cause']);
+  const subjectHash = (marketplace: string, id: string) => createHash('sha256').update(`${marketplace}:${id}`).digest('hex');
+
+  /** Every service erases its own copies when it reads OrderPersonalDataErased (same transaction as ours: outbox). */
+  async function announce(trx: Tx, orders: ErasedOrder[], cause: ErasureCause): Promise<void> {
+    for (const o of orders) {
+      const eventId = randomUUID();
+      await deps.repo.addEvent(trx, { orderId: o.orderId, eventId, cause: `personal data erased (${cause})` });
+      await deps.outbox.publish(trx, Streams.orders, {
+        eventId, orderId: o.orderId, sellerId: o.sellerId, occurredAt: Date.now(), causationId: null, type: 'OrderPersonalDataErased',
+        payload: { marketplace: o.marketplace, externalOrderId: o.externalOrderId, cause, erasedAt: Date.now() },
+      });
+    }
+  }
+
+  return {
+    /** eBay user deleted: as a buyer, their orders' personal data; as one of our sellers, their account and raw deliveries. */
+    async eraseEbayUser(input: { username: string; userId: string }): Promise<{ orders: number; deliveries: number; accountRemoved: boolean }> {
+      const result = await deps.repo.transaction(async (trx) => {
+        const orderIds = await deps.repo.ebayOrdersOfBuyer(trx, input.username);
+        const asBuyer = await deps.repo.eraseOrders(trx, orderIds);
+        await announce(trx, asBuyer.erased, 'EBAY_ACCOUNT_DELETION');
+        const asSeller = await deps.repo.eraseAccount(trx, 'EBAY', input.username);
+        const totals = { orders: asBuyer.orders, deliveries: asBuyer.deliveries + asSeller.deliveries, accountRemoved: asSeller.accountRemoved };
+        await deps.repo.record(trx, { cause: 'EBAY_ACCOUNT_DELETION', subjectHash: subjectHash('EBAY', input.userId), ...totals, requestedBy: 'ebay' });
+        return totals;
+      });
+      erased.inc({ cause: 'EBAY_ACCOUNT_DELETION' }, result.orders);
+      deps.logger.info({ orders: result.orders, deliveries: result.deliveries, accountRemoved: result.accountRemoved }, 'eBay account deletion honoured');
+      return result;
+    },
+
+    async eraseOrder(input: { orderId: string; requestedBy: string; reason: string }): Promise<{ orders: number; deliveries: number }> {
+      const result = await deps.repo.transaction(async (trx) => {
+        const { erased: orders, ...counts } = await deps.repo.eraseOrders(trx, [input.orderId]);
+        await announce(trx, orders, 'ADMIN');
+        await deps.repo.record(trx, { cause: 'ADMIN', orderId: input.orderId, ...counts, requestedBy: input.requestedBy, reason: input.reason });
+        return counts;
+      });
+      erased.inc({ cause: 'ADMIN' }, result.orders);
+      return result;
+    },
+
+    /** Orders received more than `days` ago lose their personal data; raw deliveries older than `deliveryDays` go. */
+    async applyRetention(input: { days: number; deliveryDays: number; batch: number }): Promise<{ orders: number; deliveriesDeleted: number }> {
+      const orderIds = await deps.repo.ordersPastRetention(input.days, input.batch);
+      let orders = 0;
+      if (orderIds.length > 0) {
+        orders = await deps.repo.transaction(async (trx) => {
+          const { erased: done, ...counts } = await deps.repo.eraseOrders(trx, orderIds);
+          await announce(trx, done, 'RETENTION');
+          await deps.repo.record(trx, { cause: 'RETENTION', ...counts, requestedBy: 'retention', reason: `received more than ${input.days} days ago` });
+          return counts.orders;
+        });
+        erased.inc({ cause: 'RETENTION' }, orders);
+      }
+      const deliveriesDeleted = await deps.repo.deleteDecidedDeliveriesOlderThan(input.deliveryDays, input.batch * 10);
+      return { orders, deliveriesDeleted };
+    },
+  };
+}
+export type Erasure = ReturnType<typeof createErasure>;

@@ -1,0 +1,34 @@
+import { dropSchema, startService, testEnv, uniqueId, type RunningService } from '@postsale/runtime';
+import { salesService } from '../../src/service';
+
+const ADMIN = 'Bearer test-admin-token-0123456789';
+const OPERATOR = 'Bearer test-operator-token-0123456789';
+
+describe('sales admin roles: the operator token reads, only the admin token writes', () => {
+  let env: Record<string, string>;
+  let service: RunningService;
+  beforeAll(async () => {
+    env = testEnv('sales', { OPERATOR_TOKEN: OPERATOR.slice('Bearer '.length) });
+    service = await startService(salesService, env);
+  });
+  afterAll(async () => {
+    await service?.stop();
+    await dropSchema(env.DB_SCHEMA!);
+  });
+  const call = (auth: string | null, method: string, path: string, body?: unknown) =>
+    fetch(`${service.url}${path}`, { method, headers: { ...(auth ? { authorization: auth } : {}), 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+
+  it('when the operator credential writes, then 403 and nothing is stored; reads answer 200; no credential is 401', async () => {
+    const sellerId = uniqueId('s-');
+    const terms = { commissionRateBps: 1000, marketplaceFees: { EBAY: { percentBps: 1325 } } };
+    const forbidden = await call(OPERATOR, 'PUT', `/admin/sellers/${sellerId}/commercial-terms`, terms);
+    expect(forbidden.status).toBe(403);
+    expect(((await forbidden.json()) as { error: { code: string } }).error.code).toBe('FORBIDDEN');
+    expect((await call(OPERATOR, 'GET', `/admin/sellers/${sellerId}/commercial-terms`)).status).toBe(404);
+    expect((await call(OPERATOR, 'PUT', '/admin/fx-rates/CLP/USD/2026-01-02', { rate: '0.001' })).status).toBe(403);
+    expect((await call(OPERATOR, 'GET', '/admin/ledger/trial-balance')).status).toBe(200);
+    expect((await call(null, 'GET', '/admin/ledger/trial-balance')).status).toBe(401);
+    expect((await call(ADMIN, 'PUT', `/admin/sellers/${sellerId}/commercial-terms`, terms)).status).toBe(200);
+    expect((await call(OPERATOR, 'GET', `/admin/sellers/${sellerId}/commercial-terms`)).status).toBe(200);
+  });
+});
