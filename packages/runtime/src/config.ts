@@ -34,7 +34,7 @@ export function loadConfig<S extends z.ZodType>(schema: S, env: Record<string, s
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const name = issue.path.join('.') || '(environment)';
-    const missing = issue.path.length === 1 && env[String(issue.path[0])] === undefined;
+    const missing = issue.code !== 'custom' && issue.path.length === 1 && env[String(issue.path[0])] === undefined;
     return missing ? `${name} is missing` : `${name}: ${issue.message}`;
   });
   throw new ConfigError(problems);

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Streams, type OrderEvent } from '@postsale/contracts';
-import { createPayPalTokenClient, paypalRequest } from '@postsale/paypal';
 import { collectTopic, dropSchema, startService, testEnv, uniqueId, waitFor, type CollectedMessage, type RunningService } from '@postsale/runtime';
+import { storefrontSignature } from '../../src/http/checkout.routes';
 import {
-  buildEbayOrder, buildMlOrder, buildMlShipment, ebayChallengeResponseFor, startEbayFake, startMercadoLibreFake, startPayPalFake,
+  buildEbayOrder, buildMlOrder, buildMlShipment, startEbayFake, startMercadoLibreFake, startPayPalFake,
   type EbayFake, type MercadoLibreFake, type PayPalFake,
 } from '@postsale/sandbox';
 import { orderIdFor } from '../../src/domain/order-id';
@@ -52,7 +52,7 @@ describe('ingest on the marketplaces\' real answers', () => {
 
   const admin = (path: string, init: RequestInit = {}) =>
     fetch(`${service.url}${path}`, { ...init, headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json', ...(init.headers ?? {}) } });
-  const registerSeller = async (sellerId: string, accounts: Array<{ marketplace: string; accountId: string; accessToken?: string }>) => {
+  const registerSeller = async (sellerId: string, accounts: Array<{ marketplace: string; accountId: string; accessToken?: string; captureSecret?: string }>) => {
     const res = await admin(`/admin/sellers/${sellerId}`, { method: 'PUT', body: JSON.stringify({ accounts }) });
     expect(res.status).toBe(200);
   };
@@ -68,15 +68,22 @@ describe('ingest on the marketplaces\' real answers', () => {
     const published = Number((await service.ctx.db('outbox').count<{ c: string }[]>('* as c'))[0]!.c);
     await waitFor(() => collector.messages.length >= published, { description: 'collector caught up' });
   };
-  const deliveryCount = async () => Number((await service.ctx.db('deliveries').count<{ c: string }[]>('* as c'))[0]!.c);
 
   describe('PayPal storefront', () => {
     const storefrontId = uniqueId('shop-');
+    const captureSecret = randomBytes(32).toString('hex');
     beforeAll(async () => {
-      await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId }]);
+      await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId, captureSecret }]);
     });
-    const capture = (paypalOrderId: string) =>
-      fetch(`${service.url}/checkout/paypal/orders/${paypalOrderId}/capture`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ storefrontId }) });
+    /** the storefront's server signs each capture call with its secret, as a registered storefront does */
+    const capture = (paypalOrderId: string) => {
+      const raw = JSON.stringify({ storefrontId });
+      const ts = String(Math.floor(Date.now() / 1000));
+      return fetch(`${service.url}/checkout/paypal/orders/${paypalOrderId}/capture`, {
+        method: 'POST', body: raw,
+        headers: { 'Content-Type': 'application/json', 'X-Storefront-Timestamp': ts, 'X-Storefront-Signature': `sha256=${storefrontSignature(captureSecret, ts, paypalOrderId, raw)}` },
+      });
+    };
 
     it('when the capture answers 201 but the capture itself is DECLINED (or FAILED), then it is refused as a declined payment and no order exists', async () => {
       for (const outcome of ['CAPTURE_DECLINED', 'CAPTURE_FAILED'] as const) {
