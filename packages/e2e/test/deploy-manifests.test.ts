@@ -21,6 +21,7 @@ const SCHEMAS: Record<ServiceName, z.ZodType> = { ingest: ingestConfig, fulfillm
 const SUPPLIED_BY_OPERATOR: Record<string, string> = {
   DATABASE_URL: 'postgres://svc:pw@postgres:5432/postsale',
   ADMIN_TOKEN: 'a-long-random-admin-token-0123456789',
+  OPERATOR_TOKEN: 'another-long-random-operator-token-42',
   CREDENTIALS_KEY: Buffer.alloc(32, 7).toString('base64'),
   PLATFORM_PAYEE_EMAIL: 'platform@example.org',
   PAYPAL_CLIENT_ID: 'client-id',
@@ -125,6 +126,13 @@ describe('deployment files agree with each service\'s config schema', () => {
     expect(() => loadConfig(SCHEMAS[service], env)).not.toThrow();
   });
 
+  it('compose gives each service its own admin and operator tokens', () => {
+    const compose = parse(read('deploy', 'docker', 'docker-compose.yml'), { merge: true }) as { services: Record<string, { environment: Record<string, string> }> };
+    const tokens = SERVICES.flatMap((s) => [compose.services[s]!.environment.ADMIN_TOKEN, compose.services[s]!.environment.OPERATOR_TOKEN]);
+    expect(tokens.every((t) => typeof t === 'string' && t.startsWith('${'))).toBe(true);
+    expect(new Set(tokens).size).toBe(SERVICES.length * 2);
+  });
+
   it('the check itself notices a missing required variable and a misspelt one', () => {
     const env = k8sEnv('fulfillment');
     const { SUPPLIER_MODE: _dropped, ...withoutMode } = env;
@@ -143,6 +151,7 @@ describe('k8s Deployments are production-shaped', () => {
     expect(container!.resources?.requests).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
     expect(container!.resources?.limits).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
     expect(deployment.spec.template.spec.securityContext?.runAsNonRoot).toBe(true);
+    expect((container!.env ?? []).map((v) => v.name)).toEqual(expect.arrayContaining(['ADMIN_TOKEN', 'OPERATOR_TOKEN']));
     const inlineSecrets = (container!.env ?? []).filter((v) => SECRET_NAMES.test(v.name) && !v.valueFrom?.secretKeyRef).map((v) => v.name);
     expect(inlineSecrets).toEqual([]);
   });
