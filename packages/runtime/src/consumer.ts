@@ -108,9 +108,29 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     }
   }
 
+  /**
+   * Starts consuming. A transient failure while joining (e.g. a topic another process created a moment ago is not
+   * yet served: UNKNOWN_TOPIC_OR_PARTITION) is retried with backoff for up to a minute instead of failing the start.
+   */
+  /** how many times start() has tried to join (visible to tests and logs) */
+  startAttempts = 0;
+
   async start(): Promise<void> {
     await this.dlqProducer.connect();
-    await this.runConsumer(this.consumer);
+    const deadline = Date.now() + START_RETRY_MS;
+    for (let attempt = 1; ; attempt++) {
+      this.startAttempts = attempt;
+      try {
+        await this.runConsumer(this.consumer);
+        return;
+      } catch (error) {
+        if (classifyError(error).kind !== 'transient' || Date.now() > deadline) throw error;
+        this.deps.logger.warn({ err: error, group: this.groupId, attempt }, 'kafka consumer could not start yet; will try again');
+        await this.consumer.disconnect().catch(() => undefined);
+        this.consumer = this.createConsumer();
+        await new Promise((r) => setTimeout(r, backoffMs(attempt)));
+      }
+    }
   }
 
   private async runConsumer(consumer: Consumer): Promise<void> {
@@ -237,6 +257,9 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
 }
 
 /** 200 ms doubling to 5 s, with jitter: short blips recover fast, long outages cost a query every few seconds. */
+/** how long a consumer keeps trying to join before its service's start fails */
+const START_RETRY_MS = 60_000;
+
 function backoffMs(attempt: number): number {
   return Math.min(5_000, 200 * 2 ** Math.min(attempt - 1, 10)) * (0.5 + Math.random() / 2);
 }
