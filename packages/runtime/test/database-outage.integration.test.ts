@@ -6,6 +6,7 @@ import {
 import { fixtureService } from './fixture-service';
 
 const ADMIN = { authorization: 'Bearer test-admin-token-0123456789' };
+const APPLICATION_NAME = `outage-${Date.now()}`;
 const OUTAGE_MS = 15_000;
 
 /** Sum of a counter's samples whose labels match. */
@@ -29,6 +30,7 @@ describe('a database outage while events flow', () => {
     const viaProxy = new URL(real);
     viaProxy.hostname = '127.0.0.1';
     viaProxy.port = String(proxy.port);
+    viaProxy.searchParams.set('application_name', APPLICATION_NAME); // to see when its backends are gone
     env = testEnv('dbout', { DATABASE_URL: viaProxy.toString() });
     service = await startService(fixtureService, env);
     // The test's own connection bypasses the proxy: it writes and checks while the service cannot reach Postgres.
@@ -83,6 +85,10 @@ describe('a database outage while events flow', () => {
     const cutAt = Date.now();
     posting = false;
     await poster;
+    // A COMMIT forwarded just before the cut still completes in Postgres: count once the service's backends are gone.
+    await waitFor(async () => Number((await direct!.raw('select count(*)::int as n from pg_stat_activity where application_name = ?', [APPLICATION_NAME])).rows[0].n) === 0, {
+      timeoutMs: 10_000, description: "the service's Postgres backends ending after the cut",
+    });
     const effectsAtCut = await count('effects');
     expect(effectsAtCut).toBeLessThan(await count('things')); // the outage interrupts work in flight
 
