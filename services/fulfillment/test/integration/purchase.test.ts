@@ -160,6 +160,16 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect((await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { minMarginBps: 'lots' })).status).toBe(400);
   });
 
+  it('when the address has no state/province (AliExpress requires one; zip is optional), then the order goes to review before any supplier call', async () => {
+    const s = await setUpSeller(h);
+    const before = createCalls();
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' }, shipTo: { fullName: 'Ana', line1: 'Calle 1', line2: null, city: 'Santiago', region: null, postalCode: null, countryCode: 'CL', phone: null } });
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'INCOMPLETE_ADDRESS', details: { missing: 'province' } });
+    expect(createCalls()).toBe(before);
+  });
+
   it('when the same OrderReceived arrives twice (and once more re-ingested under a new event id), then one purchase happens', async () => {
     const s = await setUpSeller(h);
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
