@@ -107,6 +107,27 @@ describe('ingest on the marketplaces\' real answers', () => {
     });
   });
 
+  describe('PayPal capture webhooks', () => {
+    const storefrontId = uniqueId('shop-');
+    beforeAll(async () => {
+      await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId }]);
+    });
+
+    it('when a PENDING capture is later DENIED (PAYMENT.CAPTURE.PENDING then .DENIED), then both are acknowledged and no order ever exists', async () => {
+      const seeded = paypal.seedCheckoutOrder({ amount: '25.00', customId: storefrontId, captureOutcome: 'PENDING' });
+      const pendingAnswer = await fetch(`${service.url}/checkout/paypal/orders/${seeded.id}/capture`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ storefrontId }) });
+      expect(pendingAnswer.status).toBe(202);
+      const captureId = paypal.captures().find((c) => c.orderId === seeded.id)!.captureId;
+      for (const type of ['PENDING', 'DENIED'] as const) {
+        const hook = paypal.signedWebhook(paypal.captureStatusEvent(type, { orderId: seeded.id, captureId, amount: '25.00', customId: storefrontId }), { webhookId: WEBHOOK_ID });
+        expect((await paypal.deliverWebhook(`${service.url}/webhooks/paypal`, hook)).status).toBe(200);
+      }
+      await settle();
+      expect(eventsFor(orderIdFor('PAYPAL_STOREFRONT', seeded.id))).toHaveLength(0);
+      expect(await service.ctx.db('orders').where({ external_order_id: seeded.id })).toHaveLength(0);
+    });
+  });
+
   describe('eBay', () => {
     const username = uniqueId('ebayuser');
     const token = uniqueId('ebay-user-token-');
