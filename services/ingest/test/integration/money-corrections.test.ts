@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Streams, type OrderEvent } from '@postsale/contracts';
-import { createPayPalTokenClient, paypalRequest } from '@postsale/paypal';
 import { collectTopic, dropSchema, startService, testEnv, uniqueId, waitFor, type CollectedMessage, type RunningService } from '@postsale/runtime';
 import {
-  buildEbayOrder, buildMlOrder, buildMlShipment, ebayChallengeResponseFor, startEbayFake, startMercadoLibreFake, startPayPalFake,
+  buildEbayOrder, buildMlOrder, buildMlShipment, startEbayFake, startMercadoLibreFake, startPayPalFake,
   type EbayFake, type MercadoLibreFake, type PayPalFake,
 } from '@postsale/sandbox';
 import { orderIdFor } from '../../src/domain/order-id';
@@ -68,7 +67,6 @@ describe('ingest on the marketplaces\' real answers', () => {
     const published = Number((await service.ctx.db('outbox').count<{ c: string }[]>('* as c'))[0]!.c);
     await waitFor(() => collector.messages.length >= published, { description: 'collector caught up' });
   };
-  const deliveryCount = async () => Number((await service.ctx.db('deliveries').count<{ c: string }[]>('* as c'))[0]!.c);
 
   describe('PayPal storefront', () => {
     const storefrontId = uniqueId('shop-');
