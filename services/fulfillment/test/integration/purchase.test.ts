@@ -170,6 +170,30 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect(createCalls()).toBe(before);
   });
 
+  it('when the supplier holds the order (RISK_CONTROL_HOLD waits; WAIT_COMPLETE_ADDRESS needs a person), then it is not purchased and the address hold goes to review', async () => {
+    const s = await setUpSeller(h);
+    const held = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    const address = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    h.ali.setPaymentOutcome('stay-unpaid');
+    try {
+      await publishOrders(h, held); // one at a time: concurrent first registrations of a subject race in the registry
+      await publishOrders(h, address);
+      await waitForState(h, held.orderId, 'AWAITING_PAYMENT');
+      await waitForState(h, address.orderId, 'AWAITING_PAYMENT');
+    } finally {
+      h.ali.setPaymentOutcome('settle');
+    }
+    const [heldOrder] = h.ali.ordersByOutOrderId(outOrderIdFor(held.orderId));
+    const [addressOrder] = h.ali.ordersByOutOrderId(outOrderIdFor(address.orderId));
+    h.ali.holdOrder(heldOrder!.orderId, 'RISK_CONTROL_HOLD');
+    h.ali.holdOrder(addressOrder!.orderId, 'WAIT_COMPLETE_ADDRESS');
+    const review = await waitForState(h, address.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'INCOMPLETE_ADDRESS', details: { supplierCode: 'WAIT_COMPLETE_ADDRESS' } });
+    expect((await orderState(h, held.orderId))?.state).toBe('AWAITING_PAYMENT');
+    h.ali.settlePayment(heldOrder!.orderId); // the hold is lifted and the order paid
+    await waitForState(h, held.orderId, 'PURCHASED');
+  });
+
   it('when the same OrderReceived arrives twice (and once more re-ingested under a new event id), then one purchase happens', async () => {
     const s = await setUpSeller(h);
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
