@@ -226,6 +226,10 @@ describe('AliExpress Dropshipping orders', () => {
     expect(fake.order(id)?.amount).toEqual({ amount: '28.00', currency: 'USD' }); // 2 × 12.00 + 2 × 2.00 freight
     const freight = ((await call('aliexpress.ds.freight.query', { queryDeliveryReq: JSON.stringify({ productId: PRODUCT.productId, selectedSkuId: '12000036000001', quantity: 1, shipToCountry: 'US', currency: 'USD' }) })).aliexpress_ds_freight_query_response as Json).result as Json;
     expect(freight.delivery_options.delivery_option_d_t_o[0]).toMatchObject({ code: 'CAINIAO_STANDARD', shipping_fee_cent: '0.00', free_shipping: true });
+    // Corrections: a destination no service reaches answers flat {code:505, msg}
+    fake.seedProduct({ ...PRODUCT, productId: '1005006000009', undeliverableTo: ['CL'] });
+    const none = ((await call('aliexpress.ds.freight.query', { queryDeliveryReq: JSON.stringify({ productId: '1005006000009', selectedSkuId: '12000036000001', quantity: 1, shipToCountry: 'CL' }) })).aliexpress_ds_freight_query_response as Json).result as Json;
+    expect(none).toEqual({ code: 505, msg: 'DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS' });
     // delisted: still answers, as offline with no stock; an unknown product is an error
     fake.delistProduct(PRODUCT.productId);
     expect((await product('US')).ae_item_base_info_dto.product_status_type).toBe('offline');

@@ -57,6 +57,8 @@ export interface ProductSeed {
   /** estimated delivery days per country; default { default: 15 } */
   deliveryDays?: CountryTable<number>;
   shipFromCountry?: string; // default CN
+  /** ship-to countries no delivery option reaches: freight.query answers {code:505, msg:"DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS"} */
+  undeliverableTo?: string[];
 }
 
 export interface LogisticsAddress {

@@ -194,6 +194,16 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     await waitForState(h, held.orderId, 'PURCHASED');
   });
 
+  it('when no delivery service reaches the address (freight answers 505 DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS), then the order goes to review with that code and nothing is bought', async () => {
+    const s = await setUpSeller(h, { undeliverableTo: ['US'] });
+    const before = createCalls();
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'PRODUCT_UNAVAILABLE', details: { supplierCode: 'DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS' } });
+    expect(createCalls()).toBe(before);
+  });
+
   it('when the same OrderReceived arrives twice (and once more re-ingested under a new event id), then one purchase happens', async () => {
     const s = await setUpSeller(h);
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
