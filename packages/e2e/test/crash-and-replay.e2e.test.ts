@@ -91,7 +91,9 @@ describe('crashes and replays change nothing: four services as OS processes, kil
       expect(history.filter((h) => h.to === 'FAILED' || h.to === 'NEEDS_REVIEW')).toEqual([]);
     }
     // and every payable in the ledger is settled by the payouts
-    expect(((await admin.sales.get('/admin/ledger/payables')).data as { settled: boolean }).settled).toBe(true);
+    await waitFor(async () => ((await admin.sales.get('/admin/ledger/payables')).data as { settled: boolean }).settled, {
+      timeoutMs: 120_000, intervalMs: 1000, description: 'every payable settled in the ledger',
+    });
   });
 
   it('replaying every topic from offset 0 into every consumer group makes no new purchase, ledger entry or payout', async () => {
