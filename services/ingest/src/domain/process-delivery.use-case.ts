@@ -140,6 +140,10 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     let outcome: Outcome;
     // a known order still paid (or marked partially refunded) is the same order: only its refunds can be new
     const stillPaid = order.status === 'paid' || order.status === 'partially_refunded';
+    if (existing && order.status === 'invalid') {
+      // Corrections: `invalid` is a final status too (MercadoLibre voided the order): treated as a cancellation
+      return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'INVALIDATED_ON_MERCADOLIBRE', at: d.received_at.getTime() });
+    }
     if (existing && stillPaid) outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
     else outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.received_at.getTime()));
     // Corrections: money returned on an order that stays `paid` shows only in its payments (partial or full refund,

@@ -264,6 +264,20 @@ describe('ingest on the marketplaces\' real answers', () => {
       expect(r!.event.payload).toMatchObject({ amount: { amountMinor: 31980, currency: 'CLP' }, full: true, reason: 'CHARGED_BACK' });
     });
 
+    it('when a received order turns invalid, then it is cancelled (OrderCancelled) once', async () => {
+      const order = seedPaid();
+      await notify(order.id);
+      const orderId = orderIdFor('MERCADOLIBRE', String(order.id));
+      await waitForEvents(orderId, 1, 'OrderReceived');
+      ml.setOrderStatus(order.id, 'invalid');
+      await notify(order.id);
+      await notify(order.id);
+      const [c] = await waitForEvents(orderId, 1, 'OrderCancelled');
+      expect(c!.event.payload).toMatchObject({ reason: 'INVALIDATED_ON_MERCADOLIBRE' });
+      await settle();
+      expect(eventsFor(orderId).map((m) => m.event.type)).toEqual(['OrderReceived', 'OrderCancelled']);
+    });
+
     it('when a partially refunded order is then cancelled, then OrderCancelled still follows', async () => {
       const order = seedPaid();
       await notify(order.id);
