@@ -89,6 +89,21 @@ describe('ingest on the marketplaces\' real answers', () => {
       }
     });
 
+    it('when the capture answer is lost, then the retry with the same PayPal-Request-Id gets PayPal\'s 200 replay and the order is received once', async () => {
+      const seeded = paypal.seedCheckoutOrder({ amount: '35.00', fee: '1.71', customId: storefrontId });
+      paypal.fail({ match: new RegExp(`^POST /v2/checkout/orders/${seeded.id}/capture$`), mode: { kind: 'drop-after-handling' }, times: 1 });
+      const first = await capture(seeded.id);
+      expect([202, 500, 502, 503]).toContain(first.status); // outcome unknown: kept and retried, never a lost order
+      const orderId = orderIdFor('PAYPAL_STOREFRONT', seeded.id);
+      const [e] = await waitForEvents(orderId, 1, 'OrderReceived');
+      expect(e!.event.payload).toMatchObject({ saleAmount: { amountMinor: 3500, currency: 'USD' }, paymentFee: { amountMinor: 171 } });
+      expect(paypal.captures().filter((c) => c.orderId === seeded.id)).toHaveLength(1);
+      const captureCalls = paypal.requests.filter((r) => r.method === 'POST' && r.path === `/v2/checkout/orders/${seeded.id}/capture`);
+      expect(captureCalls.length).toBeGreaterThanOrEqual(2);
+      await settle();
+      expect(eventsFor(orderId)).toHaveLength(1);
+    });
+
     it('when the capture is PENDING, then the storefront hears "awaiting payment" and the order waits for PAYMENT.CAPTURE.COMPLETED', async () => {
       const seeded = paypal.seedCheckoutOrder({ amount: '40.00', fee: '1.89', customId: storefrontId, captureOutcome: 'PENDING' });
       const res = await capture(seeded.id);
