@@ -82,6 +82,16 @@ describe('crashes and replays change nothing: four services as OS processes, kil
     expect(paid).toHaveLength(2 * ORDERS);
     expect(new Set(paid.map((i) => i.senderItemId)).size).toBe(2 * ORDERS);
     expect((await counts()).ledgerBalanced).toBe(true);
+    // A re-post after a crash is answered in PayPal's real wording ("Batch with given sender_batch_id already exists")
+    // and adopted: no payout ever became FAILED-and-owed on the way (which is how a double payout used to start).
+    for (const orderId of orderIds) {
+      const history = ((await admin.payouts.get(`/admin/orders/${orderId}`)).data as { history: Array<{ to: string }> }).history;
+      expect(history.filter((h) => h.to === 'FAILED' || h.to === 'NEEDS_REVIEW')).toEqual([]);
+    }
+    // and every payable in the ledger is settled by the payouts
+    await waitFor(async () => ((await admin.sales.get('/admin/ledger/payables')).data as { settled: boolean }).settled, {
+      timeoutMs: 120_000, intervalMs: 1000, description: 'every payable settled in the ledger',
+    });
   });
 
   it('replaying every topic from offset 0 into every consumer group makes no new purchase, ledger entry or payout', async () => {

@@ -175,7 +175,7 @@ describe('AliExpress Dropshipping orders', () => {
     const refused = (result: Json) => expect(result).toEqual({ is_success: false, error_code: 'B_DROPSHIPPER_DELIVERY_ADDRESS_VALIDATE_FAIL', error_msg: expect.any(String) });
     const { city: _city, ...noCity } = ADDRESS;
     refused(await create({ address: noCity }));
-    refused(await create({ address: { ...ADDRESS, zip: '' } }));
+    refused(await create({ address: { ...ADDRESS, province: '' } })); // Corrections: province is required...
     refused(await create({ address: { ...ADDRESS, country: 'Chile' } }));
     refused(await create({ address: { ...ADDRESS, country: 'UK' } }));
     refused(await create({ address: { ...ADDRESS, country: 'BR' } })); // Brazil needs a CPF
@@ -183,6 +183,8 @@ describe('AliExpress Dropshipping orders', () => {
     expect(fake.stockOf(PRODUCT.productId, '12000036000001', 'CL')).toBe(3);
     // a refused create does not burn the out_order_id: the corrected request goes through with the same key
     expect(await create()).toMatchObject({ is_success: true });
+    // ...and zip is optional
+    expect(await create({ outOrderId: 'po-nozip', address: { ...ADDRESS, zip: '' } })).toMatchObject({ is_success: true });
   });
 
   it('refuses out-of-stock, unknown SKUs, wrong pay currency, blacklisted buyers, disabled accounts and delisted products', async () => {
@@ -224,6 +226,10 @@ describe('AliExpress Dropshipping orders', () => {
     expect(fake.order(id)?.amount).toEqual({ amount: '28.00', currency: 'USD' }); // 2 × 12.00 + 2 × 2.00 freight
     const freight = ((await call('aliexpress.ds.freight.query', { queryDeliveryReq: JSON.stringify({ productId: PRODUCT.productId, selectedSkuId: '12000036000001', quantity: 1, shipToCountry: 'US', currency: 'USD' }) })).aliexpress_ds_freight_query_response as Json).result as Json;
     expect(freight.delivery_options.delivery_option_d_t_o[0]).toMatchObject({ code: 'CAINIAO_STANDARD', shipping_fee_cent: '0.00', free_shipping: true });
+    // Corrections: a destination no service reaches answers flat {code:505, msg}
+    fake.seedProduct({ ...PRODUCT, productId: '1005006000009', undeliverableTo: ['CL'] });
+    const none = ((await call('aliexpress.ds.freight.query', { queryDeliveryReq: JSON.stringify({ productId: '1005006000009', selectedSkuId: '12000036000001', quantity: 1, shipToCountry: 'CL' }) })).aliexpress_ds_freight_query_response as Json).result as Json;
+    expect(none).toEqual({ code: 505, msg: 'DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS' });
     // delisted: still answers, as offline with no stock; an unknown product is an error
     fake.delistProduct(PRODUCT.productId);
     expect((await product('US')).ae_item_base_info_dto.product_status_type).toBe('offline');

@@ -81,6 +81,9 @@ const LOGISTICS_STATUS: Record<SupplierOrder['status'], string> = {
   WAIT_BUYER_ACCEPT_GOODS: 'SELLER_SEND_GOODS',
   FINISH: 'BUYER_ACCEPT_GOODS',
   IN_CANCEL: 'NO_LOGISTICS',
+  RISK_CONTROL_HOLD: 'NO_LOGISTICS',
+  WAIT_GROUP: 'NO_LOGISTICS',
+  WAIT_COMPLETE_ADDRESS: 'NO_LOGISTICS',
 };
 
 function orderResult(state: FakeState, order: SupplierOrder): Record<string, unknown> {

@@ -62,6 +62,10 @@ export function freightQuery(state: FakeState, call: ApiCall): ApiAnswer {
   if (!product || !product.onSelling || !sku || !country || !Number.isInteger(quantity) || quantity < 1) {
     return { result: { success: false, code: 'FREIGHT_QUERY_FAILED', msg: 'No delivery option for this product, SKU, quantity and country' } };
   }
+  if (product.undeliverableTo.includes(country)) {
+    // Corrections: the real answer for a destination no service reaches (flat, no `success` field)
+    return { result: { code: 505, msg: 'DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS' } };
+  }
   const fee = fromCents(toCents(forCountry(sku.shippingCost, country)) * quantity);
   const days = forCountry(product.deliveryDays, country);
   const options = product.logisticsServices.map((code) => ({

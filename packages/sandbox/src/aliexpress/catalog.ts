@@ -23,6 +23,7 @@ export interface CatalogProduct {
   logisticsServices: string[];
   deliveryDays: CountryTable<number>;
   shipFromCountry: string;
+  undeliverableTo: string[];
 }
 
 /** The value for this country, else the table's default. */
@@ -62,6 +63,7 @@ export class Catalog {
       logisticsServices: seed.logisticsServices ?? ['CAINIAO_STANDARD'],
       deliveryDays: seed.deliveryDays ?? { default: 15 },
       shipFromCountry: seed.shipFromCountry ?? 'CN',
+      undeliverableTo: seed.undeliverableTo ?? [],
     });
   }
 

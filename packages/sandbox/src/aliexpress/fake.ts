@@ -64,6 +64,8 @@ export interface AliExpressFake {
   deliverOrder(orderId: string | number): SupplierOrder;
   /** puts the order IN_CANCEL and its units back in stock (there is no documented DS cancel API) */
   cancelOrder(orderId: string | number): SupplierOrder;
+  /** puts an unshipped order in RISK_CONTROL_HOLD, WAIT_GROUP or WAIT_COMPLETE_ADDRESS (Corrections) */
+  holdOrder(orderId: string | number, status: 'RISK_CONTROL_HOLD' | 'WAIT_GROUP' | 'WAIT_COMPLETE_ADDRESS'): SupplierOrder;
   /** closes the order without delivery: FINISH with this close end_reason on its child orders */
   closeOrder(orderId: string | number, endReason: AliExpressEndReason): SupplierOrder;
 
@@ -154,7 +156,7 @@ function setup(state: FakeState): SetupApi {
   };
 }
 
-function lifecycle(state: FakeState): Pick<AliExpressFake, 'settlePayment' | 'shipOrder' | 'addTrackingEvent' | 'deliverOrder' | 'cancelOrder' | 'closeOrder'> {
+function lifecycle(state: FakeState): Pick<AliExpressFake, 'settlePayment' | 'shipOrder' | 'addTrackingEvent' | 'deliverOrder' | 'cancelOrder' | 'closeOrder' | 'holdOrder'> {
   const { book, catalog } = state;
   return {
     settlePayment: (orderId) => copy(book.settle(orderId)),
@@ -162,6 +164,7 @@ function lifecycle(state: FakeState): Pick<AliExpressFake, 'settlePayment' | 'sh
     addTrackingEvent: (orderId, event) => copy(book.addTrackingEvent(orderId, event)),
     deliverOrder: (orderId) => copy(book.deliver(orderId)),
     closeOrder: (orderId, endReason) => copy(book.close(orderId, endReason)),
+    holdOrder: (orderId, status) => copy(book.hold(orderId, status)),
     cancelOrder: (orderId) => {
       const order = book.cancel(orderId);
       const country = order.address.country ?? '';

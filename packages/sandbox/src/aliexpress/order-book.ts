@@ -11,7 +11,7 @@ interface PendingPayment {
   to: 'WAIT_SELLER_SEND_GOODS' | 'RISK_CONTROL';
 }
 
-const PAYABLE: AliExpressOrderStatus[] = ['PLACE_ORDER_SUCCESS', 'PAYMENT_PROCESSING', 'RISK_CONTROL'];
+const PAYABLE: AliExpressOrderStatus[] = ['PLACE_ORDER_SUCCESS', 'PAYMENT_PROCESSING', 'RISK_CONTROL', 'RISK_CONTROL_HOLD', 'WAIT_GROUP', 'WAIT_COMPLETE_ADDRESS'];
 const ETA_MS = 15 * 86_400_000;
 
 export class OrderBook {
@@ -105,6 +105,15 @@ export class OrderBook {
     order.shipment.events.push({ at: this.now(), name: 'Delivered', desc: 'Delivered to the recipient' });
     order.status = 'FINISH';
     order.endReason = 'buyer_accept_goods';
+    return order;
+  }
+
+  /** Puts an unshipped order in one of the other documented statuses (Corrections), until settle() or another move. */
+  hold(orderId: string | number, status: 'RISK_CONTROL_HOLD' | 'WAIT_GROUP' | 'WAIT_COMPLETE_ADDRESS'): SupplierOrder {
+    const order = this.require(orderId);
+    if (order.shipment || order.status === 'FINISH' || order.status === 'IN_CANCEL') throw new Error(`order ${order.orderId} is ${order.status}; it cannot be held`);
+    this.pending.delete(order.orderId);
+    order.status = status;
     return order;
   }
 

@@ -93,7 +93,8 @@ function findReplay(ctx: PlaceOrderContext, request: PlaceOrderRequest): PlaceOr
 
 /** Undefined when the address is acceptable, else a message naming the problem. */
 export function validateAddress(address: LogisticsAddress): string | undefined {
-  const missing = (['address', 'city', 'zip', 'country'] as const).filter((field) => !address[field]?.trim());
+  // Corrections (ds.order.create doc page): `province` is required, `zip` is optional.
+  const missing = (['address', 'city', 'province', 'country'] as const).filter((field) => !address[field]?.trim());
   if (missing.length > 0) return `logistics_address is missing ${missing.join(', ')}`;
   if (!address.full_name?.trim() && !address.contact_person?.trim()) return 'logistics_address is missing full_name/contact_person';
   const country = address.country ?? '';

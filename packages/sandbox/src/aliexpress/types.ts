@@ -8,7 +8,11 @@ export type AliExpressOrderStatus =
   | 'WAIT_SELLER_SEND_GOODS' // paid
   | 'WAIT_BUYER_ACCEPT_GOODS' // shipped
   | 'FINISH' // completed OR closed: `end_reason` on the child orders says which (Corrections)
-  | 'IN_CANCEL';
+  | 'IN_CANCEL'
+  // Corrections: more statuses exist; a hold (risk review, group buy) waits, an incomplete address needs the buyer
+  | 'RISK_CONTROL_HOLD'
+  | 'WAIT_GROUP'
+  | 'WAIT_COMPLETE_ADDRESS';
 
 /**
  * `end_reason` on a FINISH order's child orders (Corrections: "FINISH means completed OR closed"). A completed order
@@ -53,6 +57,8 @@ export interface ProductSeed {
   /** estimated delivery days per country; default { default: 15 } */
   deliveryDays?: CountryTable<number>;
   shipFromCountry?: string; // default CN
+  /** ship-to countries no delivery option reaches: freight.query answers {code:505, msg:"DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS"} */
+  undeliverableTo?: string[];
 }
 
 export interface LogisticsAddress {

@@ -33,6 +33,7 @@ import {
 import {
   captureCompletedEvent,
   captureRefundedEvent,
+  captureStatusEvent,
   certPath,
   configureWebhookRoutes,
   payoutBatchEvent,
@@ -103,6 +104,8 @@ export interface PayPalFake extends FakeServer {
   deliverWebhook(url: string, webhook: SignedWebhook): Promise<{ status: number; body: string }>;
   captureCompletedEvent(input: CaptureEventInput): WebhookEvent;
   captureRefundedEvent(input: RefundEventInput): WebhookEvent;
+  /** PAYMENT.CAPTURE.DENIED / .PENDING for a capture (no fee breakdown: no money moved) */
+  captureStatusEvent(type: 'DENIED' | 'PENDING', input: CaptureEventInput): WebhookEvent;
   payoutItemEvent(type: PayoutItemEventType, item: Record<string, unknown>): WebhookEvent;
   webhookDeliveries(): WebhookDelivery[];
 
@@ -218,6 +221,7 @@ function buildHandle(server: FakeServer, state: PayPalState): PayPalFake {
     deliverWebhook: postWebhook,
     captureCompletedEvent: (input) => captureCompletedEvent({ baseUrl: base, ...input }),
     captureRefundedEvent: (input) => captureRefundedEvent({ baseUrl: base, ...input }),
+    captureStatusEvent: (type, input) => captureStatusEvent(type, { baseUrl: base, ...input }),
     payoutItemEvent: (type, item) => payoutItemEvent(type, item, { baseUrl: base }),
     webhookDeliveries: () => structuredClone(state.deliveries),
     setPayoutOutcome: (matcher, outcome, options) => setPayoutOutcome(state.payouts, matcher, outcome, options),

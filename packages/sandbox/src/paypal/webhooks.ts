@@ -240,6 +240,18 @@ export function captureCompletedEvent(input: CaptureEventInput): WebhookEvent {
   return webhookEvent('PAYMENT.CAPTURE.COMPLETED', 'capture', resource, `Payment completed for ${currencySymbol(currency)} ${input.amount} ${currency}`, { resourceVersion: '2.0', baseUrl: base });
 }
 
+/**
+ * PAYMENT.CAPTURE.DENIED / .PENDING (Corrections: PayPal's webhook events include them): the capture resource with
+ * that status and no fee breakdown (no money moved). DENIED ends a PENDING capture: it never becomes paid money.
+ */
+export function captureStatusEvent(type: 'DENIED' | 'PENDING', input: CaptureEventInput): WebhookEvent {
+  const completed = captureCompletedEvent({ ...input, fee: undefined });
+  const resource = { ...(completed.resource as Record<string, unknown>), status: type, ...(type === 'PENDING' ? { status_details: { reason: 'PENDING_REVIEW' } } : {}) };
+  const currency = input.currency ?? 'USD';
+  const summary = type === 'DENIED' ? `Payment denied for ${currencySymbol(currency)} ${input.amount} ${currency}` : `Payment pending for ${currencySymbol(currency)} ${input.amount} ${currency}`;
+  return webhookEvent(`PAYMENT.CAPTURE.${type}`, 'capture', resource, summary, { resourceVersion: '2.0', baseUrl: input.baseUrl ?? DEFAULT_BASE });
+}
+
 export interface RefundEventInput {
   refundId?: string;
   captureId: string;

@@ -127,6 +127,10 @@ export class AliExpressDsClient {
     if (result.success === false || result.success === 'false') {
       throw new SupplierCallError('PERMANENT', text(result.code) || 'FREIGHT_QUERY_FAILED', text(result.msg) || 'no delivery option');
     }
+    // Corrections: no service reaches the address → a flat {code:505, msg:"DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS"}
+    if (result.success === undefined && result.delivery_options === undefined && result.code !== undefined) {
+      throw new SupplierCallError('PERMANENT', text(result.msg) || `FREIGHT_${text(result.code)}`, `no delivery option to this address (code ${text(result.code)})`);
+    }
     return list(result.delivery_options).map((raw) => {
       const option = record(raw);
       const currency = text(option.shipping_fee_currency);

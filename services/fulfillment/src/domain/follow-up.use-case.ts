@@ -51,6 +51,19 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
         });
         return;
       }
+      if (order.status === 'WAIT_COMPLETE_ADDRESS') {
+        // Corrections: the supplier holds the order until its address is completed: a person must do that
+        await deps.repo.transaction((trx) =>
+          sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {
+            reason: Reasons.INCOMPLETE_ADDRESS,
+            message: `supplier order ${f.supplierOrderId} waits for its address to be completed at AliExpress (WAIT_COMPLETE_ADDRESS)`,
+            supplierCode: order.status,
+            details: { supplierOrderId: f.supplierOrderId },
+            publishFailure: false,
+          }, 'payment check'),
+        );
+        return;
+      }
       if (PAYMENT_FAILED.has(order.status)) {
         await deps.repo.transaction((trx) =>
           sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {

@@ -273,6 +273,10 @@ function fromSupplierError(error: unknown): Outcome {
 /** Everything checked before money is spent. Reads only; safe to repeat. */
 async function prepare(deps: FulfillmentDeps, f: Fulfillment): Promise<Preparation> {
   if (!f.shipTo) return { kind: 'review', reason: Reasons.INCOMPLETE_ADDRESS, message: 'the order has no complete shipping address' };
+  // AliExpress requires `province` (zip is optional): refuse before spending a call (external-apis.md "Corrections")
+  if (!f.shipTo.region?.trim()) {
+    return { kind: 'review', reason: Reasons.INCOMPLETE_ADDRESS, message: 'the shipping address has no state/province, which AliExpress requires', details: { missing: 'province' } };
+  }
   if (!f.saleAmount) return { kind: 'review', reason: Reasons.UNMAPPED_LISTING, message: 'the order has no sale amount' };
   const country = f.shipTo.countryCode;
   const mappings = await Promise.all(f.lines.map((line) => deps.sellers.mappingFor(f.sellerId, line.listingId, line.sku)));

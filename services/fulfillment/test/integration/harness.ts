@@ -138,7 +138,7 @@ export function eventsFor(h: Harness, orderId: string): FulfillmentEvent[] {
 }
 
 /** A seller set up at the supplier fake and in fulfillment: API credentials, web login, a policy and one mapping. */
-export async function setUpSeller(h: Harness, options: { sellerId?: string; productId?: string; price?: string; skuAttr?: string; policy?: Record<string, unknown>; shippingCost?: string; channel?: 'API' | 'BROWSER'; webLogin?: boolean } = {}) {
+export async function setUpSeller(h: Harness, options: { sellerId?: string; productId?: string; price?: string; skuAttr?: string; policy?: Record<string, unknown>; shippingCost?: string; channel?: 'API' | 'BROWSER'; webLogin?: boolean; undeliverableTo?: string[] } = {}) {
   const sellerId = options.sellerId ?? uniqueId('seller-');
   const productId = options.productId ?? String(1005000000000 + Math.floor(Math.random() * 1e9));
   const skuAttr = options.skuAttr ?? '14:193#Black';
@@ -148,6 +148,7 @@ export async function setUpSeller(h: Harness, options: { sellerId?: string; prod
   h.ali.seedProduct({
     productId,
     subject: 'Sandbox gadget',
+    ...(options.undeliverableTo ? { undeliverableTo: options.undeliverableTo } : {}),
     skus: [
       { skuId: `${productId}1`, skuAttr, prices: { default: options.price ?? '10.00', CL: '14.00' }, stock: 100, shippingCost: { default: options.shippingCost ?? '2.00' } },
       { skuId: `${productId}2`, skuAttr: '14:175#White', prices: { default: '99.00' }, stock: 100 },

@@ -160,6 +160,50 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect((await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/policy`, { minMarginBps: 'lots' })).status).toBe(400);
   });
 
+  it('when the address has no state/province (AliExpress requires one; zip is optional), then the order goes to review before any supplier call', async () => {
+    const s = await setUpSeller(h);
+    const before = createCalls();
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' }, shipTo: { fullName: 'Ana', line1: 'Calle 1', line2: null, city: 'Santiago', region: null, postalCode: null, countryCode: 'CL', phone: null } });
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'INCOMPLETE_ADDRESS', details: { missing: 'province' } });
+    expect(createCalls()).toBe(before);
+  });
+
+  it('when the supplier holds the order (RISK_CONTROL_HOLD waits; WAIT_COMPLETE_ADDRESS needs a person), then it is not purchased and the address hold goes to review', async () => {
+    const s = await setUpSeller(h);
+    const held = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    const address = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    h.ali.setPaymentOutcome('stay-unpaid');
+    try {
+      await publishOrders(h, held); // one at a time: concurrent first registrations of a subject race in the registry
+      await publishOrders(h, address);
+      await waitForState(h, held.orderId, 'AWAITING_PAYMENT');
+      await waitForState(h, address.orderId, 'AWAITING_PAYMENT');
+    } finally {
+      h.ali.setPaymentOutcome('settle');
+    }
+    const [heldOrder] = h.ali.ordersByOutOrderId(outOrderIdFor(held.orderId));
+    const [addressOrder] = h.ali.ordersByOutOrderId(outOrderIdFor(address.orderId));
+    h.ali.holdOrder(heldOrder!.orderId, 'RISK_CONTROL_HOLD');
+    h.ali.holdOrder(addressOrder!.orderId, 'WAIT_COMPLETE_ADDRESS');
+    const review = await waitForState(h, address.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'INCOMPLETE_ADDRESS', details: { supplierCode: 'WAIT_COMPLETE_ADDRESS' } });
+    expect((await orderState(h, held.orderId))?.state).toBe('AWAITING_PAYMENT');
+    h.ali.settlePayment(heldOrder!.orderId); // the hold is lifted and the order paid
+    await waitForState(h, held.orderId, 'PURCHASED');
+  });
+
+  it('when no delivery service reaches the address (freight answers 505 DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS), then the order goes to review with that code and nothing is bought', async () => {
+    const s = await setUpSeller(h, { undeliverableTo: ['US'] });
+    const before = createCalls();
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'PRODUCT_UNAVAILABLE', details: { supplierCode: 'DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS' } });
+    expect(createCalls()).toBe(before);
+  });
+
   it('when the same OrderReceived arrives twice (and once more re-ingested under a new event id), then one purchase happens', async () => {
     const s = await setUpSeller(h);
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });

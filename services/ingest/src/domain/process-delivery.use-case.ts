@@ -138,12 +138,18 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
       }
     }
     let outcome: Outcome;
-    if (existing && order.status === 'paid') outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
+    // a known order still paid (or marked partially refunded) is the same order: only its refunds can be new
+    const stillPaid = order.status === 'paid' || order.status === 'partially_refunded';
+    if (existing && order.status === 'invalid') {
+      // Corrections: `invalid` is a final status too (MercadoLibre voided the order): treated as a cancellation
+      return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'INVALIDATED_ON_MERCADOLIBRE', at: d.received_at.getTime() });
+    }
+    if (existing && stillPaid) outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
     else outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.received_at.getTime()));
     // Corrections: money returned on an order that stays `paid` shows only in its payments (partial or full refund,
     // chargeback). Each new cumulative total is one OrderRefunded for the difference, keyed by that total, so every
     // notification (MercadoLibre sends one per change) is idempotent.
-    if (order.status === 'paid' && (outcome.status === 'accepted' || outcome.status === 'duplicate')) {
+    if ((order.status === 'paid' || (existing && stillPaid)) && (outcome.status === 'accepted' || outcome.status === 'duplicate')) {
       const refunds = mlRefunds(order);
       if (refunds) outcome = await recordMlRefund(d, orderId, externalOrderId, refunds) ?? outcome;
     }

@@ -98,6 +98,21 @@ describe('ingest on the marketplaces\' real answers', () => {
       }
     });
 
+    it('when the capture answer is lost, then the retry with the same PayPal-Request-Id gets PayPal\'s 200 replay and the order is received once', async () => {
+      const seeded = paypal.seedCheckoutOrder({ amount: '35.00', fee: '1.71', customId: storefrontId });
+      paypal.fail({ match: new RegExp(`^POST /v2/checkout/orders/${seeded.id}/capture$`), mode: { kind: 'drop-after-handling' }, times: 1 });
+      const first = await capture(seeded.id);
+      expect([202, 500, 502, 503]).toContain(first.status); // outcome unknown: kept and retried, never a lost order
+      const orderId = orderIdFor('PAYPAL_STOREFRONT', seeded.id);
+      const [e] = await waitForEvents(orderId, 1, 'OrderReceived');
+      expect(e!.event.payload).toMatchObject({ saleAmount: { amountMinor: 3500, currency: 'USD' }, paymentFee: { amountMinor: 171 } });
+      expect(paypal.captures().filter((c) => c.orderId === seeded.id)).toHaveLength(1);
+      const captureCalls = paypal.requests.filter((r) => r.method === 'POST' && r.path === `/v2/checkout/orders/${seeded.id}/capture`);
+      expect(captureCalls.length).toBeGreaterThanOrEqual(2);
+      await settle();
+      expect(eventsFor(orderId)).toHaveLength(1);
+    });
+
     it('when the capture is PENDING, then the storefront hears "awaiting payment" and the order waits for PAYMENT.CAPTURE.COMPLETED', async () => {
       const seeded = paypal.seedCheckoutOrder({ amount: '40.00', fee: '1.89', customId: storefrontId, captureOutcome: 'PENDING' });
       const res = await capture(seeded.id);
@@ -111,6 +126,27 @@ describe('ingest on the marketplaces\' real answers', () => {
       expect((await paypal.deliverWebhook(`${service.url}/webhooks/paypal`, completed)).status).toBe(200);
       const [e] = await waitForEvents(orderId, 1, 'OrderReceived');
       expect(e!.event.payload).toMatchObject({ saleAmount: { amountMinor: 4000, currency: 'USD' }, paymentFee: { amountMinor: 189 } });
+    });
+  });
+
+  describe('PayPal capture webhooks', () => {
+    const storefrontId = uniqueId('shop-');
+    beforeAll(async () => {
+      await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId }]);
+    });
+
+    it('when a PENDING capture is later DENIED (PAYMENT.CAPTURE.PENDING then .DENIED), then both are acknowledged and no order ever exists', async () => {
+      const seeded = paypal.seedCheckoutOrder({ amount: '25.00', customId: storefrontId, captureOutcome: 'PENDING' });
+      const pendingAnswer = await fetch(`${service.url}/checkout/paypal/orders/${seeded.id}/capture`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ storefrontId }) });
+      expect(pendingAnswer.status).toBe(202);
+      const captureId = paypal.captures().find((c) => c.orderId === seeded.id)!.captureId;
+      for (const type of ['PENDING', 'DENIED'] as const) {
+        const hook = paypal.signedWebhook(paypal.captureStatusEvent(type, { orderId: seeded.id, captureId, amount: '25.00', customId: storefrontId }), { webhookId: WEBHOOK_ID });
+        expect((await paypal.deliverWebhook(`${service.url}/webhooks/paypal`, hook)).status).toBe(200);
+      }
+      await settle();
+      expect(eventsFor(orderIdFor('PAYPAL_STOREFRONT', seeded.id))).toHaveLength(0);
+      expect(await service.ctx.db('orders').where({ external_order_id: seeded.id })).toHaveLength(0);
     });
   });
 
@@ -250,6 +286,20 @@ describe('ingest on the marketplaces\' real answers', () => {
       await notify(order.id);
       const [r] = await waitForEvents(orderId, 1, 'OrderRefunded');
       expect(r!.event.payload).toMatchObject({ amount: { amountMinor: 31980, currency: 'CLP' }, full: true, reason: 'CHARGED_BACK' });
+    });
+
+    it('when a received order turns invalid, then it is cancelled (OrderCancelled) once', async () => {
+      const order = seedPaid();
+      await notify(order.id);
+      const orderId = orderIdFor('MERCADOLIBRE', String(order.id));
+      await waitForEvents(orderId, 1, 'OrderReceived');
+      ml.setOrderStatus(order.id, 'invalid');
+      await notify(order.id);
+      await notify(order.id);
+      const [c] = await waitForEvents(orderId, 1, 'OrderCancelled');
+      expect(c!.event.payload).toMatchObject({ reason: 'INVALIDATED_ON_MERCADOLIBRE' });
+      await settle();
+      expect(eventsFor(orderId).map((m) => m.event.type)).toEqual(['OrderReceived', 'OrderCancelled']);
     });
 
     it('when a partially refunded order is then cancelled, then OrderCancelled still follows', async () => {

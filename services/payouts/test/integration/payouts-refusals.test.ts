@@ -140,6 +140,17 @@ describe("payouts on PayPal's real refusals", () => {
     expect((await history(orderId)).filter((h) => h.to === 'HELD' && h.cause.includes(`${name} (HTTP ${status}, debug_id`))).toHaveLength(2);
   });
 
+  it('when every item of a batch fails and PayPal ends the batch DENIED, then each payout is FAILED and still owed, nothing is marked sent', async () => {
+    const { orderId } = await newSale(110, 890);
+    fake.setPayoutOutcome((i) => i.note?.endsWith(`order ${orderId}`) === true, 'FAILED', { errorName: 'RECEIVER_ACCOUNT_INVALID' });
+    const failed = await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'FAILED', SELLER: 'FAILED' }), { description: 'both failed' });
+    expect(failed.map((p) => p.payable.amountMinor)).toEqual([110, 890]);
+    const batch = fake.payoutBatches().find((b) => b.items.some((i) => i.note?.endsWith(`order ${orderId}`)))!;
+    expect(batch.batchStatus).toBe('DENIED');
+    const row = await service.ctx.db('payout_batches').where({ paypal_batch_id: batch.payoutBatchId }).first();
+    expect(row.paypal_batch_status).toBe('DENIED');
+  });
+
   it('when the first post answers 500 INTERNAL_ERROR, then it is re-posted with the same sender_batch_id and paid once', async () => {
     fake.refusePayoutCreates('INTERNAL_ERROR', { times: 1 });
     const before = postsTo();
