@@ -77,10 +77,11 @@ export interface PayPalWebhookVerifier {
    */
   verify(input: PayPalWebhookInput): Promise<boolean>;
   /**
-   * Like verify, and says whether this transmission id was already verified inside the time window (a replay or a
-   * re-send of the same transmission): the caller acknowledges it without doing the work again.
+   * Like verify, and says whether this transmission id was already handled inside the time window (a replay or a
+   * re-send of the same transmission): the caller acknowledges it without doing the work again. The caller calls
+   * `handled()` once its work for the delivery is committed; a transmission that failed half-way is not a replay.
    */
-  check(input: PayPalWebhookInput): Promise<{ authentic: boolean; replay: boolean }>;
+  check(input: PayPalWebhookInput): Promise<{ authentic: boolean; replay: boolean; handled: () => void }>;
 }
 
 interface TransmissionHeaders {
@@ -122,17 +123,15 @@ export function createPayPalWebhookVerifier(options: PayPalWebhookVerifierOption
   // Transmission ids verified inside the window (bounded): a replay is caught by its id until its time runs out.
   const seen = new Map<string, number>();
   const maxSeen = 50_000;
-  function remember(transmissionId: string, sentAt: number): boolean {
+  const alreadyHandled = (transmissionId: string) => (seen.get(transmissionId) ?? 0) > now();
+  function remember(transmissionId: string, sentAt: number): void {
     const t = now();
-    const until = seen.get(transmissionId);
-    if (until !== undefined && until > t) return true;
     seen.delete(transmissionId);
     seen.set(transmissionId, sentAt + skewMs);
     for (const [id, expiry] of seen) {
       if (seen.size <= maxSeen && expiry > t) break;
       seen.delete(id);
     }
-    return false;
   }
 
   function certificateKey(certUrl: string): Promise<KeyObject | undefined> {
@@ -204,15 +203,17 @@ export function createPayPalWebhookVerifier(options: PayPalWebhookVerifierOption
     check,
   };
 
-  async function check(input: PayPalWebhookInput): Promise<{ authentic: boolean; replay: boolean }> {
+  async function check(input: PayPalWebhookInput): Promise<{ authentic: boolean; replay: boolean; handled: () => void }> {
+    const refused = { authentic: false, replay: false, handled: () => undefined };
     const h = transmissionHeaders(input.headers);
-    if (!h) return { authentic: false, replay: false };
+    if (!h) return refused;
     // A signature from long ago (or the future) does not verify: a captured delivery cannot be replayed for ever.
     const sentAt = Date.parse(h.transmissionTime);
-    if (!Number.isFinite(sentAt) || Math.abs(now() - sentAt) > skewMs) return { authentic: false, replay: false };
+    if (!Number.isFinite(sentAt) || Math.abs(now() - sentAt) > skewMs) return refused;
     const raw = typeof input.rawBody === 'string' ? Buffer.from(input.rawBody, 'utf8') : input.rawBody;
     const authentic = options.mode === 'online' ? await verifyOnline(h, input.parsedBody) : await verifyOffline(h, raw);
-    return { authentic, replay: authentic && remember(h.transmissionId, sentAt) };
+    if (!authentic) return refused;
+    return { authentic, replay: alreadyHandled(h.transmissionId), handled: () => remember(h.transmissionId, sentAt) };
   }
 }
 
