@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { EventCodec } from '@postsale/contracts';
 import { createKafka, createLogger } from '@postsale/runtime';
-import { OperatorAuthError } from './admin-client';
+import { OperatorAuthError, requireAdminCredential } from './admin-client';
 import { listDeadLetters, describeDeadLetter, redrive } from './commands/dlq';
 import { integrityReport, printIntegrity } from './commands/integrity';
 import { DEFAULT_HANDOFF_DEADLINES, streamIntegrity } from './commands/stream-integrity';
@@ -17,6 +17,8 @@ import { loadOperatorConfig } from './operator-config';
 
 const config = loadOperatorConfig();
 const kafka = () => createKafka({ clientId: 'postsale-cli', brokers: config.KAFKA_BROKERS, logger: createLogger('postsale-cli', 'error') });
+/** replay, dlq and topics act on Kafka directly: only with the admin credential (checked with ingest first). */
+const asAdmin = () => requireAdminCredential(config.INGEST_URL, config.POSTSALE_ADMIN_TOKEN);
 const json = (value: unknown) => JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
 
 const program = new Command('postsale').description('Operate the post-sale pipeline');
@@ -59,6 +61,7 @@ program
   .requiredOption('--from <offset|timestamp>')
   .option('--wait', 'then show progress until the group has caught up')
   .action(async (options: { topic: string; group: string; from: string; wait?: boolean }) => {
+    await asAdmin();
     const k = kafka();
     const plan = await replay(k, options);
     console.log(`group ${plan.group} on ${plan.topic} now at ${plan.partitions.map((p) => `p${p.partition}@${p.offset}`).join(' ')}`);
@@ -88,6 +91,7 @@ dlq
   .command('list')
   .option('--all', 'include redriven ones')
   .action(async (options: { all?: boolean }) => {
+    await asAdmin();
     const letters = (await listDeadLetters(kafka(), config.TOPIC_NAMESPACE)).filter((l) => options.all || !l.redriven);
     if (letters.length === 0) console.log('no dead letters');
     for (const l of letters) {
@@ -95,6 +99,7 @@ dlq
     }
   });
 dlq.command('show <id>').action(async (id: string) => {
+  await asAdmin();
   const letter = (await listDeadLetters(kafka(), config.TOPIC_NAMESPACE)).find((l) => l.id === id);
   if (!letter) throw new Error(`no dead letter ${id}`);
   const event = await describeDeadLetter(letter, EventCodec.connect(config.SCHEMA_REGISTRY_URL, config.TOPIC_NAMESPACE));
@@ -104,6 +109,7 @@ dlq
   .command('redrive [id]')
   .option('--all', 'every dead letter not yet redriven')
   .action(async (id: string | undefined, options: { all?: boolean }) => {
+    await asAdmin();
     if (!id && !options.all) throw new Error('name a dead letter id or use --all');
     const k = kafka();
     const letters = (await listDeadLetters(k, config.TOPIC_NAMESPACE)).filter((l) => options.all || l.id === id);
@@ -115,6 +121,7 @@ program
   .command('topics')
   .description('topics, partitions, message counts and consumer group lag')
   .action(async () => {
+    await asAdmin();
     for (const t of await describeTopics(kafka(), config.TOPIC_NAMESPACE)) {
       console.log(`${t.topic}  partitions ${t.partitions}  messages ${t.messages}`);
       for (const g of t.groups) console.log(`    group ${g.group}  lag ${g.lag}  (${g.state})`);

@@ -76,6 +76,12 @@ export interface PayPalWebhookVerifier {
    * rejecting a genuine delivery.
    */
   verify(input: PayPalWebhookInput): Promise<boolean>;
+  /**
+   * Like verify, and says whether this transmission id was already handled inside the time window (a replay or a
+   * re-send of the same transmission): the caller acknowledges it without doing the work again. The caller calls
+   * `handled()` once its work for the delivery is committed; a transmission that failed half-way is not a replay.
+   */
+  check(input: PayPalWebhookInput): Promise<{ authentic: boolean; replay: boolean; handled: () => void }>;
 }
 
 interface TransmissionHeaders {
@@ -114,6 +120,19 @@ export function createPayPalWebhookVerifier(options: PayPalWebhookVerifierOption
   // Insertion-ordered map as a bounded cache: the oldest URL goes first.
   const certificates = new Map<string, { key: Promise<KeyObject | undefined>; expiresAt: number }>();
   let fetchWindow = { startedAt: 0, used: 0 };
+  // Transmission ids verified inside the window (bounded): a replay is caught by its id until its time runs out.
+  const seen = new Map<string, number>();
+  const maxSeen = 50_000;
+  const alreadyHandled = (transmissionId: string) => (seen.get(transmissionId) ?? 0) > now();
+  function remember(transmissionId: string, sentAt: number): void {
+    const t = now();
+    seen.delete(transmissionId);
+    seen.set(transmissionId, sentAt + skewMs);
+    for (const [id, expiry] of seen) {
+      if (seen.size <= maxSeen && expiry > t) break;
+      seen.delete(id);
+    }
+  }
 
   function certificateKey(certUrl: string): Promise<KeyObject | undefined> {
     const cached = certificates.get(certUrl);
@@ -179,15 +198,23 @@ export function createPayPalWebhookVerifier(options: PayPalWebhookVerifierOption
 
   return {
     async verify(input) {
-      const h = transmissionHeaders(input.headers);
-      if (!h) return false;
-      // A signature from long ago (or the future) does not verify: a captured delivery cannot be replayed for ever.
-      const sentAt = Date.parse(h.transmissionTime);
-      if (!Number.isFinite(sentAt) || Math.abs(now() - sentAt) > skewMs) return false;
-      const raw = typeof input.rawBody === 'string' ? Buffer.from(input.rawBody, 'utf8') : input.rawBody;
-      return options.mode === 'online' ? verifyOnline(h, input.parsedBody) : verifyOffline(h, raw);
+      return (await check(input)).authentic;
     },
+    check,
   };
+
+  async function check(input: PayPalWebhookInput): Promise<{ authentic: boolean; replay: boolean; handled: () => void }> {
+    const refused = { authentic: false, replay: false, handled: () => undefined };
+    const h = transmissionHeaders(input.headers);
+    if (!h) return refused;
+    // A signature from long ago (or the future) does not verify: a captured delivery cannot be replayed for ever.
+    const sentAt = Date.parse(h.transmissionTime);
+    if (!Number.isFinite(sentAt) || Math.abs(now() - sentAt) > skewMs) return refused;
+    const raw = typeof input.rawBody === 'string' ? Buffer.from(input.rawBody, 'utf8') : input.rawBody;
+    const authentic = options.mode === 'online' ? await verifyOnline(h, input.parsedBody) : await verifyOffline(h, raw);
+    if (!authentic) return refused;
+    return { authentic, replay: alreadyHandled(h.transmissionId), handled: () => remember(h.transmissionId, sentAt) };
+  }
 }
 
 function header(headers: PayPalWebhookInput['headers'], name: string): string {

@@ -37,6 +37,20 @@ describe('PayPal webhook verification, tightened', () => {
     expect(await verifier.verify(input(fake.signedWebhook(event(), { webhookId, transmissionTime: fourMinutesAgo })))).toBe(true);
   });
 
+  it('when the same transmission arrives again inside the window after it was handled, then it is still authentic and flagged as a replay', async () => {
+    const verifier = sandbox();
+    const signed = fake.signedWebhook(event(), { webhookId });
+    const first = await verifier.check(input(signed));
+    expect(first).toMatchObject({ authentic: true, replay: false });
+    // not handled yet (the caller's work failed half-way): the same transmission is not a replay
+    expect(await verifier.check(input(signed))).toMatchObject({ authentic: true, replay: false });
+    first.handled();
+    expect(await verifier.check(input(signed))).toMatchObject({ authentic: true, replay: true });
+    expect(await verifier.check(input(fake.signedWebhook(event(), { webhookId })))).toMatchObject({ authentic: true, replay: false });
+    const forged = { ...signed, headers: { ...signed.headers, 'PAYPAL-TRANSMISSION-SIG': 'AAAA' } };
+    expect(await verifier.check(input(forged))).toMatchObject({ authentic: false, replay: false });
+  });
+
   it('when PAYPAL-CERT-URL is not a PayPal certificate path, then nothing is fetched and it does not verify', async () => {
     const verifier = sandbox();
     const before = certFetches(fake) + fake.requests.filter((r) => r.path === '/v1/oauth2/token').length;

@@ -43,6 +43,13 @@ export function actorOf(res: Response): Role {
   return actor;
 }
 
+/** `GET /admin/whoami` behind requireRoles: which role the presented credential has (tools check before acting). */
+export function whoami(): RequestHandler {
+  return (_req, res) => {
+    res.json({ role: actorOf(res) });
+  };
+}
+
 /** `Rosa` → `R***`: enough for an operator to recognise a record, not to read personal data. */
 export function maskText(v: unknown): unknown {
   return typeof v === 'string' && v.length > 0 ? `${v.slice(0, 1)}***` : v;

@@ -82,24 +82,36 @@ export class DeliveriesRepository {
 
   /**
    * Claims up to `limit` due deliveries, at most `perAccount` of any one (marketplace, account), round-robin over
-   * accounts: a flood for one account cannot queue ahead of another account's order. Fairness is computed over the
-   * `window` oldest due rows (skip-locked, so replicas split the work).
+   * accounts: however long one account's backlog, another account's delivery is in the next claim. Accounts with due
+   * work are found by a skip scan over the pending index (one probe per account, at most `maxAccounts`), then each
+   * account's oldest due deliveries are taken (skip-locked, so replicas split the work).
    */
-  async claimBatch(claimMs: number, limit: number, perAccount: number, window = 2000): Promise<DeliveryRow[]> {
+  async claimBatch(claimMs: number, limit: number, perAccount: number, maxAccounts = 256): Promise<DeliveryRow[]> {
+    const due = `status = 'pending' and next_attempt_at <= now() and (claimed_until is null or claimed_until < now())`;
     const result = await this.db.raw(
-      `with due as (
-         select id, marketplace, account_id, next_attempt_at from deliveries
-          where status = 'pending' and next_attempt_at <= now() and (claimed_until is null or claimed_until < now())
-          order by next_attempt_at limit ? for update skip locked
-       ), ranked as (
-         select id, next_attempt_at, row_number() over (partition by marketplace, account_id order by next_attempt_at) as turn from due
+      `with recursive accounts(marketplace, account) as (
+         (select marketplace, coalesce(account_id, '') from deliveries where ${due}
+           order by marketplace, coalesce(account_id, '') limit 1)
+         union all
+         select n.marketplace, n.account from accounts a cross join lateral (
+           select marketplace, coalesce(account_id, '') as account from deliveries
+            where ${due} and (marketplace, coalesce(account_id, '')) > (a.marketplace, a.account)
+            order by marketplace, coalesce(account_id, '') limit 1) n
+       ), some_accounts as (
+         select * from accounts limit ?
+       ), candidates as (
+         select c.id, c.next_attempt_at, c.turn from some_accounts a cross join lateral (
+           select id, next_attempt_at, row_number() over (order by next_attempt_at) as turn from (
+             select id, next_attempt_at from deliveries
+              where ${due} and marketplace = a.marketplace and coalesce(account_id, '') = a.account
+              order by next_attempt_at limit ? for update skip locked) mine) c
        ), chosen as (
-         select id, turn, next_attempt_at from ranked where turn <= ? order by turn, next_attempt_at limit ?
+         select id, turn from candidates order by turn, next_attempt_at limit ?
        )
        update deliveries d set claimed_until = now() + (? * interval '1 millisecond')
          from chosen where d.id = chosen.id
        returning d.*, chosen.turn`,
-      [window, perAccount, limit, claimMs],
+      [maxAccounts, perAccount, limit, claimMs],
     );
     return (result.rows as Array<DeliveryRow & { turn: string }>)
       .sort((a, b) => Number(a.turn) - Number(b.turn) || new Date(a.next_attempt_at).getTime() - new Date(b.next_attempt_at).getTime())

@@ -154,4 +154,11 @@ export const migrations: Migration[] = [
       await db.raw('create index admin_audit_order on admin_audit (order_id) where order_id is not null');
     },
   },
+  {
+    name: '0004_ingest_fair_claim_index',
+    async up(db) {
+      // The fair claim walks the accounts that have pending deliveries (skip scan), then each account's oldest due ones.
+      await db.raw(`create index deliveries_pending_by_account on deliveries (marketplace, (coalesce(account_id, '')), next_attempt_at) where status = 'pending'`);
+    },
+  },
 ];

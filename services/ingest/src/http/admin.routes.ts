@@ -1,6 +1,6 @@
 import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
-import { actorOf, AppError, maskAddress, maskText, notFound, requireRoles, storableText, validate } from '@postsale/runtime';
+import { actorOf, AppError, maskAddress, maskText, notFound, requireRoles, storableText, validate, whoami } from '@postsale/runtime';
 import type { AuditRepository } from '../db/audit.repository';
 import type { DeliveriesRepository, DeliveryRow } from '../db/deliveries.repository';
 import type { ErasureRepository } from '../db/erasure.repository';
@@ -62,6 +62,8 @@ export function adminRoutes(app: Express, deps: {
   audit: AuditRepository;
 }): void {
   app.use('/admin', requireRoles({ admin: deps.adminToken, operator: deps.operatorToken }));
+  // the CLI asks which credential it holds before touching Kafka (replay, dlq, topics need the admin one)
+  app.get('/admin/whoami', whoami());
   const actor = (_req: Request, res: Response) => actorOf(res);
   /** Reads show personal data only when asked for with a reason (`?reveal=true&reason=…`), and the reveal is audited. */
   async function revealed(req: Request, res: Response, target: string, orderId: string | null): Promise<boolean> {

@@ -189,12 +189,17 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
 
   app.post('/webhooks/paypal', timed('PAYPAL_STOREFRONT', async (req, res) => {
     if (!deps.paypalVerifier) throw new AppError('PAYPAL_NOT_CONFIGURED', 'PAYPAL_WEBHOOK_ID is not configured', { status: 503 });
-    const ok = await deps.paypalVerifier.verify({ headers: req.headers, rawBody: req.rawBody ?? Buffer.alloc(0), parsedBody: req.body });
-    if (!ok) throw refuse('PAYPAL_STOREFRONT', 401, 'INVALID_SIGNATURE');
+    const { authentic, replay, handled } = await deps.paypalVerifier.check({ headers: req.headers, rawBody: req.rawBody ?? Buffer.alloc(0), parsedBody: req.body });
+    if (!authentic) throw refuse('PAYPAL_STOREFRONT', 401, 'INVALID_SIGNATURE');
+    // The same transmission again (inside the time window): acknowledged, nothing done twice.
+    if (replay) {
+      res.status(200).json({ status: 'duplicate', reason: 'REPLAYED_TRANSMISSION' });
+      return;
+    }
     const event = validate(paypalEvent, req.body, 'MALFORMED_EVENT');
     const kind = PAYPAL_KINDS[event.event_type];
     if (kind) validate(paypalCaptureResource, event.resource, 'MALFORMED_EVENT');
-    answer(res, await deps.receiver.receive({
+    const outcome = await deps.receiver.receive({
       marketplace: 'PAYPAL_STOREFRONT',
       kind: kind ?? DeliveryKinds.paypalOtherEvent,
       dedupeKey: event.id,
@@ -206,6 +211,8 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
       sourceIp: req.ip ?? null,
       inlineBudgetMs: deps.inlineBudgetMs,
       ...(kind ? {} : { ignoreReason: `UNHANDLED_EVENT_${event.event_type}` }),
-    }));
+    });
+    handled(); // stored (and decided or queued): from now on the same transmission is a replay
+    answer(res, outcome);
   }));
 }

@@ -64,6 +64,8 @@ describe('ingest admin roles: operator reads (masked), admin writes, every write
     for (const path of [`/admin/orders/${orderId}`, '/admin/deliveries', `/admin/sellers/${sellerId}`, '/admin/integrity', `/admin/deliveries/${delivery}`]) {
       expect((await call(OPERATOR, path)).status).toBe(200);
     }
+    expect(await (await call(OPERATOR, '/admin/whoami')).json()).toEqual({ role: 'operator' });
+    expect(await (await call(ADMIN, '/admin/whoami')).json()).toEqual({ role: 'admin' });
     // a header naming someone does not make anyone admin
     expect((await call(OPERATOR, `/admin/orders/${orderId}/erase`, { method: 'POST', body: '{"reason":"x-y-z"}', headers: { 'X-Operator': 'admin', 'X-Role': 'admin' } })).status).toBe(403);
   });

@@ -178,6 +178,24 @@ describe('ingest ingress hardening on real Postgres and Kafka', () => {
       expect(await deliveryCount()).toBe(before);
     });
 
+    it('when seller A\'s backlog is 20,000 deliveries deep, then B\'s order is still claimed in the next round (accounts are found by a skip scan, not among the oldest rows)', async () => {
+      // A's backlog: due, pending deliveries of a kind the worker parks at once (no marketplace calls), all older than B's
+      await service.ctx.db.raw(
+        `insert into deliveries (id, marketplace, kind, dedupe_key, account_id, status, headers, raw_body, received_at, next_attempt_at)
+         select gen_random_uuid(), 'MERCADOLIBRE', 'test.backlog', 'backlog-' || g, ?, 'pending', '{}', '{}', now() - interval '1 hour', now() - interval '1 hour' + g * interval '1 millisecond'
+           from generate_series(1, 20000) g`,
+        [String(sellerA)],
+      );
+      const order = paidOrderFor(sellerB);
+      const started = Date.now();
+      expect((await ml.deliver(`${service.url}/webhooks/mercadolibre`, { orderId: order.id, userId: sellerB })).status).toBe(200);
+      await received(orderIdFor('MERCADOLIBRE', String(order.id)));
+      expect(Date.now() - started).toBeLessThan(5000);
+      const left = Number((await service.ctx.db('deliveries').where({ status: 'pending', kind: 'test.backlog' }).count<{ c: string }[]>('* as c'))[0]!.c);
+      expect(left).toBeGreaterThan(2000); // B did not wait for A's backlog to shrink
+      await service.ctx.db('deliveries').where({ kind: 'test.backlog' }).delete();
+    });
+
     it('when seller A has a backlog of slow deliveries, then the worker claims in batches fair across accounts and B\'s order does not wait behind it', async () => {
       // A's notifications are genuine-looking (our application, A's user id) but their orders are slow to read
       const removeLatency = ml.fail({ match: /^GET \/orders\/3\d{8}$/, mode: { kind: 'latency', ms: 80 } });

@@ -313,6 +313,16 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
       expect(eventsFor(orderId)).toHaveLength(3);
     });
 
+    it('when the same PayPal transmission is replayed, then it is acknowledged as a duplicate and stored once', async () => {
+      const hook = paypal.signedWebhook(paypal.captureRefundedEvent({ captureId: 'CAP-NOT-OURS', amount: '1.00' }), { webhookId: WEBHOOK_ID });
+      const before = await deliveryCount();
+      expect((await paypal.deliverWebhook(`${service.url}/webhooks/paypal`, hook)).status).toBeLessThan(300);
+      const again = await paypal.deliverWebhook(`${service.url}/webhooks/paypal`, hook);
+      expect(again.status).toBe(200);
+      expect(JSON.parse(again.body)).toEqual({ status: 'duplicate', reason: 'REPLAYED_TRANSMISSION' });
+      expect(await deliveryCount()).toBe(before + 1);
+    });
+
     it('when a PayPal webhook signature is invalid, then 401 and nothing is stored', async () => {
       const before = await deliveryCount();
       const hook = paypal.signedWebhook(paypal.captureCompletedEvent({ amount: '5.00', fee: '0.50', customId: storefrontId }), { webhookId: 'WH-SOMEONE-ELSE' });

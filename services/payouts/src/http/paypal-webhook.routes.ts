@@ -35,16 +35,24 @@ export function paypalWebhookRoutes(app: Express, ctx: PayoutsContext, verifier:
   app.post('/webhooks/paypal', async (req, res) => {
     if (!verifier) throw new AppError('WEBHOOK_NOT_CONFIGURED', 'PAYPAL_WEBHOOK_ID is not configured', { status: 503 });
     let authentic: boolean;
+    let replay: boolean;
+    let handled: () => void;
     try {
-      authentic = await verifier.verify({ headers: req.headers, rawBody: req.rawBody ?? Buffer.alloc(0), parsedBody: req.body });
+      ({ authentic, replay, handled } = await verifier.check({ headers: req.headers, rawBody: req.rawBody ?? Buffer.alloc(0), parsedBody: req.body }));
     } catch (error) {
       if (isAppError(error) && error.retriable) throw new AppError('WEBHOOK_VERIFICATION_UNAVAILABLE', 'signature cannot be checked now', { status: 503, cause: error });
       throw error;
     }
     if (!authentic) throw unauthorized('webhook signature is invalid');
+    // the same transmission again inside the time window: acknowledged, applied once
+    if (replay) {
+      res.json({ received: true, applied: false, replay: true });
+      return;
+    }
     const event = validate(envelope, req.body, 'INVALID_WEBHOOK');
     if (!event.event_type.startsWith('PAYMENT.PAYOUTS-ITEM.')) {
       if (event.event_type.startsWith('PAYMENT.PAYOUTSBATCH.')) ctx.nudgeReconciler();
+      handled();
       res.json({ received: true, applied: false });
       return;
     }
@@ -52,11 +60,13 @@ export function paypalWebhookRoutes(app: Express, ctx: PayoutsContext, verifier:
     const item = payPalItemFromJson(event.resource, String(event.resource.payout_batch_id ?? ''));
     const status = typeof event.resource.transaction_status === 'string' ? event.resource.transaction_status : statusFromWebhookEvent(event.event_type);
     if (!status) {
+      handled();
       res.json({ received: true, applied: false });
       return;
     }
     const applied = await applyItemState(ctx, { ...item, transactionStatus: status }, `PayPal webhook ${event.event_type} (${event.id})`);
     await ctx.repo.recordWebhookEvent(ctx.db, event.id, event.event_type);
+    handled(); // applied and recorded: from now on the same transmission is a replay
     res.json({ received: true, applied });
   });
 }
