@@ -10,7 +10,8 @@ import { OperatorAuthError } from './admin-client';
 import { listDeadLetters, describeDeadLetter, redrive } from './commands/dlq';
 import { integrityReport, printIntegrity } from './commands/integrity';
 import { DEFAULT_HANDOFF_DEADLINES, streamIntegrity } from './commands/stream-integrity';
-import { orderJourney } from './commands/orders';
+import { findOrderIds, orderJourney, orderKafkaRecords } from './commands/orders';
+import { buildTimeline, formatTimeline } from './timeline';
 import { replay, waitForReplay } from './commands/replay';
 import { describeTopics } from './commands/topics';
 import { loadOperatorConfig } from './operator-config';
@@ -25,9 +26,19 @@ program
   .command('orders')
   .description('orders across every service')
   .command('show <orderId>')
-  .description("the order's journey across every stream and service")
-  .action(async (orderId: string) => {
-    console.log(json(await orderJourney(config, orderId)));
+  .description("the order's journey across every service as one timeline (our id, or a marketplace order id)")
+  .option('--json', 'the timeline as data')
+  .option('--raw', "the timeline as data plus each service's full answer, stored deliveries included")
+  .option('--kafka', "also each of the order's records in the topics (topic, partition, offset); reads the topics")
+  .action(async (query: string, options: { json?: boolean; raw?: boolean; kafka?: boolean }) => {
+    const [orderId, ...others] = await findOrderIds(config, query);
+    if (!orderId) throw new Error(`no service knows an order ${query} (tried our id, marketplace order ids, PayPal payout ids)`);
+    if (others.length > 0) console.error(`several orders match ${query}: ${[orderId, ...others].join(', ')}; showing ${orderId}`);
+    const journey = await orderJourney(config, orderId);
+    const records = options.kafka ? await orderKafkaRecords(kafka(), EventCodec.connect(config.SCHEMA_REGISTRY_URL, config.TOPIC_NAMESPACE), config.TOPIC_NAMESPACE, orderId) : [];
+    const timeline = buildTimeline(orderId, journey, { kafka: records });
+    if (options.json || options.raw) console.log(json(options.raw ? { ...timeline, raw: journey } : timeline));
+    else console.log(formatTimeline(timeline));
   });
 
 program
