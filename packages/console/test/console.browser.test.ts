@@ -47,6 +47,7 @@ async function signIn(context: BrowserContext, name: string, token: string): Pro
 }
 
 const text = (page: Page) => page.$eval('main', (m) => (m as HTMLElement).innerText);
+const header = (page: Page) => page.$eval('header', (m) => (m as HTMLElement).innerText);
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
 /** Every visible form control on the page has a label (accessibility basics). */
@@ -111,11 +112,10 @@ describe('operator console in Chromium, on the real stack', () => {
     expect(new URL(admin.url()).pathname).toBe('/');
     const home = await text(admin);
     expect(home).toContain('Orders in flight, per stage');
-    expect(home).toContain('e2e-admin');
+    expect(await header(admin)).toContain('e2e-admin · admin (write)');
     // Keyboard: the first Tab lands on the skip link, the next ones walk the navigation.
     await admin.keyboard.press('Tab');
     expect(await admin.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
-    await admin.keyboard.press('Tab');
     await admin.keyboard.press('Tab');
     expect(await admin.evaluate(() => document.activeElement?.getAttribute('href'))).toBe('/');
     await admin.keyboard.press('Tab');
@@ -248,7 +248,7 @@ describe('operator console in Chromium, on the real stack', () => {
   it('a read-only operator sees no write buttons, personal data stays masked, and the server refuses writes anyway', async () => {
     const context = await browser.createBrowserContext();
     const operator = await signIn(context, 'e2e-operator', OPERATOR_TOKEN);
-    expect(await text(operator)).toContain('operator (read-only)');
+    expect(await header(operator)).toContain('e2e-operator · operator (read-only)');
     for (const path of ['/review', '/kafka', `/orders/${mlOrderId}`, '/payouts']) {
       await operator.goto(`${consoleServer.url}${path}`);
       expect({ path, writeButtons: await operator.$$eval('button.write', (b) => b.length) }).toEqual({ path, writeButtons: 0 });
