@@ -7,7 +7,7 @@ import type { Kafka } from 'kafkajs';
 import { allStreams, EventCodec, topicName } from '@postsale/contracts';
 import {
   buildTimeline, DEFAULT_HANDOFF_DEADLINES, describeDeadLetter, describeTopics, findOrderIds, groupLags, integrityReport, listDeadLetters,
-  orderJourney, orderKafkaRecords, redrive, replay, replayDryRun, showMoney, streamIntegrity, type OperatorConfig, type StageReport,
+  orderJourney, orderKafkaRecords, partitionLags, redrive, redriveDryRun, replay, replayDryRun, showMoney, streamIntegrity, type OperatorConfig, type StageReport,
 } from '@postsale/cli';
 import { createKafka, createLogger, type Logger } from '@postsale/runtime';
 import { AuditLog, type AuditEntry } from './audit';
@@ -257,6 +257,15 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
       .filter((v) => (!stage || v.stage === stage || v.service === stage) && (!state || v.state.includes(state)) && v.ageSeconds >= minAge)
       .sort((a, b) => b.ageSeconds - a.ageSeconds);
     const stages = [...new Set(reports.map((r) => r.stage))];
+    // Attempts and the last error come from fulfillment's order view (its report names only the state); the first 50.
+    const details = new Map<string, { attempts: number; lastError?: string }>();
+    await Promise.all(rows.filter((v) => v.service === 'fulfillment').slice(0, 50).map(async (v) => {
+      const r = await svc('fulfillment').get(`/admin/orders/${encodeURIComponent(v.orderId)}`);
+      if (r.status !== 200) return;
+      const f = r.data as { purchaseAttempts: number; attempts?: Array<{ message?: string | null; outcome?: string | null }>; reason?: { code: string } | null };
+      const last = [...(f.attempts ?? [])].reverse().find((a) => a.message);
+      details.set(v.orderId, { attempts: f.purchaseAttempts, lastError: last?.message ?? f.reason?.code ?? undefined });
+    }));
     page(res, 'Stuck work', html`
       <h1>Stuck work</h1>
       <p class="hint">Every order not in a terminal state past its stage's deadline, as each service computes it, plus the hand-offs between services read from the topics.</p>
@@ -268,9 +277,10 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
       ${reports.filter((r) => r.error).map((r) => html`<p class="error">${r.service}: ${r.error}</p>`)}
       <ul class="figures">${reports.map((r) => html`<li class="figure"><span class="value">${r.violations.length}</span><span class="label">${r.stage}</span></li>`)}</ul>
       <table><caption>${rows.length} stuck order(s), oldest first</caption>
-        <thead><tr><th scope="col">stage</th><th scope="col">order</th><th scope="col">state</th><th scope="col">since</th><th scope="col">age</th><th scope="col">deadline</th><th scope="col">last error / reason</th></tr></thead>
+        <thead><tr><th scope="col">stage</th><th scope="col">order</th><th scope="col">state</th><th scope="col">since</th><th scope="col">age</th><th scope="col">deadline</th><th scope="col">attempts</th><th scope="col">last error / reason</th></tr></thead>
         <tbody>${rows.map((v) => html`<tr><td>${v.stage}</td><td><a href="/orders/${v.orderId}">${v.orderId}</a></td><td>${v.state}</td><td>${v.since}</td>
-          <td class="num">${formatAge(v.ageSeconds)}</td><td class="num">${formatAge(v.deadlineSeconds)}</td><td>${v.reason}</td></tr>`)}</tbody></table>
+          <td class="num">${formatAge(v.ageSeconds)}</td><td class="num">${formatAge(v.deadlineSeconds)}</td>
+          <td class="num">${details.get(v.orderId)?.attempts ?? ''}</td><td>${v.reason}${details.get(v.orderId)?.lastError ? html`<br><small>last error: ${details.get(v.orderId)!.lastError}</small>` : ''}</td></tr>`)}</tbody></table>
     `, '/stuck');
   });
 
@@ -358,7 +368,7 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
         <tbody>${list.payouts.map((p) => html`<tr><td><a href="/orders/${p.orderId}">${p.orderId}</a></td><td>${p.recipient}</td><td>${p.status}</td>
           <td class="num">${showMoney(p.payable ?? p.amount)}</td><td class="num">${p.payout ? showMoney(p.payout) : ''}</td>
           <td>${(p.items ?? []).map((i) => html`<div><code>${i.senderItemId}</code> ${i.status}${unclaimedCountdown(i)}</div>`)}</td>
-          <td>${p.statusSince}</td></tr>`)}</tbody></table>
+          <td>${p.statusSince}${['RETURNED', 'REFUNDED', 'REVERSED', 'OFFSET'].includes(p.status) ? html`<br><a href="/orders/${p.orderId}#timeline">ledger reversal</a>` : ''}</td></tr>`)}</tbody></table>
       <h2>Balance per seller</h2>
       <table><caption>What is pending, paid and owed back, per seller and currency</caption>
         <thead><tr><th scope="col">seller</th><th scope="col">currency</th><th scope="col">pending payout</th><th scope="col">paid</th><th scope="col">clawback owed</th></tr></thead>
@@ -408,6 +418,7 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
     const decoded = await Promise.all(letters.map(async (l) => ({ letter: l, event: (await describeDeadLetter(l, deps.codec)) as { type?: string; eventId?: string } | null })));
     const s = session(res);
     const streamTopics = topics.filter((t) => !t.topic.includes('.dlq'));
+    const perPartition = await partitionLags(deps.kafka, streamTopics.map((t) => t.topic));
     const groups = [...new Set(topics.flatMap((t) => t.groups.map((g) => g.group)))].sort();
     page(res, 'Kafka', html`
       <h1>Kafka</h1>
@@ -416,13 +427,18 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
         <thead><tr><th scope="col">topic</th><th scope="col">partitions</th><th scope="col">messages</th><th scope="col">group: lag (state)</th></tr></thead>
         <tbody>${topics.map((t) => html`<tr><td>${t.topic}</td><td class="num">${t.partitions}</td><td class="num">${String(t.messages)}</td>
           <td>${t.groups.map((g) => html`<div>${g.group}: <strong>${String(g.lag)}</strong> (${g.state})</div>`)}</td></tr>`)}</tbody></table>
+      <details><summary>Lag per group and partition</summary>
+        <table><caption>Committed offset, end offset and lag of every partition each group consumes</caption>
+        <thead><tr><th scope="col">group</th><th scope="col">topic</th><th scope="col">partition</th><th scope="col">committed</th><th scope="col">end</th><th scope="col">lag</th></tr></thead>
+        <tbody>${perPartition.map((p) => html`<tr><td>${p.group}</td><td>${p.topic}</td><td class="num">${p.partition}</td><td class="num">${p.committed}</td><td class="num">${p.end}</td><td class="num">${p.lag}</td></tr>`)}</tbody></table></details>
       <h2 id="dead-letters">Dead letters</h2>
       <table><caption>${letters.length} dead letter(s) not yet redriven</caption>
-        <thead><tr><th scope="col">id</th><th scope="col">event</th><th scope="col">reason</th><th scope="col">from</th><th scope="col">group</th><th scope="col">failed at</th>${s.role === 'admin' ? html`<th scope="col">redrive</th>` : ''}</tr></thead>
-        <tbody>${decoded.map(({ letter: l, event }) => html`<tr><td><code>${l.id}</code></td><td>${event?.type ?? 'undecodable'}${l.key ? html`<br><a href="/orders/${l.key}">${l.key}</a>` : ''}</td>
+        <thead><tr><th scope="col">id</th><th scope="col">event</th><th scope="col">reason</th><th scope="col">from</th><th scope="col">group</th><th scope="col">failed at</th><th scope="col">redrive</th></tr></thead>
+        <tbody>${decoded.map(({ letter: l, event }, i) => html`<tr class="dead-letter"><td><code>${l.id}</code></td><td>${event?.type ?? 'undecodable'}${event?.eventId ? html`<br><small>eventId ${event.eventId}</small>` : ''}${l.key ? html`<br><a href="/orders/${l.key}">${l.key}</a>` : ''}</td>
           <td><strong>${l.code}</strong> ${l.reason}</td><td>${l.originalTopic} p${l.originalPartition}@${l.originalOffset}</td><td>${l.group}</td><td>${l.failedAt}</td>
-          ${s.role === 'admin' ? html`<td><form method="post" action="/kafka/redrive" class="inline">${csrf(s)}<input type="hidden" name="id" value="${l.id}">
-            <label for="rr-${l.id}">Reason</label><input id="rr-${l.id}" name="reason" required minlength="3" maxlength="500"><button type="submit" class="write">Redrive</button></form></td>` : ''}</tr>`)}</tbody></table>
+          <td><form method="post" action="/kafka/redrive/dry-run" class="inline">${csrf(s)}<input type="hidden" name="id" value="${l.id}"><button type="submit" aria-label="Dry run: redrive dead letter ${i + 1}">Dry run</button></form>
+          ${s.role === 'admin' ? html`<form method="post" action="/kafka/redrive" class="inline">${csrf(s)}<input type="hidden" name="id" value="${l.id}">
+            <label for="rr-${i}">Reason</label><input id="rr-${i}" name="reason" required minlength="3" maxlength="500"><button type="submit" class="write">Redrive</button></form>` : ''}</td></tr>`)}</tbody></table>
       <h2 id="replay">Replay</h2>
       <p class="hint">A dry run moves nothing: it says, per consumer group, how many messages would be delivered again (each one its inbox skips as already applied) and whether the group has members (a replay refuses while it has).</p>
       <form method="post" action="/kafka/dry-run" class="filters">${csrf(s)}
@@ -451,6 +467,17 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
         <thead><tr><th scope="col">group</th><th scope="col">would re-deliver</th><th scope="col">inbox would skip</th><th scope="col">not yet consumed</th><th scope="col">members</th><th scope="col">a real replay</th></tr></thead>
         <tbody>${plan.groups.map((g) => html`<tr class="dry-run-group"><td>${g.group}</td><td class="num">${g.redeliver}</td><td class="num">${g.redeliver}</td><td class="num">${g.notYetConsumed}</td><td class="num">${g.members}</td>
           <td>${g.refused ? html`<strong>refused</strong>: ${g.refused}` : 'allowed (group has no members)'}</td></tr>`)}</tbody></table></section>`);
+  });
+
+  app.post('/kafka/redrive/dry-run', async (req, res) => {
+    const id = String(req.body.id ?? '');
+    const letter = (await listDeadLetters(deps.kafka, config.TOPIC_NAMESPACE)).find((l) => l.id === id && !l.redriven);
+    if (!letter) throw new HttpProblem(404, `No dead letter ${id} waiting for a redrive.`);
+    const plan = await redriveDryRun(deps.kafka, letter);
+    await kafkaPage(res, html`<section class="result" aria-labelledby="redrive-title"><h2 id="redrive-title">Dry run: redrive ${plan.letter}</h2>
+      <p>Nothing was published. A redrive would publish 1 message back to ${plan.topic} (partition ${plan.partition}, same key).</p>
+      <table><caption>What each consumer group of the topic would do with it</caption><thead><tr><th scope="col">group</th><th scope="col">outcome</th></tr></thead>
+      <tbody>${plan.groups.map((g) => html`<tr class="redrive-group"><td>${g.group}</td><td>${g.outcome}</td></tr>`)}</tbody></table></section>`);
   });
 
   app.post('/kafka/replay', requireAdmin, async (req, res) => {

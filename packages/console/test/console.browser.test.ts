@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import axios from 'axios';
 import puppeteer, { type Browser, type BrowserContext, type Page } from 'puppeteer-core';
 import { orderIdFor } from '@postsale/contracts';
-import { REPO_ROOT, sendDemoOrder } from '@postsale/cli';
+import { listDeadLetters, REPO_ROOT, sendDemoOrder } from '@postsale/cli';
 import { startE2E, type E2E } from '@postsale/e2e';
-import { requireSystemProgram, uniqueId, waitFor } from '@postsale/runtime';
+import { producerConfig, requireSystemProgram, uniqueId, waitFor } from '@postsale/runtime';
 import { DEMO } from '@postsale/sandbox';
 import { loadConsoleConfig, startConsole, type RunningConsole } from '../src';
 
@@ -244,6 +244,26 @@ describe('operator console in Chromium, on the real stack', () => {
     const [committed] = await kafkaAdmin.fetchOffsets({ groupId: `${e2e.namespace}.fulfillment.orders`, topics: [`${e2e.namespace}.postsale.orders.v1`] }).finally(() => kafkaAdmin.disconnect());
     expect(committed!.partitions.reduce((n, p) => n + Number(p.offset === '-1' ? 0 : p.offset), 0)).toBe(2);
   }, 60_000);
+
+  it('shows a dead letter with its reason, and a redrive dry run says which group tries again', async () => {
+    // A poison message (not Avro) on the orders topic: each consuming group dead-letters it with the reason and goes on.
+    const producer = e2e.kafka.producer(producerConfig());
+    await producer.connect();
+    await producer.send({ topic: `${e2e.namespace}.postsale.orders.v1`, messages: [{ key: 'ord_poison', value: Buffer.from('not an avro record') }] }).finally(() => producer.disconnect());
+    await waitFor(async () => (await listDeadLetters(e2e.kafka, e2e.namespace)).length >= 2, { timeoutMs: 60_000, intervalMs: 1000, description: 'two dead letters (fulfillment and sales)' });
+
+    await admin.goto(`${consoleServer.url}/kafka`);
+    const letters = await admin.$$eval('tr.dead-letter', (trs) => trs.map((tr) => (tr as HTMLElement).innerText));
+    expect(letters).toHaveLength(2);
+    expect(letters.every((l) => l.includes('UNDECODABLE') && l.includes('ord_poison'))).toBe(true);
+    await Promise.all([admin.waitForNavigation(), admin.click('tr.dead-letter form[action="/kafka/redrive/dry-run"] button')]);
+    const outcomes = await admin.$$eval('tr.redrive-group', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim())));
+    expect(outcomes.filter(([, o]) => o === 'tries again')).toHaveLength(1);
+    expect(outcomes.filter(([, o]) => o === 'skips (already applied)')).toHaveLength(1);
+    await shot(admin, '12-kafka-dead-letters-redrive-dry-run');
+    // nothing was published: both letters are still waiting
+    expect((await listDeadLetters(e2e.kafka, e2e.namespace)).filter((l) => !l.redriven)).toHaveLength(2);
+  }, 90_000);
 
   it('a read-only operator sees no write buttons, personal data stays masked, and the server refuses writes anyway', async () => {
     const context = await browser.createBrowserContext();

@@ -69,3 +69,67 @@ export async function replayDryRun(kafka: Kafka, options: { topic: string; from:
     await admin.disconnect();
   }
 }
+
+export interface PartitionLag {
+  group: string;
+  topic: string;
+  partition: number;
+  committed: string;
+  end: string;
+  lag: string;
+}
+
+/** Lag per consumer group and partition (end offset minus committed offset; uncommitted partitions count from the start). */
+export async function partitionLags(kafka: Kafka, topics: string[]): Promise<PartitionLag[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const ends = new Map<string, Array<{ partition: number; low: string; high: string }>>();
+    for (const topic of topics) ends.set(topic, await admin.fetchTopicOffsets(topic));
+    const rows: PartitionLag[] = [];
+    for (const { groupId } of (await admin.listGroups()).groups) {
+      for (const t of await admin.fetchOffsets({ groupId, topics })) {
+        if (t.partitions.every((p) => p.offset === '-1')) continue;
+        for (const end of ends.get(t.topic) ?? []) {
+          const committed = t.partitions.find((p) => p.partition === end.partition)?.offset ?? '-1';
+          const from = committed === '-1' ? BigInt(end.low) : BigInt(committed);
+          rows.push({ group: groupId, topic: t.topic, partition: end.partition, committed, end: end.high, lag: String(BigInt(end.high) - from) });
+        }
+      }
+    }
+    return rows.sort((a, b) => a.group.localeCompare(b.group) || a.topic.localeCompare(b.topic) || a.partition - b.partition);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface RedriveDryRun {
+  letter: string;
+  /** the message goes back to this topic and partition (same key) */
+  topic: string;
+  partition: string;
+  groups: Array<{ group: string; outcome: 'tries again' | 'skips (already applied)' | 'receives it for the first time' }>;
+}
+
+/**
+ * What redriving a dead letter would do, without doing it: it is republished to its original topic (same key, so the
+ * same partition); the group that dead-lettered it processes it again; every other group of the topic whose committed
+ * offset is past the original message already applied it, and its inbox skips the copy.
+ */
+export async function redriveDryRun(kafka: Kafka, letter: { id: string; originalTopic: string; originalPartition: string; originalOffset: string; group: string }): Promise<RedriveDryRun> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const groups: RedriveDryRun['groups'] = [];
+    for (const { groupId } of (await admin.listGroups()).groups) {
+      const [t] = await admin.fetchOffsets({ groupId, topics: [letter.originalTopic] });
+      const committed = t?.partitions.find((p) => String(p.partition) === letter.originalPartition)?.offset ?? '-1';
+      if (t?.partitions.every((p) => p.offset === '-1') && groupId !== letter.group) continue;
+      const past = committed !== '-1' && BigInt(committed) > BigInt(letter.originalOffset || '0');
+      groups.push({ group: groupId, outcome: groupId === letter.group ? 'tries again' : past ? 'skips (already applied)' : 'receives it for the first time' });
+    }
+    return { letter: letter.id, topic: letter.originalTopic, partition: letter.originalPartition, groups: groups.sort((a, b) => a.group.localeCompare(b.group)) };
+  } finally {
+    await admin.disconnect();
+  }
+}
