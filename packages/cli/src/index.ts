@@ -14,3 +14,4 @@ export * from './commands/stream-integrity';
 export * from './commands/topics';
 export * from './commands/replay-dry-run';
 export * from './timeline';
+export * from './mask';

@@ -4,6 +4,8 @@
  * order page and `postsale orders show`, so both tell the same story. No personal data enters a timeline entry:
  * names, addresses, emails and phones stay in the per-service answers, which the console masks.
  */
+import { maskPersonal } from './mask';
+
 export type TimelineSource = 'ingest' | 'fulfillment' | 'sales' | 'payouts' | 'operator' | 'kafka';
 
 export interface TimelineEntry {
@@ -82,7 +84,9 @@ const keysOf = (pairs: Record<string, unknown>): Record<string, string> | undefi
 /** The per-service answers of `GET /admin/orders/:id` (a non-200 answer is kept as `{ status, error }`). */
 export type Journey = Partial<Record<'ingest' | 'fulfillment' | 'sales' | 'payouts', unknown>>;
 
-export function buildTimeline(orderId: string, journey: Journey, extras: { actions?: OperatorAction[]; kafka?: KafkaRecord[] } = {}): Timeline {
+export function buildTimeline(orderId: string, answers: Journey, extras: { actions?: OperatorAction[]; kafka?: KafkaRecord[] } = {}): Timeline {
+  // Masked first: whatever a service puts in a cause or details, no name, address, email or phone reaches a timeline.
+  const journey = maskPersonal(answers);
   const entries: TimelineEntry[] = [];
   const ingest = found(journey.ingest);
   const fulfillment = found(journey.fulfillment);

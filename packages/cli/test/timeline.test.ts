@@ -57,6 +57,16 @@ describe('order timeline', () => {
     expect(text).not.toContain('Providencia');
   });
 
+  it('when a service puts personal data in a state change, then the timeline masks it', () => {
+    const withAddress = { ...journey, fulfillment: { ...journey.fulfillment, transitions: [
+      { from_state: 'RECEIVED', to_state: 'NEEDS_REVIEW', cause: 'address incomplete', details: { shipTo: { fullName: 'Camila Rojas', phone: '56912345678' } }, at: '2026-11-27T03:07:30.000Z' },
+    ] } };
+    const text = formatTimeline(buildTimeline('ord_1', withAddress));
+    expect(text).toContain('RECEIVED → NEEDS_REVIEW');
+    expect(text).not.toContain('Camila');
+    expect(text).not.toContain('56912345678');
+  });
+
   it('when a service does not know the order, then the summary says so and the rest still shows', () => {
     const t = buildTimeline('ord_1', { ...journey, payouts: { status: 404, error: { code: 'ORDER_NOT_FOUND' } } });
     expect(t.summary.states.payouts).toBe('unknown to this service');
