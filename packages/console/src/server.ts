@@ -385,6 +385,12 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
     const sellers = [...new Set(payouts.payouts.map((p) => p.sellerId))].sort();
     const seller = typeof req.query.seller === 'string' && req.query.seller ? req.query.seller : sellers[0] ?? '';
     const statement = seller ? await getJson<Statement>('sales', `/admin/sellers/${encodeURIComponent(seller)}/statement`) : undefined;
+    // Each journal entry with its postings, for the statement's latest 20 orders (sales answers per order).
+    const recentOrders = [...new Set((statement?.lines ?? []).map((l) => l.orderId).reverse())].slice(0, 20);
+    const journals = await Promise.all(recentOrders.map(async (orderId) => {
+      const r = await svc('sales').get(`/admin/sales/${encodeURIComponent(orderId)}`);
+      return { orderId, journal: r.status === 200 ? (r.data as { journal: JournalEntry[] }).journal : [] };
+    }));
     page(res, 'Ledger', html`
       <h1>Ledger</h1>
       <h2>Trial balance <small>${tb.balanced ? 'balanced' : 'NOT BALANCED'}</small></h2>
@@ -400,6 +406,10 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
         <thead><tr><th scope="col">posted</th><th scope="col">kind</th><th scope="col">order</th><th scope="col">sale</th><th scope="col">marketplace fee</th><th scope="col">supplier</th><th scope="col">commission</th><th scope="col">seller net</th></tr></thead>
         <tbody>${statement.lines.map((l) => html`<tr><td>${l.postedAt}</td><td>${l.kind}</td><td><a href="/orders/${l.orderId}">${l.orderId}</a></td>
           ${(['saleAmount', 'marketplaceFee', 'supplierCost', 'platformCommission', 'sellerNetProfit'] as const).map((k) => html`<td class="num">${showMoney({ amountMinor: l.amounts[k], currency: l.currency })}</td>`)}</tr>`)}</tbody></table>` : ''}
+      ${journals.length ? html`<h2>Journal entries</h2><table class="journal"><caption>Each entry with its postings, for the statement's latest ${journals.length} order(s)</caption>
+        <thead><tr><th scope="col">posted</th><th scope="col">order</th><th scope="col">entry</th><th scope="col">postings</th></tr></thead>
+        <tbody>${journals.flatMap(({ orderId, journal }) => journal.map((j) => html`<tr><td>${j.postedAt}</td><td><a href="/orders/${orderId}">${orderId}</a></td>
+          <td><strong>${j.kind}</strong> ${j.description}</td><td><ul class="postings">${j.postings.map((p) => html`<li><span>${p.account}</span> <span class="num">${showMoney(p.amount)}</span></li>`)}</ul></td></tr>`))}</tbody></table>` : ''}
     `, '/ledger');
   });
 
@@ -548,6 +558,7 @@ interface PayoutRow {
 }
 interface SellerBalance { sellerId: string; balances: Array<{ currency: string; clawbackOwedMinor: number; pendingPayoutMinor: number; paidMinor: number }> }
 interface TrialBalance { balanced: boolean; currencies: Array<{ currency: string; totalMinor: number; accounts: Array<{ account: string; balanceMinor: number }> }> }
+interface JournalEntry { postedAt: string; kind: string; description: string; postings: Array<{ account: string; amount: unknown }> }
 interface Statement { sellerId: string; lines: Array<{ postedAt: string; kind: string; orderId: string; currency: string; amounts: Record<string, number> }> }
 
 const csrf = (s: Session) => html`<input type="hidden" name="_csrf" value="${s.csrf}">`;

@@ -218,6 +218,9 @@ describe('operator console in Chromium, on the real stack', () => {
     const ledger = await text(admin);
     expect(ledger).toContain('Trial balance balanced');
     expect(ledger).toContain(mlOrderId);
+    // the ML sale's journal entry with its postings
+    expect(ledger).toMatch(/SALE sale sale-ord_\w+/);
+    expect(ledger).toMatch(/seller_payable\s+-9240 CLP/);
     await shot(admin, '08-ledger');
     const csv = await admin.evaluate(async (url) => (await fetch(url)).text(), `/ledger/statement.csv?seller=${DEMO.sellerId}`);
     expect(csv.split('\n')[0]).toMatch(/order/i);
