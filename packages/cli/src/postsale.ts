@@ -13,6 +13,7 @@ import { DEFAULT_HANDOFF_DEADLINES, streamIntegrity } from './commands/stream-in
 import { findOrderIds, orderJourney, orderKafkaRecords } from './commands/orders';
 import { buildTimeline, formatTimeline } from './timeline';
 import { replay, waitForReplay } from './commands/replay';
+import { redriveDryRun, replayDryRun } from './commands/replay-dry-run';
 import { describeTopics } from './commands/topics';
 import { loadOperatorConfig } from './operator-config';
 
@@ -69,8 +70,17 @@ program
   .requiredOption('--group <group>')
   .requiredOption('--from <offset|timestamp>')
   .option('--wait', 'then show progress until the group has caught up')
-  .action(async (options: { topic: string; group: string; from: string; wait?: boolean }) => {
+  .option('--dry-run', 'move nothing: say how many messages would be re-delivered (and skipped by the inbox), and whether the group has members')
+  .action(async (options: { topic: string; group: string; from: string; wait?: boolean; dryRun?: boolean }) => {
     const k = kafka();
+    if (options.dryRun) {
+      const plan = await replayDryRun(k, options);
+      for (const g of plan.groups) {
+        console.log(`group ${g.group}: would re-deliver ${g.redeliver} message(s) (the inbox skips them as already applied), ${g.notYetConsumed} not yet consumed; ${g.refused ? `refused now: ${g.refused}` : 'no members: a replay may run'}`);
+        for (const p of g.partitions) console.log(`    p${p.partition}: committed ${p.committed} → ${p.target} (end ${p.end})`);
+      }
+      return;
+    }
     const plan = await replay(k, options);
     console.log(`group ${plan.group} on ${plan.topic} now at ${plan.partitions.map((p) => `p${p.partition}@${p.offset}`).join(' ')}`);
     if (!options.wait) return;
@@ -114,11 +124,19 @@ dlq.command('show <id>').action(async (id: string) => {
 dlq
   .command('redrive [id]')
   .option('--all', 'every dead letter not yet redriven')
-  .action(async (id: string | undefined, options: { all?: boolean }) => {
+  .option('--dry-run', 'publish nothing: say which consumer group would try each letter again and which would skip it')
+  .action(async (id: string | undefined, options: { all?: boolean; dryRun?: boolean }) => {
     if (!id && !options.all) throw new Error('name a dead letter id or use --all');
     const k = kafka();
-    const letters = (await listDeadLetters(k, config.TOPIC_NAMESPACE)).filter((l) => options.all || l.id === id);
+    const letters = (await listDeadLetters(k, config.TOPIC_NAMESPACE)).filter((l) => (options.all && !l.redriven) || l.id === id);
     if (letters.length === 0) throw new Error(`no dead letter ${id}`);
+    if (options.dryRun) {
+      for (const letter of letters) {
+        const plan = await redriveDryRun(k, letter);
+        console.log(`${plan.letter} → ${plan.topic} p${plan.partition}: ${plan.groups.map((g) => `${g.group} ${g.outcome}`).join('; ')}`);
+      }
+      return;
+    }
     console.log(`redrove ${await redrive(k, letters)} message(s)`);
   });
 

@@ -306,7 +306,8 @@ describe('operator console in Chromium, on the real stack', () => {
       FULFILLMENT_URL: e2e.pipeline.urls.fulfillment, SALES_URL: e2e.pipeline.urls.sales, PAYOUTS_URL: e2e.pipeline.urls.payouts,
       KAFKA_BROKERS: e2e.operator.KAFKA_BROKERS.join(','), SCHEMA_REGISTRY_URL: e2e.operator.SCHEMA_REGISTRY_URL, NODE_OPTIONS: '',
     };
-    const cli = (...args: string[]) => spawnSync(process.execPath, [join(REPO_ROOT, 'packages', 'cli', 'dist', 'postsale.js'), 'orders', 'show', ...args], { env, encoding: 'utf8', timeout: 60_000 });
+    const postsale = (...args: string[]) => spawnSync(process.execPath, [join(REPO_ROOT, 'packages', 'cli', 'dist', 'postsale.js'), ...args], { env, encoding: 'utf8', timeout: 60_000 });
+    const cli = (...args: string[]) => postsale('orders', 'show', ...args);
     const textRun = cli(mlExternalId);
     expect(textRun.status).toBe(0);
     expect(textRun.stdout.split('\n')[0]).toBe(`order ${mlOrderId}  MERCADOLIBRE ${mlExternalId}  seller ${DEMO.sellerId}`);
@@ -321,6 +322,11 @@ describe('operator console in Chromium, on the real stack', () => {
     expect(data.raw).toBeUndefined();
     const raw = JSON.parse(cli(mlOrderId, '--raw').stdout) as { raw: { ingest: { deliveries: unknown[] } } };
     expect(raw.raw.ingest.deliveries.length).toBeGreaterThan(0);
+
+    // the replay dry run in the terminal: the orders topic now holds the two orders and the poison message
+    const dry = postsale('replay', '--topic', `${e2e.namespace}.postsale.orders.v1`, '--group', `${e2e.namespace}.fulfillment.orders`, '--from', '0', '--dry-run');
+    expect(dry.status).toBe(0);
+    expect(dry.stdout).toMatch(/would re-deliver 3 message\(s\) \(the inbox skips them as already applied\), 0 not yet consumed; refused now: group has 1 active member/);
   }, 90_000);
 
   it('no page logged a console error', () => {
