@@ -60,7 +60,8 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
     res.set({
       'content-security-policy': "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
       'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
+      // same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on our own forms, and the origin check needs it
+      'referrer-policy': 'same-origin',
       'cache-control': 'no-store',
     });
     next();
@@ -83,6 +84,22 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
     });
   };
   const session = (res: Response) => res.locals.session as Session;
+
+  // A state-changing request from another site's page is refused outright (also covers the sign-in form, which has
+  // no session yet to carry a CSRF token). Requests without an Origin (curl, tests) still need session and token.
+  app.use((req, res, next) => {
+    const origin = req.get('origin');
+    if (req.method === 'POST' && origin) {
+      let host = '';
+      try {
+        host = new URL(origin).host;
+      } catch {
+        // "null" or garbage: not this console
+      }
+      if (host !== req.get('host')) return res.status(403).send(problemPage(undefined, 403, 'This form did not come from the console.').value);
+    }
+    next();
+  });
 
   app.get('/login', (req, res) => {
     if (openSession(parseCookies(req.headers.cookie)[SESSION_COOKIE], deps.sessionSecret)) return res.redirect(303, '/');

@@ -56,6 +56,18 @@ describe('console sign-in', () => {
     expect(remote).toMatch(/HttpOnly/);
   });
 
+  it('when a form is posted from another site, then it is refused before anything else (sign-in included)', async () => {
+    const r = await axios.post(`${base}/login`, new URLSearchParams({ name: 'ana', token: 'admin-token-0123456789abc' }).toString(), {
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' }, maxRedirects: 0, validateStatus: () => true,
+    });
+    expect(r.status).toBe(403);
+    expect(r.headers['set-cookie']).toBeUndefined();
+    const same = await axios.post(`${base}/login`, new URLSearchParams({ name: 'ana', token: 'admin-token-0123456789abc' }).toString(), {
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: base }, maxRedirects: 0, validateStatus: () => true,
+    });
+    expect(same.status).toBe(303);
+  });
+
   it('every page sends a strict Content-Security-Policy (no inline script) and no-store', async () => {
     const r = await axios.get(`${base}/login`);
     expect(r.headers['content-security-policy']).toContain("script-src 'self'");
