@@ -12,3 +12,6 @@ export * from './commands/orders';
 export * from './commands/replay';
 export * from './commands/stream-integrity';
 export * from './commands/topics';
+export * from './commands/replay-dry-run';
+export * from './timeline';
+export * from './mask';

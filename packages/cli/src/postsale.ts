@@ -10,8 +10,10 @@ import { OperatorAuthError, requireAdminCredential } from './admin-client';
 import { listDeadLetters, describeDeadLetter, redrive } from './commands/dlq';
 import { integrityReport, printIntegrity } from './commands/integrity';
 import { DEFAULT_HANDOFF_DEADLINES, streamIntegrity } from './commands/stream-integrity';
-import { orderJourney } from './commands/orders';
+import { findOrderIds, orderJourney, orderKafkaRecords } from './commands/orders';
+import { buildTimeline, formatTimeline } from './timeline';
 import { replay, waitForReplay } from './commands/replay';
+import { redriveDryRun, replayDryRun } from './commands/replay-dry-run';
 import { describeTopics } from './commands/topics';
 import { loadOperatorConfig } from './operator-config';
 
@@ -27,9 +29,19 @@ program
   .command('orders')
   .description('orders across every service')
   .command('show <orderId>')
-  .description("the order's journey across every stream and service")
-  .action(async (orderId: string) => {
-    console.log(json(await orderJourney(config, orderId)));
+  .description("the order's journey across every service as one timeline (our id, or a marketplace order id)")
+  .option('--json', 'the timeline as data')
+  .option('--raw', "the timeline as data plus each service's full answer, stored deliveries included")
+  .option('--kafka', "also each of the order's records in the topics (topic, partition, offset); reads the topics")
+  .action(async (query: string, options: { json?: boolean; raw?: boolean; kafka?: boolean }) => {
+    const [orderId, ...others] = await findOrderIds(config, query);
+    if (!orderId) throw new Error(`no service knows an order ${query} (tried our id, marketplace order ids, PayPal payout ids)`);
+    if (others.length > 0) console.error(`several orders match ${query}: ${[orderId, ...others].join(', ')}; showing ${orderId}`);
+    const journey = await orderJourney(config, orderId);
+    const records = options.kafka ? await orderKafkaRecords(kafka(), EventCodec.connect(config.SCHEMA_REGISTRY_URL, config.TOPIC_NAMESPACE), config.TOPIC_NAMESPACE, orderId) : [];
+    const timeline = buildTimeline(orderId, journey, { kafka: records });
+    if (options.json || options.raw) console.log(json(options.raw ? { ...timeline, raw: journey } : timeline));
+    else console.log(formatTimeline(timeline));
   });
 
 program
@@ -60,9 +72,18 @@ program
   .requiredOption('--group <group>')
   .requiredOption('--from <offset|timestamp>')
   .option('--wait', 'then show progress until the group has caught up')
-  .action(async (options: { topic: string; group: string; from: string; wait?: boolean }) => {
+  .option('--dry-run', 'move nothing: say how many messages would be re-delivered (and skipped by the inbox), and whether the group has members')
+  .action(async (options: { topic: string; group: string; from: string; wait?: boolean; dryRun?: boolean }) => {
     await asAdmin();
     const k = kafka();
+    if (options.dryRun) {
+      const plan = await replayDryRun(k, options);
+      for (const g of plan.groups) {
+        console.log(`group ${g.group}: would re-deliver ${g.redeliver} message(s) (the inbox skips them as already applied), ${g.notYetConsumed} not yet consumed; ${g.refused ? `refused now: ${g.refused}` : 'no members: a replay may run'}`);
+        for (const p of g.partitions) console.log(`    p${p.partition}: committed ${p.committed} → ${p.target} (end ${p.end})`);
+      }
+      return;
+    }
     const plan = await replay(k, options);
     console.log(`group ${plan.group} on ${plan.topic} now at ${plan.partitions.map((p) => `p${p.partition}@${p.offset}`).join(' ')}`);
     if (!options.wait) return;
@@ -108,12 +129,20 @@ dlq.command('show <id>').action(async (id: string) => {
 dlq
   .command('redrive [id]')
   .option('--all', 'every dead letter not yet redriven')
-  .action(async (id: string | undefined, options: { all?: boolean }) => {
+  .option('--dry-run', 'publish nothing: say which consumer group would try each letter again and which would skip it')
+  .action(async (id: string | undefined, options: { all?: boolean; dryRun?: boolean }) => {
     await asAdmin();
     if (!id && !options.all) throw new Error('name a dead letter id or use --all');
     const k = kafka();
-    const letters = (await listDeadLetters(k, config.TOPIC_NAMESPACE)).filter((l) => options.all || l.id === id);
+    const letters = (await listDeadLetters(k, config.TOPIC_NAMESPACE)).filter((l) => (options.all && !l.redriven) || l.id === id);
     if (letters.length === 0) throw new Error(`no dead letter ${id}`);
+    if (options.dryRun) {
+      for (const letter of letters) {
+        const plan = await redriveDryRun(k, letter);
+        console.log(`${plan.letter} → ${plan.topic} p${plan.partition}: ${plan.groups.map((g) => `${g.group} ${g.outcome}`).join('; ')}`);
+      }
+      return;
+    }
     console.log(`redrove ${await redrive(k, letters)} message(s)`);
   });
 

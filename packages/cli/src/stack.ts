@@ -11,7 +11,7 @@ import { localInfraEnv } from '@postsale/runtime';
 import { DEMO } from '@postsale/sandbox';
 import { sendDemoOrder, type DemoMarketplace } from './demo-orders';
 import { newCredentialsKey, startPipeline, SERVICES, type Pipeline } from './pipeline';
-import { REPO_ROOT } from './processes';
+import { REPO_ROOT, startNodeProcess, waitForHttp, type ManagedProcess } from './processes';
 
 const STACK = join(REPO_ROOT, '.local', 'stack');
 const LOGS = join(REPO_ROOT, '.local', 'logs');
@@ -24,15 +24,22 @@ const SANDBOX_PORTS = { ebay: 4101, mercadolibre: 4102, paypal: 4103, aliexpress
 interface StackSecrets {
   adminToken: string;
   credentialsKeys: { ingest: string; fulfillment: string };
+  /** the operator console's sign-in credentials (read / write) and its cookie-signing secret */
+  console?: { operatorToken: string; adminToken: string; sessionSecret: string };
 }
+const CONSOLE_PORT = 3005;
 
 /** Generated once per checkout and kept: credentials stored encrypted in the database must stay readable. */
-function secrets(): StackSecrets {
+function secrets(): Required<StackSecrets> {
   const file = join(STACK, 'secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as StackSecrets;
-  const fresh: StackSecrets = {
-    adminToken: `adm_${newCredentialsKey().replace(/[^A-Za-z0-9]/g, '').slice(0, 32)}`,
-    credentialsKeys: { ingest: newCredentialsKey(), fulfillment: newCredentialsKey() },
+  const token = (prefix: string) => `${prefix}_${newCredentialsKey().replace(/[^A-Za-z0-9]/g, '').slice(0, 32)}`;
+  const stored = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as StackSecrets) : undefined;
+  if (stored?.console) return stored as Required<StackSecrets>;
+  // A checkout from before the console keeps its keys (stored credentials must stay readable) and gains the console's.
+  const fresh: Required<StackSecrets> = {
+    adminToken: stored?.adminToken ?? token('adm'),
+    credentialsKeys: stored?.credentialsKeys ?? { ingest: newCredentialsKey(), fulfillment: newCredentialsKey() },
+    console: { operatorToken: token('opr'), adminToken: token('cadm'), sessionSecret: newCredentialsKey() },
   };
   writeFileSync(file, JSON.stringify(fresh, null, 2), { mode: 0o600 });
   return fresh;
@@ -46,12 +53,16 @@ async function run(): Promise<void> {
   mkdirSync(STACK, { recursive: true });
   const infraWasUp = infra('status') === 0;
   if (!infraWasUp && infra('up') !== 0) throw new Error('infrastructure did not come up');
-  const { adminToken, credentialsKeys } = secrets();
+  const { adminToken, credentialsKeys, console: consoleSecrets } = secrets();
   console.log('[stack] starting the sandbox fakes and the four services (logs in .local/logs/)…');
   const pipeline = await startPipeline({
     namespace: '', schemaSuffix: '', ports: PORTS, sandboxPorts: SANDBOX_PORTS, adminToken, credentialsKeys, logDir: LOGS, fast: true,
   });
   const control = startControlApi(pipeline);
+  const consoleProcess = await startConsoleProcess(pipeline, adminToken, consoleSecrets).catch(async (error: unknown) => {
+    await pipeline.stop();
+    throw error;
+  });
   writeFileSync(join(STACK, 'operator.env'), [
     `POSTSALE_ADMIN_TOKEN=${adminToken}`,
     ...SERVICES.map((s) => `${s.toUpperCase()}_URL=${pipeline.urls[s]}`),
@@ -61,7 +72,7 @@ async function run(): Promise<void> {
     '',
   ].join('\n'), { mode: 0o600 });
   writeFileSync(READY, new Date().toISOString());
-  printBanner(pipeline, adminToken);
+  printBanner(pipeline, adminToken, consoleSecrets);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -70,6 +81,8 @@ async function run(): Promise<void> {
     console.log(`\n[stack] ${signal}: stopping the services, the fakes${infraWasUp ? '' : ' and the infrastructure'}…`);
     rmSync(READY, { force: true });
     control.close();
+    consoleProcess.kill('SIGTERM');
+    await consoleProcess.exited;
     await pipeline.stop();
     if (!infraWasUp) infra('down');
     rmSync(PIDFILE, { force: true });
@@ -77,7 +90,7 @@ async function run(): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-  for (const [name, managed] of pipeline.processes) {
+  for (const [name, managed] of [...pipeline.processes, ['console', consoleProcess] as const]) {
     void managed.exited.then((code) => {
       if (!stopping) console.error(`[stack] ${name} exited (${code}); see .local/logs/${name}.log`);
     });
@@ -104,7 +117,26 @@ function startControlApi(pipeline: Pipeline) {
   return app.listen(CONTROL_PORT, '127.0.0.1');
 }
 
-function printBanner(pipeline: Pipeline, adminToken: string): void {
+/** The operator console: its own process, reading the services only through their admin APIs (and Kafka). */
+async function startConsoleProcess(pipeline: Pipeline, adminToken: string, secrets: Required<StackSecrets>['console']): Promise<ManagedProcess> {
+  const infra = localInfraEnv();
+  const managed = startNodeProcess({
+    name: 'console',
+    entry: join('packages', 'console', 'dist', 'main.js'),
+    env: {
+      PORT: String(CONSOLE_PORT), HOST: '127.0.0.1', NODE_ENV: 'development', LOG_LEVEL: 'info',
+      CONSOLE_OPERATOR_TOKEN: secrets.operatorToken, CONSOLE_ADMIN_TOKEN: secrets.adminToken, CONSOLE_SESSION_SECRET: secrets.sessionSecret,
+      CONSOLE_AUDIT_FILE: join(REPO_ROOT, '.local', 'console', 'audit.jsonl'),
+      ADMIN_TOKEN: adminToken, INGEST_URL: pipeline.urls.ingest, FULFILLMENT_URL: pipeline.urls.fulfillment, SALES_URL: pipeline.urls.sales, PAYOUTS_URL: pipeline.urls.payouts,
+      KAFKA_BROKERS: infra.KAFKA_BROKERS!, SCHEMA_REGISTRY_URL: infra.SCHEMA_REGISTRY_URL!, TOPIC_NAMESPACE: pipeline.options.namespace,
+    },
+    logFile: join(LOGS, 'console.log'),
+  });
+  await waitForHttp(`http://127.0.0.1:${CONSOLE_PORT}/healthz`, { process: managed, timeoutMs: 30_000 });
+  return managed;
+}
+
+function printBanner(pipeline: Pipeline, adminToken: string, consoleSecrets: Required<StackSecrets>['console']): void {
   const u = pipeline.urls;
   console.log(`
 postsale is running.
@@ -118,6 +150,8 @@ postsale is running.
 
   Services   ${SERVICES.map((s) => `${s} ${u[s]}`).join('   ')}
   Admin token (Authorization: Bearer …)   ${adminToken}
+  Operator console   http://127.0.0.1:${CONSOLE_PORT}   sign in with any name and a credential:
+                     operator (read-only) ${consoleSecrets.operatorToken}   admin (write) ${consoleSecrets.adminToken}
   Demo seller   ${DEMO.sellerId}  (sandbox fakes: eBay ${pipeline.world.urls.ebay}, MercadoLibre ${pipeline.world.urls.mercadolibre}, PayPal ${pipeline.world.urls.paypal}, AliExpress ${pipeline.world.urls.aliexpressWeb})
 
   Send demo orders and watch them travel:   npm run demo

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { SERVICES } from '@postsale/cli/src/pipeline';
+import { SERVICES } from '@postsale/cli';
 import { DEMO } from '@postsale/sandbox';
 import { createDb, localInfraEnv, uniqueId, waitFor, type Db } from '@postsale/runtime';
 import { orderIdOf, paidOut, startE2E, type E2E } from '../src';

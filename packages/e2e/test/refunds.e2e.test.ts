@@ -1,4 +1,4 @@
-import { sendDemoOrder, type DemoMarketplace } from '@postsale/cli/src/demo-orders';
+import { sendDemoOrder, type DemoMarketplace } from '@postsale/cli';
 import { DEMO } from '@postsale/sandbox';
 import { waitFor } from '@postsale/runtime';
 import { orderIdOf, paidOut, startE2E, type E2E } from '../src';
