@@ -1,4 +1,6 @@
-import { sendDemoOrder, type DemoMarketplace, integrityReport, streamIntegrity, freePort } from '@postsale/cli';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sendDemoOrder, type DemoMarketplace, integrityReport, streamIntegrity, freePort, REPO_ROOT } from '@postsale/cli';
 import { formatDecimal, minorDigits } from '@postsale/contracts';
 import { DEMO } from '@postsale/sandbox';
 import { waitFor } from '@postsale/runtime';
@@ -102,7 +104,7 @@ describe('the pipeline as one product: the four services as separate OS processe
     });
   });
 
-  it('a real Prometheus scrapes all four services and every alert rule evaluates against their metrics', async () => {
+  it('a real Prometheus scrapes all four services, every Grafana panel returns data and every alert rule evaluates against their metrics', async () => {
     const { pipeline } = e2e;
     const prometheus = await startPrometheus(Object.values(pipeline.urls).map((u) => new URL(u).host), await freePort());
     try {
@@ -118,6 +120,13 @@ describe('the pipeline as one product: the four services as separate OS processe
       // The metrics the alert rules and the dashboard read exist, per service.
       expect(new Set((await query('outbox_lag_seconds')).map((r) => r.metric.service))).toEqual(new Set(['ingest', 'fulfillment', 'sales', 'payouts']));
       expect((await query('sum by (type) (events_consumed_total)')).map((r) => r.metric.type)).toEqual(expect.arrayContaining(['OrderReceived', 'PurchaseCompleted', 'SaleRecorded']));
+      // Every panel of the Grafana dashboard returns data from the real series (a panel that never does is broken).
+      const dashboard = JSON.parse(readFileSync(join(REPO_ROOT, 'deploy', 'grafana', 'postsale-pipeline.json'), 'utf8')) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }> };
+      const panels = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ title: p.title, expr: t.expr })));
+      expect(panels.length).toBeGreaterThan(0);
+      for (const panel of panels) {
+        await waitFor(async () => (await query(panel.expr)).length > 0, { timeoutMs: 30_000, intervalMs: 500, description: `data for the panel "${panel.title}": ${panel.expr}` });
+      }
       // Every rule loaded and evaluated without error against the real series.
       const groups = await waitFor(async () => {
         const response = await fetch(`${prometheus.url}/api/v1/rules`);
