@@ -86,7 +86,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         EBAY_VERIFICATION_TOKEN: 'demo-ebay-verification-token-0123456789',
         EBAY_ENDPOINT_URL: `${urls.ingest}/webhooks/ebay`,
         MERCADOLIBRE_API_BASE_URL: world.urls.mercadolibre,
-        PAYPAL_API_BASE_URL: world.urls.paypal,
+        PAYPAL_BASE_URL: world.urls.paypal,
         PAYPAL_CLIENT_ID: world.paypal.clientId, PAYPAL_CLIENT_SECRET: world.paypal.clientSecret,
         PAYPAL_WEBHOOK_ID: DEMO.paypal.webhookId,
         PAYPAL_WEBHOOK_VERIFICATION: 'offline',

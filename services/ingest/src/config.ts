@@ -38,14 +38,14 @@ export const configSchema = baseConfigSchema
     /** this deployment's MercadoLibre application id; notifications for any other application are only counted */
     MERCADOLIBRE_APPLICATION_ID: z.string().regex(/^\d*$/).default(''),
 
-    PAYPAL_API_BASE_URL: z.string().url().default('https://api-m.paypal.com'),
+    PAYPAL_BASE_URL: z.string().url().default('https://api-m.paypal.com'),
     PAYPAL_CLIENT_ID: z.string().default(''),
     PAYPAL_CLIENT_SECRET: z.string().default(''),
     /** the id of the platform's PayPal webhook subscription (part of the signed string) */
     PAYPAL_WEBHOOK_ID: z.string().default(''),
     PAYPAL_WEBHOOK_VERIFICATION: z.enum(['offline', 'online']).default('offline'),
     /**
-     * live or sandbox PayPal; by default live unless PAYPAL_API_BASE_URL is a sandbox or loopback host. Live webhook
+     * live or sandbox PayPal; by default live unless PAYPAL_BASE_URL is a sandbox or loopback host. Live webhook
      * verification never accepts a sandbox or loopback certificate host.
      */
     PAYPAL_ENVIRONMENT: z.enum(['live', 'sandbox']).optional(),
@@ -77,7 +77,7 @@ export const configSchema = baseConfigSchema
     PENDING_DELIVERY_DEADLINE_SECONDS: z.coerce.number().int().positive().default(900),
     PARKED_DELIVERY_DEADLINE_SECONDS: z.coerce.number().int().positive().default(3600),
   })
-  .transform((c) => ({ ...c, PAYPAL_ENVIRONMENT: c.PAYPAL_ENVIRONMENT ?? (isSandboxOrLoopbackHost(new URL(c.PAYPAL_API_BASE_URL).hostname) ? 'sandbox' as const : 'live' as const) }))
+  .transform((c) => ({ ...c, PAYPAL_ENVIRONMENT: c.PAYPAL_ENVIRONMENT ?? (isSandboxOrLoopbackHost(new URL(c.PAYPAL_BASE_URL).hostname) ? 'sandbox' as const : 'live' as const) }))
   .superRefine((c, ctx) => {
     if (c.OPERATOR_TOKEN && c.OPERATOR_TOKEN === c.ADMIN_TOKEN) {
       ctx.addIssue({ code: 'custom', path: ['OPERATOR_TOKEN'], message: 'must differ from ADMIN_TOKEN' });

@@ -43,9 +43,9 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     const ebay = createEbayClient({ baseUrl: config.EBAY_API_BASE_URL, clientId: config.EBAY_CLIENT_ID, clientSecret: config.EBAY_CLIENT_SECRET, keyTtlSeconds: config.EBAY_PUBLIC_KEY_TTL_SECONDS,
       unknownKidTtlSeconds: config.EBAY_UNKNOWN_KID_TTL_SECONDS, keyLookupsPerMinute: config.EBAY_KEY_LOOKUPS_PER_MINUTE });
     const mercadolibre = createMercadoLibreClient({ baseUrl: config.MERCADOLIBRE_API_BASE_URL });
-    const paypal = createPayPalCheckoutClient({ baseUrl: config.PAYPAL_API_BASE_URL, clientId: config.PAYPAL_CLIENT_ID, clientSecret: config.PAYPAL_CLIENT_SECRET });
+    const paypal = createPayPalCheckoutClient({ baseUrl: config.PAYPAL_BASE_URL, clientId: config.PAYPAL_CLIENT_ID, clientSecret: config.PAYPAL_CLIENT_SECRET });
     const paypalVerifier = config.PAYPAL_WEBHOOK_ID
-      ? createPayPalWebhookVerifier({ mode: config.PAYPAL_WEBHOOK_VERIFICATION, webhookId: config.PAYPAL_WEBHOOK_ID, baseUrl: config.PAYPAL_API_BASE_URL, tokenClient: paypal.tokens, allowedCertHosts: config.PAYPAL_CERT_HOSTS,
+      ? createPayPalWebhookVerifier({ mode: config.PAYPAL_WEBHOOK_VERIFICATION, webhookId: config.PAYPAL_WEBHOOK_ID, baseUrl: config.PAYPAL_BASE_URL, tokenClient: paypal.tokens, allowedCertHosts: config.PAYPAL_CERT_HOSTS,
         environment: config.PAYPAL_ENVIRONMENT, maxTransmissionSkewSeconds: config.PAYPAL_WEBHOOK_MAX_SKEW_SECONDS })
       : undefined;
 

@@ -34,7 +34,7 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
       EBAY_API_BASE_URL: ebay.url, EBAY_CLIENT_ID: 'ebay-app', EBAY_CLIENT_SECRET: 'ebay-secret',
       EBAY_VERIFICATION_TOKEN: 'verification-token-0123456789-abcdefghijklmnop', EBAY_ENDPOINT_URL: 'https://ingest.example.com/webhooks/ebay',
       MERCADOLIBRE_API_BASE_URL: ml.url,
-      PAYPAL_API_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
+      PAYPAL_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
       PAYPAL_WEBHOOK_ID: WEBHOOK_ID, PAYPAL_CERT_HOSTS: '127.0.0.1',
       RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000',
       INLINE_PROCESSING_BUDGET_MS: '2000',

@@ -26,7 +26,7 @@ describe('ingest ingress hardening on real Postgres and Kafka', () => {
       CREDENTIALS_KEY: randomBytes(32).toString('base64'),
       EBAY_API_BASE_URL: ebay.url, EBAY_CLIENT_ID: 'ebay-app', EBAY_CLIENT_SECRET: 'ebay-secret', EBAY_KEY_LOOKUPS_PER_MINUTE: '10',
       MERCADOLIBRE_API_BASE_URL: ml.url, MERCADOLIBRE_APPLICATION_ID: OUR_ML_APP,
-      PAYPAL_API_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
+      PAYPAL_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
       RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000',
       DELIVERY_POLL_INTERVAL_MS: '100', DELIVERY_CLAIM_BATCH: '16', DELIVERY_CLAIM_PER_ACCOUNT: '4',
     });

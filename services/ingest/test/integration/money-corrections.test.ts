@@ -34,7 +34,7 @@ describe('ingest on the marketplaces\' real answers', () => {
       EBAY_API_BASE_URL: ebay.url, EBAY_CLIENT_ID: 'ebay-app', EBAY_CLIENT_SECRET: 'ebay-secret',
       EBAY_VERIFICATION_TOKEN, EBAY_ENDPOINT_URL: 'https://ingest.example.com/webhooks/ebay',
       MERCADOLIBRE_API_BASE_URL: ml.url,
-      PAYPAL_API_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
+      PAYPAL_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
       PAYPAL_WEBHOOK_ID: WEBHOOK_ID, PAYPAL_CERT_HOSTS: '127.0.0.1',
       DELIVERY_POLL_INTERVAL_MS: '200',
       EBAY_RECHECK_MIN_MS: '200', EBAY_RECHECK_MAX_MS: '800', EBAY_RECHECK_POLL_INTERVAL_MS: '100', EBAY_RECHECK_WINDOW_SECONDS: String(30 * 24 * 3600),

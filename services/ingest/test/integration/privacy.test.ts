@@ -36,7 +36,7 @@ describe('ingest privacy: eBay account deletion, admin erasure and retention on 
     env = testEnv('ingest', {
       CREDENTIALS_KEY: randomBytes(32).toString('base64'),
       EBAY_API_BASE_URL: ebay.url, EBAY_CLIENT_ID: 'ebay-app', EBAY_CLIENT_SECRET: 'ebay-secret',
-      PAYPAL_API_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
+      PAYPAL_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
       PERSONAL_DATA_RETENTION_DAYS: '30', DELIVERY_RETENTION_DAYS: '14', RETENTION_INTERVAL_MS: '200',
     });
     service = await startService(ingestService, env);

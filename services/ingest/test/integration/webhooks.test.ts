@@ -30,7 +30,7 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
       EBAY_API_BASE_URL: ebay.url, EBAY_CLIENT_ID: 'ebay-app', EBAY_CLIENT_SECRET: 'ebay-secret',
       EBAY_VERIFICATION_TOKEN, EBAY_ENDPOINT_URL: 'https://ingest.example.com/webhooks/ebay',
       MERCADOLIBRE_API_BASE_URL: ml.url,
-      PAYPAL_API_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
+      PAYPAL_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
       PAYPAL_WEBHOOK_ID: WEBHOOK_ID, PAYPAL_CERT_HOSTS: '127.0.0.1',
       DELIVERY_POLL_INTERVAL_MS: '200',
       REQUEUE_PARKED_ON_REGISTRATION: 'false',
