@@ -1,5 +1,5 @@
 import { dropSchema, requireSystemProgram, waitFor } from '@postsale/runtime';
-import { buildMlOrder, buildMlShipment } from '../../../../packages/sandbox/src';
+import { buildMlOrder, buildMlShipment } from '@postsale/sandbox';
 import { outOrderIdFor } from '../../src/domain/out-order-id';
 import { admin, eventsFor, orderReceived, orderState, publishOrders, setUpSeller, startHarness, waitForState, type Harness } from './harness';
 

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Producer } from 'kafkajs';
 import { Streams, type FulfillmentEvent, type OrderEvent, type OrderReceived } from '@postsale/contracts';
 import { collectTopic, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
-import { startAliExpressFake, startEbayFake, startMercadoLibreFake, type AliExpressFake, type EbayFake, type MercadoLibreFake } from '../../../../packages/sandbox/src';
+import { startAliExpressFake, startEbayFake, startMercadoLibreFake, type AliExpressFake, type EbayFake, type MercadoLibreFake } from '@postsale/sandbox';
 import { fulfillmentService } from '../../src/service';
 
 /**

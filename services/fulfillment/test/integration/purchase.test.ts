@@ -1,6 +1,6 @@
 import { Streams } from '@postsale/contracts';
 import { dropSchema, waitFor } from '@postsale/runtime';
-import { buildEbayOrder } from '../../../../packages/sandbox/src';
+import { buildEbayOrder } from '@postsale/sandbox';
 import { outOrderIdFor } from '../../src/domain/out-order-id';
 import { admin, eventsFor, orderReceived, orderState, publishOrders, setUpSeller, startHarness, waitForState, type Harness } from './harness';
 

@@ -1,4 +1,4 @@
-import { signAliExpressRequest } from '../../../../packages/sandbox/src';
+import { signAliExpressRequest } from '@postsale/sandbox';
 import { aliExpressSignature } from '../../src/clients/aliexpress-sign';
 import { configSchema, isSandboxUrl } from '../../src/config';
 import { backoffDelayMs } from '../../src/domain/backoff';

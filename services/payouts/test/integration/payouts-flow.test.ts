@@ -2,7 +2,7 @@ import knex from 'knex';
 import { Kafka, logLevel } from 'kafkajs';
 import { EventCodec, Streams, type PayoutEvent } from '@postsale/contracts';
 import { collectTopic, startService, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
-import type { PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
+import type { PayPalFake } from '@postsale/sandbox';
 import { payoutsService } from '../../src/service';
 import { ADMIN, orderPayouts, PLATFORM, startPayoutsUnderTest, type PayoutsUnderTest, orderShipped, payoutsWithStatus, putPayee, saleRecorded, saleReversed, TopicPublisher } from '../support/payouts-harness';
 

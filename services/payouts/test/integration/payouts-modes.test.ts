@@ -1,5 +1,5 @@
 import { loadConfig, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
-import type { PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
+import type { PayPalFake } from '@postsale/sandbox';
 import { configSchema } from '../../src/config';
 import { payoutsService } from '../../src/service';
 import { ADMIN, PLATFORM, startPayoutsUnderTest, type PayoutsUnderTest, payoutsWithStatus, putPayee, saleRecorded, TopicPublisher } from '../support/payouts-harness';

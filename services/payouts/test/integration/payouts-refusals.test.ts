@@ -1,6 +1,6 @@
 import { Streams, type PayoutEvent } from '@postsale/contracts';
 import { collectTopic, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
-import type { PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
+import type { PayPalFake } from '@postsale/sandbox';
 import { ADMIN, orderPayouts, startPayoutsUnderTest, type PayoutsUnderTest, payoutsWithStatus, putPayee, saleRecorded, saleReversed, TopicPublisher } from '../support/payouts-harness';
 
 /**

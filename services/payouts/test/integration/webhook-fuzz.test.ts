@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { uniqueId, type RunningService } from '@postsale/runtime';
-import type { PayPalFake } from '../../../../packages/sandbox/src/paypal/paypal-fake';
+import type { PayPalFake } from '@postsale/sandbox';
 import { startPayoutsUnderTest, type PayoutsUnderTest } from '../support/payouts-harness';
 
 /** Runs in `npm test`; FUZZ_RUNS=2000 from outside for the full campaign, FUZZ_SEED to replay a failure. */

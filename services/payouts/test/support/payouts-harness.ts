@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { EventCodec, Streams, type FulfillmentEvent, type SaleEvent, type SaleRecorded, type SaleReversed } from '@postsale/contracts';
 import { dropSchema, startService, testEnv, type RunningService } from '@postsale/runtime';
-import { startPayPalFake, type PayPalFake, type PayPalFakeOptions } from '../../../../packages/sandbox/src/paypal/paypal-fake';
+import { startPayPalFake, type PayPalFake, type PayPalFakeOptions } from '@postsale/sandbox';
 import { payoutsService } from '../../src/service';
 
 export const ADMIN = { authorization: 'Bearer test-admin-token-0123456789' };
