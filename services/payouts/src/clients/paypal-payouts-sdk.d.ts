@@ -1,4 +1,4 @@
-/** Minimal typings for the untyped `@paypal/payouts-sdk` (and its `@paypal/paypalhttp` base), as this service uses it. */
+/** Minimal typings for the untyped `@paypal/payouts-sdk` (and its `@paypal/paypalhttp` base), as our adapter uses it; the sandbox and e2e tests that drive the real SDK include this one file too. */
 declare module '@paypal/payouts-sdk' {
   export interface HttpResponse<T> {
     statusCode: number;
