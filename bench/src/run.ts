@@ -19,7 +19,8 @@ import { cpus, totalmem } from 'node:os';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventCodec, Streams, type FulfillmentEvent, type OrderEvent, type PayoutEvent, type SaleEvent } from '@postsale/contracts';
-import { collectTopic, createDb, createKafka, createLogger, dropSchema, localInfraEnv, uniqueId } from '@postsale/runtime';
+import { createDb, createKafka, createLogger, localInfraEnv } from '@postsale/runtime';
+import { collectTopic, dropSchema, uniqueId } from '@postsale/runtime/testing';
 import { REPO_ROOT, SERVICES, type DemoMarketplace, type ServiceName } from '@postsale/cli';
 import type { LoadCommand, LoadReply, OfferedOrder } from './load';
 

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, newCredentialsKey, REPO_ROOT, SERVICES, startPipeline, waitForHttp, type ServiceName } from '@postsale/cli';
-import { dropSchema, uniqueId } from '@postsale/runtime';
+import { dropSchema, uniqueId } from '@postsale/runtime/testing';
 
 const SAMPLE_MS = 3_000;
 

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { baseConfigSchema, dropSchema, requireRoles, startService, testEnv, whoami, type RunningService, type ServiceDefinition } from '@postsale/runtime';
+import { baseConfigSchema, requireRoles, startService, whoami, type RunningService, type ServiceDefinition } from '@postsale/runtime';
+import { dropSchema, testEnv } from '@postsale/runtime/testing';
 
 const ADMIN = 'test-admin-token-0123456789';
 const OPERATOR = 'test-operator-token-0123456789';

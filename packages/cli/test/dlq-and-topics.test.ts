@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Streams, type OrderEvent } from '@postsale/contracts';
-import {
-  AppError, baseConfigSchema, dropSchema, startService, testEnv, waitFor, type RunningService, type ServiceDefinition,
-} from '@postsale/runtime';
+import { AppError, baseConfigSchema, startService, type RunningService, type ServiceDefinition } from '@postsale/runtime';
+import { dropSchema, testEnv, waitFor } from '@postsale/runtime/testing';
 import { describeDeadLetter, listDeadLetters, redrive } from '../src/commands/dlq';
 import { describeTopics } from '../src/commands/topics';
 

@@ -7,7 +7,8 @@ import puppeteer, { type Browser, type BrowserContext, type Page } from 'puppete
 import { orderIdFor } from '@postsale/contracts';
 import { listDeadLetters, REPO_ROOT, sendDemoOrder } from '@postsale/cli';
 import { startE2E, type E2E } from '@postsale/e2e';
-import { producerConfig, requireSystemProgram, uniqueId, waitFor } from '@postsale/runtime';
+import { producerConfig } from '@postsale/runtime';
+import { requireSystemProgram, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { DEMO } from '@postsale/sandbox';
 import { loadConsoleConfig, startConsole, type RunningConsole } from '../src';
 

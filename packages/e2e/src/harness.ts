@@ -1,7 +1,8 @@
 import axios, { type AxiosInstance } from 'axios';
 import { EventCodec } from '@postsale/contracts';
 import { freePort, newCredentialsKey, SERVICES, startPipeline, type Pipeline, type PipelineOptions, REPO_ROOT, type OperatorConfig } from '@postsale/cli';
-import { createKafka, createLogger, dropSchema, localInfraEnv, uniqueId } from '@postsale/runtime';
+import { createKafka, createLogger, localInfraEnv } from '@postsale/runtime';
+import { dropSchema, uniqueId } from '@postsale/runtime/testing';
 import { join } from 'node:path';
 
 export interface E2E {

@@ -3,7 +3,7 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@postsale/cli';
-import { requireSystemProgram } from '@postsale/runtime';
+import { requireSystemProgram } from '@postsale/runtime/testing';
 
 /** Debian's real Prometheus, scraping the given targets every second with the project's alert rules loaded. */
 export async function startPrometheus(targets: string[], port: number): Promise<{ url: string; stop(): Promise<void> }> {

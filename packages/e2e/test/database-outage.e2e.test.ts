@@ -1,6 +1,7 @@
 import { prepareDemoOrder, SERVICES, type DemoMarketplace } from '@postsale/cli';
 import { allStreams, dlqTopicName } from '@postsale/contracts';
-import { localInfraEnv, startTcpProxy, waitFor, type TcpProxy } from '@postsale/runtime';
+import { localInfraEnv } from '@postsale/runtime';
+import { startTcpProxy, waitFor, type TcpProxy } from '@postsale/runtime/testing';
 import { orderIdOf, paidOut, startE2E, type E2E } from '../src';
 
 jest.setTimeout(10 * 60_000);

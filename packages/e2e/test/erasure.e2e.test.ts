@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { SERVICES } from '@postsale/cli';
 import { DEMO } from '@postsale/sandbox';
-import { createDb, localInfraEnv, uniqueId, waitFor, type Db } from '@postsale/runtime';
+import { createDb, localInfraEnv, type Db } from '@postsale/runtime';
+import { uniqueId, waitFor } from '@postsale/runtime/testing';
 import { orderIdOf, paidOut, startE2E, type E2E } from '../src';
 
 jest.setTimeout(300_000);

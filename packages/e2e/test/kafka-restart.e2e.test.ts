@@ -1,7 +1,8 @@
 import { prepareDemoOrder, SERVICES, type DemoMarketplace } from '@postsale/cli';
 import { allStreams, dlqTopicName } from '@postsale/contracts';
-import { createKafka, createLogger, waitFor } from '@postsale/runtime';
-import { startPrivateBroker, type PrivateBroker } from '@postsale/runtime';
+import { createKafka, createLogger } from '@postsale/runtime';
+import { waitFor } from '@postsale/runtime/testing';
+import { startPrivateBroker, type PrivateBroker } from '@postsale/runtime/testing';
 import { orderIdOf, paidOut, startE2E, type E2E } from '../src';
 
 jest.setTimeout(10 * 60_000);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { sendDemoOrder, type DemoMarketplace, integrityReport, streamIntegrity, freePort, REPO_ROOT } from '@postsale/cli';
 import { formatDecimal, minorDigits } from '@postsale/contracts';
 import { DEMO } from '@postsale/sandbox';
-import { waitFor } from '@postsale/runtime';
+import { waitFor } from '@postsale/runtime/testing';
 import { orderIdOf, paidOut, startE2E, startPrometheus, type E2E } from '../src';
 
 jest.setTimeout(300_000);

@@ -1,6 +1,6 @@
 import { sendDemoOrder, type DemoMarketplace } from '@postsale/cli';
 import { DEMO } from '@postsale/sandbox';
-import { waitFor } from '@postsale/runtime';
+import { waitFor } from '@postsale/runtime/testing';
 import { orderIdOf, paidOut, startE2E, type E2E } from '../src';
 
 jest.setTimeout(300_000);

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, SERVICES, startNodeProcess, waitForHttp, type ServiceName } from '@postsale/cli';
-import { dropSchema, testEnv } from '@postsale/runtime';
+import { dropSchema, testEnv } from '@postsale/runtime/testing';
 
 /**
  * Every service, as deployed: its compiled entry point (dist/main.js) as its own OS process, with only the variables

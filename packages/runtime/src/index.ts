@@ -12,5 +12,3 @@ export * from './poller';
 export * from './roles';
 export * from './secret-box';
 export * from './service';
-export * from './testing';
-export * from './private-broker';

@@ -7,8 +7,9 @@ import type { EventCodec, TypedEvent } from '@postsale/contracts';
 import { localInfraEnv } from './config';
 
 /**
- * Helpers for integration tests on the real infrastructure. Every test gets its own topic namespace (so its own
- * topics, consumer groups and registry subjects) and its own database schema.
+ * `@postsale/runtime/testing`: helpers for integration tests on the real infrastructure, a separate entry point that
+ * production code never imports. Every test gets its own topic namespace (so its own topics, consumer groups and
+ * registry subjects) and its own database schema.
  */
 export function uniqueId(prefix: string): string {
   return `${prefix}${randomUUID().replace(/-/g, '').slice(0, 10)}`;
@@ -162,3 +163,5 @@ export function requireSystemProgram(program: string, debianPackage: string): st
   }
   return path;
 }
+
+export * from './private-broker';

@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigResourceTypes, type Admin, type Producer } from 'kafkajs';
 import { dlqTopicName, ensureTopics, EventCodec, Streams, type OrderEvent } from '@postsale/contracts';
-import {
-  AppError, createDb, createKafka, createLogger, dropSchema, InboxConsumer, localInfraEnv, Metrics, migrate, uniqueId, waitFor,
-  type Db, startTcpProxy, type TcpProxy,
-} from '../src';
+import { AppError, createDb, createKafka, createLogger, InboxConsumer, localInfraEnv, Metrics, migrate, type Db } from '../src';
+import { dropSchema, uniqueId, waitFor, startTcpProxy, type TcpProxy } from '../src/testing';
 
 /** Sum of a counter's samples whose labels match. */
 async function counter(metrics: Metrics, name: string, labels: RegExp = /.*/): Promise<number> {

@@ -1,5 +1,6 @@
 import { ensureTopics, EventCodec, Streams, type OrderEvent } from '@postsale/contracts';
-import { createDb, createKafka, createLogger, dropSchema, InboxConsumer, localInfraEnv, Metrics, migrate, uniqueId, waitFor } from '../src';
+import { createDb, createKafka, createLogger, InboxConsumer, localInfraEnv, Metrics, migrate } from '../src';
+import { dropSchema, uniqueId, waitFor } from '../src/testing';
 
 /**
  * Services and replicas start side by side; one may subscribe to a topic another is still creating. Joining then

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { dlqTopicName, Streams } from '@postsale/contracts';
-import {
-  createDb, dropSchema, localInfraEnv, startService, testEnv, waitFor, type Db, type RunningService, startTcpProxy, type TcpProxy,
-} from '../src';
+import { createDb, localInfraEnv, startService, type Db, type RunningService } from '../src';
+import { dropSchema, testEnv, waitFor, startTcpProxy, type TcpProxy } from '../src/testing';
 import { fixtureService } from './fixture-service';
 
 const ADMIN = { authorization: 'Bearer test-admin-token-0123456789' };

@@ -3,7 +3,8 @@ import knex, { type Knex } from 'knex';
 import { Kafka, logLevel } from 'kafkajs';
 import { DatabaseError } from 'pg';
 import { EventCodec } from '@postsale/contracts';
-import { AppError, classifyError, isRetriable, localInfraEnv, uniqueId } from '../src';
+import { AppError, classifyError, isRetriable, localInfraEnv } from '../src';
+import { uniqueId } from '../src/testing';
 
 /**
  * The one classification of failures, on real error objects: produced against the real Postgres, Kafka and registry

@@ -1,5 +1,6 @@
 import type { Counter } from 'prom-client';
-import { dropSchema, startService, testEnv, waitFor, type RunningService } from '../src';
+import { startService, type RunningService } from '../src';
+import { dropSchema, testEnv, waitFor } from '../src/testing';
 import { fixtureService } from './fixture-service';
 
 /** The benchmark divides these counters by the orders it sent: they must count exactly what was sent. */

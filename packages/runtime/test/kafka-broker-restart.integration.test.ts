@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { dlqTopicName, Streams } from '@postsale/contracts';
-import { dropSchema, startService, testEnv, waitFor, type RunningService } from '../src';
+import { startService, type RunningService } from '../src';
+import { dropSchema, testEnv, waitFor } from '../src/testing';
 import { fixtureService } from './fixture-service';
 import { startPrivateBroker, type PrivateBroker } from '../src/private-broker';
 

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ensureTopics, EventCodec, Streams } from '@postsale/contracts';
-import {
-  createDb, createKafka, createLogger, dropSchema, localInfraEnv, Metrics, migrate, OutboxRelay, OutboxWriter, uniqueId, waitFor, type Db, startTcpProxy, type TcpProxy,
-} from '../src';
+import { createDb, createKafka, createLogger, localInfraEnv, Metrics, migrate, OutboxRelay, OutboxWriter, type Db } from '../src';
+import { dropSchema, uniqueId, waitFor, startTcpProxy, type TcpProxy } from '../src/testing';
 
 describe('outbox relay under a database outage', () => {
   const infra = localInfraEnv();

@@ -1,4 +1,5 @@
-import { AppError, createLogger, createPoller, Metrics, waitFor } from '../src';
+import { AppError, createLogger, createPoller, Metrics } from '../src';
+import { waitFor } from '../src/testing';
 
 describe('background poller', () => {
   it('keeps running through failures, backing off (doubling) while they last, and counts each', async () => {

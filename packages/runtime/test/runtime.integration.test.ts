@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { dlqTopicName, Streams } from '@postsale/contracts';
-import {
-  collectTopic, createKafka, createLogger, dropSchema, DLQ_HEADERS, Metrics, OutboxRelay, startService, testEnv, waitFor,
-  type RunningService,
-} from '../src';
+import { createKafka, createLogger, DLQ_HEADERS, Metrics, OutboxRelay, startService, type RunningService } from '../src';
+import { collectTopic, dropSchema, testEnv, waitFor } from '../src/testing';
 import { fixtureService } from './fixture-service';
 
 const ADMIN = { authorization: 'Bearer test-admin-token-0123456789' };

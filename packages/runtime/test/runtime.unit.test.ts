@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import express from 'express';
 import { z } from 'zod';
-import { baseConfigSchema, ConfigError, createLogger, createSecretBox, loadConfig, REDACTED, requireBearer, requireSystemProgram } from '../src';
+import { baseConfigSchema, ConfigError, createLogger, createSecretBox, loadConfig, REDACTED, requireBearer } from '../src';
+import { requireSystemProgram } from '../src/testing';
 
 describe('config', () => {
   const valid = {

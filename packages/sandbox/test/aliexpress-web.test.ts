@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { requireSystemProgram } from '@postsale/runtime';
+import { requireSystemProgram } from '@postsale/runtime/testing';
 import { callAliExpress, startAliExpressFake, type AliExpressFake, type AliExpressSellerCredentials as SellerCredentials } from '../src/aliexpress';
 
 /** The supplier's web checkout: driven by a real headless Chromium, and by plain HTTP for the failure switches. */

@@ -1,4 +1,4 @@
-import { dropSchema, uniqueId, waitFor } from '@postsale/runtime';
+import { dropSchema, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { orderReceived, publishOrders, startHarness, type Harness } from './harness';
 
 const ADMIN = 'Bearer test-admin-token-0123456789';

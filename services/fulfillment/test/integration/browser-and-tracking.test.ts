@@ -1,4 +1,4 @@
-import { dropSchema, requireSystemProgram, waitFor } from '@postsale/runtime';
+import { dropSchema, requireSystemProgram, waitFor } from '@postsale/runtime/testing';
 import { buildMlOrder, buildMlShipment } from '@postsale/sandbox';
 import { outOrderIdFor } from '../../src/domain/out-order-id';
 import { admin, eventsFor, orderReceived, orderState, publishOrders, setUpSeller, startHarness, waitForState, type Harness } from './harness';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { dropSchema, uniqueId, waitFor } from '@postsale/runtime';
+import { dropSchema, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { orderReceived, publishOrders, startHarness, type Harness } from './harness';
 
 describe('fulfillment erases its copy of the buyer\'s address when ingest announces an erasure', () => {

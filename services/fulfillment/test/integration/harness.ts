@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Producer } from 'kafkajs';
 import { Streams, type FulfillmentEvent, type OrderEvent, type OrderReceived } from '@postsale/contracts';
-import { collectTopic, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
+import { startService, type RunningService } from '@postsale/runtime';
+import { collectTopic, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { startAliExpressFake, startEbayFake, startMercadoLibreFake, type AliExpressFake, type EbayFake, type MercadoLibreFake } from '@postsale/sandbox';
 import { fulfillmentService } from '../../src/service';
 

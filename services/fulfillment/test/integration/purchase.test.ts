@@ -1,5 +1,5 @@
 import { Streams } from '@postsale/contracts';
-import { dropSchema, waitFor } from '@postsale/runtime';
+import { dropSchema, waitFor } from '@postsale/runtime/testing';
 import { buildEbayOrder } from '@postsale/sandbox';
 import { outOrderIdFor } from '../../src/domain/out-order-id';
 import { admin, eventsFor, orderReceived, orderState, publishOrders, setUpSeller, startHarness, waitForState, type Harness } from './harness';

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { dropSchema, startService, testEnv, uniqueId, type RunningService } from '@postsale/runtime';
+import { startService, type RunningService } from '@postsale/runtime';
+import { dropSchema, testEnv, uniqueId } from '@postsale/runtime/testing';
 import { buildEbayOrder, startEbayFake, startMercadoLibreFake, startPayPalFake, type EbayFake, type MercadoLibreFake, type PayPalFake } from '@postsale/sandbox';
 import { storefrontSignature } from '../../src/http/checkout.routes';
 import { ingestService } from '../../src/service';

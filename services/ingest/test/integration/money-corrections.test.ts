@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Streams, type OrderEvent } from '@postsale/contracts';
-import { collectTopic, dropSchema, startService, testEnv, uniqueId, waitFor, type CollectedMessage, type RunningService } from '@postsale/runtime';
+import { startService, type RunningService } from '@postsale/runtime';
+import { collectTopic, dropSchema, testEnv, uniqueId, waitFor, type CollectedMessage } from '@postsale/runtime/testing';
 import { storefrontSignature } from '../../src/http/checkout.routes';
 import {
   buildEbayOrder, buildMlOrder, buildMlShipment, startEbayFake, startMercadoLibreFake, startPayPalFake,

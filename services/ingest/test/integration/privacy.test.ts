@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Streams, type OrderEvent } from '@postsale/contracts';
-import { collectTopic, dropSchema, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
+import { startService, type RunningService } from '@postsale/runtime';
+import { collectTopic, dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { buildEbayOrder, startEbayFake, startPayPalFake, type EbayFake, type PayPalFake } from '@postsale/sandbox';
 import { orderIdFor } from '../../src/domain/order-id';
 import { storefrontSignature } from '../../src/http/checkout.routes';

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Streams, type OrderEvent } from '@postsale/contracts';
 import { createPayPalTokenClient, paypalRequest } from '@postsale/paypal';
-import { collectTopic, dropSchema, startService, testEnv, uniqueId, waitFor, type CollectedMessage, type RunningService } from '@postsale/runtime';
+import { startService, type RunningService } from '@postsale/runtime';
+import { collectTopic, dropSchema, testEnv, uniqueId, waitFor, type CollectedMessage } from '@postsale/runtime/testing';
 import {
   buildEbayOrder, buildMlOrder, buildMlShipment, ebayChallengeResponseFor, startEbayFake, startMercadoLibreFake, startPayPalFake,
   type EbayFake, type MercadoLibreFake, type PayPalFake,

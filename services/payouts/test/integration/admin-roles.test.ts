@@ -1,4 +1,4 @@
-import { uniqueId } from '@postsale/runtime';
+import { uniqueId } from '@postsale/runtime/testing';
 import { startPayoutsUnderTest, type PayoutsUnderTest } from '../support/payouts-harness';
 
 const ADMIN = 'Bearer test-admin-token-0123456789';

@@ -1,7 +1,8 @@
 import knex from 'knex';
 import { Kafka, logLevel } from 'kafkajs';
 import { EventCodec, Streams, type PayoutEvent } from '@postsale/contracts';
-import { collectTopic, startService, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
+import { startService, type RunningService } from '@postsale/runtime';
+import { collectTopic, uniqueId, waitFor } from '@postsale/runtime/testing';
 import type { PayPalFake } from '@postsale/sandbox';
 import { payoutsService } from '../../src/service';
 import { ADMIN, orderPayouts, PLATFORM, startPayoutsUnderTest, type PayoutsUnderTest, orderShipped, payoutsWithStatus, putPayee, saleRecorded, saleReversed, TopicPublisher } from '../support/payouts-harness';

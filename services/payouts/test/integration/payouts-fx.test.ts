@@ -1,5 +1,6 @@
 import { Streams, type PayoutEvent } from '@postsale/contracts';
-import { collectTopic, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
+import { type RunningService } from '@postsale/runtime';
+import { collectTopic, uniqueId, waitFor } from '@postsale/runtime/testing';
 import type { PayPalFake } from '@postsale/sandbox';
 import { ADMIN, PLATFORM, startPayoutsUnderTest, type PayoutsUnderTest, orderPayouts, payoutsWithStatus, putPayee, saleRecorded, TopicPublisher } from '../support/payouts-harness';
 

@@ -1,4 +1,5 @@
-import { loadConfig, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
+import { loadConfig, startService, type RunningService } from '@postsale/runtime';
+import { testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import type { PayPalFake } from '@postsale/sandbox';
 import { configSchema } from '../../src/config';
 import { payoutsService } from '../../src/service';

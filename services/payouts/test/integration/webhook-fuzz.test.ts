@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { uniqueId, type RunningService } from '@postsale/runtime';
+import { type RunningService } from '@postsale/runtime';
+import { uniqueId } from '@postsale/runtime/testing';
 import type { PayPalFake } from '@postsale/sandbox';
 import { startPayoutsUnderTest, type PayoutsUnderTest } from '../support/payouts-harness';
 

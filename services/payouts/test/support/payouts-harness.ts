@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { EventCodec, Streams, type FulfillmentEvent, type SaleEvent, type SaleRecorded, type SaleReversed } from '@postsale/contracts';
-import { dropSchema, startService, testEnv, type RunningService } from '@postsale/runtime';
+import { startService, type RunningService } from '@postsale/runtime';
+import { dropSchema, testEnv } from '@postsale/runtime/testing';
 import { startPayPalFake, type PayPalFake, type PayPalFakeOptions } from '@postsale/sandbox';
 import { payoutsService } from '../../src/service';
 

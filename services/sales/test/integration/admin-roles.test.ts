@@ -1,4 +1,5 @@
-import { dropSchema, startService, testEnv, uniqueId, type RunningService } from '@postsale/runtime';
+import { startService, type RunningService } from '@postsale/runtime';
+import { dropSchema, testEnv, uniqueId } from '@postsale/runtime/testing';
 import { salesService } from '../../src/service';
 
 const ADMIN = 'Bearer test-admin-token-0123456789';

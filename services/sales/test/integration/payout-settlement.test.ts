@@ -1,5 +1,6 @@
 import { Streams, type SaleEvent } from '@postsale/contracts';
-import { collectTopic, dropSchema, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
+import { startService, type RunningService } from '@postsale/runtime';
+import { collectTopic, dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { salesService } from '../../src/service';
 import { ADMIN, m, orderReceived, orderRefunded, payoutReturned, payoutSent, purchaseCompleted, redelivered, TestPublisher } from '../support/events';
 

@@ -1,4 +1,5 @@
-import { dropSchema, startService, testEnv, uniqueId, waitFor, type RunningService } from '@postsale/runtime';
+import { startService, type RunningService } from '@postsale/runtime';
+import { dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { salesService } from '../../src/service';
 import { ADMIN, m, orderCancelled, orderReceived, orderRefunded, purchaseCompleted, TestPublisher } from '../support/events';
 
