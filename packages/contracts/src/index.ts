@@ -5,3 +5,4 @@ export * from './topic-admin';
 export { loadSchema, SCHEMA_DIR, type AvroSchema } from './schemas';
 export * from './money';
 export { orderIdFor } from './order-id';
+export * from './new-event';

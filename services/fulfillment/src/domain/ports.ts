@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { Streams, type FulfillmentEvent } from '@postsale/contracts';
+import { newEvent, Streams, type FulfillmentEvent, type PayloadOf } from '@postsale/contracts';
 import type { Logger, OutboxWriter, Tx } from '@postsale/runtime';
 import type { AliExpressDsClient } from '../clients/aliexpress-ds.client';
 import type { BrowserCheckoutResult, BrowserOrderInput, WebLogin, WebOrderRow } from '../clients/checkout-browser';
@@ -41,18 +40,8 @@ export interface FulfillmentDeps {
   logger: Logger;
 }
 
-type PayloadOf<T extends FulfillmentEvent['type']> = Extract<FulfillmentEvent, { type: T }>['payload'];
-
-export async function publish<T extends FulfillmentEvent['type']>(deps: FulfillmentDeps, trx: Tx, f: Pick<Fulfillment, 'orderId' | 'sellerId'>, type: T, payload: PayloadOf<T>, causationId: string | null = null): Promise<void> {
-  await deps.outbox.publish(trx, Streams.fulfillment, {
-    eventId: randomUUID(),
-    orderId: f.orderId,
-    sellerId: f.sellerId,
-    occurredAt: Date.now(),
-    causationId,
-    type,
-    payload,
-  } as FulfillmentEvent);
+export async function publish<T extends FulfillmentEvent['type']>(deps: FulfillmentDeps, trx: Tx, f: Pick<Fulfillment, 'orderId' | 'sellerId'>, type: T, payload: PayloadOf<FulfillmentEvent, T>, causationId: string | null = null): Promise<void> {
+  await deps.outbox.publish(trx, Streams.fulfillment, newEvent(Streams.fulfillment, type, payload, { orderId: f.orderId, sellerId: f.sellerId, causationId }));
 }
 
 /**

@@ -1,5 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { Streams } from '@postsale/contracts';
+import { createHash } from 'node:crypto';
+import { newEvent, Streams } from '@postsale/contracts';
 import type { Logger, Metrics, OutboxWriter, Tx } from '@postsale/runtime';
 import type { ErasedOrder, ErasureCause, ErasureRepository } from '../db/erasure.repository';
 
@@ -15,12 +15,11 @@ export function createErasure(deps: { repo: ErasureRepository; outbox: OutboxWri
   /** Every service erases its own copies when it reads OrderPersonalDataErased (same transaction as ours: outbox). */
   async function announce(trx: Tx, orders: ErasedOrder[], cause: ErasureCause): Promise<void> {
     for (const o of orders) {
-      const eventId = randomUUID();
-      await deps.repo.addEvent(trx, { orderId: o.orderId, eventId, cause: `personal data erased (${cause})` });
-      await deps.outbox.publish(trx, Streams.orders, {
-        eventId, orderId: o.orderId, sellerId: o.sellerId, occurredAt: Date.now(), causationId: null, type: 'OrderPersonalDataErased',
-        payload: { marketplace: o.marketplace, externalOrderId: o.externalOrderId, cause, erasedAt: Date.now() },
+      const event = newEvent(Streams.orders, 'OrderPersonalDataErased', { marketplace: o.marketplace, externalOrderId: o.externalOrderId, cause, erasedAt: Date.now() }, {
+        orderId: o.orderId, sellerId: o.sellerId,
       });
+      await deps.repo.addEvent(trx, { orderId: o.orderId, eventId: event.eventId, cause: `personal data erased (${cause})` });
+      await deps.outbox.publish(trx, Streams.orders, event);
     }
   }
 

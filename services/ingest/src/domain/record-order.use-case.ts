@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { money, Streams, type Marketplace, type OrderEvent } from '@postsale/contracts';
+import { money, newEvent, Streams, type Marketplace, type OrderEvent } from '@postsale/contracts';
 import type { Metrics, OutboxWriter, Tx } from '@postsale/runtime';
 import type { DeliveriesRepository, DeliveryStatus } from '../db/deliveries.repository';
 import type { OrdersRepository } from '../db/orders.repository';
@@ -46,7 +45,7 @@ export function createOrderRecorder(deps: RecordDeps) {
           case 'paid': {
             const created = await deps.orders.insertIfNew(trx, { orderId, sellerId, deliveryId, payload: verdict.order });
             if (!created) return decide(trx, 'duplicate', 'ORDER_ALREADY_RECEIVED');
-            await publish(trx, { eventId: randomUUID(), orderId, sellerId, occurredAt: Date.now(), causationId: deliveryId, type: 'OrderReceived', payload: verdict.order }, 'received from marketplace', deliveryId);
+            await publish(trx, newEvent(Streams.orders, 'OrderReceived', verdict.order, { orderId, sellerId, causationId: deliveryId }), 'received from marketplace', deliveryId);
             counted.push(() => emitted.inc({ marketplace, type: 'OrderReceived' }));
             return decide(trx, 'accepted', null);
           }
@@ -56,10 +55,9 @@ export function createOrderRecorder(deps: RecordDeps) {
             // a partially refunded order can still be cancelled (the rest of the money goes back)
             if (order.state !== 'RECEIVED' && order.state !== 'PARTIALLY_REFUNDED') return decide(trx, 'duplicate', `ORDER_ALREADY_${order.state}`);
             await deps.orders.update(trx, orderId, { state: 'CANCELLED' });
-            await publish(trx, {
-              eventId: randomUUID(), orderId, sellerId: order.seller_id, occurredAt: Date.now(), causationId: deliveryId, type: 'OrderCancelled',
-              payload: { marketplace, externalOrderId, reason: verdict.reason, cancelledAt: verdict.at },
-            }, `cancelled: ${verdict.reason}`, deliveryId);
+            await publish(trx, newEvent(Streams.orders, 'OrderCancelled', { marketplace, externalOrderId, reason: verdict.reason, cancelledAt: verdict.at }, {
+              orderId, sellerId: order.seller_id, causationId: deliveryId,
+            }), `cancelled: ${verdict.reason}`, deliveryId);
             counted.push(() => emitted.inc({ marketplace, type: 'OrderCancelled' }));
             return decide(trx, 'accepted', 'CANCELLED');
           }
@@ -86,10 +84,9 @@ export function createOrderRecorder(deps: RecordDeps) {
         if (!Number.isSafeInteger(sale) || !Number.isSafeInteger(before)) throw new Error('stored amount out of range');
         const after = facts.totalRefunded && facts.totalRefunded.currency === order.currency ? Math.max(facts.totalRefunded.amountMinor, before + facts.amount.amountMinor) : before + facts.amount.amountMinor;
         const full = after >= sale;
-        const event: OrderEvent = {
-          eventId: randomUUID(), orderId, sellerId: order.seller_id, occurredAt: Date.now(), causationId: deliveryId, type: 'OrderRefunded',
-          payload: { marketplace: order.marketplace, externalOrderId: order.external_order_id, refundId: facts.refundId, amount: money(facts.amount.amountMinor, facts.amount.currency), full, reason: facts.reason, refundedAt: facts.at },
-        };
+        const event = newEvent(Streams.orders, 'OrderRefunded', {
+          marketplace: order.marketplace, externalOrderId: order.external_order_id, refundId: facts.refundId, amount: money(facts.amount.amountMinor, facts.amount.currency), full, reason: facts.reason, refundedAt: facts.at,
+        }, { orderId, sellerId: order.seller_id, causationId: deliveryId });
         if (!(await publish(trx, event, `refund ${facts.refundId}`, deliveryId, { refundId: facts.refundId, amountMinor: facts.amount.amountMinor }))) {
           return decide('duplicate', 'REFUND_ALREADY_RECORDED');
         }

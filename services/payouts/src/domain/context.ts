@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { Streams, type PayoutEvent } from '@postsale/contracts';
+import { newEvent, Streams, type PayloadOf, type PayoutEvent } from '@postsale/contracts';
 import type { Db, Logger, OutboxWriter, Tx } from '@postsale/runtime';
 import type { Intent, PayoutsRepository } from '../db/payouts.repository';
 import type { PayoutsMetrics } from '../payouts.metrics';
@@ -36,24 +35,15 @@ export interface PayoutsContext {
   nudgeBatcher(): void;
 }
 
-type PayoutPayloads = { [E in PayoutEvent as E['type']]: E['payload'] };
 
 /** Writes a payouts event to the outbox in the caller's transaction. */
-export async function publishPayout<T extends keyof PayoutPayloads>(
+export async function publishPayout<T extends PayoutEvent['type']>(
   ctx: PayoutsContext,
   trx: Tx,
   intent: Intent,
   type: T,
-  payload: PayoutPayloads[T],
+  payload: PayloadOf<PayoutEvent, T>,
   causationId: string | null,
 ): Promise<void> {
-  await ctx.outbox.publish(trx, Streams.payouts, {
-    eventId: randomUUID(),
-    orderId: intent.orderId,
-    sellerId: intent.sellerId,
-    occurredAt: Date.now(),
-    causationId,
-    type,
-    payload,
-  } as PayoutEvent);
+  await ctx.outbox.publish(trx, Streams.payouts, newEvent(Streams.payouts, type, payload, { orderId: intent.orderId, sellerId: intent.sellerId, causationId }));
 }

@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { formatDecimal, parseDecimal, type FulfillmentEvent, type FxConversion, type Money, type OrderEvent, type PayoutEvent, type SaleEvent } from '@postsale/contracts';
+import { formatDecimal, newEvent, parseDecimal, Streams, type FulfillmentEvent, type FxConversion, type Money, type OrderEvent, type PayoutEvent } from '@postsale/contracts';
 import { convert } from './fx';
 import { assertBalanced, mirrorPostings, payoutPostings, reversalPostings, salePostings } from './ledger';
 import { computeBreakdown, reversalBetween, scheduledMarketplaceFee, type Breakdown } from './money-breakdown';
@@ -272,14 +271,11 @@ export class SaleLedger {
     await store.insertSale(sale);
     await store.postEntry({ entryKey: `sale:${order.orderId}`, orderId: order.orderId, sellerId: order.sellerId, kind: 'SALE', description: `sale ${sale.saleId}`, postings, postedAt: now });
     const b = sale.breakdown;
-    await events.publish(this.envelope(order.orderId, order.sellerId, causationId, {
-      type: 'SaleRecorded',
-      payload: {
-        saleId: sale.saleId, saleAmount: b.saleAmount, marketplaceFee: b.marketplaceFee, paymentFee: b.paymentFee, supplierCost: b.supplierCost,
-        supplierCostCharged: sale.supplierCostCharged, fx: sale.fx, grossProfit: b.grossProfit, commissionRateBps: b.commissionRateBps,
-        platformCommission: b.platformCommission, sellerNetProfit: b.sellerNetProfit, loss: b.loss, isLoss: b.isLoss, recordedAt: now.getTime(),
-      },
-    }));
+    await events.publish(newEvent(Streams.sales, 'SaleRecorded', {
+      saleId: sale.saleId, saleAmount: b.saleAmount, marketplaceFee: b.marketplaceFee, paymentFee: b.paymentFee, supplierCost: b.supplierCost,
+      supplierCostCharged: sale.supplierCostCharged, fx: sale.fx, grossProfit: b.grossProfit, commissionRateBps: b.commissionRateBps,
+      platformCommission: b.platformCommission, sellerNetProfit: b.sellerNetProfit, loss: b.loss, isLoss: b.isLoss, recordedAt: now.getTime(),
+    }, { orderId: order.orderId, sellerId: order.sellerId, causationId, occurredAt: now.getTime() }));
     await store.addHistory(order.orderId, b.isLoss ? OrderStates.LOSS : OrderStates.RECORDED, 'SaleRecorded', {
       saleId: sale.saleId, commissionRateBps: b.commissionRateBps, termsSource: sale.termsSource, fx: sale.fx,
     });
@@ -321,13 +317,10 @@ export class SaleLedger {
       sellerNetReversedMinor: reversal.sellerNetReversed.amountMinor, lossAddedMinor: reversal.lossAdded.amountMinor,
     };
     await store.markAdjustment(adjustment.adjustmentId, 'APPLIED', requested > remaining ? `capped at the unrefunded ${remaining}` : null, applied, now);
-    await events.publish(this.envelope(sale.orderId, sale.sellerId, causationId ?? adjustment.eventId, {
-      type: 'SaleReversed',
-      payload: {
-        saleId: sale.saleId, reversalId: adjustment.adjustmentId, kind: reversalKind, refundedAmount: reversal.refunded,
-        commissionReversed: reversal.commissionReversed, sellerNetReversed: reversal.sellerNetReversed, reversedAt: now.getTime(),
-      },
-    }));
+    await events.publish(newEvent(Streams.sales, 'SaleReversed', {
+      saleId: sale.saleId, reversalId: adjustment.adjustmentId, kind: reversalKind, refundedAmount: reversal.refunded,
+      commissionReversed: reversal.commissionReversed, sellerNetReversed: reversal.sellerNetReversed, reversedAt: now.getTime(),
+    }, { orderId: sale.orderId, sellerId: sale.sellerId, causationId: causationId ?? adjustment.eventId, occurredAt: now.getTime() }));
     this.deps.observer.saleReversed(sale, applied);
     return refundedAfter;
   }
@@ -351,10 +344,6 @@ export class SaleLedger {
     const order = await this.deps.store.lockOrder(orderId);
     if (!order) throw new Error(`order ${orderId} vanished inside its transaction`);
     return order;
-  }
-
-  private envelope(orderId: string, sellerId: string, causationId: string | null, body: Pick<SaleEvent, 'type' | 'payload'>): SaleEvent {
-    return { eventId: randomUUID(), orderId, sellerId, occurredAt: this.deps.now().getTime(), causationId, ...body } as SaleEvent;
   }
 }
 
