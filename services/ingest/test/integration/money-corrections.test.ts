@@ -57,6 +57,15 @@ describe('ingest on the marketplaces\' real answers', () => {
     const res = await admin(`/admin/sellers/${sellerId}`, { method: 'PUT', body: JSON.stringify({ accounts }) });
     expect(res.status).toBe(200);
   };
+  /** the storefront's server signs each capture call with its secret, as a registered storefront does */
+  const signedCapture = (storefrontId: string, secret: string, paypalOrderId: string) => {
+    const raw = JSON.stringify({ storefrontId });
+    const ts = String(Math.floor(Date.now() / 1000));
+    return fetch(`${service.url}/checkout/paypal/orders/${paypalOrderId}/capture`, {
+      method: 'POST', body: raw,
+      headers: { 'Content-Type': 'application/json', 'X-Storefront-Timestamp': ts, 'X-Storefront-Signature': `sha256=${storefrontSignature(secret, ts, paypalOrderId, raw)}` },
+    });
+  };
   const eventsFor = (orderId: string): Array<CollectedMessage<OrderEvent>> => collector.messages.filter((m) => m.event.orderId === orderId);
   const waitForEvents = (orderId: string, n: number, type?: OrderEvent['type']) =>
     waitFor(() => {
@@ -76,15 +85,7 @@ describe('ingest on the marketplaces\' real answers', () => {
     beforeAll(async () => {
       await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId, captureSecret }]);
     });
-    /** the storefront's server signs each capture call with its secret, as a registered storefront does */
-    const capture = (paypalOrderId: string) => {
-      const raw = JSON.stringify({ storefrontId });
-      const ts = String(Math.floor(Date.now() / 1000));
-      return fetch(`${service.url}/checkout/paypal/orders/${paypalOrderId}/capture`, {
-        method: 'POST', body: raw,
-        headers: { 'Content-Type': 'application/json', 'X-Storefront-Timestamp': ts, 'X-Storefront-Signature': `sha256=${storefrontSignature(captureSecret, ts, paypalOrderId, raw)}` },
-      });
-    };
+    const capture = (paypalOrderId: string) => signedCapture(storefrontId, captureSecret, paypalOrderId);
 
     it('when the capture answers 201 but the capture itself is DECLINED (or FAILED), then it is refused as a declined payment and no order exists', async () => {
       for (const outcome of ['CAPTURE_DECLINED', 'CAPTURE_FAILED'] as const) {
@@ -132,13 +133,14 @@ describe('ingest on the marketplaces\' real answers', () => {
 
   describe('PayPal capture webhooks', () => {
     const storefrontId = uniqueId('shop-');
+    const captureSecret = randomBytes(32).toString('hex');
     beforeAll(async () => {
-      await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId }]);
+      await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId, captureSecret }]);
     });
 
     it('when a PENDING capture is later DENIED (PAYMENT.CAPTURE.PENDING then .DENIED), then both are acknowledged and no order ever exists', async () => {
       const seeded = paypal.seedCheckoutOrder({ amount: '25.00', customId: storefrontId, captureOutcome: 'PENDING' });
-      const pendingAnswer = await fetch(`${service.url}/checkout/paypal/orders/${seeded.id}/capture`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ storefrontId }) });
+      const pendingAnswer = await signedCapture(storefrontId, captureSecret, seeded.id);
       expect(pendingAnswer.status).toBe(202);
       const captureId = paypal.captures().find((c) => c.orderId === seeded.id)!.captureId;
       for (const type of ['PENDING', 'DENIED'] as const) {
