@@ -1,4 +1,4 @@
-import type { Kafka } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import { allStreams, DLQ_RETENTION_MS, dlqTopicName, topicName, type AnyStream } from './topics';
 
 /**
@@ -17,17 +17,45 @@ export async function ensureTopics(kafka: Kafka, options: { namespace?: string; 
       { topic: dlqTopicName(s, namespace), numPartitions: 1, retentionMs: DLQ_RETENTION_MS },
     ]);
     const missing = wanted.filter((t) => !existing.has(t.topic));
-    if (missing.length === 0) return;
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((t) => ({
-        topic: t.topic,
-        numPartitions: t.numPartitions,
-        replicationFactor: 1,
-        configEntries: [{ name: 'retention.ms', value: String(t.retentionMs) }],
-      })),
-    });
+    if (missing.length > 0) {
+      await admin
+        .createTopics({
+          // kafkajs's own wait gives up on UNKNOWN_TOPIC_OR_PARTITION, which a just-created topic can briefly answer
+          // on a busy broker; waitForLeaders below tolerates it
+          waitForLeaders: false,
+          topics: missing.map((t) => ({
+            topic: t.topic,
+            numPartitions: t.numPartitions,
+            replicationFactor: 1,
+            configEntries: [{ name: 'retention.ms', value: String(t.retentionMs) }],
+          })),
+        })
+        .catch((error: unknown) => {
+          // another replica or service created them a moment ago: fine, they exist
+          if (!/already exists/i.test(String((error as Error).message))) throw error;
+        });
+    }
+    await waitForLeaders(admin, wanted.map((t) => t.topic));
   } finally {
     await admin.disconnect();
+  }
+}
+
+/**
+ * A just-created topic (by this process or another one starting beside it) can be listed before its partitions have
+ * leaders, and metadata requests for it can answer UNKNOWN_TOPIC_OR_PARTITION for a moment; producing or subscribing
+ * then fails. Starting services wait here until every partition has a leader.
+ */
+async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { topics: metadata } = await admin.fetchTopicMetadata({ topics });
+      if (metadata.length === topics.length && metadata.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    if (Date.now() > deadline) throw new Error(`topics without partition leaders after ${timeoutMs} ms: ${topics.join(', ')}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
