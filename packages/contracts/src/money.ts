@@ -127,3 +127,22 @@ export function convertExact(amountMinor: number, from: string, to: string, rate
     denominator: 10n ** BigInt(scale) * 10n ** BigInt(minorDigits(from)),
   };
 }
+
+/**
+ * A stored integer as a JS number. pg returns bigint columns (minor units, counts) as strings; anything beyond the
+ * safe integer range is refused rather than rounded.
+ */
+export function safeInteger(value: unknown): number {
+  const n = typeof value === 'bigint' ? Number(value) : Number(value);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`not a safe integer: ${String(value)}`);
+  return n;
+}
+
+/** An exchange rate as entered: exact decimal text, dated, with where it came from. */
+export interface FxRate {
+  from: string;
+  to: string;
+  rateDate: string;
+  rate: string;
+  source: string;
+}

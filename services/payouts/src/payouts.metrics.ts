@@ -1,6 +1,6 @@
+import { safeInteger } from '@postsale/contracts';
 import type { Counter, Histogram } from 'prom-client';
 import type { Db, Metrics } from '@postsale/runtime';
-import { minor } from './db/payouts.repository';
 
 export interface PayoutsMetrics {
   /** amounts (minor units) by final PayPal outcome and currency */
@@ -25,7 +25,7 @@ export function createPayoutsMetrics(metrics: Metrics, db: Db): PayoutsMetrics {
   metrics.gauge('payouts_intent_amount_minor', 'Amount of payout intents by status and currency, minor units', ['status', 'currency'], async function () {
     this.reset();
     const rows = await db('payout_intents').select('status', 'currency').sum<{ status: string; currency: string; total: string }[]>('payable_minor as total').groupBy('status', 'currency');
-    for (const r of rows) this.set({ status: r.status, currency: r.currency }, minor(r.total));
+    for (const r of rows) this.set({ status: r.status, currency: r.currency }, safeInteger(r.total));
   });
   metrics.gauge('payouts_held_intents', 'Intents held, by reason', ['reason'], async function () {
     this.reset();
@@ -41,7 +41,7 @@ export function createPayoutsMetrics(metrics: Metrics, db: Db): PayoutsMetrics {
     this.reset();
     const rows = await db('balance_entries').select('party', 'currency').sum<{ party: string; currency: string; total: string }[]>('amount_minor as total').groupBy('party', 'currency');
     const owed = new Map<string, number>();
-    for (const r of rows) if (minor(r.total) < 0) owed.set(r.currency, (owed.get(r.currency) ?? 0) - minor(r.total));
+    for (const r of rows) if (safeInteger(r.total) < 0) owed.set(r.currency, (owed.get(r.currency) ?? 0) - safeInteger(r.total));
     for (const [currency, value] of owed) this.set({ currency }, value);
   });
   return {

@@ -1,3 +1,4 @@
+import { safeInteger } from '@postsale/contracts';
 import type { Address, Money, OrderLine } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
 import type { State } from '../domain/states';
@@ -50,15 +51,9 @@ export interface Attempt {
 
 type Row = Record<string, unknown>;
 
-export function bigintToNumber(value: unknown): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n)) throw new RangeError(`not a safe integer: ${String(value)}`);
-  return n;
-}
-
 function moneyOf(minor: unknown, currency: unknown): Money | null {
   if (minor === null || minor === undefined || !currency) return null;
-  return { amountMinor: bigintToNumber(minor), currency: String(currency).trim() };
+  return { amountMinor: safeInteger(minor), currency: String(currency).trim() };
 }
 
 const date = (v: unknown) => (v ? new Date(v as string) : null);

@@ -1,6 +1,6 @@
+import { safeInteger } from '@postsale/contracts';
 import type { Money } from '@postsale/contracts';
 import type { Db, SecretBox } from '@postsale/runtime';
-import { bigintToNumber } from './fulfillment.repository';
 
 /**
  * Per-seller settings: purchase policy, product mappings, supplier credentials and marketplace tokens (both sealed at
@@ -54,7 +54,7 @@ export class SellerSettingsRepository {
     return {
       sellerId,
       minMarginBps: row.min_margin_bps === null ? null : Number(row.min_margin_bps),
-      maxCost: row.max_cost_minor === null ? null : { amountMinor: bigintToNumber(row.max_cost_minor), currency: String(row.max_cost_currency) },
+      maxCost: row.max_cost_minor === null ? null : { amountMinor: safeInteger(row.max_cost_minor), currency: String(row.max_cost_currency) },
       purchaseChannel: row.purchase_channel as PurchaseChannel,
       fxRates: (row.fx_rates as Record<string, string>) ?? {},
       ratePerSecond: row.rate_per_second === null ? null : Number(row.rate_per_second),

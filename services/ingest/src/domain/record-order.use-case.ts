@@ -1,4 +1,4 @@
-import { money, newEvent, Streams, type Marketplace, type OrderEvent } from '@postsale/contracts';
+import { money, newEvent, safeInteger, Streams, type Marketplace, type OrderEvent } from '@postsale/contracts';
 import type { Metrics, OutboxWriter, Tx } from '@postsale/runtime';
 import type { DeliveriesRepository, DeliveryStatus } from '../db/deliveries.repository';
 import type { OrdersRepository } from '../db/orders.repository';
@@ -79,9 +79,8 @@ export function createOrderRecorder(deps: RecordDeps) {
         if (!order) throw new Error(`order ${orderId} vanished`);
         const decide = (status: DeliveryStatus, reason: string | null) => deps.deliveries.decide(trx, deliveryId, status, { reason, orderId, externalOrderId: order.external_order_id }).then(() => ({ status, reason, orderId }));
         if (facts.amount.currency !== order.currency) return decide('parked', 'REFUND_CURRENCY_MISMATCH');
-        const sale = Number(order.sale_amount_minor);
-        const before = Number(order.refunded_amount_minor);
-        if (!Number.isSafeInteger(sale) || !Number.isSafeInteger(before)) throw new Error('stored amount out of range');
+        const sale = safeInteger(order.sale_amount_minor);
+        const before = safeInteger(order.refunded_amount_minor);
         const after = facts.totalRefunded && facts.totalRefunded.currency === order.currency ? Math.max(facts.totalRefunded.amountMinor, before + facts.amount.amountMinor) : before + facts.amount.amountMinor;
         const full = after >= sale;
         const event = newEvent(Streams.orders, 'OrderRefunded', {

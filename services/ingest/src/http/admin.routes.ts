@@ -1,5 +1,6 @@
 import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
+import { safeInteger } from '@postsale/contracts';
 import { actorOf, AppError, maskAddress, maskText, notFound, requireRoles, storableText, validate, whoami } from '@postsale/runtime';
 import type { AuditRepository } from '../db/audit.repository';
 import type { DeliveriesRepository, DeliveryRow } from '../db/deliveries.repository';
@@ -132,19 +133,14 @@ export function adminRoutes(app: Express, deps: {
     if (!order && deliveries.length === 0) throw notFound('ORDER_NOT_FOUND', 'ingest knows nothing about this order');
     const events = order ? await deps.orders.events(orderId) : [];
     const reveal = order ? await revealed(req, res, orderId, orderId) : false;
-    const n = (v: string) => {
-      const x = Number(v);
-      if (!Number.isSafeInteger(x)) throw new Error('stored amount out of range');
-      return x;
-    };
     res.json({
       service: 'ingest',
       orderId,
       state: order?.state ?? 'NOT_RECEIVED',
       ...(order ? {
         marketplace: order.marketplace, externalOrderId: order.external_order_id, sellerId: order.seller_id, accountId: order.account_id,
-        saleAmount: { amountMinor: n(order.sale_amount_minor), currency: order.currency },
-        refundedAmount: { amountMinor: n(order.refunded_amount_minor), currency: order.currency },
+        saleAmount: { amountMinor: safeInteger(order.sale_amount_minor), currency: order.currency },
+        refundedAmount: { amountMinor: safeInteger(order.refunded_amount_minor), currency: order.currency },
         paymentReference: order.payment_reference, receivedAt: new Date(order.received_at).toISOString(), received: reveal ? order.received_payload : maskedPayload(order.received_payload as unknown as Record<string, unknown>),
       } : {}),
       history: events.map((e) => ({ at: new Date(e.at).toISOString(), event: e.event_type, eventId: e.event_id, cause: e.cause, deliveryId: e.delivery_id, refundId: e.refund_id })),

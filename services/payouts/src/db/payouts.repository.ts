@@ -1,14 +1,9 @@
+import { safeInteger } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
 import type { HoldReason, IntentStatus, Recipient } from '../domain/payout-rules';
 
-/** Reads and writes of the payouts schema. Money columns are bigint: converted with `minor()` on the way out. */
+/** Reads and writes of the payouts schema. Money columns are bigint: converted with `safeInteger()` on the way out. */
 type Q = Db | Tx;
-
-export function minor(value: unknown): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n)) throw new RangeError(`not a safe integer amount: ${String(value)}`);
-  return n;
-}
 
 const date = (v: unknown): Date | null => (v ? new Date(v as string) : null);
 
@@ -49,11 +44,11 @@ function toIntent(r: Record<string, unknown>): Intent {
     sellerId: String(r.seller_id),
     recipient: r.recipient as Recipient,
     currency: String(r.currency),
-    amountMinor: minor(r.amount_minor),
-    reversedMinor: minor(r.reversed_minor),
-    offsetMinor: minor(r.offset_minor),
-    pendingReversalMinor: minor(r.pending_reversal_minor),
-    payableMinor: minor(r.payable_minor),
+    amountMinor: safeInteger(r.amount_minor),
+    reversedMinor: safeInteger(r.reversed_minor),
+    offsetMinor: safeInteger(r.offset_minor),
+    pendingReversalMinor: safeInteger(r.pending_reversal_minor),
+    payableMinor: safeInteger(r.payable_minor),
     status: r.status as IntentStatus,
     holdReason: (r.hold_reason as HoldReason | null) ?? null,
     releaseAt: date(r.release_at),
@@ -78,13 +73,8 @@ export interface PayoutTerms {
   fxSource: string | null;
 }
 
-export interface FxRate {
-  from: string;
-  to: string;
-  rateDate: string;
-  rate: string;
-  source: string;
-}
+import type { FxRate } from '@postsale/contracts';
+export type { FxRate };
 
 export interface IntentPatch extends Partial<PayoutTerms> {
   skipReason?: string | null;
@@ -141,9 +131,9 @@ function toItem(r: Record<string, unknown>): PayoutItem {
     senderItemId: String(r.sender_item_id),
     batchId: String(r.batch_id),
     receiver: String(r.receiver),
-    amountMinor: minor(r.amount_minor),
+    amountMinor: safeInteger(r.amount_minor),
     currency: String(r.currency),
-    sourceAmountMinor: r.source_amount_minor === null || r.source_amount_minor === undefined ? null : minor(r.source_amount_minor),
+    sourceAmountMinor: r.source_amount_minor === null || r.source_amount_minor === undefined ? null : safeInteger(r.source_amount_minor),
     sourceCurrency: (r.source_currency as string | null) ?? null,
     fxRate: (r.fx_rate as string | null) ?? null,
     fxRateDate: (r.fx_rate_date as string | null) ?? null,
@@ -415,7 +405,7 @@ export class PayoutsRepository {
   /** What the party owes (positive) in this currency: clawbacks minus what netting already settled. */
   async owed(q: Q, party: string, currency: string): Promise<number> {
     const row = await q('balance_entries').where({ party, currency }).sum<{ total: string | null }[]>('amount_minor as total').first();
-    return -minor(row?.total ?? 0);
+    return -safeInteger(row?.total ?? 0);
   }
 
   async addBalanceEntry(q: Q, e: { party: string; currency: string; amountMinor: number; kind: 'CLAWBACK' | 'OFFSET'; orderId: string; intentId: string; reference: string }): Promise<void> {

@@ -1,5 +1,5 @@
+import { safeInteger } from '@postsale/contracts';
 import type { Intent, PayoutItem } from '../db/payouts.repository';
-import { minor } from '../db/payouts.repository';
 import type { PayoutsContext } from './context';
 import { convertRoundingDown } from './payout-currency';
 import { CONFIGURATION_HOLDS, isPayPalRefusal, partyOf, TERMINAL_STATUSES, type HoldReason, type IntentStatus } from './payout-rules';
@@ -88,12 +88,12 @@ export async function orderDetails(ctx: PayoutsContext, orderId: string) {
     sellerId: sales[0]?.seller_id ?? payouts[0]?.sellerId ?? null,
     state,
     sales: sales.map((s) => ({
-      saleId: s.sale_id, currency: s.currency, saleAmountMinor: minor(s.sale_amount_minor), platformCommissionMinor: minor(s.platform_commission_minor),
-      sellerNetMinor: minor(s.seller_net_minor), isLoss: s.is_loss, recordedAt: new Date(s.recorded_at).toISOString(), causedBy: s.event_id,
+      saleId: s.sale_id, currency: s.currency, saleAmountMinor: safeInteger(s.sale_amount_minor), platformCommissionMinor: safeInteger(s.platform_commission_minor),
+      sellerNetMinor: safeInteger(s.seller_net_minor), isLoss: s.is_loss, recordedAt: new Date(s.recorded_at).toISOString(), causedBy: s.event_id,
     })),
     reversals: reversals.map((r) => ({
-      reversalId: r.reversal_id, saleId: r.sale_id, kind: r.kind, currency: r.currency, commissionReversedMinor: minor(r.commission_reversed_minor),
-      sellerNetReversedMinor: minor(r.seller_net_reversed_minor), reversedAt: new Date(r.reversed_at).toISOString(),
+      reversalId: r.reversal_id, saleId: r.sale_id, kind: r.kind, currency: r.currency, commissionReversedMinor: safeInteger(r.commission_reversed_minor),
+      sellerNetReversedMinor: safeInteger(r.seller_net_reversed_minor), reversedAt: new Date(r.reversed_at).toISOString(),
     })),
     milestones: { shippedAt: milestones.shippedAt?.toISOString() ?? null, deliveredAt: milestones.deliveredAt?.toISOString() ?? null },
     payouts,
@@ -118,18 +118,18 @@ export async function sellerBalance(ctx: PayoutsContext, sellerId: string) {
       payoutCurrency: payee.payoutCurrency, defaultPayoutCurrency: ctx.settings.defaultPayoutCurrency, updatedAt: payee.updatedAt.toISOString(),
     } : null,
     balances: [...currencies].sort().map((currency) => {
-      const ledger = entries.filter((e) => e.currency === currency).reduce((s, e) => s + minor(e.amount_minor), 0);
+      const ledger = entries.filter((e) => e.currency === currency).reduce((s, e) => s + safeInteger(e.amount_minor), 0);
       return {
         currency,
         /** what the seller owes back, not yet netted against a payout */
         clawbackOwedMinor: Math.max(0, -ledger),
         /** what is still to be paid to the seller (before netting) */
-        pendingPayoutMinor: minor(open.find((o) => o.currency === currency)?.total ?? 0),
-        paidMinor: minor(paid.find((o) => o.currency === currency)?.total ?? 0),
+        pendingPayoutMinor: safeInteger(open.find((o) => o.currency === currency)?.total ?? 0),
+        paidMinor: safeInteger(paid.find((o) => o.currency === currency)?.total ?? 0),
       };
     }),
     entries: entries.map((e) => ({
-      kind: e.kind, amountMinor: minor(e.amount_minor), currency: e.currency, orderId: e.order_id, payoutId: e.intent_id, reference: e.reference,
+      kind: e.kind, amountMinor: safeInteger(e.amount_minor), currency: e.currency, orderId: e.order_id, payoutId: e.intent_id, reference: e.reference,
       at: new Date(e.created_at).toISOString(),
     })),
   };

@@ -1,3 +1,4 @@
+import { safeInteger } from '@postsale/contracts';
 import type { Knex } from 'knex';
 import type { Marketplace, Money } from '@postsale/contracts';
 import type { AccountCode, Posting } from '../domain/ledger';
@@ -9,13 +10,7 @@ import type {
 
 type Row = Record<string, unknown>;
 
-/** pg returns bigint columns as strings: convert, refusing anything that is not a safe integer. */
-export function minor(value: unknown): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n)) throw new Error(`not a safe integer amount: ${String(value)}`);
-  return n;
-}
-const money = (amount: unknown, currency: unknown): Money => ({ amountMinor: minor(amount), currency: String(currency).trim() });
+const money = (amount: unknown, currency: unknown): Money => ({ amountMinor: safeInteger(amount), currency: String(currency).trim() });
 const optionalMoney = (amount: unknown, currency: unknown): Money | null => (amount === null || amount === undefined ? null : money(amount, currency));
 const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
 
@@ -223,7 +218,7 @@ export class SalesRepository implements SalesStore {
 
   async trialBalance(): Promise<Array<{ currency: string; account: string; balanceMinor: number }>> {
     const rows: Row[] = await this.db('postings').select('currency', 'account_code').sum({ total: 'amount_minor' }).groupBy('currency', 'account_code').orderBy(['currency', 'account_code']);
-    return rows.map((r) => ({ currency: String(r.currency).trim(), account: String(r.account_code), balanceMinor: minor(r.total) }));
+    return rows.map((r) => ({ currency: String(r.currency).trim(), account: String(r.account_code), balanceMinor: safeInteger(r.total) }));
   }
 
   async statementSales(sellerId: string, from: Date, to: Date): Promise<Row[]> {
@@ -271,6 +266,6 @@ export function toSale(r: Row): SaleRecord {
     marketplaceFeeSource: r.marketplace_fee_source as SaleRecord['marketplaceFeeSource'], termsSource: r.terms_source as SaleRecord['termsSource'],
     supplierCostCharged: money(r.supplier_cost_charged_minor, r.supplier_cost_charged_currency),
     fx: r.fx_rate ? { fromCurrency: String(r.supplier_cost_charged_currency).trim(), toCurrency: c, rate: String(r.fx_rate), rateDate: String(r.fx_rate_day), source: String(r.fx_source) } : null,
-    recordedAt: date(r.recorded_at), refundedMinor: minor(r.refunded_minor),
+    recordedAt: date(r.recorded_at), refundedMinor: safeInteger(r.refunded_minor),
   };
 }

@@ -102,13 +102,8 @@ export interface CommercialTerms {
   updatedAt?: Date;
 }
 
-export interface FxRate {
-  from: string;
-  to: string;
-  rateDate: string;
-  rate: string;
-  source: string;
-}
+import type { FxRate } from '@postsale/contracts';
+export type { FxRate };
 
 export interface JournalEntryInput {
   entryKey: string;
