@@ -21,6 +21,11 @@ export interface FailureRule {
   mode: FailureMode;
   /** how many requests it applies to; Infinity by default */
   times?: number;
+  /**
+   * the share of matching requests it applies to (0..1, drawn per request); 1 by default. With drop-after-handling,
+   * e.g. 0.1 = "the provider acts, then one answer in ten is lost" (a `times` use is taken only when it applies).
+   */
+  rate?: number;
 }
 
 export interface FakeServer {
@@ -52,7 +57,7 @@ export async function startFakeServer(
   app.use((req: Request, res: Response, next: NextFunction) => {
     const signature = `${req.method} ${req.path}`;
     requests.push({ method: req.method, path: req.path, at: Date.now() });
-    const rule = rules.find((r) => r.remaining > 0 && r.match.test(signature));
+    const rule = rules.find((r) => r.remaining > 0 && r.match.test(signature) && (r.rate === undefined || Math.random() < r.rate));
     if (!rule) return next();
     rule.remaining -= 1;
     const mode = rule.mode;
@@ -88,6 +93,7 @@ export async function startFakeServer(
     port,
     requests,
     fail(rule) {
+      if (rule.rate !== undefined && !(rule.rate >= 0 && rule.rate <= 1)) throw new RangeError(`rate must be within 0..1, got ${rule.rate}`);
       const entry = { ...rule, remaining: rule.times ?? Number.POSITIVE_INFINITY };
       rules.push(entry);
       return () => {
