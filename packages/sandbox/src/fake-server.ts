@@ -13,7 +13,9 @@ export type FailureMode =
   /** never answer (the client's timeout fires); the socket is destroyed when the fake stops */
   | { kind: 'hang' }
   /** run the real handler (its side effects happen), then drop the connection without answering */
-  | { kind: 'drop-after-handling' };
+  | { kind: 'drop-after-handling' }
+  /** run the real handler (its side effects happen), then hold its answer this long before sending it */
+  | { kind: 'hold-answer'; ms: number };
 
 export interface FailureRule {
   /** matched against `${method} ${path}`, e.g. /^POST \/v1\/payments\/payouts$/ */
@@ -42,6 +44,17 @@ export interface FakeServer {
 export interface StartOptions {
   port?: number;
   host?: string;
+}
+
+/** Delays the response the handler sends (it has acted already); a client that gives up or dies meanwhile gets nothing. */
+export function holdAnswer(res: Response, ms: number): void {
+  const send = res.send.bind(res);
+  res.send = ((body?: unknown) => {
+    setTimeout(() => {
+      if (!res.writableEnded && !res.socket?.destroyed) send(body);
+    }, ms);
+    return res;
+  }) as typeof res.send;
 }
 
 export async function startFakeServer(
@@ -78,6 +91,9 @@ export async function startFakeServer(
         res.end = (() => { destroy(); return res; }) as typeof res.end;
         return next();
       }
+      case 'hold-answer':
+        holdAnswer(res, mode.ms);
+        return next();
     }
   });
 

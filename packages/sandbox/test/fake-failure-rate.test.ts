@@ -38,4 +38,24 @@ describe('failure injection at a rate: the provider acts, then a share of the an
       await ali.stop();
     }
   });
+
+  it('when an answer is held, then the provider has acted before the client hears anything, and the answer comes after the hold', async () => {
+    let effects = 0;
+    const server = await startFakeServer('hold', (app) => app.post('/act', (_req, res) => {
+      effects += 1;
+      res.json({ ok: true });
+    }));
+    try {
+      server.fail({ match: /^POST \/act$/, mode: { kind: 'hold-answer', ms: 400 }, times: 1 });
+      const started = Date.now();
+      const answer = fetch(`${server.url}/act`, { method: 'POST' });
+      await new Promise((r) => setTimeout(r, 150));
+      expect(effects).toBe(1);
+      const r = await answer;
+      expect(await r.json()).toEqual({ ok: true });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(390);
+    } finally {
+      await server.stop();
+    }
+  });
 });

@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
+import { holdAnswer } from '../fake-server';
 import type { MethodFailureMode } from './types';
 
 /**
@@ -61,6 +62,9 @@ export function applyHttpMode(mode: MethodFailureMode, req: Request, res: Respon
       res.end = (() => { destroy(); return res; }) as typeof res.end;
       return false;
     }
+    case 'hold-answer':
+      holdAnswer(res, mode.ms);
+      return false;
     default:
       return false; // AliExpress-shaped modes are answered by the gateway itself
   }
