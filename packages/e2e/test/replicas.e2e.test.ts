@@ -1,4 +1,5 @@
-import { prepareDemoOrder, SERVICES, type DemoMarketplace, type ServiceName } from '@postsale/cli';
+import { prepareDemoOrder, replay, SERVICES, waitForReplay, type DemoMarketplace, type ServiceName } from '@postsale/cli';
+import { allStreams, topicName } from '@postsale/contracts';
 import { waitFor } from '@postsale/runtime';
 import { orderIdOf, paidOut, startE2E, type E2E } from '../src';
 
@@ -141,5 +142,54 @@ describe('two replicas of every service, killed -9 at random during a burst: bou
     // lost answers were re-posted with the same sender_batch_id (more posts than batches) and never paid twice
     expect(posts() - postsBefore).toBeGreaterThan(newBatches);
     await expectOnceEach(allOrderIds.length);
+  });
+
+  it('replaying every topic from offset 0 into every consumer group, with both replicas consuming, makes no new purchase, ledger entry or payout', async () => {
+    const { pipeline, kafka, namespace, admin } = e2e;
+    const { world } = pipeline;
+    const snapshot = async () => ({
+      supplierOrders: world.aliexpress.orders().length,
+      payoutItems: world.paypal.paidItems().length,
+      batches: world.paypal.payoutBatches().length,
+      trial: ((await admin.sales.get('/admin/ledger/trial-balance')).data as { currencies: unknown[] }).currencies,
+    });
+    const before = await snapshot();
+    expect(before.supplierOrders).toBe(allOrderIds.length);
+
+    // Kafka repositions only empty groups: stop every replica, rewind every group on every topic it has read, start all.
+    for (const s of SERVICES) await pipeline.terminate(s);
+    const kafkaAdmin = kafka.admin();
+    await kafkaAdmin.connect();
+    const rewound: Array<{ topic: string; group: string }> = [];
+    try {
+      const groups = (await kafkaAdmin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`${namespace}.`));
+      for (const group of groups) {
+        for (const stream of allStreams()) {
+          const topic = topicName(stream, namespace);
+          const offsets = await kafkaAdmin.fetchOffsets({ groupId: group, topics: [topic] });
+          if (!offsets[0]?.partitions.some((p) => p.offset !== '-1')) continue;
+          await replay(kafka, { topic, group, from: '0' });
+          rewound.push({ topic, group });
+        }
+      }
+    } finally {
+      await kafkaAdmin.disconnect();
+    }
+    expect(rewound.length).toBeGreaterThanOrEqual(5);
+    for (const s of SERVICES) await pipeline.start(s);
+    for (const r of rewound) await waitForReplay(kafka, { ...r, timeoutMs: 10 * 60_000 });
+
+    const duplicatesSeen = await waitFor(async () => {
+      let total = 0;
+      for (const s of SERVICES) {
+        for (const url of pipeline.replicaUrls[s]) {
+          const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${pipeline.options.adminToken}` } })).text();
+          for (const m of text.matchAll(/^events_duplicate_total\{[^}]*\} (\d+)/gm)) total += Number(m[1]);
+        }
+      }
+      return total >= before.supplierOrders ? total : undefined;
+    }, { timeoutMs: 120_000, description: 'replayed events skipped as duplicates' });
+    expect(duplicatesSeen).toBeGreaterThanOrEqual(before.supplierOrders);
+    expect(await snapshot()).toEqual(before);
   });
 });
