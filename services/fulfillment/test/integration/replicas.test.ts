@@ -9,7 +9,8 @@ import { outOrderIdFor } from '../../src/domain/out-order-id';
 import type { FulfillmentDeps, SupplierApi } from '../../src/domain/ports';
 import { runPurchase } from '../../src/domain/purchase.use-case';
 import { recordOrderEvent } from '../../src/domain/record-order.use-case';
-import { States } from '../../src/domain/states';
+import { runFollowUp } from '../../src/domain/follow-up.use-case';
+import { States, type State } from '../../src/domain/states';
 import { fulfillmentMetrics } from '../../src/metrics';
 import { fulfillmentService } from '../../src/service';
 import { orderReceived, orderState, publishOrders, setUpSeller, startHarness, waitForState, type Harness } from './harness';
@@ -26,7 +27,14 @@ function deferred() {
 
 type CreateOrder = SupplierApi['createOrder'];
 
-function workerDeps(h: Harness, createOrder?: (real: CreateOrder, input: CreateOrderInput) => ReturnType<CreateOrder>, leaseMs = 60_000): FulfillmentDeps {
+type GetOrder = SupplierApi['getOrder'];
+
+function workerDeps(
+  h: Harness,
+  createOrder?: (real: CreateOrder, input: CreateOrderInput) => ReturnType<CreateOrder>,
+  leaseMs = 60_000,
+  getOrder?: (real: GetOrder, orderId: string) => ReturnType<GetOrder>,
+): FulfillmentDeps {
   const ctx = h.service.ctx;
   const repo = new FulfillmentRepository(ctx.db);
   const sellers = new SellerSettingsRepository(ctx.db, createSecretBox(h.env.CREDENTIALS_KEY!));
@@ -41,13 +49,13 @@ function workerDeps(h: Harness, createOrder?: (real: CreateOrder, input: CreateO
       const secrets = await sellers.supplierSecrets(sellerId);
       if (!secrets.api) return undefined;
       const api = new AliExpressDsClient({ gatewayUrl: h.ali.gatewayUrl, credentials: secrets.api, timeoutMs: 3000 });
-      if (!createOrder) return api;
+      if (!createOrder && !getOrder) return api;
       return {
         getProduct: api.getProduct.bind(api),
         getFreight: api.getFreight.bind(api),
-        getOrder: api.getOrder.bind(api),
+        getOrder: getOrder ? (id) => getOrder(api.getOrder.bind(api), id) : api.getOrder.bind(api),
         getTracking: api.getTracking.bind(api),
-        createOrder: (input) => createOrder(api.createOrder.bind(api), input),
+        createOrder: createOrder ? (input) => createOrder(api.createOrder.bind(api), input) : api.createOrder.bind(api),
       };
     },
     settings: {
@@ -83,9 +91,9 @@ describe('fulfillment with two workers on one database: fenced leases, pinned at
     ...event, eventId: randomUUID(), type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: `ext-${event.orderId}`, reason: 'buyer asked', cancelledAt: Date.now() },
   } as OrderEvent);
   /** A worker's claim of this order (the lease and its fencing token), after whatever lease it had has run out. */
-  const claim = async (orderId: string): Promise<Fulfillment> => {
+  const claim = async (orderId: string, states: State[] = [States.RECEIVED, States.PURCHASING]): Promise<Fulfillment> => {
     await h.service.ctx.db('fulfillments').where({ order_id: orderId }).update({ next_run_at: new Date(Date.now() - 1000) });
-    const claimed = await deps.repo.claimDue([States.RECEIVED, States.PURCHASING], 100, 60_000);
+    const claimed = await deps.repo.claimDue(states, 100, 60_000);
     const mine = claimed.find((f) => f.orderId === orderId);
     if (!mine) throw new Error(`order ${orderId} was not claimable`);
     return mine;
@@ -141,6 +149,28 @@ describe('fulfillment with two workers on one database: fenced leases, pinned at
       ['CREATE', 'API', outOrderIdFor(event.orderId), 'PENDING'],
       ['RESOLVE', 'API', outOrderIdFor(event.orderId), 'CREATED'],
     ]);
+  });
+
+  it('when a follow-up worker\'s lease expired, then its late "not paid yet" commits nothing: the next check stays where the new holder\'s lease put it', async () => {
+    const { event } = await newOrder();
+    await runPurchase(deps, await claim(event.orderId));
+    expect((await row(event.orderId))!.state).toBe(States.AWAITING_PAYMENT);
+    const gate = deferred();
+    let asked = false;
+    const workerA = workerDeps(h, undefined, 60_000, async (_real, id) => {
+      asked = true;
+      await gate.promise;
+      return { orderId: id, status: 'PAYMENT_PROCESSING', logisticsStatus: null, amount: null, endReasons: [] };
+    });
+    const a = runFollowUp(workerA, await claim(event.orderId, [States.AWAITING_PAYMENT]));
+    await waitFor(() => asked, { description: 'A asks the supplier' });
+    const claimB = await claim(event.orderId, [States.AWAITING_PAYMENT]); // B holds the order for 60 s now
+    gate.open();
+    await a;
+    const after = await h.service.ctx.db('fulfillments').where({ order_id: event.orderId }).first();
+    expect(Number(after.lease_version)).toBe(claimB.leaseVersion);
+    expect(Number(after.status_checks)).toBe(claimB.statusChecks);
+    expect(new Date(after.next_run_at).getTime()).toBeGreaterThan(Date.now() + 30_000);
   });
 
   it('when a RESOLVE fails with a retriable error, then the outcome stays UNKNOWN; a cancellation then sends the order to review UNRESOLVED_PURCHASE, never CANCELLED, and nothing is re-sent', async () => {
