@@ -25,20 +25,35 @@ export interface PipelineOptions {
   extraEnv?: Partial<Record<ServiceName, Record<string, string>>>;
   /** fast pollers and short intervals for demos, tests and the benchmark */
   fast?: boolean;
+  /**
+   * OS processes per service (1 by default): a number for every service, or per service. Replica 0 listens on
+   * `ports[service]`; the others get free ports. All replicas of a service share its DB schema, topics and groups.
+   */
+  replicas?: number | Partial<Record<ServiceName, number>>;
 }
 
 export interface Pipeline {
   world: SandboxWorld;
+  /** replica 0 of each service */
   urls: Record<ServiceName, string>;
+  /** every replica's URL, index = replica number */
+  replicaUrls: Record<ServiceName, string[]>;
+  /** the running replica 0 of each service */
   processes: Map<ServiceName, ManagedProcess>;
   options: PipelineOptions;
-  env(service: ServiceName): Record<string, string>;
-  start(service: ServiceName): Promise<void>;
-  /** SIGKILL, no goodbye: the crash in crash tests */
-  kill(service: ServiceName): Promise<void>;
-  /** SIGTERM: the graceful stop an operator does */
-  terminate(service: ServiceName): Promise<void>;
-  restart(service: ServiceName): Promise<void>;
+  /** how many replicas of the service this pipeline runs */
+  replicaCount(service: ServiceName): number;
+  /** the running process of one replica, undefined while it is down */
+  replica(service: ServiceName, index: number): ManagedProcess | undefined;
+  env(service: ServiceName, replica?: number): Record<string, string>;
+  /** starts one replica, or (no index) every replica of the service that is not running */
+  start(service: ServiceName, replica?: number): Promise<void>;
+  /** SIGKILL, no goodbye: the crash in crash tests. One replica, or (no index) every running replica of the service */
+  kill(service: ServiceName, replica?: number): Promise<void>;
+  /** SIGTERM: the graceful stop an operator does. One replica, or (no index) all of them */
+  terminate(service: ServiceName, replica?: number): Promise<void>;
+  /** kill -9 then start: one replica, or (no index) every replica */
+  restart(service: ServiceName, replica?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -65,13 +80,24 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     payoutWebhookUrl: `${urls.payouts}/webhooks/paypal`,
   });
   const processes = new Map<ServiceName, ManagedProcess>();
+  const running = new Map<string, ManagedProcess>(); // `${service}#${replica}`
+  const key = (service: ServiceName, replica: number) => `${service}#${replica}`;
+  const replicaCount = (service: ServiceName): number => {
+    const n = typeof options.replicas === 'number' ? options.replicas : (options.replicas?.[service] ?? 1);
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`replicas of ${service} must be a positive integer, got ${n}`);
+    return n;
+  };
+  const replicaPorts = Object.fromEntries(
+    await Promise.all(SERVICES.map(async (s) => [s, [options.ports[s], ...(await Promise.all(Array.from({ length: replicaCount(s) - 1 }, () => freePort())))]])),
+  ) as Record<ServiceName, number[]>;
+  const replicaUrls = Object.fromEntries(SERVICES.map((s) => [s, replicaPorts[s].map((p) => `http://127.0.0.1:${p}`)])) as Record<ServiceName, string[]>;
   const infra = localInfraEnv();
   const fast = options.fast ?? true;
 
-  const env = (service: ServiceName): Record<string, string> => {
+  const env = (service: ServiceName, replica = 0): Record<string, string> => {
     const common = {
       ...infra,
-      PORT: String(options.ports[service]),
+      PORT: String(replicaPorts[service][replica] ?? options.ports[service]),
       DB_SCHEMA: `${service}${options.schemaSuffix}`,
       TOPIC_NAMESPACE: options.namespace,
       ADMIN_TOKEN: options.adminToken,
@@ -118,42 +144,57 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     return { ...common, ...specific[service], ...(options.extraEnv?.[service] ?? {}) };
   };
 
-  const start = async (service: ServiceName) => {
+  const startOne = async (service: ServiceName, replica: number) => {
+    if (replica < 0 || replica >= replicaCount(service)) throw new RangeError(`${service} has no replica ${replica}`);
+    if (running.has(key(service, replica))) return;
     const managed = startNodeProcess({
-      name: service,
+      name: replica === 0 ? service : `${service}-${replica}`,
       entry: join('services', service, 'dist', 'main.js'),
-      env: env(service),
-      logFile: options.logDir ? join(options.logDir, `${service}.log`) : undefined,
+      env: env(service, replica),
+      logFile: options.logDir ? join(options.logDir, replica === 0 ? `${service}.log` : `${service}-${replica}.log`) : undefined,
       detached: options.detached,
     });
-    processes.set(service, managed);
-    await waitForHttp(`${urls[service]}/readyz`, { process: managed, timeoutMs: 90_000 });
+    running.set(key(service, replica), managed);
+    if (replica === 0) processes.set(service, managed);
+    await waitForHttp(`${replicaUrls[service][replica]}/readyz`, { process: managed, timeoutMs: 90_000 });
+  };
+  const indexes = (service: ServiceName, replica?: number) => (replica === undefined ? Array.from({ length: replicaCount(service) }, (_, i) => i) : [replica]);
+
+  const start = async (service: ServiceName, replica?: number) => {
+    for (const i of indexes(service, replica)) await startOne(service, i);
   };
 
-  const kill = async (service: ServiceName, signal: NodeJS.Signals = 'SIGKILL') => {
-    const managed = processes.get(service);
-    if (!managed) return;
-    managed.kill(signal);
-    await managed.exited;
-    processes.delete(service);
+  const kill = async (service: ServiceName, replica: number | undefined, signal: NodeJS.Signals) => {
+    await Promise.all(indexes(service, replica).map(async (i) => {
+      const managed = running.get(key(service, i));
+      if (!managed) return;
+      managed.kill(signal);
+      await managed.exited;
+      running.delete(key(service, i));
+      if (i === 0) processes.delete(service);
+    }));
   };
 
   const pipeline: Pipeline = {
     world,
     urls,
+    replicaUrls,
     processes,
     options,
+    replicaCount,
+    replica: (service, index) => running.get(key(service, index)),
     env,
     start,
-    kill: (service) => kill(service, 'SIGKILL'),
-    terminate: (service) => kill(service, 'SIGTERM'),
-    async restart(service) {
-      await kill(service, 'SIGKILL');
-      await start(service);
+    kill: (service, replica) => kill(service, replica, 'SIGKILL'),
+    terminate: (service, replica) => kill(service, replica, 'SIGTERM'),
+    async restart(service, replica) {
+      await kill(service, replica, 'SIGKILL');
+      await start(service, replica);
     },
     async stop() {
-      for (const managed of processes.values()) managed.kill('SIGTERM');
-      await Promise.all([...processes.values()].map((m) => m.exited));
+      for (const managed of running.values()) managed.kill('SIGTERM');
+      await Promise.all([...running.values()].map((m) => m.exited));
+      running.clear();
       processes.clear();
       await world.stop();
     },

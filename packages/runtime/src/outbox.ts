@@ -56,6 +56,8 @@ export interface OutboxRelayOptions {
  */
 export class OutboxRelay {
   private producer: Producer;
+  /** set when a send failed: the next drain starts with a new producer (see `drainOnce`) */
+  private producerSuspect = false;
   private listener?: Client;
   private timer?: NodeJS.Timeout;
   private running = false;
@@ -198,15 +200,32 @@ export class OutboxRelay {
         messages.push({ key: row.key, value, headers: { 'event-type': row.event_type, 'event-id': row.event_id } });
         byTopic.set(row.topic, messages);
       }
-      await this.producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic.entries()].map(([topic, messages]) => ({ topic, messages })),
-      });
+      if (this.producerSuspect) await this.replaceProducer();
+      try {
+        await this.producer.sendBatch({
+          acks: -1,
+          topicMessages: [...byTopic.entries()].map(([topic, messages]) => ({ topic, messages })),
+        });
+      } catch (error) {
+        // kafkajs rewinds its sequence numbers when a send fails, but the broker may have written the batch (answer
+        // lost). Resending a different batch (new rows arrived) with those numbers is refused as out of order, for
+        // ever. A new producer id starts a clean sequence; the inbox absorbs a resent copy.
+        this.producerSuspect = true;
+        throw error;
+      }
       await this.options.afterPublishBeforeMark?.();
       await trx('outbox').whereIn('id', rows.map((r) => r.id)).update({ published_at: trx.fn.now() });
       for (const [topic, messages] of byTopic) this.published.inc({ topic }, messages.length);
       return rows.length;
     });
+  }
+
+  private async replaceProducer(): Promise<void> {
+    await this.producer.disconnect().catch(() => undefined);
+    this.producer = this.options.kafka.producer(producerConfig());
+    await this.producer.connect();
+    this.producerSuspect = false;
+    this.options.logger.info('outbox relay producer replaced after a failed send');
   }
 
   /** Stops polling after delivering what is already committed (bounded by `flushTimeoutMs`). */

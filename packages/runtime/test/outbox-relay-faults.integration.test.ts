@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Kafka, Producer, ProducerBatch } from 'kafkajs';
 import { ensureTopics, EventCodec, Streams } from '@postsale/contracts';
 import { createDb, createKafka, createLogger, localInfraEnv, Metrics, migrate, OutboxRelay, OutboxWriter, type Db } from '../src';
 import { dropSchema, uniqueId, waitFor, startTcpProxy, type TcpProxy } from '../src/testing';
@@ -70,5 +71,44 @@ describe('outbox relay under a database outage', () => {
     });
     const after = await record();
     await waitFor(() => published(after), { timeoutMs: 10_000, description: 'published through the re-established notification channel' });
+  });
+
+  it('after a failed send the relay publishes with a new producer, so a producer that refuses for ever cannot stall it', async () => {
+    // Stand-in for the kafkajs producer left with rewound sequence numbers after a lost answer: the broker refuses its
+    // every later batch as out of order. Only a new producer (id) gets through.
+    const producers: Array<{ sent: ProducerBatch[]; disconnected: boolean }> = [];
+    const kafka = {
+      producer: () => {
+        const state = { sent: [] as ProducerBatch[], disconnected: false };
+        const index = producers.push(state) - 1;
+        return {
+          connect: async () => undefined,
+          disconnect: async () => { state.disconnected = true; },
+          sendBatch: async (batch: ProducerBatch) => {
+            if (index === 0) throw Object.assign(new Error('The broker received an out of order sequence number'), { name: 'KafkaJSProtocolError', type: 'OUT_OF_ORDER_SEQUENCE_NUMBER', retriable: false });
+            state.sent.push(batch);
+            return [];
+          },
+        } as unknown as Producer;
+      },
+    } as unknown as Kafka;
+    const namespace = uniqueId('t-');
+    const codec = EventCodec.connect(infra.SCHEMA_REGISTRY_URL!, namespace);
+    const writer = new OutboxWriter(codec, OutboxRelay.channel(schema));
+    relay = new OutboxRelay({ db: direct, databaseUrl: infra.DATABASE_URL!, schema, kafka, codec, logger, metrics: new Metrics('relay-faults', { defaultMetrics: false }) });
+    await relay.connect();
+    const record = (orderId: string) => direct.transaction((trx) => writer.publish(trx, Streams.orders, {
+      eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
+      type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason: 'test', cancelledAt: Date.now() },
+    }));
+
+    await record('o-first');
+    await expect(relay.drainOnce()).rejects.toThrow(/out of order/);
+    await record('o-second'); // the next batch differs from the failed one
+    expect(await relay.drainOnce()).toBe(2);
+    expect(producers).toHaveLength(2);
+    expect(producers[0]!.disconnected).toBe(true);
+    expect(producers[1]!.sent.flatMap((b) => b.topicMessages!.flatMap((t) => t.messages.map((m) => m.key)))).toEqual(['o-first', 'o-second']);
+    expect(await direct('outbox').whereNull('published_at')).toEqual([]);
   });
 });

@@ -13,7 +13,9 @@ export type FailureMode =
   /** never answer (the client's timeout fires); the socket is destroyed when the fake stops */
   | { kind: 'hang' }
   /** run the real handler (its side effects happen), then drop the connection without answering */
-  | { kind: 'drop-after-handling' };
+  | { kind: 'drop-after-handling' }
+  /** run the real handler (its side effects happen), then hold its answer this long before sending it */
+  | { kind: 'hold-answer'; ms: number };
 
 export interface FailureRule {
   /** matched against `${method} ${path}`, e.g. /^POST \/v1\/payments\/payouts$/ */
@@ -21,6 +23,11 @@ export interface FailureRule {
   mode: FailureMode;
   /** how many requests it applies to; Infinity by default */
   times?: number;
+  /**
+   * the share of matching requests it applies to (0..1, drawn per request); 1 by default. With drop-after-handling,
+   * e.g. 0.1 = "the provider acts, then one answer in ten is lost" (a `times` use is taken only when it applies).
+   */
+  rate?: number;
 }
 
 export interface FakeServer {
@@ -39,6 +46,17 @@ export interface StartOptions {
   host?: string;
 }
 
+/** Delays the response the handler sends (it has acted already); a client that gives up or dies meanwhile gets nothing. */
+export function holdAnswer(res: Response, ms: number): void {
+  const send = res.send.bind(res);
+  res.send = ((body?: unknown) => {
+    setTimeout(() => {
+      if (!res.writableEnded && !res.socket?.destroyed) send(body);
+    }, ms);
+    return res;
+  }) as typeof res.send;
+}
+
 export async function startFakeServer(
   name: string,
   configure: (app: Express) => void,
@@ -52,7 +70,7 @@ export async function startFakeServer(
   app.use((req: Request, res: Response, next: NextFunction) => {
     const signature = `${req.method} ${req.path}`;
     requests.push({ method: req.method, path: req.path, at: Date.now() });
-    const rule = rules.find((r) => r.remaining > 0 && r.match.test(signature));
+    const rule = rules.find((r) => r.remaining > 0 && r.match.test(signature) && (r.rate === undefined || Math.random() < r.rate));
     if (!rule) return next();
     rule.remaining -= 1;
     const mode = rule.mode;
@@ -73,6 +91,9 @@ export async function startFakeServer(
         res.end = (() => { destroy(); return res; }) as typeof res.end;
         return next();
       }
+      case 'hold-answer':
+        holdAnswer(res, mode.ms);
+        return next();
     }
   });
 
@@ -88,6 +109,7 @@ export async function startFakeServer(
     port,
     requests,
     fail(rule) {
+      if (rule.rate !== undefined && !(rule.rate >= 0 && rule.rate <= 1)) throw new RangeError(`rate must be within 0..1, got ${rule.rate}`);
       const entry = { ...rule, remaining: rule.times ?? Number.POSITIVE_INFINITY };
       rules.push(entry);
       return () => {

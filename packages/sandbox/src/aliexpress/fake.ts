@@ -69,8 +69,12 @@ export interface AliExpressFake {
   /** closes the order without delivery: FINISH with this close end_reason on its child orders */
   closeOrder(orderId: string | number, endReason: AliExpressEndReason): SupplierOrder;
 
-  /** method-aware injection for the single `/sync` route; `times` defaults to every call */
-  failMethod(method: string, mode: MethodFailureMode, times?: number): () => void;
+  /**
+   * method-aware injection for the single `/sync` route; `times` defaults to every call, `rate` (0..1, default 1) is
+   * the share of calls it applies to — e.g. `failMethod('aliexpress.ds.order.create', {kind:'drop-after-handling'},
+   * Infinity, 0.1)`: the order is created, and one answer in ten is lost
+   */
+  failMethod(method: string, mode: MethodFailureMode, times?: number, rate?: number): () => void;
   setWebCheckout(switches: WebCheckoutSwitches): void;
 
   /** every supplier order ever created, both channels, oldest first (copies) */
@@ -146,7 +150,7 @@ function setup(state: FakeState): SetupApi {
     blacklistBuyer: (name) => accounts.blacklistBuyer(name),
     disableAccount: (account) => accounts.disable(account),
     enableAccount: (account) => accounts.enable(account),
-    failMethod: (method, mode, times) => state.failures.add(method, mode, times),
+    failMethod: (method, mode, times, rate) => state.failures.add(method, mode, times, rate),
     setWebCheckout: (switches) => {
       state.web = { ...switches };
     },

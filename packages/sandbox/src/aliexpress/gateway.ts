@@ -50,7 +50,7 @@ function gateway(state: FakeState, req: Request, res: Response): void {
   const injected = state.failures.take(method);
   if (!injected) return answer(state, params, res);
   if (applyHttpMode(injected, req, res, () => answer(state, params, res))) return;
-  if (injected.kind === 'drop-after-handling') return answer(state, params, res);
+  if (injected.kind === 'drop-after-handling' || injected.kind === 'hold-answer') return answer(state, params, res);
   res.json(injectedBody(method, injected, newRequestId()));
 }
 

@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
+import { holdAnswer } from '../fake-server';
 import type { MethodFailureMode } from './types';
 
 /**
@@ -9,13 +10,16 @@ interface MethodRule {
   method: string;
   mode: MethodFailureMode;
   remaining: number;
+  /** share of calls it applies to (0..1, drawn per call) */
+  rate: number;
 }
 
 export class MethodFailures {
   private readonly rules: MethodRule[] = [];
 
-  add(method: string, mode: MethodFailureMode, times = Number.POSITIVE_INFINITY): () => void {
-    const rule = { method, mode, remaining: times };
+  add(method: string, mode: MethodFailureMode, times = Number.POSITIVE_INFINITY, rate = 1): () => void {
+    if (!(rate >= 0 && rate <= 1)) throw new RangeError(`rate must be within 0..1, got ${rate}`);
+    const rule = { method, mode, remaining: times, rate };
     this.rules.push(rule);
     return () => {
       const i = this.rules.indexOf(rule);
@@ -29,7 +33,7 @@ export class MethodFailures {
 
   /** Takes one use of the first live rule for this method. */
   take(method: string): MethodFailureMode | undefined {
-    const rule = this.rules.find((r) => r.remaining > 0 && r.method === method);
+    const rule = this.rules.find((r) => r.remaining > 0 && r.method === method && (r.rate >= 1 || Math.random() < r.rate));
     if (!rule) return undefined;
     rule.remaining -= 1;
     return rule.mode;
@@ -58,6 +62,9 @@ export function applyHttpMode(mode: MethodFailureMode, req: Request, res: Respon
       res.end = (() => { destroy(); return res; }) as typeof res.end;
       return false;
     }
+    case 'hold-answer':
+      holdAnswer(res, mode.ms);
+      return false;
     default:
       return false; // AliExpress-shaped modes are answered by the gateway itself
   }

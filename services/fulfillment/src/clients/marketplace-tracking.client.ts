@@ -15,7 +15,10 @@ export class MarketplacePushError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** worth trying again: transient, or fixable by an operator (a token) */
     readonly retriable: boolean,
+    /** the cause passes by itself (network, timeout, 5xx, 429): retried for as long as it lasts, never given up */
+    readonly transient = false,
   ) {
     super(message);
     this.name = 'MarketplacePushError';
@@ -27,7 +30,9 @@ async function request(url: string, init: RequestInit & { timeoutMs: number }): 
   try {
     response = await fetch(url, { ...init, signal: AbortSignal.timeout(init.timeoutMs) });
   } catch (error) {
-    throw new MarketplacePushError('NETWORK_ERROR', error instanceof Error ? error.message : 'request failed', true);
+    // connection refused, reset or a lost answer: the marketplace may have acted; the push is safe to repeat (eBay is
+    // read back first, MercadoLibre restates the same facts), so it is retried like any transient failure
+    throw new MarketplacePushError('NETWORK_ERROR', error instanceof Error ? error.message : 'request failed', true, true);
   }
   const raw = await response.text();
   let body: unknown = raw;
@@ -37,7 +42,7 @@ async function request(url: string, init: RequestInit & { timeoutMs: number }): 
     /* keep text */
   }
   if (response.status >= 500 || response.status === 429) {
-    throw new MarketplacePushError(`HTTP_${response.status}`, `marketplace answered ${response.status}`, true);
+    throw new MarketplacePushError(`HTTP_${response.status}`, `marketplace answered ${response.status}`, true, true);
   }
   if (response.status >= 400) {
     // 401 may be an expired token an operator can replace: retried (bounded) rather than dropped

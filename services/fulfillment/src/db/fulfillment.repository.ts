@@ -35,6 +35,8 @@ export interface Fulfillment {
   receivedAt: Date | null;
   purchasedAt: Date | null;
   shippedAt: Date | null;
+  /** the fencing token of the current lease: incremented by every claim, checked by every commit of a claimed job */
+  leaseVersion: number;
 }
 
 export interface Attempt {
@@ -89,6 +91,7 @@ function toFulfillment(row: Row): Fulfillment {
     receivedAt: date(row.received_at),
     purchasedAt: date(row.purchased_at),
     shippedAt: date(row.shipped_at),
+    leaseVersion: bigintToNumber(row.lease_version ?? 0),
   };
 }
 
@@ -232,10 +235,11 @@ export class FulfillmentRepository {
    * The atomic transition: UPDATE … WHERE state IN (from). Returns the updated fulfillment, or undefined when the order
    * was not in one of those states (someone else moved it first) — the caller then does nothing.
    */
-  async transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch = {}): Promise<Fulfillment | undefined> {
-    const rows = await trx('fulfillments')
-      .where({ order_id: orderId })
-      .whereIn('state', from)
+  async transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch = {}, fence?: number): Promise<Fulfillment | undefined> {
+    const query = trx('fulfillments').where({ order_id: orderId }).whereIn('state', from);
+    // a worker passes its lease's fencing token: if another worker has claimed the order since, nothing is updated
+    if (fence !== undefined) query.where('lease_version', fence);
+    const rows = await query
       .update({ ...patchColumns(patch), state: to, state_since: trx.fn.now() })
       .returning('*');
     const row = rows[0] as Row | undefined;
@@ -245,9 +249,34 @@ export class FulfillmentRepository {
   }
 
   /** Updates columns without changing state, only if the order is still in `state`. */
-  async update(trx: Tx | Db, orderId: string, state: State, patch: FulfillmentPatch): Promise<boolean> {
-    const count = await trx('fulfillments').where({ order_id: orderId, state }).update(patchColumns(patch));
+  async update(trx: Tx | Db, orderId: string, state: State, patch: FulfillmentPatch, fence?: number): Promise<boolean> {
+    const query = trx('fulfillments').where({ order_id: orderId, state });
+    if (fence !== undefined) query.where('lease_version', fence);
+    const count = await query.update(patchColumns(patch));
     return count > 0;
+  }
+
+  /** Reads the order and locks its row until the transaction ends (a cancellation and a purchase outcome serialize). */
+  async getForUpdate(trx: Tx, orderId: string): Promise<Fulfillment | undefined> {
+    const row = await trx('fulfillments').where({ order_id: orderId }).forUpdate().first();
+    return row ? toFulfillment(row) : undefined;
+  }
+
+  /**
+   * Extends the lease of a claimed job while its worker is still at it (a long browser checkout). Only the holder of
+   * the current fencing token can; false means the lease was lost (another worker claimed the order).
+   */
+  async renewLease(orderId: string, fence: number, leaseMs: number): Promise<boolean> {
+    const count = await this.db('fulfillments')
+      .where({ order_id: orderId, lease_version: fence })
+      .update({ next_run_at: new Date(Date.now() + leaseMs) });
+    return count > 0;
+  }
+
+  /** True when some purchase attempt of the order may have created a supplier order (unknown, pending, placed, created). */
+  async mayHaveSupplierOrder(orderId: string, trx?: Tx): Promise<boolean> {
+    const row = await (trx ?? this.db)('purchase_attempts').where({ order_id: orderId }).whereIn('outcome', ['PENDING', 'UNKNOWN', 'PLACED', 'CREATED']).first('id');
+    return Boolean(row);
   }
 
   private async recordTransition(trx: Tx, orderId: string, fromState: string | null, to: string, cause: string, details: unknown, from?: State[]) {
@@ -276,8 +305,13 @@ export class FulfillmentRepository {
         .skipLocked();
       if (rows.length === 0) return [];
       const leaseUntil = new Date(Date.now() + leaseMs);
-      await trx('fulfillments').whereIn('order_id', rows.map((r) => r.order_id as string)).update({ next_run_at: leaseUntil });
-      return rows.map(toFulfillment);
+      // a new lease, a new fencing token: whoever held the previous lease can no longer commit
+      const claimed: Row[] = await trx('fulfillments')
+        .whereIn('order_id', rows.map((r) => r.order_id as string))
+        .update({ next_run_at: leaseUntil, lease_version: trx.raw('lease_version + 1') })
+        .returning('*');
+      const byId = new Map(claimed.map((r) => [String(r.order_id), r]));
+      return rows.map((r) => toFulfillment(byId.get(String(r.order_id)) ?? r));
     });
   }
 

@@ -152,4 +152,14 @@ export const migrations: Migration[] = [
       });
     },
   },
+  {
+    name: '0003_lease_fencing_token',
+    async up(db) {
+      // Two replicas: a claim increments lease_version (the fencing token); every commit of a worker's result checks it,
+      // so a worker whose lease expired (and whose order another worker has claimed since) cannot commit an outcome.
+      await db.schema.alterTable('fulfillments', (t) => {
+        t.bigInteger('lease_version').notNullable().defaultTo(0);
+      });
+    },
+  },
 ];

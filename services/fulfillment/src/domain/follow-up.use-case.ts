@@ -6,6 +6,9 @@ import { publish, sendToReview, type FulfillmentDeps } from './ports';
 import { closeReasonOf, Reasons, States } from './states';
 
 /**
+ * Every commit here is conditional on the state AND on the claim's fencing token (`f.leaseVersion`): a worker whose
+ * lease expired and whose order another replica has claimed since commits nothing.
+ *
  * After the supplier accepted an order: follow it until it is paid (AWAITING_PAYMENT → PURCHASED, lesson 16), shipped
  * (PURCHASED → SHIPPED, tracking pushed to the marketplace through `tracking_pushes`) and delivered (SHIPPED →
  * DELIVERED). Each check is a read; between checks the order waits with exponential backoff.
@@ -37,7 +40,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
             purchasedAt,
             statusChecks: 0,
             nextRunAt: new Date(),
-          });
+          }, f.leaseVersion);
           if (!moved) return;
           await publish(deps, trx, f, 'PurchaseCompleted', {
             supplier: 'ALIEXPRESS',
@@ -71,6 +74,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
             message: `supplier order ${f.supplierOrderId} is ${order.status}: not paid`,
             supplierCode: order.status,
             details: { supplierOrderId: f.supplierOrderId },
+            fence: f.leaseVersion,
           }, 'payment check'),
         );
         return;
@@ -94,7 +98,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
           shippedAt,
           statusChecks: 0,
           nextRunAt: new Date(Date.now() + deps.settings.statusPollMinMs),
-        });
+        }, f.leaseVersion);
         if (!moved) return;
         await publish(deps, trx, f, 'OrderShipped', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber, shippedAt: shippedAt.getTime() });
         // the marketplace step, in the same transaction: it cannot be forgotten (lessons 14-15)
@@ -119,7 +123,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
       }
       const deliveredAt = new Date();
       await deps.repo.transaction(async (trx) => {
-        const moved = await deps.repo.transition(trx, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null });
+        const moved = await deps.repo.transition(trx, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null }, f.leaseVersion);
         if (moved) await publish(deps, trx, f, 'OrderDelivered', { deliveredAt: deliveredAt.getTime() });
       });
     }
@@ -140,6 +144,7 @@ async function closedAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Arr
       supplierCode: endReason,
       details: { supplierOrderId: f.supplierOrderId, endReason },
       publishFailure: f.state === States.AWAITING_PAYMENT,
+      fence: f.leaseVersion,
     }, 'supplier status check'),
   );
 }
@@ -147,6 +152,7 @@ async function closedAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Arr
 async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promise<void> {
   const checks = f.statusChecks + 1;
   const delay = backoffDelayMs(checks, deps.settings.statusPollMinMs, deps.settings.statusPollMaxMs);
-  await deps.repo.update(deps.repo.db, f.orderId, f.state, { statusChecks: checks, nextRunAt: new Date(Date.now() + delay) });
+  // fenced: a worker whose lease expired must not push back the next check of the worker that holds it now
+  await deps.repo.update(deps.repo.db, f.orderId, f.state, { statusChecks: checks, nextRunAt: new Date(Date.now() + delay) }, f.leaseVersion);
   deps.logger.debug({ orderId: f.orderId, state: f.state, why, nextInMs: delay }, 'order checked; not moved');
 }

@@ -53,7 +53,7 @@ export async function sendToReview(
   trx: Tx,
   f: Pick<Fulfillment, 'orderId' | 'sellerId' | 'channel'>,
   from: State[],
-  review: { reason: string; message: string; details?: Record<string, unknown>; supplierCode?: string | null; publishFailure?: boolean },
+  review: { reason: string; message: string; details?: Record<string, unknown>; supplierCode?: string | null; publishFailure?: boolean; fence?: number },
   cause: string,
 ): Promise<boolean> {
   const details = { message: review.message, ...(review.supplierCode ? { supplierCode: review.supplierCode } : {}), ...(review.details ?? {}) };
@@ -61,7 +61,7 @@ export async function sendToReview(
     reasonCode: review.reason,
     reasonDetails: details,
     nextRunAt: null,
-  });
+  }, review.fence);
   if (!moved) return false;
   if (review.publishFailure ?? true) {
     await publish(deps, trx, f, 'PurchaseFailed', {

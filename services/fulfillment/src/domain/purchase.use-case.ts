@@ -48,30 +48,92 @@ type Outcome =
   /** the supplier says our out_order_id was placed (REPEATED_ORDER_ERROR) but not which order it is */
   | { outcome: 'PLACED'; code: string; message: string; response?: unknown };
 
+/**
+ * Two replicas (DESIGN guarantee 6): the claim gave this worker a lease with a fencing token (`f.leaseVersion`). Every
+ * commit below is conditional on that token, so a worker whose lease expired — and whose order another worker has
+ * claimed since — commits nothing. While the worker is at it (a browser checkout can take longer than a lease) the lease
+ * is renewed, so no other worker claims the order in the first place.
+ */
 export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment): Promise<void> {
+  const lease = keepLease(deps, f);
+  try {
+    await purchase(deps, f, lease);
+  } finally {
+    await lease.stop();
+  }
+}
+
+interface Lease {
+  /** stops renewing; resolves once no renewal is in flight (so it cannot overwrite the next_run_at a commit sets) */
+  stop(): Promise<void>;
+}
+
+function keepLease(deps: FulfillmentDeps, f: Fulfillment): Lease {
+  let inFlight: Promise<unknown> = Promise.resolve();
+  let stopped = false;
+  const timer = setInterval(() => {
+    if (stopped) return;
+    inFlight = deps.repo.renewLease(f.orderId, f.leaseVersion, deps.settings.leaseMs).then(
+      (kept) => {
+        if (!kept) deps.logger.warn({ orderId: f.orderId, leaseVersion: f.leaseVersion }, 'purchase lease lost: another worker claimed the order; this one will not commit');
+      },
+      (error) => deps.logger.warn({ err: error, orderId: f.orderId }, 'purchase lease renewal failed; retried at the next beat'),
+    );
+  }, Math.max(50, Math.floor(deps.settings.leaseMs / 3)));
+  timer.unref?.();
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await inFlight;
+    },
+  };
+}
+
+async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Promise<void> {
+  const fence = f.leaseVersion;
   // numbering continues across operator retries; the outcome matters only for an attempt of THIS purchasing phase
   const previous = await deps.repo.lastAttempt(f.orderId);
   const last = f.state === States.PURCHASING ? previous : undefined;
+  /** the attempt whose call may have bought: its channel and key are the ones to resolve it with */
+  const unresolved = last && (last.outcome === 'UNKNOWN' || last.outcome === 'PENDING') ? last : undefined;
 
   if (f.state === States.PURCHASING && last && last.outcome === 'NOT_PLACED' && f.cancelRequested) {
-    // nothing exists at the supplier and the buyer cancelled: stop
-    await deps.repo.transaction((trx) => deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.CANCELLED, 'cancelled while retrying', { lastAttempt: last.attemptNo }, { nextRunAt: null }));
+    // nothing exists at the supplier (NOT_PLACED is recorded only when that is certain) and the buyer cancelled: stop
+    await deps.repo.transaction((trx) => deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.CANCELLED, 'cancelled while retrying', { lastAttempt: last.attemptNo }, { nextRunAt: null }, fence));
     return;
   }
-  if (f.state === States.PURCHASING && f.purchaseAttempts >= deps.settings.purchaseMaxAttempts) {
-    const unknown = last?.outcome === 'UNKNOWN' || last?.outcome === 'PENDING';
+  if (unresolved && f.cancelRequested && unresolved.channel !== 'BROWSER') {
+    // Cancelled while a purchase's outcome is unknown. On the API the only way to resolve it is to re-send the create,
+    // which buys if the first call never arrived: a cancelled order must not be bought, and it must not be called
+    // CANCELLED while something may exist at the supplier either. A person looks (never CANCELLED).
     await deps.repo.transaction((trx) =>
       sendToReview(deps, trx, f, [States.PURCHASING], {
-        reason: unknown ? Reasons.UNRESOLVED_PURCHASE : Reasons.RETRIES_EXHAUSTED,
-        message: unknown
-          ? `after ${f.purchaseAttempts} attempts the outcome is still unknown; look for out_order_id ${f.outOrderId} at the supplier`
-          : `the supplier was unavailable for ${f.purchaseAttempts} attempts`,
-        details: { attempts: f.purchaseAttempts, outOrderId: f.outOrderId, lastCode: last?.supplierCode ?? null },
+        reason: Reasons.UNRESOLVED_PURCHASE,
+        message: `the marketplace order was cancelled while the outcome of the purchase with out_order_id ${unresolved.outOrderId} is unknown; look for it at the supplier (note to seller = ${unresolved.outOrderId}) and cancel it there if it exists`,
+        details: { outOrderId: unresolved.outOrderId, channel: unresolved.channel, cancelRequested: true, lastAttempt: unresolved.attemptNo },
+        publishFailure: false,
+        fence,
       }, 'purchase worker'),
     );
     return;
   }
-  if (f.state === States.PURCHASING && (last?.outcome === 'UNKNOWN' || last?.outcome === 'PENDING')) {
+  if (f.state === States.PURCHASING && f.purchaseAttempts >= deps.settings.purchaseMaxAttempts) {
+    await deps.repo.transaction((trx) =>
+      sendToReview(deps, trx, f, [States.PURCHASING], {
+        reason: unresolved ? Reasons.UNRESOLVED_PURCHASE : Reasons.RETRIES_EXHAUSTED,
+        message: unresolved
+          ? `after ${f.purchaseAttempts} attempts the outcome is still unknown; look for out_order_id ${f.outOrderId} at the supplier`
+          : `the supplier was unavailable for ${f.purchaseAttempts} attempts`,
+        details: { attempts: f.purchaseAttempts, outOrderId: f.outOrderId, lastCode: last?.supplierCode ?? null, ...(f.cancelRequested ? { cancelRequested: true } : {}) },
+        // a cancelled order whose outcome is unknown is not a purchase failure: the sale is being cancelled anyway
+        publishFailure: !(unresolved && f.cancelRequested),
+        fence,
+      }, 'purchase worker'),
+    );
+    return;
+  }
+  if (unresolved) {
     const first = await deps.repo.firstCreateAttempt(f.orderId);
     if (first && Date.now() - first.startedAt.getTime() > deps.settings.outOrderIdWindowMs) {
       // outside the idempotency window a re-send could buy a second time: a person must look
@@ -80,36 +142,43 @@ export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment): Promis
           reason: Reasons.UNRESOLVED_PURCHASE,
           message: `the outcome of the purchase with out_order_id ${f.outOrderId} is unknown and its idempotency window has passed`,
           details: { outOrderId: f.outOrderId, firstAttemptAt: first.startedAt.toISOString() },
+          fence,
         }, 'purchase worker'),
       );
       return;
     }
   }
 
-  const prepared = await prepare(deps, f);
+  // The channel is pinned: an unknown outcome is resolved on the channel that made the call (a RESOLVE on the API
+  // cannot see a web checkout's order, and the web orders page cannot see an API order's answer), whatever the seller's
+  // policy says now; a later CREATE in the same purchasing phase keeps the channel fixed at the intent.
+  const pinned = (unresolved?.channel ?? (f.state === States.PURCHASING ? f.channel : null)) as PurchaseChannel | null;
+  const prepared = await prepare(deps, f, pinned ?? undefined);
   if (prepared.kind === 'retry') {
     deps.metrics.workerFailures.inc({ step: 'price_check', code: prepared.code });
     const next = new Date(Date.now() + backoffDelayMs(f.statusChecks + 1, deps.settings.purchaseRetryBaseMs, deps.settings.purchaseRetryMaxMs));
-    await deps.repo.update(deps.repo.db, f.orderId, f.state, { statusChecks: f.statusChecks + 1, nextRunAt: next });
+    await lease.stop();
+    await deps.repo.update(deps.repo.db, f.orderId, f.state, { statusChecks: f.statusChecks + 1, nextRunAt: next }, fence);
     return;
   }
   if (prepared.kind === 'review') {
-    const unknownPending = f.state === States.PURCHASING && (last?.outcome === 'UNKNOWN' || last?.outcome === 'PENDING');
     await deps.repo.transaction((trx) =>
       sendToReview(deps, trx, f, [f.state], {
         reason: prepared.reason,
-        message: unknownPending ? `${prepared.message}; NOTE an earlier attempt's outcome is unknown (out_order_id ${f.outOrderId})` : prepared.message,
+        message: unresolved ? `${prepared.message}; NOTE an earlier attempt's outcome is unknown (out_order_id ${unresolved.outOrderId})` : prepared.message,
         details: prepared.details,
         supplierCode: prepared.supplierCode,
+        fence,
       }, 'purchase worker'),
     );
     return;
   }
 
   const { plan, api } = prepared;
-  const kind: Attempt['kind'] = last?.outcome === 'UNKNOWN' || last?.outcome === 'PENDING' ? 'RESOLVE' : 'CREATE';
-  const outOrderId = f.outOrderId!;
-  // The intent, committed before the call.
+  const kind: Attempt['kind'] = unresolved ? 'RESOLVE' : 'CREATE';
+  // the idempotency key: the one the unresolved call used, else the order's own (fixed when the order was recorded)
+  const outOrderId = unresolved?.outOrderId ?? f.outOrderId!;
+  // The intent — channel and key pinned on the attempt row — committed before the call, under this worker's lease.
   const attemptId = await deps.repo.transaction(async (trx) => {
     const moved =
       f.state === States.RECEIVED
@@ -118,21 +187,45 @@ export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment): Promis
             purchaseAttempts: f.purchaseAttempts + 1,
             reasonCode: null,
             reasonDetails: null,
-          })
-        : (await deps.repo.update(trx, f.orderId, States.PURCHASING, { purchaseAttempts: f.purchaseAttempts + 1 })) || undefined;
-    if (!moved) return undefined; // someone else moved the order (operator, cancellation): do nothing
+          }, fence)
+        : (await deps.repo.update(trx, f.orderId, States.PURCHASING, { purchaseAttempts: f.purchaseAttempts + 1 }, fence)) || undefined;
+    if (!moved) return undefined; // someone else moved or claimed the order (operator, cancellation, another worker): do nothing
     return deps.repo.insertAttempt(trx, { orderId: f.orderId, attemptNo: (previous?.attemptNo ?? 0) + 1, kind, channel: plan.channel, outOrderId });
   });
   if (!attemptId) return;
 
   let outcome = plan.channel === 'BROWSER' ? await viaBrowser(deps, f, plan, kind, outOrderId) : await viaApi(api, plan, outOrderId);
   if (outcome.outcome === 'PLACED') outcome = await findPlacedOrder(deps, f, outOrderId, outcome);
-  await recordOutcome(deps, { ...f, channel: plan.channel, purchaseAttempts: f.purchaseAttempts + 1 }, attemptId, outcome);
+  if (kind === 'RESOLVE' && outcome.outcome === 'NOT_PLACED' && outcome.code !== NO_ORDER_WITH_MEMO) {
+    // This RESOLVE failed before it could tell (quota, rate limit, supplier busy): the earlier call's outcome is
+    // still unknown. Recording NOT_PLACED would let a cancellation mark the order CANCELLED although it may be bought.
+    outcome = { outcome: 'UNKNOWN', code: outcome.code, message: `resolution not possible yet: ${outcome.message}` };
+  }
+  await lease.stop();
+  await recordOutcome(deps, { ...f, channel: plan.channel, purchaseAttempts: f.purchaseAttempts + 1 }, attemptId, kind, outcome);
 }
 
-async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: string, outcome: Outcome): Promise<void> {
+const NO_ORDER_WITH_MEMO = 'NO_ORDER_WITH_MEMO';
+
+async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: string, kind: Attempt['kind'], outcome: Outcome): Promise<void> {
+  const fence = f.leaseVersion;
   await deps.repo.transaction(async (trx) => {
-    const current = await deps.repo.get(f.orderId, trx);
+    // The row lock serializes this commit with a cancellation arriving on the orders topic (which locks it too).
+    const current = await deps.repo.getForUpdate(trx, f.orderId);
+    if (!current || current.leaseVersion !== fence) {
+      // Our lease expired and another worker claimed the order: that worker owns it now (it resolves our attempt with
+      // the same key). We commit nothing; the late answer is kept for the operator.
+      await deps.repo.recordSupplierResponse(f.orderId, 'late-purchase-answer', outcome.outcome, {
+        attemptId,
+        leaseVersion: fence,
+        currentLeaseVersion: current?.leaseVersion ?? null,
+        ...(outcome.outcome === 'CREATED' ? { supplierOrderId: outcome.supplierOrderId } : {}),
+        ...('code' in outcome ? { code: outcome.code } : {}),
+      }, trx);
+      deps.metrics.workerFailures.inc({ step: 'purchase', code: 'LEASE_LOST' });
+      deps.logger.warn({ orderId: f.orderId, leaseVersion: fence, current: current?.leaseVersion, outcome: outcome.outcome }, 'purchase answer after the lease was lost: not committed');
+      return;
+    }
     await deps.repo.finishAttempt(trx, attemptId, {
       outcome: outcome.outcome,
       supplierOrderId: outcome.outcome === 'CREATED' ? outcome.supplierOrderId : undefined,
@@ -140,7 +233,7 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
       message: 'message' in outcome ? outcome.message : undefined,
       response: 'response' in outcome ? outcome.response : undefined,
     });
-    if (!current || current.state !== States.PURCHASING) return;
+    if (current.state !== States.PURCHASING) return;
     const cancelRequested = current.cancelRequested;
     if (outcome.outcome === 'CREATED') {
       if (cancelRequested) {
@@ -149,6 +242,7 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
           message: `supplier order ${outcome.supplierOrderId} exists but the marketplace order was cancelled; cancel it at the supplier`,
           details: { supplierOrderId: outcome.supplierOrderId },
           publishFailure: false,
+          fence,
         }, 'purchase outcome');
         await deps.repo.update(trx, f.orderId, States.NEEDS_REVIEW, { supplierOrderId: outcome.supplierOrderId });
         return;
@@ -157,7 +251,7 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
         supplierOrderId: outcome.supplierOrderId,
         statusChecks: 0,
         nextRunAt: new Date(),
-      });
+      }, fence);
       deps.metrics.purchases.inc({ outcome: 'accepted', reason: 'none', channel: f.channel ?? 'API' });
       return;
     }
@@ -171,25 +265,39 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
         supplierCode: outcome.code,
         details: { outOrderId: f.outOrderId, placedAtSupplier: true },
         publishFailure: false,
+        fence,
       }, 'purchase outcome');
       return;
     }
     if (outcome.outcome === 'REJECTED') {
+      if (cancelRequested && kind === 'CREATE') {
+        await deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.CANCELLED, 'cancelled; supplier refused anyway', { supplierCode: outcome.supplierCode }, { nextRunAt: null }, fence);
+        return;
+      }
       if (cancelRequested) {
-        await deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.CANCELLED, 'cancelled; supplier refused anyway', { supplierCode: outcome.supplierCode }, { nextRunAt: null });
+        // a refused RESOLVE does not prove the earlier, unknown call placed nothing: never CANCELLED on that basis
+        await sendToReview(deps, trx, f, [States.PURCHASING], {
+          reason: Reasons.UNRESOLVED_PURCHASE,
+          message: `the marketplace order was cancelled; the supplier refused the resolution (${outcome.supplierCode}) so whether out_order_id ${f.outOrderId} was placed is unknown`,
+          supplierCode: outcome.supplierCode,
+          details: { outOrderId: f.outOrderId, cancelRequested: true },
+          publishFailure: false,
+          fence,
+        }, 'purchase outcome');
         return;
       }
       await sendToReview(deps, trx, f, [States.PURCHASING], {
         reason: outcome.reason,
-        message: outcome.message,
+        message: kind === 'RESOLVE' ? `${outcome.message}; NOTE an earlier attempt's outcome was unknown (out_order_id ${f.outOrderId})` : outcome.message,
         supplierCode: outcome.supplierCode,
+        fence,
       }, 'purchase outcome');
       return;
     }
     deps.metrics.workerFailures.inc({ step: 'purchase', code: outcome.code });
     deps.logger.warn({ orderId: f.orderId, code: outcome.code, outcome: outcome.outcome, attempt: f.purchaseAttempts }, 'purchase attempt inconclusive; will resolve and retry');
     const delay = backoffDelayMs(f.purchaseAttempts, deps.settings.purchaseRetryBaseMs, deps.settings.purchaseRetryMaxMs);
-    await deps.repo.update(trx, f.orderId, States.PURCHASING, { nextRunAt: new Date(Date.now() + delay) });
+    await deps.repo.update(trx, f.orderId, States.PURCHASING, { nextRunAt: new Date(Date.now() + delay) }, fence);
   });
 }
 
@@ -221,7 +329,7 @@ async function viaBrowser(deps: FulfillmentDeps, f: Fulfillment, plan: Plan, kin
     if (kind === 'RESOLVE') {
       const found = await deps.browser.findOrdersByMemo(login, memo);
       if (found.length > 0) return { outcome: 'CREATED', supplierOrderId: found[0]!.orderId, response: { resolvedBy: 'orders page', rows: found } };
-      return { outcome: 'NOT_PLACED', code: 'NO_ORDER_WITH_MEMO', message: 'the supplier has no order with our memo: safe to place' };
+      return { outcome: 'NOT_PLACED', code: NO_ORDER_WITH_MEMO, message: 'the supplier has no order with our memo: safe to place' };
     }
     const a = plan.address;
     const result = await deps.browser.placeOrder(login, {
@@ -271,7 +379,7 @@ function fromSupplierError(error: unknown): Outcome {
 }
 
 /** Everything checked before money is spent. Reads only; safe to repeat. */
-async function prepare(deps: FulfillmentDeps, f: Fulfillment): Promise<Preparation> {
+async function prepare(deps: FulfillmentDeps, f: Fulfillment, pinnedChannel?: PurchaseChannel): Promise<Preparation> {
   if (!f.shipTo) return { kind: 'review', reason: Reasons.INCOMPLETE_ADDRESS, message: 'the order has no complete shipping address' };
   // AliExpress requires `province` (zip is optional): refuse before spending a call (external-apis.md "Corrections")
   if (!f.shipTo.region?.trim()) {
@@ -286,7 +394,7 @@ async function prepare(deps: FulfillmentDeps, f: Fulfillment): Promise<Preparati
   }
   const policy = await deps.sellers.policy(f.sellerId);
   const channels = new Set(mappings.map((m) => m!.purchaseChannel ?? policy?.purchaseChannel ?? 'API'));
-  const channel: PurchaseChannel = channels.has('BROWSER') ? 'BROWSER' : 'API';
+  const channel: PurchaseChannel = pinnedChannel ?? (channels.has('BROWSER') ? 'BROWSER' : 'API');
   if (channel === 'BROWSER' && f.lines.length > 1) {
     return { kind: 'review', reason: Reasons.BROWSER_CHECKOUT_FAILED, message: 'the browser checkout buys one product per order; this order has several lines' };
   }

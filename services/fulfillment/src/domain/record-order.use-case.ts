@@ -58,20 +58,41 @@ export async function recordOrderEvent(deps: FulfillmentDeps, event: OrderEvent,
 }
 
 async function cancel(deps: FulfillmentDeps, trx: Tx, orderId: string, sellerId: string, cause: string, details: Record<string, unknown>, onlyBeforePurchase = false): Promise<void> {
-  const f = await deps.repo.get(orderId, trx);
+  // The row is locked for the rest of the inbox transaction: a purchase worker committing its outcome (which locks it
+  // too) either finished before — and we see its state — or waits for us and sees cancel_requested. Never lost.
+  const f = await deps.repo.getForUpdate(trx, orderId);
   if (!f) {
     if (!onlyBeforePurchase) await deps.repo.insertCancelledPlaceholder(trx, orderId, sellerId, cause, details);
     return;
   }
+  // An attempt whose outcome is unknown (or placed without an id) may have bought: such an order is never CANCELLED.
+  const mayBeBought = (f.state === States.RECEIVED || f.state === States.NEEDS_REVIEW) && !f.supplierOrderId && (await deps.repo.mayHaveSupplierOrder(orderId, trx));
   // Nothing bought yet: stop here. (NEEDS_REVIEW without a supplier order is also "nothing bought".)
-  if (f.state === States.RECEIVED || (f.state === States.NEEDS_REVIEW && !f.supplierOrderId)) {
+  if ((f.state === States.RECEIVED || (f.state === States.NEEDS_REVIEW && !f.supplierOrderId)) && !mayBeBought) {
     await deps.repo.transition(trx, orderId, [f.state], States.CANCELLED, cause, details, { reasonCode: 'CANCELLED_BY_MARKETPLACE', nextRunAt: null });
     return;
   }
-  if (onlyBeforePurchase) return;
+  if (onlyBeforePurchase && !mayBeBought) return;
   if (f.state === States.PURCHASING) {
     // An attempt may be in flight: the purchase worker resolves it first, then cancels or sends it to review.
-    await deps.repo.update(trx, orderId, States.PURCHASING, { cancelRequested: true });
+    if (!(await deps.repo.update(trx, orderId, States.PURCHASING, { cancelRequested: true }))) throw new Error(`order ${orderId} left PURCHASING under a row lock`);
+    return;
+  }
+  if (mayBeBought) {
+    // In review (or sent back by an operator) after an attempt whose outcome is unknown or placed without an id: it
+    // may exist at the supplier, so it is not CANCELLED; it stays with a person, who now also has to cancel it there.
+    const reason = f.reasonCode === Reasons.SUPPLIER_ORDER_ID_UNKNOWN ? Reasons.CANCEL_AT_SUPPLIER_REQUIRED : Reasons.UNRESOLVED_PURCHASE;
+    const message = `the marketplace order was cancelled but an earlier purchase with out_order_id ${f.outOrderId} may have been placed; look for it at the supplier and cancel it there`;
+    if (f.state === States.NEEDS_REVIEW) {
+      await deps.repo.transition(trx, orderId, [States.NEEDS_REVIEW], States.NEEDS_REVIEW, cause, { reason, previousReason: f.reasonCode, ...details }, {
+        reasonCode: reason,
+        reasonDetails: { message, previousReason: f.reasonCode, outOrderId: f.outOrderId, ...details },
+        cancelRequested: true,
+      });
+    } else {
+      await sendToReview(deps, trx, f, [f.state], { reason, message, details: { outOrderId: f.outOrderId, ...details }, publishFailure: false }, cause);
+      await deps.repo.update(trx, orderId, States.NEEDS_REVIEW, { cancelRequested: true });
+    }
     return;
   }
   if (f.state === States.AWAITING_PAYMENT || f.state === States.PURCHASED) {
@@ -86,4 +107,3 @@ async function cancel(deps: FulfillmentDeps, trx: Tx, orderId: string, sellerId:
   }
   // SHIPPED / DELIVERED / CANCELLED: too late or already done; the ledger (sales) reverses the sale.
 }
-

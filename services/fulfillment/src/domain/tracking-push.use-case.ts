@@ -1,3 +1,4 @@
+import { classifyError } from '@postsale/runtime';
 import { EbayTrackingClient, MarketplacePushError, MercadoLibreTrackingClient } from '../clients/marketplace-tracking.client';
 import { backoffDelayMs } from './backoff';
 import type { FulfillmentDeps } from './ports';
@@ -34,8 +35,13 @@ export async function runTrackingPush(deps: FulfillmentDeps, urls: MarketplaceUr
     await deps.repo.finishPush(push.id, { status: 'DONE', attempts, result });
     deps.metrics.trackingPushes.inc({ marketplace: push.marketplace, outcome: 'done' });
   } catch (error) {
-    const e = error instanceof MarketplacePushError ? error : new MarketplacePushError('UNEXPECTED', error instanceof Error ? error.message : String(error), true);
-    const giveUp = !e.retriable || attempts >= deps.settings.pushMaxAttempts;
+    const e =
+      error instanceof MarketplacePushError
+        ? error
+        : new MarketplacePushError(classifyError(error).code, error instanceof Error ? error.message : String(error), true, classifyError(error).kind !== 'permanent');
+    // Transient failures (network, lost answers, 5xx, 429, our own database) are retried for as long as they last,
+    // with capped backoff; only a refusal an operator must fix (token, configuration) counts towards PUSH_MAX_ATTEMPTS.
+    const giveUp = !e.retriable || (!e.transient && attempts >= deps.settings.pushMaxAttempts);
     await deps.repo.finishPush(push.id, {
       status: giveUp ? 'FAILED' : 'PENDING',
       attempts,

@@ -30,14 +30,25 @@ export function createPayPalCheckoutClient(options: { baseUrl: string; clientId:
     tokens,
     getOrder,
     async capture(id) {
-      try {
-        const { body } = await paypalRequest<PayPalOrder>(options.baseUrl, tokens, {
+      const send = () =>
+        paypalRequest<PayPalOrder>(options.baseUrl, tokens, {
           method: 'POST',
           path: `/v2/checkout/orders/${encodeURIComponent(id)}/capture`,
           body: {},
           headers: { 'PayPal-Request-Id': captureRequestId(id), Prefer: 'return=representation' },
         });
-        return { kind: 'captured', order: body };
+      try {
+        let answer;
+        try {
+          answer = await send();
+        } catch (error) {
+          // A lost answer (connection cut, timeout) or a 5xx: PayPal may have captured. The Orders API resolves it by
+          // replaying the SAME PayPal-Request-Id (kept 6 h; a replay answers 200 with the capture, never a second
+          // capture): asked once more here, then the storefront's own retry asks again with the same id.
+          if (error instanceof PayPalApiError && error.httpStatus < 500) throw error;
+          answer = await send();
+        }
+        return { kind: 'captured', order: answer.body };
       } catch (error) {
         if (error instanceof PayPalApiError && error.hasIssue('ORDER_ALREADY_CAPTURED')) return { kind: 'already-captured', order: await getOrder(id) };
         if (error instanceof PayPalApiError && error.httpStatus === 404) throw new AppError('NOT_FOUND_AT_MARKETPLACE', 'PayPal does not know this order', { status: 404 });

@@ -1,5 +1,5 @@
 import { money, parseDecimal, type Marketplace } from '@postsale/contracts';
-import { AppError, isAppError, type Logger, type Metrics, type SecretBox } from '@postsale/runtime';
+import { AppError, classifyError, isAppError, type Logger, type Metrics, type SecretBox } from '@postsale/runtime';
 import type { EbayClient } from '../clients/ebay.client';
 import type { MercadoLibreClient } from '../clients/mercadolibre.client';
 import type { PayPalCheckoutClient } from '../clients/paypal-checkout.client';
@@ -271,8 +271,11 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
           parked.inc({ marketplace: d.marketplace, reason: error.reason });
           return { status: 'parked', reason: error.reason, orderId: d.order_id };
         }
-        const retriable = !isAppError(error) || error.retriable;
-        const code = isAppError(error) ? error.code : 'INTERNAL';
+        // The runtime's one classification: an AppError marked permanent that wraps a database or network outage is
+        // still transient (retried), and only a refusal caused by the request itself parks the delivery.
+        const failure = classifyError(error);
+        const retriable = failure.kind !== 'permanent';
+        const code = failure.code;
         if (!retriable && error instanceof AppError) {
           // The marketplace's verdict on our request (token refused, order unknown): a person must look.
           await deps.deliveries.decideNow(d.id, 'parked', { reason: error.code, detail: error.message });

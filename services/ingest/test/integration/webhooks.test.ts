@@ -283,6 +283,21 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
       expect(eventsFor(orderId)).toHaveLength(1);
     });
 
+    it('when PayPal captures but its answer is lost, then ingest resolves it by replaying the same PayPal-Request-Id: the storefront hears 2xx, PayPal captured once, one OrderReceived', async () => {
+      const seeded = paypal.seedCheckoutOrder({ amount: '30.00', fee: '1.47', customId: storefrontId });
+      paypal.fail({ match: new RegExp(`^POST /v2/checkout/orders/${seeded.id}/capture$`), mode: { kind: 'drop-after-handling' }, times: 1 });
+      const first = await capture(seeded.id);
+      expect([200, 201]).toContain(first.status);
+      const captureCalls = paypal.requests.filter((r) => r.method === 'POST' && r.path === `/v2/checkout/orders/${seeded.id}/capture`);
+      expect(captureCalls).toHaveLength(2); // the lost answer, then the replay with the same request id
+      expect(paypal.captures().filter((c) => c.orderId === seeded.id)).toHaveLength(1);
+      const orderId = orderIdFor('PAYPAL_STOREFRONT', seeded.id);
+      const [e] = await waitForEvents(orderId, 1);
+      expect(e!.event.payload).toMatchObject({ saleAmount: { amountMinor: 3000, currency: 'USD' }, paymentFee: { amountMinor: 147, currency: 'USD' } });
+      await settle();
+      expect(eventsFor(orderId)).toHaveLength(1);
+    });
+
     it('when the order was already captured elsewhere (ORDER_ALREADY_CAPTURED), then it is looked up and emitted once', async () => {
       const seeded = paypal.seedCheckoutOrder({ amount: '20.00', fee: '1.19', customId: storefrontId });
       const tokens = createPayPalTokenClient({ baseUrl: paypal.url, clientId: paypal.clientId, clientSecret: paypal.clientSecret });
