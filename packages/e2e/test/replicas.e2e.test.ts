@@ -1,6 +1,6 @@
 import { prepareDemoOrder, replay, SERVICES, waitForReplay, type DemoMarketplace, type ServiceName } from '@postsale/cli';
 import { allStreams, topicName } from '@postsale/contracts';
-import { waitFor } from '@postsale/runtime';
+import { waitFor } from '@postsale/runtime/testing';
 import { orderIdOf, paidOut, startE2E, type E2E } from '../src';
 
 jest.setTimeout(30 * 60_000);

@@ -1,5 +1,5 @@
 import { prepareDemoOrder } from '@postsale/cli';
-import { waitFor } from '@postsale/runtime';
+import { waitFor } from '@postsale/runtime/testing';
 import { orderIdOf, startE2E, type E2E } from '../src';
 
 jest.setTimeout(10 * 60_000);

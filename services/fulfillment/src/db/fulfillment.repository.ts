@@ -91,7 +91,7 @@ function toFulfillment(row: Row): Fulfillment {
     receivedAt: date(row.received_at),
     purchasedAt: date(row.purchased_at),
     shippedAt: date(row.shipped_at),
-    leaseVersion: bigintToNumber(row.lease_version ?? 0),
+    leaseVersion: safeInteger(row.lease_version ?? 0),
   };
 }
 

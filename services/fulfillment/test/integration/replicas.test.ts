@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { OrderEvent } from '@postsale/contracts';
-import { createSecretBox, dropSchema, requireSystemProgram, startService, waitFor, type RunningService } from '@postsale/runtime';
+import { createSecretBox, startService, type RunningService } from '@postsale/runtime';
+import { dropSchema, requireSystemProgram, waitFor } from '@postsale/runtime/testing';
 import { AliExpressDsClient, SupplierCallError, type CreateOrderInput } from '../../src/clients/aliexpress-ds.client';
 import { CheckoutBrowser } from '../../src/clients/checkout-browser';
 import { FulfillmentRepository, type Fulfillment } from '../../src/db/fulfillment.repository';

@@ -1,5 +1,5 @@
-import { dropSchema, waitFor } from '@postsale/runtime';
-import { buildEbayOrder } from '../../../../packages/sandbox/src';
+import { dropSchema, waitFor } from '@postsale/runtime/testing';
+import { buildEbayOrder } from '@postsale/sandbox';
 import { outOrderIdFor } from '../../src/domain/out-order-id';
 import { admin, orderReceived, orderState, publishOrders, setUpSeller, startHarness, waitForState, type Harness } from './harness';
 
