@@ -15,6 +15,8 @@ function kafkaFailing(...failures: Error[]) {
         if (failure) throw failure;
         return true;
       },
+      // once created, every partition has a leader
+      fetchTopicMetadata: async ({ topics }: { topics: string[] }) => ({ topics: topics.map((name) => ({ name, partitions: [{ partitionId: 0, leader: 1 }] })) }),
     }),
   } as unknown as Kafka;
   return { kafka, calls };
