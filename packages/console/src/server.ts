@@ -618,7 +618,7 @@ function unclaimedCountdown(item: { status: string; updatedAt: string }): Html |
 
 function searchForm(q: string): Html {
   return html`<form method="get" action="/orders" class="search" role="search">
-    <label for="q">Order</label><input id="q" name="q" value="${q}" placeholder="our id, marketplace order id, PayPal batch or item id" size="48" required>
+    <label for="q">Order</label><input id="q" name="q" value="${q}" placeholder="our id, marketplace order id, AliExpress order, buyer email, PayPal batch or item id" size="48" required>
     <button type="submit">Find</button></form>`;
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sendDemoOrder, type DemoMarketplace, integrityReport, streamIntegrity, freePort, REPO_ROOT } from '@postsale/cli';
+import { findOrderIds, sendDemoOrder, type DemoMarketplace, integrityReport, streamIntegrity, freePort, REPO_ROOT } from '@postsale/cli';
 import { formatDecimal, minorDigits } from '@postsale/contracts';
 import { DEMO } from '@postsale/sandbox';
 import { waitFor } from '@postsale/runtime/testing';
@@ -149,6 +149,24 @@ describe('the pipeline as one product: the four services as separate OS processe
       }
     } finally {
       await prometheus.stop();
+    }
+  });
+
+  it('an operator finds an order by its AliExpress order number and by the buyer\'s email, and nothing by a stranger\'s', async () => {
+    const { pipeline, admin, operator } = e2e;
+    const sent = await sendDemoOrder(pipeline.world, pipeline.urls.ingest, 'paypal');
+    const orderId = orderIdOf('paypal', sent.externalOrderId);
+    await waitFor(() => paidOut(admin.payouts, orderId), { timeoutMs: 120_000, intervalMs: 300, description: `${orderId} paid out` });
+    const { supplierOrderId } = (await admin.fulfillment.get(`/admin/orders/${orderId}`)).data as { supplierOrderId: string };
+    expect(await findOrderIds(operator, supplierOrderId)).toEqual([orderId]);
+    const buyerEmail = ((await admin.ingest.get(`/admin/orders/${orderId}`, { params: { reveal: 'true', reason: 'e2e: look up by email' } })).data as { received: { buyer: { email: string } } }).received.buyer.email;
+    expect(buyerEmail).toContain('@');
+    expect(await findOrderIds(operator, buyerEmail.toUpperCase())).toContain(orderId);
+    expect(await findOrderIds(operator, 'nobody-at-all@example.org')).toEqual([]);
+    // a malformed lookup is a 400 with a code, never a 5xx
+    for (const [service, params] of [['ingest', { buyerEmail: 'a\u0000@b' }], ['fulfillment', { supplierOrderId: "1' or '1'='1" }]] as const) {
+      const answer = await admin[service].get('/admin/orders', { params, validateStatus: () => true });
+      expect([service, answer.status, answer.data.error?.code]).toEqual([service, 400, 'INVALID_QUERY']);
     }
   });
 

@@ -2,7 +2,7 @@ import type { Metrics } from '@postsale/runtime';
 import type { FulfillmentRepository } from './db/fulfillment.repository';
 
 /** The business metrics the issue asks for, registered once per service instance. */
-export function fulfillmentMetrics(metrics: Metrics, repo: FulfillmentRepository) {
+export function createFulfillmentMetrics(metrics: Metrics, repo: FulfillmentRepository) {
   return {
     purchases: metrics.counter('fulfillment_purchases_total', 'Purchase outcomes by outcome and reason', ['outcome', 'reason', 'channel']),
     supplierCalls: metrics.histogram('fulfillment_supplier_call_duration_seconds', 'Supplier API call latency by method and outcome', ['method', 'outcome'],
@@ -18,4 +18,4 @@ export function fulfillmentMetrics(metrics: Metrics, repo: FulfillmentRepository
     }),
   };
 }
-export type FulfillmentMetrics = ReturnType<typeof fulfillmentMetrics>;
+export type FulfillmentMetrics = ReturnType<typeof createFulfillmentMetrics>;

@@ -14,7 +14,7 @@ import { States } from './domain/states';
 import { runTrackingPush } from './domain/tracking-push.use-case';
 import { adminRoutes } from './http/admin.routes';
 import { ordersConsumer } from './kafka/orders.consumer';
-import { fulfillmentMetrics } from './metrics';
+import { createFulfillmentMetrics } from './metrics';
 
 export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
   name: 'fulfillment',
@@ -25,7 +25,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
     const box = createSecretBox(config.CREDENTIALS_KEY);
     const repo = new FulfillmentRepository(db);
     const sellers = new SellerSettingsRepository(db, box);
-    const m = fulfillmentMetrics(metrics, repo);
+    const m = createFulfillmentMetrics(metrics, repo);
     const limiter = new SellerRateLimiter();
     logger.info({ supplierMode: config.SUPPLIER_MODE }, 'supplier mode');
 

@@ -14,7 +14,7 @@ import { adminRoutes } from './http/admin.routes';
 import { paypalWebhookRoutes } from './http/paypal-webhook.routes';
 import { fulfillmentConsumer } from './kafka/fulfillment.consumer';
 import { salesConsumer } from './kafka/sales.consumer';
-import { createPayoutsMetrics } from './payouts.metrics';
+import { createPayoutsMetrics } from './metrics';
 
 export const payoutsService: ServiceDefinition<typeof configSchema> = {
   name: 'payouts',

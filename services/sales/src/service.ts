@@ -6,7 +6,7 @@ import { SalesRepository } from './db/sales.repository';
 import { SaleLedger } from './domain/sale-ledger.use-case';
 import { adminRoutes } from './http/admin.routes';
 import { ledgerConsumer } from './kafka/ledger.consumer';
-import { createSalesMetrics } from './sales-metrics';
+import { createSalesMetrics } from './metrics';
 
 export const salesService: ServiceDefinition<typeof configSchema> = {
   name: 'sales',

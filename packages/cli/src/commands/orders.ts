@@ -22,8 +22,9 @@ const MARKETPLACES: Marketplace[] = ['EBAY', 'MERCADOLIBRE', 'PAYPAL_STOREFRONT'
 
 /**
  * Finds our order id from what an operator has at hand: our id (ord_…), a marketplace order id (our id is derived
- * from it with orderIdFor, so every marketplace is tried), or a PayPal payout batch / item id (searched in payouts'
- * list). Returns the candidates that some service knows.
+ * from it with orderIdFor, so every marketplace is tried), a buyer's email (ingest), an AliExpress order number
+ * (fulfillment), or a PayPal payout batch / item id (searched in payouts' list). Returns the candidates that some
+ * service knows.
  */
 export async function findOrderIds(config: OperatorConfig, query: string): Promise<string[]> {
   const q = query.trim();
@@ -44,6 +45,14 @@ export async function findOrderIds(config: OperatorConfig, query: string): Promi
     if (await known(id)) found.push(id);
   }
   if (found.length > 0) return found;
+  // A buyer's email lives in ingest; an AliExpress order number in fulfillment: each answers with our ids only.
+  const lookup = async (url: string, params: Record<string, string>) => {
+    const answer = await adminClient(url, config.POSTSALE_ADMIN_TOKEN).get('/admin/orders', { params });
+    return answer.status === 200 ? (answer.data as { orderIds: string[] }).orderIds : [];
+  };
+  if (q.includes('@')) return lookup(urls.ingest, { buyerEmail: q });
+  const bySupplier = await lookup(urls.fulfillment, { supplierOrderId: q });
+  if (bySupplier.length > 0) return bySupplier;
   // PayPal batch or item ids live only in payouts: its list carries them on each item.
   const response = await adminClient(urls.payouts, config.POSTSALE_ADMIN_TOKEN).get('/admin/payouts', { params: { limit: 1000 } });
   if (response.status !== 200) return [];

@@ -359,6 +359,12 @@ export class FulfillmentRepository {
     return { transitions, attempts, responses, push };
   }
 
+  /** Our order ids for a supplier (AliExpress) order number. */
+  async orderIdsBySupplierOrder(supplierOrderId: string): Promise<string[]> {
+    const rows: Array<{ order_id: string }> = await this.db('fulfillments').where({ supplier_order_id: supplierOrderId }).select('order_id').limit(50);
+    return rows.map((r) => r.order_id);
+  }
+
   async reviewQueue(limit: number): Promise<Fulfillment[]> {
     const rows = await this.db('fulfillments').where({ state: 'NEEDS_REVIEW' }).orderBy('state_since').limit(limit);
     return rows.map(toFulfillment);

@@ -162,4 +162,11 @@ export const migrations: Migration[] = [
       });
     },
   },
+  {
+    name: '0004_supplier_order_lookup',
+    async up(db) {
+      // operators look orders up by the AliExpress order number the seller sees in their supplier account
+      await db.raw('create index fulfillments_supplier_order on fulfillments (supplier_order_id) where supplier_order_id is not null');
+    },
+  },
 ];

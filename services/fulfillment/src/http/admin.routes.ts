@@ -110,6 +110,11 @@ export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string
       return { ...present(f), shipTo: maskAddress(f.shipTo as unknown as Record<string, unknown> | null) };
     };
 
+    app.get('/admin/orders', async (req, res) => {
+      const supplierOrderId = validate(z.string().regex(/^[0-9A-Za-z_-]{1,64}$/), req.query.supplierOrderId, 'INVALID_QUERY');
+      res.json({ orderIds: await deps.repo.orderIdsBySupplierOrder(supplierOrderId) });
+    });
+
     app.get('/admin/orders/:orderId', async (req, res) => {
       const orderId = param(req, 'orderId');
       const f = await deps.repo.get(orderId);

@@ -12,7 +12,7 @@ import { runPurchase } from '../../src/domain/purchase.use-case';
 import { recordOrderEvent } from '../../src/domain/record-order.use-case';
 import { runFollowUp } from '../../src/domain/follow-up.use-case';
 import { States, type State } from '../../src/domain/states';
-import { fulfillmentMetrics } from '../../src/metrics';
+import { createFulfillmentMetrics } from '../../src/metrics';
 import { fulfillmentService } from '../../src/service';
 import { orderReceived, orderState, publishOrders, setUpSeller, startHarness, waitForState, type Harness } from './harness';
 
@@ -44,7 +44,7 @@ function workerDeps(
     sellers,
     outbox: ctx.outbox,
     logger: ctx.logger,
-    metrics: fulfillmentMetrics(ctx.metrics, repo),
+    metrics: createFulfillmentMetrics(ctx.metrics, repo),
     browser: new CheckoutBrowser({ chromiumPath: '/usr/bin/chromium', webUrl: h.ali.url, timeoutMs: 20_000 }),
     async supplierFor(sellerId) {
       const secrets = await sellers.supplierSecrets(sellerId);

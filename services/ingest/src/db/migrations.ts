@@ -161,4 +161,11 @@ export const migrations: Migration[] = [
       await db.raw(`create index deliveries_pending_by_account on deliveries (marketplace, (coalesce(account_id, '')), next_attempt_at) where status = 'pending'`);
     },
   },
+  {
+    name: '0005_buyer_email_lookup',
+    async up(db) {
+      // operators find a buyer's orders by the email the buyer writes to them with (erasure nulls it, and the index entry)
+      await db.raw(`create index orders_buyer_email on orders (lower(received_payload->'buyer'->>'email')) where received_payload->'buyer'->>'email' is not null`);
+    },
+  },
 ];

@@ -70,6 +70,14 @@ export class OrdersRepository {
     return q.first();
   }
 
+  /** Our order ids for a buyer's email (case-insensitive); the answer carries ids only, no personal data. */
+  async orderIdsByBuyerEmail(email: string): Promise<string[]> {
+    const rows: Array<{ order_id: string }> = await this.db('orders')
+      .whereRaw(`lower(received_payload->'buyer'->>'email') = lower(?)`, [email])
+      .orderBy('received_at', 'desc').limit(50).select('order_id');
+    return rows.map((r) => r.order_id);
+  }
+
   async byPaymentReference(marketplace: Marketplace, reference: string): Promise<OrderRow | undefined> {
     return this.db('orders').where({ marketplace, payment_reference: reference }).first();
   }

@@ -23,6 +23,7 @@ const listQuery = z.object({
 const uuid = z.object({ id: z.string().uuid() });
 const orderParams = z.object({ orderId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/) });
 const eraseBody = z.object({ reason: storableText(500, 3) });
+const buyerQuery = z.object({ buyerEmail: z.string().min(3).max(254).regex(/^[^\s@]+@[^\s@]+$/).refine((s) => !s.includes('\u0000'), 'no NUL bytes') });
 const revealQuery = z.object({ reveal: z.literal('true').optional(), reason: storableText(500, 3).optional() });
 const auditReason = (req: Request) => {
   const r = req.get('x-audit-reason');
@@ -124,6 +125,11 @@ export function adminRoutes(app: Express, deps: {
 
   app.get('/admin/dropped-notifications', async (_req, res) => {
     res.json({ dropped: (await deps.deliveries.droppedCounts()).map((r) => ({ marketplace: r.marketplace, reason: r.reason, day: r.day, count: Number(r.count) })) });
+  });
+
+  app.get('/admin/orders', async (req, res) => {
+    const { buyerEmail } = validate(buyerQuery, req.query, 'INVALID_QUERY');
+    res.json({ orderIds: await deps.orders.orderIdsByBuyerEmail(buyerEmail) });
   });
 
   app.get('/admin/orders/:orderId', async (req, res) => {

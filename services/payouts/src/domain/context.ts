@@ -1,7 +1,7 @@
 import { newEvent, Streams, type PayloadOf, type PayoutEvent } from '@postsale/contracts';
 import type { Db, Logger, OutboxWriter, Tx } from '@postsale/runtime';
 import type { Intent, PayoutsRepository } from '../db/payouts.repository';
-import type { PayoutsMetrics } from '../payouts.metrics';
+import type { PayoutsMetrics } from '../metrics';
 import type { PayoutsGateway } from './ports';
 import type { ReleasePolicy } from './payout-rules';
 
