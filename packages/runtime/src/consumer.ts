@@ -71,7 +71,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
       duplicates: metrics.counter('events_duplicate_total', 'Events skipped because their id was already in the inbox', ['group', 'topic']),
       retried: metrics.counter('events_retried_total', 'Handler attempts that failed and were retried', ['group', 'topic', 'code']),
       deadLettered: metrics.counter('events_dead_lettered_total', 'Events sent to a dead-letter topic', ['group', 'topic', 'code']),
-      duration: metrics.histogram('event_handler_duration_seconds', 'Time to process one event, retries included', ['group', 'topic']),
+      duration: metrics.histogram('event_handler_duration_seconds', 'Time to process one event, or one batch of events applied together, retries included', ['group', 'topic']),
       replaced: metrics.counter('kafka_consumer_replacements_total', 'Kafka consumers that stopped for good after an error and were replaced', ['group']),
     };
   }
