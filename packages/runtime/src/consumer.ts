@@ -156,6 +156,10 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
           const slice = batch.messages.slice(from, from + size);
           const done = await this.processSlice(consumer, batch, slice, heartbeat, resolveOffset);
           if (!done) return;
+          // a fetch may hold many slices: stay in the group meanwhile (kafkajs sends one only when it is due)
+          await heartbeat().catch((error: unknown) => {
+            if (isRebalance(error)) throw error;
+          });
         }
       },
     });

@@ -80,12 +80,18 @@ describe('inbox consumer in batches', () => {
     // its own Kafka client, counted, so offset commits can be told apart from the test's own requests
     const kafka = createKafka({ clientId: 'consumer-batch', brokers: infra.KAFKA_BROKERS!.split(','), logger });
     instrumentKafka(kafka, metrics);
+    const flaky = new Set<string>();
     const consumer = new InboxConsumer<OrderEvent>({
       group: 'batch.effects',
       streams: [Streams.orders],
       maxAttempts: 3,
       async handle(event, { trx }) {
         if (event.type === 'OrderCancelled' && event.payload.reason === 'poison') throw new AppError('POISON', 'never processable');
+        // fails once, as a database blip would
+        if (event.type === 'OrderCancelled' && event.payload.reason === 'flaky' && !flaky.has(event.eventId)) {
+          flaky.add(event.eventId);
+          throw new AppError('TRANSIENT', 'try again', { retriable: true });
+        }
         await trx('effects').insert({ event_id: event.eventId, order_id: event.orderId });
       },
     }, { kafka, db, codec, logger, metrics, namespace });
@@ -124,6 +130,17 @@ describe('inbox consumer in batches', () => {
     await waitFor(async () => (await committedOffset())[0] === '5', { timeoutMs: 10_000, description: 'offset committed past the batch' });
     expect(await dlqCount()).toBe(1);
     expect(await appliedInOrder()).toHaveLength(4);
+  });
+
+  it('when one event of a batch fails transiently, then the whole batch is retried and applied in one transaction, nothing dead-lettered', async () => {
+    const orderIds = await sendAll(['test', 'test', 'flaky', 'test', 'test']);
+    await startConsumer();
+    await waitFor(async () => (await appliedInOrder()).length === 5, { timeoutMs: 30_000, description: 'all five applied' });
+    await waitFor(async () => (await committedOffset())[0] === '5', { timeoutMs: 10_000, description: 'offset committed past them' });
+    expect(await appliedInOrder()).toEqual(orderIds);
+    expect(await counter(metrics, 'events_retried_total', /code="TRANSIENT"/)).toBe(1);
+    expect(await counter(metrics, 'db_commits_total')).toBe(1); // the retry, after the first attempt rolled back
+    expect(await counter(metrics, 'events_dead_lettered_total')).toBe(0);
   });
 
   it('when a whole batch is delivered again, then nothing changes: every event is skipped as a duplicate', async () => {
