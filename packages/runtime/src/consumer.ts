@@ -1,4 +1,4 @@
-import type { Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Batch, Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { dlqTopicName, type AnyStream, type EventCodec, type TypedEvent } from '@postsale/contracts';
 import type { Db, Tx } from './db';
 import { classifyError } from './errors';
@@ -21,6 +21,8 @@ export interface ConsumerSpec<E extends TypedEvent = TypedEvent> {
   handle(event: E, ctx: MessageContext): Promise<void>;
   maxAttempts?: number;
   partitionsConsumedConcurrently?: number;
+  /** most events applied in one inbox transaction (and one offset commit); default 100 */
+  maxBatchSize?: number;
 }
 
 export const DLQ_HEADERS = {
@@ -35,13 +37,16 @@ export const DLQ_HEADERS = {
 } as const;
 
 /**
- * Inbox consumer runner. For each message: decode; in one DB transaction record the event id in the inbox and run the
- * handler (a duplicate id means the effect already happened: skip); commit the Kafka offset only after the
- * transaction committed. Failures are handled by `classifyError`: transient ones (database, broker or registry
- * unavailable, serialization failures, deadlocks) are retried in place with capped exponential backoff for as long as
- * they last, heartbeating meanwhile, so the partition waits (keeping per-key order) and nothing is dead-lettered;
- * failures caused by the message (non-retriable AppError, undecodable bytes) go to the stream's dead-letter topic at
- * once; unknown failures (likely bugs) after `maxAttempts`. The reason travels in the DLQ headers.
+ * Inbox consumer runner. Messages come in batches per partition; for each slice of up to `maxBatchSize`: decode; in ONE
+ * DB transaction record every event id in the inbox with one multi-row insert (ids already there mean the effect
+ * already happened: skipped) and run the handler of each new event in offset order; then ONE Kafka offset commit,
+ * only after the transaction committed. Failures are handled by `classifyError`: transient ones (database, broker or
+ * registry unavailable, serialization failures, deadlocks) retry the whole slice in place with capped exponential
+ * backoff for as long as they last, heartbeating meanwhile, so the partition waits (keeping per-key order) and nothing
+ * is dead-lettered. Any other failure of the slice (an undecodable message, a handler error) falls back to one message
+ * at a time, as below, so a poison message is isolated: messages caused failures (non-retriable AppError, undecodable
+ * bytes) go to the stream's dead-letter topic at once; unknown failures (likely bugs) after `maxAttempts`. The reason
+ * travels in the DLQ headers.
  */
 export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   private consumer: Consumer;
@@ -66,7 +71,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
       duplicates: metrics.counter('events_duplicate_total', 'Events skipped because their id was already in the inbox', ['group', 'topic']),
       retried: metrics.counter('events_retried_total', 'Handler attempts that failed and were retried', ['group', 'topic', 'code']),
       deadLettered: metrics.counter('events_dead_lettered_total', 'Events sent to a dead-letter topic', ['group', 'topic', 'code']),
-      duration: metrics.histogram('event_handler_duration_seconds', 'Time to process one event, retries included', ['group', 'topic']),
+      duration: metrics.histogram('event_handler_duration_seconds', 'Time to process one event, or one batch of events applied together, retries included', ['group', 'topic']),
       replaced: metrics.counter('kafka_consumer_replacements_total', 'Kafka consumers that stopped for good after an error and were replaced', ['group']),
     };
   }
@@ -142,14 +147,130 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     await consumer.run({
       autoCommit: false,
       partitionsConsumedConcurrently: this.spec.partitionsConsumedConcurrently ?? 3,
-      eachMessage: async ({ topic, partition, message, heartbeat }) => {
-        const done = await this.process(topic, partition, message, heartbeat);
-        if (done) {
-          await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
-          this.crashes = 0;
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+        const size = Math.max(1, this.spec.maxBatchSize ?? DEFAULT_MAX_BATCH);
+        for (let from = 0; from < batch.messages.length; from += size) {
+          // After a rebalance or stop, the rest of the fetched batch belongs to the next owner or the next start.
+          if (!isRunning() || isStale() || this.stopping) return;
+          const slice = batch.messages.slice(from, from + size);
+          const done = await this.processSlice(consumer, batch, slice, heartbeat, resolveOffset);
+          if (!done) return;
+          // a fetch may hold many slices: stay in the group meanwhile (kafkajs sends one only when it is due)
+          await heartbeat().catch((error: unknown) => {
+            if (isRebalance(error)) throw error;
+          });
         }
       },
     });
+  }
+
+  /** Commits past `message`, and tells kafkajs it is done with, or its next fetch would start before it again. */
+  private async commit(consumer: Consumer, topic: string, partition: number, message: KafkaMessage, resolveOffset: (offset: string) => void): Promise<void> {
+    await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+    resolveOffset(message.offset);
+  }
+
+  /**
+   * Applies a slice of one partition's messages in one transaction and commits its offset once. Returns false when the
+   * runner is stopping (the rest stays uncommitted: redelivered after restart, where the inbox skips what was applied).
+   */
+  private async processSlice(
+    consumer: Consumer, batch: Batch, slice: KafkaMessage[], heartbeat: () => Promise<void>, resolveOffset: (offset: string) => void,
+  ): Promise<boolean> {
+    const { topic, partition } = batch;
+    const endTimer = this.m.duration.startTimer({ group: this.groupId, topic });
+    let outcome: SliceOutcome;
+    try {
+      outcome = await this.applySliceWithRetries(topic, partition, slice, heartbeat);
+    } finally {
+      endTimer();
+    }
+    if (outcome === 'stopping') return false;
+    if (outcome === 'applied') {
+      await this.commit(consumer, topic, partition, slice[slice.length - 1]!, resolveOffset);
+      this.crashes = 0;
+      return true;
+    }
+    // The slice failed for a reason other than the moment: one at a time, so only the culprit is dead-lettered.
+    for (const message of slice) {
+      const done = await this.process(topic, partition, message, heartbeat);
+      if (!done) return false;
+      await this.commit(consumer, topic, partition, message, resolveOffset);
+      this.crashes = 0;
+    }
+    return true;
+  }
+
+  /**
+   * 'applied' when the slice's transaction committed; 'isolate' when it failed because of some message in it (decode
+   * or handler error that is not transient): the caller then goes one message at a time; 'stopping' when the runner
+   * stops during a transient retry. Throws when the group rebalances during a retry (see `processWithRetries`).
+   */
+  private async applySliceWithRetries(topic: string, partition: number, slice: KafkaMessage[], heartbeat: () => Promise<void>): Promise<SliceOutcome> {
+    // A single message gains nothing from the batch path and its failure would be retried twice: go straight to it.
+    if (slice.length === 1) return 'isolate';
+    const { db, codec, logger } = this.deps;
+    let events: E[] | undefined;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (!events) {
+          events = [];
+          for (const message of slice) {
+            if (!message.value) return 'isolate';
+            events.push(await codec.decode<E>(message.value));
+          }
+        }
+        const decoded: E[] = events;
+        const applied = await db.transaction(async (trx) => {
+          const inserted: Array<{ event_id: string }> = await trx('inbox')
+            .insert(decoded.map((event, i) => ({
+              consumer_group: this.groupId, event_id: event.eventId, topic, partition, offset: slice[i]!.offset, event_type: event.type,
+            })))
+            .onConflict(['consumer_group', 'event_id'])
+            .ignore()
+            .returning('event_id');
+          // The same event twice in one slice (a relay republished it) is applied for its first copy only.
+          const fresh = new Set(inserted.map((r) => r.event_id));
+          const handled: E[] = [];
+          for (let i = 0; i < decoded.length; i++) {
+            const event = decoded[i]!;
+            if (!fresh.delete(event.eventId)) continue;
+            await this.spec.handle(event, { trx, topic, partition, offset: slice[i]!.offset });
+            handled.push(event);
+          }
+          return handled;
+        });
+        for (const event of applied) this.m.consumed.inc({ group: this.groupId, topic, type: event.type });
+        if (decoded.length > applied.length) this.m.duplicates.inc({ group: this.groupId, topic }, decoded.length - applied.length);
+        return 'applied';
+      } catch (error) {
+        const { kind, code } = classifyError(error);
+        if (kind !== 'transient') return 'isolate';
+        this.m.retried.inc({ group: this.groupId, topic, code });
+        logger.warn(
+          { err: error, code, kind, attempt, topic, partition, fromOffset: slice[0]!.offset, size: slice.length },
+          'event batch failed transiently; retrying until it passes',
+        );
+        if (!(await this.backoff(attempt, heartbeat))) return 'stopping';
+      }
+    }
+  }
+
+  /** Waits before a retry, heartbeating; false when the runner stops meanwhile; throws on a rebalance. */
+  private async backoff(attempt: number, heartbeat: () => Promise<void>): Promise<boolean> {
+    const deadline = Date.now() + backoffMs(attempt);
+    while (Date.now() < deadline) {
+      if (this.stopping) return false;
+      await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, deadline - Date.now()))));
+      try {
+        await heartbeat();
+      } catch (beatError) {
+        if (isRebalance(beatError)) throw beatError;
+        // broker unreachable: keep retrying the handler; the session outlives short outages
+      }
+    }
+    return !this.stopping;
   }
 
   /**
@@ -210,17 +331,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
           { err: error, code, kind, attempt, topic, partition, offset: message.offset, eventId: event?.eventId },
           kind === 'transient' ? 'event handling failed transiently; retrying until it passes' : 'event handler failed; retrying',
         );
-        const deadline = Date.now() + backoffMs(attempt);
-        while (Date.now() < deadline) {
-          if (this.stopping) return false;
-          await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, deadline - Date.now()))));
-          try {
-            await heartbeat();
-          } catch (beatError) {
-            if (isRebalance(beatError)) throw beatError;
-            // broker unreachable: keep retrying the handler; the session outlives short outages
-          }
-        }
+        if (!(await this.backoff(attempt, heartbeat))) return false;
       }
     }
   }
@@ -251,15 +362,18 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.replacing;
-    await this.consumer.disconnect(); // waits for in-flight eachMessage calls to finish
+    await this.consumer.disconnect(); // waits for in-flight eachBatch calls to finish
     await this.dlqProducer.disconnect();
   }
 }
 
-/** 200 ms doubling to 5 s, with jitter: short blips recover fast, long outages cost a query every few seconds. */
 /** how long a consumer keeps trying to join before its service's start fails */
 const START_RETRY_MS = 60_000;
+/** events per inbox transaction unless the spec says otherwise */
+const DEFAULT_MAX_BATCH = 100;
+type SliceOutcome = 'applied' | 'isolate' | 'stopping';
 
+/** 200 ms doubling to 5 s, with jitter: short blips recover fast, long outages cost a query every few seconds. */
 function backoffMs(attempt: number): number {
   return Math.min(5_000, 200 * 2 ** Math.min(attempt - 1, 10)) * (0.5 + Math.random() / 2);
 }

@@ -98,4 +98,11 @@ const runtimeMigrations: Migration[] = [
       });
     },
   },
+  {
+    // The relay now deletes what it publishes; rows that earlier versions marked published are dropped the same way.
+    name: '0001_runtime_outbox_drop_published',
+    async up(db) {
+      await db('outbox').whereNotNull('published_at').delete();
+    },
+  },
 ];

@@ -1,4 +1,3 @@
-import { Client } from 'pg';
 import type { Kafka, Producer } from 'kafkajs';
 import { EventCodec, schemaErrors, Streams, type AnyStream, type EventOf, type StreamName } from '@postsale/contracts';
 import type { Db, Tx } from './db';
@@ -9,13 +8,22 @@ import type { Metrics } from './metrics';
 
 /**
  * Transactional outbox, writer side: a use case calls `publish` inside the same transaction as its state change, so
- * the event exists if and only if the change committed. The relay below delivers it to Kafka later.
+ * the event exists if and only if the change committed. The relay below delivers it to Kafka later; a relay in the same
+ * process is told once the transaction committed (`onCommitted`), so it publishes at once without a pg_notify per
+ * commit. Relays of other replicas find the rows by polling.
  */
 export class OutboxWriter {
-  constructor(
-    private readonly codec: EventCodec,
-    private readonly notifyChannel: string,
-  ) {}
+  private readonly listeners = new Set<() => void>();
+  /** transactions already hooked: one wake-up per commit, however many events it wrote */
+  private readonly hooked = new WeakSet<Tx>();
+
+  constructor(private readonly codec: EventCodec) {}
+
+  /** Calls `listener` after each commit of a transaction that published through this writer; returns the unsubscribe. */
+  onCommitted(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 
   async publish<S extends AnyStream>(trx: Tx, stream: S, event: EventOf<S>): Promise<void> {
     const problems = schemaErrors(stream, event);
@@ -30,46 +38,60 @@ export class OutboxWriter {
       event_type: event.type,
       event: JSON.stringify(event),
     });
-    // Delivered on commit only: wakes the relay without polling delay.
-    await trx.raw('select pg_notify(?, ?)', [this.notifyChannel, '']);
+    if (!this.hooked.has(trx)) {
+      this.hooked.add(trx);
+      // Only after COMMIT can the relay see the rows; a rollback means there is nothing to publish.
+      trx.executionPromise.then(() => {
+        for (const listener of this.listeners) listener();
+      }, () => undefined);
+    }
   }
 }
 
 export interface OutboxRelayOptions {
   db: Db;
-  databaseUrl: string;
   schema: string;
   kafka: Kafka;
   codec: EventCodec;
   logger: Logger;
   metrics: Metrics;
+  /** the writer of this process: its commits wake the relay at once */
+  writer?: OutboxWriter;
+  /** rows published per transaction (and per Kafka request); default 500 */
   batchSize?: number;
+  /** the longest wait between polls when idle (rows of other replicas, missed wake-ups); default 1000 ms */
   pollIntervalMs?: number;
-  /** Fault-injection seam for tests: runs after Kafka acknowledged a batch and before the rows are marked sent. */
+  /** the first wait after a poll found rows, doubling while polls find none; default 100 ms */
+  minPollIntervalMs?: number;
+  /** Fault-injection seam for tests: runs after Kafka acknowledged a batch and before its deletion commits. */
   afterPublishBeforeMark?: () => Promise<void>;
 }
 
 /**
- * Outbox relay: publishes unsent rows in id order with an idempotent producer, then marks them sent. A crash between
- * the two republishes the batch on restart (at-least-once); consumers' inboxes make that harmless. One relay per
- * schema publishes at a time (advisory lock), which keeps per-key order even with several replicas.
+ * Outbox relay: claims unsent rows in id order by deleting them, publishes them with an idempotent producer and
+ * commits the deletion only after Kafka acknowledged (published rows are not kept: no table growing with history). A
+ * crash or failure before the commit rolls the deletion back and the batch is republished (at-least-once); consumers'
+ * inboxes make that harmless. One relay per schema publishes at a time (advisory lock), which keeps per-key order even
+ * with several replicas. Woken by its own process's commits; polls adaptively for the rest.
  */
 export class OutboxRelay {
   private producer: Producer;
-  /** set when a send failed: the next drain starts with a new producer (see `drainOnce`) */
+  /** set when a send failed: the next claim starts with a new producer (see `claimAndSend`) */
   private producerSuspect = false;
-  private listener?: Client;
   private timer?: NodeJS.Timeout;
   private running = false;
   private draining?: Promise<void>;
   private again = false;
   private consecutiveFailures = 0;
-  private listenerRetry?: NodeJS.Timeout;
+  private unsubscribe?: () => void;
+  /** the wait before the next poll while nothing is found: grows from the minimum to the maximum */
+  private idleDelayMs: number;
   private readonly published;
   private readonly failures;
 
   constructor(private readonly options: OutboxRelayOptions) {
     this.producer = options.kafka.producer(producerConfig());
+    this.idleDelayMs = this.minPollMs;
     this.published = options.metrics.counter('outbox_events_published_total', 'Events the outbox relay delivered to Kafka', ['topic']);
     this.failures = options.metrics.counter('outbox_publish_failures_total', 'Outbox relay batches that failed to publish');
     const { db } = options;
@@ -84,8 +106,22 @@ export class OutboxRelay {
     });
   }
 
-  static channel(schema: string): string {
-    return `outbox_${schema}`;
+  private get minPollMs(): number {
+    return Math.min(this.options.minPollIntervalMs ?? 100, this.maxPollMs);
+  }
+
+  private get maxPollMs(): number {
+    return this.options.pollIntervalMs ?? 1000;
+  }
+
+  /** True while a drain is in flight: its rows may be deleted before its published counter moves. */
+  get busy(): boolean {
+    return this.draining !== undefined;
+  }
+
+  /** The current wait between idle polls (visible to tests). */
+  get pollDelayMs(): number {
+    return this.idleDelayMs;
   }
 
   /** Connects the producer only; `start` also begins publishing. */
@@ -96,61 +132,34 @@ export class OutboxRelay {
   async start(): Promise<void> {
     await this.connect();
     this.running = true;
-    await this.listen();
+    this.unsubscribe = this.options.writer?.onCommitted(() => this.nudge());
     this.schedule(0);
   }
 
-  /**
-   * LISTEN on a dedicated connection so commits wake the relay at once. If that connection is lost (a database
-   * restart or network blip), polling goes on and the listener reconnects with backoff.
-   */
-  private async listen(attempt = 0): Promise<void> {
-    const { logger, databaseUrl, schema } = this.options;
-    const listener = new Client({ connectionString: databaseUrl });
-    this.listener = listener;
-    let lost = false;
-    const onLost = (error?: Error) => {
-      if (lost) return;
-      lost = true;
-      listener.end().catch(() => undefined);
-      if (!this.running) return;
-      logger.warn({ err: error }, 'outbox listener connection lost; polling continues while it reconnects');
-      this.listenerRetry = setTimeout(() => void this.listen(attempt + 1), relayBackoffMs(attempt + 1, 500));
-    };
-    listener.on('notification', () => this.nudge());
-    listener.on('error', onLost);
-    listener.on('end', () => onLost());
-    try {
-      await listener.connect();
-      await listener.query(`listen "${OutboxRelay.channel(schema)}"`);
-      if (attempt > 0) {
-        logger.info('outbox listener reconnected');
-        this.nudge(); // rows committed while it was away
-      }
-    } catch (error) {
-      if (attempt === 0 && classifyError(error).kind !== 'transient') throw error;
-      onLost(error as Error);
-    }
-  }
-
-  /** Asks for a drain soon; coalesces bursts of notifications into one drain. */
+  /** Asks for a drain soon; coalesces bursts of commits into one drain. */
   nudge(): void {
     if (!this.running) return;
     if (this.draining) {
       this.again = true;
       return;
     }
-    this.schedule(0);
+    this.schedule(0, true);
   }
 
-  private schedule(delayMs: number): void {
+  private schedule(delayMs: number, nudged = false): void {
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.loop(), delayMs);
+    this.timer = setTimeout(() => void this.loop(nudged), delayMs);
   }
 
-  private async loop(): Promise<void> {
+  private async loop(nudged: boolean): Promise<void> {
     if (!this.running || this.draining) return;
-    this.draining = this.drainAll()
+    let found = 0;
+    this.draining = (async () => {
+      // A poll first asks whether there is anything, in one statement outside a transaction: an idle relay costs a
+      // single cheap query per poll. A wake-up from a commit knows there is.
+      if (!nudged && !(await this.hasUnsent())) return;
+      found = await this.drainAll();
+    })()
       .then(() => {
         if (this.consecutiveFailures > 0) this.options.logger.info({ failures: this.consecutiveFailures }, 'outbox relay publishing again');
         this.consecutiveFailures = 0;
@@ -168,28 +177,67 @@ export class OutboxRelay {
       });
     await this.draining;
     if (!this.running) return;
-    const poll = this.options.pollIntervalMs ?? 500;
-    const next = this.consecutiveFailures > 0 ? relayBackoffMs(this.consecutiveFailures, poll) : this.again ? 0 : poll;
+    // Rows found: more may follow (from other replicas too), so look again soon; none: wait longer, up to the maximum.
+    this.idleDelayMs = found > 0 ? this.minPollMs : Math.min(this.maxPollMs, this.idleDelayMs * 2);
+    if (this.consecutiveFailures > 0) this.schedule(relayBackoffMs(this.consecutiveFailures, this.minPollMs));
+    else if (this.again) this.schedule(0, true);
+    else this.schedule(this.idleDelayMs);
     this.again = false;
-    this.schedule(next);
   }
 
-  /** Publishes until nothing is left. */
-  async drainAll(): Promise<void> {
-    while ((await this.drainOnce()) > 0) {
-      /* keep going */
+  private async hasUnsent(): Promise<boolean> {
+    const row = await this.options.db('outbox').whereNull('published_at').select('id').first();
+    return row !== undefined;
+  }
+
+  /** Publishes until a batch comes back short (nothing more was committed when it was claimed); returns the count. */
+  async drainAll(): Promise<number> {
+    const size = this.batchSize;
+    let total = 0;
+    for (;;) {
+      const n = await this.drainOnce();
+      total += n;
+      if (n < size) return total;
     }
+  }
+
+  private get batchSize(): number {
+    return Math.max(1, this.options.batchSize ?? 500);
   }
 
   /** Publishes one batch; returns how many rows it published. */
   async drainOnce(): Promise<number> {
     const { db, codec, schema } = this.options;
+    let sent: Map<string, unknown[]>;
+    try {
+      sent = await this.claimAndSend(db, codec, schema);
+    } catch (error) {
+      if (error === NOTHING_CLAIMED) return 0;
+      throw error;
+    }
+    // counted once the deletion committed: a batch that is published again after a failure counts once more
+    let count = 0;
+    for (const [topic, messages] of sent) {
+      this.published.inc({ topic }, messages.length);
+      count += messages.length;
+    }
+    return count;
+  }
+
+  private claimAndSend(db: Db, codec: EventCodec, schema: string): Promise<Map<string, unknown[]>> {
     return db.transaction(async (trx) => {
-      const lock = await trx.raw('select pg_try_advisory_xact_lock(hashtext(?)) as locked', [`outbox:${schema}`]);
-      if (!lock.rows[0]?.locked) return 0;
+      // One statement takes the lock and claims the batch. The deletion is undone if the send or the commit fails, so
+      // the rows are published again by whoever holds the lock next. The lock is taken once (materialized CTE), before
+      // the scan (a one-time filter): a relay without it claims nothing.
+      const claimed = await trx.raw(
+        `with lock as materialized (select pg_try_advisory_xact_lock(hashtext(?)) as locked)
+         delete from outbox where id in (
+           select id from outbox where published_at is null and (select locked from lock) order by id limit ?
+         ) returning id, topic, stream, key, event_type, event, event_id`,
+        [`outbox:${schema}`, this.batchSize],
+      );
       const rows: Array<{ id: string; topic: string; stream: string; key: string; event_type: string; event: unknown; event_id: string }> =
-        await trx('outbox').whereNull('published_at').orderBy('id').limit(this.options.batchSize ?? 500);
-      if (rows.length === 0) return 0;
+        [...claimed.rows].sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1)); // RETURNING has no order of its own
       const byTopic = new Map<string, Array<{ key: string; value: Buffer; headers: Record<string, string> }>>();
       for (const row of rows) {
         const stream = Streams[row.stream as StreamName];
@@ -200,6 +248,7 @@ export class OutboxRelay {
         messages.push({ key: row.key, value, headers: { 'event-type': row.event_type, 'event-id': row.event_id } });
         byTopic.set(row.topic, messages);
       }
+      if (rows.length === 0) throw NOTHING_CLAIMED; // rolled back: an empty claim is no commit
       if (this.producerSuspect) await this.replaceProducer();
       try {
         await this.producer.sendBatch({
@@ -214,9 +263,7 @@ export class OutboxRelay {
         throw error;
       }
       await this.options.afterPublishBeforeMark?.();
-      await trx('outbox').whereIn('id', rows.map((r) => r.id)).update({ published_at: trx.fn.now() });
-      for (const [topic, messages] of byTopic) this.published.inc({ topic }, messages.length);
-      return rows.length;
+      return byTopic;
     });
   }
 
@@ -231,8 +278,8 @@ export class OutboxRelay {
   /** Stops polling after delivering what is already committed (bounded by `flushTimeoutMs`). */
   async stop(flushTimeoutMs = 5000): Promise<void> {
     this.running = false;
+    this.unsubscribe?.();
     if (this.timer) clearTimeout(this.timer);
-    if (this.listenerRetry) clearTimeout(this.listenerRetry);
     await this.draining;
     const deadline = Date.now() + flushTimeoutMs;
     try {
@@ -242,10 +289,12 @@ export class OutboxRelay {
     } catch (error) {
       this.options.logger.warn({ err: error }, 'outbox flush on shutdown failed; rows stay for the next start');
     }
-    await this.listener?.end().catch(() => undefined);
     await this.producer.disconnect();
   }
 }
+
+/** Thrown to roll back a claim that found nothing (another relay holds the lock, or nothing is left). */
+const NOTHING_CLAIMED = Symbol('nothing claimed');
 
 /** After failures: the poll interval doubling up to 5 s, with jitter. */
 function relayBackoffMs(failures: number, base: number): number {

@@ -75,11 +75,11 @@ export async function startService<S extends z.ZodType>(
   const codec = EventCodec.connect(config.SCHEMA_REGISTRY_URL, namespace);
   for (const stream of definition.produces) await codec.register(stream);
 
-  const outbox = new OutboxWriter(codec, OutboxRelay.channel(config.DB_SCHEMA));
+  const outbox = new OutboxWriter(codec);
   const ctx: ServiceContext<typeof config> = { config, logger, metrics, db, kafka, codec, outbox };
   const parts = await definition.build(ctx);
 
-  const relay = new OutboxRelay({ db, databaseUrl: config.DATABASE_URL, schema: config.DB_SCHEMA, kafka, codec, logger, metrics });
+  const relay = new OutboxRelay({ db, schema: config.DB_SCHEMA, kafka, codec, logger, metrics, writer: outbox });
   await relay.start();
   const consumers = (parts.consumers ?? []).map((spec) => new InboxConsumer(spec, { kafka, db, codec, logger, metrics, namespace }));
   for (const consumer of consumers) await consumer.start();

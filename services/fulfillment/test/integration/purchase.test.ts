@@ -1,5 +1,5 @@
 import { Streams } from '@postsale/contracts';
-import { dropSchema, waitFor } from '@postsale/runtime/testing';
+import { dropSchema, outboxEventCount, waitFor } from '@postsale/runtime/testing';
 import { buildEbayOrder } from '@postsale/sandbox';
 import { outOrderIdFor } from '../../src/domain/out-order-id';
 import { admin, eventsFor, orderReceived, orderState, publishOrders, setUpSeller, startHarness, waitForState, type Harness } from './harness';
@@ -335,6 +335,7 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
 
   it('when the orders topic is replayed from the beginning, then no new purchase happens', async () => {
     const ordersBefore = h.ali.orders().length;
+    // rows still waiting now may be published after the restart: they count in the restarted service's figure
     const outboxBefore = Number((await h.service.ctx.db('outbox').count<{ count: string }[]>('* as count'))[0]!.count);
     const group = `${h.env.TOPIC_NAMESPACE}.fulfillment.orders`;
     const topic = h.service.ctx.codec.topic(Streams.orders);
@@ -358,7 +359,7 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     await publishOrders(h, sentinel);
     await waitForState(h, sentinel.orderId, 'PURCHASED');
     expect(h.ali.orders().length).toBe(ordersBefore + 1); // the sentinel only
-    const outboxAfter = Number((await h.service.ctx.db('outbox').count<{ count: string }[]>('* as count'))[0]!.count);
+    const outboxAfter = await outboxEventCount(h.service); // published since the restart, plus waiting
     expect(outboxAfter).toBeLessThanOrEqual(outboxBefore + 3); // the sentinel's events only, no replayed ones
     expect(await h.service.ctx.metrics.registry.getSingleMetricAsString('events_duplicate_total')).toMatch(/events_duplicate_total\{[^}]*\} [1-9]/);
   });

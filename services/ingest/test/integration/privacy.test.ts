@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Streams, type OrderEvent } from '@postsale/contracts';
 import { startService, type RunningService } from '@postsale/runtime';
-import { collectTopic, dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
+import { collectTopic, dropSchema, outboxEventCount, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { buildEbayOrder, startEbayFake, startPayPalFake, type EbayFake, type PayPalFake } from '@postsale/sandbox';
 import { orderIdFor } from '../../src/domain/order-id';
 import { storefrontSignature } from '../../src/http/checkout.routes';
@@ -114,7 +114,7 @@ describe('ingest privacy: eBay account deletion, admin erasure and retention on 
     // eBay re-sends: acknowledged again, nothing else changes (no second announcement)
     expect((await postEbay(signed.body, signed.headers)).status).toBe(204);
     await waitFor(async () => Number((await service.ctx.db('outbox').whereNull('published_at').count<{ c: string }[]>('* as c'))[0]!.c) === 0, { description: 'outbox drained' });
-    const published = Number((await service.ctx.db('outbox').count<{ c: string }[]>('* as c'))[0]!.c);
+    const published = await outboxEventCount(service);
     await waitFor(() => collector.messages.length >= published, { description: 'collector caught up' });
     expect(collector.messages.filter((m) => m.event.orderId === orderId && m.event.type === 'OrderPersonalDataErased')).toHaveLength(1);
     const erasures = await service.ctx.db('erasures').where({ cause: 'EBAY_ACCOUNT_DELETION' });
@@ -142,7 +142,7 @@ describe('ingest privacy: eBay account deletion, admin erasure and retention on 
       headers: { 'Content-Type': 'application/json', 'X-Storefront-Timestamp': ts, 'X-Storefront-Signature': storefrontSignature(captureSecret, ts, seeded.id, raw) } });
     expect(captured.status).toBe(201);
     const orderId = orderIdFor('PAYPAL_STOREFRONT', seeded.id);
-    await waitFor(async () => Number((await service.ctx.db('outbox').where({ key: orderId }).whereNotNull('published_at').count<{ c: string }[]>('* as c'))[0]!.c) > 0, { description: 'published' });
+    await waitFor(() => collector.messages.some((m) => m.event.orderId === orderId), { description: 'published' });
     expect(await everything()).toContain('quentin.uniquename@buyers.test');
 
     expect((await admin(`/admin/orders/${orderId}/erase`, { method: 'POST', body: '{}' })).status).toBe(400);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Streams, type OrderEvent } from '@postsale/contracts';
 import { createPayPalTokenClient, paypalRequest } from '@postsale/paypal';
 import { startService, type RunningService } from '@postsale/runtime';
-import { collectTopic, dropSchema, testEnv, uniqueId, waitFor, type CollectedMessage } from '@postsale/runtime/testing';
+import { collectTopic, dropSchema, outboxEventCount, testEnv, uniqueId, waitFor, type CollectedMessage } from '@postsale/runtime/testing';
 import {
   buildEbayOrder, buildMlOrder, buildMlShipment, ebayChallengeResponseFor, startEbayFake, startMercadoLibreFake, startPayPalFake,
   type EbayFake, type MercadoLibreFake, type PayPalFake,
@@ -61,7 +61,7 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
   /** Proves "nothing more": the outbox is drained and a later marker event for another order has been seen. */
   const settle = async () => {
     await waitFor(async () => Number((await service.ctx.db('outbox').whereNull('published_at').count<{ c: string }[]>('* as c'))[0]!.c) === 0, { description: 'outbox drained' });
-    const published = Number((await service.ctx.db('outbox').count<{ c: string }[]>('* as c'))[0]!.c);
+    const published = await outboxEventCount(service);
     await waitFor(() => collector.messages.length >= published, { description: 'collector caught up' });
   };
   const deliveryCount = async () => Number((await service.ctx.db('deliveries').count<{ c: string }[]>('* as c'))[0]!.c);

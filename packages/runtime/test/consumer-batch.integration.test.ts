@@ -1,0 +1,160 @@
+import { randomUUID } from 'node:crypto';
+import type { Admin, Producer } from 'kafkajs';
+import { dlqTopicName, ensureTopics, EventCodec, Streams, type OrderEvent } from '@postsale/contracts';
+import { AppError, createDb, createKafka, createLogger, InboxConsumer, instrumentDb, instrumentKafka, localInfraEnv, Metrics, migrate, type Db } from '../src';
+import { dropSchema, uniqueId, waitFor } from '../src/testing';
+
+/** Sum of a counter's samples whose labels match. */
+async function counter(metrics: Metrics, name: string, labels: RegExp = /.*/): Promise<number> {
+  const text = await metrics.registry.getSingleMetricAsString(name);
+  return text.split('\n').filter((l) => l.startsWith(name) && labels.test(l)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+/**
+ * The inbox runner applies what one fetch brought in one transaction with one offset commit (the performance budget's
+ * "consumers process in batches"), without giving up isolation of poison messages or exactly-once effects.
+ */
+describe('inbox consumer in batches', () => {
+  const infra = localInfraEnv();
+  const logger = createLogger('consumer-batch', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent');
+  let namespace: string;
+  let schema: string;
+  let db: Db;
+  let codec: EventCodec;
+  let producer: Producer;
+  let admin: Admin;
+  let consumers: Array<InboxConsumer<OrderEvent>> = [];
+  let metrics: Metrics;
+
+  beforeEach(async () => {
+    namespace = uniqueId('t-');
+    schema = uniqueId('t_cbatch_');
+    metrics = new Metrics('consumer-batch', { defaultMetrics: false });
+    const setupKafka = createKafka({ clientId: 'consumer-batch-setup', brokers: infra.KAFKA_BROKERS!.split(','), logger });
+    await ensureTopics(setupKafka, { namespace, streams: [Streams.orders] });
+    db = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 4 });
+    await migrate(db, schema, [{
+      name: '0001_effects',
+      up: (k) => k.schema.createTable('effects', (t) => {
+        t.increments('id');
+        t.string('event_id').notNullable(); // not unique on purpose: the inbox alone prevents duplicates
+        t.string('order_id').notNullable();
+      }),
+    }]);
+    instrumentDb(db, metrics); // after the migrations: only the consumer's statements are counted
+    codec = EventCodec.connect(infra.SCHEMA_REGISTRY_URL!, namespace);
+    producer = setupKafka.producer();
+    await producer.connect();
+    admin = setupKafka.admin();
+    await admin.connect();
+  });
+  afterEach(async () => {
+    await Promise.all(consumers.map((c) => c.stop()));
+    consumers = [];
+    await producer.disconnect();
+    await admin.disconnect();
+    await db.destroy();
+    await dropSchema(schema);
+  });
+
+  /** Sends events with these reasons in one request to one partition, so one fetch brings them all. */
+  async function sendAll(reasons: string[]): Promise<string[]> {
+    const orderIds = reasons.map(() => `o-${randomUUID()}`);
+    const messages = [];
+    // one at a time: the first encode registers the schema, and concurrent registrations of it conflict
+    for (const [i, reason] of reasons.entries()) {
+      const orderId = orderIds[i]!;
+      const event = {
+        eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
+        type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason, cancelledAt: Date.now() },
+      } as OrderEvent;
+      messages.push({ key: 'one-partition', value: await codec.encode(Streams.orders, event) });
+    }
+    await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages });
+    return orderIds;
+  }
+
+  async function startConsumer(): Promise<InboxConsumer<OrderEvent>> {
+    // its own Kafka client, counted, so offset commits can be told apart from the test's own requests
+    const kafka = createKafka({ clientId: 'consumer-batch', brokers: infra.KAFKA_BROKERS!.split(','), logger });
+    instrumentKafka(kafka, metrics);
+    const flaky = new Set<string>();
+    const consumer = new InboxConsumer<OrderEvent>({
+      group: 'batch.effects',
+      streams: [Streams.orders],
+      maxAttempts: 3,
+      async handle(event, { trx }) {
+        if (event.type === 'OrderCancelled' && event.payload.reason === 'poison') throw new AppError('POISON', 'never processable');
+        // fails once, as a database blip would
+        if (event.type === 'OrderCancelled' && event.payload.reason === 'flaky' && !flaky.has(event.eventId)) {
+          flaky.add(event.eventId);
+          throw new AppError('TRANSIENT', 'try again', { retriable: true });
+        }
+        await trx('effects').insert({ event_id: event.eventId, order_id: event.orderId });
+      },
+    }, { kafka, db, codec, logger, metrics, namespace });
+    consumers.push(consumer);
+    await consumer.start();
+    return consumer;
+  }
+
+  const appliedInOrder = async () => (await db('effects').orderBy('id')).map((r: { order_id: string }) => r.order_id);
+  const committedOffset = async () => {
+    const [offsets] = await admin.fetchOffsets({ groupId: `${namespace}.batch.effects`, topics: [codec.topic(Streams.orders)] });
+    return offsets!.partitions.map((p) => p.offset).filter((o) => o !== '-1');
+  };
+  const dlqCount = async () => (await admin.fetchTopicOffsets(dlqTopicName(Streams.orders, namespace))).reduce((sum, o) => sum + Number(o.high), 0);
+
+  it('when 20 events arrive in one fetch, then they are applied once each in one inbox transaction and one offset commit', async () => {
+    const orderIds = await sendAll(Array.from({ length: 20 }, () => 'test'));
+    await startConsumer();
+    await waitFor(async () => (await appliedInOrder()).length === 20, { timeoutMs: 30_000, description: 'all 20 applied' });
+    await waitFor(async () => (await committedOffset())[0] === '20', { timeoutMs: 10_000, description: 'offset committed past them' });
+    expect(await appliedInOrder()).toEqual(orderIds); // partition order kept
+    expect(await counter(metrics, 'db_commits_total')).toBe(1);
+    expect(await counter(metrics, 'kafka_requests_total', /api="OffsetCommit"/)).toBe(1);
+    expect(await counter(metrics, 'events_consumed_total')).toBe(20);
+  });
+
+  it('when a poison message sits in the middle of a batch, then only it is dead-lettered and the others are applied once, in order', async () => {
+    const orderIds = await sendAll(['test', 'test', 'poison', 'test', 'test']);
+    await startConsumer();
+    await waitFor(async () => (await appliedInOrder()).length === 4 && (await dlqCount()) === 1, {
+      timeoutMs: 30_000, description: 'four applied and one dead letter',
+    });
+    expect(await appliedInOrder()).toEqual([orderIds[0], orderIds[1], orderIds[3], orderIds[4]]);
+    expect(await counter(metrics, 'events_dead_lettered_total', /code="POISON"/)).toBe(1);
+    // nothing more comes: the rest of the batch is committed, the poison is not retried
+    await waitFor(async () => (await committedOffset())[0] === '5', { timeoutMs: 10_000, description: 'offset committed past the batch' });
+    expect(await dlqCount()).toBe(1);
+    expect(await appliedInOrder()).toHaveLength(4);
+  });
+
+  it('when one event of a batch fails transiently, then the whole batch is retried and applied in one transaction, nothing dead-lettered', async () => {
+    const orderIds = await sendAll(['test', 'test', 'flaky', 'test', 'test']);
+    await startConsumer();
+    await waitFor(async () => (await appliedInOrder()).length === 5, { timeoutMs: 30_000, description: 'all five applied' });
+    await waitFor(async () => (await committedOffset())[0] === '5', { timeoutMs: 10_000, description: 'offset committed past them' });
+    expect(await appliedInOrder()).toEqual(orderIds);
+    expect(await counter(metrics, 'events_retried_total', /code="TRANSIENT"/)).toBe(1);
+    expect(await counter(metrics, 'db_commits_total')).toBe(1); // the retry, after the first attempt rolled back
+    expect(await counter(metrics, 'events_dead_lettered_total')).toBe(0);
+  });
+
+  it('when a whole batch is delivered again, then nothing changes: every event is skipped as a duplicate', async () => {
+    const orderIds = await sendAll(Array.from({ length: 10 }, () => 'test'));
+    const first = await startConsumer();
+    await waitFor(async () => (await appliedInOrder()).length === 10, { timeoutMs: 30_000, description: 'first delivery applied' });
+    await first.stop();
+    consumers = [];
+    // Redelivery of the same offsets, as after a crash before the offset commit, or a replay from offset 0.
+    await admin.resetOffsets({ groupId: `${namespace}.batch.effects`, topic: codec.topic(Streams.orders), earliest: true });
+    const commitsBefore = await counter(metrics, 'db_commits_total');
+    await startConsumer();
+    await waitFor(async () => (await counter(metrics, 'events_duplicate_total')) === 10, { timeoutMs: 30_000, description: 'ten duplicates skipped' });
+    expect(await appliedInOrder()).toEqual(orderIds);
+    expect(await db('inbox').count<{ n: string }[]>('* as n')).toEqual([{ n: '10' }]);
+    expect(await counter(metrics, 'events_consumed_total')).toBe(10);
+    expect(await counter(metrics, 'db_commits_total')).toBe(commitsBefore + 1); // the skipped batch in one transaction
+  });
+});

@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import { ensureTopics, EventCodec, Streams, type OrderEvent } from '@postsale/contracts';
+import { createDb, createKafka, createLogger, instrumentDb, localInfraEnv, Metrics, migrate, OutboxRelay, OutboxWriter, type Db } from '../src';
+import { collectTopic, dropSchema, uniqueId, waitFor } from '../src/testing';
+
+/** Sum of a counter's samples. */
+async function counter(metrics: Metrics, name: string): Promise<number> {
+  const text = await metrics.registry.getSingleMetricAsString(name);
+  return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+/** The relay's cost per event (the performance budget) without giving up what it guarantees. */
+describe('outbox relay: woken by commits, polling adaptively, deleting what it published', () => {
+  const infra = localInfraEnv();
+  const logger = createLogger('outbox-relay', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent');
+  let schema: string;
+  let db: Db;
+  let kafka: Kafka;
+  let codec: EventCodec;
+  let relay: OutboxRelay | undefined;
+  let topic: Awaited<ReturnType<typeof collectTopic<OrderEvent>>>;
+
+  beforeEach(async () => {
+    schema = uniqueId('t_relay_');
+    db = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 4 });
+    await migrate(db, schema, []);
+    const namespace = uniqueId('t-');
+    kafka = createKafka({ clientId: 'outbox-relay', brokers: infra.KAFKA_BROKERS!.split(','), logger });
+    await ensureTopics(kafka, { namespace, streams: [Streams.orders] });
+    codec = EventCodec.connect(infra.SCHEMA_REGISTRY_URL!, namespace);
+    await codec.register(Streams.orders);
+    topic = await collectTopic<OrderEvent>(kafka, codec, codec.topic(Streams.orders));
+  });
+  afterEach(async () => {
+    await relay?.stop(0);
+    relay = undefined;
+    await topic.stop();
+    await db.destroy();
+    await dropSchema(schema);
+  });
+
+  const event = (orderId = `o-${randomUUID()}`): OrderEvent => {
+    return {
+      eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
+      type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason: 'test', cancelledAt: Date.now() },
+    } as OrderEvent;
+  };
+  const onTopic = (ids: string[]) => ids.every((id) => topic.messages.some((m) => m.event.eventId === id));
+  const outboxRows = async () => Number((await db('outbox').count<{ n: string }[]>('* as n'))[0]!.n);
+
+  it('when a transaction of this process commits events, then the relay publishes them at once in batches of the configured size and deletes them', async () => {
+    const writer = new OutboxWriter(codec);
+    const relayMetrics = new Metrics('relay', { defaultMetrics: false });
+    const relayDb = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 2 });
+    instrumentDb(relayDb, relayMetrics);
+    try {
+      // Polls once a minute: only the wake-up after commit can make it publish within this test.
+      relay = new OutboxRelay({ db: relayDb, schema, kafka, codec, logger, metrics: relayMetrics, writer, batchSize: 3, pollIntervalMs: 60_000, minPollIntervalMs: 60_000 });
+      await relay.start();
+      const commitsBefore = await counter(relayMetrics, 'db_commits_total');
+
+      // The writer's transaction carries nothing for the relay: BEGIN, the insert per event, COMMIT (no pg_notify).
+      const writerMetrics = new Metrics('writer', { defaultMetrics: false });
+      const writerDb = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 1 });
+      instrumentDb(writerDb, writerMetrics);
+      const orderId = `o-${randomUUID()}`; // one key, one partition: their order on the topic is defined
+      const events = Array.from({ length: 7 }, () => event(orderId));
+      try {
+        await writerDb.transaction(async (trx) => {
+          for (const e of events) await writer.publish(trx, Streams.orders, e);
+        });
+        expect(await counter(writerMetrics, 'db_round_trips_total')).toBe(2 + events.length);
+      } finally {
+        await writerDb.destroy();
+      }
+
+      const ids = events.map((e) => e.eventId);
+      await waitFor(() => onTopic(ids), { timeoutMs: 10_000, description: 'all seven on the topic' });
+      await waitFor(async () => (await outboxRows()) === 0, { timeoutMs: 10_000, description: 'published rows deleted' });
+      expect(topic.messages.map((m) => m.event.eventId)).toEqual(ids); // in commit order
+      expect(await counter(relayMetrics, 'outbox_events_published_total')).toBe(7);
+      await waitFor(async () => (await counter(relayMetrics, 'db_commits_total')) === commitsBefore + 3, { description: 'three batches committed' });
+    } finally {
+      await relay?.stop(0);
+      relay = undefined;
+      await relayDb.destroy();
+    }
+  });
+
+  it('when another process commits events (no wake-up), then polling publishes them; idle polls back off to the maximum and come back after rows are found', async () => {
+    relay = new OutboxRelay({ db, schema, kafka, codec, logger, metrics: new Metrics('relay', { defaultMetrics: false }), minPollIntervalMs: 20, pollIntervalMs: 400 });
+    await relay.start();
+    await waitFor(() => relay!.pollDelayMs === 400, { description: 'idle polls backed off to the maximum' });
+
+    // right after finding rows it looks again soon (more may follow), then backs off again: sampled meanwhile
+    const delays = new Set<number>();
+    const sampler = setInterval(() => delays.add(relay!.pollDelayMs), 2);
+    try {
+      const other = new OutboxWriter(codec); // not wired to this relay, as in another replica
+      const e = event();
+      await db.transaction((trx) => other.publish(trx, Streams.orders, e));
+      await waitFor(() => onTopic([e.eventId]), { timeoutMs: 10_000, description: 'published by a poll' });
+      await waitFor(async () => (await outboxRows()) === 0, { timeoutMs: 10_000, description: 'its row deleted' });
+      await waitFor(() => delays.has(20) && relay!.pollDelayMs === 400, { timeoutMs: 10_000, description: 'a short poll after rows were found, then backed off' });
+    } finally {
+      clearInterval(sampler);
+    }
+  });
+});
