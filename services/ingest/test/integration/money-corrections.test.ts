@@ -131,13 +131,19 @@ describe('ingest on the marketplaces\' real answers', () => {
 
   describe('PayPal capture webhooks', () => {
     const storefrontId = uniqueId('shop-');
+    const captureSecret = randomBytes(32).toString('hex');
     beforeAll(async () => {
-      await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId }]);
+      await registerSeller(uniqueId('seller-pp-'), [{ marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId, captureSecret }]);
     });
 
     it('when a PENDING capture is later DENIED (PAYMENT.CAPTURE.PENDING then .DENIED), then both are acknowledged and no order ever exists', async () => {
       const seeded = paypal.seedCheckoutOrder({ amount: '25.00', customId: storefrontId, captureOutcome: 'PENDING' });
-      const pendingAnswer = await fetch(`${service.url}/checkout/paypal/orders/${seeded.id}/capture`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ storefrontId }) });
+      const raw = JSON.stringify({ storefrontId });
+      const ts = String(Math.floor(Date.now() / 1000));
+      const pendingAnswer = await fetch(`${service.url}/checkout/paypal/orders/${seeded.id}/capture`, {
+        method: 'POST', body: raw,
+        headers: { 'Content-Type': 'application/json', 'X-Storefront-Timestamp': ts, 'X-Storefront-Signature': `sha256=${storefrontSignature(captureSecret, ts, seeded.id, raw)}` },
+      });
       expect(pendingAnswer.status).toBe(202);
       const captureId = paypal.captures().find((c) => c.orderId === seeded.id)!.captureId;
       for (const type of ['PENDING', 'DENIED'] as const) {
