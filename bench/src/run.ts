@@ -136,7 +136,7 @@ async function main(): Promise<void> {
   const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({ type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000` });
   console.log(`[bench] services up (namespace ${namespace}); warm-up ${WARMUP_SECONDS} s at ${RATE}/s`);
 
-  const kafka = createKafka({ clientId: 'bench', brokers: infra.KAFKA_BROKERS!.split(','), logger: createLogger('bench', 'error') });
+  const kafka = createKafka({ clientId: 'bench', brokers: infra.KAFKA_BROKERS!.split(','), logger: createLogger('bench', 'error'), security: infra });
   const codec = EventCodec.connect(infra.SCHEMA_REGISTRY_URL!, namespace);
   const topics = {
     orders: await collectTopic<OrderEvent>(kafka, codec, codec.topic(Streams.orders)),
@@ -329,7 +329,7 @@ async function kafkaProducerRecordsPerSecond(): Promise<number | string> {
   const kafkaDir = readdirSync(libs).find((d) => d.startsWith('kafka-'));
   if (!kafkaDir) return 'kafka jars not found';
   const topic = uniqueId('bench-producer-perf-');
-  const kafka = createKafka({ clientId: 'bench', brokers: localInfraEnv().KAFKA_BROKERS!.split(','), logger: createLogger('bench', 'error') });
+  const kafka = createKafka({ clientId: 'bench', brokers: localInfraEnv().KAFKA_BROKERS!.split(','), logger: createLogger('bench', 'error'), security: localInfraEnv() });
   const admin = kafka.admin();
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: 6, replicationFactor: 1 }], waitForLeaders: true });

@@ -1,12 +1,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { kafkaSecurityShape } from '@postsale/runtime';
 
 /** Where the operator's tools find the pipeline. `npm start` writes .local/stack/operator.env for local runs. */
 export const STACK_DIR = join(__dirname, '..', '..', '..', '.local', 'stack');
 
 const schema = z.object({
   KAFKA_BROKERS: z.string().default('127.0.0.1:9092').transform((s) => s.split(',')),
+  /** how the CLI authenticates to Kafka (KAFKA_SASL_MECHANISM/USERNAME/PASSWORD, KAFKA_SSL, KAFKA_SSL_CA_FILE) */
+  ...kafkaSecurityShape,
   SCHEMA_REGISTRY_URL: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7'),
   TOPIC_NAMESPACE: z.string().default(''),
   INGEST_URL: z.string().url().default('http://127.0.0.1:3001'),

@@ -18,7 +18,7 @@ import { describeTopics } from './commands/topics';
 import { loadOperatorConfig } from './operator-config';
 
 const config = loadOperatorConfig();
-const kafka = () => createKafka({ clientId: 'postsale-cli', brokers: config.KAFKA_BROKERS, logger: createLogger('postsale-cli', 'error') });
+const kafka = () => createKafka({ clientId: 'postsale-cli', brokers: config.KAFKA_BROKERS, logger: createLogger('postsale-cli', 'error'), security: config });
 /** replay, dlq and topics act on Kafka directly: only with the admin credential (checked with ingest first). */
 const asAdmin = () => requireAdminCredential(config.INGEST_URL, config.POSTSALE_ADMIN_TOKEN);
 const json = (value: unknown) => JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2);

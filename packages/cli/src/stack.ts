@@ -128,7 +128,7 @@ async function startConsoleProcess(pipeline: Pipeline, adminToken: string, secre
       CONSOLE_OPERATOR_TOKEN: secrets.operatorToken, CONSOLE_ADMIN_TOKEN: secrets.adminToken, CONSOLE_SESSION_SECRET: secrets.sessionSecret,
       CONSOLE_AUDIT_FILE: join(REPO_ROOT, '.local', 'console', 'audit.jsonl'),
       ADMIN_TOKEN: adminToken, INGEST_URL: pipeline.urls.ingest, FULFILLMENT_URL: pipeline.urls.fulfillment, SALES_URL: pipeline.urls.sales, PAYOUTS_URL: pipeline.urls.payouts,
-      KAFKA_BROKERS: infra.KAFKA_BROKERS!, SCHEMA_REGISTRY_URL: infra.SCHEMA_REGISTRY_URL!, TOPIC_NAMESPACE: pipeline.options.namespace,
+      ...infra, KAFKA_BROKERS: infra.KAFKA_BROKERS!, SCHEMA_REGISTRY_URL: infra.SCHEMA_REGISTRY_URL!, TOPIC_NAMESPACE: pipeline.options.namespace,
     },
     logFile: join(LOGS, 'console.log'),
   });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { kafkaSecurityProblems, kafkaSecurityShape } from '@postsale/runtime';
 
 /**
  * The console's environment. It holds three credentials: the two people sign in with (operator: read, admin: write)
@@ -6,7 +7,8 @@ import { z } from 'zod';
  */
 const schema = z
   .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    /** no default: production is never assumed to be development */
+    NODE_ENV: z.enum(['development', 'test', 'production']),
     PORT: z.coerce.number().int().min(0).max(65535).default(3005),
     HOST: z.string().default('0.0.0.0'),
     CONSOLE_OPERATOR_TOKEN: z.string().min(16, 'at least 16 characters'),
@@ -21,12 +23,16 @@ const schema = z
     SALES_URL: z.url(),
     PAYOUTS_URL: z.url(),
     KAFKA_BROKERS: z.string().min(1).transform((s) => s.split(',')),
+    ...kafkaSecurityShape,
     SCHEMA_REGISTRY_URL: z.url(),
     TOPIC_NAMESPACE: z.string().default(''),
     LOG_LEVEL: z.string().default('info'),
   })
   .refine((c) => c.CONSOLE_OPERATOR_TOKEN !== c.CONSOLE_ADMIN_TOKEN, { message: 'the operator and admin credentials must differ', path: ['CONSOLE_ADMIN_TOKEN'] })
-  .refine((c) => c.NODE_ENV !== 'production' || c.CONSOLE_SESSION_SECRET, { message: 'required in production', path: ['CONSOLE_SESSION_SECRET'] });
+  .refine((c) => c.NODE_ENV !== 'production' || c.CONSOLE_SESSION_SECRET, { message: 'required in production', path: ['CONSOLE_SESSION_SECRET'] })
+  .superRefine((c, ctx) => {
+    for (const [name, message] of kafkaSecurityProblems(c, c.NODE_ENV)) ctx.addIssue({ code: 'custom', path: [name], message });
+  });
 
 export type ConsoleConfig = z.infer<typeof schema>;
 

@@ -43,6 +43,8 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
   const operatorConfig: OperatorConfig = {
     KAFKA_BROKERS: config.KAFKA_BROKERS, SCHEMA_REGISTRY_URL: config.SCHEMA_REGISTRY_URL, TOPIC_NAMESPACE: config.TOPIC_NAMESPACE,
     INGEST_URL: urls.ingest, FULFILLMENT_URL: urls.fulfillment, SALES_URL: urls.sales, PAYOUTS_URL: urls.payouts, POSTSALE_ADMIN_TOKEN: config.ADMIN_TOKEN,
+    KAFKA_SASL_MECHANISM: config.KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME: config.KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD: config.KAFKA_SASL_PASSWORD,
+    KAFKA_SSL: config.KAFKA_SSL, KAFKA_SSL_CA_FILE: config.KAFKA_SSL_CA_FILE,
   };
   // The services' admin token stays on this server; the person's name travels as x-operator so the service records it.
   const svc = (service: ServiceName, who = 'console'): AxiosInstance =>
@@ -685,7 +687,7 @@ export interface RunningConsole {
 
 export async function startConsole(config: ConsoleConfig, options: { logger?: Logger } = {}): Promise<RunningConsole> {
   const logger = options.logger ?? createLogger('console', config.LOG_LEVEL);
-  const kafka = createKafka({ clientId: 'postsale-console', brokers: config.KAFKA_BROKERS, logger });
+  const kafka = createKafka({ clientId: 'postsale-console', brokers: config.KAFKA_BROKERS, logger, security: config });
   const codec = EventCodec.connect(config.SCHEMA_REGISTRY_URL, config.TOPIC_NAMESPACE);
   // Outside production a missing secret gets a random one: sessions then last as long as the process.
   const sessionSecret = config.CONSOLE_SESSION_SECRET ?? randomBytes(32).toString('base64url');

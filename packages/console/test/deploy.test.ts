@@ -29,6 +29,10 @@ describe('console deployment', () => {
     }
     expect(() => loadConsoleConfig(env)).not.toThrow();
     expect(loadConsoleConfig(env).NODE_ENV).toBe('production');
+    expect(loadConsoleConfig(env).KAFKA_SASL_MECHANISM).toBe('scram-sha-512');
+    for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD']) expect(container.env.find((v) => v.name === name)?.valueFrom?.secretKeyRef).toBeDefined();
+    const { KAFKA_SASL_MECHANISM: _m, ...withoutSasl } = env;
+    expect(() => loadConsoleConfig(withoutSasl)).toThrow(/KAFKA_SASL_MECHANISM: required in production/);
     const secretNames = ['CONSOLE_OPERATOR_TOKEN', 'CONSOLE_ADMIN_TOKEN', 'CONSOLE_SESSION_SECRET', 'ADMIN_TOKEN'];
     for (const name of secretNames) expect(container.env.find((v) => v.name === name)?.valueFrom?.secretKeyRef).toBeDefined();
     expect(container.env.filter((v) => /TOKEN|SECRET/.test(v.name) && v.value !== undefined)).toEqual([]);

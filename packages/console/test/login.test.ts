@@ -17,7 +17,7 @@ let dir: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'console-login-'));
   const config = loadConsoleConfig({
-    CONSOLE_OPERATOR_TOKEN: 'operator-token-0123456789', CONSOLE_ADMIN_TOKEN: 'admin-token-0123456789abc', CONSOLE_AUDIT_FILE: join(dir, 'audit.jsonl'),
+    NODE_ENV: 'test', CONSOLE_OPERATOR_TOKEN: 'operator-token-0123456789', CONSOLE_ADMIN_TOKEN: 'admin-token-0123456789abc', CONSOLE_AUDIT_FILE: join(dir, 'audit.jsonl'),
     ADMIN_TOKEN: 'x', INGEST_URL: 'http://127.0.0.1:9', FULFILLMENT_URL: 'http://127.0.0.1:9', SALES_URL: 'http://127.0.0.1:9', PAYOUTS_URL: 'http://127.0.0.1:9',
     KAFKA_BROKERS: '127.0.0.1:9092', SCHEMA_REGISTRY_URL: 'http://127.0.0.1:8081',
   });

@@ -1,7 +1,7 @@
 import axios, { type AxiosInstance } from 'axios';
 import { EventCodec } from '@postsale/contracts';
 import { freePort, newCredentialsKey, SERVICES, startPipeline, type Pipeline, type PipelineOptions, REPO_ROOT, type OperatorConfig } from '@postsale/cli';
-import { createKafka, createLogger, localInfraEnv } from '@postsale/runtime';
+import { createKafka, createLogger, kafkaSecuritySchema, localInfraEnv } from '@postsale/runtime';
 import { dropSchema, uniqueId } from '@postsale/runtime/testing';
 import { join } from 'node:path';
 
@@ -35,13 +35,14 @@ export async function startE2E(overrides: Partial<PipelineOptions> = {}): Promis
     SERVICES.map((s) => [s, axios.create({ baseURL: pipeline.urls[s], headers: { authorization: `Bearer ${adminToken}` }, validateStatus: () => true })]),
   ) as E2E['admin'];
   const infra = localInfraEnv();
-  const kafka = createKafka({ clientId: namespace, brokers: infra.KAFKA_BROKERS!.split(','), logger: createLogger('e2e', 'error') });
+  const kafka = createKafka({ clientId: namespace, brokers: infra.KAFKA_BROKERS!.split(','), logger: createLogger('e2e', 'error'), security: infra });
   const operator: OperatorConfig = {
     KAFKA_BROKERS: infra.KAFKA_BROKERS!.split(','),
     SCHEMA_REGISTRY_URL: infra.SCHEMA_REGISTRY_URL!,
     TOPIC_NAMESPACE: namespace,
     INGEST_URL: pipeline.urls.ingest, FULFILLMENT_URL: pipeline.urls.fulfillment, SALES_URL: pipeline.urls.sales, PAYOUTS_URL: pipeline.urls.payouts,
     POSTSALE_ADMIN_TOKEN: adminToken,
+    ...kafkaSecuritySchema.parse(infra),
   };
   return {
     pipeline, namespace, admin, operator, kafka,

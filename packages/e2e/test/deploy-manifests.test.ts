@@ -23,6 +23,8 @@ const SUPPLIED_BY_OPERATOR: Record<string, string> = {
   ADMIN_TOKEN: 'a-long-random-admin-token-0123456789',
   OPERATOR_TOKEN: 'another-long-random-operator-token-42',
   CREDENTIALS_KEY: Buffer.alloc(32, 7).toString('base64'),
+  KAFKA_SASL_USERNAME: 'postsale-service',
+  KAFKA_SASL_PASSWORD: 'a-long-random-kafka-password-0123456789',
   PLATFORM_PAYEE_EMAIL: 'platform@example.org',
   PAYPAL_CLIENT_ID: 'client-id',
   PAYPAL_CLIENT_SECRET: 'client-secret',
@@ -124,6 +126,29 @@ describe('deployment files agree with each service\'s config schema', () => {
     const env = composeEnv(service);
     expect(unknownNames(service, env)).toEqual([]);
     expect(() => loadConfig(SCHEMAS[service], env)).not.toThrow();
+  });
+
+  it.each(SERVICES)('%s: k8s and compose authenticate to Kafka (SCRAM-SHA-512), with the password from a Secret or .env', (service) => {
+    for (const env of [k8sEnv(service), composeEnv(service)]) {
+      expect(env.NODE_ENV).toBe('production');
+      expect(env.KAFKA_SASL_MECHANISM).toBe('scram-sha-512');
+      expect(env.KAFKA_SASL_PASSWORD).toBe(SUPPLIED_BY_OPERATOR.KAFKA_SASL_PASSWORD);
+    }
+    const secretRef = (name: string) => k8sDeployment(service).spec.template.spec.containers[0]!.env!.find((v) => v.name === name)?.valueFrom?.secretKeyRef;
+    expect(secretRef('KAFKA_SASL_USERNAME')?.name).toBe(`postsale-${service}`);
+    expect(secretRef('KAFKA_SASL_PASSWORD')?.name).toBe(`postsale-${service}`);
+  });
+
+  it.each(SERVICES)('%s: in production it refuses to start without Kafka authentication', (service) => {
+    const { KAFKA_SASL_MECHANISM: _m, KAFKA_SASL_USERNAME: _u, KAFKA_SASL_PASSWORD: _p, ...withoutSasl } = k8sEnv(service);
+    expect(() => loadConfig(SCHEMAS[service], withoutSasl)).toThrow(/KAFKA_SASL_MECHANISM: required in production/);
+    const { NODE_ENV: _n, ...withoutMode } = k8sEnv(service);
+    expect(() => loadConfig(SCHEMAS[service], withoutMode)).toThrow(/NODE_ENV is missing/);
+  });
+
+  it.each(['ingest', 'fulfillment'] as const)('%s seals credentials: in production it refuses to start without CREDENTIALS_KEY', (service) => {
+    const { CREDENTIALS_KEY: _k, ...withoutKey } = k8sEnv(service);
+    expect(() => loadConfig(SCHEMAS[service], withoutKey)).toThrow(/CREDENTIALS_KEY/);
   });
 
   it('compose gives each service its own admin and operator tokens', () => {

@@ -8,9 +8,52 @@ export class ConfigError extends Error {
   }
 }
 
+/** An optional variable where an empty value (`${VAR:-}` in compose) means unset. */
+const optionalText = z.string().optional().transform((s) => (s ? s : undefined));
+
+/**
+ * How a client authenticates to Kafka: SASL (SCRAM-SHA-512 by default in a deployment) and TLS where configured. Every
+ * Kafka client the product makes (services, CLI, console, bench, e2e) reads these through `createKafka`.
+ */
+export const kafkaSecurityShape = {
+  KAFKA_SASL_MECHANISM: z.enum(['scram-sha-512', 'scram-sha-256', 'plain']).optional(),
+  KAFKA_SASL_USERNAME: optionalText,
+  KAFKA_SASL_PASSWORD: optionalText,
+  /** TLS to the brokers; the server certificate is always verified (against KAFKA_SSL_CA_FILE, else the system roots) */
+  KAFKA_SSL: z.union([z.boolean(), z.enum(['true', 'false'])]).default(false).transform((v) => v === true || v === 'true'),
+  /** PEM file of the CA that signed the brokers' certificates */
+  KAFKA_SSL_CA_FILE: optionalText,
+};
+export const kafkaSecuritySchema = z.object(kafkaSecurityShape);
+export type KafkaSecurityConfig = z.infer<typeof kafkaSecuritySchema>;
+
+/**
+ * What is wrong with a Kafka security configuration, as `[variable, message]` pairs: half-configured SASL, a CA without
+ * TLS, and, in production, no authentication at all.
+ */
+export function kafkaSecurityProblems(c: KafkaSecurityConfig, nodeEnv: string | undefined): Array<[string, string]> {
+  const problems: Array<[string, string]> = [];
+  if (c.KAFKA_SASL_MECHANISM) {
+    if (!c.KAFKA_SASL_USERNAME) problems.push(['KAFKA_SASL_USERNAME', `required with KAFKA_SASL_MECHANISM=${c.KAFKA_SASL_MECHANISM}`]);
+    if (!c.KAFKA_SASL_PASSWORD) problems.push(['KAFKA_SASL_PASSWORD', `required with KAFKA_SASL_MECHANISM=${c.KAFKA_SASL_MECHANISM}`]);
+  } else if (c.KAFKA_SASL_USERNAME || c.KAFKA_SASL_PASSWORD) {
+    problems.push(['KAFKA_SASL_MECHANISM', 'required when a Kafka SASL username or password is set']);
+  }
+  if (c.KAFKA_SSL_CA_FILE && !c.KAFKA_SSL) problems.push(['KAFKA_SSL_CA_FILE', 'set, but KAFKA_SSL is not true']);
+  if (nodeEnv === 'production' && !c.KAFKA_SASL_MECHANISM) {
+    problems.push(['KAFKA_SASL_MECHANISM', 'required in production: Kafka clients must authenticate (scram-sha-512)']);
+  }
+  if (nodeEnv === 'production' && c.KAFKA_SASL_MECHANISM === 'plain' && !c.KAFKA_SSL) {
+    problems.push(['KAFKA_SSL', 'SASL/PLAIN sends the password in clear: production needs KAFKA_SSL=true with it']);
+  }
+  return problems;
+}
+
 /** Variables every service reads. Each service extends this with its own. */
 export const baseConfigSchema = z.object({
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** no default: a process says which mode it runs in, and production is never assumed to be development */
+  NODE_ENV: z.enum(['development', 'test', 'production']),
+  ...kafkaSecurityShape,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: z.coerce.number().int().min(0).max(65535),
   DATABASE_URL: z.string().url(),
@@ -31,7 +74,15 @@ export type BaseConfig = z.infer<typeof baseConfigSchema>;
 
 export function loadConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {
   const result = schema.safeParse(env);
-  if (result.success) return result.data;
+  if (result.success) {
+    // Rules shared by every service whose schema extends the base one (zod cannot refine an object that is extended).
+    const data = result.data as Partial<BaseConfig>;
+    if (data && typeof data === 'object' && 'KAFKA_BROKERS' in data && 'NODE_ENV' in data) {
+      const problems = kafkaSecurityProblems(data as KafkaSecurityConfig, data.NODE_ENV).map(([name, message]) => `${name}: ${message}`);
+      if (problems.length > 0) throw new ConfigError(problems);
+    }
+    return result.data;
+  }
   const problems = result.error.issues.map((issue) => {
     const name = issue.path.join('.') || '(environment)';
     const missing = issue.code !== 'custom' && issue.path.length === 1 && env[String(issue.path[0])] === undefined;
@@ -40,11 +91,18 @@ export function loadConfig<S extends z.ZodType>(schema: S, env: Record<string, s
   throw new ConfigError(problems);
 }
 
-/** Environment defaults for local runs and tests (the local infrastructure's addresses). Never secrets. */
+/**
+ * Environment defaults for local runs and tests (the local infrastructure's addresses). No secrets of its own: Kafka
+ * credentials are passed through only when the caller's environment has them (a local broker with SASL).
+ */
 export function localInfraEnv(): Record<string, string> {
+  const kafkaSecurity = Object.fromEntries(
+    Object.keys(kafkaSecurityShape).flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])),
+  );
   return {
     DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postsale',
     KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
     SCHEMA_REGISTRY_URL: process.env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7',
+    ...kafkaSecurity,
   };
 }

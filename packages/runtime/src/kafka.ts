@@ -1,9 +1,32 @@
-import { Kafka, logLevel, Partitioners, type LogEntry, type ProducerConfig } from 'kafkajs';
+import { readFileSync } from 'node:fs';
+import { Kafka, logLevel, Partitioners, type KafkaConfig, type LogEntry, type ProducerConfig } from 'kafkajs';
+import { kafkaSecurityProblems, kafkaSecuritySchema } from './config';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 
-/** kafkajs with its logs routed into the service's pino logger. */
-export function createKafka(options: { clientId: string; brokers: string[]; logger: Logger }): Kafka {
+/**
+ * The `sasl` and `ssl` options of a Kafka client, from the KAFKA_SASL_* / KAFKA_SSL* variables of a config (or a raw
+ * environment). The one place where the product decides how it authenticates to Kafka.
+ */
+export function kafkaClientSecurity(source: Record<string, unknown> = {}): Pick<KafkaConfig, 'sasl' | 'ssl'> {
+  const parsed = kafkaSecuritySchema.safeParse(source);
+  if (!parsed.success) throw new Error(`invalid Kafka security settings: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+  const c = parsed.data;
+  const problems = kafkaSecurityProblems(c, undefined);
+  if (problems.length > 0) throw new Error(`invalid Kafka security settings: ${problems.map(([n, m]) => `${n}: ${m}`).join('; ')}`);
+  const security: Pick<KafkaConfig, 'sasl' | 'ssl'> = {};
+  if (c.KAFKA_SSL) security.ssl = c.KAFKA_SSL_CA_FILE ? { ca: [readFileSync(c.KAFKA_SSL_CA_FILE, 'utf8')], rejectUnauthorized: true } : { rejectUnauthorized: true };
+  if (c.KAFKA_SASL_MECHANISM) {
+    security.sasl = { mechanism: c.KAFKA_SASL_MECHANISM, username: c.KAFKA_SASL_USERNAME!, password: c.KAFKA_SASL_PASSWORD! } as KafkaConfig['sasl'];
+  }
+  return security;
+}
+
+/**
+ * kafkajs with its logs routed into the service's pino logger. `security` is the caller's config (or environment):
+ * its KAFKA_SASL_* and KAFKA_SSL* variables decide authentication and TLS (none when absent, for the local broker).
+ */
+export function createKafka(options: { clientId: string; brokers: string[]; logger: Logger; security?: Record<string, unknown> }): Kafka {
   silenceKafkaJsNegativeTimeouts();
   const toPino = (level: logLevel) => ({ namespace, log }: LogEntry) => {
     const { message, ...rest } = log;
@@ -15,6 +38,7 @@ export function createKafka(options: { clientId: string; brokers: string[]; logg
   return new Kafka({
     clientId: options.clientId,
     brokers: options.brokers,
+    ...kafkaClientSecurity(options.security),
     logLevel: logLevel.WARN,
     logCreator: toPino,
     retry: { initialRetryTime: 200, retries: 8 },

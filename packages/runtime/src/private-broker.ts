@@ -4,6 +4,7 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rm
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { kafkaClientSecurity } from './kafka';
 import { waitFor } from './testing';
 
 /**
@@ -13,6 +14,11 @@ import { waitFor } from './testing';
  */
 export interface PrivateBroker {
   brokers: string[];
+  /**
+   * The KAFKA_* variables a client needs for this broker: KAFKA_BROKERS, plus the SASL ones when it was started with
+   * `sasl` (a SASL_PLAINTEXT listener, SCRAM-SHA-512, the user created when the storage was formatted).
+   */
+  env: Record<string, string>;
   kill9(): Promise<void>;
   /** starts the broker again on the same ports and data directory, and waits until it serves metadata */
   restart(): Promise<void>;
@@ -43,7 +49,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startPrivateBroker(options: { startTimeoutMs?: number } = {}): Promise<PrivateBroker> {
+export async function startPrivateBroker(options: { startTimeoutMs?: number; sasl?: { username: string; password: string } } = {}): Promise<PrivateBroker> {
+  const sasl = options.sasl;
+  if (sasl && !/^[A-Za-z0-9_.-]+$/.test(sasl.username + sasl.password)) throw new Error('private broker SASL credentials: letters, digits, _ . - only');
   const libs = kafkaLibs();
   const classpath = `${libs}/*`;
   const [port, controllerPort] = [await freePort(), await freePort()];
@@ -52,15 +60,21 @@ export async function startPrivateBroker(options: { startTimeoutMs?: number } = 
   const dir = mkdtempSync(join(tmpRoot, 'kafka-fault-'));
   const conf = join(dir, 'server.properties');
   const logFile = join(dir, 'broker.out');
+  const listener = sasl ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
   writeFileSync(conf, [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    `listeners=${listener}://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    `advertised.listeners=${listener}://127.0.0.1:${port}`,
     'controller.listener.names=CONTROLLER',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-    'inter.broker.listener.name=PLAINTEXT',
+    `listener.security.protocol.map=${listener}:${listener},CONTROLLER:PLAINTEXT`,
+    `inter.broker.listener.name=${listener}`,
+    ...(sasl ? [
+      'sasl.enabled.mechanisms=SCRAM-SHA-512',
+      'sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512',
+      `listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="${sasl.username}" password="${sasl.password}";`,
+    ] : []),
     `log.dirs=${join(dir, 'data')}`,
     'auto.create.topics.enable=false',
     'num.partitions=1',
@@ -86,7 +100,9 @@ export async function startPrivateBroker(options: { startTimeoutMs?: number } = 
   const log = createWriteStream(logFile, { flags: 'a' });
   let clusterId = randomBytes(16).toString('base64url');
   while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url'); // as Kafka's own Uuid does: not an option
-  const format = java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', conf], log);
+  // SCRAM users live in the cluster metadata; KRaft creates them when the storage is formatted (--add-scram).
+  const scram = sasl ? ['--add-scram', `SCRAM-SHA-512=[name=${sasl.username},password=${sasl.password}]`] : [];
+  const format = java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', conf, ...scram], log);
   if ((await exited(format)) !== 0) {
     const output = readFileSync(logFile, 'utf8').slice(-2000);
     rmSync(dir, { recursive: true, force: true });
@@ -94,7 +110,11 @@ export async function startPrivateBroker(options: { startTimeoutMs?: number } = 
   }
 
   const brokers = [`127.0.0.1:${port}`];
-  const probe = new Kafka({ clientId: 'broker-probe', brokers, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 500 });
+  const env: Record<string, string> = {
+    KAFKA_BROKERS: brokers.join(','),
+    ...(sasl ? { KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: sasl.username, KAFKA_SASL_PASSWORD: sasl.password } : {}),
+  };
+  const probe = new Kafka({ clientId: 'broker-probe', brokers, ...kafkaClientSecurity(env), logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 500 });
   let child: ChildProcess | undefined;
 
   // A broker must not outlive the test process, even when jest exits without running afterAll.
@@ -134,6 +154,7 @@ export async function startPrivateBroker(options: { startTimeoutMs?: number } = 
   }
   return {
     brokers,
+    env,
     kill9,
     restart: start,
     async stop() {

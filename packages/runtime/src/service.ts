@@ -68,7 +68,7 @@ export async function startService<S extends z.ZodType>(
   instrumentDb(db, metrics);
   await migrate(db, config.DB_SCHEMA, definition.migrations);
 
-  const kafka = createKafka({ clientId: definition.name, brokers: config.KAFKA_BROKERS, logger });
+  const kafka = createKafka({ clientId: definition.name, brokers: config.KAFKA_BROKERS, logger, security: config });
   instrumentKafka(kafka, metrics);
   const namespace = config.TOPIC_NAMESPACE;
   await ensureTopics(kafka, { namespace, streams: allStreams() });

@@ -1,12 +1,12 @@
 import { Writable } from 'node:stream';
 import express from 'express';
 import { z } from 'zod';
-import { baseConfigSchema, ConfigError, createLogger, createSecretBox, loadConfig, REDACTED, requireBearer } from '../src';
+import { baseConfigSchema, ConfigError, createLogger, createSecretBox, kafkaClientSecurity, loadConfig, REDACTED, requireBearer, sealLegacyV1 } from '../src';
 import { requireSystemProgram } from '../src/testing';
 
 describe('config', () => {
   const valid = {
-    PORT: '3001', DATABASE_URL: 'postgres://x@127.0.0.1/db', DB_SCHEMA: 'ingest', KAFKA_BROKERS: '127.0.0.1:9092',
+    NODE_ENV: 'test', PORT: '3001', DATABASE_URL: 'postgres://x@127.0.0.1/db', DB_SCHEMA: 'ingest', KAFKA_BROKERS: '127.0.0.1:9092',
     SCHEMA_REGISTRY_URL: 'http://127.0.0.1:8081/apis/ccompat/v7', ADMIN_TOKEN: '0123456789abcdef0123',
   };
 
@@ -55,16 +55,100 @@ describe('logging', () => {
 });
 
 describe('secret box', () => {
+  const key = Buffer.alloc(32, 7).toString('base64');
+  const other = Buffer.alloc(32, 8).toString('base64');
+  const at = { owner: 'seller-a', field: 'supplier_credentials.app_secret_sealed' };
+
   it('round-trips, and a tampered or foreign-key ciphertext does not open', () => {
-    const key = Buffer.alloc(32, 7).toString('base64');
     const box = createSecretBox(key);
-    const sealed = box.seal('app-secret');
+    const sealed = box.seal('app-secret', at);
     expect(sealed).not.toContain('app-secret');
-    expect(box.open(sealed)).toBe('app-secret');
-    expect(() => createSecretBox(Buffer.alloc(32, 8).toString('base64')).open(sealed)).toThrow();
+    expect(box.open(sealed, at)).toBe('app-secret');
+    expect(() => createSecretBox({ key: other, keyId: box.keyId }).open(sealed, at)).toThrow();
     const parts = sealed.split(':');
-    parts[3] = Buffer.from('tampered').toString('base64');
-    expect(() => box.open(parts.join(':'))).toThrow();
+    parts[4] = Buffer.from('tampered').toString('base64');
+    expect(() => box.open(parts.join(':'), at)).toThrow();
+  });
+
+  it('binds each value to its owner and field: moved to another seller or column, it does not open', () => {
+    const box = createSecretBox(key);
+    const sealed = box.seal('app-secret', at);
+    expect(() => box.open(sealed, { ...at, owner: 'seller-b' })).toThrow();
+    expect(() => box.open(sealed, { ...at, field: 'supplier_credentials.web_password_sealed' })).toThrow();
+    expect(() => box.seal('x', { owner: '', field: 'f' })).toThrow(/owner and field/);
+  });
+
+  it('refuses a truncated authentication tag (exactly 16 bytes)', () => {
+    const box = createSecretBox(key);
+    const parts = box.seal('app-secret', at).split(':');
+    parts[3] = Buffer.from(parts[3]!, 'base64').subarray(0, 12).toString('base64');
+    expect(() => box.open(parts.join(':'), at)).toThrow(/16 bytes/);
+    const legacy = sealLegacyV1(key, 'old').split(':');
+    legacy[2] = Buffer.from(legacy[2]!, 'base64').subarray(0, 8).toString('base64');
+    expect(() => box.open(legacy.join(':'), at)).toThrow();
+  });
+
+  it('carries a key id; previous keys still open, the current key seals; v1 values still open', () => {
+    const old = createSecretBox({ key, keyId: 'k2025' });
+    const sealedOld = old.seal('token', at);
+    expect(sealedOld.startsWith('v2:k2025:')).toBe(true);
+    const rotated = createSecretBox({ key: other, keyId: 'k2026', previousKeys: `k2025:${key}` });
+    expect(rotated.open(sealedOld, at)).toBe('token');
+    expect(rotated.isCurrent(sealedOld)).toBe(false);
+    const resealed = rotated.seal(rotated.open(sealedOld, at), at);
+    expect(rotated.isCurrent(resealed)).toBe(true);
+    expect(createSecretBox({ key: other, keyId: 'k2026' }).open(resealed, at)).toBe('token');
+    expect(() => createSecretBox({ key: other, keyId: 'k2026' }).open(sealedOld, at)).toThrow(/k2025 is not configured/);
+    // sealed the old way (v1, no key id, no binding): opens with the key that sealed it, current or previous
+    const legacy = sealLegacyV1(key, 'legacy-token');
+    expect(rotated.open(legacy, at)).toBe('legacy-token');
+    expect(rotated.isCurrent(legacy)).toBe(false);
+    expect(() => createSecretBox(other).open(legacy, at)).toThrow(/any configured key/);
+    // bare previous keys get their fingerprint as id
+    const fingerprinted = createSecretBox(key);
+    expect(createSecretBox({ key: other, previousKeys: key }).open(fingerprinted.seal('t', at), at)).toBe('t');
+  });
+});
+
+describe('Kafka authentication settings', () => {
+  const base = {
+    PORT: '3001', DATABASE_URL: 'postgres://x@127.0.0.1/db', DB_SCHEMA: 'ingest', KAFKA_BROKERS: 'kafka:9092',
+    SCHEMA_REGISTRY_URL: 'http://registry:8080/apis/ccompat/v7', ADMIN_TOKEN: '0123456789abcdef0123',
+  };
+  const sasl = { KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'ingest', KAFKA_SASL_PASSWORD: 'kafka-password-123' };
+
+  it('NODE_ENV has no default: a process without it does not start (never assumed development)', () => {
+    expect(() => loadConfig(baseConfigSchema, base)).toThrow(/NODE_ENV is missing/);
+  });
+
+  it('production refuses to start without Kafka authentication', () => {
+    expect(() => loadConfig(baseConfigSchema, { ...base, NODE_ENV: 'production' })).toThrow(/KAFKA_SASL_MECHANISM: required in production/);
+    expect(() => loadConfig(baseConfigSchema, { ...base, NODE_ENV: 'production', KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' })).toThrow(/KAFKA_SSL/);
+    const config = loadConfig(baseConfigSchema, { ...base, NODE_ENV: 'production', ...sasl });
+    expect(config.KAFKA_SASL_MECHANISM).toBe('scram-sha-512');
+    expect(config.KAFKA_SSL).toBe(false);
+    expect(loadConfig(baseConfigSchema, { ...base, NODE_ENV: 'development' }).KAFKA_SASL_MECHANISM).toBeUndefined();
+  });
+
+  it('half-configured SASL or a CA without TLS is refused, naming the variable and never the password', () => {
+    const attempt = () => loadConfig(baseConfigSchema, { ...base, NODE_ENV: 'test', KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'u' });
+    expect(attempt).toThrow(/KAFKA_SASL_PASSWORD: required/);
+    expect(() => loadConfig(baseConfigSchema, { ...base, NODE_ENV: 'test', KAFKA_SASL_PASSWORD: 'kafka-password-123' })).toThrow(/KAFKA_SASL_MECHANISM/);
+    try {
+      loadConfig(baseConfigSchema, { ...base, NODE_ENV: 'test', KAFKA_SASL_PASSWORD: 'kafka-password-123' });
+    } catch (error) {
+      expect((error as Error).message).not.toContain('kafka-password-123');
+    }
+    expect(() => loadConfig(baseConfigSchema, { ...base, NODE_ENV: 'test', KAFKA_SSL_CA_FILE: '/etc/ca.pem' })).toThrow(/KAFKA_SSL_CA_FILE/);
+  });
+
+  it('the client options come from the config: SCRAM credentials, TLS with verification', () => {
+    expect(kafkaClientSecurity({})).toEqual({});
+    expect(kafkaClientSecurity({ ...sasl, KAFKA_SSL: 'true' })).toEqual({
+      sasl: { mechanism: 'scram-sha-512', username: 'ingest', password: 'kafka-password-123' },
+      ssl: { rejectUnauthorized: true },
+    });
+    expect(() => kafkaClientSecurity({ KAFKA_SASL_MECHANISM: 'scram-sha-512' })).toThrow(/KAFKA_SASL_USERNAME/);
   });
 });
 

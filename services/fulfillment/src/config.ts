@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigSchema } from '@postsale/runtime';
+import { baseConfigSchema, secretBoxKeyProblems } from '@postsale/runtime';
 
 const ms = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 const seconds = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
@@ -25,6 +25,10 @@ export const configSchema = baseConfigSchema
     SUPPLIER_MODE: z.enum(['sandbox', 'live']),
     /** 32 bytes, base64: seals per-seller credentials and marketplace tokens at rest; no default on purpose */
     CREDENTIALS_KEY: z.string().min(40, '32 bytes, base64-encoded'),
+    /** the id stored with every value CREDENTIALS_KEY seals; defaults to a fingerprint of the key */
+    CREDENTIALS_KEY_ID: z.string().optional(),
+    /** keys that still open older values during a rotation: comma-separated `id:base64` (or bare base64) */
+    CREDENTIALS_PREVIOUS_KEYS: z.string().optional(),
     ALIEXPRESS_GATEWAY_URL: z.string().url(),
     /** the supplier's web checkout, for the browser fallback */
     ALIEXPRESS_WEB_URL: z.string().url(),
@@ -61,6 +65,9 @@ export const configSchema = baseConfigSchema
     DEADLINE_TRACKING_PUSH_S: seconds(6 * 3600),
   })
   .superRefine((config, ctx) => {
+    for (const [name, message] of secretBoxKeyProblems({ key: config.CREDENTIALS_KEY, keyId: config.CREDENTIALS_KEY_ID, previousKeys: config.CREDENTIALS_PREVIOUS_KEYS })) {
+      ctx.addIssue({ code: 'custom', path: [name], message });
+    }
     if (config.SUPPLIER_MODE !== 'live') return;
     for (const key of ['ALIEXPRESS_GATEWAY_URL', 'ALIEXPRESS_WEB_URL', 'EBAY_API_BASE_URL', 'MERCADOLIBRE_API_BASE_URL'] as const) {
       const url = config[key];

@@ -1,2 +1,3 @@
 export { fulfillmentService } from './service';
 export { configSchema } from './config';
+export { rotateCredentials } from './rotate-credentials';

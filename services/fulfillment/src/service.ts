@@ -22,7 +22,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
   migrations,
   produces: [Streams.fulfillment],
   build({ config, db, logger, metrics, outbox }) {
-    const box = createSecretBox(config.CREDENTIALS_KEY);
+    const box = createSecretBox({ key: config.CREDENTIALS_KEY, keyId: config.CREDENTIALS_KEY_ID, previousKeys: config.CREDENTIALS_PREVIOUS_KEYS });
     const repo = new FulfillmentRepository(db);
     const sellers = new SellerSettingsRepository(db, box);
     const m = createFulfillmentMetrics(metrics, repo);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isSandboxOrLoopbackHost } from '@postsale/paypal';
-import { baseConfigSchema } from '@postsale/runtime';
+import { baseConfigSchema, secretBoxKeyProblems } from '@postsale/runtime';
 
 const bool = z.enum(['true', 'false']).default('true').transform((v) => v === 'true');
 
@@ -11,6 +11,10 @@ export const configSchema = baseConfigSchema
     DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('ingest'),
     /** AES-256-GCM key (base64, 32 bytes) sealing per-seller marketplace tokens; required outside development */
     CREDENTIALS_KEY: z.string().optional(),
+    /** the id stored with every value CREDENTIALS_KEY seals; defaults to a fingerprint of the key */
+    CREDENTIALS_KEY_ID: z.string().optional(),
+    /** keys that still open older values during a rotation: comma-separated `id:base64` (or bare base64) */
+    CREDENTIALS_PREVIOUS_KEYS: z.string().optional(),
 
     EBAY_API_BASE_URL: z.string().url().default('https://api.ebay.com'),
     EBAY_CLIENT_ID: z.string().default(''),
@@ -88,8 +92,8 @@ export const configSchema = baseConfigSchema
     if (c.NODE_ENV !== 'development' && !c.CREDENTIALS_KEY) {
       ctx.addIssue({ code: 'custom', path: ['CREDENTIALS_KEY'], message: 'required outside development (base64 of 32 random bytes)' });
     }
-    if (c.CREDENTIALS_KEY && Buffer.from(c.CREDENTIALS_KEY, 'base64').length !== 32) {
-      ctx.addIssue({ code: 'custom', path: ['CREDENTIALS_KEY'], message: 'must be base64 of exactly 32 bytes' });
+    for (const [name, message] of secretBoxKeyProblems({ key: c.CREDENTIALS_KEY, keyId: c.CREDENTIALS_KEY_ID, previousKeys: c.CREDENTIALS_PREVIOUS_KEYS })) {
+      ctx.addIssue({ code: 'custom', path: [name], message });
     }
   });
 export type IngestConfig = z.infer<typeof configSchema>;

@@ -1,2 +1,3 @@
 export { ingestService } from './service';
 export { configSchema } from './config';
+export { rotateCredentials } from './rotate-credentials';

@@ -35,7 +35,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
       logger.warn('CREDENTIALS_KEY not set: using an ephemeral key (development only)');
       credentialsKey = randomBytes(32).toString('base64');
     }
-    const secrets = createSecretBox(credentialsKey);
+    const secrets = createSecretBox({ key: credentialsKey, keyId: config.CREDENTIALS_KEY_ID, previousKeys: config.CREDENTIALS_PREVIOUS_KEYS });
     const sellersRepo = new SellersRepository(db);
     const deliveries = new DeliveriesRepository(db);
     const orders = new OrdersRepository(db);

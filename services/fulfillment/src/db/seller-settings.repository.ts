@@ -1,6 +1,6 @@
 import { safeInteger } from '@postsale/contracts';
 import type { Money } from '@postsale/contracts';
-import type { Db, SecretBox } from '@postsale/runtime';
+import type { Db, SealContext, SecretBox } from '@postsale/runtime';
 
 /**
  * Per-seller settings: purchase policy, product mappings, supplier credentials and marketplace tokens (both sealed at
@@ -41,6 +41,16 @@ export interface MarketplaceToken {
 }
 
 type Row = Record<string, unknown>;
+
+/**
+ * What each sealed value is bound to (AES-GCM additional data): the seller and the column (plus the marketplace for
+ * tokens). A value copied into another seller's row or another column does not open.
+ */
+const SUPPLIER_SEALED = ['app_secret_sealed', 'access_token_sealed', 'web_email_sealed', 'web_password_sealed'] as const;
+export const sealedField = {
+  supplier: (sellerId: string, column: (typeof SUPPLIER_SEALED)[number]): SealContext => ({ owner: sellerId, field: `supplier_credentials.${column}` }),
+  marketplaceToken: (sellerId: string, marketplace: string): SealContext => ({ owner: sellerId, field: `marketplace_tokens.access_token_sealed:${marketplace}` }),
+};
 
 export class SellerSettingsRepository {
   constructor(
@@ -114,14 +124,15 @@ export class SellerSettingsRepository {
 
   async putSupplierCredentials(sellerId: string, c: { api?: SupplierSecrets['api']; web?: SupplierSecrets['web'] }): Promise<void> {
     const row: Row = { seller_id: sellerId, updated_at: this.db.fn.now() };
+    const seal = (column: (typeof SUPPLIER_SEALED)[number], value: string) => this.box.seal(value, sealedField.supplier(sellerId, column));
     if (c.api) {
       row.app_key = c.api.appKey;
-      row.app_secret_sealed = this.box.seal(c.api.appSecret);
-      row.access_token_sealed = this.box.seal(c.api.accessToken);
+      row.app_secret_sealed = seal('app_secret_sealed', c.api.appSecret);
+      row.access_token_sealed = seal('access_token_sealed', c.api.accessToken);
     }
     if (c.web) {
-      row.web_email_sealed = this.box.seal(c.web.email);
-      row.web_password_sealed = this.box.seal(c.web.password);
+      row.web_email_sealed = seal('web_email_sealed', c.web.email);
+      row.web_password_sealed = seal('web_password_sealed', c.web.password);
     }
     await this.db('supplier_credentials').insert(row).onConflict('seller_id').merge(Object.keys(row));
   }
@@ -129,12 +140,12 @@ export class SellerSettingsRepository {
   async supplierSecrets(sellerId: string): Promise<SupplierSecrets> {
     const row: Row | undefined = await this.db('supplier_credentials').where({ seller_id: sellerId }).first();
     if (!row) return { api: null, web: null };
-    const open = (v: unknown) => this.box.open(String(v));
+    const open = (column: (typeof SUPPLIER_SEALED)[number]) => this.box.open(String(row[column]), sealedField.supplier(sellerId, column));
     return {
       api: row.app_key && row.app_secret_sealed && row.access_token_sealed
-        ? { appKey: String(row.app_key), appSecret: open(row.app_secret_sealed), accessToken: open(row.access_token_sealed) }
+        ? { appKey: String(row.app_key), appSecret: open('app_secret_sealed'), accessToken: open('access_token_sealed') }
         : null,
-      web: row.web_email_sealed && row.web_password_sealed ? { email: open(row.web_email_sealed), password: open(row.web_password_sealed) } : null,
+      web: row.web_email_sealed && row.web_password_sealed ? { email: open('web_email_sealed'), password: open('web_password_sealed') } : null,
     };
   }
 
@@ -154,7 +165,7 @@ export class SellerSettingsRepository {
       .insert({
         seller_id: sellerId,
         marketplace,
-        access_token_sealed: this.box.seal(t.accessToken),
+        access_token_sealed: this.box.seal(t.accessToken, sealedField.marketplaceToken(sellerId, marketplace)),
         ml_service_id: t.mlServiceId,
         ebay_carrier_code: t.ebayCarrierCode,
         updated_at: this.db.fn.now(),
@@ -167,10 +178,43 @@ export class SellerSettingsRepository {
     const row: Row | undefined = await this.db('marketplace_tokens').where({ seller_id: sellerId, marketplace }).first();
     if (!row) return undefined;
     return {
-      accessToken: this.box.open(String(row.access_token_sealed)),
+      accessToken: this.box.open(String(row.access_token_sealed), sealedField.marketplaceToken(sellerId, marketplace)),
       mlServiceId: row.ml_service_id === null ? null : Number(row.ml_service_id),
       ebayCarrierCode: (row.ebay_carrier_code as string) ?? null,
     };
+  }
+
+  /**
+   * Re-seals every supplier credential and marketplace token not sealed with the current key in the current format
+   * (older keys, v1 values), in one transaction with the rows locked: afterwards the previous keys can be removed.
+   */
+  async resealAll(): Promise<{ checked: number; resealed: number }> {
+    const box = this.box;
+    return this.db.transaction(async (trx) => {
+      let checked = 0;
+      let resealed = 0;
+      const again = (sealed: unknown, context: SealContext) => (typeof sealed === 'string' && !box.isCurrent(sealed) ? box.seal(box.open(sealed, context), context) : undefined);
+      for (const row of (await trx('supplier_credentials').forUpdate()) as Row[]) {
+        checked += 1;
+        const sellerId = String(row.seller_id);
+        const update: Row = {};
+        for (const column of SUPPLIER_SEALED) {
+          const value = again(row[column], sealedField.supplier(sellerId, column));
+          if (value !== undefined) update[column] = value;
+        }
+        if (Object.keys(update).length === 0) continue;
+        await trx('supplier_credentials').where({ seller_id: sellerId }).update(update);
+        resealed += Object.keys(update).length;
+      }
+      for (const row of (await trx('marketplace_tokens').forUpdate()) as Row[]) {
+        checked += 1;
+        const value = again(row.access_token_sealed, sealedField.marketplaceToken(String(row.seller_id), String(row.marketplace)));
+        if (value === undefined) continue;
+        await trx('marketplace_tokens').where({ seller_id: row.seller_id, marketplace: row.marketplace }).update({ access_token_sealed: value });
+        resealed += 1;
+      }
+      return { checked, resealed };
+    });
   }
 
   /** Counts one supplier call against today's quota (Beijing day); false when the quota is used up. Atomic. */

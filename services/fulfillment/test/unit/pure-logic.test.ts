@@ -41,7 +41,7 @@ describe('out_order_id', () => {
 
 describe('supplier mode', () => {
   const base = {
-    PORT: '0', DATABASE_URL: 'postgres://x@127.0.0.1/db', KAFKA_BROKERS: 'k:9092', SCHEMA_REGISTRY_URL: 'http://r:8081',
+    NODE_ENV: 'test', PORT: '0', DATABASE_URL: 'postgres://x@127.0.0.1/db', KAFKA_BROKERS: 'k:9092', SCHEMA_REGISTRY_URL: 'http://r:8081',
     ADMIN_TOKEN: 'x'.repeat(20), CREDENTIALS_KEY: Buffer.alloc(32, 1).toString('base64'),
   };
   const live = { ALIEXPRESS_GATEWAY_URL: 'https://api-sg.aliexpress.com/sync', ALIEXPRESS_WEB_URL: 'https://www.aliexpress.com', EBAY_API_BASE_URL: 'https://api.ebay.com', MERCADOLIBRE_API_BASE_URL: 'https://api.mercadolibre.com' };

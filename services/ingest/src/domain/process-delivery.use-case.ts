@@ -64,7 +64,7 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
   async function sellerFor(marketplace: Marketplace, accountId: string): Promise<{ sellerId: string; token: string | null }> {
     const account = await deps.sellers.account(marketplace, accountId);
     if (!account) throw new Park('UNROUTABLE', `no seller has ${marketplace} account ${accountId}`, accountId);
-    return { sellerId: account.seller_id, token: account.token_sealed ? deps.secrets.open(account.token_sealed) : null };
+    return { sellerId: account.seller_id, token: deps.sellers.openToken(account, deps.secrets) };
   }
   const requireToken = (s: { token: string | null }, marketplace: string) => {
     if (!s.token) throw new Park('MISSING_SELLER_TOKEN', `the seller has no ${marketplace} token`);

@@ -1,7 +1,7 @@
 import type { Marketplace } from '@postsale/contracts';
 import { badRequest, type SecretBox } from '@postsale/runtime';
 import type { DeliveriesRepository } from '../db/deliveries.repository';
-import type { SellersRepository } from '../db/sellers.repository';
+import { sealedAccountField, type SellersRepository } from '../db/sellers.repository';
 
 export interface SellerAccountInput {
   marketplace: Marketplace;
@@ -27,7 +27,14 @@ export function createSellersUseCase(deps: { sellers: SellersRepository; deliver
         if (NEEDS_TOKEN.includes(a.marketplace) && !a.accessToken) throw badRequest('ACCESS_TOKEN_REQUIRED', `${a.marketplace} accounts need the seller's accessToken`);
         if (a.captureSecret && a.marketplace !== 'PAYPAL_STOREFRONT') throw badRequest('CAPTURE_SECRET_NOT_APPLICABLE', 'only PAYPAL_STOREFRONT accounts have a capture secret');
       }
-      await deps.sellers.put(sellerId, displayName, accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.accountId, tokenSealed: a.accessToken ? deps.secrets.seal(a.accessToken) : null, secretSealed: a.captureSecret ? deps.secrets.seal(a.captureSecret) : null })));
+      await deps.sellers.put(sellerId, displayName, accounts.map((a) => {
+        const ref = { sellerId, marketplace: a.marketplace, accountId: a.accountId };
+        return {
+          marketplace: a.marketplace, accountId: a.accountId,
+          tokenSealed: a.accessToken ? deps.secrets.seal(a.accessToken, sealedAccountField.token(ref)) : null,
+          secretSealed: a.captureSecret ? deps.secrets.seal(a.captureSecret, sealedAccountField.secret(ref)) : null,
+        };
+      }));
       if (!deps.requeueParked) return { requeued: 0 };
       const requeued = await deps.deliveries.requeueUnroutable(accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.accountId })));
       if (requeued > 0) deps.nudgePoller();

@@ -41,7 +41,13 @@ export function checkoutRoutes(app: Express, deps: { receiver: DeliveryReceiver;
     if (!parsed.success || !TIMESTAMP.test(timestamp) || !signature) throw unauthorized('the capture call is not signed by a registered storefront');
     if (Math.abs(now() / 1000 - Number(timestamp)) > deps.signatureWindowSeconds) throw unauthorized('the capture call is not signed by a registered storefront');
     const account = await deps.sellers.account('PAYPAL_STOREFRONT', parsed.data.storefrontId);
-    const secret = account?.secret_sealed ? deps.secrets.open(account.secret_sealed) : undefined;
+    // A secret that does not open (moved to another row, tampered) is no secret: the same 401 as any other failure.
+    let secret: string | undefined;
+    try {
+      secret = account ? deps.sellers.openSecret(account, deps.secrets) ?? undefined : undefined;
+    } catch {
+      secret = undefined;
+    }
     const expected = Buffer.from(storefrontSignature(secret ?? 'no-secret', timestamp, paypalOrderId, req.rawBody ?? Buffer.alloc(0)), 'hex');
     const matches = timingSafeEqual(expected, Buffer.from(signature, 'hex'));
     if (!secret || !matches) throw unauthorized('the capture call is not signed by a registered storefront');

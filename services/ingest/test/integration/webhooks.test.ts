@@ -377,7 +377,7 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
       expect(text).not.toContain('very-secret');
       expect(JSON.parse(text).accounts[0]).toMatchObject({ marketplace: 'MERCADOLIBRE', hasAccessToken: true });
       const row = await service.ctx.db('marketplace_accounts').where({ seller_id: sellerId }).first();
-      expect(row.token_sealed).toMatch(/^v1:/);
+      expect(row.token_sealed).toMatch(/^v2:[0-9a-f]{12}:/);
       expect(row.token_sealed).not.toContain('very-secret');
     });
 
