@@ -123,6 +123,24 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect(eventsFor(h, event.orderId).filter((e) => e.type === 'OrderDelivered')).toHaveLength(0);
   });
 
+  it.each([
+    ['closed FINISH seller_send_goods_timeout', 'SUPPLIER_ORDER_CLOSED', 'seller_send_goods_timeout'],
+    ['cancelled IN_CANCEL', 'SUPPLIER_ORDER_CANCELLED', 'IN_CANCEL'],
+  ] as const)('when a PURCHASED supplier order is %s before any tracking appears, then tracking polling stops and it goes to review with the reason', async (how, code, supplierCode) => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, event);
+    await waitForState(h, event.orderId, 'PURCHASED');
+    const [supplierOrder] = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
+    if (how.startsWith('closed')) h.ali.closeOrder(supplierOrder!.orderId, 'seller_send_goods_timeout');
+    else h.ali.cancelOrder(supplierOrder!.orderId);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code, details: { supplierCode, supplierOrderId: supplierOrder!.orderId } });
+    expect(String((review.reason as { details: { message: string } }).details.message)).toMatch(/before any tracking appeared/);
+    expect(eventsFor(h, event.orderId).map((e) => e.type)).not.toContain('OrderShipped');
+    expect(eventsFor(h, event.orderId).map((e) => e.type)).not.toContain('OrderDelivered');
+  });
+
   it('when the supplier creates the order but the connection drops before the answer, then REPEATED_ORDER_ERROR on the re-send is resolved on the seller\'s orders page: exactly one supplier order, PURCHASED', async () => {
     const s = await setUpSeller(h);
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
