@@ -316,6 +316,24 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect(eventsFor(h, event.orderId)[0]).toMatchObject({ type: 'PurchaseFailed', payload: { supplierErrorCode: 'BLACKLIST_BUYER_IN_LIST', needsReview: true } });
   });
 
+  it.each([
+    ['flat {type, code, message} (the /rest shape)', 'A002', { kind: 'flat-error', code: 'A002', message: 'Order placement failed', type: 'ISP' }],
+    ['the gateway error_response with type ISP', 'A004', { kind: 'gateway-error', code: 'A004', msg: 'Order placement failed', type: 'ISP' }],
+    ['is_success:false', 'B_DROPSHIPPER_DELIVERY_ADDRESS_CPF_NOT_MATCH', { kind: 'business-error', errorCode: 'B_DROPSHIPPER_DELIVERY_ADDRESS_CPF_NOT_MATCH' }],
+  ] as const)('when order.create refuses with a business code as %s, then the order goes to review with the supplier\'s code (%s), not retried as transient', async (_shape, code, mode) => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    const before = createCalls();
+    h.ali.failMethod('aliexpress.ds.order.create', mode, 1);
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'SUPPLIER_REJECTED', details: { supplierCode: code } });
+    expect(createCalls() - before).toBe(1);
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(0);
+    await waitFor(() => eventsFor(h, event.orderId).some((e) => e.type === 'PurchaseFailed'), { description: 'PurchaseFailed' });
+    expect(eventsFor(h, event.orderId).find((e) => e.type === 'PurchaseFailed')).toMatchObject({ payload: { supplierErrorCode: code, needsReview: true } });
+  });
+
   it('admin routes refuse callers without the token and refuse bad input without writing anything', async () => {
     const s = await setUpSeller(h);
     expect((await admin(h, 'GET', '/admin/review-queue', undefined, {})).status).toBe(401);
