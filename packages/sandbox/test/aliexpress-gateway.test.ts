@@ -101,4 +101,22 @@ describe('AliExpress gateway', () => {
     expect(await get(other)).toHaveProperty('aliexpress_ds_product_get_response');
     expect(fake.callCount('aliexpress.ds.product.get')).toBe(7);
   });
+
+  it("the token is accepted as `session` (what the official IOP SDKs send) as well as `access_token`; an unknown one is still refused", async () => {
+    const params = { product_id: PRODUCT.productId, ship_to_country: 'US' };
+    const bySession = await callAliExpress({ gatewayUrl: fake.gatewayUrl, ...seller, tokenParam: 'session' }, 'aliexpress.ds.product.get', params);
+    expect(bySession).toHaveProperty('aliexpress_ds_product_get_response.result.ae_item_base_info_dto.subject', 'Phone case');
+    const wrong = await callAliExpress({ gatewayUrl: fake.gatewayUrl, ...seller, accessToken: 'not-a-token', tokenParam: 'session' }, 'aliexpress.ds.product.get', params);
+    expect(wrong).toHaveProperty('error_response.code', 'IllegalAccessToken');
+  });
+
+  it('failMethod answers errors flat ({type, code, message, request_id}, the /rest shape) or as order.create business codes, without side effects', async () => {
+    fake.failMethod('aliexpress.ds.order.create', { kind: 'flat-error', code: 'A001', message: 'Order placement failed', type: 'ISP' }, 1);
+    const flat = await call(seller, 'aliexpress.ds.order.create', { param_place_order_request4_open_api_d_t_o: '{}' });
+    expect(flat).toEqual({ type: 'ISP', code: 'A001', message: 'Order placement failed', request_id: expect.any(String) });
+    fake.failMethod('aliexpress.ds.order.create', { kind: 'business-error', errorCode: 'B_DROPSHIPPER_DELIVERY_ADDRESS_CPF_NOT_MATCH' }, 1);
+    const business = await call(seller, 'aliexpress.ds.order.create', { param_place_order_request4_open_api_d_t_o: '{}' });
+    expect(business).toHaveProperty('aliexpress_ds_order_create_response.result', { is_success: false, error_code: 'B_DROPSHIPPER_DELIVERY_ADDRESS_CPF_NOT_MATCH', error_msg: 'B_DROPSHIPPER_DELIVERY_ADDRESS_CPF_NOT_MATCH' });
+    expect(fake.orders()).toHaveLength(0);
+  });
 });

@@ -98,6 +98,10 @@ describe('AliExpress Dropshipping orders', () => {
     const result = ((await getOrder(closed)).aliexpress_trade_ds_order_get_response as Json).result as Json;
     expect(result.order_status).toBe('FINISH');
     expect(result.child_order_list.aeop_child_order_info.map((c: Json) => c.end_reason)).toEqual(['seller_send_goods_timeout']);
+    // closed before it shipped: no logistics, and tracking stays empty (not an error)
+    expect(result.logistics_status).toBe('NO_LOGISTICS');
+    const tracking = ((await call('aliexpress.ds.order.tracking.get', { ae_order_id: closed, language: 'en_US' })).aliexpress_ds_order_tracking_get_response as Json).result as Json;
+    expect(tracking).toMatchObject({ ret: true, data: { tracking_detail_line_list: { tracking_detail: [] } } });
   });
 
   it('a dropped response after create (old assumption mode) is resolved by re-creating with the same out_order_id', async () => {

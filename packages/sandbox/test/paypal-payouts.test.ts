@@ -100,6 +100,29 @@ describe('PayPal fake: payouts', () => {
     expect(fake.paidItems()).toHaveLength(1);
   });
 
+  test("duplicate answers can leave out the link ('no-link') or link a batch of another sender_batch_id ('other-batch')", async () => {
+    const token = await accessToken(fake);
+    const other = await call(fake, token, 'POST', '/v1/payments/payouts', payoutBody('batch-other', [{ receiver: 'carol@example.com', value: '3.00' }]));
+    const body = payoutBody('batch-dup-modes', [{ receiver: 'alice@example.com', value: '10.00' }]);
+    expect((await call(fake, token, 'POST', '/v1/payments/payouts', body)).status).toBe(201);
+
+    fake.answerDuplicates('no-link');
+    const noLink = await call(fake, token, 'POST', '/v1/payments/payouts', body);
+    expect(noLink.status).toBe(400);
+    expect(noLink.body).toMatchObject({ name: 'USER_BUSINESS_ERROR', debug_id: expect.any(String) });
+    expect(noLink.body.details).toEqual([{ field: 'SENDER_BATCH_ID', location: 'body', issue: 'Batch with given sender_batch_id already exists' }]);
+
+    fake.answerDuplicates('other-batch');
+    const wrong = await call(fake, token, 'POST', '/v1/payments/payouts', body);
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.details[0].link).toEqual([{ href: `${fake.url}/v1/payments/payouts/${other.body.batch_header.payout_batch_id}`, rel: 'self', method: 'GET' }]);
+
+    fake.clearPayoutOutcomes(); // back to the default: the original batch is linked
+    const original = fake.payoutBatches().find((b) => b.senderBatchId === 'batch-dup-modes')!.payoutBatchId;
+    expect((await call(fake, token, 'POST', '/v1/payments/payouts', body)).body.details[0].link[0].href).toBe(`${fake.url}/v1/payments/payouts/${original}`);
+    expect(fake.paidItems()).toHaveLength(2);
+  });
+
   test('a dropped response after acceptance leaves exactly one batch, and the retry is refused as duplicate', async () => {
     const token = await accessToken(fake);
     const body = payoutBody('batch-drop', [

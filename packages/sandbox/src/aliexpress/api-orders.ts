@@ -86,6 +86,15 @@ const LOGISTICS_STATUS: Record<SupplierOrder['status'], string> = {
   WAIT_COMPLETE_ADDRESS: 'NO_LOGISTICS',
 };
 
+/**
+ * FINISH covers closed orders too (Corrections, "AliExpress Dropshipping"): an order closed before it shipped
+ * (seller_send_goods_timeout, cancel_order_close_trade, risk_reject_closed…) never had logistics.
+ */
+function logisticsStatusOf(order: SupplierOrder): string {
+  if (order.status === 'FINISH' && !order.shipment) return 'NO_LOGISTICS';
+  return LOGISTICS_STATUS[order.status];
+}
+
 function orderResult(state: FakeState, order: SupplierOrder): Record<string, unknown> {
   const money = (amount: string) => ({ amount, currency_code: order.amount.currency });
   const unpaid = order.paidAt === undefined && order.status !== 'IN_CANCEL';
@@ -104,7 +113,7 @@ function orderResult(state: FakeState, order: SupplierOrder): Record<string, unk
   return {
     gmt_create: aliTime(order.createdAt),
     order_status: order.status,
-    logistics_status: LOGISTICS_STATUS[order.status],
+    logistics_status: logisticsStatusOf(order),
     order_amount: money(order.amount.amount),
     user_order_amount: money(order.amount.amount),
     ...(order.paidAt !== undefined ? { order_paidtime_string: aliTime(order.paidAt) } : {}),

@@ -14,6 +14,8 @@ export interface AliExpressCallOptions {
   /** epoch ms; default Date.now() */
   timestamp?: number;
   signal?: AbortSignal;
+  /** send the token as `session` (what the official IOP SDKs do) instead of `access_token` */
+  tokenParam?: 'access_token' | 'session';
 }
 
 export async function callAliExpress(
@@ -26,7 +28,7 @@ export async function callAliExpress(
       ...businessParams,
       method,
       app_key: options.appKey,
-      access_token: options.accessToken,
+      [options.tokenParam ?? 'access_token']: options.accessToken,
       timestamp: String(options.timestamp ?? Date.now()),
       sign_method: 'sha256',
     },

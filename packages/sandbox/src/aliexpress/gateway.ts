@@ -61,6 +61,9 @@ function injectedBody(method: string, mode: MethodFailureMode, requestId: string
     if (mode.subMsg) error.sub_msg = mode.subMsg;
     return errorBody(error, requestId);
   }
+  if (mode.kind === 'flat-error') {
+    return { type: mode.type ?? 'ISV', code: mode.code, message: mode.message ?? mode.code, request_id: requestId };
+  }
   if (mode.kind === 'business-error') {
     return { [responseKey(method)]: { result: { is_success: false, error_code: mode.errorCode, error_msg: mode.errorMsg ?? mode.errorCode }, request_id: requestId } };
   }
@@ -94,7 +97,8 @@ function authenticate(state: FakeState, params: Record<string, string>): ApiCall
     return { error: gatewayErrors.incompleteSignature() };
   }
   if (!ALIEXPRESS_API_METHODS[method]) return { error: gatewayErrors.invalidApiPath(method) };
-  const token = params.access_token;
+  // The official IOP SDKs send the token as `session` (Corrections); the documented name is `access_token`: both work.
+  const token = params.access_token || params.session;
   if (!token) return { error: gatewayErrors.missingParameter('access_token') };
   const account = state.accounts.accountFor(appKey, token, now);
   if (account === undefined) return { error: gatewayErrors.illegalAccessToken() };

@@ -127,8 +127,16 @@ export type MethodFailureMode =
   | FailureMode
   /** answer `{"error_response": {...}}` before the handler runs */
   | { kind: 'gateway-error'; code: string; msg?: string; subCode?: string; subMsg?: string; type?: 'ISV' | 'ISP' | 'SYSTEM' }
-  /** answer `{"<method>_response": {"result": {"is_success": false, error_code, error_msg}}}` without side effects */
-  | { kind: 'business-error'; errorCode: string; errorMsg?: string };
+  /**
+   * answer `{"<method>_response": {"result": {"is_success": false, error_code, error_msg}}}` without side effects; also
+   * the codes the Corrections list for order.create: `B_DROPSHIPPER_DELIVERY_ADDRESS_CPF_*`, `A001`…`A006`
+   */
+  | { kind: 'business-error'; errorCode: string; errorMsg?: string }
+  /**
+   * answer an error FLAT, `{type, code, message, request_id}` with no envelope: the shape the `/rest` system endpoints
+   * use (external-apis.md "Corrections", "AliExpress Dropshipping"); no side effects
+   */
+  | { kind: 'flat-error'; code: string; message?: string; type?: 'ISV' | 'ISP' | 'SYSTEM' };
 
 export interface AliExpressFakeOptions {
   port?: number;

@@ -93,6 +93,14 @@ export interface PayoutRefusalOptions {
   on?: 'any' | 'first' | 'repost';
 }
 
+/**
+ * How a reused sender_batch_id is answered. 'link' (default, Corrections "PayPal Payouts"): the detail links the
+ * original batch. 'no-link': the same 400 USER_BUSINESS_ERROR without a link (the link is informational HATEOAS; a
+ * client must not depend on it). 'other-batch': the link names a batch of another sender_batch_id (what a wrong link
+ * would look like; a client must check what it adopts).
+ */
+export type DuplicateAnswer = 'link' | 'no-link' | 'other-batch';
+
 export const PAYOUT_REFUSALS: Record<PayoutRefusal, { status: number; message: string; details: PayPalErrorDetail[] }> = {
   // 422, Corrections: "Sender does not have sufficient funds. Please add funds and retry."
   INSUFFICIENT_FUNDS: { status: 422, message: 'Sender does not have sufficient funds. Please add funds and retry.', details: [] },
@@ -114,6 +122,7 @@ export interface PayoutsState {
   items: Map<string, { batch: BatchRecord; item: PaidItem }>;
   outcomes: Array<{ matcher: PayoutMatcher; outcome: PayoutOutcome; options: PayoutOutcomeOptions }>;
   refusals: Array<{ refusal: PayoutRefusal; on: 'any' | 'first' | 'repost'; remaining: number }>;
+  duplicateAnswer: DuplicateAnswer;
   /** available balance per currency in minor units; a missing currency means unlimited */
   balances: Map<string, bigint>;
   processAfterMs: number;
@@ -131,6 +140,7 @@ export function newPayoutsState(options: { processAfterMs?: number; feeRate?: nu
     items: new Map(),
     outcomes: [],
     refusals: [],
+    duplicateAnswer: 'link',
     balances: new Map(),
     processAfterMs: options.processAfterMs ?? 0,
     feeRate: options.feeRate ?? 0.02,
@@ -225,6 +235,10 @@ export function payoutBatches(state: PayoutsState): PayoutBatchSummary[] {
     ...(b.timeCompleted ? { timeCompleted: b.timeCompleted } : {}),
     items: b.items.map((i) => structuredClone(i)),
   }));
+}
+
+export function answerDuplicates(state: PayoutsState, answer: DuplicateAnswer): void {
+  state.duplicateAnswer = answer;
 }
 
 /** Makes the next creates answer one of PayPal's refusals (nothing is created). */
@@ -418,7 +432,7 @@ function createBatch(req: Request, res: Response, state: PayoutsState): void {
     const r = PAYOUT_REFUSALS[refusal.refusal];
     return sendError(req, res, r.status, refusal.refusal, r.message, structuredClone(r.details), `${ERRORS_LINK}-${refusal.refusal}`);
   }
-  if (duplicateOf) return duplicateBatch(req, res, duplicateOf);
+  if (duplicateOf) return duplicateBatch(req, res, state, senderBatchId as string, duplicateOf);
   if (!debit(state, items)) {
     const r = PAYOUT_REFUSALS.INSUFFICIENT_FUNDS;
     return sendError(req, res, r.status, 'INSUFFICIENT_FUNDS', r.message, [], `${ERRORS_LINK}-INSUFFICIENT_FUNDS`);
@@ -436,8 +450,14 @@ function createBatch(req: Request, res: Response, state: PayoutsState): void {
  * plutov/paypal unit_test.go; PayPal's payouts docs "sender_batch_id … duplicate"): HTTP 400 USER_BUSINESS_ERROR,
  * issue "Batch with given sender_batch_id already exists", and a link to the original batch.
  */
-function duplicateBatch(req: Request, res: Response, original: string): void {
+function duplicateBatch(req: Request, res: Response, state: PayoutsState, senderBatchId: string, original: string): void {
   const base = baseUrlOf(req);
+  let linked: string | undefined = original;
+  if (state.duplicateAnswer === 'no-link') linked = undefined;
+  if (state.duplicateAnswer === 'other-batch') {
+    linked = [...state.batches.values()].reverse().find((b) => b.senderBatchHeader.sender_batch_id !== senderBatchId)?.payoutBatchId;
+    if (!linked) throw new Error("duplicateAnswer 'other-batch' needs another batch to link to");
+  }
   sendJson(req, res, 400, {
     name: 'USER_BUSINESS_ERROR',
     message: 'User business error.',
@@ -448,7 +468,7 @@ function duplicateBatch(req: Request, res: Response, original: string): void {
         field: 'SENDER_BATCH_ID',
         location: 'body',
         issue: 'Batch with given sender_batch_id already exists',
-        link: [{ href: `${base}/v1/payments/payouts/${original}`, rel: 'self', method: 'GET' }],
+        ...(linked ? { link: [{ href: `${base}/v1/payments/payouts/${linked}`, rel: 'self', method: 'GET' }] } : {}),
       },
     ],
     links: [],

@@ -17,6 +17,8 @@ import {
   paidItems,
   payoutBatches,
   refusePayoutCreates,
+  answerDuplicates,
+  type DuplicateAnswer,
   setBalance,
   setPayoutOutcome,
   settlePayouts,
@@ -115,6 +117,8 @@ export interface PayPalFake extends FakeServer {
   setBalance(currency: string, value: string | undefined): void;
   /** answer the next payout creates with one of PayPal's documented refusals (nothing is created) */
   refusePayoutCreates(refusal: PayoutRefusal, options?: PayoutRefusalOptions): void;
+  /** how a reused sender_batch_id is answered: 'link' (default), 'no-link', 'other-batch' (cleared by clearPayoutOutcomes) */
+  answerDuplicates(answer: DuplicateAnswer): void;
   /** settle every pending payout batch now, whatever processAfterMs says */
   processPayouts(): void;
   payoutBatches(): PayoutBatchSummary[];
@@ -228,7 +232,9 @@ function buildHandle(server: FakeServer, state: PayPalState): PayPalFake {
     clearPayoutOutcomes: () => {
       state.payouts.outcomes.splice(0);
       state.payouts.refusals.splice(0);
+      state.payouts.duplicateAnswer = 'link';
     },
+    answerDuplicates: (answer) => answerDuplicates(state.payouts, answer),
     setBalance: (currency, value) => setBalance(state.payouts, currency, value),
     refusePayoutCreates: (refusal, options) => refusePayoutCreates(state.payouts, refusal, options),
     processPayouts: () => settlePayouts(state.payouts, true),

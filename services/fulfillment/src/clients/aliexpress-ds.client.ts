@@ -88,6 +88,14 @@ export interface TrackingInfo {
 // Gateway error codes that say nothing happened and a later call may work.
 const RETRIABLE_GATEWAY_CODES = new Set(['ApiCallLimit', 'AppCallLimit', 'ServiceUnavailable', 'isp.app-call-limited', 'FrequencyLimited']);
 const AUTH_CODES = new Set(['IllegalAccessToken', 'InvalidAppKey', 'IncompleteSignature', 'InsufficientPermission']);
+/**
+ * order.create refusals about the order itself (external-apis.md "Corrections"): Brazilian CPF checks and A001…A006.
+ * Whatever the envelope or `type` they arrive with, they are business refusals: nothing was placed and repeating the
+ * same request gets the same answer, so never retried as transient — the order goes to review with the code.
+ */
+export function isBusinessRefusalCode(code: string): boolean {
+  return /^B_DROPSHIPPER_DELIVERY_ADDRESS_CPF_/.test(code) || /^A00[1-6]$/.test(code);
+}
 
 export class AliExpressDsClient {
   constructor(private readonly options: AliExpressClientOptions) {}
@@ -212,7 +220,8 @@ export class AliExpressDsClient {
       ...business,
       method,
       app_key: credentials.appKey,
-      access_token: credentials.accessToken,
+      // the official IOP SDKs send the token as `session` (external-apis.md "Corrections"); so do we
+      session: credentials.accessToken,
       timestamp: String((this.options.now ?? Date.now)()),
       sign_method: 'sha256',
     };
@@ -249,20 +258,26 @@ export class AliExpressDsClient {
       this.options.observe?.(method, 'bad_body', seconds());
       throw new SupplierCallError('UNKNOWN', 'UNPARSEABLE_RESPONSE', 'the gateway answered something that is not JSON');
     }
-    const error = parsed.error_response ? record(parsed.error_response) : undefined;
+    const envelopeKey = `${method.replace(/\./g, '_')}_response`;
+    // Errors come as the gateway's {error_response:{type, code, msg, sub_code, sub_msg}} or FLAT as the /rest endpoints
+    // answer them, {type, code, message, request_id} (Corrections): a body with a `code` and no success envelope.
+    const flat = !parsed.error_response && parsed[envelopeKey] === undefined && parsed.code !== undefined && parsed.code !== null && text(parsed.code) !== '0';
+    const error = parsed.error_response ? record(parsed.error_response) : flat ? parsed : undefined;
     if (error) {
       const code = text(error.code);
       const subCode = text(error.sub_code);
       this.options.observe?.(method, 'gateway_error', seconds());
-      const message = [text(error.msg), text(error.sub_msg)].filter(Boolean).join(': ');
+      const message = [text(error.msg) || text(error.message), text(error.sub_msg)].filter(Boolean).join(': ') || code;
       if (AUTH_CODES.has(code)) throw new SupplierCallError('PERMANENT', code, message, true);
+      const business = [code, subCode].find(isBusinessRefusalCode);
+      if (business) throw new SupplierCallError('PERMANENT', business, message);
       if (code === 'ORDER_NOT_FOUND') throw new SupplierCallError('RETRIABLE', code, message);
       if (RETRIABLE_GATEWAY_CODES.has(code) || RETRIABLE_GATEWAY_CODES.has(subCode)) throw new SupplierCallError('RETRIABLE', code, message);
       // SYSTEM/ISP errors: the platform failed; whether a write happened is unknown
       if (text(error.type) === 'SYSTEM' || text(error.type) === 'ISP') throw new SupplierCallError('UNKNOWN', code || 'GATEWAY_ERROR', message);
       throw new SupplierCallError('PERMANENT', code || 'GATEWAY_ERROR', message);
     }
-    const envelope = record(parsed[`${method.replace(/\./g, '_')}_response`]);
+    const envelope = record(parsed[envelopeKey]);
     this.options.observe?.(method, 'ok', seconds());
     return record(envelope.result ?? envelope);
   }

@@ -86,6 +86,16 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
     if (f.state === States.PURCHASED) {
       const tracking = (await api.getTracking(f.supplierOrderId)).find((t) => t.trackingNumber);
       if (!tracking) {
+        // No tracking yet: the order may have been closed at the supplier instead of shipped (seller_send_goods_timeout,
+        // cancel_order_close_trade, risk…). Tracking would then never come: read the order so it is not polled forever.
+        const order = await api.getOrder(f.supplierOrderId);
+        const closed = closeReasonOf(order);
+        if (closed || order.status === 'IN_CANCEL') {
+          await deps.repo.recordSupplierResponse(f.orderId, 'aliexpress.trade.ds.order.get', order.status, order);
+          if (closed) await closedAtSupplier(deps, f, [States.PURCHASED], closed);
+          else await cancelledAtSupplier(deps, f, [States.PURCHASED]);
+          return;
+        }
         await later(deps, f, 'NOT_SHIPPED');
         return;
       }
@@ -140,10 +150,24 @@ async function closedAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Arr
   await deps.repo.transaction((trx) =>
     sendToReview(deps, trx, f, from, {
       reason: Reasons.SUPPLIER_ORDER_CLOSED,
-      message: `supplier order ${f.supplierOrderId} is FINISH but closed (end_reason ${endReason}): not delivered`,
+      message: `supplier order ${f.supplierOrderId} is FINISH but closed (end_reason ${endReason})${f.state === States.PURCHASED ? ' before any tracking appeared: it will not ship' : ''}: not delivered`,
       supplierCode: endReason,
       details: { supplierOrderId: f.supplierOrderId, endReason },
       publishFailure: f.state === States.AWAITING_PAYMENT,
+      fence: f.leaseVersion,
+    }, 'supplier status check'),
+  );
+}
+
+/** IN_CANCEL after payment: the supplier is cancelling (and refunding) an order we paid; a person decides. */
+async function cancelledAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Array<Fulfillment['state']>): Promise<void> {
+  await deps.repo.transaction((trx) =>
+    sendToReview(deps, trx, f, from, {
+      reason: Reasons.SUPPLIER_ORDER_CANCELLED,
+      message: `supplier order ${f.supplierOrderId} is IN_CANCEL before any tracking appeared: it will not ship`,
+      supplierCode: 'IN_CANCEL',
+      details: { supplierOrderId: f.supplierOrderId },
+      publishFailure: false,
       fence: f.leaseVersion,
     }, 'supplier status check'),
   );

@@ -123,6 +123,24 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect(eventsFor(h, event.orderId).filter((e) => e.type === 'OrderDelivered')).toHaveLength(0);
   });
 
+  it.each([
+    ['closed FINISH seller_send_goods_timeout', 'SUPPLIER_ORDER_CLOSED', 'seller_send_goods_timeout'],
+    ['cancelled IN_CANCEL', 'SUPPLIER_ORDER_CANCELLED', 'IN_CANCEL'],
+  ] as const)('when a PURCHASED supplier order is %s before any tracking appears, then tracking polling stops and it goes to review with the reason', async (how, code, supplierCode) => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, event);
+    await waitForState(h, event.orderId, 'PURCHASED');
+    const [supplierOrder] = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
+    if (how.startsWith('closed')) h.ali.closeOrder(supplierOrder!.orderId, 'seller_send_goods_timeout');
+    else h.ali.cancelOrder(supplierOrder!.orderId);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code, details: { supplierCode, supplierOrderId: supplierOrder!.orderId } });
+    expect(String((review.reason as { details: { message: string } }).details.message)).toMatch(/before any tracking appeared/);
+    expect(eventsFor(h, event.orderId).map((e) => e.type)).not.toContain('OrderShipped');
+    expect(eventsFor(h, event.orderId).map((e) => e.type)).not.toContain('OrderDelivered');
+  });
+
   it('when the supplier creates the order but the connection drops before the answer, then REPEATED_ORDER_ERROR on the re-send is resolved on the seller\'s orders page: exactly one supplier order, PURCHASED', async () => {
     const s = await setUpSeller(h);
     const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
@@ -296,6 +314,24 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect(review.reason).toMatchObject({ code: 'SUPPLIER_REJECTED', details: { supplierCode: 'BLACKLIST_BUYER_IN_LIST' } });
     await waitFor(() => eventsFor(h, event.orderId).length > 0, { description: 'PurchaseFailed' });
     expect(eventsFor(h, event.orderId)[0]).toMatchObject({ type: 'PurchaseFailed', payload: { supplierErrorCode: 'BLACKLIST_BUYER_IN_LIST', needsReview: true } });
+  });
+
+  it.each([
+    ['flat {type, code, message} (the /rest shape)', 'A002', { kind: 'flat-error', code: 'A002', message: 'Order placement failed', type: 'ISP' }],
+    ['the gateway error_response with type ISP', 'A004', { kind: 'gateway-error', code: 'A004', msg: 'Order placement failed', type: 'ISP' }],
+    ['is_success:false', 'B_DROPSHIPPER_DELIVERY_ADDRESS_CPF_NOT_MATCH', { kind: 'business-error', errorCode: 'B_DROPSHIPPER_DELIVERY_ADDRESS_CPF_NOT_MATCH' }],
+  ] as const)('when order.create refuses with a business code as %s, then the order goes to review with the supplier\'s code (%s), not retried as transient', async (_shape, code, mode) => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    const before = createCalls();
+    h.ali.failMethod('aliexpress.ds.order.create', mode, 1);
+    await publishOrders(h, event);
+    const review = await waitForState(h, event.orderId, 'NEEDS_REVIEW');
+    expect(review.reason).toMatchObject({ code: 'SUPPLIER_REJECTED', details: { supplierCode: code } });
+    expect(createCalls() - before).toBe(1);
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(0);
+    await waitFor(() => eventsFor(h, event.orderId).some((e) => e.type === 'PurchaseFailed'), { description: 'PurchaseFailed' });
+    expect(eventsFor(h, event.orderId).find((e) => e.type === 'PurchaseFailed')).toMatchObject({ payload: { supplierErrorCode: code, needsReview: true } });
   });
 
   it('admin routes refuse callers without the token and refuse bad input without writing anything', async () => {

@@ -72,7 +72,7 @@ export class PayPalPayoutsClient implements PayoutsGateway {
         } catch {
           id = '';
         }
-        return { kind: 'duplicate', payoutBatchId: id || null, debugId: parsed.debug_id ?? null };
+        return { kind: 'duplicate', payoutBatchId: id || null, debugId: parsed.debug_id ?? null, name: parsed.name, httpStatus: status };
       }
       return {
         kind: 'rejected', httpStatus: status, name: parsed.name ?? `HTTP_${status}`, message: parsed.message ?? 'rejected', debugId: parsed.debug_id ?? null,

@@ -16,7 +16,7 @@ export type CreateBatchResult =
   /** PayPal created the batch now */
   | { kind: 'accepted'; payoutBatchId: string; batchStatus: string }
   /** PayPal already has a batch with this sender_batch_id (an earlier call went through); its id when PayPal says it */
-  | { kind: 'duplicate'; payoutBatchId: string | null; debugId?: string | null }
+  | { kind: 'duplicate'; payoutBatchId: string | null; debugId?: string | null; name?: string; httpStatus?: number }
   /** PayPal refused this request (nothing was created by THIS call): its error name, message and debug_id */
   | { kind: 'rejected'; httpStatus: number; name: string; message: string; debugId?: string | null; details?: string[] }
   /** timeout, dropped connection, 5xx: PayPal may or may not have created it */

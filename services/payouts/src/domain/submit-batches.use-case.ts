@@ -199,7 +199,8 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
       return;
     }
     case 'duplicate':
-      await adoptOriginal(ctx, batch, result.payoutBatchId, result.debugId ?? null);
+      await adoptOriginal(ctx, batch, result.payoutBatchId,
+        `${result.name ?? 'USER_BUSINESS_ERROR'} (HTTP ${result.httpStatus ?? 400}, debug_id ${result.debugId ?? 'none'}): Batch with given sender_batch_id already exists`);
       return;
     case 'unknown':
       await ctx.repo.updateBatch(ctx.db, batch.id, { last_error: `unknown outcome: ${result.message}` });
@@ -220,13 +221,15 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
 
 /**
  * PayPal says the sender_batch_id exists: read the original batch through the link it gave, check it is ours (same
- * sender_batch_id, our sender_item_ids) and reconcile its items now. No link, or a batch that is not ours → review.
+ * sender_batch_id, our sender_item_ids) and reconcile its items now. No link, or a batch that is not ours → review
+ * with PayPal's name and debug_id (`said`): PayPal holds a batch under our sender_batch_id that we cannot see, so it
+ * may have paid; nothing is FAILED or owed again, and nothing is re-posted (it would only be refused again).
  * A failed read leaves the batch SUBMITTING: the next run re-posts and gets the same answer (nothing is paid twice).
  */
-async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: string | null, debugId: string | null): Promise<void> {
+async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: string | null, said: string): Promise<void> {
   if (!payoutBatchId) {
     await markNeedsReview(ctx, batch, 'PAYPAL_DUPLICATE_WITHOUT_LINK',
-      `PayPal says sender_batch_id ${batch.senderBatchId} already exists but gave no link to the original batch (debug_id ${debugId ?? 'none'}); find it in PayPal's activity before paying again`);
+      `PayPal says sender_batch_id ${batch.senderBatchId} already exists but gave no link to the original batch: ${said}; it may already have paid, find the batch in PayPal's activity before paying again`);
     return;
   }
   let original: PayPalBatchState;
@@ -240,15 +243,15 @@ async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: s
   }
   const ours = new Set((batch.request as PayoutRequestBody).items.map((i) => i.sender_item_id));
   const foreign = original.items.filter((i) => !i.senderItemId || !ours.has(i.senderItemId));
-  const senderMismatch = original.senderBatchId && original.senderBatchId !== batch.senderBatchId;
+  const senderMismatch = original.senderBatchId !== batch.senderBatchId;
   if (senderMismatch || foreign.length > 0) {
     await markNeedsReview(ctx, batch, 'PAYPAL_DUPLICATE_NOT_OURS',
-      `PayPal's duplicate answer links batch ${payoutBatchId}, which does not match ours (sender_batch_id ${original.senderBatchId ?? '?'}, ${foreign.length} unknown items)`);
+      `PayPal's duplicate answer links batch ${payoutBatchId}, which is not ours (sender_batch_id ${original.senderBatchId ?? 'unknown'}, ${foreign.length} unknown items): ${said}; the real original may already have paid, find it before paying again`);
     return;
   }
   await ctx.repo.updateBatch(ctx.db, batch.id, {
     status: 'ACCEPTED', paypal_batch_id: payoutBatchId, accepted_at: ctx.db.fn.now(), paypal_batch_status: original.batchStatus,
-    last_error: `PayPal already had this sender_batch_id (debug_id ${debugId ?? 'none'}): the earlier post was accepted as ${payoutBatchId}; adopted`,
+    last_error: `PayPal already had this sender_batch_id (${said}): the earlier post was accepted as ${payoutBatchId}; adopted`,
   });
   ctx.logger.info({ batchId: batch.id, senderBatchId: batch.senderBatchId, payoutBatchId }, 'payout batch already at PayPal: adopted the original');
   for (const item of original.items) await applyItemState(ctx, item, `original batch ${payoutBatchId} (adopted after a duplicate answer) reports ${item.transactionStatus}`);

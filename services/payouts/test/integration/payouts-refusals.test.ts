@@ -62,6 +62,36 @@ describe("payouts on PayPal's real refusals", () => {
     }
   });
 
+  it.each([
+    ['no-link', 'PAYPAL_DUPLICATE_WITHOUT_LINK'],
+    ['other-batch', 'PAYPAL_DUPLICATE_NOT_OURS'],
+  ] as const)("when a re-post is answered as a duplicate with %s, then the payouts need review (%s) with PayPal's name and debug_id, never FAILED, never paid again", async (answer, code) => {
+    // another sale's batch exists first, so 'other-batch' has a batch of a different sender_batch_id to link
+    const other = await newSale(100, 100);
+    await waitFor(payoutsWithStatus(service, other.orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'another sale paid' });
+    fake.answerDuplicates(answer);
+    fake.fail({ match: /^POST \/v1\/payments\/payouts$/, mode: { kind: 'drop-after-handling' }, times: 1 });
+    const before = postsTo();
+    const { orderId } = await newSale(170, 830);
+    const payouts = await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'NEEDS_REVIEW', SELLER: 'NEEDS_REVIEW' }), { description: `both in review after '${answer}'` });
+    expect(payouts.map((p) => (p as unknown as { review: { reason: string } }).review.reason)).toEqual([code, code]);
+    expect(postsTo() - before).toBe(2); // the lost first post and one re-post; no further re-post once in review
+    const causes = (await history(orderId)).filter((h) => h.to === 'NEEDS_REVIEW').map((h) => h.cause);
+    expect(causes).toHaveLength(2);
+    for (const cause of causes) expect(cause).toMatch(/USER_BUSINESS_ERROR \(HTTP 400, debug_id [0-9a-f]{6,}\): Batch with given sender_batch_id already exists/);
+    expect((await history(orderId)).map((h) => h.to)).not.toContain('FAILED');
+    // the first post's batch is the only one: nothing paid again, and the other sale's batch was not adopted
+    expect(fake.payoutBatches().filter((b) => b.items.some((i) => i.note?.endsWith(`order ${orderId}`)))).toHaveLength(1);
+    expect(itemsFor(orderId)).toHaveLength(2);
+    const row = await service.ctx.db('payout_batches').where({ sender_batch_id: fake.paidItems().find((i) => i.note?.endsWith(`order ${orderId}`))!.senderBatchId }).first();
+    expect(row).toMatchObject({ status: 'NEEDS_REVIEW', paypal_batch_id: null });
+    // a later batcher run (another sale) does not re-post or pay it
+    const later = await newSale(100, 100);
+    await waitFor(payoutsWithStatus(service, later.orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'a later sale paid' });
+    expect((await orderPayouts(service, orderId)).map((p) => p.status)).toEqual(['NEEDS_REVIEW', 'NEEDS_REVIEW']);
+    expect(itemsFor(orderId)).toHaveLength(2);
+  });
+
   it('when a re-post after an unknown outcome is refused with AUTHORIZATION_ERROR, then the payouts need review with the name and debug_id, never FAILED', async () => {
     fake.fail({ match: /^POST \/v1\/payments\/payouts$/, mode: { kind: 'drop-after-handling' }, times: 1 });
     fake.refusePayoutCreates('AUTHORIZATION_ERROR', { on: 'repost' });
