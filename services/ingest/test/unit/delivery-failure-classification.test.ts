@@ -9,7 +9,7 @@ import { createDeliveryProcessor, DeliveryKinds, type ProcessDeps } from '../../
 function processorFailingWith(error: unknown) {
   const deliveries = { decideNow: jest.fn(async () => undefined), retryLater: jest.fn(async () => undefined) };
   const deps = {
-    sellers: { account: async () => ({ seller_id: 'seller-1', token_sealed: 'sealed' }) },
+    sellers: { account: async () => ({ seller_id: 'seller-1', token_sealed: 'sealed' }), openToken: () => 'token' },
     deliveries,
     orders: { get: async () => undefined },
     recorder: {},
