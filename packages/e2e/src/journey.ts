@@ -1,6 +1,8 @@
 import type { AxiosInstance } from 'axios';
 import type { Marketplace } from '@postsale/contracts';
-import type { DemoMarketplace } from '@postsale/cli';
+import type { Kafka } from 'kafkajs';
+import { SERVICES, type DemoMarketplace, type ServiceName } from '@postsale/cli';
+import { allStreams, dlqTopicName } from '@postsale/contracts';
 import { orderIdFor } from '@postsale/contracts';
 
 /** Our order id for a demo order, derived exactly as ingest derives it. */
@@ -41,4 +43,22 @@ export async function paidOut(payouts: AxiosInstance, orderId: string): Promise<
   const intents = await payoutsOf(payouts, orderId);
   const done = intents.length === 2 && intents.every((i) => i.status === 'SENT' || i.status === 'SKIPPED');
   return done ? intents : undefined;
+}
+
+/** Nothing was dead-lettered: every stream's dead-letter topic is empty and no service counted one. */
+export async function expectNoDeadLetters(kafka: Kafka, namespace: string, admin: Record<ServiceName, AxiosInstance>): Promise<void> {
+  const kadmin = kafka.admin();
+  await kadmin.connect();
+  try {
+    for (const stream of allStreams()) {
+      const offsets = await kadmin.fetchTopicOffsets(dlqTopicName(stream, namespace));
+      expect([stream.stream, offsets.reduce((sum, o) => sum + Number(o.high), 0)]).toEqual([stream.stream, 0]);
+    }
+  } finally {
+    await kadmin.disconnect();
+  }
+  for (const s of SERVICES) {
+    const text = (await admin[s].get('/metrics')).data as string;
+    expect([s, [...text.matchAll(/^events_dead_lettered_total\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)]).toEqual([s, 0]);
+  }
 }

@@ -1,9 +1,8 @@
 import { prepareDemoOrder, SERVICES, type DemoMarketplace } from '@postsale/cli';
-import { allStreams, dlqTopicName } from '@postsale/contracts';
 import { createKafka, createLogger } from '@postsale/runtime';
 import { waitFor } from '@postsale/runtime/testing';
 import { startPrivateBroker, type PrivateBroker } from '@postsale/runtime/testing';
-import { orderIdOf, paidOut, startE2E, type E2E } from '../src';
+import { expectNoDeadLetters, orderIdOf, paidOut, startE2E, type E2E } from '../src';
 
 jest.setTimeout(10 * 60_000);
 
@@ -58,19 +57,6 @@ describe('a Kafka broker restart while orders flow through the four services', (
     expect((await admin.sales.get('/admin/ledger/trial-balance')).data.balanced).toBe(true);
 
     const kafka = createKafka({ clientId: 'e2e-kafka-restart', brokers: broker!.brokers, logger: createLogger('e2e', 'error') });
-    const kadmin = kafka.admin();
-    await kadmin.connect();
-    try {
-      for (const stream of allStreams()) {
-        const offsets = await kadmin.fetchTopicOffsets(dlqTopicName(stream, namespace));
-        expect([stream.stream, offsets.reduce((sum, o) => sum + Number(o.high), 0)]).toEqual([stream.stream, 0]);
-      }
-    } finally {
-      await kadmin.disconnect();
-    }
-    for (const s of SERVICES) {
-      const text = (await admin[s].get('/metrics')).data as string;
-      expect([s, [...text.matchAll(/^events_dead_lettered_total\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)]).toEqual([s, 0]);
-    }
+    await expectNoDeadLetters(kafka, namespace, admin);
   });
 });
