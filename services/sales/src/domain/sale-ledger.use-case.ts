@@ -38,10 +38,9 @@ export class SaleLedger {
 
   async onOrderEvent(event: OrderEvent): Promise<void> {
     const { store } = this.deps;
-    const now = this.deps.now();
-    await this.serialiseWithAdmin(event.sellerId);
-    await store.ensureOrder(event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE, now);
-    const order = await this.lock(event.orderId);
+    const order = await this.lockOrCreate(event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE);
+    // a sale needs both facts: one learned by this event means no sale was recorded before it
+    let saleMayExist = true;
     switch (event.type) {
       case 'OrderReceived': {
         if (order.order) {
@@ -49,11 +48,13 @@ export class SaleLedger {
           return;
         }
         const p = event.payload;
-        await store.saveOrderFacts(order.orderId, {
-          marketplace: p.marketplace, externalOrderId: p.externalOrderId, saleAmount: p.saleAmount, marketplaceFee: p.marketplaceFee,
-          paymentFee: p.paymentFee, receivedAt: new Date(p.receivedAt), eventId: event.eventId,
-        });
+        order.order = {
+          marketplace: p.marketplace, externalOrderId: p.externalOrderId, saleAmount: p.saleAmount, marketplaceFee: p.marketplaceFee ?? null,
+          paymentFee: p.paymentFee ?? null, receivedAt: new Date(p.receivedAt), eventId: event.eventId,
+        };
+        await store.saveOrderFacts(order.orderId, order.order);
         await store.addHistory(order.orderId, order.state, 'OrderReceived', { eventId: event.eventId, saleAmount: p.saleAmount });
+        saleMayExist = false;
         break;
       }
       case 'OrderCancelled': {
@@ -76,7 +77,7 @@ export class SaleLedger {
         break;
       }
     }
-    await this.advance(event.orderId, event.type, event.eventId);
+    await this.advance(order, event.type, event.eventId, saleMayExist);
   }
 
   async onFulfillmentEvent(event: FulfillmentEvent): Promise<void> {
@@ -84,19 +85,18 @@ export class SaleLedger {
     if (event.type !== 'PurchaseCompleted') return;
     const { store } = this.deps;
     const now = this.deps.now();
-    await this.serialiseWithAdmin(event.sellerId);
-    await store.ensureOrder(event.orderId, event.sellerId, OrderStates.AWAITING_ORDER, now);
-    const order = await this.lock(event.orderId);
+    const order = await this.lockOrCreate(event.orderId, event.sellerId, OrderStates.AWAITING_ORDER);
     if (order.purchase) {
       await store.addHistory(order.orderId, order.state, 'PurchaseCompleted', { ignored: 'purchase already known', eventId: event.eventId });
       return;
     }
     const p = event.payload;
-    await store.savePurchaseFacts(order.orderId, {
+    order.purchase = {
       supplier: p.supplier, supplierOrderId: p.supplierOrderId, supplierCost: p.supplierCost, purchasedAt: new Date(p.purchasedAt), knownAt: now, eventId: event.eventId,
-    });
+    };
+    await store.savePurchaseFacts(order.orderId, order.purchase);
     await store.addHistory(order.orderId, order.state, 'PurchaseCompleted', { eventId: event.eventId, supplierCost: p.supplierCost });
-    await this.advance(event.orderId, 'PurchaseCompleted', event.eventId);
+    await this.advance(order, 'PurchaseCompleted', event.eventId, false);
   }
 
   /**
@@ -143,18 +143,18 @@ export class SaleLedger {
   /** Re-examines orders held for terms or rates, after an operator supplied them. Returns the order ids examined. */
   async retryHeld(state: typeof OrderStates.PENDING_TERMS | typeof OrderStates.AWAITING_FX_RATE, sellerId?: string, cause = 'admin'): Promise<string[]> {
     const ids = await this.deps.store.ordersInState(state, sellerId);
-    for (const id of ids) {
-      await this.lock(id);
-      await this.advance(id, cause, null);
-    }
+    for (const id of ids) await this.advance(await this.lock(id), cause, null, true);
     return ids;
   }
 
-  /** Moves one (locked) order as far as the facts allow: record the sale, then apply pending cancellations/refunds. */
-  private async advance(orderId: string, cause: string, causationId: string | null): Promise<void> {
+  /**
+   * Moves one order, locked by this transaction and as it now stands, as far as the facts allow: record the sale, then
+   * apply pending cancellations/refunds. `saleMayExist` false skips looking for a sale this event made possible.
+   */
+  private async advance(order: OrderRecord, cause: string, causationId: string | null, saleMayExist: boolean): Promise<void> {
     const { store } = this.deps;
-    const order = await this.lock(orderId);
-    let sale = await store.findSale(orderId);
+    const orderId = order.orderId;
+    let sale = saleMayExist && order.order && order.purchase ? await store.findSale(orderId) : undefined;
     const adjustments = await store.adjustments(orderId);
     const pending = adjustments.filter((a) => a.status === 'PENDING');
 
@@ -190,7 +190,7 @@ export class SaleLedger {
     }
     sale.refundedMinor = refunded;
 
-    const all = await store.adjustments(orderId);
+    const all = pending.length > 0 ? await store.adjustments(orderId) : adjustments;
     let state: OrderState;
     let reason: string | null = null;
     if (all.some((a) => a.status === 'REJECTED')) {
@@ -327,17 +327,16 @@ export class SaleLedger {
 
   private async transition(order: OrderRecord, state: OrderState, reason: string | null, cause: string): Promise<void> {
     if (order.state === state && order.stateReason === reason) return;
-    await this.deps.store.setState(order.orderId, state, reason, this.deps.now());
-    await this.deps.store.addHistory(order.orderId, state, cause, reason ? { reason } : undefined);
+    await this.deps.store.setState(order.orderId, state, reason, this.deps.now(), { cause, detail: reason ? { reason } : undefined });
   }
 
   /**
-   * Without this, an admin PUT of terms (or a rate) could commit between this transaction reading "no terms" and
-   * committing PENDING_TERMS, and the sale would stay held. Shared: events do not block each other.
+   * Takes the shared advisory locks, then creates (if new) and locks the order, in one statement. Without the locks,
+   * an admin PUT of terms (or a rate) could commit between this transaction reading "no terms" and committing
+   * PENDING_TERMS, and the sale would stay held. Shared: events do not block each other.
    */
-  private async serialiseWithAdmin(sellerId: string): Promise<void> {
-    await this.deps.store.advisoryLock(lockKeys.terms(sellerId), 'shared');
-    await this.deps.store.advisoryLock(lockKeys.fxRates, 'shared');
+  private lockOrCreate(orderId: string, sellerId: string, state: OrderState): Promise<OrderRecord> {
+    return this.deps.store.lockOrCreateOrder(orderId, sellerId, state, this.deps.now(), [lockKeys.terms(sellerId), lockKeys.fxRates]);
   }
 
   private async lock(orderId: string): Promise<OrderRecord> {
