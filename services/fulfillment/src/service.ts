@@ -6,7 +6,7 @@ import { SellerRateLimiter } from './clients/seller-rate-limiter';
 import { configSchema } from './config';
 import { FulfillmentRepository } from './db/fulfillment.repository';
 import { migrations } from './db/migrations';
-import { SellerSettingsRepository } from './db/seller-settings.repository';
+import { CachedSellerSettings } from './db/seller-settings.cache';
 import { runFollowUp } from './domain/follow-up.use-case';
 import type { FulfillmentDeps } from './domain/ports';
 import { runPurchase } from './domain/purchase.use-case';
@@ -24,7 +24,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
   build({ config, db, logger, metrics, outbox }) {
     const box = createSecretBox({ key: config.CREDENTIALS_KEY, keyId: config.CREDENTIALS_KEY_ID, previousKeys: config.CREDENTIALS_PREVIOUS_KEYS });
     const repo = new FulfillmentRepository(db);
-    const sellers = new SellerSettingsRepository(db, box);
+    const sellers = new CachedSellerSettings(db, box, { ttlMs: config.SELLER_SETTINGS_CACHE_TTL_MS, quotaBlock: config.SUPPLIER_QUOTA_BLOCK });
     const m = createFulfillmentMetrics(metrics, repo);
     const limiter = new SellerRateLimiter();
     logger.info({ supplierMode: config.SUPPLIER_MODE }, 'supplier mode');
