@@ -8,6 +8,7 @@ import { InboxConsumer, type ConsumerSpec } from './consumer';
 import { createDb, instrumentDb, migrate, type Db, type Migration } from './db';
 import { createHttpApp, listen } from './http';
 import { createInboxPruner, inboxRetentionMs } from './inbox-retention';
+import { inboxAdminRoutes } from './inbox-admin';
 import { createKafka, instrumentKafka } from './kafka';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
@@ -107,7 +108,11 @@ export async function startService<S extends z.ZodType>(
       },
       ...(parts.readiness ?? {}),
     },
-    routes: parts.routes,
+    routes: (app) => {
+      // shared by every service: what its inbox already holds (replay / redrive dry runs ask it)
+      inboxAdminRoutes(db, { admin: config.ADMIN_TOKEN, operator: config.OPERATOR_TOKEN })(app);
+      parts.routes?.(app);
+    },
   });
   const { server, port } = await listen(app, config.PORT);
   logger.info({ port, namespace: namespace || undefined }, 'service started');

@@ -4,6 +4,7 @@ import { AliExpressDsClient, SupplierCallError } from './clients/aliexpress-ds.c
 import { CheckoutBrowser } from './clients/checkout-browser';
 import { SellerRateLimiter } from './clients/seller-rate-limiter';
 import { configSchema } from './config';
+import { AuditRepository } from './db/audit.repository';
 import { FulfillmentRepository } from './db/fulfillment.repository';
 import { migrations } from './db/migrations';
 import { CachedSellerSettings } from './db/seller-settings.cache';
@@ -131,6 +132,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
         adminToken: config.ADMIN_TOKEN,
         operatorToken: config.OPERATOR_TOKEN,
         wake,
+        audit: new AuditRepository(db),
         deadlines: {
           RECEIVED: config.DEADLINE_RECEIVED_S,
           PURCHASING: config.DEADLINE_PURCHASING_S,

@@ -81,7 +81,9 @@ export class SaleLedger {
   }
 
   async onFulfillmentEvent(event: FulfillmentEvent): Promise<void> {
-    // Only a completed purchase matters to the ledger; failures, shipping and delivery are fulfillment's story.
+    // A completed purchase, and a purchase fulfillment gave up for good (needsReview false: e.g. an operator cancelled
+    // the order before buying), matter to the ledger; failures sent to review, shipping and delivery are fulfillment's story.
+    if (event.type === 'PurchaseFailed' && !event.payload.needsReview) return this.onPurchaseAbandoned(event);
     if (event.type !== 'PurchaseCompleted') return;
     const { store } = this.deps;
     const now = this.deps.now();
@@ -97,6 +99,27 @@ export class SaleLedger {
     await store.savePurchaseFacts(order.orderId, order.purchase);
     await store.addHistory(order.orderId, order.state, 'PurchaseCompleted', { eventId: event.eventId, supplierCost: p.supplierCost });
     await this.advance(order, 'PurchaseCompleted', event.eventId, false);
+  }
+
+  /**
+   * Nothing was bought and nothing will be: the order is cancelled before any purchase, exactly as a marketplace
+   * cancellation before purchase is (the same adjustment key, so both together are one cancellation): no sale, no
+   * supplier cost, no commission, no payout. The buyer's payment never reached the reseller's books — the marketplace
+   * collected it and refunds it — so no journal entry moves; the order's state and history say so, in minor units.
+   */
+  private async onPurchaseAbandoned(event: Extract<FulfillmentEvent, { type: 'PurchaseFailed' }>): Promise<void> {
+    const { store } = this.deps;
+    await this.serialiseWithAdmin(event.sellerId);
+    await store.ensureOrder(event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE, this.deps.now());
+    const order = await this.lock(event.orderId);
+    const p = event.payload;
+    const fresh = await store.insertAdjustment({
+      adjustmentId: `${order.orderId}:cancel`, orderId: order.orderId, kind: 'CANCELLATION', refundId: null, amount: null, full: true,
+      reason: `${p.reasonCode}${p.message ? `: ${p.message}` : ''}`.slice(0, 500), occurredAt: new Date(p.failedAt), eventId: event.eventId, status: 'PENDING',
+    });
+    await store.addHistory(order.orderId, order.state, 'PurchaseFailed', { eventId: event.eventId, reasonCode: p.reasonCode, needsReview: false, ignored: fresh ? undefined : 'already cancelled' });
+    if (!fresh) return;
+    await this.advance(event.orderId, 'PurchaseFailed', event.eventId);
   }
 
   /**
@@ -166,7 +189,9 @@ export class SaleLedger {
         let reason: string | null = null;
         if (!order.purchase && pending.some((a) => a.kind === 'CANCELLATION')) {
           state = OrderStates.CANCELLED;
-          reason = 'cancelled before any purchase: no sale, nothing to pay';
+          const paid = order.order?.saleAmount;
+          reason = 'cancelled before any purchase: no sale, no supplier cost, no commission, nothing to pay'
+            + (paid ? `; the buyer's ${formatDecimal(paid)} ${paid.currency} (${paid.amountMinor} minor units) is refunded by the marketplace` : '');
         } else if (!order.purchase && pending.some((a) => a.kind === 'REFUND' && a.full)) {
           state = OrderStates.REFUNDED;
           reason = 'refunded before any purchase: no sale, nothing to pay';
