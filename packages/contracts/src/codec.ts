@@ -46,9 +46,14 @@ export class EventCodec {
     return this.registry.encode(id, toAvroRecord(stream, event));
   }
 
+  /** The compacted subject-keys topic in this codec's namespace. */
+  subjectKeysTopic(): string {
+    return subjectKeysTopic(this.namespace);
+  }
+
   /** Encodes a record of the compacted subject-keys topic (a plain record, not an event envelope). */
   async encodeSubjectKey(record: SubjectKey): Promise<Buffer> {
-    const topic = subjectKeysTopic(this.namespace);
+    const topic = this.subjectKeysTopic();
     let id = this.schemaIds.get(topic);
     if (id === undefined) {
       ({ id } = await this.registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(SubjectKeys.schema) }, { subject: valueSubject(topic) }));
