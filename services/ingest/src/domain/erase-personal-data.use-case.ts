@@ -3,11 +3,6 @@ import { newEvent, Streams } from '@postsale/contracts';
 import type { Logger, Metrics, OutboxWriter, Tx } from '@postsale/runtime';
 import type { ErasedOrder, ErasureCause, ErasureRepository } from '../db/erasure.repository';
 
-/**
- * One erasure path for every cause: eBay's MARKETPLACE_ACCOUNT_DELETION, an admin's request for one order, and the
- * retention period. Each run is one transaction and leaves an `erasures` row that names no person (subjects are
- * hashed). Idempotent: erasing again changes nothing.
- */
 /** The data subjects' keys (crypto-shredding of personal data in Kafka): see db/subject-keys.repository.ts. */
 export interface SubjectKeys {
   subjectsOfOrders(trx: Tx, orderIds: string[]): Promise<string[]>;
@@ -16,6 +11,11 @@ export interface SubjectKeys {
   shred(trx: Tx, subjectIds: string[]): Promise<number>;
 }
 
+/**
+ * One erasure path for every cause: eBay's MARKETPLACE_ACCOUNT_DELETION, an admin's request for one order, and the
+ * retention period. Each run is one transaction and leaves an `erasures` row that names no person (subjects are
+ * hashed). Idempotent: erasing again changes nothing.
+ */
 export function createErasure(deps: { repo: ErasureRepository; subjects: SubjectKeys; outbox: OutboxWriter; logger: Logger; metrics: Metrics }) {
   const erased = deps.metrics.counter('ingest_personal_data_erasures_total', 'Orders whose buyer personal data was erased, by cause', ['cause']);
   const subjectHash = (marketplace: string, id: string) => createHash('sha256').update(`${marketplace}:${id}`).digest('hex');
