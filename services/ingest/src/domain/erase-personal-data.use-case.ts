@@ -1,15 +1,17 @@
 import { createHash } from 'node:crypto';
 import { newEvent, Streams } from '@postsale/contracts';
-import type { Logger, Metrics, OutboxWriter, Tx } from '@postsale/runtime';
-import type { ErasedOrder, ErasureCause, ErasureRepository } from '../db/erasure.repository';
+import type { Logger, OutboxWriter, Tx } from '@postsale/runtime';
+import type { IngestMetrics } from '../metrics';
+import type { ErasureStore } from './ports';
+import type { ErasedOrder, ErasureCause } from './records';
 
 /**
  * One erasure path for every cause: eBay's MARKETPLACE_ACCOUNT_DELETION, an admin's request for one order, and the
  * retention period. Each run is one transaction and leaves an `erasures` row that names no person (subjects are
  * hashed). Idempotent: erasing again changes nothing.
  */
-export function createErasure(deps: { repo: ErasureRepository; outbox: OutboxWriter; logger: Logger; metrics: Metrics }) {
-  const erased = deps.metrics.counter('ingest_personal_data_erasures_total', 'Orders whose buyer personal data was erased, by cause', ['cause']);
+export function createErasure(deps: { repo: ErasureStore; outbox: OutboxWriter; logger: Logger; metrics: IngestMetrics }) {
+  const erased = deps.metrics.erasures;
   const subjectHash = (marketplace: string, id: string) => createHash('sha256').update(`${marketplace}:${id}`).digest('hex');
 
   /** Every service erases its own copies when it reads OrderPersonalDataErased (same transaction as ours: outbox). */
