@@ -1,22 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Marketplace } from '@postsale/contracts';
 import type { IngestMetrics } from '../metrics';
 import type { DeliveryStore, SellerStore } from './ports';
 import type { DeliveryProcessor } from './process-delivery.use-case';
 import type { Outcome } from './record-order.use-case';
 import type { NewDelivery } from './records';
 
-export interface IncomingDelivery {
-  marketplace: Marketplace;
-  kind: string;
-  /** the marketplace's own message id (eBay notificationId, MercadoLibre _id, PayPal event id) */
-  dedupeKey: string;
-  accountId: string | null;
-  externalOrderId: string | null;
-  orderId: string | null;
-  headers: Record<string, string>;
-  rawBody: string;
-  sourceIp: string | null;
+/** A delivery as it arrives (authenticity checked), with how it is to be worked. */
+export interface IncomingDelivery extends Omit<NewDelivery, 'id'> {
   /** process now, within this budget (PayPal, checkout); else only store and let the worker do it (eBay, MercadoLibre) */
   inlineBudgetMs?: number;
   /** a delivery that needs no processing (unsupported topic / event type) */
@@ -33,10 +23,8 @@ export function createDeliveryReceiver(deps: { deliveries: DeliveryStore; seller
   const webhooks = deps.metrics.webhooks;
 
   async function receive(incoming: IncomingDelivery): Promise<Outcome & { deliveryId: string }> {
-    const delivery: NewDelivery = {
-      id: randomUUID(), marketplace: incoming.marketplace, kind: incoming.kind, dedupeKey: incoming.dedupeKey, accountId: incoming.accountId,
-      externalOrderId: incoming.externalOrderId, orderId: incoming.orderId, headers: incoming.headers, rawBody: incoming.rawBody, sourceIp: incoming.sourceIp,
-    };
+    const { inlineBudgetMs: _budget, ignoreReason: _ignore, ...fields } = incoming;
+    const delivery: NewDelivery = { id: randomUUID(), ...fields };
     const deliveryId = delivery.id;
     if (incoming.ignoreReason) {
       await deps.deliveries.insertDecided(delivery, 'ignored', incoming.ignoreReason);
