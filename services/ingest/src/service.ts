@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Streams } from '@postsale/contracts';
 import { createPayPalWebhookVerifier } from '@postsale/paypal';
-import { createPoller, createSecretBox, requireCleanInput, type ServiceDefinition } from '@postsale/runtime';
+import { createJobWorker, createPoller, createSecretBox, requireCleanInput, retryDelayMs, type ServiceDefinition } from '@postsale/runtime';
 import { createEbayClient } from './clients/ebay.client';
 import { createMercadoLibreClient } from './clients/mercadolibre.client';
 import { createPayPalCheckoutClient } from './clients/paypal-checkout.client';
@@ -21,6 +21,7 @@ import { createErasure } from './domain/erase-personal-data.use-case';
 import { createDeliveryReceiver } from './domain/receive-delivery.use-case';
 import { createOrderRecorder } from './domain/record-order.use-case';
 import { createSellersUseCase } from './domain/sellers.use-case';
+import { createDeliveryJobs } from './domain/work-deliveries.use-case';
 import { adminRoutes } from './http/admin.routes';
 import { checkoutRoutes } from './http/checkout.routes';
 import { rateLimitPerAddress } from './http/rate-limit';
@@ -57,31 +58,18 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics: ingestMetrics });
     const processor = createDeliveryProcessor({
       sellers: sellersRepo, deliveries, orders, recorder, secrets, ebay, mercadolibre, paypal, logger, metrics: ingestMetrics,
-      retryDelayMs: (attempts) => Math.min(config.DELIVERY_MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempts, 20)),
+      retryDelayMs: (attempts) => retryDelayMs(attempts + 1, 500, config.DELIVERY_MAX_BACKOFF_MS),
     });
 
-    // Works the persisted deliveries: eBay and MercadoLibre notifications, and anything an inline attempt left pending.
-    // Claims a batch fair across accounts; accounts are worked side by side, each account's deliveries in order.
-    const poller = createPoller({
-      name: 'ingest.deliveries',
-      intervalMs: config.DELIVERY_POLL_INTERVAL_MS,
-      logger,
-      metrics,
-      async run() {
-        const claimed = await deliveries.claimBatch(60_000, config.DELIVERY_CLAIM_BATCH, config.DELIVERY_CLAIM_PER_ACCOUNT);
-        if (claimed.length === 0) return false;
-        const byAccount = new Map<string, typeof claimed>();
-        for (const d of claimed) {
-          const key = `${d.marketplace}:${d.accountId ?? ''}`;
-          byAccount.set(key, [...(byAccount.get(key) ?? []), d]);
-        }
-        await Promise.all([...byAccount.values()].map(async (list) => {
-          for (const d of list) await processor.process(d);
-        }));
-        return true;
-      },
+    // Works the persisted deliveries (eBay and MercadoLibre notifications, anything an inline attempt left pending) with
+    // the runtime's job worker: a continuous pool, each slot one account's due deliveries, claimed with a lease and fence.
+    const jobs = createDeliveryJobs({ deliveries, processor, batch: config.DELIVERY_CLAIM_BATCH, perAccount: config.DELIVERY_CLAIM_PER_ACCOUNT });
+    const deliveryWorker = createJobWorker({
+      name: 'ingest.deliveries', store: jobs.store, run: (job) => jobs.run(job), concurrency: jobs.concurrency,
+      leaseMs: 60_000, idleMs: config.DELIVERY_POLL_INTERVAL_MS, logger, metrics,
+      describe: (job) => ({ deliveryIds: job.deliveries.map((d) => d.id) }),
     });
-    const nudgeWorker = () => poller.nudge();
+    const nudgeWorker = () => deliveryWorker.nudge();
     const erasureRepo = new ErasureRepository(db);
     const erasure = createErasure({ repo: erasureRepo, outbox, logger, metrics: ingestMetrics });
     const retention = createPoller({
@@ -105,7 +93,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     ingestMetrics.watchDeliveries((status) => deliveries.countByStatus(status));
 
     return {
-      workers: [poller, ebayRecheck, retention],
+      workers: [deliveryWorker, ebayRecheck, retention],
       routes(app) {
         const limit = rateLimitPerAddress({ perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST, metrics: ingestMetrics });
         app.use(['/webhooks', '/checkout'], limit, requireCleanInput());

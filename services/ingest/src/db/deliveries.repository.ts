@@ -1,7 +1,7 @@
 import { safeInteger, type Marketplace } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
 import type { DeliveryStore, StoreResult } from '../domain/ports';
-import type { DecisionFields, Delivery, DeliveryStatus, DroppedCount, NewDelivery } from '../domain/records';
+import { LeaseLostError, type DecisionFields, type Delivery, type DeliveryStatus, type DroppedCount, type NewDelivery } from '../domain/records';
 
 type Row = Record<string, unknown>;
 const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
@@ -14,7 +14,7 @@ export function toDelivery(r: Row): Delivery {
     status: r.status as DeliveryStatus, reason: (r.reason as string | null) ?? null, detail: (r.detail as string | null) ?? null,
     headers: (r.headers ?? {}) as Record<string, string>, rawBody: String(r.raw_body), sourceIp: (r.source_ip as string | null) ?? null,
     attempts: safeInteger(r.attempts), receivedAt: date(r.received_at), nextAttemptAt: date(r.next_attempt_at),
-    processedAt: r.processed_at ? date(r.processed_at) : null, statusChangedAt: date(r.status_changed_at),
+    processedAt: r.processed_at ? date(r.processed_at) : null, statusChangedAt: date(r.status_changed_at), fence: safeInteger(r.lease_fence ?? 0),
   };
 }
 
@@ -100,10 +100,10 @@ export class DeliveriesRepository implements DeliveryStore {
    * work are found by a skip scan over the pending index (one probe per account, at most `maxAccounts`), then each
    * account's oldest due deliveries are taken (skip-locked, so replicas split the work).
    */
-  async claimBatch(claimMs: number, limit: number, perAccount: number, maxAccounts = 256): Promise<Delivery[]> {
+  async claimBatch(claimMs: number, limit: number, perAccount: number, options: { maxAccounts?: number; exclude?: string[] } = {}): Promise<Delivery[]> {
     const due = `status = 'pending' and next_attempt_at <= now() and (claimed_until is null or claimed_until < now())`;
     const result = await this.db.raw(
-      `with recursive accounts(marketplace, account) as (
+      `with recursive excluded(k) as (select unnest(?::text[])), accounts(marketplace, account) as (
          (select marketplace, coalesce(account_id, '') from deliveries where ${due}
            order by marketplace, coalesce(account_id, '') limit 1)
          union all
@@ -112,7 +112,7 @@ export class DeliveriesRepository implements DeliveryStore {
             where ${due} and (marketplace, coalesce(account_id, '')) > (a.marketplace, a.account)
             order by marketplace, coalesce(account_id, '') limit 1) n
        ), some_accounts as (
-         select * from accounts limit ?
+         select * from accounts where marketplace || ':' || account <> all (select k from excluded) limit ?
        ), candidates as (
          select c.id, c.next_attempt_at, c.turn from some_accounts a cross join lateral (
            select id, next_attempt_at, row_number() over (order by next_attempt_at) as turn from (
@@ -122,10 +122,10 @@ export class DeliveriesRepository implements DeliveryStore {
        ), chosen as (
          select id, turn from candidates order by turn, next_attempt_at limit ?
        )
-       update deliveries d set claimed_until = now() + (? * interval '1 millisecond')
+       update deliveries d set claimed_until = now() + (? * interval '1 millisecond'), lease_fence = d.lease_fence + 1
          from chosen where d.id = chosen.id
        returning d.*, chosen.turn`,
-      [maxAccounts, perAccount, limit, claimMs],
+      [options.exclude ?? [], options.maxAccounts ?? 256, perAccount, limit, claimMs],
     );
     return (result.rows as Array<Row & { turn: string }>)
       .sort((a, b) => Number(a.turn) - Number(b.turn) || date(a.next_attempt_at).getTime() - date(b.next_attempt_at).getTime())
@@ -133,8 +133,8 @@ export class DeliveriesRepository implements DeliveryStore {
   }
 
   async decide(trx: Tx | Db, id: string, status: DeliveryStatus, fields: DecisionFields = {}): Promise<void> {
-    await trx('deliveries')
-      .where({ id })
+    const updated = await trx('deliveries')
+      .where({ id, ...(fields.fence !== undefined ? { lease_fence: fields.fence } : {}) })
       .update({
         status,
         reason: fields.reason?.slice(0, 64) ?? null,
@@ -147,6 +147,7 @@ export class DeliveriesRepository implements DeliveryStore {
         status_changed_at: trx.fn.now(),
         attempts: trx.raw('attempts + 1'),
       });
+    if (updated === 0 && fields.fence !== undefined) throw new LeaseLostError(id);
   }
 
   decideNow(id: string, status: DeliveryStatus, fields: DecisionFields = {}): Promise<void> {
@@ -154,9 +155,9 @@ export class DeliveriesRepository implements DeliveryStore {
   }
 
   /** Leaves the delivery pending and schedules another attempt after `delay` ms (the caller's backoff). */
-  async retryLater(id: string, attempts: number, delay: number, error: { code: string; message: string }): Promise<void> {
+  async retryLater(id: string, attempts: number, delay: number, error: { code: string; message: string }, fence?: number): Promise<void> {
     await this.db('deliveries')
-      .where({ id, status: 'pending' })
+      .where({ id, status: 'pending', ...(fence !== undefined ? { lease_fence: fence } : {}) })
       .update({
         attempts: attempts + 1,
         reason: error.code,

@@ -186,4 +186,12 @@ export const migrations: Migration[] = [
       await db.raw('drop index if exists deliveries_by_key');
     },
   },
+  {
+    name: '0007_deliveries_lease_fence',
+    async up(db) {
+      // The delivery worker's fencing token: every claim bumps it, every decision is conditional on it, so a worker whose
+      // lease ran out (and whose delivery another worker claimed) commits nothing.
+      await db.raw('alter table deliveries add column lease_fence bigint not null default 0');
+    },
+  },
 ];

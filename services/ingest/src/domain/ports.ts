@@ -26,12 +26,16 @@ export interface DeliveryStore {
   /** Our own scheduled work (an eBay re-read), pending for the worker; a dedupe key already held is not stored again. */
   enqueue(d: NewDelivery): Promise<void>;
   get(id: string): Promise<Delivery | undefined>;
-  /** Claims up to `limit` due deliveries, at most `perAccount` of any one account (see the repository for the fairness). */
-  claimBatch(claimMs: number, limit: number, perAccount: number): Promise<Delivery[]>;
+  /**
+   * Claims up to `limit` due deliveries of at most `maxAccounts` accounts, at most `perAccount` of any one, skipping the
+   * accounts in `exclude` (`<marketplace>:<accountId>`, being worked here); each claim bumps the delivery's fence.
+   */
+  claimBatch(claimMs: number, limit: number, perAccount: number, options?: { maxAccounts?: number; exclude?: string[] }): Promise<Delivery[]>;
+  /** Decides the delivery; with `fields.fence`, only under that lease (else LeaseLostError, and the transaction rolls back). */
   decide(trx: Tx, id: string, status: DeliveryStatus, fields?: DecisionFields): Promise<void>;
   decideNow(id: string, status: DeliveryStatus, fields?: DecisionFields): Promise<void>;
-  /** Leaves the delivery pending and schedules another attempt after `delayMs`. */
-  retryLater(id: string, attempts: number, delayMs: number, error: { code: string; message: string }): Promise<void>;
+  /** Leaves the delivery pending and schedules another attempt after `delayMs` (only under lease `fence` when given). */
+  retryLater(id: string, attempts: number, delayMs: number, error: { code: string; message: string }, fence?: number): Promise<void>;
   /** A parked delivery becomes pending again; false when it is not parked (or its data was erased). */
   requeue(id: string): Promise<boolean>;
   requeueUnroutable(accounts: Array<{ marketplace: Marketplace; accountId: string }>): Promise<number>;

@@ -8,7 +8,7 @@ import { mapMercadoLibreOrder, mlRefunds, type MlShipmentResource } from './merc
 import { orderIdFor } from './order-id';
 import { captureStatuses, completedCapture, mapPayPalOrder, storefrontOf, type PayPalCapture } from './paypal-order.mapper';
 import type { DeliveryStore, EbayApi, MercadoLibreApi, OrderStore, PayPalCheckoutApi, SellerStore } from './ports';
-import type { Delivery } from './records';
+import { LeaseLostError, type Delivery } from './records';
 import type { OrderRecorder, Outcome } from './record-order.use-case';
 
 /** Delivery kinds: what the stored raw body is and how it is processed. */
@@ -78,9 +78,9 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const seller = await sellerFor('EBAY', username);
     // One notification per line item: once the order is known, the others are duplicates without another read.
     const existing = await deps.orders.get(orderIdFor('EBAY', externalOrderId));
-    if (existing) return deps.recorder.commitVerdict(d.id, 'EBAY', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.receivedPayload });
+    if (existing) return deps.recorder.commitVerdict(d, 'EBAY', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.receivedPayload });
     const order = await deps.ebay.getOrder(externalOrderId, requireToken(seller, 'eBay'));
-    return deps.recorder.commitVerdict(d.id, 'EBAY', externalOrderId, seller.sellerId, mapEbayOrder(order, username, d.receivedAt.getTime()));
+    return deps.recorder.commitVerdict(d, 'EBAY', externalOrderId, seller.sellerId, mapEbayOrder(order, username, d.receivedAt.getTime()));
   }
 
   /**
@@ -95,19 +95,19 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const seller = await sellerFor('EBAY', row.accountId);
     const order = await deps.ebay.getOrder(row.externalOrderId, requireToken(seller, 'eBay'));
     if (order.cancelStatus?.cancelState === 'CANCELED') {
-      return deps.recorder.commitVerdict(d.id, 'EBAY', row.externalOrderId, row.sellerId, { kind: 'cancelled', reason: 'CANCELED_ON_EBAY', at: Date.parse(order.lastModifiedDate ?? '') || Date.now() });
+      return deps.recorder.commitVerdict(d, 'EBAY', row.externalOrderId, row.sellerId, { kind: 'cancelled', reason: 'CANCELED_ON_EBAY', at: Date.parse(order.lastModifiedDate ?? '') || Date.now() });
     }
     let outcome: Outcome | undefined;
     for (const [i, refund] of (order.paymentSummary?.refunds ?? []).entries()) {
       if (refund.refundStatus !== 'REFUNDED' || !refund.refundId) continue;
       const amount = exact(parseDecimal, refund.amount?.value, refund.amount?.currency, `paymentSummary.refunds[${i}].amount`);
-      outcome = await deps.recorder.commitRefund(d.id, row.orderId, {
+      outcome = await deps.recorder.commitRefund(d, row.orderId, {
         refundId: `ebay:${refund.refundId}`, amount, totalRefunded: null, reason: 'REFUNDED_ON_EBAY',
         at: Date.parse(refund.refundDate ?? '') || Date.now(),
       });
     }
     if (outcome) return outcome;
-    await deps.deliveries.decideNow(d.id, 'ignored', { reason: 'NO_CHANGE' });
+    await deps.deliveries.decideNow(d.id, 'ignored', { fence: d.fence, reason: 'NO_CHANGE' });
     return { status: 'ignored', reason: 'NO_CHANGE', orderId: row.orderId };
   }
 
@@ -122,7 +122,7 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const existing = await deps.orders.get(orderId);
     // Only a cancelled or fully refunded order cannot change any more; a partially refunded one still can.
     if (existing && (existing.state === 'CANCELLED' || existing.state === 'REFUNDED')) {
-      return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'REPEAT', at: Date.now() });
+      return deps.recorder.commitVerdict(d, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'REPEAT', at: Date.now() });
     }
     const token = requireToken(seller, 'MercadoLibre');
     const order = await deps.mercadolibre.getOrder(externalOrderId, token);
@@ -141,10 +141,10 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const stillPaid = order.status === 'paid' || order.status === 'partially_refunded';
     if (existing && order.status === 'invalid') {
       // Corrections: `invalid` is a final status too (MercadoLibre voided the order): treated as a cancellation
-      return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'INVALIDATED_ON_MERCADOLIBRE', at: d.receivedAt.getTime() });
+      return deps.recorder.commitVerdict(d, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'INVALIDATED_ON_MERCADOLIBRE', at: d.receivedAt.getTime() });
     }
-    if (existing && stillPaid) outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.receivedPayload });
-    else outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.receivedAt.getTime()));
+    if (existing && stillPaid) outcome = await deps.recorder.commitVerdict(d, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.receivedPayload });
+    else outcome = await deps.recorder.commitVerdict(d, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.receivedAt.getTime()));
     // Corrections: money returned on an order that stays `paid` shows only in its payments (partial or full refund,
     // chargeback). Each new cumulative total is one OrderRefunded for the difference, keyed by that total, so every
     // notification (MercadoLibre sends one per change) is idempotent.
@@ -161,7 +161,7 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const before = current.refundedAmountMinor;
     const delta = refunds.total.amountMinor - before;
     if (delta <= 0) return undefined;
-    return deps.recorder.commitRefund(d.id, orderId, {
+    return deps.recorder.commitRefund(d, orderId, {
       refundId: `ml:${externalOrderId}:refunded-total:${refunds.total.amountMinor}`,
       amount: money(delta, refunds.total.currency),
       totalRefunded: refunds.total,
@@ -172,13 +172,13 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
 
   async function paypalCapture(d: Delivery, capture: PayPalCapture, paypalOrderId: string, storefrontHint: string | null): Promise<Outcome> {
     const existing = await deps.orders.get(orderIdFor('PAYPAL_STOREFRONT', paypalOrderId));
-    if (existing) return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', paypalOrderId, existing.sellerId, { kind: 'paid', order: existing.receivedPayload });
+    if (existing) return deps.recorder.commitVerdict(d, 'PAYPAL_STOREFRONT', paypalOrderId, existing.sellerId, { kind: 'paid', order: existing.receivedPayload });
     // The capture resource has no ship-to: read the order it belongs to.
     const order = await deps.paypal.getOrder(paypalOrderId);
     const storefrontId = storefrontHint ?? storefrontOf(order, capture);
     if (!storefrontId) throw new Park('UNROUTABLE', 'the PayPal order carries no storefront (custom_id)');
     const seller = await sellerFor('PAYPAL_STOREFRONT', storefrontId);
-    return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', paypalOrderId, seller.sellerId, mapPayPalOrder(order, capture, storefrontId, d.receivedAt.getTime()));
+    return deps.recorder.commitVerdict(d, 'PAYPAL_STOREFRONT', paypalOrderId, seller.sellerId, mapPayPalOrder(order, capture, storefrontId, d.receivedAt.getTime()));
   }
 
   async function paypalWebhook(d: Delivery): Promise<Outcome> {
@@ -197,7 +197,7 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     if (!order) throw new Park('ORDER_NOT_FOUND', `no received order has capture ${captureId}`);
     const amount = exact(parseDecimal, resource.amount?.value, resource.amount?.currency_code, 'resource.amount');
     const total = resource.seller_payable_breakdown?.total_refunded_amount;
-    return deps.recorder.commitRefund(d.id, order.orderId, {
+    return deps.recorder.commitRefund(d, order.orderId, {
       refundId: resource.id,
       amount,
       totalRefunded: total ? exact(parseDecimal, total.value, total.currency_code, 'total_refunded_amount') : null,
@@ -210,14 +210,14 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const body = JSON.parse(d.rawBody) as { paypalOrderId: string; storefrontId: string };
     const seller = await sellerFor('PAYPAL_STOREFRONT', body.storefrontId);
     const existing = await deps.orders.get(orderIdFor('PAYPAL_STOREFRONT', body.paypalOrderId));
-    if (existing) return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', body.paypalOrderId, existing.sellerId, { kind: 'paid', order: existing.receivedPayload });
+    if (existing) return deps.recorder.commitVerdict(d, 'PAYPAL_STOREFRONT', body.paypalOrderId, existing.sellerId, { kind: 'paid', order: existing.receivedPayload });
     // A storefront captures only its own orders: the order says whose it is (custom_id) before any money moves.
     const before = await deps.paypal.getOrder(body.paypalOrderId);
     const owner = storefrontOf(before);
     if (owner && owner !== body.storefrontId) throw new Park('STOREFRONT_MISMATCH', 'the PayPal order belongs to another storefront');
     const result = await deps.paypal.capture(body.paypalOrderId);
     if (result.kind === 'refused') {
-      await deps.deliveries.decideNow(d.id, 'rejected', { reason: result.issue });
+      await deps.deliveries.decideNow(d.id, 'rejected', { fence: d.fence, reason: result.issue });
       return { status: 'rejected', reason: result.issue, orderId: null };
     }
     const storefront = storefrontOf(result.order);
@@ -228,10 +228,10 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const refusedCapture = captureStatuses(result.order).find((status) => status === 'DECLINED' || status === 'FAILED');
     if (refusedCapture && !completedCapture(result.order)) {
       const reason = `CAPTURE_${refusedCapture}`;
-      await deps.deliveries.decideNow(d.id, 'rejected', { reason });
+      await deps.deliveries.decideNow(d.id, 'rejected', { fence: d.fence, reason });
       return { status: 'rejected', reason, orderId: null };
     }
-    return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', body.paypalOrderId, seller.sellerId, mapPayPalOrder(result.order, undefined, body.storefrontId, d.receivedAt.getTime()));
+    return deps.recorder.commitVerdict(d, 'PAYPAL_STOREFRONT', body.paypalOrderId, seller.sellerId, mapPayPalOrder(result.order, undefined, body.storefrontId, d.receivedAt.getTime()));
   }
 
   async function dispatch(d: Delivery): Promise<Outcome> {
@@ -259,14 +259,19 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
       try {
         return await dispatch(d);
       } catch (error) {
+        // Another worker claimed the delivery after this one's lease ran out: its decision stands, nothing is written here.
+        if (error instanceof LeaseLostError) {
+          deps.logger.warn({ deliveryId: d.id, marketplace: d.marketplace }, 'delivery lease lost; the other worker decides it');
+          return { status: 'pending', reason: 'LEASE_LOST', orderId: d.orderId };
+        }
         if (error instanceof Park) {
-          await deps.deliveries.decideNow(d.id, 'parked', { reason: error.reason, detail: error.detail, ...(error.accountId ? { accountId: error.accountId } : {}) });
+          await deps.deliveries.decideNow(d.id, 'parked', { fence: d.fence, reason: error.reason, detail: error.detail, ...(error.accountId ? { accountId: error.accountId } : {}) });
           parked.inc({ marketplace: d.marketplace, reason: error.reason });
           deps.logger.warn({ deliveryId: d.id, marketplace: d.marketplace, reason: error.reason }, 'delivery parked');
           return { status: 'parked', reason: error.reason, orderId: d.orderId };
         }
         if (error instanceof MappingError) {
-          await deps.deliveries.decideNow(d.id, 'parked', { reason: error.reason, detail: error.message });
+          await deps.deliveries.decideNow(d.id, 'parked', { fence: d.fence, reason: error.reason, detail: error.message });
           parked.inc({ marketplace: d.marketplace, reason: error.reason });
           return { status: 'parked', reason: error.reason, orderId: d.orderId };
         }
@@ -277,13 +282,13 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
         const code = failure.code;
         if (!retriable && error instanceof AppError) {
           // The marketplace's verdict on our request (token refused, order unknown): a person must look.
-          await deps.deliveries.decideNow(d.id, 'parked', { reason: error.code, detail: error.message });
+          await deps.deliveries.decideNow(d.id, 'parked', { fence: d.fence, reason: error.code, detail: error.message });
           parked.inc({ marketplace: d.marketplace, reason: error.code });
           deps.logger.warn({ deliveryId: d.id, marketplace: d.marketplace, code }, 'delivery parked after a refusal');
           return { status: 'parked', reason: error.code, orderId: d.orderId };
         }
         deps.logger.warn({ err: error, deliveryId: d.id, marketplace: d.marketplace, code, attempts: d.attempts }, 'delivery processing failed; will retry');
-        await deps.deliveries.retryLater(d.id, d.attempts, deps.retryDelayMs(d.attempts), { code, message: error instanceof Error ? error.message : String(error) });
+        await deps.deliveries.retryLater(d.id, d.attempts, deps.retryDelayMs(d.attempts), { code, message: error instanceof Error ? error.message : String(error) }, d.fence);
         return { status: 'pending', reason: code, orderId: d.orderId };
       }
     },

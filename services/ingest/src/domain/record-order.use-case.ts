@@ -4,7 +4,10 @@ import type { IngestMetrics } from '../metrics';
 import type { MarketplaceOrderVerdict, RefundFacts } from './marketplace-order';
 import { orderIdFor } from './order-id';
 import type { DeliveryStore, OrderStore, Transaction } from './ports';
-import type { DeliveryStatus } from './records';
+import type { Delivery, DeliveryStatus } from './records';
+
+/** The delivery a verdict is committed for, under its lease. */
+export type LeasedDelivery = Pick<Delivery, 'id' | 'fence'>;
 
 export interface Outcome {
   status: DeliveryStatus;
@@ -36,10 +39,11 @@ export function createOrderRecorder(deps: RecordDeps) {
   }
 
   return {
-    async commitVerdict(deliveryId: string, marketplace: Marketplace, externalOrderId: string, sellerId: string, verdict: MarketplaceOrderVerdict): Promise<Outcome> {
+    async commitVerdict(delivery: LeasedDelivery, marketplace: Marketplace, externalOrderId: string, sellerId: string, verdict: MarketplaceOrderVerdict): Promise<Outcome> {
+      const deliveryId = delivery.id;
       const orderId = orderIdFor(marketplace, externalOrderId);
       const decide = (trx: Tx, status: DeliveryStatus, reason: string | null, detail?: string) =>
-        deps.deliveries.decide(trx, deliveryId, status, { reason, detail: detail ?? null, orderId, externalOrderId }).then(() => ({ status, reason, orderId }));
+        deps.deliveries.decide(trx, deliveryId, status, { fence: delivery.fence, reason, detail: detail ?? null, orderId, externalOrderId }).then(() => ({ status, reason, orderId }));
       const counted: Array<() => void> = [];
       const outcome = await deps.transaction(async (trx): Promise<Outcome> => {
         switch (verdict.kind) {
@@ -73,12 +77,13 @@ export function createOrderRecorder(deps: RecordDeps) {
     },
 
     /** One OrderRefunded per marketplace refund id; full when everything received has now been refunded. */
-    async commitRefund(deliveryId: string, orderId: string, facts: RefundFacts): Promise<Outcome> {
+    async commitRefund(delivery: LeasedDelivery, orderId: string, facts: RefundFacts): Promise<Outcome> {
+      const deliveryId = delivery.id;
       let emittedRefund: string | undefined;
       const outcome = await deps.transaction(async (trx): Promise<Outcome> => {
         const order = await deps.orders.get(orderId, trx, true);
         if (!order) throw new Error(`order ${orderId} vanished`);
-        const decide = (status: DeliveryStatus, reason: string | null) => deps.deliveries.decide(trx, deliveryId, status, { reason, orderId, externalOrderId: order.externalOrderId }).then(() => ({ status, reason, orderId }));
+        const decide = (status: DeliveryStatus, reason: string | null) => deps.deliveries.decide(trx, deliveryId, status, { fence: delivery.fence, reason, orderId, externalOrderId: order.externalOrderId }).then(() => ({ status, reason, orderId }));
         if (facts.amount.currency !== order.currency) return decide('parked', 'REFUND_CURRENCY_MISMATCH');
         const sale = order.saleAmountMinor;
         const before = order.refundedAmountMinor;

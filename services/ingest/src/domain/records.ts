@@ -25,12 +25,26 @@ export interface Delivery {
   nextAttemptAt: Date;
   processedAt: Date | null;
   statusChangedAt: Date;
+  /** the fencing token of the delivery's current lease: bumped by every claim, required by every decision */
+  fence: number;
 }
 
 export type NewDelivery = Pick<Delivery, 'id' | 'marketplace' | 'kind' | 'dedupeKey' | 'accountId' | 'externalOrderId' | 'orderId' | 'headers' | 'rawBody' | 'sourceIp'>;
 
+/**
+ * Thrown when a decision finds the delivery's fence moved on: another worker claimed it after this one's lease ran
+ * out. The transaction rolls back; what the other worker decides stands.
+ */
+export class LeaseLostError extends Error {
+  constructor(readonly deliveryId: string) {
+    super(`the lease on delivery ${deliveryId} was lost: another worker holds it`);
+  }
+}
+
 /** Fields a decision may set on a delivery besides its status. */
 export interface DecisionFields {
+  /** the lease the decision is made under: the update lands only while it is current (else LeaseLostError) */
+  fence?: number;
   reason?: string | null;
   detail?: string | null;
   orderId?: string | null;
