@@ -34,13 +34,14 @@ export class DeliveriesRepository implements DeliveryStore {
    * message, and in that case insert this delivery as a `duplicate` of it (kept for the audit trail). A delivery racing
    * the first copy (not yet visible to this statement) is still a duplicate, only without the first one's id.
    */
-  async storeNew(d: NewDelivery, claimMs: number): Promise<StoreResult> {
+  async storeNew(d: NewDelivery, claimMs: number, ignored?: string): Promise<StoreResult> {
     const row = toRow(d);
     const values = [row.id, row.marketplace, row.kind, row.dedupe_key, row.account_id, row.external_order_id, row.order_id, row.headers, row.raw_body, row.source_ip];
     const result = await this.db.raw(
       `with stored as (
-         insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status, claimed_until)
-         values (?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, 'pending', case when ?::int > 0 then now() + (?::int * interval '1 millisecond') end)
+         insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status, reason, processed_at, claimed_until)
+         values (?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, case when ?::text is null then 'pending' else 'ignored' end, ?::text,
+                 case when ?::text is null then null else now() end, case when ?::int > 0 then now() + (?::int * interval '1 millisecond') end)
          on conflict (marketplace, dedupe_key) where ${HOLDS_MESSAGE} do nothing
          returning *
        ), prior as (
@@ -52,16 +53,16 @@ export class DeliveriesRepository implements DeliveryStore {
          returning id
        )
        select (select row_to_json(s) from stored s) as stored, (select id from prior) as prior_id, (select order_id from prior) as prior_order_id`,
-      [...values, claimMs, claimMs, row.marketplace, row.dedupe_key, ...values],
+      [...values, ignored ?? null, ignored ?? null, ignored ?? null, claimMs, claimMs, row.marketplace, row.dedupe_key, ...values],
     );
     const r = result.rows[0] as { stored: Row | null; prior_id: string | null; prior_order_id: string | null };
     if (r.stored) return { kind: 'stored', delivery: toDelivery(r.stored) };
     return { kind: 'duplicate', deliveryId: d.id, duplicateOf: r.prior_id, orderId: r.prior_order_id };
   }
 
-  /** Stores a delivery already decided (e.g. an unsupported topic), for the audit trail. */
-  async insertDecided(d: NewDelivery, status: DeliveryStatus, reason: string | null): Promise<void> {
-    await this.db('deliveries').insert({ ...toRow(d), status, reason, processed_at: this.db.fn.now() });
+  /** Stores a delivery that needs no work (e.g. an unsupported topic) as ignored, deduplicated like storeNew. */
+  insertIgnored(d: NewDelivery, reason: string): Promise<StoreResult> {
+    return this.storeNew(d, 0, reason);
   }
 
   /** Our own scheduled work (an eBay re-read): stored pending for the worker; a key already held is not stored twice. */

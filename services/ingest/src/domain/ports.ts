@@ -21,8 +21,8 @@ export interface DeliveryStore {
    * the worker off a new delivery while the request processes it inline.
    */
   storeNew(d: NewDelivery, claimMs: number): Promise<StoreResult>;
-  /** Stores a delivery already decided (e.g. an unsupported topic), for the audit trail. */
-  insertDecided(d: NewDelivery, status: DeliveryStatus, reason: string | null): Promise<void>;
+  /** Stores a delivery that needs no work (e.g. an unsupported topic) as ignored, deduplicated like storeNew. */
+  insertIgnored(d: NewDelivery, reason: string): Promise<StoreResult>;
   /** Our own scheduled work (an eBay re-read), pending for the worker; a dedupe key already held is not stored again. */
   enqueue(d: NewDelivery): Promise<void>;
   get(id: string): Promise<Delivery | undefined>;

@@ -26,14 +26,15 @@ export function createDeliveryReceiver(deps: { deliveries: DeliveryStore; seller
     const { inlineBudgetMs: _budget, ignoreReason: _ignore, ...fields } = incoming;
     const delivery: NewDelivery = { id: randomUUID(), ...fields };
     const deliveryId = delivery.id;
-    if (incoming.ignoreReason) {
-      await deps.deliveries.insertDecided(delivery, 'ignored', incoming.ignoreReason);
+    const budget = incoming.inlineBudgetMs ?? 0;
+    // The claim outlives the inline budget, so the worker never races the request on the same delivery.
+    const stored = incoming.ignoreReason
+      ? await deps.deliveries.insertIgnored(delivery, incoming.ignoreReason)
+      : await deps.deliveries.storeNew(delivery, budget > 0 ? budget + 30_000 : 0);
+    if (stored.kind === 'stored' && incoming.ignoreReason) {
       webhooks.inc({ marketplace: incoming.marketplace, outcome: 'ignored' });
       return { deliveryId, status: 'ignored', reason: incoming.ignoreReason, orderId: null };
     }
-    const budget = incoming.inlineBudgetMs ?? 0;
-    // The claim outlives the inline budget, so the worker never races the request on the same delivery.
-    const stored = await deps.deliveries.storeNew(delivery, budget > 0 ? budget + 30_000 : 0);
     if (stored.kind === 'duplicate') {
       webhooks.inc({ marketplace: incoming.marketplace, outcome: 'duplicate' });
       return { deliveryId, status: 'duplicate', reason: 'DUPLICATE_DELIVERY', orderId: stored.orderId };
