@@ -1,3 +1,4 @@
+export * from './backoff';
 export * from './config';
 export * from './consumer';
 export * from './db';
@@ -6,6 +7,7 @@ export * from './http';
 export * from './inbox-retention';
 export * from './inbox-admin';
 export * from './input-guard';
+export * from './job-worker';
 export * from './kafka';
 export * from './logger';
 export * from './metrics';

@@ -1,6 +1,7 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 import { EventCodec, schemaErrors, Streams, SubjectKeys, type AnyStream, type EventOf, type StreamName, type SubjectKey } from '@postsale/contracts';
+import { retryDelayMs } from './backoff';
 import type { Db, Tx } from './db';
 import { AppError, classifyError } from './errors';
 import { producerConfig } from './kafka';
@@ -324,5 +325,5 @@ const NOTHING_CLAIMED = Symbol('nothing claimed');
 
 /** After failures: the poll interval doubling up to 5 s, with jitter. */
 function relayBackoffMs(failures: number, base: number): number {
-  return Math.min(5_000, Math.max(base, 100) * 2 ** Math.min(failures - 1, 10)) * (0.5 + Math.random() / 2);
+  return retryDelayMs(failures, Math.max(base, 100), 5_000);
 }

@@ -73,7 +73,7 @@ export const configSchema = baseConfigSchema
     /** per source address: sustained requests per second and burst, for /webhooks and /checkout */
     RATE_LIMIT_PER_SECOND: z.coerce.number().positive().default(50),
     RATE_LIMIT_BURST: z.coerce.number().int().positive().default(200),
-    /** how long an eBay/PayPal webhook may spend processing inline before it is answered 202 and left to the poller */
+    /** how long a PayPal webhook or storefront capture may spend processing inline before it is answered 202 and left to the worker */
     INLINE_PROCESSING_BUDGET_MS: z.coerce.number().int().positive().default(4000),
     DELIVERY_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
     DELIVERY_MAX_BACKOFF_MS: z.coerce.number().int().positive().default(5 * 60_000),

@@ -1,7 +1,7 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Streams } from '@postsale/contracts';
 import { createPayPalWebhookVerifier } from '@postsale/paypal';
-import { createPoller, createSecretBox, keyEncryptionKey, requireCleanInput, type ServiceDefinition } from '@postsale/runtime';
+import { createJobWorker, createPoller, createSecretBox, keyEncryptionKey, requireCleanInput, retryDelayMs, type ServiceDefinition } from '@postsale/runtime';
 import { createEbayClient } from './clients/ebay.client';
 import { createMercadoLibreClient } from './clients/mercadolibre.client';
 import { createPayPalCheckoutClient } from './clients/paypal-checkout.client';
@@ -13,16 +13,21 @@ import { migrations } from './db/migrations';
 import { OrdersRepository } from './db/orders.repository';
 import { SellersRepository } from './db/sellers.repository';
 import { SubjectKeysRepository, subjectKeyMigrations } from './db/subject-keys.repository';
+import { createAdmin } from './domain/admin.use-case';
+import { createCheckout } from './domain/checkout.use-case';
+import { createEbayRecheck } from './domain/ebay-recheck.use-case';
 import { integrityReport } from './domain/integrity.use-case';
-import { createDeliveryProcessor, DeliveryKinds } from './domain/process-delivery.use-case';
+import { createDeliveryProcessor } from './domain/process-delivery.use-case';
 import { createErasure } from './domain/erase-personal-data.use-case';
 import { createDeliveryReceiver } from './domain/receive-delivery.use-case';
 import { createOrderRecorder } from './domain/record-order.use-case';
 import { createSellersUseCase } from './domain/sellers.use-case';
+import { createDeliveryJobs } from './domain/work-deliveries.use-case';
 import { adminRoutes } from './http/admin.routes';
 import { checkoutRoutes } from './http/checkout.routes';
 import { rateLimitPerAddress } from './http/rate-limit';
 import { webhookRoutes } from './http/webhooks.routes';
+import { createIngestMetrics } from './metrics';
 
 export const ingestService: ServiceDefinition<typeof configSchema> = {
   name: 'ingest',
@@ -51,32 +56,24 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
       : undefined;
 
     const subjects = new SubjectKeysRepository(db, keyEncryptionKey(config), outbox);
-    const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics, sealPersonal: (trx, orderId, order) => subjects.seal(trx, orderId, order) });
-    const processor = createDeliveryProcessor({ sellers: sellersRepo, deliveries, orders, recorder, secrets, ebay, mercadolibre, paypal, logger, metrics, maxBackoffMs: config.DELIVERY_MAX_BACKOFF_MS });
-
-    // Works the persisted deliveries: MercadoLibre notifications, and anything an inline attempt left pending. Claims a
-    // batch fair across accounts; accounts are worked side by side, each account's deliveries in order.
-    const poller = createPoller({
-      name: 'ingest.deliveries',
-      intervalMs: config.DELIVERY_POLL_INTERVAL_MS,
-      logger,
-      metrics,
-      async run() {
-        const claimed = await deliveries.claimBatch(60_000, config.DELIVERY_CLAIM_BATCH, config.DELIVERY_CLAIM_PER_ACCOUNT);
-        if (claimed.length === 0) return false;
-        const byAccount = new Map<string, typeof claimed>();
-        for (const d of claimed) {
-          const key = `${d.marketplace}:${d.account_id ?? ''}`;
-          byAccount.set(key, [...(byAccount.get(key) ?? []), d]);
-        }
-        await Promise.all([...byAccount.values()].map(async (list) => {
-          for (const d of list) await processor.process(d);
-        }));
-        return true;
-      },
+    const ingestMetrics = createIngestMetrics(metrics);
+    const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics: ingestMetrics, sealPersonal: (trx, orderId, order) => subjects.seal(trx, orderId, order) });
+    const processor = createDeliveryProcessor({
+      sellers: sellersRepo, deliveries, orders, recorder, secrets, ebay, mercadolibre, paypal, logger, metrics: ingestMetrics,
+      retryDelayMs: (attempts) => retryDelayMs(attempts + 1, 500, config.DELIVERY_MAX_BACKOFF_MS),
     });
+
+    // Works the persisted deliveries (eBay and MercadoLibre notifications, anything an inline attempt left pending) with
+    // the runtime's job worker: a continuous pool, each slot one account's due deliveries, claimed with a lease and fence.
+    const jobs = createDeliveryJobs({ deliveries, processor, batch: config.DELIVERY_CLAIM_BATCH, perAccount: config.DELIVERY_CLAIM_PER_ACCOUNT });
+    const deliveryWorker = createJobWorker({
+      name: 'ingest.deliveries', store: jobs.store, run: (job) => jobs.run(job), concurrency: jobs.concurrency,
+      leaseMs: 60_000, idleMs: config.DELIVERY_POLL_INTERVAL_MS, logger, metrics,
+      describe: (job) => ({ deliveryIds: job.deliveries.map((d) => d.id) }),
+    });
+    const nudgeWorker = () => deliveryWorker.nudge();
     const erasureRepo = new ErasureRepository(db);
-    const erasure = createErasure({ repo: erasureRepo, subjects, outbox, logger, metrics });
+    const erasure = createErasure({ repo: erasureRepo, subjects, outbox, logger, metrics: ingestMetrics });
     const retention = createPoller({
       name: 'ingest.retention',
       intervalMs: config.RETENTION_INTERVAL_MS,
@@ -87,56 +84,31 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
         return done.orders === 500;
       },
     });
-    const nudgePoller = () => poller.nudge();
     // eBay notifies no cancellation or refund: open eBay orders are re-read with backoff for the return window. Each
     // re-read is a persisted delivery of kind ebay.order_recheck, worked (retried, parked) like any other.
-    const ebayRecheck = createPoller({
-      name: 'ingest.ebay-recheck',
-      intervalMs: config.EBAY_RECHECK_POLL_INTERVAL_MS,
-      logger,
-      metrics,
-      async run() {
-        const due = await orders.claimEbayRecheck({ windowSeconds: config.EBAY_RECHECK_WINDOW_SECONDS, minMs: config.EBAY_RECHECK_MIN_MS, maxMs: config.EBAY_RECHECK_MAX_MS });
-        if (!due) return false;
-        const order = (await orders.get(due.order_id))!;
-        await deliveries.insertPending({
-          id: randomUUID(), marketplace: 'EBAY', kind: DeliveryKinds.ebayOrderRecheck, dedupe_key: `ebay-recheck:${due.order_id}:${due.recheck_count}`,
-          account_id: order.account_id, external_order_id: order.external_order_id, order_id: due.order_id, headers: {},
-          raw_body: JSON.stringify({ orderId: due.order_id }), source_ip: null,
-        }, 0);
-        poller.nudge();
-        return true;
-      },
-    });
-    const receiver = createDeliveryReceiver({ deliveries, processor, metrics, nudgePoller });
-    const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller });
-
-    metrics.gauge('ingest_parked_deliveries', 'Deliveries parked for review or a later event', [], async function () {
-      this.set(await deliveries.countByStatus('parked'));
-    });
-    metrics.gauge('ingest_pending_deliveries', 'Deliveries persisted and not yet decided', [], async function () {
-      this.set(await deliveries.countByStatus('pending'));
-    });
+    const recheck = createEbayRecheck({ orders, deliveries, nudgeWorker, schedule: { windowSeconds: config.EBAY_RECHECK_WINDOW_SECONDS, minMs: config.EBAY_RECHECK_MIN_MS, maxMs: config.EBAY_RECHECK_MAX_MS } });
+    const ebayRecheck = createPoller({ name: 'ingest.ebay-recheck', intervalMs: config.EBAY_RECHECK_POLL_INTERVAL_MS, logger, metrics, run: () => recheck.scheduleNext() });
+    const receiver = createDeliveryReceiver({ deliveries, sellers: sellersRepo, processor, metrics: ingestMetrics, nudgeWorker });
+    const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller: nudgeWorker });
+    const checkout = createCheckout({ orders, sellers: sellersRepo, secrets, receiver, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
+    const admin = createAdmin({ sellers, deliveries, orders, erasure, erasures: erasureRepo, audit: new AuditRepository(db), nudgeWorker });
+    ingestMetrics.watchDeliveries((status) => deliveries.countByStatus(status));
 
     return {
-      workers: [poller, ebayRecheck, retention],
+      workers: [deliveryWorker, ebayRecheck, retention],
       routes(app) {
-        const limit = rateLimitPerAddress({ perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST, metrics });
+        const limit = rateLimitPerAddress({ perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST, metrics: ingestMetrics });
         app.use(['/webhooks', '/checkout'], limit, requireCleanInput());
         webhookRoutes(app, {
-          receiver, ebay, paypalVerifier, metrics, erasure, sellers: sellersRepo, deliveries,
+          receiver, ebay, paypalVerifier, metrics: ingestMetrics, erasure,
           mercadoLibreApplicationId: config.MERCADOLIBRE_APPLICATION_ID,
           ebayVerificationToken: config.EBAY_VERIFICATION_TOKEN, ebayEndpointUrl: config.EBAY_ENDPOINT_URL,
           inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS,
         });
-        checkoutRoutes(app, { receiver, orders, sellers: sellersRepo, secrets, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS, signatureWindowSeconds: config.STOREFRONT_SIGNATURE_WINDOW_SECONDS });
+        checkoutRoutes(app, { checkout, signatureWindowSeconds: config.STOREFRONT_SIGNATURE_WINDOW_SECONDS });
         adminRoutes(app, {
-          adminToken: config.ADMIN_TOKEN, sellers, deliveries, orders, nudgePoller, erasure, erasures: erasureRepo,
-          operatorToken: config.OPERATOR_TOKEN, audit: new AuditRepository(db),
-          integrity: () => integrityReport(
-            { deliveries, sellerOf: async (d) => (d.account_id ? ((await sellersRepo.account(d.marketplace, d.account_id))?.seller_id ?? null) : null) },
-            { pendingSeconds: config.PENDING_DELIVERY_DEADLINE_SECONDS, parkedSeconds: config.PARKED_DELIVERY_DEADLINE_SECONDS },
-          ),
+          adminToken: config.ADMIN_TOKEN, operatorToken: config.OPERATOR_TOKEN, admin,
+          integrity: () => integrityReport({ deliveries, sellers: sellersRepo }, { pendingSeconds: config.PENDING_DELIVERY_DEADLINE_SECONDS, parkedSeconds: config.PARKED_DELIVERY_DEADLINE_SECONDS }),
         });
       },
     };

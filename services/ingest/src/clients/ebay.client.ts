@@ -1,17 +1,14 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { AppError, transientFailure } from '@postsale/runtime';
 import type { EbayFulfillmentOrder } from '../domain/ebay-order.mapper';
+import type { EbayApi } from '../domain/ports';
 import { requestJson } from './http-json';
 
 /**
  * eBay: Notification API signature checks (ECDSA/SHA1 over `JSON.stringify(parsedBody)`, public key by `kid`,
  * fetched with an application token and cached) and Fulfillment API order reads with the seller's own token.
  */
-export interface EbayClient {
-  /** true when X-EBAY-SIGNATURE is valid for this body; throws a retriable error when the key cannot be fetched now */
-  verifySignature(signatureHeader: string | undefined, parsedBody: unknown): Promise<boolean>;
-  getOrder(orderId: string, sellerToken: string): Promise<EbayFulfillmentOrder>;
-}
+export type EbayClient = EbayApi;
 
 export interface EbayClientOptions {
   baseUrl: string;

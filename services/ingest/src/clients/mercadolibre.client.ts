@@ -1,11 +1,7 @@
-import type { MlOrderResource, MlShipmentResource } from '../domain/mercadolibre-order.mapper';
+import type { MercadoLibreApi } from '../domain/ports';
 import { requestJson } from './http-json';
 
-/** MercadoLibre orders and shipments, always read with the owning seller's token (that is the authenticity check). */
-export interface MercadoLibreClient {
-  getOrder(orderId: string, sellerToken: string): Promise<MlOrderResource>;
-  getShipment(shipmentId: string, sellerToken: string): Promise<MlShipmentResource>;
-}
+export type MercadoLibreClient = MercadoLibreApi;
 
 export function createMercadoLibreClient(options: { baseUrl: string }): MercadoLibreClient {
   const get = <T>(path: string, token: string, extra: Record<string, string> = {}) =>

@@ -1,13 +1,10 @@
 import { createPayPalTokenClient, paypalRequest, PayPalApiError, type PayPalTokenClient } from '@postsale/paypal';
 import { AppError } from '@postsale/runtime';
 import type { PayPalOrder } from '../domain/paypal-order.mapper';
+import type { PayPalCheckoutApi } from '../domain/ports';
 
-export type CaptureResult = { kind: 'captured'; order: PayPalOrder } | { kind: 'already-captured'; order: PayPalOrder } | { kind: 'refused'; issue: string };
-
-/** PayPal Orders v2 for storefront checkouts: capture (idempotent by PayPal-Request-Id) and order look-up. */
-export interface PayPalCheckoutClient {
-  capture(paypalOrderId: string): Promise<CaptureResult>;
-  getOrder(paypalOrderId: string): Promise<PayPalOrder>;
+/** The checkout port, plus the token client the webhook verifier shares (one PayPal token cache). */
+export interface PayPalCheckoutClient extends PayPalCheckoutApi {
   readonly tokens: PayPalTokenClient;
 }
 

@@ -1,17 +1,9 @@
 import type { Db } from '@postsale/runtime';
-
-export interface AuditEntry {
-  actor: string;
-  action: string;
-  target: string;
-  orderId?: string | null;
-  before?: unknown;
-  after?: unknown;
-  reason?: string | null;
-}
+import type { AuditLog } from '../domain/ports';
+import type { AuditEntry, AuditRecord } from '../domain/records';
 
 /** The admin audit trail: one row per admin write or reveal of personal data. Never holds secrets. */
-export class AuditRepository {
+export class AuditRepository implements AuditLog {
   constructor(private readonly db: Db) {}
 
   async record(e: AuditEntry): Promise<void> {
@@ -22,7 +14,7 @@ export class AuditRepository {
     });
   }
 
-  async forOrder(orderId: string): Promise<Array<{ actor: string; action: string; reason: string | null; before: unknown; after: unknown; at: Date }>> {
+  async forOrder(orderId: string): Promise<AuditRecord[]> {
     return this.db('admin_audit').where({ order_id: orderId }).orderBy('id').select('actor', 'action', 'reason', 'before', 'after', 'at');
   }
 

@@ -1,53 +1,78 @@
-import type { Marketplace } from '@postsale/contracts';
+import { safeInteger, type Marketplace } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
+import type { DeliveryStore, StoreResult } from '../domain/ports';
+import { LeaseLostError, type DecisionFields, type Delivery, type DeliveryStatus, type DroppedCount, type NewDelivery } from '../domain/records';
 
-export type DeliveryStatus = 'pending' | 'accepted' | 'duplicate' | 'ignored' | 'rejected' | 'parked';
+type Row = Record<string, unknown>;
+const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
 
-export interface DeliveryRow {
-  id: string;
-  marketplace: Marketplace;
-  kind: string;
-  dedupe_key: string;
-  account_id: string | null;
-  external_order_id: string | null;
-  order_id: string | null;
-  status: DeliveryStatus;
-  reason: string | null;
-  detail: string | null;
-  headers: Record<string, string>;
-  raw_body: string;
-  source_ip: string | null;
-  attempts: number;
-  received_at: Date;
-  next_attempt_at: Date;
-  claimed_until: Date | null;
-  processed_at: Date | null;
-  status_changed_at: Date;
+/** A deliveries row (or its row_to_json) as the domain's record. */
+export function toDelivery(r: Row): Delivery {
+  return {
+    id: String(r.id), marketplace: r.marketplace as Marketplace, kind: String(r.kind), dedupeKey: String(r.dedupe_key),
+    accountId: (r.account_id as string | null) ?? null, externalOrderId: (r.external_order_id as string | null) ?? null, orderId: (r.order_id as string | null) ?? null,
+    status: r.status as DeliveryStatus, reason: (r.reason as string | null) ?? null, detail: (r.detail as string | null) ?? null,
+    headers: (r.headers ?? {}) as Record<string, string>, rawBody: String(r.raw_body), sourceIp: (r.source_ip as string | null) ?? null,
+    attempts: safeInteger(r.attempts), receivedAt: date(r.received_at), nextAttemptAt: date(r.next_attempt_at),
+    processedAt: r.processed_at ? date(r.processed_at) : null, statusChangedAt: date(r.status_changed_at), fence: safeInteger(r.lease_fence ?? 0),
+  };
 }
 
-export type NewDelivery = Pick<DeliveryRow, 'id' | 'marketplace' | 'kind' | 'dedupe_key' | 'account_id' | 'external_order_id' | 'order_id' | 'headers' | 'raw_body' | 'source_ip'>;
+const toRow = (d: NewDelivery) => ({
+  id: d.id, marketplace: d.marketplace, kind: d.kind, dedupe_key: d.dedupeKey, account_id: d.accountId, external_order_id: d.externalOrderId,
+  order_id: d.orderId, headers: JSON.stringify(d.headers), raw_body: d.rawBody, source_ip: d.sourceIp,
+});
 
-export class DeliveriesRepository {
+/** The statuses that hold a message: at most one delivery per (marketplace, dedupe key) among them (unique index). */
+const HOLDS_MESSAGE = `status in ('pending', 'accepted', 'ignored', 'parked')`;
+
+export class DeliveriesRepository implements DeliveryStore {
   constructor(private readonly db: Db) {}
 
-  /** Stores a delivery as pending; `claimMs` keeps the poller off it while the request processes it inline. */
-  async insertPending(d: NewDelivery, claimMs: number): Promise<void> {
-    await this.db('deliveries').insert({
-      ...d,
-      headers: JSON.stringify(d.headers),
-      status: 'pending',
-      claimed_until: claimMs > 0 ? this.db.raw(`now() + (? * interval '1 millisecond')`, [claimMs]) : null,
-    });
+  /**
+   * One statement, one round trip: insert pending unless the unique (marketplace, dedupe key) index already holds the
+   * message, and in that case insert this delivery as a `duplicate` of it (kept for the audit trail). A delivery racing
+   * the first copy (not yet visible to this statement) is still a duplicate, only without the first one's id.
+   */
+  async storeNew(d: NewDelivery, claimMs: number, ignored?: string): Promise<StoreResult> {
+    const row = toRow(d);
+    const values = [row.id, row.marketplace, row.kind, row.dedupe_key, row.account_id, row.external_order_id, row.order_id, row.headers, row.raw_body, row.source_ip];
+    const result = await this.db.raw(
+      `with stored as (
+         insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status, reason, processed_at, claimed_until)
+         values (?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, case when ?::text is null then 'pending' else 'ignored' end, ?::text,
+                 case when ?::text is null then null else now() end, case when ?::int > 0 then now() + (?::int * interval '1 millisecond') end)
+         on conflict (marketplace, dedupe_key) where ${HOLDS_MESSAGE} do nothing
+         returning *
+       ), prior as (
+         select id, order_id from deliveries where marketplace = ? and dedupe_key = ? and ${HOLDS_MESSAGE} limit 1
+       ), duplicate as (
+         insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status, reason, processed_at)
+         select ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, 'duplicate', coalesce('SAME_MESSAGE_AS_' || (select id from prior), 'SAME_MESSAGE'), now()
+          where not exists (select 1 from stored)
+         returning id
+       )
+       select (select row_to_json(s) from stored s) as stored, (select id from prior) as prior_id, (select order_id from prior) as prior_order_id`,
+      [...values, ignored ?? null, ignored ?? null, ignored ?? null, claimMs, claimMs, row.marketplace, row.dedupe_key, ...values],
+    );
+    const r = result.rows[0] as { stored: Row | null; prior_id: string | null; prior_order_id: string | null };
+    if (r.stored) return { kind: 'stored', delivery: toDelivery(r.stored) };
+    return { kind: 'duplicate', deliveryId: d.id, duplicateOf: r.prior_id, orderId: r.prior_order_id };
   }
 
-  /** Stores a delivery already decided (e.g. a duplicate of one already accepted), for the audit trail. */
-  async insertDecided(d: NewDelivery, status: DeliveryStatus, reason: string | null): Promise<void> {
-    await this.db('deliveries').insert({ ...d, headers: JSON.stringify(d.headers), status, reason, processed_at: this.db.fn.now() });
+  /** Stores a delivery that needs no work (e.g. an unsupported topic) as ignored, deduplicated like storeNew. */
+  insertIgnored(d: NewDelivery, reason: string): Promise<StoreResult> {
+    return this.storeNew(d, 0, reason);
   }
 
-  /** An earlier delivery of the same marketplace message that is decided or still owned by the queue. */
-  async earlierWithKey(marketplace: Marketplace, dedupeKey: string): Promise<DeliveryRow | undefined> {
-    return this.db('deliveries').where({ marketplace, dedupe_key: dedupeKey }).whereIn('status', ['accepted', 'duplicate', 'ignored', 'pending', 'parked']).orderBy('received_at').first();
+  /** Our own scheduled work (an eBay re-read): stored pending for the worker; a key already held is not stored twice. */
+  async enqueue(d: NewDelivery): Promise<void> {
+    const row = toRow(d);
+    await this.db.raw(
+      `insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status)
+       values (?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, 'pending') on conflict (marketplace, dedupe_key) where ${HOLDS_MESSAGE} do nothing`,
+      [row.id, row.marketplace, row.kind, row.dedupe_key, row.account_id, row.external_order_id, row.order_id, row.headers, row.raw_body, row.source_ip],
+    );
   }
 
   /** A notification answered but not kept: one counter row per marketplace, reason and day (bounded). */
@@ -59,25 +84,15 @@ export class DeliveriesRepository {
     );
   }
 
-  async droppedCounts(): Promise<Array<{ marketplace: string; reason: string; day: string; count: string }>> {
-    return this.db('dropped_notifications').orderBy([{ column: 'day', order: 'desc' }, 'marketplace', 'reason']).limit(100);
+  async droppedCounts(): Promise<DroppedCount[]> {
+    const rows: Row[] = await this.db('dropped_notifications').orderBy([{ column: 'day', order: 'desc' }, 'marketplace', 'reason']).limit(100);
+    // the day as the driver reads it, so the admin answer is unchanged
+    return rows.map((r) => ({ marketplace: String(r.marketplace), reason: String(r.reason), day: r.day as string | Date, count: safeInteger(r.count) }));
   }
 
-  async get(id: string): Promise<DeliveryRow | undefined> {
-    return this.db('deliveries').where({ id }).first();
-  }
-
-  /** Claims the next due pending delivery (skip-locked, so several replicas never process the same one). */
-  async claimNext(claimMs: number): Promise<DeliveryRow | undefined> {
-    const result = await this.db.raw(
-      `update deliveries set claimed_until = now() + (? * interval '1 millisecond')
-        where id = (select id from deliveries
-                     where status = 'pending' and next_attempt_at <= now() and (claimed_until is null or claimed_until < now())
-                     order by next_attempt_at limit 1 for update skip locked)
-        returning *`,
-      [claimMs],
-    );
-    return result.rows[0];
+  async get(id: string): Promise<Delivery | undefined> {
+    const row = await this.db('deliveries').where({ id }).first();
+    return row ? toDelivery(row) : undefined;
   }
 
   /**
@@ -86,10 +101,10 @@ export class DeliveriesRepository {
    * work are found by a skip scan over the pending index (one probe per account, at most `maxAccounts`), then each
    * account's oldest due deliveries are taken (skip-locked, so replicas split the work).
    */
-  async claimBatch(claimMs: number, limit: number, perAccount: number, maxAccounts = 256): Promise<DeliveryRow[]> {
+  async claimBatch(claimMs: number, limit: number, perAccount: number, options: { maxAccounts?: number; exclude?: string[] } = {}): Promise<Delivery[]> {
     const due = `status = 'pending' and next_attempt_at <= now() and (claimed_until is null or claimed_until < now())`;
     const result = await this.db.raw(
-      `with recursive accounts(marketplace, account) as (
+      `with recursive excluded(k) as (select unnest(?::text[])), accounts(marketplace, account) as (
          (select marketplace, coalesce(account_id, '') from deliveries where ${due}
            order by marketplace, coalesce(account_id, '') limit 1)
          union all
@@ -98,7 +113,7 @@ export class DeliveriesRepository {
             where ${due} and (marketplace, coalesce(account_id, '')) > (a.marketplace, a.account)
             order by marketplace, coalesce(account_id, '') limit 1) n
        ), some_accounts as (
-         select * from accounts limit ?
+         select * from accounts where marketplace || ':' || account <> all (select k from excluded) limit ?
        ), candidates as (
          select c.id, c.next_attempt_at, c.turn from some_accounts a cross join lateral (
            select id, next_attempt_at, row_number() over (order by next_attempt_at) as turn from (
@@ -108,19 +123,19 @@ export class DeliveriesRepository {
        ), chosen as (
          select id, turn from candidates order by turn, next_attempt_at limit ?
        )
-       update deliveries d set claimed_until = now() + (? * interval '1 millisecond')
+       update deliveries d set claimed_until = now() + (? * interval '1 millisecond'), lease_fence = d.lease_fence + 1
          from chosen where d.id = chosen.id
        returning d.*, chosen.turn`,
-      [maxAccounts, perAccount, limit, claimMs],
+      [options.exclude ?? [], options.maxAccounts ?? 256, perAccount, limit, claimMs],
     );
-    return (result.rows as Array<DeliveryRow & { turn: string }>)
-      .sort((a, b) => Number(a.turn) - Number(b.turn) || new Date(a.next_attempt_at).getTime() - new Date(b.next_attempt_at).getTime())
-      .map(({ turn: _turn, ...row }) => row as DeliveryRow);
+    return (result.rows as Array<Row & { turn: string }>)
+      .sort((a, b) => Number(a.turn) - Number(b.turn) || date(a.next_attempt_at).getTime() - date(b.next_attempt_at).getTime())
+      .map(({ turn: _turn, ...row }) => toDelivery(row));
   }
 
-  async decide(trx: Tx | Db, id: string, status: DeliveryStatus, fields: { reason?: string | null; detail?: string | null; orderId?: string | null; accountId?: string | null; externalOrderId?: string | null } = {}): Promise<void> {
-    await trx('deliveries')
-      .where({ id })
+  async decide(trx: Tx | Db, id: string, status: DeliveryStatus, fields: DecisionFields = {}): Promise<void> {
+    const updated = await trx('deliveries')
+      .where({ id, ...(fields.fence !== undefined ? { lease_fence: fields.fence } : {}) })
       .update({
         status,
         reason: fields.reason?.slice(0, 64) ?? null,
@@ -133,17 +148,17 @@ export class DeliveriesRepository {
         status_changed_at: trx.fn.now(),
         attempts: trx.raw('attempts + 1'),
       });
+    if (updated === 0 && fields.fence !== undefined) throw new LeaseLostError(id);
   }
 
-  decideNow(id: string, status: DeliveryStatus, fields: Parameters<DeliveriesRepository['decide']>[3] = {}): Promise<void> {
+  decideNow(id: string, status: DeliveryStatus, fields: DecisionFields = {}): Promise<void> {
     return this.decide(this.db, id, status, fields);
   }
 
-  /** Leaves the delivery pending and schedules another attempt (exponential backoff). */
-  async retryLater(id: string, attempts: number, maxBackoffMs: number, error: { code: string; message: string }): Promise<void> {
-    const delay = Math.min(maxBackoffMs, 500 * 2 ** Math.min(attempts, 20));
+  /** Leaves the delivery pending and schedules another attempt after `delay` ms (the caller's backoff). */
+  async retryLater(id: string, attempts: number, delay: number, error: { code: string; message: string }, fence?: number): Promise<void> {
     await this.db('deliveries')
-      .where({ id, status: 'pending' })
+      .where({ id, status: 'pending', ...(fence !== undefined ? { lease_fence: fence } : {}) })
       .update({
         attempts: attempts + 1,
         reason: error.code,
@@ -169,15 +184,15 @@ export class DeliveriesRepository {
     return total;
   }
 
-  async list(filter: { status?: DeliveryStatus; marketplace?: Marketplace; limit: number }): Promise<DeliveryRow[]> {
+  async list(filter: { status?: DeliveryStatus; marketplace?: Marketplace; limit: number }): Promise<Delivery[]> {
     const q = this.db('deliveries').orderBy('received_at', 'desc').limit(filter.limit);
     if (filter.status) q.where({ status: filter.status });
     if (filter.marketplace) q.where({ marketplace: filter.marketplace });
-    return q;
+    return (await q).map(toDelivery);
   }
 
-  async forOrder(orderId: string): Promise<DeliveryRow[]> {
-    return this.db('deliveries').where({ order_id: orderId }).orderBy('received_at');
+  async forOrder(orderId: string): Promise<Delivery[]> {
+    return (await this.db('deliveries').where({ order_id: orderId }).orderBy('received_at')).map(toDelivery);
   }
 
   async countByStatus(status: DeliveryStatus): Promise<number> {
@@ -186,11 +201,12 @@ export class DeliveriesRepository {
   }
 
   /** Deliveries stuck past a deadline, for the integrity report. */
-  async stuck(status: 'pending' | 'parked', olderThanSeconds: number): Promise<DeliveryRow[]> {
-    return this.db('deliveries')
+  async stuck(status: 'pending' | 'parked', olderThanSeconds: number): Promise<Delivery[]> {
+    const rows: Row[] = await this.db('deliveries')
       .where({ status })
       .where('status_changed_at', '<', this.db.raw(`now() - (? * interval '1 second')`, [olderThanSeconds]))
       .orderBy('status_changed_at')
       .limit(1000);
+    return rows.map(toDelivery);
   }
 }

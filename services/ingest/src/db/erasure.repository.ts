@@ -1,25 +1,18 @@
 import type { Marketplace } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
+import type { ErasureStore } from '../domain/ports';
+import type { ErasedOrder, ErasureCause, ErasureRecord } from '../domain/records';
 
-export type ErasureCause = 'EBAY_ACCOUNT_DELETION' | 'ADMIN' | 'RETENTION';
-export interface ErasedOrder {
-  orderId: string;
-  sellerId: string;
-  marketplace: Marketplace;
-  externalOrderId: string;
-}
 
 /**
  * Erasure of buyers' personal data in ingest's tables. Orders keep ids, amounts and states; their buyer becomes
  * `{externalId:null,name:null,email:null}` and their ship-to null (`shipToIssue: PERSONAL_DATA_ERASED`). Raw deliveries
  * of the order lose body and headers. Events still waiting in (or kept by) the outbox are redacted the same way.
  */
-export class ErasureRepository {
+export class ErasureRepository implements ErasureStore {
   constructor(private readonly db: Db) {}
 
-  transaction<T>(fn: (trx: Tx) => Promise<T>): Promise<T> {
-    return this.db.transaction(fn);
-  }
+  transaction = <T>(fn: (trx: Tx) => Promise<T>): Promise<T> => this.db.transaction(fn);
 
   /** eBay orders whose buyer is this eBay username (`buyer.externalId`). */
   async ebayOrdersOfBuyer(trx: Tx, username: string): Promise<string[]> {
@@ -103,8 +96,9 @@ export class ErasureRepository {
     });
   }
 
-  async forOrder(orderId: string): Promise<Array<{ cause: string; requested_by: string; reason: string | null; at: Date }>> {
-    return this.db('erasures').where({ order_id: orderId }).orderBy('id').select('cause', 'requested_by', 'reason', 'at');
+  async forOrder(orderId: string): Promise<ErasureRecord[]> {
+    const rows: Array<{ cause: string; requested_by: string; reason: string | null; at: Date }> = await this.db('erasures').where({ order_id: orderId }).orderBy('id').select('cause', 'requested_by', 'reason', 'at');
+    return rows.map((r) => ({ cause: r.cause, requestedBy: r.requested_by, reason: r.reason, at: new Date(r.at) }));
   }
 
   /** Raw deliveries already decided and older than the retention period are deleted (bounded per call). */

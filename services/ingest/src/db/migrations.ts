@@ -168,4 +168,30 @@ export const migrations: Migration[] = [
       await db.raw(`create index orders_buyer_email on orders (lower(received_payload->'buyer'->>'email')) where received_payload->'buyer'->>'email' is not null`);
     },
   },
+  {
+    name: '0006_deliveries_one_per_message',
+    async up(db) {
+      // A delivery is stored with one INSERT … ON CONFLICT on its message: at most one delivery per (marketplace,
+      // dedupe key) holds it; later copies are stored as duplicates, rejected ones do not hold it (a refused capture may
+      // be tried again). Copies that raced in before this index become the duplicates they are.
+      await db.raw(`
+        with ranked as (
+          select id, first_value(id) over w as first_id, row_number() over w as n from deliveries
+           where status in ('pending', 'accepted', 'ignored', 'parked')
+          window w as (partition by marketplace, dedupe_key order by received_at, id))
+        update deliveries d set status = 'duplicate', reason = 'SAME_MESSAGE_AS_' || ranked.first_id, claimed_until = null,
+               processed_at = coalesce(d.processed_at, now()), status_changed_at = now()
+          from ranked where d.id = ranked.id and ranked.n > 1`);
+      await db.raw(`create unique index deliveries_one_per_message on deliveries (marketplace, dedupe_key) where status in ('pending', 'accepted', 'ignored', 'parked')`);
+      await db.raw('drop index if exists deliveries_by_key');
+    },
+  },
+  {
+    name: '0007_deliveries_lease_fence',
+    async up(db) {
+      // The delivery worker's fencing token: every claim bumps it, every decision is conditional on it, so a worker whose
+      // lease ran out (and whose delivery another worker claimed) commits nothing.
+      await db.raw('alter table deliveries add column lease_fence bigint not null default 0');
+    },
+  },
 ];

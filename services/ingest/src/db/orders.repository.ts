@@ -1,26 +1,21 @@
-import type { Marketplace, OrderReceived } from '@postsale/contracts';
+import { safeInteger, type Marketplace, type OrderReceived } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
+import type { OrderStore } from '../domain/ports';
+import type { OrderEventRecord, OrderRecord, OrderState } from '../domain/records';
 
-export type OrderState = 'RECEIVED' | 'CANCELLED' | 'PARTIALLY_REFUNDED' | 'REFUNDED';
+type Row = Record<string, unknown>;
+const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
 
-export interface OrderRow {
-  order_id: string;
-  marketplace: Marketplace;
-  external_order_id: string;
-  seller_id: string;
-  account_id: string;
-  state: OrderState;
-  sale_amount_minor: string;
-  refunded_amount_minor: string;
-  currency: string;
-  payment_reference: string | null;
-  received_payload: OrderReceived;
-  first_delivery_id: string | null;
-  received_at: Date;
-  updated_at: Date;
+function toOrder(r: Row): OrderRecord {
+  return {
+    orderId: String(r.order_id), marketplace: r.marketplace as Marketplace, externalOrderId: String(r.external_order_id), sellerId: String(r.seller_id),
+    accountId: String(r.account_id), state: r.state as OrderState, saleAmountMinor: safeInteger(r.sale_amount_minor),
+    refundedAmountMinor: safeInteger(r.refunded_amount_minor), currency: String(r.currency).trim(), paymentReference: (r.payment_reference as string | null) ?? null,
+    receivedPayload: r.received_payload as OrderReceived, receivedAt: date(r.received_at),
+  };
 }
 
-export class OrdersRepository {
+export class OrdersRepository implements OrderStore {
   constructor(private readonly db: Db) {}
 
   /** Inserts the order unless (marketplace, external id) exists; true when this call created it. */
@@ -49,7 +44,7 @@ export class OrdersRepository {
    * Claims the next eBay order due for a re-read (still open, received within the window) and schedules the read after
    * it: recheck_at = now + min × 2^count, at most max. Skip-locked, so replicas never claim the same order.
    */
-  async claimEbayRecheck(o: { windowSeconds: number; minMs: number; maxMs: number }): Promise<{ order_id: string; recheck_count: number } | undefined> {
+  async claimEbayRecheck(o: { windowSeconds: number; minMs: number; maxMs: number }): Promise<{ orderId: string; recheckCount: number } | undefined> {
     const result = await this.db.raw(
       `update orders set recheck_count = recheck_count + 1,
               recheck_at = now() + least(? * power(2, least(recheck_count, 30)), ?) * interval '1 millisecond'
@@ -61,13 +56,15 @@ export class OrdersRepository {
         returning order_id, recheck_count`,
       [o.minMs, o.maxMs, o.windowSeconds, o.minMs],
     );
-    return result.rows[0];
+    const row = result.rows[0] as { order_id: string; recheck_count: number } | undefined;
+    return row ? { orderId: row.order_id, recheckCount: safeInteger(row.recheck_count) } : undefined;
   }
 
-  async get(orderId: string, trx: Tx | Db = this.db, lock = false): Promise<OrderRow | undefined> {
+  async get(orderId: string, trx: Tx | Db = this.db, lock = false): Promise<OrderRecord | undefined> {
     const q = trx('orders').where({ order_id: orderId });
     if (lock) q.forUpdate();
-    return q.first();
+    const row = await q.first();
+    return row ? toOrder(row) : undefined;
   }
 
   /** Our order ids for a buyer's email (case-insensitive); the answer carries ids only, no personal data. */
@@ -78,8 +75,9 @@ export class OrdersRepository {
     return rows.map((r) => r.order_id);
   }
 
-  async byPaymentReference(marketplace: Marketplace, reference: string): Promise<OrderRow | undefined> {
-    return this.db('orders').where({ marketplace, payment_reference: reference }).first();
+  async byPaymentReference(marketplace: Marketplace, reference: string): Promise<OrderRecord | undefined> {
+    const row = await this.db('orders').where({ marketplace, payment_reference: reference }).first();
+    return row ? toOrder(row) : undefined;
   }
 
   async update(trx: Tx, orderId: string, fields: { state: OrderState; refundedMinor?: number }): Promise<void> {
@@ -98,11 +96,11 @@ export class OrdersRepository {
     return rows.length > 0;
   }
 
-  async events(orderId: string): Promise<Array<{ event_id: string; event_type: string; cause: string; delivery_id: string | null; refund_id: string | null; amount_minor: string | null; at: Date }>> {
-    return this.db('order_events').where({ order_id: orderId }).orderBy('id');
-  }
-
-  async hasRefund(orderId: string, refundId: string): Promise<boolean> {
-    return Boolean(await this.db('order_events').where({ order_id: orderId, refund_id: refundId }).first());
+  async events(orderId: string): Promise<OrderEventRecord[]> {
+    const rows: Row[] = await this.db('order_events').where({ order_id: orderId }).orderBy('id');
+    return rows.map((r) => ({
+      eventId: String(r.event_id), eventType: String(r.event_type), cause: String(r.cause), deliveryId: (r.delivery_id as string | null) ?? null,
+      refundId: (r.refund_id as string | null) ?? null, at: date(r.at),
+    }));
   }
 }

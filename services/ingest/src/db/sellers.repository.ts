@@ -1,26 +1,17 @@
 import type { Marketplace } from '@postsale/contracts';
-import { conflict, type Db, type SealContext, type SecretBox } from '@postsale/runtime';
+import { conflict, type Db, type SecretBox } from '@postsale/runtime';
+import { sealedAccountField } from '../domain/credentials';
+import type { SellerStore } from '../domain/ports';
+import type { SellerAccount, SellerRecord } from '../domain/records';
 
-/**
- * What a sealed account secret is bound to (AES-GCM additional data): the seller that owns the account, and the column
- * plus the account. A token copied into another seller's row, or into another account's, does not open.
- */
-export const sealedAccountField = {
-  token: (a: { sellerId: string; marketplace: string; accountId: string }): SealContext => ({ owner: a.sellerId, field: `marketplace_accounts.token_sealed:${a.marketplace}:${a.accountId}` }),
-  secret: (a: { sellerId: string; marketplace: string; accountId: string }): SealContext => ({ owner: a.sellerId, field: `marketplace_accounts.secret_sealed:${a.marketplace}:${a.accountId}` }),
-};
-const rowRef = (row: AccountRow) => ({ sellerId: row.seller_id, marketplace: row.marketplace, accountId: row.account_id });
+type Row = Record<string, unknown>;
+const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
+const toAccount = (r: Row): SellerAccount => ({
+  marketplace: r.marketplace as Marketplace, accountId: String(r.account_id), sellerId: String(r.seller_id),
+  tokenSealed: (r.token_sealed as string | null) ?? null, secretSealed: (r.secret_sealed as string | null) ?? null, updatedAt: date(r.updated_at),
+});
 
-export interface AccountRow {
-  marketplace: Marketplace;
-  account_id: string;
-  seller_id: string;
-  token_sealed: string | null;
-  secret_sealed: string | null;
-  updated_at: Date;
-}
-
-export class SellersRepository {
+export class SellersRepository implements SellerStore {
   constructor(private readonly db: Db) {}
 
   /** Replaces the seller's accounts; an account owned by another seller is a conflict and nothing changes. */
@@ -31,7 +22,7 @@ export class SellersRepository {
         .onConflict('seller_id')
         .merge({ display_name: displayName, updated_at: trx.fn.now() });
       for (const a of accounts) {
-        const owner = await trx('marketplace_accounts').where({ marketplace: a.marketplace, account_id: a.accountId }).forUpdate().first<AccountRow | undefined>();
+        const owner = await trx('marketplace_accounts').where({ marketplace: a.marketplace, account_id: a.accountId }).forUpdate().first<{ seller_id: string } | undefined>();
         if (owner && owner.seller_id !== sellerId) {
           throw conflict('ACCOUNT_OWNED_BY_OTHER_SELLER', `${a.marketplace} account ${a.accountId} belongs to another seller`);
         }
@@ -49,44 +40,35 @@ export class SellersRepository {
    */
   async resealAll(box: SecretBox): Promise<{ checked: number; resealed: number }> {
     return this.db.transaction(async (trx) => {
-      const rows: AccountRow[] = await trx('marketplace_accounts').where((q) => q.whereNotNull('token_sealed').orWhereNotNull('secret_sealed')).forUpdate();
+      const rows: SellerAccount[] = (await trx('marketplace_accounts').where((q) => q.whereNotNull('token_sealed').orWhereNotNull('secret_sealed')).forUpdate()).map(toAccount);
       let resealed = 0;
       for (const row of rows) {
-        const update: Partial<AccountRow> = {};
-        if (row.token_sealed && !box.isCurrent(row.token_sealed)) {
-          const context = sealedAccountField.token(rowRef(row));
-          update.token_sealed = box.seal(box.open(row.token_sealed, context), context);
+        const update: { token_sealed?: string; secret_sealed?: string } = {};
+        if (row.tokenSealed && !box.isCurrent(row.tokenSealed)) {
+          const context = sealedAccountField.token(row);
+          update.token_sealed = box.seal(box.open(row.tokenSealed, context), context);
         }
-        if (row.secret_sealed && !box.isCurrent(row.secret_sealed)) {
-          const context = sealedAccountField.secret(rowRef(row));
-          update.secret_sealed = box.seal(box.open(row.secret_sealed, context), context);
+        if (row.secretSealed && !box.isCurrent(row.secretSealed)) {
+          const context = sealedAccountField.secret(row);
+          update.secret_sealed = box.seal(box.open(row.secretSealed, context), context);
         }
         if (Object.keys(update).length === 0) continue;
-        await trx('marketplace_accounts').where({ marketplace: row.marketplace, account_id: row.account_id }).update(update);
+        await trx('marketplace_accounts').where({ marketplace: row.marketplace, account_id: row.accountId }).update(update);
         resealed += Object.keys(update).length;
       }
       return { checked: rows.length, resealed };
     });
   }
 
-  /** The account's token, opened; null when it has none. */
-  openToken(row: AccountRow, box: SecretBox): string | null {
-    return row.token_sealed ? box.open(row.token_sealed, sealedAccountField.token(rowRef(row))) : null;
+  async account(marketplace: Marketplace, accountId: string): Promise<SellerAccount | undefined> {
+    const row = await this.db('marketplace_accounts').where({ marketplace, account_id: accountId }).first();
+    return row ? toAccount(row) : undefined;
   }
 
-  /** The storefront's capture secret, opened; null when it has none. */
-  openSecret(row: AccountRow, box: SecretBox): string | null {
-    return row.secret_sealed ? box.open(row.secret_sealed, sealedAccountField.secret(rowRef(row))) : null;
-  }
-
-  async account(marketplace: Marketplace, accountId: string): Promise<AccountRow | undefined> {
-    return this.db('marketplace_accounts').where({ marketplace, account_id: accountId }).first();
-  }
-
-  async seller(sellerId: string): Promise<{ seller_id: string; display_name: string | null; created_at: Date; updated_at: Date; accounts: AccountRow[] } | undefined> {
+  async seller(sellerId: string): Promise<SellerRecord | undefined> {
     const seller = await this.db('sellers').where({ seller_id: sellerId }).first();
     if (!seller) return undefined;
-    const accounts = await this.db('marketplace_accounts').where({ seller_id: sellerId }).orderBy(['marketplace', 'account_id']);
-    return { ...seller, accounts };
+    const accounts: Row[] = await this.db('marketplace_accounts').where({ seller_id: sellerId }).orderBy(['marketplace', 'account_id']);
+    return { sellerId: seller.seller_id, displayName: seller.display_name ?? null, createdAt: date(seller.created_at), updatedAt: date(seller.updated_at), accounts: accounts.map(toAccount) };
   }
 }

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { newEvent, Streams } from '@postsale/contracts';
-import type { Logger, Metrics, OutboxWriter, Tx } from '@postsale/runtime';
-import type { ErasedOrder, ErasureCause, ErasureRepository } from '../db/erasure.repository';
+import type { Logger, OutboxWriter, Tx } from '@postsale/runtime';
+import type { IngestMetrics } from '../metrics';
+import type { ErasureStore } from './ports';
+import type { ErasedOrder, ErasureCause } from './records';
 
 /** The data subjects' keys (crypto-shredding of personal data in Kafka): see db/subject-keys.repository.ts. */
 export interface SubjectKeys {
@@ -16,8 +18,8 @@ export interface SubjectKeys {
  * retention period. Each run is one transaction and leaves an `erasures` row that names no person (subjects are
  * hashed). Idempotent: erasing again changes nothing.
  */
-export function createErasure(deps: { repo: ErasureRepository; subjects: SubjectKeys; outbox: OutboxWriter; logger: Logger; metrics: Metrics }) {
-  const erased = deps.metrics.counter('ingest_personal_data_erasures_total', 'Orders whose buyer personal data was erased, by cause', ['cause']);
+export function createErasure(deps: { repo: ErasureStore; subjects: SubjectKeys; outbox: OutboxWriter; logger: Logger; metrics: IngestMetrics }) {
+  const erased = deps.metrics.erasures;
   const subjectHash = (marketplace: string, id: string) => createHash('sha256').update(`${marketplace}:${id}`).digest('hex');
 
   /** Every service erases its own copies when it reads OrderPersonalDataErased (same transaction as ours: outbox). */

@@ -1,4 +1,4 @@
-import type { DeliveriesRepository, DeliveryRow } from '../db/deliveries.repository';
+import type { DeliveryStore, SellerStore } from './ports';
 
 export interface Violation {
   orderId: string | null;
@@ -16,14 +16,16 @@ export interface Violation {
  * its deadline (nobody registered the seller / looked at it) are violations. Orders themselves are terminal for ingest
  * once their event is committed (the outbox relay's lag is its own metric).
  */
-export async function integrityReport(deps: { deliveries: DeliveriesRepository; sellerOf: (d: DeliveryRow) => Promise<string | null> }, deadlines: { pendingSeconds: number; parkedSeconds: number }, now = Date.now()) {
+export async function integrityReport(deps: { deliveries: DeliveryStore; sellers: SellerStore }, deadlines: { pendingSeconds: number; parkedSeconds: number }, now = Date.now()) {
   const violations: Violation[] = [];
+  const sellerOf = async (d: { marketplace: Parameters<SellerStore['account']>[0]; accountId: string | null }) =>
+    (d.accountId ? ((await deps.sellers.account(d.marketplace, d.accountId))?.sellerId ?? null) : null);
   for (const [status, deadline] of [['pending', deadlines.pendingSeconds], ['parked', deadlines.parkedSeconds]] as const) {
     for (const d of await deps.deliveries.stuck(status, deadline)) {
-      const since = new Date(d.status_changed_at);
+      const since = d.statusChangedAt;
       violations.push({
-        orderId: d.order_id,
-        sellerId: await deps.sellerOf(d),
+        orderId: d.orderId,
+        sellerId: await sellerOf(d),
         state: `DELIVERY_${status.toUpperCase()}`,
         since: since.toISOString(),
         ageSeconds: Math.floor((now - since.getTime()) / 1000),

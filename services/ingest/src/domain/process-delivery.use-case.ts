@@ -1,16 +1,14 @@
 import { money, parseDecimal, type Marketplace } from '@postsale/contracts';
-import { AppError, classifyError, isAppError, type Logger, type Metrics, type SecretBox } from '@postsale/runtime';
-import type { EbayClient } from '../clients/ebay.client';
-import type { MercadoLibreClient } from '../clients/mercadolibre.client';
-import type { PayPalCheckoutClient } from '../clients/paypal-checkout.client';
-import type { DeliveriesRepository, DeliveryRow } from '../db/deliveries.repository';
-import type { OrdersRepository } from '../db/orders.repository';
-import type { SellersRepository } from '../db/sellers.repository';
+import { AppError, classifyError, isAppError, type Logger, type SecretBox } from '@postsale/runtime';
+import type { IngestMetrics } from '../metrics';
+import { openToken } from './credentials';
 import { mapEbayOrder } from './ebay-order.mapper';
 import { exact, MappingError } from './marketplace-order';
 import { mapMercadoLibreOrder, mlRefunds, type MlShipmentResource } from './mercadolibre-order.mapper';
 import { orderIdFor } from './order-id';
 import { captureStatuses, completedCapture, mapPayPalOrder, storefrontOf, type PayPalCapture } from './paypal-order.mapper';
+import type { DeliveryStore, EbayApi, MercadoLibreApi, OrderStore, PayPalCheckoutApi, SellerStore } from './ports';
+import { LeaseLostError, type Delivery } from './records';
 import type { OrderRecorder, Outcome } from './record-order.use-case';
 
 /** Delivery kinds: what the stored raw body is and how it is processed. */
@@ -28,17 +26,18 @@ export const DeliveryKinds = {
 } as const;
 
 export interface ProcessDeps {
-  sellers: SellersRepository;
-  deliveries: DeliveriesRepository;
-  orders: OrdersRepository;
+  sellers: SellerStore;
+  deliveries: DeliveryStore;
+  orders: OrderStore;
   recorder: OrderRecorder;
   secrets: SecretBox;
-  ebay: EbayClient;
-  mercadolibre: MercadoLibreClient;
-  paypal: PayPalCheckoutClient;
+  ebay: EbayApi;
+  mercadolibre: MercadoLibreApi;
+  paypal: PayPalCheckoutApi;
   logger: Logger;
-  metrics: Metrics;
-  maxBackoffMs: number;
+  metrics: IngestMetrics;
+  /** how long a delivery that failed transiently waits before its next attempt (attempts so far → ms) */
+  retryDelayMs: (attempts: number) => number;
 }
 
 /** Thrown inside processing when the delivery needs a person or a later event (seller registration, etc.). */
@@ -59,29 +58,29 @@ class Park extends Error {
  * Safe to run again for the same delivery: the verdict commit is idempotent on (marketplace, external order id).
  */
 export function createDeliveryProcessor(deps: ProcessDeps) {
-  const parked = deps.metrics.counter('ingest_deliveries_parked_total', 'Deliveries parked for a person or a later event', ['marketplace', 'reason']);
+  const parked = deps.metrics.parked;
 
   async function sellerFor(marketplace: Marketplace, accountId: string): Promise<{ sellerId: string; token: string | null }> {
     const account = await deps.sellers.account(marketplace, accountId);
     if (!account) throw new Park('UNROUTABLE', `no seller has ${marketplace} account ${accountId}`, accountId);
-    return { sellerId: account.seller_id, token: deps.sellers.openToken(account, deps.secrets) };
+    return { sellerId: account.sellerId, token: openToken(deps.secrets, account) };
   }
   const requireToken = (s: { token: string | null }, marketplace: string) => {
     if (!s.token) throw new Park('MISSING_SELLER_TOKEN', `the seller has no ${marketplace} token`);
     return s.token;
   };
 
-  async function ebay(d: DeliveryRow): Promise<Outcome> {
-    const body = JSON.parse(d.raw_body) as { notification?: { data?: { user?: { username?: string }; order?: { orderId?: string } } } };
+  async function ebay(d: Delivery): Promise<Outcome> {
+    const body = JSON.parse(d.rawBody) as { notification?: { data?: { user?: { username?: string }; order?: { orderId?: string } } } };
     const username = body.notification?.data?.user?.username;
     const externalOrderId = body.notification?.data?.order?.orderId;
     if (!username || !externalOrderId) throw new Park('MALFORMED_NOTIFICATION', 'no user or order id');
     const seller = await sellerFor('EBAY', username);
     // One notification per line item: once the order is known, the others are duplicates without another read.
     const existing = await deps.orders.get(orderIdFor('EBAY', externalOrderId));
-    if (existing) return deps.recorder.commitVerdict(d.id, 'EBAY', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
+    if (existing) return deps.recorder.commitVerdict(d, 'EBAY', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.receivedPayload });
     const order = await deps.ebay.getOrder(externalOrderId, requireToken(seller, 'eBay'));
-    return deps.recorder.commitVerdict(d.id, 'EBAY', externalOrderId, seller.sellerId, mapEbayOrder(order, username, d.received_at.getTime()));
+    return deps.recorder.commitVerdict(d, 'EBAY', externalOrderId, seller.sellerId, mapEbayOrder(order, username, d.receivedAt.getTime()));
   }
 
   /**
@@ -89,31 +88,31 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
    * CANCELED → OrderCancelled; each `paymentSummary.refunds[]` entry with refundStatus REFUNDED → one OrderRefunded
    * with its exact amount, keyed by eBay's refundId (PENDING/FAILED refunds are not money returned yet).
    */
-  async function ebayRecheck(d: DeliveryRow): Promise<Outcome> {
-    const body = JSON.parse(d.raw_body) as { orderId?: string };
+  async function ebayRecheck(d: Delivery): Promise<Outcome> {
+    const body = JSON.parse(d.rawBody) as { orderId?: string };
     const row = body.orderId ? await deps.orders.get(body.orderId) : undefined;
     if (!row || row.marketplace !== 'EBAY') throw new Park('ORDER_NOT_FOUND', `no received eBay order ${String(body.orderId)}`);
-    const seller = await sellerFor('EBAY', row.account_id);
-    const order = await deps.ebay.getOrder(row.external_order_id, requireToken(seller, 'eBay'));
+    const seller = await sellerFor('EBAY', row.accountId);
+    const order = await deps.ebay.getOrder(row.externalOrderId, requireToken(seller, 'eBay'));
     if (order.cancelStatus?.cancelState === 'CANCELED') {
-      return deps.recorder.commitVerdict(d.id, 'EBAY', row.external_order_id, row.seller_id, { kind: 'cancelled', reason: 'CANCELED_ON_EBAY', at: Date.parse(order.lastModifiedDate ?? '') || Date.now() });
+      return deps.recorder.commitVerdict(d, 'EBAY', row.externalOrderId, row.sellerId, { kind: 'cancelled', reason: 'CANCELED_ON_EBAY', at: Date.parse(order.lastModifiedDate ?? '') || Date.now() });
     }
     let outcome: Outcome | undefined;
     for (const [i, refund] of (order.paymentSummary?.refunds ?? []).entries()) {
       if (refund.refundStatus !== 'REFUNDED' || !refund.refundId) continue;
       const amount = exact(parseDecimal, refund.amount?.value, refund.amount?.currency, `paymentSummary.refunds[${i}].amount`);
-      outcome = await deps.recorder.commitRefund(d.id, row.order_id, {
+      outcome = await deps.recorder.commitRefund(d, row.orderId, {
         refundId: `ebay:${refund.refundId}`, amount, totalRefunded: null, reason: 'REFUNDED_ON_EBAY',
         at: Date.parse(refund.refundDate ?? '') || Date.now(),
       });
     }
     if (outcome) return outcome;
-    await deps.deliveries.decideNow(d.id, 'ignored', { reason: 'NO_CHANGE' });
-    return { status: 'ignored', reason: 'NO_CHANGE', orderId: row.order_id };
+    await deps.deliveries.decideNow(d.id, 'ignored', { fence: d.fence, reason: 'NO_CHANGE' });
+    return { status: 'ignored', reason: 'NO_CHANGE', orderId: row.orderId };
   }
 
-  async function mercadolibre(d: DeliveryRow): Promise<Outcome> {
-    const body = JSON.parse(d.raw_body) as { resource?: string; user_id?: number | string };
+  async function mercadolibre(d: Delivery): Promise<Outcome> {
+    const body = JSON.parse(d.rawBody) as { resource?: string; user_id?: number | string };
     const match = /^\/orders\/(\d+)$/.exec(body.resource ?? '');
     if (!match || body.user_id === undefined) throw new Park('MALFORMED_NOTIFICATION', `resource ${String(body.resource)}`);
     const externalOrderId = match[1]!;
@@ -123,7 +122,7 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const existing = await deps.orders.get(orderId);
     // Only a cancelled or fully refunded order cannot change any more; a partially refunded one still can.
     if (existing && (existing.state === 'CANCELLED' || existing.state === 'REFUNDED')) {
-      return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'REPEAT', at: Date.now() });
+      return deps.recorder.commitVerdict(d, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'REPEAT', at: Date.now() });
     }
     const token = requireToken(seller, 'MercadoLibre');
     const order = await deps.mercadolibre.getOrder(externalOrderId, token);
@@ -142,10 +141,10 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const stillPaid = order.status === 'paid' || order.status === 'partially_refunded';
     if (existing && order.status === 'invalid') {
       // Corrections: `invalid` is a final status too (MercadoLibre voided the order): treated as a cancellation
-      return deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'INVALIDATED_ON_MERCADOLIBRE', at: d.received_at.getTime() });
+      return deps.recorder.commitVerdict(d, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'INVALIDATED_ON_MERCADOLIBRE', at: d.receivedAt.getTime() });
     }
-    if (existing && stillPaid) outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.received_payload });
-    else outcome = await deps.recorder.commitVerdict(d.id, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.received_at.getTime()));
+    if (existing && stillPaid) outcome = await deps.recorder.commitVerdict(d, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.receivedPayload });
+    else outcome = await deps.recorder.commitVerdict(d, 'MERCADOLIBRE', externalOrderId, seller.sellerId, mapMercadoLibreOrder(order, shipment, accountId, d.receivedAt.getTime()));
     // Corrections: money returned on an order that stays `paid` shows only in its payments (partial or full refund,
     // chargeback). Each new cumulative total is one OrderRefunded for the difference, keyed by that total, so every
     // notification (MercadoLibre sends one per change) is idempotent.
@@ -156,34 +155,34 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     return outcome;
   }
 
-  async function recordMlRefund(d: DeliveryRow, orderId: string, externalOrderId: string, refunds: NonNullable<ReturnType<typeof mlRefunds>>): Promise<Outcome | undefined> {
+  async function recordMlRefund(d: Delivery, orderId: string, externalOrderId: string, refunds: NonNullable<ReturnType<typeof mlRefunds>>): Promise<Outcome | undefined> {
     const current = await deps.orders.get(orderId);
     if (!current) return undefined;
-    const before = Number(current.refunded_amount_minor);
+    const before = current.refundedAmountMinor;
     const delta = refunds.total.amountMinor - before;
     if (delta <= 0) return undefined;
-    return deps.recorder.commitRefund(d.id, orderId, {
+    return deps.recorder.commitRefund(d, orderId, {
       refundId: `ml:${externalOrderId}:refunded-total:${refunds.total.amountMinor}`,
       amount: money(delta, refunds.total.currency),
       totalRefunded: refunds.total,
       reason: refunds.chargedBack ? 'CHARGED_BACK' : 'REFUNDED_ON_MERCADOLIBRE',
-      at: refunds.at ?? d.received_at.getTime(),
+      at: refunds.at ?? d.receivedAt.getTime(),
     });
   }
 
-  async function paypalCapture(d: DeliveryRow, capture: PayPalCapture, paypalOrderId: string, storefrontHint: string | null): Promise<Outcome> {
+  async function paypalCapture(d: Delivery, capture: PayPalCapture, paypalOrderId: string, storefrontHint: string | null): Promise<Outcome> {
     const existing = await deps.orders.get(orderIdFor('PAYPAL_STOREFRONT', paypalOrderId));
-    if (existing) return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', paypalOrderId, existing.seller_id, { kind: 'paid', order: existing.received_payload });
+    if (existing) return deps.recorder.commitVerdict(d, 'PAYPAL_STOREFRONT', paypalOrderId, existing.sellerId, { kind: 'paid', order: existing.receivedPayload });
     // The capture resource has no ship-to: read the order it belongs to.
     const order = await deps.paypal.getOrder(paypalOrderId);
     const storefrontId = storefrontHint ?? storefrontOf(order, capture);
     if (!storefrontId) throw new Park('UNROUTABLE', 'the PayPal order carries no storefront (custom_id)');
     const seller = await sellerFor('PAYPAL_STOREFRONT', storefrontId);
-    return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', paypalOrderId, seller.sellerId, mapPayPalOrder(order, capture, storefrontId, d.received_at.getTime()));
+    return deps.recorder.commitVerdict(d, 'PAYPAL_STOREFRONT', paypalOrderId, seller.sellerId, mapPayPalOrder(order, capture, storefrontId, d.receivedAt.getTime()));
   }
 
-  async function paypalWebhook(d: DeliveryRow): Promise<Outcome> {
-    const event = JSON.parse(d.raw_body) as { event_type?: string; resource?: Record<string, unknown>; create_time?: string };
+  async function paypalWebhook(d: Delivery): Promise<Outcome> {
+    const event = JSON.parse(d.rawBody) as { event_type?: string; resource?: Record<string, unknown>; create_time?: string };
     const resource = (event.resource ?? {}) as unknown as PayPalCapture & { links?: Array<{ rel?: string; href?: string }>; seller_payable_breakdown?: { total_refunded_amount?: { value?: string; currency_code?: string } }; note_to_payer?: string };
     if (d.kind === DeliveryKinds.paypalCaptureCompleted) {
       const paypalOrderId = resource.supplementary_data?.related_ids?.order_id;
@@ -198,27 +197,27 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     if (!order) throw new Park('ORDER_NOT_FOUND', `no received order has capture ${captureId}`);
     const amount = exact(parseDecimal, resource.amount?.value, resource.amount?.currency_code, 'resource.amount');
     const total = resource.seller_payable_breakdown?.total_refunded_amount;
-    return deps.recorder.commitRefund(d.id, order.order_id, {
+    return deps.recorder.commitRefund(d, order.orderId, {
       refundId: resource.id,
       amount,
       totalRefunded: total ? exact(parseDecimal, total.value, total.currency_code, 'total_refunded_amount') : null,
       reason: d.kind === DeliveryKinds.paypalCaptureReversed ? 'REVERSED' : (resource.note_to_payer ?? null),
-      at: Date.parse(event.create_time ?? '') || d.received_at.getTime(),
+      at: Date.parse(event.create_time ?? '') || d.receivedAt.getTime(),
     });
   }
 
-  async function checkoutCapture(d: DeliveryRow): Promise<Outcome> {
-    const body = JSON.parse(d.raw_body) as { paypalOrderId: string; storefrontId: string };
+  async function checkoutCapture(d: Delivery): Promise<Outcome> {
+    const body = JSON.parse(d.rawBody) as { paypalOrderId: string; storefrontId: string };
     const seller = await sellerFor('PAYPAL_STOREFRONT', body.storefrontId);
     const existing = await deps.orders.get(orderIdFor('PAYPAL_STOREFRONT', body.paypalOrderId));
-    if (existing) return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', body.paypalOrderId, existing.seller_id, { kind: 'paid', order: existing.received_payload });
+    if (existing) return deps.recorder.commitVerdict(d, 'PAYPAL_STOREFRONT', body.paypalOrderId, existing.sellerId, { kind: 'paid', order: existing.receivedPayload });
     // A storefront captures only its own orders: the order says whose it is (custom_id) before any money moves.
     const before = await deps.paypal.getOrder(body.paypalOrderId);
     const owner = storefrontOf(before);
     if (owner && owner !== body.storefrontId) throw new Park('STOREFRONT_MISMATCH', 'the PayPal order belongs to another storefront');
     const result = await deps.paypal.capture(body.paypalOrderId);
     if (result.kind === 'refused') {
-      await deps.deliveries.decideNow(d.id, 'rejected', { reason: result.issue });
+      await deps.deliveries.decideNow(d.id, 'rejected', { fence: d.fence, reason: result.issue });
       return { status: 'rejected', reason: result.issue, orderId: null };
     }
     const storefront = storefrontOf(result.order);
@@ -229,13 +228,13 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const refusedCapture = captureStatuses(result.order).find((status) => status === 'DECLINED' || status === 'FAILED');
     if (refusedCapture && !completedCapture(result.order)) {
       const reason = `CAPTURE_${refusedCapture}`;
-      await deps.deliveries.decideNow(d.id, 'rejected', { reason });
+      await deps.deliveries.decideNow(d.id, 'rejected', { fence: d.fence, reason });
       return { status: 'rejected', reason, orderId: null };
     }
-    return deps.recorder.commitVerdict(d.id, 'PAYPAL_STOREFRONT', body.paypalOrderId, seller.sellerId, mapPayPalOrder(result.order, undefined, body.storefrontId, d.received_at.getTime()));
+    return deps.recorder.commitVerdict(d, 'PAYPAL_STOREFRONT', body.paypalOrderId, seller.sellerId, mapPayPalOrder(result.order, undefined, body.storefrontId, d.receivedAt.getTime()));
   }
 
-  async function dispatch(d: DeliveryRow): Promise<Outcome> {
+  async function dispatch(d: Delivery): Promise<Outcome> {
     switch (d.kind) {
       case DeliveryKinds.ebayOrderConfirmation:
         return ebay(d);
@@ -256,20 +255,25 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
 
   return {
     /** Processes a claimed delivery; returns its outcome (status pending = will be retried). */
-    async process(d: DeliveryRow): Promise<Outcome> {
+    async process(d: Delivery): Promise<Outcome> {
       try {
         return await dispatch(d);
       } catch (error) {
+        // Another worker claimed the delivery after this one's lease ran out: its decision stands, nothing is written here.
+        if (error instanceof LeaseLostError) {
+          deps.logger.warn({ deliveryId: d.id, marketplace: d.marketplace }, 'delivery lease lost; the other worker decides it');
+          return { status: 'pending', reason: 'LEASE_LOST', orderId: d.orderId };
+        }
         if (error instanceof Park) {
-          await deps.deliveries.decideNow(d.id, 'parked', { reason: error.reason, detail: error.detail, ...(error.accountId ? { accountId: error.accountId } : {}) });
+          await deps.deliveries.decideNow(d.id, 'parked', { fence: d.fence, reason: error.reason, detail: error.detail, ...(error.accountId ? { accountId: error.accountId } : {}) });
           parked.inc({ marketplace: d.marketplace, reason: error.reason });
           deps.logger.warn({ deliveryId: d.id, marketplace: d.marketplace, reason: error.reason }, 'delivery parked');
-          return { status: 'parked', reason: error.reason, orderId: d.order_id };
+          return { status: 'parked', reason: error.reason, orderId: d.orderId };
         }
         if (error instanceof MappingError) {
-          await deps.deliveries.decideNow(d.id, 'parked', { reason: error.reason, detail: error.message });
+          await deps.deliveries.decideNow(d.id, 'parked', { fence: d.fence, reason: error.reason, detail: error.message });
           parked.inc({ marketplace: d.marketplace, reason: error.reason });
-          return { status: 'parked', reason: error.reason, orderId: d.order_id };
+          return { status: 'parked', reason: error.reason, orderId: d.orderId };
         }
         // The runtime's one classification: an AppError marked permanent that wraps a database or network outage is
         // still transient (retried), and only a refusal caused by the request itself parks the delivery.
@@ -278,14 +282,14 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
         const code = failure.code;
         if (!retriable && error instanceof AppError) {
           // The marketplace's verdict on our request (token refused, order unknown): a person must look.
-          await deps.deliveries.decideNow(d.id, 'parked', { reason: error.code, detail: error.message });
+          await deps.deliveries.decideNow(d.id, 'parked', { fence: d.fence, reason: error.code, detail: error.message });
           parked.inc({ marketplace: d.marketplace, reason: error.code });
           deps.logger.warn({ deliveryId: d.id, marketplace: d.marketplace, code }, 'delivery parked after a refusal');
-          return { status: 'parked', reason: error.code, orderId: d.order_id };
+          return { status: 'parked', reason: error.code, orderId: d.orderId };
         }
         deps.logger.warn({ err: error, deliveryId: d.id, marketplace: d.marketplace, code, attempts: d.attempts }, 'delivery processing failed; will retry');
-        await deps.deliveries.retryLater(d.id, d.attempts, deps.maxBackoffMs, { code, message: error instanceof Error ? error.message : String(error) });
-        return { status: 'pending', reason: code, orderId: d.order_id };
+        await deps.deliveries.retryLater(d.id, d.attempts, deps.retryDelayMs(d.attempts), { code, message: error instanceof Error ? error.message : String(error) }, d.fence);
+        return { status: 'pending', reason: code, orderId: d.orderId };
       }
     },
   };

@@ -1,70 +1,77 @@
 import { randomUUID } from 'node:crypto';
-import type { Marketplace } from '@postsale/contracts';
-import type { Metrics } from '@postsale/runtime';
-import type { DeliveriesRepository } from '../db/deliveries.repository';
+import type { IngestMetrics } from '../metrics';
+import type { DeliveryStore, SellerStore } from './ports';
 import type { DeliveryProcessor } from './process-delivery.use-case';
 import type { Outcome } from './record-order.use-case';
+import type { NewDelivery } from './records';
 
-export interface IncomingDelivery {
-  marketplace: Marketplace;
-  kind: string;
-  /** the marketplace's own message id (eBay notificationId, MercadoLibre _id, PayPal event id) */
-  dedupeKey: string;
-  accountId: string | null;
-  externalOrderId: string | null;
-  orderId: string | null;
-  headers: Record<string, string>;
-  rawBody: string;
-  sourceIp: string | null;
-  /** process now, within this budget (eBay, PayPal, checkout); else only persist and let the poller work (MercadoLibre) */
+/** A delivery as it arrives (authenticity checked), with how it is to be worked. */
+export interface IncomingDelivery extends Omit<NewDelivery, 'id'> {
+  /** process now, within this budget (PayPal, checkout); else only store and let the worker do it (eBay, MercadoLibre) */
   inlineBudgetMs?: number;
   /** a delivery that needs no processing (unsupported topic / event type) */
   ignoreReason?: string;
 }
 
 /**
- * The entry door: a delivery that passed its authenticity check is persisted first — before anything can fail —
- * then processed inline (with a time budget) or left to the poller. What returns is the delivery's outcome; the
- * caller answers 2xx only for outcomes that are committed (every status here is).
+ * The entry door: a delivery that passed its authenticity check is stored first — one statement, deduplicated on the
+ * marketplace's message id — before anything can fail, then processed inline (with a time budget) or left to the
+ * worker. What returns is the delivery's outcome; the caller answers 2xx only for outcomes that are committed (every
+ * status here is: `pending` means stored and queued).
  */
-export function createDeliveryReceiver(deps: { deliveries: DeliveriesRepository; processor: DeliveryProcessor; metrics: Metrics; nudgePoller: () => void }) {
-  const webhooks = deps.metrics.counter('ingest_webhooks_total', 'Webhook deliveries by marketplace and outcome', ['marketplace', 'outcome']);
+export function createDeliveryReceiver(deps: { deliveries: DeliveryStore; sellers: SellerStore; processor: DeliveryProcessor; metrics: IngestMetrics; nudgeWorker: () => void }) {
+  const webhooks = deps.metrics.webhooks;
+
+  async function receive(incoming: IncomingDelivery): Promise<Outcome & { deliveryId: string }> {
+    const { inlineBudgetMs: _budget, ignoreReason: _ignore, ...fields } = incoming;
+    const delivery: NewDelivery = { id: randomUUID(), ...fields };
+    const deliveryId = delivery.id;
+    const budget = incoming.inlineBudgetMs ?? 0;
+    // The claim outlives the inline budget, so the worker never races the request on the same delivery.
+    const stored = incoming.ignoreReason
+      ? await deps.deliveries.insertIgnored(delivery, incoming.ignoreReason)
+      : await deps.deliveries.storeNew(delivery, budget > 0 ? budget + 30_000 : 0);
+    if (stored.kind === 'stored' && incoming.ignoreReason) {
+      webhooks.inc({ marketplace: incoming.marketplace, outcome: 'ignored' });
+      return { deliveryId, status: 'ignored', reason: incoming.ignoreReason, orderId: null };
+    }
+    if (stored.kind === 'duplicate') {
+      webhooks.inc({ marketplace: incoming.marketplace, outcome: 'duplicate' });
+      return { deliveryId, status: 'duplicate', reason: 'DUPLICATE_DELIVERY', orderId: stored.orderId };
+    }
+    if (budget <= 0) {
+      deps.nudgeWorker();
+      webhooks.inc({ marketplace: incoming.marketplace, outcome: 'pending' });
+      return { deliveryId, status: 'pending', reason: null, orderId: incoming.orderId };
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      deps.processor.process(stored.delivery),
+      new Promise<Outcome>((resolve) => {
+        timer = setTimeout(() => resolve({ status: 'pending', reason: 'STILL_PROCESSING', orderId: incoming.orderId }), budget);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    webhooks.inc({ marketplace: incoming.marketplace, outcome: outcome.status });
+    return { deliveryId, ...outcome };
+  }
+
   return {
-    async receive(incoming: IncomingDelivery): Promise<Outcome & { deliveryId: string }> {
-      const id = randomUUID();
-      const row = {
-        id, marketplace: incoming.marketplace, kind: incoming.kind, dedupe_key: incoming.dedupeKey, account_id: incoming.accountId,
-        external_order_id: incoming.externalOrderId, order_id: incoming.orderId, headers: incoming.headers, raw_body: incoming.rawBody, source_ip: incoming.sourceIp,
-      };
-      if (incoming.ignoreReason) {
-        await deps.deliveries.insertDecided(row, 'ignored', incoming.ignoreReason);
-        webhooks.inc({ marketplace: incoming.marketplace, outcome: 'ignored' });
-        return { deliveryId: id, status: 'ignored', reason: incoming.ignoreReason, orderId: null };
+    receive,
+
+    /**
+     * A notification from a sender nobody can verify (MercadoLibre): one for another application, or for an account no
+     * seller registered, is only counted (one row per day and reason), never stored or read with a token. Otherwise it
+     * is received like any other. The caller answers the same either way, so a stranger learns nothing.
+     */
+    async receiveUnverified(incoming: IncomingDelivery & { accountId: string }, check: { foreignApplication: boolean }): Promise<void> {
+      const dropReason = check.foreignApplication
+        ? 'FOREIGN_APPLICATION'
+        : !(await deps.sellers.account(incoming.marketplace, incoming.accountId)) ? 'UNKNOWN_ACCOUNT' : null;
+      if (dropReason) {
+        await deps.deliveries.countDropped(incoming.marketplace, dropReason);
+        return;
       }
-      const earlier = await deps.deliveries.earlierWithKey(incoming.marketplace, incoming.dedupeKey);
-      if (earlier) {
-        await deps.deliveries.insertDecided(row, 'duplicate', `SAME_MESSAGE_AS_${earlier.id}`);
-        webhooks.inc({ marketplace: incoming.marketplace, outcome: 'duplicate' });
-        return { deliveryId: id, status: 'duplicate', reason: 'DUPLICATE_DELIVERY', orderId: earlier.order_id };
-      }
-      const budget = incoming.inlineBudgetMs ?? 0;
-      // The claim outlives the inline budget, so the poller never races the request on the same delivery.
-      await deps.deliveries.insertPending(row, budget > 0 ? budget + 30_000 : 0);
-      if (budget <= 0) {
-        deps.nudgePoller();
-        webhooks.inc({ marketplace: incoming.marketplace, outcome: 'pending' });
-        return { deliveryId: id, status: 'pending', reason: null, orderId: incoming.orderId };
-      }
-      const stored = (await deps.deliveries.get(id))!;
-      let timer: NodeJS.Timeout | undefined;
-      const outcome = await Promise.race([
-        deps.processor.process(stored),
-        new Promise<Outcome>((resolve) => {
-          timer = setTimeout(() => resolve({ status: 'pending', reason: 'STILL_PROCESSING', orderId: incoming.orderId }), budget);
-        }),
-      ]).finally(() => clearTimeout(timer));
-      webhooks.inc({ marketplace: incoming.marketplace, outcome: outcome.status });
-      return { deliveryId: id, ...outcome };
+      await receive(incoming);
     },
   };
 }

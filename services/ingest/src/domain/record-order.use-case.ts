@@ -1,9 +1,13 @@
-import { money, newEvent, safeInteger, Streams, type Marketplace, type OrderEvent, type OrderReceived } from '@postsale/contracts';
-import type { Metrics, OutboxWriter, Tx } from '@postsale/runtime';
-import type { DeliveriesRepository, DeliveryStatus } from '../db/deliveries.repository';
-import type { OrdersRepository } from '../db/orders.repository';
+import { money, newEvent, Streams, type Marketplace, type OrderEvent, type OrderReceived } from '@postsale/contracts';
+import type { OutboxWriter, Tx } from '@postsale/runtime';
+import type { IngestMetrics } from '../metrics';
 import type { MarketplaceOrderVerdict, RefundFacts } from './marketplace-order';
 import { orderIdFor } from './order-id';
+import type { DeliveryStore, OrderStore, Transaction } from './ports';
+import type { Delivery, DeliveryStatus } from './records';
+
+/** The delivery a verdict is committed for, under its lease. */
+export type LeasedDelivery = Pick<Delivery, 'id' | 'fence'>;
 
 export interface Outcome {
   status: DeliveryStatus;
@@ -12,11 +16,11 @@ export interface Outcome {
 }
 
 export interface RecordDeps {
-  transaction: <T>(fn: (trx: Tx) => Promise<T>) => Promise<T>;
-  orders: OrdersRepository;
-  deliveries: DeliveriesRepository;
+  transaction: Transaction;
+  orders: OrderStore;
+  deliveries: DeliveryStore;
   outbox: OutboxWriter;
-  metrics: Metrics;
+  metrics: IngestMetrics;
   /** the order as it goes on Kafka: the buyer's personal data sealed under its subject's key (crypto-shredding) */
   sealPersonal: (trx: Tx, orderId: string, order: OrderReceived) => Promise<OrderReceived>;
 }
@@ -27,7 +31,7 @@ export interface RecordDeps {
  * (marketplace, external order id) makes duplicates, retries and per-line notifications collapse to one event.
  */
 export function createOrderRecorder(deps: RecordDeps) {
-  const emitted = deps.metrics.counter('ingest_orders_emitted_total', 'Events ingest committed to the orders stream', ['marketplace', 'type']);
+  const emitted = deps.metrics.emitted;
 
   async function publish(trx: Tx, event: OrderEvent, cause: string, deliveryId: string | null, refund?: { refundId: string; amountMinor: number }): Promise<boolean> {
     const recorded = await deps.orders.addEvent(trx, { orderId: event.orderId, eventId: event.eventId, type: event.type, cause, deliveryId, ...(refund ?? {}) });
@@ -37,10 +41,11 @@ export function createOrderRecorder(deps: RecordDeps) {
   }
 
   return {
-    async commitVerdict(deliveryId: string, marketplace: Marketplace, externalOrderId: string, sellerId: string, verdict: MarketplaceOrderVerdict): Promise<Outcome> {
+    async commitVerdict(delivery: LeasedDelivery, marketplace: Marketplace, externalOrderId: string, sellerId: string, verdict: MarketplaceOrderVerdict): Promise<Outcome> {
+      const deliveryId = delivery.id;
       const orderId = orderIdFor(marketplace, externalOrderId);
       const decide = (trx: Tx, status: DeliveryStatus, reason: string | null, detail?: string) =>
-        deps.deliveries.decide(trx, deliveryId, status, { reason, detail: detail ?? null, orderId, externalOrderId }).then(() => ({ status, reason, orderId }));
+        deps.deliveries.decide(trx, deliveryId, status, { fence: delivery.fence, reason, detail: detail ?? null, orderId, externalOrderId }).then(() => ({ status, reason, orderId }));
       const counted: Array<() => void> = [];
       const outcome = await deps.transaction(async (trx): Promise<Outcome> => {
         switch (verdict.kind) {
@@ -59,7 +64,7 @@ export function createOrderRecorder(deps: RecordDeps) {
             if (order.state !== 'RECEIVED' && order.state !== 'PARTIALLY_REFUNDED') return decide(trx, 'duplicate', `ORDER_ALREADY_${order.state}`);
             await deps.orders.update(trx, orderId, { state: 'CANCELLED' });
             await publish(trx, newEvent(Streams.orders, 'OrderCancelled', { marketplace, externalOrderId, reason: verdict.reason, cancelledAt: verdict.at }, {
-              orderId, sellerId: order.seller_id, causationId: deliveryId,
+              orderId, sellerId: order.sellerId, causationId: deliveryId,
             }), `cancelled: ${verdict.reason}`, deliveryId);
             counted.push(() => emitted.inc({ marketplace, type: 'OrderCancelled' }));
             return decide(trx, 'accepted', 'CANCELLED');
@@ -75,20 +80,21 @@ export function createOrderRecorder(deps: RecordDeps) {
     },
 
     /** One OrderRefunded per marketplace refund id; full when everything received has now been refunded. */
-    async commitRefund(deliveryId: string, orderId: string, facts: RefundFacts): Promise<Outcome> {
+    async commitRefund(delivery: LeasedDelivery, orderId: string, facts: RefundFacts): Promise<Outcome> {
+      const deliveryId = delivery.id;
       let emittedRefund: string | undefined;
       const outcome = await deps.transaction(async (trx): Promise<Outcome> => {
         const order = await deps.orders.get(orderId, trx, true);
         if (!order) throw new Error(`order ${orderId} vanished`);
-        const decide = (status: DeliveryStatus, reason: string | null) => deps.deliveries.decide(trx, deliveryId, status, { reason, orderId, externalOrderId: order.external_order_id }).then(() => ({ status, reason, orderId }));
+        const decide = (status: DeliveryStatus, reason: string | null) => deps.deliveries.decide(trx, deliveryId, status, { fence: delivery.fence, reason, orderId, externalOrderId: order.externalOrderId }).then(() => ({ status, reason, orderId }));
         if (facts.amount.currency !== order.currency) return decide('parked', 'REFUND_CURRENCY_MISMATCH');
-        const sale = safeInteger(order.sale_amount_minor);
-        const before = safeInteger(order.refunded_amount_minor);
+        const sale = order.saleAmountMinor;
+        const before = order.refundedAmountMinor;
         const after = facts.totalRefunded && facts.totalRefunded.currency === order.currency ? Math.max(facts.totalRefunded.amountMinor, before + facts.amount.amountMinor) : before + facts.amount.amountMinor;
         const full = after >= sale;
         const event = newEvent(Streams.orders, 'OrderRefunded', {
-          marketplace: order.marketplace, externalOrderId: order.external_order_id, refundId: facts.refundId, amount: money(facts.amount.amountMinor, facts.amount.currency), full, reason: facts.reason, refundedAt: facts.at,
-        }, { orderId, sellerId: order.seller_id, causationId: deliveryId });
+          marketplace: order.marketplace, externalOrderId: order.externalOrderId, refundId: facts.refundId, amount: money(facts.amount.amountMinor, facts.amount.currency), full, reason: facts.reason, refundedAt: facts.at,
+        }, { orderId, sellerId: order.sellerId, causationId: deliveryId });
         if (!(await publish(trx, event, `refund ${facts.refundId}`, deliveryId, { refundId: facts.refundId, amountMinor: facts.amount.amountMinor }))) {
           return decide('duplicate', 'REFUND_ALREADY_RECORDED');
         }

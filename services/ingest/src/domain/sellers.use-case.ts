@@ -1,7 +1,7 @@
 import type { Marketplace } from '@postsale/contracts';
 import { badRequest, type SecretBox } from '@postsale/runtime';
-import type { DeliveriesRepository } from '../db/deliveries.repository';
-import { sealedAccountField, type SellersRepository } from '../db/sellers.repository';
+import { sealedAccountField } from './credentials';
+import type { DeliveryStore, SellerStore } from './ports';
 
 export interface SellerAccountInput {
   marketplace: Marketplace;
@@ -15,7 +15,9 @@ export interface SellerAccountInput {
 
 const NEEDS_TOKEN: Marketplace[] = ['EBAY', 'MERCADOLIBRE'];
 
-export function createSellersUseCase(deps: { sellers: SellersRepository; deliveries: DeliveriesRepository; secrets: SecretBox; requeueParked: boolean; nudgePoller: () => void }) {
+export type SellersUseCase = ReturnType<typeof createSellersUseCase>;
+
+export function createSellersUseCase(deps: { sellers: SellerStore; deliveries: DeliveryStore; secrets: SecretBox; requeueParked: boolean; nudgePoller: () => void }) {
   return {
     /** Registers or replaces a seller's accounts; optionally queues the deliveries parked for those accounts again. */
     async put(sellerId: string, displayName: string | null, accounts: SellerAccountInput[]): Promise<{ requeued: number }> {
@@ -46,11 +48,11 @@ export function createSellersUseCase(deps: { sellers: SellersRepository; deliver
       const seller = await deps.sellers.seller(sellerId);
       if (!seller) return undefined;
       return {
-        sellerId: seller.seller_id,
-        displayName: seller.display_name,
-        createdAt: new Date(seller.created_at).toISOString(),
-        updatedAt: new Date(seller.updated_at).toISOString(),
-        accounts: seller.accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.account_id, hasAccessToken: a.token_sealed !== null, ...(a.marketplace === 'PAYPAL_STOREFRONT' ? { hasCaptureSecret: a.secret_sealed !== null } : {}), updatedAt: new Date(a.updated_at).toISOString() })),
+        sellerId: seller.sellerId,
+        displayName: seller.displayName,
+        createdAt: seller.createdAt.toISOString(),
+        updatedAt: seller.updatedAt.toISOString(),
+        accounts: seller.accounts.map((a) => ({ marketplace: a.marketplace, accountId: a.accountId, hasAccessToken: a.tokenSealed !== null, ...(a.marketplace === 'PAYPAL_STOREFRONT' ? { hasCaptureSecret: a.secretSealed !== null } : {}), updatedAt: a.updatedAt.toISOString() })),
       };
     },
   };

@@ -1,13 +1,8 @@
 import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
-import { safeInteger } from '@postsale/contracts';
-import { actorOf, AppError, maskAddress, maskText, notFound, requireRoles, storableText, validate, whoami } from '@postsale/runtime';
-import type { AuditRepository } from '../db/audit.repository';
-import type { DeliveriesRepository, DeliveryRow } from '../db/deliveries.repository';
-import type { ErasureRepository } from '../db/erasure.repository';
-import type { OrdersRepository } from '../db/orders.repository';
-import type { Erasure } from '../domain/erase-personal-data.use-case';
-import type { createSellersUseCase } from '../domain/sellers.use-case';
+import { actorOf, AppError, maskAddress, maskText, requireRoles, storableText, validate, whoami } from '@postsale/runtime';
+import type { Admin } from '../domain/admin.use-case';
+import type { Delivery } from '../domain/records';
 
 const marketplace = z.enum(['EBAY', 'MERCADOLIBRE', 'PAYPAL_STOREFRONT']);
 const sellerParams = z.object({ sellerId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/) });
@@ -41,28 +36,18 @@ function maskedPayload(p: Record<string, unknown> | null | undefined): unknown {
   };
 }
 
-function deliveryView(d: DeliveryRow, withBody = false) {
+function deliveryView(d: Delivery, withBody = false) {
   return {
     id: d.id, marketplace: d.marketplace, kind: d.kind, status: d.status, reason: d.reason, detail: d.detail,
-    accountId: d.account_id, externalOrderId: d.external_order_id, orderId: d.order_id, attempts: d.attempts,
-    receivedAt: new Date(d.received_at).toISOString(), processedAt: d.processed_at ? new Date(d.processed_at).toISOString() : null,
-    nextAttemptAt: d.status === 'pending' ? new Date(d.next_attempt_at).toISOString() : null,
-    ...(withBody ? { headers: d.headers, rawBody: d.raw_body } : {}),
+    accountId: d.accountId, externalOrderId: d.externalOrderId, orderId: d.orderId, attempts: d.attempts,
+    receivedAt: d.receivedAt.toISOString(), processedAt: d.processedAt ? d.processedAt.toISOString() : null,
+    nextAttemptAt: d.status === 'pending' ? d.nextAttemptAt.toISOString() : null,
+    ...(withBody ? { headers: d.headers, rawBody: d.rawBody } : {}),
   };
 }
 
-export function adminRoutes(app: Express, deps: {
-  adminToken: string;
-  sellers: ReturnType<typeof createSellersUseCase>;
-  deliveries: DeliveriesRepository;
-  orders: OrdersRepository;
-  nudgePoller: () => void;
-  integrity: () => Promise<unknown>;
-  operatorToken?: string;
-  erasure: Erasure;
-  erasures: ErasureRepository;
-  audit: AuditRepository;
-}): void {
+export function adminRoutes(app: Express, deps: { adminToken: string; operatorToken?: string; admin: Admin; integrity: () => Promise<unknown> }): void {
+  const { admin } = deps;
   app.use('/admin', requireRoles({ admin: deps.adminToken, operator: deps.operatorToken }));
   // the CLI asks which credential it holds before touching Kafka (replay, dlq, topics need the admin one)
   app.get('/admin/whoami', whoami());
@@ -72,44 +57,32 @@ export function adminRoutes(app: Express, deps: {
     const q = validate(revealQuery, { reveal: req.query.reveal, reason: req.query.reason }, 'INVALID_QUERY');
     if (q.reveal !== 'true') return false;
     if (!q.reason) throw new AppError('REASON_REQUIRED', 'revealing personal data needs a reason', { status: 400 });
-    await deps.audit.record({ actor: actor(req, res), action: 'REVEAL_PERSONAL_DATA', target, orderId, reason: q.reason });
+    await admin.recordReveal(actor(req, res), q.reason, target, orderId);
     return true;
   }
 
   app.put('/admin/sellers/:sellerId', async (req, res) => {
     const { sellerId } = validate(sellerParams, req.params, 'INVALID_SELLER_ID');
     const body = validate(sellerBody, req.body ?? {});
-    const before = (await deps.sellers.get(sellerId)) ?? null;
-    const { requeued } = await deps.sellers.put(sellerId, body.displayName ?? null, body.accounts);
-    const after = await deps.sellers.get(sellerId);
-    // before/after are the seller views: account ids and whether a token/secret is held, never the secrets
-    await deps.audit.record({ actor: actor(req, res), action: 'PUT_SELLER', target: sellerId, before, after, reason: auditReason(req) });
-    res.status(200).json({ ...after, requeuedDeliveries: requeued });
+    res.status(200).json(await admin.putSeller(actor(req, res), auditReason(req), sellerId, body.displayName ?? null, body.accounts));
   });
   app.get('/admin/sellers/:sellerId', async (req, res) => {
     const { sellerId } = validate(sellerParams, req.params, 'INVALID_SELLER_ID');
-    const seller = await deps.sellers.get(sellerId);
-    if (!seller) throw notFound('SELLER_NOT_FOUND', 'no such seller');
-    res.json(seller);
+    res.json(await admin.seller(sellerId));
   });
 
   app.get('/admin/deliveries', async (req, res) => {
     const q = validate(listQuery, req.query, 'INVALID_QUERY');
-    res.json({ deliveries: (await deps.deliveries.list(q)).map((d) => deliveryView(d)) });
+    res.json({ deliveries: (await admin.listDeliveries(q)).map((d) => deliveryView(d)) });
   });
   app.get('/admin/deliveries/:id', async (req, res) => {
     const { id } = validate(uuid, req.params, 'INVALID_DELIVERY_ID');
-    const d = await deps.deliveries.get(id);
-    if (!d) throw notFound('DELIVERY_NOT_FOUND', 'no such delivery');
-    res.json(deliveryView(d, await revealed(req, res, `delivery:${id}`, d.order_id)));
+    const d = await admin.delivery(id);
+    res.json(deliveryView(d, await revealed(req, res, `delivery:${id}`, d.orderId)));
   });
   app.post('/admin/deliveries/:id/reprocess', async (req, res) => {
     const { id } = validate(uuid, req.params, 'INVALID_DELIVERY_ID');
-    const d = await deps.deliveries.get(id);
-    if (!d) throw notFound('DELIVERY_NOT_FOUND', 'no such delivery');
-    if (!(await deps.deliveries.requeue(id))) throw new AppError('DELIVERY_NOT_PARKED', `only parked deliveries can be reprocessed (this one is ${d.status})`, { status: 409 });
-    await deps.audit.record({ actor: actor(req, res), action: 'REPROCESS_DELIVERY', target: `delivery:${id}`, orderId: d.order_id, before: { status: d.status, reason: d.reason }, after: { status: 'pending' }, reason: auditReason(req) });
-    deps.nudgePoller();
+    await admin.reprocess(actor(req, res), auditReason(req), id);
     res.status(202).json({ id, status: 'pending' });
   });
 
@@ -117,42 +90,36 @@ export function adminRoutes(app: Express, deps: {
   app.post('/admin/orders/:orderId/erase', async (req, res) => {
     const { orderId } = validate(orderParams, req.params, 'INVALID_ORDER_ID');
     const { reason } = validate(eraseBody, req.body ?? {}, 'REASON_REQUIRED');
-    if (!(await deps.orders.get(orderId))) throw notFound('ORDER_NOT_FOUND', 'ingest has no such order');
-    const erased = await deps.erasure.eraseOrder({ orderId, requestedBy: actor(req, res), reason });
-    await deps.audit.record({ actor: actor(req, res), action: 'ERASE_PERSONAL_DATA', target: orderId, orderId, before: { personalData: 'held' }, after: { personalData: 'erased', ...erased }, reason });
-    res.status(200).json({ orderId, erased });
+    res.status(200).json({ orderId, erased: await admin.eraseOrder(actor(req, res), reason, orderId) });
   });
 
   app.get('/admin/dropped-notifications', async (_req, res) => {
-    res.json({ dropped: (await deps.deliveries.droppedCounts()).map((r) => ({ marketplace: r.marketplace, reason: r.reason, day: r.day, count: Number(r.count) })) });
+    res.json({ dropped: await admin.droppedNotifications() });
   });
 
   app.get('/admin/orders', async (req, res) => {
     const { buyerEmail } = validate(buyerQuery, req.query, 'INVALID_QUERY');
-    res.json({ orderIds: await deps.orders.orderIdsByBuyerEmail(buyerEmail) });
+    res.json({ orderIds: await admin.orderIdsByBuyerEmail(buyerEmail) });
   });
 
   app.get('/admin/orders/:orderId', async (req, res) => {
     const orderId = String(req.params.orderId);
-    const order = await deps.orders.get(orderId);
-    const deliveries = await deps.deliveries.forOrder(orderId);
-    if (!order && deliveries.length === 0) throw notFound('ORDER_NOT_FOUND', 'ingest knows nothing about this order');
-    const events = order ? await deps.orders.events(orderId) : [];
+    const { order, deliveries, events, audit, erasures } = await admin.orderJourney(orderId);
     const reveal = order ? await revealed(req, res, orderId, orderId) : false;
     res.json({
       service: 'ingest',
       orderId,
       state: order?.state ?? 'NOT_RECEIVED',
       ...(order ? {
-        marketplace: order.marketplace, externalOrderId: order.external_order_id, sellerId: order.seller_id, accountId: order.account_id,
-        saleAmount: { amountMinor: safeInteger(order.sale_amount_minor), currency: order.currency },
-        refundedAmount: { amountMinor: safeInteger(order.refunded_amount_minor), currency: order.currency },
-        paymentReference: order.payment_reference, receivedAt: new Date(order.received_at).toISOString(), received: reveal ? order.received_payload : maskedPayload(order.received_payload as unknown as Record<string, unknown>),
+        marketplace: order.marketplace, externalOrderId: order.externalOrderId, sellerId: order.sellerId, accountId: order.accountId,
+        saleAmount: { amountMinor: order.saleAmountMinor, currency: order.currency },
+        refundedAmount: { amountMinor: order.refundedAmountMinor, currency: order.currency },
+        paymentReference: order.paymentReference, receivedAt: order.receivedAt.toISOString(), received: reveal ? order.receivedPayload : maskedPayload(order.receivedPayload as unknown as Record<string, unknown>),
       } : {}),
-      history: events.map((e) => ({ at: new Date(e.at).toISOString(), event: e.event_type, eventId: e.event_id, cause: e.cause, deliveryId: e.delivery_id, refundId: e.refund_id })),
+      history: events.map((e) => ({ at: e.at.toISOString(), event: e.eventType, eventId: e.eventId, cause: e.cause, deliveryId: e.deliveryId, refundId: e.refundId })),
       deliveries: deliveries.map((d) => deliveryView(d)),
-      audit: (await deps.audit.forOrder(orderId)).map((a) => ({ at: new Date(a.at).toISOString(), actor: a.actor, action: a.action, reason: a.reason, before: a.before, after: a.after })),
-      erasures: (await deps.erasures.forOrder(orderId)).map((e) => ({ at: new Date(e.at).toISOString(), cause: e.cause, by: e.requested_by, reason: e.reason })),
+      audit: (await audit()).map((a) => ({ at: new Date(a.at).toISOString(), actor: a.actor, action: a.action, reason: a.reason, before: a.before, after: a.after })),
+      erasures: (await erasures()).map((e) => ({ at: e.at.toISOString(), cause: e.cause, by: e.requestedBy, reason: e.reason })),
     });
   });
 

@@ -1,14 +1,15 @@
 import type { RequestHandler } from 'express';
-import { AppError, type Metrics } from '@postsale/runtime';
+import { AppError } from '@postsale/runtime';
+import type { IngestMetrics } from '../metrics';
 
 /**
  * Token bucket per source address (in memory, per replica): `perSecond` sustained, `burst` at once. Refusals are a
  * 429 with code RATE_LIMITED and Retry-After; marketplaces retry those deliveries later.
  */
-export function rateLimitPerAddress(options: { perSecond: number; burst: number; metrics: Metrics; now?: () => number }): RequestHandler {
+export function rateLimitPerAddress(options: { perSecond: number; burst: number; metrics: IngestMetrics; now?: () => number }): RequestHandler {
   const now = options.now ?? Date.now;
   const buckets = new Map<string, { tokens: number; at: number }>();
-  const limited = options.metrics.counter('ingest_rate_limited_total', 'Requests refused by the per-address rate limit');
+  const limited = options.metrics.rateLimited;
   return (req, res, next) => {
     const key = req.ip ?? req.socket.remoteAddress ?? 'unknown';
     const t = now();

@@ -2,27 +2,25 @@ import { createHash } from 'node:crypto';
 import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
 import type { PayPalWebhookVerifier } from '@postsale/paypal';
-import { AppError, decimalId, storableText, validate, type Metrics } from '@postsale/runtime';
-import type { EbayClient } from '../clients/ebay.client';
-import type { SellersRepository } from '../db/sellers.repository';
-import type { DeliveriesRepository } from '../db/deliveries.repository';
+import { AppError, decimalId, storableText, validate } from '@postsale/runtime';
 import type { Erasure } from '../domain/erase-personal-data.use-case';
 import { orderIdFor } from '../domain/order-id';
 import { DeliveryKinds } from '../domain/process-delivery.use-case';
 import type { DeliveryReceiver } from '../domain/receive-delivery.use-case';
 import type { Outcome } from '../domain/record-order.use-case';
+import type { EbayApi } from '../domain/ports';
+import type { IngestMetrics } from '../metrics';
 
 export interface WebhookRouteDeps {
   receiver: DeliveryReceiver;
-  ebay: EbayClient;
+  ebay: Pick<EbayApi, 'verifySignature'>;
   paypalVerifier: PayPalWebhookVerifier | undefined;
-  metrics: Metrics;
+  metrics: IngestMetrics;
   ebayVerificationToken: string;
   ebayEndpointUrl: string;
+  /** PayPal webhooks are processed inline within this budget (answered 200 when committed) */
   inlineBudgetMs: number;
   erasure: Erasure;
-  sellers: SellersRepository;
-  deliveries: DeliveriesRepository;
   /** MercadoLibre application id of this deployment; notifications for another application are only counted */
   mercadoLibreApplicationId: string;
 }
@@ -98,8 +96,7 @@ function answer(res: Response, outcome: Outcome & { deliveryId: string }): void 
 }
 
 export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
-  const signatureFailures = deps.metrics.counter('ingest_signature_failures_total', 'Webhook deliveries refused for an invalid signature', ['marketplace']);
-  const ackSeconds = deps.metrics.histogram('ingest_webhook_ack_seconds', 'Time from request to acknowledgement', ['marketplace'], [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
+  const { signatureFailures, ackSeconds } = deps.metrics;
   const timed = (marketplace: string, handler: (req: Request, res: Response) => Promise<void>) => async (req: Request, res: Response) => {
     const end = ackSeconds.startTimer({ marketplace });
     try {
@@ -136,7 +133,9 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
     }
     const data = validate(ebayOrderData, body.notification.data, 'MALFORMED_NOTIFICATION');
     const orderId = data.order?.orderId ?? null;
-    answer(res, await deps.receiver.receive({
+    // Acknowledged as soon as the verified notification is stored (eBay retries anything slower or not 2xx); the order
+    // is read by the delivery worker. eBay redelivers, so a notification id already held is stored as a duplicate.
+    const outcome = await deps.receiver.receive({
       marketplace: 'EBAY',
       kind: DeliveryKinds.ebayOrderConfirmation,
       dedupeKey: body.notification.notificationId,
@@ -146,9 +145,9 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
       headers: storedHeaders(req),
       rawBody: rawText(req),
       sourceIp: req.ip ?? null,
-      inlineBudgetMs: deps.inlineBudgetMs,
       ...(body.metadata.topic !== 'ORDER_CONFIRMATION' || !orderId ? { ignoreReason: `UNSUPPORTED_TOPIC_${body.metadata.topic}` } : {}),
-    }));
+    });
+    res.status(200).json({ deliveryId: outcome.deliveryId, status: outcome.status, reason: outcome.reason, orderId: outcome.orderId });
   }));
 
   // MercadoLibre has no signature: trust comes from reading the order with the seller's token later. Acknowledge
@@ -158,21 +157,12 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
     if ((req.rawBody?.length ?? 0) > ML_MAX_NOTIFICATION_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', 'a MercadoLibre notification is at most 4 KB', { status: 413 });
     const body = validate(mlNotification, req.body, 'MALFORMED_NOTIFICATION');
     const raw = rawText(req);
-    // Flood-proofing: a notification for another application or for an account no seller registered is answered as
-    // MercadoLibre expects (200) and only counted (one row per day and reason), never queued or read with a token.
-    // The answer is the same as for a kept one, so it tells a stranger nothing about who our sellers are.
-    const dropReason = deps.mercadoLibreApplicationId && applicationIdOf(raw) !== deps.mercadoLibreApplicationId
-      ? 'FOREIGN_APPLICATION'
-      : !(await deps.sellers.account('MERCADOLIBRE', body.user_id)) ? 'UNKNOWN_ACCOUNT' : null;
-    if (dropReason) {
-      await deps.deliveries.countDropped('MERCADOLIBRE', dropReason);
-      res.status(200).json({ status: 'received' });
-      return;
-    }
     const orderMatch = /^\/orders\/(\d{1,20})$/.exec(body.resource);
     const supported = body.topic === 'orders_v2' && orderMatch;
     const externalOrderId = orderMatch?.[1] ?? null;
-    await deps.receiver.receive({
+    // Flood-proofing: a notification for another application or for an account no seller registered is answered as
+    // MercadoLibre expects (200) and only counted, never queued or read with a token (see receiveUnverified).
+    await deps.receiver.receiveUnverified({
       marketplace: 'MERCADOLIBRE',
       kind: supported ? DeliveryKinds.mercadoLibreOrder : DeliveryKinds.mercadoLibreOther,
       dedupeKey: body._id ?? createHash('sha256').update(raw).digest('hex'),
@@ -183,7 +173,7 @@ export function webhookRoutes(app: Express, deps: WebhookRouteDeps): void {
       rawBody: raw,
       sourceIp: req.ip ?? null,
       ...(supported ? {} : { ignoreReason: `UNSUPPORTED_TOPIC_${body.topic}` }),
-    });
+    }, { foreignApplication: Boolean(deps.mercadoLibreApplicationId) && applicationIdOf(raw) !== deps.mercadoLibreApplicationId });
     res.status(200).json({ status: 'received' }); // MercadoLibre expects a plain 200 once the notification is safe
   }));
 

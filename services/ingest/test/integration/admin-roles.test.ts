@@ -1,67 +1,44 @@
-import { randomBytes } from 'node:crypto';
-import { Streams, type OrderEvent } from '@postsale/contracts';
-import { startService, type RunningService } from '@postsale/runtime';
-import { collectTopic, dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
-import { buildEbayOrder, startEbayFake, type EbayFake } from '@postsale/sandbox';
+import { uniqueId, waitFor } from '@postsale/runtime/testing';
+import { buildEbayOrder } from '@postsale/sandbox';
 import { orderIdFor } from '../../src/domain/order-id';
-import { ingestService } from '../../src/service';
+import { ADMIN, useIngest } from '../support/ingest-harness';
 
-const ADMIN = 'test-admin-token-0123456789';
 const OPERATOR = 'test-operator-token-9876543210';
 
 describe('ingest admin roles: operator reads (masked), admin writes, every write audited', () => {
-  let env: Record<string, string>;
-  let service: RunningService;
-  let ebay: EbayFake;
-  let collector: Awaited<ReturnType<typeof collectTopic<OrderEvent>>>;
+  const h = useIngest({ collect: true, env: { OPERATOR_TOKEN: OPERATOR } });
   let orderId: string;
   const sellerId = uniqueId('seller-');
   const username = uniqueId('ebayseller');
   const token = uniqueId('tok-');
+  const call = (bearer: string, path: string, init: RequestInit = {}) => h.admin(path, init, bearer);
 
   beforeAll(async () => {
-    ebay = await startEbayFake({ clientId: 'ebay-app', clientSecret: 'ebay-secret' });
-    env = testEnv('ingest', {
-      CREDENTIALS_KEY: randomBytes(32).toString('base64'), OPERATOR_TOKEN: OPERATOR,
-      EBAY_API_BASE_URL: ebay.url, EBAY_CLIENT_ID: 'ebay-app', EBAY_CLIENT_SECRET: 'ebay-secret',
-    });
-    service = await startService(ingestService, env);
-    collector = await collectTopic<OrderEvent>(service.ctx.kafka, service.ctx.codec, service.ctx.codec.topic(Streams.orders));
-    ebay.registerSellerToken(token, username);
+    h.ebay.registerSellerToken(token, username);
     expect((await call(ADMIN, `/admin/sellers/${sellerId}`, { method: 'PUT', body: JSON.stringify({ accounts: [{ marketplace: 'EBAY', accountId: username, accessToken: token }] }), headers: { 'X-Audit-Reason': 'onboarding' } })).status).toBe(200);
-    const order = ebay.seedOrder(buildEbayOrder({ sellerUsername: username, buyerUsername: 'buyer_rosa', lineItems: [{ title: 'Lamp', quantity: 1, unitValue: '19.99' }],
+    const order = h.ebay.seedOrder(buildEbayOrder({ sellerUsername: username, buyerUsername: 'buyer_rosa', lineItems: [{ title: 'Lamp', quantity: 1, unitValue: '19.99' }],
       shipTo: { fullName: 'Rosa Masked', contactAddress: { addressLine1: '12 Hidden Way', city: 'Denver', stateOrProvince: 'CO', postalCode: '80202', countryCode: 'US' } } }));
-    expect((await ebay.deliver(`${service.url}/webhooks/ebay`, ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u' }))).status).toBe(200);
+    expect((await h.ebay.deliver(`${h.url}/webhooks/ebay`, h.ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u' }))).status).toBe(200);
     orderId = orderIdFor('EBAY', order.orderId);
-    await waitFor(() => collector.messages.find((m) => m.event.orderId === orderId));
+    await waitFor(() => h.collector.messages.find((m) => m.event.orderId === orderId));
   });
-  afterAll(async () => {
-    await collector?.stop();
-    await service?.stop();
-    await ebay?.stop();
-    await dropSchema(env.DB_SCHEMA!);
-  });
-
-  function call(bearer: string, path: string, init: RequestInit = {}) {
-    return fetch(`${service.url}${path}`, { ...init, headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json', ...(init.headers ?? {}) } });
-  }
 
   it('when the operator credential writes, then 403 and nothing changes; its reads answer 200', async () => {
-    const delivery = (await service.ctx.db('deliveries').where({ order_id: orderId }).first()).id as string;
+    const delivery = (await h.service.ctx.db('deliveries').where({ order_id: orderId }).first()).id as string;
     const writes: Array<[string, string, unknown]> = [
       ['PUT', `/admin/sellers/${sellerId}`, { accounts: [] }],
       ['POST', `/admin/deliveries/${delivery}/reprocess`, {}],
       ['POST', `/admin/orders/${orderId}/erase`, { reason: 'operator tries' }],
     ];
-    const auditBefore = (await service.ctx.db('admin_audit').count<{ c: string }[]>('* as c'))[0]!.c;
+    const auditBefore = (await h.service.ctx.db('admin_audit').count<{ c: string }[]>('* as c'))[0]!.c;
     for (const [method, path, body] of writes) {
       const res = await call(OPERATOR, path, { method, body: JSON.stringify(body) });
       expect(res.status).toBe(403);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('FORBIDDEN');
     }
-    expect((await service.ctx.db('marketplace_accounts').where({ seller_id: sellerId })).length).toBe(1);
-    expect((await service.ctx.db('orders').where({ order_id: orderId }).first()).personal_data_erased_at).toBeNull();
-    expect((await service.ctx.db('admin_audit').count<{ c: string }[]>('* as c'))[0]!.c).toBe(auditBefore);
+    expect((await h.service.ctx.db('marketplace_accounts').where({ seller_id: sellerId })).length).toBe(1);
+    expect((await h.service.ctx.db('orders').where({ order_id: orderId }).first()).personal_data_erased_at).toBeNull();
+    expect((await h.service.ctx.db('admin_audit').count<{ c: string }[]>('* as c'))[0]!.c).toBe(auditBefore);
     for (const path of [`/admin/orders/${orderId}`, '/admin/deliveries', `/admin/sellers/${sellerId}`, '/admin/integrity', `/admin/deliveries/${delivery}`]) {
       expect((await call(OPERATOR, path)).status).toBe(200);
     }
@@ -88,7 +65,7 @@ describe('ingest admin roles: operator reads (masked), admin writes, every write
   it('when the admin changes a seller, then the audit row names the admin, the reason and before/after without secrets', async () => {
     const res = await call(ADMIN, `/admin/sellers/${sellerId}`, { method: 'PUT', body: JSON.stringify({ displayName: 'Renamed', accounts: [{ marketplace: 'EBAY', accountId: username, accessToken: 'super-secret-token-value' }] }), headers: { 'X-Audit-Reason': 'seller asked to rename' } });
     expect(res.status).toBe(200);
-    const rows = await service.ctx.db('admin_audit').where({ action: 'PUT_SELLER', target: sellerId }).orderBy('id');
+    const rows = await h.service.ctx.db('admin_audit').where({ action: 'PUT_SELLER', target: sellerId }).orderBy('id');
     expect(rows.map((r) => [r.actor, r.reason])).toEqual([['admin', 'onboarding'], ['admin', 'seller asked to rename']]);
     expect(rows[1].before).toMatchObject({ displayName: null });
     expect(rows[1].after).toMatchObject({ displayName: 'Renamed', accounts: [{ marketplace: 'EBAY', accountId: username, hasAccessToken: true }] });

@@ -1,14 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { startService, type RunningService } from '@postsale/runtime';
-import { dropSchema, testEnv, uniqueId } from '@postsale/runtime/testing';
-import { buildEbayOrder, startEbayFake, startMercadoLibreFake, startPayPalFake, type EbayFake, type MercadoLibreFake, type PayPalFake } from '@postsale/sandbox';
+import { uniqueId } from '@postsale/runtime/testing';
+import { buildEbayOrder } from '@postsale/sandbox';
 import { storefrontSignature } from '../../src/http/checkout.routes';
-import { ingestService } from '../../src/service';
 import { fuzzParams, FUZZ_RUNS, mutated, nastyRawBody, nastyString } from '../support/fuzz';
-
-const ADMIN = 'test-admin-token-0123456789';
-const WEBHOOK_ID = 'WH-INGEST-FUZZ';
+import { useIngest, WEBHOOK_ID } from '../support/ingest-harness';
 
 /**
  * Property: whatever a stranger (or a marketplace with a bug) sends to a public route, the answer is below 500, a
@@ -16,11 +12,7 @@ const WEBHOOK_ID = 'WH-INGEST-FUZZ';
  * FUZZ_RUNS per route (150 in `npm test`; run with FUZZ_RUNS=2000 for the full campaign).
  */
 describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
-  let env: Record<string, string>;
-  let service: RunningService;
-  let ebay: EbayFake;
-  let ml: MercadoLibreFake;
-  let paypal: PayPalFake;
+  const h = useIngest({ env: { RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000', INLINE_PROCESSING_BUDGET_MS: '2000', DELIVERY_POLL_INTERVAL_MS: '500' } });
   const username = uniqueId('fuzzuser');
   const mlUser = Number(`8${Date.now() % 1e8}`);
   const storefrontId = uniqueId('shop-');
@@ -28,49 +20,26 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
   const fiveHundreds: string[] = [];
 
   beforeAll(async () => {
-    [ebay, ml, paypal] = await Promise.all([startEbayFake({ clientId: 'ebay-app', clientSecret: 'ebay-secret' }), startMercadoLibreFake(), startPayPalFake()]);
-    paypal.registerWebhook(WEBHOOK_ID);
-    env = testEnv('ingest', {
-      CREDENTIALS_KEY: randomBytes(32).toString('base64'),
-      EBAY_API_BASE_URL: ebay.url, EBAY_CLIENT_ID: 'ebay-app', EBAY_CLIENT_SECRET: 'ebay-secret',
-      EBAY_VERIFICATION_TOKEN: 'verification-token-0123456789-abcdefghijklmnop', EBAY_ENDPOINT_URL: 'https://ingest.example.com/webhooks/ebay',
-      MERCADOLIBRE_API_BASE_URL: ml.url,
-      PAYPAL_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
-      PAYPAL_WEBHOOK_ID: WEBHOOK_ID, PAYPAL_CERT_HOSTS: '127.0.0.1',
-      RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000',
-      INLINE_PROCESSING_BUDGET_MS: '2000',
-      DELIVERY_POLL_INTERVAL_MS: '500',
-    });
-    service = await startService(ingestService, env);
     const token = uniqueId('tok-');
-    ebay.registerSellerToken(token, username);
-    ml.registerSeller({ userId: mlUser, accessToken: 'APP_USR-fuzz' });
-    const res = await fetch(`${service.url}/admin/sellers/${uniqueId('seller-')}`, {
-      method: 'PUT', headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ accounts: [
-        { marketplace: 'EBAY', accountId: username, accessToken: token },
-        { marketplace: 'MERCADOLIBRE', accountId: String(mlUser), accessToken: 'APP_USR-fuzz' },
-        { marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId, captureSecret },
-      ] }),
-    });
-    expect(res.status).toBe(200);
-  });
-  afterAll(async () => {
-    await service?.stop();
-    await Promise.all([ebay?.stop(), ml?.stop(), paypal?.stop()]);
-    await dropSchema(env.DB_SCHEMA!);
+    h.ebay.registerSellerToken(token, username);
+    h.ml.registerSeller({ userId: mlUser, accessToken: 'APP_USR-fuzz' });
+    await h.registerSeller(uniqueId('seller-'), [
+      { marketplace: 'EBAY', accountId: username, accessToken: token },
+      { marketplace: 'MERCADOLIBRE', accountId: String(mlUser), accessToken: 'APP_USR-fuzz' },
+      { marketplace: 'PAYPAL_STOREFRONT', accountId: storefrontId, captureSecret },
+    ]);
   });
 
   /** What request handlers write (the poller only updates deliveries it already has, or writes orders/outbox). */
   const written = async () => {
-    const r = await service.ctx.db.raw(`select (select count(*) from deliveries) as d, (select coalesce(sum(count),0) from dropped_notifications) as n, (select count(*) from erasures) as e`);
+    const r = await h.service.ctx.db.raw(`select (select count(*) from deliveries) as d, (select coalesce(sum(count),0) from dropped_notifications) as n, (select count(*) from erasures) as e`);
     const row = r.rows[0] as { d: string; n: string; e: string };
     return `${row.d}/${row.n}/${row.e}`;
   };
 
   async function send(path: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number }> {
     const before = await written();
-    const res = await fetch(`${service.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: typeof body === 'string' ? body : new Uint8Array(body) });
+    const res = await fetch(`${h.service.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: typeof body === 'string' ? body : new Uint8Array(body) });
     const text = await res.text();
     if (res.status >= 500) fiveHundreds.push(`${res.status} ${path} ${text.slice(0, 200)} <- ${String(body).slice(0, 300)}`);
     expect(res.status).toBeLessThan(500);
@@ -91,7 +60,7 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
 
   it('eBay: signed mutations of a real notification (order and account deletion) and forged signature headers', async () => {
     const order = buildEbayOrder({ sellerUsername: username, lineItems: [{ title: 'X', quantity: 1, unitValue: '5.00' }] });
-    const confirmation = ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' }).body;
+    const confirmation = h.ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' }).body;
     const deletion = { metadata: { topic: 'MARKETPLACE_ACCOUNT_DELETION', schemaVersion: '1.0', deprecated: false }, notification: { notificationId: 'n-1', eventDate: new Date().toISOString(), publishDate: new Date().toISOString(), publishAttemptCount: 1, data: { username: 'someone', userId: 'u-x', eiasToken: 'nY+sHZ2PrBmdj6wVnY+sEZ2PrA2dj6w' } } };
     const signatureHeader = fc.oneof(
       printableHeader,
@@ -110,7 +79,7 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
         async (input) => {
           if (input.kind === 'raw') return void (await send('/webhooks/ebay', input.raw, {}));
           const body = JSON.stringify(input.b) ?? 'null';
-          const headers = input.kind === 'signed' ? { 'X-EBAY-SIGNATURE': ebay.signBody(input.b).headers['X-EBAY-SIGNATURE']! } : { 'X-EBAY-SIGNATURE': input.h };
+          const headers = input.kind === 'signed' ? { 'X-EBAY-SIGNATURE': h.ebay.signBody(input.b).headers['X-EBAY-SIGNATURE']! } : { 'X-EBAY-SIGNATURE': input.h };
           const { status } = await send('/webhooks/ebay', body, headers);
           if (input.kind === 'forged') expect([400, 412, 413]).toContain(status);
         },
@@ -129,7 +98,7 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
     await fc.assert(
       fc.asyncProperty(query, async (q) => {
         const before = await written();
-        const res = await fetch(`${service.url}/webhooks/ebay?${q}`);
+        const res = await fetch(`${h.service.url}/webhooks/ebay?${q}`);
         const text = await res.text();
         if (res.status >= 500) fiveHundreds.push(`${res.status} GET /webhooks/ebay?${q.slice(0, 200)} ${text.slice(0, 200)}`);
         expect(res.status).toBeLessThan(500);
@@ -142,7 +111,7 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
   });
 
   it('MercadoLibre: mutations of a real notification and raw bytes', async () => {
-    const base = ml.notification({ orderId: 2000001234, userId: mlUser });
+    const base = h.ml.notification({ orderId: 2000001234, userId: mlUser });
     await fc.assert(
       fc.asyncProperty(fc.oneof({ weight: 5, arbitrary: mutated(base).map((b) => JSON.stringify(b) ?? 'null') }, { weight: 1, arbitrary: nastyRawBody }), async (raw) => {
         await send('/webhooks/mercadolibre', raw, {});
@@ -152,8 +121,8 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
   });
 
   it('PayPal: signed mutations of capture and refund events, signed raw bytes, forged headers', async () => {
-    const completed = paypal.captureCompletedEvent({ amount: '10.00', fee: '0.59', customId: storefrontId });
-    const refunded = paypal.captureRefundedEvent({ captureId: 'CAP123', amount: '1.00' });
+    const completed = h.paypal.captureCompletedEvent({ amount: '10.00', fee: '0.59', customId: storefrontId });
+    const refunded = h.paypal.captureRefundedEvent({ captureId: 'CAP123', amount: '1.00' });
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(
@@ -167,7 +136,7 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
             expect([400, 401, 413, 415]).toContain(status);
             return;
           }
-          const signed = paypal.signedWebhook(JSON.parse('null'), { webhookId: WEBHOOK_ID, rawBody: input.raw });
+          const signed = h.paypal.signedWebhook(JSON.parse('null'), { webhookId: WEBHOOK_ID, rawBody: input.raw });
           await send('/webhooks/paypal', Buffer.from(signed.rawBody, 'utf8'), signed.headers);
         },
       ),
@@ -176,7 +145,7 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
   });
 
   it('storefront capture: signed mutations, unsigned calls and strange order ids; PayPal is never called unauthenticated', async () => {
-    const capturesBefore = paypal.captures().length;
+    const capturesBefore = h.paypal.captures().length;
     let signedCalls = 0;
     const orderIdArb = fc.oneof(fc.constantFrom('5O190127TN364715T', 'x'.repeat(65), '..', '%00', '%C3%28'), nastyString.map((s) => [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('')).filter((s) => s.length > 0 && s.length < 2000));
     await fc.assert(
@@ -198,6 +167,6 @@ describe(`public routes under fuzzing (${FUZZ_RUNS} runs per route)`, () => {
     );
     expect(signedCalls).toBeGreaterThan(0);
     // none of the fuzzed ids is a PayPal order, so nothing was captured whatever was signed
-    expect(paypal.captures().length).toBe(capturesBefore);
+    expect(h.paypal.captures().length).toBe(capturesBefore);
   });
 });

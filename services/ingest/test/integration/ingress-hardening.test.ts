@@ -1,56 +1,26 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Streams, type OrderEvent } from '@postsale/contracts';
-import { startService, type RunningService } from '@postsale/runtime';
-import { collectTopic, dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
-import {
-  buildEbayOrder, buildMlOrder, buildMlShipment, startEbayFake, startMercadoLibreFake, startPayPalFake,
-  type EbayFake, type MercadoLibreFake, type PayPalFake,
-} from '@postsale/sandbox';
+import { uniqueId } from '@postsale/runtime/testing';
+import { buildEbayOrder, buildMlOrder, buildMlShipment } from '@postsale/sandbox';
 import { orderIdFor } from '../../src/domain/order-id';
 import { storefrontSignature } from '../../src/http/checkout.routes';
-import { ingestService } from '../../src/service';
+import { useIngest, type SellerAccountBody } from '../support/ingest-harness';
 
-const ADMIN = 'test-admin-token-0123456789';
 const OUR_ML_APP = '9187654321098765'; // the MercadoLibre fake's default application id (> 2^53)
 
 describe('ingest ingress hardening on real Postgres and Kafka', () => {
-  let env: Record<string, string>;
-  let service: RunningService;
-  let ebay: EbayFake;
-  let ml: MercadoLibreFake;
-  let paypal: PayPalFake;
-  let collector: Awaited<ReturnType<typeof collectTopic<OrderEvent>>>;
-
-  beforeAll(async () => {
-    [ebay, ml, paypal] = await Promise.all([startEbayFake({ clientId: 'ebay-app', clientSecret: 'ebay-secret' }), startMercadoLibreFake(), startPayPalFake()]);
-    env = testEnv('ingest', {
-      CREDENTIALS_KEY: randomBytes(32).toString('base64'),
-      EBAY_API_BASE_URL: ebay.url, EBAY_CLIENT_ID: 'ebay-app', EBAY_CLIENT_SECRET: 'ebay-secret', EBAY_KEY_LOOKUPS_PER_MINUTE: '10',
-      MERCADOLIBRE_API_BASE_URL: ml.url, MERCADOLIBRE_APPLICATION_ID: OUR_ML_APP,
-      PAYPAL_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
-      RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000',
-      DELIVERY_POLL_INTERVAL_MS: '100', DELIVERY_CLAIM_BATCH: '16', DELIVERY_CLAIM_PER_ACCOUNT: '4',
-    });
-    service = await startService(ingestService, env);
-    collector = await collectTopic<OrderEvent>(service.ctx.kafka, service.ctx.codec, service.ctx.codec.topic(Streams.orders));
-  });
-  afterAll(async () => {
-    await collector?.stop();
-    await service?.stop();
-    await Promise.all([ebay?.stop(), ml?.stop(), paypal?.stop()]);
-    await dropSchema(env.DB_SCHEMA!);
-  });
-
-  const admin = (path: string, init: RequestInit = {}) =>
-    fetch(`${service.url}${path}`, { ...init, headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json', ...(init.headers ?? {}) } });
-  const register = async (accounts: Array<Record<string, string>>) => expect((await admin(`/admin/sellers/${uniqueId('seller-')}`, { method: 'PUT', body: JSON.stringify({ accounts }) })).status).toBe(200);
-  const deliveryCount = async () => Number((await service.ctx.db('deliveries').count<{ c: string }[]>('* as c'))[0]!.c);
-  const received = (orderId: string) => waitFor(() => collector.messages.find((m) => m.event.orderId === orderId && m.event.type === 'OrderReceived'), { description: `OrderReceived ${orderId}`, timeoutMs: 10_000 });
+  const h = useIngest({ collect: true, env: {
+    EBAY_KEY_LOOKUPS_PER_MINUTE: '10', MERCADOLIBRE_APPLICATION_ID: OUR_ML_APP,
+    RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000',
+    DELIVERY_POLL_INTERVAL_MS: '100', DELIVERY_CLAIM_BATCH: '16', DELIVERY_CLAIM_PER_ACCOUNT: '4',
+  } });
+  const { admin, deliveryCount } = h;
+  const register = (accounts: SellerAccountBody[]) => h.registerSeller(uniqueId('seller-'), accounts);
+  const received = (orderId: string) => h.waitForEvents(orderId, 1, 'OrderReceived', 10_000);
 
   describe('eBay signature header and key lookups', () => {
-    const keyCalls = () => ebay.requests.filter((r) => r.path.startsWith('/commerce/notification/v1/public_key/')).length;
-    const post = (headers: Record<string, string>, body: unknown) => fetch(`${service.url}/webhooks/ebay`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
-    const body = () => ebay.signedNotification({ orderId: buildEbayOrder({ sellerUsername: 'x', lineItems: [{ title: 'X', quantity: 1, unitValue: '1.00' }] }).orderId, lineItems: [], username: 'x', userId: 'u' }).body;
+    const keyCalls = () => h.ebay.requests.filter((r) => r.path.startsWith('/commerce/notification/v1/public_key/')).length;
+    const post = (headers: Record<string, string>, body: unknown) => fetch(`${h.service.url}/webhooks/ebay`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const body = () => h.ebay.signedNotification({ orderId: buildEbayOrder({ sellerUsername: 'x', lineItems: [{ title: 'X', quantity: 1, unitValue: '1.00' }] }).orderId, lineItems: [], username: 'x', userId: 'u' }).body;
 
     it('when X-EBAY-SIGNATURE decodes to null, an array, a string or junk, then 412 INVALID_SIGNATURE and nothing is stored', async () => {
       const before = await deliveryCount();
@@ -84,14 +54,14 @@ describe('ingest ingress hardening on real Postgres and Kafka', () => {
       const ts = String(Math.floor(Date.now() / 1000) + skewSeconds);
       const headers: Record<string, string> = { 'Content-Type': 'application/json' };
       if (secret) Object.assign(headers, { 'X-Storefront-Timestamp': ts, 'X-Storefront-Signature': `sha256=${storefrontSignature(secret, ts, paypalOrderId, raw)}` });
-      return fetch(`${service.url}/checkout/paypal/orders/${paypalOrderId}/capture`, { method: 'POST', headers, body: raw });
+      return fetch(`${h.service.url}/checkout/paypal/orders/${paypalOrderId}/capture`, { method: 'POST', headers, body: raw });
     };
-    const capturesOf = (id: string) => paypal.captures().filter((c) => c.orderId === id).length;
+    const capturesOf = (id: string) => h.paypal.captures().filter((c) => c.orderId === id).length;
 
     it('when the call is unsigned, stale, signed with another secret, or names an unknown storefront, then the same 401, nothing written, PayPal not called', async () => {
-      const seeded = paypal.seedCheckoutOrder({ amount: '12.00', customId: shopA });
+      const seeded = h.paypal.seedCheckoutOrder({ amount: '12.00', customId: shopA });
       const before = await deliveryCount();
-      const paypalCalls = paypal.requests.length;
+      const paypalCalls = h.paypal.requests.length;
       const answers = [
         await call(seeded.id, shopA, null),
         await call(seeded.id, shopA, secretA, -3600),
@@ -105,16 +75,16 @@ describe('ingest ingress hardening on real Postgres and Kafka', () => {
       // a signature for another order id does not carry over
       const raw = JSON.stringify({ storefrontId: shopA });
       const ts = String(Math.floor(Date.now() / 1000));
-      const replayed = await fetch(`${service.url}/checkout/paypal/orders/${seeded.id}/capture`, { method: 'POST', body: raw,
+      const replayed = await fetch(`${h.service.url}/checkout/paypal/orders/${seeded.id}/capture`, { method: 'POST', body: raw,
         headers: { 'Content-Type': 'application/json', 'X-Storefront-Timestamp': ts, 'X-Storefront-Signature': storefrontSignature(secretA, ts, 'SOME-OTHER-ORDER', raw) } });
       expect(replayed.status).toBe(401);
       expect(await deliveryCount()).toBe(before);
-      expect(paypal.requests.length).toBe(paypalCalls);
+      expect(h.paypal.requests.length).toBe(paypalCalls);
       expect(capturesOf(seeded.id)).toBe(0);
     });
 
     it('when storefront A captures, then the dedupe key names A; storefront B is told nothing about A\'s order and captures nothing', async () => {
-      const seeded = paypal.seedCheckoutOrder({ amount: '30.00', fee: '1.17', customId: shopA });
+      const seeded = h.paypal.seedCheckoutOrder({ amount: '30.00', fee: '1.17', customId: shopA });
       // B first: the order is A's (custom_id), so B cannot capture it and learns only "not found"
       const early = await call(seeded.id, shopB, secretB);
       expect(early.status).toBe(404);
@@ -128,7 +98,7 @@ describe('ingest ingress hardening on real Postgres and Kafka', () => {
       expect(unknown.status).toBe(404);
       expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe('PAYPAL_ORDER_NOT_FOUND');
       expect(capturesOf(seeded.id)).toBe(1);
-      const keys = (await service.ctx.db('deliveries').where({ kind: 'paypal.checkout_capture', external_order_id: seeded.id }).select('dedupe_key')).map((d) => d.dedupe_key);
+      const keys = (await h.service.ctx.db('deliveries').where({ kind: 'paypal.checkout_capture', external_order_id: seeded.id }).select('dedupe_key')).map((d) => d.dedupe_key);
       expect(keys).toContain(`checkout-capture:${shopA}:${seeded.id}`);
     });
   });
@@ -139,49 +109,49 @@ describe('ingest ingress hardening on real Postgres and Kafka', () => {
     const tokenA = uniqueId('APP_USR-A-');
     const tokenB = uniqueId('APP_USR-B-');
     beforeAll(async () => {
-      ml.registerSeller({ userId: sellerA, accessToken: tokenA });
-      ml.registerSeller({ userId: sellerB, accessToken: tokenB });
+      h.ml.registerSeller({ userId: sellerA, accessToken: tokenA });
+      h.ml.registerSeller({ userId: sellerB, accessToken: tokenB });
       await register([{ marketplace: 'MERCADOLIBRE', accountId: String(sellerA), accessToken: tokenA }, { marketplace: 'MERCADOLIBRE', accountId: String(sellerB), accessToken: tokenB }]);
     });
     const paidOrderFor = (seller: number) => {
-      const shipment = ml.seedShipment(buildMlShipment({ sellerId: seller }));
-      return ml.seedOrder(buildMlOrder({ sellerId: seller, shipmentId: shipment.id, items: [{ id: 'MLC1', title: 'x', quantity: 1, unitPrice: 1990 }] }));
+      const shipment = h.ml.seedShipment(buildMlShipment({ sellerId: seller }));
+      return h.ml.seedOrder(buildMlOrder({ sellerId: seller, shipmentId: shipment.id, items: [{ id: 'MLC1', title: 'x', quantity: 1, unitPrice: 1990 }] }));
     };
-    const dropped = async (reason: string) => Number((await service.ctx.db('dropped_notifications').where({ reason }).sum<{ s: string | null }[]>('count as s'))[0]!.s ?? 0);
+    const dropped = async (reason: string) => Number((await h.service.ctx.db('dropped_notifications').where({ reason }).sum<{ s: string | null }[]>('count as s'))[0]!.s ?? 0);
 
     it('when 1,000 notifications of a foreign application name seller A, then they are answered 200 and only counted; B\'s order is received within seconds and A\'s quota is untouched', async () => {
       const before = await deliveryCount();
       const countedBefore = await dropped('FOREIGN_APPLICATION');
-      const mlCallsBefore = ml.requests.length;
+      const mlCallsBefore = h.ml.requests.length;
       for (let i = 0; i < 1000; i += 50) {
-        const answers = await Promise.all(Array.from({ length: 50 }, (_, j) => ml.deliver(`${service.url}/webhooks/mercadolibre`, { orderId: 1_000_000 + i + j, userId: sellerA, applicationId: '1234567890123456789' })));
+        const answers = await Promise.all(Array.from({ length: 50 }, (_, j) => h.ml.deliver(`${h.service.url}/webhooks/mercadolibre`, { orderId: 1_000_000 + i + j, userId: sellerA, applicationId: '1234567890123456789' })));
         for (const a of answers) expect(a.status).toBe(200);
       }
       expect(await dropped('FOREIGN_APPLICATION')).toBe(countedBefore + 1000);
       expect(await deliveryCount()).toBe(before);
       const listed = (await (await admin('/admin/dropped-notifications')).json()) as { dropped: Array<{ reason: string; count: number }> };
       expect(listed.dropped.filter((d) => d.reason === 'FOREIGN_APPLICATION').reduce((n, d) => n + d.count, 0)).toBe(countedBefore + 1000);
-      expect(await service.ctx.db('dropped_notifications').count<{ c: string }[]>('* as c')).toEqual([{ c: expect.stringMatching(/^[12]$/) }]); // bounded: a row per day and reason
+      expect(await h.service.ctx.db('dropped_notifications').count<{ c: string }[]>('* as c')).toEqual([{ c: expect.stringMatching(/^[12]$/) }]); // bounded: a row per day and reason
 
       const order = paidOrderFor(sellerB);
       const started = Date.now();
-      expect((await ml.deliver(`${service.url}/webhooks/mercadolibre`, { orderId: order.id, userId: sellerB })).status).toBe(200);
+      expect((await h.ml.deliver(`${h.service.url}/webhooks/mercadolibre`, { orderId: order.id, userId: sellerB })).status).toBe(200);
       await received(orderIdFor('MERCADOLIBRE', String(order.id)));
       expect(Date.now() - started).toBeLessThan(5000);
-      expect(ml.requests.slice(mlCallsBefore).filter((r) => /^\/orders\/100\d{4}$/.test(r.path))).toEqual([]); // no call for A's junk
+      expect(h.ml.requests.slice(mlCallsBefore).filter((r) => /^\/orders\/100\d{4}$/.test(r.path))).toEqual([]); // no call for A's junk
     });
 
     it('when a notification for a known seller carries padding beyond 4 KB, then 413 and nothing is kept', async () => {
       const before = await deliveryCount();
-      const padded = { ...ml.notification({ orderId: 2000000001, userId: sellerB }), application_id: Number(OUR_ML_APP), pad: 'x'.repeat(5000) };
-      const res = await fetch(`${service.url}/webhooks/mercadolibre`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(padded) });
+      const padded = { ...h.ml.notification({ orderId: 2000000001, userId: sellerB }), application_id: Number(OUR_ML_APP), pad: 'x'.repeat(5000) };
+      const res = await fetch(`${h.service.url}/webhooks/mercadolibre`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(padded) });
       expect(res.status).toBe(413);
       expect(await deliveryCount()).toBe(before);
     });
 
     it('when seller A\'s backlog is 20,000 deliveries deep, then B\'s order is still claimed in the next round (accounts are found by a skip scan, not among the oldest rows)', async () => {
       // A's backlog: due, pending deliveries of a kind the worker parks at once (no marketplace calls), all older than B's
-      await service.ctx.db.raw(
+      await h.service.ctx.db.raw(
         `insert into deliveries (id, marketplace, kind, dedupe_key, account_id, status, headers, raw_body, received_at, next_attempt_at)
          select gen_random_uuid(), 'MERCADOLIBRE', 'test.backlog', 'backlog-' || g, ?, 'pending', '{}', '{}', now() - interval '1 hour', now() - interval '1 hour' + g * interval '1 millisecond'
            from generate_series(1, 20000) g`,
@@ -189,25 +159,25 @@ describe('ingest ingress hardening on real Postgres and Kafka', () => {
       );
       const order = paidOrderFor(sellerB);
       const started = Date.now();
-      expect((await ml.deliver(`${service.url}/webhooks/mercadolibre`, { orderId: order.id, userId: sellerB })).status).toBe(200);
+      expect((await h.ml.deliver(`${h.service.url}/webhooks/mercadolibre`, { orderId: order.id, userId: sellerB })).status).toBe(200);
       await received(orderIdFor('MERCADOLIBRE', String(order.id)));
       expect(Date.now() - started).toBeLessThan(5000);
-      const left = Number((await service.ctx.db('deliveries').where({ status: 'pending', kind: 'test.backlog' }).count<{ c: string }[]>('* as c'))[0]!.c);
+      const left = Number((await h.service.ctx.db('deliveries').where({ status: 'pending', kind: 'test.backlog' }).count<{ c: string }[]>('* as c'))[0]!.c);
       expect(left).toBeGreaterThan(2000); // B did not wait for A's backlog to shrink
-      await service.ctx.db('deliveries').where({ kind: 'test.backlog' }).delete();
+      await h.service.ctx.db('deliveries').where({ kind: 'test.backlog' }).delete();
     });
 
     it('when seller A has a backlog of slow deliveries, then the worker claims in batches fair across accounts and B\'s order does not wait behind it', async () => {
       // A's notifications are genuine-looking (our application, A's user id) but their orders are slow to read
-      const removeLatency = ml.fail({ match: /^GET \/orders\/3\d{8}$/, mode: { kind: 'latency', ms: 80 } });
+      const removeLatency = h.ml.fail({ match: /^GET \/orders\/3\d{8}$/, mode: { kind: 'latency', ms: 80 } });
       try {
-        const answers = await Promise.all(Array.from({ length: 120 }, (_, i) => ml.deliver(`${service.url}/webhooks/mercadolibre`, { orderId: 300_000_000 + i, userId: sellerA })));
+        const answers = await Promise.all(Array.from({ length: 120 }, (_, i) => h.ml.deliver(`${h.service.url}/webhooks/mercadolibre`, { orderId: 300_000_000 + i, userId: sellerA })));
         for (const a of answers) expect(a.status).toBe(200);
         const order = paidOrderFor(sellerB);
-        expect((await ml.deliver(`${service.url}/webhooks/mercadolibre`, { orderId: order.id, userId: sellerB })).status).toBe(200);
+        expect((await h.ml.deliver(`${h.service.url}/webhooks/mercadolibre`, { orderId: order.id, userId: sellerB })).status).toBe(200);
         await received(orderIdFor('MERCADOLIBRE', String(order.id)));
         // one at a time, B would have waited behind 120 × 80 ms; it got its turn while A's backlog was still there
-        const pendingA = Number((await service.ctx.db('deliveries').where({ status: 'pending', account_id: String(sellerA) }).count<{ c: string }[]>('* as c'))[0]!.c);
+        const pendingA = Number((await h.service.ctx.db('deliveries').where({ status: 'pending', account_id: String(sellerA) }).count<{ c: string }[]>('* as c'))[0]!.c);
         expect(pendingA).toBeGreaterThan(0);
       } finally {
         removeLatency();

@@ -1,18 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { Streams, type OrderEvent } from '@postsale/contracts';
-import { startService, type RunningService } from '@postsale/runtime';
-import { collectTopic, dropSchema, outboxEventCount, testEnv, uniqueId, waitFor, type CollectedMessage } from '@postsale/runtime/testing';
-import { storefrontSignature } from '../../src/http/checkout.routes';
-import {
-  buildEbayOrder, buildMlOrder, buildMlShipment, startEbayFake, startMercadoLibreFake, startPayPalFake,
-  type EbayFake, type MercadoLibreFake, type PayPalFake,
-} from '@postsale/sandbox';
+import { uniqueId } from '@postsale/runtime/testing';
+import { buildEbayOrder, buildMlOrder, buildMlShipment } from '@postsale/sandbox';
 import { orderIdFor } from '../../src/domain/order-id';
-import { ingestService } from '../../src/service';
-
-const ADMIN = 'test-admin-token-0123456789';
-const WEBHOOK_ID = 'WH-INGEST-TEST';
-const EBAY_VERIFICATION_TOKEN = 'verification-token-0123456789-abcdefghijklmnop';
+import { useIngest, WEBHOOK_ID } from '../support/ingest-harness';
 
 /**
  * The marketplaces' real answers (external-apis.md "Corrections") on real Kafka, registry and Postgres: storefront
@@ -20,64 +10,12 @@ const EBAY_VERIFICATION_TOKEN = 'verification-token-0123456789-abcdefghijklmnop'
  * an order that stays paid.
  */
 describe('ingest on the marketplaces\' real answers', () => {
-  let env: Record<string, string>;
-  let service: RunningService;
-  let ebay: EbayFake;
-  let ml: MercadoLibreFake;
-  let paypal: PayPalFake;
-  let collector: Awaited<ReturnType<typeof collectTopic<OrderEvent>>>;
-
-  beforeAll(async () => {
-    [ebay, ml, paypal] = await Promise.all([startEbayFake({ clientId: 'ebay-app', clientSecret: 'ebay-secret' }), startMercadoLibreFake(), startPayPalFake()]);
-    paypal.registerWebhook(WEBHOOK_ID);
-    env = testEnv('ingest', {
-      CREDENTIALS_KEY: randomBytes(32).toString('base64'),
-      EBAY_API_BASE_URL: ebay.url, EBAY_CLIENT_ID: 'ebay-app', EBAY_CLIENT_SECRET: 'ebay-secret',
-      EBAY_VERIFICATION_TOKEN, EBAY_ENDPOINT_URL: 'https://ingest.example.com/webhooks/ebay',
-      MERCADOLIBRE_API_BASE_URL: ml.url,
-      PAYPAL_BASE_URL: paypal.url, PAYPAL_CLIENT_ID: paypal.clientId, PAYPAL_CLIENT_SECRET: paypal.clientSecret,
-      PAYPAL_WEBHOOK_ID: WEBHOOK_ID, PAYPAL_CERT_HOSTS: '127.0.0.1',
-      DELIVERY_POLL_INTERVAL_MS: '200',
-      EBAY_RECHECK_MIN_MS: '200', EBAY_RECHECK_MAX_MS: '800', EBAY_RECHECK_POLL_INTERVAL_MS: '100', EBAY_RECHECK_WINDOW_SECONDS: String(30 * 24 * 3600),
-      REQUEUE_PARKED_ON_REGISTRATION: 'false',
-    });
-    service = await startService(ingestService, env);
-    collector = await collectTopic<OrderEvent>(service.ctx.kafka, service.ctx.codec, service.ctx.codec.topic(Streams.orders));
-  });
-  afterAll(async () => {
-    await collector?.stop();
-    await service?.stop();
-    await Promise.all([ebay?.stop(), ml?.stop(), paypal?.stop()]);
-    await dropSchema(env.DB_SCHEMA!);
-  });
-
-  const admin = (path: string, init: RequestInit = {}) =>
-    fetch(`${service.url}${path}`, { ...init, headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json', ...(init.headers ?? {}) } });
-  const registerSeller = async (sellerId: string, accounts: Array<{ marketplace: string; accountId: string; accessToken?: string; captureSecret?: string }>) => {
-    const res = await admin(`/admin/sellers/${sellerId}`, { method: 'PUT', body: JSON.stringify({ accounts }) });
-    expect(res.status).toBe(200);
-  };
-  /** the storefront's server signs each capture call with its secret, as a registered storefront does */
-  const signedCapture = (storefrontId: string, secret: string, paypalOrderId: string) => {
-    const raw = JSON.stringify({ storefrontId });
-    const ts = String(Math.floor(Date.now() / 1000));
-    return fetch(`${service.url}/checkout/paypal/orders/${paypalOrderId}/capture`, {
-      method: 'POST', body: raw,
-      headers: { 'Content-Type': 'application/json', 'X-Storefront-Timestamp': ts, 'X-Storefront-Signature': `sha256=${storefrontSignature(secret, ts, paypalOrderId, raw)}` },
-    });
-  };
-  const eventsFor = (orderId: string): Array<CollectedMessage<OrderEvent>> => collector.messages.filter((m) => m.event.orderId === orderId);
-  const waitForEvents = (orderId: string, n: number, type?: OrderEvent['type']) =>
-    waitFor(() => {
-      const found = eventsFor(orderId).filter((m) => !type || m.event.type === type);
-      return found.length >= n ? found : undefined;
-    }, { description: `${n} ${type ?? ''} events for ${orderId}` });
-  /** Proves "nothing more": the outbox is drained and a later marker event for another order has been seen. */
-  const settle = async () => {
-    await waitFor(async () => Number((await service.ctx.db('outbox').whereNull('published_at').count<{ c: string }[]>('* as c'))[0]!.c) === 0, { description: 'outbox drained' });
-    const published = await outboxEventCount(service);
-    await waitFor(() => collector.messages.length >= published, { description: 'collector caught up' });
-  };
+  const h = useIngest({ collect: true, env: {
+    DELIVERY_POLL_INTERVAL_MS: '200',
+    EBAY_RECHECK_MIN_MS: '200', EBAY_RECHECK_MAX_MS: '800', EBAY_RECHECK_POLL_INTERVAL_MS: '100', EBAY_RECHECK_WINDOW_SECONDS: String(30 * 24 * 3600),
+    REQUEUE_PARKED_ON_REGISTRATION: 'false',
+  } });
+  const { registerSeller, signedCapture, eventsFor, waitForEvents, settle } = h;
 
   describe('PayPal storefront', () => {
     const storefrontId = uniqueId('shop-');
@@ -89,20 +27,20 @@ describe('ingest on the marketplaces\' real answers', () => {
 
     it('when the capture answers 201 but the capture itself is DECLINED (or FAILED), then it is refused as a declined payment and no order exists', async () => {
       for (const outcome of ['CAPTURE_DECLINED', 'CAPTURE_FAILED'] as const) {
-        const seeded = paypal.seedCheckoutOrder({ amount: '30.00', customId: storefrontId, captureOutcome: outcome });
+        const seeded = h.paypal.seedCheckoutOrder({ amount: '30.00', customId: storefrontId, captureOutcome: outcome });
         const res = await capture(seeded.id);
         expect(res.status).toBe(422);
         expect(await res.json()).toMatchObject({ error: { code: 'PAYMENT_DECLINED', details: { paypalIssue: outcome } } });
-        expect(paypal.captures().filter((c) => c.orderId === seeded.id)).toHaveLength(1); // PayPal did answer 201
+        expect(h.paypal.captures().filter((c) => c.orderId === seeded.id)).toHaveLength(1); // PayPal did answer 201
         await settle();
         expect(eventsFor(orderIdFor('PAYPAL_STOREFRONT', seeded.id))).toHaveLength(0);
-        expect(await service.ctx.db('orders').where({ external_order_id: seeded.id })).toHaveLength(0);
+        expect(await h.service.ctx.db('orders').where({ external_order_id: seeded.id })).toHaveLength(0);
       }
     });
 
     it('when the capture answer is lost, then the retry with the same PayPal-Request-Id gets PayPal\'s 200 replay and the order is received once', async () => {
-      const seeded = paypal.seedCheckoutOrder({ amount: '35.00', fee: '1.71', customId: storefrontId });
-      paypal.fail({ match: new RegExp(`^POST /v2/checkout/orders/${seeded.id}/capture$`), mode: { kind: 'drop-after-handling' }, times: 1 });
+      const seeded = h.paypal.seedCheckoutOrder({ amount: '35.00', fee: '1.71', customId: storefrontId });
+      h.paypal.fail({ match: new RegExp(`^POST /v2/checkout/orders/${seeded.id}/capture$`), mode: { kind: 'drop-after-handling' }, times: 1 });
       const first = await capture(seeded.id);
       // outcome unknown: the client re-sends with the same PayPal-Request-Id at once (PayPal answers the replay 200), or
       // the delivery is kept and retried — never a lost order, never a second capture
@@ -110,24 +48,24 @@ describe('ingest on the marketplaces\' real answers', () => {
       const orderId = orderIdFor('PAYPAL_STOREFRONT', seeded.id);
       const [e] = await waitForEvents(orderId, 1, 'OrderReceived');
       expect(e!.event.payload).toMatchObject({ saleAmount: { amountMinor: 3500, currency: 'USD' }, paymentFee: { amountMinor: 171 } });
-      expect(paypal.captures().filter((c) => c.orderId === seeded.id)).toHaveLength(1);
-      const captureCalls = paypal.requests.filter((r) => r.method === 'POST' && r.path === `/v2/checkout/orders/${seeded.id}/capture`);
+      expect(h.paypal.captures().filter((c) => c.orderId === seeded.id)).toHaveLength(1);
+      const captureCalls = h.paypal.requests.filter((r) => r.method === 'POST' && r.path === `/v2/checkout/orders/${seeded.id}/capture`);
       expect(captureCalls.length).toBeGreaterThanOrEqual(2);
       await settle();
       expect(eventsFor(orderId)).toHaveLength(1);
     });
 
     it('when the capture is PENDING, then the storefront hears "awaiting payment" and the order waits for PAYMENT.CAPTURE.COMPLETED', async () => {
-      const seeded = paypal.seedCheckoutOrder({ amount: '40.00', fee: '1.89', customId: storefrontId, captureOutcome: 'PENDING' });
+      const seeded = h.paypal.seedCheckoutOrder({ amount: '40.00', fee: '1.89', customId: storefrontId, captureOutcome: 'PENDING' });
       const res = await capture(seeded.id);
       expect(res.status).toBe(202);
       expect(await res.json()).toMatchObject({ status: 'awaiting_payment' });
       await settle();
       const orderId = orderIdFor('PAYPAL_STOREFRONT', seeded.id);
       expect(eventsFor(orderId)).toHaveLength(0);
-      const captureId = paypal.captures().find((c) => c.orderId === seeded.id)!.captureId;
-      const completed = paypal.signedWebhook(paypal.captureCompletedEvent({ orderId: seeded.id, captureId, amount: '40.00', fee: '1.89', customId: storefrontId }), { webhookId: WEBHOOK_ID });
-      expect((await paypal.deliverWebhook(`${service.url}/webhooks/paypal`, completed)).status).toBe(200);
+      const captureId = h.paypal.captures().find((c) => c.orderId === seeded.id)!.captureId;
+      const completed = h.paypal.signedWebhook(h.paypal.captureCompletedEvent({ orderId: seeded.id, captureId, amount: '40.00', fee: '1.89', customId: storefrontId }), { webhookId: WEBHOOK_ID });
+      expect((await h.paypal.deliverWebhook(`${h.service.url}/webhooks/paypal`, completed)).status).toBe(200);
       const [e] = await waitForEvents(orderId, 1, 'OrderReceived');
       expect(e!.event.payload).toMatchObject({ saleAmount: { amountMinor: 4000, currency: 'USD' }, paymentFee: { amountMinor: 189 } });
     });
@@ -141,17 +79,17 @@ describe('ingest on the marketplaces\' real answers', () => {
     });
 
     it('when a PENDING capture is later DENIED (PAYMENT.CAPTURE.PENDING then .DENIED), then both are acknowledged and no order ever exists', async () => {
-      const seeded = paypal.seedCheckoutOrder({ amount: '25.00', customId: storefrontId, captureOutcome: 'PENDING' });
+      const seeded = h.paypal.seedCheckoutOrder({ amount: '25.00', customId: storefrontId, captureOutcome: 'PENDING' });
       const pendingAnswer = await signedCapture(storefrontId, captureSecret, seeded.id);
       expect(pendingAnswer.status).toBe(202);
-      const captureId = paypal.captures().find((c) => c.orderId === seeded.id)!.captureId;
+      const captureId = h.paypal.captures().find((c) => c.orderId === seeded.id)!.captureId;
       for (const type of ['PENDING', 'DENIED'] as const) {
-        const hook = paypal.signedWebhook(paypal.captureStatusEvent(type, { orderId: seeded.id, captureId, amount: '25.00', customId: storefrontId }), { webhookId: WEBHOOK_ID });
-        expect((await paypal.deliverWebhook(`${service.url}/webhooks/paypal`, hook)).status).toBe(200);
+        const hook = h.paypal.signedWebhook(h.paypal.captureStatusEvent(type, { orderId: seeded.id, captureId, amount: '25.00', customId: storefrontId }), { webhookId: WEBHOOK_ID });
+        expect((await h.paypal.deliverWebhook(`${h.service.url}/webhooks/paypal`, hook)).status).toBe(200);
       }
       await settle();
       expect(eventsFor(orderIdFor('PAYPAL_STOREFRONT', seeded.id))).toHaveLength(0);
-      expect(await service.ctx.db('orders').where({ external_order_id: seeded.id })).toHaveLength(0);
+      expect(await h.service.ctx.db('orders').where({ external_order_id: seeded.id })).toHaveLength(0);
     });
   });
 
@@ -159,15 +97,14 @@ describe('ingest on the marketplaces\' real answers', () => {
     const username = uniqueId('ebayuser');
     const token = uniqueId('ebay-user-token-');
     beforeAll(async () => {
-      ebay.registerSellerToken(token, username);
-      await registerSeller(uniqueId('seller-eb-'), [{ marketplace: 'EBAY', accountId: username, accessToken: token }]);
+      await h.registerEbaySeller(username, token);
     });
-    const url = () => `${service.url}/webhooks/ebay`;
+    const url = () => `${h.service.url}/webhooks/ebay`;
 
     it('when the order carries a discount and eBay\'s amount strings ("39.0"), then the sale amount is what the buyer paid after it', async () => {
-      const order = ebay.seedOrder(buildEbayOrder({ sellerUsername: username, deliveryCost: '4.00', discount: '5.00', lineItems: [{ title: 'Mug', quantity: 2, unitValue: '20.00' }] }));
+      const order = h.ebay.seedOrder(buildEbayOrder({ sellerUsername: username, deliveryCost: '4.00', discount: '5.00', lineItems: [{ title: 'Mug', quantity: 2, unitValue: '20.00' }] }));
       expect(order.pricingSummary.total.value).toBe('39.0');
-      await ebay.deliver(url(), ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' }));
+      await h.ebay.deliver(url(), h.ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' }));
       const orderId = orderIdFor('EBAY', order.orderId);
       const [e] = await waitForEvents(orderId, 1, 'OrderReceived');
       expect(e!.event.payload).toMatchObject({
@@ -178,12 +115,9 @@ describe('ingest on the marketplaces\' real answers', () => {
     it('when the line items and the total disagree, then the order is parked with both numbers and never booked', async () => {
       const order = buildEbayOrder({ sellerUsername: username, lineItems: [{ title: 'Lamp', quantity: 1, unitValue: '50.00' }] });
       order.pricingSummary.total = { value: '45.0', currency: 'USD' }; // a total lower than the lines, no discount stated
-      ebay.seedOrder(order);
-      await ebay.deliver(url(), ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' }));
-      const row = await waitFor(async () => {
-        const d = await service.ctx.db('deliveries').where({ external_order_id: order.orderId }).first();
-        return d && d.status !== 'pending' ? d : undefined;
-      }, { description: 'delivery decided' });
+      h.ebay.seedOrder(order);
+      await h.ebay.deliver(url(), h.ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' }));
+      const row = await h.deliveryDecided({ external_order_id: order.orderId });
       expect(row).toMatchObject({ status: 'parked', reason: 'EBAY_AMOUNTS_DISAGREE' });
       expect(row.detail).toContain('50.00');
       expect(row.detail).toContain('45.00');
@@ -192,11 +126,11 @@ describe('ingest on the marketplaces\' real answers', () => {
     });
 
     it('when one ORDER_CONFIRMATION lists every line and is re-sent (and a per-line one follows), then the order is received once with all lines', async () => {
-      const order = ebay.seedOrder(buildEbayOrder({ sellerUsername: username, lineItems: [{ title: 'A', quantity: 1, unitValue: '10.00' }, { title: 'B', quantity: 3, unitValue: '2.50' }] }));
-      const whole = ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' });
-      const resent = ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' });
-      const perLine = ebay.signedNotificationsPerLineItem({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' });
-      for (const n of [whole, resent, whole, ...perLine]) expect((await ebay.deliver(url(), n)).status).toBe(200);
+      const order = h.ebay.seedOrder(buildEbayOrder({ sellerUsername: username, lineItems: [{ title: 'A', quantity: 1, unitValue: '10.00' }, { title: 'B', quantity: 3, unitValue: '2.50' }] }));
+      const whole = h.ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' });
+      const resent = h.ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' });
+      const perLine = h.ebay.signedNotificationsPerLineItem({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' });
+      for (const n of [whole, resent, whole, ...perLine]) expect((await h.ebay.deliver(url(), n)).status).toBe(200);
       const orderId = orderIdFor('EBAY', order.orderId);
       const [e] = await waitForEvents(orderId, 1, 'OrderReceived');
       await settle();
@@ -211,12 +145,11 @@ describe('ingest on the marketplaces\' real answers', () => {
     const username = uniqueId('ebayuser');
     const token = uniqueId('ebay-user-token-');
     beforeAll(async () => {
-      ebay.registerSellerToken(token, username);
-      await registerSeller(uniqueId('seller-eb-'), [{ marketplace: 'EBAY', accountId: username, accessToken: token }]);
+      await h.registerEbaySeller(username, token);
     });
     const receive = async (unitValue: string) => {
-      const order = ebay.seedOrder(buildEbayOrder({ sellerUsername: username, lineItems: [{ title: 'Kettle', quantity: 1, unitValue }] }));
-      await ebay.deliver(`${service.url}/webhooks/ebay`, ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' }));
+      const order = h.ebay.seedOrder(buildEbayOrder({ sellerUsername: username, lineItems: [{ title: 'Kettle', quantity: 1, unitValue }] }));
+      await h.ebay.deliver(`${h.service.url}/webhooks/ebay`, h.ebay.signedNotification({ orderId: order.orderId, lineItems: order.lineItems, username, userId: 'u1' }));
       const orderId = orderIdFor('EBAY', order.orderId);
       await waitForEvents(orderId, 1, 'OrderReceived');
       return { order, orderId };
@@ -224,29 +157,29 @@ describe('ingest on the marketplaces\' real answers', () => {
 
     it('when eBay refunds part of an order and later cancels it, then the re-reads find an exact OrderRefunded and then OrderCancelled, once each', async () => {
       const { order, orderId } = await receive('60.00');
-      ebay.refundOrder(order.orderId, '12.5');
+      h.ebay.refundOrder(order.orderId, '12.5');
       const [refund] = await waitForEvents(orderId, 1, 'OrderRefunded');
       expect(refund!.event.payload).toMatchObject({ amount: { amountMinor: 1250, currency: 'USD' }, full: false, reason: 'REFUNDED_ON_EBAY' });
-      ebay.cancelOrder(order.orderId);
+      h.ebay.cancelOrder(order.orderId);
       await waitForEvents(orderId, 1, 'OrderCancelled');
       // later re-reads (the order is now closed: none happen) and the refund already known change nothing
-      const rechecks = await service.ctx.db('orders').where({ order_id: orderId }).first();
+      const rechecks = await h.service.ctx.db('orders').where({ order_id: orderId }).first();
       await settle();
       expect(eventsFor(orderId).map((m) => m.event.type)).toEqual(['OrderReceived', 'OrderRefunded', 'OrderCancelled']);
-      expect((await service.ctx.db('orders').where({ order_id: orderId }).first()).recheck_count).toBe(rechecks.recheck_count);
+      expect((await h.service.ctx.db('orders').where({ order_id: orderId }).first()).recheck_count).toBe(rechecks.recheck_count);
     });
 
     it('when an order is older than the return window, then it is no longer re-read', async () => {
       const old = await receive('30.00');
-      await service.ctx.db('orders').where({ order_id: old.orderId }).update({ received_at: service.ctx.db.raw(`now() - interval '31 days'`) });
-      const before = (await service.ctx.db('orders').where({ order_id: old.orderId }).first()).recheck_count;
-      ebay.refundOrder(old.order.orderId, '30.0');
+      await h.service.ctx.db('orders').where({ order_id: old.orderId }).update({ received_at: h.service.ctx.db.raw(`now() - interval '31 days'`) });
+      const before = (await h.service.ctx.db('orders').where({ order_id: old.orderId }).first()).recheck_count;
+      h.ebay.refundOrder(old.order.orderId, '30.0');
       const fresh = await receive('20.00'); // proves the re-reader is running: this one's refund is found
-      ebay.refundOrder(fresh.order.orderId, '5.0');
+      h.ebay.refundOrder(fresh.order.orderId, '5.0');
       await waitForEvents(fresh.orderId, 1, 'OrderRefunded');
       await settle();
       expect(eventsFor(old.orderId).map((m) => m.event.type)).toEqual(['OrderReceived']);
-      expect((await service.ctx.db('orders').where({ order_id: old.orderId }).first()).recheck_count).toBe(before);
+      expect((await h.service.ctx.db('orders').where({ order_id: old.orderId }).first()).recheck_count).toBe(before);
     });
   });
 
@@ -254,32 +187,31 @@ describe('ingest on the marketplaces\' real answers', () => {
     const userId = Number(`8${Date.now() % 1e8}`);
     const token = uniqueId('APP_USR-');
     beforeAll(async () => {
-      ml.registerSeller({ userId, accessToken: token });
-      await registerSeller(uniqueId('seller-ml-'), [{ marketplace: 'MERCADOLIBRE', accountId: String(userId), accessToken: token }]);
+      await h.registerMlSeller(userId, token);
     });
     const seedPaid = () => {
-      const shipment = ml.seedShipment(buildMlShipment({ sellerId: userId }));
-      return ml.seedOrder(buildMlOrder({ sellerId: userId, shipmentId: shipment.id, currencyId: 'CLP', items: [{ id: 'MLC7', title: 'Audífonos', quantity: 2, unitPrice: 15990 }] }));
+      const shipment = h.ml.seedShipment(buildMlShipment({ sellerId: userId }));
+      return h.ml.seedOrder(buildMlOrder({ sellerId: userId, shipmentId: shipment.id, currencyId: 'CLP', items: [{ id: 'MLC7', title: 'Audífonos', quantity: 2, unitPrice: 15990 }] }));
     };
-    const notify = (id: number) => ml.deliver(`${service.url}/webhooks/mercadolibre`, { orderId: id, userId });
+    const notify = (id: number) => h.ml.deliver(`${h.service.url}/webhooks/mercadolibre`, { orderId: id, userId });
 
     it('when money is returned on an order that stays paid, then each new refunded total is one OrderRefunded for the exact difference; repeats change nothing', async () => {
       const order = seedPaid();
       await notify(order.id);
       const orderId = orderIdFor('MERCADOLIBRE', String(order.id));
       await waitForEvents(orderId, 1, 'OrderReceived');
-      ml.refundPayment(order.id, 5990);
+      h.ml.refundPayment(order.id, 5990);
       await notify(order.id);
       await notify(order.id); // a second notification for the same change
       await waitForEvents(orderId, 1, 'OrderRefunded');
-      ml.refundPayment(order.id, 25990);
+      h.ml.refundPayment(order.id, 25990);
       await notify(order.id);
       const refunds = await waitForEvents(orderId, 2, 'OrderRefunded');
       await notify(order.id);
       await settle();
       expect(refunds.map((r) => r.event.type === 'OrderRefunded' && [r.event.payload.amount.amountMinor, r.event.payload.amount.currency, r.event.payload.full])).toEqual([[5990, 'CLP', false], [25990, 'CLP', true]]);
       expect(eventsFor(orderId).map((m) => m.event.type)).toEqual(['OrderReceived', 'OrderRefunded', 'OrderRefunded']);
-      expect(ml.order(order.id)!.status).toBe('paid');
+      expect(h.ml.order(order.id)!.status).toBe('paid');
     });
 
     it('when a paid order is charged back, then one full OrderRefunded says CHARGED_BACK', async () => {
@@ -287,7 +219,7 @@ describe('ingest on the marketplaces\' real answers', () => {
       await notify(order.id);
       const orderId = orderIdFor('MERCADOLIBRE', String(order.id));
       await waitForEvents(orderId, 1, 'OrderReceived');
-      ml.chargeBack(order.id);
+      h.ml.chargeBack(order.id);
       await notify(order.id);
       const [r] = await waitForEvents(orderId, 1, 'OrderRefunded');
       expect(r!.event.payload).toMatchObject({ amount: { amountMinor: 31980, currency: 'CLP' }, full: true, reason: 'CHARGED_BACK' });
@@ -298,7 +230,7 @@ describe('ingest on the marketplaces\' real answers', () => {
       await notify(order.id);
       const orderId = orderIdFor('MERCADOLIBRE', String(order.id));
       await waitForEvents(orderId, 1, 'OrderReceived');
-      ml.setOrderStatus(order.id, 'invalid');
+      h.ml.setOrderStatus(order.id, 'invalid');
       await notify(order.id);
       await notify(order.id);
       const [c] = await waitForEvents(orderId, 1, 'OrderCancelled');
@@ -312,10 +244,10 @@ describe('ingest on the marketplaces\' real answers', () => {
       await notify(order.id);
       const orderId = orderIdFor('MERCADOLIBRE', String(order.id));
       await waitForEvents(orderId, 1, 'OrderReceived');
-      ml.refundPayment(order.id, 1000);
+      h.ml.refundPayment(order.id, 1000);
       await notify(order.id);
       await waitForEvents(orderId, 1, 'OrderRefunded');
-      ml.setOrderStatus(order.id, 'cancelled');
+      h.ml.setOrderStatus(order.id, 'cancelled');
       await notify(order.id);
       await notify(order.id);
       await waitForEvents(orderId, 1, 'OrderCancelled');

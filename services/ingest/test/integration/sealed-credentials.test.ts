@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { createDb, createSecretBox, migrate, sealLegacyV1, type Db } from '@postsale/runtime';
 import { dropSchema, testEnv } from '@postsale/runtime/testing';
 import { migrations } from '../../src/db/migrations';
-import { sealedAccountField, SellersRepository, type AccountRow } from '../../src/db/sellers.repository';
+import { SellersRepository } from '../../src/db/sellers.repository';
+import { openSecret, openToken, sealedAccountField } from '../../src/domain/credentials';
+import type { SellerAccount } from '../../src/domain/records';
 import { rotateCredentials } from '../../src/rotate-credentials';
 
 /** Marketplace tokens and storefront capture secrets at rest: bound to seller and account, rotatable, on real Postgres. */
@@ -13,7 +15,7 @@ describe('sealed account credentials', () => {
   const schema = env.DB_SCHEMA!;
   let db: Db;
   const repo = () => new SellersRepository(db);
-  const account = async (marketplace: string, accountId: string) => (await repo().account(marketplace as AccountRow['marketplace'], accountId))!;
+  const account = async (marketplace: string, accountId: string) => (await repo().account(marketplace as SellerAccount['marketplace'], accountId))!;
 
   beforeAll(async () => {
     db = createDb({ url: env.DATABASE_URL!, schema });
@@ -35,32 +37,32 @@ describe('sealed account credentials', () => {
   it('a token moved to another seller\'s account, or into the secret column, does not open', async () => {
     const box = createSecretBox(oldKey);
     const a = await account('EBAY', 'ebay-a');
-    expect(repo().openToken(a, box)).toBe('ebay-token-a');
+    expect(openToken(box, a)).toBe('ebay-token-a');
     const b = await account('EBAY', 'ebay-b');
-    expect(() => repo().openToken({ ...b, token_sealed: a.token_sealed }, box)).toThrow();
-    expect(() => repo().openSecret({ ...a, secret_sealed: a.token_sealed }, box)).toThrow();
+    expect(() => openToken(box, { ...b, tokenSealed: a.tokenSealed })).toThrow();
+    expect(() => openSecret(box, { ...a, secretSealed: a.tokenSealed })).toThrow();
     // same seller, another account: bound to the account too
     const shop = await account('PAYPAL_STOREFRONT', 'shop-a');
-    expect(() => repo().openSecret({ ...shop, account_id: 'shop-z' }, box)).toThrow();
-    expect(repo().openSecret(shop, box)).toBe('capture-secret-a'.padEnd(32, 'x'));
+    expect(() => openSecret(box, { ...shop, accountId: 'shop-z' })).toThrow();
+    expect(openSecret(box, shop)).toBe('capture-secret-a'.padEnd(32, 'x'));
   });
 
   it('v1 values still open; rotation re-seals every one with the new key in one go, and the old key can be removed', async () => {
     await db('marketplace_accounts').where({ marketplace: 'EBAY', account_id: 'ebay-b' }).update({ token_sealed: sealLegacyV1(oldKey, 'legacy-token-b') });
-    expect(repo().openToken(await account('EBAY', 'ebay-b'), createSecretBox(oldKey))).toBe('legacy-token-b');
+    expect(openToken(createSecretBox(oldKey), await account('EBAY', 'ebay-b'))).toBe('legacy-token-b');
 
     const rotationEnv = { ...env, CREDENTIALS_KEY: newKey, CREDENTIALS_KEY_ID: 'k2', CREDENTIALS_PREVIOUS_KEYS: oldKey };
     expect(await rotateCredentials(rotationEnv)).toEqual({ keyId: 'k2', checked: 3, resealed: 3 });
     expect(await rotateCredentials(rotationEnv)).toEqual({ keyId: 'k2', checked: 3, resealed: 0 });
-    const rows: AccountRow[] = await db('marketplace_accounts');
+    const rows: Array<{ token_sealed: string | null; secret_sealed: string | null }> = await db('marketplace_accounts');
     expect(rows.flatMap((r) => [r.token_sealed, r.secret_sealed]).filter(Boolean).every((v) => v!.startsWith('v2:k2:'))).toBe(true);
 
     const onlyNew = createSecretBox({ key: newKey, keyId: 'k2' });
-    expect(repo().openToken(await account('EBAY', 'ebay-a'), onlyNew)).toBe('ebay-token-a');
-    expect(repo().openToken(await account('EBAY', 'ebay-b'), onlyNew)).toBe('legacy-token-b');
-    expect(repo().openSecret(await account('PAYPAL_STOREFRONT', 'shop-a'), onlyNew)).toBe('capture-secret-a'.padEnd(32, 'x'));
+    expect(openToken(onlyNew, await account('EBAY', 'ebay-a'))).toBe('ebay-token-a');
+    expect(openToken(onlyNew, await account('EBAY', 'ebay-b'))).toBe('legacy-token-b');
+    expect(openSecret(onlyNew, await account('PAYPAL_STOREFRONT', 'shop-a'))).toBe('capture-secret-a'.padEnd(32, 'x'));
     const resealedA = await account('EBAY', 'ebay-a');
-    expect(() => repo().openToken(resealedA, createSecretBox(oldKey))).toThrow(/k2 is not configured/);
+    expect(() => openToken(createSecretBox(oldKey), resealedA)).toThrow(/k2 is not configured/);
   });
 
   it('production refuses to start without CREDENTIALS_KEY', async () => {

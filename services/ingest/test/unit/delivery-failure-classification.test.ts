@@ -1,5 +1,6 @@
 import { AppError, createLogger, Metrics } from '@postsale/runtime';
-import type { DeliveryRow } from '../../src/db/deliveries.repository';
+import type { Delivery } from '../../src/domain/records';
+import { createIngestMetrics } from '../../src/metrics';
 import { createDeliveryProcessor, DeliveryKinds, type ProcessDeps } from '../../src/domain/process-delivery.use-case';
 
 /**
@@ -9,7 +10,7 @@ import { createDeliveryProcessor, DeliveryKinds, type ProcessDeps } from '../../
 function processorFailingWith(error: unknown) {
   const deliveries = { decideNow: jest.fn(async () => undefined), retryLater: jest.fn(async () => undefined) };
   const deps = {
-    sellers: { account: async () => ({ seller_id: 'seller-1', token_sealed: 'sealed' }), openToken: () => 'token' },
+    sellers: { account: async () => ({ sellerId: 'seller-1', tokenSealed: 'sealed' }) },
     deliveries,
     orders: { get: async () => undefined },
     recorder: {},
@@ -22,17 +23,17 @@ function processorFailingWith(error: unknown) {
     mercadolibre: {},
     paypal: {},
     logger: createLogger('ingest-test', 'error'),
-    metrics: new Metrics('ingest-test', { defaultMetrics: false }),
-    maxBackoffMs: 1000,
+    metrics: createIngestMetrics(new Metrics('ingest-test', { defaultMetrics: false })),
+    retryDelayMs: () => 1000,
   } as unknown as ProcessDeps;
   return { processor: createDeliveryProcessor(deps), deliveries };
 }
 
 const delivery = {
-  id: 'd1', marketplace: 'EBAY', kind: DeliveryKinds.ebayOrderConfirmation, dedupe_key: 'k', account_id: 'u1', external_order_id: 'o1', order_id: null,
-  status: 'pending', reason: null, detail: null, headers: {}, source_ip: null, attempts: 0, received_at: new Date(),
-  raw_body: JSON.stringify({ notification: { data: { user: { username: 'u1' }, order: { orderId: 'o1' } } } }),
-} as unknown as DeliveryRow;
+  id: 'd1', marketplace: 'EBAY', kind: DeliveryKinds.ebayOrderConfirmation, dedupeKey: 'k', accountId: 'u1', externalOrderId: 'o1', orderId: null,
+  status: 'pending', reason: null, detail: null, headers: {}, sourceIp: null, attempts: 0, receivedAt: new Date(),
+  rawBody: JSON.stringify({ notification: { data: { user: { username: 'u1' }, order: { orderId: 'o1' } } } }),
+} as unknown as Delivery;
 
 describe('delivery processing: which failures park a delivery and which are retried', () => {
   it('when an AppError marked permanent wraps a refused connection, then the delivery is retried (pending), not parked', async () => {

@@ -6,6 +6,7 @@ import { mapMercadoLibreOrder } from '../../src/domain/mercadolibre-order.mapper
 import { orderIdFor } from '../../src/domain/order-id';
 import { mapPayPalOrder } from '../../src/domain/paypal-order.mapper';
 import { rateLimitPerAddress } from '../../src/http/rate-limit';
+import { createIngestMetrics } from '../../src/metrics';
 
 describe('order ids', () => {
   it('when the same (marketplace, external id) is seen again, then the same id comes out; another marketplace gives another id', () => {
@@ -65,7 +66,7 @@ describe('PayPal mapping', () => {
 describe('rate limit per address', () => {
   it('when an address exceeds its burst, then 429 RATE_LIMITED until tokens refill; other addresses are unaffected', () => {
     let now = 0;
-    const limit = rateLimitPerAddress({ perSecond: 1, burst: 2, metrics: new Metrics('t', { defaultMetrics: false }), now: () => now });
+    const limit = rateLimitPerAddress({ perSecond: 1, burst: 2, metrics: createIngestMetrics(new Metrics('t', { defaultMetrics: false })), now: () => now });
     const call = (ip: string) => {
       let error: unknown = 'none';
       limit({ ip, socket: {} } as never, { set: () => undefined } as never, (e?: unknown) => { error = e; });
