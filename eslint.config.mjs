@@ -20,11 +20,6 @@ const DOMAIN_BASELINE = [
   'services/ingest/src/domain/receive-delivery.use-case.ts',
   'services/ingest/src/domain/record-order.use-case.ts',
   'services/ingest/src/domain/sellers.use-case.ts',
-  'services/payouts/src/domain/admin-queries.ts',
-  'services/payouts/src/domain/context.ts',
-  'services/payouts/src/domain/intents.use-case.ts',
-  'services/payouts/src/domain/reconcile.use-case.ts',
-  'services/payouts/src/domain/submit-batches.use-case.ts',
 ];
 
 export default tseslint.config(
