@@ -191,4 +191,11 @@ export const migrations: Migration[] = [
       await db.raw('create index admin_audit_target on admin_audit (target, id)');
     },
   },
+  {
+    // each batching run looks for intents held for a rate: held ones are few, so this stays small as history grows
+    name: '0004_payout_intents_held_index',
+    async up(db) {
+      await db.raw("create index payout_intents_held on payout_intents (hold_reason) where status = 'HELD'");
+    },
+  },
 ];

@@ -294,6 +294,10 @@ export class PayoutsRepository implements PayoutsStore {
     return (await query.forUpdate().skipLocked()).map(toIntent);
   }
 
+  async anyHeldFor(q: Q, holdReason: HoldReason): Promise<boolean> {
+    return Boolean(await q('payout_intents').where({ status: 'HELD', hold_reason: holdReason }).select('id').first());
+  }
+
   async listIntents(q: Q, filter: { status?: string; sellerId?: string; limit: number }): Promise<Intent[]> {
     const query = q('payout_intents').orderBy('created_at', 'desc').limit(filter.limit);
     if (filter.status) query.where({ status: filter.status });

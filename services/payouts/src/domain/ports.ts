@@ -118,6 +118,8 @@ export interface PayoutsStore {
   intentsForOrder(q: Q, orderId: string): Promise<Intent[]>;
   /** HELD or DUE intents, locked, skipping rows another transaction holds */
   intentsAwaitingRelease(q: Q, where: { orderId?: string; sellerId?: string; recipient?: Recipient; currency?: string; holdReason?: HoldReason; limit?: number }): Promise<Intent[]>;
+  /** whether any intent is HELD for this reason (a cheap look before a locking sweep) */
+  anyHeldFor(q: Q, holdReason: HoldReason): Promise<boolean>;
   listIntents(q: Q, filter: { status?: string; sellerId?: string; limit: number }): Promise<Intent[]>;
   /** every intent without a final status (the integrity report) */
   openIntents(q: Q): Promise<Intent[]>;

@@ -54,6 +54,8 @@ export class BatchSubmitter {
    * rows), still releases them.
    */
   private async releaseFxHolds(): Promise<void> {
+    // most runs find none: one read instead of a transaction per run (the batcher runs after every nudge)
+    if (!(await this.ctx.store.anyHeldFor(this.ctx.store.reader, 'FX_RATE_MISSING'))) return;
     await this.ctx.store.transaction(async (trx) => {
       // only rows held for a rate (locked, skipping those another transaction holds: they are decided there)
       const held = await this.ctx.store.intentsAwaitingRelease(trx, { holdReason: 'FX_RATE_MISSING', limit: 500 });
