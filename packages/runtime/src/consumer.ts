@@ -1,6 +1,7 @@
 import type { Batch, Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { dlqTopicName, type AnyStream, type EventCodec, type TypedEvent } from '@postsale/contracts';
 import type { Db, Tx } from './db';
+import { retryDelayMs } from './backoff';
 import { classifyError } from './errors';
 import { producerConfig } from './kafka';
 import type { Logger } from './logger';
@@ -375,7 +376,7 @@ type SliceOutcome = 'applied' | 'isolate' | 'stopping';
 
 /** 200 ms doubling to 5 s, with jitter: short blips recover fast, long outages cost a query every few seconds. */
 function backoffMs(attempt: number): number {
-  return Math.min(5_000, 200 * 2 ** Math.min(attempt - 1, 10)) * (0.5 + Math.random() / 2);
+  return retryDelayMs(attempt, 200, 5_000);
 }
 
 function isRebalance(error: unknown): boolean {

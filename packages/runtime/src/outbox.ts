@@ -1,5 +1,6 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { EventCodec, schemaErrors, Streams, type AnyStream, type EventOf, type StreamName } from '@postsale/contracts';
+import { retryDelayMs } from './backoff';
 import type { Db, Tx } from './db';
 import { AppError, classifyError } from './errors';
 import { producerConfig } from './kafka';
@@ -298,5 +299,5 @@ const NOTHING_CLAIMED = Symbol('nothing claimed');
 
 /** After failures: the poll interval doubling up to 5 s, with jitter. */
 function relayBackoffMs(failures: number, base: number): number {
-  return Math.min(5_000, Math.max(base, 100) * 2 ** Math.min(failures - 1, 10)) * (0.5 + Math.random() / 2);
+  return retryDelayMs(failures, Math.max(base, 100), 5_000);
 }

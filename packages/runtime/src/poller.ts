@@ -1,3 +1,4 @@
+import { retryDelayMs } from './backoff';
 import { classifyError } from './errors';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
@@ -51,8 +52,9 @@ export function createPoller(options: {
       })
       .finally(() => {
         current = undefined;
-        // After failures, back off (doubling to 30 s) instead of hammering a database or API that is down.
-        const next = failures > 0 ? Math.min(30_000, Math.max(options.intervalMs, 200) * 2 ** Math.min(failures - 1, 10)) : again ? 0 : options.intervalMs;
+        // After failures, back off instead of hammering a database or API that is down: after failure n at least
+        // interval·2^(n-1), up to twice that (jitter), at most 30 s.
+        const next = failures > 0 ? retryDelayMs(failures + 1, Math.max(options.intervalMs, 200), 30_000) : again ? 0 : options.intervalMs;
         again = false;
         schedule(next);
       });

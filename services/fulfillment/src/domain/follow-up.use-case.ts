@@ -1,7 +1,7 @@
 import { parseDecimal } from '@postsale/contracts';
+import { retryDelayMs } from '@postsale/runtime';
 import { SupplierCallError } from '../clients/aliexpress-ds.client';
 import type { Fulfillment } from '../db/fulfillment.repository';
-import { backoffDelayMs } from './backoff';
 import { publish, sendToReview, type FulfillmentDeps } from './ports';
 import { closeReasonOf, Reasons, States } from './states';
 
@@ -175,7 +175,7 @@ async function cancelledAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: 
 
 async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promise<void> {
   const checks = f.statusChecks + 1;
-  const delay = backoffDelayMs(checks, deps.settings.statusPollMinMs, deps.settings.statusPollMaxMs);
+  const delay = retryDelayMs(checks, deps.settings.statusPollMinMs, deps.settings.statusPollMaxMs);
   // fenced: a worker whose lease expired must not push back the next check of the worker that holds it now
   await deps.repo.update(deps.repo.db, f.orderId, f.state, { statusChecks: checks, nextRunAt: new Date(Date.now() + delay) }, f.leaseVersion);
   deps.logger.debug({ orderId: f.orderId, state: f.state, why, nextInMs: delay }, 'order checked; not moved');

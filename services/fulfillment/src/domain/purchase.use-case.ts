@@ -1,9 +1,9 @@
 import { add, money, parseDecimal, type Money } from '@postsale/contracts';
+import { retryDelayMs } from '@postsale/runtime';
 import { SupplierCallError } from '../clients/aliexpress-ds.client';
 import { BrowserLoginError } from '../clients/checkout-browser';
 import type { Attempt, Fulfillment } from '../db/fulfillment.repository';
 import type { PurchaseChannel } from '../db/seller-settings.repository';
-import { backoffDelayMs } from './backoff';
 import { evaluatePriceGuard } from './price-guard';
 import { sendToReview, type FulfillmentDeps, type SupplierApi } from './ports';
 import { Reasons, States } from './states';
@@ -156,7 +156,7 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
   const prepared = await prepare(deps, f, pinned ?? undefined);
   if (prepared.kind === 'retry') {
     deps.metrics.workerFailures.inc({ step: 'price_check', code: prepared.code });
-    const next = new Date(Date.now() + backoffDelayMs(f.statusChecks + 1, deps.settings.purchaseRetryBaseMs, deps.settings.purchaseRetryMaxMs));
+    const next = new Date(Date.now() + retryDelayMs(f.statusChecks + 1, deps.settings.purchaseRetryBaseMs, deps.settings.purchaseRetryMaxMs));
     await lease.stop();
     await deps.repo.update(deps.repo.db, f.orderId, f.state, { statusChecks: f.statusChecks + 1, nextRunAt: next }, fence);
     return;
@@ -296,7 +296,7 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
     }
     deps.metrics.workerFailures.inc({ step: 'purchase', code: outcome.code });
     deps.logger.warn({ orderId: f.orderId, code: outcome.code, outcome: outcome.outcome, attempt: f.purchaseAttempts }, 'purchase attempt inconclusive; will resolve and retry');
-    const delay = backoffDelayMs(f.purchaseAttempts, deps.settings.purchaseRetryBaseMs, deps.settings.purchaseRetryMaxMs);
+    const delay = retryDelayMs(f.purchaseAttempts, deps.settings.purchaseRetryBaseMs, deps.settings.purchaseRetryMaxMs);
     await deps.repo.update(trx, f.orderId, States.PURCHASING, { nextRunAt: new Date(Date.now() + delay) }, fence);
   });
 }

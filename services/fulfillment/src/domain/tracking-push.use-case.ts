@@ -1,6 +1,5 @@
-import { classifyError } from '@postsale/runtime';
+import { classifyError, retryDelayMs } from '@postsale/runtime';
 import { EbayTrackingClient, MarketplacePushError, MercadoLibreTrackingClient } from '../clients/marketplace-tracking.client';
-import { backoffDelayMs } from './backoff';
 import type { FulfillmentDeps } from './ports';
 
 /**
@@ -46,7 +45,7 @@ export async function runTrackingPush(deps: FulfillmentDeps, urls: MarketplaceUr
       status: giveUp ? 'FAILED' : 'PENDING',
       attempts,
       lastError: `${e.code}: ${e.message}`,
-      nextAttemptAt: giveUp ? undefined : new Date(Date.now() + backoffDelayMs(attempts, deps.settings.pushRetryBaseMs, 6 * 3600_000)),
+      nextAttemptAt: giveUp ? undefined : new Date(Date.now() + retryDelayMs(attempts, deps.settings.pushRetryBaseMs, 6 * 3600_000)),
     });
     deps.metrics.trackingPushes.inc({ marketplace: push.marketplace, outcome: giveUp ? 'failed' : 'retry' });
     deps.logger.warn({ orderId: push.orderId, code: e.code, attempts, giveUp }, 'tracking push failed');

@@ -1,7 +1,7 @@
 import { signAliExpressRequest } from '@postsale/sandbox';
 import { aliExpressSignature } from '../../src/clients/aliexpress-sign';
 import { configSchema, isSandboxUrl } from '../../src/config';
-import { backoffDelayMs } from '../../src/domain/backoff';
+import { retryDelayMs } from '@postsale/runtime';
 import { outOrderIdFor } from '../../src/domain/out-order-id';
 
 describe('AliExpress request signature', () => {
@@ -23,11 +23,11 @@ describe('AliExpress request signature', () => {
 
 describe('backoff', () => {
   it('grows exponentially, stays within [ceiling/2, ceiling] and respects the cap', () => {
-    expect(backoffDelayMs(1, 100, 10_000, () => 0)).toBe(50);
-    expect(backoffDelayMs(1, 100, 10_000, () => 1)).toBe(100);
-    expect(backoffDelayMs(4, 100, 10_000, () => 1)).toBe(800);
-    expect(backoffDelayMs(30, 100, 10_000, () => 1)).toBe(10_000);
-    expect(backoffDelayMs(30, 100, 10_000, () => 0)).toBe(5_000);
+    expect(retryDelayMs(1, 100, 10_000, () => 0)).toBe(50);
+    expect(retryDelayMs(1, 100, 10_000, () => 1)).toBe(100);
+    expect(retryDelayMs(4, 100, 10_000, () => 1)).toBe(800);
+    expect(retryDelayMs(30, 100, 10_000, () => 1)).toBe(10_000);
+    expect(retryDelayMs(30, 100, 10_000, () => 0)).toBe(5_000);
   });
 });
 

@@ -1,5 +1,5 @@
 import type { Marketplace } from '@postsale/contracts';
-import type { Db, Tx } from '@postsale/runtime';
+import { retryDelayMs, type Db, type Tx } from '@postsale/runtime';
 
 export type DeliveryStatus = 'pending' | 'accepted' | 'duplicate' | 'ignored' | 'rejected' | 'parked';
 
@@ -139,9 +139,9 @@ export class DeliveriesRepository {
     return this.decide(this.db, id, status, fields);
   }
 
-  /** Leaves the delivery pending and schedules another attempt (exponential backoff). */
+  /** Leaves the delivery pending and schedules another attempt (the runtime's backoff: up to 500 ms·2^attempts, jittered). */
   async retryLater(id: string, attempts: number, maxBackoffMs: number, error: { code: string; message: string }): Promise<void> {
-    const delay = Math.min(maxBackoffMs, 500 * 2 ** Math.min(attempts, 20));
+    const delay = retryDelayMs(attempts + 1, 500, maxBackoffMs);
     await this.db('deliveries')
       .where({ id, status: 'pending' })
       .update({
