@@ -1,5 +1,5 @@
 import { Streams } from '@postsale/contracts';
-import { createPoller, type Poller, type ServiceDefinition } from '@postsale/runtime';
+import { createJobWorker, createPoller, type Poller, type ServiceDefinition } from '@postsale/runtime';
 import { createPayPalWebhookVerifier, PAYPAL_CERT_HOSTS } from '@postsale/paypal';
 import { PayPalPayoutsClient } from './clients/paypal-payouts.client';
 import { configSchema } from './config';
@@ -31,8 +31,9 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
         webUrl: config.PAYPAL_WEB_URL, timeoutMs: config.PAYPAL_TIMEOUT_MS,
       });
     if (!config.PLATFORM_PAYEE_EMAIL) logger.warn({ mode: config.PAYOUTS_MODE }, 'PLATFORM_PAYEE_EMAIL is not set: platform commission intents are HELD');
+    const store = new PayoutsRepository(db);
     const ctx: PayoutsContext = {
-      store: new PayoutsRepository(db), outbox, logger, gateway,
+      store, outbox, logger, gateway,
       metrics: createPayoutsMetrics(metrics, db),
       settings: {
         mode: config.PAYOUTS_MODE,
@@ -45,6 +46,7 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
         platformPayoutCurrency: config.PLATFORM_PAYOUT_CURRENCY,
         defaultPayoutCurrency: config.DEFAULT_PAYOUT_CURRENCY,
         fxMaxRateAgeDays: config.PAYOUTS_FX_MAX_RATE_AGE_DAYS,
+        reconcileIntervalMs: config.PAYOUTS_RECONCILE_INTERVAL_MS,
       },
       nudge: {
         batcher: () => batcher.nudge(),
@@ -59,9 +61,23 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
     const reconciliation = new Reconciler(ctx);
     await admin.reevaluatePlatformIntents();
 
-    // The intervals are the fallback (timed releases, other replicas' commits); nudges start runs for work just made due.
+    // The batcher stays a poller: one run builds ONE batch from many due intents, claimed (row locks) and moved to
+    // SUBMITTED in a single transaction that commits before PayPal is called — not a job per row. Its interval is the
+    // fallback (timed releases, other replicas' commits); nudges start runs for work just made due.
     const batcher = createPoller({ name: 'payouts.batcher', intervalMs: config.PAYOUTS_BATCH_INTERVAL_MS, run: () => submitter.run(), logger, metrics });
-    const reconciler = createPoller({ name: 'payouts.reconciler', intervalMs: config.PAYOUTS_RECONCILE_INTERVAL_MS, run: () => reconciliation.run(), logger, metrics });
+    // Accepted batches are jobs: leased with a fencing token (two replicas never read the same batch at once), checked
+    // concurrently, each re-checked PAYOUTS_RECONCILE_INTERVAL_MS after its last check until every item is final.
+    const reconciler = createJobWorker({
+      name: 'payouts.reconciler',
+      store: { claim: (limit, leaseMs) => store.claimBatchesToCheck(limit, leaseMs) },
+      run: (job) => reconciliation.checkBatch(job),
+      concurrency: 4,
+      // a check makes one PayPal call per cancellation and per page of 1,000 items, each bounded by PAYPAL_TIMEOUT_MS
+      leaseMs: Math.max(60_000, 4 * config.PAYPAL_TIMEOUT_MS),
+      idleMs: config.PAYOUTS_RECONCILE_INTERVAL_MS,
+      logger, metrics,
+      describe: (job) => ({ batchId: job.batchId }),
+    });
     const linger = lingeringNudge(batcher, config.PAYOUTS_BATCH_SIZE, config.PAYOUT_BATCH_LINGER_MS);
 
     const verifier = config.PAYPAL_WEBHOOK_ID && config.PAYOUTS_MODE !== 'dry-run'

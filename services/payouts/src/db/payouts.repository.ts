@@ -3,7 +3,7 @@ import type { Db, Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type IntentStatus, type Recipient } from '../domain/payout-rules';
 import type { PayoutsStore, Q } from '../domain/ports';
 import type {
-  AuditEntry, AuditRecord, BalanceEntry, Batch, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
+  AuditEntry, AuditRecord, BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
   Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from '../domain/records';
 
@@ -416,10 +416,33 @@ export class PayoutsRepository implements PayoutsStore {
     await q('payout_batches').where({ id: batchId }).update({ status: 'NEEDS_REVIEW', last_error: lastError });
   }
 
-  async recordBatchCheck(q: Q, batchId: string, paypalBatchStatus: string, completed: boolean): Promise<void> {
-    await q('payout_batches').where({ id: batchId }).update({
-      paypal_batch_status: paypalBatchStatus, last_checked_at: q.fn.now(), ...(completed ? { status: 'COMPLETED', completed_at: q.fn.now() } : {}),
+  async claimBatchesToCheck(limit: number, leaseMs: number): Promise<BatchCheckJob[]> {
+    const { rows } = await this.db.raw(
+      `update payout_batches set fence = fence + 1, next_check_at = now() + make_interval(secs => ? / 1000.0)
+        where id in (select id from payout_batches
+                      where status = 'ACCEPTED' and paypal_batch_id is not null and (next_check_at is null or next_check_at <= now())
+                      order by next_check_at nulls first, last_checked_at nulls first limit ? for update skip locked)
+        returning id, paypal_batch_id, fence`,
+      [leaseMs, limit],
+    );
+    return (rows as Array<Record<string, unknown>>).map((r) => ({ batchId: String(r.id), paypalBatchId: String(r.paypal_batch_id), fence: safeInteger(r.fence) }));
+  }
+
+  async recordBatchCheck(q: Q, job: BatchCheckJob, paypalBatchStatus: string, completed: boolean, nextCheckInMs: number): Promise<boolean> {
+    const updated = await q('payout_batches').where({ id: job.batchId, fence: job.fence }).update({
+      paypal_batch_status: paypalBatchStatus, last_checked_at: q.fn.now(),
+      next_check_at: q.raw('now() + make_interval(secs => ? / 1000.0)', [nextCheckInMs]),
+      ...(completed ? { status: 'COMPLETED', completed_at: q.fn.now() } : {}),
     });
+    return updated > 0;
+  }
+
+  async deferBatchCheck(q: Q, job: BatchCheckJob, inMs: number): Promise<void> {
+    await q('payout_batches').where({ id: job.batchId, fence: job.fence }).update({ next_check_at: q.raw('now() + make_interval(secs => ? / 1000.0)', [inMs]) });
+  }
+
+  async checkBatchSoon(q: Q, batchId: string): Promise<void> {
+    await q('payout_batches').where({ id: batchId, status: 'ACCEPTED' }).update({ next_check_at: q.fn.now() });
   }
 
   async learnPayPalBatchId(q: Q, batchId: string, paypalBatchId: string): Promise<void> {
@@ -455,8 +478,8 @@ export class PayoutsRepository implements PayoutsStore {
     return r ? toItem(r) : undefined;
   }
 
-  async itemsWithCancelRequested(q: Q, limit: number): Promise<PayoutItem[]> {
-    return (await q('payout_items').whereNotNull('cancel_requested_at').whereNotNull('paypal_item_id').where({ status: 'UNCLAIMED' }).limit(limit)).map(toItem);
+  async itemsWithCancelRequested(q: Q, batchId: string): Promise<PayoutItem[]> {
+    return (await q('payout_items').where({ batch_id: batchId, status: 'UNCLAIMED' }).whereNotNull('cancel_requested_at').whereNotNull('paypal_item_id').orderBy('id')).map(toItem);
   }
 
   async setItemOutcome(q: Q, itemId: string, o: ItemOutcome): Promise<void> {

@@ -18,6 +18,8 @@ export interface PayoutsSettings {
   defaultPayoutCurrency: string;
   /** how much older than the sale's day a rate may be and still be used */
   fxMaxRateAgeDays: number;
+  /** how long an accepted, unfinished batch waits between two checks at PayPal */
+  reconcileIntervalMs: number;
 }
 
 /** What every payout use case is constructed with (built once in service.ts): ports and settings only. */

@@ -99,6 +99,7 @@ export class PayoutAdmin {
         throw conflict('PAYOUT_NOT_CANCELLABLE', `only UNCLAIMED payouts can be cancelled (this one is ${item?.status ?? intent.status})`);
       }
       await store.requestItemCancel(trx, item.id);
+      await store.checkBatchSoon(trx, item.batchId);
       await store.updateIntent(trx, intent, {}, 'operator asked PayPal to cancel the unclaimed item');
       await store.recordAudit(trx, { actor: audit.actor, action: 'CANCEL_PAYOUT', target: `payout:${intentId}`, after: { cancelRequested: true }, reason: audit.reason });
     });

@@ -1,7 +1,7 @@
 import type { Db, Tx } from '@postsale/runtime';
 import type { HoldReason, Recipient } from './payout-rules';
 import type {
-  AuditEntry, AuditRecord, BalanceEntry, Batch, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
+  AuditEntry, AuditRecord, BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
   Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from './records';
 
@@ -146,8 +146,20 @@ export interface PayoutsStore {
   markBatchAccepted(q: Q, batchId: string, accepted: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null }): Promise<void>;
   markBatchRejected(q: Q, batchId: string, lastError: string): Promise<void>;
   markBatchNeedsReview(q: Q, batchId: string, lastError: string): Promise<void>;
-  /** PayPal's status of the batch as last read; `completed` closes it */
-  recordBatchCheck(q: Q, batchId: string, paypalBatchStatus: string, completed: boolean): Promise<void>;
+  /**
+   * Claims up to `limit` ACCEPTED batches (with a PayPal id) whose next check is due, for `leaseMs`: the next check
+   * moves to now + leaseMs and the fence goes up, in one statement (FOR UPDATE SKIP LOCKED: replicas never share one).
+   */
+  claimBatchesToCheck(limit: number, leaseMs: number): Promise<BatchCheckJob[]>;
+  /**
+   * PayPal's status of the batch as last read, only while `fence` is current (false: another worker claimed it since);
+   * `completed` closes it, else it is checked again after `nextCheckInMs`
+   */
+  recordBatchCheck(q: Q, job: BatchCheckJob, paypalBatchStatus: string, completed: boolean, nextCheckInMs: number): Promise<boolean>;
+  /** a check that failed: the batch is due again after `inMs` instead of when its lease runs out (only while `fence` is current) */
+  deferBatchCheck(q: Q, job: BatchCheckJob, inMs: number): Promise<void>;
+  /** makes an accepted batch due for a check now (an operator asked to cancel one of its items) */
+  checkBatchSoon(q: Q, batchId: string): Promise<void>;
   /** learns PayPal's id of a batch that did not know it yet (a single statement, no lock on the batch row) */
   learnPayPalBatchId(q: Q, batchId: string, paypalBatchId: string): Promise<void>;
 
@@ -157,7 +169,8 @@ export interface PayoutsStore {
   itemsOfBatch(q: Q, batchId: string): Promise<PayoutItem[]>;
   itemsOfIntents(q: Q, intentIds: string[]): Promise<PayoutItem[]>;
   currentItem(q: Q, intent: Intent): Promise<PayoutItem | undefined>;
-  itemsWithCancelRequested(q: Q, limit: number): Promise<PayoutItem[]>;
+  /** the batch's UNCLAIMED items an operator asked to cancel */
+  itemsWithCancelRequested(q: Q, batchId: string): Promise<PayoutItem[]>;
   setItemOutcome(q: Q, itemId: string, outcome: ItemOutcome): Promise<void>;
   requestItemCancel(q: Q, itemId: string): Promise<void>;
   recordCancelRefused(q: Q, itemId: string, message: string): Promise<void>;

@@ -1,12 +1,12 @@
-import type { PayoutsContext } from './context';
-import { publishPayout } from './context';
+import { retryDelayMs } from '@postsale/runtime';
+import { publishPayout, type PayoutsContext } from './context';
 import { IntentDecider } from './intent-decisions';
 import { classifyItemStatus } from './payout-rules';
 import type { PayPalItemState, Tx } from './ports';
-import type { Intent, PayoutItem } from './records';
+import type { BatchCheckJob, Intent, PayoutItem } from './records';
 
 /**
- * Learning PayPal's outcome of what we sent: the reconciliation poller reads every accepted, unfinished batch page by
+ * Learning PayPal's outcome of what we sent: the reconciliation worker checks each accepted, unfinished batch page by
  * page, the webhook and an adopted duplicate bring item states too. Each set of states (one page of PayPal results, one
  * webhook) is applied in ONE transaction; the batch row is never locked for it.
  */
@@ -18,39 +18,48 @@ export class Reconciler {
   }
 
   /**
-   * One run of the reconciliation poller: carry out requested cancellations of UNCLAIMED items, then read every
-   * accepted, unfinished batch from PayPal and apply each page of item statuses. Returns true when something changed.
+   * One job of the reconciliation worker (createJobWorker; the batch is leased to this worker, `job.fence` its token):
+   * carry out requested cancellations of the batch's UNCLAIMED items, then read the batch from PayPal page by page and
+   * apply each page. The check is recorded only while the lease is still this worker's.
    */
-  async run(): Promise<boolean> {
-    const { gateway, store, metrics } = this.ctx;
-    if (!gateway) return false;
-    let changed = false;
-    for (const item of await store.itemsWithCancelRequested(store.reader, 50)) {
+  async checkBatch(job: BatchCheckJob): Promise<void> {
+    try {
+      await this.check(job);
+    } catch (error) {
+      // PayPal or the database failed this time: check again after the interval, not only once the lease runs out
+      // (the worker counts and logs the failure)
+      await this.ctx.store.deferBatchCheck(this.ctx.store.reader, job, retryDelayMs(1, this.ctx.settings.reconcileIntervalMs, 30_000)).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async check(job: BatchCheckJob): Promise<void> {
+    const { gateway, store, metrics, settings, logger } = this.ctx;
+    if (!gateway) return;
+    for (const item of await store.itemsWithCancelRequested(store.reader, job.batchId)) {
       const result = await gateway.cancelItem(item.paypalItemId!);
       metrics.paypalCalls.inc({ operation: 'cancel_item', outcome: result.kind });
       if (result.kind === 'cancelled') {
-        changed = (await this.applyItemStates([{ ...result.item, senderItemId: item.senderItemId }], () => 'PayPal cancelled the unclaimed item on operator request')) > 0 || changed;
+        await this.applyItemStates([{ ...result.item, senderItemId: item.senderItemId }], () => 'PayPal cancelled the unclaimed item on operator request');
       } else {
         // ITEM_ALREADY_CANCELLED and friends: the batch read below brings the real status
         await store.recordCancelRefused(store.reader, item.id, `cancel refused: ${result.name}: ${result.message}`);
       }
     }
-    for (const batch of await store.batchesWithStatus(store.reader, 'ACCEPTED', 20)) {
-      if (!batch.paypalBatchId) continue; // only webhooks can tell us about it (see README of this service)
-      let batchStatus = 'PENDING';
-      for (let page = 1, pages = 1; page <= pages; page++) {
-        const state = await gateway.getBatchPage(batch.paypalBatchId, page);
-        metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'ok' });
-        batchStatus = state.batchStatus;
-        pages = state.totalPages;
-        changed = (await this.applyItemStates(state.items, (item) => `PayPal batch ${batch.paypalBatchId} reports ${item.transactionStatus}`)) > 0 || changed;
-        if (state.items.length === 0) break;
-      }
-      const items = await store.itemsOfBatch(store.reader, batch.id);
-      const finished = items.every((i) => classifyItemStatus(i.status) !== 'IN_FLIGHT' && i.status !== 'SUBMITTED');
-      await store.recordBatchCheck(store.reader, batch.id, batchStatus, finished);
+    let batchStatus = 'PENDING';
+    for (let page = 1, pages = 1; page <= pages; page++) {
+      const state = await gateway.getBatchPage(job.paypalBatchId, page);
+      metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'ok' });
+      batchStatus = state.batchStatus;
+      pages = state.totalPages;
+      await this.applyItemStates(state.items, (item) => `PayPal batch ${job.paypalBatchId} reports ${item.transactionStatus}`);
+      if (state.items.length === 0) break;
     }
-    return changed;
+    const items = await store.itemsOfBatch(store.reader, job.batchId);
+    const finished = items.every((i) => classifyItemStatus(i.status) !== 'IN_FLIGHT' && i.status !== 'SUBMITTED');
+    if (!(await store.recordBatchCheck(store.reader, job, batchStatus, finished, settings.reconcileIntervalMs))) {
+      logger.info({ batchId: job.batchId, fence: job.fence }, 'batch check outlived its lease; another worker records it');
+    }
   }
 
   /** A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event. True when it changed it. */
@@ -160,11 +169,15 @@ export class Reconciler {
     }
     metrics.outcomes.inc({ status: state.transactionStatus, currency: item.currency }, item.amountMinor);
     if (payable > 0 && updated.attempt < settings.autoRetryMaxAttempts) {
-      return this.decider.scheduleRetry(trx, updated, new Date(Date.now() + settings.autoRetryDelayMs), 'automatic retry by policy');
+      // the system's one backoff: attempt n waits between half and all of base·2^(n-1), at most a week
+      const delayMs = retryDelayMs(updated.attempt, settings.autoRetryDelayMs, AUTO_RETRY_MAX_DELAY_MS);
+      return this.decider.scheduleRetry(trx, updated, new Date(Date.now() + delayMs), 'automatic retry by policy');
     }
     return updated;
   }
 }
+
+const AUTO_RETRY_MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
 
 /** Item statuses only move forward: a late, stale read never undoes a final outcome. */
 function itemMayMove(from: string, to: string): boolean {

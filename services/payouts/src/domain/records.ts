@@ -120,6 +120,13 @@ export interface Batch {
   createdAt: Date;
 }
 
+/** An accepted batch claimed for a check at PayPal: `fence` is the claim's fencing token (see createJobWorker). */
+export interface BatchCheckJob {
+  batchId: string;
+  paypalBatchId: string;
+  fence: number;
+}
+
 export interface SaleRecord {
   saleId: string; orderId: string; sellerId: string; currency: string; saleAmountMinor: number;
   platformCommissionMinor: number; sellerNetMinor: number; isLoss: boolean; eventId: string; recordedAt: Date;
