@@ -14,11 +14,6 @@ const DOMAIN_BASELINE = [
   'services/fulfillment/src/domain/ports.ts',
   'services/fulfillment/src/domain/purchase.use-case.ts',
   'services/fulfillment/src/domain/tracking-push.use-case.ts',
-  'services/payouts/src/domain/admin-queries.ts',
-  'services/payouts/src/domain/context.ts',
-  'services/payouts/src/domain/intents.use-case.ts',
-  'services/payouts/src/domain/reconcile.use-case.ts',
-  'services/payouts/src/domain/submit-batches.use-case.ts',
 ];
 
 export default tseslint.config(

@@ -49,6 +49,11 @@ export const configSchema = baseConfigSchema
     PAYPAL_CERT_HOSTS: z.string().optional(),
     PAYOUTS_BATCH_SIZE: z.coerce.number().int().min(1).max(15_000).default(500),
     PAYOUTS_BATCH_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
+    /**
+     * when intents become due the batcher is nudged, then waits at most this long for more to fill the batch (a full
+     * batch goes at once); the interval above is only the fallback for other replicas' intents and timed releases
+     */
+    PAYOUT_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(60_000).default(200),
     PAYOUTS_RECONCILE_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
     /** release policy for sellers without payee settings (platform intents follow the seller's policy) */
     PAYOUTS_DEFAULT_RELEASE_POLICY: releasePolicyText.default('immediate'),

@@ -1,15 +1,6 @@
 import { safeInteger } from '@postsale/contracts';
-import type { Counter, Histogram } from 'prom-client';
 import type { Db, Metrics } from '@postsale/runtime';
-
-export interface PayoutsMetrics {
-  /** amounts (minor units) by final PayPal outcome and currency */
-  outcomes: Counter<'status' | 'currency'>;
-  clawbacks: Counter<'currency' | 'recipient'>;
-  batches: Counter<'outcome'>;
-  paypalCalls: Counter<'operation' | 'outcome'>;
-  saleToPayout: Histogram<'recipient'>;
-}
+import type { PayoutsMetrics } from './domain/ports';
 
 /**
  * The issue's metrics: payouts by status, amounts by currency, time from sale to payout, held intents,

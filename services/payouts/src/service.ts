@@ -1,15 +1,17 @@
 import { Streams } from '@postsale/contracts';
-import { createPoller, type ServiceDefinition } from '@postsale/runtime';
+import { createJobWorker, createPoller, type Poller, type ServiceDefinition } from '@postsale/runtime';
 import { createPayPalWebhookVerifier, PAYPAL_CERT_HOSTS } from '@postsale/paypal';
 import { PayPalPayoutsClient } from './clients/paypal-payouts.client';
 import { configSchema } from './config';
 import { PayoutsRepository } from './db/payouts.repository';
 import { migrations } from './db/migrations';
 import type { PayoutsContext } from './domain/context';
-import { reevaluatePlatformIntents } from './domain/intents.use-case';
+import { PayoutAdmin } from './domain/payout-admin.use-case';
+import { PayoutQueries } from './domain/payout-queries.use-case';
 import { parseReleasePolicy } from './domain/payout-rules';
-import { runReconciliation } from './domain/reconcile.use-case';
-import { runBatching } from './domain/submit-batches.use-case';
+import { Reconciler } from './domain/reconcile.use-case';
+import { SaleIntents } from './domain/sale-intents.use-case';
+import { BatchSubmitter } from './domain/submit-batches.use-case';
 import { adminRoutes } from './http/admin.routes';
 import { paypalWebhookRoutes } from './http/paypal-webhook.routes';
 import { fulfillmentConsumer } from './kafka/fulfillment.consumer';
@@ -29,11 +31,9 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
         webUrl: config.PAYPAL_WEB_URL, timeoutMs: config.PAYPAL_TIMEOUT_MS,
       });
     if (!config.PLATFORM_PAYEE_EMAIL) logger.warn({ mode: config.PAYOUTS_MODE }, 'PLATFORM_PAYEE_EMAIL is not set: platform commission intents are HELD');
-    let batcherNudge = () => undefined as void;
-    let reconcilerNudge = () => undefined as void;
+    const store = new PayoutsRepository(db);
     const ctx: PayoutsContext = {
-      db, outbox, logger, gateway,
-      repo: new PayoutsRepository(),
+      store, outbox, logger, gateway,
       metrics: createPayoutsMetrics(metrics, db),
       settings: {
         mode: config.PAYOUTS_MODE,
@@ -46,17 +46,39 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
         platformPayoutCurrency: config.PLATFORM_PAYOUT_CURRENCY,
         defaultPayoutCurrency: config.DEFAULT_PAYOUT_CURRENCY,
         fxMaxRateAgeDays: config.PAYOUTS_FX_MAX_RATE_AGE_DAYS,
+        reconcileIntervalMs: config.PAYOUTS_RECONCILE_INTERVAL_MS,
       },
-      nudgeBatcher: () => batcherNudge(),
-      nudgeReconciler: () => reconcilerNudge(),
+      nudge: {
+        batcher: () => batcher.nudge(),
+        intentsDue: (count) => linger.intentsDue(count),
+        reconciler: () => reconciler.nudge(),
+      },
     };
-    await reevaluatePlatformIntents(ctx);
+    const intents = new SaleIntents(ctx);
+    const admin = new PayoutAdmin(ctx);
+    const queries = new PayoutQueries(ctx);
+    const submitter = new BatchSubmitter(ctx);
+    const reconciliation = new Reconciler(ctx);
+    await admin.reevaluatePlatformIntents();
 
-    const batcher = createPoller({ name: 'payouts.batcher', intervalMs: config.PAYOUTS_BATCH_INTERVAL_MS, run: () => runBatching(ctx), logger, metrics });
-    const reconciler = createPoller({ name: 'payouts.reconciler', intervalMs: config.PAYOUTS_RECONCILE_INTERVAL_MS, run: () => runReconciliation(ctx), logger, metrics });
-    // Nudges only shorten the wait of a configured interval for work that is already due; batches still form per run.
-    batcherNudge = () => batcher.nudge();
-    reconcilerNudge = () => reconciler.nudge();
+    // The batcher stays a poller: one run builds ONE batch from many due intents, claimed (row locks) and moved to
+    // SUBMITTED in a single transaction that commits before PayPal is called — not a job per row. Its interval is the
+    // fallback (timed releases, other replicas' commits); nudges start runs for work just made due.
+    const batcher = createPoller({ name: 'payouts.batcher', intervalMs: config.PAYOUTS_BATCH_INTERVAL_MS, run: () => submitter.run(), logger, metrics });
+    // Accepted batches are jobs: leased with a fencing token (two replicas never read the same batch at once), checked
+    // concurrently, each re-checked PAYOUTS_RECONCILE_INTERVAL_MS after its last check until every item is final.
+    const reconciler = createJobWorker({
+      name: 'payouts.reconciler',
+      store: { claim: (limit, leaseMs) => store.claimBatchesToCheck(limit, leaseMs) },
+      run: (job) => reconciliation.checkBatch(job),
+      concurrency: 4,
+      // a check makes one PayPal call per cancellation and per page of 1,000 items, each bounded by PAYPAL_TIMEOUT_MS
+      leaseMs: Math.max(60_000, 4 * config.PAYPAL_TIMEOUT_MS),
+      idleMs: config.PAYOUTS_RECONCILE_INTERVAL_MS,
+      logger, metrics,
+      describe: (job) => ({ batchId: job.batchId }),
+    });
+    const linger = lingeringNudge(batcher, config.PAYOUTS_BATCH_SIZE, config.PAYOUT_BATCH_LINGER_MS);
 
     const verifier = config.PAYPAL_WEBHOOK_ID && config.PAYOUTS_MODE !== 'dry-run'
       ? createPayPalWebhookVerifier({
@@ -69,11 +91,11 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
       : undefined;
 
     return {
-      consumers: [salesConsumer(ctx), fulfillmentConsumer(ctx)],
+      consumers: [salesConsumer(intents), fulfillmentConsumer(intents)],
       workers: [batcher, reconciler],
       routes(app) {
-        paypalWebhookRoutes(app, ctx, verifier);
-        adminRoutes(app, ctx, {
+        paypalWebhookRoutes(app, reconciliation, verifier);
+        adminRoutes(app, { admin, queries, defaultPayoutCurrency: config.DEFAULT_PAYOUT_CURRENCY }, {
           adminToken: config.ADMIN_TOKEN,
           operatorToken: config.OPERATOR_TOKEN,
           deadlines: {
@@ -86,3 +108,28 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
     };
   },
 };
+
+/**
+ * Intents that became due start a batching run once a batch is full, or at most `lingerMs` after the first of them:
+ * orders arriving close together go out in one batch, and none waits for the batching interval.
+ */
+function lingeringNudge(batcher: Poller, batchSize: number, lingerMs: number): { intentsDue(count: number): void } {
+  let pending = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const run = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    pending = 0;
+    batcher.nudge();
+  };
+  return {
+    intentsDue(count) {
+      pending += count;
+      if (pending >= batchSize) run();
+      else if (!timer) {
+        timer = setTimeout(run, lingerMs);
+        timer.unref();
+      }
+    },
+  };
+}

@@ -4,6 +4,7 @@ import type {
   CreateBatchResult,
   PayoutRequestBody,
   PayoutsGateway,
+  PayPalBatchPage,
   PayPalBatchState,
   PayPalItemState,
 } from '../domain/ports';
@@ -86,16 +87,25 @@ export class PayPalPayoutsClient implements PayoutsGateway {
     let batchStatus = 'PENDING';
     let senderBatchId: string | null = null;
     for (let page = 1; ; page++) {
-      const request = new paypal.payouts.PayoutsGetRequest(payoutBatchId).page(page).pageSize(PAGE_SIZE).totalRequired(true);
-      const response = await this.client.execute<{ batch_header?: { batch_status?: string; sender_batch_header?: { sender_batch_id?: string } }; items?: unknown[]; total_page?: number }>(request);
-      batchStatus = response.result?.batch_header?.batch_status ?? batchStatus;
-      senderBatchId = response.result?.batch_header?.sender_batch_header?.sender_batch_id ?? senderBatchId;
-      const pageItems = (response.result?.items ?? []).map((i) => toItemState(i, payoutBatchId));
-      items.push(...pageItems);
-      const totalPages = response.result?.total_page ?? 1;
-      if (page >= totalPages || pageItems.length === 0) break;
+      const read = await this.getBatchPage(payoutBatchId, page);
+      batchStatus = read.batchStatus;
+      senderBatchId = read.senderBatchId ?? senderBatchId;
+      items.push(...read.items);
+      if (page >= read.totalPages || read.items.length === 0) break;
     }
     return { payoutBatchId, batchStatus, senderBatchId, items };
+  }
+
+  async getBatchPage(payoutBatchId: string, page: number): Promise<PayPalBatchPage> {
+    const request = new paypal.payouts.PayoutsGetRequest(payoutBatchId).page(page).pageSize(PAGE_SIZE).totalRequired(true);
+    const response = await this.client.execute<{ batch_header?: { batch_status?: string; sender_batch_header?: { sender_batch_id?: string } }; items?: unknown[]; total_page?: number }>(request);
+    return {
+      payoutBatchId, page,
+      batchStatus: response.result?.batch_header?.batch_status ?? 'PENDING',
+      senderBatchId: response.result?.batch_header?.sender_batch_header?.sender_batch_id ?? null,
+      items: (response.result?.items ?? []).map((i) => toItemState(i, payoutBatchId)),
+      totalPages: response.result?.total_page ?? 1,
+    };
   }
 
   async getItem(payoutItemId: string): Promise<PayPalItemState> {

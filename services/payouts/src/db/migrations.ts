@@ -202,4 +202,22 @@ export const migrations: Migration[] = [
         where cancel_requested_at is not null and paypal_item_id is not null and status = 'UNCLAIMED'`);
     },
   },
+  {
+    // each batching run looks for intents held for a rate: held ones are few, so this stays small as history grows
+    name: '0005_payout_intents_held_index',
+    async up(db) {
+      await db.raw("create index payout_intents_held on payout_intents (hold_reason) where status = 'HELD'");
+    },
+  },
+  {
+    // accepted batches are jobs of the runtime's job worker: a lease (next_check_at) and a fencing token per claim
+    name: '0006_payout_batches_check_lease',
+    async up(db) {
+      await db.schema.alterTable('payout_batches', (t) => {
+        t.bigInteger('fence').notNullable().defaultTo(0);
+        t.timestamp('next_check_at', { useTz: true });
+      });
+      await db.raw("create index payout_batches_to_check on payout_batches (next_check_at nulls first) where status = 'ACCEPTED'");
+    },
+  },
 ];

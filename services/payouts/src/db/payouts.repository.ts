@@ -1,187 +1,41 @@
 import { safeInteger } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
-import type { HoldReason, IntentStatus, Recipient } from '../domain/payout-rules';
+import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
+import type { PayoutsStore, Q } from '../domain/ports';
+import { date, toBalanceEntry, toBatch, toIntent, toItem, toReversal, toSale } from './payouts.rows';
+import type {
+  AuditEntry, AuditRecord, BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
+  Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
+} from '../domain/records';
 
-/** Reads and writes of the payouts schema. Money columns are bigint: converted with `safeInteger()` on the way out. */
-type Q = Db | Tx;
+// the records live in the domain; re-exported for the tests that name them here
+export type { Intent, PayoutItem, Batch };
 
-const date = (v: unknown): Date | null => (v ? new Date(v as string) : null);
+/**
+ * The payouts schema behind the domain's PayoutsStore port. Constructed with the database; every method runs on the
+ * query runner it is given (the pool, or the caller's transaction). Money columns are bigint: `safeInteger()` on the
+ * way out.
+ */
+export class PayoutsRepository implements PayoutsStore {
+  constructor(private readonly db: Db) {}
 
-export interface Intent {
-  id: string;
-  saleId: string;
-  orderId: string;
-  sellerId: string;
-  recipient: Recipient;
-  currency: string;
-  amountMinor: number;
-  reversedMinor: number;
-  offsetMinor: number;
-  pendingReversalMinor: number;
-  payableMinor: number;
-  status: IntentStatus;
-  holdReason: HoldReason | null;
-  releaseAt: Date | null;
-  attempt: number;
-  batchId: string | null;
-  saleRecordedAt: Date;
-  statusSince: Date;
-  createdAt: Date;
-  /** what the payee is paid in; null until decided (e.g. while the payee is missing) */
-  payoutCurrency: string | null;
-  /** the rate pinned for this intent (units of payoutCurrency per 1 currency); null when no conversion */
-  fxRate: string | null;
-  fxRateDate: string | null;
-  fxSource: string | null;
-  skipReason: string | null;
-}
+  get reader(): Q {
+    return this.db;
+  }
 
-function toIntent(r: Record<string, unknown>): Intent {
-  return {
-    id: String(r.id),
-    saleId: String(r.sale_id),
-    orderId: String(r.order_id),
-    sellerId: String(r.seller_id),
-    recipient: r.recipient as Recipient,
-    currency: String(r.currency),
-    amountMinor: safeInteger(r.amount_minor),
-    reversedMinor: safeInteger(r.reversed_minor),
-    offsetMinor: safeInteger(r.offset_minor),
-    pendingReversalMinor: safeInteger(r.pending_reversal_minor),
-    payableMinor: safeInteger(r.payable_minor),
-    status: r.status as IntentStatus,
-    holdReason: (r.hold_reason as HoldReason | null) ?? null,
-    releaseAt: date(r.release_at),
-    attempt: Number(r.attempt),
-    batchId: (r.batch_id as string | null) ?? null,
-    saleRecordedAt: new Date(r.sale_recorded_at as string),
-    statusSince: new Date(r.status_since as string),
-    createdAt: new Date(r.created_at as string),
-    payoutCurrency: (r.payout_currency as string | null) ?? null,
-    fxRate: (r.fx_rate as string | null) ?? null,
-    fxRateDate: (r.fx_rate_date as string | null) ?? null,
-    fxSource: (r.fx_source as string | null) ?? null,
-    skipReason: (r.skip_reason as string | null) ?? null,
-  };
-}
+  transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T> {
+    return this.db.transaction(work);
+  }
 
-/** The payout currency and pinned rate of an intent (all null fields: not decided / no conversion). */
-export interface PayoutTerms {
-  payoutCurrency: string | null;
-  fxRate: string | null;
-  fxRateDate: string | null;
-  fxSource: string | null;
-}
+  afterCommit(trx: Tx, then: () => void): void {
+    // knex settles executionPromise once COMMIT (or ROLLBACK) finished
+    trx.executionPromise.then(then, () => undefined);
+  }
 
-import type { FxRate } from '@postsale/contracts';
-export type { FxRate };
-
-export interface IntentPatch extends Partial<PayoutTerms> {
-  skipReason?: string | null;
-  status?: IntentStatus;
-  holdReason?: HoldReason | null;
-  releaseAt?: Date | null;
-  payableMinor?: number;
-  reversedMinor?: number;
-  offsetMinor?: number;
-  pendingReversalMinor?: number;
-  attempt?: number;
-  batchId?: string | null;
-}
-
-export interface Payee {
-  sellerId: string;
-  email: string;
-  releasePolicy: string;
-  releaseDelayDays: number;
-  /** explicit payout currency; null = default rule (see payout-currency.ts) */
-  payoutCurrency: string | null;
-  updatedAt: Date;
-}
-
-export interface PayoutItem {
-  id: string;
-  intentId: string;
-  attempt: number;
-  senderItemId: string;
-  batchId: string;
-  receiver: string;
-  amountMinor: number;
-  currency: string;
-  /** what this item converted (sale currency) and at which rate; null when paid in the sale's currency */
-  sourceAmountMinor: number | null;
-  sourceCurrency: string | null;
-  fxRate: string | null;
-  fxRateDate: string | null;
-  status: string;
-  paypalItemId: string | null;
-  transactionId: string | null;
-  errorName: string | null;
-  errorMessage: string | null;
-  cancelRequestedAt: Date | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-function toItem(r: Record<string, unknown>): PayoutItem {
-  return {
-    id: String(r.id),
-    intentId: String(r.intent_id),
-    attempt: Number(r.attempt),
-    senderItemId: String(r.sender_item_id),
-    batchId: String(r.batch_id),
-    receiver: String(r.receiver),
-    amountMinor: safeInteger(r.amount_minor),
-    currency: String(r.currency),
-    sourceAmountMinor: r.source_amount_minor === null || r.source_amount_minor === undefined ? null : safeInteger(r.source_amount_minor),
-    sourceCurrency: (r.source_currency as string | null) ?? null,
-    fxRate: (r.fx_rate as string | null) ?? null,
-    fxRateDate: (r.fx_rate_date as string | null) ?? null,
-    status: String(r.status),
-    paypalItemId: (r.paypal_item_id as string | null) ?? null,
-    transactionId: (r.transaction_id as string | null) ?? null,
-    errorName: (r.error_name as string | null) ?? null,
-    errorMessage: (r.error_message as string | null) ?? null,
-    cancelRequestedAt: date(r.cancel_requested_at),
-    createdAt: new Date(r.created_at as string),
-    updatedAt: new Date(r.updated_at as string),
-  };
-}
-
-export interface Batch {
-  id: string;
-  senderBatchId: string;
-  status: string;
-  paypalBatchId: string | null;
-  request: unknown;
-  itemCount: number;
-  postAttempts: number;
-  lastError: string | null;
-  createdAt: Date;
-}
-
-function toBatch(r: Record<string, unknown>): Batch {
-  return {
-    id: String(r.id),
-    senderBatchId: String(r.sender_batch_id),
-    status: String(r.status),
-    paypalBatchId: (r.paypal_batch_id as string | null) ?? null,
-    request: typeof r.request === 'string' ? JSON.parse(r.request) : r.request,
-    itemCount: Number(r.item_count),
-    postAttempts: Number(r.post_attempts),
-    lastError: (r.last_error as string | null) ?? null,
-    createdAt: new Date(r.created_at as string),
-  };
-}
-
-export class PayoutsRepository {
   // ---- sales, reversals, milestones, payees ------------------------------------------------------------------
 
   /** false when the sale was already recorded (a re-delivered or re-published SaleRecorded) */
-  async insertSale(q: Q, sale: {
-    saleId: string; orderId: string; sellerId: string; currency: string; saleAmountMinor: number;
-    platformCommissionMinor: number; sellerNetMinor: number; isLoss: boolean; eventId: string; recordedAt: Date;
-  }): Promise<boolean> {
+  async insertSale(q: Q, sale: SaleRecord): Promise<boolean> {
     const rows = await q('sales')
       .insert({
         sale_id: sale.saleId, order_id: sale.orderId, seller_id: sale.sellerId, currency: sale.currency,
@@ -194,14 +48,11 @@ export class PayoutsRepository {
     return rows.length > 0;
   }
 
-  async salesForOrder(q: Q, orderId: string) {
-    return q('sales').where({ order_id: orderId }).orderBy('recorded_at');
+  async salesForOrder(q: Q, orderId: string): Promise<SaleRecord[]> {
+    return (await q('sales').where({ order_id: orderId }).orderBy('recorded_at')).map(toSale);
   }
 
-  async insertReversal(q: Q, r: {
-    reversalId: string; saleId: string; orderId: string; kind: string; currency: string;
-    commissionReversedMinor: number; sellerNetReversedMinor: number; reversedAt: Date;
-  }): Promise<boolean> {
+  async insertReversal(q: Q, r: ReversalRecord): Promise<boolean> {
     const rows = await q('reversals')
       .insert({
         reversal_id: r.reversalId, sale_id: r.saleId, order_id: r.orderId, kind: r.kind, currency: r.currency,
@@ -213,16 +64,17 @@ export class PayoutsRepository {
     return rows.length > 0;
   }
 
-  async reversalsForSale(q: Q, saleId: string) {
-    return q('reversals').where({ sale_id: saleId }).orderBy('received_at');
+  async reversalsForSale(q: Q, saleId: string): Promise<ReversalRecord[]> {
+    return (await q('reversals').where({ sale_id: saleId }).orderBy('received_at')).map(toReversal);
   }
 
-  async reversalsForOrder(q: Q, orderId: string) {
-    return q('reversals').where({ order_id: orderId }).orderBy('received_at');
+  async reversalsForOrder(q: Q, orderId: string): Promise<ReversalRecord[]> {
+    return (await q('reversals').where({ order_id: orderId }).orderBy('received_at')).map(toReversal);
   }
 
-  async recordMilestone(q: Q, orderId: string, sellerId: string, field: 'shipped_at' | 'delivered_at', at: Date): Promise<void> {
+  async recordMilestone(q: Q, orderId: string, sellerId: string, milestone: 'shipped' | 'delivered', at: Date): Promise<void> {
     // keeps the earliest time: a re-delivered or replayed event changes nothing
+    const field = milestone === 'shipped' ? 'shipped_at' : 'delivered_at';
     await q.raw(
       `insert into order_milestones (order_id, seller_id, ${field}) values (?, ?, ?)
        on conflict (order_id) do update set ${field} = least(coalesce(order_milestones.${field}, excluded.${field}), excluded.${field})`,
@@ -230,7 +82,7 @@ export class PayoutsRepository {
     );
   }
 
-  async milestones(q: Q, orderId: string): Promise<{ shippedAt: Date | null; deliveredAt: Date | null }> {
+  async milestones(q: Q, orderId: string): Promise<Milestones> {
     const row = await q('order_milestones').where({ order_id: orderId }).first();
     return { shippedAt: date(row?.shipped_at), deliveredAt: date(row?.delivered_at) };
   }
@@ -244,8 +96,7 @@ export class PayoutsRepository {
     };
   }
 
-  /** One admin write in the audit trail (never a secret). */
-  async recordAudit(q: Q, e: { actor: string; action: string; target: string; before?: unknown; after?: unknown; reason?: string | null }): Promise<void> {
+  async recordAudit(q: Q, e: AuditRecord): Promise<void> {
     await q('admin_audit').insert({
       actor: e.actor, action: e.action, target: e.target.slice(0, 255),
       before: e.before === undefined ? null : JSON.stringify(e.before), after: e.after === undefined ? null : JSON.stringify(e.after),
@@ -253,13 +104,16 @@ export class PayoutsRepository {
     });
   }
 
-  async audit(q: Q, filter: { target?: string; limit: number }): Promise<Array<{ actor: string; action: string; target: string; before: unknown; after: unknown; reason: string | null; at: Date }>> {
-    const query = q('admin_audit').orderBy('id', 'desc').limit(filter.limit);
+  async audit(q: Q, filter: { target?: string; limit: number }): Promise<AuditEntry[]> {
+    const query = q('admin_audit').orderBy('id', 'desc').limit(filter.limit).select('actor', 'action', 'target', 'before', 'after', 'reason', 'at');
     if (filter.target) query.where({ target: filter.target });
-    return query;
+    return (await query).map((a: Record<string, unknown>) => ({
+      actor: String(a.actor), action: String(a.action), target: String(a.target), before: a.before ?? null, after: a.after ?? null,
+      reason: (a.reason as string | null) ?? null, at: new Date(a.at as string),
+    }));
   }
 
-  async upsertPayee(q: Q, p: { sellerId: string; email: string; releasePolicy: string; releaseDelayDays: number; payoutCurrency: string | null }): Promise<void> {
+  async upsertPayee(q: Q, p: PayeeSettings): Promise<void> {
     await q('payees')
       .insert({
         seller_id: p.sellerId, email: p.email, release_policy: p.releasePolicy, release_delay_days: p.releaseDelayDays,
@@ -302,11 +156,7 @@ export class PayoutsRepository {
 
   // ---- intents -----------------------------------------------------------------------------------------------
 
-  async insertIntent(q: Q, i: {
-    id: string; saleId: string; orderId: string; sellerId: string; recipient: Recipient; currency: string; amountMinor: number;
-    payableMinor: number; status: IntentStatus; holdReason: HoldReason | null; releaseAt: Date | null; saleRecordedAt: Date;
-    skipReason?: string | null;
-  } & Partial<PayoutTerms>, cause: string): Promise<boolean> {
+  async insertIntent(q: Q, i: NewIntent, cause: string): Promise<boolean> {
     const rows = await q('payout_intents')
       .insert({
         id: i.id, sale_id: i.saleId, order_id: i.orderId, seller_id: i.sellerId, recipient: i.recipient, currency: i.currency,
@@ -328,6 +178,11 @@ export class PayoutsRepository {
     return r ? toIntent(r) : undefined;
   }
 
+  async intentsForUpdate(q: Tx, ids: string[]): Promise<Intent[]> {
+    if (ids.length === 0) return [];
+    return (await q('payout_intents').whereIn('id', ids).orderBy('id').forUpdate()).map(toIntent);
+  }
+
   async intentsForSale(q: Q, saleId: string): Promise<Intent[]> {
     return (await q('payout_intents').where({ sale_id: saleId }).orderBy('recipient').forUpdate()).map(toIntent);
   }
@@ -347,6 +202,10 @@ export class PayoutsRepository {
     return (await query.forUpdate().skipLocked()).map(toIntent);
   }
 
+  async anyHeldFor(q: Q, holdReason: HoldReason): Promise<boolean> {
+    return Boolean(await q('payout_intents').where({ status: 'HELD', hold_reason: holdReason }).select('id').first());
+  }
+
   async listIntents(q: Q, filter: { status?: string; sellerId?: string; limit: number }): Promise<Intent[]> {
     const query = q('payout_intents').orderBy('created_at', 'desc').limit(filter.limit);
     if (filter.status) query.where({ status: filter.status });
@@ -354,7 +213,16 @@ export class PayoutsRepository {
     return (await query).map(toIntent);
   }
 
-  /** DUE intents whose release time has passed, locked for this batch (others skip them). */
+  async openIntents(q: Q): Promise<Intent[]> {
+    return (await q('payout_intents').whereNotIn('status', TERMINAL_STATUSES)).map(toIntent);
+  }
+
+  async sellerPayableTotals(q: Q, sellerId: string, statuses: string[]): Promise<Array<{ currency: string; totalMinor: number }>> {
+    const rows = await q('payout_intents').where({ seller_id: sellerId, recipient: 'SELLER' }).whereIn('status', statuses)
+      .select('currency').sum<{ currency: string; total: string }[]>('payable_minor as total').groupBy('currency');
+    return rows.map((r) => ({ currency: r.currency, totalMinor: safeInteger(r.total) }));
+  }
+
   async claimDueIntents(q: Tx, limit: number): Promise<Intent[]> {
     const rows = await q('payout_intents')
       .where({ status: 'DUE' })
@@ -394,32 +262,32 @@ export class PayoutsRepository {
     return toIntent(updated);
   }
 
-  async history(q: Q, orderId: string) {
-    return q('intent_history').where({ order_id: orderId }).orderBy('id');
+  async history(q: Q, orderId: string): Promise<HistoryEntry[]> {
+    return (await q('intent_history').where({ order_id: orderId }).orderBy('id')).map((h: Record<string, unknown>) => ({
+      intentId: String(h.intent_id), from: (h.from_status as string | null) ?? null, to: String(h.to_status), cause: String(h.cause), at: new Date(h.at as string),
+    }));
   }
 
   // ---- balance ledger ----------------------------------------------------------------------------------------
 
-  /** Serialises every change to one party's balance in one currency for the rest of the transaction. */
   async lockBalance(q: Tx, party: string, currency: string): Promise<void> {
     await q.raw('select pg_advisory_xact_lock(hashtext(?))', [`balance:${party}:${currency}`]);
   }
 
-  /** What the party owes (positive) in this currency: clawbacks minus what netting already settled. */
   async owed(q: Q, party: string, currency: string): Promise<number> {
     const row = await q('balance_entries').where({ party, currency }).sum<{ total: string | null }[]>('amount_minor as total').first();
     return -safeInteger(row?.total ?? 0);
   }
 
-  async addBalanceEntry(q: Q, e: { party: string; currency: string; amountMinor: number; kind: 'CLAWBACK' | 'OFFSET'; orderId: string; intentId: string; reference: string }): Promise<void> {
+  async addBalanceEntry(q: Q, e: Omit<BalanceEntry, 'at'>): Promise<void> {
     await q('balance_entries')
       .insert({ party: e.party, currency: e.currency, amount_minor: e.amountMinor, kind: e.kind, order_id: e.orderId, intent_id: e.intentId, reference: e.reference })
       .onConflict(['kind', 'intent_id', 'reference'])
       .ignore();
   }
 
-  async balanceEntries(q: Q, party: string) {
-    return q('balance_entries').where({ party }).orderBy('id');
+  async balanceEntries(q: Q, party: string): Promise<BalanceEntry[]> {
+    return (await q('balance_entries').where({ party }).orderBy('id')).map(toBalanceEntry);
   }
 
   // ---- batches and items -------------------------------------------------------------------------------------
@@ -428,9 +296,8 @@ export class PayoutsRepository {
     await q('payout_batches').insert({ id: b.id, sender_batch_id: b.senderBatchId, status: b.status, request: JSON.stringify(b.request), item_count: b.itemCount });
   }
 
-  async batch(q: Q, id: string, forUpdate = false): Promise<Batch | undefined> {
-    const query = q('payout_batches').where({ id });
-    const r = await (forUpdate ? query.forUpdate() : query).first();
+  async batch(q: Q, id: string): Promise<Batch | undefined> {
+    const r = await q('payout_batches').where({ id }).first();
     return r ? toBatch(r) : undefined;
   }
 
@@ -438,14 +305,62 @@ export class PayoutsRepository {
     return (await q('payout_batches').where({ status }).orderByRaw('last_checked_at asc nulls first, created_at').limit(limit)).map(toBatch);
   }
 
-  async updateBatch(q: Q, id: string, patch: Record<string, unknown>): Promise<void> {
-    await q('payout_batches').where({ id }).update(patch);
+  async recordPostAttempt(q: Q, batchId: string, postAttempts: number): Promise<void> {
+    await q('payout_batches').where({ id: batchId }).update({ post_attempts: postAttempts });
   }
 
-  async insertItem(q: Q, i: {
-    intentId: string; attempt: number; senderItemId: string; batchId: string; receiver: string; amountMinor: number; currency: string; status: string;
-    source: { amountMinor: number; currency: string; fxRate: string; fxRateDate: string | null } | null;
-  }): Promise<void> {
+  async setBatchError(q: Q, batchId: string, lastError: string): Promise<void> {
+    await q('payout_batches').where({ id: batchId }).update({ last_error: lastError });
+  }
+
+  async markBatchAccepted(q: Q, batchId: string, a: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null }): Promise<void> {
+    await q('payout_batches').where({ id: batchId }).update({
+      status: 'ACCEPTED', paypal_batch_id: a.paypalBatchId, accepted_at: q.fn.now(), last_error: a.lastError, paypal_batch_status: a.paypalBatchStatus,
+    });
+  }
+
+  async markBatchRejected(q: Q, batchId: string, lastError: string): Promise<void> {
+    await q('payout_batches').where({ id: batchId }).update({ status: 'REJECTED', last_error: lastError, completed_at: q.fn.now() });
+  }
+
+  async markBatchNeedsReview(q: Q, batchId: string, lastError: string): Promise<void> {
+    await q('payout_batches').where({ id: batchId }).update({ status: 'NEEDS_REVIEW', last_error: lastError });
+  }
+
+  async claimBatchesToCheck(limit: number, leaseMs: number): Promise<BatchCheckJob[]> {
+    const { rows } = await this.db.raw(
+      `update payout_batches set fence = fence + 1, next_check_at = now() + make_interval(secs => ? / 1000.0)
+        where id in (select id from payout_batches
+                      where status = 'ACCEPTED' and paypal_batch_id is not null and (next_check_at is null or next_check_at <= now())
+                      order by next_check_at nulls first, last_checked_at nulls first limit ? for update skip locked)
+        returning id, paypal_batch_id, fence`,
+      [leaseMs, limit],
+    );
+    return (rows as Array<Record<string, unknown>>).map((r) => ({ batchId: String(r.id), paypalBatchId: String(r.paypal_batch_id), fence: safeInteger(r.fence) }));
+  }
+
+  async recordBatchCheck(q: Q, job: BatchCheckJob, paypalBatchStatus: string, completed: boolean, nextCheckInMs: number): Promise<boolean> {
+    const updated = await q('payout_batches').where({ id: job.batchId, fence: job.fence }).update({
+      paypal_batch_status: paypalBatchStatus, last_checked_at: q.fn.now(),
+      next_check_at: q.raw('now() + make_interval(secs => ? / 1000.0)', [nextCheckInMs]),
+      ...(completed ? { status: 'COMPLETED', completed_at: q.fn.now() } : {}),
+    });
+    return updated > 0;
+  }
+
+  async deferBatchCheck(q: Q, job: BatchCheckJob, inMs: number): Promise<void> {
+    await q('payout_batches').where({ id: job.batchId, fence: job.fence }).update({ next_check_at: q.raw('now() + make_interval(secs => ? / 1000.0)', [inMs]) });
+  }
+
+  async checkBatchSoon(q: Q, batchId: string): Promise<void> {
+    await q('payout_batches').where({ id: batchId, status: 'ACCEPTED' }).update({ next_check_at: q.fn.now() });
+  }
+
+  async learnPayPalBatchId(q: Q, batchId: string, paypalBatchId: string): Promise<void> {
+    await q('payout_batches').where({ id: batchId }).whereNull('paypal_batch_id').update({ paypal_batch_id: paypalBatchId });
+  }
+
+  async insertItem(q: Q, i: NewItem): Promise<void> {
     await q('payout_items').insert({
       intent_id: i.intentId, attempt: i.attempt, sender_item_id: i.senderItemId, batch_id: i.batchId, receiver: i.receiver,
       amount_minor: i.amountMinor, currency: i.currency, status: i.status,
@@ -454,10 +369,10 @@ export class PayoutsRepository {
     });
   }
 
-  async itemBySenderItemId(q: Q, senderItemId: string, forUpdate = false): Promise<PayoutItem | undefined> {
-    const query = q('payout_items').where({ sender_item_id: senderItemId });
-    const r = await (forUpdate ? query.forUpdate() : query).first();
-    return r ? toItem(r) : undefined;
+  async itemsBySenderItemIds(q: Q, senderItemIds: string[], forUpdate = false): Promise<PayoutItem[]> {
+    if (senderItemIds.length === 0) return [];
+    const query = q('payout_items').whereIn('sender_item_id', senderItemIds).orderBy('id');
+    return (await (forUpdate ? query.forUpdate() : query)).map(toItem);
   }
 
   async itemsOfBatch(q: Q, batchId: string): Promise<PayoutItem[]> {
@@ -474,16 +389,27 @@ export class PayoutsRepository {
     return r ? toItem(r) : undefined;
   }
 
-  async itemsWithCancelRequested(q: Q, limit: number): Promise<PayoutItem[]> {
-    return (await q('payout_items').whereNotNull('cancel_requested_at').whereNotNull('paypal_item_id').where({ status: 'UNCLAIMED' }).limit(limit)).map(toItem);
+  async itemsWithCancelRequested(q: Q, batchId: string): Promise<PayoutItem[]> {
+    return (await q('payout_items').where({ batch_id: batchId, status: 'UNCLAIMED' }).whereNotNull('cancel_requested_at').whereNotNull('paypal_item_id').orderBy('id')).map(toItem);
   }
 
-  async updateItem(q: Q, id: string, patch: Record<string, unknown>): Promise<void> {
-    await q('payout_items').where({ id }).update({ ...patch, updated_at: q.fn.now() });
+  async setItemOutcome(q: Q, itemId: string, o: ItemOutcome): Promise<void> {
+    await q('payout_items').where({ id: itemId }).update({
+      status: o.status, paypal_item_id: o.paypalItemId, transaction_id: o.transactionId, error_name: o.errorName, error_message: o.errorMessage,
+      updated_at: q.fn.now(),
+    });
   }
 
-  async updateItemsOfBatch(q: Q, batchId: string, patch: Record<string, unknown>): Promise<void> {
-    await q('payout_items').where({ batch_id: batchId }).update({ ...patch, updated_at: q.fn.now() });
+  async requestItemCancel(q: Q, itemId: string): Promise<void> {
+    await q('payout_items').where({ id: itemId }).update({ cancel_requested_at: q.fn.now(), updated_at: q.fn.now() });
+  }
+
+  async recordCancelRefused(q: Q, itemId: string, message: string): Promise<void> {
+    await q('payout_items').where({ id: itemId }).update({ cancel_requested_at: null, error_message: message, updated_at: q.fn.now() });
+  }
+
+  async rejectItemsOfBatch(q: Q, batchId: string, errorName: string, errorMessage: string): Promise<void> {
+    await q('payout_items').where({ batch_id: batchId }).update({ status: 'REJECTED', error_name: errorName, error_message: errorMessage, updated_at: q.fn.now() });
   }
 
   async recordWebhookEvent(q: Q, eventId: string, eventType: string): Promise<boolean> {

@@ -1,40 +1,38 @@
 import { newEvent, Streams, type PayloadOf, type PayoutEvent } from '@postsale/contracts';
-import type { Db, Logger, OutboxWriter, Tx } from '@postsale/runtime';
-import type { Intent, PayoutsRepository } from '../db/payouts.repository';
-import type { PayoutsMetrics } from '../metrics';
-import type { PayoutsGateway } from './ports';
+import type { Logger, OutboxWriter } from '@postsale/runtime';
 import type { ReleasePolicy } from './payout-rules';
+import type { PayoutsGateway, PayoutsMetrics, PayoutsNudges, PayoutsStore, Tx } from './ports';
+import type { Intent } from './records';
 
-/** Everything the payout use cases need, built once in service.ts. */
+export interface PayoutsSettings {
+  mode: 'sandbox' | 'live' | 'dry-run';
+  platformPayeeEmail: string | undefined;
+  defaultReleasePolicy: ReleasePolicy;
+  batchSize: number;
+  autoRetryMaxAttempts: number;
+  autoRetryDelayMs: number;
+  resubmitWindowMs: number;
+  /** PLATFORM_PAYOUT_CURRENCY: when set, the platform's commission is always paid in it */
+  platformPayoutCurrency: string | undefined;
+  /** DEFAULT_PAYOUT_CURRENCY: sellers without an explicit choice whose sale currency PayPal cannot pay */
+  defaultPayoutCurrency: string;
+  /** how much older than the sale's day a rate may be and still be used */
+  fxMaxRateAgeDays: number;
+  /** how long an accepted, unfinished batch waits between two checks at PayPal */
+  reconcileIntervalMs: number;
+}
+
+/** What every payout use case is constructed with (built once in service.ts): ports and settings only. */
 export interface PayoutsContext {
-  db: Db;
-  repo: PayoutsRepository;
+  store: PayoutsStore;
   outbox: OutboxWriter;
   logger: Logger;
   metrics: PayoutsMetrics;
   /** undefined in dry-run: nothing may reach PayPal */
   gateway: PayoutsGateway | undefined;
-  settings: {
-    mode: 'sandbox' | 'live' | 'dry-run';
-    platformPayeeEmail: string | undefined;
-    defaultReleasePolicy: ReleasePolicy;
-    batchSize: number;
-    autoRetryMaxAttempts: number;
-    autoRetryDelayMs: number;
-    resubmitWindowMs: number;
-    /** PLATFORM_PAYOUT_CURRENCY: when set, the platform's commission is always paid in it */
-    platformPayoutCurrency: string | undefined;
-    /** DEFAULT_PAYOUT_CURRENCY: sellers without an explicit choice whose sale currency PayPal cannot pay */
-    defaultPayoutCurrency: string;
-    /** how much older than the sale's day a rate may be and still be used */
-    fxMaxRateAgeDays: number;
-  };
-  /** wakes the reconciliation poller after a batch was accepted */
-  nudgeReconciler(): void;
-  /** wakes the batching poller after intents became due */
-  nudgeBatcher(): void;
+  settings: PayoutsSettings;
+  nudge: PayoutsNudges;
 }
-
 
 /** Writes a payouts event to the outbox in the caller's transaction. */
 export async function publishPayout<T extends PayoutEvent['type']>(

@@ -1,4 +1,14 @@
-/** What the payout use cases need from PayPal Payouts; implemented by clients/paypal-payouts.client.ts. */
+import type { Db, Tx } from '@postsale/runtime';
+import type { HoldReason, Recipient } from './payout-rules';
+import type {
+  AuditEntry, AuditRecord, BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
+  Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
+} from './records';
+
+/** The ports of the payout use cases: PayPal Payouts, the store, metrics. Implemented in clients/, db/ and metrics.ts. */
+
+// ---- PayPal Payouts (clients/paypal-payouts.client.ts) ------------------------------------------------------------
+
 export interface PayoutRequestItem {
   recipient_type: 'EMAIL';
   receiver: string;
@@ -41,11 +51,153 @@ export interface PayPalBatchState {
   items: PayPalItemState[];
 }
 
+/** One page of a batch read (PayPal pages the items of a batch; `totalPages` from `total_required=true`). */
+export interface PayPalBatchPage extends PayPalBatchState {
+  page: number;
+  totalPages: number;
+}
+
 export type CancelItemResult = { kind: 'cancelled'; item: PayPalItemState } | { kind: 'refused'; name: string; message: string };
 
 export interface PayoutsGateway {
   createBatch(body: PayoutRequestBody): Promise<CreateBatchResult>;
+  /** the whole batch, every page */
   getBatch(payoutBatchId: string): Promise<PayPalBatchState>;
+  /** one page of the batch (1-based) */
+  getBatchPage(payoutBatchId: string, page: number): Promise<PayPalBatchPage>;
   getItem(payoutItemId: string): Promise<PayPalItemState>;
   cancelItem(payoutItemId: string): Promise<CancelItemResult>;
+}
+
+// ---- the store (db/payouts.repository.ts) -------------------------------------------------------------------------
+
+/** A query runner: the pool for reads, or the caller's transaction. */
+export type Q = Db | Tx;
+export type { Tx };
+
+/**
+ * Reads and writes of the payouts schema. Constructed with the database; every method takes the query runner it runs
+ * on (a transaction for anything that must commit together).
+ */
+export interface PayoutsStore {
+  /** the pool: reads outside a transaction */
+  readonly reader: Q;
+  transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
+  /** runs `then` once `trx` committed (never on rollback) */
+  afterCommit(trx: Tx, then: () => void): void;
+
+  /** false when the sale was already recorded (a re-delivered or re-published SaleRecorded) */
+  insertSale(q: Q, sale: SaleRecord): Promise<boolean>;
+  salesForOrder(q: Q, orderId: string): Promise<SaleRecord[]>;
+  /** false when the reversal was already recorded */
+  insertReversal(q: Q, reversal: ReversalRecord): Promise<boolean>;
+  reversalsForSale(q: Q, saleId: string): Promise<ReversalRecord[]>;
+  reversalsForOrder(q: Q, orderId: string): Promise<ReversalRecord[]>;
+  /** keeps the earliest time: a re-delivered or replayed event changes nothing */
+  recordMilestone(q: Q, orderId: string, sellerId: string, milestone: 'shipped' | 'delivered', at: Date): Promise<void>;
+  milestones(q: Q, orderId: string): Promise<Milestones>;
+
+  payee(q: Q, sellerId: string): Promise<Payee | undefined>;
+  upsertPayee(q: Q, payee: PayeeSettings): Promise<void>;
+  /** one admin write (or reveal of personal data) in the audit trail; never a secret */
+  recordAudit(q: Q, entry: AuditRecord): Promise<void>;
+  audit(q: Q, filter: { target?: string; limit: number }): Promise<AuditEntry[]>;
+
+  /** the most recent rate from→to dated on or before `onOrBefore` and not before `notBefore` (YYYY-MM-DD) */
+  findFxRate(q: Q, from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined>;
+  saveFxRate(q: Q, rate: FxRate): Promise<void>;
+  listFxRates(q: Q, filter: { from?: string; to?: string; limit: number }): Promise<FxRate[]>;
+
+  /** false when the (sale, recipient) intent exists already */
+  insertIntent(q: Q, intent: NewIntent, cause: string): Promise<boolean>;
+  intent(q: Q, id: string, forUpdate?: boolean): Promise<Intent | undefined>;
+  /** the intents with these ids, locked in id order (a page of PayPal results locks them all at once) */
+  intentsForUpdate(q: Tx, ids: string[]): Promise<Intent[]>;
+  /** locked for the rest of the transaction */
+  intentsForSale(q: Q, saleId: string): Promise<Intent[]>;
+  intentsForOrder(q: Q, orderId: string): Promise<Intent[]>;
+  /** HELD or DUE intents, locked, skipping rows another transaction holds */
+  intentsAwaitingRelease(q: Q, where: { orderId?: string; sellerId?: string; recipient?: Recipient; currency?: string; holdReason?: HoldReason; limit?: number }): Promise<Intent[]>;
+  /** whether any intent is HELD for this reason (a cheap look before a locking sweep) */
+  anyHeldFor(q: Q, holdReason: HoldReason): Promise<boolean>;
+  listIntents(q: Q, filter: { status?: string; sellerId?: string; limit: number }): Promise<Intent[]>;
+  /** every intent without a final status (the integrity report) */
+  openIntents(q: Q): Promise<Intent[]>;
+  /** DUE intents whose release time has passed, locked for this batch (others skip them) */
+  claimDueIntents(q: Tx, limit: number): Promise<Intent[]>;
+  /** updates the intent and appends its history in one go; returns the intent as stored */
+  updateIntent(q: Q, before: Intent, patch: IntentPatch, cause: string): Promise<Intent>;
+  history(q: Q, orderId: string): Promise<HistoryEntry[]>;
+  /** payable amounts of a seller's own intents in these statuses, per currency */
+  sellerPayableTotals(q: Q, sellerId: string, statuses: string[]): Promise<Array<{ currency: string; totalMinor: number }>>;
+
+  /** serialises every change to one party's balance in one currency for the rest of the transaction */
+  lockBalance(q: Tx, party: string, currency: string): Promise<void>;
+  /** what the party owes (positive) in this currency: clawbacks minus what netting already settled */
+  owed(q: Q, party: string, currency: string): Promise<number>;
+  addBalanceEntry(q: Q, entry: Omit<BalanceEntry, 'at'>): Promise<void>;
+  balanceEntries(q: Q, party: string): Promise<BalanceEntry[]>;
+
+  insertBatch(q: Q, batch: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<void>;
+  batch(q: Q, id: string): Promise<Batch | undefined>;
+  batchesWithStatus(q: Q, status: string, limit: number): Promise<Batch[]>;
+  recordPostAttempt(q: Q, batchId: string, postAttempts: number): Promise<void>;
+  setBatchError(q: Q, batchId: string, lastError: string): Promise<void>;
+  markBatchAccepted(q: Q, batchId: string, accepted: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null }): Promise<void>;
+  markBatchRejected(q: Q, batchId: string, lastError: string): Promise<void>;
+  markBatchNeedsReview(q: Q, batchId: string, lastError: string): Promise<void>;
+  /**
+   * Claims up to `limit` ACCEPTED batches (with a PayPal id) whose next check is due, for `leaseMs`: the next check
+   * moves to now + leaseMs and the fence goes up, in one statement (FOR UPDATE SKIP LOCKED: replicas never share one).
+   */
+  claimBatchesToCheck(limit: number, leaseMs: number): Promise<BatchCheckJob[]>;
+  /**
+   * PayPal's status of the batch as last read, only while `fence` is current (false: another worker claimed it since);
+   * `completed` closes it, else it is checked again after `nextCheckInMs`
+   */
+  recordBatchCheck(q: Q, job: BatchCheckJob, paypalBatchStatus: string, completed: boolean, nextCheckInMs: number): Promise<boolean>;
+  /** a check that failed: the batch is due again after `inMs` instead of when its lease runs out (only while `fence` is current) */
+  deferBatchCheck(q: Q, job: BatchCheckJob, inMs: number): Promise<void>;
+  /** makes an accepted batch due for a check now (an operator asked to cancel one of its items) */
+  checkBatchSoon(q: Q, batchId: string): Promise<void>;
+  /** learns PayPal's id of a batch that did not know it yet (a single statement, no lock on the batch row) */
+  learnPayPalBatchId(q: Q, batchId: string, paypalBatchId: string): Promise<void>;
+
+  insertItem(q: Q, item: NewItem): Promise<void>;
+  /** the items with these sender_item_ids, locked in id order when `forUpdate` */
+  itemsBySenderItemIds(q: Q, senderItemIds: string[], forUpdate?: boolean): Promise<PayoutItem[]>;
+  itemsOfBatch(q: Q, batchId: string): Promise<PayoutItem[]>;
+  itemsOfIntents(q: Q, intentIds: string[]): Promise<PayoutItem[]>;
+  currentItem(q: Q, intent: Intent): Promise<PayoutItem | undefined>;
+  /** the batch's UNCLAIMED items an operator asked to cancel */
+  itemsWithCancelRequested(q: Q, batchId: string): Promise<PayoutItem[]>;
+  setItemOutcome(q: Q, itemId: string, outcome: ItemOutcome): Promise<void>;
+  requestItemCancel(q: Q, itemId: string): Promise<void>;
+  recordCancelRefused(q: Q, itemId: string, message: string): Promise<void>;
+  rejectItemsOfBatch(q: Q, batchId: string, errorName: string, errorMessage: string): Promise<void>;
+  /** false when the webhook event was recorded before */
+  recordWebhookEvent(q: Q, eventId: string, eventType: string): Promise<boolean>;
+}
+
+// ---- metrics (metrics.ts) -----------------------------------------------------------------------------------------
+
+/** The counters the use cases move; created in metrics.ts (prom-client). */
+export interface PayoutsMetrics {
+  /** amounts (minor units) by final PayPal outcome and currency */
+  outcomes: { inc(labels: { status: string; currency: string }, value: number): void };
+  clawbacks: { inc(labels: { currency: string; recipient: string }, value: number): void };
+  batches: { inc(labels: { outcome: string }): void };
+  paypalCalls: { inc(labels: { operation: string; outcome: string }): void };
+  saleToPayout: { observe(labels: { recipient: string }, value: number): void };
+}
+
+// ---- the background workers (service.ts) --------------------------------------------------------------------------
+
+export interface PayoutsNudges {
+  /** run the batcher now (an operator released intents) */
+  batcher(): void;
+  /** `count` intents became due (call after commit): the batcher runs once a batch is full or the linger is over */
+  intentsDue(count: number): void;
+  /** wake the reconciler (a batch was accepted, a cancel requested) */
+  reconciler(): void;
 }

@@ -1,11 +1,10 @@
-import type { Express, Request } from 'express';
+import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
 import { isKnownCurrency } from '@postsale/contracts';
-import { actorOf, notFound, requireRoles, validate } from '@postsale/runtime';
-import { integrityReport, listPayouts, orderDetails, orderPayouts, sellerBalance, type IntegrityDeadlines } from '../domain/admin-queries';
-import type { PayoutsContext } from '../domain/context';
-import { requestCancel, retryIntent, setFxRate, setPayee } from '../domain/intents.use-case';
+import { actorOf, AppError, notFound, requireRoles, storableText, validate } from '@postsale/runtime';
+import type { AuditContext, PayoutAdmin } from '../domain/payout-admin.use-case';
 import { isPayPalPayoutCurrency, isValidRate } from '../domain/payout-currency';
+import type { IntegrityDeadlines, PayoutQueries, Reveal } from '../domain/payout-queries.use-case';
 
 const STATUSES = ['HELD', 'DUE', 'SUBMITTED', 'SENT', 'FAILED', 'RETURNED', 'CANCELLED', 'SKIPPED', 'OFFSET', 'DRY_RUN', 'NEEDS_REVIEW'] as const;
 const idParam = z.string().min(1).max(200);
@@ -32,9 +31,28 @@ const auditReason = (req: Request) => {
   const r = req.get('x-audit-reason');
   return r && r.length <= 500 ? r : null;
 };
+const auditOf = (req: Request, res: Response): AuditContext => ({ actor: actorOf(res), reason: auditReason(req) });
+
+// Same parameters and answers as ingest's and fulfillment's reads: `?reveal=true&reason=…`, REASON_REQUIRED without one.
+const revealQuery = z.object({ reveal: z.literal('true').optional(), reason: storableText(500, 3).optional() });
+
+/**
+ * Personal data (payee emails, item receivers) is masked unless an admin asks for it with a reason; the query use case
+ * records the reveal in admin_audit. The operator credential may not reveal.
+ */
+function revealOf(req: Request, res: Response): Reveal | undefined {
+  const q = validate(revealQuery, { reveal: req.query.reveal, reason: req.query.reason }, 'INVALID_QUERY');
+  if (q.reveal !== 'true') return undefined;
+  if (!q.reason) throw new AppError('REASON_REQUIRED', 'revealing personal data needs a reason', { status: 400 });
+  if (actorOf(res) !== 'admin') throw new AppError('FORBIDDEN', 'only the admin credential may reveal personal data', { status: 403 });
+  return { actor: actorOf(res), reason: q.reason };
+}
 
 /** The operator API: the operator token reads, the admin token writes; every admin write is in admin_audit. */
-export function adminRoutes(app: Express, ctx: PayoutsContext, options: { adminToken: string; operatorToken?: string; deadlines: IntegrityDeadlines }): void {
+export function adminRoutes(app: Express, useCases: { admin: PayoutAdmin; queries: PayoutQueries; defaultPayoutCurrency: string }, options: {
+  adminToken: string; operatorToken?: string; deadlines: IntegrityDeadlines;
+}): void {
+  const { admin, queries } = useCases;
   const auth = requireRoles({ admin: options.adminToken, operator: options.operatorToken });
 
   app.get('/admin/payouts', auth, async (req, res) => {
@@ -43,50 +61,48 @@ export function adminRoutes(app: Express, ctx: PayoutsContext, options: { adminT
       sellerId: idParam.optional(),
       limit: z.coerce.number().int().min(1).max(1000).default(200),
     }), req.query, 'INVALID_QUERY');
-    res.json({ payouts: await listPayouts(ctx, q) });
+    res.json({ payouts: await queries.listPayouts(q, revealOf(req, res)) });
   });
 
   app.get('/admin/orders/:orderId/payouts', auth, async (req, res) => {
     const { orderId } = validate(z.object({ orderId: idParam }), req.params);
-    res.json({ orderId, payouts: await orderPayouts(ctx, orderId) });
+    res.json({ orderId, payouts: await queries.orderPayouts(orderId, revealOf(req, res)) });
   });
 
   app.get('/admin/orders/:orderId', auth, async (req, res) => {
     const { orderId } = validate(z.object({ orderId: idParam }), req.params);
-    const details = await orderDetails(ctx, orderId);
+    const details = await queries.orderDetails(orderId, revealOf(req, res));
     if (!details) throw notFound('ORDER_NOT_FOUND', 'payouts knows nothing about this order');
     res.json(details);
   });
 
   app.post('/admin/payouts/:id/retry', auth, async (req, res) => {
     const { id } = validate(uuidParam, req.params, 'INVALID_PAYOUT_ID');
-    const intent = await retryIntent(ctx, id, `operator retry by ${actorOf(res)}`);
-    await ctx.repo.recordAudit(ctx.db, { actor: actorOf(res), action: 'RETRY_PAYOUT', target: `payout:${id}`, after: { status: intent.status, attempt: intent.attempt }, reason: auditReason(req) });
+    const intent = await admin.retry(id, auditOf(req, res));
     res.status(202).json({ id: intent.id, status: intent.status, attempt: intent.attempt });
   });
 
   app.post('/admin/payouts/:id/cancel', auth, async (req, res) => {
     const { id } = validate(uuidParam, req.params, 'INVALID_PAYOUT_ID');
-    await requestCancel(ctx, id);
-    await ctx.repo.recordAudit(ctx.db, { actor: actorOf(res), action: 'CANCEL_PAYOUT', target: `payout:${id}`, after: { cancelRequested: true }, reason: auditReason(req) });
+    await admin.requestCancel(id, auditOf(req, res));
     res.status(202).json({ id, cancelRequested: true });
   });
 
   app.get('/admin/sellers/:sellerId/balance', auth, async (req, res) => {
     const { sellerId } = validate(z.object({ sellerId: idParam }), req.params);
-    res.json(await sellerBalance(ctx, sellerId));
+    res.json(await queries.sellerBalance(sellerId, revealOf(req, res)));
   });
 
   app.put('/admin/sellers/:sellerId/payee', auth, async (req, res) => {
     const { sellerId } = validate(z.object({ sellerId: idParam }), req.params);
     const body = validate(payeeBody, req.body, 'INVALID_PAYEE');
-    const payee = await setPayee(ctx, {
+    const payee = await admin.setPayee({
       sellerId, email: body.email, releasePolicy: body.releasePolicy, releaseDelayDays: 'releaseDelayDays' in body ? body.releaseDelayDays : 0,
       payoutCurrency: body.payoutCurrency ?? null,
-    }, { actor: actorOf(res), reason: auditReason(req) });
+    }, auditOf(req, res));
     res.json({
       sellerId, email: payee?.email, releasePolicy: payee?.releasePolicy, releaseDelayDays: payee?.releaseDelayDays,
-      payoutCurrency: payee?.payoutCurrency ?? null, defaultPayoutCurrency: ctx.settings.defaultPayoutCurrency,
+      payoutCurrency: payee?.payoutCurrency ?? null, defaultPayoutCurrency: useCases.defaultPayoutCurrency,
     });
   });
 
@@ -94,22 +110,21 @@ export function adminRoutes(app: Express, ctx: PayoutsContext, options: { adminT
     const params = validate(fxParams, req.params, 'INVALID_FX_RATE');
     const body = validate(fxBody, req.body ?? {}, 'INVALID_FX_RATE');
     const rate = { from: params.from, to: params.to, rateDate: params.date, rate: body.rate, source: body.source };
-    const result = await setFxRate(ctx, rate);
-    await ctx.repo.recordAudit(ctx.db, { actor: actorOf(res), action: 'PUT_FX_RATE', target: `fx:${params.from}:${params.to}:${params.date}`, after: rate, reason: auditReason(req) });
+    const result = await admin.setFxRate(rate, auditOf(req, res));
     res.json({ ...rate, reevaluatedPayouts: result.reevaluated });
   });
 
   app.get('/admin/fx-rates', auth, async (req, res) => {
     const q = validate(z.object({ from: currency.optional(), to: currency.optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }), req.query, 'INVALID_QUERY');
-    res.json({ rates: await ctx.repo.listFxRates(ctx.db, q) });
+    res.json({ rates: await queries.fxRates(q) });
   });
 
   app.get('/admin/audit', auth, async (req, res) => {
     const q = validate(z.object({ target: z.string().min(1).max(255).optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }), req.query, 'INVALID_QUERY');
-    res.json({ audit: (await ctx.repo.audit(ctx.db, q)).map((a) => ({ ...a, at: new Date(a.at).toISOString() })) });
+    res.json({ audit: await queries.audit(q) });
   });
 
   app.get('/admin/integrity', auth, async (_req, res) => {
-    res.json(await integrityReport(ctx, options.deadlines));
+    res.json(await queries.integrityReport(options.deadlines));
   });
 }

@@ -131,11 +131,12 @@ describe('an unpayable item among payable ones (one batching round)', () => {
   let service: RunningService;
   let publish: TopicPublisher;
 
-  // a long interval: batches form only when a nudge (the payee PUT below) starts a run, so the intents of both
-  // orders are claimed in the same run
+  // a long interval and a long linger: batches form only when an operator's nudge (the payee PUT below) starts a run,
+  // so the intents of both orders are claimed in the same run (a recorded sale's due intents would otherwise start
+  // one after the linger)
   let under: PayoutsUnderTest;
   beforeAll(async () => {
-    under = await startPayoutsUnderTest({ env: { PAYOUTS_BATCH_INTERVAL_MS: '600000' } });
+    under = await startPayoutsUnderTest({ env: { PAYOUTS_BATCH_INTERVAL_MS: '600000', PAYOUT_BATCH_LINGER_MS: '60000' } });
     ({ fake, service, publish } = under);
   });
   afterAll(() => under?.stop());
