@@ -6,7 +6,8 @@
 const { join } = require('node:path');
 
 module.exports = {
-  testEnvironment: 'node',
+  // Node's, plus deleting each test file's topics once its afterAll hooks ran (tools/jest-environment.js)
+  testEnvironment: join(__dirname, 'tools', 'jest-environment.js'),
   // Workspace packages resolve to their TypeScript sources in tests (the "source" export condition), so a test never
   // runs against a stale dist/; the processes the e2e suite starts run the compiled output.
   testEnvironmentOptions: { customExportConditions: ['source', 'node', 'node-addons'] },

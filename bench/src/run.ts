@@ -20,8 +20,8 @@ import { cpus, totalmem } from 'node:os';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventCodec, Streams, type FulfillmentEvent, type OrderEvent, type PayoutEvent, type SaleEvent } from '@postsale/contracts';
-import { createDb, createKafka, createLogger, localInfraEnv, type Db } from '@postsale/runtime';
-import { collectTopic, dropSchema, uniqueId } from '@postsale/runtime/testing';
+import { createDb, createKafka, createLogger, kafkaJavaClientProperties, localInfraEnv, type Db } from '@postsale/runtime';
+import { collectTopic, deleteNamespaceTopics, dropSchema, uniqueId } from '@postsale/runtime/testing';
 import { REPO_ROOT, SERVICES, type DemoMarketplace, type ServiceName } from '@postsale/cli';
 import type { LoadCommand, LoadReply, OfferedOrder } from './load';
 
@@ -328,6 +328,7 @@ async function main(): Promise<void> {
     await db.destroy();
     await load.ask({ type: 'stop' });
     for (const s of SERVICES) await dropSchema(`${s}${schemaSuffix}`);
+    await deleteNamespaceTopics(namespace).catch((error: Error) => console.error(`[bench] could not delete the run's topics: ${error.message}`));
   }
 
   if (CEILINGS) console.log('[bench] services stopped; measuring the ceilings: pgbench single-row commits, Kafka ProducerPerformance…');
@@ -434,6 +435,7 @@ async function kafkaProducerRecordsPerSecond(): Promise<number | string> {
       '-cp', join(libs, kafkaDir, 'libs', '*'), 'org.apache.kafka.tools.ProducerPerformance',
       '--topic', topic, '--num-records', '300000', '--record-size', '512', '--throughput', '-1',
       '--producer-props', `bootstrap.servers=${localInfraEnv().KAFKA_BROKERS}`, 'acks=all', 'enable.idempotence=true',
+      ...kafkaJavaClientProperties(localInfraEnv()),
     ], { encoding: 'utf8' });
     return Math.round(Number(/([\d.]+) records\/sec/.exec(out.trim().split('\n').pop() ?? '')?.[1] ?? Number.NaN));
   } finally {

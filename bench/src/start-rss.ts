@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, newCredentialsKey, REPO_ROOT, SERVICES, startPipeline, waitForHttp, type ServiceName } from '@postsale/cli';
-import { dropSchema, uniqueId } from '@postsale/runtime/testing';
+import { deleteNamespaceTopics, dropSchema, uniqueId } from '@postsale/runtime/testing';
 
 const SAMPLE_MS = 3_000;
 
@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   } finally {
     await pipeline.stop();
     for (const service of SERVICES) await dropSchema(`${service}${schemaSuffix}`);
+    await deleteNamespaceTopics(namespace).catch((error: Error) => console.error(`could not delete the run's topics: ${error.message}`));
   }
   const result = { date: new Date().toISOString(), node: process.version, sampleMs: SAMPLE_MS, rows };
   console.log(`RSS after start (MB, peak over ${SAMPLE_MS / 1000} s after /readyz), Node ${process.version}`);

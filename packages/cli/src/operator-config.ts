@@ -1,9 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { kafkaSecurityShape } from '@postsale/runtime';
+import { kafkaSecurityShape, localInfraEnv } from '@postsale/runtime';
 
-/** Where the operator's tools find the pipeline. `npm start` writes .local/stack/operator.env for local runs. */
+/**
+ * Where the operator's tools find the pipeline: the environment, else .local/stack/operator.env (`npm start` writes it),
+ * else the local stack (its broker, registry and Kafka dev credentials, see localInfraEnv).
+ */
 export const STACK_DIR = join(__dirname, '..', '..', '..', '.local', 'stack');
 
 const schema = z.object({
@@ -22,8 +25,8 @@ const schema = z.object({
 export type OperatorConfig = z.infer<typeof schema>;
 
 export function loadOperatorConfig(env: Record<string, string | undefined> = process.env): OperatorConfig {
-  const fromFile = readEnvFile(join(STACK_DIR, 'operator.env'));
-  return schema.parse({ ...fromFile, ...env });
+  const given = { ...readEnvFile(join(STACK_DIR, 'operator.env')), ...env };
+  return schema.parse({ ...localInfraEnv(given), ...given });
 }
 
 export function readEnvFile(path: string): Record<string, string> {

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import express from 'express';
-import { localInfraEnv } from '@postsale/runtime';
+import { kafkaSecurityShape, localInfraEnv } from '@postsale/runtime';
 import { DEMO } from '@postsale/sandbox';
 import { sendDemoOrder, type DemoMarketplace } from './demo-orders';
 import { newCredentialsKey, startPipeline, SERVICES, type Pipeline } from './pipeline';
@@ -68,6 +68,8 @@ async function run(): Promise<void> {
     ...SERVICES.map((s) => `${s.toUpperCase()}_URL=${pipeline.urls[s]}`),
     `KAFKA_BROKERS=${localInfraEnv().KAFKA_BROKERS}`,
     `SCHEMA_REGISTRY_URL=${localInfraEnv().SCHEMA_REGISTRY_URL}`,
+    // the local broker takes only SASL/SCRAM: the CLI and other tools log in as the services do
+    ...Object.keys(kafkaSecurityShape).flatMap((name) => (localInfraEnv()[name] ? [`${name}=${localInfraEnv()[name]}`] : [])),
     `SANDBOX_CONTROL_URL=http://127.0.0.1:${CONTROL_PORT}`,
     '',
   ].join('\n'), { mode: 0o600 });

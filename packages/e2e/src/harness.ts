@@ -2,7 +2,7 @@ import axios, { type AxiosInstance } from 'axios';
 import { EventCodec } from '@postsale/contracts';
 import { freePort, newCredentialsKey, SERVICES, startPipeline, type Pipeline, type PipelineOptions, REPO_ROOT, type OperatorConfig } from '@postsale/cli';
 import { createKafka, createLogger, kafkaSecuritySchema, localInfraEnv } from '@postsale/runtime';
-import { dropSchema, uniqueId } from '@postsale/runtime/testing';
+import { deleteNamespaceTopics, dropSchema, uniqueId } from '@postsale/runtime/testing';
 import { join } from 'node:path';
 
 export interface E2E {
@@ -50,6 +50,8 @@ export async function startE2E(overrides: Partial<PipelineOptions> = {}): Promis
     async stop() {
       await pipeline.stop();
       for (const s of SERVICES) await dropSchema(`${s}${pipeline.options.schemaSuffix}`);
+      // the pipeline's topics on the local broker (each partition costs the broker open files); a private broker's go with it
+      await deleteNamespaceTopics(namespace, infra).catch((error: Error) => console.warn(`[e2e] topics of ${namespace} not deleted: ${error.message}`));
     },
   };
 }

@@ -18,8 +18,7 @@ describe('a Kafka broker restart while orders flow through the four services', (
 
   beforeAll(async () => {
     broker = await startPrivateBroker();
-    const KAFKA_BROKERS = broker.brokers.join(',');
-    e2e = await startE2E({ extraEnv: Object.fromEntries(SERVICES.map((s) => [s, { KAFKA_BROKERS }])) });
+    e2e = await startE2E({ extraEnv: Object.fromEntries(SERVICES.map((s) => [s, broker!.env])) }); // its address and SASL user
   });
   afterAll(async () => {
     await e2e?.stop();
@@ -56,7 +55,7 @@ describe('a Kafka broker restart while orders flow through the four services', (
     expect(new Set(paid.map((i) => i.senderItemId)).size).toBe(2 * ORDERS);
     expect((await admin.sales.get('/admin/ledger/trial-balance')).data.balanced).toBe(true);
 
-    const kafka = createKafka({ clientId: 'e2e-kafka-restart', brokers: broker!.brokers, logger: createLogger('e2e', 'error') });
+    const kafka = createKafka({ clientId: 'e2e-kafka-restart', brokers: broker!.brokers, logger: createLogger('e2e', 'error'), security: broker!.env });
     await expectNoDeadLetters(kafka, namespace, admin);
   });
 });

@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 
 /** Raised when the environment does not satisfy a service's config schema; the message names every bad variable. */
@@ -102,17 +104,39 @@ export function loadConfig<S extends z.ZodType>(schema: S, env: Record<string, s
 }
 
 /**
- * Environment defaults for local runs and tests (the local infrastructure's addresses). No secrets of its own: Kafka
- * credentials are passed through only when the caller's environment has them (a local broker with SASL).
+ * Environment defaults for local runs and tests: the local stack's addresses (deploy/local/infra.sh; a second stack's
+ * ports through POSTSALE_KAFKA_PORT and POSTSALE_REGISTRY_PORT, as infra.sh reads them) and its Kafka credentials. The
+ * local broker accepts only SASL/SCRAM: its dev user comes from deploy/local/kafka-dev.env, unless the environment
+ * sets any KAFKA_SASL_* / KAFKA_SSL* variable, in which case the environment's own ones are used instead.
  */
-export function localInfraEnv(): Record<string, string> {
-  const kafkaSecurity = Object.fromEntries(
-    Object.keys(kafkaSecurityShape).flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])),
-  );
+export function localInfraEnv(env: Record<string, string | undefined> = process.env): Record<string, string> {
+  const fromEnv = Object.fromEntries(Object.keys(kafkaSecurityShape).flatMap((name) => (env[name] ? [[name, env[name]!]] : [])));
   return {
-    DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postsale',
-    KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
-    SCHEMA_REGISTRY_URL: process.env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7',
-    ...kafkaSecurity,
+    DATABASE_URL: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postsale',
+    KAFKA_BROKERS: env.KAFKA_BROKERS ?? `127.0.0.1:${env.POSTSALE_KAFKA_PORT || '9092'}`,
+    SCHEMA_REGISTRY_URL: env.SCHEMA_REGISTRY_URL ?? `http://127.0.0.1:${env.POSTSALE_REGISTRY_PORT || '8081'}/apis/ccompat/v7`,
+    ...(Object.keys(fromEnv).length > 0 ? fromEnv : localKafkaCredentials()),
   };
+}
+
+let devCredentials: Record<string, string> | undefined;
+/**
+ * The local broker's dev user, from deploy/local/kafka-dev.env (the file infra.sh creates the user from). Found by
+ * walking up from this file, so it works from src/ and dist/; none where the checkout is absent (an image).
+ */
+export function localKafkaCredentials(): Record<string, string> {
+  if (devCredentials) return { ...devCredentials };
+  devCredentials = {};
+  for (let dir = __dirname; ; dir = dirname(dir)) {
+    const file = join(dir, 'deploy', 'local', 'kafka-dev.env');
+    if (existsSync(file)) {
+      for (const line of readFileSync(file, 'utf8').split('\n')) {
+        const match = /^(KAFKA_SASL_[A-Z]+)=(.*)$/.exec(line.trim());
+        if (match) devCredentials[match[1]!] = match[2]!;
+      }
+      break;
+    }
+    if (dirname(dir) === dir) break;
+  }
+  return { ...devCredentials };
 }

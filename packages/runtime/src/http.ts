@@ -139,8 +139,8 @@ export function validate<S extends z.ZodType>(schema: S, input: unknown, code = 
 
 export async function listen(app: Express, port: number, host = '0.0.0.0'): Promise<{ server: Server; port: number }> {
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s));
-    s.on('error', reject);
+    // Express 5 calls back with the listen error (EADDRINUSE) too; resolving then would hide it
+    const s = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(s)));
   });
   return { server, port: (server.address() as AddressInfo).port };
 }

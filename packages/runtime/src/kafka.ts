@@ -23,8 +23,26 @@ export function kafkaClientSecurity(source: Record<string, unknown> = {}): Pick<
 }
 
 /**
+ * The same settings as `key=value` properties for Kafka's own Java tools (the bench's ProducerPerformance), so they log
+ * in exactly as the product's clients do.
+ */
+export function kafkaJavaClientProperties(source: Record<string, unknown> = {}): string[] {
+  kafkaClientSecurity(source); // the same validation
+  const c = kafkaSecuritySchema.parse(source);
+  const props = [`security.protocol=${c.KAFKA_SASL_MECHANISM ? (c.KAFKA_SSL ? 'SASL_SSL' : 'SASL_PLAINTEXT') : c.KAFKA_SSL ? 'SSL' : 'PLAINTEXT'}`];
+  if (c.KAFKA_SSL_CA_FILE) props.push('ssl.truststore.type=PEM', `ssl.truststore.location=${c.KAFKA_SSL_CA_FILE}`);
+  if (c.KAFKA_SASL_MECHANISM) {
+    const login = c.KAFKA_SASL_MECHANISM === 'plain' ? 'org.apache.kafka.common.security.plain.PlainLoginModule' : 'org.apache.kafka.common.security.scram.ScramLoginModule';
+    props.push(`sasl.mechanism=${c.KAFKA_SASL_MECHANISM.toUpperCase()}`,
+      `sasl.jaas.config=${login} required username=${JSON.stringify(c.KAFKA_SASL_USERNAME)} password=${JSON.stringify(c.KAFKA_SASL_PASSWORD)};`);
+  }
+  return props;
+}
+
+/**
  * kafkajs with its logs routed into the service's pino logger. `security` is the caller's config (or environment):
- * its KAFKA_SASL_* and KAFKA_SSL* variables decide authentication and TLS (none when absent, for the local broker).
+ * its KAFKA_SASL_* and KAFKA_SSL* variables decide authentication and TLS (none when absent; the local stack's broker
+ * needs its dev user, which localInfraEnv() and testEnv() carry).
  */
 export function createKafka(options: { clientId: string; brokers: string[]; logger: Logger; security?: Record<string, unknown> }): Kafka {
   silenceKafkaJsNegativeTimeouts();

@@ -4,6 +4,7 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rm
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { localKafkaCredentials } from './config';
 import { kafkaClientSecurity } from './kafka';
 import { waitFor } from './testing';
 
@@ -15,8 +16,8 @@ import { waitFor } from './testing';
 export interface PrivateBroker {
   brokers: string[];
   /**
-   * The KAFKA_* variables a client needs for this broker: KAFKA_BROKERS, plus the SASL ones when it was started with
-   * `sasl` (a SASL_PLAINTEXT listener, SCRAM-SHA-512, the user created when the storage was formatted).
+   * The KAFKA_* variables a client needs for this broker: KAFKA_BROKERS and the SASL ones (its listener is
+   * SASL_PLAINTEXT with SCRAM-SHA-512, the user created when the storage was formatted).
    */
   env: Record<string, string>;
   kill9(): Promise<void>;
@@ -49,8 +50,14 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * Like the local stack's broker, its only client listener is SASL_PLAINTEXT with SCRAM-SHA-512, by default with the same
+ * dev user (deploy/local/kafka-dev.env), so a test's environment from testEnv() works against it after setting
+ * KAFKA_BROKERS; `sasl` gives it another user.
+ */
 export async function startPrivateBroker(options: { startTimeoutMs?: number; sasl?: { username: string; password: string } } = {}): Promise<PrivateBroker> {
-  const sasl = options.sasl;
+  const dev = localKafkaCredentials();
+  const sasl = options.sasl ?? (dev.KAFKA_SASL_USERNAME && dev.KAFKA_SASL_PASSWORD ? { username: dev.KAFKA_SASL_USERNAME, password: dev.KAFKA_SASL_PASSWORD } : undefined);
   if (sasl && !/^[A-Za-z0-9_.-]+$/.test(sasl.username + sasl.password)) throw new Error('private broker SASL credentials: letters, digits, _ . - only');
   const libs = kafkaLibs();
   const classpath = `${libs}/*`;

@@ -67,29 +67,48 @@ export async function startService<S extends z.ZodType>(
   const logger = createLogger(definition.name, config.LOG_LEVEL);
   const metrics = new Metrics(definition.name);
   const db = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: config.DB_POOL_MAX, logger });
+  // A start that fails half-way undoes what it started, in reverse, pool last: a caller that retries (or a test that
+  // expects the failure) must not be left with open connections and running consumers.
+  const undo: Array<() => Promise<unknown>> = [() => db.destroy()];
+  const step = async <T>(run: () => Promise<T> | T): Promise<T> => {
+    try {
+      return await run();
+    } catch (error) {
+      for (const fn of undo.splice(0).reverse()) await fn().catch(() => undefined);
+      throw error;
+    }
+  };
   instrumentDb(db, metrics);
-  await migrate(db, config.DB_SCHEMA, definition.migrations);
+  await step(() => migrate(db, config.DB_SCHEMA, definition.migrations));
 
   const kafka = createKafka({ clientId: definition.name, brokers: config.KAFKA_BROKERS, logger, security: config });
   instrumentKafka(kafka, metrics);
   const namespace = config.TOPIC_NAMESPACE;
-  await ensureTopics(kafka, { namespace, streams: allStreams() });
+  await step(() => ensureTopics(kafka, { namespace, streams: allStreams() }));
   const codec = EventCodec.connect(config.SCHEMA_REGISTRY_URL, namespace);
-  for (const stream of definition.produces) await codec.register(stream);
+  for (const stream of definition.produces) await step(() => codec.register(stream));
 
   const outbox = new OutboxWriter(codec);
   const ctx: ServiceContext<typeof config> = { config, logger, metrics, db, kafka, codec, outbox };
-  const parts = await definition.build(ctx);
+  const parts = await step(() => definition.build(ctx));
 
   const relay = new OutboxRelay({ db, schema: config.DB_SCHEMA, kafka, codec, logger, metrics, writer: outbox });
-  await relay.start();
+  undo.push(() => relay.stop());
+  if (parts.onStop) undo.push(parts.onStop); // undone in stop()'s order: consumers, workers, onStop, relay, pool
+  await step(() => relay.start());
   const consumers = (parts.consumers ?? []).map((spec) => new InboxConsumer(spec, { kafka, db, codec, logger, metrics, namespace }));
-  for (const consumer of consumers) await consumer.start();
+  for (const consumer of consumers) {
+    undo.push(() => consumer.stop());
+    await step(() => consumer.start());
+  }
   const pruner = createInboxPruner({
     db, keepMs: inboxRetentionMs(allStreams()), batch: config.INBOX_PRUNE_BATCH, intervalMs: config.INBOX_PRUNE_INTERVAL_MS, logger, metrics,
   });
   const workers = [...(parts.workers ?? []), pruner];
-  for (const worker of workers) worker.start();
+  for (const worker of workers) {
+    worker.start();
+    undo.push(() => worker.stop());
+  }
 
   const admin = kafka.admin();
   let adminConnected: Promise<void> | undefined;
@@ -114,7 +133,7 @@ export async function startService<S extends z.ZodType>(
       parts.routes?.(app);
     },
   });
-  const { server, port } = await listen(app, config.PORT);
+  const { server, port } = await step(() => listen(app, config.PORT));
   logger.info({ port, namespace: namespace || undefined }, 'service started');
 
   let stopped: Promise<void> | undefined;

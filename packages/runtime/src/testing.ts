@@ -6,6 +6,7 @@ import knex from 'knex';
 import type { EventCodec, TypedEvent } from '@postsale/contracts';
 import { localInfraEnv } from './config';
 import type { RunningService } from './service';
+import { testNamespace } from './test-topics';
 
 /**
  * Events a running service has put through its outbox since it started: those its relay published (published rows are
@@ -38,14 +39,19 @@ export function uniqueId(prefix: string): string {
   return `${prefix}${randomUUID().replace(/-/g, '').slice(0, 10)}`;
 }
 
+/**
+ * A service's environment for one test: the local stack (its addresses and Kafka credentials, see localInfraEnv), a
+ * unique DB schema and a unique topic namespace whose topics are deleted when the test file ends.
+ */
 export function testEnv(service: string, overrides: Record<string, string> = {}): Record<string, string> {
+  const infra = { ...localInfraEnv(), ...overrides }; // the broker the namespace's topics will live on
   return {
     ...localInfraEnv(),
     NODE_ENV: 'test',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PORT: '0',
     DB_SCHEMA: uniqueId(`t_${service}_`),
-    TOPIC_NAMESPACE: uniqueId('t-'),
+    TOPIC_NAMESPACE: overrides.TOPIC_NAMESPACE ?? testNamespace(infra),
     ADMIN_TOKEN: 'test-admin-token-0123456789',
     ...overrides,
   };
@@ -188,3 +194,4 @@ export function requireSystemProgram(program: string, debianPackage: string): st
 }
 
 export * from './private-broker';
+export * from './test-topics';

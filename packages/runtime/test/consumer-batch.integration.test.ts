@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Admin, Producer } from 'kafkajs';
 import { dlqTopicName, ensureTopics, EventCodec, Streams, type OrderEvent } from '@postsale/contracts';
 import { AppError, createDb, createKafka, createLogger, InboxConsumer, instrumentDb, instrumentKafka, localInfraEnv, Metrics, migrate, type Db } from '../src';
-import { dropSchema, uniqueId, waitFor } from '../src/testing';
+import { dropSchema, uniqueId, waitFor, testNamespace } from '../src/testing';
 
 /** Sum of a counter's samples whose labels match. */
 async function counter(metrics: Metrics, name: string, labels: RegExp = /.*/): Promise<number> {
@@ -27,10 +27,10 @@ describe('inbox consumer in batches', () => {
   let metrics: Metrics;
 
   beforeEach(async () => {
-    namespace = uniqueId('t-');
+    namespace = testNamespace();
     schema = uniqueId('t_cbatch_');
     metrics = new Metrics('consumer-batch', { defaultMetrics: false });
-    const setupKafka = createKafka({ clientId: 'consumer-batch-setup', brokers: infra.KAFKA_BROKERS!.split(','), logger });
+    const setupKafka = createKafka({ clientId: 'consumer-batch-setup', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
     await ensureTopics(setupKafka, { namespace, streams: [Streams.orders] });
     db = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 4 });
     await migrate(db, schema, [{
@@ -76,7 +76,7 @@ describe('inbox consumer in batches', () => {
 
   async function startConsumer(): Promise<InboxConsumer<OrderEvent>> {
     // its own Kafka client, counted, so offset commits can be told apart from the test's own requests
-    const kafka = createKafka({ clientId: 'consumer-batch', brokers: infra.KAFKA_BROKERS!.split(','), logger });
+    const kafka = createKafka({ clientId: 'consumer-batch', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
     instrumentKafka(kafka, metrics);
     const flaky = new Set<string>();
     const consumer = new InboxConsumer<OrderEvent>({

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ConfigResourceTypes, type Admin, type Producer } from 'kafkajs';
 import { dlqTopicName, ensureTopics, EventCodec, Streams, type OrderEvent } from '@postsale/contracts';
 import { AppError, createDb, createKafka, createLogger, InboxConsumer, localInfraEnv, Metrics, migrate, type Db } from '../src';
-import { dropSchema, uniqueId, waitFor, startTcpProxy, type TcpProxy } from '../src/testing';
+import { dropSchema, uniqueId, waitFor, startTcpProxy, type TcpProxy, testNamespace } from '../src/testing';
 
 /** Sum of a counter's samples whose labels match. */
 async function counter(metrics: Metrics, name: string, labels: RegExp = /.*/): Promise<number> {
@@ -14,7 +14,7 @@ async function counter(metrics: Metrics, name: string, labels: RegExp = /.*/): P
 describe('inbox consumer under infrastructure faults', () => {
   const infra = localInfraEnv();
   const logger = createLogger('consumer-faults', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent');
-  const kafka = createKafka({ clientId: 'consumer-faults', brokers: infra.KAFKA_BROKERS!.split(','), logger });
+  const kafka = createKafka({ clientId: 'consumer-faults', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
   let namespace: string;
   let schema: string;
   let db: Db;
@@ -26,7 +26,7 @@ describe('inbox consumer under infrastructure faults', () => {
   let metrics: Metrics;
 
   beforeEach(async () => {
-    namespace = uniqueId('t-');
+    namespace = testNamespace();
     schema = uniqueId('t_cfaults_');
     await ensureTopics(kafka, { namespace, streams: [Streams.orders] });
     db = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 4 });

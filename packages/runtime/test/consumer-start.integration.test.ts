@@ -1,6 +1,6 @@
 import { ensureTopics, EventCodec, Streams, type OrderEvent } from '@postsale/contracts';
 import { createDb, createKafka, createLogger, InboxConsumer, localInfraEnv, Metrics, migrate } from '../src';
-import { dropSchema, uniqueId, waitFor } from '../src/testing';
+import { dropSchema, uniqueId, waitFor, testNamespace } from '../src/testing';
 
 /**
  * Services and replicas start side by side; one may subscribe to a topic another is still creating. Joining then
@@ -9,10 +9,10 @@ import { dropSchema, uniqueId, waitFor } from '../src/testing';
 describe('inbox consumer start', () => {
   const infra = localInfraEnv();
   const logger = createLogger('consumer-start', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent');
-  const kafka = createKafka({ clientId: 'consumer-start', brokers: infra.KAFKA_BROKERS!.split(','), logger });
+  const kafka = createKafka({ clientId: 'consumer-start', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
 
   it('when its topic does not exist yet, start waits and succeeds once the topic is created', async () => {
-    const namespace = uniqueId('t-');
+    const namespace = testNamespace();
     const schema = uniqueId('t_cstart_');
     const db = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 2 });
     await migrate(db, schema, []);

@@ -3,7 +3,7 @@ import knex, { type Knex } from 'knex';
 import { Kafka, logLevel } from 'kafkajs';
 import { DatabaseError } from 'pg';
 import { EventCodec } from '@postsale/contracts';
-import { AppError, classifyError, isRetriable, localInfraEnv } from '../src';
+import { AppError, classifyError, isRetriable, kafkaClientSecurity, localInfraEnv } from '../src';
 import { uniqueId } from '../src/testing';
 
 /**
@@ -236,7 +236,7 @@ describe('classifyError on real failures', () => {
     });
 
     it('a message the real broker refuses as too large (kafkajs non-retriable protocol error)', async () => {
-      const kafka = new Kafka({ clientId: 'classify', brokers: BROKERS, logLevel: logLevel.NOTHING });
+      const kafka = new Kafka({ clientId: 'classify', brokers: BROKERS, ...kafkaClientSecurity(localInfraEnv()), logLevel: logLevel.NOTHING });
       const admin = kafka.admin();
       const topic = uniqueId('t-classify-');
       await admin.connect();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kafka, Producer, ProducerBatch } from 'kafkajs';
 import { ensureTopics, EventCodec, Streams } from '@postsale/contracts';
 import { createDb, createKafka, createLogger, localInfraEnv, Metrics, migrate, OutboxRelay, OutboxWriter, type Db } from '../src';
-import { collectTopic, dropSchema, uniqueId, waitFor, startTcpProxy, type TcpProxy } from '../src/testing';
+import { collectTopic, dropSchema, uniqueId, waitFor, startTcpProxy, type TcpProxy, testNamespace } from '../src/testing';
 
 describe('outbox relay under a database outage', () => {
   const infra = localInfraEnv();
@@ -36,8 +36,8 @@ describe('outbox relay under a database outage', () => {
   });
 
   it('after the database comes back, a commit in this process is published at once, not at the next poll', async () => {
-    const namespace = uniqueId('t-');
-    const kafka = createKafka({ clientId: 'relay-faults', brokers: infra.KAFKA_BROKERS!.split(','), logger });
+    const namespace = testNamespace();
+    const kafka = createKafka({ clientId: 'relay-faults', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
     await ensureTopics(kafka, { namespace, streams: [Streams.orders] });
     const codec = EventCodec.connect(infra.SCHEMA_REGISTRY_URL!, namespace);
     const writer = new OutboxWriter(codec);
@@ -95,7 +95,7 @@ describe('outbox relay under a database outage', () => {
         } as unknown as Producer;
       },
     } as unknown as Kafka;
-    const namespace = uniqueId('t-');
+    const namespace = testNamespace();
     const codec = EventCodec.connect(infra.SCHEMA_REGISTRY_URL!, namespace);
     const writer = new OutboxWriter(codec);
     relay = new OutboxRelay({ db: direct, schema, kafka, codec, logger, metrics: new Metrics('relay-faults', { defaultMetrics: false }) });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import { ensureTopics, EventCodec, Streams, type OrderEvent } from '@postsale/contracts';
 import { createDb, createKafka, createLogger, instrumentDb, localInfraEnv, Metrics, migrate, OutboxRelay, OutboxWriter, type Db } from '../src';
-import { collectTopic, dropSchema, uniqueId, waitFor } from '../src/testing';
+import { collectTopic, dropSchema, uniqueId, waitFor, testNamespace } from '../src/testing';
 
 /** Sum of a counter's samples. */
 async function counter(metrics: Metrics, name: string): Promise<number> {
@@ -25,8 +25,8 @@ describe('outbox relay: woken by commits, polling adaptively, deleting what it p
     schema = uniqueId('t_relay_');
     db = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 4 });
     await migrate(db, schema, []);
-    const namespace = uniqueId('t-');
-    kafka = createKafka({ clientId: 'outbox-relay', brokers: infra.KAFKA_BROKERS!.split(','), logger });
+    const namespace = testNamespace();
+    kafka = createKafka({ clientId: 'outbox-relay', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
     await ensureTopics(kafka, { namespace, streams: [Streams.orders] });
     codec = EventCodec.connect(infra.SCHEMA_REGISTRY_URL!, namespace);
     await codec.register(Streams.orders);

@@ -1,7 +1,7 @@
 import knex from 'knex';
 import { Kafka, logLevel } from 'kafkajs';
 import { EventCodec, Streams, type PayoutEvent } from '@postsale/contracts';
-import { startService, type RunningService } from '@postsale/runtime';
+import { kafkaClientSecurity, startService, type RunningService } from '@postsale/runtime';
 import { collectTopic, uniqueId, waitFor } from '@postsale/runtime/testing';
 import type { PayPalFake } from '@postsale/sandbox';
 import { payoutsService } from '../../src/service';
@@ -208,7 +208,7 @@ describe('payouts against the PayPal fake (sandbox mode)', () => {
     const groups = service.consumers.map((c) => c.group);
     await service.stop();
 
-    const kafka = new Kafka({ clientId: 'payouts-test-admin', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({ clientId: 'payouts-test-admin', brokers: env.KAFKA_BROKERS!.split(','), ...kafkaClientSecurity(env), logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
     const codec = EventCodec.connect(env.SCHEMA_REGISTRY_URL!, env.TOPIC_NAMESPACE);

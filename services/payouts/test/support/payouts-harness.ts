@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { EventCodec, Streams, type FulfillmentEvent, type SaleEvent, type SaleRecorded, type SaleReversed } from '@postsale/contracts';
-import { startService, type RunningService } from '@postsale/runtime';
+import { kafkaClientSecurity, startService, type RunningService } from '@postsale/runtime';
 import { dropSchema, testEnv } from '@postsale/runtime/testing';
 import { startPayPalFake, type PayPalFake, type PayPalFakeOptions } from '@postsale/sandbox';
 import { payoutsService } from '../../src/service';
@@ -52,7 +52,7 @@ export class TopicPublisher {
   private constructor(private readonly producer: Producer, private readonly codec: EventCodec) {}
 
   static async connect(env: Record<string, string>): Promise<TopicPublisher> {
-    const kafka = new Kafka({ clientId: 'payouts-test', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({ clientId: 'payouts-test', brokers: env.KAFKA_BROKERS!.split(','), ...kafkaClientSecurity(env), logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     return new TopicPublisher(producer, EventCodec.connect(env.SCHEMA_REGISTRY_URL!, env.TOPIC_NAMESPACE));
