@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T]`
+ * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings]`
  *
  * An open-loop benchmark of the whole pipeline with zero-latency fakes. A forked load process (load.ts) hosts the
  * fakes, starts the four services as their own processes and offers orders at a fixed rate (eBay, MercadoLibre and
@@ -12,6 +12,7 @@
  * - with --ramp, the offered rate step by step and whether the backlog (orders offered but not yet paid, unpublished
  *   outbox rows) stopped growing in the second half of the step: the highest such rate is the sustained throughput;
  * - the ceilings, measured after the services stopped: pgbench single-row commits/s and Kafka ProducerPerformance.
+ * - with --orders N, the scale run: N orders in ten deciles, round trips, commits and stage latency per decile.
  * Results: bench/results/<date>.json and a latency-over-time chart bench/results/<date>.html.
  */
 import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
@@ -19,7 +20,7 @@ import { cpus, totalmem } from 'node:os';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventCodec, Streams, type FulfillmentEvent, type OrderEvent, type PayoutEvent, type SaleEvent } from '@postsale/contracts';
-import { createDb, createKafka, createLogger, localInfraEnv } from '@postsale/runtime';
+import { createDb, createKafka, createLogger, localInfraEnv, type Db } from '@postsale/runtime';
 import { collectTopic, dropSchema, uniqueId } from '@postsale/runtime/testing';
 import { REPO_ROOT, SERVICES, type DemoMarketplace, type ServiceName } from '@postsale/cli';
 import type { LoadCommand, LoadReply, OfferedOrder } from './load';
@@ -31,6 +32,11 @@ const SECONDS = Number(arg('seconds', '60'));
 const WARMUP_SECONDS = Number(arg('warmup', '30'));
 const RAMP = args.includes('--ramp') ? arg('ramp', '10,10,60').split(',').map(Number) : undefined;
 const STEP_SECONDS = Number(arg('step-seconds', '30'));
+// --orders N: the scale run. N orders at --rate in ten deciles, each drained before the next, with the cost per order
+// and stage latency per decile: flat figures mean nothing grows with history.
+const ORDERS = args.includes('--orders') ? Number(arg('orders', '1000')) : undefined;
+// --no-ceilings: skip pgbench and ProducerPerformance (quick before/after comparisons of one lever)
+const CEILINGS = !args.includes('--no-ceilings');
 const DRAIN_TIMEOUT_MS = Number(arg('drain-timeout', '600')) * 1000;
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
@@ -93,13 +99,18 @@ function cpuSpent(before: CpuSnapshot, after: CpuSnapshot): Record<string, numbe
   return Object.fromEntries(Object.entries(after).map(([name, pids]) => [name, [...pids].reduce((sum, [pid, s]) => sum + s - (before[name]?.get(pid) ?? 0), 0)]));
 }
 
-async function countersSnapshot(urls: Record<ServiceName, string>): Promise<Record<string, number>> {
-  const totals: Record<string, number> = { db_round_trips_total: 0, db_commits_total: 0, kafka_requests_total: 0 };
+const COUNTERS = ['db_round_trips_total', 'db_commits_total', 'kafka_requests_total'] as const;
+type Counters = Record<string, number>;
+/** The services' own counters: totals, and per service (`<service>.<counter>`) to see where the cost is. */
+async function countersSnapshot(urls: Record<ServiceName, string>): Promise<Counters> {
+  const totals: Counters = Object.fromEntries(COUNTERS.flatMap((c) => [[c, 0], ...SERVICES.map((s) => [`${s}.${c}`, 0])]));
   for (const service of SERVICES) {
     const text = await (await fetch(`${urls[service]}/metrics`)).text();
     for (const line of text.split('\n')) {
-      const match = /^(db_round_trips_total|db_commits_total|kafka_requests_total)(\{[^}]*\})? ([\d.e+]+)$/.exec(line);
-      if (match) totals[match[1]!] = (totals[match[1]!] ?? 0) + Number(match[3]);
+      const match = /^(db_round_trips_total|db_commits_total|kafka_requests_total|db_pool_in_use_peak|db_pool_acquire_seconds_sum|db_pool_acquire_seconds_count)(\{[^}]*\})? ([\d.e+]+)$/.exec(line);
+      if (!match) continue;
+      totals[match[1]!] = (totals[match[1]!] ?? 0) + Number(match[3]);
+      totals[`${service}.${match[1]!}`] = (totals[`${service}.${match[1]!}`] ?? 0) + Number(match[3]);
     }
   }
   return totals;
@@ -167,6 +178,11 @@ async function main(): Promise<void> {
     }
   };
   const groups = () => processGroups(ready.pids, load.pid);
+  /** the largest tables of each service at the end of a scale run: the history the hot queries must not scan */
+  const largestTables = async () => Object.fromEntries(await Promise.all(SERVICES.map(async (s) => [s, Object.fromEntries(
+    (await db.raw(`select relname, n_live_tup::int as n from pg_stat_user_tables where schemaname = ? order by n_live_tup desc limit 6`, [`${s}${schemaSuffix}`])).rows
+      .map((r: { relname: string; n: number }) => [r.relname, r.n]),
+  )])));
 
   let result: Record<string, unknown>;
   try {
@@ -181,7 +197,19 @@ async function main(): Promise<void> {
     const rates = RAMP ? Array.from({ length: Math.floor((RAMP[2]! - RAMP[0]!) / RAMP[1]!) + 1 }, (_, i) => RAMP[0]! + i * RAMP[1]!) : [RATE];
     let maxLateMs = 0;
     let offeredSoFar = () => 0; // orders the load process has sent in the current step (by schedule)
-    for (const rate of rates) {
+    const deciles: Array<{ from: number; to: number; counters: Counters; seconds: number }> = [];
+    for (let d = 0; ORDERS && d < 10; d++) {
+      const size = Math.round((ORDERS * (d + 1)) / 10) - Math.round((ORDERS * d) / 10);
+      const from = offered.length;
+      const started = Date.now();
+      const part = await load.ask<Extract<LoadReply, { type: 'offered' }>>({ type: 'offer', phase: `decile-${d + 1}`, ratePerSecond: RATE, seconds: size / RATE });
+      offered.push(...part.orders);
+      maxLateMs = Math.max(maxLateMs, part.lateMs);
+      await waitForDrain(`decile ${d + 1}`);
+      deciles.push({ from, to: offered.length, counters: await countersSnapshot(ready.urls), seconds: (Date.now() - started) / 1000 });
+      console.log(`[bench] decile ${d + 1}: ${offered.length - measuredFrom} of ${ORDERS} orders paid`);
+    }
+    for (const rate of ORDERS ? [] : rates) {
       const seconds = RAMP ? STEP_SECONDS : SECONDS;
       const backlog = async () => ({ orders: offered.filter((o) => o.ok).length + offeredSoFar() - paidCount(), outbox: await outboxBacklog() });
       const paidBefore = paidCount();
@@ -222,12 +250,33 @@ async function main(): Promise<void> {
     for (const m of topics.sales.messages) if (m.event.type === 'SaleRecorded') at.saleRecorded!.set(m.event.orderId, m.event.occurredAt);
     for (const m of topics.payouts.messages) if (m.event.type === 'PayoutSent' && m.event.payload.recipient === 'SELLER') at.payoutSent!.set(m.event.orderId, m.event.occurredAt);
     const contractName: Record<DemoMarketplace, string> = { ebay: 'EBAY', mercadolibre: 'MERCADOLIBRE', paypal: 'PAYPAL_STOREFRONT' };
-    const stage = (from: string, to: string) => summary(measured.flatMap((o) => {
+    const stageOf = (list: OfferedOrder[], from: string, to: string) => summary(list.flatMap((o) => {
       const orderId = orderIdOf.get(`${contractName[o.marketplace]}:${o.externalOrderId}`);
       const a = orderId && at[from]!.get(orderId);
       const b = orderId && at[to]!.get(orderId);
       return a && b ? [b - a] : [];
     }));
+    const stage = (from: string, to: string) => stageOf(measured, from, to);
+    const scale = ORDERS ? {
+      orders: ORDERS,
+      deciles: deciles.map((d, i) => {
+        const before = i === 0 ? countersBefore : deciles[i - 1]!.counters;
+        const list = offered.slice(d.from, d.to);
+        const per = (key: string) => Number(((d.counters[key]! - before[key]!) / list.length).toFixed(1));
+        const p = (from: string, to: string) => {
+          const s = stageOf(list, from, to);
+          return { p50: s.p50, p99: s.p99 };
+        };
+        return {
+          decile: i + 1, orders: list.length, ordersBefore: d.from - measuredFrom, secondsToDrain: Number(d.seconds.toFixed(1)),
+          postgresRoundTrips: per('db_round_trips_total'), postgresCommits: per('db_commits_total'), kafkaRequests: per('kafka_requests_total'),
+          stageLatencyMs: {
+            receivedToPurchased: p('received', 'purchased'), purchasedToSaleRecorded: p('purchased', 'saleRecorded'),
+            saleRecordedToPayoutSent: p('saleRecorded', 'payoutSent'), receivedToPayoutSent: p('received', 'payoutSent'),
+          },
+        };
+      }),
+    } : undefined;
     const timeline = measured.flatMap((o) => {
       const orderId = orderIdOf.get(`${contractName[o.marketplace]}:${o.externalOrderId}`);
       const paid = orderId && paidSeenAt.get(orderId);
@@ -242,7 +291,7 @@ async function main(): Promise<void> {
     result = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-      mode: RAMP ? { ramp: RAMP, stepSeconds: STEP_SECONDS } : { ratePerSecond: RATE, seconds: SECONDS },
+      mode: ORDERS ? { orders: ORDERS, ratePerSecond: RATE } : RAMP ? { ramp: RAMP, stepSeconds: STEP_SECONDS } : { ratePerSecond: RATE, seconds: SECONDS },
       warmup: { ratePerSecond: RATE, seconds: WARMUP_SECONDS, orders: measuredFrom },
       ordersMeasured: orders,
       rejected: measured.filter((o) => !o.ok).length,
@@ -259,6 +308,17 @@ async function main(): Promise<void> {
       },
       webhookToSellerPayoutSentMs: summary(timeline.map((t) => t.endToEndMs)),
       perOrder: { postgresRoundTrips: perOrder('db_round_trips_total'), postgresCommits: perOrder('db_commits_total'), kafkaRequests: perOrder('kafka_requests_total') },
+      ...(scale && { scale, largestTablesRows: await largestTables() }),
+      perOrderByService: Object.fromEntries(SERVICES.map((s) => [s, {
+        postgresRoundTrips: perOrder(`${s}.db_round_trips_total`), postgresCommits: perOrder(`${s}.db_commits_total`), kafkaRequests: perOrder(`${s}.kafka_requests_total`),
+      }])),
+      // what each service's pool was asked for: the most connections held at once, and how long acquiring one took
+      connectionPools: Object.fromEntries(SERVICES.map((s) => {
+        const acquires = (countersAfter[`${s}.db_pool_acquire_seconds_count`] ?? 0) - (countersBefore[`${s}.db_pool_acquire_seconds_count`] ?? 0);
+        const waited = (countersAfter[`${s}.db_pool_acquire_seconds_sum`] ?? 0) - (countersBefore[`${s}.db_pool_acquire_seconds_sum`] ?? 0);
+        return [s, { peakInUse: countersAfter[`${s}.db_pool_in_use_peak`] ?? null, acquires, meanAcquireWaitMs: acquires ? Number(((waited / acquires) * 1000).toFixed(2)) : null }];
+      })),
+      hotQueryPlans: await hotQueryPlans(db, schemaSuffix),
       cpuMsPerOrder: cpuPerOrderMs,
       rssMb: rss,
       timeline,
@@ -270,9 +330,9 @@ async function main(): Promise<void> {
     for (const s of SERVICES) await dropSchema(`${s}${schemaSuffix}`);
   }
 
-  console.log('[bench] services stopped; measuring the ceilings: pgbench single-row commits, Kafka ProducerPerformance…');
-  const pgbench = pgbenchCommitsPerSecond();
-  const kafkaPerf = await kafkaProducerRecordsPerSecond();
+  if (CEILINGS) console.log('[bench] services stopped; measuring the ceilings: pgbench single-row commits, Kafka ProducerPerformance…');
+  const pgbench = CEILINGS ? pgbenchCommitsPerSecond() : 'not measured (--no-ceilings)';
+  const kafkaPerf = CEILINGS ? await kafkaProducerRecordsPerSecond() : 'not measured (--no-ceilings)';
   const perOrder = result.perOrder as { postgresCommits: number };
   const throughput = (result.sustainedOrdersPerSecond as number | null) ?? RATE;
   result.ceilings = {
@@ -288,6 +348,42 @@ async function main(): Promise<void> {
   const { timeline: _timeline, ...printable } = result;
   console.log(JSON.stringify(printable, null, 2));
   console.log(`[bench] saved ${file}.json and ${file}.html`);
+}
+
+/**
+ * The queries every order or every worker poll runs, planned against the run's own schemas with sequential scans
+ * disabled: a query still planned with a Seq Scan has no index it can use, so its cost grows with the table's history.
+ */
+const HOT_QUERIES: Array<{ service: ServiceName; name: string; sql: string }> = [
+  { service: 'fulfillment', name: 'purchase claim', sql: `select * from fulfillments where state in ('RECEIVED','PURCHASING') and next_run_at <= now() order by next_run_at limit 10` },
+  { service: 'fulfillment', name: 'follow-up claim', sql: `select * from fulfillments where state in ('AWAITING_PAYMENT','PURCHASED','SHIPPED') and next_run_at <= now() order by next_run_at limit 20` },
+  { service: 'fulfillment', name: 'tracking push claim', sql: `select * from tracking_pushes where status = 'PENDING' and next_attempt_at <= now() order by next_attempt_at limit 10` },
+  { service: 'payouts', name: 'due intents claim', sql: `select * from payout_intents where status = 'DUE' and release_at <= now() order by release_at limit 100` },
+  { service: 'payouts', name: 'batches by status', sql: `select * from payout_batches where status = 'ACCEPTED' order by last_checked_at asc nulls first, created_at limit 20` },
+  { service: 'payouts', name: 'items of a batch', sql: `select * from payout_items where batch_id = '00000000-0000-0000-0000-000000000000' order by id` },
+  { service: 'payouts', name: 'pending item cancellations', sql: `select * from payout_items where cancel_requested_at is not null and paypal_item_id is not null and status = 'UNCLAIMED' limit 20` },
+  { service: 'sales', name: 'order lock', sql: `select * from orders where order_id = 'x' for update` },
+  { service: 'sales', name: 'adjustments of an order', sql: `select * from adjustments where order_id = 'x' order by occurred_at, created_at` },
+  { service: 'ingest', name: 'deliveries due', sql: `select * from deliveries where status = 'pending' and next_attempt_at <= now() order by next_attempt_at limit 50` },
+  ...SERVICES.map((service) => ({ service, name: 'outbox claim', sql: `select * from outbox where published_at is null order by id limit 100 for update skip locked` })),
+  ...SERVICES.map((service) => ({ service, name: 'inbox retention', sql: `select ctid from inbox where processed_at < now() - interval '100 days' limit 1000` })),
+];
+async function hotQueryPlans(db: Db, schemaSuffix: string): Promise<Array<{ service: string; query: string; scans: string[]; growsWithHistory: boolean }>> {
+  const scans = (node: Record<string, unknown>): string[] => [
+    ...(/Scan/.test(String(node['Node Type'])) ? [`${node['Node Type']} ${node['Index Name'] ?? node['Relation Name'] ?? ''}`.trim()] : []),
+    ...((node.Plans as Array<Record<string, unknown>> | undefined) ?? []).flatMap(scans),
+  ];
+  const plans = [];
+  for (const q of HOT_QUERIES) {
+    const plan = await db.transaction(async (trx) => {
+      await trx.raw(`set local search_path = ${q.service}${schemaSuffix}`);
+      await trx.raw('set local enable_seqscan = off');
+      return (await trx.raw(`explain (format json) ${q.sql}`)).rows[0]['QUERY PLAN'][0].Plan as Record<string, unknown>;
+    }).catch((error: unknown) => ({ 'Node Type': `not planned: ${error instanceof Error ? error.message : String(error)}` }));
+    const found = scans(plan);
+    plans.push({ service: q.service, query: q.name, scans: found, growsWithHistory: found.some((s) => s.startsWith('Seq Scan')) });
+  }
+  return plans;
 }
 
 /** Webhook → seller PayoutSent latency (and ack latency) of every measured order against when it was sent. */

@@ -13,7 +13,7 @@ import { DEFAULT_HANDOFF_DEADLINES, streamIntegrity } from './commands/stream-in
 import { findOrderIds, orderJourney, orderKafkaRecords } from './commands/orders';
 import { buildTimeline, formatTimeline } from './timeline';
 import { replay, waitForReplay } from './commands/replay';
-import { redriveDryRun, replayDryRun } from './commands/replay-dry-run';
+import { describeInbox, redriveDryRun, replayDryRun, serviceInboxProbe } from './commands/replay-dry-run';
 import { describeTopics } from './commands/topics';
 import { loadOperatorConfig } from './operator-config';
 
@@ -77,9 +77,9 @@ program
     await asAdmin();
     const k = kafka();
     if (options.dryRun) {
-      const plan = await replayDryRun(k, options);
+      const plan = await replayDryRun(k, options, serviceInboxProbe(config, EventCodec.connect(config.SCHEMA_REGISTRY_URL, config.TOPIC_NAMESPACE)));
       for (const g of plan.groups) {
-        console.log(`group ${g.group}: would re-deliver ${g.redeliver} message(s) (the inbox skips them as already applied), ${g.notYetConsumed} not yet consumed; ${g.refused ? `refused now: ${g.refused}` : 'no members: a replay may run'}`);
+        console.log(`group ${g.group}: would re-deliver ${g.redeliver} message(s) (${describeInbox(g.inbox)}), ${g.notYetConsumed} not yet consumed; ${g.refused ? `refused now: ${g.refused}` : 'no members: a replay may run'}`);
         for (const p of g.partitions) console.log(`    p${p.partition}: committed ${p.committed} → ${p.target} (end ${p.end})`);
       }
       return;
@@ -138,8 +138,8 @@ dlq
     if (letters.length === 0) throw new Error(`no dead letter ${id}`);
     if (options.dryRun) {
       for (const letter of letters) {
-        const plan = await redriveDryRun(k, letter);
-        console.log(`${plan.letter} → ${plan.topic} p${plan.partition}: ${plan.groups.map((g) => `${g.group} ${g.outcome}`).join('; ')}`);
+        const plan = await redriveDryRun(k, letter, serviceInboxProbe(config, EventCodec.connect(config.SCHEMA_REGISTRY_URL, config.TOPIC_NAMESPACE)));
+        console.log(`${plan.letter} → ${plan.topic} p${plan.partition}: ${plan.groups.map((g) => `${g.group} ${g.outcome}${g.inbox ? ` (its inbox ${g.inbox})` : ''}`).join('; ')}`);
       }
       return;
     }

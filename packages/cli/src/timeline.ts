@@ -125,6 +125,15 @@ export function buildTimeline(orderId: string, answers: Journey, extras: { actio
         keys: keysOf({ out_order_id: a.out_order_id, supplierOrderId: a.supplier_order_id }),
       });
     }
+    // fulfillment's admin audit (e.g. an operator's cancel): who by the credential, what, and why
+    for (const a of arr(fulfillment.audit)) {
+      const before = obj(a.before);
+      const after = obj(a.after);
+      entries.push({
+        at: str(a.at)!, source: 'fulfillment', event: `Admin ${str(a.action) ?? 'action'}`,
+        detail: before || after ? `${str(before?.state) ?? '?'} → ${str(after?.state) ?? '?'}` : undefined, actor: str(a.actor), reason: str(a.reason),
+      });
+    }
     for (const r of arr(fulfillment.responses)) {
       const summary = obj(r.summary);
       const numbers = summary ? ['supplierCost', 'supplierCostInSaleCurrency', 'saleAmount', 'maxCost', 'minMarginBps', 'margin', 'status'].filter((k) => summary[k] !== undefined).map((k) => `${k} ${String(summary[k])}`).join(', ') : '';

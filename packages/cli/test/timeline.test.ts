@@ -49,6 +49,16 @@ describe('order timeline', () => {
     expect(t.summary.breakdown).toBe('sale 19990 CLP = marketplace fee 2599 CLP + payment fee 0 CLP + supplier 7125 CLP + platform commission 1026 CLP (10 % of gross profit 10266 CLP) + seller net 9240 CLP');
   });
 
+  it('when fulfillment audited an admin cancel, then the timeline shows it with the credential\'s actor and the reason', () => {
+    const cancelled = {
+      ...journey,
+      fulfillment: { ...journey.fulfillment, audit: [{ actor: 'admin', action: 'CANCEL_ORDER', reason: 'buyer asked; not bought', before: { state: 'NEEDS_REVIEW', reason: 'PRICE_ABOVE_MAX' }, after: { state: 'CANCELLED' }, at: '2026-11-27T03:07:31.000Z' }] },
+    };
+    const entry = buildTimeline('ord_1', cancelled).entries.find((e) => e.event === 'Admin CANCEL_ORDER');
+    expect(entry).toMatchObject({ source: 'fulfillment', detail: 'NEEDS_REVIEW → CANCELLED', actor: 'admin', reason: 'buyer asked; not bought' });
+    expect(formatTimeline(buildTimeline('ord_1', cancelled))).toContain('by admin: "buyer asked; not bought"');
+  });
+
   it('when printed, then it is a few readable lines without personal data', () => {
     const text = formatTimeline(buildTimeline('ord_1', journey));
     expect(text.split('\n')[0]).toBe('order ord_1  MERCADOLIBRE 2000  seller demo-seller');

@@ -7,7 +7,7 @@ import type { Kafka } from 'kafkajs';
 import { allStreams, EventCodec, topicName } from '@postsale/contracts';
 import {
   buildTimeline, DEFAULT_HANDOFF_DEADLINES, describeDeadLetter, describeTopics, findOrderIds, groupLags, integrityReport, listDeadLetters,
-  orderJourney, orderKafkaRecords, partitionLags, redrive, redriveDryRun, replay, replayDryRun, showMoney, streamIntegrity, type OperatorConfig, type StageReport,
+  orderJourney, orderKafkaRecords, partitionLags, describeInbox, redrive, redriveDryRun, replay, replayDryRun, serviceInboxProbe, showMoney, streamIntegrity, type OperatorConfig, type StageReport,
 } from '@postsale/cli';
 import { createKafka, createLogger, type Logger } from '@postsale/runtime';
 import { AuditLog, type AuditEntry } from './audit';
@@ -46,6 +46,8 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
     KAFKA_SASL_MECHANISM: config.KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME: config.KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD: config.KAFKA_SASL_PASSWORD,
     KAFKA_SSL: config.KAFKA_SSL, KAFKA_SSL_CA_FILE: config.KAFKA_SSL_CA_FILE,
   };
+  // Replay and redrive dry runs ask each consuming service's inbox (GET /admin/inbox/held) what it already applied.
+  const inboxProbe = serviceInboxProbe(operatorConfig, deps.codec);
   // The services' admin token stays on this server; the person's name travels as x-operator so the service records it.
   const svc = (service: ServiceName, who = 'console'): AxiosInstance =>
     axios.create({ baseURL: urls[service], timeout: 10_000, validateStatus: () => true, headers: { authorization: `Bearer ${config.ADMIN_TOKEN}`, 'x-operator': who } });
@@ -326,30 +328,31 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
         <thead><tr><th scope="col">payout</th><th scope="col">order</th><th scope="col">recipient</th><th scope="col">status</th><th scope="col">amount</th><th scope="col">why</th>${s.role === 'admin' ? html`<th scope="col">actions</th>` : ''}</tr></thead>
         <tbody>${payouts.map((p) => html`<tr><td><code>${p.id}</code></td><td><a href="/orders/${p.orderId}">${p.orderId}</a></td><td>${p.recipient}</td><td>${p.status}</td>
           <td class="num">${showMoney(p.payable ?? p.amount)}</td><td>${p.hold ? JSON.stringify(p.hold) : p.skipReason ?? ''}</td>
-          ${s.role === 'admin' ? html`<td class="actions">${payoutActions(s, p)}</td>` : ''}</tr>`)}</tbody></table>
+          ${s.role === 'admin' ? html`<td class="actions">${payoutActions(s, p, payoutActionsFor(p))}</td>` : ''}</tr>`)}</tbody></table>
     `, '/review');
   });
 
   app.post('/review/:orderId/:action', requireAdmin, async (req, res) => {
     const orderId = String(req.params.orderId);
     const action = String(req.params.action);
-    if (!['approve', 'retry', 'mark-purchased'].includes(action)) throw new HttpProblem(404, 'No such action.');
+    if (!['approve', 'retry', 'mark-purchased', 'cancel'].includes(action)) throw new HttpProblem(404, 'No such action.');
     const reason = reasonOf(req);
     const s = session(res);
     const body = action === 'approve'
       ? { maxSupplierCost: { amount: String(req.body.amount ?? '').trim(), currency: String(req.body.currency ?? '').trim().toUpperCase() } }
       : action === 'mark-purchased'
         ? { supplierOrderId: String(req.body.supplierOrderId ?? '').trim(), supplierCost: { amount: String(req.body.amount ?? '').trim(), currency: String(req.body.currency ?? '').trim().toUpperCase() } }
-        : {};
+        // fulfillment records the reason of a cancel in its own audit too (the order then has a terminal state everywhere)
+        : action === 'cancel' ? { reason } : {};
     const before = await svc('fulfillment').get(`/admin/orders/${encodeURIComponent(orderId)}`);
     const r = await svc('fulfillment', s.name).post(`/admin/orders/${encodeURIComponent(orderId)}/${action}`, body);
     const ok = r.status === 200;
     await audit.record({
       who: s.name, role: s.role, action, orderId, reason, outcome: ok ? 'done' : `refused (${r.status} ${errorCode(r.data)})`,
-      detail: action === 'retry' ? undefined : JSON.stringify(body),
+      detail: action === 'retry' || action === 'cancel' ? undefined : JSON.stringify(body),
       before: stateOf(before.data), after: ok ? stateOf(r.data) : undefined,
     });
-    if (!ok) throw new HttpProblem(r.status === 404 ? 404 : 409, `fulfillment refused to ${action} ${orderId}: ${errorText(r.data)}`);
+    if (!ok) throw new HttpProblem(r.status === 404 || r.status === 400 ? r.status : 409, `fulfillment refused to ${action} ${orderId}: ${errorText(r.data)}`);
     res.redirect(303, `/orders/${encodeURIComponent(orderId)}?done=${action}#timeline`);
   });
 
@@ -360,7 +363,8 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
     const reason = reasonOf(req);
     const s = session(res);
     const orderId = String(req.body.orderId ?? '') || undefined;
-    const r = await svc('payouts', s.name).post(`/admin/payouts/${encodeURIComponent(id)}/${action}`, {});
+    // payouts keeps the reason in its own admin audit (x-audit-reason: a header, so printable ASCII only)
+    const r = await svc('payouts', s.name).post(`/admin/payouts/${encodeURIComponent(id)}/${action}`, {}, { headers: { 'x-audit-reason': reason.replace(/[^\x20-\x7e]/g, '?') } });
     const ok = r.status >= 200 && r.status < 300;
     await audit.record({ who: s.name, role: s.role, action: `payout-${action}`, orderId, target: id, reason, outcome: ok ? 'done' : `refused (${r.status} ${errorCode(r.data)})`, after: ok ? r.data : undefined });
     if (!ok) throw new HttpProblem(409, `payouts refused to ${action} ${id}: ${errorText(r.data)}`);
@@ -383,11 +387,12 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
         <select id="p-status" name="status"><option value="">all</option>${['HELD', 'DUE', 'SUBMITTED', 'SENT', 'FAILED', 'RETURNED', 'CANCELLED', 'SKIPPED', 'OFFSET', 'NEEDS_REVIEW'].map((st) => html`<option${st === status ? html` selected` : ''}>${st}</option>`)}</select>
         <button type="submit">Show</button></form>
       <table><caption>${list.payouts.length} payout(s)${status ? ` with status ${status}` : ''}</caption>
-        <thead><tr><th scope="col">order</th><th scope="col">recipient</th><th scope="col">status</th><th scope="col">owed</th><th scope="col">paid</th><th scope="col">PayPal item</th><th scope="col">since</th></tr></thead>
-        <tbody>${list.payouts.map((p) => html`<tr><td><a href="/orders/${p.orderId}">${p.orderId}</a></td><td>${p.recipient}</td><td>${p.status}</td>
+        <thead><tr><th scope="col">order</th><th scope="col">recipient</th><th scope="col">status</th><th scope="col">owed</th><th scope="col">paid</th><th scope="col">PayPal item</th><th scope="col">since</th>${session(res).role === 'admin' ? html`<th scope="col">actions</th>` : ''}</tr></thead>
+        <tbody>${list.payouts.map((p) => html`<tr class="payout" data-payout="${p.id}"><td><a href="/orders/${p.orderId}">${p.orderId}</a></td><td>${p.recipient}</td><td>${p.status}</td>
           <td class="num">${showMoney(p.payable ?? p.amount)}</td><td class="num">${p.payout ? showMoney(p.payout) : ''}</td>
           <td>${(p.items ?? []).map((i) => html`<div><code>${i.senderItemId}</code> ${i.status}${unclaimedCountdown(i)}</div>`)}</td>
-          <td>${p.statusSince}${['RETURNED', 'REFUNDED', 'REVERSED', 'OFFSET'].includes(p.status) ? html`<br><a href="/orders/${p.orderId}#timeline">ledger reversal</a>` : ''}</td></tr>`)}</tbody></table>
+          <td>${p.statusSince}${['RETURNED', 'REFUNDED', 'REVERSED', 'OFFSET'].includes(p.status) ? html`<br><a href="/orders/${p.orderId}#timeline">ledger reversal</a>` : ''}</td>
+          ${session(res).role === 'admin' ? html`<td class="actions">${payoutActions(session(res), p, payoutActionsFor(p))}</td>` : ''}</tr>`)}</tbody></table>
       <h2>Balance per seller</h2>
       <table><caption>What is pending, paid and owed back, per seller and currency</caption>
         <thead><tr><th scope="col">seller</th><th scope="col">currency</th><th scope="col">pending payout</th><th scope="col">paid</th><th scope="col">clawback owed</th></tr></thead>
@@ -469,7 +474,7 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
           ${s.role === 'admin' ? html`<form method="post" action="/kafka/redrive" class="inline">${csrf(s)}<input type="hidden" name="id" value="${l.id}">
             <label for="rr-${i}">Reason</label><input id="rr-${i}" name="reason" required minlength="3" maxlength="500"><button type="submit" class="write">Redrive</button></form>` : ''}</td></tr>`)}</tbody></table>
       <h2 id="replay">Replay</h2>
-      <p class="hint">A dry run moves nothing: it says, per consumer group, how many messages would be delivered again (each one its inbox skips as already applied) and whether the group has members (a replay refuses while it has).</p>
+      <p class="hint">A dry run moves nothing: it says, per consumer group, how many messages would be delivered again, how many of them the consuming service's inbox already holds (asked of the service: those are skipped as already applied) and whether the group has members (a replay refuses while it has).</p>
       <form method="post" action="/kafka/dry-run" class="filters">${csrf(s)}
         <label for="r-topic">Topic</label><select id="r-topic" name="topic" required>${streamTopics.map((t) => html`<option>${t.topic}</option>`)}</select>
         <label for="r-group">Group</label><select id="r-group" name="group"><option value="">every group of the topic</option>${groups.map((g) => html`<option>${g}</option>`)}</select>
@@ -490,23 +495,23 @@ export function createConsoleApp(deps: ConsoleDeps): express.Express {
     const from = String(req.body.from ?? '').trim();
     const group = String(req.body.group ?? '') || undefined;
     if (!allStreams().some((s) => topicName(s, config.TOPIC_NAMESPACE) === topic)) throw new HttpProblem(400, 'Choose one of the pipeline topics.');
-    const plan = await replayDryRun(deps.kafka, { topic, from, group }).catch((error: Error) => { throw new HttpProblem(400, error.message); });
+    const plan = await replayDryRun(deps.kafka, { topic, from, group }, inboxProbe).catch((error: Error) => { throw new HttpProblem(400, error.message); });
     await kafkaPage(res, html`<section class="result" aria-labelledby="dry-run-title"><h2 id="dry-run-title">Dry run: replay ${plan.topic} from ${plan.from}</h2>
-      <table><caption>Nothing was moved. Per group: messages that would be re-delivered (all skipped by the inbox as already applied) and not-yet-consumed ones.</caption>
-        <thead><tr><th scope="col">group</th><th scope="col">would re-deliver</th><th scope="col">inbox would skip</th><th scope="col">not yet consumed</th><th scope="col">members</th><th scope="col">a real replay</th></tr></thead>
-        <tbody>${plan.groups.map((g) => html`<tr class="dry-run-group"><td>${g.group}</td><td class="num">${g.redeliver}</td><td class="num">${g.redeliver}</td><td class="num">${g.notYetConsumed}</td><td class="num">${g.members}</td>
-          <td>${g.refused ? html`<strong>refused</strong>: ${g.refused}` : 'allowed (group has no members)'}</td></tr>`)}</tbody></table></section>`);
+      <table><caption>Nothing was moved. Per group: messages that would be re-delivered, how many of their events the consuming service's inbox already holds (skipped as already applied; asked of the service), and not-yet-consumed ones.</caption>
+        <thead><tr><th scope="col">group</th><th scope="col">would re-deliver</th><th scope="col">inbox would skip</th><th scope="col">not yet consumed</th><th scope="col">members</th><th scope="col">a real replay</th><th scope="col">the inbox's answer</th></tr></thead>
+        <tbody>${plan.groups.map((g) => html`<tr class="dry-run-group"><td>${g.group}</td><td class="num">${g.redeliver}</td><td class="num">${g.inbox && !g.inbox.error ? g.inbox.held : '—'}</td><td class="num">${g.notYetConsumed}</td><td class="num">${g.members}</td>
+          <td>${g.refused ? html`<strong>refused</strong>: ${g.refused}` : 'allowed (group has no members)'}</td><td>${describeInbox(g.inbox)}</td></tr>`)}</tbody></table></section>`);
   });
 
   app.post('/kafka/redrive/dry-run', async (req, res) => {
     const id = String(req.body.id ?? '');
     const letter = (await listDeadLetters(deps.kafka, config.TOPIC_NAMESPACE)).find((l) => l.id === id && !l.redriven);
     if (!letter) throw new HttpProblem(404, `No dead letter ${id} waiting for a redrive.`);
-    const plan = await redriveDryRun(deps.kafka, letter);
+    const plan = await redriveDryRun(deps.kafka, letter, inboxProbe);
     await kafkaPage(res, html`<section class="result" aria-labelledby="redrive-title"><h2 id="redrive-title">Dry run: redrive ${plan.letter}</h2>
       <p>Nothing was published. A redrive would publish 1 message back to ${plan.topic} (partition ${plan.partition}, same key).</p>
-      <table><caption>What each consumer group of the topic would do with it</caption><thead><tr><th scope="col">group</th><th scope="col">outcome</th></tr></thead>
-      <tbody>${plan.groups.map((g) => html`<tr class="redrive-group"><td>${g.group}</td><td>${g.outcome}</td></tr>`)}</tbody></table></section>`);
+      <table><caption>What each consumer group of the topic would do with it</caption><thead><tr><th scope="col">group</th><th scope="col">outcome</th><th scope="col">asked of its inbox</th></tr></thead>
+      <tbody>${plan.groups.map((g) => html`<tr class="redrive-group"><td>${g.group}</td><td>${g.outcome}</td><td>${g.inbox ? `its inbox ${g.inbox}` : 'not asked (undecodable: no event id)'}</td></tr>`)}</tbody></table></section>`);
   });
 
   app.post('/kafka/replay', requireAdmin, async (req, res) => {
@@ -569,6 +574,7 @@ interface ReviewOrder {
   reason: { code: string; details: Record<string, unknown> | null } | null;
   saleAmount: { amount: string; currency: string } | null;
   supplierCost: { amount: string; currency: string } | null;
+  supplierOrderId: string | null;
 }
 interface PayoutRow {
   id: string; orderId: string; sellerId: string; recipient: string; status: string; hold: unknown; skipReason: string | null;
@@ -601,11 +607,21 @@ function reviewActions(s: Session, o: ReviewOrder): Html {
       <label for="mp-amount-${id}">Cost</label><input id="mp-amount-${id}" name="amount" required pattern="\\d+(\\.\\d+)?" size="8">
       <label for="mp-cur-${id}">Currency</label><input id="mp-cur-${id}" name="currency" required pattern="[A-Za-z]{3}" value="USD" size="4">
       <label for="mp-reason-${id}">Reason</label><input id="mp-reason-${id}" name="reason" required minlength="3" maxlength="500">
-      <button type="submit" class="write">Mark purchased</button></form>`;
+      <button type="submit" class="write">Mark purchased</button></form>
+    ${o.supplierOrderId ? '' : html`<form method="post" action="/review/${id}/cancel" class="action" aria-label="Cancel ${id}">${csrf(s)}
+      <label for="cn-reason-${id}">Reason to cancel</label><input id="cn-reason-${id}" name="reason" required minlength="3" maxlength="500">
+      <button type="submit" class="write">Cancel order</button></form>`}`;
 }
 
-function payoutActions(s: Session, p: PayoutRow): Html {
-  return html`${['retry', 'cancel'].map((action) => html`<form method="post" action="/payouts/${p.id}/${action}" class="action">${csrf(s)}
+/** The actions payouts accepts for this payout: retry a FAILED, RETURNED or PayPal-refused one; cancel an UNCLAIMED item. */
+function payoutActionsFor(p: PayoutRow): Array<'retry' | 'cancel'> {
+  const refused = p.status === 'HELD' && String((p.hold as { reason?: string } | null)?.reason ?? '').startsWith('PAYPAL_REFUSED');
+  const unclaimed = p.status === 'SUBMITTED' && (p.items ?? []).some((i) => i.status === 'UNCLAIMED');
+  return [...(['FAILED', 'RETURNED'].includes(p.status) || refused ? ['retry' as const] : []), ...(unclaimed ? ['cancel' as const] : [])];
+}
+
+function payoutActions(s: Session, p: PayoutRow, actions: Array<'retry' | 'cancel'> = ['retry', 'cancel']): Html {
+  return html`${actions.map((action) => html`<form method="post" action="/payouts/${p.id}/${action}" class="action" aria-label="${action === 'retry' ? 'Retry' : 'Cancel'} payout ${p.id}">${csrf(s)}
     <input type="hidden" name="orderId" value="${p.orderId}">
     <label for="po-${action}-${p.id}">Reason</label><input id="po-${action}-${p.id}" name="reason" required minlength="3" maxlength="500">
     <button type="submit" class="write">${action === 'retry' ? 'Retry payout' : 'Cancel unclaimed'}</button></form>`)}`;

@@ -241,6 +241,8 @@ describe('operator console in Chromium, on the real stack', () => {
     expect(fulfillment?.[2]).toBe('2');
     expect(Number(fulfillment?.[4])).toBeGreaterThan(0);
     expect(fulfillment?.[5]).toMatch(/^refused/);
+    // "inbox would skip" is asked of fulfillment itself (its inbox holds both events), not inferred from offsets
+    expect(fulfillment?.[6]).toBe('fulfillment inbox holds 2 of 2 event(s): skipped as already applied');
     expect(await unlabelled(admin)).toEqual([]);
     await shot(admin, '09-kafka-dry-run');
     // the dry run moved nothing: the group's lag is still zero
@@ -328,8 +330,128 @@ describe('operator console in Chromium, on the real stack', () => {
     // the replay dry run in the terminal: the orders topic now holds the two orders and the poison message
     const dry = postsale('replay', '--topic', `${e2e.namespace}.postsale.orders.v1`, '--group', `${e2e.namespace}.fulfillment.orders`, '--from', '0', '--dry-run');
     expect(dry.status).toBe(0);
-    expect(dry.stdout).toMatch(/would re-deliver 3 message\(s\) \(the inbox skips them as already applied\), 0 not yet consumed; refused now: group has 1 active member/);
+    // the inbox's own answer: it holds both orders' events; the poison message has no event id and is dead-lettered again
+    expect(dry.stdout).toContain('would re-deliver 3 message(s) (fulfillment inbox holds 2 of 2 event(s): skipped as already applied; 1 undecodable (dead-lettered again)), 0 not yet consumed; refused now: group has 1 active member');
   }, 90_000);
+
+  it('cancels an order in review with a reason (admin only): the action is in its timeline and sales ends it with nothing to pay', async () => {
+    // in review for PRICE_ABOVE_MAX, nothing bought. (The first call after the long CLI test may meet a keep-alive
+    // socket the service just closed: asked again until it answers.)
+    const policy = await waitFor(async () => (await e2e.admin.fulfillment.get(`/admin/sellers/${DEMO.sellerId}`).catch(() => undefined))?.data.policy, {
+      timeoutMs: 10_000, intervalMs: 200, description: "the demo seller's purchase policy",
+    });
+    const strict = { minMarginBps: policy.minMarginBps, maxCost: { amount: '1.00', currency: 'USD' }, purchaseChannel: policy.purchaseChannel, fxRates: policy.fxRates };
+    expect((await e2e.admin.fulfillment.put(`/admin/sellers/${DEMO.sellerId}/policy`, strict)).status).toBe(200);
+    const sent = await sendDemoOrder(e2e.pipeline.world, e2e.pipeline.urls.ingest, 'ebay');
+    const orderId = orderIdFor('EBAY', sent.externalOrderId);
+    await waitFor(async () => {
+      const r = await e2e.admin.fulfillment.get(`/admin/orders/${orderId}`);
+      return r.status === 200 && r.data.state === 'NEEDS_REVIEW' && r.data.reason?.code === 'PRICE_ABOVE_MAX';
+    }, { timeoutMs: 60_000, intervalMs: 300, description: 'the eBay order in review for PRICE_ABOVE_MAX' });
+    expect((await e2e.admin.fulfillment.put(`/admin/sellers/${DEMO.sellerId}/policy`, { ...strict, maxCost: null })).status).toBe(200);
+    const cancelForm = `form[action="/review/${orderId}/cancel"]`;
+
+    // a read-only operator sees the order but no Cancel, and the server refuses the cancel anyway
+    const context = await browser.createBrowserContext();
+    const operator = await signIn(context, 'e2e-operator', OPERATOR_TOKEN);
+    await operator.goto(`${consoleServer.url}/review`);
+    expect(await text(operator)).toContain(orderId);
+    expect(await operator.$$(cancelForm)).toHaveLength(0);
+    const cookie = (await operator.cookies()).find((c) => c.name === 'postsale_console')!;
+    const csrf = await operator.$eval('input[name=_csrf]', (i) => (i as HTMLInputElement).value);
+    const refused = await axios.post(`${consoleServer.url}/review/${orderId}/cancel`, new URLSearchParams({ _csrf: csrf, reason: 'operator trying to cancel' }).toString(), {
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${cookie.name}=${cookie.value}` }, maxRedirects: 0, validateStatus: () => true,
+    });
+    expect(refused.status).toBe(403);
+    await context.close();
+    expect((await e2e.admin.fulfillment.get(`/admin/orders/${orderId}`)).data.state).toBe('NEEDS_REVIEW');
+
+    await admin.goto(`${consoleServer.url}/review`);
+    expect(await admin.$$(cancelForm)).toHaveLength(1);
+    expect(await unlabelled(admin)).toEqual([]);
+    // without a reason the browser does not submit
+    expect(await admin.$eval(`#cn-reason-${orderId}`, (i) => (i as HTMLInputElement).checkValidity())).toBe(false);
+    await shot(admin, '13-review-queue-cancel');
+    // keyboard: type the reason in the labelled field, Enter submits its form
+    await admin.focus(`#cn-reason-${orderId}`);
+    await admin.keyboard.type('buyer asked to cancel; nothing bought yet');
+    await Promise.all([admin.waitForNavigation(), admin.keyboard.press('Enter')]);
+    expect(new URL(admin.url()).pathname).toBe(`/orders/${orderId}`);
+    const timeline = await text(admin);
+    expect(timeline).toContain('Done: cancel.');
+    expect(timeline).toContain('Operator cancel');
+    expect(timeline).toContain('by e2e-admin: “buyer asked to cancel; nothing bought yet”');
+    // fulfillment's own record: the transition and its audit row, with the credential's actor
+    expect(timeline).toContain('NEEDS_REVIEW → CANCELLED');
+    expect(timeline).toContain('operator cancel by admin');
+    expect(timeline).toMatch(/Admin CANCEL_ORDER\s+NEEDS_REVIEW → CANCELLED\s+by admin: “buyer asked to cancel; nothing bought yet”/);
+    // sales reaches its terminal state from fulfillment's PurchaseFailed: no sale, nothing to pay, the buyer refunded by the marketplace
+    await waitFor(async () => {
+      await admin.reload();
+      return (await text(admin)).includes('is refunded by the marketplace');
+    }, { timeoutMs: 30_000, intervalMs: 500, description: 'sales CANCELLED in the timeline' });
+    const sales = (await e2e.admin.sales.get(`/admin/orders/${orderId}`)).data;
+    expect(sales).toMatchObject({ state: 'CANCELLED', journal: [] });
+    expect(sales.stateReason).toMatch(/no sale, no supplier cost, no commission, nothing to pay; the buyer's \d+\.\d{2} USD \(\d+ minor units\) is refunded by the marketplace/);
+    expect((await e2e.admin.sales.get('/admin/ledger/trial-balance')).data.balanced).toBe(true);
+    // payouts pays nobody for it
+    const payouts = await e2e.admin.payouts.get(`/admin/orders/${orderId}`);
+    expect(payouts.status === 404 || payouts.data.payouts.length === 0).toBe(true);
+    await shot(admin, '14-order-after-cancel');
+  }, 150_000);
+
+  it('retries a failed payout and cancels it once unclaimed, from the payouts page, each with a reason shown in the timeline', async () => {
+    // PayPal (the sandbox fake) fails the seller's next payout item, then leaves the retried one UNCLAIMED
+    let outcome: 'FAILED' | 'UNCLAIMED' | undefined = 'FAILED';
+    const paypal = e2e.pipeline.world.paypal;
+    paypal.setPayoutOutcome((item) => outcome === 'FAILED' && item.receiver === DEMO.payeeEmail, 'FAILED', { errorName: 'RECEIVER_ACCOUNT_LOCKED' });
+    paypal.setPayoutOutcome((item) => outcome === 'UNCLAIMED' && item.receiver === DEMO.payeeEmail, 'UNCLAIMED');
+    const sent = await sendDemoOrder(e2e.pipeline.world, e2e.pipeline.urls.ingest, 'mercadolibre');
+    const orderId = orderIdFor('MERCADOLIBRE', sent.externalOrderId);
+    type Intent = { id: string; recipient: string; status: string; items?: Array<{ status: string }> };
+    const sellerPayout = async () => ((await e2e.admin.payouts.get(`/admin/orders/${orderId}`)).data?.payouts as Intent[] | undefined)?.find((p) => p.recipient === 'SELLER');
+    const failed = await waitFor(async () => ((await sellerPayout())?.status === 'FAILED' ? sellerPayout() : undefined), { timeoutMs: 120_000, intervalMs: 500, description: "the seller's payout FAILED at PayPal" });
+    outcome = 'UNCLAIMED';
+
+    const context = await browser.createBrowserContext();
+    const operator = await signIn(context, 'e2e-operator', OPERATOR_TOKEN);
+    await operator.goto(`${consoleServer.url}/payouts?status=FAILED`);
+    expect(await text(operator)).toContain(orderId);
+    expect(await operator.$$eval('button.write', (b) => b.length)).toBe(0);
+    await context.close();
+
+    await admin.goto(`${consoleServer.url}/payouts?status=FAILED`);
+    const row = `tr.payout[data-payout="${failed!.id}"]`;
+    expect(await admin.$$(`${row} form[action="/payouts/${failed!.id}/retry"]`)).toHaveLength(1);
+    expect(await admin.$$(`${row} form[action="/payouts/${failed!.id}/cancel"]`)).toHaveLength(0);
+    expect(await unlabelled(admin)).toEqual([]);
+    await shot(admin, '15-payouts-failed-retry');
+    await admin.focus(`#po-retry-${failed!.id}`);
+    await admin.keyboard.type('seller fixed the PayPal account');
+    await Promise.all([admin.waitForNavigation(), admin.keyboard.press('Enter')]);
+    expect(new URL(admin.url()).pathname).toBe(`/orders/${orderId}`);
+    expect(await text(admin)).toContain('by e2e-admin: “seller fixed the PayPal account”');
+    expect(await text(admin)).toContain('operator retry by admin');
+
+    // the retried item is UNCLAIMED at PayPal: the payouts page offers Cancel (with PayPal's 30-day countdown)
+    await waitFor(async () => (await sellerPayout())?.items?.some((i) => i.status === 'UNCLAIMED'), { timeoutMs: 60_000, intervalMs: 500, description: 'the retried payout UNCLAIMED' });
+    await admin.goto(`${consoleServer.url}/payouts?status=SUBMITTED`);
+    expect(await admin.$eval(row, (tr) => (tr as HTMLElement).innerText)).toMatch(/UNCLAIMED \d+ day\(s\) until PayPal returns it/);
+    expect(await admin.$$(`${row} form[action="/payouts/${failed!.id}/retry"]`)).toHaveLength(0);
+    expect(await unlabelled(admin)).toEqual([]);
+    await shot(admin, '16-payouts-unclaimed-cancel');
+    await admin.focus(`#po-cancel-${failed!.id}`);
+    await admin.keyboard.type('seller will never claim it; paying another way');
+    await Promise.all([admin.waitForNavigation(), admin.keyboard.press('Enter')]);
+    expect(await text(admin)).toContain('by e2e-admin: “seller will never claim it; paying another way”');
+    // PayPal cancels the item (the reconciler asks it), the payout is RETURNED: owed again, and the ledger says so
+    await waitFor(async () => (await sellerPayout())?.status === 'RETURNED', { timeoutMs: 60_000, intervalMs: 500, description: 'the cancelled payout RETURNED' });
+    const audit = (await e2e.admin.payouts.get('/admin/audit', { params: { target: `payout:${failed!.id}` } })).data.audit as Array<{ action: string; reason: string }>;
+    expect(audit.map((a) => [a.action, a.reason])).toEqual(expect.arrayContaining([['RETRY_PAYOUT', 'seller fixed the PayPal account'], ['CANCEL_PAYOUT', 'seller will never claim it; paying another way']]));
+    await admin.goto(`${consoleServer.url}/orders/${orderId}`);
+    await shot(admin, '17-order-after-payout-cancel');
+    outcome = undefined;
+  }, 240_000);
 
   it('no page logged a console error', () => {
     expect(consoleErrors).toEqual([]);

@@ -69,6 +69,16 @@ export const baseConfigSchema = z.object({
   OPERATOR_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
   /** max accepted request body, bytes */
   HTTP_BODY_LIMIT: z.coerce.number().int().positive().default(256 * 1024),
+  /**
+   * Postgres connections this process may hold. Each service sets its own default from the concurrency its work uses
+   * (consumers' concurrent partitions, the outbox relay, its workers, HTTP); the db_pool_in_use_peak and
+   * db_pool_acquire_seconds metrics show whether it is right.
+   */
+  DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
+  /** how often old inbox rows are looked for (they are kept longer than any copy of their event lives in Kafka) */
+  INBOX_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /** inbox rows deleted per statement */
+  INBOX_PRUNE_BATCH: z.coerce.number().int().min(1).max(100_000).default(1000),
 });
 export type BaseConfig = z.infer<typeof baseConfigSchema>;
 

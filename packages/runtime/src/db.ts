@@ -33,6 +33,14 @@ export function createDb(options: { url: string; schema: string; poolMax?: numbe
   });
 }
 
+/** the knex pool's own counters (tarn), where instrumentDb reads how many connections are in use and who waits */
+interface TarnPool {
+  numUsed(): number;
+  numPendingAcquires(): number;
+  on(event: 'acquireRequest', listener: (id: number) => void): void;
+  on(event: 'acquireSuccess' | 'acquireFail', listener: (id: number) => void): void;
+}
+
 const AUTOCOMMIT_WRITE = /^\s*(with\b[\s\S]*?\b)?(insert|update|delete|merge)\b/i;
 
 /**
@@ -47,6 +55,27 @@ export function instrumentDb(db: Db, metrics: Metrics): void {
     const sql = query.sql ?? '';
     if (query.__knexTxId ? /^commit\b/i.test(sql) : AUTOCOMMIT_WRITE.test(sql)) commits.inc();
   });
+  // How many connections the service's work really holds at once, and how long it waits for one: what DB_POOL_MAX
+  // should be (waits mean too small; a peak far below the maximum means connections Postgres never needed).
+  const pool = (db.client as { pool?: TarnPool }).pool;
+  if (!pool) return;
+  metrics.gauge('db_pool_in_use', 'Connections checked out of the pool now', [], function collect() {
+    this.set(pool.numUsed());
+  });
+  const peak = metrics.gauge('db_pool_in_use_peak', 'Most connections checked out at once since the process started');
+  const waits = metrics.histogram('db_pool_acquire_seconds', 'Time a query or transaction waited for a pooled connection', [], [0.001, 0.005, 0.02, 0.1, 0.5, 2]);
+  const started = new Map<number, number>();
+  let most = 0;
+  pool.on('acquireRequest', (id) => started.set(id, performance.now()));
+  const done = (id: number) => {
+    const at = started.get(id);
+    started.delete(id);
+    if (at !== undefined) waits.observe((performance.now() - at) / 1000);
+    const used = pool.numUsed();
+    if (used > most) peak.set((most = used));
+  };
+  pool.on('acquireSuccess', done);
+  pool.on('acquireFail', done);
 }
 
 /** Creates the schema if needed and runs the service's migrations (the runtime's own tables first). */
@@ -103,6 +132,14 @@ const runtimeMigrations: Migration[] = [
     name: '0001_runtime_outbox_drop_published',
     async up(db) {
       await db('outbox').whereNotNull('published_at').delete();
+    },
+  },
+  {
+    // Inbox retention (inbox-retention.ts) finds old rows by processed_at. Rows arrive in processed_at order, so a
+    // BRIN index finds them at almost no cost to each insert (a b-tree would add a write per consumed event).
+    name: '0002_runtime_inbox_processed_at',
+    async up(db) {
+      await db.raw('create index if not exists inbox_processed_at on inbox using brin (processed_at)');
     },
   },
 ];

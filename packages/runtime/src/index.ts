@@ -4,6 +4,8 @@ export * from './consumer';
 export * from './db';
 export * from './errors';
 export * from './http';
+export * from './inbox-retention';
+export * from './inbox-admin';
 export * from './input-guard';
 export * from './job-worker';
 export * from './kafka';

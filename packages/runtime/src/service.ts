@@ -7,6 +7,8 @@ import { loadConfig, type BaseConfig } from './config';
 import { InboxConsumer, type ConsumerSpec } from './consumer';
 import { createDb, instrumentDb, migrate, type Db, type Migration } from './db';
 import { createHttpApp, listen } from './http';
+import { createInboxPruner, inboxRetentionMs } from './inbox-retention';
+import { inboxAdminRoutes } from './inbox-admin';
 import { createKafka, instrumentKafka } from './kafka';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
@@ -64,7 +66,7 @@ export async function startService<S extends z.ZodType>(
   const config = loadConfig(definition.configSchema, env) as z.infer<S> & BaseConfig;
   const logger = createLogger(definition.name, config.LOG_LEVEL);
   const metrics = new Metrics(definition.name);
-  const db = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, logger });
+  const db = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: config.DB_POOL_MAX, logger });
   instrumentDb(db, metrics);
   await migrate(db, config.DB_SCHEMA, definition.migrations);
 
@@ -83,7 +85,11 @@ export async function startService<S extends z.ZodType>(
   await relay.start();
   const consumers = (parts.consumers ?? []).map((spec) => new InboxConsumer(spec, { kafka, db, codec, logger, metrics, namespace }));
   for (const consumer of consumers) await consumer.start();
-  for (const worker of parts.workers ?? []) worker.start();
+  const pruner = createInboxPruner({
+    db, keepMs: inboxRetentionMs(allStreams()), batch: config.INBOX_PRUNE_BATCH, intervalMs: config.INBOX_PRUNE_INTERVAL_MS, logger, metrics,
+  });
+  const workers = [...(parts.workers ?? []), pruner];
+  for (const worker of workers) worker.start();
 
   const admin = kafka.admin();
   let adminConnected: Promise<void> | undefined;
@@ -102,7 +108,11 @@ export async function startService<S extends z.ZodType>(
       },
       ...(parts.readiness ?? {}),
     },
-    routes: parts.routes,
+    routes: (app) => {
+      // shared by every service: what its inbox already holds (replay / redrive dry runs ask it)
+      inboxAdminRoutes(db, { admin: config.ADMIN_TOKEN, operator: config.OPERATOR_TOKEN })(app);
+      parts.routes?.(app);
+    },
   });
   const { server, port } = await listen(app, config.PORT);
   logger.info({ port, namespace: namespace || undefined }, 'service started');
@@ -113,7 +123,7 @@ export async function startService<S extends z.ZodType>(
       logger.info('service stopping');
       await closeServer(server);
       await Promise.all(consumers.map((c) => c.stop()));
-      await Promise.all((parts.workers ?? []).map((w) => w.stop()));
+      await Promise.all(workers.map((w) => w.stop()));
       await parts.onStop?.();
       await relay.stop();
       if (adminConnected) await admin.disconnect().catch(() => undefined);

@@ -46,4 +46,22 @@ describe('a service counts what it asks of Postgres and Kafka', () => {
     await waitFor(async () => (await total('kafka_requests_total', { client: 'consumer', api: 'Fetch' })) > 0, { description: 'consumer fetches counted' });
     expect(await total('kafka_requests_total', { client: 'admin' })).toBeGreaterThan(0);
   });
+
+  it('when three transactions hold connections at once, then the pool peak shows 3 and every acquire is timed', async () => {
+    const db = service.ctx.db;
+    const waits = async () => {
+      const metric = service.ctx.metrics.registry.getSingleMetric('db_pool_acquire_seconds') as Counter | undefined;
+      return (await metric!.get()).values.find((v) => (v as { metricName?: string }).metricName === 'db_pool_acquire_seconds_count')?.value ?? 0;
+    };
+    const before = await waits();
+    // each holds its connection until all three have one, so they are in use at the same moment
+    let holding = 0;
+    await Promise.all([1, 2, 3].map(() => db.transaction(async (trx) => {
+      await trx.raw('select 1');
+      holding += 1;
+      await waitFor(async () => holding === 3, { description: 'three connections held at once' });
+    })));
+    expect(await total('db_pool_in_use_peak')).toBeGreaterThanOrEqual(3);
+    expect(await waits()).toBeGreaterThanOrEqual(before + 3);
+  });
 });

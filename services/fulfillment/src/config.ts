@@ -42,6 +42,16 @@ export const configSchema = baseConfigSchema
     /** per-seller supplier calls per second, and per day (AliExpress bans an app that exceeds its daily quota) */
     DEFAULT_SUPPLIER_RATE_PER_SECOND: z.coerce.number().positive().default(5),
     DEFAULT_SUPPLIER_DAILY_QUOTA: z.coerce.number().int().positive().default(5000),
+    /**
+     * supplier calls reserved from the daily quota per database write; unused reservations count as used, so at most
+     * this many calls per replica and restart are lost from the quota (20 of 5,000 by default)
+     */
+    SUPPLIER_QUOTA_BLOCK: z.coerce.number().int().min(1).max(1000).default(20),
+    /**
+     * how long seller settings and opened credentials are reused; an admin write through the same replica is seen at
+     * once, one through another replica after at most this long
+     */
+    SELLER_SETTINGS_CACHE_TTL_MS: ms(5_000),
     PURCHASE_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(6),
     PURCHASE_RETRY_BASE_MS: ms(2_000),
     PURCHASE_RETRY_MAX_MS: ms(10 * 60_000),

@@ -5,9 +5,10 @@ import { CheckoutBrowser } from './clients/checkout-browser';
 import { MarketplaceTrackingClients } from './clients/marketplace-tracking.client';
 import { SellerRateLimiter } from './clients/seller-rate-limiter';
 import { configSchema } from './config';
+import { AuditRepository } from './db/audit.repository';
 import { FulfillmentRepository } from './db/fulfillment.repository';
 import { migrations } from './db/migrations';
-import { SellerSettingsRepository } from './db/seller-settings.repository';
+import { CachedSellerSettings } from './db/seller-settings.cache';
 import { runFollowUp } from './domain/follow-up.use-case';
 import type { Fulfillment, FulfillmentDeps, TrackingPush } from './domain/ports';
 import { runPurchase } from './domain/purchase.use-case';
@@ -31,7 +32,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
   build({ config, db, logger, metrics, outbox }) {
     const box = createSecretBox({ key: config.CREDENTIALS_KEY, keyId: config.CREDENTIALS_KEY_ID, previousKeys: config.CREDENTIALS_PREVIOUS_KEYS });
     const repo = new FulfillmentRepository(db);
-    const sellers = new SellerSettingsRepository(db, box);
+    const sellers = new CachedSellerSettings(db, box, { ttlMs: config.SELLER_SETTINGS_CACHE_TTL_MS, quotaBlock: config.SUPPLIER_QUOTA_BLOCK });
     const m = createFulfillmentMetrics(metrics, repo);
     const limiter = new SellerRateLimiter();
     logger.info({ supplierMode: config.SUPPLIER_MODE }, 'supplier mode');
@@ -121,6 +122,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
         adminToken: config.ADMIN_TOKEN,
         operatorToken: config.OPERATOR_TOKEN,
         wake,
+        audit: new AuditRepository(db),
         deadlines: {
           RECEIVED: config.DEADLINE_RECEIVED_S,
           PURCHASING: config.DEADLINE_PURCHASING_S,

@@ -8,6 +8,11 @@ const optionalInt = (min: number, max: number) =>
 export const configSchema = baseConfigSchema.extend({
   PORT: z.coerce.number().int().min(0).max(65535).default(3003),
   DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('sales'),
+  /**
+   * One consumer applying up to 3 partitions at once (a connection each), the outbox relay, inbox retention and an admin
+   * request: 6. The benchmark measured a peak of 4 in use (connectionPools in bench/results).
+   */
+  DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(6),
   /** consumer group for orders + fulfillment; change it (e.g. sales.ledger-replay) to replay both topics from offset 0 */
   SALES_CONSUMER_GROUP: z.string().regex(/^[a-z0-9._-]+$/).default('sales.ledger'),
   /**

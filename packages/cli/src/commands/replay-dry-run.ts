@@ -1,4 +1,54 @@
 import type { Kafka } from 'kafkajs';
+import type { EventCodec } from '@postsale/contracts';
+import { adminClient } from '../admin-client';
+import { readTopicToEnd, type TopicMessage } from '../kafka-tools';
+import type { OperatorConfig } from '../operator-config';
+
+/**
+ * What a consumer's own inbox says about re-delivered messages: `held` of the `asked` event ids are already applied
+ * (skipped on re-delivery); the rest (`asked − held`, plus `undecodable` messages, which are dead-lettered again) would
+ * be processed. `error` when the service could not be asked.
+ */
+export interface InboxAnswer {
+  service?: string;
+  asked: number;
+  held: number;
+  undecodable: number;
+  error?: string;
+}
+
+/** Asks each consuming service's `GET /admin/inbox/held` (the runtime's route) about event ids, per consumer group. */
+export interface InboxProbe {
+  codec: EventCodec;
+  held(group: string, eventIds: string[]): Promise<{ service: string; held: number } | { error: string }>;
+}
+
+const SERVICES = ['ingest', 'fulfillment', 'sales', 'payouts'] as const;
+/** Consumer groups are `[<namespace>.]<service>.<purpose>`. */
+export function serviceOfGroup(group: string, namespace: string): (typeof SERVICES)[number] | undefined {
+  const local = namespace && group.startsWith(`${namespace}.`) ? group.slice(namespace.length + 1) : group;
+  return SERVICES.find((s) => local.split('.')[0] === s);
+}
+
+/** The probe the CLI and the console use: the operator's credential against the service that runs each group. */
+export function serviceInboxProbe(config: OperatorConfig, codec: EventCodec): InboxProbe {
+  const urls = { ingest: config.INGEST_URL, fulfillment: config.FULFILLMENT_URL, sales: config.SALES_URL, payouts: config.PAYOUTS_URL };
+  return {
+    codec,
+    async held(group, eventIds) {
+      const service = serviceOfGroup(group, config.TOPIC_NAMESPACE);
+      if (!service) return { error: 'no service of ours runs this group' };
+      const client = adminClient(urls[service], config.POSTSALE_ADMIN_TOKEN);
+      let held = 0;
+      for (let i = 0; i < eventIds.length; i += 100) {
+        const r = await client.get<{ held: number }>('/admin/inbox/held', { params: { group, eventIds: eventIds.slice(i, i + 100).join(',') } }).catch((e: Error) => ({ status: 0, data: e.message }));
+        if (r.status !== 200) return { error: `${service} answered ${r.status || String(r.data)}` };
+        held += (r.data as { held: number }).held;
+      }
+      return { service, held };
+    },
+  };
+}
 
 export interface ReplayDryRunGroup {
   group: string;
@@ -11,6 +61,8 @@ export interface ReplayDryRunGroup {
   redeliver: string;
   /** messages after the committed offset: delivered for the first time anyway (the group's lag) */
   notYetConsumed: string;
+  /** asked of the consuming service: how many of the re-delivered events its inbox already holds (with a probe) */
+  inbox?: InboxAnswer;
 }
 
 export interface ReplayDryRun {
@@ -25,7 +77,46 @@ export interface ReplayDryRun {
  * only after the event's effect and its id are committed in their inbox, so every re-delivered message (below the
  * committed offset) is one the inbox skips as already applied.
  */
-export async function replayDryRun(kafka: Kafka, options: { topic: string; from: string; group?: string }): Promise<ReplayDryRun> {
+export async function replayDryRun(kafka: Kafka, options: { topic: string; from: string; group?: string }, probe?: InboxProbe): Promise<ReplayDryRun> {
+  const plan = await replayOffsets(kafka, options);
+  if (!probe || plan.groups.every((g) => g.redeliver === '0')) return plan;
+  // The re-delivered messages themselves, read once: their event ids are what each consumer's inbox is asked about.
+  const messages = await readTopicToEnd(kafka, options.topic);
+  for (const g of plan.groups) {
+    if (g.redeliver === '0') continue;
+    g.inbox = await askInbox(probe, g, messages.filter((m) => {
+      const p = g.partitions.find((x) => x.partition === m.partition);
+      const offset = BigInt(m.offset);
+      return p !== undefined && offset >= BigInt(p.target) && offset < BigInt(p.target) + BigInt(p.redeliver);
+    }));
+  }
+  return plan;
+}
+
+/** One line for an operator: what the consumer's inbox said about the re-delivered messages. */
+export function describeInbox(inbox: InboxAnswer | undefined): string {
+  if (!inbox) return 'nothing re-delivered';
+  if (inbox.error) return `its inbox could not be asked: ${inbox.error}`;
+  const parts = [`${inbox.service ?? 'its'} inbox holds ${inbox.held} of ${inbox.asked} event(s): skipped as already applied`];
+  if (inbox.asked > inbox.held) parts.push(`${inbox.asked - inbox.held} applied anew`);
+  if (inbox.undecodable) parts.push(`${inbox.undecodable} undecodable (dead-lettered again)`);
+  return parts.join('; ');
+}
+
+async function askInbox(probe: InboxProbe, group: ReplayDryRunGroup, messages: TopicMessage[]): Promise<InboxAnswer> {
+  const ids: string[] = [];
+  let undecodable = 0;
+  for (const m of messages) {
+    const event = m.value ? await probe.codec.decode(m.value).catch(() => undefined) : undefined;
+    if (event?.eventId) ids.push(event.eventId);
+    else undecodable++;
+  }
+  const unique = [...new Set(ids)];
+  const answer = unique.length ? await probe.held(group.group, unique) : { service: undefined, held: 0 };
+  return 'error' in answer ? { asked: unique.length, held: 0, undecodable, error: answer.error } : { service: answer.service, asked: unique.length, held: answer.held, undecodable };
+}
+
+async function replayOffsets(kafka: Kafka, options: { topic: string; from: string; group?: string }): Promise<ReplayDryRun> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -108,7 +199,7 @@ export interface RedriveDryRun {
   /** the message goes back to this topic and partition (same key) */
   topic: string;
   partition: string;
-  groups: Array<{ group: string; outcome: 'tries again' | 'skips (already applied)' | 'receives it for the first time' }>;
+  groups: Array<{ group: string; outcome: 'tries again' | 'skips (already applied)' | 'receives it for the first time'; inbox?: 'holds it' | 'does not hold it' | string }>;
 }
 
 /**
@@ -116,7 +207,28 @@ export interface RedriveDryRun {
  * same partition); the group that dead-lettered it processes it again; every other group of the topic whose committed
  * offset is past the original message already applied it, and its inbox skips the copy.
  */
-export async function redriveDryRun(kafka: Kafka, letter: { id: string; originalTopic: string; originalPartition: string; originalOffset: string; group: string }): Promise<RedriveDryRun> {
+export async function redriveDryRun(
+  kafka: Kafka,
+  letter: { id: string; originalTopic: string; originalPartition: string; originalOffset: string; group: string; message?: { value: Buffer | null } },
+  probe?: InboxProbe,
+): Promise<RedriveDryRun> {
+  const plan = await redriveByOffsets(kafka, letter);
+  // With a probe and a decodable letter, each group's own inbox says whether it already applied the event.
+  const event = probe && letter.message?.value ? await probe.codec.decode(letter.message.value).catch(() => undefined) : undefined;
+  if (!probe || !event?.eventId) return plan;
+  for (const g of plan.groups) {
+    const answer = await probe.held(g.group, [event.eventId]);
+    if ('error' in answer) {
+      g.inbox = `not asked: ${answer.error}`;
+      continue;
+    }
+    g.inbox = answer.held > 0 ? 'holds it' : 'does not hold it';
+    g.outcome = answer.held > 0 ? 'skips (already applied)' : g.group === letter.group ? 'tries again' : 'receives it for the first time';
+  }
+  return plan;
+}
+
+async function redriveByOffsets(kafka: Kafka, letter: { id: string; originalTopic: string; originalPartition: string; originalOffset: string; group: string }): Promise<RedriveDryRun> {
   const admin = kafka.admin();
   await admin.connect();
   try {

@@ -4,7 +4,8 @@ import type { MarketplaceToken, ProductMapping, PurchaseChannel, SellerPolicy, S
 
 /**
  * Per-seller settings: purchase policy, product mappings, supplier credentials and marketplace tokens (both sealed at
- * rest with the service's SecretBox; plaintext exists only in memory for one job), and the daily supplier quota.
+ * rest with the service's SecretBox; plaintext exists only in memory, for one job or the settings cache's TTL), and the
+ * daily supplier quota. CachedSellerSettings (seller-settings.cache.ts) is what the service uses.
  */
 // the records are the domain's (domain/records.ts); re-exported for the callers that read them from here
 export type { MarketplaceToken, ProductMapping, PurchaseChannel, SellerPolicy, SupplierSecrets };
@@ -188,15 +189,26 @@ export class SellerSettingsRepository {
 
   /** Counts one supplier call against today's quota (Beijing day); false when the quota is used up. Atomic. */
   async takeDailyQuota(sellerId: string, quota: number, now = Date.now()): Promise<boolean> {
+    return (await this.reserveDailyQuota(sellerId, quota, 1, now)) === 1;
+  }
+
+  /**
+   * Reserves up to `block` supplier calls from today's quota (Beijing day) in one write and returns how many it got:
+   * the whole block while it fits, then one at a time up to the quota, then 0. Atomic; never exceeds the quota.
+   */
+  async reserveDailyQuota(sellerId: string, quota: number, block: number, now = Date.now()): Promise<number> {
     const day = new Date(now + 8 * 3600_000).toISOString().slice(0, 10);
-    const result = await this.db.raw(
-      `insert into supplier_call_quota (seller_id, day, calls) values (?, ?, 1)
-       on conflict (seller_id, day) do update set calls = supplier_call_quota.calls + 1
-       where supplier_call_quota.calls < ?
-       returning calls`,
-      [sellerId, day, quota],
-    );
-    return result.rows.length > 0;
+    for (const size of block > 1 ? [Math.min(block, quota), 1] : [1]) {
+      const result = await this.db.raw(
+        `insert into supplier_call_quota (seller_id, day, calls) values (?, ?, ?)
+         on conflict (seller_id, day) do update set calls = supplier_call_quota.calls + excluded.calls
+         where supplier_call_quota.calls + excluded.calls <= ?
+         returning calls`,
+        [sellerId, day, size, quota],
+      );
+      if (result.rows.length > 0) return size;
+    }
+    return 0;
   }
 }
 

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { formatDecimal, isKnownCurrency, parseDecimal, type Money } from '@postsale/contracts';
 import { actorOf, badRequest, maskAddress, notFound, requireRoles, validate } from '@postsale/runtime';
 import { approveOrder, integrityReport, markPurchased, retryOrder, type Deadlines } from '../domain/admin.use-case';
+import { cancelBeforePurchase } from '../domain/cancel-order.use-case';
 import type { FulfillmentDeps } from '../domain/ports';
+import type { AuditRepository } from '../db/audit.repository';
 import type { Fulfillment } from '../db/fulfillment.repository';
 
 /** Admin API, all behind the bearer token: validate, call one use case, map the result. */
@@ -21,6 +23,8 @@ const id = z.string().min(1).max(200);
 
 const schemas = {
   approve: z.object({ maxSupplierCost: moneyInput }),
+  // the reason is recorded (audit, transition): printable text only
+  cancel: z.object({ reason: z.string().trim().min(3).max(500).regex(/^[^\p{Cc}]+$/u, 'printable text') }).strict(),
   markPurchased: z.object({ supplierOrderId: z.string().regex(/^\d{6,24}$/, 'the supplier order number'), supplierCost: moneyInput }),
   // Every field optional: an omitted field keeps its stored value (never a permissive default); null clears it.
   // minMarginBps is after fees; below 0 only when the seller explicitly accepts buying at a loss.
@@ -96,7 +100,7 @@ const operatorOf = (_req: Request, res: Response) => actorOf(res);
 const revealQuery = z.object({ reveal: z.literal('true').optional(), reason: z.string().min(3).max(500).optional() });
 const param = (req: Request, name: string) => validate(id, req.params[name], 'INVALID_PATH');
 
-export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string; operatorToken?: string; deadlines: Deadlines; wake: () => void }) {
+export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string; operatorToken?: string; deadlines: Deadlines; wake: () => void; audit: AuditRepository }) {
   return (app: Express) => {
     app.use('/admin', requireRoles({ admin: options.adminToken, operator: options.operatorToken }));
     /** The ship-to is masked unless asked for with a reason (`?reveal=true&reason=…`); a reveal is logged without the data. */
@@ -120,7 +124,7 @@ export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string
       const f = await deps.repo.get(orderId);
       if (!f) throw notFound('ORDER_NOT_FOUND', `no fulfillment for order ${orderId}`);
       const history = await deps.repo.history(orderId);
-      res.json({ ...shown(req, res, f), ...history });
+      res.json({ ...shown(req, res, f), ...history, audit: await options.audit.forOrder(orderId) });
     });
 
     app.get('/admin/review-queue', async (req, res) => {
@@ -150,6 +154,13 @@ export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string
       const body = validate(schemas.markPurchased, req.body);
       const f = await markPurchased(deps, param(req, 'orderId'), { supplierOrderId: body.supplierOrderId, supplierCost: toMoney(body.supplierCost) }, operatorOf(req, res));
       options.wake();
+      res.json(present(f));
+    });
+
+    /** Cancel an order not bought at the supplier (see cancelBeforePurchase for exactly which); 409 with a code otherwise. */
+    app.post('/admin/orders/:orderId/cancel', async (req, res) => {
+      const body = validate(schemas.cancel, req.body);
+      const f = await cancelBeforePurchase(deps, options.audit, param(req, 'orderId'), { reason: body.reason, actor: operatorOf(req, res) });
       res.json(present(f));
     });
 

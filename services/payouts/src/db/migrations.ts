@@ -191,4 +191,15 @@ export const migrations: Migration[] = [
       await db.raw('create index admin_audit_target on admin_audit (target, id)');
     },
   },
+  {
+    // Queries of the batcher and the reconciler that read whole tables, which grow with every payout (bench: hot query
+    // plans): the items of a batch, batches by status (reconciler), items whose cancellation is pending.
+    name: '0004_speed_payout_lookups',
+    async up(db) {
+      await db.raw('create index if not exists payout_items_batch on payout_items (batch_id, id)');
+      await db.raw('create index if not exists payout_batches_by_status on payout_batches (status, last_checked_at nulls first, created_at)');
+      await db.raw(`create index if not exists payout_items_cancel_pending on payout_items (id)
+        where cancel_requested_at is not null and paypal_item_id is not null and status = 'UNCLAIMED'`);
+    },
+  },
 ];

@@ -384,7 +384,10 @@ export class PayoutsRepository {
     if (patch.fxSource !== undefined) row.fx_source = patch.fxSource;
     const statusChanged = patch.status !== undefined && patch.status !== before.status;
     if (statusChanged) row.status_since = q.fn.now();
-    const [updated] = await q('payout_intents').where({ id: before.id }).update(row).returning('*');
+    // a note without a change (an operator asked PayPal to cancel an unclaimed item) only adds history: knex refuses an empty update
+    const [updated] = Object.keys(row).length > 0
+      ? await q('payout_intents').where({ id: before.id }).update(row).returning('*')
+      : await q('payout_intents').where({ id: before.id }).select('*');
     await q('intent_history').insert({
       intent_id: before.id, order_id: before.orderId, from_status: before.status, to_status: patch.status ?? before.status, cause,
     });

@@ -23,8 +23,18 @@ export class SalesRepository implements SalesStore {
     await this.db.raw(`select ${fn}(hashtextextended(?, 0))`, [key]);
   }
 
-  async ensureOrder(orderId: string, sellerId: string, state: OrderState, at: Date): Promise<void> {
-    await this.db('orders').insert({ order_id: orderId, seller_id: sellerId, state, state_since: at }).onConflict('order_id').ignore();
+  async lockOrCreateOrder(orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[]): Promise<OrderRecord> {
+    // The insert's one source row is produced only after every lock in `locks` was taken, so the advisory locks come
+    // before the row lock. ON CONFLICT DO UPDATE locks an existing row like SELECT … FOR UPDATE and returns it.
+    const result = await this.db.raw(
+      `with locks as (select pg_advisory_xact_lock_shared(hashtextextended(k, 0)) from unnest(?::text[]) with ordinality as l(k, n) order by n)
+       insert into orders (order_id, seller_id, state, state_since)
+       select ?, ?, ?, ? from (select count(*) from locks) as taken
+       on conflict (order_id) do update set order_id = excluded.order_id
+       returning *`,
+      [sharedLocks, orderId, sellerId, state, at],
+    );
+    return toOrder(result.rows[0] as Row);
   }
 
   async lockOrder(orderId: string): Promise<OrderRecord | undefined> {
@@ -54,8 +64,12 @@ export class SalesRepository implements SalesStore {
     });
   }
 
-  async setState(orderId: string, state: OrderState, reason: string | null, at: Date): Promise<void> {
-    await this.db('orders').where({ order_id: orderId }).update({ state, state_reason: reason, state_since: at, updated_at: this.db.fn.now() });
+  async setState(orderId: string, state: OrderState, reason: string | null, at: Date, history: { cause: string; detail?: Record<string, unknown> }): Promise<void> {
+    await this.db.raw(
+      `with moved as (update orders set state = ?, state_reason = ?, state_since = ?, updated_at = now() where order_id = ? returning order_id, state)
+       insert into order_history (order_id, state, cause, detail) select order_id, state, ?, ? from moved`,
+      [state, reason, at, orderId, history.cause, history.detail ? JSON.stringify(history.detail) : null],
+    );
   }
 
   async addHistory(orderId: string, state: OrderState, cause: string, detail?: Record<string, unknown>): Promise<void> {
@@ -122,19 +136,24 @@ export class SalesRepository implements SalesStore {
   }
 
   async postEntry(e: JournalEntryInput): Promise<boolean> {
-    const inserted: Array<{ id: string }> = await this.db('journal_entries')
-      .insert({ entry_key: e.entryKey, order_id: e.orderId, seller_id: e.sellerId, kind: e.kind, description: e.description, posted_at: e.postedAt })
-      .onConflict('entry_key')
-      .ignore()
-      .returning('id');
-    if (inserted.length === 0) return false;
-    const entryId = inserted[0]!.id;
-    await this.db('postings').insert(
-      e.postings.map((p) => ({
-        entry_id: entryId, account_code: p.account, seller_id: e.sellerId, order_id: e.orderId, currency: p.amount.currency, amount_minor: p.amount.amountMinor,
-      })),
+    // The entry and its postings in one statement: the postings are inserted only when the entry is new.
+    const result = await this.db.raw(
+      `with entry as (
+         insert into journal_entries (entry_key, order_id, seller_id, kind, description, posted_at) values (?, ?, ?, ?, ?, ?)
+         on conflict (entry_key) do nothing returning id),
+       posted as (
+         insert into postings (entry_id, account_code, seller_id, order_id, currency, amount_minor)
+         select entry.id, p.account_code, ?, ?, p.currency, p.amount_minor
+         from entry cross join jsonb_to_recordset(?::jsonb) as p(account_code text, currency text, amount_minor bigint, n int)
+         order by p.n
+         returning 1)
+       select (select count(*) from entry)::int as entries`,
+      [
+        e.entryKey, e.orderId, e.sellerId, e.kind, e.description, e.postedAt, e.sellerId, e.orderId,
+        JSON.stringify(e.postings.map((p, n) => ({ account_code: p.account, currency: p.amount.currency, amount_minor: p.amount.amountMinor, n }))),
+      ],
     );
-    return true;
+    return result.rows[0].entries === 1;
   }
 
   async unreturnedPayoutEntry(payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined> {

@@ -122,12 +122,17 @@ export interface SalesStore {
    * key and on the rate table key, admin changes take the `exclusive` one. Always taken first, before any row lock.
    */
   advisoryLock(key: string, mode: 'shared' | 'exclusive'): Promise<void>;
-  ensureOrder(orderId: string, sellerId: string, state: OrderState, at: Date): Promise<void>;
+  /**
+   * One statement for an event's first step: takes the `shared` advisory locks (in the order given), creates the order
+   * in `state` if it is new, and locks its row until the transaction ends. Returns the order as it now stands.
+   */
+  lockOrCreateOrder(orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[]): Promise<OrderRecord>;
   /** reads the order and locks it until the transaction ends */
   lockOrder(orderId: string): Promise<OrderRecord | undefined>;
   saveOrderFacts(orderId: string, facts: OrderFacts): Promise<void>;
   savePurchaseFacts(orderId: string, facts: PurchaseFacts): Promise<void>;
-  setState(orderId: string, state: OrderState, reason: string | null, at: Date): Promise<void>;
+  /** sets the state and adds its history line, in one statement */
+  setState(orderId: string, state: OrderState, reason: string | null, at: Date, history: { cause: string; detail?: Record<string, unknown> }): Promise<void>;
   addHistory(orderId: string, state: OrderState, cause: string, detail?: Record<string, unknown>): Promise<void>;
   findSale(orderId: string): Promise<SaleRecord | undefined>;
   insertSale(sale: SaleRecord): Promise<void>;

@@ -38,10 +38,9 @@ export class SaleLedger {
 
   async onOrderEvent(event: OrderEvent): Promise<void> {
     const { store } = this.deps;
-    const now = this.deps.now();
-    await this.serialiseWithAdmin(event.sellerId);
-    await store.ensureOrder(event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE, now);
-    const order = await this.lock(event.orderId);
+    const order = await this.lockOrCreate(event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE);
+    // a sale needs both facts: one learned by this event means no sale was recorded before it
+    let saleMayExist = true;
     switch (event.type) {
       case 'OrderReceived': {
         if (order.order) {
@@ -49,11 +48,13 @@ export class SaleLedger {
           return;
         }
         const p = event.payload;
-        await store.saveOrderFacts(order.orderId, {
-          marketplace: p.marketplace, externalOrderId: p.externalOrderId, saleAmount: p.saleAmount, marketplaceFee: p.marketplaceFee,
-          paymentFee: p.paymentFee, receivedAt: new Date(p.receivedAt), eventId: event.eventId,
-        });
+        order.order = {
+          marketplace: p.marketplace, externalOrderId: p.externalOrderId, saleAmount: p.saleAmount, marketplaceFee: p.marketplaceFee ?? null,
+          paymentFee: p.paymentFee ?? null, receivedAt: new Date(p.receivedAt), eventId: event.eventId,
+        };
+        await store.saveOrderFacts(order.orderId, order.order);
         await store.addHistory(order.orderId, order.state, 'OrderReceived', { eventId: event.eventId, saleAmount: p.saleAmount });
+        saleMayExist = false;
         break;
       }
       case 'OrderCancelled': {
@@ -76,27 +77,49 @@ export class SaleLedger {
         break;
       }
     }
-    await this.advance(event.orderId, event.type, event.eventId);
+    await this.advance(order, event.type, event.eventId, saleMayExist);
   }
 
   async onFulfillmentEvent(event: FulfillmentEvent): Promise<void> {
-    // Only a completed purchase matters to the ledger; failures, shipping and delivery are fulfillment's story.
+    // A completed purchase, and a purchase fulfillment gave up for good (needsReview false: e.g. an operator cancelled
+    // the order before buying), matter to the ledger; failures sent to review, shipping and delivery are fulfillment's story.
+    if (event.type === 'PurchaseFailed' && !event.payload.needsReview) return this.onPurchaseAbandoned(event);
     if (event.type !== 'PurchaseCompleted') return;
     const { store } = this.deps;
     const now = this.deps.now();
-    await this.serialiseWithAdmin(event.sellerId);
-    await store.ensureOrder(event.orderId, event.sellerId, OrderStates.AWAITING_ORDER, now);
-    const order = await this.lock(event.orderId);
+    const order = await this.lockOrCreate(event.orderId, event.sellerId, OrderStates.AWAITING_ORDER);
     if (order.purchase) {
       await store.addHistory(order.orderId, order.state, 'PurchaseCompleted', { ignored: 'purchase already known', eventId: event.eventId });
       return;
     }
     const p = event.payload;
-    await store.savePurchaseFacts(order.orderId, {
+    order.purchase = {
       supplier: p.supplier, supplierOrderId: p.supplierOrderId, supplierCost: p.supplierCost, purchasedAt: new Date(p.purchasedAt), knownAt: now, eventId: event.eventId,
-    });
+    };
+    await store.savePurchaseFacts(order.orderId, order.purchase);
     await store.addHistory(order.orderId, order.state, 'PurchaseCompleted', { eventId: event.eventId, supplierCost: p.supplierCost });
-    await this.advance(event.orderId, 'PurchaseCompleted', event.eventId);
+    await this.advance(order, 'PurchaseCompleted', event.eventId, false);
+  }
+
+  /**
+   * Nothing was bought and nothing will be: the order is cancelled before any purchase, exactly as a marketplace
+   * cancellation before purchase is (the same adjustment key, so both together are one cancellation): no sale, no
+   * supplier cost, no commission, no payout. The buyer's payment never reached the reseller's books — the marketplace
+   * collected it and refunds it — so no journal entry moves; the order's state and history say so, in minor units.
+   */
+  private async onPurchaseAbandoned(event: Extract<FulfillmentEvent, { type: 'PurchaseFailed' }>): Promise<void> {
+    const { store } = this.deps;
+    await this.serialiseWithAdmin(event.sellerId);
+    await store.ensureOrder(event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE, this.deps.now());
+    const order = await this.lock(event.orderId);
+    const p = event.payload;
+    const fresh = await store.insertAdjustment({
+      adjustmentId: `${order.orderId}:cancel`, orderId: order.orderId, kind: 'CANCELLATION', refundId: null, amount: null, full: true,
+      reason: `${p.reasonCode}${p.message ? `: ${p.message}` : ''}`.slice(0, 500), occurredAt: new Date(p.failedAt), eventId: event.eventId, status: 'PENDING',
+    });
+    await store.addHistory(order.orderId, order.state, 'PurchaseFailed', { eventId: event.eventId, reasonCode: p.reasonCode, needsReview: false, ignored: fresh ? undefined : 'already cancelled' });
+    if (!fresh) return;
+    await this.advance(event.orderId, 'PurchaseFailed', event.eventId);
   }
 
   /**
@@ -143,18 +166,18 @@ export class SaleLedger {
   /** Re-examines orders held for terms or rates, after an operator supplied them. Returns the order ids examined. */
   async retryHeld(state: typeof OrderStates.PENDING_TERMS | typeof OrderStates.AWAITING_FX_RATE, sellerId?: string, cause = 'admin'): Promise<string[]> {
     const ids = await this.deps.store.ordersInState(state, sellerId);
-    for (const id of ids) {
-      await this.lock(id);
-      await this.advance(id, cause, null);
-    }
+    for (const id of ids) await this.advance(await this.lock(id), cause, null, true);
     return ids;
   }
 
-  /** Moves one (locked) order as far as the facts allow: record the sale, then apply pending cancellations/refunds. */
-  private async advance(orderId: string, cause: string, causationId: string | null): Promise<void> {
+  /**
+   * Moves one order, locked by this transaction and as it now stands, as far as the facts allow: record the sale, then
+   * apply pending cancellations/refunds. `saleMayExist` false skips looking for a sale this event made possible.
+   */
+  private async advance(order: OrderRecord, cause: string, causationId: string | null, saleMayExist: boolean): Promise<void> {
     const { store } = this.deps;
-    const order = await this.lock(orderId);
-    let sale = await store.findSale(orderId);
+    const orderId = order.orderId;
+    let sale = saleMayExist && order.order && order.purchase ? await store.findSale(orderId) : undefined;
     const adjustments = await store.adjustments(orderId);
     const pending = adjustments.filter((a) => a.status === 'PENDING');
 
@@ -166,7 +189,9 @@ export class SaleLedger {
         let reason: string | null = null;
         if (!order.purchase && pending.some((a) => a.kind === 'CANCELLATION')) {
           state = OrderStates.CANCELLED;
-          reason = 'cancelled before any purchase: no sale, nothing to pay';
+          const paid = order.order?.saleAmount;
+          reason = 'cancelled before any purchase: no sale, no supplier cost, no commission, nothing to pay'
+            + (paid ? `; the buyer's ${formatDecimal(paid)} ${paid.currency} (${paid.amountMinor} minor units) is refunded by the marketplace` : '');
         } else if (!order.purchase && pending.some((a) => a.kind === 'REFUND' && a.full)) {
           state = OrderStates.REFUNDED;
           reason = 'refunded before any purchase: no sale, nothing to pay';
@@ -190,7 +215,7 @@ export class SaleLedger {
     }
     sale.refundedMinor = refunded;
 
-    const all = await store.adjustments(orderId);
+    const all = pending.length > 0 ? await store.adjustments(orderId) : adjustments;
     let state: OrderState;
     let reason: string | null = null;
     if (all.some((a) => a.status === 'REJECTED')) {
@@ -327,17 +352,16 @@ export class SaleLedger {
 
   private async transition(order: OrderRecord, state: OrderState, reason: string | null, cause: string): Promise<void> {
     if (order.state === state && order.stateReason === reason) return;
-    await this.deps.store.setState(order.orderId, state, reason, this.deps.now());
-    await this.deps.store.addHistory(order.orderId, state, cause, reason ? { reason } : undefined);
+    await this.deps.store.setState(order.orderId, state, reason, this.deps.now(), { cause, detail: reason ? { reason } : undefined });
   }
 
   /**
-   * Without this, an admin PUT of terms (or a rate) could commit between this transaction reading "no terms" and
-   * committing PENDING_TERMS, and the sale would stay held. Shared: events do not block each other.
+   * Takes the shared advisory locks, then creates (if new) and locks the order, in one statement. Without the locks,
+   * an admin PUT of terms (or a rate) could commit between this transaction reading "no terms" and committing
+   * PENDING_TERMS, and the sale would stay held. Shared: events do not block each other.
    */
-  private async serialiseWithAdmin(sellerId: string): Promise<void> {
-    await this.deps.store.advisoryLock(lockKeys.terms(sellerId), 'shared');
-    await this.deps.store.advisoryLock(lockKeys.fxRates, 'shared');
+  private lockOrCreate(orderId: string, sellerId: string, state: OrderState): Promise<OrderRecord> {
+    return this.deps.store.lockOrCreateOrder(orderId, sellerId, state, this.deps.now(), [lockKeys.terms(sellerId), lockKeys.fxRates]);
   }
 
   private async lock(orderId: string): Promise<OrderRecord> {
