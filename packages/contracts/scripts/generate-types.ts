@@ -36,9 +36,12 @@ export function generateTypes(): string {
     if (Array.isArray(t)) return t.map(tsType).join(' | ');
     switch (t.type) {
       case 'record': {
-        const fields = (t.fields as Array<{ name: string; type: Avro; doc?: string }>).map((f) => {
+        const fields = (t.fields as Array<{ name: string; type: Avro; doc?: string; default?: unknown; tsOptional?: boolean }>).map((f) => {
           const doc = f.doc ? `  /** ${f.doc} */\n` : '';
-          return `${doc}  ${f.name}: ${tsType(f.type)};`;
+          // A field added to a record producers already build (`"tsOptional": true`, null default) may be left out
+          // when building; decoding always fills it (null when absent).
+          const optional = f.tsOptional === true && f.default === null ? '?' : '';
+          return `${doc}  ${f.name}${optional}: ${tsType(f.type)};`;
         });
         declare(shortName(t.name as string), `export interface ${shortName(t.name as string)} {\n${fields.join('\n')}\n}`);
         return shortName(t.name as string);
@@ -57,7 +60,12 @@ export function generateTypes(): string {
     const schema = loadSchema(file);
     const fields = schema.fields as Array<{ name: string; type: Avro }>;
     const payload = fields.find((f) => f.name === 'payload');
-    if (!payload || !Array.isArray(payload.type)) throw new Error(`${file}: an event envelope needs a payload union`);
+    if (!payload) {
+      // a plain record topic (not an event stream), e.g. the compacted subject keys: its record type only
+      tsType(schema as unknown as Avro);
+      continue;
+    }
+    if (!Array.isArray(payload.type)) throw new Error(`${file}: an event envelope needs a payload union`);
     const variants = payload.type.map((member) => {
       const name = tsType(member);
       return `  | (EventEnvelope & { type: '${name}'; payload: ${name} })`;

@@ -2,7 +2,8 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import type { AnyStream, StreamDefinition } from './topics';
 import { topicName, valueSubject } from './topics';
-import type { EventEnvelope } from './types.generated';
+import { SubjectKeys, subjectKeysTopic } from './subject-keys';
+import type { EventEnvelope, SubjectKey } from './types.generated';
 
 /**
  * Encodes pipeline events to Confluent wire format (magic byte + schema id + Avro) and back, through a real
@@ -43,6 +44,26 @@ export class EventCodec {
   async encode(stream: AnyStream | StreamDefinition<unknown>, event: TypedEvent): Promise<Buffer> {
     const id = await this.register(stream);
     return this.registry.encode(id, toAvroRecord(stream, event));
+  }
+
+  /** The compacted subject-keys topic in this codec's namespace. */
+  subjectKeysTopic(): string {
+    return subjectKeysTopic(this.namespace);
+  }
+
+  /** Encodes a record of the compacted subject-keys topic (a plain record, not an event envelope). */
+  async encodeSubjectKey(record: SubjectKey): Promise<Buffer> {
+    const topic = this.subjectKeysTopic();
+    let id = this.schemaIds.get(topic);
+    if (id === undefined) {
+      ({ id } = await this.registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(SubjectKeys.schema) }, { subject: valueSubject(topic) }));
+      this.schemaIds.set(topic, id);
+    }
+    return this.registry.encode(id, record);
+  }
+
+  async decodeSubjectKey(value: Buffer): Promise<SubjectKey> {
+    return (await this.registry.decode(value)) as SubjectKey;
   }
 
   /** Decodes any pipeline event; the schema comes from the id in the message, so old messages decode too. */

@@ -1,5 +1,6 @@
 export * from './types.generated';
 export * from './topics';
+export * from './subject-keys';
 export * from './codec';
 export * from './topic-admin';
 export { loadSchema, SCHEMA_DIR, type AvroSchema } from './schemas';

@@ -1,4 +1,5 @@
 import type { Admin, Kafka } from 'kafkajs';
+import { SubjectKeys, subjectKeysTopic } from './subject-keys';
 import { allStreams, DLQ_RETENTION_MS, dlqTopicName, topicName, type AnyStream } from './topics';
 
 /**
@@ -27,10 +28,15 @@ async function ensureTopicsOnce(kafka: Kafka, options: { namespace?: string; str
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
-    const wanted = streams.flatMap((s) => [
-      { topic: topicName(s, namespace), numPartitions: s.partitions, retentionMs: s.retentionMs },
-      { topic: dlqTopicName(s, namespace), numPartitions: 1, retentionMs: DLQ_RETENTION_MS },
+    const wanted: Array<{ topic: string; numPartitions: number; configEntries: Array<{ name: string; value: string }> }> = streams.flatMap((s) => [
+      { topic: topicName(s, namespace), numPartitions: s.partitions, configEntries: [{ name: 'retention.ms', value: String(s.retentionMs) }] },
+      { topic: dlqTopicName(s, namespace), numPartitions: 1, configEntries: [{ name: 'retention.ms', value: String(DLQ_RETENTION_MS) }] },
     ]);
+    // the data subjects' keys (crypto-shredding): compacted, kept for ever but for superseded keys
+    wanted.push({
+      topic: subjectKeysTopic(namespace), numPartitions: SubjectKeys.partitions,
+      configEntries: Object.entries(SubjectKeys.topicConfig).map(([name, value]) => ({ name, value })),
+    });
     const missing = wanted.filter((t) => !existing.has(t.topic));
     if (missing.length > 0) {
       await admin
@@ -42,7 +48,7 @@ async function ensureTopicsOnce(kafka: Kafka, options: { namespace?: string; str
             topic: t.topic,
             numPartitions: t.numPartitions,
             replicationFactor: 1,
-            configEntries: [{ name: 'retention.ms', value: String(t.retentionMs) }],
+            configEntries: t.configEntries,
           })),
         })
         .catch((error: unknown) => {

@@ -70,6 +70,12 @@ export interface Address {
   countryCode: string;
   phone: null | string;
 }
+export interface SealedPersonal {
+  /** random id of the data subject's key (a buyer of a marketplace, or this order when it has no buyer id); names no person */
+  subjectId: string;
+  /** v1:<iv>:<tag>:<data> (base64 parts); additional authenticated data: orderId and subjectId */
+  ciphertext: string;
+}
 export interface OrderReceived {
   marketplace: Marketplace;
   /** the marketplace's own order id (MercadoLibre: pack id for carts) */
@@ -95,6 +101,8 @@ export interface OrderReceived {
   /** PayPal capture id / MercadoLibre payment id */
   paymentReference: null | string;
   receivedAt: number;
+  /** null in events from before crypto-shredding (their buyer and shipTo are in clear) */
+  sealedPersonal?: null | SealedPersonal;
 }
 export interface OrderCancelled {
   marketplace: Marketplace;
@@ -196,6 +204,15 @@ export interface SaleReversed {
   /** seller's net profit taken back (a clawback if already paid) */
   sellerNetReversed: Money;
   reversedAt: number;
+}
+export interface SubjectKey {
+  /** random id, also the Kafka key; names no person */
+  subjectId: string;
+  /** the 32-byte data key sealed with the platform key-encryption key (v1:<kekId>:<iv>:<tag>:<data>); null once erased */
+  sealedKey: null | string;
+  /** set when the subject's key was erased */
+  erasedAt: null | number;
+  occurredAt: number;
 }
 
 /** fulfillment.v1.avsc: What fulfillment did for an order at the supplier. Topic postsale.fulfillment.v1, key orderId. */

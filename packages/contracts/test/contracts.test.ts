@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
-import { EventCodec, schemaErrors, Streams, valueSubject, type AnyStream } from '../src';
+import { EventCodec, schemaErrors, Streams, subjectKeysTopic, valueSubject, type AnyStream } from '../src';
 import { generateTypes } from '../scripts/generate-types';
 import { samples } from './samples';
 
@@ -47,6 +47,39 @@ describe('contracts against the real schema registry', () => {
     await expect(
       codec.registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(incompatible) }, { subject }),
     ).rejects.toThrow(/compatib|409|incompatible/i);
+  });
+
+  it('when OrderReceived gained sealedPersonal (crypto-shredding), then the registry accepts it over the schema without it (BACKWARD)', async () => {
+    const stream = Streams.orders;
+    const subject = valueSubject(`${namespace}.before-sealing`);
+    const withoutSealing = JSON.parse(JSON.stringify(stream.schema)) as { fields: Array<{ name: string; type: unknown }> };
+    const union = withoutSealing.fields.find((f) => f.name === 'payload')!.type as Array<{ name: string; fields: Array<{ name: string }> }>;
+    const received = union.find((r) => r.name === 'OrderReceived')!;
+    received.fields = received.fields.filter((f) => f.name !== 'sealedPersonal');
+    await codec.registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(withoutSealing) }, { subject });
+    await fetch(`${REGISTRY_URL}/config/${subject}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ compatibility: 'BACKWARD' }) });
+    await expect(
+      codec.registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(stream.schema) }, { subject }),
+    ).resolves.toHaveProperty('id');
+    // an event written before the change decodes (with its writer's schema) as "nothing sealed": buyer data in clear
+    const oldId = await codec.registry.getRegistryId(subject, 1);
+    const { sealedPersonal: _dropped, ...oldPayload } = samples.orders[0]!.payload as Record<string, unknown>;
+    const { type: _type, ...envelope } = samples.orders[0]!;
+    const bytes = await codec.registry.encode(oldId, { ...envelope, payload: { 'postsale.orders.OrderReceived': oldPayload } });
+    const decoded = JSON.parse(JSON.stringify((await codec.decode(bytes)).payload)) as Record<string, unknown>;
+    expect(decoded.sealedPersonal ?? null).toBeNull();
+    expect({ ...decoded, sealedPersonal: undefined }).toEqual(JSON.parse(JSON.stringify(oldPayload)));
+  });
+
+  it('a subject key and its erasure round-trip through the registry (compacted subject-keys topic)', async () => {
+    const key = { subjectId: randomUUID(), sealedKey: 'v1:kek1:aXY=:dGFn:Ym9keQ==', erasedAt: null, occurredAt: 1_763_800_000_000 };
+    const erased = { subjectId: key.subjectId, sealedKey: null, erasedAt: 1_763_900_000_000, occurredAt: 1_763_900_000_000 };
+    for (const record of [key, erased]) {
+      const bytes = await codec.encodeSubjectKey(record);
+      expect(await codec.decodeSubjectKey(bytes)).toEqual(record);
+    }
+    const response = await fetch(`${REGISTRY_URL}/subjects/${valueSubject(subjectKeysTopic(namespace))}/versions`);
+    expect(response.status).toBe(200);
   });
 
   it('rejects an event that does not match its schema instead of publishing it', async () => {

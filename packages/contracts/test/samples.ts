@@ -17,7 +17,16 @@ export const samples = {
         countryCode: 'CL', phone: null },
       shipToIssue: null,
       itemsAmount: usd(2500), shippingAmount: usd(500), saleAmount: usd(3000),
-      marketplaceFee: usd(390), paymentFee: null, paymentReference: null, receivedAt: 1_763_800_000_000,
+      marketplaceFee: usd(390), paymentFee: null, paymentReference: null, receivedAt: 1_763_800_000_000, sealedPersonal: null,
+    } },
+    // as ingest publishes it now: the buyer's data sealed under the subject's key, the clear fields null
+    { ...envelope(), type: 'OrderReceived', payload: {
+      marketplace: 'MERCADOLIBRE', externalOrderId: '2000003508', marketplaceAccountId: '123456',
+      lines: [{ lineId: 'MLA1', listingId: 'MLA1', sku: null, title: null, quantity: 1, unitPrice: usd(1000) }],
+      buyer: null, shipTo: null, shipToIssue: null,
+      itemsAmount: usd(1000), shippingAmount: usd(0), saleAmount: usd(1000),
+      marketplaceFee: null, paymentFee: null, paymentReference: '123', receivedAt: 1_763_800_000_000,
+      sealedPersonal: { subjectId: '7d0c5d1e-8f4e-4c55-9f83-0f7f3c2a1b11', ciphertext: 'v1:aXY=:dGFn:Ym9keQ==' },
     } },
     { ...envelope(), type: 'OrderCancelled', payload: {
       marketplace: 'MERCADOLIBRE', externalOrderId: '2195160686', reason: 'buyer cancelled', cancelledAt: 1 } },

@@ -1,3 +1,4 @@
 export * from './harness';
 export * from './journey';
 export * from './prometheus';
+export * from './replay';

@@ -23,6 +23,7 @@ const SUPPLIED_BY_OPERATOR: Record<string, string> = {
   ADMIN_TOKEN: 'a-long-random-admin-token-0123456789',
   OPERATOR_TOKEN: 'another-long-random-operator-token-42',
   CREDENTIALS_KEY: Buffer.alloc(32, 7).toString('base64'),
+  PERSONAL_DATA_KEY: Buffer.alloc(32, 9).toString('base64'),
   KAFKA_SASL_USERNAME: 'postsale-service',
   KAFKA_SASL_PASSWORD: 'a-long-random-kafka-password-0123456789',
   PLATFORM_PAYEE_EMAIL: 'platform@example.org',
@@ -149,6 +150,11 @@ describe('deployment files agree with each service\'s config schema', () => {
   it.each(['ingest', 'fulfillment'] as const)('%s seals credentials: in production it refuses to start without CREDENTIALS_KEY', (service) => {
     const { CREDENTIALS_KEY: _k, ...withoutKey } = k8sEnv(service);
     expect(() => loadConfig(SCHEMAS[service], withoutKey)).toThrow(/CREDENTIALS_KEY/);
+  });
+
+  it.each(['ingest', 'fulfillment'] as const)('%s reads buyers\' sealed data: in production it refuses to start without PERSONAL_DATA_KEY', (service) => {
+    const { PERSONAL_DATA_KEY: _k, ...withoutKey } = k8sEnv(service);
+    expect(() => loadConfig(SCHEMAS[service], withoutKey)).toThrow(/PERSONAL_DATA_KEY: required in production/);
   });
 
   it('compose gives each service its own admin and operator tokens', () => {

@@ -1,5 +1,6 @@
 import type { Kafka, Producer } from 'kafkajs';
-import { EventCodec, schemaErrors, Streams, type AnyStream, type EventOf, type StreamName } from '@postsale/contracts';
+import { randomUUID } from 'node:crypto';
+import { EventCodec, schemaErrors, Streams, SubjectKeys, type AnyStream, type EventOf, type StreamName, type SubjectKey } from '@postsale/contracts';
 import { retryDelayMs } from './backoff';
 import type { Db, Tx } from './db';
 import { AppError, classifyError } from './errors';
@@ -39,6 +40,26 @@ export class OutboxWriter {
       event_type: event.type,
       event: JSON.stringify(event),
     });
+    this.wakeAfterCommit(trx);
+  }
+
+  /**
+   * A data subject's key (or its erasure) for the compacted subject-keys topic, keyed by subject id, in the same
+   * transaction as the order it seals (or the erasure). Written before the order's event, so it is published first.
+   */
+  async publishSubjectKey(trx: Tx, record: SubjectKey): Promise<void> {
+    await trx('outbox').insert({
+      event_id: randomUUID(),
+      topic: this.codec.subjectKeysTopic(),
+      stream: SubjectKeys.stream,
+      key: record.subjectId,
+      event_type: 'SubjectKey',
+      event: JSON.stringify(record),
+    });
+    this.wakeAfterCommit(trx);
+  }
+
+  private wakeAfterCommit(trx: Tx): void {
     if (!this.hooked.has(trx)) {
       this.hooked.add(trx);
       // Only after COMMIT can the relay see the rows; a rollback means there is nothing to publish.
@@ -241,10 +262,15 @@ export class OutboxRelay {
         [...claimed.rows].sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1)); // RETURNING has no order of its own
       const byTopic = new Map<string, Array<{ key: string; value: Buffer; headers: Record<string, string> }>>();
       for (const row of rows) {
-        const stream = Streams[row.stream as StreamName];
-        if (!stream) throw new Error(`outbox row ${row.id} names unknown stream ${row.stream}`);
         const event = typeof row.event === 'string' ? JSON.parse(row.event) : row.event;
-        const value = await codec.encode(stream, event);
+        let value: Buffer;
+        if (row.stream === SubjectKeys.stream) {
+          value = await codec.encodeSubjectKey(event);
+        } else {
+          const stream = Streams[row.stream as StreamName];
+          if (!stream) throw new Error(`outbox row ${row.id} names unknown stream ${row.stream}`);
+          value = await codec.encode(stream, event);
+        }
         const messages = byTopic.get(row.topic) ?? [];
         messages.push({ key: row.key, value, headers: { 'event-type': row.event_type, 'event-id': row.event_id } });
         byTopic.set(row.topic, messages);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigSchema, secretBoxKeyProblems } from '@postsale/runtime';
+import { baseConfigSchema, personalDataKeyProblems, personalDataKeyShape, secretBoxKeyProblems } from '@postsale/runtime';
 
 const ms = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 const seconds = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
@@ -29,6 +29,8 @@ export const configSchema = baseConfigSchema
     CREDENTIALS_KEY_ID: z.string().optional(),
     /** keys that still open older values during a rotation: comma-separated `id:base64` (or bare base64) */
     CREDENTIALS_PREVIOUS_KEYS: z.string().optional(),
+    /** key-encryption key of buyers' data keys (crypto-shredding of personal data in events); see the root README */
+    ...personalDataKeyShape,
     ALIEXPRESS_GATEWAY_URL: z.string().url(),
     /** the supplier's web checkout, for the browser fallback */
     ALIEXPRESS_WEB_URL: z.string().url(),
@@ -87,6 +89,7 @@ export const configSchema = baseConfigSchema
     for (const [name, message] of secretBoxKeyProblems({ key: config.CREDENTIALS_KEY, keyId: config.CREDENTIALS_KEY_ID, previousKeys: config.CREDENTIALS_PREVIOUS_KEYS })) {
       ctx.addIssue({ code: 'custom', path: [name], message });
     }
+    for (const [name, message] of personalDataKeyProblems(config)) ctx.addIssue({ code: 'custom', path: [name], message });
     if (config.SUPPLIER_MODE !== 'live') return;
     for (const key of ['ALIEXPRESS_GATEWAY_URL', 'ALIEXPRESS_WEB_URL', 'EBAY_API_BASE_URL', 'MERCADOLIBRE_API_BASE_URL'] as const) {
       const url = config[key];

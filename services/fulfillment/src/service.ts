@@ -1,5 +1,5 @@
 import { Streams } from '@postsale/contracts';
-import { createJobWorker, createSecretBox, type JobStore, type ServiceDefinition } from '@postsale/runtime';
+import { createJobWorker, createSecretBox, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type JobStore, type ServiceDefinition } from '@postsale/runtime';
 import { AliExpressDsClient, SupplierCallError } from './clients/aliexpress-ds.client';
 import { CheckoutBrowser } from './clients/checkout-browser';
 import { MarketplaceTrackingClients } from './clients/marketplace-tracking.client';
@@ -27,9 +27,9 @@ interface OrderJob {
 export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
   name: 'fulfillment',
   configSchema,
-  migrations,
+  migrations: [...migrations, subjectKeysMigration],
   produces: [Streams.fulfillment],
-  build({ config, db, logger, metrics, outbox }) {
+  build({ config, db, logger, metrics, outbox, kafka, codec }) {
     const box = createSecretBox({ key: config.CREDENTIALS_KEY, keyId: config.CREDENTIALS_KEY_ID, previousKeys: config.CREDENTIALS_PREVIOUS_KEYS });
     const repo = new FulfillmentRepository(db);
     const sellers = new CachedSellerSettings(db, box, { ttlMs: config.SELLER_SETTINGS_CACHE_TTL_MS, quotaBlock: config.SUPPLIER_QUOTA_BLOCK });
@@ -115,9 +115,12 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       follower.nudge();
     };
 
+    // our copy of the buyers' data keys, from the compacted subject-keys topic (crypto-shredding)
+    const subjectKeys = new SubjectKeyReplica({ kafka, db, codec, logger, namespace: config.TOPIC_NAMESPACE, group: 'fulfillment.subject-keys' });
+
     return {
-      consumers: [ordersConsumer(deps, wake)],
-      workers: [purchaser, follower, pusher],
+      consumers: [ordersConsumer(deps, wake, keyEncryptionKey(config))],
+      workers: [purchaser, follower, pusher, subjectKeys],
       routes: adminRoutes(deps, {
         adminToken: config.ADMIN_TOKEN,
         operatorToken: config.OPERATOR_TOKEN,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isSandboxOrLoopbackHost } from '@postsale/paypal';
-import { baseConfigSchema, secretBoxKeyProblems } from '@postsale/runtime';
+import { baseConfigSchema, personalDataKeyProblems, personalDataKeyShape, secretBoxKeyProblems } from '@postsale/runtime';
 
 const bool = z.enum(['true', 'false']).default('true').transform((v) => v === 'true');
 
@@ -15,6 +15,8 @@ export const configSchema = baseConfigSchema
     CREDENTIALS_KEY_ID: z.string().optional(),
     /** keys that still open older values during a rotation: comma-separated `id:base64` (or bare base64) */
     CREDENTIALS_PREVIOUS_KEYS: z.string().optional(),
+    /** key-encryption key of buyers' data keys (crypto-shredding of personal data in events); see the root README */
+    ...personalDataKeyShape,
 
     EBAY_API_BASE_URL: z.string().url().default('https://api.ebay.com'),
     EBAY_CLIENT_ID: z.string().default(''),
@@ -95,5 +97,6 @@ export const configSchema = baseConfigSchema
     for (const [name, message] of secretBoxKeyProblems({ key: c.CREDENTIALS_KEY, keyId: c.CREDENTIALS_KEY_ID, previousKeys: c.CREDENTIALS_PREVIOUS_KEYS })) {
       ctx.addIssue({ code: 'custom', path: [name], message });
     }
+    for (const [name, message] of personalDataKeyProblems(c)) ctx.addIssue({ code: 'custom', path: [name], message });
   });
 export type IngestConfig = z.infer<typeof configSchema>;

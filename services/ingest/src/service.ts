@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Streams } from '@postsale/contracts';
 import { createPayPalWebhookVerifier } from '@postsale/paypal';
-import { createPoller, createSecretBox, requireCleanInput, type ServiceDefinition } from '@postsale/runtime';
+import { createPoller, createSecretBox, keyEncryptionKey, requireCleanInput, type ServiceDefinition } from '@postsale/runtime';
 import { createEbayClient } from './clients/ebay.client';
 import { createMercadoLibreClient } from './clients/mercadolibre.client';
 import { createPayPalCheckoutClient } from './clients/paypal-checkout.client';
@@ -12,6 +12,7 @@ import { ErasureRepository } from './db/erasure.repository';
 import { migrations } from './db/migrations';
 import { OrdersRepository } from './db/orders.repository';
 import { SellersRepository } from './db/sellers.repository';
+import { SubjectKeysRepository, subjectKeyMigrations } from './db/subject-keys.repository';
 import { integrityReport } from './domain/integrity.use-case';
 import { createDeliveryProcessor, DeliveryKinds } from './domain/process-delivery.use-case';
 import { createErasure } from './domain/erase-personal-data.use-case';
@@ -26,7 +27,7 @@ import { webhookRoutes } from './http/webhooks.routes';
 export const ingestService: ServiceDefinition<typeof configSchema> = {
   name: 'ingest',
   configSchema,
-  migrations,
+  migrations: [...migrations, ...subjectKeyMigrations],
   produces: [Streams.orders],
   build({ config, db, outbox, logger, metrics }) {
     let credentialsKey = config.CREDENTIALS_KEY;
@@ -49,7 +50,8 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
         environment: config.PAYPAL_ENVIRONMENT, maxTransmissionSkewSeconds: config.PAYPAL_WEBHOOK_MAX_SKEW_SECONDS })
       : undefined;
 
-    const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics });
+    const subjects = new SubjectKeysRepository(db, keyEncryptionKey(config), outbox);
+    const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics, sealPersonal: (trx, orderId, order) => subjects.seal(trx, orderId, order) });
     const processor = createDeliveryProcessor({ sellers: sellersRepo, deliveries, orders, recorder, secrets, ebay, mercadolibre, paypal, logger, metrics, maxBackoffMs: config.DELIVERY_MAX_BACKOFF_MS });
 
     // Works the persisted deliveries: MercadoLibre notifications, and anything an inline attempt left pending. Claims a
@@ -74,7 +76,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
       },
     });
     const erasureRepo = new ErasureRepository(db);
-    const erasure = createErasure({ repo: erasureRepo, outbox, logger, metrics });
+    const erasure = createErasure({ repo: erasureRepo, subjects, outbox, logger, metrics });
     const retention = createPoller({
       name: 'ingest.retention',
       intervalMs: config.RETENTION_INTERVAL_MS,

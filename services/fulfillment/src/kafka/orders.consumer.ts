@@ -1,15 +1,20 @@
 import { Streams, type OrderEvent } from '@postsale/contracts';
-import type { ConsumerSpec } from '@postsale/runtime';
+import { openOrderReceived, type ConsumerSpec, type KeyEncryptionKey } from '@postsale/runtime';
 import type { FulfillmentDeps } from '../domain/ports';
 import { recordOrderEvent } from '../domain/record-order.use-case';
 
 /** orders stream → the fulfillment row and its transitions, inside the inbox transaction. No outside calls here. */
-export function ordersConsumer(deps: FulfillmentDeps, onRecorded: () => void): ConsumerSpec<OrderEvent> {
+export function ordersConsumer(deps: FulfillmentDeps, onRecorded: () => void, kek: KeyEncryptionKey): ConsumerSpec<OrderEvent> {
   return {
     group: 'fulfillment.orders',
     streams: [Streams.orders],
     async handle(event, { trx }) {
-      await recordOrderEvent(deps, event, trx);
+      // the ship-to arrives sealed under its buyer's key (crypto-shredding): opened with our copy of the key, which the
+      // consumer waits for when it has not arrived yet; an erased buyer's order comes without an address
+      const opened: OrderEvent = event.type === 'OrderReceived'
+        ? { ...event, payload: await openOrderReceived(trx, kek, event.orderId, event.payload) }
+        : event;
+      await recordOrderEvent(deps, opened, trx);
       trx.executionPromise.then(onRecorded, () => undefined);
     },
   };

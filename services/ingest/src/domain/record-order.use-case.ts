@@ -1,4 +1,4 @@
-import { money, newEvent, safeInteger, Streams, type Marketplace, type OrderEvent } from '@postsale/contracts';
+import { money, newEvent, safeInteger, Streams, type Marketplace, type OrderEvent, type OrderReceived } from '@postsale/contracts';
 import type { Metrics, OutboxWriter, Tx } from '@postsale/runtime';
 import type { DeliveriesRepository, DeliveryStatus } from '../db/deliveries.repository';
 import type { OrdersRepository } from '../db/orders.repository';
@@ -17,6 +17,8 @@ export interface RecordDeps {
   deliveries: DeliveriesRepository;
   outbox: OutboxWriter;
   metrics: Metrics;
+  /** the order as it goes on Kafka: the buyer's personal data sealed under its subject's key (crypto-shredding) */
+  sealPersonal: (trx: Tx, orderId: string, order: OrderReceived) => Promise<OrderReceived>;
 }
 
 /**
@@ -45,7 +47,8 @@ export function createOrderRecorder(deps: RecordDeps) {
           case 'paid': {
             const created = await deps.orders.insertIfNew(trx, { orderId, sellerId, deliveryId, payload: verdict.order });
             if (!created) return decide(trx, 'duplicate', 'ORDER_ALREADY_RECEIVED');
-            await publish(trx, newEvent(Streams.orders, 'OrderReceived', verdict.order, { orderId, sellerId, causationId: deliveryId }), 'received from marketplace', deliveryId);
+            const sealed = await deps.sealPersonal(trx, orderId, verdict.order);
+            await publish(trx, newEvent(Streams.orders, 'OrderReceived', sealed, { orderId, sellerId, causationId: deliveryId }), 'received from marketplace', deliveryId);
             counted.push(() => emitted.inc({ marketplace, type: 'OrderReceived' }));
             return decide(trx, 'accepted', null);
           }

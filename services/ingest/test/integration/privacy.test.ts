@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Streams, type OrderEvent } from '@postsale/contracts';
+import { Streams, type OrderEvent, type OrderReceived } from '@postsale/contracts';
 import { startService, type RunningService } from '@postsale/runtime';
 import { collectTopic, dropSchema, outboxEventCount, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { buildEbayOrder, startEbayFake, startPayPalFake, type EbayFake, type PayPalFake } from '@postsale/sandbox';
@@ -120,6 +120,28 @@ describe('ingest privacy: eBay account deletion, admin erasure and retention on 
     const erasures = await service.ctx.db('erasures').where({ cause: 'EBAY_ACCOUNT_DELETION' });
     expect(erasures.length).toBeGreaterThanOrEqual(2);
     expect(JSON.stringify(erasures)).not.toContain(buyer);
+
+    // Kafka: the order's event never carried the buyer in clear, only sealed under the subject's key, which is now
+    // gone from ingest and announced erased on the compacted subject-keys topic (every reader deletes its copy)
+    const received = collector.messages.find((m) => m.event.orderId === orderId && m.event.type === 'OrderReceived')!.event.payload as OrderReceived;
+    expect(received).toMatchObject({ buyer: null, shipTo: null, saleAmount: { amountMinor: 3140, currency: 'USD' }, sealedPersonal: { subjectId: expect.any(String) } });
+    for (const m of collector.raw) for (const personal of ['Zelda Quartermain', '77 Rue Effacee', buyer, 'Otto Keepsake']) expect(m.value!.toString('latin1')).not.toContain(personal);
+    const subjectId = received.sealedPersonal!.subjectId;
+    expect(await service.ctx.db('subject_keys').where({ subject_id: subjectId }).first()).toBeUndefined();
+    const otherSubject = (collector.messages.find((m) => m.event.orderId === other && m.event.type === 'OrderReceived')!.event.payload as OrderReceived).sealedPersonal!.subjectId;
+    expect(await service.ctx.db('subject_keys').where({ subject_id: otherSubject }).first()).toBeDefined();
+    const keys = await collectTopic(service.ctx.kafka, undefined, service.ctx.codec.subjectKeysTopic());
+    try {
+      const records = async () => Promise.all(keys.raw.map((m) => service.ctx.codec.decodeSubjectKey(m.value!)));
+      const mine = await waitFor(async () => {
+        const all = (await records()).filter((r) => r.subjectId === subjectId);
+        return all.at(-1)?.sealedKey === null ? all : undefined;
+      }, { description: 'the subject announced erased' });
+      expect(mine[0]!.sealedKey).toMatch(/^v2:kek-/); // the key travelled sealed with the key-encryption key, never in clear
+      expect(mine.at(-1)).toMatchObject({ sealedKey: null, erasedAt: expect.any(Number) });
+    } finally {
+      await keys.stop();
+    }
   });
 
   it('when the deleted eBay user is one of our sellers, then the account and its token are removed and its raw deliveries emptied', async () => {
@@ -180,5 +202,26 @@ describe('ingest privacy: eBay account deletion, admin erasure and retention on 
     expect(all).toContain('Fiona Freshorder');
     expect(await service.ctx.db('deliveries').where({ id: parked }).first()).toBeDefined();
     expect(await service.ctx.db('erasures').where({ cause: 'RETENTION' }).first()).toBeDefined();
+    // each buyer here has one order: the old one's key is shredded with it, the fresh one's kept
+    const subjectOf = async (orderId: string) => (await service.ctx.db('order_subjects').where({ order_id: orderId }).first()).subject_id as string;
+    await waitFor(async () => !(await service.ctx.db('subject_keys').where({ subject_id: await subjectOf(old) }).first()), { description: 'old buyer\'s key shredded' });
+    expect(await service.ctx.db('subject_keys').where({ subject_id: await subjectOf(fresh) }).first()).toBeDefined();
+  });
+
+  it('when retention erases an old order of a buyer who ordered again since, then the buyer\'s key stays until their last order is erased', async () => {
+    const seller = uniqueId('ebayseller');
+    const token = uniqueId('tok-');
+    ebay.registerSellerToken(token, seller);
+    expect((await admin(`/admin/sellers/${uniqueId('seller-')}`, { method: 'PUT', body: JSON.stringify({ accounts: [{ marketplace: 'EBAY', accountId: seller, accessToken: token }] }) })).status).toBe(200);
+    const buyer = uniqueId('buyer');
+    const old = await receiveEbayOrder(buyer, 'Rita Returning', '8 Rue Premiere', seller);
+    const again = await receiveEbayOrder(buyer, 'Rita Returning', '8 Rue Premiere', seller);
+    const subject = async (orderId: string) => (await service.ctx.db('order_subjects').where({ order_id: orderId }).first()).subject_id as string;
+    expect(await subject(again)).toBe(await subject(old)); // one buyer, one subject, one key
+    await service.ctx.db('orders').where({ order_id: old }).update({ received_at: service.ctx.db.raw(`now() - interval '31 days'`) });
+    await waitFor(async () => (await service.ctx.db('orders').where({ order_id: old }).first()).personal_data_erased_at, { description: 'old order erased by retention' });
+    expect(await service.ctx.db('subject_keys').where({ subject_id: await subject(old) }).first()).toBeDefined();
+    await service.ctx.db('orders').where({ order_id: again }).update({ received_at: service.ctx.db.raw(`now() - interval '31 days'`) });
+    await waitFor(async () => !(await service.ctx.db('subject_keys').where({ subject_id: await subject(old) }).first()), { description: 'key shredded with the last order' });
   });
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Streams, type OrderEvent } from '@postsale/contracts';
 import { createPayPalTokenClient, paypalRequest } from '@postsale/paypal';
-import { startService, type RunningService } from '@postsale/runtime';
+import { keyEncryptionKey, openPersonalData, startService, type RunningService } from '@postsale/runtime';
 import { collectTopic, dropSchema, outboxEventCount, testEnv, uniqueId, waitFor, type CollectedMessage } from '@postsale/runtime/testing';
 import {
   buildEbayOrder, buildMlOrder, buildMlShipment, ebayChallengeResponseFor, startEbayFake, startMercadoLibreFake, startPayPalFake,
@@ -53,11 +53,23 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
     expect(res.status).toBe(200);
   };
   const eventsFor = (orderId: string): Array<CollectedMessage<OrderEvent>> => collector.messages.filter((m) => m.event.orderId === orderId);
-  const waitForEvents = (orderId: string, n: number, type?: OrderEvent['type']) =>
-    waitFor(() => {
+  /**
+   * An OrderReceived as a reader with the subject's key sees it: the buyer and ship-to travel only sealed (null in
+   * clear), so they are opened with ingest's copy of the key (the development key-encryption key, as in every test).
+   */
+  const opened = async (m: CollectedMessage<OrderEvent>): Promise<CollectedMessage<OrderEvent>> => {
+    if (m.event.type !== 'OrderReceived' || !m.event.payload.sealedPersonal) return m;
+    const { subjectId, ciphertext } = m.event.payload.sealedPersonal;
+    expect(m.event.payload).toMatchObject({ buyer: null, shipTo: null });
+    const row = await service.ctx.db('subject_keys').where({ subject_id: subjectId }).first();
+    const personal = openPersonalData(keyEncryptionKey({ NODE_ENV: 'test' }).unwrap(row.sealed_key, subjectId), { orderId: m.event.orderId, subjectId }, ciphertext);
+    return { ...m, event: { ...m.event, payload: { ...m.event.payload, ...personal } } };
+  };
+  const waitForEvents = async (orderId: string, n: number, type?: OrderEvent['type']) =>
+    Promise.all((await waitFor(() => {
       const found = eventsFor(orderId).filter((m) => !type || m.event.type === type);
       return found.length >= n ? found : undefined;
-    }, { description: `${n} ${type ?? ''} events for ${orderId}` });
+    }, { description: `${n} ${type ?? ''} events for ${orderId}` })).map(opened));
   /** Proves "nothing more": the outbox is drained and a later marker event for another order has been seen. */
   const settle = async () => {
     await waitFor(async () => Number((await service.ctx.db('outbox').whereNull('published_at').count<{ c: string }[]>('* as c'))[0]!.c) === 0, { description: 'outbox drained' });

@@ -109,9 +109,7 @@ export class SaleLedger {
    */
   private async onPurchaseAbandoned(event: Extract<FulfillmentEvent, { type: 'PurchaseFailed' }>): Promise<void> {
     const { store } = this.deps;
-    await this.serialiseWithAdmin(event.sellerId);
-    await store.ensureOrder(event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE, this.deps.now());
-    const order = await this.lock(event.orderId);
+    const order = await this.lockOrCreate(event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE);
     const p = event.payload;
     const fresh = await store.insertAdjustment({
       adjustmentId: `${order.orderId}:cancel`, orderId: order.orderId, kind: 'CANCELLATION', refundId: null, amount: null, full: true,
@@ -119,7 +117,7 @@ export class SaleLedger {
     });
     await store.addHistory(order.orderId, order.state, 'PurchaseFailed', { eventId: event.eventId, reasonCode: p.reasonCode, needsReview: false, ignored: fresh ? undefined : 'already cancelled' });
     if (!fresh) return;
-    await this.advance(event.orderId, 'PurchaseFailed', event.eventId);
+    await this.advance(order, 'PurchaseFailed', event.eventId, true);
   }
 
   /**

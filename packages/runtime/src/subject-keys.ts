@@ -1,0 +1,138 @@
+import type { Consumer, Kafka } from 'kafkajs';
+import { subjectKeysTopic, type EventCodec, type OrderReceived, type SubjectKey } from '@postsale/contracts';
+import type { Db, Migration, Tx } from './db';
+import { AppError, classifyError } from './errors';
+import type { Logger } from './logger';
+import { erasedOrderReceived, openPersonalData, type KeyEncryptionKey } from './personal-data';
+
+/**
+ * A service's own copy of the data subjects' keys (crypto-shredding), fed by the compacted subject-keys topic that
+ * ingest writes. Each service that reads personal data from events keeps one in its own schema (`subject_keys`): a key
+ * (sealed with the key-encryption key, never in clear) or, once the subject is erased, only the fact that it was.
+ * Erasure deletes the key here on the erased record; the topic drops it at compaction.
+ */
+export const subjectKeysMigration: Migration = {
+  name: '0100_runtime_subject_keys',
+  async up(db) {
+    await db.schema.createTable('subject_keys', (t) => {
+      t.string('subject_id', 64).primary();
+      t.text('sealed_key');
+      t.timestamp('erased_at', { useTz: true });
+      t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+    });
+  },
+};
+
+/** Applies subject-key records to the service's table; an erased subject's key is deleted and never comes back. */
+export async function applySubjectKeys(trx: Tx, records: SubjectKey[]): Promise<void> {
+  for (const r of records) {
+    if (r.sealedKey === null || r.erasedAt !== null) {
+      await trx('subject_keys')
+        .insert({ subject_id: r.subjectId, sealed_key: null, erased_at: new Date(r.erasedAt ?? r.occurredAt), updated_at: trx.fn.now() })
+        .onConflict('subject_id')
+        .merge({ sealed_key: null, erased_at: new Date(r.erasedAt ?? r.occurredAt), updated_at: trx.fn.now() });
+    } else {
+      // a key never replaces an erasure (a redelivered older record after the erased one changes nothing)
+      await trx('subject_keys').insert({ subject_id: r.subjectId, sealed_key: r.sealedKey }).onConflict('subject_id').ignore();
+    }
+  }
+}
+
+/**
+ * The OrderReceived a reader may use: buyer and ship-to opened from `sealedPersonal` with the subject's key; without
+ * personal data when the subject was erased. A key this service has not received yet is a retriable error: the
+ * consumer waits (the partition pauses), it does not dead-letter. Events from before sealing pass unchanged.
+ */
+export async function openOrderReceived(trx: Tx, kek: KeyEncryptionKey, orderId: string, order: OrderReceived): Promise<OrderReceived> {
+  const sealed = order.sealedPersonal;
+  if (!sealed) return order;
+  const row: { sealed_key: string | null; erased_at: Date | null } | undefined = await trx('subject_keys')
+    .where({ subject_id: sealed.subjectId })
+    .first('sealed_key', 'erased_at');
+  if (!row) {
+    throw new AppError('SUBJECT_KEY_NOT_RECEIVED', `the data key of subject ${sealed.subjectId} has not arrived yet`, { retriable: true, status: 503 });
+  }
+  if (!row.sealed_key) return erasedOrderReceived(order);
+  const data = openPersonalData(kek.unwrap(row.sealed_key, sealed.subjectId), { orderId, subjectId: sealed.subjectId }, sealed.ciphertext);
+  return { ...order, buyer: data.buyer, shipTo: data.shipTo };
+}
+
+/**
+ * Reads the subject-keys topic from the beginning into `subject_keys`, one transaction and one offset commit per
+ * batch (records are idempotent, so a redelivered batch changes nothing). Runs beside a service's consumers as one of
+ * its workers; a failure (database or broker down) is retried with backoff, never skipped.
+ */
+export class SubjectKeyReplica {
+  readonly name = 'subject-keys';
+  private consumer?: Consumer;
+  private stopping = false;
+  private starting?: Promise<void>;
+
+  constructor(private readonly deps: { kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; namespace: string; group: string }) {}
+
+  start(): void {
+    this.starting ??= this.run();
+  }
+
+  nudge(): void {
+    // a Kafka consumer is pushed records; nothing to wake
+  }
+
+  private async run(): Promise<void> {
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        await this.runOnce();
+        return;
+      } catch (error) {
+        this.deps.logger.warn({ err: error, attempt }, 'subject-keys consumer could not start; will try again');
+        await this.consumer?.disconnect().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
+      }
+    }
+  }
+
+  private async runOnce(): Promise<void> {
+    const { kafka, db, codec, namespace, group, logger } = this.deps;
+    const groupId = namespace ? `${namespace}.${group}` : group;
+    const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, (event) => {
+      if (event.payload.restart || this.stopping) return;
+      logger.warn({ err: event.payload.error }, 'subject-keys consumer crashed; restarting it');
+      this.starting = undefined;
+      void consumer.disconnect().catch(() => undefined).then(() => this.start());
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topic: subjectKeysTopic(namespace), fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (batch.messages.length === 0) return;
+        for (let attempt = 1; ; attempt++) {
+          if (!isRunning() || isStale() || this.stopping) return;
+          try {
+            const records: SubjectKey[] = [];
+            for (const m of batch.messages) if (m.value) records.push(await codec.decodeSubjectKey(m.value));
+            await db.transaction((trx) => applySubjectKeys(trx, records));
+            break;
+          } catch (error) {
+            // a key that cannot be stored must not be skipped (its orders would wait for ever): retry until it passes
+            logger.warn({ err: error, code: classifyError(error).code, attempt, partition: batch.partition }, 'subject keys not stored yet; retrying');
+            await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
+            await heartbeat().catch(() => undefined);
+          }
+        }
+        const last = batch.messages[batch.messages.length - 1]!;
+        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+        resolveOffset(last.offset);
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.starting?.catch(() => undefined);
+    await this.consumer?.disconnect().catch(() => undefined);
+  }
+}
