@@ -5,17 +5,6 @@ import tseslint from 'typescript-eslint';
 const SERVICES = ['ingest', 'fulfillment', 'sales', 'payouts'];
 const noServiceImports = { group: SERVICES.map((s) => `@postsale/${s}`), message: 'services talk only through Kafka topics; packages never depend on a service' };
 
-/**
- * Domain files that still import infrastructure (db/, clients/, knex…): the baseline of issue 14's refactor. A file
- * leaves this list when its use case takes ports instead; nothing new may join it.
- */
-const DOMAIN_BASELINE = [
-  'services/fulfillment/src/domain/follow-up.use-case.ts',
-  'services/fulfillment/src/domain/ports.ts',
-  'services/fulfillment/src/domain/purchase.use-case.ts',
-  'services/fulfillment/src/domain/tracking-push.use-case.ts',
-];
-
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', '.local/**', 'bench/results/**'] },
   js.configs.recommended,
@@ -40,7 +29,6 @@ export default tseslint.config(
   {
     // dependencies point inward: the domain owns its ports and imports no infrastructure
     files: ['services/*/src/domain/**/*.ts'],
-    ignores: DOMAIN_BASELINE,
     rules: {
       'no-restricted-imports': ['error', {
         paths: ['express', 'kafkajs', 'knex', 'pg'].map((name) => ({ name, message: 'the domain imports no infrastructure: declare a port in domain/ports.ts' })),

@@ -66,8 +66,17 @@ export const configSchema = baseConfigSchema
     PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(12),
     PUSH_RETRY_BASE_MS: ms(5_000),
     WORKER_INTERVAL_MS: ms(1_000),
-    /** orders the purchase worker claims and buys concurrently per round */
-    PURCHASE_BATCH_SIZE: z.coerce.number().int().min(1).max(100).default(10),
+    /**
+     * orders the purchase worker buys at once (default 10): a continuous pool, where each purchase that ends claims the
+     * next due order, not rounds that wait for the slowest
+     */
+    PURCHASE_CONCURRENCY: z.coerce.number().int().min(1).max(100).optional(),
+    /** the former name of PURCHASE_CONCURRENCY, still read when that one is not set */
+    PURCHASE_BATCH_SIZE: z.coerce.number().int().min(1).max(100).optional(),
+    /** supplier status checks (payment, tracking, delivery) run at once */
+    FOLLOW_UP_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(20),
+    /** tracking pushes to marketplaces run at once */
+    TRACKING_PUSH_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
     /** integrity deadlines per stage, seconds */
     DEADLINE_RECEIVED_S: seconds(3600),
     DEADLINE_PURCHASING_S: seconds(3600),

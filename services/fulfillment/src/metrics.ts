@@ -1,8 +1,8 @@
 import type { Metrics } from '@postsale/runtime';
-import type { FulfillmentRepository } from './db/fulfillment.repository';
+import type { FulfillmentStore } from './domain/ports';
 
 /** The business metrics the issue asks for, registered once per service instance. */
-export function createFulfillmentMetrics(metrics: Metrics, repo: FulfillmentRepository) {
+export function createFulfillmentMetrics(metrics: Metrics, repo: Pick<FulfillmentStore, 'countByState'>) {
   return {
     purchases: metrics.counter('fulfillment_purchases_total', 'Purchase outcomes by outcome and reason', ['outcome', 'reason', 'channel']),
     supplierCalls: metrics.histogram('fulfillment_supplier_call_duration_seconds', 'Supplier API call latency by method and outcome', ['method', 'outcome'],

@@ -1,7 +1,8 @@
 import { Streams } from '@postsale/contracts';
-import { createPoller, createSecretBox, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type ServiceDefinition } from '@postsale/runtime';
+import { createJobWorker, createSecretBox, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type JobStore, type ServiceDefinition } from '@postsale/runtime';
 import { AliExpressDsClient, SupplierCallError } from './clients/aliexpress-ds.client';
 import { CheckoutBrowser } from './clients/checkout-browser';
+import { MarketplaceTrackingClients } from './clients/marketplace-tracking.client';
 import { SellerRateLimiter } from './clients/seller-rate-limiter';
 import { configSchema } from './config';
 import { AuditRepository } from './db/audit.repository';
@@ -9,13 +10,19 @@ import { FulfillmentRepository } from './db/fulfillment.repository';
 import { migrations } from './db/migrations';
 import { CachedSellerSettings } from './db/seller-settings.cache';
 import { runFollowUp } from './domain/follow-up.use-case';
-import type { FulfillmentDeps } from './domain/ports';
+import type { Fulfillment, FulfillmentDeps, TrackingPush } from './domain/ports';
 import { runPurchase } from './domain/purchase.use-case';
-import { States } from './domain/states';
+import { States, type State } from './domain/states';
 import { runTrackingPush } from './domain/tracking-push.use-case';
 import { adminRoutes } from './http/admin.routes';
 import { ordersConsumer } from './kafka/orders.consumer';
 import { createFulfillmentMetrics } from './metrics';
+
+/** A claimed order: the job workers' unit of work, with its lease's fencing token. */
+interface OrderJob {
+  fence: number;
+  order: Fulfillment;
+}
 
 export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
   name: 'fulfillment',
@@ -69,56 +76,39 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       },
     };
 
-    // Each worker processes a few claimed orders per run, one at a time per order; claims are leased (SKIP LOCKED).
-    const purchaser = createPoller({
+    // Three job workers on the runtime's one mechanism: due rows claimed with a lease and a fencing token (SKIP LOCKED,
+    // so replicas split the work), run as a continuous pool. Orders are independent (each has its own lease and
+    // out_order_id); per-seller rate limits and quotas still apply inside each supplier call.
+    const orderJobs = (states: State[], renew: boolean): JobStore<OrderJob> => ({
+      claim: async (limit, leaseMs) => (await repo.claimDue(states, limit, leaseMs)).map((order) => ({ fence: order.leaseVersion, order })),
+      // a purchase can outlast its lease (a browser checkout): renewed while it runs
+      ...(renew ? { renew: (job: OrderJob, leaseMs: number) => repo.renewLease(job.order.orderId, job.fence, leaseMs) } : {}),
+    });
+    const common = { leaseMs: config.JOB_LEASE_MS, idleMs: config.WORKER_INTERVAL_MS, logger, metrics };
+    const purchaser = createJobWorker<OrderJob>({
+      ...common,
       name: 'purchase',
-      intervalMs: config.WORKER_INTERVAL_MS,
-      logger,
-      metrics,
-      run: async () => {
-        // Orders are independent (each has its own lease and out_order_id), so a claimed batch runs concurrently;
-        // per-seller rate limits and quotas still apply inside runPurchase.
-        const due = await repo.claimDue([States.RECEIVED, States.PURCHASING], config.PURCHASE_BATCH_SIZE, config.JOB_LEASE_MS);
-        await Promise.all(
-          due.map((f) =>
-            runPurchase(deps, f).catch((error) => {
-              m.workerFailures.inc({ step: 'purchase', code: 'UNEXPECTED' });
-              logger.error({ err: error, orderId: f.orderId }, 'purchase step failed; the lease expires and it is retried');
-            }),
-          ),
-        );
-        return due.length > 0;
-      },
+      concurrency: config.PURCHASE_CONCURRENCY ?? config.PURCHASE_BATCH_SIZE ?? 10,
+      store: orderJobs([States.RECEIVED, States.PURCHASING], true),
+      run: ({ order }, { lease }) => runPurchase(deps, order, lease),
+      describe: ({ order }) => ({ orderId: order.orderId }),
     });
-    const follower = createPoller({
+    const follower = createJobWorker<OrderJob>({
+      ...common,
       name: 'supplier-follow-up',
-      intervalMs: config.WORKER_INTERVAL_MS,
-      logger,
-      metrics,
-      run: async () => {
-        const due = await repo.claimDue([States.AWAITING_PAYMENT, States.PURCHASED, States.SHIPPED], 20, config.JOB_LEASE_MS);
-        await Promise.all(
-          due.map((f) =>
-            runFollowUp(deps, f).catch((error) => {
-              m.workerFailures.inc({ step: 'follow_up', code: 'UNEXPECTED' });
-              logger.error({ err: error, orderId: f.orderId }, 'follow-up step failed; the lease expires and it is retried');
-            }),
-          ),
-        );
-        return due.length > 0;
-      },
+      concurrency: config.FOLLOW_UP_CONCURRENCY,
+      store: orderJobs([States.AWAITING_PAYMENT, States.PURCHASED, States.SHIPPED], false),
+      run: ({ order }) => runFollowUp(deps, order),
+      describe: ({ order }) => ({ orderId: order.orderId }),
     });
-    const pusher = createPoller({
+    const marketplaces = new MarketplaceTrackingClients({ ebayBaseUrl: config.EBAY_API_BASE_URL, mercadoLibreBaseUrl: config.MERCADOLIBRE_API_BASE_URL, timeoutMs: config.SUPPLIER_TIMEOUT_MS });
+    const pusher = createJobWorker<TrackingPush>({
+      ...common,
       name: 'tracking-push',
-      intervalMs: config.WORKER_INTERVAL_MS,
-      logger,
-      metrics,
-      run: async () => {
-        const due = await repo.claimDuePushes(10, config.JOB_LEASE_MS);
-        const urls = { ebayBaseUrl: config.EBAY_API_BASE_URL, mercadoLibreBaseUrl: config.MERCADOLIBRE_API_BASE_URL, timeoutMs: config.SUPPLIER_TIMEOUT_MS };
-        for (const push of due) await runTrackingPush(deps, urls, push);
-        return due.length > 0;
-      },
+      concurrency: config.TRACKING_PUSH_CONCURRENCY,
+      store: { claim: (limit, leaseMs) => repo.claimDuePushes(limit, leaseMs) },
+      run: (push) => runTrackingPush(deps, marketplaces, push),
+      describe: (push) => ({ orderId: push.orderId }),
     });
     const wake = () => {
       purchaser.nudge();

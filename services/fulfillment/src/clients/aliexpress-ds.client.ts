@@ -1,4 +1,11 @@
+import {
+  SupplierCallError, type CreateOrderInput, type CreateOrderResult, type FreightOption, type SupplierApi, type SupplierOrderStatus, type SupplierProduct, type TrackingInfo,
+} from '../domain/ports';
 import { aliExpressSignature } from './aliexpress-sign';
+
+// the port's types and failure, re-exported for callers that build the client
+export { SupplierCallError };
+export type { CreateOrderInput, CreateOrderResult, FreightOption, SupplierOrderStatus, SupplierProduct, TrackingInfo };
 
 /**
  * AliExpress Dropshipping API client. One instance per seller and job, built from that seller's own credentials: no
@@ -9,20 +16,6 @@ import { aliExpressSignature } from './aliexpress-sign';
  * - RETRIABLE: it certainly did not take effect and may work later (quota, rate limit, "order not found yet");
  * - PERMANENT: a refusal that will not change by itself (bad credentials, unknown product, …).
  */
-export type SupplierFailureKind = 'UNKNOWN' | 'RETRIABLE' | 'PERMANENT';
-
-export class SupplierCallError extends Error {
-  constructor(
-    readonly kind: SupplierFailureKind,
-    readonly code: string,
-    message: string,
-    readonly auth = false,
-  ) {
-    super(message);
-    this.name = 'SupplierCallError';
-  }
-}
-
 export interface AliExpressCredentials {
   appKey: string;
   appSecret: string;
@@ -40,51 +33,6 @@ export interface AliExpressClientOptions {
   now?: () => number;
 }
 
-export interface SupplierSku {
-  skuId: string;
-  skuAttr: string;
-  /** decimal string as the supplier wrote it */
-  price: string;
-  currency: string;
-  stock: number;
-}
-
-export interface SupplierProduct {
-  productId: string;
-  onSelling: boolean;
-  skus: SupplierSku[];
-}
-
-export interface FreightOption {
-  code: string;
-  fee: string;
-  currency: string;
-}
-
-export interface CreateOrderInput {
-  outOrderId: string;
-  address: Record<string, string>;
-  items: Array<{ productId: string; quantity: number; skuAttr: string; logisticsServiceName?: string; memo?: string }>;
-  payCurrency?: string;
-}
-
-export type CreateOrderResult = { ok: true; orderId: string; raw: unknown } | { ok: false; errorCode: string; errorMsg: string; raw: unknown };
-
-export interface SupplierOrderStatus {
-  orderId: string;
-  status: string;
-  logisticsStatus: string | null;
-  amount: { amount: string; currency: string } | null;
-  /** `end_reason` of each child order that has one: with FINISH it tells completed from closed (external-apis.md "Corrections") */
-  endReasons: string[];
-}
-
-export interface TrackingInfo {
-  carrier: string;
-  trackingNumber: string;
-  events: Array<{ at: number | null; name: string; desc: string }>;
-}
-
 // Gateway error codes that say nothing happened and a later call may work.
 const RETRIABLE_GATEWAY_CODES = new Set(['ApiCallLimit', 'AppCallLimit', 'ServiceUnavailable', 'isp.app-call-limited', 'FrequencyLimited']);
 const AUTH_CODES = new Set(['IllegalAccessToken', 'InvalidAppKey', 'IncompleteSignature', 'InsufficientPermission']);
@@ -97,7 +45,7 @@ export function isBusinessRefusalCode(code: string): boolean {
   return /^B_DROPSHIPPER_DELIVERY_ADDRESS_CPF_/.test(code) || /^A00[1-6]$/.test(code);
 }
 
-export class AliExpressDsClient {
+export class AliExpressDsClient implements SupplierApi {
   constructor(private readonly options: AliExpressClientOptions) {}
 
   async getProduct(productId: string, shipToCountry: string, targetCurrency?: string): Promise<SupplierProduct> {

@@ -2,6 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { BrowserLoginError, type BrowserCheckoutResult, type BrowserOrderInput, type WebCheckout, type WebLogin, type WebOrderRow } from '../domain/ports';
+
+export { BrowserLoginError };
+export type { BrowserCheckoutResult, BrowserOrderInput, WebLogin, WebOrderRow };
 
 /**
  * The browser fallback: drives the supplier's web checkout in a real headless Chromium (login, product page with SKU
@@ -14,37 +18,9 @@ export interface BrowserCheckoutOptions {
   timeoutMs: number;
 }
 
-export interface WebLogin {
-  email: string;
-  password: string;
-}
-
-export interface BrowserOrderInput {
-  productId: string;
-  skuAttr: string;
-  quantity: number;
-  /** the idempotency key, typed into the "note to seller" */
-  memo: string;
-  address: { full_name: string; address: string; address2?: string; city: string; province?: string; zip: string; country: string; mobile_no?: string };
-}
-
-export type BrowserCheckoutResult =
-  | { outcome: 'PLACED'; orderId: string; amount: string | null; currency: string | null; status: string | null; duplicate: boolean }
-  /** the site refused (captcha, payment declined, validation error): nothing was bought */
-  | { outcome: 'REFUSED'; code: string; message: string }
-  /** we could not see the confirmation: an order may or may not exist; resolve by memo */
-  | { outcome: 'UNKNOWN'; code: string; message: string };
-
-export interface WebOrderRow {
-  orderId: string;
-  status: string;
-  memo: string;
-  total: string;
-}
-
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
-export class CheckoutBrowser {
+export class CheckoutBrowser implements WebCheckout {
   /** One browser session at a time per process: purchases run concurrently, but each Chromium costs a core. */
   private sessions: Promise<unknown> = Promise.resolve();
 
@@ -147,13 +123,6 @@ export class CheckoutBrowser {
       await browser?.close().catch(() => undefined);
       await rm(profile, { recursive: true, force: true }).catch(() => undefined);
     }
-  }
-}
-
-export class BrowserLoginError extends Error {
-  constructor() {
-    super('the supplier web login was refused');
-    this.name = 'BrowserLoginError';
   }
 }
 

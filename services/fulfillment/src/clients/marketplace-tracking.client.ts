@@ -1,30 +1,13 @@
+import { MarketplacePushError, type MarketplaceToken, type MarketplaceTracking, type TrackingPushInput } from '../domain/ports';
+
+export { MarketplacePushError };
+export type { TrackingPushInput };
+
 /**
  * Pushes tracking to the marketplace the order came from, with the seller's own token. Both pushes are made safe to
  * retry: eBay's shipping_fulfillment is not idempotent, so we first list the order's fulfillments and skip the POST
  * when our tracking number is already there; MercadoLibre's PUT and seller notification just restate the same facts.
  */
-export interface TrackingPushInput {
-  externalOrderId: string;
-  lines: Array<{ lineId: string; quantity: number }>;
-  carrier: string;
-  trackingNumber: string;
-  shippedAt: Date;
-}
-
-export class MarketplacePushError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    /** worth trying again: transient, or fixable by an operator (a token) */
-    readonly retriable: boolean,
-    /** the cause passes by itself (network, timeout, 5xx, 429): retried for as long as it lasts, never given up */
-    readonly transient = false,
-  ) {
-    super(message);
-    this.name = 'MarketplacePushError';
-  }
-}
-
 async function request(url: string, init: RequestInit & { timeoutMs: number }): Promise<{ status: number; body: unknown; headers: Headers }> {
   let response: Response;
   try {
@@ -113,5 +96,16 @@ export class MercadoLibreTrackingClient {
       }),
     });
     return { shipmentId };
+  }
+}
+
+/** The domain's MarketplaceTracking port: a client per push, built from the seller's token, for the order's marketplace. */
+export class MarketplaceTrackingClients implements MarketplaceTracking {
+  constructor(private readonly options: { ebayBaseUrl: string; mercadoLibreBaseUrl: string; timeoutMs: number }) {}
+
+  push(marketplace: string, token: MarketplaceToken, input: TrackingPushInput): Promise<Record<string, unknown>> {
+    const { timeoutMs } = this.options;
+    if (marketplace === 'EBAY') return new EbayTrackingClient({ baseUrl: this.options.ebayBaseUrl, accessToken: token.accessToken, timeoutMs, carrierCode: token.ebayCarrierCode }).push(input);
+    return new MercadoLibreTrackingClient({ baseUrl: this.options.mercadoLibreBaseUrl, accessToken: token.accessToken, timeoutMs, serviceId: token.mlServiceId }).push(input);
   }
 }

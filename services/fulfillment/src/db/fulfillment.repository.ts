@@ -1,55 +1,12 @@
 import { safeInteger } from '@postsale/contracts';
 import type { Address, Money, OrderLine } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
+import type {
+  Attempt, Fulfillment, FulfillmentHistory, FulfillmentPatch, FulfillmentStore, NewFulfillment, OverdueOrder, OverduePush, TrackingPush, TrackingPushOutcome,
+} from '../domain/ports';
 import type { State } from '../domain/states';
 
-/** A fulfillment as the domain sees it: typed, money as Money, bigint columns checked. */
-export interface Fulfillment {
-  orderId: string;
-  sellerId: string;
-  marketplace: string | null;
-  externalOrderId: string | null;
-  marketplaceAccountId: string | null;
-  state: State;
-  stateSince: Date;
-  reasonCode: string | null;
-  reasonDetails: unknown;
-  lines: OrderLine[];
-  shipTo: Address | null;
-  shipToIssue: string | null;
-  saleAmount: Money | null;
-  /** the order's marketplace and payment fees (null: the marketplace did not say) */
-  marketplaceFee: Money | null;
-  paymentFee: Money | null;
-  outOrderId: string | null;
-  channel: string | null;
-  supplierOrderId: string | null;
-  supplierCost: Money | null;
-  approvedMax: Money | null;
-  purchaseAttempts: number;
-  statusChecks: number;
-  nextRunAt: Date | null;
-  carrier: string | null;
-  trackingNumber: string | null;
-  cancelRequested: boolean;
-  receivedAt: Date | null;
-  purchasedAt: Date | null;
-  shippedAt: Date | null;
-  /** the fencing token of the current lease: incremented by every claim, checked by every commit of a claimed job */
-  leaseVersion: number;
-}
-
-export interface Attempt {
-  id: string;
-  attemptNo: number;
-  kind: 'CREATE' | 'RESOLVE';
-  channel: string;
-  outOrderId: string;
-  outcome: 'PENDING' | 'CREATED' | 'REJECTED' | 'UNKNOWN' | 'NOT_PLACED' | 'PLACED';
-  supplierOrderId: string | null;
-  supplierCode: string | null;
-  startedAt: Date;
-}
+export type { Attempt, Fulfillment, FulfillmentPatch, NewFulfillment };
 
 type Row = Record<string, unknown>;
 
@@ -109,42 +66,6 @@ function toAttempt(row: Row): Attempt {
   };
 }
 
-export interface NewFulfillment {
-  orderId: string;
-  sellerId: string;
-  marketplace: string;
-  externalOrderId: string;
-  marketplaceAccountId: string;
-  lines: OrderLine[];
-  shipTo: Address | null;
-  shipToIssue: string | null;
-  saleAmount: Money;
-  marketplaceFee?: Money | null;
-  paymentFee?: Money | null;
-  outOrderId: string;
-  receivedAt: Date;
-}
-
-/** Column patch applied together with a transition. Money goes in as Money, split into its two columns here. */
-export interface FulfillmentPatch {
-  reasonCode?: string | null;
-  reasonDetails?: unknown;
-  channel?: string;
-  supplierOrderId?: string;
-  supplierCost?: Money;
-  approvedMax?: Money | null;
-  approvedBy?: string | null;
-  purchaseAttempts?: number;
-  statusChecks?: number;
-  nextRunAt?: Date | null;
-  carrier?: string;
-  trackingNumber?: string;
-  cancelRequested?: boolean;
-  purchasedAt?: Date;
-  shippedAt?: Date;
-  deliveredAt?: Date;
-}
-
 function patchColumns(patch: FulfillmentPatch): Row {
   const row: Row = {};
   if (patch.reasonCode !== undefined) row.reason_code = patch.reasonCode;
@@ -172,7 +93,8 @@ function patchColumns(patch: FulfillmentPatch): Row {
   return row;
 }
 
-export class FulfillmentRepository {
+/** The domain's FulfillmentStore over the fulfillment schema. */
+export class FulfillmentRepository implements FulfillmentStore {
   constructor(readonly db: Db) {}
 
   transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T> {
@@ -249,8 +171,8 @@ export class FulfillmentRepository {
   }
 
   /** Updates columns without changing state, only if the order is still in `state`. */
-  async update(trx: Tx | Db, orderId: string, state: State, patch: FulfillmentPatch, fence?: number): Promise<boolean> {
-    const query = trx('fulfillments').where({ order_id: orderId, state });
+  async update(trx: Tx | undefined, orderId: string, state: State, patch: FulfillmentPatch, fence?: number): Promise<boolean> {
+    const query = (trx ?? this.db)('fulfillments').where({ order_id: orderId, state });
     if (fence !== undefined) query.where('lease_version', fence);
     const count = await query.update(patchColumns(patch));
     return count > 0;
@@ -349,7 +271,7 @@ export class FulfillmentRepository {
     await (trx ?? this.db)('supplier_responses').insert({ order_id: orderId, method, outcome, summary: JSON.stringify(summary ?? null) });
   }
 
-  async history(orderId: string) {
+  async history(orderId: string): Promise<FulfillmentHistory> {
     const [transitions, attempts, responses, push] = await Promise.all([
       this.db('transitions').where({ order_id: orderId }).orderBy('id'),
       this.db('purchase_attempts').where({ order_id: orderId }).orderBy('attempt_no'),
@@ -376,7 +298,7 @@ export class FulfillmentRepository {
   }
 
   /** Non-terminal orders that have been in their state longer than `deadlines[state]` seconds. */
-  async overdue(deadlines: Partial<Record<State, number>>): Promise<Array<{ orderId: string; sellerId: string; state: State; since: Date }>> {
+  async overdue(deadlines: Partial<Record<State, number>>): Promise<OverdueOrder[]> {
     const query = this.db('fulfillments').select('order_id', 'seller_id', 'state', 'state_since');
     query.where((q) => {
       for (const [state, seconds] of Object.entries(deadlines)) {
@@ -393,18 +315,24 @@ export class FulfillmentRepository {
     await trx('tracking_pushes').insert({ order_id: orderId, seller_id: sellerId, marketplace, status }).onConflict('order_id').ignore();
   }
 
-  async claimDuePushes(limit: number, leaseMs: number): Promise<Array<{ id: string; orderId: string; sellerId: string; marketplace: string; attempts: number }>> {
+  /** Claims due pushes like orders: SKIP LOCKED, the lease moved forward, a new fencing token per claim. */
+  async claimDuePushes(limit: number, leaseMs: number): Promise<TrackingPush[]> {
     return this.db.transaction(async (trx) => {
       const rows: Row[] = await trx('tracking_pushes').where({ status: 'PENDING' }).where('next_attempt_at', '<=', trx.fn.now()).orderBy('next_attempt_at').limit(limit).forUpdate().skipLocked();
       if (rows.length === 0) return [];
-      await trx('tracking_pushes').whereIn('id', rows.map((r) => r.id as string)).update({ next_attempt_at: new Date(Date.now() + leaseMs) });
-      return rows.map((r) => ({ id: String(r.id), orderId: String(r.order_id), sellerId: String(r.seller_id), marketplace: String(r.marketplace), attempts: Number(r.attempts) }));
+      const claimed: Row[] = await trx('tracking_pushes')
+        .whereIn('id', rows.map((r) => r.id as string))
+        .update({ next_attempt_at: new Date(Date.now() + leaseMs), lease_version: trx.raw('lease_version + 1') })
+        .returning(['id', 'lease_version']);
+      const fences = new Map(claimed.map((r) => [String(r.id), safeInteger(r.lease_version)]));
+      return rows.map((r) => ({ id: String(r.id), orderId: String(r.order_id), sellerId: String(r.seller_id), marketplace: String(r.marketplace), attempts: Number(r.attempts), fence: fences.get(String(r.id))! }));
     });
   }
 
-  async finishPush(id: string, r: { status: 'PENDING' | 'DONE' | 'FAILED'; attempts: number; nextAttemptAt?: Date; lastError?: string | null; result?: unknown }): Promise<void> {
-    await this.db('tracking_pushes')
-      .where({ id })
+  /** Records a push's outcome only while its lease is current (and it is still pending). */
+  async finishPush(push: Pick<TrackingPush, 'id' | 'fence'>, r: TrackingPushOutcome): Promise<boolean> {
+    const count = await this.db('tracking_pushes')
+      .where({ id: push.id, lease_version: push.fence, status: 'PENDING' })
       .update({
         status: r.status,
         attempts: r.attempts,
@@ -413,9 +341,10 @@ export class FulfillmentRepository {
         ...(r.result !== undefined ? { result: JSON.stringify(r.result) } : {}),
         ...(r.status === 'DONE' ? { done_at: this.db.fn.now() } : {}),
       });
+    return count > 0;
   }
 
-  async overduePushes(seconds: number): Promise<Array<{ orderId: string; sellerId: string; status: string; since: Date; lastError: string | null }>> {
+  async overduePushes(seconds: number): Promise<OverduePush[]> {
     const rows: Row[] = await this.db('tracking_pushes')
       .whereIn('status', ['PENDING', 'FAILED'])
       .where('created_at', '<', this.db.raw(`now() - (? * interval '1 second')`, [seconds]));

@@ -196,4 +196,14 @@ export const migrations: Migration[] = [
       await db.raw('create index admin_audit_order on admin_audit (order_id) where order_id is not null');
     },
   },
+  {
+    name: '0007_tracking_push_fencing_token',
+    async up(db) {
+      // Tracking pushes are claimed with a lease like orders: a claim increments lease_version and the outcome commits
+      // only with the claim's token, so a replica whose lease expired cannot record a push outcome over the new holder's.
+      await db.schema.alterTable('tracking_pushes', (t) => {
+        t.bigInteger('lease_version').notNullable().defaultTo(0);
+      });
+    },
+  },
 ];

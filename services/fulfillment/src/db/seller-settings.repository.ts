@@ -1,45 +1,14 @@
 import { safeInteger } from '@postsale/contracts';
-import type { Money } from '@postsale/contracts';
 import type { Db, SealContext, SecretBox } from '@postsale/runtime';
+import type { MarketplaceToken, ProductMapping, PurchaseChannel, SellerPolicy, SupplierSecrets } from '../domain/ports';
 
 /**
  * Per-seller settings: purchase policy, product mappings, supplier credentials and marketplace tokens (both sealed at
  * rest with the service's SecretBox; plaintext exists only in memory, for one job or the settings cache's TTL), and the
  * daily supplier quota. CachedSellerSettings (seller-settings.cache.ts) is what the service uses.
  */
-export type PurchaseChannel = 'API' | 'BROWSER';
-
-export interface SellerPolicy {
-  sellerId: string;
-  minMarginBps: number | null;
-  maxCost: Money | null;
-  purchaseChannel: PurchaseChannel;
-  fxRates: Record<string, string>;
-  ratePerSecond: number | null;
-  dailyQuota: number | null;
-}
-
-export interface ProductMapping {
-  sellerId: string;
-  listingId: string;
-  /** '' = any SKU of the listing */
-  sku: string;
-  productId: string;
-  skuAttr: string;
-  logisticsServiceName: string | null;
-  purchaseChannel: PurchaseChannel | null;
-}
-
-export interface SupplierSecrets {
-  api: { appKey: string; appSecret: string; accessToken: string } | null;
-  web: { email: string; password: string } | null;
-}
-
-export interface MarketplaceToken {
-  accessToken: string;
-  mlServiceId: number | null;
-  ebayCarrierCode: string | null;
-}
+// the records are the domain's (domain/records.ts); re-exported for the callers that read them from here
+export type { MarketplaceToken, ProductMapping, PurchaseChannel, SellerPolicy, SupplierSecrets };
 
 type Row = Record<string, unknown>;
 

@@ -1,8 +1,6 @@
 import { parseDecimal } from '@postsale/contracts';
 import { retryDelayMs } from '@postsale/runtime';
-import { SupplierCallError } from '../clients/aliexpress-ds.client';
-import type { Fulfillment } from '../db/fulfillment.repository';
-import { publish, sendToReview, type FulfillmentDeps } from './ports';
+import { publish, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps } from './ports';
 import { closeReasonOf, Reasons, States } from './states';
 
 /**
@@ -177,6 +175,6 @@ async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promis
   const checks = f.statusChecks + 1;
   const delay = retryDelayMs(checks, deps.settings.statusPollMinMs, deps.settings.statusPollMaxMs);
   // fenced: a worker whose lease expired must not push back the next check of the worker that holds it now
-  await deps.repo.update(deps.repo.db, f.orderId, f.state, { statusChecks: checks, nextRunAt: new Date(Date.now() + delay) }, f.leaseVersion);
+  await deps.repo.update(undefined, f.orderId, f.state, { statusChecks: checks, nextRunAt: new Date(Date.now() + delay) }, f.leaseVersion);
   deps.logger.debug({ orderId: f.orderId, state: f.state, why, nextInMs: delay }, 'order checked; not moved');
 }

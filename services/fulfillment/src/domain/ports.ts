@@ -1,18 +1,77 @@
 import { newEvent, Streams, type FulfillmentEvent, type PayloadOf } from '@postsale/contracts';
 import type { Logger, OutboxWriter, Tx } from '@postsale/runtime';
-import type { AliExpressDsClient } from '../clients/aliexpress-ds.client';
-import type { BrowserCheckoutResult, BrowserOrderInput, WebLogin, WebOrderRow } from '../clients/checkout-browser';
-import type { Fulfillment, FulfillmentRepository } from '../db/fulfillment.repository';
-import type { SellerSettingsRepository } from '../db/seller-settings.repository';
 import type { FulfillmentMetrics } from '../metrics';
+import type { SupplierApi, WebCheckout } from './gateways';
+import type {
+  Attempt, CredentialSummary, Fulfillment, FulfillmentHistory, FulfillmentPatch, MarketplaceToken, NewFulfillment, OverdueOrder, OverduePush,
+  ProductMapping, SellerPolicy, SupplierSecrets, TrackingPush, TrackingPushOutcome,
+} from './records';
 import { Reasons, type State } from './states';
 
-/** The supplier API as the use cases need it; built per seller and job from that seller's credentials. */
-export type SupplierApi = Pick<AliExpressDsClient, 'getProduct' | 'getFreight' | 'createOrder' | 'getOrder' | 'getTracking'>;
+export type * from './gateways';
+export { BrowserLoginError, MarketplacePushError, SupplierCallError } from './gateways';
+export type * from './records';
 
-export interface WebCheckout {
-  placeOrder(login: WebLogin, input: BrowserOrderInput): Promise<BrowserCheckoutResult>;
-  findOrdersByMemo(login: WebLogin, memo: string): Promise<WebOrderRow[]>;
+/**
+ * The ports of the fulfillment domain: the stores and gateways its use cases are given (implemented in db/ and
+ * clients/, wired in service.ts), and the deps object every use case takes. Methods that write take the transaction
+ * the use case opened with `transaction()`; a method whose `trx` is optional runs on its own when none is given.
+ */
+
+/** The fulfillment state machine, its purchase attempts and its tracking pushes. */
+export interface FulfillmentStore {
+  transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
+  /** inserts the order once; false when it was already there */
+  insertReceived(trx: Tx, f: NewFulfillment, cause: string): Promise<boolean>;
+  /** a cancellation that arrived before (or without) the order, remembered so a later OrderReceived buys nothing */
+  insertCancelledPlaceholder(trx: Tx, orderId: string, sellerId: string, cause: string, details: unknown): Promise<void>;
+  erasePersonalData(trx: Tx, orderId: string): Promise<boolean>;
+  get(orderId: string, trx?: Tx): Promise<Fulfillment | undefined>;
+  /** reads the order and locks it until the transaction ends */
+  getForUpdate(trx: Tx, orderId: string): Promise<Fulfillment | undefined>;
+  /**
+   * The atomic transition from one of `from` to `to`, with `patch`; with a `fence`, only while that lease is current.
+   * Undefined when the order was elsewhere (or claimed by another worker): the caller then does nothing.
+   */
+  transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch?: FulfillmentPatch, fence?: number): Promise<Fulfillment | undefined>;
+  /** changes fields without changing state, only while the order is in `state` (and the lease `fence` is current) */
+  update(trx: Tx | undefined, orderId: string, state: State, patch: FulfillmentPatch, fence?: number): Promise<boolean>;
+  /** claims due orders in `states` with a lease: next_run_at moved forward, fencing token incremented */
+  claimDue(states: State[], limit: number, leaseMs: number): Promise<Fulfillment[]>;
+  /** extends a claimed order's lease while `fence` is current; false: the lease was lost */
+  renewLease(orderId: string, fence: number, leaseMs: number): Promise<boolean>;
+  mayHaveSupplierOrder(orderId: string, trx?: Tx): Promise<boolean>;
+  lastAttempt(orderId: string, trx?: Tx): Promise<Attempt | undefined>;
+  firstCreateAttempt(orderId: string): Promise<Attempt | undefined>;
+  insertAttempt(trx: Tx, a: { orderId: string; attemptNo: number; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string>;
+  finishAttempt(trx: Tx, id: string, r: { outcome: Attempt['outcome']; supplierOrderId?: string; supplierCode?: string; message?: string; response?: unknown }): Promise<void>;
+  recordSupplierResponse(orderId: string, method: string, outcome: string, summary: unknown, trx?: Tx): Promise<void>;
+  history(orderId: string): Promise<FulfillmentHistory>;
+  orderIdsBySupplierOrder(supplierOrderId: string): Promise<string[]>;
+  reviewQueue(limit: number): Promise<Fulfillment[]>;
+  countByState(state: State): Promise<number>;
+  overdue(deadlines: Partial<Record<State, number>>): Promise<OverdueOrder[]>;
+  insertTrackingPush(trx: Tx, orderId: string, sellerId: string, marketplace: string, status: 'PENDING' | 'SKIPPED'): Promise<void>;
+  /** claims due tracking pushes with a lease, fencing token incremented */
+  claimDuePushes(limit: number, leaseMs: number): Promise<TrackingPush[]>;
+  /** records a push's outcome while its lease (`push.fence`) is current; false: another worker holds it now */
+  finishPush(push: Pick<TrackingPush, 'id' | 'fence'>, outcome: TrackingPushOutcome): Promise<boolean>;
+  overduePushes(seconds: number): Promise<OverduePush[]>;
+}
+
+/** Per-seller settings: purchase policy, product mappings, sealed credentials and tokens, the daily supplier quota. */
+export interface SellerSettingsStore {
+  policy(sellerId: string): Promise<SellerPolicy | undefined>;
+  putPolicy(p: SellerPolicy): Promise<void>;
+  mappingFor(sellerId: string, listingId: string, sku: string | null): Promise<ProductMapping | undefined>;
+  mappings(sellerId: string): Promise<ProductMapping[]>;
+  putMappings(sellerId: string, mappings: Omit<ProductMapping, 'sellerId'>[]): Promise<void>;
+  deleteMapping(sellerId: string, listingId: string, sku: string): Promise<number>;
+  putSupplierCredentials(sellerId: string, c: { api?: SupplierSecrets['api']; web?: SupplierSecrets['web'] }): Promise<void>;
+  supplierSecrets(sellerId: string): Promise<SupplierSecrets>;
+  credentialSummary(sellerId: string): Promise<CredentialSummary>;
+  putMarketplaceToken(sellerId: string, marketplace: string, t: MarketplaceToken): Promise<void>;
+  marketplaceToken(sellerId: string, marketplace: string): Promise<MarketplaceToken | undefined>;
 }
 
 export interface FulfillmentSettings {
@@ -28,9 +87,10 @@ export interface FulfillmentSettings {
   leaseMs: number;
 }
 
+/** What every fulfillment use case is given. */
 export interface FulfillmentDeps {
-  repo: FulfillmentRepository;
-  sellers: SellerSettingsRepository;
+  repo: FulfillmentStore;
+  sellers: SellerSettingsStore;
   outbox: OutboxWriter;
   /** undefined when the seller has no API credentials */
   supplierFor(sellerId: string): Promise<SupplierApi | undefined>;

@@ -1,11 +1,7 @@
 import { add, money, parseDecimal, type Money } from '@postsale/contracts';
-import { retryDelayMs } from '@postsale/runtime';
-import { SupplierCallError } from '../clients/aliexpress-ds.client';
-import { BrowserLoginError } from '../clients/checkout-browser';
-import type { Attempt, Fulfillment } from '../db/fulfillment.repository';
-import type { PurchaseChannel } from '../db/seller-settings.repository';
+import { keepLease, retryDelayMs, type Lease } from '@postsale/runtime';
 import { evaluatePriceGuard } from './price-guard';
-import { sendToReview, type FulfillmentDeps, type SupplierApi } from './ports';
+import { BrowserLoginError, sendToReview, SupplierCallError, type Attempt, type Fulfillment, type FulfillmentDeps, type PurchaseChannel, type SupplierApi } from './ports';
 import { Reasons, States } from './states';
 
 /**
@@ -52,10 +48,10 @@ type Outcome =
  * Two replicas (DESIGN guarantee 6): the claim gave this worker a lease with a fencing token (`f.leaseVersion`). Every
  * commit below is conditional on that token, so a worker whose lease expired — and whose order another worker has
  * claimed since — commits nothing. While the worker is at it (a browser checkout can take longer than a lease) the lease
- * is renewed, so no other worker claims the order in the first place.
+ * is renewed (the runtime's `keepLease`; the job worker passes the one it keeps), so no other worker claims the order
+ * in the first place.
  */
-export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment): Promise<void> {
-  const lease = keepLease(deps, f);
+export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease = renewedLease(deps, f)): Promise<void> {
   try {
     await purchase(deps, f, lease);
   } finally {
@@ -63,31 +59,14 @@ export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment): Promis
   }
 }
 
-interface Lease {
-  /** stops renewing; resolves once no renewal is in flight (so it cannot overwrite the next_run_at a commit sets) */
-  stop(): Promise<void>;
-}
-
-function keepLease(deps: FulfillmentDeps, f: Fulfillment): Lease {
-  let inFlight: Promise<unknown> = Promise.resolve();
-  let stopped = false;
-  const timer = setInterval(() => {
-    if (stopped) return;
-    inFlight = deps.repo.renewLease(f.orderId, f.leaseVersion, deps.settings.leaseMs).then(
-      (kept) => {
-        if (!kept) deps.logger.warn({ orderId: f.orderId, leaseVersion: f.leaseVersion }, 'purchase lease lost: another worker claimed the order; this one will not commit');
-      },
-      (error) => deps.logger.warn({ err: error, orderId: f.orderId }, 'purchase lease renewal failed; retried at the next beat'),
-    );
-  }, Math.max(50, Math.floor(deps.settings.leaseMs / 3)));
-  timer.unref?.();
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await inFlight;
-    },
-  };
+/** The order's lease, renewed while the purchase runs, for a caller that claimed the order itself. */
+export function renewedLease(deps: FulfillmentDeps, f: Fulfillment): Lease {
+  return keepLease({
+    renew: () => deps.repo.renewLease(f.orderId, f.leaseVersion, deps.settings.leaseMs),
+    leaseMs: deps.settings.leaseMs,
+    logger: deps.logger,
+    context: { step: 'purchase', orderId: f.orderId, fence: f.leaseVersion },
+  });
 }
 
 async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Promise<void> {
@@ -158,7 +137,7 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
     deps.metrics.workerFailures.inc({ step: 'price_check', code: prepared.code });
     const next = new Date(Date.now() + retryDelayMs(f.statusChecks + 1, deps.settings.purchaseRetryBaseMs, deps.settings.purchaseRetryMaxMs));
     await lease.stop();
-    await deps.repo.update(deps.repo.db, f.orderId, f.state, { statusChecks: f.statusChecks + 1, nextRunAt: next }, fence);
+    await deps.repo.update(undefined, f.orderId, f.state, { statusChecks: f.statusChecks + 1, nextRunAt: next }, fence);
     return;
   }
   if (prepared.kind === 'review') {
