@@ -1,5 +1,6 @@
 export * from './backoff';
 export * from './config';
+export * from './admin-audit';
 export * from './consumer';
 export * from './db';
 export * from './errors';

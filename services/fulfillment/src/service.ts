@@ -1,11 +1,10 @@
 import { Streams } from '@postsale/contracts';
-import { createJobWorker, createSecretBox, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type JobStore, type ServiceDefinition } from '@postsale/runtime';
+import { AdminAuditTrail, createJobWorker, createSecretBox, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type JobStore, type ServiceDefinition } from '@postsale/runtime';
 import { AliExpressDsClient, SupplierCallError } from './clients/aliexpress-ds.client';
 import { CheckoutBrowser } from './clients/checkout-browser';
 import { MarketplaceTrackingClients } from './clients/marketplace-tracking.client';
 import { SellerRateLimiter } from './clients/seller-rate-limiter';
 import { configSchema } from './config';
-import { AuditRepository } from './db/audit.repository';
 import { FulfillmentRepository } from './db/fulfillment.repository';
 import { migrations } from './db/migrations';
 import { CachedSellerSettings } from './db/seller-settings.cache';
@@ -125,7 +124,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
         adminToken: config.ADMIN_TOKEN,
         operatorToken: config.OPERATOR_TOKEN,
         wake,
-        audit: new AuditRepository(db),
+        audit: new AdminAuditTrail(db),
         deadlines: {
           RECEIVED: config.DEADLINE_RECEIVED_S,
           PURCHASING: config.DEADLINE_PURCHASING_S,

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Streams } from '@postsale/contracts';
 import { createPayPalWebhookVerifier } from '@postsale/paypal';
-import { createJobWorker, createPoller, createSecretBox, keyEncryptionKey, requireCleanInput, retryDelayMs, type ServiceDefinition } from '@postsale/runtime';
+import { AdminAuditTrail, createJobWorker, createPoller, createSecretBox, keyEncryptionKey, requireCleanInput, retryDelayMs, type ServiceDefinition } from '@postsale/runtime';
 import { createEbayClient } from './clients/ebay.client';
 import { createMercadoLibreClient } from './clients/mercadolibre.client';
 import { createPayPalCheckoutClient } from './clients/paypal-checkout.client';
 import { configSchema } from './config';
-import { AuditRepository } from './db/audit.repository';
 import { DeliveriesRepository } from './db/deliveries.repository';
 import { ErasureRepository } from './db/erasure.repository';
 import { migrations } from './db/migrations';
@@ -91,7 +90,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     const receiver = createDeliveryReceiver({ deliveries, sellers: sellersRepo, processor, metrics: ingestMetrics, nudgeWorker });
     const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller: nudgeWorker });
     const checkout = createCheckout({ orders, sellers: sellersRepo, secrets, receiver, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
-    const admin = createAdmin({ sellers, deliveries, orders, erasure, erasures: erasureRepo, audit: new AuditRepository(db), nudgeWorker });
+    const admin = createAdmin({ sellers, deliveries, orders, erasure, erasures: erasureRepo, audit: new AdminAuditTrail(db), nudgeWorker });
     ingestMetrics.watchDeliveries((status) => deliveries.countByStatus(status));
 
     return {

@@ -15,7 +15,7 @@ export interface AdminAuditEntry {
 
 /** Where admin writes are recorded, in the transaction of the write itself. */
 export interface AdminAuditLog {
-  record(trx: Tx, entry: AdminAuditEntry): Promise<void>;
+  record(entry: AdminAuditEntry, trx: Tx): Promise<void>;
 }
 
 /** The reason code of an order an operator cancelled before anything was bought (also PurchaseFailed.reasonCode). */
@@ -62,9 +62,9 @@ export async function cancelBeforePurchase(deps: FulfillmentDeps, audit: AdminAu
       needsReview: false,
       failedAt: Date.now(),
     });
-    await audit.record(trx, {
+    await audit.record({
       actor: input.actor, action: 'CANCEL_ORDER', target: `order:${orderId}`, orderId, before, after: { state: States.CANCELLED, reason: CANCELLED_BY_OPERATOR }, reason: input.reason,
-    });
+    }, trx);
     deps.metrics.purchases.inc({ outcome: 'cancelled', reason: CANCELLED_BY_OPERATOR, channel: f.channel ?? 'none' });
     return moved;
   });

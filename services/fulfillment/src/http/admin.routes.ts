@@ -1,11 +1,10 @@
 import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
 import { formatDecimal, isKnownCurrency, parseDecimal, type Money } from '@postsale/contracts';
-import { actorOf, badRequest, maskAddress, notFound, requireRoles, validate } from '@postsale/runtime';
+import { actorOf, type AdminAuditTrail, badRequest, maskAddress, notFound, requireRoles, validate } from '@postsale/runtime';
 import { approveOrder, integrityReport, markPurchased, retryOrder, type Deadlines } from '../domain/admin.use-case';
 import { cancelBeforePurchase } from '../domain/cancel-order.use-case';
 import type { FulfillmentDeps } from '../domain/ports';
-import type { AuditRepository } from '../db/audit.repository';
 import type { Fulfillment } from '../db/fulfillment.repository';
 
 /** Admin API, all behind the bearer token: validate, call one use case, map the result. */
@@ -100,7 +99,7 @@ const operatorOf = (_req: Request, res: Response) => actorOf(res);
 const revealQuery = z.object({ reveal: z.literal('true').optional(), reason: z.string().min(3).max(500).optional() });
 const param = (req: Request, name: string) => validate(id, req.params[name], 'INVALID_PATH');
 
-export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string; operatorToken?: string; deadlines: Deadlines; wake: () => void; audit: AuditRepository }) {
+export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string; operatorToken?: string; deadlines: Deadlines; wake: () => void; audit: AdminAuditTrail }) {
   return (app: Express) => {
     app.use('/admin', requireRoles({ admin: options.adminToken, operator: options.operatorToken }));
     /** The ship-to is masked unless asked for with a reason (`?reveal=true&reason=…`); a reveal is logged without the data. */

@@ -1,4 +1,4 @@
-import type { Migration } from '@postsale/runtime';
+import { createAdminAuditTable, type Migration } from '@postsale/runtime';
 
 /** ingest's own tables, in its own schema. Append new migrations; never edit one that has shipped. */
 export const migrations: Migration[] = [
@@ -140,18 +140,7 @@ export const migrations: Migration[] = [
     name: '0003_ingest_admin_audit',
     async up(db) {
       // Every admin write (and every reveal of personal data): who (from the credential), what, before/after, why, when.
-      await db.schema.createTable('admin_audit', (t) => {
-        t.bigIncrements('id').primary();
-        t.string('actor', 32).notNullable();
-        t.string('action', 64).notNullable();
-        t.string('target', 255).notNullable();
-        t.string('order_id');
-        t.jsonb('before');
-        t.jsonb('after');
-        t.string('reason', 500);
-        t.timestamp('at', { useTz: true }).notNullable().defaultTo(db.fn.now());
-      });
-      await db.raw('create index admin_audit_order on admin_audit (order_id) where order_id is not null');
+      await createAdminAuditTable(db, { orderColumn: true, indexes: ['order'] });
     },
   },
   {

@@ -1,4 +1,4 @@
-import type { Migration } from '@postsale/runtime';
+import { createAdminAuditTable, type Migration } from '@postsale/runtime';
 import { PAYPAL_PAYOUT_CURRENCIES } from '../domain/payout-currency';
 
 /** payouts's own tables, in its own schema. Append new migrations; never edit one that has shipped. */
@@ -178,17 +178,7 @@ export const migrations: Migration[] = [
     name: '0003_payouts_admin_audit',
     async up(db) {
       // Every admin write: who (from the credential), what, before/after, why, when. A payee email change is one.
-      await db.schema.createTable('admin_audit', (t) => {
-        t.bigIncrements('id').primary();
-        t.string('actor', 32).notNullable();
-        t.string('action', 64).notNullable();
-        t.string('target', 255).notNullable();
-        t.jsonb('before');
-        t.jsonb('after');
-        t.string('reason', 500);
-        t.timestamp('at', { useTz: true }).notNullable().defaultTo(db.fn.now());
-      });
-      await db.raw('create index admin_audit_target on admin_audit (target, id)');
+      await createAdminAuditTable(db, { orderColumn: false, indexes: ['target'] });
     },
   },
   {

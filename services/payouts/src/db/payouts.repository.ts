@@ -1,5 +1,5 @@
 import { safeInteger } from '@postsale/contracts';
-import type { Db, Tx } from '@postsale/runtime';
+import { AdminAuditTrail, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
 import type { PayoutsStore, Q } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toReversal, toSale } from './payouts.rows';
@@ -97,20 +97,11 @@ export class PayoutsRepository implements PayoutsStore {
   }
 
   async recordAudit(q: Q, e: AuditRecord): Promise<void> {
-    await q('admin_audit').insert({
-      actor: e.actor, action: e.action, target: e.target.slice(0, 255),
-      before: e.before === undefined ? null : JSON.stringify(e.before), after: e.after === undefined ? null : JSON.stringify(e.after),
-      reason: e.reason?.slice(0, 500) ?? null,
-    });
+    await new AdminAuditTrail(this.db).record(e, q);
   }
 
   async audit(q: Q, filter: { target?: string; limit: number }): Promise<AuditEntry[]> {
-    const query = q('admin_audit').orderBy('id', 'desc').limit(filter.limit).select('actor', 'action', 'target', 'before', 'after', 'reason', 'at');
-    if (filter.target) query.where({ target: filter.target });
-    return (await query).map((a: Record<string, unknown>) => ({
-      actor: String(a.actor), action: String(a.action), target: String(a.target), before: a.before ?? null, after: a.after ?? null,
-      reason: (a.reason as string | null) ?? null, at: new Date(a.at as string),
-    }));
+    return new AdminAuditTrail(this.db).recent(filter, q);
   }
 
   async upsertPayee(q: Q, p: PayeeSettings): Promise<void> {
