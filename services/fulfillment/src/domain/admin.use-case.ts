@@ -3,6 +3,9 @@ import type { Money } from '@postsale/contracts';
 import { publish, type FulfillmentDeps } from './ports';
 import { APPROVABLE_REASONS, Reasons, States, TERMINAL_STATES, type State } from './states';
 
+/** Out of review and due now, with the attempt counters of a new order (retry and approval). */
+const freshStart = () => ({ reasonCode: null, reasonDetails: null, purchaseAttempts: 0, statusChecks: 0, nextRunAt: new Date() });
+
 /** Operator actions. Each is one conditional transition, recorded with the operator as the cause. */
 export async function retryOrder(deps: FulfillmentDeps, orderId: string, operator: string) {
   const f = await deps.repo.get(orderId);
@@ -16,13 +19,7 @@ export async function retryOrder(deps: FulfillmentDeps, orderId: string, operato
   // A supplier order already exists: follow it again instead of buying (purchased ones resume tracking).
   const to: State = f.supplierOrderId ? (f.purchasedAt ? States.PURCHASED : States.AWAITING_PAYMENT) : States.RECEIVED;
   const moved = await deps.repo.transaction((trx) =>
-    deps.repo.transition(trx, orderId, [States.NEEDS_REVIEW], to, `operator retry by ${operator}`, { previousReason: f.reasonCode }, {
-      reasonCode: null,
-      reasonDetails: null,
-      purchaseAttempts: 0,
-      statusChecks: 0,
-      nextRunAt: new Date(),
-    }),
+    deps.repo.transition(trx, orderId, [States.NEEDS_REVIEW], to, `operator retry by ${operator}`, { previousReason: f.reasonCode }, freshStart()),
   );
   if (!moved) throw conflict('STATE_CHANGED', 'the order changed state meanwhile; reload and try again');
   return moved;
@@ -36,13 +33,9 @@ export async function approveOrder(deps: FulfillmentDeps, orderId: string, maxSu
   }
   const moved = await deps.repo.transaction((trx) =>
     deps.repo.transition(trx, orderId, [States.NEEDS_REVIEW], States.RECEIVED, `operator approval by ${operator}`, { maxSupplierCost, previousReason: f.reasonCode }, {
+      ...freshStart(),
       approvedMax: maxSupplierCost,
       approvedBy: operator,
-      reasonCode: null,
-      reasonDetails: null,
-      purchaseAttempts: 0,
-      statusChecks: 0,
-      nextRunAt: new Date(),
     }),
   );
   if (!moved) throw conflict('STATE_CHANGED', 'the order changed state meanwhile; reload and try again');
