@@ -1,6 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
+import { z } from 'zod';
 import { AppError, unauthorized } from './errors';
+import { validate } from './http';
+import { storableText } from './input-guard';
 
 /**
  * Two credentials per deployment: the admin token writes, the operator token reads. Who is calling comes from the
@@ -59,4 +62,24 @@ export function maskText(v: unknown): unknown {
 export function maskAddress<T extends Record<string, unknown> | null | undefined>(a: T): T {
   if (!a) return a;
   return { ...Object.fromEntries(Object.entries(a).map(([k, v]) => [k, maskText(v)])), countryCode: a.countryCode } as unknown as T;
+}
+
+const revealQuery = z.object({ reveal: z.literal('true').optional(), reason: storableText(500, 3).optional() });
+
+/**
+ * A read asks for personal data in clear with `?reveal=true&reason=…` (every service the same way): undefined when it
+ * did not ask, 400 REASON_REQUIRED when it asked without a reason. Who asks comes from the credential; the caller
+ * records the reveal in its audit trail before showing anything.
+ */
+export function revealRequest(req: Request, res: Response): { actor: Role; reason: string } | undefined {
+  const q = validate(revealQuery, { reveal: req.query.reveal, reason: req.query.reason }, 'INVALID_QUERY');
+  if (q.reveal !== 'true') return undefined;
+  if (!q.reason) throw new AppError('REASON_REQUIRED', 'revealing personal data needs a reason', { status: 400 });
+  return { actor: actorOf(res), reason: q.reason };
+}
+
+/** Why an admin made a write (`X-Audit-Reason`, optional): kept in the audit trail with the write. */
+export function auditReason(req: Request): string | null {
+  const reason = req.get('x-audit-reason');
+  return reason && reason.length <= 500 ? reason : null;
 }

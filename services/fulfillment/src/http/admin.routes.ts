@@ -1,7 +1,7 @@
 import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
 import { formatDecimal, isKnownCurrency, parseDecimal, type Money } from '@postsale/contracts';
-import { actorOf, type AdminAuditTrail, badRequest, maskAddress, notFound, requireRoles, validate } from '@postsale/runtime';
+import { actorOf, type AdminAuditTrail, badRequest, maskAddress, notFound, requireRoles, revealRequest, validate } from '@postsale/runtime';
 import { approveOrder, integrityReport, markPurchased, retryOrder, type Deadlines } from '../domain/admin.use-case';
 import { cancelBeforePurchase } from '../domain/cancel-order.use-case';
 import type { FulfillmentDeps } from '../domain/ports';
@@ -96,18 +96,16 @@ function present(f: Fulfillment) {
 
 /** Who acts: from the credential (requireRoles), never from a header the caller chooses. */
 const operatorOf = (_req: Request, res: Response) => actorOf(res);
-const revealQuery = z.object({ reveal: z.literal('true').optional(), reason: z.string().min(3).max(500).optional() });
 const param = (req: Request, name: string) => validate(id, req.params[name], 'INVALID_PATH');
 
 export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string; operatorToken?: string; deadlines: Deadlines; wake: () => void; audit: AdminAuditTrail }) {
   return (app: Express) => {
     app.use('/admin', requireRoles({ admin: options.adminToken, operator: options.operatorToken }));
-    /** The ship-to is masked unless asked for with a reason (`?reveal=true&reason=…`); a reveal is logged without the data. */
-    const shown = (req: Request, res: Response, f: Fulfillment) => {
-      const q = validate(revealQuery, { reveal: req.query.reveal, reason: req.query.reason }, 'INVALID_QUERY');
-      if (q.reveal === 'true' && !q.reason) throw badRequest('REASON_REQUIRED', 'revealing personal data needs a reason');
-      if (q.reveal === 'true') {
-        deps.logger.info({ actor: actorOf(res), orderId: f.orderId, reason: q.reason }, 'personal data revealed');
+    /** The ship-to is masked unless asked for with a reason (`?reveal=true&reason=…`); a reveal is audited first. */
+    const shown = async (req: Request, res: Response, f: Fulfillment) => {
+      const reveal = revealRequest(req, res);
+      if (reveal) {
+        await options.audit.record({ actor: reveal.actor, action: 'REVEAL_PERSONAL_DATA', target: `order:${f.orderId}`, orderId: f.orderId, reason: reveal.reason });
         return present(f);
       }
       return { ...present(f), shipTo: maskAddress(f.shipTo as unknown as Record<string, unknown> | null) };
@@ -123,7 +121,7 @@ export function adminRoutes(deps: FulfillmentDeps, options: { adminToken: string
       const f = await deps.repo.get(orderId);
       if (!f) throw notFound('ORDER_NOT_FOUND', `no fulfillment for order ${orderId}`);
       const history = await deps.repo.history(orderId);
-      res.json({ ...shown(req, res, f), ...history, audit: await options.audit.forOrder(orderId) });
+      res.json({ ...(await shown(req, res, f)), ...history, audit: await options.audit.forOrder(orderId) });
     });
 
     app.get('/admin/review-queue', async (req, res) => {

@@ -1,6 +1,6 @@
 import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
-import { actorOf, AppError, maskAddress, maskText, requireRoles, storableText, validate, whoami } from '@postsale/runtime';
+import { actorOf, auditReason, maskAddress, maskText, requireRoles, revealRequest, storableText, validate, whoami } from '@postsale/runtime';
 import type { Admin } from '../domain/admin.use-case';
 import type { Delivery } from '../domain/records';
 
@@ -19,11 +19,6 @@ const uuid = z.object({ id: z.string().uuid() });
 const orderParams = z.object({ orderId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/) });
 const eraseBody = z.object({ reason: storableText(500, 3) });
 const buyerQuery = z.object({ buyerEmail: z.string().min(3).max(254).regex(/^[^\s@]+@[^\s@]+$/).refine((s) => !s.includes('\u0000'), 'no NUL bytes') });
-const revealQuery = z.object({ reveal: z.literal('true').optional(), reason: storableText(500, 3).optional() });
-const auditReason = (req: Request) => {
-  const r = req.get('x-audit-reason');
-  return r && r.length <= 500 ? r : null;
-};
 
 /** An OrderReceived payload with the buyer's personal data masked (country and amounts stay). */
 function maskedPayload(p: Record<string, unknown> | null | undefined): unknown {
@@ -54,10 +49,9 @@ export function adminRoutes(app: Express, deps: { adminToken: string; operatorTo
   const actor = (_req: Request, res: Response) => actorOf(res);
   /** Reads show personal data only when asked for with a reason (`?reveal=true&reason=…`), and the reveal is audited. */
   async function revealed(req: Request, res: Response, target: string, orderId: string | null): Promise<boolean> {
-    const q = validate(revealQuery, { reveal: req.query.reveal, reason: req.query.reason }, 'INVALID_QUERY');
-    if (q.reveal !== 'true') return false;
-    if (!q.reason) throw new AppError('REASON_REQUIRED', 'revealing personal data needs a reason', { status: 400 });
-    await admin.recordReveal(actor(req, res), q.reason, target, orderId);
+    const reveal = revealRequest(req, res);
+    if (!reveal) return false;
+    await admin.recordReveal(reveal.actor, reveal.reason, target, orderId);
     return true;
   }
 

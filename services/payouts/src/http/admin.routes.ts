@@ -1,7 +1,7 @@
 import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
 import { isKnownCurrency } from '@postsale/contracts';
-import { actorOf, AppError, notFound, requireRoles, storableText, validate } from '@postsale/runtime';
+import { actorOf, auditReason, AppError, notFound, requireRoles, revealRequest, validate } from '@postsale/runtime';
 import type { AuditContext, PayoutAdmin } from '../domain/payout-admin.use-case';
 import { isPayPalPayoutCurrency, isValidRate } from '../domain/payout-currency';
 import type { IntegrityDeadlines, PayoutQueries, Reveal } from '../domain/payout-queries.use-case';
@@ -27,25 +27,16 @@ const fxBody = z.object({
   source: z.string().min(1).max(200).default('manual'),
 }).strict();
 
-const auditReason = (req: Request) => {
-  const r = req.get('x-audit-reason');
-  return r && r.length <= 500 ? r : null;
-};
 const auditOf = (req: Request, res: Response): AuditContext => ({ actor: actorOf(res), reason: auditReason(req) });
-
-// Same parameters and answers as ingest's and fulfillment's reads: `?reveal=true&reason=…`, REASON_REQUIRED without one.
-const revealQuery = z.object({ reveal: z.literal('true').optional(), reason: storableText(500, 3).optional() });
 
 /**
  * Personal data (payee emails, item receivers) is masked unless an admin asks for it with a reason; the query use case
  * records the reveal in admin_audit. The operator credential may not reveal.
  */
 function revealOf(req: Request, res: Response): Reveal | undefined {
-  const q = validate(revealQuery, { reveal: req.query.reveal, reason: req.query.reason }, 'INVALID_QUERY');
-  if (q.reveal !== 'true') return undefined;
-  if (!q.reason) throw new AppError('REASON_REQUIRED', 'revealing personal data needs a reason', { status: 400 });
-  if (actorOf(res) !== 'admin') throw new AppError('FORBIDDEN', 'only the admin credential may reveal personal data', { status: 403 });
-  return { actor: actorOf(res), reason: q.reason };
+  const reveal = revealRequest(req, res);
+  if (reveal && reveal.actor !== 'admin') throw new AppError('FORBIDDEN', 'only the admin credential may reveal personal data', { status: 403 });
+  return reveal;
 }
 
 /** The operator API: the operator token reads, the admin token writes; every admin write is in admin_audit. */

@@ -1,4 +1,4 @@
-import type { Migration } from '@postsale/runtime';
+import { createAdminAuditTable, type Migration } from '@postsale/runtime';
 import { ACCOUNTS } from '../domain/ledger';
 
 /** sales's own tables, in its own schema. Append new migrations; never edit one that has shipped. */
@@ -163,6 +163,13 @@ export const migrations: Migration[] = [
         { code: 'fx_rounding', description: ACCOUNTS.fx_rounding },
       ]).onConflict('code').ignore();
       await db.raw("alter table journal_entries alter column kind type varchar(16)");
+    },
+  },
+  {
+    // Every admin write (commercial terms, FX rates): who (from the credential), what, before/after, why, when.
+    name: '0003_sales_admin_audit',
+    async up(db) {
+      await createAdminAuditTable(db, { orderColumn: false, indexes: ['target'] });
     },
   },
 ];

@@ -1,4 +1,5 @@
 import { safeInteger } from '@postsale/contracts';
+import { AdminAuditTrail, type AdminAuditEntry, type AdminAuditRecord } from '@postsale/runtime';
 import type { Knex } from 'knex';
 import type { Marketplace, Money } from '@postsale/contracts';
 import type { AccountCode, Posting } from '../domain/ledger';
@@ -222,6 +223,14 @@ export class SalesRepository implements SalesStore {
       .insert({ from_currency: r.from, to_currency: r.to, rate_date: r.rateDate, rate: r.rate, source: r.source, updated_at: this.db.fn.now() })
       .onConflict(['from_currency', 'to_currency', 'rate_date'])
       .merge();
+  }
+
+  async recordAudit(entry: AdminAuditEntry): Promise<void> {
+    await new AdminAuditTrail(this.db).record(entry);
+  }
+
+  async audit(filter: { target?: string; limit: number }): Promise<AdminAuditRecord[]> {
+    return new AdminAuditTrail(this.db).recent(filter);
   }
 
   async ordersInState(state: OrderState, sellerId?: string): Promise<string[]> {

@@ -1,4 +1,5 @@
 import type { FxConversion, Marketplace, Money, SaleEvent } from '@postsale/contracts';
+import type { AdminAuditEntry, AdminAuditRecord } from '@postsale/runtime';
 import type { Breakdown } from './money-breakdown';
 import type { Posting } from './ledger';
 
@@ -151,6 +152,15 @@ export interface SalesStore {
   findFxRate(from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined>;
   saveFxRate(rate: FxRate): Promise<void>;
   ordersInState(state: OrderState, sellerId?: string): Promise<string[]>;
+  /** the admin audit trail, written in the admin write's own transaction */
+  recordAudit(entry: AdminAuditEntry): Promise<void>;
+  audit(filter: { target?: string; limit: number }): Promise<AdminAuditRecord[]>;
+}
+
+/** Who made an admin write (from the credential) and why. */
+export interface AuditContext {
+  actor: string;
+  reason: string | null;
 }
 
 export const lockKeys = {

@@ -1,9 +1,9 @@
 import type { Express } from 'express';
 import { z } from 'zod';
 import { formatDecimal, isKnownCurrency, parseDecimal, type Money } from '@postsale/contracts';
-import { badRequest, notFound, requireRoles, validate, type Db, type Tx } from '@postsale/runtime';
+import { actorOf, auditReason, badRequest, notFound, requireRoles, validate, type Db, type Tx } from '@postsale/runtime';
 import { SalesRepository } from '../db/sales.repository';
-import { setCommercialTerms, setFxRate } from '../domain/admin.use-case';
+import { auditTrail, setCommercialTerms, setFxRate } from '../domain/admin.use-case';
 import { isValidRate } from '../domain/fx';
 import type { CommercialTerms } from '../domain/ports';
 import { integrityReport, sellerStatement, statementCsv, trialBalance } from '../domain/reports.use-case';
@@ -44,6 +44,8 @@ const statementQuery = z.object({
   from: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'ISO date or date-time').optional(),
   to: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'ISO date or date-time').optional(),
 });
+
+const auditQuery = z.object({ target: z.string().min(1).max(255).regex(/^[\x20-\x7e]+$/).optional(), limit: z.coerce.number().int().min(1).max(500).default(100) });
 
 const withDecimal = (m: Money) => ({ ...m, decimal: formatDecimal(m) });
 
@@ -148,7 +150,7 @@ export function adminRoutes(deps: AdminRouteDeps) {
       const { sellerId } = validate(z.object({ sellerId: id }), req.params);
       const body = validate(termsBody, req.body, 'INVALID_TERMS');
       const terms: CommercialTerms = { sellerId, commissionRateBps: body.commissionRateBps, marketplaceFees: body.marketplaceFees };
-      const result = await db.transaction((trx) => setCommercialTerms(new SalesRepository(trx), deps.ledgerFor(trx), terms));
+      const result = await db.transaction((trx) => setCommercialTerms(new SalesRepository(trx), deps.ledgerFor(trx), terms, { actor: actorOf(res), reason: auditReason(req) }));
       res.json({ ...terms, releasedOrders: result.released });
     });
 
@@ -156,8 +158,14 @@ export function adminRoutes(deps: AdminRouteDeps) {
       const params = validate(fxParams, req.params, 'INVALID_FX_RATE');
       const body = validate(fxBody, req.body ?? {}, 'INVALID_FX_RATE');
       const rate = { from: params.from, to: params.to, rateDate: params.date, rate: body.rate, source: body.source };
-      const result = await db.transaction((trx) => setFxRate(new SalesRepository(trx), deps.ledgerFor(trx), rate));
+      const result = await db.transaction((trx) => setFxRate(new SalesRepository(trx), deps.ledgerFor(trx), rate, { actor: actorOf(res), reason: auditReason(req) }));
       res.json({ ...rate, examinedOrders: result.examined });
+    });
+
+    // every admin write with who, before/after and why (newest first); `target` is e.g. seller:<id> or fx:<from>:<to>:<day>
+    app.get('/admin/audit', auth, async (req, res) => {
+      const q = validate(auditQuery, req.query, 'INVALID_QUERY');
+      res.json({ audit: await auditTrail(reads, q) });
     });
 
     app.get('/admin/integrity', auth, async (_req, res) => {
