@@ -39,6 +39,9 @@ describe('fulfillment admin roles: operator reads with the address masked, admin
     expect((await call(OPERATOR, 'GET', `/admin/orders/${orderId}?reveal=true`)).status).toBe(400);
     const revealed = await (await call(OPERATOR, 'GET', `/admin/orders/${orderId}?reveal=true&reason=carrier%20dispute%20ticket%2012`)).json();
     expect(revealed.shipTo).toMatchObject({ fullName: 'Nadia Private' });
+    // the reveal is in the audit trail (who from the credential, why), without the data itself
+    expect(revealed.audit).toEqual([expect.objectContaining({ actor: 'operator', action: 'REVEAL_PERSONAL_DATA', reason: 'carrier dispute ticket 12' })]);
+    expect(JSON.stringify(await h.service.ctx.db('admin_audit').where({ order_id: orderId }))).not.toContain('Nadia');
   });
 
   it('when the admin acts while naming someone else in X-Operator, then the transition records the credential\'s actor', async () => {
