@@ -7,7 +7,7 @@ import puppeteer, { type Browser, type BrowserContext, type Page } from 'puppete
 import { orderIdFor } from '@postsale/contracts';
 import { listDeadLetters, REPO_ROOT, sendDemoOrder } from '@postsale/cli';
 import { startE2E, type E2E } from '@postsale/e2e';
-import { producerConfig } from '@postsale/runtime';
+import { localInfraEnv, producerConfig } from '@postsale/runtime';
 import { requireSystemProgram, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { DEMO } from '@postsale/sandbox';
 import { loadConsoleConfig, startConsole, type RunningConsole } from '../src';
@@ -68,6 +68,8 @@ beforeAll(async () => {
     ADMIN_TOKEN: e2e.operator.POSTSALE_ADMIN_TOKEN, INGEST_URL: e2e.pipeline.urls.ingest, FULFILLMENT_URL: e2e.pipeline.urls.fulfillment,
     SALES_URL: e2e.pipeline.urls.sales, PAYOUTS_URL: e2e.pipeline.urls.payouts, KAFKA_BROKERS: e2e.operator.KAFKA_BROKERS.join(','),
     SCHEMA_REGISTRY_URL: e2e.operator.SCHEMA_REGISTRY_URL, TOPIC_NAMESPACE: e2e.namespace, LOG_LEVEL: 'warn',
+    // the local broker's login (SASL/SCRAM), as every local client gets it
+    ...Object.fromEntries(Object.entries(localInfraEnv()).filter(([name]) => name.startsWith('KAFKA_SASL_') || name.startsWith('KAFKA_SSL'))),
   }));
   profile = mkdtempSync(join(tmpdir(), 'console-chromium-'));
   browser = await puppeteer.launch({
