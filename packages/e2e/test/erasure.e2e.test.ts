@@ -71,7 +71,12 @@ describe('erasing a buyer\'s personal data reaches every service\'s tables, and 
     const intents = await Promise.all([orderId, secondOrderId, keptOrderId].map((id) =>
       waitFor(() => paidOut(admin.payouts, id), { timeoutMs: 120_000, intervalMs: 300, description: `${id} paid out` })));
     const sales = async () => Promise.all([orderId, secondOrderId, keptOrderId].map(async (id) => (await admin.sales.get(`/admin/sales/${id}`)).data));
-    const salesBefore = await sales();
+    // PayoutSent reaches sales through Kafka after payouts marks the intent SENT: snapshot once every payout is booked
+    const payoutEntries = (sale: { journal: Array<{ kind: string }> }) => sale.journal.filter((e) => e.kind === 'PAYOUT').length;
+    const salesBefore = await waitFor(async () => {
+      const now = await sales();
+      return now.every((sale, i) => payoutEntries(sale) === intents[i]!.filter((intent) => intent.status === 'SENT').length) ? now : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 300, description: 'sales booked every PayoutSent' });
     const before = await everything();
     expect(before).toContain(erased.street);
     expect(before).toContain(erased.email);
