@@ -1,17 +1,6 @@
-import { conflict, notFound, type Tx } from '@postsale/runtime';
+import { conflict, notFound, type AdminAuditEntry, type Tx } from '@postsale/runtime';
 import { publish, type FulfillmentDeps } from './ports';
 import { States, type State } from './states';
-
-/** One admin write as fulfillment's audit trail keeps it (who from the credential, never from a header). */
-export interface AdminAuditEntry {
-  actor: string;
-  action: string;
-  target: string;
-  orderId: string;
-  before: unknown;
-  after: unknown;
-  reason: string;
-}
 
 /** Where admin writes are recorded, in the transaction of the write itself. */
 export interface AdminAuditLog {

@@ -1,10 +1,10 @@
 import type { Marketplace } from '@postsale/contracts';
-import type { Tx } from '@postsale/runtime';
+import type { AdminAuditEntry, AdminAuditRecord, Tx } from '@postsale/runtime';
 import type { EbayFulfillmentOrder } from './ebay-order.mapper';
 import type { MlOrderResource, MlShipmentResource } from './mercadolibre-order.mapper';
 import type { PayPalOrder } from './paypal-order.mapper';
 import type {
-  AuditEntry, AuditRecord, DecisionFields, Delivery, DeliveryStatus, DroppedCount, ErasedOrder, ErasureCause, ErasureRecord, NewDelivery,
+  DecisionFields, Delivery, DeliveryStatus, DroppedCount, ErasedOrder, ErasureCause, ErasureRecord, NewDelivery,
   OrderEventRecord, OrderRecord, OrderState, SellerAccount, SellerRecord,
 } from './records';
 
@@ -83,8 +83,8 @@ export interface ErasureStore {
 }
 
 export interface AuditLog {
-  record(e: AuditEntry): Promise<void>;
-  forOrder(orderId: string): Promise<AuditRecord[]>;
+  record(e: AdminAuditEntry): Promise<void>;
+  forOrder(orderId: string): Promise<AdminAuditRecord[]>;
 }
 
 /** eBay: Notification API signatures and Fulfillment API order reads with the seller's own token. */

@@ -114,24 +114,6 @@ export interface ErasureRecord {
   at: Date;
 }
 
-export interface AuditEntry {
-  actor: string;
-  action: string;
-  target: string;
-  orderId?: string | null;
-  before?: unknown;
-  after?: unknown;
-  reason?: string | null;
-}
-
-export interface AuditRecord {
-  actor: string;
-  action: string;
-  reason: string | null;
-  before: unknown;
-  after: unknown;
-  at: Date;
-}
 
 export interface DroppedCount {
   marketplace: string;

@@ -1,10 +1,10 @@
 import { safeInteger } from '@postsale/contracts';
-import { AdminAuditTrail, type Db, type Tx } from '@postsale/runtime';
+import { AdminAuditTrail, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
 import type { PayoutsStore, Q } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toReversal, toSale } from './payouts.rows';
 import type {
-  AuditEntry, AuditRecord, BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
   Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from '../domain/records';
 
@@ -96,11 +96,11 @@ export class PayoutsRepository implements PayoutsStore {
     };
   }
 
-  async recordAudit(q: Q, e: AuditRecord): Promise<void> {
+  async recordAudit(q: Q, e: AdminAuditEntry): Promise<void> {
     await new AdminAuditTrail(this.db).record(e, q);
   }
 
-  async audit(q: Q, filter: { target?: string; limit: number }): Promise<AuditEntry[]> {
+  async audit(q: Q, filter: { target?: string; limit: number }): Promise<AdminAuditRecord[]> {
     return new AdminAuditTrail(this.db).recent(filter, q);
   }
 

@@ -1,8 +1,8 @@
-import { maskText } from '@postsale/runtime';
+import { maskText, type AdminAuditRecord } from '@postsale/runtime';
 import type { PayoutsContext } from './context';
 import { convertRoundingDown } from './payout-currency';
 import { CONFIGURATION_HOLDS, isPayPalRefusal, partyOf, TERMINAL_STATUSES, type HoldReason, type IntentStatus } from './payout-rules';
-import type { AuditEntry, FxRate, Intent, PayoutItem } from './records';
+import type { FxRate, Intent, PayoutItem } from './records';
 
 /** What the intent's current payable amount pays in its payout currency (null while the currency or rate is unknown). */
 function payoutOf(intent: Intent) {
@@ -157,7 +157,7 @@ export class PayoutQueries {
   }
 
   /** The audit trail (its before/after are what an admin wrote: the trail of who changed a payee is the point of it). */
-  async audit(filter: { target?: string; limit: number }): Promise<Array<Omit<AuditEntry, 'at'> & { at: string }>> {
+  async audit(filter: { target?: string; limit: number }): Promise<Array<Omit<AdminAuditRecord, 'at'> & { at: string }>> {
     return (await this.ctx.store.audit(this.ctx.store.reader, filter)).map((a) => ({ ...a, at: a.at.toISOString() }));
   }
 

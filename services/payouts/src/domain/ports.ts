@@ -1,7 +1,7 @@
-import type { Db, Tx } from '@postsale/runtime';
+import type { AdminAuditEntry, AdminAuditRecord, Db, Tx } from '@postsale/runtime';
 import type { HoldReason, Recipient } from './payout-rules';
 import type {
-  AuditEntry, AuditRecord, BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
   Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from './records';
 
@@ -100,8 +100,8 @@ export interface PayoutsStore {
   payee(q: Q, sellerId: string): Promise<Payee | undefined>;
   upsertPayee(q: Q, payee: PayeeSettings): Promise<void>;
   /** one admin write (or reveal of personal data) in the audit trail; never a secret */
-  recordAudit(q: Q, entry: AuditRecord): Promise<void>;
-  audit(q: Q, filter: { target?: string; limit: number }): Promise<AuditEntry[]>;
+  recordAudit(q: Q, entry: AdminAuditEntry): Promise<void>;
+  audit(q: Q, filter: { target?: string; limit: number }): Promise<AdminAuditRecord[]>;
 
   /** the most recent rate from→to dated on or before `onOrBefore` and not before `notBefore` (YYYY-MM-DD) */
   findFxRate(q: Q, from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined>;

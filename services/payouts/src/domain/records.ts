@@ -150,10 +150,3 @@ export interface BalanceEntry {
   party: string; currency: string; amountMinor: number; kind: 'CLAWBACK' | 'OFFSET'; orderId: string; intentId: string; reference: string; at: Date;
 }
 
-export interface AuditRecord {
-  actor: string; action: string; target: string; before?: unknown; after?: unknown; reason?: string | null;
-}
-
-export interface AuditEntry {
-  actor: string; action: string; target: string; before: unknown; after: unknown; reason: string | null; at: Date;
-}
