@@ -32,7 +32,9 @@ async function start(command: LoadStart): Promise<void> {
     namespace: command.namespace, schemaSuffix: command.schemaSuffix, ports, adminToken: command.adminToken,
     credentialsKeys: { ingest: newCredentialsKey(), fulfillment: newCredentialsKey() },
     logDir: join(REPO_ROOT, '.local', 'logs', command.namespace), fast: true,
-    extraEnv: Object.fromEntries(SERVICES.map((s) => [s, { LOG_LEVEL: 'warn' }])),
+    // fast (demo) intervals keep payment checks and payout batches quick; tracking polls keep production's interval, as
+    // a real supplier ships in days and the benchmark must not count polls of orders that cannot have moved
+    extraEnv: Object.fromEntries(SERVICES.map((s) => [s, { LOG_LEVEL: 'warn', ...(s === 'fulfillment' ? { TRACKING_POLL_MIN_MS: String(30 * 60_000) } : {}) }])),
   });
   const pids = Object.fromEntries(SERVICES.map((s) => [s, pipeline!.processes.get(s)!.child.pid!])) as Record<ServiceName, number>;
   reply({ type: 'ready', urls: pipeline.urls, pids });

@@ -128,7 +128,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         EBAY_API_BASE_URL: world.urls.ebay,
         MERCADOLIBRE_API_BASE_URL: world.urls.mercadolibre,
         DEFAULT_SUPPLIER_RATE_PER_SECOND: '100000', DEFAULT_SUPPLIER_DAILY_QUOTA: '10000000',
-        ...(fast ? { WORKER_INTERVAL_MS: '200', STATUS_POLL_MIN_MS: '200', PURCHASE_RETRY_BASE_MS: '200', PUSH_RETRY_BASE_MS: '200', JOB_LEASE_MS: '15000' } : {}),
+        ...(fast ? { WORKER_INTERVAL_MS: '200', STATUS_POLL_MIN_MS: '200', TRACKING_POLL_MIN_MS: '200', PURCHASE_RETRY_BASE_MS: '200', PUSH_RETRY_BASE_MS: '200', JOB_LEASE_MS: '15000' } : {}),
       },
       sales: {},
       payouts: {

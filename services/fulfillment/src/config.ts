@@ -63,6 +63,10 @@ export const configSchema = baseConfigSchema
     OUT_ORDER_ID_WINDOW_MS: ms(23 * 3600_000),
     STATUS_POLL_MIN_MS: ms(30_000),
     STATUS_POLL_MAX_MS: ms(6 * 3600_000),
+    // Tracking and delivery take days at a supplier: polling them as often as a payment (seconds) spends the seller's
+    // supplier quota and our CPU on orders that cannot have moved (issue 15). Backs off up to the maximum.
+    TRACKING_POLL_MIN_MS: ms(30 * 60_000),
+    TRACKING_POLL_MAX_MS: ms(12 * 3600_000),
     PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(12),
     PUSH_RETRY_BASE_MS: ms(5_000),
     WORKER_INTERVAL_MS: ms(1_000),

@@ -69,6 +69,8 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
         outOrderIdWindowMs: config.OUT_ORDER_ID_WINDOW_MS,
         statusPollMinMs: config.STATUS_POLL_MIN_MS,
         statusPollMaxMs: config.STATUS_POLL_MAX_MS,
+        trackingPollMinMs: config.TRACKING_POLL_MIN_MS,
+        trackingPollMaxMs: config.TRACKING_POLL_MAX_MS,
         pushMaxAttempts: config.PUSH_MAX_ATTEMPTS,
         pushRetryBaseMs: config.PUSH_RETRY_BASE_MS,
         leaseMs: config.JOB_LEASE_MS,

@@ -105,7 +105,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
           trackingNumber: tracking.trackingNumber,
           shippedAt,
           statusChecks: 0,
-          nextRunAt: new Date(Date.now() + deps.settings.statusPollMinMs),
+          nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
         }, f.leaseVersion);
         if (!moved) return;
         await publish(deps, trx, f, 'OrderShipped', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber, shippedAt: shippedAt.getTime() });
@@ -173,7 +173,9 @@ async function cancelledAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: 
 
 async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promise<void> {
   const checks = f.statusChecks + 1;
-  const delay = retryDelayMs(checks, deps.settings.statusPollMinMs, deps.settings.statusPollMaxMs);
+  // a payment settles in seconds to minutes; tracking and delivery in days
+  const { statusPollMinMs, statusPollMaxMs, trackingPollMinMs, trackingPollMaxMs } = deps.settings;
+  const delay = f.state === States.AWAITING_PAYMENT ? retryDelayMs(checks, statusPollMinMs, statusPollMaxMs) : retryDelayMs(checks, trackingPollMinMs, trackingPollMaxMs);
   // fenced: a worker whose lease expired must not push back the next check of the worker that holds it now
   await deps.repo.update(undefined, f.orderId, f.state, { statusChecks: checks, nextRunAt: new Date(Date.now() + delay) }, f.leaseVersion);
   deps.logger.debug({ orderId: f.orderId, state: f.state, why, nextInMs: delay }, 'order checked; not moved');

@@ -82,6 +82,9 @@ export interface FulfillmentSettings {
   outOrderIdWindowMs: number;
   statusPollMinMs: number;
   statusPollMaxMs: number;
+  /** PURCHASED and SHIPPED: waiting for tracking and delivery (days), polled far less often than a payment */
+  trackingPollMinMs: number;
+  trackingPollMaxMs: number;
   pushMaxAttempts: number;
   pushRetryBaseMs: number;
   leaseMs: number;

@@ -42,6 +42,8 @@ export async function startHarness(overrides: Record<string, string> = {}): Prom
     PURCHASE_RETRY_MAX_MS: '400',
     STATUS_POLL_MIN_MS: '100',
     STATUS_POLL_MAX_MS: '300',
+    TRACKING_POLL_MIN_MS: '100',
+    TRACKING_POLL_MAX_MS: '300',
     PUSH_RETRY_BASE_MS: '100',
     ...overrides,
   });

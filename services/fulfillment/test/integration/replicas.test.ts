@@ -67,6 +67,8 @@ function workerDeps(
       outOrderIdWindowMs: 23 * 3600_000,
       statusPollMinMs: 100,
       statusPollMaxMs: 300,
+      trackingPollMinMs: 100,
+      trackingPollMaxMs: 300,
       pushMaxAttempts: 3,
       pushRetryBaseMs: 100,
       leaseMs,

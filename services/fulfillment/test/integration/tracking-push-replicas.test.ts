@@ -35,7 +35,7 @@ describe('fulfillment tracking pushes with two replicas: fenced leases', () => {
       supplierFor: async () => undefined,
       settings: {
         defaultMinMarginBps: 0, purchaseMaxAttempts: 6, purchaseRetryBaseMs: 100, purchaseRetryMaxMs: 400, outOrderIdWindowMs: 23 * 3600_000,
-        statusPollMinMs: 100, statusPollMaxMs: 300, pushMaxAttempts: 3, pushRetryBaseMs: 50, leaseMs: 60_000,
+        statusPollMinMs: 100, statusPollMaxMs: 300, trackingPollMinMs: 100, trackingPollMaxMs: 300, pushMaxAttempts: 3, pushRetryBaseMs: 50, leaseMs: 60_000,
       },
     };
   });
