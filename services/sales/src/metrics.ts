@@ -3,9 +3,10 @@ import type { AppliedAmounts, OrderState, SaleRecord, SalesObserver } from './do
 
 /**
  * The service's business metrics. Money counters are in minor units, labelled by currency (never summed across
- * currencies). Counted only after the transaction commits, so retried or rolled-back attempts never count.
+ * currencies). Counted only after the transaction commits, so retried or rolled-back attempts never count: the
+ * observer the use cases are given, each hook told the transaction it happened in.
  */
-export function createSalesMetrics(metrics: Metrics) {
+export function createSalesMetrics(metrics: Metrics): SalesObserver {
   const m = {
     recorded: metrics.counter('sales_recorded_total', 'Sales recorded in the ledger', ['currency']),
     revenue: metrics.counter('sales_revenue_minor_total', 'Sale amounts recorded, minor units', ['currency']),
@@ -21,42 +22,37 @@ export function createSalesMetrics(metrics: Metrics) {
     purchaseToSale: metrics.histogram('sales_purchase_to_sale_seconds', 'Time from the supplier purchase to the recorded sale', [],
       [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600]),
   };
+  const afterCommit = (trx: Tx, fn: () => void) => {
+    trx.executionPromise.then(fn, () => undefined);
+  };
   return {
-    /** an observer bound to one transaction */
-    observerFor(trx: Tx): SalesObserver {
-      const afterCommit = (fn: () => void) => {
-        trx.executionPromise.then(fn, () => undefined);
-      };
-      return {
-        saleRecorded(sale: SaleRecord, purchasedAt: Date) {
-          afterCommit(() => {
-            const b = sale.breakdown;
-            const currency = b.saleAmount.currency;
-            m.recorded.inc({ currency });
-            m.revenue.inc({ currency }, b.saleAmount.amountMinor);
-            m.grossProfit.inc({ currency }, Math.max(0, b.grossProfit.amountMinor));
-            m.commission.inc({ currency }, b.platformCommission.amountMinor);
-            m.netProfit.inc({ currency }, b.sellerNetProfit.amountMinor);
-            if (b.isLoss) {
-              m.lossOrders.inc({ currency });
-              m.lossAmount.inc({ currency }, b.loss.amountMinor);
-            }
-            m.purchaseToSale.observe(Math.max(0, (sale.recordedAt.getTime() - purchasedAt.getTime()) / 1000));
-          });
-        },
-        saleReversed(sale: SaleRecord, applied: AppliedAmounts) {
-          afterCommit(() => {
-            const currency = sale.breakdown.saleAmount.currency;
-            m.reversals.inc({ currency, kind: applied.reversalKind });
-            m.refunded.inc({ currency }, applied.refundedMinor);
-            m.commissionClawedBack.inc({ currency }, applied.commissionReversedMinor);
-            if (applied.lossAddedMinor > 0) m.lossAmount.inc({ currency }, applied.lossAddedMinor);
-          });
-        },
-        saleHeld(state: OrderState) {
-          afterCommit(() => m.held.inc({ state }));
-        },
-      };
+    saleRecorded(trx: Tx, sale: SaleRecord, purchasedAt: Date) {
+      afterCommit(trx, () => {
+        const b = sale.breakdown;
+        const currency = b.saleAmount.currency;
+        m.recorded.inc({ currency });
+        m.revenue.inc({ currency }, b.saleAmount.amountMinor);
+        m.grossProfit.inc({ currency }, Math.max(0, b.grossProfit.amountMinor));
+        m.commission.inc({ currency }, b.platformCommission.amountMinor);
+        m.netProfit.inc({ currency }, b.sellerNetProfit.amountMinor);
+        if (b.isLoss) {
+          m.lossOrders.inc({ currency });
+          m.lossAmount.inc({ currency }, b.loss.amountMinor);
+        }
+        m.purchaseToSale.observe(Math.max(0, (sale.recordedAt.getTime() - purchasedAt.getTime()) / 1000));
+      });
+    },
+    saleReversed(trx: Tx, sale: SaleRecord, applied: AppliedAmounts) {
+      afterCommit(trx, () => {
+        const currency = sale.breakdown.saleAmount.currency;
+        m.reversals.inc({ currency, kind: applied.reversalKind });
+        m.refunded.inc({ currency }, applied.refundedMinor);
+        m.commissionClawedBack.inc({ currency }, applied.commissionReversedMinor);
+        if (applied.lossAddedMinor > 0) m.lossAmount.inc({ currency }, applied.lossAddedMinor);
+      });
+    },
+    saleHeld(trx: Tx, state: OrderState) {
+      afterCommit(trx, () => m.held.inc({ state }));
     },
   };
 }

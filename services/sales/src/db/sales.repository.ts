@@ -1,12 +1,11 @@
 import { safeInteger } from '@postsale/contracts';
-import { AdminAuditTrail, type AdminAuditEntry, type AdminAuditRecord } from '@postsale/runtime';
-import type { Knex } from 'knex';
+import { AdminAuditTrail, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import type { Marketplace, Money } from '@postsale/contracts';
 import type { AccountCode, Posting } from '../domain/ledger';
 import type { Breakdown } from '../domain/money-breakdown';
 import type {
   AdjustmentRecord, AdjustmentStatus, AppliedAmounts, CommercialTerms, FxRate, JournalEntryInput, OrderFacts, OrderRecord, OrderState,
-  PurchaseFacts, SaleRecord, SalesStore,
+  PurchaseFacts, ReportStore, SaleRecord, SalesStore,
 } from '../domain/ports';
 
 type Row = Record<string, unknown>;
@@ -15,19 +14,30 @@ const money = (amount: unknown, currency: unknown): Money => ({ amountMinor: saf
 const optionalMoney = (amount: unknown, currency: unknown): Money | null => (amount === null || amount === undefined ? null : money(amount, currency));
 const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
 
-/** The ledger's storage, over one knex transaction (or the pool for reads). */
-export class SalesRepository implements SalesStore {
-  constructor(private readonly db: Knex | Knex.Transaction) {}
+/**
+ * The ledger's storage, constructed with the pool: writes run in the transaction the use case gives them (`trx`),
+ * reads whose `trx` is optional (and the admin read side) run on the pool when none is given.
+ */
+export class SalesRepository implements SalesStore, ReportStore {
+  private readonly auditTrail: AdminAuditTrail;
 
-  async advisoryLock(key: string, mode: 'shared' | 'exclusive'): Promise<void> {
-    const fn = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
-    await this.db.raw(`select ${fn}(hashtextextended(?, 0))`, [key]);
+  constructor(private readonly db: Db) {
+    this.auditTrail = new AdminAuditTrail(db);
   }
 
-  async lockOrCreateOrder(orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[]): Promise<OrderRecord> {
+  transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T> {
+    return this.db.transaction(work);
+  }
+
+  async advisoryLock(trx: Tx, key: string, mode: 'shared' | 'exclusive'): Promise<void> {
+    const fn = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
+    await trx.raw(`select ${fn}(hashtextextended(?, 0))`, [key]);
+  }
+
+  async lockOrCreateOrder(trx: Tx, orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[]): Promise<OrderRecord> {
     // The insert's one source row is produced only after every lock in `locks` was taken, so the advisory locks come
     // before the row lock. ON CONFLICT DO UPDATE locks an existing row like SELECT … FOR UPDATE and returns it.
-    const result = await this.db.raw(
+    const result = await trx.raw(
       `with locks as (select pg_advisory_xact_lock_shared(hashtextextended(k, 0)) from unnest(?::text[]) with ordinality as l(k, n) order by n)
        insert into orders (order_id, seller_id, state, state_since)
        select ?, ?, ?, ? from (select count(*) from locks) as taken
@@ -38,8 +48,8 @@ export class SalesRepository implements SalesStore {
     return toOrder(result.rows[0] as Row);
   }
 
-  async lockOrder(orderId: string): Promise<OrderRecord | undefined> {
-    const row = await this.db('orders').where({ order_id: orderId }).forUpdate().first();
+  async lockOrder(trx: Tx, orderId: string): Promise<OrderRecord | undefined> {
+    const row = await trx('orders').where({ order_id: orderId }).forUpdate().first();
     return row ? toOrder(row) : undefined;
   }
 
@@ -48,47 +58,48 @@ export class SalesRepository implements SalesStore {
     return row ? toOrder(row) : undefined;
   }
 
-  async saveOrderFacts(orderId: string, f: OrderFacts): Promise<void> {
-    await this.db('orders').where({ order_id: orderId }).update({
+  async saveOrderFacts(trx: Tx, orderId: string, f: OrderFacts): Promise<void> {
+    await trx('orders').where({ order_id: orderId }).update({
       marketplace: f.marketplace, external_order_id: f.externalOrderId, currency: f.saleAmount.currency, sale_amount_minor: f.saleAmount.amountMinor,
       marketplace_fee_minor: f.marketplaceFee?.amountMinor ?? null, marketplace_fee_currency: f.marketplaceFee?.currency ?? null,
       payment_fee_minor: f.paymentFee?.amountMinor ?? null, payment_fee_currency: f.paymentFee?.currency ?? null,
-      order_received_at: f.receivedAt, order_event_id: f.eventId, updated_at: this.db.fn.now(),
+      order_received_at: f.receivedAt, order_event_id: f.eventId, updated_at: trx.fn.now(),
     });
   }
 
-  async savePurchaseFacts(orderId: string, f: PurchaseFacts): Promise<void> {
-    await this.db('orders').where({ order_id: orderId }).update({
+  async savePurchaseFacts(trx: Tx, orderId: string, f: PurchaseFacts): Promise<void> {
+    await trx('orders').where({ order_id: orderId }).update({
       supplier: f.supplier, supplier_order_id: f.supplierOrderId, supplier_cost_minor: f.supplierCost.amountMinor,
       supplier_cost_currency: f.supplierCost.currency, purchased_at: f.purchasedAt, purchase_known_at: f.knownAt, purchase_event_id: f.eventId,
-      updated_at: this.db.fn.now(),
+      updated_at: trx.fn.now(),
     });
   }
 
-  async setState(orderId: string, state: OrderState, reason: string | null, at: Date, history: { cause: string; detail?: Record<string, unknown> }): Promise<void> {
-    await this.db.raw(
+  async setState(trx: Tx, orderId: string, state: OrderState, reason: string | null, at: Date, history: { cause: string; detail?: Record<string, unknown> }): Promise<void> {
+    await trx.raw(
       `with moved as (update orders set state = ?, state_reason = ?, state_since = ?, updated_at = now() where order_id = ? returning order_id, state)
        insert into order_history (order_id, state, cause, detail) select order_id, state, ?, ? from moved`,
       [state, reason, at, orderId, history.cause, history.detail ? JSON.stringify(history.detail) : null],
     );
   }
 
-  async addHistory(orderId: string, state: OrderState, cause: string, detail?: Record<string, unknown>): Promise<void> {
-    await this.db('order_history').insert({ order_id: orderId, state, cause, detail: detail ? JSON.stringify(detail) : null });
+  async addHistory(trx: Tx, orderId: string, state: OrderState, cause: string, detail?: Record<string, unknown>): Promise<void> {
+    await trx('order_history').insert({ order_id: orderId, state, cause, detail: detail ? JSON.stringify(detail) : null });
   }
 
   async history(orderId: string): Promise<Row[]> {
     return this.db('order_history').where({ order_id: orderId }).orderBy('id').select('at', 'state', 'cause', 'detail');
   }
 
-  async findSale(orderId: string): Promise<SaleRecord | undefined> {
-    const row = await this.db('sales').where({ order_id: orderId }).select('*', this.db.raw(`to_char(fx_rate_date, 'YYYY-MM-DD') as fx_rate_day`)).first();
+  async findSale(orderId: string, trx?: Tx): Promise<SaleRecord | undefined> {
+    const q = trx ?? this.db;
+    const row = await q('sales').where({ order_id: orderId }).select('*', q.raw(`to_char(fx_rate_date, 'YYYY-MM-DD') as fx_rate_day`)).first();
     return row ? toSale(row) : undefined;
   }
 
-  async insertSale(s: SaleRecord): Promise<void> {
+  async insertSale(trx: Tx, s: SaleRecord): Promise<void> {
     const b = s.breakdown;
-    await this.db('sales').insert({
+    await trx('sales').insert({
       sale_id: s.saleId, order_id: s.orderId, seller_id: s.sellerId, currency: b.saleAmount.currency, sale_amount_minor: b.saleAmount.amountMinor,
       marketplace_fee_minor: b.marketplaceFee.amountMinor, marketplace_fee_source: s.marketplaceFeeSource, payment_fee_minor: b.paymentFee.amountMinor,
       supplier_cost_minor: b.supplierCost.amountMinor, supplier_cost_charged_minor: s.supplierCostCharged.amountMinor,
@@ -99,12 +110,12 @@ export class SalesRepository implements SalesStore {
     });
   }
 
-  async setSaleRefunded(saleId: string, refundedMinor: number): Promise<void> {
-    await this.db('sales').where({ sale_id: saleId }).update({ refunded_minor: refundedMinor });
+  async setSaleRefunded(trx: Tx, saleId: string, refundedMinor: number): Promise<void> {
+    await trx('sales').where({ sale_id: saleId }).update({ refunded_minor: refundedMinor });
   }
 
-  async insertAdjustment(a: AdjustmentRecord): Promise<boolean> {
-    const inserted = await this.db('adjustments')
+  async insertAdjustment(trx: Tx, a: AdjustmentRecord): Promise<boolean> {
+    const inserted = await trx('adjustments')
       .insert({
         adjustment_id: a.adjustmentId, order_id: a.orderId, kind: a.kind, refund_id: a.refundId, amount_minor: a.amount?.amountMinor ?? null,
         currency: a.amount?.currency ?? null, full: a.full, reason: a.reason, occurred_at: a.occurredAt, event_id: a.eventId, status: a.status,
@@ -115,8 +126,8 @@ export class SalesRepository implements SalesStore {
     return inserted.length === 1;
   }
 
-  async adjustments(orderId: string): Promise<AdjustmentRecord[]> {
-    const rows: Row[] = await this.db('adjustments').where({ order_id: orderId }).orderBy([{ column: 'occurred_at' }, { column: 'created_at' }]);
+  async adjustments(trx: Tx, orderId: string): Promise<AdjustmentRecord[]> {
+    const rows: Row[] = await trx('adjustments').where({ order_id: orderId }).orderBy([{ column: 'occurred_at' }, { column: 'created_at' }]);
     return rows.map((r) => ({
       adjustmentId: String(r.adjustment_id), orderId: String(r.order_id), kind: r.kind as AdjustmentRecord['kind'], refundId: (r.refund_id as string) ?? null,
       amount: optionalMoney(r.amount_minor, r.currency), full: Boolean(r.full), reason: (r.reason as string) ?? null, occurredAt: date(r.occurred_at),
@@ -128,17 +139,17 @@ export class SalesRepository implements SalesStore {
     return this.db('adjustments').where({ order_id: orderId }).orderBy([{ column: 'occurred_at' }, { column: 'created_at' }]);
   }
 
-  async markAdjustment(adjustmentId: string, status: AdjustmentStatus, reason: string | null, applied?: AppliedAmounts, at?: Date): Promise<void> {
-    await this.db('adjustments').where({ adjustment_id: adjustmentId }).update({
+  async markAdjustment(trx: Tx, adjustmentId: string, status: AdjustmentStatus, reason: string | null, applied?: AppliedAmounts, at?: Date): Promise<void> {
+    await trx('adjustments').where({ adjustment_id: adjustmentId }).update({
       status, status_reason: reason, reversal_kind: applied?.reversalKind ?? null, refunded_minor: applied?.refundedMinor ?? null,
       commission_reversed_minor: applied?.commissionReversedMinor ?? null, seller_net_reversed_minor: applied?.sellerNetReversedMinor ?? null,
       loss_added_minor: applied?.lossAddedMinor ?? null, applied_at: applied ? (at ?? new Date()) : null,
     });
   }
 
-  async postEntry(e: JournalEntryInput): Promise<boolean> {
+  async postEntry(trx: Tx, e: JournalEntryInput): Promise<boolean> {
     // The entry and its postings in one statement: the postings are inserted only when the entry is new.
-    const result = await this.db.raw(
+    const result = await trx.raw(
       `with entry as (
          insert into journal_entries (entry_key, order_id, seller_id, kind, description, posted_at) values (?, ?, ?, ?, ?, ?)
          on conflict (entry_key) do nothing returning id),
@@ -157,15 +168,15 @@ export class SalesRepository implements SalesStore {
     return result.rows[0].entries === 1;
   }
 
-  async unreturnedPayoutEntry(payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined> {
-    const entry: Row | undefined = await this.db('journal_entries as je')
+  async unreturnedPayoutEntry(trx: Tx, payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined> {
+    const entry: Row | undefined = await trx('journal_entries as je')
       .where('je.kind', 'PAYOUT')
       .andWhere('je.entry_key', 'like', `payout:${payoutId.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`)
-      .whereNotExists(this.db('journal_entries as r').whereRaw(`r.entry_key = 'return:' || je.entry_key`))
+      .whereNotExists(trx('journal_entries as r').whereRaw(`r.entry_key = 'return:' || je.entry_key`))
       .orderBy('je.id', 'desc')
       .first();
     if (!entry) return undefined;
-    const postings: Row[] = await this.db('postings').where({ entry_id: entry.id }).orderBy('id');
+    const postings: Row[] = await trx('postings').where({ entry_id: entry.id }).orderBy('id');
     return { entryKey: String(entry.entry_key), postings: postings.map((p) => ({ account: p.account_code as AccountCode, amount: money(p.amount_minor, p.currency) })) };
   }
 
@@ -193,48 +204,49 @@ export class SalesRepository implements SalesStore {
     }));
   }
 
-  async findTerms(sellerId: string): Promise<CommercialTerms | undefined> {
-    const row = await this.db('commercial_terms').where({ seller_id: sellerId }).first();
+  async findTerms(sellerId: string, trx?: Tx): Promise<CommercialTerms | undefined> {
+    const q = trx ?? this.db;
+    const row = await q('commercial_terms').where({ seller_id: sellerId }).first();
     if (!row) return undefined;
     const fees = typeof row.marketplace_fees === 'string' ? JSON.parse(row.marketplace_fees) : row.marketplace_fees;
     return { sellerId, commissionRateBps: Number(row.commission_rate_bps), marketplaceFees: fees as CommercialTerms['marketplaceFees'], updatedAt: date(row.updated_at) };
   }
 
-  async saveTerms(t: CommercialTerms): Promise<void> {
-    await this.db('commercial_terms')
-      .insert({ seller_id: t.sellerId, commission_rate_bps: t.commissionRateBps, marketplace_fees: JSON.stringify(t.marketplaceFees), updated_at: this.db.fn.now() })
+  async saveTerms(trx: Tx, t: CommercialTerms): Promise<void> {
+    await trx('commercial_terms')
+      .insert({ seller_id: t.sellerId, commission_rate_bps: t.commissionRateBps, marketplace_fees: JSON.stringify(t.marketplaceFees), updated_at: trx.fn.now() })
       .onConflict('seller_id')
       .merge();
   }
 
-  async findFxRate(from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined> {
-    const row = await this.db('fx_rates')
+  async findFxRate(trx: Tx, from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined> {
+    const row = await trx('fx_rates')
       .where({ from_currency: from, to_currency: to })
       .andWhere('rate_date', '<=', onOrBefore)
       .andWhere('rate_date', '>=', notBefore)
       .orderBy('rate_date', 'desc')
-      .select('rate', 'source', this.db.raw(`to_char(rate_date, 'YYYY-MM-DD') as day`))
+      .select('rate', 'source', trx.raw(`to_char(rate_date, 'YYYY-MM-DD') as day`))
       .first();
     return row ? { from, to, rateDate: String(row.day), rate: String(row.rate), source: String(row.source) } : undefined;
   }
 
-  async saveFxRate(r: FxRate): Promise<void> {
-    await this.db('fx_rates')
-      .insert({ from_currency: r.from, to_currency: r.to, rate_date: r.rateDate, rate: r.rate, source: r.source, updated_at: this.db.fn.now() })
+  async saveFxRate(trx: Tx, r: FxRate): Promise<void> {
+    await trx('fx_rates')
+      .insert({ from_currency: r.from, to_currency: r.to, rate_date: r.rateDate, rate: r.rate, source: r.source, updated_at: trx.fn.now() })
       .onConflict(['from_currency', 'to_currency', 'rate_date'])
       .merge();
   }
 
-  async recordAudit(entry: AdminAuditEntry): Promise<void> {
-    await new AdminAuditTrail(this.db).record(entry);
+  async recordAudit(trx: Tx, entry: AdminAuditEntry): Promise<void> {
+    await this.auditTrail.record(entry, trx);
   }
 
   async audit(filter: { target?: string; limit: number }): Promise<AdminAuditRecord[]> {
-    return new AdminAuditTrail(this.db).recent(filter);
+    return this.auditTrail.recent(filter);
   }
 
-  async ordersInState(state: OrderState, sellerId?: string): Promise<string[]> {
-    const q = this.db('orders').where({ state }).orderBy('state_since').select('order_id');
+  async ordersInState(trx: Tx, state: OrderState, sellerId?: string): Promise<string[]> {
+    const q = trx('orders').where({ state }).orderBy('state_since').select('order_id');
     if (sellerId) q.andWhere({ seller_id: sellerId });
     return (await q).map((r: Row) => String(r.order_id));
   }

@@ -1,5 +1,5 @@
 import type { FxConversion, Marketplace, Money, SaleEvent } from '@postsale/contracts';
-import type { AdminAuditEntry, AdminAuditRecord } from '@postsale/runtime';
+import type { AdminAuditEntry, AdminAuditRecord, Tx } from '@postsale/runtime';
 import type { Breakdown } from './money-breakdown';
 import type { Posting } from './ledger';
 
@@ -116,45 +116,68 @@ export interface JournalEntryInput {
   postedAt: Date;
 }
 
-/** Everything the ledger use cases need from storage; implemented over one database transaction. */
+/**
+ * Everything the ledger use cases need from storage. Methods that write (and read with locks) take the transaction the
+ * use case runs in (the consumer's inbox transaction, or one opened with `transaction()`); a method whose `trx` is
+ * optional runs on its own when none is given.
+ */
 export interface SalesStore {
+  transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
   /**
    * Serialises ledger work against admin changes of terms and rates: events take `shared` locks on their seller's terms
    * key and on the rate table key, admin changes take the `exclusive` one. Always taken first, before any row lock.
    */
-  advisoryLock(key: string, mode: 'shared' | 'exclusive'): Promise<void>;
+  advisoryLock(trx: Tx, key: string, mode: 'shared' | 'exclusive'): Promise<void>;
   /**
    * One statement for an event's first step: takes the `shared` advisory locks (in the order given), creates the order
    * in `state` if it is new, and locks its row until the transaction ends. Returns the order as it now stands.
    */
-  lockOrCreateOrder(orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[]): Promise<OrderRecord>;
+  lockOrCreateOrder(trx: Tx, orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[]): Promise<OrderRecord>;
   /** reads the order and locks it until the transaction ends */
-  lockOrder(orderId: string): Promise<OrderRecord | undefined>;
-  saveOrderFacts(orderId: string, facts: OrderFacts): Promise<void>;
-  savePurchaseFacts(orderId: string, facts: PurchaseFacts): Promise<void>;
+  lockOrder(trx: Tx, orderId: string): Promise<OrderRecord | undefined>;
+  saveOrderFacts(trx: Tx, orderId: string, facts: OrderFacts): Promise<void>;
+  savePurchaseFacts(trx: Tx, orderId: string, facts: PurchaseFacts): Promise<void>;
   /** sets the state and adds its history line, in one statement */
-  setState(orderId: string, state: OrderState, reason: string | null, at: Date, history: { cause: string; detail?: Record<string, unknown> }): Promise<void>;
-  addHistory(orderId: string, state: OrderState, cause: string, detail?: Record<string, unknown>): Promise<void>;
-  findSale(orderId: string): Promise<SaleRecord | undefined>;
-  insertSale(sale: SaleRecord): Promise<void>;
-  setSaleRefunded(saleId: string, refundedMinor: number): Promise<void>;
+  setState(trx: Tx, orderId: string, state: OrderState, reason: string | null, at: Date, history: { cause: string; detail?: Record<string, unknown> }): Promise<void>;
+  addHistory(trx: Tx, orderId: string, state: OrderState, cause: string, detail?: Record<string, unknown>): Promise<void>;
+  findSale(orderId: string, trx?: Tx): Promise<SaleRecord | undefined>;
+  insertSale(trx: Tx, sale: SaleRecord): Promise<void>;
+  setSaleRefunded(trx: Tx, saleId: string, refundedMinor: number): Promise<void>;
   /** false when this adjustment (same cancellation, same refund id) is already known */
-  insertAdjustment(adjustment: AdjustmentRecord): Promise<boolean>;
-  adjustments(orderId: string): Promise<AdjustmentRecord[]>;
-  markAdjustment(adjustmentId: string, status: AdjustmentStatus, reason: string | null, applied?: AppliedAmounts, at?: Date): Promise<void>;
+  insertAdjustment(trx: Tx, adjustment: AdjustmentRecord): Promise<boolean>;
+  adjustments(trx: Tx, orderId: string): Promise<AdjustmentRecord[]>;
+  markAdjustment(trx: Tx, adjustmentId: string, status: AdjustmentStatus, reason: string | null, applied?: AppliedAmounts, at?: Date): Promise<void>;
   /** false when an entry with this key already exists (nothing posted twice) */
-  postEntry(entry: JournalEntryInput): Promise<boolean>;
+  postEntry(trx: Tx, entry: JournalEntryInput): Promise<boolean>;
   /** the most recent PAYOUT entry of this payout (key prefix `payout:<payoutId>:`) not yet mirrored by a return */
-  unreturnedPayoutEntry(payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined>;
-  findTerms(sellerId: string): Promise<CommercialTerms | undefined>;
-  saveTerms(terms: CommercialTerms): Promise<void>;
+  unreturnedPayoutEntry(trx: Tx, payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined>;
+  findTerms(sellerId: string, trx?: Tx): Promise<CommercialTerms | undefined>;
+  saveTerms(trx: Tx, terms: CommercialTerms): Promise<void>;
   /** the most recent rate for the pair dated within [notBefore, onOrBefore] */
-  findFxRate(from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined>;
-  saveFxRate(rate: FxRate): Promise<void>;
-  ordersInState(state: OrderState, sellerId?: string): Promise<string[]>;
+  findFxRate(trx: Tx, from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined>;
+  saveFxRate(trx: Tx, rate: FxRate): Promise<void>;
+  ordersInState(trx: Tx, state: OrderState, sellerId?: string): Promise<string[]>;
   /** the admin audit trail, written in the admin write's own transaction */
-  recordAudit(entry: AdminAuditEntry): Promise<void>;
+  recordAudit(trx: Tx, entry: AdminAuditEntry): Promise<void>;
+}
+
+type Row = Record<string, unknown>;
+
+/** Read side used by the admin API (on the pool, outside any transaction); implemented by the repository. */
+export interface ReportStore {
+  findOrder(orderId: string): Promise<OrderRecord | undefined>;
+  history(orderId: string): Promise<Row[]>;
+  adjustmentRows(orderId: string): Promise<Row[]>;
+  entries(orderId: string): Promise<Row[]>;
+  /** Balances of the payable accounts (seller_payable per seller, platform_commission) that are not zero. */
+  openPayables(): Promise<Row[]>;
+  /** What was paid to a seller through PayPal: the seller's PAYOUT / PAYOUT_RETURN entries and their postings. */
+  sellerPayouts(sellerId: string): Promise<Row[]>;
   audit(filter: { target?: string; limit: number }): Promise<AdminAuditRecord[]>;
+  trialBalance(): Promise<Array<{ currency: string; account: string; balanceMinor: number }>>;
+  statementSales(sellerId: string, from: Date, to: Date): Promise<Row[]>;
+  statementReversals(sellerId: string, from: Date, to: Date): Promise<Row[]>;
+  stuckOrders(states: string[], before: Date): Promise<Row[]>;
 }
 
 /** Who made an admin write (from the credential) and why. */
@@ -169,12 +192,30 @@ export const lockKeys = {
 };
 
 export interface SaleEventPublisher {
-  publish(event: SaleEvent): Promise<void>;
+  /** through the outbox, in the transaction of the state change */
+  publish(trx: Tx, event: SaleEvent): Promise<void>;
 }
 
-/** Metrics hooks; implementations count only once the transaction committed. */
+/** Metrics hooks; implementations count only once `trx` committed. */
 export interface SalesObserver {
-  saleRecorded(sale: SaleRecord, purchasedAt: Date): void;
-  saleReversed(sale: SaleRecord, applied: AppliedAmounts): void;
-  saleHeld(state: OrderState, reason: string): void;
+  saleRecorded(trx: Tx, sale: SaleRecord, purchasedAt: Date): void;
+  saleReversed(trx: Tx, sale: SaleRecord, applied: AppliedAmounts): void;
+  saleHeld(trx: Tx, state: OrderState, reason: string): void;
+}
+
+export interface LedgerSettings {
+  /** commission for sellers without commercial terms; undefined = hold their sales in PENDING_TERMS */
+  defaultCommissionRateBps?: number;
+  /** how old the newest rate before the purchase date may be */
+  fxMaxRateAgeDays: number;
+}
+
+/** What every sales use case is given: the ports, built once in service.ts. */
+export interface SalesDeps {
+  store: SalesStore;
+  reports: ReportStore;
+  events: SaleEventPublisher;
+  observer: SalesObserver;
+  settings: LedgerSettings;
+  now: () => Date;
 }

@@ -1,12 +1,56 @@
 import { formatDecimal, type Money } from '@postsale/contracts';
-import { WAITING_STATES } from './ports';
+import { WAITING_STATES, type OrderRecord, type SaleRecord, type SalesDeps } from './ports';
 
-/** Read side used by the admin API; implemented by the repository. */
-export interface ReportStore {
-  trialBalance(): Promise<Array<{ currency: string; account: string; balanceMinor: number }>>;
-  statementSales(sellerId: string, from: Date, to: Date): Promise<Array<Record<string, unknown>>>;
-  statementReversals(sellerId: string, from: Date, to: Date): Promise<Array<Record<string, unknown>>>;
-  stuckOrders(states: string[], before: Date): Promise<Array<Record<string, unknown>>>;
+type Row = Record<string, unknown>;
+
+/** One sale as the admin API shows it: the sale, its adjustments and its journal entries. */
+export async function saleDetail(deps: SalesDeps, orderId: string): Promise<{ sale: SaleRecord; adjustments: Row[]; journal: Row[] } | undefined> {
+  const sale = await deps.store.findSale(orderId);
+  if (!sale) return undefined;
+  return { sale, adjustments: await deps.reports.adjustmentRows(orderId), journal: await deps.reports.entries(orderId) };
+}
+
+/** One order as this stage knows it: its facts, its sale if recorded, adjustments, history and journal entries. */
+export async function orderDetail(deps: SalesDeps, orderId: string): Promise<{ order: OrderRecord; sale: SaleRecord | undefined; adjustments: Row[]; history: Row[]; journal: Row[] } | undefined> {
+  const order = await deps.reports.findOrder(orderId);
+  if (!order) return undefined;
+  const sale = await deps.store.findSale(orderId);
+  return {
+    order, sale,
+    adjustments: await deps.reports.adjustmentRows(orderId),
+    history: await deps.reports.history(orderId),
+    journal: await deps.reports.entries(orderId),
+  };
+}
+
+/**
+ * Every payable account (seller_payable per seller, platform_commission) whose balance is not zero: after a clean run
+ * (every sale paid out, every return re-paid) this list is empty.
+ */
+export async function openPayables(deps: SalesDeps): Promise<Array<{ account: string; sellerId: string; balance: Money }>> {
+  return (await deps.reports.openPayables()).map((r) => {
+    const balance = { amountMinor: Number(r.total), currency: String(r.currency).trim() };
+    // platform_commission is the platform's payable; it is grouped by the seller whose sales earned it
+    return { account: r.account_code as string, sellerId: r.seller_id as string, balance };
+  });
+}
+
+/**
+ * "What did we pay seller X": the seller's payout settlement entries (net profit paid, returns), one row per posting,
+ * and totals of what left through PayPal per payout currency.
+ */
+export async function sellerPayouts(deps: SalesDeps, sellerId: string): Promise<{ paid: Money[]; entries: Row[] }> {
+  const all = await deps.reports.sellerPayouts(sellerId);
+  // only the seller's own payouts (entries settling seller_payable), not the platform's commission on their sales
+  const sellersOwn = new Set(all.filter((r) => r.account_code === 'seller_payable').map((r) => r.entry_key));
+  const rows = all.filter((r) => sellersOwn.has(r.entry_key));
+  const totals = new Map<string, number>();
+  for (const r of rows) {
+    if (r.account_code !== 'payouts_sent') continue;
+    const c = String(r.currency).trim();
+    totals.set(c, (totals.get(c) ?? 0) - Number(r.amount_minor));
+  }
+  return { paid: [...totals.entries()].map(([c, minor]) => ({ amountMinor: minor, currency: c })), entries: rows };
 }
 
 export interface TrialBalance {
@@ -16,8 +60,8 @@ export interface TrialBalance {
 }
 
 /** Sum of every posting per currency and account; every currency's total must be zero. */
-export async function trialBalance(store: ReportStore, now: Date): Promise<TrialBalance> {
-  const rows = await store.trialBalance();
+export async function trialBalance(deps: SalesDeps, now: Date): Promise<TrialBalance> {
+  const rows = await deps.reports.trialBalance();
   const byCurrency = new Map<string, TrialBalance['currencies'][number]>();
   for (const r of rows) {
     const entry = byCurrency.get(r.currency) ?? { currency: r.currency, totalMinor: 0, balanced: true, accounts: [] };
@@ -59,9 +103,9 @@ export interface Statement {
  * A seller's statement for [from, to): every sale and reversal posted in the window, and totals per currency
  * (never across currencies). The seller's net for the window is totals.sellerNetProfit; loss is what they bore.
  */
-export async function sellerStatement(store: ReportStore, sellerId: string, from: Date, to: Date): Promise<Statement> {
-  const sales = await store.statementSales(sellerId, from, to);
-  const reversals = await store.statementReversals(sellerId, from, to);
+export async function sellerStatement(deps: SalesDeps, sellerId: string, from: Date, to: Date): Promise<Statement> {
+  const sales = await deps.reports.statementSales(sellerId, from, to);
+  const reversals = await deps.reports.statementReversals(sellerId, from, to);
   const n = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
   const lines: StatementLine[] = [
     ...sales.map((s) => ({
@@ -117,8 +161,8 @@ export interface IntegrityReport {
  * Orders this stage still owes a sale for, past the deadline: a purchase completed but the sale is held (no terms, no
  * rate) or the order never arrived. Orders still waiting for their purchase are fulfillment's concern, not listed here.
  */
-export async function integrityReport(store: ReportStore, now: Date, deadlineSeconds: number): Promise<IntegrityReport> {
-  const rows = await store.stuckOrders(WAITING_STATES, new Date(now.getTime() - deadlineSeconds * 1000));
+export async function integrityReport(deps: SalesDeps, now: Date, deadlineSeconds: number): Promise<IntegrityReport> {
+  const rows = await deps.reports.stuckOrders(WAITING_STATES, new Date(now.getTime() - deadlineSeconds * 1000));
   return {
     service: 'sales', stage: 'sale', generatedAt: now.toISOString(),
     violations: rows.map((r) => {

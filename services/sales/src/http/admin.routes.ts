@@ -1,21 +1,17 @@
 import type { Express } from 'express';
 import { z } from 'zod';
 import { formatDecimal, isKnownCurrency, parseDecimal, type Money } from '@postsale/contracts';
-import { actorOf, auditReason, badRequest, notFound, requireRoles, validate, type Db, type Tx } from '@postsale/runtime';
-import { SalesRepository } from '../db/sales.repository';
-import { auditTrail, setCommercialTerms, setFxRate } from '../domain/admin.use-case';
+import { actorOf, auditReason, badRequest, notFound, requireRoles, validate } from '@postsale/runtime';
+import { auditTrail, commercialTerms, setCommercialTerms, setFxRate } from '../domain/admin.use-case';
 import { isValidRate } from '../domain/fx';
-import type { CommercialTerms } from '../domain/ports';
-import { integrityReport, sellerStatement, statementCsv, trialBalance } from '../domain/reports.use-case';
-import type { SaleLedger } from '../domain/sale-ledger.use-case';
+import type { CommercialTerms, SalesDeps } from '../domain/ports';
+import { integrityReport, openPayables, orderDetail, saleDetail, sellerPayouts, sellerStatement, statementCsv, trialBalance } from '../domain/reports.use-case';
 
-export interface AdminRouteDeps {
-  db: Db;
+export interface AdminRouteOptions {
   adminToken: string;
   /** read-only credential: GET routes only */
   operatorToken?: string;
   saleDeadlineSeconds: number;
-  ledgerFor(trx: Tx): SaleLedger;
 }
 
 const id = z.string().min(1).max(200);
@@ -49,16 +45,16 @@ const auditQuery = z.object({ target: z.string().min(1).max(255).regex(/^[\x20-\
 
 const withDecimal = (m: Money) => ({ ...m, decimal: formatDecimal(m) });
 
-export function adminRoutes(deps: AdminRouteDeps) {
-  const { db } = deps;
-  const reads = new SalesRepository(db);
+/** Admin API, behind the bearer tokens: validate, call one use case, map the result. */
+export function adminRoutes(deps: SalesDeps, options: AdminRouteOptions) {
   return (app: Express) => {
-    const auth = requireRoles({ admin: deps.adminToken, operator: deps.operatorToken });
+    const auth = requireRoles({ admin: options.adminToken, operator: options.operatorToken });
 
     app.get('/admin/sales/:orderId', auth, async (req, res) => {
       const { orderId } = validate(z.object({ orderId: id }), req.params);
-      const sale = await reads.findSale(orderId);
-      if (!sale) throw notFound('SALE_NOT_FOUND', 'no sale is recorded for this order');
+      const detail = await saleDetail(deps, orderId);
+      if (!detail) throw notFound('SALE_NOT_FOUND', 'no sale is recorded for this order');
+      const { sale } = detail;
       const b = sale.breakdown;
       res.json({
         saleId: sale.saleId, orderId, sellerId: sale.sellerId, recordedAt: sale.recordedAt.toISOString(),
@@ -70,22 +66,22 @@ export function adminRoutes(deps: AdminRouteDeps) {
         },
         marketplaceFeeSource: sale.marketplaceFeeSource, termsSource: sale.termsSource, fx: sale.fx,
         refunded: withDecimal({ amountMinor: sale.refundedMinor, currency: b.saleAmount.currency }),
-        adjustments: await reads.adjustmentRows(orderId),
-        journal: await reads.entries(orderId),
+        adjustments: detail.adjustments,
+        journal: detail.journal,
       });
     });
 
     app.get('/admin/orders/:orderId', auth, async (req, res) => {
       const { orderId } = validate(z.object({ orderId: id }), req.params);
-      const order = await reads.findOrder(orderId);
-      if (!order) throw notFound('ORDER_NOT_FOUND', 'this service has no record of the order');
-      const sale = await reads.findSale(orderId);
+      const detail = await orderDetail(deps, orderId);
+      if (!detail) throw notFound('ORDER_NOT_FOUND', 'this service has no record of the order');
+      const { order, sale } = detail;
       res.json({
         orderId, sellerId: order.sellerId, state: order.state, stateReason: order.stateReason, stateSince: order.stateSince.toISOString(),
         order: order.order, purchase: order.purchase, sale: sale ?? null,
-        adjustments: await reads.adjustmentRows(orderId),
-        history: await reads.history(orderId),
-        journal: await reads.entries(orderId),
+        adjustments: detail.adjustments,
+        history: detail.history,
+        journal: detail.journal,
       });
     });
 
@@ -95,7 +91,7 @@ export function adminRoutes(deps: AdminRouteDeps) {
       const from = q.from ? new Date(q.from) : new Date(0);
       const to = q.to ? new Date(q.to) : new Date(Date.now() + 1000);
       if (from >= to) throw badRequest('INVALID_RANGE', '`from` must be before `to`');
-      const statement = await sellerStatement(reads, sellerId, from, to);
+      const statement = await sellerStatement(deps, sellerId, from, to);
       if (req.accepts(['application/json', 'text/csv']) === 'text/csv') {
         res.type('text/csv').attachment(`statement-${sellerId}.csv`).send(statementCsv(statement));
         return;
@@ -104,17 +100,13 @@ export function adminRoutes(deps: AdminRouteDeps) {
     });
 
     app.get('/admin/ledger/trial-balance', auth, async (_req, res) => {
-      res.json(await trialBalance(reads, new Date()));
+      res.json(await trialBalance(deps, new Date()));
     });
 
     // Every payable account (seller_payable per seller, platform_commission) whose balance is not zero: after a clean
     // run (every sale paid out, every return re-paid) this list is empty.
     app.get('/admin/ledger/payables', auth, async (_req, res) => {
-      const open = (await reads.openPayables()).map((r) => {
-        const balance = { amountMinor: Number(r.total), currency: String(r.currency).trim() };
-        // platform_commission is the platform's payable; it is grouped by the seller whose sales earned it
-        return { account: r.account_code, sellerId: r.seller_id, balance: withDecimal(balance) };
-      });
+      const open = (await openPayables(deps)).map((p) => ({ ...p, balance: withDecimal(p.balance) }));
       res.json({ generatedAt: new Date().toISOString(), settled: open.length === 0, open });
     });
 
@@ -122,26 +114,17 @@ export function adminRoutes(deps: AdminRouteDeps) {
     // what left through PayPal per payout currency.
     app.get('/admin/sellers/:sellerId/payouts', auth, async (req, res) => {
       const { sellerId } = validate(z.object({ sellerId: id }), req.params);
-      const all = await reads.sellerPayouts(sellerId);
-      // only the seller's own payouts (entries settling seller_payable), not the platform's commission on their sales
-      const sellersOwn = new Set(all.filter((r) => r.account_code === 'seller_payable').map((r) => r.entry_key));
-      const rows = all.filter((r) => sellersOwn.has(r.entry_key));
-      const totals = new Map<string, number>();
-      for (const r of rows) {
-        if (r.account_code !== 'payouts_sent') continue;
-        const c = String(r.currency).trim();
-        totals.set(c, (totals.get(c) ?? 0) - Number(r.amount_minor));
-      }
+      const { paid, entries } = await sellerPayouts(deps, sellerId);
       res.json({
         sellerId,
-        paid: [...totals.entries()].map(([c, minor]) => withDecimal({ amountMinor: minor, currency: c })),
-        entries: rows.map((r) => ({ entryKey: r.entry_key, kind: r.kind, orderId: r.order_id, description: r.description, postedAt: new Date(String(r.posted_at)).toISOString(), account: r.account_code, amount: withDecimal({ amountMinor: Number(r.amount_minor), currency: String(r.currency).trim() }) })),
+        paid: paid.map(withDecimal),
+        entries: entries.map((r) => ({ entryKey: r.entry_key, kind: r.kind, orderId: r.order_id, description: r.description, postedAt: new Date(String(r.posted_at)).toISOString(), account: r.account_code, amount: withDecimal({ amountMinor: Number(r.amount_minor), currency: String(r.currency).trim() }) })),
       });
     });
 
     app.get('/admin/sellers/:sellerId/commercial-terms', auth, async (req, res) => {
       const { sellerId } = validate(z.object({ sellerId: id }), req.params);
-      const terms = await reads.findTerms(sellerId);
+      const terms = await commercialTerms(deps, sellerId);
       if (!terms) throw notFound('TERMS_NOT_FOUND', 'this seller has no commercial terms');
       res.json(terms);
     });
@@ -150,7 +133,7 @@ export function adminRoutes(deps: AdminRouteDeps) {
       const { sellerId } = validate(z.object({ sellerId: id }), req.params);
       const body = validate(termsBody, req.body, 'INVALID_TERMS');
       const terms: CommercialTerms = { sellerId, commissionRateBps: body.commissionRateBps, marketplaceFees: body.marketplaceFees };
-      const result = await db.transaction((trx) => setCommercialTerms(new SalesRepository(trx), deps.ledgerFor(trx), terms, { actor: actorOf(res), reason: auditReason(req) }));
+      const result = await setCommercialTerms(deps, terms, { actor: actorOf(res), reason: auditReason(req) });
       res.json({ ...terms, releasedOrders: result.released });
     });
 
@@ -158,18 +141,18 @@ export function adminRoutes(deps: AdminRouteDeps) {
       const params = validate(fxParams, req.params, 'INVALID_FX_RATE');
       const body = validate(fxBody, req.body ?? {}, 'INVALID_FX_RATE');
       const rate = { from: params.from, to: params.to, rateDate: params.date, rate: body.rate, source: body.source };
-      const result = await db.transaction((trx) => setFxRate(new SalesRepository(trx), deps.ledgerFor(trx), rate, { actor: actorOf(res), reason: auditReason(req) }));
+      const result = await setFxRate(deps, rate, { actor: actorOf(res), reason: auditReason(req) });
       res.json({ ...rate, examinedOrders: result.examined });
     });
 
     // every admin write with who, before/after and why (newest first); `target` is e.g. seller:<id> or fx:<from>:<to>:<day>
     app.get('/admin/audit', auth, async (req, res) => {
       const q = validate(auditQuery, req.query, 'INVALID_QUERY');
-      res.json({ audit: await auditTrail(reads, q) });
+      res.json({ audit: await auditTrail(deps, q) });
     });
 
     app.get('/admin/integrity', auth, async (_req, res) => {
-      res.json(await integrityReport(reads, new Date(), deps.saleDeadlineSeconds));
+      res.json(await integrityReport(deps, new Date(), options.saleDeadlineSeconds));
     });
   };
 }
