@@ -4,6 +4,7 @@ export * from './admin-audit';
 export * from './consumer';
 export * from './db';
 export * from './errors';
+export * from './fx-rates';
 export * from './http';
 export * from './inbox-retention';
 export * from './inbox-admin';

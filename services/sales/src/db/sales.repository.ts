@@ -1,5 +1,5 @@
 import { safeInteger } from '@postsale/contracts';
-import { AdminAuditTrail, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
+import { AdminAuditTrail, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import type { Marketplace, Money } from '@postsale/contracts';
 import type { AccountCode, Posting } from '../domain/ledger';
 import type { Breakdown } from '../domain/money-breakdown';
@@ -219,22 +219,12 @@ export class SalesRepository implements SalesStore, ReportStore {
       .merge();
   }
 
-  async findFxRate(trx: Tx, from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined> {
-    const row = await trx('fx_rates')
-      .where({ from_currency: from, to_currency: to })
-      .andWhere('rate_date', '<=', onOrBefore)
-      .andWhere('rate_date', '>=', notBefore)
-      .orderBy('rate_date', 'desc')
-      .select('rate', 'source', trx.raw(`to_char(rate_date, 'YYYY-MM-DD') as day`))
-      .first();
-    return row ? { from, to, rateDate: String(row.day), rate: String(row.rate), source: String(row.source) } : undefined;
+  findFxRate(trx: Tx, from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined> {
+    return fxRates.find(trx, from, to, onOrBefore, notBefore);
   }
 
-  async saveFxRate(trx: Tx, r: FxRate): Promise<void> {
-    await trx('fx_rates')
-      .insert({ from_currency: r.from, to_currency: r.to, rate_date: r.rateDate, rate: r.rate, source: r.source, updated_at: trx.fn.now() })
-      .onConflict(['from_currency', 'to_currency', 'rate_date'])
-      .merge();
+  saveFxRate(trx: Tx, rate: FxRate): Promise<void> {
+    return fxRates.save(trx, rate);
   }
 
   async recordAudit(trx: Tx, entry: AdminAuditEntry): Promise<void> {
