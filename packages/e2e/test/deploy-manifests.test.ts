@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
-import { REPO_ROOT, SERVICES, type ServiceName } from '@postsale/cli';
+import { REPO_ROOT, SERVICE_NODE_FLAGS, SERVICES, type ServiceName } from '@postsale/cli';
 import { loadConfig } from '@postsale/runtime';
 import { configSchema as fulfillmentConfig } from '@postsale/fulfillment';
 import { configSchema as ingestConfig } from '@postsale/ingest';
@@ -199,5 +199,13 @@ describe('the image recipe', () => {
     expect(dockerfile).not.toMatch(/tsx/);
     expect(dockerfile).toMatch(/npm ci --omit=dev .*--workspace="@postsale\/\$\{SERVICE\}"/);
     expect(dockerfile).toMatch(/node:24/);
+  });
+
+  it('runs each service with the same Node flags as the local stack (young generation capped, source maps)', () => {
+    expect(dockerfile).toContain(`exec node ${SERVICE_NODE_FLAGS.join(' ')} services/\${SERVICE}/dist/main.js`);
+    for (const service of SERVICES) {
+      const pkg = JSON.parse(read('services', service, 'package.json')) as { scripts: Record<string, string> };
+      expect(pkg.scripts.start).toBe(`node ${SERVICE_NODE_FLAGS.join(' ')} dist/main.js`);
+    }
   });
 });
