@@ -24,7 +24,7 @@ export async function decideIntent(ctx: PayoutsContext, trx: Tx, i: {
   recipient: Recipient; sellerId: string; orderId: string; saleRecordedAt: Date; currency: string; payableMinor: number;
 }): Promise<PayoutDecision> {
   const { store, settings } = ctx;
-  const payee = await store.payee(trx, i.sellerId);
+  const payee = await store.payee(i.sellerId, trx);
   const policy: ReleasePolicy = payee
     ? parseReleasePolicy(payee.releasePolicy === 'after_delivery_plus_days' ? `after_delivery_plus_days:${payee.releaseDelayDays}` : payee.releasePolicy)
     : settings.defaultReleasePolicy;
@@ -40,12 +40,12 @@ export async function decideIntent(ctx: PayoutsContext, trx: Tx, i: {
     if (payoutCurrency !== i.currency) {
       const saleDay = utcDay(i.saleRecordedAt);
       const oldest = utcDay(new Date(i.saleRecordedAt.getTime() - settings.fxMaxRateAgeDays * DAY_MS));
-      const rate = await store.findFxRate(trx, i.currency, payoutCurrency, saleDay, oldest);
+      const rate = await store.findFxRate(i.currency, payoutCurrency, saleDay, oldest, trx);
       if (rate) terms = { payoutCurrency, fxRate: rate.rate, fxRateDate: rate.rateDate, fxSource: rate.source };
       else fxRateKnown = false;
     }
   }
-  const milestones = await store.milestones(trx, i.orderId);
+  const milestones = await store.milestones(i.orderId, trx);
   const release = decideRelease({ recipient: i.recipient, payeeKnown, fxRateKnown, policy, saleRecordedAt: i.saleRecordedAt, ...milestones });
   if (terms.payoutCurrency && fxRateKnown && i.payableMinor > 0
     && convertRoundingDown(i.payableMinor, i.currency, terms.payoutCurrency, terms.fxRate ?? '1') === 0) {

@@ -20,16 +20,16 @@ export async function setPayee(ctx: PayoutsContext, input: PayeeSettings, audit:
   const policyText = input.releasePolicy === 'after_delivery_plus_days' ? `after_delivery_plus_days:${input.releaseDelayDays}` : input.releasePolicy;
   parseReleasePolicy(policyText);
   await store.transaction(async (trx) => {
-    const before = await store.payee(trx, input.sellerId);
+    const before = await store.payee(input.sellerId, trx);
     await store.upsertPayee(trx, input);
     // who changed where a seller's money goes, from what to what, and why: in the same transaction as the change
-    await store.recordAudit(trx, { actor: audit.actor, action: 'PUT_PAYEE', target: `seller:${input.sellerId}`, before: before ?? null, after: await store.payee(trx, input.sellerId), reason: audit.reason });
+    await store.recordAudit(trx, { actor: audit.actor, action: 'PUT_PAYEE', target: `seller:${input.sellerId}`, before: before ?? null, after: await store.payee(input.sellerId, trx), reason: audit.reason });
     // the platform's intents follow the seller's policy too (the commission is earned when the sale is final)
     await reevaluateIntents(ctx, trx, await store.intentsAwaitingRelease(trx, { sellerId: input.sellerId }),
       `payee settings of seller changed (${policyText}, payout currency ${input.payoutCurrency ?? 'default'})`);
   });
   ctx.nudge.batcher();
-  return store.payee(store.reader, input.sellerId);
+  return store.payee(input.sellerId);
 }
 
 /** At start: the platform payee may have been configured (or removed) since intents were last decided. */
@@ -65,7 +65,7 @@ export async function setFxRate(ctx: PayoutsContext, rate: FxRate, audit: AuditC
 export async function retryPayout(ctx: PayoutsContext, intentId: string, audit: AuditContext): Promise<Intent> {
   const { store } = ctx;
   const result = await store.transaction(async (trx) => {
-    const intent = await store.intent(trx, intentId, true);
+    const intent = await store.intentForUpdate(trx, intentId);
     if (!intent) throw notFound('PAYOUT_NOT_FOUND', 'no such payout');
     const refused = intent.status === 'HELD' && isPayPalRefusal(intent.holdReason);
     if (intent.status !== 'FAILED' && intent.status !== 'RETURNED' && !refused) {
@@ -84,9 +84,9 @@ export async function retryPayout(ctx: PayoutsContext, intentId: string, audit: 
 export async function requestCancel(ctx: PayoutsContext, intentId: string, audit: AuditContext): Promise<void> {
   const { store } = ctx;
   await store.transaction(async (trx) => {
-    const intent = await store.intent(trx, intentId, true);
+    const intent = await store.intentForUpdate(trx, intentId);
     if (!intent) throw notFound('PAYOUT_NOT_FOUND', 'no such payout');
-    const item = await store.currentItem(trx, intent);
+    const item = await store.currentItem(intent, trx);
     if (intent.status !== 'SUBMITTED' || item?.status !== 'UNCLAIMED' || !item.paypalItemId) {
       throw conflict('PAYOUT_NOT_CANCELLABLE', `only UNCLAIMED payouts can be cancelled (this one is ${item?.status ?? intent.status})`);
     }

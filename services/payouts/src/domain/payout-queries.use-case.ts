@@ -72,8 +72,8 @@ export interface Reveal {
 export async function listPayouts(ctx: PayoutsContext, filter: { status?: string; sellerId?: string; limit: number }, reveal?: Reveal) {
   const { store } = ctx;
   if (reveal) await recordReveal(ctx, reveal, filter.sellerId ? `seller:${filter.sellerId}` : 'payouts');
-  const intents = await store.listIntents(store.reader, filter);
-  const items = await store.itemsOfIntents(store.reader, intents.map((i) => i.id));
+  const intents = await store.listIntents(filter);
+  const items = await store.itemsOfIntents(intents.map((i) => i.id));
   return intents.map((i) => intentView(i, items, Boolean(reveal)));
 }
 
@@ -85,13 +85,12 @@ export async function orderPayouts(ctx: PayoutsContext, orderId: string, reveal?
 /** Everything this service knows about one order (GET /admin/orders/:orderId). undefined when it knows nothing. */
 export async function orderDetails(ctx: PayoutsContext, orderId: string, reveal?: Reveal) {
   const { store } = ctx;
-  const q = store.reader;
   const [sales, reversals, milestones, payouts, history] = await Promise.all([
-    store.salesForOrder(q, orderId),
-    store.reversalsForOrder(q, orderId),
-    store.milestones(q, orderId),
+    store.salesForOrder(orderId),
+    store.reversalsForOrder(orderId),
+    store.milestones(orderId),
     payoutsOf(ctx, orderId, Boolean(reveal)),
-    store.history(q, orderId),
+    store.history(orderId),
   ]);
   if (sales.length === 0 && payouts.length === 0 && !milestones.shippedAt && !milestones.deliveredAt) return undefined;
   if (reveal) await recordReveal(ctx, reveal, `order:${orderId}`);
@@ -119,13 +118,12 @@ export async function orderDetails(ctx: PayoutsContext, orderId: string, reveal?
 /** A seller's balance per currency: what it owes back (clawbacks not yet netted), what is still to be paid, entries. */
 export async function sellerBalance(ctx: PayoutsContext, sellerId: string, reveal?: Reveal) {
   const { store, settings } = ctx;
-  const q = store.reader;
   if (reveal) await recordReveal(ctx, reveal, `seller:${sellerId}`);
-  const entries = await store.balanceEntries(q, partyOf('SELLER', sellerId));
-  const open = await store.sellerPayableTotals(q, sellerId, ['HELD', 'DUE', 'SUBMITTED', 'FAILED', 'RETURNED', 'NEEDS_REVIEW']);
-  const paid = await store.sellerPayableTotals(q, sellerId, ['SENT']);
+  const entries = await store.balanceEntries(partyOf('SELLER', sellerId));
+  const open = await store.sellerPayableTotals(sellerId, ['HELD', 'DUE', 'SUBMITTED', 'FAILED', 'RETURNED', 'NEEDS_REVIEW']);
+  const paid = await store.sellerPayableTotals(sellerId, ['SENT']);
   const currencies = new Set<string>([...entries.map((e) => e.currency), ...open.map((o) => o.currency), ...paid.map((o) => o.currency)]);
-  const payee = await store.payee(q, sellerId);
+  const payee = await store.payee(sellerId);
   return {
     sellerId,
     payee: payee ? {
@@ -151,12 +149,12 @@ export async function sellerBalance(ctx: PayoutsContext, sellerId: string, revea
 }
 
 export async function fxRates(ctx: PayoutsContext, filter: { from?: string; to?: string; limit: number }): Promise<FxRate[]> {
-  return ctx.store.listFxRates(ctx.store.reader, filter);
+  return ctx.store.listFxRates(filter);
 }
 
 /** The audit trail (its before/after are what an admin wrote: the trail of who changed a payee is the point of it). */
 export async function auditTrail(ctx: PayoutsContext, filter: { target?: string; limit: number }): Promise<Array<Omit<AdminAuditRecord, 'at'> & { at: string }>> {
-  return (await ctx.store.audit(ctx.store.reader, filter)).map((a) => ({ ...a, at: a.at.toISOString() }));
+  return (await ctx.store.audit(filter)).map((a) => ({ ...a, at: a.at.toISOString() }));
 }
 
 /**
@@ -169,7 +167,7 @@ export async function auditTrail(ctx: PayoutsContext, filter: { target?: string;
  */
 export async function integrityReport(ctx: PayoutsContext, deadlines: IntegrityDeadlines) {
   const now = Date.now();
-  const intents = await ctx.store.openIntents(ctx.store.reader);
+  const intents = await ctx.store.openIntents();
   const violations = [];
   for (const r of intents) {
     const status = r.status;
@@ -208,11 +206,11 @@ export async function integrityReport(ctx: PayoutsContext, deadlines: IntegrityD
 
 async function payoutsOf(ctx: PayoutsContext, orderId: string, reveal: boolean) {
   const { store } = ctx;
-  const intents = await store.intentsForOrder(store.reader, orderId);
-  const items = await store.itemsOfIntents(store.reader, intents.map((i) => i.id));
+  const intents = await store.intentsForOrder(orderId);
+  const items = await store.itemsOfIntents(intents.map((i) => i.id));
   return intents.map((i) => intentView(i, items, reveal));
 }
 
 async function recordReveal(ctx: PayoutsContext, reveal: Reveal, target: string): Promise<void> {
-  await ctx.store.recordAudit(ctx.store.reader, { actor: reveal.actor, action: 'REVEAL_PERSONAL_DATA', target, reason: reveal.reason });
+  await ctx.store.recordAudit(undefined, { actor: reveal.actor, action: 'REVEAL_PERSONAL_DATA', target, reason: reveal.reason });
 }

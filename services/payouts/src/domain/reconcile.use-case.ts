@@ -20,7 +20,7 @@ export async function checkBatch(ctx: PayoutsContext, job: BatchCheckJob): Promi
   } catch (error) {
     // PayPal or the database failed this time: check again after the interval, not only once the lease runs out
     // (the worker counts and logs the failure)
-    await ctx.store.deferBatchCheck(ctx.store.reader, job, retryDelayMs(1, ctx.settings.reconcileIntervalMs, 30_000)).catch(() => undefined);
+    await ctx.store.deferBatchCheck(job, retryDelayMs(1, ctx.settings.reconcileIntervalMs, 30_000)).catch(() => undefined);
     throw error;
   }
 }
@@ -28,14 +28,14 @@ export async function checkBatch(ctx: PayoutsContext, job: BatchCheckJob): Promi
 async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Promise<void> {
   const { gateway, store, metrics, settings, logger } = ctx;
   if (!gateway) return;
-  for (const item of await store.itemsWithCancelRequested(store.reader, job.batchId)) {
+  for (const item of await store.itemsWithCancelRequested(job.batchId)) {
     const result = await gateway.cancelItem(item.paypalItemId!);
     metrics.paypalCalls.inc({ operation: 'cancel_item', outcome: result.kind });
     if (result.kind === 'cancelled') {
       await applyItemStates(ctx, [{ ...result.item, senderItemId: item.senderItemId }], () => 'PayPal cancelled the unclaimed item on operator request');
     } else {
       // ITEM_ALREADY_CANCELLED and friends: the batch read below brings the real status
-      await store.recordCancelRefused(store.reader, item.id, `cancel refused: ${result.name}: ${result.message}`);
+      await store.recordCancelRefused(item.id, `cancel refused: ${result.name}: ${result.message}`);
     }
   }
   let batchStatus = 'PENDING';
@@ -47,9 +47,9 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
     await applyItemStates(ctx, state.items, (item) => `PayPal batch ${job.paypalBatchId} reports ${item.transactionStatus}`);
     if (state.items.length === 0) break;
   }
-  const items = await store.itemsOfBatch(store.reader, job.batchId);
+  const items = await store.itemsOfBatch(job.batchId);
   const finished = items.every((i) => classifyItemStatus(i.status) !== 'IN_FLIGHT' && i.status !== 'SUBMITTED');
-  if (!(await store.recordBatchCheck(store.reader, job, batchStatus, finished, settings.reconcileIntervalMs))) {
+  if (!(await store.recordBatchCheck(job, batchStatus, finished, settings.reconcileIntervalMs))) {
     logger.info({ batchId: job.batchId, fence: job.fence }, 'batch check outlived its lease; another worker records it');
   }
 }
@@ -57,7 +57,7 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
 /** A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event. True when it changed it. */
 export async function applyWebhookItem(ctx: PayoutsContext, event: { id: string; type: string }, state: PayPalItemState): Promise<boolean> {
   const applied = await applyItemStates(ctx, [state], () => `PayPal webhook ${event.type} (${event.id})`);
-  await ctx.store.recordWebhookEvent(ctx.store.reader, event.id, event.type);
+  await ctx.store.recordWebhookEvent(event.id, event.type);
   return applied > 0;
 }
 
@@ -78,7 +78,7 @@ export async function applyItemStates(ctx: PayoutsContext, states: PayPalItemSta
   if (known.length === 0) return 0;
   const { store, logger } = ctx;
   return store.transaction(async (trx) => {
-    const items = new Map((await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!), true)).map((i) => [i.senderItemId, i]));
+    const items = new Map((await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!))).map((i) => [i.senderItemId, i]));
     const moves: Array<{ item: PayoutItem; state: PayPalItemState }> = [];
     const learnt = new Map<string, string>();
     for (const state of known) {

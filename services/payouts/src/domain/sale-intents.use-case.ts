@@ -50,7 +50,7 @@ export async function recordSale(ctx: PayoutsContext, trx: Tx, meta: EventMeta, 
     if (isDueNow(decision)) due += 1;
   }
   // A reversal that arrived before its sale (should not happen on one partition, but replays and repairs exist).
-  for (const r of await store.reversalsForSale(trx, sale.saleId)) {
+  for (const r of await store.reversalsForSale(sale.saleId, trx)) {
     await applyReversalToSale(ctx, trx, sale.saleId, r.reversalId, { PLATFORM: r.commissionReversedMinor, SELLER: r.sellerNetReversedMinor });
   }
   wakeBatcherAfterCommit(ctx, trx, due);

@@ -29,7 +29,7 @@ export async function submitDueBatches(ctx: PayoutsContext): Promise<boolean> {
 }
 
 async function resolveUnknownBatches(ctx: PayoutsContext): Promise<void> {
-  for (const batch of await ctx.store.batchesWithStatus(ctx.store.reader, 'SUBMITTING', 20)) {
+  for (const batch of await ctx.store.batchesWithStatus('SUBMITTING', 20)) {
     if (Date.now() - batch.createdAt.getTime() > ctx.settings.resubmitWindowMs) {
       await markNeedsReview(ctx, batch);
       continue;
@@ -45,7 +45,7 @@ async function resolveUnknownBatches(ctx: PayoutsContext): Promise<void> {
  */
 async function releaseFxHolds(ctx: PayoutsContext): Promise<void> {
   // most runs find none: one read instead of a transaction per run (the batcher runs after every nudge)
-  if (!(await ctx.store.anyHeldFor(ctx.store.reader, 'FX_RATE_MISSING'))) return;
+  if (!(await ctx.store.anyHeldFor('FX_RATE_MISSING'))) return;
   await ctx.store.transaction(async (trx) => {
     // only rows held for a rate (locked, skipping those another transaction holds: they are decided there)
     const held = await ctx.store.intentsAwaitingRelease(trx, { holdReason: 'FX_RATE_MISSING', limit: 500 });
@@ -123,7 +123,7 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
           : `in batch ${request.sender_batch_header.sender_batch_id} as ${item.sender_item_id}: ${item.amount.value} ${item.amount.currency}${converted}`);
     }
     ctx.metrics.batches.inc({ outcome: dryRun ? 'dry_run' : 'created' });
-    return { worked: true, batch: await ctx.store.batch(trx, batchId) };
+    return { worked: true, batch: await ctx.store.batch(batchId, trx) };
   });
 }
 
@@ -131,7 +131,7 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
 async function settleDebtFirst(ctx: PayoutsContext, trx: Tx, intent: Intent, reference: string): Promise<Intent> {
   const party = partyOf(intent.recipient, intent.sellerId);
   await ctx.store.lockBalance(trx, party, intent.currency);
-  const owed = await ctx.store.owed(trx, party, intent.currency);
+  const owed = await ctx.store.owed(party, intent.currency, trx);
   const offset = offsetAgainstDebt(intent.payableMinor, owed);
   if (offset === 0) return intent;
   await ctx.store.addBalanceEntry(trx, { party, currency: intent.currency, amountMinor: offset, kind: 'OFFSET', orderId: intent.orderId, intentId: intent.id, reference });
@@ -145,7 +145,7 @@ async function settleDebtFirst(ctx: PayoutsContext, trx: Tx, intent: Intent, ref
 
 async function receiverOf(ctx: PayoutsContext, trx: Tx, intent: Intent): Promise<string | undefined> {
   if (intent.recipient === 'PLATFORM') return ctx.settings.platformPayeeEmail;
-  return (await ctx.store.payee(trx, intent.sellerId))?.email;
+  return (await ctx.store.payee(intent.sellerId, trx))?.email;
 }
 
 /**
@@ -164,7 +164,7 @@ async function receiverOf(ctx: PayoutsContext, trx: Tx, intent: Intent): Promise
 async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
   if (!ctx.gateway) throw new Error('postBatch without a PayPal gateway (dry-run never posts)');
   const repost = batch.postAttempts > 0;
-  await ctx.store.recordPostAttempt(ctx.store.reader, batch.id, batch.postAttempts + 1);
+  await ctx.store.recordPostAttempt(batch.id, batch.postAttempts + 1);
   let result: CreateBatchResult;
   try {
     result = await ctx.gateway.createBatch(batch.request as PayoutRequestBody);
@@ -174,7 +174,7 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
   ctx.metrics.paypalCalls.inc({ operation: 'create_batch', outcome: result.kind });
   switch (result.kind) {
     case 'accepted': {
-      await ctx.store.markBatchAccepted(ctx.store.reader, batch.id, { paypalBatchId: result.payoutBatchId, paypalBatchStatus: result.batchStatus, lastError: null });
+      await ctx.store.markBatchAccepted(batch.id, { paypalBatchId: result.payoutBatchId, paypalBatchStatus: result.batchStatus, lastError: null });
       ctx.logger.info({ batchId: batch.id, senderBatchId: batch.senderBatchId, payoutBatchId: result.payoutBatchId }, 'payout batch accepted');
       ctx.nudge.reconciler();
       return;
@@ -184,7 +184,7 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
         `${result.name ?? 'USER_BUSINESS_ERROR'} (HTTP ${result.httpStatus ?? 400}, debug_id ${result.debugId ?? 'none'}): Batch with given sender_batch_id already exists`);
       return;
     case 'unknown':
-      await ctx.store.setBatchError(ctx.store.reader, batch.id, `unknown outcome: ${result.message}`);
+      await ctx.store.setBatchError(batch.id, `unknown outcome: ${result.message}`);
       ctx.logger.warn({ batchId: batch.id, senderBatchId: batch.senderBatchId, reason: result.message }, 'payout batch outcome unknown; will ask PayPal with the same sender_batch_id');
       return;
     case 'rejected': {
@@ -219,7 +219,7 @@ async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: s
     ctx.metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'ok' });
   } catch (error) {
     ctx.metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'error' });
-    await ctx.store.setBatchError(ctx.store.reader, batch.id, `duplicate of ${payoutBatchId}; reading it failed: ${error instanceof Error ? error.message : String(error)}`);
+    await ctx.store.setBatchError(batch.id, `duplicate of ${payoutBatchId}; reading it failed: ${error instanceof Error ? error.message : String(error)}`);
     return;
   }
   const ours = new Set((batch.request as PayoutRequestBody).items.map((i) => i.sender_item_id));
@@ -230,7 +230,7 @@ async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: s
       `PayPal's duplicate answer links batch ${payoutBatchId}, which is not ours (sender_batch_id ${original.senderBatchId ?? 'unknown'}, ${foreign.length} unknown items): ${said}; the real original may already have paid, find it before paying again`);
     return;
   }
-  await ctx.store.markBatchAccepted(ctx.store.reader, batch.id, {
+  await ctx.store.markBatchAccepted(batch.id, {
     paypalBatchId: payoutBatchId, paypalBatchStatus: original.batchStatus,
     lastError: `PayPal already had this sender_batch_id (${said}): the earlier post was accepted as ${payoutBatchId}; adopted`,
   });
@@ -253,8 +253,8 @@ async function holdRefusedBatch(ctx: PayoutsContext, batch: Batch, name: string,
   await ctx.store.transaction(async (trx) => {
     await ctx.store.markBatchRejected(trx, batch.id, said);
     await ctx.store.rejectItemsOfBatch(trx, batch.id, name, said);
-    for (const item of await ctx.store.itemsOfBatch(trx, batch.id)) {
-      const intent = await ctx.store.intent(trx, item.intentId, true);
+    for (const item of await ctx.store.itemsOfBatch(batch.id, trx)) {
+      const intent = await ctx.store.intentForUpdate(trx, item.intentId);
       if (!intent || intent.status !== 'SUBMITTED' || intent.attempt !== item.attempt) continue;
       await ctx.store.updateIntent(trx, intent, { status: 'HELD', holdReason, releaseAt: null, batchId: null },
         `batch refused by PayPal on its first post, nothing paid: ${said}; held until an operator retries`);
@@ -268,8 +268,8 @@ async function markNeedsReview(ctx: PayoutsContext, batch: Batch, code = 'RESUBM
   ctx.logger.error({ batchId: batch.id, senderBatchId: batch.senderBatchId, code }, reason);
   await ctx.store.transaction(async (trx) => {
     await ctx.store.markBatchNeedsReview(trx, batch.id, `${code}: ${reason}`);
-    for (const item of await ctx.store.itemsOfBatch(trx, batch.id)) {
-      const intent = await ctx.store.intent(trx, item.intentId, true);
+    for (const item of await ctx.store.itemsOfBatch(batch.id, trx)) {
+      const intent = await ctx.store.intentForUpdate(trx, item.intentId);
       if (intent?.status === 'SUBMITTED' && intent.attempt === item.attempt) {
         await ctx.store.updateIntent(trx, intent, { status: 'NEEDS_REVIEW', holdReason: code as HoldReason }, `${code}: ${reason}`);
       }
