@@ -277,15 +277,23 @@ export class PayoutsRepository implements PayoutsStore {
 
   async owed(party: string, currency: string, trx?: Tx): Promise<number> {
     const q = trx ?? this.db;
-    const row = await q('balance_entries').where({ party, currency }).sum<{ total: string | null }[]>('amount_minor as total').first();
-    return -safeInteger(row?.total ?? 0);
+    // the running balance (one row), not a sum over the party's history: its entries move it in their transaction
+    const row = await q('balances').where({ party, currency }).first('balance_minor');
+    return -safeInteger(row?.balance_minor ?? 0);
   }
 
   async addBalanceEntry(trx: Tx, e: Omit<BalanceEntry, 'at'>): Promise<void> {
-    await trx('balance_entries')
+    const added = await trx('balance_entries')
       .insert({ party: e.party, currency: e.currency, amount_minor: e.amountMinor, kind: e.kind, order_id: e.orderId, intent_id: e.intentId, reference: e.reference })
       .onConflict(['kind', 'intent_id', 'reference'])
-      .ignore();
+      .ignore()
+      .returning('id');
+    if (added.length === 0) return; // recorded before: the balance already has it
+    await trx.raw(
+      `insert into balances (party, currency, balance_minor) values (?, ?, ?)
+       on conflict (party, currency) do update set balance_minor = balances.balance_minor + excluded.balance_minor, updated_at = now()`,
+      [e.party, e.currency, e.amountMinor],
+    );
   }
 
   async balanceEntries(party: string, trx?: Tx): Promise<BalanceEntry[]> {

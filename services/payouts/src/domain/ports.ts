@@ -132,8 +132,9 @@ export interface PayoutsStore {
 
   /** serialises every change to one party's balance in one currency for the rest of the transaction */
   lockBalance(trx: Tx, party: string, currency: string): Promise<void>;
-  /** what the party owes (positive) in this currency: clawbacks minus what netting already settled */
+  /** what the party owes (positive) in this currency: clawbacks minus what netting already settled (one row read) */
   owed(party: string, currency: string, trx?: Tx): Promise<number>;
+  /** appends the entry once (a repeated kind/intent/reference changes nothing) and moves the running balance with it */
   addBalanceEntry(trx: Tx, entry: Omit<BalanceEntry, 'at'>): Promise<void>;
   balanceEntries(party: string, trx?: Tx): Promise<BalanceEntry[]>;
 
