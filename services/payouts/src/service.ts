@@ -6,12 +6,10 @@ import { configSchema } from './config';
 import { PayoutsRepository } from './db/payouts.repository';
 import { migrations } from './db/migrations';
 import type { PayoutsContext } from './domain/context';
-import { PayoutAdmin } from './domain/payout-admin.use-case';
-import { PayoutQueries } from './domain/payout-queries.use-case';
+import { reevaluatePlatformIntents } from './domain/payout-admin.use-case';
 import { parseReleasePolicy } from './domain/payout-rules';
-import { Reconciler } from './domain/reconcile.use-case';
-import { SaleIntents } from './domain/sale-intents.use-case';
-import { BatchSubmitter } from './domain/submit-batches.use-case';
+import { checkBatch } from './domain/reconcile.use-case';
+import { submitDueBatches } from './domain/submit-batches.use-case';
 import { adminRoutes } from './http/admin.routes';
 import { paypalWebhookRoutes } from './http/paypal-webhook.routes';
 import { fulfillmentConsumer } from './kafka/fulfillment.consumer';
@@ -54,23 +52,18 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
         reconciler: () => reconciler.nudge(),
       },
     };
-    const intents = new SaleIntents(ctx);
-    const admin = new PayoutAdmin(ctx);
-    const queries = new PayoutQueries(ctx);
-    const submitter = new BatchSubmitter(ctx);
-    const reconciliation = new Reconciler(ctx);
-    await admin.reevaluatePlatformIntents();
+    await reevaluatePlatformIntents(ctx);
 
     // The batcher stays a poller: one run builds ONE batch from many due intents, claimed (row locks) and moved to
     // SUBMITTED in a single transaction that commits before PayPal is called — not a job per row. Its interval is the
     // fallback (timed releases, other replicas' commits); nudges start runs for work just made due.
-    const batcher = createPoller({ name: 'payouts.batcher', intervalMs: config.PAYOUTS_BATCH_INTERVAL_MS, run: () => submitter.run(), logger, metrics });
+    const batcher = createPoller({ name: 'payouts.batcher', intervalMs: config.PAYOUTS_BATCH_INTERVAL_MS, run: () => submitDueBatches(ctx), logger, metrics });
     // Accepted batches are jobs: leased with a fencing token (two replicas never read the same batch at once), checked
     // concurrently, each re-checked PAYOUTS_RECONCILE_INTERVAL_MS after its last check until every item is final.
     const reconciler = createJobWorker({
       name: 'payouts.reconciler',
       store: { claim: (limit, leaseMs) => store.claimBatchesToCheck(limit, leaseMs) },
-      run: (job) => reconciliation.checkBatch(job),
+      run: (job) => checkBatch(ctx, job),
       concurrency: 4,
       // a check makes one PayPal call per cancellation and per page of 1,000 items, each bounded by PAYPAL_TIMEOUT_MS
       leaseMs: Math.max(60_000, 4 * config.PAYPAL_TIMEOUT_MS),
@@ -91,11 +84,11 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
       : undefined;
 
     return {
-      consumers: [salesConsumer(intents), fulfillmentConsumer(intents)],
+      consumers: [salesConsumer(ctx), fulfillmentConsumer(ctx)],
       workers: [batcher, reconciler],
       routes(app) {
-        paypalWebhookRoutes(app, reconciliation, verifier);
-        adminRoutes(app, { admin, queries, defaultPayoutCurrency: config.DEFAULT_PAYOUT_CURRENCY }, {
+        paypalWebhookRoutes(app, ctx, verifier);
+        adminRoutes(app, ctx, {
           adminToken: config.ADMIN_TOKEN,
           operatorToken: config.OPERATOR_TOKEN,
           deadlines: {

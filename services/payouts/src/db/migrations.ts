@@ -210,4 +210,23 @@ export const migrations: Migration[] = [
       await db.raw("create index payout_batches_to_check on payout_batches (next_check_at nulls first) where status = 'ACCEPTED'");
     },
   },
+  {
+    // Every payout decision nets the payee's debt (settleDebtFirst): it read the SUM of the party's whole balance
+    // history, a cost growing with every clawback and offset (issue 15). One running balance per (party, currency),
+    // moved in the transaction of each balance entry, makes it one row. Backfilled from the entries; the table is
+    // locked meanwhile so no entry is written between the sum and the commit.
+    name: '0007_balances_running_total',
+    async up(db) {
+      await db.schema.createTable('balances', (t) => {
+        t.string('party').notNullable(); // 'seller:<id>' | 'platform', as in balance_entries
+        t.string('currency', 3).notNullable();
+        t.bigInteger('balance_minor').notNullable(); // the sum of the party's entries in this currency (negative: owed)
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
+        t.primary(['party', 'currency']);
+      });
+      await db.raw('lock table balance_entries in share row exclusive mode');
+      await db.raw(`insert into balances (party, currency, balance_minor)
+        select party, currency, sum(amount_minor) from balance_entries group by party, currency`);
+    },
+  },
 ];

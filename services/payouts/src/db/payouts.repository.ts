@@ -1,7 +1,7 @@
 import { safeInteger } from '@postsale/contracts';
 import { AdminAuditTrail, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
-import type { PayoutsStore, Q } from '../domain/ports';
+import type { PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toReversal, toSale } from './payouts.rows';
 import type {
   BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
@@ -12,16 +12,12 @@ import type {
 export type { Intent, PayoutItem, Batch };
 
 /**
- * The payouts schema behind the domain's PayoutsStore port. Constructed with the database; every method runs on the
- * query runner it is given (the pool, or the caller's transaction). Money columns are bigint: `safeInteger()` on the
- * way out.
+ * The payouts schema behind the domain's PayoutsStore port. Constructed with the database; writes run on the caller's
+ * transaction (`trx` first), reads on the transaction when given (`trx?` last) or the pool. Money columns are bigint:
+ * `safeInteger()` on the way out.
  */
 export class PayoutsRepository implements PayoutsStore {
   constructor(private readonly db: Db) {}
-
-  get reader(): Q {
-    return this.db;
-  }
 
   transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T> {
     return this.db.transaction(work);
@@ -35,8 +31,8 @@ export class PayoutsRepository implements PayoutsStore {
   // ---- sales, reversals, milestones, payees ------------------------------------------------------------------
 
   /** false when the sale was already recorded (a re-delivered or re-published SaleRecorded) */
-  async insertSale(q: Q, sale: SaleRecord): Promise<boolean> {
-    const rows = await q('sales')
+  async insertSale(trx: Tx, sale: SaleRecord): Promise<boolean> {
+    const rows = await trx('sales')
       .insert({
         sale_id: sale.saleId, order_id: sale.orderId, seller_id: sale.sellerId, currency: sale.currency,
         sale_amount_minor: sale.saleAmountMinor, platform_commission_minor: sale.platformCommissionMinor,
@@ -48,12 +44,13 @@ export class PayoutsRepository implements PayoutsStore {
     return rows.length > 0;
   }
 
-  async salesForOrder(q: Q, orderId: string): Promise<SaleRecord[]> {
+  async salesForOrder(orderId: string, trx?: Tx): Promise<SaleRecord[]> {
+    const q = trx ?? this.db;
     return (await q('sales').where({ order_id: orderId }).orderBy('recorded_at')).map(toSale);
   }
 
-  async insertReversal(q: Q, r: ReversalRecord): Promise<boolean> {
-    const rows = await q('reversals')
+  async insertReversal(trx: Tx, r: ReversalRecord): Promise<boolean> {
+    const rows = await trx('reversals')
       .insert({
         reversal_id: r.reversalId, sale_id: r.saleId, order_id: r.orderId, kind: r.kind, currency: r.currency,
         commission_reversed_minor: r.commissionReversedMinor, seller_net_reversed_minor: r.sellerNetReversedMinor, reversed_at: r.reversedAt,
@@ -64,30 +61,34 @@ export class PayoutsRepository implements PayoutsStore {
     return rows.length > 0;
   }
 
-  async reversalsForSale(q: Q, saleId: string): Promise<ReversalRecord[]> {
+  async reversalsForSale(saleId: string, trx?: Tx): Promise<ReversalRecord[]> {
+    const q = trx ?? this.db;
     return (await q('reversals').where({ sale_id: saleId }).orderBy('received_at')).map(toReversal);
   }
 
-  async reversalsForOrder(q: Q, orderId: string): Promise<ReversalRecord[]> {
+  async reversalsForOrder(orderId: string, trx?: Tx): Promise<ReversalRecord[]> {
+    const q = trx ?? this.db;
     return (await q('reversals').where({ order_id: orderId }).orderBy('received_at')).map(toReversal);
   }
 
-  async recordMilestone(q: Q, orderId: string, sellerId: string, milestone: 'shipped' | 'delivered', at: Date): Promise<void> {
+  async recordMilestone(trx: Tx, orderId: string, sellerId: string, milestone: 'shipped' | 'delivered', at: Date): Promise<void> {
     // keeps the earliest time: a re-delivered or replayed event changes nothing
     const field = milestone === 'shipped' ? 'shipped_at' : 'delivered_at';
-    await q.raw(
+    await trx.raw(
       `insert into order_milestones (order_id, seller_id, ${field}) values (?, ?, ?)
        on conflict (order_id) do update set ${field} = least(coalesce(order_milestones.${field}, excluded.${field}), excluded.${field})`,
       [orderId, sellerId, at],
     );
   }
 
-  async milestones(q: Q, orderId: string): Promise<Milestones> {
+  async milestones(orderId: string, trx?: Tx): Promise<Milestones> {
+    const q = trx ?? this.db;
     const row = await q('order_milestones').where({ order_id: orderId }).first();
     return { shippedAt: date(row?.shipped_at), deliveredAt: date(row?.delivered_at) };
   }
 
-  async payee(q: Q, sellerId: string): Promise<Payee | undefined> {
+  async payee(sellerId: string, trx?: Tx): Promise<Payee | undefined> {
+    const q = trx ?? this.db;
     const r = await q('payees').where({ seller_id: sellerId }).first();
     if (!r) return undefined;
     return {
@@ -96,19 +97,21 @@ export class PayoutsRepository implements PayoutsStore {
     };
   }
 
-  async recordAudit(q: Q, e: AdminAuditEntry): Promise<void> {
+  async recordAudit(trx: Tx | undefined, e: AdminAuditEntry): Promise<void> {
+    const q = trx ?? this.db;
     await new AdminAuditTrail(this.db).record(e, q);
   }
 
-  async audit(q: Q, filter: { target?: string; limit: number }): Promise<AdminAuditRecord[]> {
+  async audit(filter: { target?: string; limit: number }, trx?: Tx): Promise<AdminAuditRecord[]> {
+    const q = trx ?? this.db;
     return new AdminAuditTrail(this.db).recent(filter, q);
   }
 
-  async upsertPayee(q: Q, p: PayeeSettings): Promise<void> {
-    await q('payees')
+  async upsertPayee(trx: Tx, p: PayeeSettings): Promise<void> {
+    await trx('payees')
       .insert({
         seller_id: p.sellerId, email: p.email, release_policy: p.releasePolicy, release_delay_days: p.releaseDelayDays,
-        payout_currency: p.payoutCurrency, updated_at: q.fn.now(),
+        payout_currency: p.payoutCurrency, updated_at: trx.fn.now(),
       })
       .onConflict('seller_id')
       .merge();
@@ -117,7 +120,8 @@ export class PayoutsRepository implements PayoutsStore {
   // ---- FX rates ----------------------------------------------------------------------------------------------
 
   /** The most recent rate from→to dated on or before `onOrBefore` and not before `notBefore` (YYYY-MM-DD). */
-  async findFxRate(q: Q, from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined> {
+  async findFxRate(from: string, to: string, onOrBefore: string, notBefore: string, trx?: Tx): Promise<FxRate | undefined> {
+    const q = trx ?? this.db;
     const row = await q('fx_rates')
       .where({ from_currency: from, to_currency: to })
       .andWhere('rate_date', '<=', onOrBefore)
@@ -128,14 +132,15 @@ export class PayoutsRepository implements PayoutsStore {
     return row ? { from, to, rateDate: String(row.day), rate: String(row.rate), source: String(row.source) } : undefined;
   }
 
-  async saveFxRate(q: Q, r: FxRate): Promise<void> {
-    await q('fx_rates')
-      .insert({ from_currency: r.from, to_currency: r.to, rate_date: r.rateDate, rate: r.rate, source: r.source, updated_at: q.fn.now() })
+  async saveFxRate(trx: Tx, r: FxRate): Promise<void> {
+    await trx('fx_rates')
+      .insert({ from_currency: r.from, to_currency: r.to, rate_date: r.rateDate, rate: r.rate, source: r.source, updated_at: trx.fn.now() })
       .onConflict(['from_currency', 'to_currency', 'rate_date'])
       .merge();
   }
 
-  async listFxRates(q: Q, filter: { from?: string; to?: string; limit: number }): Promise<FxRate[]> {
+  async listFxRates(filter: { from?: string; to?: string; limit: number }, trx?: Tx): Promise<FxRate[]> {
+    const q = trx ?? this.db;
     const query = q('fx_rates').orderBy([{ column: 'rate_date', order: 'desc' }, 'from_currency', 'to_currency']).limit(filter.limit)
       .select('from_currency', 'to_currency', 'rate', 'source', q.raw(`to_char(rate_date, 'YYYY-MM-DD') as day`));
     if (filter.from) query.where({ from_currency: filter.from });
@@ -147,8 +152,8 @@ export class PayoutsRepository implements PayoutsStore {
 
   // ---- intents -----------------------------------------------------------------------------------------------
 
-  async insertIntent(q: Q, i: NewIntent, cause: string): Promise<boolean> {
-    const rows = await q('payout_intents')
+  async insertIntent(trx: Tx, i: NewIntent, cause: string): Promise<boolean> {
+    const rows = await trx('payout_intents')
       .insert({
         id: i.id, sale_id: i.saleId, order_id: i.orderId, seller_id: i.sellerId, recipient: i.recipient, currency: i.currency,
         amount_minor: i.amountMinor, payable_minor: i.payableMinor, status: i.status, hold_reason: i.holdReason,
@@ -159,31 +164,31 @@ export class PayoutsRepository implements PayoutsStore {
       .ignore()
       .returning('id');
     if (rows.length === 0) return false;
-    await q('intent_history').insert({ intent_id: i.id, order_id: i.orderId, from_status: null, to_status: i.status, cause });
+    await trx('intent_history').insert({ intent_id: i.id, order_id: i.orderId, from_status: null, to_status: i.status, cause });
     return true;
   }
 
-  async intent(q: Q, id: string, forUpdate = false): Promise<Intent | undefined> {
-    const query = q('payout_intents').where({ id });
-    const r = await (forUpdate ? query.forUpdate() : query).first();
+  async intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined> {
+    const r = await trx('payout_intents').where({ id }).forUpdate().first();
     return r ? toIntent(r) : undefined;
   }
 
-  async intentsForUpdate(q: Tx, ids: string[]): Promise<Intent[]> {
+  async intentsForUpdate(trx: Tx, ids: string[]): Promise<Intent[]> {
     if (ids.length === 0) return [];
-    return (await q('payout_intents').whereIn('id', ids).orderBy('id').forUpdate()).map(toIntent);
+    return (await trx('payout_intents').whereIn('id', ids).orderBy('id').forUpdate()).map(toIntent);
   }
 
-  async intentsForSale(q: Q, saleId: string): Promise<Intent[]> {
-    return (await q('payout_intents').where({ sale_id: saleId }).orderBy('recipient').forUpdate()).map(toIntent);
+  async intentsForSale(trx: Tx, saleId: string): Promise<Intent[]> {
+    return (await trx('payout_intents').where({ sale_id: saleId }).orderBy('recipient').forUpdate()).map(toIntent);
   }
 
-  async intentsForOrder(q: Q, orderId: string): Promise<Intent[]> {
+  async intentsForOrder(orderId: string, trx?: Tx): Promise<Intent[]> {
+    const q = trx ?? this.db;
     return (await q('payout_intents').where({ order_id: orderId }).orderBy(['created_at', 'recipient'])).map(toIntent);
   }
 
-  async intentsAwaitingRelease(q: Q, where: { orderId?: string; sellerId?: string; recipient?: Recipient; currency?: string; holdReason?: HoldReason; limit?: number }): Promise<Intent[]> {
-    const query = q('payout_intents').whereIn('status', ['HELD', 'DUE']);
+  async intentsAwaitingRelease(trx: Tx, where: { orderId?: string; sellerId?: string; recipient?: Recipient; currency?: string; holdReason?: HoldReason; limit?: number }): Promise<Intent[]> {
+    const query = trx('payout_intents').whereIn('status', ['HELD', 'DUE']);
     if (where.holdReason) query.where({ hold_reason: where.holdReason });
     if (where.limit) query.orderBy('created_at').limit(where.limit);
     if (where.currency) query.where({ currency: where.currency });
@@ -193,31 +198,35 @@ export class PayoutsRepository implements PayoutsStore {
     return (await query.forUpdate().skipLocked()).map(toIntent);
   }
 
-  async anyHeldFor(q: Q, holdReason: HoldReason): Promise<boolean> {
+  async anyHeldFor(holdReason: HoldReason, trx?: Tx): Promise<boolean> {
+    const q = trx ?? this.db;
     return Boolean(await q('payout_intents').where({ status: 'HELD', hold_reason: holdReason }).select('id').first());
   }
 
-  async listIntents(q: Q, filter: { status?: string; sellerId?: string; limit: number }): Promise<Intent[]> {
+  async listIntents(filter: { status?: string; sellerId?: string; limit: number }, trx?: Tx): Promise<Intent[]> {
+    const q = trx ?? this.db;
     const query = q('payout_intents').orderBy('created_at', 'desc').limit(filter.limit);
     if (filter.status) query.where({ status: filter.status });
     if (filter.sellerId) query.where({ seller_id: filter.sellerId });
     return (await query).map(toIntent);
   }
 
-  async openIntents(q: Q): Promise<Intent[]> {
+  async openIntents(trx?: Tx): Promise<Intent[]> {
+    const q = trx ?? this.db;
     return (await q('payout_intents').whereNotIn('status', TERMINAL_STATUSES)).map(toIntent);
   }
 
-  async sellerPayableTotals(q: Q, sellerId: string, statuses: string[]): Promise<Array<{ currency: string; totalMinor: number }>> {
+  async sellerPayableTotals(sellerId: string, statuses: string[], trx?: Tx): Promise<Array<{ currency: string; totalMinor: number }>> {
+    const q = trx ?? this.db;
     const rows = await q('payout_intents').where({ seller_id: sellerId, recipient: 'SELLER' }).whereIn('status', statuses)
       .select('currency').sum<{ currency: string; total: string }[]>('payable_minor as total').groupBy('currency');
     return rows.map((r) => ({ currency: r.currency, totalMinor: safeInteger(r.total) }));
   }
 
-  async claimDueIntents(q: Tx, limit: number): Promise<Intent[]> {
-    const rows = await q('payout_intents')
+  async claimDueIntents(trx: Tx, limit: number): Promise<Intent[]> {
+    const rows = await trx('payout_intents')
       .where({ status: 'DUE' })
-      .andWhere('release_at', '<=', q.fn.now())
+      .andWhere('release_at', '<=', trx.fn.now())
       .orderBy('release_at')
       .limit(limit)
       .forUpdate()
@@ -225,7 +234,7 @@ export class PayoutsRepository implements PayoutsStore {
     return rows.map(toIntent);
   }
 
-  async updateIntent(q: Q, before: Intent, patch: IntentPatch, cause: string): Promise<Intent> {
+  async updateIntent(trx: Tx, before: Intent, patch: IntentPatch, cause: string): Promise<Intent> {
     const row: Record<string, unknown> = {};
     if (patch.status !== undefined) row.status = patch.status;
     if (patch.holdReason !== undefined) row.hold_reason = patch.holdReason;
@@ -242,18 +251,19 @@ export class PayoutsRepository implements PayoutsStore {
     if (patch.fxRateDate !== undefined) row.fx_rate_date = patch.fxRateDate;
     if (patch.fxSource !== undefined) row.fx_source = patch.fxSource;
     const statusChanged = patch.status !== undefined && patch.status !== before.status;
-    if (statusChanged) row.status_since = q.fn.now();
+    if (statusChanged) row.status_since = trx.fn.now();
     // a note without a change (an operator asked PayPal to cancel an unclaimed item) only adds history: knex refuses an empty update
     const [updated] = Object.keys(row).length > 0
-      ? await q('payout_intents').where({ id: before.id }).update(row).returning('*')
-      : await q('payout_intents').where({ id: before.id }).select('*');
-    await q('intent_history').insert({
+      ? await trx('payout_intents').where({ id: before.id }).update(row).returning('*')
+      : await trx('payout_intents').where({ id: before.id }).select('*');
+    await trx('intent_history').insert({
       intent_id: before.id, order_id: before.orderId, from_status: before.status, to_status: patch.status ?? before.status, cause,
     });
     return toIntent(updated);
   }
 
-  async history(q: Q, orderId: string): Promise<HistoryEntry[]> {
+  async history(orderId: string, trx?: Tx): Promise<HistoryEntry[]> {
+    const q = trx ?? this.db;
     return (await q('intent_history').where({ order_id: orderId }).orderBy('id')).map((h: Record<string, unknown>) => ({
       intentId: String(h.intent_id), from: (h.from_status as string | null) ?? null, to: String(h.to_status), cause: String(h.cause), at: new Date(h.at as string),
     }));
@@ -261,61 +271,73 @@ export class PayoutsRepository implements PayoutsStore {
 
   // ---- balance ledger ----------------------------------------------------------------------------------------
 
-  async lockBalance(q: Tx, party: string, currency: string): Promise<void> {
-    await q.raw('select pg_advisory_xact_lock(hashtext(?))', [`balance:${party}:${currency}`]);
+  async lockBalance(trx: Tx, party: string, currency: string): Promise<void> {
+    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`balance:${party}:${currency}`]);
   }
 
-  async owed(q: Q, party: string, currency: string): Promise<number> {
-    const row = await q('balance_entries').where({ party, currency }).sum<{ total: string | null }[]>('amount_minor as total').first();
-    return -safeInteger(row?.total ?? 0);
+  async owed(party: string, currency: string, trx?: Tx): Promise<number> {
+    const q = trx ?? this.db;
+    // the running balance (one row), not a sum over the party's history: its entries move it in their transaction
+    const row = await q('balances').where({ party, currency }).first('balance_minor');
+    return -safeInteger(row?.balance_minor ?? 0);
   }
 
-  async addBalanceEntry(q: Q, e: Omit<BalanceEntry, 'at'>): Promise<void> {
-    await q('balance_entries')
+  async addBalanceEntry(trx: Tx, e: Omit<BalanceEntry, 'at'>): Promise<void> {
+    const added = await trx('balance_entries')
       .insert({ party: e.party, currency: e.currency, amount_minor: e.amountMinor, kind: e.kind, order_id: e.orderId, intent_id: e.intentId, reference: e.reference })
       .onConflict(['kind', 'intent_id', 'reference'])
-      .ignore();
+      .ignore()
+      .returning('id');
+    if (added.length === 0) return; // recorded before: the balance already has it
+    await trx.raw(
+      `insert into balances (party, currency, balance_minor) values (?, ?, ?)
+       on conflict (party, currency) do update set balance_minor = balances.balance_minor + excluded.balance_minor, updated_at = now()`,
+      [e.party, e.currency, e.amountMinor],
+    );
   }
 
-  async balanceEntries(q: Q, party: string): Promise<BalanceEntry[]> {
+  async balanceEntries(party: string, trx?: Tx): Promise<BalanceEntry[]> {
+    const q = trx ?? this.db;
     return (await q('balance_entries').where({ party }).orderBy('id')).map(toBalanceEntry);
   }
 
   // ---- batches and items -------------------------------------------------------------------------------------
 
-  async insertBatch(q: Q, b: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<void> {
-    await q('payout_batches').insert({ id: b.id, sender_batch_id: b.senderBatchId, status: b.status, request: JSON.stringify(b.request), item_count: b.itemCount });
+  async insertBatch(trx: Tx, b: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<void> {
+    await trx('payout_batches').insert({ id: b.id, sender_batch_id: b.senderBatchId, status: b.status, request: JSON.stringify(b.request), item_count: b.itemCount });
   }
 
-  async batch(q: Q, id: string): Promise<Batch | undefined> {
+  async batch(id: string, trx?: Tx): Promise<Batch | undefined> {
+    const q = trx ?? this.db;
     const r = await q('payout_batches').where({ id }).first();
     return r ? toBatch(r) : undefined;
   }
 
-  async batchesWithStatus(q: Q, status: string, limit: number): Promise<Batch[]> {
+  async batchesWithStatus(status: string, limit: number, trx?: Tx): Promise<Batch[]> {
+    const q = trx ?? this.db;
     return (await q('payout_batches').where({ status }).orderByRaw('last_checked_at asc nulls first, created_at').limit(limit)).map(toBatch);
   }
 
-  async recordPostAttempt(q: Q, batchId: string, postAttempts: number): Promise<void> {
-    await q('payout_batches').where({ id: batchId }).update({ post_attempts: postAttempts });
+  async recordPostAttempt(batchId: string, postAttempts: number): Promise<void> {
+    await this.db('payout_batches').where({ id: batchId }).update({ post_attempts: postAttempts });
   }
 
-  async setBatchError(q: Q, batchId: string, lastError: string): Promise<void> {
-    await q('payout_batches').where({ id: batchId }).update({ last_error: lastError });
+  async setBatchError(batchId: string, lastError: string): Promise<void> {
+    await this.db('payout_batches').where({ id: batchId }).update({ last_error: lastError });
   }
 
-  async markBatchAccepted(q: Q, batchId: string, a: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null }): Promise<void> {
-    await q('payout_batches').where({ id: batchId }).update({
-      status: 'ACCEPTED', paypal_batch_id: a.paypalBatchId, accepted_at: q.fn.now(), last_error: a.lastError, paypal_batch_status: a.paypalBatchStatus,
+  async markBatchAccepted(batchId: string, a: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null }): Promise<void> {
+    await this.db('payout_batches').where({ id: batchId }).update({
+      status: 'ACCEPTED', paypal_batch_id: a.paypalBatchId, accepted_at: this.db.fn.now(), last_error: a.lastError, paypal_batch_status: a.paypalBatchStatus,
     });
   }
 
-  async markBatchRejected(q: Q, batchId: string, lastError: string): Promise<void> {
-    await q('payout_batches').where({ id: batchId }).update({ status: 'REJECTED', last_error: lastError, completed_at: q.fn.now() });
+  async markBatchRejected(trx: Tx, batchId: string, lastError: string): Promise<void> {
+    await trx('payout_batches').where({ id: batchId }).update({ status: 'REJECTED', last_error: lastError, completed_at: trx.fn.now() });
   }
 
-  async markBatchNeedsReview(q: Q, batchId: string, lastError: string): Promise<void> {
-    await q('payout_batches').where({ id: batchId }).update({ status: 'NEEDS_REVIEW', last_error: lastError });
+  async markBatchNeedsReview(trx: Tx, batchId: string, lastError: string): Promise<void> {
+    await trx('payout_batches').where({ id: batchId }).update({ status: 'NEEDS_REVIEW', last_error: lastError });
   }
 
   async claimBatchesToCheck(limit: number, leaseMs: number): Promise<BatchCheckJob[]> {
@@ -330,29 +352,29 @@ export class PayoutsRepository implements PayoutsStore {
     return (rows as Array<Record<string, unknown>>).map((r) => ({ batchId: String(r.id), paypalBatchId: String(r.paypal_batch_id), fence: safeInteger(r.fence) }));
   }
 
-  async recordBatchCheck(q: Q, job: BatchCheckJob, paypalBatchStatus: string, completed: boolean, nextCheckInMs: number): Promise<boolean> {
-    const updated = await q('payout_batches').where({ id: job.batchId, fence: job.fence }).update({
-      paypal_batch_status: paypalBatchStatus, last_checked_at: q.fn.now(),
-      next_check_at: q.raw('now() + make_interval(secs => ? / 1000.0)', [nextCheckInMs]),
-      ...(completed ? { status: 'COMPLETED', completed_at: q.fn.now() } : {}),
+  async recordBatchCheck(job: BatchCheckJob, paypalBatchStatus: string, completed: boolean, nextCheckInMs: number): Promise<boolean> {
+    const updated = await this.db('payout_batches').where({ id: job.batchId, fence: job.fence }).update({
+      paypal_batch_status: paypalBatchStatus, last_checked_at: this.db.fn.now(),
+      next_check_at: this.db.raw('now() + make_interval(secs => ? / 1000.0)', [nextCheckInMs]),
+      ...(completed ? { status: 'COMPLETED', completed_at: this.db.fn.now() } : {}),
     });
     return updated > 0;
   }
 
-  async deferBatchCheck(q: Q, job: BatchCheckJob, inMs: number): Promise<void> {
-    await q('payout_batches').where({ id: job.batchId, fence: job.fence }).update({ next_check_at: q.raw('now() + make_interval(secs => ? / 1000.0)', [inMs]) });
+  async deferBatchCheck(job: BatchCheckJob, inMs: number): Promise<void> {
+    await this.db('payout_batches').where({ id: job.batchId, fence: job.fence }).update({ next_check_at: this.db.raw('now() + make_interval(secs => ? / 1000.0)', [inMs]) });
   }
 
-  async checkBatchSoon(q: Q, batchId: string): Promise<void> {
-    await q('payout_batches').where({ id: batchId, status: 'ACCEPTED' }).update({ next_check_at: q.fn.now() });
+  async checkBatchSoon(trx: Tx, batchId: string): Promise<void> {
+    await trx('payout_batches').where({ id: batchId, status: 'ACCEPTED' }).update({ next_check_at: trx.fn.now() });
   }
 
-  async learnPayPalBatchId(q: Q, batchId: string, paypalBatchId: string): Promise<void> {
-    await q('payout_batches').where({ id: batchId }).whereNull('paypal_batch_id').update({ paypal_batch_id: paypalBatchId });
+  async learnPayPalBatchId(trx: Tx, batchId: string, paypalBatchId: string): Promise<void> {
+    await trx('payout_batches').where({ id: batchId }).whereNull('paypal_batch_id').update({ paypal_batch_id: paypalBatchId });
   }
 
-  async insertItem(q: Q, i: NewItem): Promise<void> {
-    await q('payout_items').insert({
+  async insertItem(trx: Tx, i: NewItem): Promise<void> {
+    await trx('payout_items').insert({
       intent_id: i.intentId, attempt: i.attempt, sender_item_id: i.senderItemId, batch_id: i.batchId, receiver: i.receiver,
       amount_minor: i.amountMinor, currency: i.currency, status: i.status,
       source_amount_minor: i.source?.amountMinor ?? null, source_currency: i.source?.currency ?? null,
@@ -360,51 +382,54 @@ export class PayoutsRepository implements PayoutsStore {
     });
   }
 
-  async itemsBySenderItemIds(q: Q, senderItemIds: string[], forUpdate = false): Promise<PayoutItem[]> {
+  async itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<PayoutItem[]> {
     if (senderItemIds.length === 0) return [];
-    const query = q('payout_items').whereIn('sender_item_id', senderItemIds).orderBy('id');
-    return (await (forUpdate ? query.forUpdate() : query)).map(toItem);
+    return (await trx('payout_items').whereIn('sender_item_id', senderItemIds).orderBy('id').forUpdate()).map(toItem);
   }
 
-  async itemsOfBatch(q: Q, batchId: string): Promise<PayoutItem[]> {
+  async itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]> {
+    const q = trx ?? this.db;
     return (await q('payout_items').where({ batch_id: batchId }).orderBy('id')).map(toItem);
   }
 
-  async itemsOfIntents(q: Q, intentIds: string[]): Promise<PayoutItem[]> {
+  async itemsOfIntents(intentIds: string[], trx?: Tx): Promise<PayoutItem[]> {
+    const q = trx ?? this.db;
     if (intentIds.length === 0) return [];
     return (await q('payout_items').whereIn('intent_id', intentIds).orderBy('id')).map(toItem);
   }
 
-  async currentItem(q: Q, intent: Intent): Promise<PayoutItem | undefined> {
+  async currentItem(intent: Intent, trx?: Tx): Promise<PayoutItem | undefined> {
+    const q = trx ?? this.db;
     const r = await q('payout_items').where({ intent_id: intent.id, attempt: intent.attempt }).first();
     return r ? toItem(r) : undefined;
   }
 
-  async itemsWithCancelRequested(q: Q, batchId: string): Promise<PayoutItem[]> {
+  async itemsWithCancelRequested(batchId: string, trx?: Tx): Promise<PayoutItem[]> {
+    const q = trx ?? this.db;
     return (await q('payout_items').where({ batch_id: batchId, status: 'UNCLAIMED' }).whereNotNull('cancel_requested_at').whereNotNull('paypal_item_id').orderBy('id')).map(toItem);
   }
 
-  async setItemOutcome(q: Q, itemId: string, o: ItemOutcome): Promise<void> {
-    await q('payout_items').where({ id: itemId }).update({
+  async setItemOutcome(trx: Tx, itemId: string, o: ItemOutcome): Promise<void> {
+    await trx('payout_items').where({ id: itemId }).update({
       status: o.status, paypal_item_id: o.paypalItemId, transaction_id: o.transactionId, error_name: o.errorName, error_message: o.errorMessage,
-      updated_at: q.fn.now(),
+      updated_at: trx.fn.now(),
     });
   }
 
-  async requestItemCancel(q: Q, itemId: string): Promise<void> {
-    await q('payout_items').where({ id: itemId }).update({ cancel_requested_at: q.fn.now(), updated_at: q.fn.now() });
+  async requestItemCancel(trx: Tx, itemId: string): Promise<void> {
+    await trx('payout_items').where({ id: itemId }).update({ cancel_requested_at: trx.fn.now(), updated_at: trx.fn.now() });
   }
 
-  async recordCancelRefused(q: Q, itemId: string, message: string): Promise<void> {
-    await q('payout_items').where({ id: itemId }).update({ cancel_requested_at: null, error_message: message, updated_at: q.fn.now() });
+  async recordCancelRefused(itemId: string, message: string): Promise<void> {
+    await this.db('payout_items').where({ id: itemId }).update({ cancel_requested_at: null, error_message: message, updated_at: this.db.fn.now() });
   }
 
-  async rejectItemsOfBatch(q: Q, batchId: string, errorName: string, errorMessage: string): Promise<void> {
-    await q('payout_items').where({ batch_id: batchId }).update({ status: 'REJECTED', error_name: errorName, error_message: errorMessage, updated_at: q.fn.now() });
+  async rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void> {
+    await trx('payout_items').where({ batch_id: batchId }).update({ status: 'REJECTED', error_name: errorName, error_message: errorMessage, updated_at: trx.fn.now() });
   }
 
-  async recordWebhookEvent(q: Q, eventId: string, eventType: string): Promise<boolean> {
-    const rows = await q('webhook_events').insert({ event_id: eventId, event_type: eventType }).onConflict('event_id').ignore().returning('event_id');
+  async recordWebhookEvent(eventId: string, eventType: string): Promise<boolean> {
+    const rows = await this.db('webhook_events').insert({ event_id: eventId, event_type: eventType }).onConflict('event_id').ignore().returning('event_id');
     return rows.length > 0;
   }
 }

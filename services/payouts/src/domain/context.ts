@@ -22,7 +22,7 @@ export interface PayoutsSettings {
   reconcileIntervalMs: number;
 }
 
-/** What every payout use case is constructed with (built once in service.ts): ports and settings only. */
+/** What every payout use case takes first (built once in service.ts): ports and settings only. */
 export interface PayoutsContext {
   store: PayoutsStore;
   outbox: OutboxWriter;

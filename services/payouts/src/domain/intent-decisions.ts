@@ -11,100 +11,95 @@ export type PayoutDecision = (ReleaseDecision | { status: 'SKIPPED'; holdReason:
 const NO_TERMS: PayoutTerms = { payoutCurrency: null, fxRate: null, fxRateDate: null, fxSource: null };
 const DAY_MS = 24 * 3600 * 1000;
 
+// The decisions every payout use case shares, inside the caller's transaction: when and in what an unpaid intent is
+// paid, re-deciding it after a change, scheduling a retry, and recording a clawback.
+
 /**
- * The decisions every payout use case shares, inside the caller's transaction: when and in what an unpaid intent is
- * paid, re-deciding it after a change, scheduling a retry, and recording a clawback.
+ * Decides an unpaid intent. Payout currency: see choosePayoutCurrency. When it differs from the sale's currency the
+ * rate is the most recent one from sale currency to payout currency dated on or before the UTC day the sale was
+ * recorded, and at most PAYOUTS_FX_MAX_RATE_AGE_DAYS older than that day; none → HELD FX_RATE_MISSING. An amount
+ * that converts to less than one payable unit → SKIPPED with the reason (nothing PayPal could send).
  */
-export class IntentDecider {
-  constructor(private readonly ctx: PayoutsContext) {}
-
-  /**
-   * Decides an unpaid intent. Payout currency: see choosePayoutCurrency. When it differs from the sale's currency the
-   * rate is the most recent one from sale currency to payout currency dated on or before the UTC day the sale was
-   * recorded, and at most PAYOUTS_FX_MAX_RATE_AGE_DAYS older than that day; none → HELD FX_RATE_MISSING. An amount
-   * that converts to less than one payable unit → SKIPPED with the reason (nothing PayPal could send).
-   */
-  async decide(trx: Tx, i: {
-    recipient: Recipient; sellerId: string; orderId: string; saleRecordedAt: Date; currency: string; payableMinor: number;
-  }): Promise<PayoutDecision> {
-    const { store, settings } = this.ctx;
-    const payee = await store.payee(trx, i.sellerId);
-    const policy: ReleasePolicy = payee
-      ? parseReleasePolicy(payee.releasePolicy === 'after_delivery_plus_days' ? `after_delivery_plus_days:${payee.releaseDelayDays}` : payee.releasePolicy)
-      : settings.defaultReleasePolicy;
-    const payeeKnown = i.recipient === 'PLATFORM' ? Boolean(settings.platformPayeeEmail) : Boolean(payee);
-    let terms = NO_TERMS;
-    let fxRateKnown = true;
-    if (payeeKnown) {
-      const payoutCurrency = choosePayoutCurrency({
-        recipient: i.recipient, saleCurrency: i.currency, payeeChoice: payee?.payoutCurrency ?? null,
-        platformCurrency: settings.platformPayoutCurrency, defaultCurrency: settings.defaultPayoutCurrency,
-      });
-      terms = { ...NO_TERMS, payoutCurrency };
-      if (payoutCurrency !== i.currency) {
-        const saleDay = utcDay(i.saleRecordedAt);
-        const oldest = utcDay(new Date(i.saleRecordedAt.getTime() - settings.fxMaxRateAgeDays * DAY_MS));
-        const rate = await store.findFxRate(trx, i.currency, payoutCurrency, saleDay, oldest);
-        if (rate) terms = { payoutCurrency, fxRate: rate.rate, fxRateDate: rate.rateDate, fxSource: rate.source };
-        else fxRateKnown = false;
-      }
-    }
-    const milestones = await store.milestones(trx, i.orderId);
-    const release = decideRelease({ recipient: i.recipient, payeeKnown, fxRateKnown, policy, saleRecordedAt: i.saleRecordedAt, ...milestones });
-    if (terms.payoutCurrency && fxRateKnown && i.payableMinor > 0
-      && convertRoundingDown(i.payableMinor, i.currency, terms.payoutCurrency, terms.fxRate ?? '1') === 0) {
-      const owed = `${formatDecimal({ amountMinor: i.payableMinor, currency: i.currency })} ${i.currency}`;
-      const skipReason = `CONVERTS_TO_ZERO: ${owed} is less than one payable unit of ${terms.payoutCurrency}`
-        + (terms.fxRate ? ` at ${terms.fxRate} (${terms.fxRateDate})` : '') + '; nothing PayPal could send';
-      return { status: 'SKIPPED', holdReason: null, releaseAt: null, ...terms, skipReason };
-    }
-    return { ...release, ...terms, skipReason: null };
-  }
-
-  /** Decides these intents again; returns how many changed and how many are now due to be paid. */
-  async reevaluate(trx: Tx, intents: Intent[], cause: string): Promise<{ changed: number; due: number }> {
-    let changed = 0;
-    let due = 0;
-    for (const intent of intents) {
-      if (intent.status === 'HELD' && isPayPalRefusal(intent.holdReason)) continue; // released by an operator's retry only
-      const d = await this.decide(trx, intent);
-      const sameRelease = (d.releaseAt?.getTime() ?? null) === (intent.releaseAt?.getTime() ?? null);
-      const sameTerms = d.payoutCurrency === intent.payoutCurrency && d.fxRate === intent.fxRate && d.fxRateDate === intent.fxRateDate && d.fxSource === intent.fxSource;
-      if (d.status === intent.status && d.holdReason === intent.holdReason && sameRelease && sameTerms) continue;
-      const updated = await this.ctx.store.updateIntent(trx, intent, d, describeDecision(cause, d));
-      changed += 1;
-      if (isDueNow(updated)) due += 1;
-    }
-    return { changed, due };
-  }
-
-  /** Re-decides one unpaid intent now (the batcher, for an intent whose payout currency or rate is not usable). */
-  async redecide(trx: Tx, intent: Intent, cause: string): Promise<Intent> {
-    const d = await this.decide(trx, intent);
-    return this.ctx.store.updateIntent(trx, intent, d, describeDecision(cause, d));
-  }
-
-  /** Pays the intent again under attempt + 1, not before `at`. */
-  async scheduleRetry(trx: Tx, intent: Intent, at: Date, cause: string): Promise<Intent> {
-    const d = await this.decide(trx, intent);
-    const releaseAt = d.status === 'DUE' && d.releaseAt.getTime() > at.getTime() ? d.releaseAt : at;
-    return this.ctx.store.updateIntent(trx, intent, {
-      attempt: intent.attempt + 1,
-      batchId: null,
-      ...d,
-      ...(d.status === 'DUE' ? { releaseAt } : {}),
-    }, describeDecision(`${cause}: attempt ${intent.attempt + 1}`, d));
-  }
-
-  /** What was paid and is now reversed: the payee owes it back, netted against its next payouts in this currency. */
-  async recordClawback(trx: Tx, intent: Intent, amountMinor: number, reference: string): Promise<void> {
-    const party = partyOf(intent.recipient, intent.sellerId);
-    await this.ctx.store.lockBalance(trx, party, intent.currency);
-    await this.ctx.store.addBalanceEntry(trx, {
-      party, currency: intent.currency, amountMinor: -amountMinor, kind: 'CLAWBACK', orderId: intent.orderId, intentId: intent.id, reference,
+export async function decideIntent(ctx: PayoutsContext, trx: Tx, i: {
+  recipient: Recipient; sellerId: string; orderId: string; saleRecordedAt: Date; currency: string; payableMinor: number;
+}): Promise<PayoutDecision> {
+  const { store, settings } = ctx;
+  const payee = await store.payee(i.sellerId, trx);
+  const policy: ReleasePolicy = payee
+    ? parseReleasePolicy(payee.releasePolicy === 'after_delivery_plus_days' ? `after_delivery_plus_days:${payee.releaseDelayDays}` : payee.releasePolicy)
+    : settings.defaultReleasePolicy;
+  const payeeKnown = i.recipient === 'PLATFORM' ? Boolean(settings.platformPayeeEmail) : Boolean(payee);
+  let terms = NO_TERMS;
+  let fxRateKnown = true;
+  if (payeeKnown) {
+    const payoutCurrency = choosePayoutCurrency({
+      recipient: i.recipient, saleCurrency: i.currency, payeeChoice: payee?.payoutCurrency ?? null,
+      platformCurrency: settings.platformPayoutCurrency, defaultCurrency: settings.defaultPayoutCurrency,
     });
-    this.ctx.metrics.clawbacks.inc({ currency: intent.currency, recipient: intent.recipient }, amountMinor);
+    terms = { ...NO_TERMS, payoutCurrency };
+    if (payoutCurrency !== i.currency) {
+      const saleDay = utcDay(i.saleRecordedAt);
+      const oldest = utcDay(new Date(i.saleRecordedAt.getTime() - settings.fxMaxRateAgeDays * DAY_MS));
+      const rate = await store.findFxRate(i.currency, payoutCurrency, saleDay, oldest, trx);
+      if (rate) terms = { payoutCurrency, fxRate: rate.rate, fxRateDate: rate.rateDate, fxSource: rate.source };
+      else fxRateKnown = false;
+    }
   }
+  const milestones = await store.milestones(i.orderId, trx);
+  const release = decideRelease({ recipient: i.recipient, payeeKnown, fxRateKnown, policy, saleRecordedAt: i.saleRecordedAt, ...milestones });
+  if (terms.payoutCurrency && fxRateKnown && i.payableMinor > 0
+    && convertRoundingDown(i.payableMinor, i.currency, terms.payoutCurrency, terms.fxRate ?? '1') === 0) {
+    const owed = `${formatDecimal({ amountMinor: i.payableMinor, currency: i.currency })} ${i.currency}`;
+    const skipReason = `CONVERTS_TO_ZERO: ${owed} is less than one payable unit of ${terms.payoutCurrency}`
+      + (terms.fxRate ? ` at ${terms.fxRate} (${terms.fxRateDate})` : '') + '; nothing PayPal could send';
+    return { status: 'SKIPPED', holdReason: null, releaseAt: null, ...terms, skipReason };
+  }
+  return { ...release, ...terms, skipReason: null };
+}
+
+/** Decides these intents again; returns how many changed and how many are now due to be paid. */
+export async function reevaluateIntents(ctx: PayoutsContext, trx: Tx, intents: Intent[], cause: string): Promise<{ changed: number; due: number }> {
+  let changed = 0;
+  let due = 0;
+  for (const intent of intents) {
+    if (intent.status === 'HELD' && isPayPalRefusal(intent.holdReason)) continue; // released by an operator's retry only
+    const d = await decideIntent(ctx, trx, intent);
+    const sameRelease = (d.releaseAt?.getTime() ?? null) === (intent.releaseAt?.getTime() ?? null);
+    const sameTerms = d.payoutCurrency === intent.payoutCurrency && d.fxRate === intent.fxRate && d.fxRateDate === intent.fxRateDate && d.fxSource === intent.fxSource;
+    if (d.status === intent.status && d.holdReason === intent.holdReason && sameRelease && sameTerms) continue;
+    const updated = await ctx.store.updateIntent(trx, intent, d, describeDecision(cause, d));
+    changed += 1;
+    if (isDueNow(updated)) due += 1;
+  }
+  return { changed, due };
+}
+
+/** Re-decides one unpaid intent now (the batcher, for an intent whose payout currency or rate is not usable). */
+export async function redecideIntent(ctx: PayoutsContext, trx: Tx, intent: Intent, cause: string): Promise<Intent> {
+  const d = await decideIntent(ctx, trx, intent);
+  return ctx.store.updateIntent(trx, intent, d, describeDecision(cause, d));
+}
+
+/** Pays the intent again under attempt + 1, not before `at`. */
+export async function scheduleRetry(ctx: PayoutsContext, trx: Tx, intent: Intent, at: Date, cause: string): Promise<Intent> {
+  const d = await decideIntent(ctx, trx, intent);
+  const releaseAt = d.status === 'DUE' && d.releaseAt.getTime() > at.getTime() ? d.releaseAt : at;
+  return ctx.store.updateIntent(trx, intent, {
+    attempt: intent.attempt + 1,
+    batchId: null,
+    ...d,
+    ...(d.status === 'DUE' ? { releaseAt } : {}),
+  }, describeDecision(`${cause}: attempt ${intent.attempt + 1}`, d));
+}
+
+/** What was paid and is now reversed: the payee owes it back, netted against its next payouts in this currency. */
+export async function recordClawback(ctx: PayoutsContext, trx: Tx, intent: Intent, amountMinor: number, reference: string): Promise<void> {
+  const party = partyOf(intent.recipient, intent.sellerId);
+  await ctx.store.lockBalance(trx, party, intent.currency);
+  await ctx.store.addBalanceEntry(trx, {
+    party, currency: intent.currency, amountMinor: -amountMinor, kind: 'CLAWBACK', orderId: intent.orderId, intentId: intent.id, reference,
+  });
+  ctx.metrics.clawbacks.inc({ currency: intent.currency, recipient: intent.recipient }, amountMinor);
 }
 
 /** DUE with a release time that has passed: the next batching run takes it. */

@@ -1,4 +1,4 @@
-import type { AdminAuditEntry, AdminAuditRecord, Db, Tx } from '@postsale/runtime';
+import type { AdminAuditEntry, AdminAuditRecord, Tx } from '@postsale/runtime';
 import type { HoldReason, Recipient } from './payout-rules';
 import type {
   BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
@@ -71,81 +71,81 @@ export interface PayoutsGateway {
 
 // ---- the store (db/payouts.repository.ts) -------------------------------------------------------------------------
 
-/** A query runner: the pool for reads, or the caller's transaction. */
-export type Q = Db | Tx;
 export type { Tx };
 
 /**
- * Reads and writes of the payouts schema. Constructed with the database; every method takes the query runner it runs
- * on (a transaction for anything that must commit together).
+ * Reads and writes of the payouts schema. Constructed with the database; methods take the transaction the use case
+ * opened with `transaction()`: writes and locking reads first (`trx`), plain reads last and optional (`trx?`: the pool
+ * when none is given). A write without `trx` is one statement that commits on its own (a batch's PayPal answer, a
+ * webhook's record); `recordAudit` takes `undefined` for a reveal recorded outside any transaction.
  */
 export interface PayoutsStore {
-  /** the pool: reads outside a transaction */
-  readonly reader: Q;
   transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
   /** runs `then` once `trx` committed (never on rollback) */
   afterCommit(trx: Tx, then: () => void): void;
 
   /** false when the sale was already recorded (a re-delivered or re-published SaleRecorded) */
-  insertSale(q: Q, sale: SaleRecord): Promise<boolean>;
-  salesForOrder(q: Q, orderId: string): Promise<SaleRecord[]>;
+  insertSale(trx: Tx, sale: SaleRecord): Promise<boolean>;
+  salesForOrder(orderId: string, trx?: Tx): Promise<SaleRecord[]>;
   /** false when the reversal was already recorded */
-  insertReversal(q: Q, reversal: ReversalRecord): Promise<boolean>;
-  reversalsForSale(q: Q, saleId: string): Promise<ReversalRecord[]>;
-  reversalsForOrder(q: Q, orderId: string): Promise<ReversalRecord[]>;
+  insertReversal(trx: Tx, reversal: ReversalRecord): Promise<boolean>;
+  reversalsForSale(saleId: string, trx?: Tx): Promise<ReversalRecord[]>;
+  reversalsForOrder(orderId: string, trx?: Tx): Promise<ReversalRecord[]>;
   /** keeps the earliest time: a re-delivered or replayed event changes nothing */
-  recordMilestone(q: Q, orderId: string, sellerId: string, milestone: 'shipped' | 'delivered', at: Date): Promise<void>;
-  milestones(q: Q, orderId: string): Promise<Milestones>;
+  recordMilestone(trx: Tx, orderId: string, sellerId: string, milestone: 'shipped' | 'delivered', at: Date): Promise<void>;
+  milestones(orderId: string, trx?: Tx): Promise<Milestones>;
 
-  payee(q: Q, sellerId: string): Promise<Payee | undefined>;
-  upsertPayee(q: Q, payee: PayeeSettings): Promise<void>;
+  payee(sellerId: string, trx?: Tx): Promise<Payee | undefined>;
+  upsertPayee(trx: Tx, payee: PayeeSettings): Promise<void>;
   /** one admin write (or reveal of personal data) in the audit trail; never a secret */
-  recordAudit(q: Q, entry: AdminAuditEntry): Promise<void>;
-  audit(q: Q, filter: { target?: string; limit: number }): Promise<AdminAuditRecord[]>;
+  recordAudit(trx: Tx | undefined, entry: AdminAuditEntry): Promise<void>;
+  audit(filter: { target?: string; limit: number }, trx?: Tx): Promise<AdminAuditRecord[]>;
 
   /** the most recent rate from→to dated on or before `onOrBefore` and not before `notBefore` (YYYY-MM-DD) */
-  findFxRate(q: Q, from: string, to: string, onOrBefore: string, notBefore: string): Promise<FxRate | undefined>;
-  saveFxRate(q: Q, rate: FxRate): Promise<void>;
-  listFxRates(q: Q, filter: { from?: string; to?: string; limit: number }): Promise<FxRate[]>;
+  findFxRate(from: string, to: string, onOrBefore: string, notBefore: string, trx?: Tx): Promise<FxRate | undefined>;
+  saveFxRate(trx: Tx, rate: FxRate): Promise<void>;
+  listFxRates(filter: { from?: string; to?: string; limit: number }, trx?: Tx): Promise<FxRate[]>;
 
   /** false when the (sale, recipient) intent exists already */
-  insertIntent(q: Q, intent: NewIntent, cause: string): Promise<boolean>;
-  intent(q: Q, id: string, forUpdate?: boolean): Promise<Intent | undefined>;
+  insertIntent(trx: Tx, intent: NewIntent, cause: string): Promise<boolean>;
+  /** the intent, locked for the rest of the transaction */
+  intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined>;
   /** the intents with these ids, locked in id order (a page of PayPal results locks them all at once) */
-  intentsForUpdate(q: Tx, ids: string[]): Promise<Intent[]>;
+  intentsForUpdate(trx: Tx, ids: string[]): Promise<Intent[]>;
   /** locked for the rest of the transaction */
-  intentsForSale(q: Q, saleId: string): Promise<Intent[]>;
-  intentsForOrder(q: Q, orderId: string): Promise<Intent[]>;
+  intentsForSale(trx: Tx, saleId: string): Promise<Intent[]>;
+  intentsForOrder(orderId: string, trx?: Tx): Promise<Intent[]>;
   /** HELD or DUE intents, locked, skipping rows another transaction holds */
-  intentsAwaitingRelease(q: Q, where: { orderId?: string; sellerId?: string; recipient?: Recipient; currency?: string; holdReason?: HoldReason; limit?: number }): Promise<Intent[]>;
+  intentsAwaitingRelease(trx: Tx, where: { orderId?: string; sellerId?: string; recipient?: Recipient; currency?: string; holdReason?: HoldReason; limit?: number }): Promise<Intent[]>;
   /** whether any intent is HELD for this reason (a cheap look before a locking sweep) */
-  anyHeldFor(q: Q, holdReason: HoldReason): Promise<boolean>;
-  listIntents(q: Q, filter: { status?: string; sellerId?: string; limit: number }): Promise<Intent[]>;
+  anyHeldFor(holdReason: HoldReason, trx?: Tx): Promise<boolean>;
+  listIntents(filter: { status?: string; sellerId?: string; limit: number }, trx?: Tx): Promise<Intent[]>;
   /** every intent without a final status (the integrity report) */
-  openIntents(q: Q): Promise<Intent[]>;
+  openIntents(trx?: Tx): Promise<Intent[]>;
   /** DUE intents whose release time has passed, locked for this batch (others skip them) */
-  claimDueIntents(q: Tx, limit: number): Promise<Intent[]>;
+  claimDueIntents(trx: Tx, limit: number): Promise<Intent[]>;
   /** updates the intent and appends its history in one go; returns the intent as stored */
-  updateIntent(q: Q, before: Intent, patch: IntentPatch, cause: string): Promise<Intent>;
-  history(q: Q, orderId: string): Promise<HistoryEntry[]>;
+  updateIntent(trx: Tx, before: Intent, patch: IntentPatch, cause: string): Promise<Intent>;
+  history(orderId: string, trx?: Tx): Promise<HistoryEntry[]>;
   /** payable amounts of a seller's own intents in these statuses, per currency */
-  sellerPayableTotals(q: Q, sellerId: string, statuses: string[]): Promise<Array<{ currency: string; totalMinor: number }>>;
+  sellerPayableTotals(sellerId: string, statuses: string[], trx?: Tx): Promise<Array<{ currency: string; totalMinor: number }>>;
 
   /** serialises every change to one party's balance in one currency for the rest of the transaction */
-  lockBalance(q: Tx, party: string, currency: string): Promise<void>;
-  /** what the party owes (positive) in this currency: clawbacks minus what netting already settled */
-  owed(q: Q, party: string, currency: string): Promise<number>;
-  addBalanceEntry(q: Q, entry: Omit<BalanceEntry, 'at'>): Promise<void>;
-  balanceEntries(q: Q, party: string): Promise<BalanceEntry[]>;
+  lockBalance(trx: Tx, party: string, currency: string): Promise<void>;
+  /** what the party owes (positive) in this currency: clawbacks minus what netting already settled (one row read) */
+  owed(party: string, currency: string, trx?: Tx): Promise<number>;
+  /** appends the entry once (a repeated kind/intent/reference changes nothing) and moves the running balance with it */
+  addBalanceEntry(trx: Tx, entry: Omit<BalanceEntry, 'at'>): Promise<void>;
+  balanceEntries(party: string, trx?: Tx): Promise<BalanceEntry[]>;
 
-  insertBatch(q: Q, batch: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<void>;
-  batch(q: Q, id: string): Promise<Batch | undefined>;
-  batchesWithStatus(q: Q, status: string, limit: number): Promise<Batch[]>;
-  recordPostAttempt(q: Q, batchId: string, postAttempts: number): Promise<void>;
-  setBatchError(q: Q, batchId: string, lastError: string): Promise<void>;
-  markBatchAccepted(q: Q, batchId: string, accepted: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null }): Promise<void>;
-  markBatchRejected(q: Q, batchId: string, lastError: string): Promise<void>;
-  markBatchNeedsReview(q: Q, batchId: string, lastError: string): Promise<void>;
+  insertBatch(trx: Tx, batch: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<void>;
+  batch(id: string, trx?: Tx): Promise<Batch | undefined>;
+  batchesWithStatus(status: string, limit: number, trx?: Tx): Promise<Batch[]>;
+  recordPostAttempt(batchId: string, postAttempts: number): Promise<void>;
+  setBatchError(batchId: string, lastError: string): Promise<void>;
+  markBatchAccepted(batchId: string, accepted: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null }): Promise<void>;
+  markBatchRejected(trx: Tx, batchId: string, lastError: string): Promise<void>;
+  markBatchNeedsReview(trx: Tx, batchId: string, lastError: string): Promise<void>;
   /**
    * Claims up to `limit` ACCEPTED batches (with a PayPal id) whose next check is due, for `leaseMs`: the next check
    * moves to now + leaseMs and the fence goes up, in one statement (FOR UPDATE SKIP LOCKED: replicas never share one).
@@ -155,28 +155,28 @@ export interface PayoutsStore {
    * PayPal's status of the batch as last read, only while `fence` is current (false: another worker claimed it since);
    * `completed` closes it, else it is checked again after `nextCheckInMs`
    */
-  recordBatchCheck(q: Q, job: BatchCheckJob, paypalBatchStatus: string, completed: boolean, nextCheckInMs: number): Promise<boolean>;
+  recordBatchCheck(job: BatchCheckJob, paypalBatchStatus: string, completed: boolean, nextCheckInMs: number): Promise<boolean>;
   /** a check that failed: the batch is due again after `inMs` instead of when its lease runs out (only while `fence` is current) */
-  deferBatchCheck(q: Q, job: BatchCheckJob, inMs: number): Promise<void>;
+  deferBatchCheck(job: BatchCheckJob, inMs: number): Promise<void>;
   /** makes an accepted batch due for a check now (an operator asked to cancel one of its items) */
-  checkBatchSoon(q: Q, batchId: string): Promise<void>;
+  checkBatchSoon(trx: Tx, batchId: string): Promise<void>;
   /** learns PayPal's id of a batch that did not know it yet (a single statement, no lock on the batch row) */
-  learnPayPalBatchId(q: Q, batchId: string, paypalBatchId: string): Promise<void>;
+  learnPayPalBatchId(trx: Tx, batchId: string, paypalBatchId: string): Promise<void>;
 
-  insertItem(q: Q, item: NewItem): Promise<void>;
-  /** the items with these sender_item_ids, locked in id order when `forUpdate` */
-  itemsBySenderItemIds(q: Q, senderItemIds: string[], forUpdate?: boolean): Promise<PayoutItem[]>;
-  itemsOfBatch(q: Q, batchId: string): Promise<PayoutItem[]>;
-  itemsOfIntents(q: Q, intentIds: string[]): Promise<PayoutItem[]>;
-  currentItem(q: Q, intent: Intent): Promise<PayoutItem | undefined>;
+  insertItem(trx: Tx, item: NewItem): Promise<void>;
+  /** the items with these sender_item_ids, locked in id order */
+  itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<PayoutItem[]>;
+  itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
+  itemsOfIntents(intentIds: string[], trx?: Tx): Promise<PayoutItem[]>;
+  currentItem(intent: Intent, trx?: Tx): Promise<PayoutItem | undefined>;
   /** the batch's UNCLAIMED items an operator asked to cancel */
-  itemsWithCancelRequested(q: Q, batchId: string): Promise<PayoutItem[]>;
-  setItemOutcome(q: Q, itemId: string, outcome: ItemOutcome): Promise<void>;
-  requestItemCancel(q: Q, itemId: string): Promise<void>;
-  recordCancelRefused(q: Q, itemId: string, message: string): Promise<void>;
-  rejectItemsOfBatch(q: Q, batchId: string, errorName: string, errorMessage: string): Promise<void>;
+  itemsWithCancelRequested(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
+  setItemOutcome(trx: Tx, itemId: string, outcome: ItemOutcome): Promise<void>;
+  requestItemCancel(trx: Tx, itemId: string): Promise<void>;
+  recordCancelRefused(itemId: string, message: string): Promise<void>;
+  rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void>;
   /** false when the webhook event was recorded before */
-  recordWebhookEvent(q: Q, eventId: string, eventType: string): Promise<boolean>;
+  recordWebhookEvent(eventId: string, eventType: string): Promise<boolean>;
 }
 
 // ---- metrics (metrics.ts) -----------------------------------------------------------------------------------------

@@ -1,180 +1,171 @@
 import { retryDelayMs } from '@postsale/runtime';
 import { publishPayout, type PayoutsContext } from './context';
-import { IntentDecider } from './intent-decisions';
+import { recordClawback, scheduleRetry } from './intent-decisions';
 import { classifyItemStatus } from './payout-rules';
 import type { PayPalItemState, Tx } from './ports';
 import type { BatchCheckJob, Intent, PayoutItem } from './records';
 
+// Learning PayPal's outcome of what we sent: the reconciliation worker checks each accepted, unfinished batch page by
+// page, the webhook and an adopted duplicate bring item states too. Each set of states (one page of PayPal results, one
+// webhook) is applied in ONE transaction; the batch row is never locked for it.
+
 /**
- * Learning PayPal's outcome of what we sent: the reconciliation worker checks each accepted, unfinished batch page by
- * page, the webhook and an adopted duplicate bring item states too. Each set of states (one page of PayPal results, one
- * webhook) is applied in ONE transaction; the batch row is never locked for it.
+ * One job of the reconciliation worker (createJobWorker; the batch is leased to this worker, `job.fence` its token):
+ * carry out requested cancellations of the batch's UNCLAIMED items, then read the batch from PayPal page by page and
+ * apply each page. The check is recorded only while the lease is still this worker's.
  */
-export class Reconciler {
-  private readonly decider: IntentDecider;
-
-  constructor(private readonly ctx: PayoutsContext) {
-    this.decider = new IntentDecider(ctx);
+export async function checkBatch(ctx: PayoutsContext, job: BatchCheckJob): Promise<void> {
+  try {
+    await checkBatchAtPayPal(ctx, job);
+  } catch (error) {
+    // PayPal or the database failed this time: check again after the interval, not only once the lease runs out
+    // (the worker counts and logs the failure)
+    await ctx.store.deferBatchCheck(job, retryDelayMs(1, ctx.settings.reconcileIntervalMs, 30_000)).catch(() => undefined);
+    throw error;
   }
+}
 
-  /**
-   * One job of the reconciliation worker (createJobWorker; the batch is leased to this worker, `job.fence` its token):
-   * carry out requested cancellations of the batch's UNCLAIMED items, then read the batch from PayPal page by page and
-   * apply each page. The check is recorded only while the lease is still this worker's.
-   */
-  async checkBatch(job: BatchCheckJob): Promise<void> {
-    try {
-      await this.check(job);
-    } catch (error) {
-      // PayPal or the database failed this time: check again after the interval, not only once the lease runs out
-      // (the worker counts and logs the failure)
-      await this.ctx.store.deferBatchCheck(this.ctx.store.reader, job, retryDelayMs(1, this.ctx.settings.reconcileIntervalMs, 30_000)).catch(() => undefined);
-      throw error;
-    }
-  }
-
-  private async check(job: BatchCheckJob): Promise<void> {
-    const { gateway, store, metrics, settings, logger } = this.ctx;
-    if (!gateway) return;
-    for (const item of await store.itemsWithCancelRequested(store.reader, job.batchId)) {
-      const result = await gateway.cancelItem(item.paypalItemId!);
-      metrics.paypalCalls.inc({ operation: 'cancel_item', outcome: result.kind });
-      if (result.kind === 'cancelled') {
-        await this.applyItemStates([{ ...result.item, senderItemId: item.senderItemId }], () => 'PayPal cancelled the unclaimed item on operator request');
-      } else {
-        // ITEM_ALREADY_CANCELLED and friends: the batch read below brings the real status
-        await store.recordCancelRefused(store.reader, item.id, `cancel refused: ${result.name}: ${result.message}`);
-      }
-    }
-    let batchStatus = 'PENDING';
-    for (let page = 1, pages = 1; page <= pages; page++) {
-      const state = await gateway.getBatchPage(job.paypalBatchId, page);
-      metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'ok' });
-      batchStatus = state.batchStatus;
-      pages = state.totalPages;
-      await this.applyItemStates(state.items, (item) => `PayPal batch ${job.paypalBatchId} reports ${item.transactionStatus}`);
-      if (state.items.length === 0) break;
-    }
-    const items = await store.itemsOfBatch(store.reader, job.batchId);
-    const finished = items.every((i) => classifyItemStatus(i.status) !== 'IN_FLIGHT' && i.status !== 'SUBMITTED');
-    if (!(await store.recordBatchCheck(store.reader, job, batchStatus, finished, settings.reconcileIntervalMs))) {
-      logger.info({ batchId: job.batchId, fence: job.fence }, 'batch check outlived its lease; another worker records it');
-    }
-  }
-
-  /** A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event. True when it changed it. */
-  async applyWebhookItem(event: { id: string; type: string }, state: PayPalItemState): Promise<boolean> {
-    const applied = await this.applyItemStates([state], () => `PayPal webhook ${event.type} (${event.id})`);
-    await this.ctx.store.recordWebhookEvent(this.ctx.store.reader, event.id, event.type);
-    return applied > 0;
-  }
-
-  /** A `PAYMENT.PAYOUTSBATCH.*` webhook: the batch moved at PayPal, so the reconciler reads it now. */
-  batchChanged(): void {
-    this.ctx.nudge.reconciler();
-  }
-
-  /**
-   * Applies PayPal item statuses (a page of a batch read, an item read or a webhook) to our items and, when an item is
-   * its intent's current attempt, to the intent — all in one transaction. Items, then intents, are locked in id order,
-   * so concurrent pages and webhooks never deadlock. Idempotent: the same status twice changes nothing. Returns how many
-   * items changed.
-   */
-  async applyItemStates(states: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
-    // the last word per item (a page never repeats one, but a caller might)
-    const known = [...new Map(states.filter((s) => s.senderItemId).map((s) => [s.senderItemId!, s])).values()];
-    if (known.length === 0) return 0;
-    const { store, logger } = this.ctx;
-    return store.transaction(async (trx) => {
-      const items = new Map((await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!), true)).map((i) => [i.senderItemId, i]));
-      const moves: Array<{ item: PayoutItem; state: PayPalItemState }> = [];
-      const learnt = new Map<string, string>();
-      for (const state of known) {
-        const item = items.get(state.senderItemId!);
-        if (!item) {
-          logger.warn({ senderItemId: state.senderItemId, payoutItemId: state.payoutItemId }, 'PayPal reports an item we never sent; ignored');
-          continue;
-        }
-        if (state.payoutBatchId) learnt.set(item.batchId, state.payoutBatchId);
-        if (item.status === state.transactionStatus && item.paypalItemId === state.payoutItemId) continue;
-        if (!itemMayMove(item.status, state.transactionStatus)) continue;
-        moves.push({ item, state });
-      }
-      // a batch whose PayPal id we never learnt (its create answer was lost) learns it from its items
-      for (const [batchId, paypalBatchId] of learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
-      const intents = new Map((await store.intentsForUpdate(trx, [...new Set(moves.map((m) => m.item.intentId))])).map((i) => [i.id, i]));
-      for (const { item, state } of moves) {
-        await store.setItemOutcome(trx, item.id, {
-          status: state.transactionStatus,
-          paypalItemId: state.payoutItemId || item.paypalItemId,
-          transactionId: state.transactionId ?? item.transactionId,
-          errorName: state.errorName,
-          errorMessage: state.errorMessage,
-        });
-        const intent = intents.get(item.intentId);
-        if (!intent || intent.attempt !== item.attempt) continue; // an older attempt: history only
-        intents.set(intent.id, await this.applyToIntent(trx, intent, item, state, causeOf(state)));
-      }
-      return moves.length;
-    });
-  }
-
-  /** Moves the intent by its current item's final (or in-flight) PayPal status; returns the intent as stored. */
-  private async applyToIntent(trx: Tx, intent: Intent, item: PayoutItem, state: PayPalItemState, cause: string): Promise<Intent> {
-    const { store, metrics, settings } = this.ctx;
-    const outcome = classifyItemStatus(state.transactionStatus);
-    const amount = { amountMinor: item.amountMinor, currency: item.currency };
-    const reason = [state.errorName, state.errorMessage].filter(Boolean).join(': ') || state.transactionStatus;
-    if (outcome === 'IN_FLIGHT') {
-      if (intent.status === 'SUBMITTED' || intent.status === 'NEEDS_REVIEW') {
-        return store.updateIntent(trx, intent, { status: 'SUBMITTED' }, `${cause} (not final yet)`);
-      }
-      return intent;
-    }
-    if (outcome === 'SENT') {
-      if (intent.status !== 'SUBMITTED' && intent.status !== 'NEEDS_REVIEW') return intent;
-      const sent = await store.updateIntent(trx, intent, { status: 'SENT', pendingReversalMinor: 0 }, cause);
-      await publishPayout(this.ctx, trx, sent, 'PayoutSent', {
-        payoutId: sent.id, recipient: sent.recipient, amount, senderItemId: item.senderItemId,
-        payoutBatchId: state.payoutBatchId, payoutItemId: state.payoutItemId, sentAt: Date.now(),
-        // what the payment was converted from (the debt in the sale's currency) and at which dated rate
-        owedAmount: item.sourceAmountMinor !== null && item.sourceCurrency ? { amountMinor: item.sourceAmountMinor, currency: item.sourceCurrency } : null,
-        fxRate: item.sourceCurrency ? item.fxRate : null,
-        fxRateDate: item.sourceCurrency ? item.fxRateDate : null,
-      }, state.payoutItemId);
-      if (intent.pendingReversalMinor > 0) await this.decider.recordClawback(trx, sent, intent.pendingReversalMinor, `pending-reversal:${item.senderItemId}`);
-      metrics.outcomes.inc({ status: 'SUCCESS', currency: item.currency }, item.amountMinor);
-      metrics.saleToPayout.observe({ recipient: sent.recipient }, (Date.now() - sent.saleRecordedAt.getTime()) / 1000);
-      return sent;
-    }
-    // FAILED or RETURNED: the money did not stay with the receiver, so it is owed again (less any reversal in flight).
-    if (intent.status !== 'SUBMITTED' && intent.status !== 'NEEDS_REVIEW' && intent.status !== 'SENT') return intent;
-    const payable = intent.payableMinor - intent.pendingReversalMinor;
-    const status = outcome === 'FAILED' ? 'FAILED' : 'RETURNED';
-    const updated = await store.updateIntent(trx, intent, {
-      status: payable > 0 ? status : 'CANCELLED',
-      payableMinor: Math.max(0, payable),
-      pendingReversalMinor: 0,
-      batchId: null,
-    }, `${cause}: ${reason}` + (payable > 0 ? '; owed again' : '; reversed meanwhile, nothing owed'));
-    if (payable < 0) await this.decider.recordClawback(trx, updated, -payable, `pending-reversal:${item.senderItemId}`);
-    if (status === 'FAILED') {
-      await publishPayout(this.ctx, trx, updated, 'PayoutFailed', {
-        payoutId: updated.id, recipient: updated.recipient, amount, status: state.transactionStatus, reason, owedAgain: payable > 0, failedAt: Date.now(),
-      }, state.payoutItemId);
+async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Promise<void> {
+  const { gateway, store, metrics, settings, logger } = ctx;
+  if (!gateway) return;
+  for (const item of await store.itemsWithCancelRequested(job.batchId)) {
+    const result = await gateway.cancelItem(item.paypalItemId!);
+    metrics.paypalCalls.inc({ operation: 'cancel_item', outcome: result.kind });
+    if (result.kind === 'cancelled') {
+      await applyItemStates(ctx, [{ ...result.item, senderItemId: item.senderItemId }], () => 'PayPal cancelled the unclaimed item on operator request');
     } else {
-      await publishPayout(this.ctx, trx, updated, 'PayoutReturned', {
-        payoutId: updated.id, recipient: updated.recipient, amount, status: state.transactionStatus, reason, returnedAt: Date.now(),
-      }, state.payoutItemId);
+      // ITEM_ALREADY_CANCELLED and friends: the batch read below brings the real status
+      await store.recordCancelRefused(item.id, `cancel refused: ${result.name}: ${result.message}`);
     }
-    metrics.outcomes.inc({ status: state.transactionStatus, currency: item.currency }, item.amountMinor);
-    if (payable > 0 && updated.attempt < settings.autoRetryMaxAttempts) {
-      // the system's one backoff: attempt n waits between half and all of base·2^(n-1), at most a week
-      const delayMs = retryDelayMs(updated.attempt, settings.autoRetryDelayMs, AUTO_RETRY_MAX_DELAY_MS);
-      return this.decider.scheduleRetry(trx, updated, new Date(Date.now() + delayMs), 'automatic retry by policy');
-    }
-    return updated;
   }
+  let batchStatus = 'PENDING';
+  for (let page = 1, pages = 1; page <= pages; page++) {
+    const state = await gateway.getBatchPage(job.paypalBatchId, page);
+    metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'ok' });
+    batchStatus = state.batchStatus;
+    pages = state.totalPages;
+    await applyItemStates(ctx, state.items, (item) => `PayPal batch ${job.paypalBatchId} reports ${item.transactionStatus}`);
+    if (state.items.length === 0) break;
+  }
+  const items = await store.itemsOfBatch(job.batchId);
+  const finished = items.every((i) => classifyItemStatus(i.status) !== 'IN_FLIGHT' && i.status !== 'SUBMITTED');
+  if (!(await store.recordBatchCheck(job, batchStatus, finished, settings.reconcileIntervalMs))) {
+    logger.info({ batchId: job.batchId, fence: job.fence }, 'batch check outlived its lease; another worker records it');
+  }
+}
+
+/** A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event. True when it changed it. */
+export async function applyWebhookItem(ctx: PayoutsContext, event: { id: string; type: string }, state: PayPalItemState): Promise<boolean> {
+  const applied = await applyItemStates(ctx, [state], () => `PayPal webhook ${event.type} (${event.id})`);
+  await ctx.store.recordWebhookEvent(event.id, event.type);
+  return applied > 0;
+}
+
+/** A `PAYMENT.PAYOUTSBATCH.*` webhook: the batch moved at PayPal, so the reconciler reads it now. */
+export function batchChanged(ctx: PayoutsContext): void {
+  ctx.nudge.reconciler();
+}
+
+/**
+ * Applies PayPal item statuses (a page of a batch read, an item read or a webhook) to our items and, when an item is
+ * its intent's current attempt, to the intent — all in one transaction. Items, then intents, are locked in id order,
+ * so concurrent pages and webhooks never deadlock. Idempotent: the same status twice changes nothing. Returns how many
+ * items changed.
+ */
+export async function applyItemStates(ctx: PayoutsContext, states: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
+  // the last word per item (a page never repeats one, but a caller might)
+  const known = [...new Map(states.filter((s) => s.senderItemId).map((s) => [s.senderItemId!, s])).values()];
+  if (known.length === 0) return 0;
+  const { store, logger } = ctx;
+  return store.transaction(async (trx) => {
+    const items = new Map((await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!))).map((i) => [i.senderItemId, i]));
+    const moves: Array<{ item: PayoutItem; state: PayPalItemState }> = [];
+    const learnt = new Map<string, string>();
+    for (const state of known) {
+      const item = items.get(state.senderItemId!);
+      if (!item) {
+        logger.warn({ senderItemId: state.senderItemId, payoutItemId: state.payoutItemId }, 'PayPal reports an item we never sent; ignored');
+        continue;
+      }
+      if (state.payoutBatchId) learnt.set(item.batchId, state.payoutBatchId);
+      if (item.status === state.transactionStatus && item.paypalItemId === state.payoutItemId) continue;
+      if (!itemMayMove(item.status, state.transactionStatus)) continue;
+      moves.push({ item, state });
+    }
+    // a batch whose PayPal id we never learnt (its create answer was lost) learns it from its items
+    for (const [batchId, paypalBatchId] of learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
+    const intents = new Map((await store.intentsForUpdate(trx, [...new Set(moves.map((m) => m.item.intentId))])).map((i) => [i.id, i]));
+    for (const { item, state } of moves) {
+      await store.setItemOutcome(trx, item.id, {
+        status: state.transactionStatus,
+        paypalItemId: state.payoutItemId || item.paypalItemId,
+        transactionId: state.transactionId ?? item.transactionId,
+        errorName: state.errorName,
+        errorMessage: state.errorMessage,
+      });
+      const intent = intents.get(item.intentId);
+      if (!intent || intent.attempt !== item.attempt) continue; // an older attempt: history only
+      intents.set(intent.id, await applyToIntent(ctx, trx, intent, item, state, causeOf(state)));
+    }
+    return moves.length;
+  });
+}
+
+/** Moves the intent by its current item's final (or in-flight) PayPal status; returns the intent as stored. */
+async function applyToIntent(ctx: PayoutsContext, trx: Tx, intent: Intent, item: PayoutItem, state: PayPalItemState, cause: string): Promise<Intent> {
+  const { store, metrics, settings } = ctx;
+  const outcome = classifyItemStatus(state.transactionStatus);
+  const amount = { amountMinor: item.amountMinor, currency: item.currency };
+  const reason = [state.errorName, state.errorMessage].filter(Boolean).join(': ') || state.transactionStatus;
+  if (outcome === 'IN_FLIGHT') {
+    if (intent.status === 'SUBMITTED' || intent.status === 'NEEDS_REVIEW') {
+      return store.updateIntent(trx, intent, { status: 'SUBMITTED' }, `${cause} (not final yet)`);
+    }
+    return intent;
+  }
+  if (outcome === 'SENT') {
+    if (intent.status !== 'SUBMITTED' && intent.status !== 'NEEDS_REVIEW') return intent;
+    const sent = await store.updateIntent(trx, intent, { status: 'SENT', pendingReversalMinor: 0 }, cause);
+    await publishPayout(ctx, trx, sent, 'PayoutSent', {
+      payoutId: sent.id, recipient: sent.recipient, amount, senderItemId: item.senderItemId,
+      payoutBatchId: state.payoutBatchId, payoutItemId: state.payoutItemId, sentAt: Date.now(),
+      // what the payment was converted from (the debt in the sale's currency) and at which dated rate
+      owedAmount: item.sourceAmountMinor !== null && item.sourceCurrency ? { amountMinor: item.sourceAmountMinor, currency: item.sourceCurrency } : null,
+      fxRate: item.sourceCurrency ? item.fxRate : null,
+      fxRateDate: item.sourceCurrency ? item.fxRateDate : null,
+    }, state.payoutItemId);
+    if (intent.pendingReversalMinor > 0) await recordClawback(ctx, trx, sent, intent.pendingReversalMinor, `pending-reversal:${item.senderItemId}`);
+    metrics.outcomes.inc({ status: 'SUCCESS', currency: item.currency }, item.amountMinor);
+    metrics.saleToPayout.observe({ recipient: sent.recipient }, (Date.now() - sent.saleRecordedAt.getTime()) / 1000);
+    return sent;
+  }
+  // FAILED or RETURNED: the money did not stay with the receiver, so it is owed again (less any reversal in flight).
+  if (intent.status !== 'SUBMITTED' && intent.status !== 'NEEDS_REVIEW' && intent.status !== 'SENT') return intent;
+  const payable = intent.payableMinor - intent.pendingReversalMinor;
+  const status = outcome === 'FAILED' ? 'FAILED' : 'RETURNED';
+  const updated = await store.updateIntent(trx, intent, {
+    status: payable > 0 ? status : 'CANCELLED',
+    payableMinor: Math.max(0, payable),
+    pendingReversalMinor: 0,
+    batchId: null,
+  }, `${cause}: ${reason}` + (payable > 0 ? '; owed again' : '; reversed meanwhile, nothing owed'));
+  if (payable < 0) await recordClawback(ctx, trx, updated, -payable, `pending-reversal:${item.senderItemId}`);
+  if (status === 'FAILED') {
+    await publishPayout(ctx, trx, updated, 'PayoutFailed', {
+      payoutId: updated.id, recipient: updated.recipient, amount, status: state.transactionStatus, reason, owedAgain: payable > 0, failedAt: Date.now(),
+    }, state.payoutItemId);
+  } else {
+    await publishPayout(ctx, trx, updated, 'PayoutReturned', {
+      payoutId: updated.id, recipient: updated.recipient, amount, status: state.transactionStatus, reason, returnedAt: Date.now(),
+    }, state.payoutItemId);
+  }
+  metrics.outcomes.inc({ status: state.transactionStatus, currency: item.currency }, item.amountMinor);
+  if (payable > 0 && updated.attempt < settings.autoRetryMaxAttempts) {
+    // the system's one backoff: attempt n waits between half and all of base·2^(n-1), at most a week
+    const delayMs = retryDelayMs(updated.attempt, settings.autoRetryDelayMs, AUTO_RETRY_MAX_DELAY_MS);
+    return scheduleRetry(ctx, trx, updated, new Date(Date.now() + delayMs), 'automatic retry by policy');
+  }
+  return updated;
 }
 
 const AUTO_RETRY_MAX_DELAY_MS = 7 * 24 * 3600 * 1000;

@@ -2,9 +2,12 @@ import type { Express, Request, Response } from 'express';
 import { z } from 'zod';
 import { isKnownCurrency } from '@postsale/contracts';
 import { actorOf, auditReason, AppError, notFound, requireRoles, revealRequest, validate } from '@postsale/runtime';
-import type { AuditContext, PayoutAdmin } from '../domain/payout-admin.use-case';
+import type { PayoutsContext } from '../domain/context';
+import { requestCancel, retryPayout, setFxRate, setPayee, type AuditContext } from '../domain/payout-admin.use-case';
 import { isPayPalPayoutCurrency, isValidRate } from '../domain/payout-currency';
-import type { IntegrityDeadlines, PayoutQueries, Reveal } from '../domain/payout-queries.use-case';
+import {
+  auditTrail, fxRates, integrityReport, listPayouts, orderDetails, orderPayouts, sellerBalance, type IntegrityDeadlines, type Reveal,
+} from '../domain/payout-queries.use-case';
 
 const STATUSES = ['HELD', 'DUE', 'SUBMITTED', 'SENT', 'FAILED', 'RETURNED', 'CANCELLED', 'SKIPPED', 'OFFSET', 'DRY_RUN', 'NEEDS_REVIEW'] as const;
 const idParam = z.string().min(1).max(200);
@@ -40,10 +43,9 @@ function revealOf(req: Request, res: Response): Reveal | undefined {
 }
 
 /** The operator API: the operator token reads, the admin token writes; every admin write is in admin_audit. */
-export function adminRoutes(app: Express, useCases: { admin: PayoutAdmin; queries: PayoutQueries; defaultPayoutCurrency: string }, options: {
+export function adminRoutes(app: Express, ctx: PayoutsContext, options: {
   adminToken: string; operatorToken?: string; deadlines: IntegrityDeadlines;
 }): void {
-  const { admin, queries } = useCases;
   const auth = requireRoles({ admin: options.adminToken, operator: options.operatorToken });
 
   app.get('/admin/payouts', auth, async (req, res) => {
@@ -52,48 +54,48 @@ export function adminRoutes(app: Express, useCases: { admin: PayoutAdmin; querie
       sellerId: idParam.optional(),
       limit: z.coerce.number().int().min(1).max(1000).default(200),
     }), req.query, 'INVALID_QUERY');
-    res.json({ payouts: await queries.listPayouts(q, revealOf(req, res)) });
+    res.json({ payouts: await listPayouts(ctx, q, revealOf(req, res)) });
   });
 
   app.get('/admin/orders/:orderId/payouts', auth, async (req, res) => {
     const { orderId } = validate(z.object({ orderId: idParam }), req.params);
-    res.json({ orderId, payouts: await queries.orderPayouts(orderId, revealOf(req, res)) });
+    res.json({ orderId, payouts: await orderPayouts(ctx, orderId, revealOf(req, res)) });
   });
 
   app.get('/admin/orders/:orderId', auth, async (req, res) => {
     const { orderId } = validate(z.object({ orderId: idParam }), req.params);
-    const details = await queries.orderDetails(orderId, revealOf(req, res));
+    const details = await orderDetails(ctx, orderId, revealOf(req, res));
     if (!details) throw notFound('ORDER_NOT_FOUND', 'payouts knows nothing about this order');
     res.json(details);
   });
 
   app.post('/admin/payouts/:id/retry', auth, async (req, res) => {
     const { id } = validate(uuidParam, req.params, 'INVALID_PAYOUT_ID');
-    const intent = await admin.retry(id, auditOf(req, res));
+    const intent = await retryPayout(ctx, id, auditOf(req, res));
     res.status(202).json({ id: intent.id, status: intent.status, attempt: intent.attempt });
   });
 
   app.post('/admin/payouts/:id/cancel', auth, async (req, res) => {
     const { id } = validate(uuidParam, req.params, 'INVALID_PAYOUT_ID');
-    await admin.requestCancel(id, auditOf(req, res));
+    await requestCancel(ctx, id, auditOf(req, res));
     res.status(202).json({ id, cancelRequested: true });
   });
 
   app.get('/admin/sellers/:sellerId/balance', auth, async (req, res) => {
     const { sellerId } = validate(z.object({ sellerId: idParam }), req.params);
-    res.json(await queries.sellerBalance(sellerId, revealOf(req, res)));
+    res.json(await sellerBalance(ctx, sellerId, revealOf(req, res)));
   });
 
   app.put('/admin/sellers/:sellerId/payee', auth, async (req, res) => {
     const { sellerId } = validate(z.object({ sellerId: idParam }), req.params);
     const body = validate(payeeBody, req.body, 'INVALID_PAYEE');
-    const payee = await admin.setPayee({
+    const payee = await setPayee(ctx, {
       sellerId, email: body.email, releasePolicy: body.releasePolicy, releaseDelayDays: 'releaseDelayDays' in body ? body.releaseDelayDays : 0,
       payoutCurrency: body.payoutCurrency ?? null,
     }, auditOf(req, res));
     res.json({
       sellerId, email: payee?.email, releasePolicy: payee?.releasePolicy, releaseDelayDays: payee?.releaseDelayDays,
-      payoutCurrency: payee?.payoutCurrency ?? null, defaultPayoutCurrency: useCases.defaultPayoutCurrency,
+      payoutCurrency: payee?.payoutCurrency ?? null, defaultPayoutCurrency: ctx.settings.defaultPayoutCurrency,
     });
   });
 
@@ -101,21 +103,21 @@ export function adminRoutes(app: Express, useCases: { admin: PayoutAdmin; querie
     const params = validate(fxParams, req.params, 'INVALID_FX_RATE');
     const body = validate(fxBody, req.body ?? {}, 'INVALID_FX_RATE');
     const rate = { from: params.from, to: params.to, rateDate: params.date, rate: body.rate, source: body.source };
-    const result = await admin.setFxRate(rate, auditOf(req, res));
+    const result = await setFxRate(ctx, rate, auditOf(req, res));
     res.json({ ...rate, reevaluatedPayouts: result.reevaluated });
   });
 
   app.get('/admin/fx-rates', auth, async (req, res) => {
     const q = validate(z.object({ from: currency.optional(), to: currency.optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }), req.query, 'INVALID_QUERY');
-    res.json({ rates: await queries.fxRates(q) });
+    res.json({ rates: await fxRates(ctx, q) });
   });
 
   app.get('/admin/audit', auth, async (req, res) => {
     const q = validate(z.object({ target: z.string().min(1).max(255).optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }), req.query, 'INVALID_QUERY');
-    res.json({ audit: await queries.audit(q) });
+    res.json({ audit: await auditTrail(ctx, q) });
   });
 
   app.get('/admin/integrity', auth, async (_req, res) => {
-    res.json(await queries.integrityReport(options.deadlines));
+    res.json(await integrityReport(ctx, options.deadlines));
   });
 }

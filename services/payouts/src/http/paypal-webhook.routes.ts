@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { AppError, isAppError, requireCleanInput, storableText, unauthorized, validate } from '@postsale/runtime';
 import type { PayPalWebhookVerifier } from '@postsale/paypal';
 import { payPalItemFromJson } from '../clients/paypal-payouts.client';
-import type { Reconciler } from '../domain/reconcile.use-case';
+import type { PayoutsContext } from '../domain/context';
+import { applyWebhookItem, batchChanged } from '../domain/reconcile.use-case';
 import { statusFromWebhookEvent } from '../domain/payout-rules';
 
 const envelope = z.object({
@@ -28,7 +29,7 @@ const itemResource = z.object({
  * only source for a batch whose PayPal id we never learnt. Every verified delivery gets a 2xx (PayPal retries
  * non-2xx for days), including items we do not know; a check that cannot be done now answers 503 so PayPal retries.
  */
-export function paypalWebhookRoutes(app: Express, reconciler: Reconciler, verifier: PayPalWebhookVerifier | undefined): void {
+export function paypalWebhookRoutes(app: Express, ctx: PayoutsContext, verifier: PayPalWebhookVerifier | undefined): void {
   // Before any handler: valid UTF-8, no NUL or lone surrogates, bounded depth (refusals are 400 and write nothing).
   app.use('/webhooks', requireCleanInput());
   app.post('/webhooks/paypal', async (req, res) => {
@@ -50,7 +51,7 @@ export function paypalWebhookRoutes(app: Express, reconciler: Reconciler, verifi
     }
     const event = validate(envelope, req.body, 'INVALID_WEBHOOK');
     if (!event.event_type.startsWith('PAYMENT.PAYOUTS-ITEM.')) {
-      if (event.event_type.startsWith('PAYMENT.PAYOUTSBATCH.')) reconciler.batchChanged();
+      if (event.event_type.startsWith('PAYMENT.PAYOUTSBATCH.')) batchChanged(ctx);
       handled();
       res.json({ received: true, applied: false });
       return;
@@ -63,7 +64,7 @@ export function paypalWebhookRoutes(app: Express, reconciler: Reconciler, verifi
       res.json({ received: true, applied: false });
       return;
     }
-    const applied = await reconciler.applyWebhookItem({ id: event.id, type: event.event_type }, { ...item, transactionStatus: status });
+    const applied = await applyWebhookItem(ctx, { id: event.id, type: event.event_type }, { ...item, transactionStatus: status });
     handled(); // applied and recorded: from now on the same transmission is a replay
     res.json({ received: true, applied });
   });

@@ -1,15 +1,16 @@
 import { Streams, type FulfillmentEvent } from '@postsale/contracts';
 import type { ConsumerSpec } from '@postsale/runtime';
-import type { SaleIntents } from '../domain/sale-intents.use-case';
+import type { PayoutsContext } from '../domain/context';
+import { recordMilestone } from '../domain/sale-intents.use-case';
 
 /** fulfillment stream → shipment/delivery milestones for release policies; purchases are the sales service's concern. */
-export function fulfillmentConsumer(intents: SaleIntents): ConsumerSpec<FulfillmentEvent> {
+export function fulfillmentConsumer(ctx: PayoutsContext): ConsumerSpec<FulfillmentEvent> {
   return {
     group: 'payouts.fulfillment',
     streams: [Streams.fulfillment],
     async handle(event, { trx }) {
       const meta = { eventId: event.eventId, orderId: event.orderId, sellerId: event.sellerId };
-      if (event.type === 'OrderShipped' || event.type === 'OrderDelivered') await intents.recordMilestone(trx, meta, event);
+      if (event.type === 'OrderShipped' || event.type === 'OrderDelivered') await recordMilestone(ctx, trx, meta, event);
     },
   };
 }
