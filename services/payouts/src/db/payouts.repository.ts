@@ -1,5 +1,5 @@
 import { safeInteger } from '@postsale/contracts';
-import { AdminAuditTrail, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
+import { AdminAuditTrail, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
 import type { PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toReversal, toSale } from './payouts.rows';
@@ -120,23 +120,12 @@ export class PayoutsRepository implements PayoutsStore {
   // ---- FX rates ----------------------------------------------------------------------------------------------
 
   /** The most recent rate from→to dated on or before `onOrBefore` and not before `notBefore` (YYYY-MM-DD). */
-  async findFxRate(from: string, to: string, onOrBefore: string, notBefore: string, trx?: Tx): Promise<FxRate | undefined> {
-    const q = trx ?? this.db;
-    const row = await q('fx_rates')
-      .where({ from_currency: from, to_currency: to })
-      .andWhere('rate_date', '<=', onOrBefore)
-      .andWhere('rate_date', '>=', notBefore)
-      .orderBy('rate_date', 'desc')
-      .select('rate', 'source', q.raw(`to_char(rate_date, 'YYYY-MM-DD') as day`))
-      .first();
-    return row ? { from, to, rateDate: String(row.day), rate: String(row.rate), source: String(row.source) } : undefined;
+  findFxRate(from: string, to: string, onOrBefore: string, notBefore: string, trx?: Tx): Promise<FxRate | undefined> {
+    return fxRates.find(trx ?? this.db, from, to, onOrBefore, notBefore);
   }
 
-  async saveFxRate(trx: Tx, r: FxRate): Promise<void> {
-    await trx('fx_rates')
-      .insert({ from_currency: r.from, to_currency: r.to, rate_date: r.rateDate, rate: r.rate, source: r.source, updated_at: trx.fn.now() })
-      .onConflict(['from_currency', 'to_currency', 'rate_date'])
-      .merge();
+  saveFxRate(trx: Tx, rate: FxRate): Promise<void> {
+    return fxRates.save(trx, rate);
   }
 
   async listFxRates(filter: { from?: string; to?: string; limit: number }, trx?: Tx): Promise<FxRate[]> {
