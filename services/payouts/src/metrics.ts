@@ -30,9 +30,10 @@ export function createPayoutsMetrics(metrics: Metrics, db: Db): PayoutsMetrics {
   });
   metrics.gauge('payouts_clawbacks_owed_minor', 'What payees still owe back (clawbacks not yet netted), minor units', ['currency'], async function () {
     this.reset();
-    const rows = await db('balance_entries').select('party', 'currency').sum<{ party: string; currency: string; total: string }[]>('amount_minor as total').groupBy('party', 'currency');
+    // the running balances (one row per party and currency), not the entries' whole history at every scrape
+    const rows = await db('balances').where('balance_minor', '<', 0).select('currency').sum<{ currency: string; total: string }[]>('balance_minor as total').groupBy('currency');
     const owed = new Map<string, number>();
-    for (const r of rows) if (safeInteger(r.total) < 0) owed.set(r.currency, (owed.get(r.currency) ?? 0) - safeInteger(r.total));
+    for (const r of rows) owed.set(r.currency, -safeInteger(r.total));
     for (const [currency, value] of owed) this.set({ currency }, value);
   });
   return {

@@ -224,9 +224,19 @@ export const migrations: Migration[] = [
         t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(db.fn.now());
         t.primary(['party', 'currency']);
       });
+      // Moved by Postgres itself with every entry inserted, in the entry's transaction: a replica still running the
+      // version before this one (a rolling deploy) cannot write an entry the balance misses. Entries are never updated
+      // or deleted (a correction is a new entry).
+      await db.raw(`create function balances_follow_entries() returns trigger language plpgsql set search_path from current as $$
+        begin
+          insert into balances (party, currency, balance_minor) values (new.party, new.currency, new.amount_minor)
+            on conflict (party, currency) do update set balance_minor = balances.balance_minor + excluded.balance_minor, updated_at = now();
+          return null;
+        end $$`);
       await db.raw('lock table balance_entries in share row exclusive mode');
       await db.raw(`insert into balances (party, currency, balance_minor)
         select party, currency, sum(amount_minor) from balance_entries group by party, currency`);
+      await db.raw('create trigger balance_entries_move_balance after insert on balance_entries for each row execute function balances_follow_entries()');
     },
   },
 ];

@@ -271,18 +271,12 @@ export class PayoutsRepository implements PayoutsStore {
     return -safeInteger(row?.balance_minor ?? 0);
   }
 
+  /** The running balance (`balances`) moves with it, by the table's trigger (migration 0007); a repeat moves nothing. */
   async addBalanceEntry(trx: Tx, e: Omit<BalanceEntry, 'at'>): Promise<void> {
-    const added = await trx('balance_entries')
+    await trx('balance_entries')
       .insert({ party: e.party, currency: e.currency, amount_minor: e.amountMinor, kind: e.kind, order_id: e.orderId, intent_id: e.intentId, reference: e.reference })
       .onConflict(['kind', 'intent_id', 'reference'])
-      .ignore()
-      .returning('id');
-    if (added.length === 0) return; // recorded before: the balance already has it
-    await trx.raw(
-      `insert into balances (party, currency, balance_minor) values (?, ?, ?)
-       on conflict (party, currency) do update set balance_minor = balances.balance_minor + excluded.balance_minor, updated_at = now()`,
-      [e.party, e.currency, e.amountMinor],
-    );
+      .ignore();
   }
 
   async balanceEntries(party: string, trx?: Tx): Promise<BalanceEntry[]> {
