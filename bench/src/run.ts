@@ -64,7 +64,9 @@ function pidsNamed(comm: string): number[] {
 }
 function pidFile(name: string): number | undefined {
   try {
-    return Number(readFileSync(join(REPO_ROOT, '.local', 'run', `${name}.pid`), 'utf8'));
+    // where deploy/local/infra.sh keeps its pid files (POSTSALE_DATA_DIR moves them)
+    const run = process.env.POSTSALE_DATA_DIR ? join(process.env.POSTSALE_DATA_DIR, 'run') : join(REPO_ROOT, '.local', 'run');
+    return Number(readFileSync(join(run, `${name}.pid`), 'utf8'));
   } catch {
     return undefined;
   }
