@@ -2,6 +2,7 @@ export * from './backoff';
 export * from './config';
 export * from './admin-audit';
 export * from './consumer';
+export * from './credential-rotation';
 export * from './db';
 export * from './errors';
 export * from './fx-rates';
