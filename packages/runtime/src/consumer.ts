@@ -239,6 +239,11 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
             if (!fresh.delete(event.eventId)) continue;
             await this.spec.handle(event, { trx, topic, partition, offset: slice[i]!.offset });
             handled.push(event);
+            // kafkajs heartbeats only when asked: a slice slower than the session timeout (a loaded machine, a large
+            // backlog) would get this member thrown out, its offset commit refused and the slice redone, for ever
+            await heartbeat().catch((beatError: unknown) => {
+              if (isRebalance(beatError)) throw beatError;
+            });
           }
           return handled;
         });
@@ -246,6 +251,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
         if (decoded.length > applied.length) this.m.duplicates.inc({ group: this.groupId, topic }, decoded.length - applied.length);
         return 'applied';
       } catch (error) {
+        if (isRebalance(error)) throw error; // rolled back; the partition's next owner applies the slice
         const { kind, code } = classifyError(error);
         if (kind !== 'transient') return 'isolate';
         this.m.retried.inc({ group: this.groupId, topic, code });

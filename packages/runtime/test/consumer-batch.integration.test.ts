@@ -90,6 +90,8 @@ describe('inbox consumer in batches', () => {
           flaky.add(event.eventId);
           throw new AppError('TRANSIENT', 'try again', { retriable: true });
         }
+        // a slow effect, as on a loaded machine: a slice of these takes longer than the group's session timeout (10 s)
+        if (event.type === 'OrderCancelled' && event.payload.reason === 'slow') await new Promise((r) => setTimeout(r, 1_200));
         await trx('effects').insert({ event_id: event.eventId, order_id: event.orderId });
       },
     }, { kafka, db, codec, logger, metrics, namespace });
@@ -129,6 +131,16 @@ describe('inbox consumer in batches', () => {
     expect(await dlqCount()).toBe(1);
     expect(await appliedInOrder()).toHaveLength(4);
   });
+
+  it('when a batch takes longer to apply than the session timeout, then the consumer stays in the group: applied once, one transaction, one offset commit', async () => {
+    const orderIds = await sendAll(Array.from({ length: 10 }, () => 'slow')); // 12 s in one slice
+    await startConsumer();
+    await waitFor(async () => (await committedOffset())[0] === '10', { timeoutMs: 60_000, description: 'offset committed past the slow batch' });
+    expect(await appliedInOrder()).toEqual(orderIds);
+    // thrown out of the group, the member's commit would be refused and the slice redone (a second transaction)
+    expect(await counter(metrics, 'db_commits_total')).toBe(1);
+    expect(await counter(metrics, 'kafka_requests_total', /api="OffsetCommit"/)).toBe(1);
+  }, 90_000);
 
   it('when one event of a batch fails transiently, then the whole batch is retried and applied in one transaction, nothing dead-lettered', async () => {
     const orderIds = await sendAll(['test', 'test', 'flaky', 'test', 'test']);
