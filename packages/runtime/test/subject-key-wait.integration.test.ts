@@ -1,0 +1,55 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { OrderReceived } from '@postsale/contracts';
+import { applySubjectKeys, createDb, keyEncryptionKey, localInfraEnv, migrate, newDataKey, openOrderReceived, sealOrderReceived, subjectKeysMigration, type Db } from '../src';
+import { dropSchema, uniqueId } from '../src/testing';
+
+const order: OrderReceived = {
+  marketplace: 'EBAY', externalOrderId: '12-34567-89012', marketplaceAccountId: 'seller-account',
+  lines: [{ lineId: 'l1', listingId: 'i1', sku: null, title: 'Lamp', quantity: 1, unitPrice: { amountMinor: 2599, currency: 'USD' } }],
+  buyer: { externalId: 'ana_p', name: 'Ana Perez', email: 'ana@example.com' },
+  shipTo: { fullName: 'Ana Perez', line1: 'Av. Siempre Viva 742', line2: null, city: 'Springfield', region: 'OR', postalCode: '97403', countryCode: 'US', phone: null },
+  shipToIssue: null,
+  itemsAmount: { amountMinor: 2599, currency: 'USD' }, shippingAmount: { amountMinor: 0, currency: 'USD' }, saleAmount: { amountMinor: 2599, currency: 'USD' },
+  marketplaceFee: null, paymentFee: null, paymentReference: null, receivedAt: 1_763_800_000_000,
+};
+
+/**
+ * A subject's key travels on its own topic, read by another consumer, and is usually a few milliseconds behind its
+ * order: the reader looks again for a moment before it gives the event back to be retried (real Postgres).
+ */
+describe('opening an order whose subject key is a moment behind', () => {
+  const kek = keyEncryptionKey({ NODE_ENV: 'test', PERSONAL_DATA_KEY: randomBytes(32).toString('base64') });
+  const schema = uniqueId('t_keywait_');
+  let db: Db;
+  beforeAll(async () => {
+    db = createDb({ url: localInfraEnv().DATABASE_URL!, schema, poolMax: 4 });
+    await migrate(db, schema, [subjectKeysMigration]);
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await dropSchema(schema);
+  });
+
+  const sealedOrder = () => {
+    const subject = { subjectId: randomUUID(), dataKey: newDataKey() };
+    const orderId = `ord_${randomUUID()}`;
+    return { subject, orderId, sealed: sealOrderReceived(order, orderId, subject) };
+  };
+  const keyArrives = (subject: { subjectId: string; dataKey: Buffer }) => db.transaction((trx) =>
+    applySubjectKeys(trx, [{ subjectId: subject.subjectId, sealedKey: kek.wrap(subject.dataKey, subject.subjectId), erasedAt: null, occurredAt: Date.now() }]));
+
+  it('when the key commits 200 ms after the order is read, then the order opens in the same transaction, without a retry', async () => {
+    const { subject, orderId, sealed } = sealedOrder();
+    const opening = db.transaction((trx) => openOrderReceived(trx, kek, orderId, sealed));
+    await new Promise((r) => setTimeout(r, 200)); // the key consumer's commit, a moment later
+    await keyArrives(subject);
+    expect(await opening).toMatchObject({ buyer: order.buyer, shipTo: order.shipTo });
+  });
+
+  it('when the key does not come within the wait, then the event is given back as retriable (SUBJECT_KEY_NOT_RECEIVED), never opened without it', async () => {
+    const { orderId, sealed } = sealedOrder();
+    const started = Date.now();
+    await expect(db.transaction((trx) => openOrderReceived(trx, kek, orderId, sealed, 150))).rejects.toMatchObject({ code: 'SUBJECT_KEY_NOT_RECEIVED', retriable: true });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+  });
+});
