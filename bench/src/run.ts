@@ -151,11 +151,15 @@ async function main(): Promise<void> {
 
   const kafka = createKafka({ clientId: 'bench', brokers: infra.KAFKA_BROKERS!.split(','), logger: createLogger('bench', 'error'), security: infra });
   const codec = EventCodec.connect(infra.SCHEMA_REGISTRY_URL!, namespace);
+  // when this process saw each order's seller PayoutSent, recorded as it arrives (not when the run next looks)
+  const paidSeenAt = new Map<string, number>();
   const topics = {
     orders: await collectTopic<OrderEvent>(kafka, codec, codec.topic(Streams.orders)),
     fulfillment: await collectTopic<FulfillmentEvent>(kafka, codec, codec.topic(Streams.fulfillment)),
     sales: await collectTopic<SaleEvent>(kafka, codec, codec.topic(Streams.sales)),
-    payouts: await collectTopic<PayoutEvent>(kafka, codec, codec.topic(Streams.payouts)),
+    payouts: await collectTopic<PayoutEvent>(kafka, codec, codec.topic(Streams.payouts), ({ event }) => {
+      if (event.type === 'PayoutSent' && event.payload.recipient === 'SELLER' && !paidSeenAt.has(event.orderId)) paidSeenAt.set(event.orderId, Date.now());
+    }),
   };
   const db = createDb({ url: infra.DATABASE_URL!, schema: 'public' });
   const outboxBacklog = async () => {
@@ -164,13 +168,7 @@ async function main(): Promise<void> {
     return rows;
   };
   // when each order (by marketplace:externalOrderId) reached each stage: event time and the moment this process saw it
-  const paidSeenAt = new Map<string, number>(); // orderId → when the seller's PayoutSent was seen here
-  const paidCount = () => {
-    for (const m of topics.payouts.messages) {
-      if (m.event.type === 'PayoutSent' && m.event.payload.recipient === 'SELLER' && !paidSeenAt.has(m.event.orderId)) paidSeenAt.set(m.event.orderId, Date.now());
-    }
-    return paidSeenAt.size;
-  };
+  const paidCount = () => paidSeenAt.size;
   const offered: OfferedOrder[] = [];
   const waitForDrain = async (what: string) => {
     const deadline = Date.now() + DRAIN_TIMEOUT_MS;

@@ -102,6 +102,8 @@ export async function collectTopic<E extends TypedEvent = TypedEvent>(
   kafka: Kafka,
   codec: EventCodec | undefined,
   topic: string,
+  /** called as each event is decoded, for a reader that must know when it arrived (the benchmark's latencies) */
+  onEvent?: (message: CollectedMessage<E>) => void,
 ): Promise<{ messages: Array<CollectedMessage<E>>; raw: Array<{ value: Buffer | null; headers: Record<string, string> }>; stop(): Promise<void> }> {
   const consumer = kafka.consumer({ groupId: uniqueId('test-collector-') });
   const messages: Array<CollectedMessage<E>> = [];
@@ -114,7 +116,9 @@ export async function collectTopic<E extends TypedEvent = TypedEvent>(
       raw.push({ value: message.value, headers });
       if (codec && message.value) {
         try {
-          messages.push({ event: await codec.decode<E>(message.value), key: message.key?.toString(), partition, offset: message.offset, headers });
+          const collected: CollectedMessage<E> = { event: await codec.decode<E>(message.value), key: message.key?.toString(), partition, offset: message.offset, headers };
+          messages.push(collected);
+          onEvent?.(collected);
         } catch {
           /* undecodable messages stay visible in `raw` */
         }
