@@ -3,7 +3,7 @@ import type { DeliveryStore } from './ports';
 import type { DeliveryProcessor } from './process-delivery.use-case';
 import type { Delivery } from './records';
 
-/** One account's claimed deliveries: worked in order, as one job of the runtime's job worker. */
+/** One account's claimed deliveries: one job of the runtime's job worker (each order's deliveries in order). */
 export interface AccountDeliveries extends LeasedJob {
   account: string;
   deliveries: Delivery[];
@@ -12,10 +12,23 @@ export interface AccountDeliveries extends LeasedJob {
 const accountOf = (d: Delivery) => `${d.marketplace}:${d.accountId ?? ''}`;
 
 /**
+ * One account's claimed deliveries as lanes that may run side by side: each order's deliveries stay in order in one
+ * lane (a cancellation after its order), different orders do not wait for each other — a busy seller is not limited
+ * to one marketplace read at a time. A delivery that names no order (known only once read) could concern any of
+ * them: then the account's deliveries keep to one lane, in order, as they came.
+ */
+export function inOrderPerOrder(deliveries: Delivery[]): Delivery[][] {
+  if (deliveries.some((d) => !d.externalOrderId)) return deliveries.length ? [deliveries] : [];
+  const lanes = new Map<string, Delivery[]>();
+  for (const d of deliveries) lanes.set(d.externalOrderId!, [...(lanes.get(d.externalOrderId!) ?? []), d]);
+  return [...lanes.values()];
+}
+
+/**
  * The delivery worker's jobs: the fair claim (round-robin over accounts, at most `perAccount` each; see
  * DeliveriesRepository.claimBatch) hands each free slot of the worker's pool one account's oldest due deliveries.
- * Accounts are worked side by side, one account's deliveries in order: an account being worked here is not claimed
- * again until its job ends.
+ * Accounts are worked side by side, and within an account its orders (`inOrderPerOrder`); an account being worked
+ * here is not claimed again until its job ends, so a later delivery of an order never overtakes an earlier one.
  */
 export function createDeliveryJobs(deps: { deliveries: DeliveryStore; processor: DeliveryProcessor; batch: number; perAccount: number }) {
   const working = new Set<string>();
@@ -34,7 +47,12 @@ export function createDeliveryJobs(deps: { deliveries: DeliveryStore; processor:
     store,
     async run(job: AccountDeliveries): Promise<void> {
       try {
-        for (const d of job.deliveries) await deps.processor.process(d);
+        // every lane runs to its end (the account is released only then); the first failure is the job's
+        const lanes = await Promise.allSettled(inOrderPerOrder(job.deliveries).map(async (sameOrder) => {
+          for (const d of sameOrder) await deps.processor.process(d);
+        }));
+        const failed = lanes.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
+        if (failed) throw failed.reason;
       } finally {
         working.delete(job.account);
       }
