@@ -58,12 +58,15 @@ describe('refunds and cancellations from every marketplace reach the ledger and 
 
     const expected = new Map<string, number>();
     for (const [marketplace, o] of Object.entries(orders)) {
+      const reversedState = marketplace === 'ebay' ? 'CANCELLED' : 'PARTIALLY_REFUNDED';
+      // The order view reads the state and the journal one after the other, not as one snapshot: a read between the
+      // two can see the reversal's entry with the state before it. Wait for both (they commit together).
       const reversed = await waitFor(async () => {
         const view = (await e2e.admin.sales.get(`/admin/orders/${o!.orderId}`)).data as { state: string; journal: Array<{ kind: string; postings: Array<{ account: string; amount: Money }> }> };
         const entries = view.journal.filter((e) => e.kind === 'REVERSAL');
-        return entries.length > 0 ? { view, entries } : undefined;
-      }, { timeoutMs: 120_000, intervalMs: 300, description: `${marketplace} order reversed in the ledger` });
-      expect(reversed.view.state).toBe(marketplace === 'ebay' ? 'CANCELLED' : 'PARTIALLY_REFUNDED');
+        return entries.length > 0 && view.state === reversedState ? { view, entries } : undefined;
+      }, { timeoutMs: 120_000, intervalMs: 300, description: `${marketplace} order reversed in the ledger (state ${reversedState})` });
+      expect(reversed.view.state).toBe(reversedState);
       for (const e of reversed.entries) {
         for (const p of e.postings.filter((x) => x.account === 'seller_payable')) expected.set(p.amount.currency, (expected.get(p.amount.currency) ?? 0) + p.amount.amountMinor);
       }
