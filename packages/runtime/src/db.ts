@@ -6,6 +6,11 @@ export type { Knex };
 export type Db = Knex;
 export type Tx = Knex.Transaction;
 
+/** Runs `then` once the transaction has committed (never after a rollback): knex settles executionPromise after COMMIT. */
+export function afterCommit(trx: Tx, then: () => void): void {
+  trx.executionPromise.then(then, () => undefined);
+}
+
 export interface Migration {
   name: string;
   up(db: Knex): Promise<void>;

@@ -2,7 +2,7 @@ import type { Kafka, Producer } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 import { EventCodec, schemaErrors, Streams, SubjectKeys, type AnyStream, type EventOf, type StreamName, type SubjectKey } from '@postsale/contracts';
 import { retryDelayMs } from './backoff';
-import type { Db, Tx } from './db';
+import { afterCommit, type Db, type Tx } from './db';
 import { AppError, classifyError } from './errors';
 import { producerConfig } from './kafka';
 import type { Logger } from './logger';
@@ -63,9 +63,9 @@ export class OutboxWriter {
     if (!this.hooked.has(trx)) {
       this.hooked.add(trx);
       // Only after COMMIT can the relay see the rows; a rollback means there is nothing to publish.
-      trx.executionPromise.then(() => {
+      afterCommit(trx, () => {
         for (const listener of this.listeners) listener();
-      }, () => undefined);
+      });
     }
   }
 }

@@ -1,4 +1,4 @@
-import type { Metrics, Tx } from '@postsale/runtime';
+import { afterCommit, type Metrics, type Tx } from '@postsale/runtime';
 import type { AppliedAmounts, OrderState, SaleRecord, SalesObserver } from './domain/ports';
 
 /**
@@ -21,9 +21,6 @@ export function createSalesMetrics(metrics: Metrics): SalesObserver {
     held: metrics.counter('sales_held_total', 'Times a sale was held instead of recorded', ['state']),
     purchaseToSale: metrics.histogram('sales_purchase_to_sale_seconds', 'Time from the supplier purchase to the recorded sale', [],
       [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600]),
-  };
-  const afterCommit = (trx: Tx, fn: () => void) => {
-    trx.executionPromise.then(fn, () => undefined);
   };
   return {
     saleRecorded(trx: Tx, sale: SaleRecord, purchasedAt: Date) {

@@ -1,5 +1,5 @@
 import { Streams, type OrderEvent } from '@postsale/contracts';
-import { openOrderReceived, type ConsumerSpec, type KeyEncryptionKey } from '@postsale/runtime';
+import { afterCommit, openOrderReceived, type ConsumerSpec, type KeyEncryptionKey } from '@postsale/runtime';
 import type { FulfillmentDeps } from '../domain/ports';
 import { recordOrderEvent } from '../domain/record-order.use-case';
 
@@ -15,7 +15,7 @@ export function ordersConsumer(deps: FulfillmentDeps, onRecorded: () => void, ke
         ? { ...event, payload: await openOrderReceived(trx, kek, event.orderId, event.payload) }
         : event;
       await recordOrderEvent(deps, opened, trx);
-      trx.executionPromise.then(onRecorded, () => undefined);
+      afterCommit(trx, onRecorded);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { safeInteger } from '@postsale/contracts';
-import { AdminAuditTrail, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
+import { AdminAuditTrail, afterCommit, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
 import type { PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toReversal, toSale } from './payouts.rows';
@@ -24,8 +24,7 @@ export class PayoutsRepository implements PayoutsStore {
   }
 
   afterCommit(trx: Tx, then: () => void): void {
-    // knex settles executionPromise once COMMIT (or ROLLBACK) finished
-    trx.executionPromise.then(then, () => undefined);
+    afterCommit(trx, then);
   }
 
   // ---- sales, reversals, milestones, payees ------------------------------------------------------------------
