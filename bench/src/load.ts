@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { freePort, newCredentialsKey, prepareDemoOrder, REPO_ROOT, SERVICES, startPipeline, type DemoMarketplace, type Pipeline, type ServiceName } from '@postsale/cli';
 
-export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string }
+export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean }
 export interface LoadOffer { type: 'offer'; phase: string; ratePerSecond: number; seconds: number }
 export type LoadCommand = LoadStart | LoadOffer | { type: 'stop' };
 
@@ -34,7 +34,7 @@ async function start(command: LoadStart): Promise<void> {
     logDir: join(REPO_ROOT, '.local', 'logs', command.namespace), fast: true,
     // fast (demo) intervals keep payment checks and payout batches quick; tracking polls keep production's interval, as
     // a real supplier ships in days and the benchmark must not count polls of orders that cannot have moved
-    extraEnv: Object.fromEntries(SERVICES.map((s) => [s, { LOG_LEVEL: 'warn', ...(s === 'fulfillment' ? { TRACKING_POLL_MIN_MS: String(30 * 60_000) } : {}) }])),
+    extraEnv: Object.fromEntries(SERVICES.map((s) => [s, { LOG_LEVEL: 'warn', ...(command.statements && { DB_STATEMENT_PROFILE: '1' }), ...(s === 'fulfillment' ? { TRACKING_POLL_MIN_MS: String(30 * 60_000) } : {}) }])),
   });
   const pids = Object.fromEntries(SERVICES.map((s) => [s, pipeline!.processes.get(s)!.child.pid!])) as Record<ServiceName, number>;
   reply({ type: 'ready', urls: pipeline.urls, pids });

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings]`
+ * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings] [--statements]`
  *
  * An open-loop benchmark of the whole pipeline with zero-latency fakes. A forked load process (load.ts) hosts the
  * fakes, starts the four services as their own processes and offers orders at a fixed rate (eBay, MercadoLibre and
@@ -37,6 +37,9 @@ const STEP_SECONDS = Number(arg('step-seconds', '30'));
 const ORDERS = args.includes('--orders') ? Number(arg('orders', '1000')) : undefined;
 // --no-ceilings: skip pgbench and ProducerPerformance (quick before/after comparisons of one lever)
 const CEILINGS = !args.includes('--no-ceilings');
+// --statements: the services count their statements by text (DB_STATEMENT_PROFILE=1); the result lists each service's
+// most frequent statements per order, the place to look for round trips to fold
+const STATEMENTS = args.includes('--statements');
 const DRAIN_TIMEOUT_MS = Number(arg('drain-timeout', '600')) * 1000;
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
@@ -114,6 +117,10 @@ async function countersSnapshot(urls: Record<ServiceName, string>): Promise<Coun
       totals[match[1]!] = (totals[match[1]!] ?? 0) + Number(match[3]);
       totals[`${service}.${match[1]!}`] = (totals[`${service}.${match[1]!}`] ?? 0) + Number(match[3]);
     }
+    for (const line of text.split('\n')) {
+      const statement = /^db_statements_total\{statement="((?:[^"\\]|\\.)*)"[^}]*\} ([\d.e+]+)$/.exec(line);
+      if (statement) totals[`${service}.statement.${statement[1]!.replace(/\\"/g, '"')}`] = Number(statement[2]);
+    }
   }
   return totals;
 }
@@ -146,7 +153,7 @@ async function main(): Promise<void> {
   const schemaSuffix = `_bench_${id}`;
   const infra = localInfraEnv();
   const load = new LoadProcess();
-  const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({ type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000` });
+  const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({ type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS });
   console.log(`[bench] services up (namespace ${namespace}); warm-up ${WARMUP_SECONDS} s at ${RATE}/s`);
 
   const kafka = createKafka({ clientId: 'bench', brokers: infra.KAFKA_BROKERS!.split(','), logger: createLogger('bench', 'error'), security: infra });
@@ -312,6 +319,7 @@ async function main(): Promise<void> {
       perOrderByService: Object.fromEntries(SERVICES.map((s) => [s, {
         postgresRoundTrips: perOrder(`${s}.db_round_trips_total`), postgresCommits: perOrder(`${s}.db_commits_total`), kafkaRequests: perOrder(`${s}.kafka_requests_total`),
       }])),
+      ...(STATEMENTS && { statementsPerOrder: Object.fromEntries(SERVICES.map((s) => [s, topStatements(s, countersBefore, countersAfter, orders)])) }),
       // what each service's pool was asked for: the most connections held at once, and how long acquiring one took
       connectionPools: Object.fromEntries(SERVICES.map((s) => {
         const acquires = (countersAfter[`${s}.db_pool_acquire_seconds_count`] ?? 0) - (countersBefore[`${s}.db_pool_acquire_seconds_count`] ?? 0);
@@ -373,6 +381,16 @@ const HOT_QUERIES: Array<{ service: ServiceName; name: string; sql: string }> = 
   ...SERVICES.map((service) => ({ service, name: 'outbox claim', sql: `select * from outbox where published_at is null order by id limit 100 for update skip locked` })),
   ...SERVICES.map((service) => ({ service, name: 'inbox retention', sql: `select ctid from inbox where processed_at < now() - interval '100 days' limit 1000` })),
 ];
+/** A service's statements sent per order during the measurement, most frequent first (the --statements profile). */
+function topStatements(service: ServiceName, before: Counters, after: Counters, orders: number): Array<{ perOrder: number; statement: string }> {
+  const prefix = `${service}.statement.`;
+  return Object.keys(after)
+    .filter((key) => key.startsWith(prefix))
+    .map((key) => ({ perOrder: Number(((after[key]! - (before[key] ?? 0)) / orders).toFixed(2)), statement: key.slice(prefix.length) }))
+    .filter((s) => s.perOrder >= 0.05)
+    .sort((a, b) => b.perOrder - a.perOrder);
+}
+
 async function hotQueryPlans(db: Db, schemaSuffix: string): Promise<Array<{ service: string; query: string; scans: string[]; growsWithHistory: boolean }>> {
   const scans = (node: Record<string, unknown>): string[] => [
     ...(/Scan/.test(String(node['Node Type'])) ? [`${node['Node Type']} ${node['Index Name'] ?? node['Relation Name'] ?? ''}`.trim()] : []),

@@ -60,6 +60,12 @@ export function instrumentDb(db: Db, metrics: Metrics): void {
     const sql = query.sql ?? '';
     if (query.__knexTxId ? /^commit\b/i.test(sql) : AUTOCOMMIT_WRITE.test(sql)) commits.inc();
   });
+  // DB_STATEMENT_PROFILE=1 (the benchmark's --statements): which statements those round trips are, to find the ones to
+  // fold. Off by default: one label per distinct statement text is fine for a measurement, not for every scrape.
+  if (process.env.DB_STATEMENT_PROFILE === '1') {
+    const statements = metrics.counter('db_statements_total', 'Statements sent to Postgres, by their text (DB_STATEMENT_PROFILE=1)', ['statement']);
+    db.on('query', (query: { sql?: string }) => statements.inc({ statement: statementShape(query.sql ?? '') }));
+  }
   // How many connections the service's work really holds at once, and how long it waits for one: what DB_POOL_MAX
   // should be (waits mean too small; a peak far below the maximum means connections Postgres never needed).
   const pool = (db.client as { pool?: TarnPool }).pool;
@@ -81,6 +87,17 @@ export function instrumentDb(db: Db, metrics: Metrics): void {
   };
   pool.on('acquireSuccess', done);
   pool.on('acquireFail', done);
+}
+
+/** A statement's text with its parameter lists collapsed, so a 3-row and a 30-row insert count as one statement. */
+export function statementShape(sql: string): string {
+  return sql
+    .replace(/\s+/g, ' ')
+    .replace(/\$\d+/g, '?')
+    .replace(/\(\?(, ?\?)*\)(, ?\(\?(, ?\?)*\))+/g, '(?…),…')
+    .replace(/\?(, ?\?)+/g, '?…')
+    .trim()
+    .slice(0, 200);
 }
 
 /** Creates the schema if needed and runs the service's migrations (the runtime's own tables first). */

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import express from 'express';
 import { z } from 'zod';
-import { baseConfigSchema, ConfigError, createLogger, createSecretBox, kafkaClientSecurity, loadConfig, REDACTED, requireBearer, sealLegacyV1 } from '../src';
+import { baseConfigSchema, ConfigError, createLogger, createSecretBox, kafkaClientSecurity, loadConfig, REDACTED, requireBearer, sealLegacyV1, statementShape } from '../src';
 import { requireSystemProgram } from '../src/testing';
 
 describe('config', () => {
@@ -181,5 +181,15 @@ describe('real-part tests and the machine', () => {
 
   it('when the program is there, its path is returned', () => {
     expect(requireSystemProgram('sh', 'dash')).toMatch(/\/sh$/);
+  });
+});
+
+describe('statement profile', () => {
+  it('when inserts differ only in how many rows they carry, then they count as one statement', () => {
+    const one = statementShape('insert into "outbox" ("a", "b") values ($1, $2)');
+    const three = statementShape('insert into "outbox" ("a", "b") values ($1, $2), ($3, $4),\n ($5, $6)');
+    expect(one).toBe('insert into "outbox" ("a", "b") values (?…)');
+    expect(three).toBe('insert into "outbox" ("a", "b") values (?…),…');
+    expect(statementShape('select * from t where id in ($1, $2, $3) and x = $4')).toBe('select * from t where id in (?…) and x = ?');
   });
 });
