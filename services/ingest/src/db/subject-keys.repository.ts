@@ -43,9 +43,11 @@ export class SubjectKeysRepository {
     const ref = this.kek.subjectRef(naturalSubjectId(order.marketplace, orderId, order.buyer?.externalId));
     const fresh = { subject_id: randomUUID(), subject_ref: ref, sealed_key: '' };
     fresh.sealed_key = this.kek.wrap(newDataKey(), fresh.subject_id);
-    const inserted = await trx('subject_keys').insert(fresh).onConflict('subject_ref').ignore().returning('subject_id');
-    // shared lock: an erasure of this subject waits for this order to commit (and then erases it with the rest)
-    const row: { subject_id: string; sealed_key: string } = await trx('subject_keys').where({ subject_ref: ref }).forShare().first('subject_id', 'sealed_key');
+    const inserted: Array<{ subject_id: string; sealed_key: string }> = await trx('subject_keys').insert(fresh).onConflict('subject_ref').ignore().returning(['subject_id', 'sealed_key']);
+    // A key issued here is this transaction's own uncommitted row: no erasure can see it before this order commits. An
+    // existing key is read with a shared lock, so an erasure of the subject waits for this order to commit (and then
+    // erases it with the rest).
+    const row = inserted[0] ?? ((await trx('subject_keys').where({ subject_ref: ref }).forShare().first('subject_id', 'sealed_key')) as { subject_id: string; sealed_key: string });
     if (inserted.length > 0) {
       await this.outbox.publishSubjectKey(trx, { subjectId: row.subject_id, sealedKey: row.sealed_key, erasedAt: null, occurredAt: Date.now() });
     }
