@@ -22,8 +22,10 @@ export interface ConsumerSpec<E extends TypedEvent = TypedEvent> {
   handle(event: E, ctx: MessageContext): Promise<void>;
   maxAttempts?: number;
   partitionsConsumedConcurrently?: number;
-  /** most events applied in one inbox transaction (and one offset commit); default 100 */
+  /** most events applied in one inbox transaction; default 100 */
   maxBatchSize?: number;
+  /** how long an applied event's offset may wait to be committed together with later ones; default 500 ms */
+  commitIntervalMs?: number;
 }
 
 export const DLQ_HEADERS = {
@@ -40,8 +42,10 @@ export const DLQ_HEADERS = {
 /**
  * Inbox consumer runner. Messages come in batches per partition; for each slice of up to `maxBatchSize`: decode; in ONE
  * DB transaction record every event id in the inbox with one multi-row insert (ids already there mean the effect
- * already happened: skipped) and run the handler of each new event in offset order; then ONE Kafka offset commit,
- * only after the transaction committed. Failures are handled by `classifyError`: transient ones (database, broker or
+ * already happened: skipped) and run the handler of each new event in offset order. The offsets of applied slices are
+ * committed together, at most `commitIntervalMs` later (and at once when the runner stops): since the inbox makes a
+ * redelivered event a no-op, an offset committed late costs a re-read after a crash or rebalance, never a second
+ * effect, and one commit request per slice was a third of all Kafka requests. Failures are handled by `classifyError`: transient ones (database, broker or
  * registry unavailable, serialization failures, deadlocks) retry the whole slice in place with capped exponential
  * backoff for as long as they last, heartbeating meanwhile, so the partition waits (keeping per-key order) and nothing
  * is dead-lettered. Any other failure of the slice (an undecodable message, a handler error) falls back to one message
@@ -51,6 +55,8 @@ export const DLQ_HEADERS = {
  */
 export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   private consumer: Consumer;
+  /** the current consumer's applied offsets not yet committed */
+  private commits?: OffsetCommits;
   private readonly dlqProducer: Producer;
   private stopping = false;
   private replacing?: Promise<void>;
@@ -140,6 +146,13 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   }
 
   private async runConsumer(consumer: Consumer): Promise<void> {
+    const commits = new OffsetCommits(this.spec.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS, (offsets) => consumer.commitOffsets(offsets), (error) => {
+      // a member thrown out of its group: the partitions' next owner re-reads from the last commit (inbox: no-ops)
+      if (!isRebalance(error)) this.deps.logger.warn({ err: error, group: this.groupId }, 'offset commit failed; the events are re-read and skipped by the inbox');
+    });
+    this.commits = commits;
+    // before the group moves partitions elsewhere, hand over what was applied here
+    consumer.on(consumer.events.REBALANCING, () => void commits.flush());
     await consumer.connect();
     for (const stream of this.spec.streams) {
       // New groups read history from the start: an order published before a service first started is still processed.
@@ -153,31 +166,38 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
         const size = Math.max(1, this.spec.maxBatchSize ?? DEFAULT_MAX_BATCH);
         for (let from = 0; from < batch.messages.length; from += size) {
           // After a rebalance or stop, the rest of the fetched batch belongs to the next owner or the next start.
-          if (!isRunning() || isStale() || this.stopping) return;
+          if (!isRunning() || isStale() || this.stopping) break;
           const slice = batch.messages.slice(from, from + size);
-          const done = await this.processSlice(consumer, batch, slice, heartbeat, resolveOffset);
-          if (!done) return;
+          const done = await this.processSlice(batch, slice, heartbeat, resolveOffset);
+          if (!done) break;
           // a fetch may hold many slices: stay in the group meanwhile (kafkajs sends one only when it is due)
           await heartbeat().catch((error: unknown) => {
             if (isRebalance(error)) throw error;
           });
         }
+        // stopping: commit what was applied while this member still owns the partitions (stop() cannot, kafkajs
+        // leaves the group as soon as the batches in flight return)
+        if (this.stopping || !isRunning()) await commits.flush();
       },
     });
   }
 
-  /** Commits past `message`, and tells kafkajs it is done with, or its next fetch would start before it again. */
-  private async commit(consumer: Consumer, topic: string, partition: number, message: KafkaMessage, resolveOffset: (offset: string) => void): Promise<void> {
-    await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+  /**
+   * Done with `message`: kafkajs is told at once (or its next fetch would start before it again); the offset past it is
+   * committed with the next flush, or now when `now` (after a dead letter: a DLQ send is not deduplicated by the inbox).
+   */
+  private async commit(topic: string, partition: number, message: KafkaMessage, resolveOffset: (offset: string) => void, now = false): Promise<void> {
     resolveOffset(message.offset);
+    this.commits!.applied(topic, partition, (BigInt(message.offset) + 1n).toString());
+    if (now) await this.commits!.flush();
   }
 
   /**
-   * Applies a slice of one partition's messages in one transaction and commits its offset once. Returns false when the
+   * Applies a slice of one partition's messages in one transaction and marks its offset for commit. Returns false when the
    * runner is stopping (the rest stays uncommitted: redelivered after restart, where the inbox skips what was applied).
    */
   private async processSlice(
-    consumer: Consumer, batch: Batch, slice: KafkaMessage[], heartbeat: () => Promise<void>, resolveOffset: (offset: string) => void,
+    batch: Batch, slice: KafkaMessage[], heartbeat: () => Promise<void>, resolveOffset: (offset: string) => void,
   ): Promise<boolean> {
     const { topic, partition } = batch;
     const endTimer = this.m.duration.startTimer({ group: this.groupId, topic });
@@ -189,15 +209,15 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     }
     if (outcome === 'stopping') return false;
     if (outcome === 'applied') {
-      await this.commit(consumer, topic, partition, slice[slice.length - 1]!, resolveOffset);
+      await this.commit(topic, partition, slice[slice.length - 1]!, resolveOffset);
       this.crashes = 0;
       return true;
     }
     // The slice failed for a reason other than the moment: one at a time, so only the culprit is dead-lettered.
     for (const message of slice) {
-      const done = await this.process(topic, partition, message, heartbeat);
-      if (!done) return false;
-      await this.commit(consumer, topic, partition, message, resolveOffset);
+      const outcome = await this.process(topic, partition, message, heartbeat);
+      if (outcome === 'stopping') return false;
+      await this.commit(topic, partition, message, resolveOffset, outcome === 'dead-lettered');
       this.crashes = 0;
     }
     return true;
@@ -281,11 +301,11 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   }
 
   /**
-   * Returns true when the message is finished with (processed, duplicate or dead-lettered) and its offset may commit;
-   * false when the runner is stopping (left uncommitted: redelivered after restart). Throws when the group rebalances
+   * 'applied' (processed or a duplicate) or 'dead-lettered' when the message is finished with and its offset may
+   * commit; 'stopping' when the runner stops first (left uncommitted: redelivered after restart). Throws when the group rebalances
    * during a retry, so kafkajs rejoins and the partition's next owner processes the message.
    */
-  private async process(topic: string, partition: number, message: KafkaMessage, heartbeat: () => Promise<void>): Promise<boolean> {
+  private async process(topic: string, partition: number, message: KafkaMessage, heartbeat: () => Promise<void>): Promise<MessageOutcome> {
     const endTimer = this.m.duration.startTimer({ group: this.groupId, topic });
     try {
       return await this.processWithRetries(topic, partition, message, heartbeat);
@@ -294,7 +314,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     }
   }
 
-  private async processWithRetries(topic: string, partition: number, message: KafkaMessage, heartbeat: () => Promise<void>): Promise<boolean> {
+  private async processWithRetries(topic: string, partition: number, message: KafkaMessage, heartbeat: () => Promise<void>): Promise<MessageOutcome> {
     const { db, codec, logger } = this.deps;
     const maxAttempts = this.spec.maxAttempts ?? 6;
     let event: E | undefined;
@@ -309,7 +329,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
             // A registry that cannot be reached says nothing about the message: only other decode failures are poison.
             if (classifyError(error).kind === 'transient') throw error;
             await this.deadLetter(topic, partition, message, 'UNDECODABLE', error, attempt);
-            return true;
+            return 'dead-lettered';
           }
         }
         const decoded: E = event;
@@ -325,20 +345,20 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
         });
         if (fresh) this.m.consumed.inc({ group: this.groupId, topic, type: decoded.type });
         else this.m.duplicates.inc({ group: this.groupId, topic });
-        return true;
+        return 'applied';
       } catch (error) {
         const { kind, code } = classifyError(error);
         if (kind === 'unknown') unknownFailures++;
         if (kind === 'permanent' || (kind === 'unknown' && unknownFailures >= maxAttempts)) {
           await this.deadLetter(topic, partition, message, code, error, attempt, event);
-          return true;
+          return 'dead-lettered';
         }
         this.m.retried.inc({ group: this.groupId, topic, code });
         logger.warn(
           { err: error, code, kind, attempt, topic, partition, offset: message.offset, eventId: event?.eventId },
           kind === 'transient' ? 'event handling failed transiently; retrying until it passes' : 'event handler failed; retrying',
         );
-        if (!(await this.backoff(attempt, heartbeat))) return false;
+        if (!(await this.backoff(attempt, heartbeat))) return 'stopping';
       }
     }
   }
@@ -369,6 +389,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.replacing;
+    await this.commits?.flush(); // an idle consumer's last applied offsets (a batch in flight flushes its own)
     await this.consumer.disconnect(); // waits for in-flight eachBatch calls to finish
     await this.dlqProducer.disconnect();
   }
@@ -378,7 +399,44 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
 const START_RETRY_MS = 60_000;
 /** events per inbox transaction unless the spec says otherwise */
 const DEFAULT_MAX_BATCH = 100;
+const DEFAULT_COMMIT_INTERVAL_MS = 500;
+
+type CommitOffsets = Array<{ topic: string; partition: number; offset: string }>;
+
+/**
+ * Applied offsets waiting to be committed: the latest per partition, sent in one request at most `intervalMs` after
+ * the first of them. A failed commit is not retried: a newer one supersedes it, and what it covered is re-read and
+ * skipped by the inbox.
+ */
+class OffsetCommits {
+  private pending = new Map<string, CommitOffsets[number]>();
+  private timer?: NodeJS.Timeout;
+  private inFlight: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly send: (offsets: CommitOffsets) => Promise<void>,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  applied(topic: string, partition: number, offset: string): void {
+    this.pending.set(`${topic}\u0000${partition}`, { topic, partition, offset });
+    this.timer ??= setTimeout(() => void this.flush(), this.intervalMs);
+  }
+
+  /** Commits what is pending now (after any commit already on its way, so offsets never go backwards). */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const offsets = [...this.pending.values()];
+    this.pending.clear();
+    if (offsets.length === 0) return this.inFlight;
+    this.inFlight = this.inFlight.then(() => this.send(offsets)).catch(this.onError);
+    return this.inFlight;
+  }
+}
 type SliceOutcome = 'applied' | 'isolate' | 'stopping';
+type MessageOutcome = 'applied' | 'dead-lettered' | 'stopping';
 
 /** 200 ms doubling to 5 s, with jitter: short blips recover fast, long outages cost a query every few seconds. */
 function backoffMs(attempt: number): number {

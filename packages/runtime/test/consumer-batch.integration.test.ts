@@ -74,7 +74,7 @@ describe('inbox consumer in batches', () => {
     return orderIds;
   }
 
-  async function startConsumer(): Promise<InboxConsumer<OrderEvent>> {
+  async function startConsumer(options: { commitIntervalMs?: number } = {}): Promise<InboxConsumer<OrderEvent>> {
     // its own Kafka client, counted, so offset commits can be told apart from the test's own requests
     const kafka = createKafka({ clientId: 'consumer-batch', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
     instrumentKafka(kafka, metrics);
@@ -83,6 +83,7 @@ describe('inbox consumer in batches', () => {
       group: 'batch.effects',
       streams: [Streams.orders],
       maxAttempts: 3,
+      ...options,
       async handle(event, { trx }) {
         if (event.type === 'OrderCancelled' && event.payload.reason === 'poison') throw new AppError('POISON', 'never processable');
         // fails once, as a database blip would
@@ -168,5 +169,30 @@ describe('inbox consumer in batches', () => {
     expect(await db('inbox').count<{ n: string }[]>('* as n')).toEqual([{ n: '10' }]);
     expect(await counter(metrics, 'events_consumed_total')).toBe(10);
     expect(await counter(metrics, 'db_commits_total')).toBe(commitsBefore + 1); // the skipped batch in one transaction
+  });
+
+  it('when events arrive one fetch at a time, then their offsets go to Kafka together, not one commit request per event', async () => {
+    await startConsumer({ commitIntervalMs: 5_000 });
+    for (let i = 1; i <= 5; i++) {
+      await sendAll(['test']); // each its own fetch and slice: the next is sent once this one is applied
+      await waitFor(async () => (await appliedInOrder()).length === i, { timeoutMs: 30_000, description: `event ${i} applied` });
+    }
+    await waitFor(async () => (await committedOffset())[0] === '5', { timeoutMs: 30_000, description: 'offset committed past all five' });
+    expect(await counter(metrics, 'db_commits_total')).toBe(5);
+    expect(await counter(metrics, 'kafka_requests_total', /api="OffsetCommit"/)).toBeLessThan(5);
+  });
+
+  it('when the consumer stops, then the offsets it applied are committed before it leaves the group: nothing is re-read on restart', async () => {
+    const first = await startConsumer({ commitIntervalMs: 600_000 }); // would never commit on its own within the test
+    await sendAll(['test', 'test', 'test']);
+    await waitFor(async () => (await appliedInOrder()).length === 3, { timeoutMs: 30_000, description: 'three applied' });
+    expect(await committedOffset()).toEqual([]);
+    await first.stop();
+    consumers = [];
+    expect(await committedOffset()).toEqual(['3']);
+    await startConsumer();
+    await sendAll(['test']);
+    await waitFor(async () => (await appliedInOrder()).length === 4, { timeoutMs: 30_000, description: 'the next event applied after the restart' });
+    expect(await counter(metrics, 'events_duplicate_total')).toBe(0);
   });
 });
