@@ -1,11 +1,11 @@
 import { Streams, type FulfillmentEvent, type OrderEvent, type PayoutEvent } from '@postsale/contracts';
 import { startService, type RunningService, type Tx } from '@postsale/runtime';
-import { dropSchema, testEnv, uniqueId } from '@postsale/runtime/testing';
+import { dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { SalesRepository } from '../../src/db/sales.repository';
 import type { SalesDeps } from '../../src/domain/ports';
 import { recordFulfillmentEvent, recordOrderEvent, recordPayoutEvent } from '../../src/domain/sale-ledger.use-case';
 import { salesService } from '../../src/service';
-import { ADMIN, m, orderCancelled, orderReceived, orderRefunded, payoutSent, purchaseCompleted } from '../support/events';
+import { ADMIN, m, orderCancelled, orderReceived, orderRefunded, payoutSent, purchaseCompleted, redelivered } from '../support/events';
 
 /**
  * What one order costs the ledger in Postgres statements (issue 15: every round trip counts). Each event is applied
@@ -48,13 +48,40 @@ describe('sales: statements per event', () => {
   const onOrder = (e: OrderEvent) => statements((trx) => recordOrderEvent(deps, trx, e));
   const onFulfillment = (e: FulfillmentEvent) => statements((trx) => recordFulfillmentEvent(deps, trx, e));
   const onPayout = (e: PayoutEvent) => statements((trx) => recordPayoutEvent(deps, trx, e));
+  const putTerms = async (sellerId: string, commissionRateBps: number) => {
+    const put = await fetch(`${service.url}/admin/sellers/${sellerId}/commercial-terms`, {
+      method: 'PUT', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ commissionRateBps }),
+    });
+    expect(put.status).toBe(200);
+  };
+
+  /**
+   * Two replicas at once: `first` runs in a transaction kept open until `second` (in another) is seen waiting on it,
+   * then commits; `second` goes on with what `first` committed.
+   */
+  const concurrently = async (first: (trx: Tx) => Promise<void>, second: (trx: Tx) => Promise<void>) => {
+    const db = service.ctx.db;
+    let firstPid: number | undefined;
+    let commit!: () => void;
+    const committing = new Promise<void>((resolve) => (commit = resolve));
+    const firstDone = db.transaction(async (trx) => {
+      await first(trx);
+      firstPid = (await trx.raw('select pg_backend_pid() as pid')).rows[0].pid;
+      await committing;
+    });
+    const pid = await waitFor(() => firstPid, { description: 'the first transaction applied its event' });
+    const secondDone = db.transaction(second);
+    await waitFor(async () => (await db.raw('select 1 from pg_stat_activity where ? = any(pg_blocking_pids(pid))', [pid])).rows.length > 0,
+      { description: 'the second transaction waiting on the first' });
+    commit();
+    await Promise.all([firstDone, secondDone]);
+  };
+  const historyOf = async (orderId: string) =>
+    (await service.ctx.db('order_history').where({ order_id: orderId }).orderBy('id')).map((h) => [h.state, h.cause, h.detail?.ignored ?? null]);
 
   it('when an order is received, bought, recorded and both payouts are sent, then the ledger sends 8 statements in all', async () => {
     const sellerId = uniqueId('seller-');
-    const put = await fetch(`${service.url}/admin/sellers/${sellerId}/commercial-terms`, {
-      method: 'PUT', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ commissionRateBps: 1500 }),
-    });
-    expect(put.status).toBe(200);
+    await putTerms(sellerId, 1500);
     const orderId = uniqueId('o-');
 
     const received = await onOrder(orderReceived({ orderId, sellerId, sale: m(10000, 'USD'), marketplaceFee: m(1300, 'USD'), paymentFee: m(0, 'USD') }));
@@ -89,10 +116,7 @@ describe('sales: statements per event', () => {
 
   it('when each event of an order is applied again (a replay through a fresh group), then nothing is booked twice and each replay is noted as ignored', async () => {
     const sellerId = uniqueId('seller-');
-    const put = await fetch(`${service.url}/admin/sellers/${sellerId}/commercial-terms`, {
-      method: 'PUT', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ commissionRateBps: 1000 }),
-    });
-    expect(put.status).toBe(200);
+    await putTerms(sellerId, 1000);
     const orderId = uniqueId('o-');
     const received = orderReceived({ orderId, sellerId, sale: m(8000, 'USD'), marketplaceFee: m(800, 'USD') });
     const bought = purchaseCompleted({ orderId, sellerId, cost: m(4000, 'USD') });
@@ -121,6 +145,35 @@ describe('sales: statements per event', () => {
       ['RECORDED', 'PayoutSent', 'payout already settled'],
     ]);
     expect(history.at(-1)!.detail).toEqual({ eventId: sent.eventId, recipient: 'SELLER', amount: m(2880, 'USD'), owed: null, ignored: 'payout already settled' });
+  });
+
+  it('when two replicas apply a new order\'s purchase and the order at once, then the second waits, sees the purchase and records the sale once', async () => {
+    const sellerId = uniqueId('seller-');
+    await putTerms(sellerId, 1000);
+    const orderId = uniqueId('o-');
+    await concurrently(
+      (trx) => recordFulfillmentEvent(deps, trx, purchaseCompleted({ orderId, sellerId, cost: m(3000, 'USD') })),
+      (trx) => recordOrderEvent(deps, trx, orderReceived({ orderId, sellerId, sale: m(5000, 'USD'), marketplaceFee: m(500, 'USD') })),
+    );
+    expect(await service.ctx.db('sales').where({ order_id: orderId })).toHaveLength(1);
+    expect(await historyOf(orderId)).toEqual([
+      ['AWAITING_ORDER', 'PurchaseCompleted', null],
+      ['AWAITING_ORDER', 'OrderReceived', null],
+      ['RECORDED', 'SaleRecorded', null],
+      ['RECORDED', 'OrderReceived', null],
+    ]);
+  });
+
+  it('when two replicas apply the same order re-sent with a new id at once, then the second waits on the locked row and only notes it', async () => {
+    const sellerId = uniqueId('seller-');
+    const orderId = uniqueId('o-');
+    const received = orderReceived({ orderId, sellerId, sale: m(5000, 'USD') });
+    await concurrently((trx) => recordOrderEvent(deps, trx, received), (trx) => recordOrderEvent(deps, trx, redelivered(received)));
+    expect((await service.ctx.db('orders').where({ order_id: orderId }).first()).order_event_id).toBe(received.eventId);
+    expect(await historyOf(orderId)).toEqual([
+      ['AWAITING_PURCHASE', 'OrderReceived', null],
+      ['AWAITING_PURCHASE', 'OrderReceived', 'order already known'],
+    ]);
   });
 
   it('when an order has cancellations or refunds, then its adjustment count says how many, so events read them only then', async () => {
