@@ -172,4 +172,24 @@ export const migrations: Migration[] = [
       await createAdminAuditTable(db, { orderColumn: false, indexes: ['target'] });
     },
   },
+  {
+    // An order counts its adjustments, so an event reads them only for an order that has some (most have none). A
+    // trigger keeps the count, not the code: every insert counts, including one by a replica still running the previous
+    // version during a rollout. The trigger comes before the backfill, and holds off inserts until this commits.
+    name: '0004_orders_adjustment_count',
+    async up(db) {
+      await db.schema.alterTable('orders', (t) => {
+        t.integer('adjustment_count').notNullable().defaultTo(0);
+      });
+      await db.raw(`
+        create function count_adjustment() returns trigger language plpgsql as $$
+        begin
+          update orders set adjustment_count = adjustment_count + 1 where order_id = new.order_id;
+          return null;
+        end $$`);
+      await db.raw('create trigger adjustments_counted after insert on adjustments for each row execute function count_adjustment()');
+      await db.raw(`update orders o set adjustment_count = a.n
+        from (select order_id, count(*)::int as n from adjustments group by order_id) a where a.order_id = o.order_id`);
+    },
+  },
 ];

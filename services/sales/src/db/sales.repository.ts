@@ -1,14 +1,15 @@
 import { safeInteger } from '@postsale/contracts';
-import { AdminAuditTrail, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
+import { AdminAuditTrail, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Knex, type Tx } from '@postsale/runtime';
 import type { Marketplace, Money } from '@postsale/contracts';
 import type { AccountCode, Posting } from '../domain/ledger';
 import type { Breakdown } from '../domain/money-breakdown';
 import type {
-  AdjustmentRecord, AdjustmentStatus, AppliedAmounts, CommercialTerms, FxRate, JournalEntryInput, OrderFacts, OrderRecord, OrderState,
-  PurchaseFacts, ReportStore, SaleRecord, SalesStore,
+  AdjustmentRecord, AdjustmentStatus, AppliedAmounts, CommercialTerms, EntryNote, FxRate, HistoryLine, JournalEntryInput, NewFacts, OrderFacts,
+  OrderRecord, OrderState, PurchaseFacts, ReportStore, SaleRecord, SalesStore, StateMove,
 } from '../domain/ports';
 
 type Row = Record<string, unknown>;
+type Columns = Record<string, Knex.Value>;
 
 const money = (amount: unknown, currency: unknown): Money => ({ amountMinor: safeInteger(amount), currency: String(currency).trim() });
 const optionalMoney = (amount: unknown, currency: unknown): Money | null => (amount === null || amount === undefined ? null : money(amount, currency));
@@ -34,18 +35,34 @@ export class SalesRepository implements SalesStore, ReportStore {
     await trx.raw(`select ${fn}(hashtextextended(?, 0))`, [key]);
   }
 
-  async lockOrCreateOrder(trx: Tx, orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[]): Promise<OrderRecord> {
+  async lockOrCreateOrder(
+    trx: Tx, orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[], facts?: NewFacts,
+  ): Promise<{ order: OrderRecord; recorded: boolean }> {
     // The insert's one source row is produced only after every lock in `locks` was taken, so the advisory locks come
-    // before the row lock. ON CONFLICT DO UPDATE locks an existing row like SELECT … FOR UPDATE and returns it.
+    // before the row lock. ON CONFLICT DO UPDATE locks an existing row like SELECT … FOR UPDATE and returns it; with
+    // facts, its WHERE leaves an order that already has them as it is (locked all the same, but not returned).
+    const columns: Columns = facts ? ('order' in facts ? orderFactColumns(facts.order) : purchaseFactColumns(facts.purchase)) : {};
+    const names = Object.keys(columns);
+    const onConflict = facts
+      ? `${names.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now() where orders.${'order' in facts ? 'sale_amount_minor' : 'supplier_cost_minor'} is null`
+      : 'order_id = excluded.order_id';
     const result = await trx.raw(
-      `with locks as (select pg_advisory_xact_lock_shared(hashtextextended(k, 0)) from unnest(?::text[]) with ordinality as l(k, n) order by n)
-       insert into orders (order_id, seller_id, state, state_since)
-       select ?, ?, ?, ? from (select count(*) from locks) as taken
-       on conflict (order_id) do update set order_id = excluded.order_id
-       returning *`,
-      [sharedLocks, orderId, sellerId, state, at],
+      `with locks as (select pg_advisory_xact_lock_shared(hashtextextended(k, 0)) from unnest(?::text[]) with ordinality as l(k, n) order by n),
+       saved as (
+         insert into orders (order_id, seller_id, state, state_since${names.map((c) => `, ${c}`).join('')})
+         select ?, ?, ?, ?${names.map(() => ', ?').join('')} from (select count(*) from locks) as taken
+         on conflict (order_id) do update set ${onConflict}
+         returning *)${facts ? `,
+       noted as (insert into order_history (order_id, state, cause, detail) select order_id, state, ?, ? from saved)` : ''}
+       select * from saved`,
+      [sharedLocks, orderId, sellerId, state, at, ...Object.values(columns), ...(facts ? [facts.cause, json(facts.detail)] : [])],
     );
-    return toOrder(result.rows[0] as Row);
+    const row = result.rows[0] as Row | undefined;
+    if (row) return { order: toOrder(row), recorded: facts !== undefined };
+    // the order already had these facts: its row is locked by the statement above, read it as it stands
+    const known = await this.lockOrder(trx, orderId);
+    if (!known) throw new Error(`order ${orderId} vanished inside its transaction`);
+    return { order: known, recorded: false };
   }
 
   async lockOrder(trx: Tx, orderId: string): Promise<OrderRecord | undefined> {
@@ -58,33 +75,20 @@ export class SalesRepository implements SalesStore, ReportStore {
     return row ? toOrder(row) : undefined;
   }
 
-  async saveOrderFacts(trx: Tx, orderId: string, f: OrderFacts): Promise<void> {
-    await trx('orders').where({ order_id: orderId }).update({
-      marketplace: f.marketplace, external_order_id: f.externalOrderId, currency: f.saleAmount.currency, sale_amount_minor: f.saleAmount.amountMinor,
-      marketplace_fee_minor: f.marketplaceFee?.amountMinor ?? null, marketplace_fee_currency: f.marketplaceFee?.currency ?? null,
-      payment_fee_minor: f.paymentFee?.amountMinor ?? null, payment_fee_currency: f.paymentFee?.currency ?? null,
-      order_received_at: f.receivedAt, order_event_id: f.eventId, updated_at: trx.fn.now(),
-    });
-  }
-
-  async savePurchaseFacts(trx: Tx, orderId: string, f: PurchaseFacts): Promise<void> {
-    await trx('orders').where({ order_id: orderId }).update({
-      supplier: f.supplier, supplier_order_id: f.supplierOrderId, supplier_cost_minor: f.supplierCost.amountMinor,
-      supplier_cost_currency: f.supplierCost.currency, purchased_at: f.purchasedAt, purchase_known_at: f.knownAt, purchase_event_id: f.eventId,
-      updated_at: trx.fn.now(),
-    });
-  }
-
-  async setState(trx: Tx, orderId: string, state: OrderState, reason: string | null, at: Date, history: { cause: string; detail?: Record<string, unknown> }): Promise<void> {
+  async saveHistory(trx: Tx, orderId: string, lines: HistoryLine[], move?: StateMove): Promise<void> {
+    if (lines.length === 0 && !move) return;
+    // the lines in the order given (ids follow it); with a move, only if the order exists, like the update itself
+    const source = move
+      ? `(update orders set state = ?, state_reason = ?, state_since = ?, updated_at = now() where order_id = ? returning order_id)`
+      : `(select ?::text as order_id)`;
     await trx.raw(
-      `with moved as (update orders set state = ?, state_reason = ?, state_since = ?, updated_at = now() where order_id = ? returning order_id, state)
-       insert into order_history (order_id, state, cause, detail) select order_id, state, ?, ? from moved`,
-      [state, reason, at, orderId, history.cause, history.detail ? JSON.stringify(history.detail) : null],
+      `with target as ${source}
+       insert into order_history (order_id, state, cause, detail)
+       select target.order_id, l.state, l.cause, l.detail
+       from target cross join jsonb_to_recordset(?::jsonb) as l(state text, cause text, detail jsonb, n int)
+       order by l.n`,
+      [...(move ? [move.state, move.reason, move.at, orderId] : [orderId]), historyJson(lines)],
     );
-  }
-
-  async addHistory(trx: Tx, orderId: string, state: OrderState, cause: string, detail?: Record<string, unknown>): Promise<void> {
-    await trx('order_history').insert({ order_id: orderId, state, cause, detail: detail ? JSON.stringify(detail) : null });
   }
 
   async history(orderId: string): Promise<Row[]> {
@@ -97,9 +101,9 @@ export class SalesRepository implements SalesStore, ReportStore {
     return row ? toSale(row) : undefined;
   }
 
-  async insertSale(trx: Tx, s: SaleRecord): Promise<void> {
+  async recordSale(trx: Tx, s: SaleRecord, entry: JournalEntryInput): Promise<void> {
     const b = s.breakdown;
-    await trx('sales').insert({
+    const sale = trx('sales').insert({
       sale_id: s.saleId, order_id: s.orderId, seller_id: s.sellerId, currency: b.saleAmount.currency, sale_amount_minor: b.saleAmount.amountMinor,
       marketplace_fee_minor: b.marketplaceFee.amountMinor, marketplace_fee_source: s.marketplaceFeeSource, payment_fee_minor: b.paymentFee.amountMinor,
       supplier_cost_minor: b.supplierCost.amountMinor, supplier_cost_charged_minor: s.supplierCostCharged.amountMinor,
@@ -107,7 +111,10 @@ export class SalesRepository implements SalesStore, ReportStore {
       fx_source: s.fx?.source ?? null, gross_profit_minor: b.grossProfit.amountMinor, commission_rate_bps: b.commissionRateBps,
       terms_source: s.termsSource, platform_commission_minor: b.platformCommission.amountMinor, seller_net_profit_minor: b.sellerNetProfit.amountMinor,
       loss_minor: b.loss.amountMinor, is_loss: b.isLoss, recorded_at: s.recordedAt, refunded_minor: s.refundedMinor,
-    });
+    }).toSQL();
+    // a second sale for the order still fails on its unique order_id, and takes the entry with it
+    const posting = entrySql(entry);
+    await trx.raw(`with sale as (${sale.sql} returning 1), ${posting.sql} select 1`, [...sale.bindings, ...posting.bindings]);
   }
 
   async setSaleRefunded(trx: Tx, saleId: string, refundedMinor: number): Promise<void> {
@@ -115,6 +122,7 @@ export class SalesRepository implements SalesStore, ReportStore {
   }
 
   async insertAdjustment(trx: Tx, a: AdjustmentRecord): Promise<boolean> {
+    // the order's adjustment_count follows through the trigger on adjustments (migration 0004)
     const inserted = await trx('adjustments')
       .insert({
         adjustment_id: a.adjustmentId, order_id: a.orderId, kind: a.kind, refund_id: a.refundId, amount_minor: a.amount?.amountMinor ?? null,
@@ -147,23 +155,23 @@ export class SalesRepository implements SalesStore, ReportStore {
     });
   }
 
-  async postEntry(trx: Tx, e: JournalEntryInput): Promise<boolean> {
-    // The entry and its postings in one statement: the postings are inserted only when the entry is new.
+  async postEntry(trx: Tx, e: JournalEntryInput, note?: EntryNote): Promise<boolean> {
+    if (!note) {
+      const posting = entrySql(e);
+      const result = await trx.raw(`with ${posting.sql} select (select count(*) from entry)::int as entries`, posting.bindings);
+      return result.rows[0].entries === 1;
+    }
+    // The order's row is locked first (the entry waits on it), so the note carries the state as it stands when posted.
+    const posting = entrySql(e, 'locked');
     const result = await trx.raw(
-      `with entry as (
-         insert into journal_entries (entry_key, order_id, seller_id, kind, description, posted_at) values (?, ?, ?, ?, ?, ?)
-         on conflict (entry_key) do nothing returning id),
-       posted as (
-         insert into postings (entry_id, account_code, seller_id, order_id, currency, amount_minor)
-         select entry.id, p.account_code, ?, ?, p.currency, p.amount_minor
-         from entry cross join jsonb_to_recordset(?::jsonb) as p(account_code text, currency text, amount_minor bigint, n int)
-         order by p.n
-         returning 1)
+      `with locked as materialized (select order_id, state from orders where order_id = ? for update),
+       ${posting.sql},
+       noted as (
+         insert into order_history (order_id, state, cause, detail)
+         select order_id, state, ?, case when exists (select from entry) then ?::jsonb else ?::jsonb || jsonb_build_object('ignored', ?::text) end
+         from locked)
        select (select count(*) from entry)::int as entries`,
-      [
-        e.entryKey, e.orderId, e.sellerId, e.kind, e.description, e.postedAt, e.sellerId, e.orderId,
-        JSON.stringify(e.postings.map((p, n) => ({ account_code: p.account, currency: p.amount.currency, amount_minor: p.amount.amountMinor, n }))),
-      ],
+      [e.orderId, ...posting.bindings, note.cause, json(note.detail), json(note.detail), note.ignored],
     );
     return result.rows[0].entries === 1;
   }
@@ -267,6 +275,46 @@ export class SalesRepository implements SalesStore, ReportStore {
   }
 }
 
+/** A jsonb parameter: the object as JSON text, or null. */
+const json = (detail: Record<string, unknown> | undefined): string | null => (detail ? JSON.stringify(detail) : null);
+
+const historyJson = (lines: HistoryLine[]): string => JSON.stringify(lines.map((l, n) => ({ state: l.state, cause: l.cause, detail: l.detail ?? null, n })));
+
+const orderFactColumns = (f: OrderFacts): Columns => ({
+  marketplace: f.marketplace, external_order_id: f.externalOrderId, currency: f.saleAmount.currency, sale_amount_minor: f.saleAmount.amountMinor,
+  marketplace_fee_minor: f.marketplaceFee?.amountMinor ?? null, marketplace_fee_currency: f.marketplaceFee?.currency ?? null,
+  payment_fee_minor: f.paymentFee?.amountMinor ?? null, payment_fee_currency: f.paymentFee?.currency ?? null,
+  order_received_at: f.receivedAt, order_event_id: f.eventId,
+});
+
+const purchaseFactColumns = (f: PurchaseFacts): Columns => ({
+  supplier: f.supplier, supplier_order_id: f.supplierOrderId, supplier_cost_minor: f.supplierCost.amountMinor,
+  supplier_cost_currency: f.supplierCost.currency, purchased_at: f.purchasedAt, purchase_known_at: f.knownAt, purchase_event_id: f.eventId,
+});
+
+/**
+ * A journal entry and its postings as two CTEs (`entry`, returning the new entry's id, and `posted`) for one statement:
+ * the postings are inserted only when the entry is new. With `after`, the entry waits for that CTE (e.g. a row lock).
+ */
+function entrySql(e: JournalEntryInput, after?: string): { sql: string; bindings: Knex.Value[] } {
+  return {
+    sql: `entry as (
+         insert into journal_entries (entry_key, order_id, seller_id, kind, description, posted_at)
+         select ?, ?, ?, ?, ?, ?${after ? ` from (select count(*) from ${after}) as waited` : ''}
+         on conflict (entry_key) do nothing returning id),
+       posted as (
+         insert into postings (entry_id, account_code, seller_id, order_id, currency, amount_minor)
+         select entry.id, p.account_code, ?, ?, p.currency, p.amount_minor
+         from entry cross join jsonb_to_recordset(?::jsonb) as p(account_code text, currency text, amount_minor bigint, n int)
+         order by p.n
+         returning 1)`,
+    bindings: [
+      e.entryKey, e.orderId, e.sellerId, e.kind, e.description, e.postedAt, e.sellerId, e.orderId,
+      JSON.stringify(e.postings.map((p, n) => ({ account_code: p.account, currency: p.amount.currency, amount_minor: p.amount.amountMinor, n }))),
+    ],
+  };
+}
+
 function toOrder(r: Row): OrderRecord {
   return {
     orderId: String(r.order_id), sellerId: String(r.seller_id), state: r.state as OrderState, stateReason: (r.state_reason as string) ?? null,
@@ -280,6 +328,7 @@ function toOrder(r: Row): OrderRecord {
       supplier: String(r.supplier), supplierOrderId: String(r.supplier_order_id), supplierCost: money(r.supplier_cost_minor, r.supplier_cost_currency),
       purchasedAt: date(r.purchased_at), knownAt: date(r.purchase_known_at), eventId: String(r.purchase_event_id),
     },
+    adjustmentCount: Number(r.adjustment_count),
   };
 }
 

@@ -52,6 +52,32 @@ export interface OrderRecord {
   stateSince: Date;
   order: OrderFacts | null;
   purchase: PurchaseFacts | null;
+  /** cancellations and refunds known for the order, whatever their status: none means none to read */
+  adjustmentCount: number;
+}
+
+/** One line of an order's history: the state it was in (or moved to), what happened, and the details. */
+export interface HistoryLine {
+  state: OrderState;
+  cause: string;
+  detail?: Record<string, unknown>;
+}
+
+/** A state change: the new state, why (null: nothing to say), since when. */
+export interface StateMove {
+  state: OrderState;
+  reason: string | null;
+  at: Date;
+}
+
+/** The facts an event brings (the order's or the purchase's), and the history line that says so. */
+export type NewFacts = ({ order: OrderFacts } | { purchase: PurchaseFacts }) & { cause: string; detail: Record<string, unknown> };
+
+/** A history line for an order's journal entry; `ignored` is added to the detail when the entry already existed. */
+export interface EntryNote {
+  cause: string;
+  detail: Record<string, unknown>;
+  ignored: string;
 }
 
 export interface SaleRecord {
@@ -130,25 +156,30 @@ export interface SalesStore {
   advisoryLock(trx: Tx, key: string, mode: 'shared' | 'exclusive'): Promise<void>;
   /**
    * One statement for an event's first step: takes the `shared` advisory locks (in the order given), creates the order
-   * in `state` if it is new, and locks its row until the transaction ends. Returns the order as it now stands.
+   * in `state` if it is new, and locks its row until the transaction ends. With `facts`, the same statement records them
+   * and their history line (with the order's state) unless the order already has facts of that kind: `recorded` says
+   * whether it did. Returns the order as it now stands.
    */
-  lockOrCreateOrder(trx: Tx, orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[]): Promise<OrderRecord>;
+  lockOrCreateOrder(
+    trx: Tx, orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[], facts?: NewFacts,
+  ): Promise<{ order: OrderRecord; recorded: boolean }>;
   /** reads the order and locks it until the transaction ends */
   lockOrder(trx: Tx, orderId: string): Promise<OrderRecord | undefined>;
-  saveOrderFacts(trx: Tx, orderId: string, facts: OrderFacts): Promise<void>;
-  savePurchaseFacts(trx: Tx, orderId: string, facts: PurchaseFacts): Promise<void>;
-  /** sets the state and adds its history line, in one statement */
-  setState(trx: Tx, orderId: string, state: OrderState, reason: string | null, at: Date, history: { cause: string; detail?: Record<string, unknown> }): Promise<void>;
-  addHistory(trx: Tx, orderId: string, state: OrderState, cause: string, detail?: Record<string, unknown>): Promise<void>;
+  /** writes the order's history lines (in the order given), moving it to `move` first when given: one statement */
+  saveHistory(trx: Tx, orderId: string, lines: HistoryLine[], move?: StateMove): Promise<void>;
   findSale(orderId: string, trx?: Tx): Promise<SaleRecord | undefined>;
-  insertSale(trx: Tx, sale: SaleRecord): Promise<void>;
+  /** inserts the sale and posts its journal entry, in one statement */
+  recordSale(trx: Tx, sale: SaleRecord, entry: JournalEntryInput): Promise<void>;
   setSaleRefunded(trx: Tx, saleId: string, refundedMinor: number): Promise<void>;
-  /** false when this adjustment (same cancellation, same refund id) is already known */
+  /** false when this adjustment (same cancellation, same refund id) is already known; the order's count follows */
   insertAdjustment(trx: Tx, adjustment: AdjustmentRecord): Promise<boolean>;
   adjustments(trx: Tx, orderId: string): Promise<AdjustmentRecord[]>;
   markAdjustment(trx: Tx, adjustmentId: string, status: AdjustmentStatus, reason: string | null, applied?: AppliedAmounts, at?: Date): Promise<void>;
-  /** false when an entry with this key already exists (nothing posted twice) */
-  postEntry(trx: Tx, entry: JournalEntryInput): Promise<boolean>;
+  /**
+   * False when an entry with this key already exists (nothing posted twice). With `note`, the same statement first locks
+   * the order's row and then adds the note to its history with the order's state (no line for an order not known here).
+   */
+  postEntry(trx: Tx, entry: JournalEntryInput, note?: EntryNote): Promise<boolean>;
   /** the most recent PAYOUT entry of this payout (key prefix `payout:<payoutId>:`) not yet mirrored by a return */
   unreturnedPayoutEntry(trx: Tx, payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined>;
   findTerms(sellerId: string, trx?: Tx): Promise<CommercialTerms | undefined>;

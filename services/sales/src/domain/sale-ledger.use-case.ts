@@ -3,7 +3,9 @@ import type { Tx } from '@postsale/runtime';
 import { convert } from './fx';
 import { assertBalanced, mirrorPostings, payoutPostings, reversalPostings, salePostings } from './ledger';
 import { computeBreakdown, reversalBetween, scheduledMarketplaceFee, type Breakdown } from './money-breakdown';
-import { lockKeys, OrderStates, type AdjustmentRecord, type AppliedAmounts, type OrderRecord, type OrderState, type SaleRecord, type SalesDeps } from './ports';
+import {
+  lockKeys, OrderStates, type AdjustmentRecord, type AppliedAmounts, type HistoryLine, type NewFacts, type OrderRecord, type OrderState, type SaleRecord, type SalesDeps,
+} from './ports';
 
 type Hold = { hold: OrderState; reason: string };
 type Prepared = { breakdown: Breakdown; supplierCostCharged: Money; fx: FxConversion | null; marketplaceFeeSource: SaleRecord['marketplaceFeeSource']; termsSource: SaleRecord['termsSource'] };
@@ -18,47 +20,48 @@ export const saleIdFor = (orderId: string) => `sale-${orderId}`;
  */
 
 export async function recordOrderEvent(deps: SalesDeps, trx: Tx, event: OrderEvent): Promise<void> {
-  const { store } = deps;
-  const order = await lockOrCreate(deps, trx, event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE);
-  // a sale needs both facts: one learned by this event means no sale was recorded before it
-  let saleMayExist = true;
+  if (event.type === 'OrderReceived') return recordOrderReceived(deps, trx, event);
+  const { order } = await lockOrCreate(deps, trx, event, OrderStates.AWAITING_PURCHASE);
+  let note: HistoryLine | undefined;
   switch (event.type) {
-    case 'OrderReceived': {
-      if (order.order) {
-        await store.addHistory(trx, order.orderId, order.state, 'OrderReceived', { ignored: 'order already known', eventId: event.eventId });
-        return;
-      }
-      const p = event.payload;
-      order.order = {
-        marketplace: p.marketplace, externalOrderId: p.externalOrderId, saleAmount: p.saleAmount, marketplaceFee: p.marketplaceFee ?? null,
-        paymentFee: p.paymentFee ?? null, receivedAt: new Date(p.receivedAt), eventId: event.eventId,
-      };
-      await store.saveOrderFacts(trx, order.orderId, order.order);
-      await store.addHistory(trx, order.orderId, order.state, 'OrderReceived', { eventId: event.eventId, saleAmount: p.saleAmount });
-      saleMayExist = false;
-      break;
-    }
     case 'OrderCancelled': {
-      const fresh = await store.insertAdjustment(trx, {
+      const fresh = await remember(deps, trx, order, {
         adjustmentId: `${order.orderId}:cancel`, orderId: order.orderId, kind: 'CANCELLATION', refundId: null, amount: null, full: true,
         reason: event.payload.reason, occurredAt: new Date(event.payload.cancelledAt), eventId: event.eventId, status: 'PENDING',
       });
-      await store.addHistory(trx, order.orderId, order.state, 'OrderCancelled', { eventId: event.eventId, reason: event.payload.reason, ignored: fresh ? undefined : 'already cancelled' });
-      if (!fresh) return;
+      note = { state: order.state, cause: 'OrderCancelled', detail: { eventId: event.eventId, reason: event.payload.reason, ignored: fresh ? undefined : 'already cancelled' } };
+      if (!fresh) return deps.store.saveHistory(trx, order.orderId, [note]);
       break;
     }
     case 'OrderRefunded': {
       const p = event.payload;
-      const fresh = await store.insertAdjustment(trx, {
+      const fresh = await remember(deps, trx, order, {
         adjustmentId: `${order.orderId}:refund:${p.refundId}`, orderId: order.orderId, kind: 'REFUND', refundId: p.refundId, amount: p.amount,
         full: p.full, reason: p.reason, occurredAt: new Date(p.refundedAt), eventId: event.eventId, status: 'PENDING',
       });
-      await store.addHistory(trx, order.orderId, order.state, 'OrderRefunded', { eventId: event.eventId, refundId: p.refundId, amount: p.amount, full: p.full, ignored: fresh ? undefined : 'refund id already known' });
-      if (!fresh) return;
+      note = { state: order.state, cause: 'OrderRefunded', detail: { eventId: event.eventId, refundId: p.refundId, amount: p.amount, full: p.full, ignored: fresh ? undefined : 'refund id already known' } };
+      if (!fresh) return deps.store.saveHistory(trx, order.orderId, [note]);
       break;
     }
   }
-  await advance(deps, trx, order, event.type, event.eventId, saleMayExist);
+  await advance(deps, trx, order, event.type, event.eventId, true, note ? [note] : []);
+}
+
+/** The order's facts, recorded (with their history line) by the statement that locks the order, unless already known. */
+async function recordOrderReceived(deps: SalesDeps, trx: Tx, event: Extract<OrderEvent, { type: 'OrderReceived' }>): Promise<void> {
+  const p = event.payload;
+  const { order, recorded } = await lockOrCreate(deps, trx, event, OrderStates.AWAITING_PURCHASE, {
+    order: {
+      marketplace: p.marketplace, externalOrderId: p.externalOrderId, saleAmount: p.saleAmount, marketplaceFee: p.marketplaceFee ?? null,
+      paymentFee: p.paymentFee ?? null, receivedAt: new Date(p.receivedAt), eventId: event.eventId,
+    },
+    cause: 'OrderReceived', detail: { eventId: event.eventId, saleAmount: p.saleAmount },
+  });
+  if (!recorded) {
+    return deps.store.saveHistory(trx, order.orderId, [{ state: order.state, cause: 'OrderReceived', detail: { ignored: 'order already known', eventId: event.eventId } }]);
+  }
+  // a sale needs both facts: one learned by this event means no sale was recorded before it
+  await advance(deps, trx, order, 'OrderReceived', event.eventId, false);
 }
 
 export async function recordFulfillmentEvent(deps: SalesDeps, trx: Tx, event: FulfillmentEvent): Promise<void> {
@@ -66,19 +69,17 @@ export async function recordFulfillmentEvent(deps: SalesDeps, trx: Tx, event: Fu
   // the order before buying), matter to the ledger; failures sent to review, shipping and delivery are fulfillment's story.
   if (event.type === 'PurchaseFailed' && !event.payload.needsReview) return recordPurchaseAbandoned(deps, trx, event);
   if (event.type !== 'PurchaseCompleted') return;
-  const { store } = deps;
-  const now = deps.now();
-  const order = await lockOrCreate(deps, trx, event.orderId, event.sellerId, OrderStates.AWAITING_ORDER);
-  if (order.purchase) {
-    await store.addHistory(trx, order.orderId, order.state, 'PurchaseCompleted', { ignored: 'purchase already known', eventId: event.eventId });
-    return;
-  }
   const p = event.payload;
-  order.purchase = {
-    supplier: p.supplier, supplierOrderId: p.supplierOrderId, supplierCost: p.supplierCost, purchasedAt: new Date(p.purchasedAt), knownAt: now, eventId: event.eventId,
-  };
-  await store.savePurchaseFacts(trx, order.orderId, order.purchase);
-  await store.addHistory(trx, order.orderId, order.state, 'PurchaseCompleted', { eventId: event.eventId, supplierCost: p.supplierCost });
+  const { order, recorded } = await lockOrCreate(deps, trx, event, OrderStates.AWAITING_ORDER, {
+    purchase: {
+      supplier: p.supplier, supplierOrderId: p.supplierOrderId, supplierCost: p.supplierCost, purchasedAt: new Date(p.purchasedAt), knownAt: deps.now(),
+      eventId: event.eventId,
+    },
+    cause: 'PurchaseCompleted', detail: { eventId: event.eventId, supplierCost: p.supplierCost },
+  });
+  if (!recorded) {
+    return deps.store.saveHistory(trx, order.orderId, [{ state: order.state, cause: 'PurchaseCompleted', detail: { ignored: 'purchase already known', eventId: event.eventId } }]);
+  }
   await advance(deps, trx, order, 'PurchaseCompleted', event.eventId, false);
 }
 
@@ -89,16 +90,15 @@ export async function recordFulfillmentEvent(deps: SalesDeps, trx: Tx, event: Fu
  * collected it and refunds it — so no journal entry moves; the order's state and history say so, in minor units.
  */
 async function recordPurchaseAbandoned(deps: SalesDeps, trx: Tx, event: Extract<FulfillmentEvent, { type: 'PurchaseFailed' }>): Promise<void> {
-  const { store } = deps;
-  const order = await lockOrCreate(deps, trx, event.orderId, event.sellerId, OrderStates.AWAITING_PURCHASE);
+  const { order } = await lockOrCreate(deps, trx, event, OrderStates.AWAITING_PURCHASE);
   const p = event.payload;
-  const fresh = await store.insertAdjustment(trx, {
+  const fresh = await remember(deps, trx, order, {
     adjustmentId: `${order.orderId}:cancel`, orderId: order.orderId, kind: 'CANCELLATION', refundId: null, amount: null, full: true,
     reason: `${p.reasonCode}${p.message ? `: ${p.message}` : ''}`.slice(0, 500), occurredAt: new Date(p.failedAt), eventId: event.eventId, status: 'PENDING',
   });
-  await store.addHistory(trx, order.orderId, order.state, 'PurchaseFailed', { eventId: event.eventId, reasonCode: p.reasonCode, needsReview: false, ignored: fresh ? undefined : 'already cancelled' });
-  if (!fresh) return;
-  await advance(deps, trx, order, 'PurchaseFailed', event.eventId, true);
+  const note: HistoryLine = { state: order.state, cause: 'PurchaseFailed', detail: { eventId: event.eventId, reasonCode: p.reasonCode, needsReview: false, ignored: fresh ? undefined : 'already cancelled' } };
+  if (!fresh) return deps.store.saveHistory(trx, order.orderId, [note]);
+  await advance(deps, trx, order, 'PurchaseFailed', event.eventId, true, [note]);
 }
 
 /**
@@ -110,35 +110,35 @@ async function recordPurchaseAbandoned(deps: SalesDeps, trx: Tx, event: Extract<
 export async function recordPayoutEvent(deps: SalesDeps, trx: Tx, event: PayoutEvent): Promise<void> {
   const { store } = deps;
   const now = deps.now();
-  const order = await store.lockOrder(trx, event.orderId);
-  const note = async (cause: string, detail: Record<string, unknown>) => {
-    if (order) await store.addHistory(trx, order.orderId, order.state, cause, { eventId: event.eventId, ...detail });
-  };
   if (event.type === 'PayoutSent') {
     const p = event.payload;
     const postings = payoutPostings({ recipient: p.recipient, paid: p.amount, owed: p.owedAmount, fxRate: p.fxRate });
     assertBalanced(postings);
-    const posted = await store.postEntry(trx, {
+    // one statement: the order's row lock, the entry, and the history line saying whether it was new
+    await store.postEntry(trx, {
       entryKey: `payout:${p.payoutId}:${p.senderItemId}`, orderId: event.orderId, sellerId: event.sellerId, kind: 'PAYOUT',
       description: `${p.recipient === 'SELLER' ? 'net profit' : 'platform commission'} paid through PayPal (item ${p.payoutItemId}, batch ${p.payoutBatchId})`
         + (p.owedAmount ? `: ${formatDecimal(p.amount)} ${p.amount.currency} for ${formatDecimal(p.owedAmount)} ${p.owedAmount.currency} owed${p.fxRate ? ` at ${p.fxRate} (${p.fxRateDate})` : ''}` : ''),
       postings, postedAt: new Date(p.sentAt || now.getTime()),
-    });
-    await note('PayoutSent', { recipient: p.recipient, amount: p.amount, owed: p.owedAmount, ignored: posted ? undefined : 'payout already settled' });
+    }, { cause: 'PayoutSent', detail: { eventId: event.eventId, recipient: p.recipient, amount: p.amount, owed: p.owedAmount }, ignored: 'payout already settled' });
     return;
   }
   if (event.type === 'PayoutReturned') {
+    const order = await store.lockOrder(trx, event.orderId);
+    const note = async (detail: Record<string, unknown>) => {
+      if (order) await store.saveHistory(trx, order.orderId, [{ state: order.state, cause: 'PayoutReturned', detail: { eventId: event.eventId, ...detail } }]);
+    };
     const p = event.payload;
     const sent = await store.unreturnedPayoutEntry(trx, p.payoutId);
     if (!sent) {
-      await note('PayoutReturned', { recipient: p.recipient, ignored: 'no settled payout to re-credit (never reported sent, or already returned)' });
+      await note({ recipient: p.recipient, ignored: 'no settled payout to re-credit (never reported sent, or already returned)' });
       return;
     }
     await store.postEntry(trx, {
       entryKey: `return:${sent.entryKey}`, orderId: event.orderId, sellerId: event.sellerId, kind: 'PAYOUT_RETURN',
       description: `payout returned by PayPal (${p.status}: ${p.reason}); owed again`, postings: mirrorPostings(sent.postings), postedAt: new Date(p.returnedAt || now.getTime()),
     });
-    await note('PayoutReturned', { recipient: p.recipient, amount: p.amount, status: p.status });
+    await note({ recipient: p.recipient, amount: p.amount, status: p.status });
   }
 }
 
@@ -152,12 +152,16 @@ export async function retryHeld(deps: SalesDeps, trx: Tx, state: typeof OrderSta
 /**
  * Moves one order, locked by this transaction and as it now stands, as far as the facts allow: record the sale, then
  * apply pending cancellations/refunds. `saleMayExist` false skips looking for a sale this event made possible.
+ * `history`: lines of this event not written yet; they are written with the order's new state, in one statement.
  */
-async function advance(deps: SalesDeps, trx: Tx, order: OrderRecord, cause: string, causationId: string | null, saleMayExist: boolean): Promise<void> {
+async function advance(
+  deps: SalesDeps, trx: Tx, order: OrderRecord, cause: string, causationId: string | null, saleMayExist: boolean, history: HistoryLine[] = [],
+): Promise<void> {
   const { store } = deps;
   const orderId = order.orderId;
   let sale = saleMayExist && order.order && order.purchase ? await store.findSale(orderId, trx) : undefined;
-  const adjustments = await store.adjustments(trx, orderId);
+  // the order's count of adjustments is as current as its row lock: none means there is nothing to read
+  const adjustments = order.adjustmentCount > 0 ? await store.adjustments(trx, orderId) : [];
   const pending = adjustments.filter((a) => a.status === 'PENDING');
 
   if (!sale) {
@@ -175,16 +179,16 @@ async function advance(deps: SalesDeps, trx: Tx, order: OrderRecord, cause: stri
         state = OrderStates.REFUNDED;
         reason = 'refunded before any purchase: no sale, nothing to pay';
       }
-      await transition(deps, trx, order, state, reason, cause);
+      await transition(deps, trx, order, state, reason, cause, history);
       return;
     }
     const prepared = await prepare(deps, trx, order);
     if ('hold' in prepared) {
       if (order.state !== prepared.hold || order.stateReason !== prepared.reason) deps.observer.saleHeld(trx, prepared.hold, prepared.reason);
-      await transition(deps, trx, order, prepared.hold, prepared.reason, cause);
+      await transition(deps, trx, order, prepared.hold, prepared.reason, cause, history);
       return;
     }
-    sale = await record(deps, trx, order, prepared, causationId);
+    sale = await record(deps, trx, order, prepared, causationId, history);
   }
 
   let refunded = sale.refundedMinor;
@@ -205,7 +209,7 @@ async function advance(deps: SalesDeps, trx: Tx, order: OrderRecord, cause: stri
   } else if (refunded > 0) state = OrderStates.PARTIALLY_REFUNDED;
   else state = sale.breakdown.isLoss ? OrderStates.LOSS : OrderStates.RECORDED;
   if (state === OrderStates.LOSS) reason = 'gross profit not positive: no commission, nothing to pay';
-  await transition(deps, trx, order, state, reason, cause);
+  await transition(deps, trx, order, state, reason, cause, history);
 }
 
 async function prepare(deps: SalesDeps, trx: Tx, order: OrderRecord): Promise<Prepared | Hold> {
@@ -262,7 +266,8 @@ async function prepare(deps: SalesDeps, trx: Tx, order: OrderRecord): Promise<Pr
   return { breakdown, supplierCostCharged: charged, fx, marketplaceFeeSource, termsSource: terms ? 'SELLER' : 'DEFAULT' };
 }
 
-async function record(deps: SalesDeps, trx: Tx, order: OrderRecord, prepared: Prepared, causationId: string | null): Promise<SaleRecord> {
+/** Records the sale and its journal entry, publishes SaleRecorded; the history line joins `history` for the state move. */
+async function record(deps: SalesDeps, trx: Tx, order: OrderRecord, prepared: Prepared, causationId: string | null, history: HistoryLine[]): Promise<SaleRecord> {
   const { store, events } = deps;
   const now = deps.now();
   const sale: SaleRecord = {
@@ -272,16 +277,16 @@ async function record(deps: SalesDeps, trx: Tx, order: OrderRecord, prepared: Pr
   };
   const postings = salePostings(sale.breakdown, sale.supplierCostCharged);
   assertBalanced(postings);
-  await store.insertSale(trx, sale);
-  await store.postEntry(trx, { entryKey: `sale:${order.orderId}`, orderId: order.orderId, sellerId: order.sellerId, kind: 'SALE', description: `sale ${sale.saleId}`, postings, postedAt: now });
+  await store.recordSale(trx, sale, { entryKey: `sale:${order.orderId}`, orderId: order.orderId, sellerId: order.sellerId, kind: 'SALE', description: `sale ${sale.saleId}`, postings, postedAt: now });
   const b = sale.breakdown;
   await events.publish(trx, newEvent(Streams.sales, 'SaleRecorded', {
     saleId: sale.saleId, saleAmount: b.saleAmount, marketplaceFee: b.marketplaceFee, paymentFee: b.paymentFee, supplierCost: b.supplierCost,
     supplierCostCharged: sale.supplierCostCharged, fx: sale.fx, grossProfit: b.grossProfit, commissionRateBps: b.commissionRateBps,
     platformCommission: b.platformCommission, sellerNetProfit: b.sellerNetProfit, loss: b.loss, isLoss: b.isLoss, recordedAt: now.getTime(),
   }, { orderId: order.orderId, sellerId: order.sellerId, causationId, occurredAt: now.getTime() }));
-  await store.addHistory(trx, order.orderId, b.isLoss ? OrderStates.LOSS : OrderStates.RECORDED, 'SaleRecorded', {
-    saleId: sale.saleId, commissionRateBps: b.commissionRateBps, termsSource: sale.termsSource, fx: sale.fx,
+  history.push({
+    state: b.isLoss ? OrderStates.LOSS : OrderStates.RECORDED, cause: 'SaleRecorded',
+    detail: { saleId: sale.saleId, commissionRateBps: b.commissionRateBps, termsSource: sale.termsSource, fx: sale.fx },
   });
   deps.observer.saleRecorded(trx, sale, order.purchase!.purchasedAt);
   return sale;
@@ -329,24 +334,32 @@ async function applyAdjustment(deps: SalesDeps, trx: Tx, sale: SaleRecord, adjus
   return refundedAfter;
 }
 
-async function transition(deps: SalesDeps, trx: Tx, order: OrderRecord, state: OrderState, reason: string | null, cause: string): Promise<void> {
-  if (order.state === state && order.stateReason === reason) return;
-  await deps.store.setState(trx, order.orderId, state, reason, deps.now(), { cause, detail: reason ? { reason } : undefined });
+/** Moves the order to `state` (when it changes) with its history line last, and writes the event's lines: one statement. */
+async function transition(deps: SalesDeps, trx: Tx, order: OrderRecord, state: OrderState, reason: string | null, cause: string, history: HistoryLine[]): Promise<void> {
+  if (order.state === state && order.stateReason === reason) return deps.store.saveHistory(trx, order.orderId, history);
+  await deps.store.saveHistory(trx, order.orderId, [...history, { state, cause, detail: reason ? { reason } : undefined }], { state, reason, at: deps.now() });
 }
 
 /**
- * Takes the shared advisory locks, then creates (if new) and locks the order, in one statement. Without the locks,
- * an admin PUT of terms (or a rate) could commit between this transaction reading "no terms" and committing
- * PENDING_TERMS, and the sale would stay held. Shared: events do not block each other.
+ * Takes the shared advisory locks, then creates (if new) and locks the order — and records the event's facts when given
+ * — in one statement. Without the locks, an admin PUT of terms (or a rate) could commit between this transaction
+ * reading "no terms" and committing PENDING_TERMS, and the sale would stay held. Shared: events do not block each other.
  */
-function lockOrCreate(deps: SalesDeps, trx: Tx, orderId: string, sellerId: string, state: OrderState): Promise<OrderRecord> {
-  return deps.store.lockOrCreateOrder(trx, orderId, sellerId, state, deps.now(), [lockKeys.terms(sellerId), lockKeys.fxRates]);
+function lockOrCreate(deps: SalesDeps, trx: Tx, event: { orderId: string; sellerId: string }, state: OrderState, facts?: NewFacts) {
+  return deps.store.lockOrCreateOrder(trx, event.orderId, event.sellerId, state, deps.now(), [lockKeys.terms(event.sellerId), lockKeys.fxRates], facts);
 }
 
 async function lock(deps: SalesDeps, trx: Tx, orderId: string): Promise<OrderRecord> {
   const order = await deps.store.lockOrder(trx, orderId);
   if (!order) throw new Error(`order ${orderId} vanished inside its transaction`);
   return order;
+}
+
+/** Records a cancellation or refund; a new one counts on the order (in the database too, by trigger). */
+async function remember(deps: SalesDeps, trx: Tx, order: OrderRecord, adjustment: AdjustmentRecord): Promise<boolean> {
+  const fresh = await deps.store.insertAdjustment(trx, adjustment);
+  if (fresh) order.adjustmentCount += 1;
+  return fresh;
 }
 
 export function isoDate(d: Date): string {
