@@ -2,7 +2,7 @@ import { safeInteger } from '@postsale/contracts';
 import { AdminAuditTrail, afterCommit, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
 import type { PayoutsStore } from '../domain/ports';
-import { date, toBalanceEntry, toBatch, toIntent, toItem, toReversal, toSale } from './payouts.rows';
+import { date, toBalanceEntry, toBatch, toIntent, toItem, toPayee, toReversal, toSale } from './payouts.rows';
 import type {
   BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
   Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
@@ -89,10 +89,29 @@ export class PayoutsRepository implements PayoutsStore {
   async payee(sellerId: string, trx?: Tx): Promise<Payee | undefined> {
     const q = trx ?? this.db;
     const r = await q('payees').where({ seller_id: sellerId }).first();
-    if (!r) return undefined;
+    return r ? toPayee(r) : undefined;
+  }
+
+  async payees(sellerIds: string[], trx?: Tx): Promise<Payee[]> {
+    if (sellerIds.length === 0) return [];
+    const q = trx ?? this.db;
+    return (await q('payees').whereIn('seller_id', sellerIds)).map(toPayee);
+  }
+
+  async payeeAndMilestones(sellerId: string, orderId: string, trx?: Tx): Promise<{ payee: Payee | undefined; milestones: Milestones }> {
+    const q = trx ?? this.db;
+    // one row whether or not either exists
+    const { rows } = await q.raw(
+      `select to_jsonb(p) as payee, m.shipped_at, m.delivered_at
+         from (select 1) as one
+         left join payees p on p.seller_id = ?
+         left join order_milestones m on m.order_id = ?`,
+      [sellerId, orderId],
+    );
+    const [r] = rows as Array<Record<string, unknown>>;
     return {
-      sellerId: r.seller_id, email: r.email, releasePolicy: r.release_policy, releaseDelayDays: Number(r.release_delay_days),
-      payoutCurrency: r.payout_currency ?? null, updatedAt: new Date(r.updated_at),
+      payee: r?.payee ? toPayee(r.payee as Record<string, unknown>) : undefined,
+      milestones: { shippedAt: date(r?.shipped_at), deliveredAt: date(r?.delivered_at) },
     };
   }
 
@@ -140,20 +159,34 @@ export class PayoutsRepository implements PayoutsStore {
 
   // ---- intents -----------------------------------------------------------------------------------------------
 
-  async insertIntent(trx: Tx, i: NewIntent, cause: string): Promise<boolean> {
-    const rows = await trx('payout_intents')
-      .insert({
+  /**
+   * The intents and their first history rows in ONE statement (the history row is written from what the insert
+   * returned, so an intent that existed already gets none); returns the ids inserted.
+   */
+  async insertIntents(trx: Tx, entries: Array<{ intent: NewIntent; cause: string }>): Promise<string[]> {
+    if (entries.length === 0) return [];
+    const added = trx('payout_intents')
+      .insert(entries.map(({ intent: i }) => ({
         id: i.id, sale_id: i.saleId, order_id: i.orderId, seller_id: i.sellerId, recipient: i.recipient, currency: i.currency,
         amount_minor: i.amountMinor, payable_minor: i.payableMinor, status: i.status, hold_reason: i.holdReason,
         release_at: i.releaseAt, sale_recorded_at: i.saleRecordedAt, skip_reason: i.skipReason ?? null,
         payout_currency: i.payoutCurrency ?? null, fx_rate: i.fxRate ?? null, fx_rate_date: i.fxRateDate ?? null, fx_source: i.fxSource ?? null,
-      })
+      })))
       .onConflict(['sale_id', 'recipient'])
       .ignore()
-      .returning('id');
-    if (rows.length === 0) return false;
-    await trx('intent_history').insert({ intent_id: i.id, order_id: i.orderId, from_status: null, to_status: i.status, cause });
-    return true;
+      .returning(['id', 'order_id', 'status']);
+    // history rows in the callers' order (ids are the history's order)
+    const causes = entries.map(() => '(?::uuid, ?::text, ?::int)').join(', ');
+    const { rows } = await trx.raw(
+      `with added as (?)
+       insert into intent_history (intent_id, order_id, from_status, to_status, cause)
+       select added.id, added.order_id, null, added.status, c.cause
+         from added join (values ${causes}) as c(id, cause, n) on c.id = added.id
+        order by c.n
+       returning intent_id`,
+      [added, ...entries.flatMap(({ intent, cause }, n) => [intent.id, cause, n])],
+    );
+    return (rows as Array<{ intent_id: string }>).map((r) => String(r.intent_id));
   }
 
   async intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined> {
@@ -240,13 +273,20 @@ export class PayoutsRepository implements PayoutsStore {
     if (patch.fxSource !== undefined) row.fx_source = patch.fxSource;
     const statusChanged = patch.status !== undefined && patch.status !== before.status;
     if (statusChanged) row.status_since = trx.fn.now();
-    // a note without a change (an operator asked PayPal to cancel an unclaimed item) only adds history: knex refuses an empty update
-    const [updated] = Object.keys(row).length > 0
-      ? await trx('payout_intents').where({ id: before.id }).update(row).returning('*')
-      : await trx('payout_intents').where({ id: before.id }).select('*');
-    await trx('intent_history').insert({
-      intent_id: before.id, order_id: before.orderId, from_status: before.status, to_status: patch.status ?? before.status, cause,
-    });
+    // the change and its history row in one statement: the history row is written from what the update returned, so
+    // an update that matched nothing writes none. A note without a change (an operator asked PayPal to cancel an
+    // unclaimed item) only adds history: knex refuses an empty update.
+    const moved = Object.keys(row).length > 0
+      ? trx('payout_intents').where({ id: before.id }).update(row).returning('*')
+      : trx('payout_intents').where({ id: before.id }).select('*');
+    const { rows } = await trx.raw(
+      `with moved as (?),
+       noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause) select id, order_id, ?, ?, ? from moved)
+       select * from moved`,
+      [moved, before.status, patch.status ?? before.status, cause],
+    );
+    const [updated] = rows as Array<Record<string, unknown>>;
+    if (!updated) throw new Error(`intent ${before.id} not found: not updated, no history written`);
     return toIntent(updated);
   }
 

@@ -96,6 +96,10 @@ export interface PayoutsStore {
   milestones(orderId: string, trx?: Tx): Promise<Milestones>;
 
   payee(sellerId: string, trx?: Tx): Promise<Payee | undefined>;
+  /** the payees of these sellers that exist, in one read */
+  payees(sellerIds: string[], trx?: Tx): Promise<Payee[]>;
+  /** what an intent is decided on, in one read: the seller's payee and the order's milestones */
+  payeeAndMilestones(sellerId: string, orderId: string, trx?: Tx): Promise<{ payee: Payee | undefined; milestones: Milestones }>;
   upsertPayee(trx: Tx, payee: PayeeSettings): Promise<void>;
   /** one admin write (or reveal of personal data) in the audit trail; never a secret */
   recordAudit(trx: Tx | undefined, entry: AdminAuditEntry): Promise<void>;
@@ -106,8 +110,8 @@ export interface PayoutsStore {
   saveFxRate(trx: Tx, rate: FxRate): Promise<void>;
   listFxRates(filter: { from?: string; to?: string; limit: number }, trx?: Tx): Promise<FxRate[]>;
 
-  /** false when the (sale, recipient) intent exists already */
-  insertIntent(trx: Tx, intent: NewIntent, cause: string): Promise<boolean>;
+  /** the intents with their first history rows, in one statement; returns the ids inserted (a (sale, recipient) intent that exists already is not) */
+  insertIntents(trx: Tx, entries: Array<{ intent: NewIntent; cause: string }>): Promise<string[]>;
   /** the intent, locked for the rest of the transaction */
   intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined>;
   /** the intents with these ids, locked in id order (a page of PayPal results locks them all at once) */
@@ -124,7 +128,7 @@ export interface PayoutsStore {
   openIntents(trx?: Tx): Promise<Intent[]>;
   /** DUE intents whose release time has passed, locked for this batch (others skip them) */
   claimDueIntents(trx: Tx, limit: number): Promise<Intent[]>;
-  /** updates the intent and appends its history in one go; returns the intent as stored */
+  /** updates the intent and appends its history in one statement; returns the intent as stored */
   updateIntent(trx: Tx, before: Intent, patch: IntentPatch, cause: string): Promise<Intent>;
   history(orderId: string, trx?: Tx): Promise<HistoryEntry[]>;
   /** payable amounts of a seller's own intents in these statuses, per currency */
