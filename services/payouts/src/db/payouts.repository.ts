@@ -300,7 +300,18 @@ export class PayoutsRepository implements PayoutsStore {
   // ---- balance ledger ----------------------------------------------------------------------------------------
 
   async lockBalance(trx: Tx, party: string, currency: string): Promise<void> {
-    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`balance:${party}:${currency}`]);
+    await this.lockBalances(trx, [{ party, currency }]);
+  }
+
+  async lockBalances(trx: Tx, balances: Array<{ party: string; currency: string }>): Promise<void> {
+    // one statement for all, in a fixed order (sorted keys), so two transactions locking overlapping sets never wait
+    // on each other in a cycle
+    const keys = [...new Set(balances.map((b) => `balance:${b.party}:${b.currency}`))].sort();
+    if (keys.length === 0) return;
+    await trx.raw(
+      'select pg_advisory_xact_lock(hashtext(k)) from unnest(?::text[]) with ordinality as l(k, n) order by n',
+      [keys],
+    );
   }
 
   async owed(party: string, currency: string, trx?: Tx): Promise<number> {
@@ -308,6 +319,17 @@ export class PayoutsRepository implements PayoutsStore {
     // the running balance (one row), not a sum over the party's history: its entries move it in their transaction
     const row = await q('balances').where({ party, currency }).first('balance_minor');
     return -safeInteger(row?.balance_minor ?? 0);
+  }
+
+  async owedMany(balances: Array<{ party: string; currency: string }>, trx?: Tx): Promise<Array<{ party: string; currency: string; owedMinor: number }>> {
+    if (balances.length === 0) return [];
+    const q = trx ?? this.db;
+    const rows = await q('balances')
+      .whereIn(['party', 'currency'], balances.map((b) => [b.party, b.currency]))
+      .select('party', 'currency', 'balance_minor');
+    const found = new Map((rows as Array<Record<string, unknown>>).map((r) => [`${String(r.party)}\n${String(r.currency)}`, r.balance_minor]));
+    // a party without a row owes nothing (-0, as owed() says)
+    return balances.map((b) => ({ ...b, owedMinor: -safeInteger(found.get(`${b.party}\n${b.currency}`) ?? 0) }));
   }
 
   /** The running balance (`balances`) moves with it, by the table's trigger (migration 0007); a repeat moves nothing. */

@@ -136,8 +136,12 @@ export interface PayoutsStore {
 
   /** serialises every change to one party's balance in one currency for the rest of the transaction */
   lockBalance(trx: Tx, party: string, currency: string): Promise<void>;
+  /** the same for several balances, in one statement (taken in a fixed order: overlapping sets never deadlock) */
+  lockBalances(trx: Tx, balances: Array<{ party: string; currency: string }>): Promise<void>;
   /** what the party owes (positive) in this currency: clawbacks minus what netting already settled (one row read) */
   owed(party: string, currency: string, trx?: Tx): Promise<number>;
+  /** owed() of each of these balances, in one read, in the order asked */
+  owedMany(balances: Array<{ party: string; currency: string }>, trx?: Tx): Promise<Array<{ party: string; currency: string; owedMinor: number }>>;
   /** appends the entry once (a repeated kind/intent/reference changes nothing) and moves the running balance with it */
   addBalanceEntry(trx: Tx, entry: Omit<BalanceEntry, 'at'>): Promise<void>;
   balanceEntries(party: string, trx?: Tx): Promise<BalanceEntry[]>;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { formatDecimal } from '@postsale/contracts';
 import type { PayoutsContext } from './context';
-import { redecideIntent, reevaluateIntents } from './intent-decisions';
+import { decisionFacts, redecideIntent, reevaluateIntents, type DecisionFacts } from './intent-decisions';
 import { convertRoundingDown, formatPayPalValue, isPayPalPayoutCurrency, unpayableReason } from './payout-currency';
 import { offsetAgainstDebt, partyOf, senderBatchId, senderItemId, type HoldReason } from './payout-rules';
 import type { CreateBatchResult, PayoutRequestBody, PayoutRequestItem, PayPalBatchState, Tx } from './ports';
@@ -59,11 +59,15 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
     const due = await ctx.store.claimDueIntents(trx, ctx.settings.batchSize);
     if (due.length === 0) return { worked: false };
     const batchId = randomUUID();
+    const debts = await lockDebts(ctx, trx, due);
+    // the batch's payees in one read (receivers, and any decision taken again below)
+    const facts = decisionFacts(ctx, trx);
+    await facts.loadPayees(due.map((i) => i.sellerId));
     const items: Array<{ intent: Intent; item: PayoutRequestItem; plan: PayPlan }> = [];
     for (const claimed of due) {
-      const intent = await settleDebtFirst(ctx, trx, claimed, batchId);
+      const intent = await settleDebtFirst(ctx, trx, claimed, batchId, debts);
       if (intent.status !== 'DUE') continue;
-      const receiver = await receiverOf(ctx, trx, intent);
+      const receiver = await receiverOf(ctx, intent, facts);
       if (!receiver) {
         await ctx.store.updateIntent(trx, intent, { status: 'HELD', holdReason: intent.recipient === 'PLATFORM' ? 'PLATFORM_PAYEE_MISSING' : 'PAYEE_MISSING', releaseAt: null }, 'no payee at payout time');
         continue;
@@ -72,7 +76,7 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
       // PayPal refuse the whole batch and block everybody else's payouts with it.
       const plan = planPayout(intent);
       if (plan.kind === 'redecide') {
-        await redecideIntent(ctx, trx, intent, `not payable as decided (${plan.reason}); decided again`);
+        await redecideIntent(ctx, trx, intent, `not payable as decided (${plan.reason}); decided again`, facts);
         continue;
       }
       if (plan.kind === 'skip') {
@@ -127,14 +131,36 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
   });
 }
 
-/** Nets the payee's outstanding clawbacks against this payment; an intent fully used up that way is OFFSET. */
-async function settleDebtFirst(ctx: PayoutsContext, trx: Tx, intent: Intent, reference: string): Promise<Intent> {
+type Debts = Map<string, number>;
+const debtKey = (party: string, currency: string) => `${party}\n${currency}`;
+
+/**
+ * Locks the balance of every party these intents pay (per currency) for the rest of the transaction, then reads what
+ * each owes: two statements for the whole batch. The read is a statement of its own after the locks, so it sees every
+ * clawback or offset committed before them; nothing moves these balances until the commit but this transaction.
+ */
+async function lockDebts(ctx: PayoutsContext, trx: Tx, intents: Intent[]): Promise<Debts> {
+  const balances = [...new Map(intents.map((i) => {
+    const party = partyOf(i.recipient, i.sellerId);
+    return [debtKey(party, i.currency), { party, currency: i.currency }];
+  })).values()];
+  await ctx.store.lockBalances(trx, balances);
+  return new Map((await ctx.store.owedMany(balances, trx)).map((b) => [debtKey(b.party, b.currency), b.owedMinor]));
+}
+
+/**
+ * Nets the payee's outstanding clawbacks against this payment; an intent fully used up that way is OFFSET. `debts`
+ * (from lockDebts) follows the offsets this batch makes, as the running balance does.
+ */
+async function settleDebtFirst(ctx: PayoutsContext, trx: Tx, intent: Intent, reference: string, debts: Debts): Promise<Intent> {
   const party = partyOf(intent.recipient, intent.sellerId);
-  await ctx.store.lockBalance(trx, party, intent.currency);
-  const owed = await ctx.store.owed(party, intent.currency, trx);
+  const key = debtKey(party, intent.currency);
+  const owed = debts.get(key);
+  if (owed === undefined) throw new Error(`balance ${party} ${intent.currency} was not locked for this batch`);
   const offset = offsetAgainstDebt(intent.payableMinor, owed);
   if (offset === 0) return intent;
   await ctx.store.addBalanceEntry(trx, { party, currency: intent.currency, amountMinor: offset, kind: 'OFFSET', orderId: intent.orderId, intentId: intent.id, reference });
+  debts.set(key, owed - offset);
   const payable = intent.payableMinor - offset;
   return ctx.store.updateIntent(trx, intent, {
     offsetMinor: intent.offsetMinor + offset,
@@ -143,9 +169,9 @@ async function settleDebtFirst(ctx: PayoutsContext, trx: Tx, intent: Intent, ref
   }, `${offset} ${intent.currency} kept to settle what the payee owed (clawbacks)` + (payable === 0 ? '; nothing left to send' : ''));
 }
 
-async function receiverOf(ctx: PayoutsContext, trx: Tx, intent: Intent): Promise<string | undefined> {
+async function receiverOf(ctx: PayoutsContext, intent: Intent, facts: DecisionFacts): Promise<string | undefined> {
   if (intent.recipient === 'PLATFORM') return ctx.settings.platformPayeeEmail;
-  return (await ctx.store.payee(intent.sellerId, trx))?.email;
+  return (await facts.payee(intent.sellerId))?.email;
 }
 
 /**
