@@ -426,9 +426,16 @@ export class PayoutsRepository implements PayoutsStore {
     });
   }
 
-  async itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<PayoutItem[]> {
+  async itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<Array<PayoutItem & { batchPayPalBatchId: string | null }>> {
     if (senderItemIds.length === 0) return [];
-    return (await trx('payout_items').whereIn('sender_item_id', senderItemIds).orderBy('id').forUpdate()).map(toItem);
+    // the items are locked, not their batch (`for update of payout_items`): the batch's PayPal id is only read
+    const rows = await trx('payout_items')
+      .join('payout_batches', 'payout_batches.id', 'payout_items.batch_id')
+      .whereIn('payout_items.sender_item_id', senderItemIds)
+      .orderBy('payout_items.id')
+      .forUpdate('payout_items')
+      .select('payout_items.*', 'payout_batches.paypal_batch_id as batch_paypal_batch_id');
+    return (rows as Array<Record<string, unknown>>).map((r) => ({ ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null }));
   }
 
   async itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]> {
@@ -472,8 +479,8 @@ export class PayoutsRepository implements PayoutsStore {
     await trx('payout_items').where({ batch_id: batchId }).update({ status: 'REJECTED', error_name: errorName, error_message: errorMessage, updated_at: trx.fn.now() });
   }
 
-  async recordWebhookEvent(eventId: string, eventType: string): Promise<boolean> {
-    const rows = await this.db('webhook_events').insert({ event_id: eventId, event_type: eventType }).onConflict('event_id').ignore().returning('event_id');
+  async recordWebhookEvent(trx: Tx, eventId: string, eventType: string): Promise<boolean> {
+    const rows = await trx('webhook_events').insert({ event_id: eventId, event_type: eventType }).onConflict('event_id').ignore().returning('event_id');
     return rows.length > 0;
   }
 }

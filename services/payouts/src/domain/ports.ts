@@ -76,8 +76,8 @@ export type { Tx };
 /**
  * Reads and writes of the payouts schema. Constructed with the database; methods take the transaction the use case
  * opened with `transaction()`: writes and locking reads first (`trx`), plain reads last and optional (`trx?`: the pool
- * when none is given). A write without `trx` is one statement that commits on its own (a batch's PayPal answer, a
- * webhook's record); `recordAudit` takes `undefined` for a reveal recorded outside any transaction.
+ * when none is given). A write without `trx` is one statement that commits on its own (a batch's PayPal answer);
+ * `recordAudit` takes `undefined` for a reveal recorded outside any transaction.
  */
 export interface PayoutsStore {
   transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
@@ -172,8 +172,8 @@ export interface PayoutsStore {
   learnPayPalBatchId(trx: Tx, batchId: string, paypalBatchId: string): Promise<void>;
 
   insertItem(trx: Tx, item: NewItem): Promise<void>;
-  /** the items with these sender_item_ids, locked in id order */
-  itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<PayoutItem[]>;
+  /** the items with these sender_item_ids, locked in id order, each with its batch's PayPal id as known (the batch is not locked) */
+  itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<Array<PayoutItem & { batchPayPalBatchId: string | null }>>;
   itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
   itemsOfIntents(intentIds: string[], trx?: Tx): Promise<PayoutItem[]>;
   currentItem(intent: Intent, trx?: Tx): Promise<PayoutItem | undefined>;
@@ -184,7 +184,7 @@ export interface PayoutsStore {
   recordCancelRefused(itemId: string, message: string): Promise<void>;
   rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void>;
   /** false when the webhook event was recorded before */
-  recordWebhookEvent(eventId: string, eventType: string): Promise<boolean>;
+  recordWebhookEvent(trx: Tx, eventId: string, eventType: string): Promise<boolean>;
 }
 
 // ---- metrics (metrics.ts) -----------------------------------------------------------------------------------------

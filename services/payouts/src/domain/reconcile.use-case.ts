@@ -54,11 +54,16 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
   }
 }
 
-/** A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event. True when it changed it. */
+/**
+ * A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event, in one transaction
+ * (one commit). True when it changed it.
+ */
 export async function applyWebhookItem(ctx: PayoutsContext, event: { id: string; type: string }, state: PayPalItemState): Promise<boolean> {
-  const applied = await applyItemStates(ctx, [state], () => `PayPal webhook ${event.type} (${event.id})`);
-  await ctx.store.recordWebhookEvent(event.id, event.type);
-  return applied > 0;
+  return ctx.store.transaction(async (trx) => {
+    const applied = await applyItemStatesIn(ctx, trx, [state], () => `PayPal webhook ${event.type} (${event.id})`);
+    await ctx.store.recordWebhookEvent(trx, event.id, event.type);
+    return applied > 0;
+  });
 }
 
 /** A `PAYMENT.PAYOUTSBATCH.*` webhook: the batch moved at PayPal, so the reconciler reads it now. */
@@ -73,42 +78,47 @@ export function batchChanged(ctx: PayoutsContext): void {
  * items changed.
  */
 export async function applyItemStates(ctx: PayoutsContext, states: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
+  if (!states.some((s) => s.senderItemId)) return 0;
+  return ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, states, causeOf));
+}
+
+/** applyItemStates inside the caller's transaction. */
+async function applyItemStatesIn(ctx: PayoutsContext, trx: Tx, states: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
   // the last word per item (a page never repeats one, but a caller might)
   const known = [...new Map(states.filter((s) => s.senderItemId).map((s) => [s.senderItemId!, s])).values()];
   if (known.length === 0) return 0;
   const { store, logger } = ctx;
-  return store.transaction(async (trx) => {
-    const items = new Map((await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!))).map((i) => [i.senderItemId, i]));
-    const moves: Array<{ item: PayoutItem; state: PayPalItemState }> = [];
-    const learnt = new Map<string, string>();
-    for (const state of known) {
-      const item = items.get(state.senderItemId!);
-      if (!item) {
-        logger.warn({ senderItemId: state.senderItemId, payoutItemId: state.payoutItemId }, 'PayPal reports an item we never sent; ignored');
-        continue;
-      }
-      if (state.payoutBatchId) learnt.set(item.batchId, state.payoutBatchId);
-      if (item.status === state.transactionStatus && item.paypalItemId === state.payoutItemId) continue;
-      if (!itemMayMove(item.status, state.transactionStatus)) continue;
-      moves.push({ item, state });
+  const items = new Map((await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!))).map((i) => [i.senderItemId, i]));
+  const moves: Array<{ item: PayoutItem; state: PayPalItemState }> = [];
+  const learnt = new Map<string, string>();
+  for (const state of known) {
+    const item = items.get(state.senderItemId!);
+    if (!item) {
+      logger.warn({ senderItemId: state.senderItemId, payoutItemId: state.payoutItemId }, 'PayPal reports an item we never sent; ignored');
+      continue;
     }
-    // a batch whose PayPal id we never learnt (its create answer was lost) learns it from its items
-    for (const [batchId, paypalBatchId] of learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
-    const intents = new Map((await store.intentsForUpdate(trx, [...new Set(moves.map((m) => m.item.intentId))])).map((i) => [i.id, i]));
-    for (const { item, state } of moves) {
-      await store.setItemOutcome(trx, item.id, {
-        status: state.transactionStatus,
-        paypalItemId: state.payoutItemId || item.paypalItemId,
-        transactionId: state.transactionId ?? item.transactionId,
-        errorName: state.errorName,
-        errorMessage: state.errorMessage,
-      });
-      const intent = intents.get(item.intentId);
-      if (!intent || intent.attempt !== item.attempt) continue; // an older attempt: history only
-      intents.set(intent.id, await applyToIntent(ctx, trx, intent, item, state, causeOf(state)));
-    }
-    return moves.length;
-  });
+    // a batch whose PayPal id we never learnt (its create answer was lost) learns it from its items; once known it
+    // never changes, so a batch that knows it (nearly always) is not written to
+    if (state.payoutBatchId && item.batchPayPalBatchId === null) learnt.set(item.batchId, state.payoutBatchId);
+    if (item.status === state.transactionStatus && item.paypalItemId === state.payoutItemId) continue;
+    if (!itemMayMove(item.status, state.transactionStatus)) continue;
+    moves.push({ item, state });
+  }
+  for (const [batchId, paypalBatchId] of learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
+  const intents = new Map((await store.intentsForUpdate(trx, [...new Set(moves.map((m) => m.item.intentId))])).map((i) => [i.id, i]));
+  for (const { item, state } of moves) {
+    await store.setItemOutcome(trx, item.id, {
+      status: state.transactionStatus,
+      paypalItemId: state.payoutItemId || item.paypalItemId,
+      transactionId: state.transactionId ?? item.transactionId,
+      errorName: state.errorName,
+      errorMessage: state.errorMessage,
+    });
+    const intent = intents.get(item.intentId);
+    if (!intent || intent.attempt !== item.attempt) continue; // an older attempt: history only
+    intents.set(intent.id, await applyToIntent(ctx, trx, intent, item, state, causeOf(state)));
+  }
+  return moves.length;
 }
 
 /** Moves the intent by its current item's final (or in-flight) PayPal status; returns the intent as stored. */
