@@ -256,6 +256,12 @@ export class PayoutsRepository implements PayoutsStore {
   }
 
   async updateIntent(trx: Tx, before: Intent, patch: IntentPatch, cause: string): Promise<Intent> {
+    const [updated] = await this.updateIntents(trx, [{ before, cause }], patch);
+    return updated!;
+  }
+
+  async updateIntents(trx: Tx, entries: Array<{ before: Intent; cause: string }>, patch: IntentPatch): Promise<Intent[]> {
+    if (entries.length === 0) return [];
     const row: Record<string, unknown> = {};
     if (patch.status !== undefined) row.status = patch.status;
     if (patch.holdReason !== undefined) row.hold_reason = patch.holdReason;
@@ -271,23 +277,31 @@ export class PayoutsRepository implements PayoutsStore {
     if (patch.fxRate !== undefined) row.fx_rate = patch.fxRate;
     if (patch.fxRateDate !== undefined) row.fx_rate_date = patch.fxRateDate;
     if (patch.fxSource !== undefined) row.fx_source = patch.fxSource;
-    const statusChanged = patch.status !== undefined && patch.status !== before.status;
-    if (statusChanged) row.status_since = trx.fn.now();
-    // the change and its history row in one statement: the history row is written from what the update returned, so
-    // an update that matched nothing writes none. A note without a change (an operator asked PayPal to cancel an
+    // a status that changes restarts status_since (SET reads the row as it was: the status the caller locked)
+    if (patch.status !== undefined) row.status_since = trx.raw('case when "status" = ? then "status_since" else CURRENT_TIMESTAMP end', [patch.status]);
+    const ids = entries.map((e) => e.before.id);
+    // the change and its history rows in one statement: history is written from what the update returned, so an
+    // intent the update did not match gets none. A note without a change (an operator asked PayPal to cancel an
     // unclaimed item) only adds history: knex refuses an empty update.
     const moved = Object.keys(row).length > 0
-      ? trx('payout_intents').where({ id: before.id }).update(row).returning('*')
-      : trx('payout_intents').where({ id: before.id }).select('*');
+      ? trx('payout_intents').whereIn('id', ids).update(row).returning('*')
+      : trx('payout_intents').whereIn('id', ids).select('*');
+    const notes = entries.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::int)').join(', ');
     const { rows } = await trx.raw(
       `with moved as (?),
-       noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause) select id, order_id, ?, ?, ? from moved)
+       noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause)
+                 select moved.id, moved.order_id, c.from_status, c.to_status, c.cause
+                   from moved join (values ${notes}) as c(id, from_status, to_status, cause, n) on c.id = moved.id
+                  order by c.n)
        select * from moved`,
-      [moved, before.status, patch.status ?? before.status, cause],
+      [moved, ...entries.flatMap(({ before, cause }, n) => [before.id, before.status, patch.status ?? before.status, cause, n])],
     );
-    const [updated] = rows as Array<Record<string, unknown>>;
-    if (!updated) throw new Error(`intent ${before.id} not found: not updated, no history written`);
-    return toIntent(updated);
+    const byId = new Map((rows as Array<Record<string, unknown>>).map((r) => [String(r.id), r]));
+    return entries.map(({ before }) => {
+      const updated = byId.get(before.id);
+      if (!updated) throw new Error(`intent ${before.id} not found: not updated, no history written`);
+      return toIntent(updated);
+    });
   }
 
   async history(orderId: string, trx?: Tx): Promise<HistoryEntry[]> {
@@ -347,8 +361,11 @@ export class PayoutsRepository implements PayoutsStore {
 
   // ---- batches and items -------------------------------------------------------------------------------------
 
-  async insertBatch(trx: Tx, b: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<void> {
-    await trx('payout_batches').insert({ id: b.id, sender_batch_id: b.senderBatchId, status: b.status, request: JSON.stringify(b.request), item_count: b.itemCount });
+  async insertBatch(trx: Tx, b: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<Batch> {
+    const [row] = await trx('payout_batches')
+      .insert({ id: b.id, sender_batch_id: b.senderBatchId, status: b.status, request: JSON.stringify(b.request), item_count: b.itemCount })
+      .returning('*');
+    return toBatch(row);
   }
 
   async batch(id: string, trx?: Tx): Promise<Batch | undefined> {
@@ -417,13 +434,15 @@ export class PayoutsRepository implements PayoutsStore {
     await trx('payout_batches').where({ id: batchId }).whereNull('paypal_batch_id').update({ paypal_batch_id: paypalBatchId });
   }
 
-  async insertItem(trx: Tx, i: NewItem): Promise<void> {
-    await trx('payout_items').insert({
+  async insertItems(trx: Tx, items: NewItem[]): Promise<void> {
+    if (items.length === 0) return;
+    // one statement; ids follow the order given
+    await trx('payout_items').insert(items.map((i) => ({
       intent_id: i.intentId, attempt: i.attempt, sender_item_id: i.senderItemId, batch_id: i.batchId, receiver: i.receiver,
       amount_minor: i.amountMinor, currency: i.currency, status: i.status,
       source_amount_minor: i.source?.amountMinor ?? null, source_currency: i.source?.currency ?? null,
       fx_rate: i.source?.fxRate ?? null, fx_rate_date: i.source?.fxRateDate ?? null,
-    });
+    })));
   }
 
   async itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<Array<PayoutItem & { batchPayPalBatchId: string | null }>> {

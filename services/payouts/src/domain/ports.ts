@@ -130,6 +130,8 @@ export interface PayoutsStore {
   claimDueIntents(trx: Tx, limit: number): Promise<Intent[]>;
   /** updates the intent and appends its history in one statement; returns the intent as stored */
   updateIntent(trx: Tx, before: Intent, patch: IntentPatch, cause: string): Promise<Intent>;
+  /** the same patch on several intents, each with its own history cause, in one statement; returns them as stored, in order */
+  updateIntents(trx: Tx, entries: Array<{ before: Intent; cause: string }>, patch: IntentPatch): Promise<Intent[]>;
   history(orderId: string, trx?: Tx): Promise<HistoryEntry[]>;
   /** payable amounts of a seller's own intents in these statuses, per currency */
   sellerPayableTotals(sellerId: string, statuses: string[], trx?: Tx): Promise<Array<{ currency: string; totalMinor: number }>>;
@@ -146,7 +148,8 @@ export interface PayoutsStore {
   addBalanceEntry(trx: Tx, entry: Omit<BalanceEntry, 'at'>): Promise<void>;
   balanceEntries(party: string, trx?: Tx): Promise<BalanceEntry[]>;
 
-  insertBatch(trx: Tx, batch: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<void>;
+  /** returns the batch as stored */
+  insertBatch(trx: Tx, batch: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<Batch>;
   batch(id: string, trx?: Tx): Promise<Batch | undefined>;
   batchesWithStatus(status: string, limit: number, trx?: Tx): Promise<Batch[]>;
   recordPostAttempt(batchId: string, postAttempts: number): Promise<void>;
@@ -171,7 +174,8 @@ export interface PayoutsStore {
   /** learns PayPal's id of a batch that did not know it yet (a single statement, no lock on the batch row) */
   learnPayPalBatchId(trx: Tx, batchId: string, paypalBatchId: string): Promise<void>;
 
-  insertItem(trx: Tx, item: NewItem): Promise<void>;
+  /** one statement for all; ids follow the order given */
+  insertItems(trx: Tx, items: NewItem[]): Promise<void>;
   /** the items with these sender_item_ids, locked in id order, each with its batch's PayPal id as known (the batch is not locked) */
   itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<Array<PayoutItem & { batchPayPalBatchId: string | null }>>;
   itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]>;

@@ -111,23 +111,26 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
       items: items.map((i) => i.item),
     };
     const status = dryRun ? 'DRY_RUN' : 'SUBMITTING';
-    await ctx.store.insertBatch(trx, { id: batchId, senderBatchId: request.sender_batch_header.sender_batch_id, status, request, itemCount: items.length });
-    for (const { intent, item, plan } of items) {
-      await ctx.store.insertItem(trx, {
-        intentId: intent.id, attempt: intent.attempt, senderItemId: item.sender_item_id, batchId, receiver: item.receiver,
-        amountMinor: plan.amountMinor, currency: plan.currency, status: dryRun ? 'DRY_RUN' : 'SUBMITTED', source: plan.source,
-      });
+    // the batch, its items and the intents' move (with their history): three statements, whatever the batch's size
+    const batch = await ctx.store.insertBatch(trx, { id: batchId, senderBatchId: request.sender_batch_header.sender_batch_id, status, request, itemCount: items.length });
+    await ctx.store.insertItems(trx, items.map(({ intent, item, plan }) => ({
+      intentId: intent.id, attempt: intent.attempt, senderItemId: item.sender_item_id, batchId, receiver: item.receiver,
+      amountMinor: plan.amountMinor, currency: plan.currency, status: dryRun ? 'DRY_RUN' : 'SUBMITTED', source: plan.source,
+    })));
+    await ctx.store.updateIntents(trx, items.map(({ intent, item, plan }) => {
       const converted = plan.source
         ? ` for ${formatDecimal({ amountMinor: plan.source.amountMinor, currency: plan.source.currency })} ${plan.source.currency} owed`
           + (plan.source.fxRateDate ? ` at ${plan.source.fxRate} (rate of ${plan.source.fxRateDate}), rounded down` : ', rounded down to what PayPal pays')
         : '';
-      await ctx.store.updateIntent(trx, intent, { status: dryRun ? 'DRY_RUN' : 'SUBMITTED', batchId },
-        dryRun
+      return {
+        before: intent,
+        cause: dryRun
           ? `dry-run: would pay ${item.amount.value} ${item.amount.currency}${converted} (${item.sender_item_id}); nothing sent`
-          : `in batch ${request.sender_batch_header.sender_batch_id} as ${item.sender_item_id}: ${item.amount.value} ${item.amount.currency}${converted}`);
-    }
+          : `in batch ${request.sender_batch_header.sender_batch_id} as ${item.sender_item_id}: ${item.amount.value} ${item.amount.currency}${converted}`,
+      };
+    }), { status: dryRun ? 'DRY_RUN' : 'SUBMITTED', batchId });
     ctx.metrics.batches.inc({ outcome: dryRun ? 'dry_run' : 'created' });
-    return { worked: true, batch: await ctx.store.batch(batchId, trx) };
+    return { worked: true, batch };
   });
 }
 

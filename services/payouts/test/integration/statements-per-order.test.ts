@@ -7,8 +7,8 @@ interface Statement { sql: string; bindings: unknown[]; txId: string | undefined
 
 /**
  * What one order costs payouts in statements (issue 15): the history rides on the intent's own insert or update, a
- * sale's two intents share one read of the payee and milestones, a batch locks and reads its payees' balances once,
- * and PayPal's item answers for a batch whose PayPal id is known do not write to the batch. Counted by statement text
+ * sale's two intents share one read of the payee and milestones, a batch locks and reads its payees' balances once
+ * and writes its items and moves its intents in one statement each, and PayPal's item answers for a batch whose PayPal id is known do not write to the batch. Counted by statement text
  * on the service's own pool; only statements this order's work sends are counted (bindings carry its ids).
  */
 describe('statements per order', () => {
@@ -62,6 +62,11 @@ describe('statements per order', () => {
     expect(locks).toHaveLength(1);
     expect(locks[0]!.bindings).toEqual([[`balance:platform:USD`, `balance:seller:${sellerId}:USD`].sort()]);
     expect(mentioning(/from "balances"/, `seller:${sellerId}`)).toHaveLength(1);
+
+    // the batch row, its items and the intents' move to SUBMITTED: one statement each, and the batch is not read back
+    expect(mentioning(/^insert into "payout_items"/, batchId)).toHaveLength(1);
+    expect(mentioning(/update "payout_intents"/, batchId, ...intents.map((i) => String(i.id)))).toHaveLength(1);
+    expect(mentioning(/^select \* from "payout_batches" where "id"/, batchId)).toEqual([]);
 
     // an item webhook of this accepted batch: applied and recorded in one transaction, the batch row untouched
     const item = fake.paidItems().find((i) => i.receiver === `${sellerId}@sellers.test`)!;
