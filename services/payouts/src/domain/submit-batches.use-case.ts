@@ -19,13 +19,19 @@ const APPLY_SET_SIZE = 1000;
 //    intents move to SUBMITTED — all committed BEFORE the call;
 // 3. the batch is posted and the answer recorded.
 
-/** One run. Returns true when it did something (the poller then runs again at once). */
+/**
+ * One run. Returns true when another run may find work at once (the poller then runs again without waiting): a full
+ * batch was claimed (more may be due), an intent was decided again (it may be due now), or the batch's post has an
+ * unknown outcome (re-posted at once, as before). A run that claimed everything due returns false: intents that
+ * become due later nudge the batcher after their commit (a nudge during a run makes the poller run again), so the
+ * empty run that used to follow every batch is not needed.
+ */
 export async function submitDueBatches(ctx: PayoutsContext): Promise<boolean> {
   await resolveUnknownBatches(ctx);
   await releaseFxHolds(ctx);
   const claimed = await claimDueIntents(ctx);
-  if (claimed.batch?.status === 'SUBMITTING') await postBatch(ctx, claimed.batch);
-  return claimed.worked;
+  const outcome = claimed.batch?.status === 'SUBMITTING' ? await postBatch(ctx, claimed.batch) : 'settled';
+  return claimed.more || outcome === 'unknown';
 }
 
 async function resolveUnknownBatches(ctx: PayoutsContext): Promise<void> {
@@ -53,11 +59,12 @@ async function releaseFxHolds(ctx: PayoutsContext): Promise<void> {
   });
 }
 
-async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; batch?: Batch }> {
+async function claimDueIntents(ctx: PayoutsContext): Promise<{ more: boolean; batch?: Batch }> {
   const dryRun = ctx.settings.mode === 'dry-run';
   return ctx.store.transaction(async (trx) => {
     const due = await ctx.store.claimDueIntents(trx, ctx.settings.batchSize);
-    if (due.length === 0) return { worked: false };
+    if (due.length === 0) return { more: false };
+    let redecided = 0;
     const batchId = randomUUID();
     const debts = await lockDebts(ctx, trx, due);
     // the batch's payees in one read (receivers, and any decision taken again below)
@@ -77,6 +84,7 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
       const plan = planPayout(intent);
       if (plan.kind === 'redecide') {
         await redecideIntent(ctx, trx, intent, `not payable as decided (${plan.reason}); decided again`, facts);
+        redecided += 1;
         continue;
       }
       if (plan.kind === 'skip') {
@@ -100,7 +108,8 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
         },
       });
     }
-    if (items.length === 0) return { worked: true }; // offsets or holds happened, nothing to send
+    const more = due.length >= ctx.settings.batchSize || redecided > 0;
+    if (items.length === 0) return { more }; // offsets or holds happened, nothing to send
     const request: PayoutRequestBody = {
       sender_batch_header: {
         sender_batch_id: senderBatchId(batchId),
@@ -130,7 +139,7 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
       };
     }), { status: dryRun ? 'DRY_RUN' : 'SUBMITTED', batchId });
     ctx.metrics.batches.inc({ outcome: dryRun ? 'dry_run' : 'created' });
-    return { worked: true, batch };
+    return { more, batch };
   });
 }
 
@@ -190,7 +199,7 @@ async function receiverOf(ctx: PayoutsContext, intent: Intent, facts: DecisionFa
  *   VALIDATION_ERROR…): nothing was created → intents HELD `PAYPAL_REFUSED:<name>`, retried on operator action only;
  * - unknown (500 INTERNAL_ERROR, timeout…): stays SUBMITTING, re-posted with the same sender_batch_id next run.
  */
-async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
+async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<PostOutcome> {
   if (!ctx.gateway) throw new Error('postBatch without a PayPal gateway (dry-run never posts)');
   const repost = batch.postAttempts > 0;
   await ctx.store.recordPostAttempt(batch.id, batch.postAttempts + 1);
@@ -206,16 +215,15 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
       await ctx.store.markBatchAccepted(batch.id, { paypalBatchId: result.payoutBatchId, paypalBatchStatus: result.batchStatus, lastError: null });
       ctx.logger.info({ batchId: batch.id, senderBatchId: batch.senderBatchId, payoutBatchId: result.payoutBatchId }, 'payout batch accepted');
       ctx.nudge.reconciler();
-      return;
+      return 'settled';
     }
     case 'duplicate':
-      await adoptOriginal(ctx, batch, result.payoutBatchId,
+      return adoptOriginal(ctx, batch, result.payoutBatchId,
         `${result.name ?? 'USER_BUSINESS_ERROR'} (HTTP ${result.httpStatus ?? 400}, debug_id ${result.debugId ?? 'none'}): Batch with given sender_batch_id already exists`);
-      return;
     case 'unknown':
       await ctx.store.setBatchError(batch.id, `unknown outcome: ${result.message}`);
       ctx.logger.warn({ batchId: batch.id, senderBatchId: batch.senderBatchId, reason: result.message }, 'payout batch outcome unknown; will ask PayPal with the same sender_batch_id');
-      return;
+      return 'unknown';
     case 'rejected': {
       const said = `${result.name} (HTTP ${result.httpStatus}, debug_id ${result.debugId ?? 'none'}): ${result.message}`
         + (result.details?.length ? ` [${result.details.join('; ')}]` : '');
@@ -225,9 +233,13 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
       } else {
         await holdRefusedBatch(ctx, batch, result.name, said);
       }
+      return 'settled';
     }
   }
 }
+
+/** unknown: the batch is still SUBMITTING, to be posted again with the same sender_batch_id */
+type PostOutcome = 'settled' | 'unknown';
 
 /**
  * PayPal says the sender_batch_id exists: read the original batch through the link it gave, check it is ours (same
@@ -236,11 +248,11 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
  * may have paid; nothing is FAILED or owed again, and nothing is re-posted (it would only be refused again).
  * A failed read leaves the batch SUBMITTING: the next run re-posts and gets the same answer (nothing is paid twice).
  */
-async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: string | null, said: string): Promise<void> {
+async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: string | null, said: string): Promise<PostOutcome> {
   if (!payoutBatchId) {
     await markNeedsReview(ctx, batch, 'PAYPAL_DUPLICATE_WITHOUT_LINK',
       `PayPal says sender_batch_id ${batch.senderBatchId} already exists but gave no link to the original batch: ${said}; it may already have paid, find the batch in PayPal's activity before paying again`);
-    return;
+    return 'settled';
   }
   let original: PayPalBatchState;
   try {
@@ -249,7 +261,7 @@ async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: s
   } catch (error) {
     ctx.metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'error' });
     await ctx.store.setBatchError(batch.id, `duplicate of ${payoutBatchId}; reading it failed: ${error instanceof Error ? error.message : String(error)}`);
-    return;
+    return 'unknown';
   }
   const ours = new Set((batch.request as PayoutRequestBody).items.map((i) => i.sender_item_id));
   const foreign = original.items.filter((i) => !i.senderItemId || !ours.has(i.senderItemId));
@@ -257,7 +269,7 @@ async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: s
   if (senderMismatch || foreign.length > 0) {
     await markNeedsReview(ctx, batch, 'PAYPAL_DUPLICATE_NOT_OURS',
       `PayPal's duplicate answer links batch ${payoutBatchId}, which is not ours (sender_batch_id ${original.senderBatchId ?? 'unknown'}, ${foreign.length} unknown items): ${said}; the real original may already have paid, find it before paying again`);
-    return;
+    return 'settled';
   }
   await ctx.store.markBatchAccepted(batch.id, {
     paypalBatchId: payoutBatchId, paypalBatchStatus: original.batchStatus,
@@ -269,6 +281,7 @@ async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: s
       (item) => `original batch ${payoutBatchId} (adopted after a duplicate answer) reports ${item.transactionStatus}`);
   }
   ctx.nudge.reconciler();
+  return 'settled';
 }
 
 /**
