@@ -4,8 +4,8 @@ import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/pa
 import type { PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toPayee, toReversal, toSale } from './payouts.rows';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
-  Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from '../domain/records';
 
 // the records live in the domain; re-exported for the tests that name them here
@@ -445,16 +445,24 @@ export class PayoutsRepository implements PayoutsStore {
     })));
   }
 
-  async itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<Array<PayoutItem & { batchPayPalBatchId: string | null }>> {
-    if (senderItemIds.length === 0) return [];
+  async itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<ItemWithBatchId[]> {
     // the items are locked, not their batch (`for update of payout_items`): the batch's PayPal id is only read
-    const rows = await trx('payout_items')
+    return this.itemsWithBatchId(trx, senderItemIds, true);
+  }
+
+  async peekItemsBySenderItemIds(senderItemIds: string[], trx?: Tx): Promise<ItemWithBatchId[]> {
+    return this.itemsWithBatchId(trx ?? this.db, senderItemIds, false);
+  }
+
+  private async itemsWithBatchId(q: Db | Tx, senderItemIds: string[], lock: boolean): Promise<ItemWithBatchId[]> {
+    if (senderItemIds.length === 0) return [];
+    const query = q('payout_items')
       .join('payout_batches', 'payout_batches.id', 'payout_items.batch_id')
       .whereIn('payout_items.sender_item_id', senderItemIds)
       .orderBy('payout_items.id')
-      .forUpdate('payout_items')
       .select('payout_items.*', 'payout_batches.paypal_batch_id as batch_paypal_batch_id');
-    return (rows as Array<Record<string, unknown>>).map((r) => ({ ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null }));
+    if (lock) query.forUpdate('payout_items');
+    return ((await query) as Array<Record<string, unknown>>).map((r) => ({ ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null }));
   }
 
   async itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]> {
@@ -498,8 +506,8 @@ export class PayoutsRepository implements PayoutsStore {
     await trx('payout_items').where({ batch_id: batchId }).update({ status: 'REJECTED', error_name: errorName, error_message: errorMessage, updated_at: trx.fn.now() });
   }
 
-  async recordWebhookEvent(trx: Tx, eventId: string, eventType: string): Promise<boolean> {
-    const rows = await trx('webhook_events').insert({ event_id: eventId, event_type: eventType }).onConflict('event_id').ignore().returning('event_id');
+  async recordWebhookEvent(trx: Tx | undefined, eventId: string, eventType: string): Promise<boolean> {
+    const rows = await (trx ?? this.db)('webhook_events').insert({ event_id: eventId, event_type: eventType }).onConflict('event_id').ignore().returning('event_id');
     return rows.length > 0;
   }
 }

@@ -1,8 +1,8 @@
 import type { AdminAuditEntry, AdminAuditRecord, Tx } from '@postsale/runtime';
 import type { HoldReason, Recipient } from './payout-rules';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
-  Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from './records';
 
 /** The ports of the payout use cases: PayPal Payouts, the store, metrics. Implemented in clients/, db/ and metrics.ts. */
@@ -77,7 +77,8 @@ export type { Tx };
  * Reads and writes of the payouts schema. Constructed with the database; methods take the transaction the use case
  * opened with `transaction()`: writes and locking reads first (`trx`), plain reads last and optional (`trx?`: the pool
  * when none is given). A write without `trx` is one statement that commits on its own (a batch's PayPal answer);
- * `recordAudit` takes `undefined` for a reveal recorded outside any transaction.
+ * `recordAudit` takes `undefined` for a reveal recorded outside any transaction, `recordWebhookEvent` for a webhook
+ * that had nothing to apply.
  */
 export interface PayoutsStore {
   transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
@@ -177,7 +178,9 @@ export interface PayoutsStore {
   /** one statement for all; ids follow the order given */
   insertItems(trx: Tx, items: NewItem[]): Promise<void>;
   /** the items with these sender_item_ids, locked in id order, each with its batch's PayPal id as known (the batch is not locked) */
-  itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<Array<PayoutItem & { batchPayPalBatchId: string | null }>>;
+  itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<ItemWithBatchId[]>;
+  /** the same, read without a lock (to find out whether there is anything to apply) */
+  peekItemsBySenderItemIds(senderItemIds: string[], trx?: Tx): Promise<ItemWithBatchId[]>;
   itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
   itemsOfIntents(intentIds: string[], trx?: Tx): Promise<PayoutItem[]>;
   currentItem(intent: Intent, trx?: Tx): Promise<PayoutItem | undefined>;
@@ -188,7 +191,7 @@ export interface PayoutsStore {
   recordCancelRefused(itemId: string, message: string): Promise<void>;
   rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void>;
   /** false when the webhook event was recorded before */
-  recordWebhookEvent(trx: Tx, eventId: string, eventType: string): Promise<boolean>;
+  recordWebhookEvent(trx: Tx | undefined, eventId: string, eventType: string): Promise<boolean>;
 }
 
 // ---- metrics (metrics.ts) -----------------------------------------------------------------------------------------

@@ -1,15 +1,17 @@
 import { type RunningService } from '@postsale/runtime';
 import { uniqueId, waitFor } from '@postsale/runtime/testing';
 import type { PayPalFake } from '@postsale/sandbox';
-import { payoutsWithStatus, putPayee, saleRecorded, startPayoutsUnderTest, type PayoutsUnderTest, type TopicPublisher } from '../support/payouts-harness';
+import { PLATFORM, payoutsWithStatus, putPayee, saleRecorded, startPayoutsUnderTest, type PayoutsUnderTest, type TopicPublisher } from '../support/payouts-harness';
 
 interface Statement { sql: string; bindings: unknown[]; txId: string | undefined }
 
 /**
  * What one order costs payouts in statements (issue 15): the history rides on the intent's own insert or update, a
  * sale's two intents share one read of the payee and milestones, a batch locks and reads its payees' balances once
- * and writes its items and moves its intents in one statement each, and PayPal's item answers for a batch whose PayPal id is known do not write to the batch. Counted by statement text
- * on the service's own pool; only statements this order's work sends are counted (bindings carry its ids).
+ * and writes its items and moves its intents in one statement each, PayPal's item answers for a batch whose PayPal
+ * id is known do not write to the batch, and a webhook that repeats what is stored needs no transaction. Counted by
+ * statement text on the service's own pool; only statements this order's work sends are counted (bindings carry its
+ * ids).
  */
 describe('statements per order', () => {
   const webhookId = uniqueId('WH-STMT-');
@@ -68,19 +70,36 @@ describe('statements per order', () => {
     expect(mentioning(/update "payout_intents"/, batchId, ...intents.map((i) => String(i.id)))).toHaveLength(1);
     expect(mentioning(/^select \* from "payout_batches" where "id"/, batchId)).toEqual([]);
 
-    // an item webhook of this accepted batch: applied and recorded in one transaction, the batch row untouched
-    const item = fake.paidItems().find((i) => i.receiver === `${sellerId}@sellers.test`)!;
-    const resource = {
-      payout_item_id: item.payoutItemId, transaction_id: 'TX-STMT-1', transaction_status: 'SUCCESS', payout_batch_id: item.payoutBatchId,
-      sender_batch_id: item.senderBatchId, payout_item: { recipient_type: 'EMAIL', amount: item.amount, receiver: item.receiver, sender_item_id: item.senderItemId },
+    // PayPal's item webhooks for this accepted batch never write to the batch row
+    const webhookFor = (receiver: string, type: 'SUCCEEDED' | 'RETURNED', transactionStatus: string) => {
+      const item = fake.paidItems().find((i) => i.receiver === receiver && i.note?.endsWith(`order ${orderId}`))!;
+      return fake.payoutItemEvent(type, {
+        payout_item_id: item.payoutItemId, transaction_id: `TX-${type}`, transaction_status: transactionStatus, payout_batch_id: item.payoutBatchId,
+        sender_batch_id: item.senderBatchId, payout_item: { recipient_type: 'EMAIL', amount: item.amount, receiver: item.receiver, sender_item_id: item.senderItemId },
+      });
     };
-    const event = fake.payoutItemEvent('SUCCEEDED', resource);
-    expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
-    const recorded = mentioning(/^insert into "webhook_events"/, String(event.id));
-    expect(recorded).toHaveLength(1);
-    expect(recorded[0]!.txId).toBeDefined();
-    const itemRead = mentioning(/from "payout_items"/, String(item.senderItemId)).filter((s) => s.txId === recorded[0]!.txId);
-    expect(itemRead).toHaveLength(1); // the same transaction as the item it applied
+    const deliver = async (event: ReturnType<typeof webhookFor>) => {
+      const from = statements.length;
+      expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
+      const sent = statements.slice(from);
+      const senderItemId = String((event.resource as { payout_item: { sender_item_id: string } }).payout_item.sender_item_id);
+      const carrying = (id: string) => sent.filter((st) => st.bindings.some((b) => (Array.isArray(b) ? b.map(String) : [String(b)]).includes(id)));
+      return { recorded: carrying(String(event.id)).filter((st) => /^insert into "webhook_events"/.test(st.sql)), itemReads: carrying(senderItemId).filter((st) => /from "payout_items"/.test(st.sql)) };
+    };
+
+    // one that repeats what the reconciler already applied: one plain read, the event recorded on its own, no transaction
+    const repeat = await deliver(webhookFor(`${sellerId}@sellers.test`, 'SUCCEEDED', 'SUCCESS'));
+    expect(repeat.recorded).toHaveLength(1);
+    expect(repeat.recorded[0]!.txId).toBeUndefined();
+    expect(repeat.itemReads.map((st) => [/for update/.test(st.sql), st.txId])).toEqual([[false, undefined]]);
+
+    // one that changes the item (the platform's payment came back): applied on the locked item and recorded in the same transaction
+    const returned = await deliver(webhookFor(PLATFORM, 'RETURNED', 'RETURNED'));
+    expect(returned.recorded).toHaveLength(1);
+    expect(returned.recorded[0]!.txId).toBeDefined();
+    expect(returned.itemReads.filter((st) => /for update/.test(st.sql)).map((st) => st.txId)).toEqual([returned.recorded[0]!.txId]);
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'RETURNED' }), { description: 'platform payout returned' });
+
     expect(mentioning(/update "payout_batches" set "paypal_batch_id"/, batchId)).toEqual([]);
   });
 });
