@@ -67,9 +67,9 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ more: boolean; ba
     let redecided = 0;
     const batchId = randomUUID();
     const debts = await lockDebts(ctx, trx, due);
-    // the batch's payees in one read (receivers, and any decision taken again below)
+    // the sellers' payees (their receivers) in one read, shared with any decision taken again below
     const facts = decisionFacts(ctx, trx);
-    await facts.loadPayees(due.map((i) => i.sellerId));
+    await facts.loadPayees(due.filter((i) => i.recipient === 'SELLER').map((i) => i.sellerId));
     const items: Array<{ intent: Intent; item: PayoutRequestItem; plan: PayPlan }> = [];
     for (const claimed of due) {
       const intent = await settleDebtFirst(ctx, trx, claimed, batchId, debts);
