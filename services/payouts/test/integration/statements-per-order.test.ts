@@ -91,7 +91,8 @@ describe('statements per order', () => {
     const repeat = await deliver(webhookFor(`${sellerId}@sellers.test`, 'SUCCEEDED', 'SUCCESS'));
     expect(repeat.recorded).toHaveLength(1);
     expect(repeat.recorded[0]!.txId).toBeUndefined();
-    expect(repeat.itemReads.map((st) => [/for update/.test(st.sql), st.txId])).toEqual([[false, undefined]]);
+    expect(repeat.itemReads.length).toBeGreaterThan(0);
+    expect(repeat.itemReads.filter((st) => /for update/.test(st.sql) || st.txId !== undefined)).toEqual([]);
 
     // one that changes the item (the platform's payment came back): applied on the locked item and recorded in the same transaction
     const returned = await deliver(webhookFor(PLATFORM, 'RETURNED', 'RETURNED'));
