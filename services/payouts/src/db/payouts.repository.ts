@@ -2,10 +2,10 @@ import { safeInteger } from '@postsale/contracts';
 import { AdminAuditTrail, afterCommit, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
 import type { PayoutsStore } from '../domain/ports';
-import { date, toBalanceEntry, toBatch, toIntent, toItem, toReversal, toSale } from './payouts.rows';
+import { date, toBalanceEntry, toBatch, toIntent, toItem, toPayee, toReversal, toSale } from './payouts.rows';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
-  Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from '../domain/records';
 
 // the records live in the domain; re-exported for the tests that name them here
@@ -89,10 +89,29 @@ export class PayoutsRepository implements PayoutsStore {
   async payee(sellerId: string, trx?: Tx): Promise<Payee | undefined> {
     const q = trx ?? this.db;
     const r = await q('payees').where({ seller_id: sellerId }).first();
-    if (!r) return undefined;
+    return r ? toPayee(r) : undefined;
+  }
+
+  async payees(sellerIds: string[], trx?: Tx): Promise<Payee[]> {
+    if (sellerIds.length === 0) return [];
+    const q = trx ?? this.db;
+    return (await q('payees').whereIn('seller_id', sellerIds)).map(toPayee);
+  }
+
+  async payeeAndMilestones(sellerId: string, orderId: string, trx?: Tx): Promise<{ payee: Payee | undefined; milestones: Milestones }> {
+    const q = trx ?? this.db;
+    // one row whether or not either exists
+    const { rows } = await q.raw(
+      `select to_jsonb(p) as payee, m.shipped_at, m.delivered_at
+         from (select 1) as one
+         left join payees p on p.seller_id = ?
+         left join order_milestones m on m.order_id = ?`,
+      [sellerId, orderId],
+    );
+    const [r] = rows as Array<Record<string, unknown>>;
     return {
-      sellerId: r.seller_id, email: r.email, releasePolicy: r.release_policy, releaseDelayDays: Number(r.release_delay_days),
-      payoutCurrency: r.payout_currency ?? null, updatedAt: new Date(r.updated_at),
+      payee: r?.payee ? toPayee(r.payee as Record<string, unknown>) : undefined,
+      milestones: { shippedAt: date(r?.shipped_at), deliveredAt: date(r?.delivered_at) },
     };
   }
 
@@ -140,20 +159,34 @@ export class PayoutsRepository implements PayoutsStore {
 
   // ---- intents -----------------------------------------------------------------------------------------------
 
-  async insertIntent(trx: Tx, i: NewIntent, cause: string): Promise<boolean> {
-    const rows = await trx('payout_intents')
-      .insert({
+  /**
+   * The intents and their first history rows in ONE statement (the history row is written from what the insert
+   * returned, so an intent that existed already gets none); returns the ids inserted.
+   */
+  async insertIntents(trx: Tx, entries: Array<{ intent: NewIntent; cause: string }>): Promise<string[]> {
+    if (entries.length === 0) return [];
+    const added = trx('payout_intents')
+      .insert(entries.map(({ intent: i }) => ({
         id: i.id, sale_id: i.saleId, order_id: i.orderId, seller_id: i.sellerId, recipient: i.recipient, currency: i.currency,
         amount_minor: i.amountMinor, payable_minor: i.payableMinor, status: i.status, hold_reason: i.holdReason,
         release_at: i.releaseAt, sale_recorded_at: i.saleRecordedAt, skip_reason: i.skipReason ?? null,
         payout_currency: i.payoutCurrency ?? null, fx_rate: i.fxRate ?? null, fx_rate_date: i.fxRateDate ?? null, fx_source: i.fxSource ?? null,
-      })
+      })))
       .onConflict(['sale_id', 'recipient'])
       .ignore()
-      .returning('id');
-    if (rows.length === 0) return false;
-    await trx('intent_history').insert({ intent_id: i.id, order_id: i.orderId, from_status: null, to_status: i.status, cause });
-    return true;
+      .returning(['id', 'order_id', 'status']);
+    // history rows in the callers' order (ids are the history's order)
+    const causes = entries.map(() => '(?::uuid, ?::text, ?::int)').join(', ');
+    const { rows } = await trx.raw(
+      `with added as (?)
+       insert into intent_history (intent_id, order_id, from_status, to_status, cause)
+       select added.id, added.order_id, null, added.status, c.cause
+         from added join (values ${causes}) as c(id, cause, n) on c.id = added.id
+        order by c.n
+       returning intent_id`,
+      [added, ...entries.flatMap(({ intent, cause }, n) => [intent.id, cause, n])],
+    );
+    return (rows as Array<{ intent_id: string }>).map((r) => String(r.intent_id));
   }
 
   async intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined> {
@@ -223,6 +256,12 @@ export class PayoutsRepository implements PayoutsStore {
   }
 
   async updateIntent(trx: Tx, before: Intent, patch: IntentPatch, cause: string): Promise<Intent> {
+    const [updated] = await this.updateIntents(trx, [{ before, cause }], patch);
+    return updated!;
+  }
+
+  async updateIntents(trx: Tx, entries: Array<{ before: Intent; cause: string }>, patch: IntentPatch): Promise<Intent[]> {
+    if (entries.length === 0) return [];
     const row: Record<string, unknown> = {};
     if (patch.status !== undefined) row.status = patch.status;
     if (patch.holdReason !== undefined) row.hold_reason = patch.holdReason;
@@ -238,16 +277,31 @@ export class PayoutsRepository implements PayoutsStore {
     if (patch.fxRate !== undefined) row.fx_rate = patch.fxRate;
     if (patch.fxRateDate !== undefined) row.fx_rate_date = patch.fxRateDate;
     if (patch.fxSource !== undefined) row.fx_source = patch.fxSource;
-    const statusChanged = patch.status !== undefined && patch.status !== before.status;
-    if (statusChanged) row.status_since = trx.fn.now();
-    // a note without a change (an operator asked PayPal to cancel an unclaimed item) only adds history: knex refuses an empty update
-    const [updated] = Object.keys(row).length > 0
-      ? await trx('payout_intents').where({ id: before.id }).update(row).returning('*')
-      : await trx('payout_intents').where({ id: before.id }).select('*');
-    await trx('intent_history').insert({
-      intent_id: before.id, order_id: before.orderId, from_status: before.status, to_status: patch.status ?? before.status, cause,
+    // a status that changes restarts status_since (SET reads the row as it was: the status the caller locked)
+    if (patch.status !== undefined) row.status_since = trx.raw('case when "status" = ? then "status_since" else CURRENT_TIMESTAMP end', [patch.status]);
+    const ids = entries.map((e) => e.before.id);
+    // the change and its history rows in one statement: history is written from what the update returned, so an
+    // intent the update did not match gets none. A note without a change (an operator asked PayPal to cancel an
+    // unclaimed item) only adds history: knex refuses an empty update.
+    const moved = Object.keys(row).length > 0
+      ? trx('payout_intents').whereIn('id', ids).update(row).returning('*')
+      : trx('payout_intents').whereIn('id', ids).select('*');
+    const notes = entries.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::int)').join(', ');
+    const { rows } = await trx.raw(
+      `with moved as (?),
+       noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause)
+                 select moved.id, moved.order_id, c.from_status, c.to_status, c.cause
+                   from moved join (values ${notes}) as c(id, from_status, to_status, cause, n) on c.id = moved.id
+                  order by c.n)
+       select * from moved`,
+      [moved, ...entries.flatMap(({ before, cause }, n) => [before.id, before.status, patch.status ?? before.status, cause, n])],
+    );
+    const byId = new Map((rows as Array<Record<string, unknown>>).map((r) => [String(r.id), r]));
+    return entries.map(({ before }) => {
+      const updated = byId.get(before.id);
+      if (!updated) throw new Error(`intent ${before.id} not found: not updated, no history written`);
+      return toIntent(updated);
     });
-    return toIntent(updated);
   }
 
   async history(orderId: string, trx?: Tx): Promise<HistoryEntry[]> {
@@ -260,7 +314,18 @@ export class PayoutsRepository implements PayoutsStore {
   // ---- balance ledger ----------------------------------------------------------------------------------------
 
   async lockBalance(trx: Tx, party: string, currency: string): Promise<void> {
-    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`balance:${party}:${currency}`]);
+    await this.lockBalances(trx, [{ party, currency }]);
+  }
+
+  async lockBalances(trx: Tx, balances: Array<{ party: string; currency: string }>): Promise<void> {
+    // one statement for all, in a fixed order (sorted keys), so two transactions locking overlapping sets never wait
+    // on each other in a cycle
+    const keys = [...new Set(balances.map((b) => `balance:${b.party}:${b.currency}`))].sort();
+    if (keys.length === 0) return;
+    await trx.raw(
+      'select pg_advisory_xact_lock(hashtext(k)) from unnest(?::text[]) with ordinality as l(k, n) order by n',
+      [keys],
+    );
   }
 
   async owed(party: string, currency: string, trx?: Tx): Promise<number> {
@@ -268,6 +333,17 @@ export class PayoutsRepository implements PayoutsStore {
     // the running balance (one row), not a sum over the party's history: its entries move it in their transaction
     const row = await q('balances').where({ party, currency }).first('balance_minor');
     return -safeInteger(row?.balance_minor ?? 0);
+  }
+
+  async owedMany(balances: Array<{ party: string; currency: string }>, trx?: Tx): Promise<Array<{ party: string; currency: string; owedMinor: number }>> {
+    if (balances.length === 0) return [];
+    const q = trx ?? this.db;
+    const rows = await q('balances')
+      .whereIn(['party', 'currency'], balances.map((b) => [b.party, b.currency]))
+      .select('party', 'currency', 'balance_minor');
+    const found = new Map((rows as Array<Record<string, unknown>>).map((r) => [`${String(r.party)}\n${String(r.currency)}`, r.balance_minor]));
+    // a party without a row owes nothing (-0, as owed() says)
+    return balances.map((b) => ({ ...b, owedMinor: -safeInteger(found.get(`${b.party}\n${b.currency}`) ?? 0) }));
   }
 
   /** The running balance (`balances`) moves with it, by the table's trigger (migration 0007); a repeat moves nothing. */
@@ -285,8 +361,11 @@ export class PayoutsRepository implements PayoutsStore {
 
   // ---- batches and items -------------------------------------------------------------------------------------
 
-  async insertBatch(trx: Tx, b: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<void> {
-    await trx('payout_batches').insert({ id: b.id, sender_batch_id: b.senderBatchId, status: b.status, request: JSON.stringify(b.request), item_count: b.itemCount });
+  async insertBatch(trx: Tx, b: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<Batch> {
+    const [row] = await trx('payout_batches')
+      .insert({ id: b.id, sender_batch_id: b.senderBatchId, status: b.status, request: JSON.stringify(b.request), item_count: b.itemCount })
+      .returning('*');
+    return toBatch(row);
   }
 
   async batch(id: string, trx?: Tx): Promise<Batch | undefined> {
@@ -355,18 +434,35 @@ export class PayoutsRepository implements PayoutsStore {
     await trx('payout_batches').where({ id: batchId }).whereNull('paypal_batch_id').update({ paypal_batch_id: paypalBatchId });
   }
 
-  async insertItem(trx: Tx, i: NewItem): Promise<void> {
-    await trx('payout_items').insert({
+  async insertItems(trx: Tx, items: NewItem[]): Promise<void> {
+    if (items.length === 0) return;
+    // one statement; ids follow the order given
+    await trx('payout_items').insert(items.map((i) => ({
       intent_id: i.intentId, attempt: i.attempt, sender_item_id: i.senderItemId, batch_id: i.batchId, receiver: i.receiver,
       amount_minor: i.amountMinor, currency: i.currency, status: i.status,
       source_amount_minor: i.source?.amountMinor ?? null, source_currency: i.source?.currency ?? null,
       fx_rate: i.source?.fxRate ?? null, fx_rate_date: i.source?.fxRateDate ?? null,
-    });
+    })));
   }
 
-  async itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<PayoutItem[]> {
+  async itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<ItemWithBatchId[]> {
+    // the items are locked, not their batch (`for update of payout_items`): the batch's PayPal id is only read
+    return this.itemsWithBatchId(trx, senderItemIds, true);
+  }
+
+  async peekItemsBySenderItemIds(senderItemIds: string[], trx?: Tx): Promise<ItemWithBatchId[]> {
+    return this.itemsWithBatchId(trx ?? this.db, senderItemIds, false);
+  }
+
+  private async itemsWithBatchId(q: Db | Tx, senderItemIds: string[], lock: boolean): Promise<ItemWithBatchId[]> {
     if (senderItemIds.length === 0) return [];
-    return (await trx('payout_items').whereIn('sender_item_id', senderItemIds).orderBy('id').forUpdate()).map(toItem);
+    const query = q('payout_items')
+      .join('payout_batches', 'payout_batches.id', 'payout_items.batch_id')
+      .whereIn('payout_items.sender_item_id', senderItemIds)
+      .orderBy('payout_items.id')
+      .select('payout_items.*', 'payout_batches.paypal_batch_id as batch_paypal_batch_id');
+    if (lock) query.forUpdate('payout_items');
+    return ((await query) as Array<Record<string, unknown>>).map((r) => ({ ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null }));
   }
 
   async itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]> {
@@ -410,8 +506,8 @@ export class PayoutsRepository implements PayoutsStore {
     await trx('payout_items').where({ batch_id: batchId }).update({ status: 'REJECTED', error_name: errorName, error_message: errorMessage, updated_at: trx.fn.now() });
   }
 
-  async recordWebhookEvent(eventId: string, eventType: string): Promise<boolean> {
-    const rows = await this.db('webhook_events').insert({ event_id: eventId, event_type: eventType }).onConflict('event_id').ignore().returning('event_id');
+  async recordWebhookEvent(trx: Tx | undefined, eventId: string, eventType: string): Promise<boolean> {
+    const rows = await (trx ?? this.db)('webhook_events').insert({ event_id: eventId, event_type: eventType }).onConflict('event_id').ignore().returning('event_id');
     return rows.length > 0;
   }
 }

@@ -1,6 +1,6 @@
 import { safeInteger } from '@postsale/contracts';
 import type { HoldReason, IntentStatus, Recipient } from '../domain/payout-rules';
-import type { BalanceEntry, Batch, Intent, PayoutItem, ReversalRecord, SaleRecord } from '../domain/records';
+import type { BalanceEntry, Batch, Intent, Payee, PayoutItem, ReversalRecord, SaleRecord } from '../domain/records';
 
 /** Rows of the payouts schema → the domain's records. Money columns are bigint: `safeInteger()` refuses what does not fit. */
 export const date = (v: unknown): Date | null => (v ? new Date(v as string) : null);
@@ -31,6 +31,14 @@ export function toIntent(r: Record<string, unknown>): Intent {
     fxRateDate: (r.fx_rate_date as string | null) ?? null,
     fxSource: (r.fx_source as string | null) ?? null,
     skipReason: (r.skip_reason as string | null) ?? null,
+  };
+}
+
+/** Also a row read as JSON (to_jsonb: timestamps are ISO text, numbers are numbers). */
+export function toPayee(r: Record<string, unknown>): Payee {
+  return {
+    sellerId: String(r.seller_id), email: String(r.email), releasePolicy: String(r.release_policy), releaseDelayDays: Number(r.release_delay_days),
+    payoutCurrency: (r.payout_currency as string | null) ?? null, updatedAt: new Date(r.updated_at as string),
   };
 }
 

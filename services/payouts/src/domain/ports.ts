@@ -1,8 +1,8 @@
 import type { AdminAuditEntry, AdminAuditRecord, Tx } from '@postsale/runtime';
 import type { HoldReason, Recipient } from './payout-rules';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, Milestones, NewIntent, NewItem,
-  Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from './records';
 
 /** The ports of the payout use cases: PayPal Payouts, the store, metrics. Implemented in clients/, db/ and metrics.ts. */
@@ -76,8 +76,9 @@ export type { Tx };
 /**
  * Reads and writes of the payouts schema. Constructed with the database; methods take the transaction the use case
  * opened with `transaction()`: writes and locking reads first (`trx`), plain reads last and optional (`trx?`: the pool
- * when none is given). A write without `trx` is one statement that commits on its own (a batch's PayPal answer, a
- * webhook's record); `recordAudit` takes `undefined` for a reveal recorded outside any transaction.
+ * when none is given). A write without `trx` is one statement that commits on its own (a batch's PayPal answer);
+ * `recordAudit` takes `undefined` for a reveal recorded outside any transaction, `recordWebhookEvent` for a webhook
+ * that had nothing to apply.
  */
 export interface PayoutsStore {
   transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
@@ -96,6 +97,10 @@ export interface PayoutsStore {
   milestones(orderId: string, trx?: Tx): Promise<Milestones>;
 
   payee(sellerId: string, trx?: Tx): Promise<Payee | undefined>;
+  /** the payees of these sellers that exist, in one read */
+  payees(sellerIds: string[], trx?: Tx): Promise<Payee[]>;
+  /** what an intent is decided on, in one read: the seller's payee and the order's milestones */
+  payeeAndMilestones(sellerId: string, orderId: string, trx?: Tx): Promise<{ payee: Payee | undefined; milestones: Milestones }>;
   upsertPayee(trx: Tx, payee: PayeeSettings): Promise<void>;
   /** one admin write (or reveal of personal data) in the audit trail; never a secret */
   recordAudit(trx: Tx | undefined, entry: AdminAuditEntry): Promise<void>;
@@ -106,8 +111,8 @@ export interface PayoutsStore {
   saveFxRate(trx: Tx, rate: FxRate): Promise<void>;
   listFxRates(filter: { from?: string; to?: string; limit: number }, trx?: Tx): Promise<FxRate[]>;
 
-  /** false when the (sale, recipient) intent exists already */
-  insertIntent(trx: Tx, intent: NewIntent, cause: string): Promise<boolean>;
+  /** the intents with their first history rows, in one statement; returns the ids inserted (a (sale, recipient) intent that exists already is not) */
+  insertIntents(trx: Tx, entries: Array<{ intent: NewIntent; cause: string }>): Promise<string[]>;
   /** the intent, locked for the rest of the transaction */
   intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined>;
   /** the intents with these ids, locked in id order (a page of PayPal results locks them all at once) */
@@ -124,21 +129,28 @@ export interface PayoutsStore {
   openIntents(trx?: Tx): Promise<Intent[]>;
   /** DUE intents whose release time has passed, locked for this batch (others skip them) */
   claimDueIntents(trx: Tx, limit: number): Promise<Intent[]>;
-  /** updates the intent and appends its history in one go; returns the intent as stored */
+  /** updates the intent and appends its history in one statement; returns the intent as stored */
   updateIntent(trx: Tx, before: Intent, patch: IntentPatch, cause: string): Promise<Intent>;
+  /** the same patch on several intents, each with its own history cause, in one statement; returns them as stored, in order */
+  updateIntents(trx: Tx, entries: Array<{ before: Intent; cause: string }>, patch: IntentPatch): Promise<Intent[]>;
   history(orderId: string, trx?: Tx): Promise<HistoryEntry[]>;
   /** payable amounts of a seller's own intents in these statuses, per currency */
   sellerPayableTotals(sellerId: string, statuses: string[], trx?: Tx): Promise<Array<{ currency: string; totalMinor: number }>>;
 
   /** serialises every change to one party's balance in one currency for the rest of the transaction */
   lockBalance(trx: Tx, party: string, currency: string): Promise<void>;
+  /** the same for several balances, in one statement (taken in a fixed order: overlapping sets never deadlock) */
+  lockBalances(trx: Tx, balances: Array<{ party: string; currency: string }>): Promise<void>;
   /** what the party owes (positive) in this currency: clawbacks minus what netting already settled (one row read) */
   owed(party: string, currency: string, trx?: Tx): Promise<number>;
+  /** owed() of each of these balances, in one read, in the order asked */
+  owedMany(balances: Array<{ party: string; currency: string }>, trx?: Tx): Promise<Array<{ party: string; currency: string; owedMinor: number }>>;
   /** appends the entry once (a repeated kind/intent/reference changes nothing) and moves the running balance with it */
   addBalanceEntry(trx: Tx, entry: Omit<BalanceEntry, 'at'>): Promise<void>;
   balanceEntries(party: string, trx?: Tx): Promise<BalanceEntry[]>;
 
-  insertBatch(trx: Tx, batch: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<void>;
+  /** returns the batch as stored */
+  insertBatch(trx: Tx, batch: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<Batch>;
   batch(id: string, trx?: Tx): Promise<Batch | undefined>;
   batchesWithStatus(status: string, limit: number, trx?: Tx): Promise<Batch[]>;
   recordPostAttempt(batchId: string, postAttempts: number): Promise<void>;
@@ -163,9 +175,12 @@ export interface PayoutsStore {
   /** learns PayPal's id of a batch that did not know it yet (a single statement, no lock on the batch row) */
   learnPayPalBatchId(trx: Tx, batchId: string, paypalBatchId: string): Promise<void>;
 
-  insertItem(trx: Tx, item: NewItem): Promise<void>;
-  /** the items with these sender_item_ids, locked in id order */
-  itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<PayoutItem[]>;
+  /** one statement for all; ids follow the order given */
+  insertItems(trx: Tx, items: NewItem[]): Promise<void>;
+  /** the items with these sender_item_ids, locked in id order, each with its batch's PayPal id as known (the batch is not locked) */
+  itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<ItemWithBatchId[]>;
+  /** the same, read without a lock (to find out whether there is anything to apply) */
+  peekItemsBySenderItemIds(senderItemIds: string[], trx?: Tx): Promise<ItemWithBatchId[]>;
   itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
   itemsOfIntents(intentIds: string[], trx?: Tx): Promise<PayoutItem[]>;
   currentItem(intent: Intent, trx?: Tx): Promise<PayoutItem | undefined>;
@@ -176,7 +191,7 @@ export interface PayoutsStore {
   recordCancelRefused(itemId: string, message: string): Promise<void>;
   rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void>;
   /** false when the webhook event was recorded before */
-  recordWebhookEvent(eventId: string, eventType: string): Promise<boolean>;
+  recordWebhookEvent(trx: Tx | undefined, eventId: string, eventType: string): Promise<boolean>;
 }
 
 // ---- metrics (metrics.ts) -----------------------------------------------------------------------------------------

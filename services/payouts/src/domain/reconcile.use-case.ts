@@ -3,7 +3,7 @@ import { publishPayout, type PayoutsContext } from './context';
 import { recordClawback, scheduleRetry } from './intent-decisions';
 import { classifyItemStatus } from './payout-rules';
 import type { PayPalItemState, Tx } from './ports';
-import type { BatchCheckJob, Intent, PayoutItem } from './records';
+import type { BatchCheckJob, Intent, ItemWithBatchId, PayoutItem } from './records';
 
 // Learning PayPal's outcome of what we sent: the reconciliation worker checks each accepted, unfinished batch page by
 // page, the webhook and an adopted duplicate bring item states too. Each set of states (one page of PayPal results, one
@@ -54,11 +54,22 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
   }
 }
 
-/** A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event. True when it changed it. */
+/**
+ * A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event, in one transaction
+ * (one commit). A webhook that repeats what is stored (the reconciler read it first) only records the event. True
+ * when it changed the item.
+ */
 export async function applyWebhookItem(ctx: PayoutsContext, event: { id: string; type: string }, state: PayPalItemState): Promise<boolean> {
-  const applied = await applyItemStates(ctx, [state], () => `PayPal webhook ${event.type} (${event.id})`);
-  await ctx.store.recordWebhookEvent(event.id, event.type);
-  return applied > 0;
+  const known = lastWordPerItem([state]);
+  if (!(await anythingToApply(ctx, known))) {
+    await ctx.store.recordWebhookEvent(undefined, event.id, event.type);
+    return false;
+  }
+  return ctx.store.transaction(async (trx) => {
+    const applied = await applyItemStatesIn(ctx, trx, known, () => `PayPal webhook ${event.type} (${event.id})`);
+    await ctx.store.recordWebhookEvent(trx, event.id, event.type);
+    return applied > 0;
+  });
 }
 
 /** A `PAYMENT.PAYOUTSBATCH.*` webhook: the batch moved at PayPal, so the reconciler reads it now. */
@@ -73,42 +84,76 @@ export function batchChanged(ctx: PayoutsContext): void {
  * items changed.
  */
 export async function applyItemStates(ctx: PayoutsContext, states: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
-  // the last word per item (a page never repeats one, but a caller might)
-  const known = [...new Map(states.filter((s) => s.senderItemId).map((s) => [s.senderItemId!, s])).values()];
+  const known = lastWordPerItem(states);
+  if (!(await anythingToApply(ctx, known))) return 0;
+  return ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, known, causeOf));
+}
+
+/** The last word per item (a page never repeats one, but a caller might); states without a sender_item_id are not ours. */
+function lastWordPerItem(states: PayPalItemState[]): PayPalItemState[] {
+  return [...new Map(states.filter((s) => s.senderItemId).map((s) => [s.senderItemId!, s])).values()];
+}
+
+/**
+ * Whether these states would change anything, from a read without locks and outside any transaction: most answers
+ * repeat what is stored (a webhook after the reconciler's page, a page after the webhooks), and those need no
+ * transaction. "Nothing" is final: what it saw is committed, and an item only moves forward, so a locked read could
+ * only find it further on (still nothing to apply). "Something" is decided again on the locked rows.
+ */
+async function anythingToApply(ctx: PayoutsContext, known: PayPalItemState[]): Promise<boolean> {
+  if (known.length === 0) return false;
+  const items = await ctx.store.peekItemsBySenderItemIds(known.map((s) => s.senderItemId!));
+  const plan = planItemStates(items, known);
+  warnUnknown(ctx, plan.unknown);
+  return plan.moves.length > 0 || plan.learnt.size > 0;
+}
+
+/** applyItemStates inside the caller's transaction, on the locked items. */
+async function applyItemStatesIn(ctx: PayoutsContext, trx: Tx, known: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
   if (known.length === 0) return 0;
-  const { store, logger } = ctx;
-  return store.transaction(async (trx) => {
-    const items = new Map((await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!))).map((i) => [i.senderItemId, i]));
-    const moves: Array<{ item: PayoutItem; state: PayPalItemState }> = [];
-    const learnt = new Map<string, string>();
-    for (const state of known) {
-      const item = items.get(state.senderItemId!);
-      if (!item) {
-        logger.warn({ senderItemId: state.senderItemId, payoutItemId: state.payoutItemId }, 'PayPal reports an item we never sent; ignored');
-        continue;
-      }
-      if (state.payoutBatchId) learnt.set(item.batchId, state.payoutBatchId);
-      if (item.status === state.transactionStatus && item.paypalItemId === state.payoutItemId) continue;
-      if (!itemMayMove(item.status, state.transactionStatus)) continue;
-      moves.push({ item, state });
+  const { store } = ctx;
+  const { moves, learnt } = planItemStates(await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!)), known);
+  for (const [batchId, paypalBatchId] of learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
+  const intents = new Map((await store.intentsForUpdate(trx, [...new Set(moves.map((m) => m.item.intentId))])).map((i) => [i.id, i]));
+  for (const { item, state } of moves) {
+    await store.setItemOutcome(trx, item.id, {
+      status: state.transactionStatus,
+      paypalItemId: state.payoutItemId || item.paypalItemId,
+      transactionId: state.transactionId ?? item.transactionId,
+      errorName: state.errorName,
+      errorMessage: state.errorMessage,
+    });
+    const intent = intents.get(item.intentId);
+    if (!intent || intent.attempt !== item.attempt) continue; // an older attempt: history only
+    intents.set(intent.id, await applyToIntent(ctx, trx, intent, item, state, causeOf(state)));
+  }
+  return moves.length;
+}
+
+/** Which items move to which state, which batches learn their PayPal id, and which states name items we never sent. */
+function planItemStates(rows: ItemWithBatchId[], known: PayPalItemState[]) {
+  const items = new Map(rows.map((i) => [i.senderItemId, i]));
+  const moves: Array<{ item: PayoutItem; state: PayPalItemState }> = [];
+  const learnt = new Map<string, string>();
+  const unknown: PayPalItemState[] = [];
+  for (const state of known) {
+    const item = items.get(state.senderItemId!);
+    if (!item) {
+      unknown.push(state);
+      continue;
     }
-    // a batch whose PayPal id we never learnt (its create answer was lost) learns it from its items
-    for (const [batchId, paypalBatchId] of learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
-    const intents = new Map((await store.intentsForUpdate(trx, [...new Set(moves.map((m) => m.item.intentId))])).map((i) => [i.id, i]));
-    for (const { item, state } of moves) {
-      await store.setItemOutcome(trx, item.id, {
-        status: state.transactionStatus,
-        paypalItemId: state.payoutItemId || item.paypalItemId,
-        transactionId: state.transactionId ?? item.transactionId,
-        errorName: state.errorName,
-        errorMessage: state.errorMessage,
-      });
-      const intent = intents.get(item.intentId);
-      if (!intent || intent.attempt !== item.attempt) continue; // an older attempt: history only
-      intents.set(intent.id, await applyToIntent(ctx, trx, intent, item, state, causeOf(state)));
-    }
-    return moves.length;
-  });
+    // a batch whose PayPal id we never learnt (its create answer was lost) learns it from its items; once known it
+    // never changes, so a batch that knows it (nearly always) is not written to
+    if (state.payoutBatchId && item.batchPayPalBatchId === null) learnt.set(item.batchId, state.payoutBatchId);
+    if (item.status === state.transactionStatus && item.paypalItemId === state.payoutItemId) continue;
+    if (!itemMayMove(item.status, state.transactionStatus)) continue;
+    moves.push({ item, state });
+  }
+  return { moves, learnt, unknown };
+}
+
+function warnUnknown(ctx: PayoutsContext, unknown: PayPalItemState[]): void {
+  for (const state of unknown) ctx.logger.warn({ senderItemId: state.senderItemId, payoutItemId: state.payoutItemId }, 'PayPal reports an item we never sent; ignored');
 }
 
 /** Moves the intent by its current item's final (or in-flight) PayPal status; returns the intent as stored. */

@@ -55,6 +55,9 @@ export interface IntentPatch extends Partial<PayoutTerms> {
   batchId?: string | null;
 }
 
+/** An item with its batch's PayPal id as known when it was read (null: not learnt yet). */
+export type ItemWithBatchId = PayoutItem & { batchPayPalBatchId: string | null };
+
 export interface Payee {
   sellerId: string;
   email: string;

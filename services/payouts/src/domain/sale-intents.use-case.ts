@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { money, type OrderDelivered, type OrderShipped, type SaleRecorded, type SaleReversed } from '@postsale/contracts';
 import type { PayoutsContext } from './context';
-import { decideIntent, describeDecision, isDueNow, recordClawback, reevaluateIntents } from './intent-decisions';
+import { decideIntent, decisionFacts, describeDecision, isDueNow, recordClawback, reevaluateIntents } from './intent-decisions';
 import { applyReversal, type Recipient } from './payout-rules';
 import type { Tx } from './ports';
+import type { NewIntent } from './records';
 
 export interface EventMeta {
   eventId: string;
@@ -33,7 +34,9 @@ export async function recordSale(ctx: PayoutsContext, trx: Tx, meta: EventMeta, 
     ctx.logger.info({ saleId: sale.saleId, orderId: meta.orderId, eventId: meta.eventId }, 'sale already recorded; no new intents');
     return;
   }
-  let due = 0;
+  // both shares are decided on one read of the payee and milestones, and inserted (with their history) in one statement
+  const facts = decisionFacts(ctx, trx);
+  const entries: Array<{ intent: NewIntent; cause: string }> = [];
   const shares: Array<[Recipient, { amountMinor: number; currency: string }]> = [['PLATFORM', commission], ['SELLER', net]];
   for (const [recipient, share] of shares) {
     const base = {
@@ -41,14 +44,17 @@ export async function recordSale(ctx: PayoutsContext, trx: Tx, meta: EventMeta, 
       currency: share.currency, amountMinor: share.amountMinor, saleRecordedAt: new Date(sale.recordedAt),
     };
     if (share.amountMinor <= 0) {
-      await store.insertIntent(trx, { ...base, payableMinor: 0, status: 'SKIPPED', holdReason: null, releaseAt: null },
-        `SaleRecorded ${meta.eventId}: ${recipient.toLowerCase()} share is ${share.amountMinor} (${sale.isLoss ? 'loss order' : 'nothing owed'}); nothing to pay`);
+      entries.push({
+        intent: { ...base, payableMinor: 0, status: 'SKIPPED', holdReason: null, releaseAt: null },
+        cause: `SaleRecorded ${meta.eventId}: ${recipient.toLowerCase()} share is ${share.amountMinor} (${sale.isLoss ? 'loss order' : 'nothing owed'}); nothing to pay`,
+      });
       continue;
     }
-    const decision = await decideIntent(ctx, trx, { ...base, payableMinor: share.amountMinor });
-    await store.insertIntent(trx, { ...base, payableMinor: share.amountMinor, ...decision }, describeDecision(`SaleRecorded ${meta.eventId}`, decision));
-    if (isDueNow(decision)) due += 1;
+    const decision = await decideIntent(ctx, trx, { ...base, payableMinor: share.amountMinor }, facts);
+    entries.push({ intent: { ...base, payableMinor: share.amountMinor, ...decision }, cause: describeDecision(`SaleRecorded ${meta.eventId}`, decision) });
   }
+  await store.insertIntents(trx, entries);
+  const due = entries.filter((e) => isDueNow(e.intent)).length;
   // A reversal that arrived before its sale (should not happen on one partition, but replays and repairs exist).
   for (const r of await store.reversalsForSale(sale.saleId, trx)) {
     await applyReversalToSale(ctx, trx, sale.saleId, r.reversalId, { PLATFORM: r.commissionReversedMinor, SELLER: r.sellerNetReversedMinor });
@@ -79,7 +85,8 @@ export async function recordMilestone(
   const { store } = ctx;
   if (event.type === 'OrderShipped') await store.recordMilestone(trx, meta.orderId, meta.sellerId, 'shipped', new Date(event.payload.shippedAt));
   else await store.recordMilestone(trx, meta.orderId, meta.sellerId, 'delivered', new Date(event.payload.deliveredAt));
-  const { due } = await reevaluateIntents(ctx, trx, await store.intentsAwaitingRelease(trx, { orderId: meta.orderId }), `${event.type} ${meta.eventId}`);
+  // the order's intents (one seller) share one read of its payee and milestones, made after the milestone was recorded
+  const { due } = await reevaluateIntents(ctx, trx, await store.intentsAwaitingRelease(trx, { orderId: meta.orderId }), `${event.type} ${meta.eventId}`, decisionFacts(ctx, trx));
   wakeBatcherAfterCommit(ctx, trx, due);
 }
 

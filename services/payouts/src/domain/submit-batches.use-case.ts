@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { formatDecimal } from '@postsale/contracts';
 import type { PayoutsContext } from './context';
-import { redecideIntent, reevaluateIntents } from './intent-decisions';
+import { decisionFacts, redecideIntent, reevaluateIntents, type DecisionFacts } from './intent-decisions';
 import { convertRoundingDown, formatPayPalValue, isPayPalPayoutCurrency, unpayableReason } from './payout-currency';
 import { offsetAgainstDebt, partyOf, senderBatchId, senderItemId, type HoldReason } from './payout-rules';
 import type { CreateBatchResult, PayoutRequestBody, PayoutRequestItem, PayPalBatchState, Tx } from './ports';
@@ -19,13 +19,19 @@ const APPLY_SET_SIZE = 1000;
 //    intents move to SUBMITTED — all committed BEFORE the call;
 // 3. the batch is posted and the answer recorded.
 
-/** One run. Returns true when it did something (the poller then runs again at once). */
+/**
+ * One run. Returns true when another run may find work at once (the poller then runs again without waiting): a full
+ * batch was claimed (more may be due), an intent was decided again (it may be due now), or the batch's post has an
+ * unknown outcome (re-posted at once, as before). A run that claimed everything due returns false: intents that
+ * become due later nudge the batcher after their commit (a nudge during a run makes the poller run again), so the
+ * empty run that used to follow every batch is not needed.
+ */
 export async function submitDueBatches(ctx: PayoutsContext): Promise<boolean> {
   await resolveUnknownBatches(ctx);
   await releaseFxHolds(ctx);
   const claimed = await claimDueIntents(ctx);
-  if (claimed.batch?.status === 'SUBMITTING') await postBatch(ctx, claimed.batch);
-  return claimed.worked;
+  const outcome = claimed.batch?.status === 'SUBMITTING' ? await postBatch(ctx, claimed.batch) : 'settled';
+  return claimed.more || outcome === 'unknown';
 }
 
 async function resolveUnknownBatches(ctx: PayoutsContext): Promise<void> {
@@ -53,17 +59,22 @@ async function releaseFxHolds(ctx: PayoutsContext): Promise<void> {
   });
 }
 
-async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; batch?: Batch }> {
+async function claimDueIntents(ctx: PayoutsContext): Promise<{ more: boolean; batch?: Batch }> {
   const dryRun = ctx.settings.mode === 'dry-run';
   return ctx.store.transaction(async (trx) => {
     const due = await ctx.store.claimDueIntents(trx, ctx.settings.batchSize);
-    if (due.length === 0) return { worked: false };
+    if (due.length === 0) return { more: false };
+    let redecided = 0;
     const batchId = randomUUID();
+    const debts = await lockDebts(ctx, trx, due);
+    // the sellers' payees (their receivers) in one read, shared with any decision taken again below
+    const facts = decisionFacts(ctx, trx);
+    await facts.loadPayees(due.filter((i) => i.recipient === 'SELLER').map((i) => i.sellerId));
     const items: Array<{ intent: Intent; item: PayoutRequestItem; plan: PayPlan }> = [];
     for (const claimed of due) {
-      const intent = await settleDebtFirst(ctx, trx, claimed, batchId);
+      const intent = await settleDebtFirst(ctx, trx, claimed, batchId, debts);
       if (intent.status !== 'DUE') continue;
-      const receiver = await receiverOf(ctx, trx, intent);
+      const receiver = await receiverOf(ctx, intent, facts);
       if (!receiver) {
         await ctx.store.updateIntent(trx, intent, { status: 'HELD', holdReason: intent.recipient === 'PLATFORM' ? 'PLATFORM_PAYEE_MISSING' : 'PAYEE_MISSING', releaseAt: null }, 'no payee at payout time');
         continue;
@@ -72,7 +83,8 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
       // PayPal refuse the whole batch and block everybody else's payouts with it.
       const plan = planPayout(intent);
       if (plan.kind === 'redecide') {
-        await redecideIntent(ctx, trx, intent, `not payable as decided (${plan.reason}); decided again`);
+        await redecideIntent(ctx, trx, intent, `not payable as decided (${plan.reason}); decided again`, facts);
+        redecided += 1;
         continue;
       }
       if (plan.kind === 'skip') {
@@ -96,7 +108,8 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
         },
       });
     }
-    if (items.length === 0) return { worked: true }; // offsets or holds happened, nothing to send
+    const more = due.length >= ctx.settings.batchSize || redecided > 0;
+    if (items.length === 0) return { more }; // offsets or holds happened, nothing to send
     const request: PayoutRequestBody = {
       sender_batch_header: {
         sender_batch_id: senderBatchId(batchId),
@@ -107,34 +120,59 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ worked: boolean; 
       items: items.map((i) => i.item),
     };
     const status = dryRun ? 'DRY_RUN' : 'SUBMITTING';
-    await ctx.store.insertBatch(trx, { id: batchId, senderBatchId: request.sender_batch_header.sender_batch_id, status, request, itemCount: items.length });
-    for (const { intent, item, plan } of items) {
-      await ctx.store.insertItem(trx, {
-        intentId: intent.id, attempt: intent.attempt, senderItemId: item.sender_item_id, batchId, receiver: item.receiver,
-        amountMinor: plan.amountMinor, currency: plan.currency, status: dryRun ? 'DRY_RUN' : 'SUBMITTED', source: plan.source,
-      });
+    // the batch, its items and the intents' move (with their history): three statements, whatever the batch's size
+    const batch = await ctx.store.insertBatch(trx, { id: batchId, senderBatchId: request.sender_batch_header.sender_batch_id, status, request, itemCount: items.length });
+    await ctx.store.insertItems(trx, items.map(({ intent, item, plan }) => ({
+      intentId: intent.id, attempt: intent.attempt, senderItemId: item.sender_item_id, batchId, receiver: item.receiver,
+      amountMinor: plan.amountMinor, currency: plan.currency, status: dryRun ? 'DRY_RUN' : 'SUBMITTED', source: plan.source,
+    })));
+    await ctx.store.updateIntents(trx, items.map(({ intent, item, plan }) => {
       const converted = plan.source
         ? ` for ${formatDecimal({ amountMinor: plan.source.amountMinor, currency: plan.source.currency })} ${plan.source.currency} owed`
           + (plan.source.fxRateDate ? ` at ${plan.source.fxRate} (rate of ${plan.source.fxRateDate}), rounded down` : ', rounded down to what PayPal pays')
         : '';
-      await ctx.store.updateIntent(trx, intent, { status: dryRun ? 'DRY_RUN' : 'SUBMITTED', batchId },
-        dryRun
+      return {
+        before: intent,
+        cause: dryRun
           ? `dry-run: would pay ${item.amount.value} ${item.amount.currency}${converted} (${item.sender_item_id}); nothing sent`
-          : `in batch ${request.sender_batch_header.sender_batch_id} as ${item.sender_item_id}: ${item.amount.value} ${item.amount.currency}${converted}`);
-    }
+          : `in batch ${request.sender_batch_header.sender_batch_id} as ${item.sender_item_id}: ${item.amount.value} ${item.amount.currency}${converted}`,
+      };
+    }), { status: dryRun ? 'DRY_RUN' : 'SUBMITTED', batchId });
     ctx.metrics.batches.inc({ outcome: dryRun ? 'dry_run' : 'created' });
-    return { worked: true, batch: await ctx.store.batch(batchId, trx) };
+    return { more, batch };
   });
 }
 
-/** Nets the payee's outstanding clawbacks against this payment; an intent fully used up that way is OFFSET. */
-async function settleDebtFirst(ctx: PayoutsContext, trx: Tx, intent: Intent, reference: string): Promise<Intent> {
+type Debts = Map<string, number>;
+const debtKey = (party: string, currency: string) => `${party}\n${currency}`;
+
+/**
+ * Locks the balance of every party these intents pay (per currency) for the rest of the transaction, then reads what
+ * each owes: two statements for the whole batch. The read is a statement of its own after the locks, so it sees every
+ * clawback or offset committed before them; nothing moves these balances until the commit but this transaction.
+ */
+async function lockDebts(ctx: PayoutsContext, trx: Tx, intents: Intent[]): Promise<Debts> {
+  const balances = [...new Map(intents.map((i) => {
+    const party = partyOf(i.recipient, i.sellerId);
+    return [debtKey(party, i.currency), { party, currency: i.currency }];
+  })).values()];
+  await ctx.store.lockBalances(trx, balances);
+  return new Map((await ctx.store.owedMany(balances, trx)).map((b) => [debtKey(b.party, b.currency), b.owedMinor]));
+}
+
+/**
+ * Nets the payee's outstanding clawbacks against this payment; an intent fully used up that way is OFFSET. `debts`
+ * (from lockDebts) follows the offsets this batch makes, as the running balance does.
+ */
+async function settleDebtFirst(ctx: PayoutsContext, trx: Tx, intent: Intent, reference: string, debts: Debts): Promise<Intent> {
   const party = partyOf(intent.recipient, intent.sellerId);
-  await ctx.store.lockBalance(trx, party, intent.currency);
-  const owed = await ctx.store.owed(party, intent.currency, trx);
+  const key = debtKey(party, intent.currency);
+  const owed = debts.get(key);
+  if (owed === undefined) throw new Error(`balance ${party} ${intent.currency} was not locked for this batch`);
   const offset = offsetAgainstDebt(intent.payableMinor, owed);
   if (offset === 0) return intent;
   await ctx.store.addBalanceEntry(trx, { party, currency: intent.currency, amountMinor: offset, kind: 'OFFSET', orderId: intent.orderId, intentId: intent.id, reference });
+  debts.set(key, owed - offset);
   const payable = intent.payableMinor - offset;
   return ctx.store.updateIntent(trx, intent, {
     offsetMinor: intent.offsetMinor + offset,
@@ -143,9 +181,9 @@ async function settleDebtFirst(ctx: PayoutsContext, trx: Tx, intent: Intent, ref
   }, `${offset} ${intent.currency} kept to settle what the payee owed (clawbacks)` + (payable === 0 ? '; nothing left to send' : ''));
 }
 
-async function receiverOf(ctx: PayoutsContext, trx: Tx, intent: Intent): Promise<string | undefined> {
+async function receiverOf(ctx: PayoutsContext, intent: Intent, facts: DecisionFacts): Promise<string | undefined> {
   if (intent.recipient === 'PLATFORM') return ctx.settings.platformPayeeEmail;
-  return (await ctx.store.payee(intent.sellerId, trx))?.email;
+  return (await facts.payee(intent.sellerId))?.email;
 }
 
 /**
@@ -161,7 +199,7 @@ async function receiverOf(ctx: PayoutsContext, trx: Tx, intent: Intent): Promise
  *   VALIDATION_ERROR…): nothing was created → intents HELD `PAYPAL_REFUSED:<name>`, retried on operator action only;
  * - unknown (500 INTERNAL_ERROR, timeout…): stays SUBMITTING, re-posted with the same sender_batch_id next run.
  */
-async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
+async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<PostOutcome> {
   if (!ctx.gateway) throw new Error('postBatch without a PayPal gateway (dry-run never posts)');
   const repost = batch.postAttempts > 0;
   await ctx.store.recordPostAttempt(batch.id, batch.postAttempts + 1);
@@ -177,16 +215,15 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
       await ctx.store.markBatchAccepted(batch.id, { paypalBatchId: result.payoutBatchId, paypalBatchStatus: result.batchStatus, lastError: null });
       ctx.logger.info({ batchId: batch.id, senderBatchId: batch.senderBatchId, payoutBatchId: result.payoutBatchId }, 'payout batch accepted');
       ctx.nudge.reconciler();
-      return;
+      return 'settled';
     }
     case 'duplicate':
-      await adoptOriginal(ctx, batch, result.payoutBatchId,
+      return adoptOriginal(ctx, batch, result.payoutBatchId,
         `${result.name ?? 'USER_BUSINESS_ERROR'} (HTTP ${result.httpStatus ?? 400}, debug_id ${result.debugId ?? 'none'}): Batch with given sender_batch_id already exists`);
-      return;
     case 'unknown':
       await ctx.store.setBatchError(batch.id, `unknown outcome: ${result.message}`);
       ctx.logger.warn({ batchId: batch.id, senderBatchId: batch.senderBatchId, reason: result.message }, 'payout batch outcome unknown; will ask PayPal with the same sender_batch_id');
-      return;
+      return 'unknown';
     case 'rejected': {
       const said = `${result.name} (HTTP ${result.httpStatus}, debug_id ${result.debugId ?? 'none'}): ${result.message}`
         + (result.details?.length ? ` [${result.details.join('; ')}]` : '');
@@ -196,9 +233,13 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
       } else {
         await holdRefusedBatch(ctx, batch, result.name, said);
       }
+      return 'settled';
     }
   }
 }
+
+/** unknown: the batch is still SUBMITTING, to be posted again with the same sender_batch_id */
+type PostOutcome = 'settled' | 'unknown';
 
 /**
  * PayPal says the sender_batch_id exists: read the original batch through the link it gave, check it is ours (same
@@ -207,11 +248,11 @@ async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<void> {
  * may have paid; nothing is FAILED or owed again, and nothing is re-posted (it would only be refused again).
  * A failed read leaves the batch SUBMITTING: the next run re-posts and gets the same answer (nothing is paid twice).
  */
-async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: string | null, said: string): Promise<void> {
+async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: string | null, said: string): Promise<PostOutcome> {
   if (!payoutBatchId) {
     await markNeedsReview(ctx, batch, 'PAYPAL_DUPLICATE_WITHOUT_LINK',
       `PayPal says sender_batch_id ${batch.senderBatchId} already exists but gave no link to the original batch: ${said}; it may already have paid, find the batch in PayPal's activity before paying again`);
-    return;
+    return 'settled';
   }
   let original: PayPalBatchState;
   try {
@@ -220,7 +261,7 @@ async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: s
   } catch (error) {
     ctx.metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'error' });
     await ctx.store.setBatchError(batch.id, `duplicate of ${payoutBatchId}; reading it failed: ${error instanceof Error ? error.message : String(error)}`);
-    return;
+    return 'unknown';
   }
   const ours = new Set((batch.request as PayoutRequestBody).items.map((i) => i.sender_item_id));
   const foreign = original.items.filter((i) => !i.senderItemId || !ours.has(i.senderItemId));
@@ -228,7 +269,7 @@ async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: s
   if (senderMismatch || foreign.length > 0) {
     await markNeedsReview(ctx, batch, 'PAYPAL_DUPLICATE_NOT_OURS',
       `PayPal's duplicate answer links batch ${payoutBatchId}, which is not ours (sender_batch_id ${original.senderBatchId ?? 'unknown'}, ${foreign.length} unknown items): ${said}; the real original may already have paid, find it before paying again`);
-    return;
+    return 'settled';
   }
   await ctx.store.markBatchAccepted(batch.id, {
     paypalBatchId: payoutBatchId, paypalBatchStatus: original.batchStatus,
@@ -240,6 +281,7 @@ async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: s
       (item) => `original batch ${payoutBatchId} (adopted after a duplicate answer) reports ${item.transactionStatus}`);
   }
   ctx.nudge.reconciler();
+  return 'settled';
 }
 
 /**
