@@ -26,6 +26,12 @@ export interface ConsumerSpec<E extends TypedEvent = TypedEvent> {
   maxBatchSize?: number;
   /** how long an applied event's offset may wait to be committed together with later ones; default 500 ms */
   commitIntervalMs?: number;
+  /**
+   * Event types the handler does nothing with: a message whose `event-type` header (set by every outbox relay) names
+   * one is skipped before any decoding or transaction. An event without effect needs no inbox row; its offset commits
+   * with the rest. Named one by one, so a new event type reaches the handler until someone decides otherwise.
+   */
+  ignores?: readonly string[];
 }
 
 export const DLQ_HEADERS = {
@@ -64,6 +70,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   private crashes = 0;
   private readonly groupId: string;
   private readonly m;
+  private readonly ignored: ReadonlySet<string>;
 
   constructor(
     private readonly spec: ConsumerSpec<E>,
@@ -80,7 +87,9 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
       deadLettered: metrics.counter('events_dead_lettered_total', 'Events sent to a dead-letter topic', ['group', 'topic', 'code']),
       duration: metrics.histogram('event_handler_duration_seconds', 'Time to process one event, or one batch of events applied together, retries included', ['group', 'topic']),
       replaced: metrics.counter('kafka_consumer_replacements_total', 'Kafka consumers that stopped for good after an error and were replaced', ['group']),
+      ignored: metrics.counter('events_ignored_total', 'Events skipped unread: their type is not one the handler acts on', ['group', 'topic', 'type']),
     };
+    this.ignored = new Set(spec.ignores ?? []);
   }
 
   get group(): string {
@@ -200,27 +209,42 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     batch: Batch, slice: KafkaMessage[], heartbeat: () => Promise<void>, resolveOffset: (offset: string) => void,
   ): Promise<boolean> {
     const { topic, partition } = batch;
+    const last = slice[slice.length - 1]!;
+    const relevant = this.ignored.size > 0 ? slice.filter((message) => this.wants(topic, message)) : slice;
+    if (relevant.length === 0) {
+      await this.commit(topic, partition, last, resolveOffset);
+      return true;
+    }
     const endTimer = this.m.duration.startTimer({ group: this.groupId, topic });
     let outcome: SliceOutcome;
     try {
-      outcome = await this.applySliceWithRetries(topic, partition, slice, heartbeat);
+      outcome = await this.applySliceWithRetries(topic, partition, relevant, heartbeat);
     } finally {
       endTimer();
     }
     if (outcome === 'stopping') return false;
     if (outcome === 'applied') {
-      await this.commit(topic, partition, slice[slice.length - 1]!, resolveOffset);
+      await this.commit(topic, partition, last, resolveOffset);
       this.crashes = 0;
       return true;
     }
     // The slice failed for a reason other than the moment: one at a time, so only the culprit is dead-lettered.
-    for (const message of slice) {
+    for (const message of relevant) {
       const outcome = await this.process(topic, partition, message, heartbeat);
       if (outcome === 'stopping') return false;
       await this.commit(topic, partition, message, resolveOffset, outcome === 'dead-lettered');
       this.crashes = 0;
     }
+    await this.commit(topic, partition, last, resolveOffset);
     return true;
+  }
+
+  /** False for a message whose `event-type` header names a type the handler ignores (counted). */
+  private wants(topic: string, message: KafkaMessage): boolean {
+    const type = message.headers?.['event-type']?.toString();
+    if (type === undefined || !this.ignored.has(type)) return true;
+    this.m.ignored.inc({ group: this.groupId, topic, type });
+    return false;
   }
 
   /**

@@ -58,7 +58,7 @@ describe('inbox consumer in batches', () => {
   });
 
   /** Sends events with these reasons in one request to one partition, so one fetch brings them all. */
-  async function sendAll(reasons: string[]): Promise<string[]> {
+  async function sendAll(reasons: string[], options: { eventTypeHeader?: (reason: string) => string } = {}): Promise<string[]> {
     const orderIds = reasons.map(() => `o-${randomUUID()}`);
     const messages = [];
     // one at a time: the first encode registers the schema, and concurrent registrations of it conflict
@@ -68,13 +68,14 @@ describe('inbox consumer in batches', () => {
         eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
         type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason, cancelledAt: Date.now() },
       } as OrderEvent;
-      messages.push({ key: 'one-partition', value: await codec.encode(Streams.orders, event) });
+      const headers = options.eventTypeHeader ? { 'event-type': options.eventTypeHeader(reason) } : undefined;
+      messages.push({ key: 'one-partition', value: await codec.encode(Streams.orders, event), headers });
     }
     await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages });
     return orderIds;
   }
 
-  async function startConsumer(options: { commitIntervalMs?: number } = {}): Promise<InboxConsumer<OrderEvent>> {
+  async function startConsumer(options: { commitIntervalMs?: number; ignores?: string[] } = {}): Promise<InboxConsumer<OrderEvent>> {
     // its own Kafka client, counted, so offset commits can be told apart from the test's own requests
     const kafka = createKafka({ clientId: 'consumer-batch', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
     instrumentKafka(kafka, metrics);
@@ -194,5 +195,16 @@ describe('inbox consumer in batches', () => {
     await sendAll(['test']);
     await waitFor(async () => (await appliedInOrder()).length === 4, { timeoutMs: 30_000, description: 'the next event applied after the restart' });
     expect(await counter(metrics, 'events_duplicate_total')).toBe(0);
+  });
+
+  it('when events of types the handler ignores arrive among others, then they are skipped without a transaction or inbox row and their offsets commit', async () => {
+    // the header is what the relay sets; the events themselves are all OrderCancelled (the handler would apply them)
+    const orderIds = await sendAll(['ignored', 'test', 'ignored', 'ignored'], { eventTypeHeader: (reason) => (reason === 'ignored' ? 'OrderShipped' : 'OrderCancelled') });
+    await startConsumer({ ignores: ['OrderShipped'] });
+    await waitFor(async () => (await committedOffset())[0] === '4', { timeoutMs: 30_000, description: 'offset committed past all four' });
+    expect(await appliedInOrder()).toEqual([orderIds[1]]);
+    expect(await db('inbox').count<{ n: string }[]>('* as n')).toEqual([{ n: '1' }]);
+    expect(await counter(metrics, 'events_ignored_total', /type="OrderShipped"/)).toBe(3);
+    expect(await counter(metrics, 'db_commits_total')).toBe(1);
   });
 });

@@ -8,6 +8,8 @@ export function fulfillmentConsumer(ctx: PayoutsContext): ConsumerSpec<Fulfillme
   return {
     group: 'payouts.fulfillment',
     streams: [Streams.fulfillment],
+    // skipped unread, without a transaction: about one such event per order
+    ignores: ['PurchaseCompleted', 'PurchaseFailed'] satisfies Array<FulfillmentEvent['type']>,
     async handle(event, { trx }) {
       const meta = { eventId: event.eventId, orderId: event.orderId, sellerId: event.sellerId };
       if (event.type === 'OrderShipped' || event.type === 'OrderDelivered') await recordMilestone(ctx, trx, meta, event);

@@ -11,6 +11,9 @@ export function ledgerConsumer(group: string, deps: SalesDeps): ConsumerSpec<Ord
   return {
     group,
     streams: [Streams.orders, Streams.fulfillment, Streams.payouts],
+    // the ledger books nothing for these (shipping and delivery are fulfillment's story; a failed payout moved no
+    // money): skipped unread, without a transaction
+    ignores: ['OrderShipped', 'OrderDelivered', 'PayoutFailed'] satisfies Array<(FulfillmentEvent | PayoutEvent)['type']>,
     async handle(event, { trx, topic }) {
       if (topic.endsWith(Streams.orders.baseName)) await recordOrderEvent(deps, trx, event as OrderEvent);
       else if (topic.endsWith(Streams.payouts.baseName)) await recordPayoutEvent(deps, trx, event as PayoutEvent);
