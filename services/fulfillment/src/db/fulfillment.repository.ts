@@ -245,11 +245,15 @@ export class FulfillmentRepository implements FulfillmentStore {
     return row ? toAttempt(row) : undefined;
   }
 
-  async insertAttempt(trx: Tx, a: { orderId: string; attemptNo: number; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string> {
-    const [row] = await trx('purchase_attempts')
-      .insert({ order_id: a.orderId, attempt_no: a.attemptNo, kind: a.kind, channel: a.channel, out_order_id: a.outOrderId })
-      .returning('id');
-    return String((row as Row).id);
+  /** Numbered after the order's last attempt, in the same statement (no read first). */
+  async insertAttempt(trx: Tx, a: { orderId: string; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string> {
+    const result: { rows: Row[] } = await trx.raw(
+      `insert into purchase_attempts (order_id, attempt_no, kind, channel, out_order_id)
+       select ?, coalesce(max(attempt_no), 0) + 1, ?, ?, ? from purchase_attempts where order_id = ?
+       returning id`,
+      [a.orderId, a.kind, a.channel, a.outOrderId, a.orderId],
+    );
+    return String(result.rows[0]!.id);
   }
 
   async finishAttempt(trx: Tx | Db, id: string, r: { outcome: Attempt['outcome']; supplierOrderId?: string; supplierCode?: string; message?: string; response?: unknown }): Promise<void> {
