@@ -256,9 +256,14 @@ export class FulfillmentRepository implements FulfillmentStore {
     return String(result.rows[0]!.id);
   }
 
-  async finishAttempt(trx: Tx | Db, id: string, r: { outcome: Attempt['outcome']; supplierOrderId?: string; supplierCode?: string; message?: string; response?: unknown }): Promise<void> {
-    await trx('purchase_attempts')
-      .where({ id })
+  /**
+   * Locks the order (as getForUpdate does) and records the attempt's result only while the lease `fence` is still
+   * current, in one statement. Returns the order as it is now: another lease_version means nothing was recorded.
+   */
+  async finishAttempt(trx: Tx, orderId: string, fence: number, id: string, r: { outcome: Attempt['outcome']; supplierOrderId?: string; supplierCode?: string; message?: string; response?: unknown }): Promise<Fulfillment | undefined> {
+    const finish = trx('purchase_attempts')
+      .where({ id, order_id: orderId })
+      .whereExists((q) => q.select(trx.raw('1')).from('current_order').where('lease_version', fence))
       .update({
         outcome: r.outcome,
         supplier_order_id: r.supplierOrderId ?? null,
@@ -267,6 +272,12 @@ export class FulfillmentRepository implements FulfillmentStore {
         response: r.response === undefined ? null : JSON.stringify(r.response),
         finished_at: trx.fn.now(),
       });
+    const result: { rows: Row[] } = await trx.raw('with current_order as (?), finished as (?) select * from current_order', [
+      trx('fulfillments').where({ order_id: orderId }).forUpdate(),
+      finish,
+    ]);
+    const row = result.rows[0];
+    return row ? toFulfillment(row) : undefined;
   }
 
   async recordSupplierResponse(orderId: string, method: string, outcome: string, summary: unknown, trx?: Tx): Promise<void> {

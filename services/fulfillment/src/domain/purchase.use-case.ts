@@ -202,8 +202,15 @@ const NO_ORDER_WITH_MEMO = 'NO_ORDER_WITH_MEMO';
 async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: string, kind: Attempt['kind'], outcome: Outcome): Promise<void> {
   const fence = f.leaseVersion;
   await deps.repo.transaction(async (trx) => {
-    // The row lock serializes this commit with a cancellation arriving on the orders topic (which locks it too).
-    const current = await deps.repo.getForUpdate(trx, f.orderId);
+    // The row lock serializes this commit with a cancellation arriving on the orders topic (which locks it too); the
+    // attempt's result is recorded only while our lease is current.
+    const current = await deps.repo.finishAttempt(trx, f.orderId, fence, attemptId, {
+      outcome: outcome.outcome,
+      supplierOrderId: outcome.outcome === 'CREATED' ? outcome.supplierOrderId : undefined,
+      supplierCode: outcome.outcome === 'REJECTED' ? outcome.supplierCode : outcome.outcome === 'CREATED' ? undefined : outcome.code,
+      message: 'message' in outcome ? outcome.message : undefined,
+      response: 'response' in outcome ? outcome.response : undefined,
+    });
     if (!current || current.leaseVersion !== fence) {
       // Our lease expired and another worker claimed the order: that worker owns it now (it resolves our attempt with
       // the same key). We commit nothing; the late answer is kept for the operator.
@@ -218,13 +225,6 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
       deps.logger.warn({ orderId: f.orderId, leaseVersion: fence, current: current?.leaseVersion, outcome: outcome.outcome }, 'purchase answer after the lease was lost: not committed');
       return;
     }
-    await deps.repo.finishAttempt(trx, attemptId, {
-      outcome: outcome.outcome,
-      supplierOrderId: outcome.outcome === 'CREATED' ? outcome.supplierOrderId : undefined,
-      supplierCode: outcome.outcome === 'REJECTED' ? outcome.supplierCode : outcome.outcome === 'CREATED' ? undefined : outcome.code,
-      message: 'message' in outcome ? outcome.message : undefined,
-      response: 'response' in outcome ? outcome.response : undefined,
-    });
     if (current.state !== States.PURCHASING) return;
     const cancelRequested = current.cancelRequested;
     if (outcome.outcome === 'CREATED') {

@@ -103,6 +103,33 @@ describe('fulfillment repository: one statement per step', () => {
     ]);
   });
 
+  it('finishes an attempt with the order locked, in one statement, only while the lease is current', async () => {
+    const f = newOrder();
+    await repo.transaction((trx) => repo.insertReceived(trx, f, 'received'));
+    await db('fulfillments').where({ order_id: f.orderId }).update({ lease_version: 5 });
+    const id = await repo.transaction((trx) => repo.insertAttempt(trx, { orderId: f.orderId, kind: 'CREATE', channel: 'API', outOrderId: f.outOrderId }));
+    const outcome = () => db('purchase_attempts').where({ id }).first('outcome', 'supplier_order_id').then((r) => [r.outcome, r.supplier_order_id]);
+
+    const stale = await counted(() => repo.transaction((trx) => repo.finishAttempt(trx, f.orderId, 4, id, { outcome: 'CREATED', supplierOrderId: 'late-1' })));
+    expect(stale.sql).toHaveLength(1);
+    expect(stale.result).toMatchObject({ orderId: f.orderId, leaseVersion: 5, state: 'RECEIVED' });
+    expect(await outcome()).toEqual(['PENDING', null]);
+
+    const current = await counted(() => repo.transaction((trx) => repo.finishAttempt(trx, f.orderId, 5, id, { outcome: 'CREATED', supplierOrderId: 'so-1' })));
+    expect(current.sql).toHaveLength(1);
+    expect(current.result).toMatchObject({ orderId: f.orderId, leaseVersion: 5 });
+    expect(await outcome()).toEqual(['CREATED', 'so-1']);
+
+    // the order row stays locked until the transaction ends (a cancellation on the orders topic waits for it)
+    await repo.transaction(async (trx) => {
+      await repo.finishAttempt(trx, f.orderId, 5, id, { outcome: 'CREATED', supplierOrderId: 'so-1' });
+      await expect(other.raw('select 1 from fulfillments where order_id = ? for update nowait', [f.orderId])).rejects.toMatchObject({ code: '55P03' });
+    });
+    await expect(other.raw('select 1 from fulfillments where order_id = ? for update nowait', [f.orderId])).resolves.toBeDefined();
+    expect(await repo.transaction((trx) => repo.finishAttempt(trx, 'no-such-order', 5, id, { outcome: 'UNKNOWN' }))).toBeUndefined();
+    expect(await outcome()).toEqual(['CREATED', 'so-1']);
+  });
+
   it('claims due orders in one statement: two replicas claiming at once never share one, and every claim takes a new fence', async () => {
     const sellerId = uniqueId('seller-');
     const orders = Array.from({ length: 40 }, () => newOrder(sellerId));
