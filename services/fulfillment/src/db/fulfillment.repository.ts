@@ -272,8 +272,8 @@ export class FulfillmentRepository implements FulfillmentStore {
         response: r.response === undefined ? null : JSON.stringify(r.response),
         finished_at: trx.fn.now(),
       });
-    const result: { rows: Row[] } = await trx.raw('with current_order as (?), finished as (?) select * from current_order', [
-      trx('fulfillments').where({ order_id: orderId }).forUpdate(),
+    const result: { rows: Row[] } = await trx.raw('with current_order as (select * from fulfillments where order_id = ? for update), finished as (?) select * from current_order', [
+      orderId,
       finish,
     ]);
     const row = result.rows[0];
