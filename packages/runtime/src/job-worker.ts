@@ -16,9 +16,9 @@ export interface LeasedJob {
 /** Where a worker's jobs come from. Each service implements it with its own SQL. */
 export interface JobStore<J extends LeasedJob> {
   /**
-   * Claims up to `limit` due jobs for `leaseMs`, in one short transaction: `FOR UPDATE SKIP LOCKED` (two replicas never
-   * take the same row), the lease moved forward (next-run / claimed-until = now + leaseMs, so a crashed worker's jobs
-   * come back when it runs out) and the fence incremented.
+   * Claims up to `limit` due jobs for `leaseMs`, in one statement (or one short transaction): `FOR UPDATE SKIP LOCKED`
+   * (two replicas never take the same row), the lease moved forward (next-run / claimed-until = now + leaseMs, so a
+   * crashed worker's jobs come back when it runs out) and the fence incremented.
    */
   claim(limit: number, leaseMs: number): Promise<J[]>;
   /**

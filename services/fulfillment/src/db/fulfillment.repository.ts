@@ -1,5 +1,6 @@
 import { safeInteger } from '@postsale/contracts';
 import type { Address, Money, OrderLine } from '@postsale/contracts';
+import type { Knex } from 'knex';
 import type { Db, Tx } from '@postsale/runtime';
 import type {
   Attempt, Fulfillment, FulfillmentHistory, FulfillmentPatch, FulfillmentStore, NewFulfillment, OverdueOrder, OverduePush, TrackingPush, TrackingPushOutcome,
@@ -103,7 +104,7 @@ export class FulfillmentRepository implements FulfillmentStore {
 
   /** Inserts the order once (business-key idempotency on top of the inbox: a re-ingested duplicate is a no-op). */
   async insertReceived(trx: Tx, f: NewFulfillment, cause: string): Promise<boolean> {
-    const inserted = await trx('fulfillments')
+    const insert = trx('fulfillments')
       .insert({
         order_id: f.orderId,
         seller_id: f.sellerId,
@@ -126,20 +127,18 @@ export class FulfillmentRepository implements FulfillmentStore {
       })
       .onConflict('order_id')
       .ignore()
-      .returning('order_id');
-    if (inserted.length === 0) return false;
-    await this.recordTransition(trx, f.orderId, null, 'RECEIVED', cause, null);
-    return true;
+      .returning('*');
+    return (await this.changeWithTransition(trx, insert, { previous: null, cause, details: null })) !== undefined;
   }
 
   /** A cancellation that arrived before (or without) the order: remembered so a later OrderReceived buys nothing. */
   async insertCancelledPlaceholder(trx: Tx, orderId: string, sellerId: string, cause: string, details: unknown): Promise<void> {
-    const inserted = await trx('fulfillments')
+    const insert = trx('fulfillments')
       .insert({ order_id: orderId, seller_id: sellerId, state: 'CANCELLED', reason_code: 'CANCELLED_BEFORE_RECEIVED' })
       .onConflict('order_id')
       .ignore()
-      .returning('order_id');
-    if (inserted.length > 0) await this.recordTransition(trx, orderId, null, 'CANCELLED', cause, details);
+      .returning('*');
+    await this.changeWithTransition(trx, insert, { previous: null, cause, details });
   }
 
   /** The buyer's address is erased (OrderPersonalDataErased); ids, amounts and states stay. */
@@ -158,16 +157,12 @@ export class FulfillmentRepository implements FulfillmentStore {
    * was not in one of those states (someone else moved it first) — the caller then does nothing.
    */
   async transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch = {}, fence?: number): Promise<Fulfillment | undefined> {
-    const query = trx('fulfillments').where({ order_id: orderId }).whereIn('state', from);
+    const update = trx('fulfillments').where({ order_id: orderId }).whereIn('state', from);
     // a worker passes its lease's fencing token: if another worker has claimed the order since, nothing is updated
-    if (fence !== undefined) query.where('lease_version', fence);
-    const rows = await query
-      .update({ ...patchColumns(patch), state: to, state_since: trx.fn.now() })
-      .returning('*');
-    const row = rows[0] as Row | undefined;
-    if (!row) return undefined;
-    await this.recordTransition(trx, orderId, null, to, cause, details, from);
-    return toFulfillment(row);
+    if (fence !== undefined) update.where('lease_version', fence);
+    update.update({ ...patchColumns(patch), state: to, state_since: trx.fn.now() }).returning('*');
+    const row = await this.changeWithTransition(trx, update, { previous: from.length === 1 ? from[0]! : 'last recorded', cause, details });
+    return row ? toFulfillment(row) : undefined;
   }
 
   /** Updates columns without changing state, only if the order is still in `state`. */
@@ -201,40 +196,43 @@ export class FulfillmentRepository implements FulfillmentStore {
     return Boolean(row);
   }
 
-  private async recordTransition(trx: Tx, orderId: string, fromState: string | null, to: string, cause: string, details: unknown, from?: State[]) {
-    let previous = fromState;
-    if (from && from.length === 1) previous = from[0]!;
-    else if (from) {
-      // the exact previous state: the last recorded transition's target
-      const last = await trx('transitions').where({ order_id: orderId }).orderBy('id', 'desc').first('to_state');
-      previous = (last?.to_state as string | undefined) ?? null;
-    }
-    await trx('transitions').insert({ order_id: orderId, from_state: previous, to_state: to, cause, details: details === null || details === undefined ? null : JSON.stringify(details) });
+  /**
+   * Runs `change` (an insert or a guarded update of one fulfillment, `returning *`) and records its transition in the
+   * same statement: a transitions row for the row it changed, none when it changed nothing (a fenced-off or moved order).
+   * The previous state is `previous`, or with several possible ones the last recorded transition's target.
+   */
+  private async changeWithTransition(trx: Tx, change: Knex.QueryBuilder, t: { previous: string | null | 'last recorded'; cause: string; details: unknown }): Promise<Row | undefined> {
+    const previous = t.previous === 'last recorded' ? '(select last.to_state from transitions last where last.order_id = changed.order_id order by last.id desc limit 1)' : '?::text';
+    const result: { rows: Row[] } = await trx.raw(
+      `with changed as (?), recorded as (
+         insert into transitions (order_id, from_state, to_state, cause, details)
+         select order_id, ${previous}, state, ?, ?::jsonb from changed)
+       select * from changed`,
+      [change, ...(t.previous === 'last recorded' ? [] : [t.previous]), t.cause, t.details === null || t.details === undefined ? null : JSON.stringify(t.details)],
+    );
+    return result.rows[0];
   }
 
   /**
-   * Claims due work in `states` for this process: rows whose next_run_at has passed get a lease (next_run_at moved
-   * forward) in a short transaction with SKIP LOCKED, so two workers never take the same order at once.
+   * Claims due work in `states` for this process, in one statement: rows whose next_run_at has passed are picked with
+   * SKIP LOCKED (two workers never take the same order at once) and get a lease (next_run_at moved forward) and a new
+   * fencing token, committed at once.
    */
   async claimDue(states: State[], limit: number, leaseMs: number): Promise<Fulfillment[]> {
-    return this.db.transaction(async (trx) => {
-      const rows: Row[] = await trx('fulfillments')
-        .whereIn('state', states)
-        .where('next_run_at', '<=', trx.fn.now())
-        .orderBy('next_run_at')
-        .limit(limit)
-        .forUpdate()
-        .skipLocked();
-      if (rows.length === 0) return [];
-      const leaseUntil = new Date(Date.now() + leaseMs);
-      // a new lease, a new fencing token: whoever held the previous lease can no longer commit
-      const claimed: Row[] = await trx('fulfillments')
-        .whereIn('order_id', rows.map((r) => r.order_id as string))
-        .update({ next_run_at: leaseUntil, lease_version: trx.raw('lease_version + 1') })
-        .returning('*');
-      const byId = new Map(claimed.map((r) => [String(r.order_id), r]));
-      return rows.map((r) => toFulfillment(byId.get(String(r.order_id)) ?? r));
-    });
+    const due = this.db('fulfillments')
+      .select('order_id')
+      .whereIn('state', states)
+      .where('next_run_at', '<=', this.db.fn.now())
+      .orderBy('next_run_at')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked();
+    // a new lease, a new fencing token: whoever held the previous lease can no longer commit
+    const claimed: Row[] = await this.db('fulfillments')
+      .whereIn('order_id', due)
+      .update({ next_run_at: new Date(Date.now() + leaseMs), lease_version: this.db.raw('lease_version + 1') })
+      .returning('*');
+    return claimed.map(toFulfillment);
   }
 
   async lastAttempt(orderId: string, trx?: Tx): Promise<Attempt | undefined> {
@@ -247,16 +245,25 @@ export class FulfillmentRepository implements FulfillmentStore {
     return row ? toAttempt(row) : undefined;
   }
 
-  async insertAttempt(trx: Tx, a: { orderId: string; attemptNo: number; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string> {
-    const [row] = await trx('purchase_attempts')
-      .insert({ order_id: a.orderId, attempt_no: a.attemptNo, kind: a.kind, channel: a.channel, out_order_id: a.outOrderId })
-      .returning('id');
-    return String((row as Row).id);
+  /** Numbered after the order's last attempt, in the same statement (no read first). */
+  async insertAttempt(trx: Tx, a: { orderId: string; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string> {
+    const result: { rows: Row[] } = await trx.raw(
+      `insert into purchase_attempts (order_id, attempt_no, kind, channel, out_order_id)
+       select ?, coalesce(max(attempt_no), 0) + 1, ?, ?, ? from purchase_attempts where order_id = ?
+       returning id`,
+      [a.orderId, a.kind, a.channel, a.outOrderId, a.orderId],
+    );
+    return String(result.rows[0]!.id);
   }
 
-  async finishAttempt(trx: Tx | Db, id: string, r: { outcome: Attempt['outcome']; supplierOrderId?: string; supplierCode?: string; message?: string; response?: unknown }): Promise<void> {
-    await trx('purchase_attempts')
-      .where({ id })
+  /**
+   * Locks the order (as getForUpdate does) and records the attempt's result only while the lease `fence` is still
+   * current, in one statement. Returns the order as it is now: another lease_version means nothing was recorded.
+   */
+  async finishAttempt(trx: Tx, orderId: string, fence: number, id: string, r: { outcome: Attempt['outcome']; supplierOrderId?: string; supplierCode?: string; message?: string; response?: unknown }): Promise<Fulfillment | undefined> {
+    const finish = trx('purchase_attempts')
+      .where({ id, order_id: orderId })
+      .whereExists((q) => q.select(trx.raw('1')).from('current_order').where('lease_version', fence))
       .update({
         outcome: r.outcome,
         supplier_order_id: r.supplierOrderId ?? null,
@@ -265,6 +272,12 @@ export class FulfillmentRepository implements FulfillmentStore {
         response: r.response === undefined ? null : JSON.stringify(r.response),
         finished_at: trx.fn.now(),
       });
+    const result: { rows: Row[] } = await trx.raw('with current_order as (select * from fulfillments where order_id = ? for update), finished as (?) select * from current_order', [
+      orderId,
+      finish,
+    ]);
+    const row = result.rows[0];
+    return row ? toFulfillment(row) : undefined;
   }
 
   async recordSupplierResponse(orderId: string, method: string, outcome: string, summary: unknown, trx?: Tx): Promise<void> {
@@ -315,18 +328,14 @@ export class FulfillmentRepository implements FulfillmentStore {
     await trx('tracking_pushes').insert({ order_id: orderId, seller_id: sellerId, marketplace, status }).onConflict('order_id').ignore();
   }
 
-  /** Claims due pushes like orders: SKIP LOCKED, the lease moved forward, a new fencing token per claim. */
+  /** Claims due pushes like orders: one statement, SKIP LOCKED, the lease moved forward, a new fencing token per claim. */
   async claimDuePushes(limit: number, leaseMs: number): Promise<TrackingPush[]> {
-    return this.db.transaction(async (trx) => {
-      const rows: Row[] = await trx('tracking_pushes').where({ status: 'PENDING' }).where('next_attempt_at', '<=', trx.fn.now()).orderBy('next_attempt_at').limit(limit).forUpdate().skipLocked();
-      if (rows.length === 0) return [];
-      const claimed: Row[] = await trx('tracking_pushes')
-        .whereIn('id', rows.map((r) => r.id as string))
-        .update({ next_attempt_at: new Date(Date.now() + leaseMs), lease_version: trx.raw('lease_version + 1') })
-        .returning(['id', 'lease_version']);
-      const fences = new Map(claimed.map((r) => [String(r.id), safeInteger(r.lease_version)]));
-      return rows.map((r) => ({ id: String(r.id), orderId: String(r.order_id), sellerId: String(r.seller_id), marketplace: String(r.marketplace), attempts: Number(r.attempts), fence: fences.get(String(r.id))! }));
-    });
+    const due = this.db('tracking_pushes').select('id').where({ status: 'PENDING' }).where('next_attempt_at', '<=', this.db.fn.now()).orderBy('next_attempt_at').limit(limit).forUpdate().skipLocked();
+    const claimed: Row[] = await this.db('tracking_pushes')
+      .whereIn('id', due)
+      .update({ next_attempt_at: new Date(Date.now() + leaseMs), lease_version: this.db.raw('lease_version + 1') })
+      .returning(['id', 'order_id', 'seller_id', 'marketplace', 'attempts', 'lease_version']);
+    return claimed.map((r) => ({ id: String(r.id), orderId: String(r.order_id), sellerId: String(r.seller_id), marketplace: String(r.marketplace), attempts: Number(r.attempts), fence: safeInteger(r.lease_version) }));
   }
 
   /** Records a push's outcome only while its lease is current (and it is still pending). */

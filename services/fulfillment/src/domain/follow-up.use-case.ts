@@ -1,5 +1,5 @@
 import { parseDecimal } from '@postsale/contracts';
-import { retryDelayMs } from '@postsale/runtime';
+import { retryDelayMs, type Tx } from '@postsale/runtime';
 import { publish, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps } from './ports';
 import { closeReasonOf, Reasons, States } from './states';
 
@@ -10,6 +10,10 @@ import { closeReasonOf, Reasons, States } from './states';
  * After the supplier accepted an order: follow it until it is paid (AWAITING_PAYMENT → PURCHASED, lesson 16), shipped
  * (PURCHASED → SHIPPED, tracking pushed to the marketplace through `tracking_pushes`) and delivered (SHIPPED →
  * DELIVERED). Each check is a read; between checks the order waits with exponential backoff.
+ *
+ * The supplier's answer behind a decision is recorded (supplier_responses, for the operator) in the transaction that
+ * records the decision — it is kept even when that transaction finds the order moved or fenced off, as it commits
+ * anyway; an answer that changes nothing is recorded on its own.
  */
 const PAID = new Set(['WAIT_SELLER_SEND_GOODS', 'SELLER_PART_SEND_GOODS', 'WAIT_BUYER_ACCEPT_GOODS', 'FINISH']);
 const PAYMENT_FAILED = new Set(['RISK_CONTROL', 'IN_CANCEL']);
@@ -23,16 +27,17 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
   try {
     if (f.state === States.AWAITING_PAYMENT) {
       const order = await api.getOrder(f.supplierOrderId);
-      await deps.repo.recordSupplierResponse(f.orderId, 'aliexpress.trade.ds.order.get', order.status, order);
+      const answer = orderAnswer(order);
       const closed = closeReasonOf(order);
       if (closed) {
-        await closedAtSupplier(deps, f, [States.AWAITING_PAYMENT], closed);
+        await closedAtSupplier(deps, f, [States.AWAITING_PAYMENT], closed, answer);
         return;
       }
       if (PAID.has(order.status) && order.amount) {
         const cost = parseDecimal(order.amount.amount, order.amount.currency);
         const purchasedAt = new Date();
         await deps.repo.transaction(async (trx) => {
+          await keep(deps, f, answer, trx);
           const moved = await deps.repo.transition(trx, f.orderId, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
             supplierCost: cost,
             purchasedAt,
@@ -54,29 +59,32 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
       }
       if (order.status === 'WAIT_COMPLETE_ADDRESS') {
         // Corrections: the supplier holds the order until its address is completed: a person must do that
-        await deps.repo.transaction((trx) =>
-          sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {
+        await deps.repo.transaction(async (trx) => {
+          await keep(deps, f, answer, trx);
+          await sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {
             reason: Reasons.INCOMPLETE_ADDRESS,
             message: `supplier order ${f.supplierOrderId} waits for its address to be completed at AliExpress (WAIT_COMPLETE_ADDRESS)`,
             supplierCode: order.status,
             details: { supplierOrderId: f.supplierOrderId },
             publishFailure: false,
-          }, 'payment check'),
-        );
+          }, 'payment check');
+        });
         return;
       }
       if (PAYMENT_FAILED.has(order.status)) {
-        await deps.repo.transaction((trx) =>
-          sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {
+        await deps.repo.transaction(async (trx) => {
+          await keep(deps, f, answer, trx);
+          await sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {
             reason: order.status === 'IN_CANCEL' ? Reasons.SUPPLIER_ORDER_CANCELLED : Reasons.SUPPLIER_PAYMENT_FAILED,
             message: `supplier order ${f.supplierOrderId} is ${order.status}: not paid`,
             supplierCode: order.status,
             details: { supplierOrderId: f.supplierOrderId },
             fence: f.leaseVersion,
-          }, 'payment check'),
-        );
+          }, 'payment check');
+        });
         return;
       }
+      await keep(deps, f, answer);
       await later(deps, f, order.status); // PLACE_ORDER_SUCCESS = awaiting payment, PAYMENT_PROCESSING, …
       return;
     }
@@ -89,17 +97,17 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
         const order = await api.getOrder(f.supplierOrderId);
         const closed = closeReasonOf(order);
         if (closed || order.status === 'IN_CANCEL') {
-          await deps.repo.recordSupplierResponse(f.orderId, 'aliexpress.trade.ds.order.get', order.status, order);
-          if (closed) await closedAtSupplier(deps, f, [States.PURCHASED], closed);
-          else await cancelledAtSupplier(deps, f, [States.PURCHASED]);
+          if (closed) await closedAtSupplier(deps, f, [States.PURCHASED], closed, orderAnswer(order));
+          else await cancelledAtSupplier(deps, f, [States.PURCHASED], orderAnswer(order));
           return;
         }
         await later(deps, f, 'NOT_SHIPPED');
         return;
       }
-      await deps.repo.recordSupplierResponse(f.orderId, 'aliexpress.ds.order.tracking.get', 'SHIPPED', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber });
+      const answer: SupplierAnswer = { method: 'aliexpress.ds.order.tracking.get', outcome: 'SHIPPED', summary: { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber } };
       const shippedAt = new Date(tracking.events.map((e) => e.at ?? Infinity).reduce((a, b) => Math.min(a, b), Date.now()));
       await deps.repo.transaction(async (trx) => {
+        await keep(deps, f, answer, trx);
         const moved = await deps.repo.transition(trx, f.orderId, [States.PURCHASED], States.SHIPPED, 'supplier tracking available', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber }, {
           carrier: tracking.carrier,
           trackingNumber: tracking.trackingNumber,
@@ -123,14 +131,15 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
         await later(deps, f, order.status);
         return;
       }
-      await deps.repo.recordSupplierResponse(f.orderId, 'aliexpress.trade.ds.order.get', order.status, order);
+      const answer = orderAnswer(order);
       const closed = closeReasonOf(order);
       if (closed) {
-        await closedAtSupplier(deps, f, [States.SHIPPED], closed);
+        await closedAtSupplier(deps, f, [States.SHIPPED], closed, answer);
         return;
       }
       const deliveredAt = new Date();
       await deps.repo.transaction(async (trx) => {
+        await keep(deps, f, answer, trx);
         const moved = await deps.repo.transition(trx, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null }, f.leaseVersion);
         if (moved) await publish(deps, trx, f, 'OrderDelivered', { deliveredAt: deliveredAt.getTime() });
       });
@@ -144,31 +153,47 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
 }
 
 /** FINISH with a close end_reason: nothing was (or will be) delivered; a person decides (refund, re-buy…). */
-async function closedAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Array<Fulfillment['state']>, endReason: string): Promise<void> {
-  await deps.repo.transaction((trx) =>
-    sendToReview(deps, trx, f, from, {
+async function closedAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Array<Fulfillment['state']>, endReason: string, answer: SupplierAnswer): Promise<void> {
+  await deps.repo.transaction(async (trx) => {
+    await keep(deps, f, answer, trx);
+    await sendToReview(deps, trx, f, from, {
       reason: Reasons.SUPPLIER_ORDER_CLOSED,
       message: `supplier order ${f.supplierOrderId} is FINISH but closed (end_reason ${endReason})${f.state === States.PURCHASED ? ' before any tracking appeared: it will not ship' : ''}: not delivered`,
       supplierCode: endReason,
       details: { supplierOrderId: f.supplierOrderId, endReason },
       publishFailure: f.state === States.AWAITING_PAYMENT,
       fence: f.leaseVersion,
-    }, 'supplier status check'),
-  );
+    }, 'supplier status check');
+  });
 }
 
 /** IN_CANCEL after payment: the supplier is cancelling (and refunding) an order we paid; a person decides. */
-async function cancelledAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Array<Fulfillment['state']>): Promise<void> {
-  await deps.repo.transaction((trx) =>
-    sendToReview(deps, trx, f, from, {
+async function cancelledAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Array<Fulfillment['state']>, answer: SupplierAnswer): Promise<void> {
+  await deps.repo.transaction(async (trx) => {
+    await keep(deps, f, answer, trx);
+    await sendToReview(deps, trx, f, from, {
       reason: Reasons.SUPPLIER_ORDER_CANCELLED,
       message: `supplier order ${f.supplierOrderId} is IN_CANCEL before any tracking appeared: it will not ship`,
       supplierCode: 'IN_CANCEL',
       details: { supplierOrderId: f.supplierOrderId },
       publishFailure: false,
       fence: f.leaseVersion,
-    }, 'supplier status check'),
-  );
+    }, 'supplier status check');
+  });
+}
+
+/** A supplier answer worth showing an operator (supplier_responses). */
+interface SupplierAnswer {
+  method: string;
+  outcome: string;
+  summary: unknown;
+}
+
+const orderAnswer = (order: { status: string }): SupplierAnswer => ({ method: 'aliexpress.trade.ds.order.get', outcome: order.status, summary: order });
+
+/** Records `answer`, in `trx` when given (the transaction of the decision it led to), else on its own. */
+function keep(deps: FulfillmentDeps, f: Fulfillment, answer: SupplierAnswer, trx?: Tx): Promise<void> {
+  return deps.repo.recordSupplierResponse(f.orderId, answer.method, answer.outcome, answer.summary, trx);
 }
 
 async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promise<void> {

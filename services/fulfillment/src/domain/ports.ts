@@ -43,8 +43,13 @@ export interface FulfillmentStore {
   mayHaveSupplierOrder(orderId: string, trx?: Tx): Promise<boolean>;
   lastAttempt(orderId: string, trx?: Tx): Promise<Attempt | undefined>;
   firstCreateAttempt(orderId: string): Promise<Attempt | undefined>;
-  insertAttempt(trx: Tx, a: { orderId: string; attemptNo: number; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string>;
-  finishAttempt(trx: Tx, id: string, r: { outcome: Attempt['outcome']; supplierOrderId?: string; supplierCode?: string; message?: string; response?: unknown }): Promise<void>;
+  /** the next attempt of the order (numbered after its last one, across operator retries), PENDING */
+  insertAttempt(trx: Tx, a: { orderId: string; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string>;
+  /**
+   * locks the order and records attempt `id`'s result only while the lease `fence` is current; returns the order as it
+   * is now (another leaseVersion: nothing recorded)
+   */
+  finishAttempt(trx: Tx, orderId: string, fence: number, id: string, r: { outcome: Attempt['outcome']; supplierOrderId?: string; supplierCode?: string; message?: string; response?: unknown }): Promise<Fulfillment | undefined>;
   recordSupplierResponse(orderId: string, method: string, outcome: string, summary: unknown, trx?: Tx): Promise<void>;
   history(orderId: string): Promise<FulfillmentHistory>;
   orderIdsBySupplierOrder(supplierOrderId: string): Promise<string[]>;

@@ -1,5 +1,5 @@
 import { add, money, parseDecimal, type Money } from '@postsale/contracts';
-import { keepLease, retryDelayMs, type Lease } from '@postsale/runtime';
+import { keepLease, retryDelayMs, type Lease, type Tx } from '@postsale/runtime';
 import { evaluatePriceGuard } from './price-guard';
 import { BrowserLoginError, sendToReview, SupplierCallError, type Attempt, type Fulfillment, type FulfillmentDeps, type PurchaseChannel, type SupplierApi } from './ports';
 import { Reasons, States } from './states';
@@ -32,9 +32,19 @@ interface Plan {
   supplierCost: Money;
 }
 
+/**
+ * The price guard's verdict with the supplier's answers it read (supplier_responses 'price-guard', for the operator):
+ * recorded in the transaction that records what it led to — the intent or the review — which commits even when the
+ * order was moved or fenced off meanwhile.
+ */
+interface PriceCheck {
+  outcome: string;
+  summary: unknown;
+}
+
 type Preparation =
-  | { kind: 'ready'; plan: Plan; api: SupplierApi }
-  | { kind: 'review'; reason: string; message: string; details?: Record<string, unknown>; supplierCode?: string }
+  | { kind: 'ready'; plan: Plan; api: SupplierApi; priceCheck: PriceCheck }
+  | { kind: 'review'; reason: string; message: string; details?: Record<string, unknown>; supplierCode?: string; priceCheck?: PriceCheck }
   | { kind: 'retry'; code: string; message: string };
 
 type Outcome =
@@ -71,9 +81,8 @@ export function renewedLease(deps: FulfillmentDeps, f: Fulfillment): Lease {
 
 async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Promise<void> {
   const fence = f.leaseVersion;
-  // numbering continues across operator retries; the outcome matters only for an attempt of THIS purchasing phase
-  const previous = await deps.repo.lastAttempt(f.orderId);
-  const last = f.state === States.PURCHASING ? previous : undefined;
+  // the last attempt's outcome matters only in THIS purchasing phase (a RECEIVED order starts a new one: not read)
+  const last = f.state === States.PURCHASING ? await deps.repo.lastAttempt(f.orderId) : undefined;
   /** the attempt whose call may have bought: its channel and key are the ones to resolve it with */
   const unresolved = last && (last.outcome === 'UNKNOWN' || last.outcome === 'PENDING') ? last : undefined;
 
@@ -140,16 +149,19 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
     await deps.repo.update(undefined, f.orderId, f.state, { statusChecks: f.statusChecks + 1, nextRunAt: next }, fence);
     return;
   }
+  const recordPriceCheck = (trx: Tx, check: PriceCheck | undefined) =>
+    check ? deps.repo.recordSupplierResponse(f.orderId, 'price-guard', check.outcome, check.summary, trx) : undefined;
   if (prepared.kind === 'review') {
-    await deps.repo.transaction((trx) =>
-      sendToReview(deps, trx, f, [f.state], {
+    await deps.repo.transaction(async (trx) => {
+      await recordPriceCheck(trx, prepared.priceCheck);
+      await sendToReview(deps, trx, f, [f.state], {
         reason: prepared.reason,
         message: unresolved ? `${prepared.message}; NOTE an earlier attempt's outcome is unknown (out_order_id ${unresolved.outOrderId})` : prepared.message,
         details: prepared.details,
         supplierCode: prepared.supplierCode,
         fence,
-      }, 'purchase worker'),
-    );
+      }, 'purchase worker');
+    });
     return;
   }
 
@@ -159,6 +171,7 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
   const outOrderId = unresolved?.outOrderId ?? f.outOrderId!;
   // The intent — channel and key pinned on the attempt row — committed before the call, under this worker's lease.
   const attemptId = await deps.repo.transaction(async (trx) => {
+    await recordPriceCheck(trx, prepared.priceCheck);
     const moved =
       f.state === States.RECEIVED
         ? await deps.repo.transition(trx, f.orderId, [States.RECEIVED], States.PURCHASING, 'purchase intent', { channel: plan.channel, supplierCost: plan.supplierCost }, {
@@ -169,7 +182,7 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
           }, fence)
         : (await deps.repo.update(trx, f.orderId, States.PURCHASING, { purchaseAttempts: f.purchaseAttempts + 1 }, fence)) || undefined;
     if (!moved) return undefined; // someone else moved or claimed the order (operator, cancellation, another worker): do nothing
-    return deps.repo.insertAttempt(trx, { orderId: f.orderId, attemptNo: (previous?.attemptNo ?? 0) + 1, kind, channel: plan.channel, outOrderId });
+    return deps.repo.insertAttempt(trx, { orderId: f.orderId, kind, channel: plan.channel, outOrderId });
   });
   if (!attemptId) return;
 
@@ -189,8 +202,15 @@ const NO_ORDER_WITH_MEMO = 'NO_ORDER_WITH_MEMO';
 async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: string, kind: Attempt['kind'], outcome: Outcome): Promise<void> {
   const fence = f.leaseVersion;
   await deps.repo.transaction(async (trx) => {
-    // The row lock serializes this commit with a cancellation arriving on the orders topic (which locks it too).
-    const current = await deps.repo.getForUpdate(trx, f.orderId);
+    // The row lock serializes this commit with a cancellation arriving on the orders topic (which locks it too); the
+    // attempt's result is recorded only while our lease is current.
+    const current = await deps.repo.finishAttempt(trx, f.orderId, fence, attemptId, {
+      outcome: outcome.outcome,
+      supplierOrderId: outcome.outcome === 'CREATED' ? outcome.supplierOrderId : undefined,
+      supplierCode: outcome.outcome === 'REJECTED' ? outcome.supplierCode : outcome.outcome === 'CREATED' ? undefined : outcome.code,
+      message: 'message' in outcome ? outcome.message : undefined,
+      response: 'response' in outcome ? outcome.response : undefined,
+    });
     if (!current || current.leaseVersion !== fence) {
       // Our lease expired and another worker claimed the order: that worker owns it now (it resolves our attempt with
       // the same key). We commit nothing; the late answer is kept for the operator.
@@ -205,13 +225,6 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
       deps.logger.warn({ orderId: f.orderId, leaseVersion: fence, current: current?.leaseVersion, outcome: outcome.outcome }, 'purchase answer after the lease was lost: not committed');
       return;
     }
-    await deps.repo.finishAttempt(trx, attemptId, {
-      outcome: outcome.outcome,
-      supplierOrderId: outcome.outcome === 'CREATED' ? outcome.supplierOrderId : undefined,
-      supplierCode: outcome.outcome === 'REJECTED' ? outcome.supplierCode : outcome.outcome === 'CREATED' ? undefined : outcome.code,
-      message: 'message' in outcome ? outcome.message : undefined,
-      response: 'response' in outcome ? outcome.response : undefined,
-    });
     if (current.state !== States.PURCHASING) return;
     const cancelRequested = current.cancelRequested;
     if (outcome.outcome === 'CREATED') {
@@ -357,7 +370,7 @@ function fromSupplierError(error: unknown): Outcome {
   return { outcome: 'UNKNOWN', code: 'UNEXPECTED', message: error instanceof Error ? error.message : String(error) };
 }
 
-/** Everything checked before money is spent. Reads only; safe to repeat. */
+/** Everything checked before money is spent. Reads only (the price check is recorded by the caller); safe to repeat. */
 async function prepare(deps: FulfillmentDeps, f: Fulfillment, pinnedChannel?: PurchaseChannel): Promise<Preparation> {
   if (!f.shipTo) return { kind: 'review', reason: Reasons.INCOMPLETE_ADDRESS, message: 'the order has no complete shipping address' };
   // AliExpress requires `province` (zip is optional): refuse before spending a call (external-apis.md "Corrections")
@@ -431,8 +444,8 @@ async function prepare(deps: FulfillmentDeps, f: Fulfillment, pinnedChannel?: Pu
     policy: { minMarginBps: policy?.minMarginBps ?? deps.settings.defaultMinMarginBps, maxCost: policy?.maxCost ?? null, fxRates: policy?.fxRates ?? {} },
     approvedMax: f.approvedMax,
   });
-  await deps.repo.recordSupplierResponse(f.orderId, 'price-guard', verdict.ok ? 'PASSED' : verdict.reason, { lines: checked, ...(verdict.ok ? verdict.checks : verdict.details) });
-  if (!verdict.ok) return { kind: 'review', reason: verdict.reason, message: verdict.message, details: verdict.details };
+  const priceCheck: PriceCheck = { outcome: verdict.ok ? 'PASSED' : verdict.reason, summary: { lines: checked, ...(verdict.ok ? verdict.checks : verdict.details) } };
+  if (!verdict.ok) return { kind: 'review', reason: verdict.reason, message: verdict.message, details: verdict.details, priceCheck };
 
   const s = f.shipTo;
   const address: Record<string, string> = {};
@@ -448,5 +461,5 @@ async function prepare(deps: FulfillmentDeps, f: Fulfillment, pinnedChannel?: Pu
   put('zip', s.postalCode);
   put('country', s.countryCode);
   put('mobile_no', s.phone);
-  return { kind: 'ready', api, plan: { channel, items, address, supplierCost: total! } };
+  return { kind: 'ready', api, plan: { channel, items, address, supplierCost: total! }, priceCheck };
 }
