@@ -42,7 +42,9 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
             supplierCost: cost,
             purchasedAt,
             statusChecks: 0,
-            nextRunAt: new Date(),
+            // a supplier paid a moment ago has not shipped: the first tracking look is a tracking interval away (it was
+            // due at once, one claim and one empty answer per order)
+            nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
           }, f.leaseVersion);
           if (!moved) return;
           await publish(deps, trx, f, 'PurchaseCompleted', {

@@ -70,4 +70,28 @@ describe('follow-up intervals: payments are checked in seconds, tracking and del
     expect(late.inMs).toBeGreaterThanOrEqual(6 * 3600_000 - 50);
     expect(late.inMs).toBeLessThanOrEqual(12 * 3600_000 + 50);
   });
+
+  it('when the supplier reports the order paid, then it becomes PURCHASED and its first tracking look is a tracking interval away', async () => {
+    let written: { to: State; patch: FulfillmentPatch; fence: number | undefined } | undefined;
+    const api = { getOrder: async () => ({ status: 'WAIT_SELLER_SEND_GOODS', amount: { amount: '12.34', currency: 'USD' }, endReasons: [] }) } as unknown as SupplierApi;
+    const deps = {
+      supplierFor: async () => api,
+      repo: {
+        transaction: async (fn: (trx: unknown) => Promise<unknown>) => fn({}),
+        recordSupplierResponse: async () => undefined,
+        transition: async (_trx: unknown, _orderId: string, _from: State[], to: State, _cause: string, _details: unknown, patch: FulfillmentPatch, fence?: number) => {
+          written = { to, patch, fence };
+          return true;
+        },
+      },
+      outbox: { publish: async () => undefined },
+      metrics: { purchases: { inc: () => undefined }, orderToPurchase: { observe: () => undefined } },
+      settings,
+      logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+    } as unknown as FulfillmentDeps;
+    const before = Date.now();
+    await runFollowUp(deps, order(States.AWAITING_PAYMENT));
+    expect(written).toMatchObject({ to: States.PURCHASED, fence: 7 });
+    expect(written!.patch.nextRunAt!.getTime() - before).toBeGreaterThanOrEqual(30 * MINUTE - 50);
+  });
 });
