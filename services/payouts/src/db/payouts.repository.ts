@@ -494,6 +494,23 @@ export class PayoutsRepository implements PayoutsStore {
     });
   }
 
+  async moveItemAsSeen(trx: Tx, seen: PayoutItem, o: ItemOutcome): Promise<Intent | undefined> {
+    // compare-and-set on what the outcome was decided on (status and PayPal item id) and computed from (transaction
+    // id); the item's row is locked by the update, its intent by the select, in that order (as when locked one by
+    // one). The intent exists (foreign key), so no row means the item was not as seen.
+    const moved = trx('payout_items')
+      .where({ id: seen.id, status: seen.status })
+      .whereRaw('paypal_item_id is not distinct from ? and transaction_id is not distinct from ?', [seen.paypalItemId, seen.transactionId])
+      .update({
+        status: o.status, paypal_item_id: o.paypalItemId, transaction_id: o.transactionId, error_name: o.errorName, error_message: o.errorMessage,
+        updated_at: trx.fn.now(),
+      })
+      .returning('intent_id');
+    const { rows } = await trx.raw('with moved as (?) select * from payout_intents where id in (select intent_id from moved) for update', [moved]);
+    const [row] = rows as Array<Record<string, unknown>>;
+    return row ? toIntent(row) : undefined;
+  }
+
   async requestItemCancel(trx: Tx, itemId: string): Promise<void> {
     await trx('payout_items').where({ id: itemId }).update({ cancel_requested_at: trx.fn.now(), updated_at: trx.fn.now() });
   }

@@ -187,6 +187,12 @@ export interface PayoutsStore {
   /** the batch's UNCLAIMED items an operator asked to cancel */
   itemsWithCancelRequested(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
   setItemOutcome(trx: Tx, itemId: string, outcome: ItemOutcome): Promise<void>;
+  /**
+   * One item's outcome, applied only if the item is still as `seen` (status, PayPal item id and transaction id, read
+   * without a lock), and its intent locked — one statement. The intent as locked, or undefined when the item was not as
+   * seen (nothing written, nothing locked).
+   */
+  moveItemAsSeen(trx: Tx, seen: PayoutItem, outcome: ItemOutcome): Promise<Intent | undefined>;
   requestItemCancel(trx: Tx, itemId: string): Promise<void>;
   recordCancelRefused(itemId: string, message: string): Promise<void>;
   rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void>;

@@ -3,7 +3,7 @@ import { publishPayout, type PayoutsContext } from './context';
 import { recordClawback, scheduleRetry } from './intent-decisions';
 import { classifyItemStatus } from './payout-rules';
 import type { PayPalItemState, Tx } from './ports';
-import type { BatchCheckJob, Intent, ItemWithBatchId, PayoutItem } from './records';
+import type { BatchCheckJob, Intent, ItemOutcome, ItemWithBatchId, PayoutItem } from './records';
 
 // Learning PayPal's outcome of what we sent: the reconciliation worker checks each accepted, unfinished batch page by
 // page, the webhook and an adopted duplicate bring item states too. Each set of states (one page of PayPal results, one
@@ -61,12 +61,13 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
  */
 export async function applyWebhookItem(ctx: PayoutsContext, event: { id: string; type: string }, state: PayPalItemState): Promise<boolean> {
   const known = lastWordPerItem([state]);
-  if (!(await anythingToApply(ctx, known))) {
+  const seen = await planFromPeek(ctx, known);
+  if (!anythingIn(seen)) {
     await ctx.store.recordWebhookEvent(undefined, event.id, event.type);
     return false;
   }
   return ctx.store.transaction(async (trx) => {
-    const applied = await applyItemStatesIn(ctx, trx, known, () => `PayPal webhook ${event.type} (${event.id})`);
+    const applied = await applyItemStatesIn(ctx, trx, known, seen, () => `PayPal webhook ${event.type} (${event.id})`);
     await ctx.store.recordWebhookEvent(trx, event.id, event.type);
     return applied > 0;
   });
@@ -85,8 +86,9 @@ export function batchChanged(ctx: PayoutsContext): void {
  */
 export async function applyItemStates(ctx: PayoutsContext, states: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
   const known = lastWordPerItem(states);
-  if (!(await anythingToApply(ctx, known))) return 0;
-  return ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, known, causeOf));
+  const seen = await planFromPeek(ctx, known);
+  if (!anythingIn(seen)) return 0;
+  return ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, known, seen, causeOf));
 }
 
 /** The last word per item (a page never repeats one, but a caller might); states without a sender_item_id are not ours. */
@@ -94,40 +96,63 @@ function lastWordPerItem(states: PayPalItemState[]): PayPalItemState[] {
   return [...new Map(states.filter((s) => s.senderItemId).map((s) => [s.senderItemId!, s])).values()];
 }
 
+type ItemPlan = ReturnType<typeof planItemStates>;
+
 /**
- * Whether these states would change anything, from a read without locks and outside any transaction: most answers
- * repeat what is stored (a webhook after the reconciler's page, a page after the webhooks), and those need no
- * transaction. "Nothing" is final: what it saw is committed, and an item only moves forward, so a locked read could
- * only find it further on (still nothing to apply). "Something" is decided again on the locked rows.
+ * What these states would change, from a read without locks and outside any transaction: most answers repeat what is
+ * stored (a webhook after the reconciler's page, a page after the webhooks), and those need no transaction. "Nothing"
+ * is final: what it saw is committed, and an item only moves forward, so a locked read could only find it further on
+ * (still nothing to apply). "Something" holds only while the items are still as seen: the transaction checks that.
  */
-async function anythingToApply(ctx: PayoutsContext, known: PayPalItemState[]): Promise<boolean> {
-  if (known.length === 0) return false;
-  const items = await ctx.store.peekItemsBySenderItemIds(known.map((s) => s.senderItemId!));
-  const plan = planItemStates(items, known);
+async function planFromPeek(ctx: PayoutsContext, known: PayPalItemState[]): Promise<ItemPlan> {
+  if (known.length === 0) return planItemStates([], []);
+  const plan = planItemStates(await ctx.store.peekItemsBySenderItemIds(known.map((s) => s.senderItemId!)), known);
   warnUnknown(ctx, plan.unknown);
+  return plan;
+}
+
+function anythingIn(plan: ItemPlan): boolean {
   return plan.moves.length > 0 || plan.learnt.size > 0;
 }
 
-/** applyItemStates inside the caller's transaction, on the locked items. */
-async function applyItemStatesIn(ctx: PayoutsContext, trx: Tx, known: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
-  if (known.length === 0) return 0;
+/**
+ * applyItemStatesIn the caller's transaction. One item to move (a webhook, nearly always) moves as it was seen and
+ * locks its intent in one statement; when it was moved meanwhile, or several items move (their locks must all be taken
+ * in id order before any intent's), the items are read again locked and the plan decided on them.
+ */
+async function applyItemStatesIn(ctx: PayoutsContext, trx: Tx, known: PayPalItemState[], seen: ItemPlan, causeOf: (state: PayPalItemState) => string): Promise<number> {
   const { store } = ctx;
-  const { moves, learnt } = planItemStates(await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!)), known);
-  for (const [batchId, paypalBatchId] of learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
+  // a batch's PayPal id is written only while unknown, so learning it from what was seen is safe (and rare)
+  for (const [batchId, paypalBatchId] of seen.learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
+  if (seen.moves.length === 1) {
+    const [{ item, state }] = seen.moves as [ItemPlan['moves'][number]];
+    const intent = await store.moveItemAsSeen(trx, item, outcomeOf(item, state));
+    if (intent) {
+      if (intent.attempt === item.attempt) await applyToIntent(ctx, trx, intent, item, state, causeOf(state));
+      return 1;
+    }
+  }
+  if (seen.moves.length === 0) return 0;
+  const { moves } = planItemStates(await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!)), known);
   const intents = new Map((await store.intentsForUpdate(trx, [...new Set(moves.map((m) => m.item.intentId))])).map((i) => [i.id, i]));
   for (const { item, state } of moves) {
-    await store.setItemOutcome(trx, item.id, {
-      status: state.transactionStatus,
-      paypalItemId: state.payoutItemId || item.paypalItemId,
-      transactionId: state.transactionId ?? item.transactionId,
-      errorName: state.errorName,
-      errorMessage: state.errorMessage,
-    });
+    await store.setItemOutcome(trx, item.id, outcomeOf(item, state));
     const intent = intents.get(item.intentId);
     if (!intent || intent.attempt !== item.attempt) continue; // an older attempt: history only
     intents.set(intent.id, await applyToIntent(ctx, trx, intent, item, state, causeOf(state)));
   }
   return moves.length;
+}
+
+/** What an item stores of PayPal's answer: ids PayPal left out keep the ones we know. */
+function outcomeOf(item: PayoutItem, state: PayPalItemState): ItemOutcome {
+  return {
+    status: state.transactionStatus,
+    paypalItemId: state.payoutItemId || item.paypalItemId,
+    transactionId: state.transactionId ?? item.transactionId,
+    errorName: state.errorName,
+    errorMessage: state.errorMessage,
+  };
 }
 
 /** Which items move to which state, which batches learn their PayPal id, and which states name items we never sent. */
