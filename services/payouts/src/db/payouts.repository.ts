@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import { safeInteger } from '@postsale/contracts';
 import { AdminAuditTrail, afterCommit, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
@@ -29,9 +30,12 @@ export class PayoutsRepository implements PayoutsStore {
 
   // ---- sales, reversals, milestones, payees ------------------------------------------------------------------
 
-  /** false when the sale was already recorded (a re-delivered or re-published SaleRecorded) */
+  /**
+   * false when the sale was already recorded (a re-delivered or re-published SaleRecorded). Takes the sale's lock (see
+   * lockSaleIn) in the same statement.
+   */
   async insertSale(trx: Tx, sale: SaleRecord): Promise<boolean> {
-    const rows = await trx('sales')
+    const saved = trx('sales')
       .insert({
         sale_id: sale.saleId, order_id: sale.orderId, seller_id: sale.sellerId, currency: sale.currency,
         sale_amount_minor: sale.saleAmountMinor, platform_commission_minor: sale.platformCommissionMinor,
@@ -40,7 +44,7 @@ export class PayoutsRepository implements PayoutsStore {
       .onConflict('sale_id')
       .ignore()
       .returning('sale_id');
-    return rows.length > 0;
+    return this.insertUnderSaleLock(trx, sale.saleId, saved);
   }
 
   async salesForOrder(orderId: string, trx?: Tx): Promise<SaleRecord[]> {
@@ -48,8 +52,9 @@ export class PayoutsRepository implements PayoutsStore {
     return (await q('sales').where({ order_id: orderId }).orderBy('recorded_at')).map(toSale);
   }
 
+  /** false when the reversal was already recorded. Takes its sale's lock (see lockSaleIn) in the same statement. */
   async insertReversal(trx: Tx, r: ReversalRecord): Promise<boolean> {
-    const rows = await trx('reversals')
+    const saved = trx('reversals')
       .insert({
         reversal_id: r.reversalId, sale_id: r.saleId, order_id: r.orderId, kind: r.kind, currency: r.currency,
         commission_reversed_minor: r.commissionReversedMinor, seller_net_reversed_minor: r.sellerNetReversedMinor, reversed_at: r.reversedAt,
@@ -57,7 +62,23 @@ export class PayoutsRepository implements PayoutsStore {
       .onConflict('reversal_id')
       .ignore()
       .returning('reversal_id');
-    return rows.length > 0;
+    return this.insertUnderSaleLock(trx, r.saleId, saved);
+  }
+
+  /**
+   * The sale's lock, held to the end of the transaction, is taken by the statement that records the sale and by the one
+   * that records a reversal of it: of a sale and its reversal recorded concurrently, the second waits for the first to
+   * commit, and its later statements (the sale's intents insert, the reversal's intents read) see the first's writes.
+   * Nothing in the statement itself depends on the lock (its insert may run first): only the statements after it do.
+   * True when `insert` inserted a row.
+   */
+  private async insertUnderSaleLock(trx: Tx, saleId: string, insert: Knex.QueryBuilder): Promise<boolean> {
+    const { rows } = await trx.raw(
+      `with locked as materialized (select pg_advisory_xact_lock(hashtextextended(?, 0))), saved as (?)
+       select exists (select 1 from saved) as fresh from locked`,
+      [`sale:${saleId}`, insert],
+    );
+    return Boolean((rows as Array<{ fresh: boolean }>)[0]?.fresh);
   }
 
   async reversalsForSale(saleId: string, trx?: Tx): Promise<ReversalRecord[]> {
@@ -160,11 +181,12 @@ export class PayoutsRepository implements PayoutsStore {
   // ---- intents -----------------------------------------------------------------------------------------------
 
   /**
-   * The intents and their first history rows in ONE statement (the history row is written from what the insert
-   * returned, so an intent that existed already gets none); returns the ids inserted.
+   * A sale's intents and their first history rows in ONE statement (the history row is written from what the insert
+   * returned, so an intent that existed already gets none). The same statement says whether a reversal of the sale is
+   * recorded: it runs after insertSale took the sale's lock, so a reversal recorded concurrently either committed before
+   * (and is seen here) or waits for this transaction (and then sees these intents).
    */
-  async insertIntents(trx: Tx, entries: Array<{ intent: NewIntent; cause: string }>): Promise<string[]> {
-    if (entries.length === 0) return [];
+  async insertSaleIntents(trx: Tx, saleId: string, entries: Array<{ intent: NewIntent; cause: string }>): Promise<{ reversed: boolean }> {
     const added = trx('payout_intents')
       .insert(entries.map(({ intent: i }) => ({
         id: i.id, sale_id: i.saleId, order_id: i.orderId, seller_id: i.sellerId, recipient: i.recipient, currency: i.currency,
@@ -178,15 +200,15 @@ export class PayoutsRepository implements PayoutsStore {
     // history rows in the callers' order (ids are the history's order)
     const causes = entries.map(() => '(?::uuid, ?::text, ?::int)').join(', ');
     const { rows } = await trx.raw(
-      `with added as (?)
-       insert into intent_history (intent_id, order_id, from_status, to_status, cause)
-       select added.id, added.order_id, null, added.status, c.cause
-         from added join (values ${causes}) as c(id, cause, n) on c.id = added.id
-        order by c.n
-       returning intent_id`,
-      [added, ...entries.flatMap(({ intent, cause }, n) => [intent.id, cause, n])],
+      `with added as (?),
+       noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause)
+                 select added.id, added.order_id, null, added.status, c.cause
+                   from added join (values ${causes}) as c(id, cause, n) on c.id = added.id
+                  order by c.n)
+       select exists (select 1 from reversals where sale_id = ?) as reversed`,
+      [added, ...entries.flatMap(({ intent, cause }, n) => [intent.id, cause, n]), saleId],
     );
-    return (rows as Array<{ intent_id: string }>).map((r) => String(r.intent_id));
+    return { reversed: Boolean((rows as Array<{ reversed: boolean }>)[0]?.reversed) };
   }
 
   async intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined> {

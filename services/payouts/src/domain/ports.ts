@@ -85,10 +85,14 @@ export interface PayoutsStore {
   /** runs `then` once `trx` committed (never on rollback) */
   afterCommit(trx: Tx, then: () => void): void;
 
-  /** false when the sale was already recorded (a re-delivered or re-published SaleRecorded) */
+  /**
+   * false when the sale was already recorded (a re-delivered or re-published SaleRecorded). Both this and
+   * insertReversal take the sale's lock until the transaction ends: a sale and its reversal recorded concurrently are
+   * recorded one after the other.
+   */
   insertSale(trx: Tx, sale: SaleRecord): Promise<boolean>;
   salesForOrder(orderId: string, trx?: Tx): Promise<SaleRecord[]>;
-  /** false when the reversal was already recorded */
+  /** false when the reversal was already recorded (takes the sale's lock, as insertSale does) */
   insertReversal(trx: Tx, reversal: ReversalRecord): Promise<boolean>;
   reversalsForSale(saleId: string, trx?: Tx): Promise<ReversalRecord[]>;
   reversalsForOrder(orderId: string, trx?: Tx): Promise<ReversalRecord[]>;
@@ -111,8 +115,11 @@ export interface PayoutsStore {
   saveFxRate(trx: Tx, rate: FxRate): Promise<void>;
   listFxRates(filter: { from?: string; to?: string; limit: number }, trx?: Tx): Promise<FxRate[]>;
 
-  /** the intents with their first history rows, in one statement; returns the ids inserted (a (sale, recipient) intent that exists already is not) */
-  insertIntents(trx: Tx, entries: Array<{ intent: NewIntent; cause: string }>): Promise<string[]>;
+  /**
+   * a sale's intents with their first history rows (a (sale, recipient) intent that exists already gets none), in one
+   * statement that also says whether a reversal of the sale is recorded (seen reliably once insertSale took its lock)
+   */
+  insertSaleIntents(trx: Tx, saleId: string, entries: Array<{ intent: NewIntent; cause: string }>): Promise<{ reversed: boolean }>;
   /** the intent, locked for the rest of the transaction */
   intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined>;
   /** the intents with these ids, locked in id order (a page of PayPal results locks them all at once) */

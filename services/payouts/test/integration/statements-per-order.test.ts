@@ -54,7 +54,8 @@ describe('statements per order', () => {
     const orderId = uniqueId('o-');
     expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
     statements.length = 0;
-    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 310, netMinor: 1245 }));
+    const sale = saleRecorded({ orderId, sellerId, commissionMinor: 310, netMinor: 1245 });
+    await publish.sale(sale);
     await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'both payouts sent' });
     const intents = await service.ctx.db('payout_intents').where({ order_id: orderId }).select('id', 'recipient', 'batch_id');
     expect(intents).toHaveLength(2);
@@ -65,6 +66,13 @@ describe('statements per order', () => {
     const history = await service.ctx.db('intent_history').where({ order_id: orderId }).orderBy('id').select('to_status');
     expect(history.map((h) => h.to_status).sort()).toEqual(['DUE', 'DUE', 'SENT', 'SENT', 'SUBMITTED', 'SUBMITTED']);
     expect(statements.filter((s) => /^insert into "intent_history"/.test(s.sql))).toEqual([]);
+
+    // whether a reversal arrived before the sale is told by the intents' insert (after the sale's lock, taken by the
+    // sale's insert): no read of the sale's reversals of its own
+    const saleId = sale.payload.saleId;
+    expect(mentioning(/^with locked as materialized \(select pg_advisory_xact_lock\(hashtextextended\(.*insert into "sales"/s, `sale:${saleId}`)).toHaveLength(1);
+    expect(mentioning(/from reversals where sale_id/, saleId).filter((s) => /^with added as \(insert into "payout_intents"/.test(s.sql))).toHaveLength(1);
+    expect(mentioning(/^select \* from "reversals"/, saleId)).toEqual([]);
 
     // the seller's payee: once for the sale's two decisions (with the order's milestones), once for the batch's receivers
     const payeeReads = mentioning(/\bpayees\b/, sellerId).filter((s) => s.txId !== undefined);
