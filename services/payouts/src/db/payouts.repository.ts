@@ -5,7 +5,7 @@ import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/pa
 import type { PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toPayee, toReversal, toSale } from './payouts.rows';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentMove, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
   NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from '../domain/records';
 
@@ -284,23 +284,7 @@ export class PayoutsRepository implements PayoutsStore {
 
   async updateIntents(trx: Tx, entries: Array<{ before: Intent; cause: string }>, patch: IntentPatch): Promise<Intent[]> {
     if (entries.length === 0) return [];
-    const row: Record<string, unknown> = {};
-    if (patch.status !== undefined) row.status = patch.status;
-    if (patch.holdReason !== undefined) row.hold_reason = patch.holdReason;
-    if (patch.releaseAt !== undefined) row.release_at = patch.releaseAt;
-    if (patch.payableMinor !== undefined) row.payable_minor = patch.payableMinor;
-    if (patch.reversedMinor !== undefined) row.reversed_minor = patch.reversedMinor;
-    if (patch.offsetMinor !== undefined) row.offset_minor = patch.offsetMinor;
-    if (patch.pendingReversalMinor !== undefined) row.pending_reversal_minor = patch.pendingReversalMinor;
-    if (patch.attempt !== undefined) row.attempt = patch.attempt;
-    if (patch.batchId !== undefined) row.batch_id = patch.batchId;
-    if (patch.skipReason !== undefined) row.skip_reason = patch.skipReason;
-    if (patch.payoutCurrency !== undefined) row.payout_currency = patch.payoutCurrency;
-    if (patch.fxRate !== undefined) row.fx_rate = patch.fxRate;
-    if (patch.fxRateDate !== undefined) row.fx_rate_date = patch.fxRateDate;
-    if (patch.fxSource !== undefined) row.fx_source = patch.fxSource;
-    // a status that changes restarts status_since (SET reads the row as it was: the status the caller locked)
-    if (patch.status !== undefined) row.status_since = trx.raw('case when "status" = ? then "status_since" else CURRENT_TIMESTAMP end', [patch.status]);
+    const row = this.intentColumns(trx, patch);
     const ids = entries.map((e) => e.before.id);
     // the change and its history rows in one statement: history is written from what the update returned, so an
     // intent the update did not match gets none. A note without a change (an operator asked PayPal to cancel an
@@ -324,6 +308,28 @@ export class PayoutsRepository implements PayoutsStore {
       if (!updated) throw new Error(`intent ${before.id} not found: not updated, no history written`);
       return toIntent(updated);
     });
+  }
+
+  /** The columns a patch writes; a status that changes restarts status_since. */
+  private intentColumns(trx: Tx, patch: IntentPatch): Record<string, unknown> {
+    const row: Record<string, unknown> = {};
+    if (patch.status !== undefined) row.status = patch.status;
+    if (patch.holdReason !== undefined) row.hold_reason = patch.holdReason;
+    if (patch.releaseAt !== undefined) row.release_at = patch.releaseAt;
+    if (patch.payableMinor !== undefined) row.payable_minor = patch.payableMinor;
+    if (patch.reversedMinor !== undefined) row.reversed_minor = patch.reversedMinor;
+    if (patch.offsetMinor !== undefined) row.offset_minor = patch.offsetMinor;
+    if (patch.pendingReversalMinor !== undefined) row.pending_reversal_minor = patch.pendingReversalMinor;
+    if (patch.attempt !== undefined) row.attempt = patch.attempt;
+    if (patch.batchId !== undefined) row.batch_id = patch.batchId;
+    if (patch.skipReason !== undefined) row.skip_reason = patch.skipReason;
+    if (patch.payoutCurrency !== undefined) row.payout_currency = patch.payoutCurrency;
+    if (patch.fxRate !== undefined) row.fx_rate = patch.fxRate;
+    if (patch.fxRateDate !== undefined) row.fx_rate_date = patch.fxRateDate;
+    if (patch.fxSource !== undefined) row.fx_source = patch.fxSource;
+    // SET reads the row as it was: the status the caller locked
+    if (patch.status !== undefined) row.status_since = trx.raw('case when "status" = ? then "status_since" else CURRENT_TIMESTAMP end', [patch.status]);
+    return row;
   }
 
   async history(orderId: string, trx?: Tx): Promise<HistoryEntry[]> {
@@ -516,7 +522,7 @@ export class PayoutsRepository implements PayoutsStore {
     });
   }
 
-  async moveItemAsSeen(trx: Tx, seen: PayoutItem, o: ItemOutcome): Promise<Intent | undefined> {
+  async moveItemAsSeen(trx: Tx, seen: PayoutItem, o: ItemOutcome, intentMove?: IntentMove): Promise<{ before: Intent; after: Intent | undefined } | undefined> {
     // compare-and-set on what the outcome was decided on (status and PayPal item id) and computed from (transaction
     // id); the item's row is locked by the update, its intent by the select, in that order (as when locked one by
     // one). The intent exists (foreign key), so no row means the item was not as seen.
@@ -527,10 +533,33 @@ export class PayoutsRepository implements PayoutsStore {
         status: o.status, paypal_item_id: o.paypalItemId, transaction_id: o.transactionId, error_name: o.errorName, error_message: o.errorMessage,
         updated_at: trx.fn.now(),
       })
-      .returning('intent_id');
-    const { rows } = await trx.raw('with moved as (?) select * from payout_intents where id in (select intent_id from moved) for update', [moved]);
-    const [row] = rows as Array<Record<string, unknown>>;
-    return row ? toIntent(row) : undefined;
+      .returning(['intent_id', 'attempt']);
+    if (!intentMove) {
+      const { rows } = await trx.raw('with moved as (?) select * from payout_intents where id in (select intent_id from moved) for update', [moved]);
+      const [row] = rows as Array<Record<string, unknown>>;
+      return row ? { before: toIntent(row), after: undefined } : undefined;
+    }
+    // the intent's move, decided on the row `before` locked (the update reads the row it locked: a version committed
+    // after this statement began is rechecked against `before`), with its history row from what the update returned
+    const after = trx('payout_intents')
+      .whereRaw('id in (select b.id from before b join moved m on m.attempt = b.attempt where b.status = any(?::text[]))', [intentMove.from])
+      .update(this.intentColumns(trx, intentMove.patch))
+      .returning('*');
+    const { rows } = await trx.raw(
+      `with moved as (?),
+       before as materialized (select * from payout_intents where id in (select intent_id from moved) for update),
+       after as (?),
+       noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause)
+                 select a.id, a.order_id, b.status, a.status, ? from after a join before b on b.id = a.id)
+       select false as moved_now, before.* from before
+       union all
+       select true as moved_now, after.* from after`,
+      [moved, after, intentMove.cause],
+    );
+    const found = rows as Array<Record<string, unknown>>;
+    const before = found.find((r) => r.moved_now === false);
+    const afterRow = found.find((r) => r.moved_now === true);
+    return before ? { before: toIntent(before), after: afterRow ? toIntent(afterRow) : undefined } : undefined;
   }
 
   async requestItemCancel(trx: Tx, itemId: string): Promise<void> {

@@ -1,7 +1,7 @@
 import type { AdminAuditEntry, AdminAuditRecord, Tx } from '@postsale/runtime';
 import type { HoldReason, Recipient } from './payout-rules';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentMove, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
   NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from './records';
 
@@ -196,10 +196,12 @@ export interface PayoutsStore {
   setItemOutcome(trx: Tx, itemId: string, outcome: ItemOutcome): Promise<void>;
   /**
    * One item's outcome, applied only if the item is still as `seen` (status, PayPal item id and transaction id, read
-   * without a lock), and its intent locked — one statement. The intent as locked, or undefined when the item was not as
-   * seen (nothing written, nothing locked).
+   * without a lock), and its intent locked — one statement. With `intentMove`, the same statement also moves the intent
+   * (with its history row) when it is at the item's attempt and in one of `intentMove.from`. The intent as locked
+   * (`before`) and as moved (`after`, undefined when not moved), or undefined when the item was not as seen (nothing
+   * written, nothing locked).
    */
-  moveItemAsSeen(trx: Tx, seen: PayoutItem, outcome: ItemOutcome): Promise<Intent | undefined>;
+  moveItemAsSeen(trx: Tx, seen: PayoutItem, outcome: ItemOutcome, intentMove?: IntentMove): Promise<{ before: Intent; after: Intent | undefined } | undefined>;
   requestItemCancel(trx: Tx, itemId: string): Promise<void>;
   recordCancelRefused(itemId: string, message: string): Promise<void>;
   rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void>;

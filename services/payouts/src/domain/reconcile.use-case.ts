@@ -3,7 +3,7 @@ import { publishPayout, type PayoutsContext } from './context';
 import { recordClawback, scheduleRetry } from './intent-decisions';
 import { classifyItemStatus } from './payout-rules';
 import type { PayPalItemState, Tx } from './ports';
-import type { BatchCheckJob, Intent, ItemOutcome, ItemWithBatchId, PayoutItem } from './records';
+import type { BatchCheckJob, Intent, IntentMove, ItemOutcome, ItemWithBatchId, PayoutItem } from './records';
 
 // Learning PayPal's outcome of what we sent: the reconciliation worker checks each accepted, unfinished batch page by
 // page, the webhook and an adopted duplicate bring item states too. Each set of states (one page of PayPal results, one
@@ -126,9 +126,13 @@ async function applyItemStatesIn(ctx: PayoutsContext, trx: Tx, known: PayPalItem
   for (const [batchId, paypalBatchId] of seen.learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
   if (seen.moves.length === 1) {
     const [{ item, state }] = seen.moves as [ItemPlan['moves'][number]];
-    const intent = await store.moveItemAsSeen(trx, item, outcomeOf(item, state));
-    if (intent) {
-      if (intent.attempt === item.attempt) await applyToIntent(ctx, trx, intent, item, state, causeOf(state));
+    const cause = causeOf(state);
+    // a paid item (nearly every answer) moves its intent to SENT in the same statement, by the same rule as below
+    const paid = classifyItemStatus(state.transactionStatus) === 'SENT' ? sentMove(cause) : undefined;
+    const moved = await store.moveItemAsSeen(trx, item, outcomeOf(item, state), paid);
+    if (moved) {
+      if (moved.after) await afterSent(ctx, trx, moved.before, moved.after, item, state);
+      else if (moved.before.attempt === item.attempt) await applyToIntent(ctx, trx, moved.before, item, state, cause);
       return 1;
     }
   }
@@ -194,19 +198,10 @@ async function applyToIntent(ctx: PayoutsContext, trx: Tx, intent: Intent, item:
     return intent;
   }
   if (outcome === 'SENT') {
-    if (intent.status !== 'SUBMITTED' && intent.status !== 'NEEDS_REVIEW') return intent;
-    const sent = await store.updateIntent(trx, intent, { status: 'SENT', pendingReversalMinor: 0 }, cause);
-    await publishPayout(ctx, trx, sent, 'PayoutSent', {
-      payoutId: sent.id, recipient: sent.recipient, amount, senderItemId: item.senderItemId,
-      payoutBatchId: state.payoutBatchId, payoutItemId: state.payoutItemId, sentAt: Date.now(),
-      // what the payment was converted from (the debt in the sale's currency) and at which dated rate
-      owedAmount: item.sourceAmountMinor !== null && item.sourceCurrency ? { amountMinor: item.sourceAmountMinor, currency: item.sourceCurrency } : null,
-      fxRate: item.sourceCurrency ? item.fxRate : null,
-      fxRateDate: item.sourceCurrency ? item.fxRateDate : null,
-    }, state.payoutItemId);
-    if (intent.pendingReversalMinor > 0) await recordClawback(ctx, trx, sent, intent.pendingReversalMinor, `pending-reversal:${item.senderItemId}`);
-    metrics.outcomes.inc({ status: 'SUCCESS', currency: item.currency }, item.amountMinor);
-    metrics.saleToPayout.observe({ recipient: sent.recipient }, (Date.now() - sent.saleRecordedAt.getTime()) / 1000);
+    const move = sentMove(cause);
+    if (!move.from.includes(intent.status)) return intent;
+    const sent = await store.updateIntent(trx, intent, move.patch, move.cause);
+    await afterSent(ctx, trx, intent, sent, item, state);
     return sent;
   }
   // FAILED or RETURNED: the money did not stay with the receiver, so it is owed again (less any reversal in flight).
@@ -236,6 +231,28 @@ async function applyToIntent(ctx: PayoutsContext, trx: Tx, intent: Intent, item:
     return scheduleRetry(ctx, trx, updated, new Date(Date.now() + delayMs), 'automatic retry by policy');
   }
   return updated;
+}
+
+/** An intent in flight (or under review: its batch may have paid) whose current item PayPal reports paid is SENT. */
+function sentMove(cause: string): IntentMove {
+  return { from: ['SUBMITTED', 'NEEDS_REVIEW'], patch: { status: 'SENT', pendingReversalMinor: 0 }, cause };
+}
+
+/** What follows an intent's move to SENT: its event, and the clawback of a reversal that was pending on it. */
+async function afterSent(ctx: PayoutsContext, trx: Tx, before: Intent, sent: Intent, item: PayoutItem, state: PayPalItemState): Promise<void> {
+  const { metrics } = ctx;
+  const amount = { amountMinor: item.amountMinor, currency: item.currency };
+  await publishPayout(ctx, trx, sent, 'PayoutSent', {
+    payoutId: sent.id, recipient: sent.recipient, amount, senderItemId: item.senderItemId,
+    payoutBatchId: state.payoutBatchId, payoutItemId: state.payoutItemId, sentAt: Date.now(),
+    // what the payment was converted from (the debt in the sale's currency) and at which dated rate
+    owedAmount: item.sourceAmountMinor !== null && item.sourceCurrency ? { amountMinor: item.sourceAmountMinor, currency: item.sourceCurrency } : null,
+    fxRate: item.sourceCurrency ? item.fxRate : null,
+    fxRateDate: item.sourceCurrency ? item.fxRateDate : null,
+  }, state.payoutItemId);
+  if (before.pendingReversalMinor > 0) await recordClawback(ctx, trx, sent, before.pendingReversalMinor, `pending-reversal:${item.senderItemId}`);
+  metrics.outcomes.inc({ status: 'SUCCESS', currency: item.currency }, item.amountMinor);
+  metrics.saleToPayout.observe({ recipient: sent.recipient }, (Date.now() - sent.saleRecordedAt.getTime()) / 1000);
 }
 
 const AUTO_RETRY_MAX_DELAY_MS = 7 * 24 * 3600 * 1000;

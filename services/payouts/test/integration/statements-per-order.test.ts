@@ -166,3 +166,69 @@ describe('statements per order', () => {
     expect(await db('payout_items').where({ id: item.id }).first('status', 'transaction_id')).toEqual({ status: 'RETURNED', transaction_id: 'TX-RETURNED' });
   });
 });
+
+describe('statements of a webhook that reports an item paid', () => {
+  const webhookId = uniqueId('WH-PAID-');
+  let under: PayoutsUnderTest;
+  const statements: Statement[] = [];
+  const listen = (q: { sql?: string; bindings?: unknown[]; __knexTxId?: string }) => {
+    statements.push({ sql: q.sql ?? '', bindings: q.bindings ?? [], txId: q.__knexTxId });
+  };
+
+  beforeAll(async () => {
+    // PayPal settles nothing by itself and the batch is checked once: the webhook is the first to say the item is paid
+    under = await startPayoutsUnderTest({
+      fake: { processAfterMs: Infinity },
+      prepare: (f) => f.registerWebhook(webhookId),
+      env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1', PAYOUTS_RECONCILE_INTERVAL_MS: '600000' },
+    });
+    under.service.ctx.db.on('query', listen);
+  });
+  afterAll(async () => {
+    under?.service.ctx.db.off('query', listen);
+    await under?.stop();
+  });
+
+  it('when the webhook is the first to report the seller\'s item paid, then the item and its intent move in one statement', async () => {
+    const { fake, service, publish } = under;
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    const sellerEmail = `${sellerId}@sellers.test`;
+    expect((await putPayee(service, sellerId, { email: sellerEmail, releasePolicy: 'immediate' })).status).toBe(200);
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 330, netMinor: 1265 }));
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+    const { db } = service.ctx;
+    const intent = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('id', 'batch_id');
+    // the batch's one check is done (its next is minutes away): nothing else moves the item meanwhile
+    await waitFor(async () => (await db('payout_batches').where({ id: intent.batch_id }).first('last_checked_at')).last_checked_at, { description: 'batch checked once' });
+    const item = await waitFor(() => fake.paidItems().find((i) => i.receiver === sellerEmail));
+
+    const from = statements.length;
+    const event = fake.payoutItemEvent('SUCCEEDED', {
+      payout_item_id: item.payoutItemId, transaction_id: 'TX-PAID', transaction_status: 'SUCCESS', payout_batch_id: item.payoutBatchId,
+      sender_batch_id: item.senderBatchId, payout_item: { recipient_type: 'EMAIL', amount: item.amount, receiver: item.receiver, sender_item_id: item.senderItemId },
+    });
+    expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
+    const sent = statements.slice(from);
+    const recorded = sent.filter((st) => /^insert into "webhook_events"/.test(st.sql) && st.bindings.includes(event.id));
+    expect(recorded).toHaveLength(1);
+    const inTransaction = sent.filter((st) => st.txId !== undefined && st.txId === recorded[0]!.txId);
+    // the item moved as read, its intent locked and moved to SENT with its history row: one statement; then its event
+    expect(inTransaction.map((st) => st.sql.slice(0, 40))).toEqual([
+      'BEGIN;',
+      'with moved as (update "payout_items" set',
+      'insert into "outbox" ("event", "event_id',
+      'insert into "webhook_events" ("event_id"',
+      'COMMIT;',
+    ]);
+    expect(inTransaction[1]!.sql).toMatch(/for update.*update "payout_intents".*insert into intent_history/s);
+    expect(inTransaction[2]!.bindings).toContain('PayoutSent');
+
+    const payouts = await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SENT' }), { description: 'seller sent by webhook' });
+    expect(payouts.find((p) => p.recipient === 'SELLER')!.items[0]).toMatchObject({ status: 'SUCCESS' });
+    const history = await db('intent_history').where({ intent_id: intent.id }).orderBy('id').select('from_status', 'to_status', 'cause');
+    expect(history.at(-1)).toMatchObject({ from_status: 'SUBMITTED', to_status: 'SENT', cause: `PayPal webhook PAYMENT.PAYOUTS-ITEM.SUCCEEDED (${event.id})` });
+    expect(history.filter((h) => h.to_status === 'SENT')).toHaveLength(1);
+  });
+});
+
