@@ -1,10 +1,11 @@
+import type { Knex } from 'knex';
 import { safeInteger } from '@postsale/contracts';
 import { AdminAuditTrail, afterCommit, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
 import type { PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toPayee, toReversal, toSale } from './payouts.rows';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentMove, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
   NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from '../domain/records';
 
@@ -29,9 +30,12 @@ export class PayoutsRepository implements PayoutsStore {
 
   // ---- sales, reversals, milestones, payees ------------------------------------------------------------------
 
-  /** false when the sale was already recorded (a re-delivered or re-published SaleRecorded) */
+  /**
+   * false when the sale was already recorded (a re-delivered or re-published SaleRecorded). Takes the sale's lock (see
+   * lockSaleIn) in the same statement.
+   */
   async insertSale(trx: Tx, sale: SaleRecord): Promise<boolean> {
-    const rows = await trx('sales')
+    const saved = trx('sales')
       .insert({
         sale_id: sale.saleId, order_id: sale.orderId, seller_id: sale.sellerId, currency: sale.currency,
         sale_amount_minor: sale.saleAmountMinor, platform_commission_minor: sale.platformCommissionMinor,
@@ -40,7 +44,7 @@ export class PayoutsRepository implements PayoutsStore {
       .onConflict('sale_id')
       .ignore()
       .returning('sale_id');
-    return rows.length > 0;
+    return this.insertUnderSaleLock(trx, sale.saleId, saved);
   }
 
   async salesForOrder(orderId: string, trx?: Tx): Promise<SaleRecord[]> {
@@ -48,8 +52,9 @@ export class PayoutsRepository implements PayoutsStore {
     return (await q('sales').where({ order_id: orderId }).orderBy('recorded_at')).map(toSale);
   }
 
+  /** false when the reversal was already recorded. Takes its sale's lock (see lockSaleIn) in the same statement. */
   async insertReversal(trx: Tx, r: ReversalRecord): Promise<boolean> {
-    const rows = await trx('reversals')
+    const saved = trx('reversals')
       .insert({
         reversal_id: r.reversalId, sale_id: r.saleId, order_id: r.orderId, kind: r.kind, currency: r.currency,
         commission_reversed_minor: r.commissionReversedMinor, seller_net_reversed_minor: r.sellerNetReversedMinor, reversed_at: r.reversedAt,
@@ -57,7 +62,23 @@ export class PayoutsRepository implements PayoutsStore {
       .onConflict('reversal_id')
       .ignore()
       .returning('reversal_id');
-    return rows.length > 0;
+    return this.insertUnderSaleLock(trx, r.saleId, saved);
+  }
+
+  /**
+   * The sale's lock, held to the end of the transaction, is taken by the statement that records the sale and by the one
+   * that records a reversal of it: of a sale and its reversal recorded concurrently, the second waits for the first to
+   * commit, and its later statements (the sale's intents insert, the reversal's intents read) see the first's writes.
+   * Nothing in the statement itself depends on the lock (its insert may run first): only the statements after it do.
+   * True when `insert` inserted a row.
+   */
+  private async insertUnderSaleLock(trx: Tx, saleId: string, insert: Knex.QueryBuilder): Promise<boolean> {
+    const { rows } = await trx.raw(
+      `with locked as materialized (select pg_advisory_xact_lock(hashtextextended(?, 0))), saved as (?)
+       select exists (select 1 from saved) as fresh from locked`,
+      [`sale:${saleId}`, insert],
+    );
+    return Boolean((rows as Array<{ fresh: boolean }>)[0]?.fresh);
   }
 
   async reversalsForSale(saleId: string, trx?: Tx): Promise<ReversalRecord[]> {
@@ -160,11 +181,12 @@ export class PayoutsRepository implements PayoutsStore {
   // ---- intents -----------------------------------------------------------------------------------------------
 
   /**
-   * The intents and their first history rows in ONE statement (the history row is written from what the insert
-   * returned, so an intent that existed already gets none); returns the ids inserted.
+   * A sale's intents and their first history rows in ONE statement (the history row is written from what the insert
+   * returned, so an intent that existed already gets none). The same statement says whether a reversal of the sale is
+   * recorded: it runs after insertSale took the sale's lock, so a reversal recorded concurrently either committed before
+   * (and is seen here) or waits for this transaction (and then sees these intents).
    */
-  async insertIntents(trx: Tx, entries: Array<{ intent: NewIntent; cause: string }>): Promise<string[]> {
-    if (entries.length === 0) return [];
+  async insertSaleIntents(trx: Tx, saleId: string, entries: Array<{ intent: NewIntent; cause: string }>): Promise<{ reversed: boolean }> {
     const added = trx('payout_intents')
       .insert(entries.map(({ intent: i }) => ({
         id: i.id, sale_id: i.saleId, order_id: i.orderId, seller_id: i.sellerId, recipient: i.recipient, currency: i.currency,
@@ -178,15 +200,15 @@ export class PayoutsRepository implements PayoutsStore {
     // history rows in the callers' order (ids are the history's order)
     const causes = entries.map(() => '(?::uuid, ?::text, ?::int)').join(', ');
     const { rows } = await trx.raw(
-      `with added as (?)
-       insert into intent_history (intent_id, order_id, from_status, to_status, cause)
-       select added.id, added.order_id, null, added.status, c.cause
-         from added join (values ${causes}) as c(id, cause, n) on c.id = added.id
-        order by c.n
-       returning intent_id`,
-      [added, ...entries.flatMap(({ intent, cause }, n) => [intent.id, cause, n])],
+      `with added as (?),
+       noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause)
+                 select added.id, added.order_id, null, added.status, c.cause
+                   from added join (values ${causes}) as c(id, cause, n) on c.id = added.id
+                  order by c.n)
+       select exists (select 1 from reversals where sale_id = ?) as reversed`,
+      [added, ...entries.flatMap(({ intent, cause }, n) => [intent.id, cause, n]), saleId],
     );
-    return (rows as Array<{ intent_id: string }>).map((r) => String(r.intent_id));
+    return { reversed: Boolean((rows as Array<{ reversed: boolean }>)[0]?.reversed) };
   }
 
   async intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined> {
@@ -262,23 +284,7 @@ export class PayoutsRepository implements PayoutsStore {
 
   async updateIntents(trx: Tx, entries: Array<{ before: Intent; cause: string }>, patch: IntentPatch): Promise<Intent[]> {
     if (entries.length === 0) return [];
-    const row: Record<string, unknown> = {};
-    if (patch.status !== undefined) row.status = patch.status;
-    if (patch.holdReason !== undefined) row.hold_reason = patch.holdReason;
-    if (patch.releaseAt !== undefined) row.release_at = patch.releaseAt;
-    if (patch.payableMinor !== undefined) row.payable_minor = patch.payableMinor;
-    if (patch.reversedMinor !== undefined) row.reversed_minor = patch.reversedMinor;
-    if (patch.offsetMinor !== undefined) row.offset_minor = patch.offsetMinor;
-    if (patch.pendingReversalMinor !== undefined) row.pending_reversal_minor = patch.pendingReversalMinor;
-    if (patch.attempt !== undefined) row.attempt = patch.attempt;
-    if (patch.batchId !== undefined) row.batch_id = patch.batchId;
-    if (patch.skipReason !== undefined) row.skip_reason = patch.skipReason;
-    if (patch.payoutCurrency !== undefined) row.payout_currency = patch.payoutCurrency;
-    if (patch.fxRate !== undefined) row.fx_rate = patch.fxRate;
-    if (patch.fxRateDate !== undefined) row.fx_rate_date = patch.fxRateDate;
-    if (patch.fxSource !== undefined) row.fx_source = patch.fxSource;
-    // a status that changes restarts status_since (SET reads the row as it was: the status the caller locked)
-    if (patch.status !== undefined) row.status_since = trx.raw('case when "status" = ? then "status_since" else CURRENT_TIMESTAMP end', [patch.status]);
+    const row = this.intentColumns(trx, patch);
     const ids = entries.map((e) => e.before.id);
     // the change and its history rows in one statement: history is written from what the update returned, so an
     // intent the update did not match gets none. A note without a change (an operator asked PayPal to cancel an
@@ -302,6 +308,28 @@ export class PayoutsRepository implements PayoutsStore {
       if (!updated) throw new Error(`intent ${before.id} not found: not updated, no history written`);
       return toIntent(updated);
     });
+  }
+
+  /** The columns a patch writes; a status that changes restarts status_since. */
+  private intentColumns(trx: Tx, patch: IntentPatch): Record<string, unknown> {
+    const row: Record<string, unknown> = {};
+    if (patch.status !== undefined) row.status = patch.status;
+    if (patch.holdReason !== undefined) row.hold_reason = patch.holdReason;
+    if (patch.releaseAt !== undefined) row.release_at = patch.releaseAt;
+    if (patch.payableMinor !== undefined) row.payable_minor = patch.payableMinor;
+    if (patch.reversedMinor !== undefined) row.reversed_minor = patch.reversedMinor;
+    if (patch.offsetMinor !== undefined) row.offset_minor = patch.offsetMinor;
+    if (patch.pendingReversalMinor !== undefined) row.pending_reversal_minor = patch.pendingReversalMinor;
+    if (patch.attempt !== undefined) row.attempt = patch.attempt;
+    if (patch.batchId !== undefined) row.batch_id = patch.batchId;
+    if (patch.skipReason !== undefined) row.skip_reason = patch.skipReason;
+    if (patch.payoutCurrency !== undefined) row.payout_currency = patch.payoutCurrency;
+    if (patch.fxRate !== undefined) row.fx_rate = patch.fxRate;
+    if (patch.fxRateDate !== undefined) row.fx_rate_date = patch.fxRateDate;
+    if (patch.fxSource !== undefined) row.fx_source = patch.fxSource;
+    // SET reads the row as it was: the status the caller locked
+    if (patch.status !== undefined) row.status_since = trx.raw('case when "status" = ? then "status_since" else CURRENT_TIMESTAMP end', [patch.status]);
+    return row;
   }
 
   async history(orderId: string, trx?: Tx): Promise<HistoryEntry[]> {
@@ -492,6 +520,46 @@ export class PayoutsRepository implements PayoutsStore {
       status: o.status, paypal_item_id: o.paypalItemId, transaction_id: o.transactionId, error_name: o.errorName, error_message: o.errorMessage,
       updated_at: trx.fn.now(),
     });
+  }
+
+  async moveItemAsSeen(trx: Tx, seen: PayoutItem, o: ItemOutcome, intentMove?: IntentMove): Promise<{ before: Intent; after: Intent | undefined } | undefined> {
+    // compare-and-set on what the outcome was decided on (status and PayPal item id) and computed from (transaction
+    // id); the item's row is locked by the update, its intent by the select, in that order (as when locked one by
+    // one). The intent exists (foreign key), so no row means the item was not as seen.
+    const moved = trx('payout_items')
+      .where({ id: seen.id, status: seen.status })
+      .whereRaw('paypal_item_id is not distinct from ? and transaction_id is not distinct from ?', [seen.paypalItemId, seen.transactionId])
+      .update({
+        status: o.status, paypal_item_id: o.paypalItemId, transaction_id: o.transactionId, error_name: o.errorName, error_message: o.errorMessage,
+        updated_at: trx.fn.now(),
+      })
+      .returning(['intent_id', 'attempt']);
+    if (!intentMove) {
+      const { rows } = await trx.raw('with moved as (?) select * from payout_intents where id in (select intent_id from moved) for update', [moved]);
+      const [row] = rows as Array<Record<string, unknown>>;
+      return row ? { before: toIntent(row), after: undefined } : undefined;
+    }
+    // the intent's move, decided on the row `before` locked (the update reads the row it locked: a version committed
+    // after this statement began is rechecked against `before`), with its history row from what the update returned
+    const after = trx('payout_intents')
+      .whereRaw('id in (select b.id from before b join moved m on m.attempt = b.attempt where b.status = any(?::text[]))', [intentMove.from])
+      .update(this.intentColumns(trx, intentMove.patch))
+      .returning('*');
+    const { rows } = await trx.raw(
+      `with moved as (?),
+       before as materialized (select * from payout_intents where id in (select intent_id from moved) for update),
+       after as (?),
+       noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause)
+                 select a.id, a.order_id, b.status, a.status, ? from after a join before b on b.id = a.id)
+       select false as moved_now, before.* from before
+       union all
+       select true as moved_now, after.* from after`,
+      [moved, after, intentMove.cause],
+    );
+    const found = rows as Array<Record<string, unknown>>;
+    const before = found.find((r) => r.moved_now === false);
+    const afterRow = found.find((r) => r.moved_now === true);
+    return before ? { before: toIntent(before), after: afterRow ? toIntent(afterRow) : undefined } : undefined;
   }
 
   async requestItemCancel(trx: Tx, itemId: string): Promise<void> {

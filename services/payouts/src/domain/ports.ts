@@ -1,7 +1,7 @@
 import type { AdminAuditEntry, AdminAuditRecord, Tx } from '@postsale/runtime';
 import type { HoldReason, Recipient } from './payout-rules';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentMove, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
   NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from './records';
 
@@ -85,10 +85,14 @@ export interface PayoutsStore {
   /** runs `then` once `trx` committed (never on rollback) */
   afterCommit(trx: Tx, then: () => void): void;
 
-  /** false when the sale was already recorded (a re-delivered or re-published SaleRecorded) */
+  /**
+   * false when the sale was already recorded (a re-delivered or re-published SaleRecorded). Both this and
+   * insertReversal take the sale's lock until the transaction ends: a sale and its reversal recorded concurrently are
+   * recorded one after the other.
+   */
   insertSale(trx: Tx, sale: SaleRecord): Promise<boolean>;
   salesForOrder(orderId: string, trx?: Tx): Promise<SaleRecord[]>;
-  /** false when the reversal was already recorded */
+  /** false when the reversal was already recorded (takes the sale's lock, as insertSale does) */
   insertReversal(trx: Tx, reversal: ReversalRecord): Promise<boolean>;
   reversalsForSale(saleId: string, trx?: Tx): Promise<ReversalRecord[]>;
   reversalsForOrder(orderId: string, trx?: Tx): Promise<ReversalRecord[]>;
@@ -111,8 +115,11 @@ export interface PayoutsStore {
   saveFxRate(trx: Tx, rate: FxRate): Promise<void>;
   listFxRates(filter: { from?: string; to?: string; limit: number }, trx?: Tx): Promise<FxRate[]>;
 
-  /** the intents with their first history rows, in one statement; returns the ids inserted (a (sale, recipient) intent that exists already is not) */
-  insertIntents(trx: Tx, entries: Array<{ intent: NewIntent; cause: string }>): Promise<string[]>;
+  /**
+   * a sale's intents with their first history rows (a (sale, recipient) intent that exists already gets none), in one
+   * statement that also says whether a reversal of the sale is recorded (seen reliably once insertSale took its lock)
+   */
+  insertSaleIntents(trx: Tx, saleId: string, entries: Array<{ intent: NewIntent; cause: string }>): Promise<{ reversed: boolean }>;
   /** the intent, locked for the rest of the transaction */
   intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined>;
   /** the intents with these ids, locked in id order (a page of PayPal results locks them all at once) */
@@ -187,6 +194,14 @@ export interface PayoutsStore {
   /** the batch's UNCLAIMED items an operator asked to cancel */
   itemsWithCancelRequested(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
   setItemOutcome(trx: Tx, itemId: string, outcome: ItemOutcome): Promise<void>;
+  /**
+   * One item's outcome, applied only if the item is still as `seen` (status, PayPal item id and transaction id, read
+   * without a lock), and its intent locked — one statement. With `intentMove`, the same statement also moves the intent
+   * (with its history row) when it is at the item's attempt and in one of `intentMove.from`. The intent as locked
+   * (`before`) and as moved (`after`, undefined when not moved), or undefined when the item was not as seen (nothing
+   * written, nothing locked).
+   */
+  moveItemAsSeen(trx: Tx, seen: PayoutItem, outcome: ItemOutcome, intentMove?: IntentMove): Promise<{ before: Intent; after: Intent | undefined } | undefined>;
   requestItemCancel(trx: Tx, itemId: string): Promise<void>;
   recordCancelRefused(itemId: string, message: string): Promise<void>;
   rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void>;

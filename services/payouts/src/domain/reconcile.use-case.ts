@@ -3,7 +3,7 @@ import { publishPayout, type PayoutsContext } from './context';
 import { recordClawback, scheduleRetry } from './intent-decisions';
 import { classifyItemStatus } from './payout-rules';
 import type { PayPalItemState, Tx } from './ports';
-import type { BatchCheckJob, Intent, ItemWithBatchId, PayoutItem } from './records';
+import type { BatchCheckJob, Intent, IntentMove, ItemOutcome, ItemWithBatchId, PayoutItem } from './records';
 
 // Learning PayPal's outcome of what we sent: the reconciliation worker checks each accepted, unfinished batch page by
 // page, the webhook and an adopted duplicate bring item states too. Each set of states (one page of PayPal results, one
@@ -61,12 +61,13 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
  */
 export async function applyWebhookItem(ctx: PayoutsContext, event: { id: string; type: string }, state: PayPalItemState): Promise<boolean> {
   const known = lastWordPerItem([state]);
-  if (!(await anythingToApply(ctx, known))) {
+  const seen = await planFromPeek(ctx, known);
+  if (!anythingIn(seen)) {
     await ctx.store.recordWebhookEvent(undefined, event.id, event.type);
     return false;
   }
   return ctx.store.transaction(async (trx) => {
-    const applied = await applyItemStatesIn(ctx, trx, known, () => `PayPal webhook ${event.type} (${event.id})`);
+    const applied = await applyItemStatesIn(ctx, trx, known, seen, () => `PayPal webhook ${event.type} (${event.id})`);
     await ctx.store.recordWebhookEvent(trx, event.id, event.type);
     return applied > 0;
   });
@@ -85,8 +86,9 @@ export function batchChanged(ctx: PayoutsContext): void {
  */
 export async function applyItemStates(ctx: PayoutsContext, states: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
   const known = lastWordPerItem(states);
-  if (!(await anythingToApply(ctx, known))) return 0;
-  return ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, known, causeOf));
+  const seen = await planFromPeek(ctx, known);
+  if (!anythingIn(seen)) return 0;
+  return ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, known, seen, causeOf));
 }
 
 /** The last word per item (a page never repeats one, but a caller might); states without a sender_item_id are not ours. */
@@ -94,40 +96,67 @@ function lastWordPerItem(states: PayPalItemState[]): PayPalItemState[] {
   return [...new Map(states.filter((s) => s.senderItemId).map((s) => [s.senderItemId!, s])).values()];
 }
 
+type ItemPlan = ReturnType<typeof planItemStates>;
+
 /**
- * Whether these states would change anything, from a read without locks and outside any transaction: most answers
- * repeat what is stored (a webhook after the reconciler's page, a page after the webhooks), and those need no
- * transaction. "Nothing" is final: what it saw is committed, and an item only moves forward, so a locked read could
- * only find it further on (still nothing to apply). "Something" is decided again on the locked rows.
+ * What these states would change, from a read without locks and outside any transaction: most answers repeat what is
+ * stored (a webhook after the reconciler's page, a page after the webhooks), and those need no transaction. "Nothing"
+ * is final: what it saw is committed, and an item only moves forward, so a locked read could only find it further on
+ * (still nothing to apply). "Something" holds only while the items are still as seen: the transaction checks that.
  */
-async function anythingToApply(ctx: PayoutsContext, known: PayPalItemState[]): Promise<boolean> {
-  if (known.length === 0) return false;
-  const items = await ctx.store.peekItemsBySenderItemIds(known.map((s) => s.senderItemId!));
-  const plan = planItemStates(items, known);
+async function planFromPeek(ctx: PayoutsContext, known: PayPalItemState[]): Promise<ItemPlan> {
+  if (known.length === 0) return planItemStates([], []);
+  const plan = planItemStates(await ctx.store.peekItemsBySenderItemIds(known.map((s) => s.senderItemId!)), known);
   warnUnknown(ctx, plan.unknown);
+  return plan;
+}
+
+function anythingIn(plan: ItemPlan): boolean {
   return plan.moves.length > 0 || plan.learnt.size > 0;
 }
 
-/** applyItemStates inside the caller's transaction, on the locked items. */
-async function applyItemStatesIn(ctx: PayoutsContext, trx: Tx, known: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
-  if (known.length === 0) return 0;
+/**
+ * applyItemStatesIn the caller's transaction. One item to move (a webhook, nearly always) moves as it was seen and
+ * locks its intent in one statement; when it was moved meanwhile, or several items move (their locks must all be taken
+ * in id order before any intent's), the items are read again locked and the plan decided on them.
+ */
+async function applyItemStatesIn(ctx: PayoutsContext, trx: Tx, known: PayPalItemState[], seen: ItemPlan, causeOf: (state: PayPalItemState) => string): Promise<number> {
   const { store } = ctx;
-  const { moves, learnt } = planItemStates(await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!)), known);
-  for (const [batchId, paypalBatchId] of learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
+  // a batch's PayPal id is written only while unknown, so learning it from what was seen is safe (and rare)
+  for (const [batchId, paypalBatchId] of seen.learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
+  if (seen.moves.length === 1) {
+    const [{ item, state }] = seen.moves as [ItemPlan['moves'][number]];
+    const cause = causeOf(state);
+    // a paid item (nearly every answer) moves its intent to SENT in the same statement, by the same rule as below
+    const paid = classifyItemStatus(state.transactionStatus) === 'SENT' ? sentMove(cause) : undefined;
+    const moved = await store.moveItemAsSeen(trx, item, outcomeOf(item, state), paid);
+    if (moved) {
+      if (moved.after) await afterSent(ctx, trx, moved.before, moved.after, item, state);
+      else if (moved.before.attempt === item.attempt) await applyToIntent(ctx, trx, moved.before, item, state, cause);
+      return 1;
+    }
+  }
+  if (seen.moves.length === 0) return 0;
+  const { moves } = planItemStates(await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!)), known);
   const intents = new Map((await store.intentsForUpdate(trx, [...new Set(moves.map((m) => m.item.intentId))])).map((i) => [i.id, i]));
   for (const { item, state } of moves) {
-    await store.setItemOutcome(trx, item.id, {
-      status: state.transactionStatus,
-      paypalItemId: state.payoutItemId || item.paypalItemId,
-      transactionId: state.transactionId ?? item.transactionId,
-      errorName: state.errorName,
-      errorMessage: state.errorMessage,
-    });
+    await store.setItemOutcome(trx, item.id, outcomeOf(item, state));
     const intent = intents.get(item.intentId);
     if (!intent || intent.attempt !== item.attempt) continue; // an older attempt: history only
     intents.set(intent.id, await applyToIntent(ctx, trx, intent, item, state, causeOf(state)));
   }
   return moves.length;
+}
+
+/** What an item stores of PayPal's answer: ids PayPal left out keep the ones we know. */
+function outcomeOf(item: PayoutItem, state: PayPalItemState): ItemOutcome {
+  return {
+    status: state.transactionStatus,
+    paypalItemId: state.payoutItemId || item.paypalItemId,
+    transactionId: state.transactionId ?? item.transactionId,
+    errorName: state.errorName,
+    errorMessage: state.errorMessage,
+  };
 }
 
 /** Which items move to which state, which batches learn their PayPal id, and which states name items we never sent. */
@@ -169,19 +198,10 @@ async function applyToIntent(ctx: PayoutsContext, trx: Tx, intent: Intent, item:
     return intent;
   }
   if (outcome === 'SENT') {
-    if (intent.status !== 'SUBMITTED' && intent.status !== 'NEEDS_REVIEW') return intent;
-    const sent = await store.updateIntent(trx, intent, { status: 'SENT', pendingReversalMinor: 0 }, cause);
-    await publishPayout(ctx, trx, sent, 'PayoutSent', {
-      payoutId: sent.id, recipient: sent.recipient, amount, senderItemId: item.senderItemId,
-      payoutBatchId: state.payoutBatchId, payoutItemId: state.payoutItemId, sentAt: Date.now(),
-      // what the payment was converted from (the debt in the sale's currency) and at which dated rate
-      owedAmount: item.sourceAmountMinor !== null && item.sourceCurrency ? { amountMinor: item.sourceAmountMinor, currency: item.sourceCurrency } : null,
-      fxRate: item.sourceCurrency ? item.fxRate : null,
-      fxRateDate: item.sourceCurrency ? item.fxRateDate : null,
-    }, state.payoutItemId);
-    if (intent.pendingReversalMinor > 0) await recordClawback(ctx, trx, sent, intent.pendingReversalMinor, `pending-reversal:${item.senderItemId}`);
-    metrics.outcomes.inc({ status: 'SUCCESS', currency: item.currency }, item.amountMinor);
-    metrics.saleToPayout.observe({ recipient: sent.recipient }, (Date.now() - sent.saleRecordedAt.getTime()) / 1000);
+    const move = sentMove(cause);
+    if (!move.from.includes(intent.status)) return intent;
+    const sent = await store.updateIntent(trx, intent, move.patch, move.cause);
+    await afterSent(ctx, trx, intent, sent, item, state);
     return sent;
   }
   // FAILED or RETURNED: the money did not stay with the receiver, so it is owed again (less any reversal in flight).
@@ -211,6 +231,28 @@ async function applyToIntent(ctx: PayoutsContext, trx: Tx, intent: Intent, item:
     return scheduleRetry(ctx, trx, updated, new Date(Date.now() + delayMs), 'automatic retry by policy');
   }
   return updated;
+}
+
+/** An intent in flight (or under review: its batch may have paid) whose current item PayPal reports paid is SENT. */
+function sentMove(cause: string): IntentMove {
+  return { from: ['SUBMITTED', 'NEEDS_REVIEW'], patch: { status: 'SENT', pendingReversalMinor: 0 }, cause };
+}
+
+/** What follows an intent's move to SENT: its event, and the clawback of a reversal that was pending on it. */
+async function afterSent(ctx: PayoutsContext, trx: Tx, before: Intent, sent: Intent, item: PayoutItem, state: PayPalItemState): Promise<void> {
+  const { metrics } = ctx;
+  const amount = { amountMinor: item.amountMinor, currency: item.currency };
+  await publishPayout(ctx, trx, sent, 'PayoutSent', {
+    payoutId: sent.id, recipient: sent.recipient, amount, senderItemId: item.senderItemId,
+    payoutBatchId: state.payoutBatchId, payoutItemId: state.payoutItemId, sentAt: Date.now(),
+    // what the payment was converted from (the debt in the sale's currency) and at which dated rate
+    owedAmount: item.sourceAmountMinor !== null && item.sourceCurrency ? { amountMinor: item.sourceAmountMinor, currency: item.sourceCurrency } : null,
+    fxRate: item.sourceCurrency ? item.fxRate : null,
+    fxRateDate: item.sourceCurrency ? item.fxRateDate : null,
+  }, state.payoutItemId);
+  if (before.pendingReversalMinor > 0) await recordClawback(ctx, trx, sent, before.pendingReversalMinor, `pending-reversal:${item.senderItemId}`);
+  metrics.outcomes.inc({ status: 'SUCCESS', currency: item.currency }, item.amountMinor);
+  metrics.saleToPayout.observe({ recipient: sent.recipient }, (Date.now() - sent.saleRecordedAt.getTime()) / 1000);
 }
 
 const AUTO_RETRY_MAX_DELAY_MS = 7 * 24 * 3600 * 1000;

@@ -55,6 +55,13 @@ export interface IntentPatch extends Partial<PayoutTerms> {
   batchId?: string | null;
 }
 
+/** A move of an intent that applies only while it is in one of `from` (a rule of the domain, carried out by the store). */
+export interface IntentMove {
+  from: IntentStatus[];
+  patch: IntentPatch;
+  cause: string;
+}
+
 /** An item with its batch's PayPal id as known when it was read (null: not learnt yet). */
 export type ItemWithBatchId = PayoutItem & { batchPayPalBatchId: string | null };
 

@@ -53,11 +53,15 @@ export async function recordSale(ctx: PayoutsContext, trx: Tx, meta: EventMeta, 
     const decision = await decideIntent(ctx, trx, { ...base, payableMinor: share.amountMinor }, facts);
     entries.push({ intent: { ...base, payableMinor: share.amountMinor, ...decision }, cause: describeDecision(`SaleRecorded ${meta.eventId}`, decision) });
   }
-  await store.insertIntents(trx, entries);
+  const { reversed } = await store.insertSaleIntents(trx, sale.saleId, entries);
   const due = entries.filter((e) => isDueNow(e.intent)).length;
-  // A reversal that arrived before its sale (should not happen on one partition, but replays and repairs exist).
-  for (const r of await store.reversalsForSale(sale.saleId, trx)) {
-    await applyReversalToSale(ctx, trx, sale.saleId, r.reversalId, { PLATFORM: r.commissionReversedMinor, SELLER: r.sellerNetReversedMinor });
+  // A reversal that arrived before its sale (should not happen on one partition, but replays and repairs exist): the
+  // insert said so, read only then. The sale's lock (insertSale) makes this exact: a reversal recorded concurrently
+  // either committed before it (seen) or waited and sees these intents itself.
+  if (reversed) {
+    for (const r of await store.reversalsForSale(sale.saleId, trx)) {
+      await applyReversalToSale(ctx, trx, sale.saleId, r.reversalId, { PLATFORM: r.commissionReversedMinor, SELLER: r.sellerNetReversedMinor });
+    }
   }
   wakeBatcherAfterCommit(ctx, trx, due);
 }

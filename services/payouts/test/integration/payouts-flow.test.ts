@@ -154,6 +154,20 @@ describe('payouts against the PayPal fake (sandbox mode)', () => {
     expect((await orderPayouts(service, reversedOrder)).map((p) => p.status)).toEqual(['CANCELLED', 'CANCELLED']);
   });
 
+  it('when a sale\'s reversal arrives before the sale, then the sale\'s payouts are cancelled as it is recorded and nothing is paid', async () => {
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' });
+    const sale = saleRecorded({ orderId, sellerId, commissionMinor: 300, netMinor: 1200 });
+    await publish.sale(saleReversed(sale, { kind: 'CANCELLATION' }));
+    await publish.sale(sale);
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'CANCELLED', SELLER: 'CANCELLED' }), { description: 'payouts cancelled' });
+    const history = await service.ctx.db('intent_history').where({ order_id: orderId }).orderBy('id').select('from_status', 'to_status');
+    // due when decided, cancelled by the reversal in the same transaction: never claimed by the batcher
+    expect(history.map((h) => `${h.from_status ?? ''}>${h.to_status}`).sort()).toEqual(['>DUE', '>DUE', 'DUE>CANCELLED', 'DUE>CANCELLED']);
+    expect(itemsFor(orderId)).toHaveLength(0);
+  });
+
   it('when a sale is reversed after its payout, then a clawback is owed and the next payout is reduced by it', async () => {
     const sellerId = uniqueId('s-');
     const first = uniqueId('o-');

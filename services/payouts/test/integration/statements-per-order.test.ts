@@ -9,7 +9,8 @@ interface Statement { sql: string; bindings: unknown[]; txId: string | undefined
  * What one order costs payouts in statements (issue 15): the history rides on the intent's own insert or update, a
  * sale's two intents share one read of the payee and milestones, a batch locks and reads its payees' balances once
  * and writes its items and moves its intents in one statement each, PayPal's item answers for a batch whose PayPal
- * id is known do not write to the batch, and a webhook that repeats what is stored needs no transaction. Counted by
+ * id is known do not write to the batch, a webhook that repeats what is stored needs no transaction, and one that
+ * changes an item moves it as read and locks its intent in one statement (no locked re-read of the item). Counted by
  * statement text on the service's own pool; only statements this order's work sends are counted (bindings carry its
  * ids).
  */
@@ -37,12 +38,24 @@ describe('statements per order', () => {
   const mentioning = (text: RegExp, ...ids: string[]) =>
     statements.filter((s) => text.test(s.sql) && ids.every((id) => s.bindings.some((b) => (Array.isArray(b) ? b.some((x) => String(x).includes(id)) : String(b).includes(id)))));
 
+  /** PayPal's item webhook for the order's payment to `receiver` */
+  const webhookFor = (orderId: string, receiver: string, type: 'SUCCEEDED' | 'RETURNED', transactionStatus: string) => {
+    const item = fake.paidItems().find((i) => i.receiver === receiver && i.note?.endsWith(`order ${orderId}`))!;
+    return fake.payoutItemEvent(type, {
+      payout_item_id: item.payoutItemId, transaction_id: `TX-${type}`, transaction_status: transactionStatus, payout_batch_id: item.payoutBatchId,
+      sender_batch_id: item.senderBatchId, payout_item: { recipient_type: 'EMAIL', amount: item.amount, receiver: item.receiver, sender_item_id: item.senderItemId },
+    });
+  };
+  const deliverWebhook = async (event: ReturnType<typeof webhookFor>) =>
+    expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
+
   it('when a sale is paid and PayPal reports its items, then history, payee, balance and batch statements are the fewest that keep the guarantees', async () => {
     const sellerId = uniqueId('s-');
     const orderId = uniqueId('o-');
     expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
     statements.length = 0;
-    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 310, netMinor: 1245 }));
+    const sale = saleRecorded({ orderId, sellerId, commissionMinor: 310, netMinor: 1245 });
+    await publish.sale(sale);
     await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'both payouts sent' });
     const intents = await service.ctx.db('payout_intents').where({ order_id: orderId }).select('id', 'recipient', 'batch_id');
     expect(intents).toHaveLength(2);
@@ -53,6 +66,13 @@ describe('statements per order', () => {
     const history = await service.ctx.db('intent_history').where({ order_id: orderId }).orderBy('id').select('to_status');
     expect(history.map((h) => h.to_status).sort()).toEqual(['DUE', 'DUE', 'SENT', 'SENT', 'SUBMITTED', 'SUBMITTED']);
     expect(statements.filter((s) => /^insert into "intent_history"/.test(s.sql))).toEqual([]);
+
+    // whether a reversal arrived before the sale is told by the intents' insert (after the sale's lock, taken by the
+    // sale's insert): no read of the sale's reversals of its own
+    const saleId = sale.payload.saleId;
+    expect(mentioning(/^with locked as materialized \(select pg_advisory_xact_lock\(hashtextextended\(.*insert into "sales"/s, `sale:${saleId}`)).toHaveLength(1);
+    expect(mentioning(/from reversals where sale_id/, saleId).filter((s) => /^with added as \(insert into "payout_intents"/.test(s.sql))).toHaveLength(1);
+    expect(mentioning(/^select \* from "reversals"/, saleId)).toEqual([]);
 
     // the seller's payee: once for the sale's two decisions (with the order's milestones), once for the batch's receivers
     const payeeReads = mentioning(/\bpayees\b/, sellerId).filter((s) => s.txId !== undefined);
@@ -71,36 +91,144 @@ describe('statements per order', () => {
     expect(mentioning(/^select \* from "payout_batches" where "id"/, batchId)).toEqual([]);
 
     // PayPal's item webhooks for this accepted batch never write to the batch row
-    const webhookFor = (receiver: string, type: 'SUCCEEDED' | 'RETURNED', transactionStatus: string) => {
-      const item = fake.paidItems().find((i) => i.receiver === receiver && i.note?.endsWith(`order ${orderId}`))!;
-      return fake.payoutItemEvent(type, {
-        payout_item_id: item.payoutItemId, transaction_id: `TX-${type}`, transaction_status: transactionStatus, payout_batch_id: item.payoutBatchId,
-        sender_batch_id: item.senderBatchId, payout_item: { recipient_type: 'EMAIL', amount: item.amount, receiver: item.receiver, sender_item_id: item.senderItemId },
-      });
-    };
     const deliver = async (event: ReturnType<typeof webhookFor>) => {
       const from = statements.length;
-      expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
+      await deliverWebhook(event);
       const sent = statements.slice(from);
       const senderItemId = String((event.resource as { payout_item: { sender_item_id: string } }).payout_item.sender_item_id);
       const carrying = (id: string) => sent.filter((st) => st.bindings.some((b) => (Array.isArray(b) ? b.map(String) : [String(b)]).includes(id)));
-      return { recorded: carrying(String(event.id)).filter((st) => /^insert into "webhook_events"/.test(st.sql)), itemReads: carrying(senderItemId).filter((st) => /from "payout_items"/.test(st.sql)) };
+      const recorded = carrying(String(event.id)).filter((st) => /^insert into "webhook_events"/.test(st.sql));
+      const inTransaction = recorded[0]?.txId === undefined ? [] : sent.filter((st) => st.txId === recorded[0]!.txId);
+      return { recorded, itemReads: carrying(senderItemId).filter((st) => /from "payout_items"/.test(st.sql)), inTransaction };
     };
 
     // one that repeats what the reconciler already applied: one plain read, the event recorded on its own, no transaction
-    const repeat = await deliver(webhookFor(`${sellerId}@sellers.test`, 'SUCCEEDED', 'SUCCESS'));
+    const repeat = await deliver(webhookFor(orderId, `${sellerId}@sellers.test`, 'SUCCEEDED', 'SUCCESS'));
     expect(repeat.recorded).toHaveLength(1);
     expect(repeat.recorded[0]!.txId).toBeUndefined();
     expect(repeat.itemReads.length).toBeGreaterThan(0);
     expect(repeat.itemReads.filter((st) => /for update/.test(st.sql) || st.txId !== undefined)).toEqual([]);
 
     // one that changes the item (the platform's payment came back): applied on the locked item and recorded in the same transaction
-    const returned = await deliver(webhookFor(PLATFORM, 'RETURNED', 'RETURNED'));
+    const returned = await deliver(webhookFor(orderId, PLATFORM, 'RETURNED', 'RETURNED'));
     expect(returned.recorded).toHaveLength(1);
     expect(returned.recorded[0]!.txId).toBeDefined();
-    expect(returned.itemReads.filter((st) => /for update/.test(st.sql)).map((st) => st.txId)).toEqual([returned.recorded[0]!.txId]);
+    // the item is read once, unlocked (the item is moved only if still as read, and its intent locked, in one statement):
+    // not read again locked, nor its intent locked on its own
+    expect(returned.itemReads.length).toBeGreaterThan(0); // (a reconciler's page read may coincide)
+    expect(returned.itemReads.filter((st) => st.txId !== undefined)).toEqual([]);
+    const itemStatements = returned.inTransaction.filter((st) => /payout_items/.test(st.sql));
+    expect(itemStatements).toHaveLength(1);
+    expect(itemStatements[0]!.sql).toMatch(/^with moved as \(update "payout_items" .* from payout_intents .* for update$/s);
+    expect(returned.inTransaction.filter((st) => /^select \* from "payout_intents" where "id" in/.test(st.sql))).toEqual([]);
+    // the whole transaction: the item moved and its intent locked, the intent moved (with its history), its event, the webhook's record
+    expect(returned.inTransaction.map((st) => st.sql.slice(0, 40))).toEqual([
+      'BEGIN;',
+      'with moved as (update "payout_items" set',
+      'with moved as (update "payout_intents" s',
+      'insert into "outbox" ("event", "event_id',
+      'insert into "webhook_events" ("event_id"',
+      'COMMIT;',
+    ]);
     await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'RETURNED' }), { description: 'platform payout returned' });
 
     expect(mentioning(/update "payout_batches" set "paypal_batch_id"/, batchId)).toEqual([]);
   });
+
+  it('when an item is moved between the unlocked read and the webhook\'s transaction, then the item is read again locked and the answer decided on it', async () => {
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 320, netMinor: 1255 }));
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'both payouts sent' });
+    const { db } = service.ctx;
+    const item = await db('payout_items').join('payout_intents', 'payout_intents.id', 'payout_items.intent_id')
+      .where({ 'payout_intents.order_id': orderId, 'payout_intents.recipient': 'PLATFORM' }).first('payout_items.id', 'payout_items.transaction_id');
+    expect(item.transaction_id).not.toBeNull();
+
+    // the item is held locked while the webhook reads it (unlocked) and tries to move it as read; then it changes
+    const meanwhile = await db.transaction();
+    try {
+      await meanwhile('payout_items').where({ id: item.id }).forUpdate();
+      const from = statements.length;
+      const delivered = deliverWebhook(webhookFor(orderId, PLATFORM, 'RETURNED', 'RETURNED'));
+      const tried = await waitFor(() => statements.slice(from).find((st) => /^with moved as \(update "payout_items"/.test(st.sql) && st.bindings.map(String).includes(String(item.id))),
+        { description: 'the webhook tries to move the item as it read it' });
+      await meanwhile('payout_items').where({ id: item.id }).update({ transaction_id: 'TX-MEANWHILE' });
+      await meanwhile.commit();
+      await delivered;
+      // the move as read found nothing; the item was read again locked in the same transaction and moved
+      expect(statements.slice(from).filter((st) => st.txId === tried.txId && /from "payout_items" .* for update of "payout_items"/s.test(st.sql))).toHaveLength(1);
+    } finally {
+      if (!meanwhile.isCompleted()) await meanwhile.rollback();
+    }
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'RETURNED' }), { description: 'platform payout returned' });
+    expect(await db('payout_items').where({ id: item.id }).first('status', 'transaction_id')).toEqual({ status: 'RETURNED', transaction_id: 'TX-RETURNED' });
+  });
 });
+
+describe('statements of a webhook that reports an item paid', () => {
+  const webhookId = uniqueId('WH-PAID-');
+  let under: PayoutsUnderTest;
+  const statements: Statement[] = [];
+  const listen = (q: { sql?: string; bindings?: unknown[]; __knexTxId?: string }) => {
+    statements.push({ sql: q.sql ?? '', bindings: q.bindings ?? [], txId: q.__knexTxId });
+  };
+
+  beforeAll(async () => {
+    // PayPal settles nothing by itself and the batch is checked once: the webhook is the first to say the item is paid
+    under = await startPayoutsUnderTest({
+      fake: { processAfterMs: Infinity },
+      prepare: (f) => f.registerWebhook(webhookId),
+      env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1', PAYOUTS_RECONCILE_INTERVAL_MS: '600000' },
+    });
+    under.service.ctx.db.on('query', listen);
+  });
+  afterAll(async () => {
+    under?.service.ctx.db.off('query', listen);
+    await under?.stop();
+  });
+
+  it('when the webhook is the first to report the seller\'s item paid, then the item and its intent move in one statement', async () => {
+    const { fake, service, publish } = under;
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    const sellerEmail = `${sellerId}@sellers.test`;
+    expect((await putPayee(service, sellerId, { email: sellerEmail, releasePolicy: 'immediate' })).status).toBe(200);
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 330, netMinor: 1265 }));
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+    const { db } = service.ctx;
+    const intent = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('id', 'batch_id');
+    // the batch's one check is done (its next is minutes away): nothing else moves the item meanwhile
+    await waitFor(async () => (await db('payout_batches').where({ id: intent.batch_id }).first('last_checked_at')).last_checked_at, { description: 'batch checked once' });
+    const item = await waitFor(() => fake.paidItems().find((i) => i.receiver === sellerEmail));
+
+    const from = statements.length;
+    const event = fake.payoutItemEvent('SUCCEEDED', {
+      payout_item_id: item.payoutItemId, transaction_id: 'TX-PAID', transaction_status: 'SUCCESS', payout_batch_id: item.payoutBatchId,
+      sender_batch_id: item.senderBatchId, payout_item: { recipient_type: 'EMAIL', amount: item.amount, receiver: item.receiver, sender_item_id: item.senderItemId },
+    });
+    expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
+    const sent = statements.slice(from);
+    const recorded = sent.filter((st) => /^insert into "webhook_events"/.test(st.sql) && st.bindings.includes(event.id));
+    expect(recorded).toHaveLength(1);
+    const inTransaction = sent.filter((st) => st.txId !== undefined && st.txId === recorded[0]!.txId);
+    // the item moved as read, its intent locked and moved to SENT with its history row: one statement; then its event
+    expect(inTransaction.map((st) => st.sql.slice(0, 40))).toEqual([
+      'BEGIN;',
+      'with moved as (update "payout_items" set',
+      'insert into "outbox" ("event", "event_id',
+      'insert into "webhook_events" ("event_id"',
+      'COMMIT;',
+    ]);
+    expect(inTransaction[1]!.sql).toMatch(/for update.*update "payout_intents".*insert into intent_history/s);
+    expect(inTransaction[2]!.bindings).toContain('PayoutSent');
+
+    const payouts = await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SENT' }), { description: 'seller sent by webhook' });
+    expect(payouts.find((p) => p.recipient === 'SELLER')!.items[0]).toMatchObject({ status: 'SUCCESS' });
+    const history = await db('intent_history').where({ intent_id: intent.id }).orderBy('id').select('from_status', 'to_status', 'cause');
+    expect(history.at(-1)).toMatchObject({ from_status: 'SUBMITTED', to_status: 'SENT', cause: `PayPal webhook PAYMENT.PAYOUTS-ITEM.SUCCEEDED (${event.id})` });
+    expect(history.filter((h) => h.to_status === 'SENT')).toHaveLength(1);
+  });
+});
+
