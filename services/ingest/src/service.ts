@@ -56,7 +56,8 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
 
     const subjects = new SubjectKeysRepository(db, keyEncryptionKey(config), outbox);
     const ingestMetrics = createIngestMetrics(metrics);
-    const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics: ingestMetrics, sealPersonal: (trx, orderId, order) => subjects.seal(trx, orderId, order) });
+    const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics: ingestMetrics,
+      receiveOrder: (trx, row) => subjects.sealIfNew(trx, row.orderId, row.payload, orders.insertIfNewQuery(trx, row)) });
     const processor = createDeliveryProcessor({
       sellers: sellersRepo, deliveries, orders, recorder, secrets, ebay, mercadolibre, paypal, logger, metrics: ingestMetrics,
       retryDelayMs: (attempts) => retryDelayMs(attempts + 1, 500, config.DELIVERY_MAX_BACKOFF_MS),

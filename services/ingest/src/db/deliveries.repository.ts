@@ -1,6 +1,7 @@
 import { safeInteger, type Marketplace } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
 import type { DeliveryStore, StoreResult } from '../domain/ports';
+import { orderEventRow } from './orders.repository';
 import { LeaseLostError, type DecisionFields, type Delivery, type DeliveryStatus, type DroppedCount, type NewDelivery } from '../domain/records';
 
 type Row = Record<string, unknown>;
@@ -134,7 +135,11 @@ export class DeliveriesRepository implements DeliveryStore {
   }
 
   async decide(trx: Tx | Db, id: string, status: DeliveryStatus, fields: DecisionFields = {}): Promise<void> {
-    const updated = await trx('deliveries')
+    const decision = trx('deliveries');
+    // the event it emitted is recorded in the same statement (one round trip); a lost lease throws below and the
+    // transaction takes the record back with it
+    if (fields.event) decision.with('recorded', trx('order_events').insert(orderEventRow({ ...fields.event, deliveryId: id })));
+    const updated = await decision
       .where({ id, ...(fields.fence !== undefined ? { lease_fence: fields.fence } : {}) })
       .update({
         status,

@@ -50,8 +50,6 @@ export interface DeliveryStore {
 }
 
 export interface OrderStore {
-  /** Inserts the order unless (marketplace, external id) exists; true when this call created it. */
-  insertIfNew(trx: Tx, row: { orderId: string; sellerId: string; deliveryId: string; payload: OrderRecord['receivedPayload'] }): Promise<boolean>;
   /** Claims the next open eBay order due for a re-read and schedules the one after it (backoff from min to max). */
   claimEbayRecheck(o: { windowSeconds: number; minMs: number; maxMs: number }): Promise<{ orderId: string; recheckCount: number } | undefined>;
   get(orderId: string, trx?: Tx, lock?: boolean): Promise<OrderRecord | undefined>;

@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto';
+import { EventCodec, type OrderReceived } from '@postsale/contracts';
+import { createDb, keyEncryptionKey, Metrics, migrate, naturalSubjectId, OutboxWriter, type Db, type Tx } from '@postsale/runtime';
+import { dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
+import { DeliveriesRepository } from '../../src/db/deliveries.repository';
+import { OrdersRepository } from '../../src/db/orders.repository';
+import { SubjectKeysRepository } from '../../src/db/subject-keys.repository';
+import { orderIdFor } from '../../src/domain/order-id';
+import { LeaseLostError, type Delivery } from '../../src/domain/records';
+import { createOrderRecorder } from '../../src/domain/record-order.use-case';
+import { createIngestMetrics } from '../../src/metrics';
+import { ingestService } from '../../src/service';
+
+/**
+ * What committing a paid order costs in Postgres statements (issue 15: every round trip counts). The verdict's
+ * transaction is counted as the delivery worker runs it (BEGIN and COMMIT left out), on ingest's schema with no
+ * worker or outbox relay running, so every row it writes stays to be looked at.
+ */
+describe('ingest: statements per received order', () => {
+  const env = testEnv('ingest');
+  const schema = env.DB_SCHEMA!;
+  const kek = keyEncryptionKey({ NODE_ENV: 'test' });
+  let db: Db;
+  let recorder: ReturnType<typeof createOrderRecorder>;
+  let deliveries: DeliveriesRepository;
+  let sent: string[] = [];
+  /** held open before COMMIT while set (two replicas at once) */
+  let holdCommit: { pid?: number; release?: Promise<void> } | undefined;
+
+  beforeAll(async () => {
+    db = createDb({ url: env.DATABASE_URL!, schema });
+    await migrate(db, schema, ingestService.migrations);
+    const outbox = new OutboxWriter(EventCodec.connect(env.SCHEMA_REGISTRY_URL!, env.TOPIC_NAMESPACE));
+    deliveries = new DeliveriesRepository(db);
+    const orders = new OrdersRepository(db);
+    const subjects = new SubjectKeysRepository(db, kek, outbox);
+    recorder = createOrderRecorder({
+      transaction: (fn) => db.transaction(async (trx: Tx) => {
+        trx.on('query', (q: { sql?: string }) => {
+          if (!/^(begin|commit)\b/i.test(q.sql ?? '')) sent.push(q.sql ?? '');
+        });
+        const result = await fn(trx);
+        const hold = holdCommit;
+        if (hold?.release) {
+          hold.pid = (await trx.raw('select pg_backend_pid() as pid')).rows[0].pid;
+          await hold.release;
+        }
+        return result;
+      }),
+      orders, deliveries, outbox, metrics: createIngestMetrics(new Metrics('ingest')),
+      receiveOrder: (trx, row) => subjects.sealIfNew(trx, row.orderId, row.payload, orders.insertIfNewQuery(trx, row)),
+    });
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await dropSchema(schema);
+  });
+
+  const paidOrder = (externalOrderId: string, buyer: string): OrderReceived => ({
+    marketplace: 'EBAY', externalOrderId, marketplaceAccountId: 'acct-statements',
+    lines: [{ lineId: `line-${externalOrderId}`, listingId: 'L1', sku: null, title: 'Thing', quantity: 1, unitPrice: { amountMinor: 2500, currency: 'USD' } }],
+    buyer: { externalId: buyer, name: 'Jane Buyer', email: 'jane@example.com' },
+    shipTo: { fullName: 'Jane Buyer', line1: '2145 Hamilton Ave', line2: null, city: 'San Jose', region: 'CA', postalCode: '95125', countryCode: 'US', phone: '4085551234' },
+    shipToIssue: null,
+    itemsAmount: { amountMinor: 2500, currency: 'USD' }, shippingAmount: { amountMinor: 0, currency: 'USD' }, saleAmount: { amountMinor: 2500, currency: 'USD' },
+    marketplaceFee: null, paymentFee: null, paymentReference: null, receivedAt: Date.now(),
+  });
+  /** a stored delivery of the order, under its lease, as the worker holds it */
+  const delivery = async (externalOrderId: string): Promise<Delivery> => {
+    const stored = await deliveries.storeNew({
+      id: randomUUID(), marketplace: 'EBAY', kind: 'ebay.order_confirmation', dedupeKey: uniqueId('n-'), accountId: 'acct-statements',
+      externalOrderId, orderId: orderIdFor('EBAY', externalOrderId), headers: {}, rawBody: '{}', sourceIp: null,
+    }, 0);
+    if (stored.kind !== 'stored') throw new Error('delivery not stored');
+    return stored.delivery;
+  };
+  const commitPaid = async (d: Delivery, order: OrderReceived) => {
+    sent = [];
+    const outcome = await recorder.commitVerdict(d, 'EBAY', order.externalOrderId, 'seller-statements', { kind: 'paid', order });
+    return { outcome, statements: sent };
+  };
+  const written = async (orderId: string) => ({
+    orders: await db('orders').where({ order_id: orderId }).count<{ count: string }[]>('* as count').then((r) => Number(r[0]!.count)),
+    subjects: (await db('order_subjects').where({ order_id: orderId })).map((r) => r.subject_id as string),
+    events: (await db('order_events').where({ order_id: orderId }).orderBy('id')).map((r) => [r.event_type, r.cause, r.delivery_id]),
+    outbox: (await db('outbox').where({ key: orderId }).orderBy('id')).map((r) => r.event_type as string),
+  });
+  const subjectKeyRows = async (subjectId: string) => db('outbox').where({ key: subjectId, event_type: 'SubjectKey' }).count<{ count: string }[]>('* as count').then((r) => Number(r[0]!.count));
+
+  it('when a new buyer\'s order is accepted, then its verdict is 4 statements: order with key and link, two outbox rows, decision with the event\'s record', async () => {
+    const ext = uniqueId('E');
+    const d = await delivery(ext);
+    const { outcome, statements } = await commitPaid(d, paidOrder(ext, uniqueId('buyer-')));
+
+    expect(outcome).toEqual({ status: 'accepted', reason: null, orderId: orderIdFor('EBAY', ext) });
+    // was 7: order insert, key insert, key's outbox row, order_subjects insert, order_events insert, event's outbox row, decision
+    expect(statements).toHaveLength(4);
+    const w = await written(orderIdFor('EBAY', ext));
+    expect(w).toEqual({ orders: 1, subjects: [expect.any(String)], events: [['OrderReceived', 'received from marketplace', d.id]], outbox: ['OrderReceived'] });
+    expect(await subjectKeyRows(w.subjects[0]!)).toBe(1);
+    const decided = await deliveries.get(d.id);
+    expect([decided!.status, decided!.orderId, decided!.attempts]).toEqual(['accepted', orderIdFor('EBAY', ext), 1]);
+  });
+
+  it('when a known buyer orders again, then 3 statements (the key is locked, not published again) and both orders share the subject', async () => {
+    const buyer = uniqueId('buyer-');
+    const first = uniqueId('E');
+    await commitPaid(await delivery(first), paidOrder(first, buyer));
+    const second = uniqueId('E');
+    const { outcome, statements } = await commitPaid(await delivery(second), paidOrder(second, buyer));
+
+    expect(outcome.status).toBe('accepted');
+    // was 7: order insert, key insert (nothing), key read for share, order_subjects insert, order_events insert, outbox, decision
+    expect(statements).toHaveLength(3);
+    const [a, b] = [await written(orderIdFor('EBAY', first)), await written(orderIdFor('EBAY', second))];
+    expect(b.subjects).toEqual(a.subjects);
+    expect(await subjectKeyRows(a.subjects[0]!)).toBe(1);
+  });
+
+  it('when the order is already received, then 2 statements, and no key, link, event or outbox row is written again', async () => {
+    const ext = uniqueId('E');
+    const buyer = uniqueId('buyer-');
+    await commitPaid(await delivery(ext), paidOrder(ext, buyer));
+    const before = await written(orderIdFor('EBAY', ext));
+    const again = await delivery(ext);
+    const { outcome, statements } = await commitPaid(again, paidOrder(ext, buyer));
+
+    expect(outcome).toEqual({ status: 'duplicate', reason: 'ORDER_ALREADY_RECEIVED', orderId: orderIdFor('EBAY', ext) });
+    expect(statements).toHaveLength(2);
+    expect(await written(orderIdFor('EBAY', ext))).toEqual(before);
+    expect(await subjectKeyRows(before.subjects[0]!)).toBe(1);
+    expect((await deliveries.get(again.id))!.status).toBe('duplicate');
+  });
+
+  it('when the delivery\'s lease was lost, then nothing of the order is written (the event\'s record goes back with the decision)', async () => {
+    const ext = uniqueId('E');
+    const d = await delivery(ext);
+    const buyer = uniqueId('buyer-');
+    await expect(recorder.commitVerdict({ id: d.id, fence: d.fence + 1 }, 'EBAY', ext, 'seller-statements', { kind: 'paid', order: paidOrder(ext, buyer) })).rejects.toBeInstanceOf(LeaseLostError);
+    expect(await written(orderIdFor('EBAY', ext))).toEqual({ orders: 0, subjects: [], events: [], outbox: [] });
+    expect(await db('subject_keys').where({ subject_ref: kek.subjectRef(naturalSubjectId('EBAY', orderIdFor('EBAY', ext), buyer)) })).toHaveLength(0);
+    expect((await deliveries.get(d.id))!.status).toBe('pending');
+  });
+
+  it('when two replicas receive two orders of one new buyer at once, then the second waits for the first\'s key, locks it and links to it', async () => {
+    const buyer = uniqueId('buyer-');
+    const [first, second] = [uniqueId('E'), uniqueId('E')];
+    const [d1, d2] = [await delivery(first), await delivery(second)];
+    let release!: () => void;
+    holdCommit = { release: new Promise<void>((resolve) => (release = resolve)) };
+    const firstDone = commitPaid(d1, paidOrder(first, buyer));
+    const pid = await waitFor(() => holdCommit?.pid, { description: 'the first order\'s transaction issued the key and waits before COMMIT' });
+    holdCommit = undefined;
+    sent = [];
+    const secondDone = recorder.commitVerdict(d2, 'EBAY', second, 'seller-statements', { kind: 'paid', order: paidOrder(second, buyer) });
+    await waitFor(async () => (await db.raw('select 1 from pg_stat_activity where ? = any(pg_blocking_pids(pid))', [pid])).rows.length > 0,
+      { description: 'the second order waiting on the first one\'s key' });
+    release();
+    const [one, two] = await Promise.all([firstDone, secondDone]);
+
+    expect([one.outcome.status, two.status]).toEqual(['accepted', 'accepted']);
+    const [a, b] = [await written(orderIdFor('EBAY', first)), await written(orderIdFor('EBAY', second))];
+    expect(a.subjects).toHaveLength(1);
+    expect(b.subjects).toEqual(a.subjects);
+    expect(await subjectKeyRows(a.subjects[0]!)).toBe(1);
+    expect(b.outbox).toEqual(['OrderReceived']);
+    // the key the first committed after the second's statement began is read again with the lock erasure waits on
+    expect(sent.filter((sql) => /from "subject_keys" .*for share/i.test(sql))).toHaveLength(1);
+  });
+});
