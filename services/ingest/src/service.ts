@@ -90,7 +90,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     const ebayRecheck = createPoller({ name: 'ingest.ebay-recheck', intervalMs: config.EBAY_RECHECK_POLL_INTERVAL_MS, logger, metrics, run: () => recheck.scheduleNext() });
     const receiver = createDeliveryReceiver({ deliveries, sellers: sellersRepo, processor, metrics: ingestMetrics, nudgeWorker });
     const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller: nudgeWorker });
-    const checkout = createCheckout({ orders, sellers: sellersRepo, secrets, receiver, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
+    const checkout = createCheckout({ sellers: sellersRepo, secrets, receiver, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
     const admin = createAdmin({ sellers, deliveries, orders, erasure, erasures: erasureRepo, audit: new AdminAuditTrail(db), nudgeWorker });
     ingestMetrics.watchDeliveries((status) => deliveries.countByStatus(status));
 

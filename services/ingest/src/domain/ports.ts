@@ -65,6 +65,8 @@ export interface SellerStore {
   /** Replaces the seller's accounts; an account owned by another seller is a conflict and nothing changes. */
   put(sellerId: string, displayName: string | null, accounts: Array<{ marketplace: Marketplace; accountId: string; tokenSealed: string | null; secretSealed: string | null }>): Promise<void>;
   account(marketplace: Marketplace, accountId: string): Promise<SellerAccount | undefined>;
+  /** The account and, in the same read, the order (our id) when it is received already. */
+  accountAndOrder(marketplace: Marketplace, accountId: string, orderId: string): Promise<{ account: SellerAccount | undefined; order: OrderRecord | undefined }>;
   seller(sellerId: string): Promise<SellerRecord | undefined>;
 }
 

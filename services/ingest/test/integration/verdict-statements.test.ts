@@ -4,6 +4,7 @@ import { createDb, keyEncryptionKey, Metrics, migrate, naturalSubjectId, OutboxW
 import { dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { DeliveriesRepository } from '../../src/db/deliveries.repository';
 import { OrdersRepository } from '../../src/db/orders.repository';
+import { SellersRepository } from '../../src/db/sellers.repository';
 import { SubjectKeysRepository } from '../../src/db/subject-keys.repository';
 import { orderIdFor } from '../../src/domain/order-id';
 import { LeaseLostError, type Delivery } from '../../src/domain/records';
@@ -23,6 +24,8 @@ describe('ingest: statements per received order', () => {
   let db: Db;
   let recorder: ReturnType<typeof createOrderRecorder>;
   let deliveries: DeliveriesRepository;
+  let orders: OrdersRepository;
+  let sellers: SellersRepository;
   let sent: string[] = [];
   /** held open before COMMIT while set (two replicas at once) */
   let holdCommit: { pid?: number; release?: Promise<void> } | undefined;
@@ -32,7 +35,8 @@ describe('ingest: statements per received order', () => {
     await migrate(db, schema, ingestService.migrations);
     const outbox = new OutboxWriter(EventCodec.connect(env.SCHEMA_REGISTRY_URL!, env.TOPIC_NAMESPACE));
     deliveries = new DeliveriesRepository(db);
-    const orders = new OrdersRepository(db);
+    orders = new OrdersRepository(db);
+    sellers = new SellersRepository(db);
     const subjects = new SubjectKeysRepository(db, kek, outbox);
     recorder = createOrderRecorder({
       transaction: (fn) => db.transaction(async (trx: Tx) => {
@@ -166,5 +170,34 @@ describe('ingest: statements per received order', () => {
     expect(b.outbox).toEqual(['OrderReceived']);
     // the key the first committed after the second's statement began is read again with the lock erasure waits on
     expect(sent.filter((sql) => /from "subject_keys" .*for share/i.test(sql))).toHaveLength(1);
+  });
+
+  it('when a delivery is routed, then its account and its order (once received) are one read, the same records as read apart', async () => {
+    const ext = uniqueId('E');
+    const account = uniqueId('acct-');
+    await sellers.put(uniqueId('seller-'), null, [{ marketplace: 'EBAY', accountId: account, tokenSealed: 'v2:sealed-token', secretSealed: null }]);
+    const orderId = orderIdFor('EBAY', ext);
+    const read = async () => {
+      const queries: string[] = [];
+      const count = (q: { sql: string }) => queries.push(q.sql);
+      db.on('query', count);
+      try {
+        return { found: await sellers.accountAndOrder('EBAY', account, orderId), queries };
+      } finally {
+        db.off('query', count);
+      }
+    };
+
+    const before = await read();
+    expect(before.queries).toHaveLength(1);
+    expect(before.found).toEqual({ account: await sellers.account('EBAY', account), order: undefined });
+    expect(before.found.account).toMatchObject({ accountId: account, tokenSealed: 'v2:sealed-token', updatedAt: expect.any(Date) });
+
+    await commitPaid(await delivery(ext), paidOrder(ext, uniqueId('buyer-')));
+    const after = await read();
+    expect(after.queries).toHaveLength(1);
+    expect(after.found.order).toEqual(await orders.get(orderId));
+    expect(after.found.order).toMatchObject({ saleAmountMinor: 2500, currency: 'USD', receivedAt: expect.any(Date) });
+    expect(await sellers.accountAndOrder('EBAY', 'nobody', orderId)).toEqual({ account: undefined, order: after.found.order });
   });
 });
