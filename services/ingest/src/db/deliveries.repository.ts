@@ -37,28 +37,33 @@ export class DeliveriesRepository implements DeliveryStore {
    */
   async storeNew(d: NewDelivery, claimMs: number, ignored?: string): Promise<StoreResult> {
     const row = toRow(d);
-    const values = [row.id, row.marketplace, row.kind, row.dedupe_key, row.account_id, row.external_order_id, row.order_id, row.headers, row.raw_body, row.source_ip];
+    // The message is sent once (the body and headers are most of the bytes) and read back only as the columns the
+    // database filled in; the prior copy is looked up only when this one was not stored.
     const result = await this.db.raw(
-      `with stored as (
+      `with incoming (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip) as (
+         values (?::uuid, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::jsonb, ?::text, ?::text)
+       ), stored as (
          insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status, reason, processed_at, claimed_until)
-         values (?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, case when ?::text is null then 'pending' else 'ignored' end, ?::text,
-                 case when ?::text is null then null else now() end, case when ?::int > 0 then now() + (?::int * interval '1 millisecond') end)
+         select i.*, case when ?::text is null then 'pending' else 'ignored' end, ?::text,
+                case when ?::text is null then null else now() end, case when ?::int > 0 then now() + (?::int * interval '1 millisecond') end
+           from incoming i
          on conflict (marketplace, dedupe_key) where ${HOLDS_MESSAGE} do nothing
-         returning *
+         returning status, reason, detail, attempts, received_at, next_attempt_at, processed_at, status_changed_at, lease_fence
        ), prior as (
-         select id, order_id from deliveries where marketplace = ? and dedupe_key = ? and ${HOLDS_MESSAGE} limit 1
+         select d.id, d.order_id from deliveries d join incoming i using (marketplace, dedupe_key)
+          where d.${HOLDS_MESSAGE} and not exists (select 1 from stored) limit 1
        ), duplicate as (
          insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status, reason, processed_at)
-         select ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, 'duplicate', coalesce('SAME_MESSAGE_AS_' || (select id from prior), 'SAME_MESSAGE'), now()
-          where not exists (select 1 from stored)
-         returning id
+         select i.*, 'duplicate', coalesce('SAME_MESSAGE_AS_' || (select id from prior), 'SAME_MESSAGE'), now()
+           from incoming i where not exists (select 1 from stored)
        )
-       select (select row_to_json(s) from stored s) as stored, (select id from prior) as prior_id, (select order_id from prior) as prior_order_id`,
-      [...values, ignored ?? null, ignored ?? null, ignored ?? null, claimMs, claimMs, row.marketplace, row.dedupe_key, ...values],
+       select (select row_to_json(s) from stored s) as stored, (select row_to_json(p) from prior p) as prior`,
+      [row.id, row.marketplace, row.kind, row.dedupe_key, row.account_id, row.external_order_id, row.order_id, row.headers, row.raw_body, row.source_ip,
+        ignored ?? null, ignored ?? null, ignored ?? null, claimMs, claimMs],
     );
-    const r = result.rows[0] as { stored: Row | null; prior_id: string | null; prior_order_id: string | null };
-    if (r.stored) return { kind: 'stored', delivery: toDelivery(r.stored) };
-    return { kind: 'duplicate', deliveryId: d.id, duplicateOf: r.prior_id, orderId: r.prior_order_id };
+    const r = result.rows[0] as { stored: Row | null; prior: { id: string; order_id: string | null } | null };
+    if (r.stored) return { kind: 'stored', delivery: toDelivery({ ...row, headers: d.headers, ...r.stored }) };
+    return { kind: 'duplicate', deliveryId: d.id, duplicateOf: r.prior?.id ?? null, orderId: r.prior?.order_id ?? null };
   }
 
   /** Stores a delivery that needs no work (e.g. an unsupported topic) as ignored, deduplicated like storeNew. */

@@ -200,4 +200,34 @@ describe('ingest: statements per received order', () => {
     expect(after.found.order).toMatchObject({ saleAmountMinor: 2500, currency: 'USD', receivedAt: expect.any(Date) });
     expect(await sellers.accountAndOrder('EBAY', 'nobody', orderId)).toEqual({ account: undefined, order: after.found.order });
   });
+
+  it('when a webhook is stored, then it is one statement, the delivery handed back is the stored row, and the same message again is one statement storing a duplicate of it', async () => {
+    const message = {
+      marketplace: 'EBAY' as const, kind: 'ebay.order_confirmation', dedupeKey: uniqueId('n-'), accountId: 'acct-statements', externalOrderId: 'E1',
+      orderId: orderIdFor('EBAY', 'E1'), headers: { 'x-ebay-signature': 'sig', 'content-type': 'application/json' }, rawBody: '{"notification":{"é":"ü"}}', sourceIp: '10.0.0.1',
+    };
+    const store = async (id: string, claimMs: number) => {
+      const queries: string[] = [];
+      const count = (q: { sql: string }) => queries.push(q.sql);
+      db.on('query', count);
+      try {
+        return { result: await deliveries.storeNew({ id, ...message }, claimMs), queries };
+      } finally {
+        db.off('query', count);
+      }
+    };
+    const [firstId, secondId] = [randomUUID(), randomUUID()];
+
+    const first = await store(firstId, 30_000);
+    expect(first.queries).toHaveLength(1);
+    if (first.result.kind !== 'stored') throw new Error('the first copy was not stored');
+    // what an inline attempt processes is what the worker would read
+    expect(first.result.delivery).toEqual(await deliveries.get(firstId));
+    expect(first.result.delivery).toMatchObject({ status: 'pending', attempts: 0, fence: 0, rawBody: message.rawBody, headers: message.headers, receivedAt: expect.any(Date) });
+
+    const second = await store(secondId, 0);
+    expect(second.queries).toHaveLength(1);
+    expect(second.result).toEqual({ kind: 'duplicate', deliveryId: secondId, duplicateOf: firstId, orderId: message.orderId });
+    expect(await deliveries.get(secondId)).toMatchObject({ status: 'duplicate', reason: `SAME_MESSAGE_AS_${firstId}`, rawBody: message.rawBody, processedAt: expect.any(Date) });
+  });
 });
