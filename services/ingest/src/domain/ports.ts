@@ -12,7 +12,17 @@ import type {
 export type Transaction = <T>(fn: (trx: Tx) => Promise<T>) => Promise<T>;
 
 /** What storing a delivery found: it is new (and stored pending), or the same message is already held. */
-export type StoreResult = { kind: 'stored'; delivery: Delivery } | { kind: 'duplicate'; deliveryId: string; duplicateOf: string | null; orderId: string | null };
+export type StoreResult =
+  | { kind: 'stored'; delivery: Delivery }
+  | { kind: 'duplicate'; deliveryId: string; duplicateOf: string | null; orderId: string | null }
+  /** not stored: no seller registered the account (only with `dropUnregisteredAs`; counted under that reason) */
+  | { kind: 'dropped'; reason: string };
+export interface StoreOptions {
+  /** stored as ignored with this reason (needs no work) */
+  ignored?: string;
+  /** a sender nobody can verify: store only for an account a seller registered, else only count it under this reason */
+  dropUnregisteredAs?: string;
+}
 
 export interface DeliveryStore {
   /**
@@ -20,9 +30,9 @@ export interface DeliveryStore {
    * already held (pending, parked or decided), the delivery is stored as a `duplicate` of it instead. `claimMs` keeps
    * the worker off a new delivery while the request processes it inline.
    */
-  storeNew(d: NewDelivery, claimMs: number): Promise<StoreResult>;
+  storeNew(d: NewDelivery, claimMs: number, options?: Omit<StoreOptions, 'ignored'>): Promise<StoreResult>;
   /** Stores a delivery that needs no work (e.g. an unsupported topic) as ignored, deduplicated like storeNew. */
-  insertIgnored(d: NewDelivery, reason: string): Promise<StoreResult>;
+  insertIgnored(d: NewDelivery, reason: string, options?: Omit<StoreOptions, 'ignored'>): Promise<StoreResult>;
   /** Our own scheduled work (an eBay re-read), pending for the worker; a dedupe key already held is not stored again. */
   enqueue(d: NewDelivery): Promise<void>;
   get(id: string): Promise<Delivery | undefined>;

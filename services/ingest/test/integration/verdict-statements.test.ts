@@ -230,4 +230,41 @@ describe('ingest: statements per received order', () => {
     expect(second.result).toEqual({ kind: 'duplicate', deliveryId: secondId, duplicateOf: firstId, orderId: message.orderId });
     expect(await deliveries.get(secondId)).toMatchObject({ status: 'duplicate', reason: `SAME_MESSAGE_AS_${firstId}`, rawBody: message.rawBody, processedAt: expect.any(Date) });
   });
+
+  it('when an unverifiable sender\'s notification is stored, then whether a seller registered its account is asked by the same one statement', async () => {
+    const account = uniqueId('ml-');
+    const notification = (accountId: string) => ({
+      id: randomUUID(), marketplace: 'MERCADOLIBRE' as const, kind: 'mercadolibre.orders_v2', dedupeKey: uniqueId('ml-n-'), accountId, externalOrderId: '123',
+      orderId: orderIdFor('MERCADOLIBRE', '123'), headers: {}, rawBody: '{}', sourceIp: null,
+    });
+    const dropped = async () => Number((await db('dropped_notifications').where({ marketplace: 'MERCADOLIBRE', reason: 'UNKNOWN_ACCOUNT' }).sum<{ s: string | null }[]>('count as s'))[0]!.s ?? 0);
+    const store = async (d: ReturnType<typeof notification>, ignored?: string) => {
+      const queries: string[] = [];
+      const count = (q: { sql: string }) => queries.push(q.sql);
+      db.on('query', count);
+      try {
+        const options = { dropUnregisteredAs: 'UNKNOWN_ACCOUNT' };
+        return { result: ignored ? await deliveries.insertIgnored(d, ignored, options) : await deliveries.storeNew(d, 0, options), queries };
+      } finally {
+        db.off('query', count);
+      }
+    };
+    const droppedBefore = await dropped();
+
+    const unknown = notification(account);
+    const refused = await store(unknown);
+    const refusedIgnored = await store(notification(account), 'UNSUPPORTED_TOPIC_questions');
+    expect([refused.queries.length, refusedIgnored.queries.length]).toEqual([1, 1]);
+    expect([refused.result, refusedIgnored.result]).toEqual([{ kind: 'dropped', reason: 'UNKNOWN_ACCOUNT' }, { kind: 'dropped', reason: 'UNKNOWN_ACCOUNT' }]);
+    expect(await deliveries.get(unknown.id)).toBeUndefined();
+    expect(await dropped()).toBe(droppedBefore + 2);
+
+    await sellers.put(uniqueId('seller-'), null, [{ marketplace: 'MERCADOLIBRE', accountId: account, tokenSealed: null, secretSealed: null }]);
+    const known = notification(account);
+    const accepted = await store(known);
+    expect(accepted.queries).toHaveLength(1);
+    expect(accepted.result).toMatchObject({ kind: 'stored', delivery: { id: known.id, status: 'pending' } });
+    expect((await store(notification(account), 'UNSUPPORTED_TOPIC_questions')).result).toMatchObject({ kind: 'stored', delivery: { status: 'ignored', reason: 'UNSUPPORTED_TOPIC_questions' } });
+    expect(await dropped()).toBe(droppedBefore + 2);
+  });
 });
