@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { OrderReceived } from '@postsale/contracts';
+import type { OrderReceived, SubjectKey } from '@postsale/contracts';
 import {
   naturalSubjectId, newDataKey, sealOrderReceived, type Db, type KeyEncryptionKey, type Knex, type Migration, type OutboxWriter, type Tx,
 } from '@postsale/runtime';
@@ -41,10 +41,11 @@ export class SubjectKeysRepository {
   /**
    * A received order and its data subject, in ONE statement: the order is inserted unless it is known (`insertOrder`,
    * from OrdersRepository.insertIfNewQuery); only when it is new is its subject's key issued (or the one held locked),
-   * and the order linked to it. Returns the order as it goes on Kafka — buyer and ship-to sealed under that key — or
-   * undefined when the order was known already (then nothing was written).
+   * and the order linked to it. Returns the order as it goes on Kafka — buyer and ship-to sealed under that key — with
+   * the key when it was issued here (the caller publishes it with the order's event: OutboxWriter.publish's
+   * `subjectKey`), or undefined when the order was known already (then nothing was written).
    */
-  async sealIfNew(trx: Tx, orderId: string, order: OrderReceived, insertOrder: Knex.Sql): Promise<OrderReceived | undefined> {
+  async sealIfNew(trx: Tx, orderId: string, order: OrderReceived, insertOrder: Knex.Sql): Promise<{ sealed: OrderReceived; issuedKey: SubjectKey | null } | undefined> {
     const ref = this.kek.subjectRef(naturalSubjectId(order.marketplace, orderId, order.buyer?.externalId));
     const fresh = { subject_id: randomUUID(), subject_ref: ref, sealed_key: '' };
     fresh.sealed_key = this.kek.wrap(newDataKey(), fresh.subject_id);
@@ -73,10 +74,10 @@ export class SubjectKeysRepository {
     if (!found.created) return undefined;
     const subject = found.subject ?? { ...(await this.lockCommittedKey(trx, ref)), issued: false };
     if (!found.subject) await trx('order_subjects').insert({ order_id: orderId, subject_id: subject.subject_id }).onConflict('order_id').ignore();
-    if (subject.issued) {
-      await this.outbox.publishSubjectKey(trx, { subjectId: subject.subject_id, sealedKey: subject.sealed_key, erasedAt: null, occurredAt: Date.now() });
-    }
-    return sealOrderReceived(order, orderId, { subjectId: subject.subject_id, dataKey: this.kek.unwrap(subject.sealed_key, subject.subject_id) });
+    return {
+      sealed: sealOrderReceived(order, orderId, { subjectId: subject.subject_id, dataKey: this.kek.unwrap(subject.sealed_key, subject.subject_id) }),
+      issuedKey: subject.issued ? { subjectId: subject.subject_id, sealedKey: subject.sealed_key, erasedAt: null, occurredAt: Date.now() } : null,
+    };
   }
 
   /** A key another order committed after sealIfNew's statement began: read with the shared lock erasure waits on. */

@@ -1,4 +1,4 @@
-import { money, newEvent, Streams, type Marketplace, type OrderEvent, type OrderReceived } from '@postsale/contracts';
+import { money, newEvent, Streams, type Marketplace, type OrderEvent, type OrderReceived, type SubjectKey } from '@postsale/contracts';
 import type { OutboxWriter, Tx } from '@postsale/runtime';
 import type { IngestMetrics } from '../metrics';
 import type { MarketplaceOrderVerdict, RefundFacts } from './marketplace-order';
@@ -23,9 +23,10 @@ export interface RecordDeps {
   metrics: IngestMetrics;
   /**
    * Inserts the order unless it is known and, when it is new, returns it as it goes on Kafka: the buyer's personal data
-   * sealed under its subject's key (crypto-shredding). Undefined when the order was known: nothing was written.
+   * sealed under its subject's key (crypto-shredding), with that key when it was issued for this order (it goes on the
+   * subject-keys topic before the order's event). Undefined when the order was known: nothing was written.
    */
-  receiveOrder: (trx: Tx, row: { orderId: string; sellerId: string; deliveryId: string; payload: OrderReceived }) => Promise<OrderReceived | undefined>;
+  receiveOrder: (trx: Tx, row: { orderId: string; sellerId: string; deliveryId: string; payload: OrderReceived }) => Promise<{ sealed: OrderReceived; issuedKey: SubjectKey | null } | undefined>;
 }
 
 /** An emitted event as the delivery's decision records it (order_events), in the decision's own statement. */
@@ -57,12 +58,12 @@ export function createOrderRecorder(deps: RecordDeps) {
       const outcome = await deps.transaction(async (trx): Promise<Outcome> => {
         switch (verdict.kind) {
           case 'paid': {
-            // Four statements for a new order (issue 15): the order with its subject's key and link, the key's outbox
-            // row (a new buyer only), the event's outbox row, the delivery's decision with the event's record.
-            const sealed = await deps.receiveOrder(trx, { orderId, sellerId, deliveryId, payload: verdict.order });
-            if (!sealed) return decide(trx, 'duplicate', 'ORDER_ALREADY_RECEIVED');
-            const event = newEvent(Streams.orders, 'OrderReceived', sealed, { orderId, sellerId, causationId: deliveryId });
-            await deps.outbox.publish(trx, Streams.orders, event);
+            // Three statements for a new order (issue 15): the order with its subject's key and link; the event's outbox
+            // row, after the key's when it was issued here; the delivery's decision with the event's record.
+            const received = await deps.receiveOrder(trx, { orderId, sellerId, deliveryId, payload: verdict.order });
+            if (!received) return decide(trx, 'duplicate', 'ORDER_ALREADY_RECEIVED');
+            const event = newEvent(Streams.orders, 'OrderReceived', received.sealed, { orderId, sellerId, causationId: deliveryId });
+            await deps.outbox.publish(trx, Streams.orders, event, { subjectKey: received.issuedKey });
             counted.push(() => emitted.inc({ marketplace, type: 'OrderReceived' }));
             return decide(trx, 'accepted', null, undefined, recorded(event, 'received from marketplace'));
           }
