@@ -27,19 +27,25 @@ export class OutboxWriter {
     return () => this.listeners.delete(listener);
   }
 
-  async publish<S extends AnyStream>(trx: Tx, stream: S, event: EventOf<S>): Promise<void> {
+  /**
+   * With `options.subjectKey` (the key of the data subject the event is sealed under, issued in this transaction), the
+   * key's row is written by the same statement, before the event's, so it is published first.
+   */
+  async publish<S extends AnyStream>(trx: Tx, stream: S, event: EventOf<S>, options: { subjectKey?: SubjectKey | null } = {}): Promise<void> {
     const problems = schemaErrors(stream, event);
     if (problems.length > 0) {
       throw new AppError('EVENT_SCHEMA_VIOLATION', `${event.type} does not match ${stream.baseName}`, { details: problems });
     }
-    await trx('outbox').insert({
+    const row = {
       event_id: event.eventId,
       topic: this.codec.topic(stream),
       stream: stream.stream,
       key: event.orderId,
       event_type: event.type,
       event: JSON.stringify(event),
-    });
+    };
+    // one multi-row insert: ids follow the rows' order
+    await trx('outbox').insert(options.subjectKey ? [this.subjectKeyRow(options.subjectKey), row] : [row]);
     this.wakeAfterCommit(trx);
   }
 
@@ -48,15 +54,19 @@ export class OutboxWriter {
    * transaction as the order it seals (or the erasure). Written before the order's event, so it is published first.
    */
   async publishSubjectKey(trx: Tx, record: SubjectKey): Promise<void> {
-    await trx('outbox').insert({
+    await trx('outbox').insert(this.subjectKeyRow(record));
+    this.wakeAfterCommit(trx);
+  }
+
+  private subjectKeyRow(record: SubjectKey) {
+    return {
       event_id: randomUUID(),
       topic: this.codec.subjectKeysTopic(),
       stream: SubjectKeys.stream,
       key: record.subjectId,
       event_type: 'SubjectKey',
       event: JSON.stringify(record),
-    });
-    this.wakeAfterCommit(trx);
+    };
   }
 
   private wakeAfterCommit(trx: Tx): void {

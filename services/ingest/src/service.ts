@@ -56,7 +56,8 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
 
     const subjects = new SubjectKeysRepository(db, keyEncryptionKey(config), outbox);
     const ingestMetrics = createIngestMetrics(metrics);
-    const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics: ingestMetrics, sealPersonal: (trx, orderId, order) => subjects.seal(trx, orderId, order) });
+    const recorder = createOrderRecorder({ transaction: (fn) => db.transaction(fn), orders, deliveries, outbox, metrics: ingestMetrics,
+      receiveOrder: (trx, row) => subjects.sealIfNew(trx, row.orderId, row.payload, orders.insertIfNewQuery(trx, row)) });
     const processor = createDeliveryProcessor({
       sellers: sellersRepo, deliveries, orders, recorder, secrets, ebay, mercadolibre, paypal, logger, metrics: ingestMetrics,
       retryDelayMs: (attempts) => retryDelayMs(attempts + 1, 500, config.DELIVERY_MAX_BACKOFF_MS),
@@ -87,9 +88,9 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     // re-read is a persisted delivery of kind ebay.order_recheck, worked (retried, parked) like any other.
     const recheck = createEbayRecheck({ orders, deliveries, nudgeWorker, schedule: { windowSeconds: config.EBAY_RECHECK_WINDOW_SECONDS, minMs: config.EBAY_RECHECK_MIN_MS, maxMs: config.EBAY_RECHECK_MAX_MS } });
     const ebayRecheck = createPoller({ name: 'ingest.ebay-recheck', intervalMs: config.EBAY_RECHECK_POLL_INTERVAL_MS, logger, metrics, run: () => recheck.scheduleNext() });
-    const receiver = createDeliveryReceiver({ deliveries, sellers: sellersRepo, processor, metrics: ingestMetrics, nudgeWorker });
+    const receiver = createDeliveryReceiver({ deliveries, processor, metrics: ingestMetrics, nudgeWorker });
     const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller: nudgeWorker });
-    const checkout = createCheckout({ orders, sellers: sellersRepo, secrets, receiver, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
+    const checkout = createCheckout({ sellers: sellersRepo, secrets, receiver, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
     const admin = createAdmin({ sellers, deliveries, orders, erasure, erasures: erasureRepo, audit: new AdminAuditTrail(db), nudgeWorker });
     ingestMetrics.watchDeliveries((status) => deliveries.countByStatus(status));
 

@@ -1,6 +1,7 @@
 import { safeInteger, type Marketplace } from '@postsale/contracts';
 import type { Db, Tx } from '@postsale/runtime';
-import type { DeliveryStore, StoreResult } from '../domain/ports';
+import type { DeliveryStore, StoreOptions, StoreResult } from '../domain/ports';
+import { orderEventRow } from './orders.repository';
 import { LeaseLostError, type DecisionFields, type Delivery, type DeliveryStatus, type DroppedCount, type NewDelivery } from '../domain/records';
 
 type Row = Record<string, unknown>;
@@ -23,6 +24,11 @@ const toRow = (d: NewDelivery) => ({
   order_id: d.orderId, headers: JSON.stringify(d.headers), raw_body: d.rawBody, source_ip: d.sourceIp,
 });
 
+/** Adds the (marketplace, reason, day, 1, now) rows of `source` to the day's counters: one row per marketplace, reason and day. */
+const countDropped = (source: string) =>
+  `insert into dropped_notifications (marketplace, reason, day, count, last_seen_at) ${source}
+   on conflict (marketplace, reason, day) do update set count = dropped_notifications.count + 1, last_seen_at = now()`;
+
 /** The statuses that hold a message: at most one delivery per (marketplace, dedupe key) among them (unique index). */
 const HOLDS_MESSAGE = `status in ('pending', 'accepted', 'ignored', 'parked')`;
 
@@ -32,37 +38,49 @@ export class DeliveriesRepository implements DeliveryStore {
   /**
    * One statement, one round trip: insert pending unless the unique (marketplace, dedupe key) index already holds the
    * message, and in that case insert this delivery as a `duplicate` of it (kept for the audit trail). A delivery racing
-   * the first copy (not yet visible to this statement) is still a duplicate, only without the first one's id.
+   * the first copy (not yet visible to this statement) is still a duplicate, only without the first one's id. With
+   * `dropUnregisteredAs`, a delivery for an account no seller registered is not stored, only counted under that reason.
    */
-  async storeNew(d: NewDelivery, claimMs: number, ignored?: string): Promise<StoreResult> {
+  async storeNew(d: NewDelivery, claimMs: number, options: StoreOptions = {}): Promise<StoreResult> {
     const row = toRow(d);
-    const values = [row.id, row.marketplace, row.kind, row.dedupe_key, row.account_id, row.external_order_id, row.order_id, row.headers, row.raw_body, row.source_ip];
+    const { ignored = null, dropUnregisteredAs = null } = options;
+    // The message is sent once (the body and headers are most of the bytes) and read back only as the columns the
+    // database filled in; the prior copy is looked up only when this one was not stored.
     const result = await this.db.raw(
-      `with stored as (
+      `with incoming (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip) as (
+         values (?::uuid, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::jsonb, ?::text, ?::text)
+       ), routable as (
+         select ?::text is null or exists (select 1 from marketplace_accounts a join incoming i using (marketplace, account_id)) as yes
+       ), stored as (
          insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status, reason, processed_at, claimed_until)
-         values (?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, case when ?::text is null then 'pending' else 'ignored' end, ?::text,
-                 case when ?::text is null then null else now() end, case when ?::int > 0 then now() + (?::int * interval '1 millisecond') end)
+         select i.*, case when ?::text is null then 'pending' else 'ignored' end, ?::text,
+                case when ?::text is null then null else now() end, case when ?::int > 0 then now() + (?::int * interval '1 millisecond') end
+           from incoming i where (select yes from routable)
          on conflict (marketplace, dedupe_key) where ${HOLDS_MESSAGE} do nothing
-         returning *
+         returning status, reason, detail, attempts, received_at, next_attempt_at, processed_at, status_changed_at, lease_fence
        ), prior as (
-         select id, order_id from deliveries where marketplace = ? and dedupe_key = ? and ${HOLDS_MESSAGE} limit 1
+         select d.id, d.order_id from deliveries d join incoming i using (marketplace, dedupe_key)
+          where d.${HOLDS_MESSAGE} and (select yes from routable) and not exists (select 1 from stored) limit 1
        ), duplicate as (
          insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status, reason, processed_at)
-         select ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, 'duplicate', coalesce('SAME_MESSAGE_AS_' || (select id from prior), 'SAME_MESSAGE'), now()
-          where not exists (select 1 from stored)
-         returning id
+         select i.*, 'duplicate', coalesce('SAME_MESSAGE_AS_' || (select id from prior), 'SAME_MESSAGE'), now()
+           from incoming i where (select yes from routable) and not exists (select 1 from stored)
+       ), dropped as (
+         ${countDropped(`select i.marketplace, ?::text, current_date, 1, now() from incoming i where not (select yes from routable)`)}
        )
-       select (select row_to_json(s) from stored s) as stored, (select id from prior) as prior_id, (select order_id from prior) as prior_order_id`,
-      [...values, ignored ?? null, ignored ?? null, ignored ?? null, claimMs, claimMs, row.marketplace, row.dedupe_key, ...values],
+       select (select yes from routable) as routable, (select row_to_json(s) from stored s) as stored, (select row_to_json(p) from prior p) as prior`,
+      [row.id, row.marketplace, row.kind, row.dedupe_key, row.account_id, row.external_order_id, row.order_id, row.headers, row.raw_body, row.source_ip,
+        dropUnregisteredAs, ignored, ignored, ignored, claimMs, claimMs, dropUnregisteredAs],
     );
-    const r = result.rows[0] as { stored: Row | null; prior_id: string | null; prior_order_id: string | null };
-    if (r.stored) return { kind: 'stored', delivery: toDelivery(r.stored) };
-    return { kind: 'duplicate', deliveryId: d.id, duplicateOf: r.prior_id, orderId: r.prior_order_id };
+    const r = result.rows[0] as { routable: boolean; stored: Row | null; prior: { id: string; order_id: string | null } | null };
+    if (!r.routable) return { kind: 'dropped', reason: dropUnregisteredAs! };
+    if (r.stored) return { kind: 'stored', delivery: toDelivery({ ...row, headers: d.headers, ...r.stored }) };
+    return { kind: 'duplicate', deliveryId: d.id, duplicateOf: r.prior?.id ?? null, orderId: r.prior?.order_id ?? null };
   }
 
   /** Stores a delivery that needs no work (e.g. an unsupported topic) as ignored, deduplicated like storeNew. */
-  insertIgnored(d: NewDelivery, reason: string): Promise<StoreResult> {
-    return this.storeNew(d, 0, reason);
+  insertIgnored(d: NewDelivery, reason: string, options: Omit<StoreOptions, 'ignored'> = {}): Promise<StoreResult> {
+    return this.storeNew(d, 0, { ...options, ignored: reason });
   }
 
   /** Our own scheduled work (an eBay re-read): stored pending for the worker; a key already held is not stored twice. */
@@ -77,11 +95,7 @@ export class DeliveriesRepository implements DeliveryStore {
 
   /** A notification answered but not kept: one counter row per marketplace, reason and day (bounded). */
   async countDropped(marketplace: Marketplace, reason: string): Promise<void> {
-    await this.db.raw(
-      `insert into dropped_notifications (marketplace, reason, day, count, last_seen_at) values (?, ?, current_date, 1, now())
-       on conflict (marketplace, reason, day) do update set count = dropped_notifications.count + 1, last_seen_at = now()`,
-      [marketplace, reason],
-    );
+    await this.db.raw(countDropped('values (?, ?, current_date, 1, now())'), [marketplace, reason]);
   }
 
   async droppedCounts(): Promise<DroppedCount[]> {
@@ -134,7 +148,11 @@ export class DeliveriesRepository implements DeliveryStore {
   }
 
   async decide(trx: Tx | Db, id: string, status: DeliveryStatus, fields: DecisionFields = {}): Promise<void> {
-    const updated = await trx('deliveries')
+    const decision = trx('deliveries');
+    // the event it emitted is recorded in the same statement (one round trip); a lost lease throws below and the
+    // transaction takes the record back with it
+    if (fields.event) decision.with('recorded', trx('order_events').insert(orderEventRow({ ...fields.event, deliveryId: id })));
+    const updated = await decision
       .where({ id, ...(fields.fence !== undefined ? { lease_fence: fields.fence } : {}) })
       .update({
         status,

@@ -1,12 +1,18 @@
 import { safeInteger, type Marketplace, type OrderReceived } from '@postsale/contracts';
-import type { Db, Tx } from '@postsale/runtime';
+import type { Db, Knex, Tx } from '@postsale/runtime';
 import type { OrderStore } from '../domain/ports';
 import type { OrderEventRecord, OrderRecord, OrderState } from '../domain/records';
 
 type Row = Record<string, unknown>;
 const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
 
-function toOrder(r: Row): OrderRecord {
+/** An emitted event as order_events records it (also written by a delivery's decision: DeliveriesRepository.decide). */
+export type OrderEventRow = { orderId: string; eventId: string; type: string; cause: string; deliveryId: string | null; refundId?: string; amountMinor?: number };
+export const orderEventRow = (e: OrderEventRow) => ({
+  order_id: e.orderId, event_id: e.eventId, event_type: e.type, cause: e.cause, delivery_id: e.deliveryId, refund_id: e.refundId ?? null, amount_minor: e.amountMinor ?? null,
+});
+
+export function toOrder(r: Row): OrderRecord {
   return {
     orderId: String(r.order_id), marketplace: r.marketplace as Marketplace, externalOrderId: String(r.external_order_id), sellerId: String(r.seller_id),
     accountId: String(r.account_id), state: r.state as OrderState, saleAmountMinor: safeInteger(r.sale_amount_minor),
@@ -18,9 +24,12 @@ function toOrder(r: Row): OrderRecord {
 export class OrdersRepository implements OrderStore {
   constructor(private readonly db: Db) {}
 
-  /** Inserts the order unless (marketplace, external id) exists; true when this call created it. */
-  async insertIfNew(trx: Tx, row: { orderId: string; sellerId: string; deliveryId: string; payload: OrderReceived }): Promise<boolean> {
-    const inserted = await trx('orders')
+  /**
+   * The insert of a received order unless (marketplace, external id) exists, returning its id only when this statement
+   * created it: a statement to run inside a larger one (the subject keys' `sealIfNew`), not on its own.
+   */
+  insertIfNewQuery(trx: Tx, row: { orderId: string; sellerId: string; deliveryId: string; payload: OrderReceived }): Knex.Sql {
+    return trx('orders')
       .insert({
         order_id: row.orderId,
         marketplace: row.payload.marketplace,
@@ -36,8 +45,8 @@ export class OrdersRepository implements OrderStore {
       })
       .onConflict(['marketplace', 'external_order_id'])
       .ignore()
-      .returning('order_id');
-    return inserted.length > 0;
+      .returning('order_id')
+      .toSQL();
   }
 
   /**
@@ -87,12 +96,8 @@ export class OrdersRepository implements OrderStore {
   }
 
   /** Records an emitted event; false when this refund id was already recorded for the order. */
-  async addEvent(trx: Tx, e: { orderId: string; eventId: string; type: string; cause: string; deliveryId: string | null; refundId?: string; amountMinor?: number }): Promise<boolean> {
-    const rows = await trx('order_events')
-      .insert({ order_id: e.orderId, event_id: e.eventId, event_type: e.type, cause: e.cause, delivery_id: e.deliveryId, refund_id: e.refundId ?? null, amount_minor: e.amountMinor ?? null })
-      .onConflict(['order_id', 'refund_id'])
-      .ignore()
-      .returning('id');
+  async addEvent(trx: Tx, e: OrderEventRow): Promise<boolean> {
+    const rows = await trx('order_events').insert(orderEventRow(e)).onConflict(['order_id', 'refund_id']).ignore().returning('id');
     return rows.length > 0;
   }
 

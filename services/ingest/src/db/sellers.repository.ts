@@ -2,7 +2,8 @@ import type { Marketplace } from '@postsale/contracts';
 import { conflict, type Db, type SecretBox } from '@postsale/runtime';
 import { sealedAccountField } from '../domain/credentials';
 import type { SellerStore } from '../domain/ports';
-import type { SellerAccount, SellerRecord } from '../domain/records';
+import type { OrderRecord, SellerAccount, SellerRecord } from '../domain/records';
+import { toOrder } from './orders.repository';
 
 type Row = Record<string, unknown>;
 const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
@@ -63,6 +64,20 @@ export class SellersRepository implements SellerStore {
   async account(marketplace: Marketplace, accountId: string): Promise<SellerAccount | undefined> {
     const row = await this.db('marketplace_accounts').where({ marketplace, account_id: accountId }).first();
     return row ? toAccount(row) : undefined;
+  }
+
+  /**
+   * The account a delivery routes by and, in the same round trip, the order when it is received already: read fresh
+   * every time (another replica may have changed the seller or its token a moment ago).
+   */
+  async accountAndOrder(marketplace: Marketplace, accountId: string, orderId: string): Promise<{ account: SellerAccount | undefined; order: OrderRecord | undefined }> {
+    const result = await this.db.raw(
+      `select (select row_to_json(a) from marketplace_accounts a where a.marketplace = ? and a.account_id = ?) as account,
+              (select row_to_json(o) from orders o where o.order_id = ?) as order`,
+      [marketplace, accountId, orderId],
+    );
+    const row = result.rows[0] as { account: Row | null; order: Row | null };
+    return { account: row.account ? toAccount(row.account) : undefined, order: row.order ? toOrder(row.order) : undefined };
   }
 
   async seller(sellerId: string): Promise<SellerRecord | undefined> {

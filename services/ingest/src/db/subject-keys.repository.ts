@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { OrderReceived } from '@postsale/contracts';
+import type { OrderReceived, SubjectKey } from '@postsale/contracts';
 import {
-  naturalSubjectId, newDataKey, sealOrderReceived, type Db, type KeyEncryptionKey, type Migration, type OutboxWriter, type Tx,
+  naturalSubjectId, newDataKey, sealOrderReceived, type Db, type KeyEncryptionKey, type Knex, type Migration, type OutboxWriter, type Tx,
 } from '@postsale/runtime';
 
 /**
@@ -38,21 +38,54 @@ export class SubjectKeysRepository {
     private readonly outbox: OutboxWriter,
   ) {}
 
-  /** The order as it goes on Kafka: buyer and ship-to sealed under its subject's key (issued now if it has none). */
-  async seal(trx: Tx, orderId: string, order: OrderReceived): Promise<OrderReceived> {
+  /**
+   * A received order and its data subject, in ONE statement: the order is inserted unless it is known (`insertOrder`,
+   * from OrdersRepository.insertIfNewQuery); only when it is new is its subject's key issued (or the one held locked),
+   * and the order linked to it. Returns the order as it goes on Kafka — buyer and ship-to sealed under that key — with
+   * the key when it was issued here (the caller publishes it with the order's event: OutboxWriter.publish's
+   * `subjectKey`), or undefined when the order was known already (then nothing was written).
+   */
+  async sealIfNew(trx: Tx, orderId: string, order: OrderReceived, insertOrder: Knex.Sql): Promise<{ sealed: OrderReceived; issuedKey: SubjectKey | null } | undefined> {
     const ref = this.kek.subjectRef(naturalSubjectId(order.marketplace, orderId, order.buyer?.externalId));
     const fresh = { subject_id: randomUUID(), subject_ref: ref, sealed_key: '' };
     fresh.sealed_key = this.kek.wrap(newDataKey(), fresh.subject_id);
-    const inserted: Array<{ subject_id: string; sealed_key: string }> = await trx('subject_keys').insert(fresh).onConflict('subject_ref').ignore().returning(['subject_id', 'sealed_key']);
     // A key issued here is this transaction's own uncommitted row: no erasure can see it before this order commits. An
     // existing key is read with a shared lock, so an erasure of the subject waits for this order to commit (and then
-    // erases it with the rest).
-    const row = inserted[0] ?? ((await trx('subject_keys').where({ subject_ref: ref }).forShare().first('subject_id', 'sealed_key')) as { subject_id: string; sealed_key: string });
-    if (inserted.length > 0) {
-      await this.outbox.publishSubjectKey(trx, { subjectId: row.subject_id, sealedKey: row.sealed_key, erasedAt: null, occurredAt: Date.now() });
-    }
-    await trx('order_subjects').insert({ order_id: orderId, subject_id: row.subject_id }).onConflict('order_id').ignore();
-    return sealOrderReceived(order, orderId, { subjectId: row.subject_id, dataKey: this.kek.unwrap(row.sealed_key, row.subject_id) });
+    // erases it with the rest). A key that is neither (another order issued it after this statement's snapshot was
+    // taken, and committed) is read again, with the same lock, by a statement of its own.
+    const result = await trx.raw(
+      `with new_order as (${insertOrder.sql}),
+       issued as (
+         insert into subject_keys (subject_id, subject_ref, sealed_key) select ?, ?, ? where exists (select 1 from new_order)
+         on conflict (subject_ref) do nothing returning subject_id, sealed_key
+       ),
+       held as (
+         select subject_id, sealed_key from subject_keys where subject_ref = ? and exists (select 1 from new_order) for share
+       ),
+       subject as (select subject_id, sealed_key, true as issued from issued union all select subject_id, sealed_key, false from held),
+       linked as (
+         insert into order_subjects (order_id, subject_id) select order_id, subject_id from new_order cross join subject
+         on conflict (order_id) do nothing
+       )
+       select exists (select 1 from new_order) as created, (select row_to_json(s) from subject s) as subject`,
+      [...insertOrder.bindings, fresh.subject_id, fresh.subject_ref, fresh.sealed_key, ref],
+    );
+    const found = result.rows[0] as { created: boolean; subject: { subject_id: string; sealed_key: string; issued: boolean } | null };
+    if (!found.created) return undefined;
+    const subject = found.subject ?? { ...(await this.lockCommittedKey(trx, ref)), issued: false };
+    if (!found.subject) await trx('order_subjects').insert({ order_id: orderId, subject_id: subject.subject_id }).onConflict('order_id').ignore();
+    return {
+      sealed: sealOrderReceived(order, orderId, { subjectId: subject.subject_id, dataKey: this.kek.unwrap(subject.sealed_key, subject.subject_id) }),
+      issuedKey: subject.issued ? { subjectId: subject.subject_id, sealedKey: subject.sealed_key, erasedAt: null, occurredAt: Date.now() } : null,
+    };
+  }
+
+  /** A key another order committed after sealIfNew's statement began: read with the shared lock erasure waits on. */
+  private async lockCommittedKey(trx: Tx, ref: string): Promise<{ subject_id: string; sealed_key: string }> {
+    const row = (await trx('subject_keys').where({ subject_ref: ref }).forShare().first('subject_id', 'sealed_key')) as { subject_id: string; sealed_key: string } | undefined;
+    // erased in between: the delivery is retried, and a fresh key is issued then
+    if (!row) throw new Error('the subject key was erased while this order was being received; retrying');
+    return row;
   }
 
   async subjectsOfOrders(trx: Tx, orderIds: string[]): Promise<string[]> {

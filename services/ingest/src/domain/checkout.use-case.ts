@@ -1,7 +1,8 @@
 import type { SecretBox } from '@postsale/runtime';
 import { openSecret } from './credentials';
 import { orderIdFor } from './order-id';
-import type { OrderStore, SellerStore } from './ports';
+import type { SellerStore } from './ports';
+import type { SellerAccount } from './records';
 import { DeliveryKinds } from './process-delivery.use-case';
 import type { DeliveryReceiver } from './receive-delivery.use-case';
 import type { Outcome } from './record-order.use-case';
@@ -17,10 +18,9 @@ export type CheckoutResult =
  * its buyer approved. Idempotent: an order already received answers without calling PayPal again; otherwise the
  * capture is a delivery processed inline (see process-delivery's checkoutCapture).
  */
-export function createCheckout(deps: { orders: OrderStore; sellers: SellerStore; secrets: SecretBox; receiver: DeliveryReceiver; inlineBudgetMs: number }) {
+export function createCheckout(deps: { sellers: SellerStore; secrets: SecretBox; receiver: DeliveryReceiver; inlineBudgetMs: number }) {
   /** The storefront's capture secret; undefined when unknown, missing or unopenable (moved to another row, tampered). */
-  async function secretOf(storefrontId: string): Promise<string | undefined> {
-    const account = await deps.sellers.account('PAYPAL_STOREFRONT', storefrontId);
+  function secretOf(account: SellerAccount | undefined): string | undefined {
     try {
       return account ? openSecret(deps.secrets, account) ?? undefined : undefined;
     } catch {
@@ -34,11 +34,12 @@ export function createCheckout(deps: { orders: OrderStore; sellers: SellerStore;
      * undefined), so every refusal costs the same. Every refusal is the same answer, and nothing is written.
      */
     async capture(input: { storefrontId: string; paypalOrderId: string; sourceIp: string | null; signatureMatches: (secret: string | undefined) => boolean }): Promise<CheckoutResult> {
-      const secret = await secretOf(input.storefrontId);
+      const orderId = orderIdFor('PAYPAL_STOREFRONT', input.paypalOrderId);
+      // one read for every caller (the order is looked at only once the signature matched)
+      const { account, order: existing } = await deps.sellers.accountAndOrder('PAYPAL_STOREFRONT', input.storefrontId, orderId);
+      const secret = secretOf(account);
       const matches = input.signatureMatches(secret);
       if (!secret || !matches) return { kind: 'unauthorized' };
-      const orderId = orderIdFor('PAYPAL_STOREFRONT', input.paypalOrderId);
-      const existing = await deps.orders.get(orderId);
       if (existing) return { kind: 'known', orderId, ownOrder: existing.accountId === input.storefrontId };
       const outcome = await deps.receiver.receive({
         marketplace: 'PAYPAL_STOREFRONT',

@@ -12,7 +12,17 @@ import type {
 export type Transaction = <T>(fn: (trx: Tx) => Promise<T>) => Promise<T>;
 
 /** What storing a delivery found: it is new (and stored pending), or the same message is already held. */
-export type StoreResult = { kind: 'stored'; delivery: Delivery } | { kind: 'duplicate'; deliveryId: string; duplicateOf: string | null; orderId: string | null };
+export type StoreResult =
+  | { kind: 'stored'; delivery: Delivery }
+  | { kind: 'duplicate'; deliveryId: string; duplicateOf: string | null; orderId: string | null }
+  /** not stored: no seller registered the account (only with `dropUnregisteredAs`; counted under that reason) */
+  | { kind: 'dropped'; reason: string };
+export interface StoreOptions {
+  /** stored as ignored with this reason (needs no work) */
+  ignored?: string;
+  /** a sender nobody can verify: store only for an account a seller registered, else only count it under this reason */
+  dropUnregisteredAs?: string;
+}
 
 export interface DeliveryStore {
   /**
@@ -20,9 +30,9 @@ export interface DeliveryStore {
    * already held (pending, parked or decided), the delivery is stored as a `duplicate` of it instead. `claimMs` keeps
    * the worker off a new delivery while the request processes it inline.
    */
-  storeNew(d: NewDelivery, claimMs: number): Promise<StoreResult>;
+  storeNew(d: NewDelivery, claimMs: number, options?: Omit<StoreOptions, 'ignored'>): Promise<StoreResult>;
   /** Stores a delivery that needs no work (e.g. an unsupported topic) as ignored, deduplicated like storeNew. */
-  insertIgnored(d: NewDelivery, reason: string): Promise<StoreResult>;
+  insertIgnored(d: NewDelivery, reason: string, options?: Omit<StoreOptions, 'ignored'>): Promise<StoreResult>;
   /** Our own scheduled work (an eBay re-read), pending for the worker; a dedupe key already held is not stored again. */
   enqueue(d: NewDelivery): Promise<void>;
   get(id: string): Promise<Delivery | undefined>;
@@ -50,8 +60,6 @@ export interface DeliveryStore {
 }
 
 export interface OrderStore {
-  /** Inserts the order unless (marketplace, external id) exists; true when this call created it. */
-  insertIfNew(trx: Tx, row: { orderId: string; sellerId: string; deliveryId: string; payload: OrderRecord['receivedPayload'] }): Promise<boolean>;
   /** Claims the next open eBay order due for a re-read and schedules the one after it (backoff from min to max). */
   claimEbayRecheck(o: { windowSeconds: number; minMs: number; maxMs: number }): Promise<{ orderId: string; recheckCount: number } | undefined>;
   get(orderId: string, trx?: Tx, lock?: boolean): Promise<OrderRecord | undefined>;
@@ -67,6 +75,8 @@ export interface SellerStore {
   /** Replaces the seller's accounts; an account owned by another seller is a conflict and nothing changes. */
   put(sellerId: string, displayName: string | null, accounts: Array<{ marketplace: Marketplace; accountId: string; tokenSealed: string | null; secretSealed: string | null }>): Promise<void>;
   account(marketplace: Marketplace, accountId: string): Promise<SellerAccount | undefined>;
+  /** The account and, in the same read, the order (our id) when it is received already. */
+  accountAndOrder(marketplace: Marketplace, accountId: string, orderId: string): Promise<{ account: SellerAccount | undefined; order: OrderRecord | undefined }>;
   seller(sellerId: string): Promise<SellerRecord | undefined>;
 }
 

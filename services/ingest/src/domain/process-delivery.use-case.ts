@@ -8,7 +8,7 @@ import { mapMercadoLibreOrder, mlRefunds, type MlShipmentResource } from './merc
 import { orderIdFor } from './order-id';
 import { captureStatuses, completedCapture, mapPayPalOrder, storefrontOf, type PayPalCapture } from './paypal-order.mapper';
 import type { DeliveryStore, EbayApi, MercadoLibreApi, OrderStore, PayPalCheckoutApi, SellerStore } from './ports';
-import { LeaseLostError, type Delivery } from './records';
+import { LeaseLostError, type Delivery, type SellerAccount } from './records';
 import type { OrderRecorder, Outcome } from './record-order.use-case';
 
 /** Delivery kinds: what the stored raw body is and how it is processed. */
@@ -60,10 +60,17 @@ class Park extends Error {
 export function createDeliveryProcessor(deps: ProcessDeps) {
   const parked = deps.metrics.parked;
 
-  async function sellerFor(marketplace: Marketplace, accountId: string): Promise<{ sellerId: string; token: string | null }> {
-    const account = await deps.sellers.account(marketplace, accountId);
+  const routed = (marketplace: Marketplace, accountId: string, account: SellerAccount | undefined): { sellerId: string; token: string | null } => {
     if (!account) throw new Park('UNROUTABLE', `no seller has ${marketplace} account ${accountId}`, accountId);
     return { sellerId: account.sellerId, token: openToken(deps.secrets, account) };
+  };
+  async function sellerFor(marketplace: Marketplace, accountId: string): Promise<{ sellerId: string; token: string | null }> {
+    return routed(marketplace, accountId, await deps.sellers.account(marketplace, accountId));
+  }
+  /** The seller a delivery routes to and, in the same read, its order when that is received already. */
+  async function sellerAndOrder(marketplace: Marketplace, accountId: string, externalOrderId: string) {
+    const { account, order } = await deps.sellers.accountAndOrder(marketplace, accountId, orderIdFor(marketplace, externalOrderId));
+    return { seller: routed(marketplace, accountId, account), existing: order };
   }
   const requireToken = (s: { token: string | null }, marketplace: string) => {
     if (!s.token) throw new Park('MISSING_SELLER_TOKEN', `the seller has no ${marketplace} token`);
@@ -75,9 +82,8 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     const username = body.notification?.data?.user?.username;
     const externalOrderId = body.notification?.data?.order?.orderId;
     if (!username || !externalOrderId) throw new Park('MALFORMED_NOTIFICATION', 'no user or order id');
-    const seller = await sellerFor('EBAY', username);
     // One notification per line item: once the order is known, the others are duplicates without another read.
-    const existing = await deps.orders.get(orderIdFor('EBAY', externalOrderId));
+    const { seller, existing } = await sellerAndOrder('EBAY', username, externalOrderId);
     if (existing) return deps.recorder.commitVerdict(d, 'EBAY', externalOrderId, seller.sellerId, { kind: 'paid', order: existing.receivedPayload });
     const order = await deps.ebay.getOrder(externalOrderId, requireToken(seller, 'eBay'));
     return deps.recorder.commitVerdict(d, 'EBAY', externalOrderId, seller.sellerId, mapEbayOrder(order, username, d.receivedAt.getTime()));
@@ -117,9 +123,8 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
     if (!match || body.user_id === undefined) throw new Park('MALFORMED_NOTIFICATION', `resource ${String(body.resource)}`);
     const externalOrderId = match[1]!;
     const accountId = String(body.user_id);
-    const seller = await sellerFor('MERCADOLIBRE', accountId);
     const orderId = orderIdFor('MERCADOLIBRE', externalOrderId);
-    const existing = await deps.orders.get(orderId);
+    const { seller, existing } = await sellerAndOrder('MERCADOLIBRE', accountId, externalOrderId);
     // Only a cancelled or fully refunded order cannot change any more; a partially refunded one still can.
     if (existing && (existing.state === 'CANCELLED' || existing.state === 'REFUNDED')) {
       return deps.recorder.commitVerdict(d, 'MERCADOLIBRE', externalOrderId, seller.sellerId, { kind: 'cancelled', reason: 'REPEAT', at: Date.now() });
@@ -208,8 +213,7 @@ export function createDeliveryProcessor(deps: ProcessDeps) {
 
   async function checkoutCapture(d: Delivery): Promise<Outcome> {
     const body = JSON.parse(d.rawBody) as { paypalOrderId: string; storefrontId: string };
-    const seller = await sellerFor('PAYPAL_STOREFRONT', body.storefrontId);
-    const existing = await deps.orders.get(orderIdFor('PAYPAL_STOREFRONT', body.paypalOrderId));
+    const { seller, existing } = await sellerAndOrder('PAYPAL_STOREFRONT', body.storefrontId, body.paypalOrderId);
     if (existing) return deps.recorder.commitVerdict(d, 'PAYPAL_STOREFRONT', body.paypalOrderId, existing.sellerId, { kind: 'paid', order: existing.receivedPayload });
     // A storefront captures only its own orders: the order says whose it is (custom_id) before any money moves.
     const before = await deps.paypal.getOrder(body.paypalOrderId);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IngestMetrics } from '../metrics';
-import type { DeliveryStore, SellerStore } from './ports';
+import type { DeliveryStore } from './ports';
 import type { DeliveryProcessor } from './process-delivery.use-case';
 import type { Outcome } from './record-order.use-case';
 import type { NewDelivery } from './records';
@@ -19,18 +19,26 @@ export interface IncomingDelivery extends Omit<NewDelivery, 'id'> {
  * worker. What returns is the delivery's outcome; the caller answers 2xx only for outcomes that are committed (every
  * status here is: `pending` means stored and queued).
  */
-export function createDeliveryReceiver(deps: { deliveries: DeliveryStore; sellers: SellerStore; processor: DeliveryProcessor; metrics: IngestMetrics; nudgeWorker: () => void }) {
+export function createDeliveryReceiver(deps: { deliveries: DeliveryStore; processor: DeliveryProcessor; metrics: IngestMetrics; nudgeWorker: () => void }) {
   const webhooks = deps.metrics.webhooks;
 
   async function receive(incoming: IncomingDelivery): Promise<Outcome & { deliveryId: string }> {
+    const received = await receiveUnless(incoming, {});
+    if (!received) throw new Error('storeNew dropped a delivery it was not asked to drop');
+    return received;
+  }
+
+  /** Receives the delivery; undefined when it was only counted as dropped (`options.dropUnregisteredAs`). */
+  async function receiveUnless(incoming: IncomingDelivery, options: { dropUnregisteredAs?: string }): Promise<(Outcome & { deliveryId: string }) | undefined> {
     const { inlineBudgetMs: _budget, ignoreReason: _ignore, ...fields } = incoming;
     const delivery: NewDelivery = { id: randomUUID(), ...fields };
     const deliveryId = delivery.id;
     const budget = incoming.inlineBudgetMs ?? 0;
     // The claim outlives the inline budget, so the worker never races the request on the same delivery.
     const stored = incoming.ignoreReason
-      ? await deps.deliveries.insertIgnored(delivery, incoming.ignoreReason)
-      : await deps.deliveries.storeNew(delivery, budget > 0 ? budget + 30_000 : 0);
+      ? await deps.deliveries.insertIgnored(delivery, incoming.ignoreReason, options)
+      : await deps.deliveries.storeNew(delivery, budget > 0 ? budget + 30_000 : 0, options);
+    if (stored.kind === 'dropped') return undefined;
     if (stored.kind === 'stored' && incoming.ignoreReason) {
       webhooks.inc({ marketplace: incoming.marketplace, outcome: 'ignored' });
       return { deliveryId, status: 'ignored', reason: incoming.ignoreReason, orderId: null };
@@ -64,14 +72,12 @@ export function createDeliveryReceiver(deps: { deliveries: DeliveryStore; seller
      * is received like any other. The caller answers the same either way, so a stranger learns nothing.
      */
     async receiveUnverified(incoming: IncomingDelivery & { accountId: string }, check: { foreignApplication: boolean }): Promise<void> {
-      const dropReason = check.foreignApplication
-        ? 'FOREIGN_APPLICATION'
-        : !(await deps.sellers.account(incoming.marketplace, incoming.accountId)) ? 'UNKNOWN_ACCOUNT' : null;
-      if (dropReason) {
-        await deps.deliveries.countDropped(incoming.marketplace, dropReason);
+      if (check.foreignApplication) {
+        await deps.deliveries.countDropped(incoming.marketplace, 'FOREIGN_APPLICATION');
         return;
       }
-      await receive(incoming);
+      // whether a seller registered the account is asked by the statement that stores it (one round trip per ack)
+      await receiveUnless(incoming, { dropUnregisteredAs: 'UNKNOWN_ACCOUNT' });
     },
   };
 }

@@ -50,6 +50,8 @@ export interface DecisionFields {
   orderId?: string | null;
   accountId?: string | null;
   externalOrderId?: string | null;
+  /** the event this decision emitted, recorded in order_events by the decision's own statement */
+  event?: { orderId: string; eventId: string; type: string; cause: string };
 }
 
 export type OrderState = 'RECEIVED' | 'CANCELLED' | 'PARTIALLY_REFUNDED' | 'REFUNDED';

@@ -10,9 +10,8 @@ import { createDeliveryProcessor, DeliveryKinds, type ProcessDeps } from '../../
 function processorFailingWith(error: unknown) {
   const deliveries = { decideNow: jest.fn(async () => undefined), retryLater: jest.fn(async () => undefined) };
   const deps = {
-    sellers: { account: async () => ({ sellerId: 'seller-1', tokenSealed: 'sealed' }) },
+    sellers: { accountAndOrder: async () => ({ account: { sellerId: 'seller-1', tokenSealed: 'sealed' }, order: undefined }) },
     deliveries,
-    orders: { get: async () => undefined },
     recorder: {},
     secrets: { open: () => 'token' },
     ebay: {
