@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings] [--statements]`
- * `npm run bench -- --acks R1,R2,… [--step-seconds T] [--warmup W] [--ack-pipeline full|ingest]` (the ack mode, below)
+ * `npm run bench -- --acks R1,R2,… [--step-seconds T] [--warmup W] [--ack-pipeline full|ingest] [--statements]` (the ack mode, below)
  *
  * An open-loop benchmark of the whole pipeline with zero-latency fakes. A forked load process (load.ts) hosts the
  * fakes, starts the four services as their own processes and offers orders at a fixed rate (eBay, MercadoLibre and
@@ -20,13 +20,14 @@
  * seconds at R1, 5 by default), each step offers webhooks at R webhooks/s for --step-seconds T (10 by default): eBay
  * signed notifications, MercadoLibre notifications and storefront capture calls in turn, each a real order seeded in
  * the fakes, open loop from a generator process of its own (ack-generator.ts; prepared and signed before the step).
- * Per step: offered and completed acks/s, ack latency p50/p99/p99.9 per marketplace measured from each request's
- * scheduled time, errors (non-2xx, no answer), the generator's lateness (a step it could not offer on time is
- * reported as such and never counts), CPU cores used per process, and the pipeline's backlog. `ackThroughput` is the
- * highest step with every marketplace's p99 < 25 ms, no error and the generator on time. By default the whole
- * pipeline runs, as in production: the other services work the offered orders and compete for the same cores, and
- * their backlog grows (reported, not drained). --ack-pipeline ingest stops them after start: ingest alone, for the
- * ack path's own capacity. Results: bench/results/<date>-acks.json.
+ * Per step: offered and completed acks/s; ack latency p50/p99/p99.9 per marketplace, from each request's scheduled
+ * time; errors (non-2xx, no answer); the generator's lateness (a step it could not offer on time is reported as such
+ * and never counts); CPU cores used per process; ingest's own handler time and event-loop delay; Postgres round trips
+ * per webhook (with --statements, ingest's statements by text); the pipeline's backlog. `ackThroughput` is the highest
+ * step with every marketplace's p99 < 25 ms, no error and the generator on time; a step acknowledging fewer than half
+ * its offer ends the climb. By default the whole pipeline runs, as in production: the other services work the offered
+ * orders on the same cores and their backlog grows (reported, not drained). --ack-pipeline ingest stops them after
+ * start: ingest alone, the ack path's own capacity. Results: bench/results/<date>-acks.json.
  */
 import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -129,9 +130,9 @@ function cpuSpent(before: CpuSnapshot, after: CpuSnapshot): Record<string, numbe
 const COUNTERS = ['db_round_trips_total', 'db_commits_total', 'kafka_requests_total'] as const;
 type Counters = Record<string, number>;
 /** The services' own counters: totals, and per service (`<service>.<counter>`) to see where the cost is. */
-async function countersSnapshot(urls: Record<ServiceName, string>): Promise<Counters> {
-  const totals: Counters = Object.fromEntries(COUNTERS.flatMap((c) => [[c, 0], ...SERVICES.map((s) => [`${s}.${c}`, 0])]));
-  for (const service of SERVICES) {
+async function countersSnapshot(urls: Record<ServiceName, string>, services: readonly ServiceName[] = SERVICES): Promise<Counters> {
+  const totals: Counters = Object.fromEntries(COUNTERS.flatMap((c) => [[c, 0], ...services.map((s) => [`${s}.${c}`, 0])]));
+  for (const service of services) {
     const text = await (await fetch(`${urls[service]}/metrics`)).text();
     for (const line of text.split('\n')) {
       const match = /^(db_round_trips_total|db_commits_total|kafka_requests_total|db_pool_in_use_peak|db_pool_acquire_seconds_sum|db_pool_acquire_seconds_count)(\{[^}]*\})? ([\d.e+]+)$/.exec(line);
@@ -409,7 +410,7 @@ async function ackMode(rates: number[]): Promise<void> {
   const schemaSuffix = `_bench_${id}`;
   const load = new LoadProcess();
   const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({
-    type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: false, acks: { pipeline: ACK_PIPELINE as 'full' | 'ingest' },
+    type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, acks: { pipeline: ACK_PIPELINE as 'full' | 'ingest' },
   });
   const db = createDb({ url: localInfraEnv().DATABASE_URL!, schema: 'public' });
   const running = ACK_PIPELINE === 'full' ? SERVICES : (['ingest'] as const);
@@ -426,14 +427,30 @@ async function ackMode(rates: number[]): Promise<void> {
   const groups = () => ({ ...processGroups(ready.pids, load.pid), generator: [ready.generatorPid!] });
   const offerStep = async (rate: number, seconds: number) => {
     const prepared = await load.ask<Extract<LoadReply, { type: 'acks-prepared' }>>({ type: 'prepare-acks', ratePerSecond: rate, seconds });
+    const ingestBefore = await ingestAckMetrics(ready.urls.ingest); // also restarts the event-loop delay histogram
+    const countersBefore = await countersSnapshot(ready.urls, running);
     const cpuBefore = cpuSnapshot(groups());
     const started = Date.now();
     const { results } = await load.ask<Extract<LoadReply, { type: 'acks-offered' }>>({ type: 'offer-acks', ratePerSecond: rate });
     const wallSeconds = (Date.now() - started) / 1000;
-    return { prepared, results, wallSeconds, cpu: cpuSpent(cpuBefore, cpuSnapshot(groups())) };
+    const cpu = cpuSpent(cpuBefore, cpuSnapshot(groups()));
+    const ingest = ingestAckDelta(ingestBefore, await ingestAckMetrics(ready.urls.ingest));
+    const countersAfter = await countersSnapshot(ready.urls, running);
+    const webhooks = results.status.length;
+    // what each running service sent Postgres per offered webhook while the step ran (its acks and whatever its
+    // workers did meanwhile): with --statements, ingest's statements by text
+    const perWebhook = Object.fromEntries(running.map((s) => [s, {
+      postgresRoundTrips: Number(((countersAfter[`${s}.db_round_trips_total`]! - countersBefore[`${s}.db_round_trips_total`]!) / webhooks).toFixed(2)),
+      postgresCommits: Number(((countersAfter[`${s}.db_commits_total`]! - countersBefore[`${s}.db_commits_total`]!) / webhooks).toFixed(2)),
+    }]));
+    return {
+      prepared, results, wallSeconds, cpu, ingest, perWebhook,
+      ...(STATEMENTS && { ingestStatementsPerWebhook: topStatements('ingest', countersBefore, countersAfter, webhooks).map(({ perOrder, statement }) => ({ perWebhook: perOrder, statement })) }),
+    };
   };
 
   const steps: Array<ReturnType<typeof ackStep>> = [];
+  let notOffered: number[] = [];
   try {
     const warm = await offerStep(rates[0]!, warmupSeconds);
     console.log(`[bench] warm-up: ${warm.results.status.filter((s) => s >= 200 && s < 300).length} of ${warm.results.status.length} acknowledged`);
@@ -443,6 +460,12 @@ async function ackMode(rates: number[]): Promise<void> {
       steps.push(result);
       const latency = Object.entries(result.ackLatencyMs).map(([m, s]) => `${m} ${s.p50}/${s.p99}`).join(' · ');
       console.log(`[bench] offered ${rate}/s: ${result.acksPerSecond} acks/s, p50/p99 ms ${latency}, errors ${result.errors.total}, generator late p99 ${result.generator.lateMs.p99} ms${result.generator.onTime ? '' : ' (NOT ON TIME)'}${result.passes ? '' : '  (fails)'}`);
+      // a higher step would only measure a queue (and load a shared machine for minutes): stop climbing
+      if (result.acksPerSecond < rate / 2) {
+        notOffered = rates.slice(rates.indexOf(rate) + 1);
+        if (notOffered.length) console.log(`[bench] fewer than half the offered webhooks acknowledged per second: ${notOffered.join(', ')}/s not offered`);
+        break;
+      }
     }
   } finally {
     await db.destroy();
@@ -463,6 +486,7 @@ async function ackMode(rates: number[]): Promise<void> {
       : 'ingest alone (--ack-pipeline ingest): the other services stopped after start, so the figures are the ack path\'s own capacity with ingest\'s delivery worker still working the deliveries',
     criterion: `every marketplace's p99 < ${ACK_P99_MS} ms (from each request's scheduled time), no non-2xx answer or failed connection, the generator on time (p99 lateness ≤ ${ACK_GENERATOR_LATE_P99_MS} ms)`,
     ackThroughput: best((s) => s.passes),
+    ...(notOffered.length && { notOffered: { rates: notOffered, why: 'the step before acknowledged fewer than half the webhooks offered per second' } }),
     ackThroughputByMarketplace: Object.fromEntries(ACK_MARKETPLACES.map((m) => [m, best((s) => s.generator.onTime && s.errors.byMarketplace[m] === 0 && (s.ackLatencyMs[m]?.p99 ?? Infinity) < ACK_P99_MS)])),
     steps,
   };
@@ -473,10 +497,44 @@ async function ackMode(rates: number[]): Promise<void> {
   console.log(`[bench] saved ${file}.json`);
 }
 
+/**
+ * What ingest itself measured: its acknowledgement time per marketplace (the webhook routes; the storefront's capture
+ * route is not timed there) and its event loop's delay (prom-client's, restarted at every scrape).
+ */
+async function ingestAckMetrics(url: string) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const within25: Record<string, number> = {};
+  const count: Record<string, number> = {};
+  let lagP99 = 0;
+  let lagMax = 0;
+  for (const line of text.split('\n')) {
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    const marketplace = /marketplace="([A-Z_]+)"/.exec(line)?.[1];
+    if (line.startsWith('ingest_webhook_ack_seconds_bucket') && line.includes('le="0.025"') && marketplace) within25[marketplace] = value;
+    else if (line.startsWith('ingest_webhook_ack_seconds_count') && marketplace) count[marketplace] = value;
+    else if (/^nodejs_eventloop_lag_p99_seconds[{ ]/.test(line)) lagP99 = value;
+    else if (/^nodejs_eventloop_lag_max_seconds[{ ]/.test(line)) lagMax = value;
+  }
+  return { within25, count, lagP99, lagMax };
+}
+function ingestAckDelta(before: Awaited<ReturnType<typeof ingestAckMetrics>>, after: Awaited<ReturnType<typeof ingestAckMetrics>>) {
+  return {
+    eventLoopDelayMs: { p99: Number((after.lagP99 * 1000).toFixed(1)), max: Number((after.lagMax * 1000).toFixed(1)) },
+    // the share of acknowledgements ingest answered within 25 ms of the request reaching its handler
+    handlerAcksWithin25ms: Object.fromEntries(Object.keys(after.count).map((m) => {
+      const n = after.count[m]! - (before.count[m] ?? 0);
+      return [m, { count: n, share: n ? Number(((after.within25[m]! - (before.within25[m] ?? 0)) / n).toFixed(3)) : null }];
+    })),
+  };
+}
+
 /** One ack step's figures from the generator's per-request results. */
 function ackStep(
   rate: number, seconds: number,
-  step: { prepared: { webhooks: number; prepareMs: number }; results: AckResults; wallSeconds: number; cpu: Record<string, number> },
+  step: {
+    prepared: { webhooks: number; prepareMs: number }; results: AckResults; wallSeconds: number; cpu: Record<string, number>; ingest: ReturnType<typeof ingestAckDelta>;
+    perWebhook: Record<string, { postgresRoundTrips: number; postgresCommits: number }>; ingestStatementsPerWebhook?: Array<{ perWebhook: number; statement: string }>;
+  },
   pipelineAtEndOfStep: Record<string, number>,
 ) {
   const r = step.results;
@@ -504,11 +562,15 @@ function ackStep(
       lateMs: roundSummary(late),
       maxLateMs: Number(Math.max(0, ...r.lateMs).toFixed(1)),
       cpuMs: Math.round(r.generatorCpuMs),
+      nice: r.nice,
       note: onTime ? undefined : `the generator could not offer ${rate}/s on time (p99 ${late.p99?.toFixed(1)} ms late): this step's figures are not the system's`,
       prepareSeconds: Number((step.prepared.prepareMs / 1000).toFixed(1)),
     },
     // CPU cores each process used while the step was offered and answered (of the machine's cpus)
     cpuCores: Object.fromEntries(Object.entries(step.cpu).map(([g, s]) => [g, Number((s / step.wallSeconds).toFixed(2))])),
+    ingest: step.ingest,
+    perWebhook: step.perWebhook,
+    ...(step.ingestStatementsPerWebhook && { ingestStatementsPerWebhook: step.ingestStatementsPerWebhook }),
     pipelineAtEndOfStep,
     passes: onTime && errors.total === 0 && ACK_MARKETPLACES.every((m) => (ackLatencyMs[m]?.p99 ?? Infinity) < ACK_P99_MS),
   };
