@@ -2,7 +2,8 @@
  * The benchmark's load process (forked by run.ts): it hosts the sandbox fakes, starts the four services as their own
  * processes, and offers orders to ingest at a fixed rate. Open loop: each order goes out at its scheduled time whether
  * or not earlier ones were answered, so a slow system shows up as latency, not as a slower offer. Keeping the fakes and
- * the generator here leaves the measuring process (run.ts) and the services' event loops to themselves.
+ * the generator here leaves the measuring process (run.ts) and the services' event loops to themselves. The ack mode's
+ * generator (ack-generator.ts) is a process of its own, forked from here: ingest's delivery worker keeps the fakes busy.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';

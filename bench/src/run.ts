@@ -404,6 +404,8 @@ async function main(): Promise<void> {
 async function ackMode(rates: number[]): Promise<void> {
   const stepSeconds = Number(arg('step-seconds', '10'));
   const warmupSeconds = Number(arg('warmup', '5'));
+  // the storefront signs its capture calls when they are prepared, and ingest accepts a signature for 300 s
+  if (stepSeconds > 240) throw new Error('--step-seconds is at most 240 in the ack mode');
   ensureInfra();
   const id = uniqueId('');
   const namespace = `bench-${id}`;
