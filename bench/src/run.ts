@@ -23,11 +23,12 @@
  * Per step: offered and completed acks/s; ack latency p50/p99/p99.9 per marketplace, from each request's scheduled
  * time; errors (non-2xx, no answer); the generator's lateness (a step it could not offer on time is reported as such
  * and never counts); CPU cores used per process; ingest's own handler time and event-loop delay; Postgres round trips
- * per webhook (with --statements, ingest's statements by text); the pipeline's backlog. `ackThroughput` is the highest
- * step with every marketplace's p99 < 25 ms, no error and the generator on time; a step acknowledging fewer than half
- * its offer ends the climb. By default the whole pipeline runs, as in production: the other services work the offered
- * orders on the same cores and their backlog grows (reported, not drained). --ack-pipeline ingest stops them after
- * start: ingest alone, the ack path's own capacity. Results: bench/results/<date>-acks.json.
+ * per webhook and pool waits (with --statements, ingest's statements by text); the pipeline's backlog.
+ * `ackThroughput` is the highest step with every marketplace's p99 < 25 ms, no error and the generator on time; a step
+ * acknowledging fewer than half its offer ends the climb. By default the whole pipeline runs, as in production: the
+ * other services work the offered orders on the same cores and their backlog grows (reported, not drained).
+ * --ack-pipeline ingest stops them after start: ingest alone, the ack path's own capacity. Results:
+ * bench/results/<date>-acks.json.
  */
 import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -441,9 +442,13 @@ async function ackMode(rates: number[]): Promise<void> {
     const webhooks = results.status.length;
     // what each running service sent Postgres per offered webhook while the step ran (its acks and whatever its
     // workers did meanwhile): with --statements, ingest's statements by text
+    const delta = (key: string) => (countersAfter[key] ?? 0) - (countersBefore[key] ?? 0);
     const perWebhook = Object.fromEntries(running.map((s) => [s, {
-      postgresRoundTrips: Number(((countersAfter[`${s}.db_round_trips_total`]! - countersBefore[`${s}.db_round_trips_total`]!) / webhooks).toFixed(2)),
-      postgresCommits: Number(((countersAfter[`${s}.db_commits_total`]! - countersBefore[`${s}.db_commits_total`]!) / webhooks).toFixed(2)),
+      postgresRoundTrips: Number((delta(`${s}.db_round_trips_total`) / webhooks).toFixed(2)),
+      postgresCommits: Number((delta(`${s}.db_commits_total`) / webhooks).toFixed(2)),
+      // waiting for one of the pool's DB_POOL_MAX connections is part of an ack's time (the peak is since start)
+      meanPoolAcquireWaitMs: delta(`${s}.db_pool_acquire_seconds_count`) ? Number(((delta(`${s}.db_pool_acquire_seconds_sum`) / delta(`${s}.db_pool_acquire_seconds_count`)) * 1000).toFixed(2)) : null,
+      poolPeakInUse: countersAfter[`${s}.db_pool_in_use_peak`] ?? null,
     }]));
     return {
       prepared, results, wallSeconds, cpu, ingest, perWebhook,
@@ -535,7 +540,7 @@ function ackStep(
   rate: number, seconds: number,
   step: {
     prepared: { webhooks: number; prepareMs: number }; results: AckResults; wallSeconds: number; cpu: Record<string, number>; ingest: ReturnType<typeof ingestAckDelta>;
-    perWebhook: Record<string, { postgresRoundTrips: number; postgresCommits: number }>; ingestStatementsPerWebhook?: Array<{ perWebhook: number; statement: string }>;
+    perWebhook: Record<string, { postgresRoundTrips: number; postgresCommits: number; meanPoolAcquireWaitMs: number | null; poolPeakInUse: number | null }>; ingestStatementsPerWebhook?: Array<{ perWebhook: number; statement: string }>;
   },
   pipelineAtEndOfStep: Record<string, number>,
 ) {
