@@ -2,19 +2,32 @@
  * The benchmark's load process (forked by run.ts): it hosts the sandbox fakes, starts the four services as their own
  * processes, and offers orders to ingest at a fixed rate. Open loop: each order goes out at its scheduled time whether
  * or not earlier ones were answered, so a slow system shows up as latency, not as a slower offer. Keeping the fakes and
- * the generator here leaves the measuring process (run.ts) and the services' event loops to themselves.
+ * the generator here leaves the measuring process (run.ts) and the services' event loops to themselves. The ack mode's
+ * generator (ack-generator.ts) is a process of its own, forked from here: ingest's delivery worker keeps the fakes busy.
  */
+import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort, newCredentialsKey, prepareDemoOrder, REPO_ROOT, SERVICES, startPipeline, type DemoMarketplace, type Pipeline, type ServiceName } from '@postsale/cli';
+import { demoOrderRequests, freePort, newCredentialsKey, prepareDemoOrder, REPO_ROOT, SERVICES, startPipeline, type DemoMarketplace, type Pipeline, type ServiceName } from '@postsale/cli';
+import type { AckRequest, AckResults, GeneratorCommand, GeneratorReply } from './ack-generator';
 
-export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean }
+/**
+ * `acks`: the ack mode. `pipeline: 'full'` keeps the four services running (each offered webhook is a real order the
+ * rest of the pipeline works on, as in production); 'ingest' stops the other three once the demo seller is registered.
+ */
+export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean; acks?: { pipeline: 'full' | 'ingest' } }
 export interface LoadOffer { type: 'offer'; phase: string; ratePerSecond: number; seconds: number }
-export type LoadCommand = LoadStart | LoadOffer | { type: 'stop' };
+/** ack mode: seed `ratePerSecond × seconds` webhooks' orders in the fakes and hand the requests to the generator */
+export interface LoadPrepareAcks { type: 'prepare-acks'; ratePerSecond: number; seconds: number }
+/** ack mode: the generator offers what was prepared, open loop */
+export interface LoadOfferAcks { type: 'offer-acks'; ratePerSecond: number }
+export type LoadCommand = LoadStart | LoadOffer | LoadPrepareAcks | LoadOfferAcks | { type: 'stop' };
 
 export interface OfferedOrder { marketplace: DemoMarketplace; externalOrderId: string; sentAt: number; ackMs: number; ok: boolean }
 export type LoadReply =
-  | { type: 'ready'; urls: Record<ServiceName, string>; pids: Record<ServiceName, number> }
+  | { type: 'ready'; urls: Record<ServiceName, string>; pids: Record<ServiceName, number>; generatorPid?: number }
   | { type: 'offered'; phase: string; orders: OfferedOrder[]; lateMs: number }
+  | { type: 'acks-prepared'; webhooks: number; prepareMs: number }
+  | { type: 'acks-offered'; results: AckResults }
   | { type: 'stopped' }
   | { type: 'failed'; message: string };
 
@@ -23,6 +36,7 @@ const TICK_MS = 5;
 
 let pipeline: Pipeline | undefined;
 let sequence = 0;
+let generator: ChildProcess | undefined;
 
 const reply = (message: LoadReply) => process.send!(message);
 
@@ -34,10 +48,42 @@ async function start(command: LoadStart): Promise<void> {
     logDir: join(REPO_ROOT, '.local', 'logs', command.namespace), fast: true,
     // fast (demo) intervals keep payment checks and payout batches quick; tracking polls keep production's interval, as
     // a real supplier ships in days and the benchmark must not count polls of orders that cannot have moved
-    extraEnv: Object.fromEntries(SERVICES.map((s) => [s, { LOG_LEVEL: 'warn', ...(command.statements && { DB_STATEMENT_PROFILE: '1' }), ...(s === 'fulfillment' ? { TRACKING_POLL_MIN_MS: String(30 * 60_000) } : {}) }])),
+    extraEnv: Object.fromEntries(SERVICES.map((s) => [s, {
+      LOG_LEVEL: 'warn', ...(command.statements && { DB_STATEMENT_PROFILE: '1' }), ...(s === 'fulfillment' ? { TRACKING_POLL_MIN_MS: String(30 * 60_000) } : {}),
+      // ack mode: every webhook comes from 127.0.0.1, where production's marketplaces send from many addresses; the
+      // per-address limiter still runs on every request, it only never refuses
+      ...(s === 'ingest' && command.acks ? { RATE_LIMIT_PER_SECOND: '1000000', RATE_LIMIT_BURST: '1000000' } : {}),
+    }])),
   });
   const pids = Object.fromEntries(SERVICES.map((s) => [s, pipeline!.processes.get(s)!.child.pid!])) as Record<ServiceName, number>;
-  reply({ type: 'ready', urls: pipeline.urls, pids });
+  if (command.acks?.pipeline === 'ingest') for (const s of SERVICES) if (s !== 'ingest') await pipeline.terminate(s);
+  if (command.acks) generator = fork(join(__dirname, 'ack-generator.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--enable-source-maps'] });
+  reply({ type: 'ready', urls: pipeline.urls, pids, ...(generator && { generatorPid: generator.pid! }) });
+}
+
+function askGenerator<T extends GeneratorReply>(command: GeneratorCommand): Promise<T> {
+  return new Promise((resolve) => {
+    generator!.once('message', (answer: GeneratorReply) => resolve(answer as T));
+    generator!.send(command);
+  });
+}
+
+/**
+ * Seeds one order in the fakes per webhook (eBay, MercadoLibre and storefront in turn), so every webhook is a real
+ * order the pipeline can work, and hands the wire form to the generator before the step starts: signing and seeding
+ * cost the load process, not the offer. The storefront's capture calls are signed now, well within ingest's window.
+ */
+async function prepareAcks(command: LoadPrepareAcks): Promise<void> {
+  const started = Date.now();
+  const total = Math.round(command.ratePerSecond * command.seconds);
+  const requests: AckRequest[] = [];
+  while (requests.length < total) {
+    const marketplace = MARKETPLACES[sequence++ % MARKETPLACES.length]!;
+    for (const r of demoOrderRequests(pipeline!.world, marketplace).requests()) requests.push({ marketplace, ...r });
+  }
+  requests.length = total;
+  await askGenerator({ type: 'prepare', url: pipeline!.urls.ingest, requests });
+  reply({ type: 'acks-prepared', webhooks: total, prepareMs: Date.now() - started });
 }
 
 /** Sends `rate × seconds` orders, each at t0 + i/rate; records when it went out and how long ingest took to answer. */
@@ -72,7 +118,10 @@ process.on('message', (command: LoadCommand) => {
   const run = async () => {
     if (command.type === 'start') await start(command);
     else if (command.type === 'offer') await offer(command);
+    else if (command.type === 'prepare-acks') await prepareAcks(command);
+    else if (command.type === 'offer-acks') reply({ type: 'acks-offered', results: (await askGenerator<Extract<GeneratorReply, { type: 'offered' }>>({ type: 'offer', ratePerSecond: command.ratePerSecond })).results });
     else {
+      generator?.kill();
       await pipeline?.stop();
       reply({ type: 'stopped' });
       process.exit(0);

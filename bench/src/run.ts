@@ -1,5 +1,6 @@
 /**
  * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings] [--statements]`
+ * `npm run bench -- --acks R1,R2,… [--step-seconds T] [--warmup W] [--ack-pipeline full|ingest] [--statements]` (the ack mode, below)
  *
  * An open-loop benchmark of the whole pipeline with zero-latency fakes. A forked load process (load.ts) hosts the
  * fakes, starts the four services as their own processes and offers orders at a fixed rate (eBay, MercadoLibre and
@@ -14,6 +15,20 @@
  * - the ceilings, measured after the services stopped: pgbench single-row commits/s and Kafka ProducerPerformance.
  * - with --orders N, the scale run: N orders in ten deciles, round trips, commits and stage latency per decile.
  * Results: bench/results/<date>.json and a latency-over-time chart bench/results/<date>.html.
+ *
+ * --acks R1,R2,…: webhook ack throughput (issue 15: ≥ 2,000 acks/s with p99 < 25 ms). After a warm-up (--warmup W
+ * seconds at R1, 5 by default), each step offers webhooks at R webhooks/s for --step-seconds T (10 by default): eBay
+ * signed notifications, MercadoLibre notifications and storefront capture calls in turn, each a real order seeded in
+ * the fakes, open loop from a generator process of its own (ack-generator.ts; prepared and signed before the step).
+ * Per step: offered and completed acks/s; ack latency p50/p99/p99.9 per marketplace, from each request's scheduled
+ * time; errors (non-2xx, no answer); the generator's lateness (a step it could not offer on time is reported as such
+ * and never counts); CPU cores used per process; ingest's own handler time and event-loop delay; Postgres round trips
+ * per webhook and pool waits (with --statements, ingest's statements by text); the pipeline's backlog.
+ * `ackThroughput` is the highest step with every marketplace's p99 < 25 ms, no error and the generator on time; a step
+ * acknowledging fewer than half its offer ends the climb. By default the whole pipeline runs, as in production: the
+ * other services work the offered orders on the same cores and their backlog grows (reported, not drained).
+ * --ack-pipeline ingest stops them after start: ingest alone, the ack path's own capacity. Results:
+ * bench/results/<date>-acks.json.
  */
 import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +38,7 @@ import { EventCodec, Streams, type FulfillmentEvent, type OrderEvent, type Payou
 import { createDb, createKafka, createLogger, kafkaJavaClientProperties, localInfraEnv, type Db } from '@postsale/runtime';
 import { collectTopic, deleteNamespaceTopics, dropSchema, uniqueId } from '@postsale/runtime/testing';
 import { REPO_ROOT, SERVICES, type DemoMarketplace, type ServiceName } from '@postsale/cli';
+import type { AckResults } from './ack-generator';
 import type { LoadCommand, LoadReply, OfferedOrder } from './load';
 
 const args = process.argv.slice(2);
@@ -40,6 +56,14 @@ const CEILINGS = !args.includes('--no-ceilings');
 // --statements: the services count their statements by text (DB_STATEMENT_PROFILE=1); the result lists each service's
 // most frequent statements per order, the place to look for round trips to fold
 const STATEMENTS = args.includes('--statements');
+// --acks: the ack mode (see the top); webhooks per second of each step
+const ACKS = args.includes('--acks') ? arg('acks', '200,400,800,1600,2400').split(',').map(Number) : undefined;
+const ACK_PIPELINE = arg('ack-pipeline', 'full');
+if (ACK_PIPELINE !== 'full' && ACK_PIPELINE !== 'ingest') throw new Error('--ack-pipeline is full or ingest');
+const ACK_P99_MS = 25;
+const ACK_MARKETPLACES: DemoMarketplace[] = ['ebay', 'mercadolibre', 'paypal'];
+// the generator is on time when 99 % of its requests left within this of their schedule (a fifth of the p99 budget)
+const ACK_GENERATOR_LATE_P99_MS = 5;
 const DRAIN_TIMEOUT_MS = Number(arg('drain-timeout', '600')) * 1000;
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
@@ -107,9 +131,9 @@ function cpuSpent(before: CpuSnapshot, after: CpuSnapshot): Record<string, numbe
 const COUNTERS = ['db_round_trips_total', 'db_commits_total', 'kafka_requests_total'] as const;
 type Counters = Record<string, number>;
 /** The services' own counters: totals, and per service (`<service>.<counter>`) to see where the cost is. */
-async function countersSnapshot(urls: Record<ServiceName, string>): Promise<Counters> {
-  const totals: Counters = Object.fromEntries(COUNTERS.flatMap((c) => [[c, 0], ...SERVICES.map((s) => [`${s}.${c}`, 0])]));
-  for (const service of SERVICES) {
+async function countersSnapshot(urls: Record<ServiceName, string>, services: readonly ServiceName[] = SERVICES): Promise<Counters> {
+  const totals: Counters = Object.fromEntries(COUNTERS.flatMap((c) => [[c, 0], ...services.map((s) => [`${s}.${c}`, 0])]));
+  for (const service of services) {
     const text = await (await fetch(`${urls[service]}/metrics`)).text();
     for (const line of text.split('\n')) {
       const match = /^(db_round_trips_total|db_commits_total|kafka_requests_total|db_pool_in_use_peak|db_pool_acquire_seconds_sum|db_pool_acquire_seconds_count)(\{[^}]*\})? ([\d.e+]+)$/.exec(line);
@@ -123,6 +147,16 @@ async function countersSnapshot(urls: Record<ServiceName, string>): Promise<Coun
     }
   }
   return totals;
+}
+
+/**
+ * Postgres, Kafka and the registry: used as they are when they already answer (other runs and test suites may share
+ * them: a bench never restarts them or rewrites their files), started with infra.sh up otherwise.
+ */
+function ensureInfra(): void {
+  const infra = (command: string, stdio: 'ignore' | 'inherit') => spawnSync('bash', [join(REPO_ROOT, 'deploy', 'local', 'infra.sh'), command], { stdio }).status === 0;
+  if (infra('status', 'ignore')) return;
+  if (!infra('up', 'inherit')) throw new Error('infrastructure did not come up');
 }
 
 class LoadProcess {
@@ -147,7 +181,8 @@ class LoadProcess {
 }
 
 async function main(): Promise<void> {
-  if (spawnSync('bash', [join(REPO_ROOT, 'deploy', 'local', 'infra.sh'), 'up'], { stdio: 'inherit' }).status !== 0) throw new Error('infrastructure did not come up');
+  if (ACKS) return ackMode(ACKS);
+  ensureInfra();
   const id = uniqueId('');
   const namespace = `bench-${id}`;
   const schemaSuffix = `_bench_${id}`;
@@ -362,6 +397,193 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(printable, null, 2));
   console.log(`[bench] saved ${file}.json and ${file}.html`);
 }
+
+/**
+ * The ack mode (--acks): webhook acknowledgements per second, open loop, step by step. Only the load process, its
+ * generator, /proc and the run's schemas are read: no topic is consumed, so this process costs next to nothing.
+ */
+async function ackMode(rates: number[]): Promise<void> {
+  const stepSeconds = Number(arg('step-seconds', '10'));
+  const warmupSeconds = Number(arg('warmup', '5'));
+  // the storefront signs its capture calls when they are prepared, and ingest accepts a signature for 300 s
+  if (stepSeconds > 240) throw new Error('--step-seconds is at most 240 in the ack mode');
+  ensureInfra();
+  const id = uniqueId('');
+  const namespace = `bench-${id}`;
+  const schemaSuffix = `_bench_${id}`;
+  const load = new LoadProcess();
+  const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({
+    type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, acks: { pipeline: ACK_PIPELINE as 'full' | 'ingest' },
+  });
+  const db = createDb({ url: localInfraEnv().DATABASE_URL!, schema: 'public' });
+  const running = ACK_PIPELINE === 'full' ? SERVICES : (['ingest'] as const);
+  console.log(`[bench] ack mode (namespace ${namespace}, ${ACK_PIPELINE === 'full' ? 'the whole pipeline running' : 'ingest alone'}); warm-up ${warmupSeconds} s at ${rates[0]}/s, then ${rates.join(', ')} webhooks/s for ${stepSeconds} s each`);
+  /** what the pipeline has done with the offered orders so far: its backlog grows when the rest cannot keep up */
+  const pipelineState = async () => {
+    const count = async (sql: string) => Number((await db.raw(sql)).rows[0].n);
+    return {
+      ingestDeliveriesPending: await count(`select count(*)::int as n from ingest${schemaSuffix}.deliveries where status = 'pending'`),
+      ingestOrdersRecorded: await count(`select count(*)::int as n from ingest${schemaSuffix}.orders`),
+      ...(ACK_PIPELINE === 'full' && { salesOrdersRecorded: await count(`select count(*)::int as n from sales${schemaSuffix}.orders`) }),
+    };
+  };
+  const groups = () => ({ ...processGroups(ready.pids, load.pid), generator: [ready.generatorPid!] });
+  const offerStep = async (rate: number, seconds: number) => {
+    const prepared = await load.ask<Extract<LoadReply, { type: 'acks-prepared' }>>({ type: 'prepare-acks', ratePerSecond: rate, seconds });
+    const ingestBefore = await ingestAckMetrics(ready.urls.ingest); // also restarts the event-loop delay histogram
+    const countersBefore = await countersSnapshot(ready.urls, running);
+    const cpuBefore = cpuSnapshot(groups());
+    const started = Date.now();
+    const { results } = await load.ask<Extract<LoadReply, { type: 'acks-offered' }>>({ type: 'offer-acks', ratePerSecond: rate });
+    const wallSeconds = (Date.now() - started) / 1000;
+    const cpu = cpuSpent(cpuBefore, cpuSnapshot(groups()));
+    const ingest = ingestAckDelta(ingestBefore, await ingestAckMetrics(ready.urls.ingest));
+    const countersAfter = await countersSnapshot(ready.urls, running);
+    const webhooks = results.status.length;
+    // what each running service sent Postgres per offered webhook while the step ran (its acks and whatever its
+    // workers did meanwhile): with --statements, ingest's statements by text
+    const delta = (key: string) => (countersAfter[key] ?? 0) - (countersBefore[key] ?? 0);
+    const perWebhook = Object.fromEntries(running.map((s) => [s, {
+      postgresRoundTrips: Number((delta(`${s}.db_round_trips_total`) / webhooks).toFixed(2)),
+      postgresCommits: Number((delta(`${s}.db_commits_total`) / webhooks).toFixed(2)),
+      // waiting for one of the pool's DB_POOL_MAX connections is part of an ack's time (the peak is since start)
+      meanPoolAcquireWaitMs: delta(`${s}.db_pool_acquire_seconds_count`) ? Number(((delta(`${s}.db_pool_acquire_seconds_sum`) / delta(`${s}.db_pool_acquire_seconds_count`)) * 1000).toFixed(2)) : null,
+      poolPeakInUse: countersAfter[`${s}.db_pool_in_use_peak`] ?? null,
+    }]));
+    return {
+      prepared, results, wallSeconds, cpu, ingest, perWebhook,
+      ...(STATEMENTS && { ingestStatementsPerWebhook: topStatements('ingest', countersBefore, countersAfter, webhooks).map(({ perOrder, statement }) => ({ perWebhook: perOrder, statement })) }),
+    };
+  };
+
+  const steps: Array<ReturnType<typeof ackStep>> = [];
+  let notOffered: number[] = [];
+  try {
+    const warm = await offerStep(rates[0]!, warmupSeconds);
+    console.log(`[bench] warm-up: ${warm.results.status.filter((s) => s >= 200 && s < 300).length} of ${warm.results.status.length} acknowledged`);
+    for (const rate of rates) {
+      const step = await offerStep(rate, stepSeconds);
+      const result = ackStep(rate, stepSeconds, step, await pipelineState());
+      steps.push(result);
+      const latency = Object.entries(result.ackLatencyMs).map(([m, s]) => `${m} ${s.p50}/${s.p99}`).join(' · ');
+      console.log(`[bench] offered ${rate}/s: ${result.acksPerSecond} acks/s, p50/p99 ms ${latency}, errors ${result.errors.total}, generator late p99 ${result.generator.lateMs.p99} ms${result.generator.onTime ? '' : ' (NOT ON TIME)'}${result.passes ? '' : '  (fails)'}`);
+      // a higher step would only measure a queue (and load a shared machine for minutes): stop climbing
+      if (result.acksPerSecond < rate / 2) {
+        notOffered = rates.slice(rates.indexOf(rate) + 1);
+        if (notOffered.length) console.log(`[bench] fewer than half the offered webhooks acknowledged per second: ${notOffered.join(', ')}/s not offered`);
+        break;
+      }
+    }
+  } finally {
+    await db.destroy();
+    await load.ask({ type: 'stop' });
+    for (const s of SERVICES) await dropSchema(`${s}${schemaSuffix}`);
+    await deleteNamespaceTopics(namespace).catch((error: Error) => console.error(`[bench] could not delete the run's topics: ${error.message}`));
+  }
+  const best = (passes: (s: (typeof steps)[number]) => boolean) => {
+    const ok = steps.filter(passes);
+    return ok.length ? Math.max(...ok.map((s) => s.offeredPerSecond)) : null;
+  };
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    mode: { acks: rates, stepSeconds, warmupSeconds, pipeline: ACK_PIPELINE, servicesRunning: running },
+    why: ACK_PIPELINE === 'full'
+      ? 'the whole pipeline runs, as in production: every acknowledged webhook is an order the other services then work, on the same cores; their backlog grows (pipelineAtEndOfStep) and is not drained'
+      : 'ingest alone (--ack-pipeline ingest): the other services stopped after start, so the figures are the ack path\'s own capacity with ingest\'s delivery worker still working the deliveries',
+    criterion: `every marketplace's p99 < ${ACK_P99_MS} ms (from each request's scheduled time), no non-2xx answer or failed connection, the generator on time (p99 lateness ≤ ${ACK_GENERATOR_LATE_P99_MS} ms)`,
+    ackThroughput: best((s) => s.passes),
+    ...(notOffered.length && { notOffered: { rates: notOffered, why: 'the step before acknowledged fewer than half the webhooks offered per second' } }),
+    ackThroughputByMarketplace: Object.fromEntries(ACK_MARKETPLACES.map((m) => [m, best((s) => s.generator.onTime && s.errors.byMarketplace[m] === 0 && (s.ackLatencyMs[m]?.p99 ?? Infinity) < ACK_P99_MS)])),
+    steps,
+  };
+  const file = join(REPO_ROOT, 'bench', 'results', `${result.date.replace(/[:.]/g, '-')}-acks`);
+  mkdirSync(join(REPO_ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(`${file}.json`, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(JSON.stringify(result, null, 2));
+  console.log(`[bench] saved ${file}.json`);
+}
+
+/**
+ * What ingest itself measured: its acknowledgement time per marketplace (the webhook routes; the storefront's capture
+ * route is not timed there) and its event loop's delay (prom-client's, restarted at every scrape).
+ */
+async function ingestAckMetrics(url: string) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const within25: Record<string, number> = {};
+  const count: Record<string, number> = {};
+  let lagP99 = 0;
+  let lagMax = 0;
+  for (const line of text.split('\n')) {
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    const marketplace = /marketplace="([A-Z_]+)"/.exec(line)?.[1];
+    if (line.startsWith('ingest_webhook_ack_seconds_bucket') && line.includes('le="0.025"') && marketplace) within25[marketplace] = value;
+    else if (line.startsWith('ingest_webhook_ack_seconds_count') && marketplace) count[marketplace] = value;
+    else if (/^nodejs_eventloop_lag_p99_seconds[{ ]/.test(line)) lagP99 = value;
+    else if (/^nodejs_eventloop_lag_max_seconds[{ ]/.test(line)) lagMax = value;
+  }
+  return { within25, count, lagP99, lagMax };
+}
+function ingestAckDelta(before: Awaited<ReturnType<typeof ingestAckMetrics>>, after: Awaited<ReturnType<typeof ingestAckMetrics>>) {
+  return {
+    eventLoopDelayMs: { p99: Number((after.lagP99 * 1000).toFixed(1)), max: Number((after.lagMax * 1000).toFixed(1)) },
+    // the share of acknowledgements ingest answered within 25 ms of the request reaching its handler
+    handlerAcksWithin25ms: Object.fromEntries(Object.keys(after.count).map((m) => {
+      const n = after.count[m]! - (before.count[m] ?? 0);
+      return [m, { count: n, share: n ? Number(((after.within25[m]! - (before.within25[m] ?? 0)) / n).toFixed(3)) : null }];
+    })),
+  };
+}
+
+/** One ack step's figures from the generator's per-request results. */
+function ackStep(
+  rate: number, seconds: number,
+  step: {
+    prepared: { webhooks: number; prepareMs: number }; results: AckResults; wallSeconds: number; cpu: Record<string, number>; ingest: ReturnType<typeof ingestAckDelta>;
+    perWebhook: Record<string, { postgresRoundTrips: number; postgresCommits: number; meanPoolAcquireWaitMs: number | null; poolPeakInUse: number | null }>; ingestStatementsPerWebhook?: Array<{ perWebhook: number; statement: string }>;
+  },
+  pipelineAtEndOfStep: Record<string, number>,
+) {
+  const r = step.results;
+  const ok = (i: number) => r.status[i]! >= 200 && r.status[i]! < 300;
+  const indexes = r.status.map((_, i) => i);
+  const of = (m: DemoMarketplace) => indexes.filter((i) => r.marketplace[i] === m);
+  const statuses: Record<string, number> = {};
+  for (const s of r.status) if (s < 200 || s >= 300) statuses[s === 0 ? 'no answer' : String(s)] = (statuses[s === 0 ? 'no answer' : String(s)] ?? 0) + 1;
+  const late = summary(r.lateMs);
+  const onTime = (late.p99 ?? 0) <= ACK_GENERATOR_LATE_P99_MS;
+  const ackLatencyMs = Object.fromEntries(ACK_MARKETPLACES.map((m) => [m, roundSummary(summary(of(m).map((i) => r.ackMs[i]!)))]));
+  const errors = { total: indexes.filter((i) => !ok(i)).length, byMarketplace: Object.fromEntries(ACK_MARKETPLACES.map((m) => [m, of(m).filter((i) => !ok(i)).length])), byStatus: statuses };
+  return {
+    offeredPerSecond: rate,
+    seconds,
+    webhooksOffered: r.status.length,
+    // acknowledged webhooks over the time from the first scheduled send to the last answer
+    acksPerSecond: Number((indexes.filter(ok).length / (r.offerMs / 1000)).toFixed(1)),
+    lastAnswerAfterSeconds: Number((r.offerMs / 1000).toFixed(2)),
+    ackLatencyMs,
+    allMarketplacesMs: roundSummary(summary(r.ackMs)),
+    errors,
+    generator: {
+      onTime,
+      lateMs: roundSummary(late),
+      maxLateMs: Number(Math.max(0, ...r.lateMs).toFixed(1)),
+      cpuMs: Math.round(r.generatorCpuMs),
+      nice: r.nice,
+      note: onTime ? undefined : `the generator could not offer ${rate}/s on time (p99 ${late.p99?.toFixed(1)} ms late): this step's figures are not the system's`,
+      prepareSeconds: Number((step.prepared.prepareMs / 1000).toFixed(1)),
+    },
+    // CPU cores each process used while the step was offered and answered (of the machine's cpus)
+    cpuCores: Object.fromEntries(Object.entries(step.cpu).map(([g, s]) => [g, Number((s / step.wallSeconds).toFixed(2))])),
+    ingest: step.ingest,
+    perWebhook: step.perWebhook,
+    ...(step.ingestStatementsPerWebhook && { ingestStatementsPerWebhook: step.ingestStatementsPerWebhook }),
+    pipelineAtEndOfStep,
+    passes: onTime && errors.total === 0 && ACK_MARKETPLACES.every((m) => (ackLatencyMs[m]?.p99 ?? Infinity) < ACK_P99_MS),
+  };
+}
+const roundSummary = (s: ReturnType<typeof summary>) => ({ count: s.count, p50: round1(s.p50), p99: round1(s.p99), p999: round1(s.p999) });
+const round1 = (v: number | null) => (v === null ? null : Number(v.toFixed(1)));
 
 /**
  * The queries every order or every worker poll runs, planned against the run's own schemas with sequential scans

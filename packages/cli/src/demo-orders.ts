@@ -3,6 +3,13 @@ import { DEMO, newEbaySale, newMercadoLibreSale, newPayPalStorefrontSale, type S
 
 export type DemoMarketplace = 'ebay' | 'mercadolibre' | 'paypal';
 
+/** One HTTP request a marketplace sends to ingest: a POST of `body` to `path` (relative to ingest's URL). */
+export interface DemoRequest {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
 export interface PreparedOrder {
   marketplace: DemoMarketplace;
   externalOrderId: string;
@@ -20,46 +27,55 @@ export interface SentOrder {
 /**
  * A customer buys from the demo seller on a marketplace (seeded in the sandbox). The delivery is eBay's signed
  * notifications (one per line item), MercadoLibre's notification, or the storefront's capture call.
+ * `requests(now)` builds the wire form, signed as of `now` (the storefront's signature carries a timestamp): the
+ * benchmark prepares them before it offers them, `prepareDemoOrder` sends them as it goes.
  */
-export function prepareDemoOrder(world: SandboxWorld, marketplace: DemoMarketplace): PreparedOrder {
+export function demoOrderRequests(world: SandboxWorld, marketplace: DemoMarketplace): { marketplace: DemoMarketplace; externalOrderId: string; requests(now?: number): DemoRequest[] } {
   switch (marketplace) {
     case 'ebay': {
       const { order, notifications } = newEbaySale(world);
-      return {
-        marketplace, externalOrderId: order.orderId,
-        deliver: async (ingestUrl) => {
-          const statuses: number[] = [];
-          for (const n of notifications) statuses.push((await world.ebay.deliver(`${ingestUrl}/webhooks/ebay`, n)).status);
-          return statuses;
-        },
-      };
+      const wire = notifications.map((n) => ({ path: '/webhooks/ebay', headers: n.headers, body: JSON.stringify(n.body) }));
+      return { marketplace, externalOrderId: order.orderId, requests: () => wire };
     }
     case 'mercadolibre': {
       const { order, notification } = newMercadoLibreSale(world);
-      return {
-        marketplace, externalOrderId: String(order.id),
-        deliver: async (ingestUrl) => [(await world.mercadolibre.deliver(`${ingestUrl}/webhooks/mercadolibre`, notification)).status],
-      };
+      const wire = [{ path: '/webhooks/mercadolibre', headers: { 'Content-Type': 'application/json' }, body: world.mercadolibre.notificationJson(notification) }];
+      return { marketplace, externalOrderId: String(order.id), requests: () => wire };
     }
     case 'paypal': {
       const order = newPayPalStorefrontSale(world);
       return {
         marketplace, externalOrderId: order.id,
-        deliver: async (ingestUrl) => {
+        requests: (now = Date.now()) => {
           // The storefront's server signs each capture call: HMAC-SHA256(secret, timestamp + "." + orderId + "." + body).
           const body = JSON.stringify({ storefrontId: DEMO.paypal.storefrontId });
-          const timestamp = String(Math.floor(Date.now() / 1000));
+          const timestamp = String(Math.floor(now / 1000));
           const signature = createHmac('sha256', DEMO.paypal.captureSecret).update(`${timestamp}.${order.id}.${body}`).digest('hex');
-          const response = await fetch(`${ingestUrl}/checkout/paypal/orders/${order.id}/capture`, {
-            method: 'POST',
+          return [{
+            path: `/checkout/paypal/orders/${order.id}/capture`,
             headers: { 'content-type': 'application/json', 'x-storefront-timestamp': timestamp, 'x-storefront-signature': `sha256=${signature}` },
             body,
-          });
-          return [response.status];
+          }];
         },
       };
     }
   }
+}
+
+export function prepareDemoOrder(world: SandboxWorld, marketplace: DemoMarketplace): PreparedOrder {
+  const { externalOrderId, requests } = demoOrderRequests(world, marketplace);
+  return {
+    marketplace, externalOrderId,
+    deliver: async (ingestUrl) => {
+      const statuses: number[] = [];
+      for (const r of requests()) {
+        const response = await fetch(`${ingestUrl}${r.path}`, { method: 'POST', headers: r.headers, body: r.body });
+        await response.arrayBuffer(); // read to the end, so the connection is free for the next request
+        statuses.push(response.status);
+      }
+      return statuses;
+    },
+  };
 }
 
 export async function sendDemoOrder(world: SandboxWorld, ingestUrl: string, marketplace: DemoMarketplace): Promise<SentOrder> {
