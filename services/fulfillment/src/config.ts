@@ -71,6 +71,12 @@ export const configSchema = baseConfigSchema
     PUSH_RETRY_BASE_MS: ms(5_000),
     WORKER_INTERVAL_MS: ms(1_000),
     /**
+     * how often the tracking-push worker looks for due pushes on its own: a push this process queues wakes it, and so
+     * does the due time of a retry it scheduled; only a push left by a stopped or crashed replica needs this look (its
+     * lease runs out first anyway), so it is rare, not an empty claim every WORKER_INTERVAL_MS
+     */
+    TRACKING_PUSH_IDLE_MS: ms(60_000),
+    /**
      * orders the purchase worker buys at once (default 10): a continuous pool, where each purchase that ends claims the
      * next due order, not rounds that wait for the slowest
      */

@@ -1,5 +1,5 @@
 import { Streams } from '@postsale/contracts';
-import { AdminAuditTrail, createJobWorker, createSecretBox, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type JobStore, type ServiceDefinition } from '@postsale/runtime';
+import { AdminAuditTrail, createJobWorker, createSecretBox, type JobWorker, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type JobStore, type ServiceDefinition } from '@postsale/runtime';
 import { AliExpressDsClient, SupplierCallError } from './clients/aliexpress-ds.client';
 import { CheckoutBrowser } from './clients/checkout-browser';
 import { MarketplaceTrackingClients } from './clients/marketplace-tracking.client';
@@ -75,6 +75,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
         pushRetryBaseMs: config.PUSH_RETRY_BASE_MS,
         leaseMs: config.JOB_LEASE_MS,
       },
+      pushQueued: () => pusher.nudge(),
     };
 
     // Three job workers on the runtime's one mechanism: due rows claimed with a lease and a fencing token (SKIP LOCKED,
@@ -103,12 +104,20 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       describe: ({ order }) => ({ orderId: order.orderId }),
     });
     const marketplaces = new MarketplaceTrackingClients({ ebayBaseUrl: config.EBAY_API_BASE_URL, mercadoLibreBaseUrl: config.MERCADOLIBRE_API_BASE_URL, timeoutMs: config.SUPPLIER_TIMEOUT_MS });
-    const pusher = createJobWorker<TrackingPush>({
+    // Woken when this process queues a push and when a retry it recorded falls due; its own look for due pushes is
+    // rare (TRACKING_PUSH_IDLE_MS): at WORKER_INTERVAL_MS it was an empty claim, and a commit, five times a second.
+    const pusher: JobWorker = createJobWorker<TrackingPush>({
       ...common,
+      idleMs: config.TRACKING_PUSH_IDLE_MS,
       name: 'tracking-push',
       concurrency: config.TRACKING_PUSH_CONCURRENCY,
       store: { claim: (limit, leaseMs) => repo.claimDuePushes(limit, leaseMs) },
-      run: (push) => runTrackingPush(deps, marketplaces, push),
+      run: async (push) => {
+        const retryAt = await runTrackingPush(deps, marketplaces, push);
+        // a few ms after it is due (Postgres's clock decides "due"); unref: a retry hours away must not keep a stopping
+        // process alive (the rare look or a restart finds it)
+        if (retryAt) setTimeout(() => pusher.nudge(), Math.max(0, retryAt.getTime() - Date.now()) + 10).unref();
+      },
       describe: (push) => ({ orderId: push.orderId }),
     });
     const wake = () => {

@@ -1,5 +1,5 @@
 import { parseDecimal } from '@postsale/contracts';
-import { retryDelayMs, type Tx } from '@postsale/runtime';
+import { afterCommit, retryDelayMs, type Tx } from '@postsale/runtime';
 import { publish, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps } from './ports';
 import { closeReasonOf, Reasons, States } from './states';
 
@@ -122,6 +122,8 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
         // the marketplace step, in the same transaction: it cannot be forgotten (lessons 14-15)
         const pushable = f.marketplace === 'EBAY' || f.marketplace === 'MERCADOLIBRE';
         await deps.repo.insertTrackingPush(trx, f.orderId, f.sellerId, f.marketplace ?? 'UNKNOWN', pushable ? 'PENDING' : 'SKIPPED');
+        // pushed at once by this process's worker, which otherwise looks for due pushes only rarely
+        if (pushable) afterCommit(trx, () => deps.pushQueued?.());
         if (f.purchasedAt) deps.metrics.timeToTracking.observe((Date.now() - f.purchasedAt.getTime()) / 1000);
       });
       return;

@@ -106,6 +106,8 @@ export interface FulfillmentDeps {
   settings: FulfillmentSettings;
   metrics: FulfillmentMetrics;
   logger: Logger;
+  /** wakes this process's tracking-push worker: a push was queued (called after its transaction committed) */
+  pushQueued?(): void;
 }
 
 export async function publish<T extends FulfillmentEvent['type']>(deps: FulfillmentDeps, trx: Tx, f: Pick<Fulfillment, 'orderId' | 'sellerId'>, type: T, payload: PayloadOf<FulfillmentEvent, T>, causationId: string | null = null): Promise<void> {
