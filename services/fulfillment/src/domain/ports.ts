@@ -19,6 +19,18 @@ export type * from './records';
  */
 
 /** The fulfillment state machine, its purchase attempts and its tracking pushes. */
+export interface PurchaseIntent {
+  orderId: string;
+  from: Extract<State, 'RECEIVED' | 'PURCHASING'>;
+  fence: number;
+  patch: FulfillmentPatch;
+  /** the transitions row of RECEIVED → PURCHASING (a further attempt in PURCHASING changes no state) */
+  transition?: { cause: string; details: unknown };
+  attempt: { kind: Attempt['kind']; channel: string; outOrderId: string };
+  /** the price guard's supplier answers ('price-guard' in supplier_responses) */
+  priceCheck?: { outcome: string; summary: unknown };
+}
+
 export interface FulfillmentStore {
   transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
   /** inserts the order once; false when it was already there */
@@ -43,8 +55,13 @@ export interface FulfillmentStore {
   mayHaveSupplierOrder(orderId: string, trx?: Tx): Promise<boolean>;
   lastAttempt(orderId: string, trx?: Tx): Promise<Attempt | undefined>;
   firstCreateAttempt(orderId: string): Promise<Attempt | undefined>;
-  /** the next attempt of the order (numbered after its last one, across operator retries), PENDING */
-  insertAttempt(trx: Tx, a: { orderId: string; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string>;
+  /**
+   * The purchase intent, committed in one statement before the supplier is called: the order moves to PURCHASING
+   * (RECEIVED → PURCHASING with its transitions row, or a further attempt in PURCHASING) with `patch`, only while it is
+   * in `from` and the lease `fence` is current, and only then is its next attempt recorded, PENDING. The price check's
+   * supplier answer is recorded either way. Returns the attempt's id; undefined when the order was moved or claimed.
+   */
+  recordPurchaseIntent(intent: PurchaseIntent): Promise<string | undefined>;
   /**
    * locks the order and records attempt `id`'s result only while the lease `fence` is current; returns the order as it
    * is now (another leaseVersion: nothing recorded)

@@ -170,20 +170,17 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
   // the idempotency key: the one the unresolved call used, else the order's own (fixed when the order was recorded)
   const outOrderId = unresolved?.outOrderId ?? f.outOrderId!;
   // The intent — channel and key pinned on the attempt row — committed before the call, under this worker's lease.
-  const attemptId = await deps.repo.transaction(async (trx) => {
-    await recordPriceCheck(trx, prepared.priceCheck);
-    const moved =
-      f.state === States.RECEIVED
-        ? await deps.repo.transition(trx, f.orderId, [States.RECEIVED], States.PURCHASING, 'purchase intent', { channel: plan.channel, supplierCost: plan.supplierCost }, {
-            channel: plan.channel,
-            purchaseAttempts: f.purchaseAttempts + 1,
-            reasonCode: null,
-            reasonDetails: null,
-          }, fence)
-        : (await deps.repo.update(trx, f.orderId, States.PURCHASING, { purchaseAttempts: f.purchaseAttempts + 1 }, fence)) || undefined;
-    if (!moved) return undefined; // someone else moved or claimed the order (operator, cancellation, another worker): do nothing
-    return deps.repo.insertAttempt(trx, { orderId: f.orderId, kind, channel: plan.channel, outOrderId });
+  const received = f.state === States.RECEIVED;
+  const attemptId = await deps.repo.recordPurchaseIntent({
+    orderId: f.orderId,
+    from: received ? States.RECEIVED : States.PURCHASING,
+    fence,
+    patch: received ? { channel: plan.channel, purchaseAttempts: f.purchaseAttempts + 1, reasonCode: null, reasonDetails: null } : { purchaseAttempts: f.purchaseAttempts + 1 },
+    transition: received ? { cause: 'purchase intent', details: { channel: plan.channel, supplierCost: plan.supplierCost } } : undefined,
+    attempt: { kind, channel: plan.channel, outOrderId },
+    priceCheck: prepared.priceCheck,
   });
+  // someone else moved or claimed the order (operator, cancellation, another worker): do nothing
   if (!attemptId) return;
 
   let outcome = plan.channel === 'BROWSER' ? await viaBrowser(deps, f, plan, kind, outOrderId) : await viaApi(api, plan, outOrderId);
