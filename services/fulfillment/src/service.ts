@@ -10,7 +10,7 @@ import { migrations } from './db/migrations';
 import { CachedSellerSettings } from './db/seller-settings.cache';
 import { runFollowUp } from './domain/follow-up.use-case';
 import type { Fulfillment, FulfillmentDeps, TrackingPush } from './domain/ports';
-import { runPurchase } from './domain/purchase.use-case';
+import { runPurchaseJob } from './domain/purchase.use-case';
 import { States, type State } from './domain/states';
 import { runTrackingPush } from './domain/tracking-push.use-case';
 import { adminRoutes } from './http/admin.routes';
@@ -92,7 +92,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       name: 'purchase',
       concurrency: config.PURCHASE_CONCURRENCY ?? config.PURCHASE_BATCH_SIZE ?? 10,
       store: orderJobs([States.RECEIVED, States.PURCHASING], true),
-      run: ({ order }, { lease }) => runPurchase(deps, order, lease),
+      run: ({ order }, { lease }) => runPurchaseJob(deps, order, lease),
       describe: ({ order }) => ({ orderId: order.orderId }),
     });
     const follower = createJobWorker<OrderJob>({
@@ -129,7 +129,9 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
     const subjectKeys = new SubjectKeyReplica({ kafka, db, codec, logger, namespace: config.TOPIC_NAMESPACE, group: 'fulfillment.subject-keys' });
 
     return {
-      consumers: [ordersConsumer(deps, wake, keyEncryptionKey(config))],
+      // a recorded order is the purchase worker's: orders events never make the follow-up worker's work due (the
+      // purchase worker does an accepted order's first payment check itself), so it is not woken for each of them
+      consumers: [ordersConsumer(deps, () => purchaser.nudge(), keyEncryptionKey(config))],
       workers: [purchaser, follower, pusher, subjectKeys],
       routes: adminRoutes(deps, {
         adminToken: config.ADMIN_TOKEN,
