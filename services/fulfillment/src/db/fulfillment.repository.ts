@@ -3,7 +3,7 @@ import type { Address, Money, OrderLine } from '@postsale/contracts';
 import type { Knex } from 'knex';
 import type { Db, Tx } from '@postsale/runtime';
 import type {
-  Attempt, Fulfillment, FulfillmentHistory, FulfillmentPatch, FulfillmentStore, NewFulfillment, OverdueOrder, OverduePush, PurchaseIntent, TrackingPush, TrackingPushOutcome,
+  Attempt, Fulfillment, FulfillmentHistory, FulfillmentPatch, FulfillmentStore, NewFulfillment, OverdueOrder, OverduePush, PurchaseIntent, SupplierAnswer, TrackingPush, TrackingPushOutcome,
 } from '../domain/ports';
 import type { State } from '../domain/states';
 
@@ -156,12 +156,12 @@ export class FulfillmentRepository implements FulfillmentStore {
    * The atomic transition: UPDATE … WHERE state IN (from). Returns the updated fulfillment, or undefined when the order
    * was not in one of those states (someone else moved it first) — the caller then does nothing.
    */
-  async transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch = {}, fence?: number): Promise<Fulfillment | undefined> {
+  async transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch = {}, fence?: number, answer?: SupplierAnswer): Promise<Fulfillment | undefined> {
     const update = trx('fulfillments').where({ order_id: orderId }).whereIn('state', from);
     // a worker passes its lease's fencing token: if another worker has claimed the order since, nothing is updated
     if (fence !== undefined) update.where('lease_version', fence);
     update.update({ ...patchColumns(patch), state: to, state_since: trx.fn.now() }).returning('*');
-    const row = await this.changeWithTransition(trx, update, { previous: from.length === 1 ? from[0]! : 'last recorded', cause, details });
+    const row = await this.changeWithTransition(trx, update, { previous: from.length === 1 ? from[0]! : 'last recorded', cause, details }, answer && { ...answer, orderId });
     return row ? toFulfillment(row) : undefined;
   }
 
@@ -199,16 +199,21 @@ export class FulfillmentRepository implements FulfillmentStore {
   /**
    * Runs `change` (an insert or a guarded update of one fulfillment, `returning *`) and records its transition in the
    * same statement: a transitions row for the row it changed, none when it changed nothing (a fenced-off or moved order).
-   * The previous state is `previous`, or with several possible ones the last recorded transition's target.
+   * The previous state is `previous`, or with several possible ones the last recorded transition's target. A supplier
+   * `answer` behind the change is recorded in the statement too, whether or not it changed a row.
    */
-  private async changeWithTransition(trx: Tx, change: Knex.QueryBuilder, t: { previous: string | null | 'last recorded'; cause: string; details: unknown }): Promise<Row | undefined> {
+  private async changeWithTransition(trx: Tx, change: Knex.QueryBuilder, t: { previous: string | null | 'last recorded'; cause: string; details: unknown }, answer?: SupplierAnswer & { orderId: string }): Promise<Row | undefined> {
     const previous = t.previous === 'last recorded' ? '(select last.to_state from transitions last where last.order_id = changed.order_id order by last.id desc limit 1)' : '?::text';
+    const answered = answer ? ', answered as (insert into supplier_responses (order_id, method, outcome, summary) values (?, ?, ?, ?::jsonb))' : '';
     const result: { rows: Row[] } = await trx.raw(
       `with changed as (?), recorded as (
          insert into transitions (order_id, from_state, to_state, cause, details)
-         select order_id, ${previous}, state, ?, ?::jsonb from changed)
+         select order_id, ${previous}, state, ?, ?::jsonb from changed)${answered}
        select * from changed`,
-      [change, ...(t.previous === 'last recorded' ? [] : [t.previous]), t.cause, t.details === null || t.details === undefined ? null : JSON.stringify(t.details)],
+      [
+        change, ...(t.previous === 'last recorded' ? [] : [t.previous]), t.cause, t.details === null || t.details === undefined ? null : JSON.stringify(t.details),
+        ...(answer ? [answer.orderId, answer.method, answer.outcome, JSON.stringify(answer.summary ?? null)] : []),
+      ],
     );
     return result.rows[0];
   }

@@ -1,6 +1,6 @@
 import { parseDecimal } from '@postsale/contracts';
 import { afterCommit, retryDelayMs, type Tx } from '@postsale/runtime';
-import { publish, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps } from './ports';
+import { publish, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps, type SupplierAnswer } from './ports';
 import { closeReasonOf, Reasons, States } from './states';
 
 /**
@@ -12,7 +12,7 @@ import { closeReasonOf, Reasons, States } from './states';
  * DELIVERED). Each check is a read; between checks the order waits with exponential backoff.
  *
  * The supplier's answer behind a decision is recorded (supplier_responses, for the operator) in the transaction that
- * records the decision — it is kept even when that transaction finds the order moved or fenced off, as it commits
+ * records the decision (in a transition's own statement) — it is kept even when that transaction finds the order moved or fenced off, as it commits
  * anyway; an answer that changes nothing is recorded on its own.
  */
 const PAID = new Set(['WAIT_SELLER_SEND_GOODS', 'SELLER_PART_SEND_GOODS', 'WAIT_BUYER_ACCEPT_GOODS', 'FINISH']);
@@ -37,7 +37,6 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
         const cost = parseDecimal(order.amount.amount, order.amount.currency);
         const purchasedAt = new Date();
         await deps.repo.transaction(async (trx) => {
-          await keep(deps, f, answer, trx);
           const moved = await deps.repo.transition(trx, f.orderId, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
             supplierCost: cost,
             purchasedAt,
@@ -45,7 +44,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
             // a supplier paid a moment ago has not shipped: the first tracking look is a tracking interval away (it was
             // due at once, one claim and one empty answer per order)
             nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
-          }, f.leaseVersion);
+          }, f.leaseVersion, answer);
           if (!moved) return;
           await publish(deps, trx, f, 'PurchaseCompleted', {
             supplier: 'ALIEXPRESS',
@@ -109,14 +108,13 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
       const answer: SupplierAnswer = { method: 'aliexpress.ds.order.tracking.get', outcome: 'SHIPPED', summary: { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber } };
       const shippedAt = new Date(tracking.events.map((e) => e.at ?? Infinity).reduce((a, b) => Math.min(a, b), Date.now()));
       await deps.repo.transaction(async (trx) => {
-        await keep(deps, f, answer, trx);
         const moved = await deps.repo.transition(trx, f.orderId, [States.PURCHASED], States.SHIPPED, 'supplier tracking available', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber }, {
           carrier: tracking.carrier,
           trackingNumber: tracking.trackingNumber,
           shippedAt,
           statusChecks: 0,
           nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
-        }, f.leaseVersion);
+        }, f.leaseVersion, answer);
         if (!moved) return;
         await publish(deps, trx, f, 'OrderShipped', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber, shippedAt: shippedAt.getTime() });
         // the marketplace step, in the same transaction: it cannot be forgotten (lessons 14-15)
@@ -143,8 +141,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
       }
       const deliveredAt = new Date();
       await deps.repo.transaction(async (trx) => {
-        await keep(deps, f, answer, trx);
-        const moved = await deps.repo.transition(trx, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null }, f.leaseVersion);
+        const moved = await deps.repo.transition(trx, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null }, f.leaseVersion, answer);
         if (moved) await publish(deps, trx, f, 'OrderDelivered', { deliveredAt: deliveredAt.getTime() });
       });
     }
@@ -186,12 +183,6 @@ async function cancelledAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: 
   });
 }
 
-/** A supplier answer worth showing an operator (supplier_responses). */
-interface SupplierAnswer {
-  method: string;
-  outcome: string;
-  summary: unknown;
-}
 
 const orderAnswer = (order: { status: string }): SupplierAnswer => ({ method: 'aliexpress.trade.ds.order.get', outcome: order.status, summary: order });
 

@@ -19,6 +19,13 @@ export type * from './records';
  */
 
 /** The fulfillment state machine, its purchase attempts and its tracking pushes. */
+/** A supplier answer worth showing an operator (supplier_responses). */
+export interface SupplierAnswer {
+  method: string;
+  outcome: string;
+  summary: unknown;
+}
+
 export interface PurchaseIntent {
   orderId: string;
   from: Extract<State, 'RECEIVED' | 'PURCHASING'>;
@@ -43,9 +50,10 @@ export interface FulfillmentStore {
   getForUpdate(trx: Tx, orderId: string): Promise<Fulfillment | undefined>;
   /**
    * The atomic transition from one of `from` to `to`, with `patch`; with a `fence`, only while that lease is current.
-   * Undefined when the order was elsewhere (or claimed by another worker): the caller then does nothing.
+   * Undefined when the order was elsewhere (or claimed by another worker): the caller then does nothing. `answer`, the
+   * supplier's answer behind the decision, is recorded in the same statement, whether or not the order moved.
    */
-  transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch?: FulfillmentPatch, fence?: number): Promise<Fulfillment | undefined>;
+  transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch?: FulfillmentPatch, fence?: number, answer?: SupplierAnswer): Promise<Fulfillment | undefined>;
   /** changes fields without changing state, only while the order is in `state` (and the lease `fence` is current) */
   update(trx: Tx | undefined, orderId: string, state: State, patch: FulfillmentPatch, fence?: number): Promise<boolean>;
   /** claims due orders in `states` with a lease: next_run_at moved forward, fencing token incremented */

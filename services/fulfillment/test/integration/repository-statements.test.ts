@@ -92,6 +92,26 @@ describe('fulfillment repository: one statement per step', () => {
     ]);
   });
 
+  it('records the supplier answer behind a transition in the transition\'s own statement, also when the fence stops the change', async () => {
+    const f = newOrder();
+    await repo.transaction((trx) => repo.insertReceived(trx, f, 'received'));
+    await db('fulfillments').where({ order_id: f.orderId }).update({ state: 'AWAITING_PAYMENT', lease_version: 2 });
+    const answer = (n: number) => ({ method: 'aliexpress.trade.ds.order.get', outcome: 'WAIT_SELLER_SEND_GOODS', summary: { check: n } });
+    const answers = () => db('supplier_responses').where({ order_id: f.orderId }).orderBy('id').select('method', 'outcome', 'summary');
+
+    const fencedOff = await counted(() => repo.transaction((trx) => repo.transition(trx, f.orderId, ['AWAITING_PAYMENT'], 'PURCHASED', 'paid', null, {}, 1, answer(1))));
+    expect(fencedOff.sql).toHaveLength(1);
+    expect(fencedOff.result).toBeUndefined();
+    const moved = await counted(() => repo.transaction((trx) => repo.transition(trx, f.orderId, ['AWAITING_PAYMENT'], 'PURCHASED', 'paid', null, {}, 2, answer(2))));
+    expect(moved.sql).toHaveLength(1);
+    expect(moved.result).toMatchObject({ state: 'PURCHASED' });
+    expect(await answers()).toEqual([
+      { method: 'aliexpress.trade.ds.order.get', outcome: 'WAIT_SELLER_SEND_GOODS', summary: { check: 1 } },
+      { method: 'aliexpress.trade.ds.order.get', outcome: 'WAIT_SELLER_SEND_GOODS', summary: { check: 2 } },
+    ]);
+    expect((await transitions(f.orderId)).map((t) => t.to_state)).toEqual(['RECEIVED', 'PURCHASED']);
+  });
+
   it('numbers attempts after the order\'s last one, in the insert itself', async () => {
     const f = newOrder();
     await repo.transaction((trx) => repo.insertReceived(trx, f, 'received'));
