@@ -77,6 +77,12 @@ export const configSchema = baseConfigSchema
      */
     TRACKING_PUSH_IDLE_MS: ms(60_000),
     /**
+     * how often the follow-up worker looks for due orders on its own: it is woken when a check it scheduled falls due
+     * within this time; the look finds the rest (a check scheduled further ahead, another replica's orders after it
+     * stopped, an accepted order whose purchase worker crashed before its first payment check, once that lease ran out)
+     */
+    FOLLOW_UP_IDLE_MS: ms(10_000),
+    /**
      * orders the purchase worker buys at once (default 10): a continuous pool, where each purchase that ends claims the
      * next due order, not rounds that wait for the slowest
      */

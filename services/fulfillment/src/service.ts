@@ -76,6 +76,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
         leaseMs: config.JOB_LEASE_MS,
       },
       pushQueued: () => pusher.nudge(),
+      followUpDue: (at) => wakeFollowerAt(at),
     };
 
     // Three job workers on the runtime's one mechanism: due rows claimed with a lease and a fencing token (SKIP LOCKED,
@@ -95,8 +96,11 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       run: ({ order }, { lease }) => runPurchaseJob(deps, order, lease),
       describe: ({ order }) => ({ orderId: order.orderId }),
     });
-    const follower = createJobWorker<OrderJob>({
+    // woken by the checks it schedules itself; its own look is every FOLLOW_UP_IDLE_MS (an empty claim, and a commit,
+    // every WORKER_INTERVAL_MS was 0.5 per order at 10/s in the benchmark)
+    const follower: JobWorker = createJobWorker<OrderJob>({
       ...common,
+      idleMs: config.FOLLOW_UP_IDLE_MS,
       name: 'supplier-follow-up',
       concurrency: config.FOLLOW_UP_CONCURRENCY,
       store: orderJobs([States.AWAITING_PAYMENT, States.PURCHASED, States.SHIPPED], false),
@@ -114,12 +118,12 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       store: { claim: (limit, leaseMs) => repo.claimDuePushes(limit, leaseMs) },
       run: async (push) => {
         const retryAt = await runTrackingPush(deps, marketplaces, push);
-        // a few ms after it is due (Postgres's clock decides "due"); unref: a retry hours away must not keep a stopping
-        // process alive (the rare look or a restart finds it)
-        if (retryAt) setTimeout(() => pusher.nudge(), Math.max(0, retryAt.getTime() - Date.now()) + 10).unref();
+        if (retryAt) wakePusherAt(retryAt);
       },
       describe: (push) => ({ orderId: push.orderId }),
     });
+    const wakeFollowerAt = wakeWhenDue(follower, config.FOLLOW_UP_IDLE_MS);
+    const wakePusherAt = wakeWhenDue(pusher, config.TRACKING_PUSH_IDLE_MS);
     const wake = () => {
       purchaser.nudge();
       follower.nudge();
@@ -150,3 +154,15 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
     };
   },
 };
+
+/**
+ * Wakes `worker` when a job it scheduled itself falls due, for a worker whose own look is rare: a few ms after (Postgres's
+ * clock decides "due"). A due time beyond that look (`lookMs`) is left to it, so timers stay few; unref, so a pending
+ * one never keeps a stopping process alive.
+ */
+function wakeWhenDue(worker: JobWorker, lookMs: number): (at: Date) => void {
+  return (at) => {
+    const inMs = Math.max(0, at.getTime() - Date.now());
+    if (inMs < lookMs) setTimeout(() => worker.nudge(), inMs + 10).unref();
+  };
+}

@@ -46,6 +46,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
             nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
           }, f.leaseVersion, answer);
           if (!moved) return;
+          checkAgainAt(deps, moved.nextRunAt, trx);
           await publish(deps, trx, f, 'PurchaseCompleted', {
             supplier: 'ALIEXPRESS',
             supplierOrderId: f.supplierOrderId!,
@@ -116,6 +117,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
           nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
         }, f.leaseVersion, answer);
         if (!moved) return;
+        checkAgainAt(deps, moved.nextRunAt, trx);
         await publish(deps, trx, f, 'OrderShipped', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber, shippedAt: shippedAt.getTime() });
         // the marketplace step, in the same transaction: it cannot be forgotten (lessons 14-15)
         const pushable = f.marketplace === 'EBAY' || f.marketplace === 'MERCADOLIBRE';
@@ -196,7 +198,19 @@ async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promis
   // a payment settles in seconds to minutes; tracking and delivery in days
   const { statusPollMinMs, statusPollMaxMs, trackingPollMinMs, trackingPollMaxMs } = deps.settings;
   const delay = f.state === States.AWAITING_PAYMENT ? retryDelayMs(checks, statusPollMinMs, statusPollMaxMs) : retryDelayMs(checks, trackingPollMinMs, trackingPollMaxMs);
+  const next = new Date(Date.now() + delay);
   // fenced: a worker whose lease expired must not push back the next check of the worker that holds it now
-  await deps.repo.update(undefined, f.orderId, f.state, { statusChecks: checks, nextRunAt: new Date(Date.now() + delay) }, f.leaseVersion);
+  if (await deps.repo.update(undefined, f.orderId, f.state, { statusChecks: checks, nextRunAt: next }, f.leaseVersion)) checkAgainAt(deps, next);
   deps.logger.debug({ orderId: f.orderId, state: f.state, why, nextInMs: delay }, 'order checked; not moved');
+}
+
+/**
+ * The order's next check, which this worker just scheduled: this process's follow-up worker is woken then (once `trx`
+ * commits), instead of looking for due orders every WORKER_INTERVAL_MS.
+ */
+function checkAgainAt(deps: FulfillmentDeps, at: Date | null, trx?: Tx): void {
+  if (!at || !deps.followUpDue) return;
+  const wake = deps.followUpDue.bind(deps, at);
+  if (trx) afterCommit(trx, wake);
+  else wake();
 }

@@ -133,6 +133,8 @@ export interface FulfillmentDeps {
   logger: Logger;
   /** wakes this process's tracking-push worker: a push was queued (called after its transaction committed) */
   pushQueued?(): void;
+  /** wakes this process's follow-up worker at `at`: an order's next check, scheduled by that worker (after the commit) */
+  followUpDue?(at: Date): void;
 }
 
 export async function publish<T extends FulfillmentEvent['type']>(deps: FulfillmentDeps, trx: Tx, f: Pick<Fulfillment, 'orderId' | 'sellerId'>, type: T, payload: PayloadOf<FulfillmentEvent, T>, causationId: string | null = null): Promise<void> {
