@@ -46,6 +46,34 @@ describe('opening an order whose subject key is a moment behind', () => {
     expect(await opening).toMatchObject({ buyer: order.buyer, shipTo: order.shipTo });
   });
 
+  it('when this process stores the key a moment later, then the order looks again once it is stored, not on a 20 ms timer', async () => {
+    const { subject, orderId, sealed } = sealedOrder();
+    const looks: string[] = [];
+    const countLooks = (q: { sql: string }) => {
+      if (/^select "sealed_key", "erased_at" from "subject_keys"/.test(q.sql)) looks.push(q.sql);
+    };
+    db.on('query', countLooks);
+    try {
+      const opening = db.transaction((trx) => openOrderReceived(trx, kek, orderId, sealed));
+      await new Promise((r) => setTimeout(r, 250)); // the key consumer's commit, a moment later
+      await keyArrives(subject);
+      expect(await opening).toMatchObject({ buyer: order.buyer, shipTo: order.shipTo });
+    } finally {
+      db.off('query', countLooks);
+    }
+    // the first look, the looks every 100 ms for a key another replica may store (two here), the look on its arrival
+    expect(looks.length).toBeGreaterThanOrEqual(2);
+    expect(looks.length).toBeLessThanOrEqual(4);
+  });
+
+  it('when another replica stores the key (no signal in this process), then the order still finds it within the wait', async () => {
+    const { subject, orderId, sealed } = sealedOrder();
+    const opening = db.transaction((trx) => openOrderReceived(trx, kek, orderId, sealed));
+    await new Promise((r) => setTimeout(r, 150)); // the other replica's commit, a moment later
+    await db('subject_keys').insert({ subject_id: subject.subjectId, sealed_key: kek.wrap(subject.dataKey, subject.subjectId) });
+    expect(await opening).toMatchObject({ buyer: order.buyer, shipTo: order.shipTo });
+  });
+
   it('when the key does not come within the wait, then the event is given back as retriable (SUBJECT_KEY_NOT_RECEIVED), never opened without it', async () => {
     const { orderId, sealed } = sealedOrder();
     const started = Date.now();

@@ -71,6 +71,18 @@ export const configSchema = baseConfigSchema
     PUSH_RETRY_BASE_MS: ms(5_000),
     WORKER_INTERVAL_MS: ms(1_000),
     /**
+     * how often the tracking-push worker looks for due pushes on its own: a push this process queues wakes it, and so
+     * does the due time of a retry it scheduled; only a push left by a stopped or crashed replica needs this look (its
+     * lease runs out first anyway), so it is rare, not an empty claim every WORKER_INTERVAL_MS
+     */
+    TRACKING_PUSH_IDLE_MS: ms(60_000),
+    /**
+     * how often the follow-up worker looks for due orders on its own: it is woken when a check it scheduled falls due
+     * within this time; the look finds the rest (a check scheduled further ahead, another replica's orders after it
+     * stopped, an accepted order whose purchase worker crashed before its first payment check, once that lease ran out)
+     */
+    FOLLOW_UP_IDLE_MS: ms(10_000),
+    /**
      * orders the purchase worker buys at once (default 10): a continuous pool, where each purchase that ends claims the
      * next due order, not rounds that wait for the slowest
      */

@@ -1,5 +1,5 @@
 import { Streams } from '@postsale/contracts';
-import { AdminAuditTrail, createJobWorker, createSecretBox, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type JobStore, type ServiceDefinition } from '@postsale/runtime';
+import { AdminAuditTrail, createJobWorker, createSecretBox, type JobWorker, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type JobStore, type ServiceDefinition } from '@postsale/runtime';
 import { AliExpressDsClient, SupplierCallError } from './clients/aliexpress-ds.client';
 import { CheckoutBrowser } from './clients/checkout-browser';
 import { MarketplaceTrackingClients } from './clients/marketplace-tracking.client';
@@ -10,7 +10,7 @@ import { migrations } from './db/migrations';
 import { CachedSellerSettings } from './db/seller-settings.cache';
 import { runFollowUp } from './domain/follow-up.use-case';
 import type { Fulfillment, FulfillmentDeps, TrackingPush } from './domain/ports';
-import { runPurchase } from './domain/purchase.use-case';
+import { runPurchaseJob } from './domain/purchase.use-case';
 import { States, type State } from './domain/states';
 import { runTrackingPush } from './domain/tracking-push.use-case';
 import { adminRoutes } from './http/admin.routes';
@@ -75,6 +75,8 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
         pushRetryBaseMs: config.PUSH_RETRY_BASE_MS,
         leaseMs: config.JOB_LEASE_MS,
       },
+      pushQueued: () => pusher.nudge(),
+      followUpDue: (at) => wakeFollowerAt(at),
     };
 
     // Three job workers on the runtime's one mechanism: due rows claimed with a lease and a fencing token (SKIP LOCKED,
@@ -91,11 +93,14 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       name: 'purchase',
       concurrency: config.PURCHASE_CONCURRENCY ?? config.PURCHASE_BATCH_SIZE ?? 10,
       store: orderJobs([States.RECEIVED, States.PURCHASING], true),
-      run: ({ order }, { lease }) => runPurchase(deps, order, lease),
+      run: ({ order }, { lease }) => runPurchaseJob(deps, order, lease),
       describe: ({ order }) => ({ orderId: order.orderId }),
     });
-    const follower = createJobWorker<OrderJob>({
+    // woken by the checks it schedules itself; its own look is every FOLLOW_UP_IDLE_MS (an empty claim, and a commit,
+    // every WORKER_INTERVAL_MS was 0.5 per order at 10/s in the benchmark)
+    const follower: JobWorker = createJobWorker<OrderJob>({
       ...common,
+      idleMs: config.FOLLOW_UP_IDLE_MS,
       name: 'supplier-follow-up',
       concurrency: config.FOLLOW_UP_CONCURRENCY,
       store: orderJobs([States.AWAITING_PAYMENT, States.PURCHASED, States.SHIPPED], false),
@@ -103,14 +108,22 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       describe: ({ order }) => ({ orderId: order.orderId }),
     });
     const marketplaces = new MarketplaceTrackingClients({ ebayBaseUrl: config.EBAY_API_BASE_URL, mercadoLibreBaseUrl: config.MERCADOLIBRE_API_BASE_URL, timeoutMs: config.SUPPLIER_TIMEOUT_MS });
-    const pusher = createJobWorker<TrackingPush>({
+    // Woken when this process queues a push and when a retry it recorded falls due; its own look for due pushes is
+    // rare (TRACKING_PUSH_IDLE_MS): at WORKER_INTERVAL_MS it was an empty claim, and a commit, five times a second.
+    const pusher: JobWorker = createJobWorker<TrackingPush>({
       ...common,
+      idleMs: config.TRACKING_PUSH_IDLE_MS,
       name: 'tracking-push',
       concurrency: config.TRACKING_PUSH_CONCURRENCY,
       store: { claim: (limit, leaseMs) => repo.claimDuePushes(limit, leaseMs) },
-      run: (push) => runTrackingPush(deps, marketplaces, push),
+      run: async (push) => {
+        const retryAt = await runTrackingPush(deps, marketplaces, push);
+        if (retryAt) wakePusherAt(retryAt);
+      },
       describe: (push) => ({ orderId: push.orderId }),
     });
+    const wakeFollowerAt = wakeWhenDue(follower, config.FOLLOW_UP_IDLE_MS);
+    const wakePusherAt = wakeWhenDue(pusher, config.TRACKING_PUSH_IDLE_MS);
     const wake = () => {
       purchaser.nudge();
       follower.nudge();
@@ -120,7 +133,9 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
     const subjectKeys = new SubjectKeyReplica({ kafka, db, codec, logger, namespace: config.TOPIC_NAMESPACE, group: 'fulfillment.subject-keys' });
 
     return {
-      consumers: [ordersConsumer(deps, wake, keyEncryptionKey(config))],
+      // a recorded order is the purchase worker's: orders events never make the follow-up worker's work due (the
+      // purchase worker does an accepted order's first payment check itself), so it is not woken for each of them
+      consumers: [ordersConsumer(deps, () => purchaser.nudge(), keyEncryptionKey(config))],
       workers: [purchaser, follower, pusher, subjectKeys],
       routes: adminRoutes(deps, {
         adminToken: config.ADMIN_TOKEN,
@@ -139,3 +154,15 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
     };
   },
 };
+
+/**
+ * Wakes `worker` when a job it scheduled itself falls due, for a worker whose own look is rare: a few ms after (Postgres's
+ * clock decides "due"). A due time beyond that look (`lookMs`) is left to it, so timers stay few; unref, so a pending
+ * one never keeps a stopping process alive.
+ */
+function wakeWhenDue(worker: JobWorker, lookMs: number): (at: Date) => void {
+  return (at) => {
+    const inMs = Math.max(0, at.getTime() - Date.now());
+    if (inMs < lookMs) setTimeout(() => worker.nudge(), inMs + 10).unref();
+  };
+}

@@ -3,7 +3,7 @@ import type { Address, Money, OrderLine } from '@postsale/contracts';
 import type { Knex } from 'knex';
 import type { Db, Tx } from '@postsale/runtime';
 import type {
-  Attempt, Fulfillment, FulfillmentHistory, FulfillmentPatch, FulfillmentStore, NewFulfillment, OverdueOrder, OverduePush, TrackingPush, TrackingPushOutcome,
+  Attempt, Fulfillment, FulfillmentHistory, FulfillmentPatch, FulfillmentStore, NewFulfillment, OverdueOrder, OverduePush, PurchaseIntent, SupplierAnswer, TrackingPush, TrackingPushOutcome,
 } from '../domain/ports';
 import type { State } from '../domain/states';
 
@@ -156,12 +156,12 @@ export class FulfillmentRepository implements FulfillmentStore {
    * The atomic transition: UPDATE … WHERE state IN (from). Returns the updated fulfillment, or undefined when the order
    * was not in one of those states (someone else moved it first) — the caller then does nothing.
    */
-  async transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch = {}, fence?: number): Promise<Fulfillment | undefined> {
+  async transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch = {}, fence?: number, answer?: SupplierAnswer): Promise<Fulfillment | undefined> {
     const update = trx('fulfillments').where({ order_id: orderId }).whereIn('state', from);
     // a worker passes its lease's fencing token: if another worker has claimed the order since, nothing is updated
     if (fence !== undefined) update.where('lease_version', fence);
     update.update({ ...patchColumns(patch), state: to, state_since: trx.fn.now() }).returning('*');
-    const row = await this.changeWithTransition(trx, update, { previous: from.length === 1 ? from[0]! : 'last recorded', cause, details });
+    const row = await this.changeWithTransition(trx, update, { previous: from.length === 1 ? from[0]! : 'last recorded', cause, details }, answer && { ...answer, orderId });
     return row ? toFulfillment(row) : undefined;
   }
 
@@ -199,16 +199,21 @@ export class FulfillmentRepository implements FulfillmentStore {
   /**
    * Runs `change` (an insert or a guarded update of one fulfillment, `returning *`) and records its transition in the
    * same statement: a transitions row for the row it changed, none when it changed nothing (a fenced-off or moved order).
-   * The previous state is `previous`, or with several possible ones the last recorded transition's target.
+   * The previous state is `previous`, or with several possible ones the last recorded transition's target. A supplier
+   * `answer` behind the change is recorded in the statement too, whether or not it changed a row.
    */
-  private async changeWithTransition(trx: Tx, change: Knex.QueryBuilder, t: { previous: string | null | 'last recorded'; cause: string; details: unknown }): Promise<Row | undefined> {
+  private async changeWithTransition(trx: Tx, change: Knex.QueryBuilder, t: { previous: string | null | 'last recorded'; cause: string; details: unknown }, answer?: SupplierAnswer & { orderId: string }): Promise<Row | undefined> {
     const previous = t.previous === 'last recorded' ? '(select last.to_state from transitions last where last.order_id = changed.order_id order by last.id desc limit 1)' : '?::text';
+    const answered = answer ? ', answered as (insert into supplier_responses (order_id, method, outcome, summary) values (?, ?, ?, ?::jsonb))' : '';
     const result: { rows: Row[] } = await trx.raw(
       `with changed as (?), recorded as (
          insert into transitions (order_id, from_state, to_state, cause, details)
-         select order_id, ${previous}, state, ?, ?::jsonb from changed)
+         select order_id, ${previous}, state, ?, ?::jsonb from changed)${answered}
        select * from changed`,
-      [change, ...(t.previous === 'last recorded' ? [] : [t.previous]), t.cause, t.details === null || t.details === undefined ? null : JSON.stringify(t.details)],
+      [
+        change, ...(t.previous === 'last recorded' ? [] : [t.previous]), t.cause, t.details === null || t.details === undefined ? null : JSON.stringify(t.details),
+        ...(answer ? [answer.orderId, answer.method, answer.outcome, JSON.stringify(answer.summary ?? null)] : []),
+      ],
     );
     return result.rows[0];
   }
@@ -245,7 +250,10 @@ export class FulfillmentRepository implements FulfillmentStore {
     return row ? toAttempt(row) : undefined;
   }
 
-  /** Numbered after the order's last attempt, in the same statement (no read first). */
+  /**
+   * An attempt on its own, numbered after the order's last one in the same statement (no read first). The purchase
+   * worker records its attempt with its intent (recordPurchaseIntent), which numbers it the same way.
+   */
   async insertAttempt(trx: Tx, a: { orderId: string; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string> {
     const result: { rows: Row[] } = await trx.raw(
       `insert into purchase_attempts (order_id, attempt_no, kind, channel, out_order_id)
@@ -254,6 +262,37 @@ export class FulfillmentRepository implements FulfillmentStore {
       [a.orderId, a.kind, a.channel, a.outOrderId, a.orderId],
     );
     return String(result.rows[0]!.id);
+  }
+
+  /**
+   * The purchase intent in one statement, all or nothing, committed before the caller calls the supplier: the price
+   * check's answer (recorded whatever the guard finds), the update of the order guarded by its state and fenced by the
+   * lease, and — only from the row that update returned — its transitions row and the next attempt, PENDING, numbered
+   * after the order's last one. No row back: the order was moved or claimed by another worker, nothing but the answer
+   * was recorded.
+   */
+  async recordPurchaseIntent(i: PurchaseIntent): Promise<string | undefined> {
+    const changed = this.db('fulfillments')
+      .where({ order_id: i.orderId, state: i.from, lease_version: i.fence })
+      .update({ ...patchColumns(i.patch), ...(i.transition ? { state: 'PURCHASING', state_since: this.db.fn.now() } : {}) })
+      .returning(['order_id', 'state']);
+    const steps: string[] = ['changed as (?)'];
+    const bindings: Knex.RawBinding[] = [changed];
+    if (i.priceCheck) {
+      steps.push(`priced as (insert into supplier_responses (order_id, method, outcome, summary) values (?, 'price-guard', ?, ?::jsonb))`);
+      bindings.push(i.orderId, i.priceCheck.outcome, JSON.stringify(i.priceCheck.summary ?? null));
+    }
+    if (i.transition) {
+      steps.push('recorded as (insert into transitions (order_id, from_state, to_state, cause, details) select order_id, ?::text, state, ?, ?::jsonb from changed)');
+      bindings.push(i.from, i.transition.cause, i.transition.details === null || i.transition.details === undefined ? null : JSON.stringify(i.transition.details));
+    }
+    steps.push(`attempt as (
+         insert into purchase_attempts (order_id, attempt_no, kind, channel, out_order_id)
+         select order_id, (select coalesce(max(a.attempt_no), 0) + 1 from purchase_attempts a where a.order_id = changed.order_id), ?, ?, ? from changed
+         returning id)`);
+    bindings.push(i.attempt.kind, i.attempt.channel, i.attempt.outOrderId);
+    const result: { rows: Row[] } = await this.db.raw(`with ${steps.join(',\n       ')}\n       select id from attempt`, bindings);
+    return result.rows[0] ? String(result.rows[0].id) : undefined;
   }
 
   /**

@@ -1,6 +1,6 @@
 import { parseDecimal } from '@postsale/contracts';
-import { retryDelayMs, type Tx } from '@postsale/runtime';
-import { publish, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps } from './ports';
+import { afterCommit, retryDelayMs, type Tx } from '@postsale/runtime';
+import { publish, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps, type SupplierAnswer } from './ports';
 import { closeReasonOf, Reasons, States } from './states';
 
 /**
@@ -12,7 +12,7 @@ import { closeReasonOf, Reasons, States } from './states';
  * DELIVERED). Each check is a read; between checks the order waits with exponential backoff.
  *
  * The supplier's answer behind a decision is recorded (supplier_responses, for the operator) in the transaction that
- * records the decision — it is kept even when that transaction finds the order moved or fenced off, as it commits
+ * records the decision (in a transition's own statement) — it is kept even when that transaction finds the order moved or fenced off, as it commits
  * anyway; an answer that changes nothing is recorded on its own.
  */
 const PAID = new Set(['WAIT_SELLER_SEND_GOODS', 'SELLER_PART_SEND_GOODS', 'WAIT_BUYER_ACCEPT_GOODS', 'FINISH']);
@@ -37,7 +37,6 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
         const cost = parseDecimal(order.amount.amount, order.amount.currency);
         const purchasedAt = new Date();
         await deps.repo.transaction(async (trx) => {
-          await keep(deps, f, answer, trx);
           const moved = await deps.repo.transition(trx, f.orderId, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
             supplierCost: cost,
             purchasedAt,
@@ -45,8 +44,9 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
             // a supplier paid a moment ago has not shipped: the first tracking look is a tracking interval away (it was
             // due at once, one claim and one empty answer per order)
             nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
-          }, f.leaseVersion);
+          }, f.leaseVersion, answer);
           if (!moved) return;
+          checkAgainAt(deps, moved.nextRunAt, trx);
           await publish(deps, trx, f, 'PurchaseCompleted', {
             supplier: 'ALIEXPRESS',
             supplierOrderId: f.supplierOrderId!,
@@ -109,19 +109,21 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
       const answer: SupplierAnswer = { method: 'aliexpress.ds.order.tracking.get', outcome: 'SHIPPED', summary: { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber } };
       const shippedAt = new Date(tracking.events.map((e) => e.at ?? Infinity).reduce((a, b) => Math.min(a, b), Date.now()));
       await deps.repo.transaction(async (trx) => {
-        await keep(deps, f, answer, trx);
         const moved = await deps.repo.transition(trx, f.orderId, [States.PURCHASED], States.SHIPPED, 'supplier tracking available', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber }, {
           carrier: tracking.carrier,
           trackingNumber: tracking.trackingNumber,
           shippedAt,
           statusChecks: 0,
           nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
-        }, f.leaseVersion);
+        }, f.leaseVersion, answer);
         if (!moved) return;
+        checkAgainAt(deps, moved.nextRunAt, trx);
         await publish(deps, trx, f, 'OrderShipped', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber, shippedAt: shippedAt.getTime() });
         // the marketplace step, in the same transaction: it cannot be forgotten (lessons 14-15)
         const pushable = f.marketplace === 'EBAY' || f.marketplace === 'MERCADOLIBRE';
         await deps.repo.insertTrackingPush(trx, f.orderId, f.sellerId, f.marketplace ?? 'UNKNOWN', pushable ? 'PENDING' : 'SKIPPED');
+        // pushed at once by this process's worker, which otherwise looks for due pushes only rarely
+        if (pushable) afterCommit(trx, () => deps.pushQueued?.());
         if (f.purchasedAt) deps.metrics.timeToTracking.observe((Date.now() - f.purchasedAt.getTime()) / 1000);
       });
       return;
@@ -141,8 +143,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
       }
       const deliveredAt = new Date();
       await deps.repo.transaction(async (trx) => {
-        await keep(deps, f, answer, trx);
-        const moved = await deps.repo.transition(trx, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null }, f.leaseVersion);
+        const moved = await deps.repo.transition(trx, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null }, f.leaseVersion, answer);
         if (moved) await publish(deps, trx, f, 'OrderDelivered', { deliveredAt: deliveredAt.getTime() });
       });
     }
@@ -184,12 +185,6 @@ async function cancelledAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: 
   });
 }
 
-/** A supplier answer worth showing an operator (supplier_responses). */
-interface SupplierAnswer {
-  method: string;
-  outcome: string;
-  summary: unknown;
-}
 
 const orderAnswer = (order: { status: string }): SupplierAnswer => ({ method: 'aliexpress.trade.ds.order.get', outcome: order.status, summary: order });
 
@@ -203,7 +198,19 @@ async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promis
   // a payment settles in seconds to minutes; tracking and delivery in days
   const { statusPollMinMs, statusPollMaxMs, trackingPollMinMs, trackingPollMaxMs } = deps.settings;
   const delay = f.state === States.AWAITING_PAYMENT ? retryDelayMs(checks, statusPollMinMs, statusPollMaxMs) : retryDelayMs(checks, trackingPollMinMs, trackingPollMaxMs);
+  const next = new Date(Date.now() + delay);
   // fenced: a worker whose lease expired must not push back the next check of the worker that holds it now
-  await deps.repo.update(undefined, f.orderId, f.state, { statusChecks: checks, nextRunAt: new Date(Date.now() + delay) }, f.leaseVersion);
+  if (await deps.repo.update(undefined, f.orderId, f.state, { statusChecks: checks, nextRunAt: next }, f.leaseVersion)) checkAgainAt(deps, next);
   deps.logger.debug({ orderId: f.orderId, state: f.state, why, nextInMs: delay }, 'order checked; not moved');
+}
+
+/**
+ * The order's next check, which this worker just scheduled: this process's follow-up worker is woken then (once `trx`
+ * commits), instead of looking for due orders every WORKER_INTERVAL_MS.
+ */
+function checkAgainAt(deps: FulfillmentDeps, at: Date | null, trx?: Tx): void {
+  if (!at || !deps.followUpDue) return;
+  const wake = deps.followUpDue.bind(deps, at);
+  if (trx) afterCommit(trx, wake);
+  else wake();
 }

@@ -19,6 +19,25 @@ export type * from './records';
  */
 
 /** The fulfillment state machine, its purchase attempts and its tracking pushes. */
+/** A supplier answer worth showing an operator (supplier_responses). */
+export interface SupplierAnswer {
+  method: string;
+  outcome: string;
+  summary: unknown;
+}
+
+export interface PurchaseIntent {
+  orderId: string;
+  from: Extract<State, 'RECEIVED' | 'PURCHASING'>;
+  fence: number;
+  patch: FulfillmentPatch;
+  /** the transitions row of RECEIVED → PURCHASING (a further attempt in PURCHASING changes no state) */
+  transition?: { cause: string; details: unknown };
+  attempt: { kind: Attempt['kind']; channel: string; outOrderId: string };
+  /** the price guard's supplier answers ('price-guard' in supplier_responses) */
+  priceCheck?: { outcome: string; summary: unknown };
+}
+
 export interface FulfillmentStore {
   transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
   /** inserts the order once; false when it was already there */
@@ -31,9 +50,10 @@ export interface FulfillmentStore {
   getForUpdate(trx: Tx, orderId: string): Promise<Fulfillment | undefined>;
   /**
    * The atomic transition from one of `from` to `to`, with `patch`; with a `fence`, only while that lease is current.
-   * Undefined when the order was elsewhere (or claimed by another worker): the caller then does nothing.
+   * Undefined when the order was elsewhere (or claimed by another worker): the caller then does nothing. `answer`, the
+   * supplier's answer behind the decision, is recorded in the same statement, whether or not the order moved.
    */
-  transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch?: FulfillmentPatch, fence?: number): Promise<Fulfillment | undefined>;
+  transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch?: FulfillmentPatch, fence?: number, answer?: SupplierAnswer): Promise<Fulfillment | undefined>;
   /** changes fields without changing state, only while the order is in `state` (and the lease `fence` is current) */
   update(trx: Tx | undefined, orderId: string, state: State, patch: FulfillmentPatch, fence?: number): Promise<boolean>;
   /** claims due orders in `states` with a lease: next_run_at moved forward, fencing token incremented */
@@ -43,8 +63,13 @@ export interface FulfillmentStore {
   mayHaveSupplierOrder(orderId: string, trx?: Tx): Promise<boolean>;
   lastAttempt(orderId: string, trx?: Tx): Promise<Attempt | undefined>;
   firstCreateAttempt(orderId: string): Promise<Attempt | undefined>;
-  /** the next attempt of the order (numbered after its last one, across operator retries), PENDING */
-  insertAttempt(trx: Tx, a: { orderId: string; kind: Attempt['kind']; channel: string; outOrderId: string }): Promise<string>;
+  /**
+   * The purchase intent, committed in one statement before the supplier is called: the order moves to PURCHASING
+   * (RECEIVED → PURCHASING with its transitions row, or a further attempt in PURCHASING) with `patch`, only while it is
+   * in `from` and the lease `fence` is current, and only then is its next attempt recorded, PENDING. The price check's
+   * supplier answer is recorded either way. Returns the attempt's id; undefined when the order was moved or claimed.
+   */
+  recordPurchaseIntent(intent: PurchaseIntent): Promise<string | undefined>;
   /**
    * locks the order and records attempt `id`'s result only while the lease `fence` is current; returns the order as it
    * is now (another leaseVersion: nothing recorded)
@@ -106,6 +131,10 @@ export interface FulfillmentDeps {
   settings: FulfillmentSettings;
   metrics: FulfillmentMetrics;
   logger: Logger;
+  /** wakes this process's tracking-push worker: a push was queued (called after its transaction committed) */
+  pushQueued?(): void;
+  /** wakes this process's follow-up worker at `at`: an order's next check, scheduled by that worker (after the commit) */
+  followUpDue?(at: Date): void;
 }
 
 export async function publish<T extends FulfillmentEvent['type']>(deps: FulfillmentDeps, trx: Tx, f: Pick<Fulfillment, 'orderId' | 'sellerId'>, type: T, payload: PayloadOf<FulfillmentEvent, T>, causationId: string | null = null): Promise<void> {

@@ -1,5 +1,6 @@
 import { add, money, parseDecimal, type Money } from '@postsale/contracts';
 import { keepLease, retryDelayMs, type Lease, type Tx } from '@postsale/runtime';
+import { runFollowUp } from './follow-up.use-case';
 import { evaluatePriceGuard } from './price-guard';
 import { BrowserLoginError, sendToReview, SupplierCallError, type Attempt, type Fulfillment, type FulfillmentDeps, type PurchaseChannel, type SupplierApi } from './ports';
 import { Reasons, States } from './states';
@@ -61,12 +62,22 @@ type Outcome =
  * is renewed (the runtime's `keepLease`; the job worker passes the one it keeps), so no other worker claims the order
  * in the first place.
  */
-export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease = renewedLease(deps, f)): Promise<void> {
+export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease = renewedLease(deps, f)): Promise<Fulfillment | undefined> {
   try {
-    await purchase(deps, f, lease);
+    return await purchase(deps, f, lease);
   } finally {
     await lease.stop();
   }
+}
+
+/**
+ * The purchase worker's job: the purchase, then — when the supplier accepted the order — its first payment check at
+ * once, by this worker under the same lease (the order waits for it until that lease would run out, so no follow-up
+ * worker claims it meanwhile; after a crash one does then). It was a claim of its own, a round trip and a commit.
+ */
+export async function runPurchaseJob(deps: FulfillmentDeps, f: Fulfillment, lease?: Lease): Promise<void> {
+  const accepted = await runPurchase(deps, f, lease);
+  if (accepted) await runFollowUp(deps, accepted);
 }
 
 /** The order's lease, renewed while the purchase runs, for a caller that claimed the order itself. */
@@ -79,7 +90,8 @@ export function renewedLease(deps: FulfillmentDeps, f: Fulfillment): Lease {
   });
 }
 
-async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Promise<void> {
+/** Returns the order when the supplier accepted it: AWAITING_PAYMENT, still under this worker's lease. */
+async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Promise<Fulfillment | undefined> {
   const fence = f.leaseVersion;
   // the last attempt's outcome matters only in THIS purchasing phase (a RECEIVED order starts a new one: not read)
   const last = f.state === States.PURCHASING ? await deps.repo.lastAttempt(f.orderId) : undefined;
@@ -170,20 +182,17 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
   // the idempotency key: the one the unresolved call used, else the order's own (fixed when the order was recorded)
   const outOrderId = unresolved?.outOrderId ?? f.outOrderId!;
   // The intent — channel and key pinned on the attempt row — committed before the call, under this worker's lease.
-  const attemptId = await deps.repo.transaction(async (trx) => {
-    await recordPriceCheck(trx, prepared.priceCheck);
-    const moved =
-      f.state === States.RECEIVED
-        ? await deps.repo.transition(trx, f.orderId, [States.RECEIVED], States.PURCHASING, 'purchase intent', { channel: plan.channel, supplierCost: plan.supplierCost }, {
-            channel: plan.channel,
-            purchaseAttempts: f.purchaseAttempts + 1,
-            reasonCode: null,
-            reasonDetails: null,
-          }, fence)
-        : (await deps.repo.update(trx, f.orderId, States.PURCHASING, { purchaseAttempts: f.purchaseAttempts + 1 }, fence)) || undefined;
-    if (!moved) return undefined; // someone else moved or claimed the order (operator, cancellation, another worker): do nothing
-    return deps.repo.insertAttempt(trx, { orderId: f.orderId, kind, channel: plan.channel, outOrderId });
+  const received = f.state === States.RECEIVED;
+  const attemptId = await deps.repo.recordPurchaseIntent({
+    orderId: f.orderId,
+    from: received ? States.RECEIVED : States.PURCHASING,
+    fence,
+    patch: received ? { channel: plan.channel, purchaseAttempts: f.purchaseAttempts + 1, reasonCode: null, reasonDetails: null } : { purchaseAttempts: f.purchaseAttempts + 1 },
+    transition: received ? { cause: 'purchase intent', details: { channel: plan.channel, supplierCost: plan.supplierCost } } : undefined,
+    attempt: { kind, channel: plan.channel, outOrderId },
+    priceCheck: prepared.priceCheck,
   });
+  // someone else moved or claimed the order (operator, cancellation, another worker): do nothing
   if (!attemptId) return;
 
   let outcome = plan.channel === 'BROWSER' ? await viaBrowser(deps, f, plan, kind, outOrderId) : await viaApi(api, plan, outOrderId);
@@ -194,14 +203,15 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
     outcome = { outcome: 'UNKNOWN', code: outcome.code, message: `resolution not possible yet: ${outcome.message}` };
   }
   await lease.stop();
-  await recordOutcome(deps, { ...f, channel: plan.channel, purchaseAttempts: f.purchaseAttempts + 1 }, attemptId, kind, outcome);
+  return recordOutcome(deps, { ...f, channel: plan.channel, purchaseAttempts: f.purchaseAttempts + 1 }, attemptId, kind, outcome);
 }
 
 const NO_ORDER_WITH_MEMO = 'NO_ORDER_WITH_MEMO';
 
-async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: string, kind: Attempt['kind'], outcome: Outcome): Promise<void> {
+/** Returns the order when it now waits for payment (the supplier accepted it), else undefined. */
+async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: string, kind: Attempt['kind'], outcome: Outcome): Promise<Fulfillment | undefined> {
   const fence = f.leaseVersion;
-  await deps.repo.transaction(async (trx) => {
+  return deps.repo.transaction(async (trx): Promise<Fulfillment | undefined> => {
     // The row lock serializes this commit with a cancellation arriving on the orders topic (which locks it too); the
     // attempt's result is recorded only while our lease is current.
     const current = await deps.repo.finishAttempt(trx, f.orderId, fence, attemptId, {
@@ -239,13 +249,15 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
         await deps.repo.update(trx, f.orderId, States.NEEDS_REVIEW, { supplierOrderId: outcome.supplierOrderId });
         return;
       }
-      await deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.AWAITING_PAYMENT, 'supplier accepted the order', { supplierOrderId: outcome.supplierOrderId }, {
+      const accepted = await deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.AWAITING_PAYMENT, 'supplier accepted the order', { supplierOrderId: outcome.supplierOrderId }, {
         supplierOrderId: outcome.supplierOrderId,
         statusChecks: 0,
-        nextRunAt: new Date(),
+        // the first payment check is this worker's, at once (runPurchaseJob): due for others only when its lease would
+        // have run out
+        nextRunAt: new Date(Date.now() + deps.settings.leaseMs),
       }, fence);
       deps.metrics.purchases.inc({ outcome: 'accepted', reason: 'none', channel: f.channel ?? 'API' });
-      return;
+      return accepted;
     }
     if (outcome.outcome === 'PLACED') {
       // Placed at the supplier, id unknown: NOT a failure (no PurchaseFailed), never placed again, never "not placed".

@@ -24,8 +24,18 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     h.ebay.registerSellerToken(`tok-${s.sellerId}`, 'ebay-seller-1');
     expect((await admin(h, 'PUT', `/admin/sellers/${s.sellerId}/marketplace-tokens/EBAY`, { accessToken: `tok-${s.sellerId}` })).status).toBe(200);
 
+    // the follow-up worker's claims of this order while it waited for payment: none, the purchase worker checks an
+    // accepted order's payment itself, under its own lease (a claim of its own was a round trip and a commit)
+    const claimedAwaitingPayment: unknown[] = [];
+    const onResponse = (rows: unknown, q: { sql: string }) => {
+      if (!/^update "fulfillments" set "next_run_at"/.test(q.sql) || !Array.isArray(rows)) return;
+      for (const r of rows as Array<{ order_id: string; state: string }>) if (r.order_id === event.orderId && r.state === 'AWAITING_PAYMENT') claimedAwaitingPayment.push(r);
+    };
+    h.service.ctx.db.on('query-response', onResponse);
     await publishOrders(h, event);
     const purchased = await waitForState(h, event.orderId, 'PURCHASED');
+    h.service.ctx.db.off('query-response', onResponse);
+    expect(claimedAwaitingPayment).toEqual([]);
     const supplierOrders = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
     expect(supplierOrders).toHaveLength(1);
     expect(supplierOrders[0]).toMatchObject({ account: s.creds.account, channel: 'api', address: { country: 'US', city: 'San Jose' } });

@@ -1,5 +1,5 @@
 import { createDb, migrate, type Db } from '@postsale/runtime';
-import { dropSchema, testEnv, uniqueId } from '@postsale/runtime/testing';
+import { dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { FulfillmentRepository, type NewFulfillment } from '../../src/db/fulfillment.repository';
 import { migrations } from '../../src/db/migrations';
 
@@ -42,6 +42,12 @@ describe('fulfillment repository: one statement per step', () => {
       saleAmount: { amountMinor: 2000, currency: 'USD' }, outOrderId: `PS${orderId}`, receivedAt: new Date(),
     };
   };
+  /** true once some backend waits for a lock that transaction `trx` holds (the intent behind the row lock) */
+  const waitForBlockedBy = (trx: Db) =>
+    waitFor(async () => {
+      const { rows } = await trx.raw('select count(*)::int as n from pg_stat_activity where pg_backend_pid() = any(pg_blocking_pids(pid))');
+      return rows[0].n > 0 ? true : undefined;
+    }, { timeoutMs: 5_000, description: 'the intent waiting for the row lock' });
   const transitions = (orderId: string) => db('transitions').where({ order_id: orderId }).orderBy('id').select('from_state', 'to_state', 'cause', 'details');
 
   it('records a new order and its first transition in one statement, once', async () => {
@@ -86,6 +92,26 @@ describe('fulfillment repository: one statement per step', () => {
     ]);
   });
 
+  it('records the supplier answer behind a transition in the transition\'s own statement, also when the fence stops the change', async () => {
+    const f = newOrder();
+    await repo.transaction((trx) => repo.insertReceived(trx, f, 'received'));
+    await db('fulfillments').where({ order_id: f.orderId }).update({ state: 'AWAITING_PAYMENT', lease_version: 2 });
+    const answer = (n: number) => ({ method: 'aliexpress.trade.ds.order.get', outcome: 'WAIT_SELLER_SEND_GOODS', summary: { check: n } });
+    const answers = () => db('supplier_responses').where({ order_id: f.orderId }).orderBy('id').select('method', 'outcome', 'summary');
+
+    const fencedOff = await counted(() => repo.transaction((trx) => repo.transition(trx, f.orderId, ['AWAITING_PAYMENT'], 'PURCHASED', 'paid', null, {}, 1, answer(1))));
+    expect(fencedOff.sql).toHaveLength(1);
+    expect(fencedOff.result).toBeUndefined();
+    const moved = await counted(() => repo.transaction((trx) => repo.transition(trx, f.orderId, ['AWAITING_PAYMENT'], 'PURCHASED', 'paid', null, {}, 2, answer(2))));
+    expect(moved.sql).toHaveLength(1);
+    expect(moved.result).toMatchObject({ state: 'PURCHASED' });
+    expect(await answers()).toEqual([
+      { method: 'aliexpress.trade.ds.order.get', outcome: 'WAIT_SELLER_SEND_GOODS', summary: { check: 1 } },
+      { method: 'aliexpress.trade.ds.order.get', outcome: 'WAIT_SELLER_SEND_GOODS', summary: { check: 2 } },
+    ]);
+    expect((await transitions(f.orderId)).map((t) => t.to_state)).toEqual(['RECEIVED', 'PURCHASED']);
+  });
+
   it('numbers attempts after the order\'s last one, in the insert itself', async () => {
     const f = newOrder();
     await repo.transaction((trx) => repo.insertReceived(trx, f, 'received'));
@@ -128,6 +154,72 @@ describe('fulfillment repository: one statement per step', () => {
     await expect(other.raw('select 1 from fulfillments where order_id = ? for update nowait', [f.orderId])).resolves.toBeDefined();
     expect(await repo.transaction((trx) => repo.finishAttempt(trx, 'no-such-order', 5, id, { outcome: 'UNKNOWN' }))).toBeUndefined();
     expect(await outcome()).toEqual(['CREATED', 'so-1']);
+  });
+
+  it('records the purchase intent in one autocommit statement: order, transition and attempt only under the current lease, the price answer always', async () => {
+    const f = newOrder();
+    await repo.transaction((trx) => repo.insertReceived(trx, f, 'received'));
+    await db('fulfillments').where({ order_id: f.orderId }).update({ lease_version: 7 });
+    const intent = (fence: number, from: 'RECEIVED' | 'PURCHASING' = 'RECEIVED', kind: 'CREATE' | 'RESOLVE' = 'CREATE') => repo.recordPurchaseIntent({
+      orderId: f.orderId,
+      from,
+      fence,
+      patch: from === 'RECEIVED' ? { channel: 'API', purchaseAttempts: 1, reasonCode: null, reasonDetails: null } : { purchaseAttempts: 2 },
+      transition: from === 'RECEIVED' ? { cause: 'purchase intent', details: { channel: 'API' } } : undefined,
+      attempt: { kind, channel: 'API', outOrderId: f.outOrderId },
+      priceCheck: { outcome: 'PASSED', summary: { fence } },
+    });
+    const attempts = () => db('purchase_attempts').where({ order_id: f.orderId }).orderBy('attempt_no').select('attempt_no', 'kind', 'channel', 'outcome');
+    const answers = () => db('supplier_responses').where({ order_id: f.orderId, method: 'price-guard' }).orderBy('id').pluck('summary');
+
+    // a worker whose lease was taken over records the answer it read, and nothing else
+    const stale = await counted(() => intent(6));
+    expect(stale.all).toHaveLength(1);
+    expect(stale.result).toBeUndefined();
+    expect(await repo.get(f.orderId)).toMatchObject({ state: 'RECEIVED', channel: null, purchaseAttempts: 0 });
+    expect(await attempts()).toEqual([]);
+    expect(await transitions(f.orderId)).toHaveLength(1);
+    expect(await answers()).toEqual([{ fence: 6 }]);
+
+    const current = await counted(() => intent(7));
+    expect(current.all).toHaveLength(1);
+    expect(current.result).toEqual(expect.any(String));
+    expect(await repo.get(f.orderId)).toMatchObject({ state: 'PURCHASING', channel: 'API', purchaseAttempts: 1, leaseVersion: 7 });
+    expect(await attempts()).toEqual([{ attempt_no: 1, kind: 'CREATE', channel: 'API', outcome: 'PENDING' }]);
+    expect(await transitions(f.orderId)).toEqual([
+      { from_state: null, to_state: 'RECEIVED', cause: 'received', details: null },
+      { from_state: 'RECEIVED', to_state: 'PURCHASING', cause: 'purchase intent', details: { channel: 'API' } },
+    ]);
+    // the same intent again finds the order no longer RECEIVED
+    expect(await intent(7)).toBeUndefined();
+
+    // a further attempt in PURCHASING: no transition, numbered after the last one
+    const again = await counted(() => intent(7, 'PURCHASING', 'RESOLVE'));
+    expect(again.all).toHaveLength(1);
+    expect(await attempts()).toEqual([
+      { attempt_no: 1, kind: 'CREATE', channel: 'API', outcome: 'PENDING' },
+      { attempt_no: 2, kind: 'RESOLVE', channel: 'API', outcome: 'PENDING' },
+    ]);
+    expect(await transitions(f.orderId)).toHaveLength(2);
+    expect(await answers()).toEqual([{ fence: 6 }, { fence: 7 }, { fence: 7 }, { fence: 7 }]);
+  });
+
+  it('records no intent for an order a concurrent transaction moves: the intent waits for its row lock, then finds it moved', async () => {
+    const f = newOrder();
+    await repo.transaction((trx) => repo.insertReceived(trx, f, 'received'));
+    let pending: Promise<string | undefined> | undefined;
+    await other.transaction(async (trx) => {
+      // as a cancellation on the orders topic does: the row locked, the order moved, not committed yet
+      await trx('fulfillments').where({ order_id: f.orderId }).forUpdate().first();
+      await trx('fulfillments').where({ order_id: f.orderId }).update({ state: 'CANCELLED' });
+      pending = repo.recordPurchaseIntent({ orderId: f.orderId, from: 'RECEIVED', fence: 0, patch: { channel: 'API', purchaseAttempts: 1 }, transition: { cause: 'purchase intent', details: null }, attempt: { kind: 'CREATE', channel: 'API', outOrderId: f.outOrderId } });
+      // the intent is blocked on the row lock: it has not answered while this transaction is open
+      const blocked = await waitForBlockedBy(trx);
+      expect(blocked).toBe(true);
+    });
+    expect(await pending).toBeUndefined();
+    expect(await db('purchase_attempts').where({ order_id: f.orderId })).toEqual([]);
+    expect(await repo.get(f.orderId)).toMatchObject({ state: 'CANCELLED', purchaseAttempts: 0 });
   });
 
   it('claims due orders in one statement: two replicas claiming at once never share one, and every claim takes a new fence', async () => {

@@ -27,6 +27,13 @@ describe('fulfillment: the marketplace tracking push under transient failures an
     const push = new RegExp(`^POST /sell/fulfillment/v1/order/${externalOrderId}/shipping_fulfillment$`);
     h.ebay.fail({ match: push, mode: { kind: 'status', status: 503, body: { errors: [{ errorId: 2003, domain: 'API_FULFILLMENT', category: 'APPLICATION', message: 'Internal error' }] } }, times: 3 });
     h.ebay.fail({ match: push, mode: { kind: 'drop-after-handling' }, times: 1 });
+    // the push worker's claims from here on: woken by the queued push and by each retry's due time, it looks for due
+    // pushes on its own only every TRACKING_PUSH_IDLE_MS (it was every WORKER_INTERVAL_MS, 100 ms here: an empty claim each)
+    const pushClaims: string[] = [];
+    const countClaims = (q: { sql: string }) => {
+      if (/^update "tracking_pushes" set "next_attempt_at"/.test(q.sql)) pushClaims.push(q.sql);
+    };
+    h.service.ctx.db.on('query', countClaims);
     const [supplierOrder] = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
     h.ali.shipOrder(supplierOrder!.orderId, { carrier: 'CAINIAO', trackingNumber: 'LP00777777777CN' });
 
@@ -36,6 +43,10 @@ describe('fulfillment: the marketplace tracking push under transient failures an
     }, { timeoutMs: 30_000, description: 'push DONE' });
     // 3 × 503, the lost answer, then the read-back that finds our tracking: more attempts than PUSH_MAX_ATTEMPTS
     expect(done.attempts).toBeGreaterThanOrEqual(5);
+    h.service.ctx.db.off('query', countClaims);
+    // one claim per attempt (a nudge that lands while a claim is running may add one)
+    expect(pushClaims.length).toBeGreaterThanOrEqual(done.attempts);
+    expect(pushClaims.length).toBeLessThanOrEqual(done.attempts + 1);
     expect(h.ebay.shippingFulfillments(externalOrderId)).toHaveLength(1);
     expect(h.ebay.shippingFulfillments(externalOrderId)[0]).toMatchObject({ trackingNumber: 'LP00777777777CN' });
   });
