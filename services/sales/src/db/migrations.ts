@@ -192,4 +192,17 @@ export const migrations: Migration[] = [
         from (select order_id, count(*)::int as n from adjustments group by order_id) a where a.order_id = o.order_id`);
     },
   },
+  {
+    // The balance check at commit reads one entry's postings per row inserted. With (entry_id) alone, a table without
+    // fresh statistics (autovacuum off, or a burst before autoanalyze) was planned as a walk of the (currency,
+    // account_code) index filtered on entry_id — the GROUP BY currency LIMIT 1 looked cheaper that way — so every check
+    // read the whole table: commits grew with history until a 100-event slice took longer than the consumer's session
+    // (found at ~200,000 postings by the 20,000-order benchmark). (entry_id, currency) answers the filter and the
+    // grouping at once and is the plan with or without statistics; it also serves what the old index served.
+    name: '0005_postings_by_entry_and_currency',
+    async up(db) {
+      await db.raw('create index postings_entry_id_currency_index on postings (entry_id, currency)');
+      await db.raw('drop index postings_entry_id_index');
+    },
+  },
 ];
