@@ -52,7 +52,7 @@ const AUTOCOMMIT_WRITE = /^\s*(with\b[\s\S]*?\b)?(insert|update|delete|merge)\b/
  * Counts what the service asks of Postgres, for the benchmark's cost per order: every statement sent is a round trip
  * (BEGIN and COMMIT included); a commit is a COMMIT or a write sent outside a transaction (it commits on its own).
  */
-export function instrumentDb(db: Db, metrics: Metrics): void {
+export function instrumentDb(db: Db, metrics: Metrics, options: { poolMetrics?: boolean } = {}): void {
   const roundTrips = metrics.counter('db_round_trips_total', 'Statements sent to Postgres (BEGIN and COMMIT included)');
   const commits = metrics.counter('db_commits_total', 'Transactions committed: COMMITs plus writes sent outside a transaction');
   db.on('query', (query: { sql?: string; __knexTxId?: string }) => {
@@ -69,7 +69,8 @@ export function instrumentDb(db: Db, metrics: Metrics): void {
   // How many connections the service's work really holds at once, and how long it waits for one: what DB_POOL_MAX
   // should be (waits mean too small; a peak far below the maximum means connections Postgres never needed).
   const pool = (db.client as { pool?: TarnPool }).pool;
-  if (!pool) return;
+  // a second pool of the same service (ingest's acks) counts its statements above; the pool gauges describe the main one
+  if (!pool || options.poolMetrics === false) return;
   metrics.gauge('db_pool_in_use', 'Connections checked out of the pool now', [], function collect() {
     this.set(pool.numUsed());
   });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Streams } from '@postsale/contracts';
 import { createPayPalWebhookVerifier } from '@postsale/paypal';
-import { AdminAuditTrail, createJobWorker, createPoller, createSecretBox, keyEncryptionKey, requireCleanInput, retryDelayMs, type ServiceDefinition } from '@postsale/runtime';
+import { AdminAuditTrail, createDb, createJobWorker, createPoller, createSecretBox, instrumentDb, keyEncryptionKey, requireCleanInput, retryDelayMs, type ServiceDefinition } from '@postsale/runtime';
 import { createEbayClient } from './clients/ebay.client';
 import { createMercadoLibreClient } from './clients/mercadolibre.client';
 import { createPayPalCheckoutClient } from './clients/paypal-checkout.client';
@@ -88,7 +88,11 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     // re-read is a persisted delivery of kind ebay.order_recheck, worked (retried, parked) like any other.
     const recheck = createEbayRecheck({ orders, deliveries, nudgeWorker, schedule: { windowSeconds: config.EBAY_RECHECK_WINDOW_SECONDS, minMs: config.EBAY_RECHECK_MIN_MS, maxMs: config.EBAY_RECHECK_MAX_MS } });
     const ebayRecheck = createPoller({ name: 'ingest.ebay-recheck', intervalMs: config.EBAY_RECHECK_POLL_INTERVAL_MS, logger, metrics, run: () => recheck.scheduleNext() });
-    const receiver = createDeliveryReceiver({ deliveries, processor, metrics: ingestMetrics, nudgeWorker });
+    // Webhooks are stored through a pool of their own: the worker's and inline processing's transactions can fill the
+    // main pool, and an ack (one statement) must not queue behind them.
+    const ackDb = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: config.ACK_DB_POOL_MAX, logger });
+    instrumentDb(ackDb, metrics, { poolMetrics: false });
+    const receiver = createDeliveryReceiver({ deliveries: new DeliveriesRepository(ackDb), processor, metrics: ingestMetrics, nudgeWorker });
     const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller: nudgeWorker });
     const checkout = createCheckout({ sellers: sellersRepo, secrets, receiver, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
     const admin = createAdmin({ sellers, deliveries, orders, erasure, erasures: erasureRepo, audit: new AdminAuditTrail(db), nudgeWorker });
@@ -96,6 +100,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
 
     return {
       workers: [deliveryWorker, ebayRecheck, retention],
+      onStop: () => ackDb.destroy(),
       routes(app) {
         const limit = rateLimitPerAddress({ perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST, metrics: ingestMetrics });
         app.use(['/webhooks', '/checkout'], limit, requireCleanInput());
