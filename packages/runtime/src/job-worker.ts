@@ -53,6 +53,11 @@ export interface JobWorkerOptions<J extends LeasedJob> {
 export interface JobWorker extends Poller {
   /** jobs running now */
   readonly inFlight: number;
+  /**
+   * Claims again when a job this process scheduled falls due at `at` (a few ms after: Postgres's clock decides "due"),
+   * for a worker whose own look (`idleMs`) is rare. A due time beyond that look is left to it, so timers stay few.
+   */
+  nudgeAt(at: Date): void;
 }
 
 /**
@@ -72,6 +77,7 @@ export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J
   /** claim again as soon as possible: a nudge arrived, or the last claim filled every free slot (more is likely due) */
   let wanted = false;
   let claimFailures = 0;
+  const wakeUps = new Set<NodeJS.Timeout>();
 
   const schedule = (ms: number) => {
     if (!started) return;
@@ -165,10 +171,21 @@ export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J
       wanted = true;
       fill();
     },
+    nudgeAt(at) {
+      const inMs = Math.max(0, at.getTime() - Date.now());
+      if (!started || inMs >= options.idleMs) return;
+      const wakeUp = setTimeout(() => {
+        wakeUps.delete(wakeUp);
+        this.nudge();
+      }, inMs + 10);
+      wakeUps.add(wakeUp);
+    },
     async stop() {
       started = false;
       if (timer) clearTimeout(timer);
       timer = undefined;
+      for (const wakeUp of wakeUps) clearTimeout(wakeUp);
+      wakeUps.clear();
       await claiming;
       await Promise.all([...running]);
     },

@@ -213,6 +213,21 @@ describe('job worker: leased claims with a fencing token, a continuous pool, one
     expect(finishedClaims).toBe(2);
   });
 
+  it('when a job it scheduled falls due before its own next look, then nudgeAt claims it then, not after the idle wait', async () => {
+    const real = storeOf(dbA);
+    let finishedClaims = 0;
+    const store: JobStore<Job> = { claim: (limit, leaseMs) => real.claim(limit, leaseMs).finally(() => finishedClaims++) };
+    const w = worker({ idleMs: 3_600_000, store, run: (job) => complete(dbA, job, 'a').then(() => undefined) });
+    w.start();
+    await waitFor(() => finishedClaims === 1, { description: 'the first claim done' });
+    const dueAt = new Date(Date.now() + 300);
+    await dbA('jobs').insert({ id: 'scheduled', next_run_at: dueAt });
+    w.nudgeAt(dueAt);
+    w.nudgeAt(new Date(Date.now() + 7_200_000)); // beyond its own look: left to it, no timer
+    await waitFor(async () => (await doneIds()).length === 1, { description: 'the scheduled job done', timeoutMs: 5_000 });
+    expect(finishedClaims).toBe(2);
+  });
+
   it('when stopped, then it waits for the jobs in flight to commit and claims nothing more', async () => {
     await addJobs(['in-flight']);
     const gate = deferred();

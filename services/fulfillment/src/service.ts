@@ -76,7 +76,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
         leaseMs: config.JOB_LEASE_MS,
       },
       pushQueued: () => pusher.nudge(),
-      followUpDue: (at) => wakeFollowerAt(at),
+      followUpDue: (at) => follower.nudgeAt(at),
     };
 
     // Three job workers on the runtime's one mechanism: due rows claimed with a lease and a fencing token (SKIP LOCKED,
@@ -118,12 +118,10 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       store: { claim: (limit, leaseMs) => repo.claimDuePushes(limit, leaseMs) },
       run: async (push) => {
         const retryAt = await runTrackingPush(deps, marketplaces, push);
-        if (retryAt) wakePusherAt(retryAt);
+        if (retryAt) pusher.nudgeAt(retryAt);
       },
       describe: (push) => ({ orderId: push.orderId }),
     });
-    const wakeFollowerAt = wakeWhenDue(follower, config.FOLLOW_UP_IDLE_MS);
-    const wakePusherAt = wakeWhenDue(pusher, config.TRACKING_PUSH_IDLE_MS);
     const wake = () => {
       purchaser.nudge();
       follower.nudge();
@@ -154,15 +152,3 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
     };
   },
 };
-
-/**
- * Wakes `worker` when a job it scheduled itself falls due, for a worker whose own look is rare: a few ms after (Postgres's
- * clock decides "due"). A due time beyond that look (`lookMs`) is left to it, so timers stay few; unref, so a pending
- * one never keeps a stopping process alive.
- */
-function wakeWhenDue(worker: JobWorker, lookMs: number): (at: Date) => void {
-  return (at) => {
-    const inMs = Math.max(0, at.getTime() - Date.now());
-    if (inMs < lookMs) setTimeout(() => worker.nudge(), inMs + 10).unref();
-  };
-}
