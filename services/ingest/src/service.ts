@@ -90,7 +90,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     const ebayRecheck = createPoller({ name: 'ingest.ebay-recheck', intervalMs: config.EBAY_RECHECK_POLL_INTERVAL_MS, logger, metrics, run: () => recheck.scheduleNext() });
     // Webhooks are stored through a pool of their own: the worker's and inline processing's transactions can fill the
     // main pool, and an ack (one statement) must not queue behind them.
-    const ackDb = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: config.ACK_DB_POOL_MAX, logger });
+    const ackDb = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: config.ACK_DB_POOL_MAX, logger, preparedStatements: config.DB_PREPARED_STATEMENTS });
     instrumentDb(ackDb, metrics, { poolMetrics: false });
     const receiver = createDeliveryReceiver({ deliveries: new DeliveriesRepository(ackDb), processor, metrics: ingestMetrics, nudgeWorker });
     const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller: nudgeWorker });
