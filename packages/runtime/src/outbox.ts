@@ -95,6 +95,11 @@ export interface OutboxRelayOptions {
   pollIntervalMs?: number;
   /** the first wait after a poll found rows, doubling while polls find none; default 100 ms */
   minPollIntervalMs?: number;
+  /**
+   * How long a wake-up from a commit waits before draining, so commits that follow within it are published by the same
+   * claim and Kafka request (one transaction instead of several); default 0. Adds up to this much to each hop.
+   */
+  lingerMs?: number;
   /** Fault-injection seam for tests: runs after Kafka acknowledged a batch and before its deletion commits. */
   afterPublishBeforeMark?: () => Promise<void>;
 }
@@ -114,6 +119,8 @@ export class OutboxRelay {
   private running = false;
   private draining?: Promise<void>;
   private again = false;
+  /** a wake-up's drain is scheduled: later wake-ups join it instead of pushing it back */
+  private wakeUpPending = false;
   private consecutiveFailures = 0;
   private unsubscribe?: () => void;
   /** the wait before the next poll while nothing is found: grows from the minimum to the maximum */
@@ -175,7 +182,9 @@ export class OutboxRelay {
       this.again = true;
       return;
     }
-    this.schedule(0, true);
+    if (this.wakeUpPending) return;
+    this.wakeUpPending = true;
+    this.schedule(this.options.lingerMs ?? 0, true);
   }
 
   private schedule(delayMs: number, nudged = false): void {
@@ -184,6 +193,7 @@ export class OutboxRelay {
   }
 
   private async loop(nudged: boolean): Promise<void> {
+    this.wakeUpPending = false;
     if (!this.running || this.draining) return;
     let found = 0;
     this.draining = (async () => {

@@ -92,7 +92,7 @@ export async function startService<S extends z.ZodType>(
   const ctx: ServiceContext<typeof config> = { config, logger, metrics, db, kafka, codec, outbox };
   const parts = await step(() => definition.build(ctx));
 
-  const relay = new OutboxRelay({ db, schema: config.DB_SCHEMA, kafka, codec, logger, metrics, writer: outbox });
+  const relay = new OutboxRelay({ db, schema: config.DB_SCHEMA, kafka, codec, logger, metrics, writer: outbox, lingerMs: config.OUTBOX_LINGER_MS });
   undo.push(() => relay.stop());
   if (parts.onStop) undo.push(parts.onStop); // undone in stop()'s order: consumers, workers, onStop, relay, pool
   await step(() => relay.start());

@@ -88,6 +88,30 @@ describe('outbox relay: woken by commits, polling adaptively, deleting what it p
     }
   });
 
+  it('when commits follow one another within the linger, then one claim and one Kafka request publish them all', async () => {
+    const writer = new OutboxWriter(codec);
+    const relayMetrics = new Metrics('relay', { defaultMetrics: false });
+    const relayDb = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 2 });
+    instrumentDb(relayDb, relayMetrics);
+    try {
+      // a linger far longer than three commits take; polls once a minute, so only the wake-ups can publish
+      relay = new OutboxRelay({ db: relayDb, schema, kafka, codec, logger, metrics: relayMetrics, writer, lingerMs: 1500, pollIntervalMs: 60_000, minPollIntervalMs: 60_000 });
+      await relay.start();
+      await waitFor(async () => (await counter(relayMetrics, 'db_round_trips_total')) > 0 && !relay!.busy, { description: 'the first poll done' });
+      const commitsBefore = await counter(relayMetrics, 'db_commits_total');
+      const events = [event(), event(), event()];
+      for (const e of events) await db.transaction((trx) => writer.publish(trx, Streams.orders, e)); // three commits, three wake-ups
+
+      await waitFor(() => onTopic(events.map((e) => e.eventId)), { timeoutMs: 10_000, description: 'all three on the topic' });
+      await waitFor(async () => (await outboxRows()) === 0, { timeoutMs: 10_000, description: 'published rows deleted' });
+      expect(await counter(relayMetrics, 'db_commits_total')).toBe(commitsBefore + 1);
+    } finally {
+      await relay?.stop(0);
+      relay = undefined;
+      await relayDb.destroy();
+    }
+  });
+
   it('when another process commits events (no wake-up), then polling publishes them; idle polls back off to the maximum and come back after rows are found', async () => {
     relay = new OutboxRelay({ db, schema, kafka, codec, logger, metrics: new Metrics('relay', { defaultMetrics: false }), minPollIntervalMs: 20, pollIntervalMs: 400 });
     await relay.start();
