@@ -69,6 +69,19 @@ export const baseConfigSchema = z.object({
   ADMIN_TOKEN: z.string().min(16, 'at least 16 characters'),
   /** read-only bearer token for /admin routes (operators); optional, must differ from ADMIN_TOKEN */
   OPERATOR_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  /**
+   * Which proxies' X-Forwarded-For is believed for a request's address (express "trust proxy": presets such as
+   * loopback / uniquelocal, addresses, CIDRs, comma-separated; or a hop count). Behind a load balancer or ingress it
+   * must name it: otherwise every request seems to come from the balancer, and ingest's per-address limit becomes
+   * one limit for the whole internet. Never "trust everything": the header is the sender's to forge.
+   */
+  TRUST_PROXY: z
+    .string()
+    .max(500)
+    .regex(/^(\d{1,2}|[A-Za-z0-9.:/]+(\s*,\s*[A-Za-z0-9.:/]+)*)$/, 'a hop count, or presets / addresses / CIDRs separated by commas')
+    .refine((v) => !/^(true|false)$/i.test(v), 'name the proxies (or a hop count), not true/false')
+    .default('loopback')
+    .transform((v) => (/^\d+$/.test(v) ? Number(v) : v.split(',').map((part) => part.trim()))),
   /** max accepted request body, bytes */
   HTTP_BODY_LIMIT: z.coerce.number().int().positive().default(256 * 1024),
   /**

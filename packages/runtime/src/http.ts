@@ -20,6 +20,8 @@ export interface HttpAppOptions {
   logger: Logger;
   metrics: Metrics;
   bodyLimitBytes: number;
+  /** express "trust proxy" (TRUST_PROXY): whose X-Forwarded-For gives a request's address; default loopback only */
+  trustProxy?: number | string[];
   readiness: Record<string, ReadinessCheck>;
   /** mounts the service's own routes */
   routes?: (app: Express) => void;
@@ -32,7 +34,7 @@ export interface HttpAppOptions {
 export function createHttpApp(options: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', options.trustProxy ?? 'loopback');
 
   const requests = options.metrics.counter('http_requests_total', 'HTTP requests by route and status', ['method', 'route', 'status']);
   const duration = options.metrics.histogram('http_request_duration_seconds', 'HTTP request duration by route', ['method', 'route', 'status'],

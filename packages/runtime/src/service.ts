@@ -116,6 +116,7 @@ export async function startService<S extends z.ZodType>(
     logger,
     metrics,
     bodyLimitBytes: config.HTTP_BODY_LIMIT,
+    trustProxy: config.TRUST_PROXY,
     readiness: {
       database: async () => {
         await db.raw('select 1');

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import express from 'express';
 import { z } from 'zod';
-import { baseConfigSchema, ConfigError, createLogger, createSecretBox, kafkaClientSecurity, loadConfig, REDACTED, requireBearer, sealLegacyV1, statementShape } from '../src';
+import { baseConfigSchema, ConfigError, createHttpApp, createLogger, Metrics, createSecretBox, kafkaClientSecurity, loadConfig, REDACTED, requireBearer, sealLegacyV1, statementShape } from '../src';
 import { requireSystemProgram } from '../src/testing';
 
 describe('config', () => {
@@ -30,6 +30,29 @@ describe('config', () => {
     const config = loadConfig(baseConfigSchema, valid);
     expect(config.PORT).toBe(3001);
     expect(config.KAFKA_BROKERS).toEqual(['127.0.0.1:9092']);
+  });
+
+  it('TRUST_PROXY names proxies or a hop count, never "trust everything", and decides whose X-Forwarded-For gives req.ip', async () => {
+    expect(loadConfig(baseConfigSchema, valid).TRUST_PROXY).toEqual(['loopback']);
+    expect(loadConfig(baseConfigSchema, { ...valid, TRUST_PROXY: 'loopback, 10.0.0.0/8' }).TRUST_PROXY).toEqual(['loopback', '10.0.0.0/8']);
+    expect(loadConfig(baseConfigSchema, { ...valid, TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
+    for (const bad of ['true', 'TRUE', 'loopback;rm', '*']) expect(() => loadConfig(baseConfigSchema, { ...valid, TRUST_PROXY: bad })).toThrow(/TRUST_PROXY/);
+
+    // this test's requests come from loopback: believed when loopback is trusted, not when only the ingress's range is
+    const seenAddress = async (trustProxy: number | string[]) => {
+      const app = createHttpApp({ logger: createLogger('t', 'silent'), metrics: new Metrics('t', { defaultMetrics: false }), bodyLimitBytes: 1024, readiness: {}, trustProxy,
+        routes: (a) => a.get('/ip', (req, res) => { res.json({ ip: req.ip }); }) });
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((resolve) => server.once('listening', resolve));
+      try {
+        const res = await fetch(`http://127.0.0.1:${(server.address() as { port: number }).port}/ip`, { headers: { 'X-Forwarded-For': '203.0.113.9' } });
+        return ((await res.json()) as { ip: string }).ip;
+      } finally {
+        server.close();
+      }
+    };
+    expect(await seenAddress(['loopback'])).toBe('203.0.113.9');
+    expect(await seenAddress(['10.0.0.0/8'])).toMatch(/127\.0\.0\.1$/);
   });
 });
 

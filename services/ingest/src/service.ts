@@ -102,7 +102,11 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
       workers: [deliveryWorker, ebayRecheck, retention],
       onStop: () => ackDb.destroy(),
       routes(app) {
-        const limit = rateLimitPerAddress({ perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST, metrics: ingestMetrics });
+        const limit = rateLimitPerAddress({
+          perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST, metrics: ingestMetrics,
+          // as express routes it: any case, an optional trailing slash
+          unproven: (req) => /^\/webhooks\/mercadolibre\/?$/i.test(req.baseUrl + req.path),
+        });
         app.use(['/webhooks', '/checkout'], limit, requireCleanInput());
         webhookRoutes(app, {
           receiver, ebay, paypalVerifier, metrics: ingestMetrics, erasure,

@@ -64,16 +64,36 @@ describe('PayPal mapping', () => {
 });
 
 describe('rate limit per address', () => {
-  it('when an address exceeds its burst, then 429 RATE_LIMITED until tokens refill; other addresses are unaffected', () => {
+  const limiter = (now: () => number) =>
+    rateLimitPerAddress({
+      perSecond: 1, burst: 2, now, metrics: createIngestMetrics(new Metrics('t', { defaultMetrics: false })),
+      unproven: (req) => req.path === '/unsigned',
+    });
+  /** one request through the limiter, answered with `status` when it gets through; returns the limiter's verdict */
+  const call = (limit: ReturnType<typeof limiter>, ip: string, path: string, status = 200) => {
+    let error: unknown = 'none';
+    const finish: Array<() => void> = [];
+    const res = { statusCode: status, set: () => undefined, once: (_event: string, listener: () => void) => finish.push(listener) };
+    limit({ ip, path, socket: {} } as never, res as never, (e?: unknown) => { error = e; });
+    const code = (error as { code?: string } | undefined)?.code ?? 'ok';
+    if (code === 'ok') for (const listener of finish) listener();
+    return code;
+  };
+
+  it('when an address sends more unproven requests than its burst, then 429 RATE_LIMITED until tokens refill; other addresses are unaffected', () => {
     let now = 0;
-    const limit = rateLimitPerAddress({ perSecond: 1, burst: 2, metrics: createIngestMetrics(new Metrics('t', { defaultMetrics: false })), now: () => now });
-    const call = (ip: string) => {
-      let error: unknown = 'none';
-      limit({ ip, socket: {} } as never, { set: () => undefined } as never, (e?: unknown) => { error = e; });
-      return (error as { code?: string } | undefined)?.code ?? 'ok';
-    };
-    expect([call('a'), call('a'), call('a'), call('b')]).toEqual(['ok', 'ok', 'RATE_LIMITED', 'ok']);
+    const limit = limiter(() => now);
+    expect([call(limit, 'a', '/unsigned'), call(limit, 'a', '/unsigned'), call(limit, 'a', '/unsigned'), call(limit, 'b', '/unsigned')]).toEqual(['ok', 'ok', 'RATE_LIMITED', 'ok']);
     now += 1000;
-    expect(call('a')).toBe('ok');
+    expect(call(limit, 'a', '/unsigned')).toBe('ok');
+  });
+
+  it('when an address sends verified requests, then none is limited however many; once its requests are refused (4xx), it is', () => {
+    const now = 0;
+    const limit = limiter(() => now);
+    expect(Array.from({ length: 50 }, () => call(limit, 'ebay', '/signed', 200))).toEqual(Array(50).fill('ok'));
+    expect([call(limit, 'forger', '/signed', 401), call(limit, 'forger', '/signed', 400), call(limit, 'forger', '/signed', 200)]).toEqual(['ok', 'ok', 'RATE_LIMITED']);
+    // our own failures (5xx) are not the sender's fault: they cost nothing
+    expect(Array.from({ length: 5 }, () => call(limit, 'ebay', '/signed', 503))).toEqual(Array(5).fill('ok'));
   });
 });
