@@ -14,7 +14,7 @@ import type { AckRequest, AckResults, GeneratorCommand, GeneratorReply } from '.
  * `acks`: the ack mode. `pipeline: 'full'` keeps the four services running (each offered webhook is a real order the
  * rest of the pipeline works on, as in production); 'ingest' stops the other three once the demo seller is registered.
  */
-export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean; acks?: { pipeline: 'full' | 'ingest' } }
+export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean; acks?: { pipeline: 'full' | 'ingest' }; cpuProfileDir?: string }
 export interface LoadOffer { type: 'offer'; phase: string; ratePerSecond: number; seconds: number }
 /** ack mode: seed `ratePerSecond × seconds` webhooks' orders in the fakes and hand the requests to the generator */
 export interface LoadPrepareAcks { type: 'prepare-acks'; ratePerSecond: number; seconds: number }
@@ -46,6 +46,8 @@ async function start(command: LoadStart): Promise<void> {
     namespace: command.namespace, schemaSuffix: command.schemaSuffix, ports, adminToken: command.adminToken,
     credentialsKeys: { ingest: newCredentialsKey(), fulfillment: newCredentialsKey() },
     logDir: join(REPO_ROOT, '.local', 'logs', command.namespace), fast: true,
+    // --cpu-profile: each service writes a V8 CPU profile when it stops (one directory per service)
+    ...(command.cpuProfileDir && { extraNodeFlags: (s: ServiceName) => ['--cpu-prof', `--cpu-prof-dir=${join(command.cpuProfileDir!, s)}`] }),
     // fast (demo) intervals keep payment checks and payout batches quick; tracking polls keep production's interval, as
     // a real supplier ships in days and the benchmark must not count polls of orders that cannot have moved
     extraEnv: Object.fromEntries(SERVICES.map((s) => [s, {

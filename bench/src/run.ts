@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings] [--statements]`
+ * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings] [--statements] [--cpu-profile]`
  * `npm run bench -- --acks R1,R2,… [--step-seconds T] [--warmup W] [--ack-pipeline full|ingest] [--statements]` (the ack mode, below)
  *
  * An open-loop benchmark of the whole pipeline with zero-latency fakes. A forked load process (load.ts) hosts the
@@ -39,6 +39,7 @@ import { createDb, createKafka, createLogger, kafkaJavaClientProperties, localIn
 import { collectTopic, deleteNamespaceTopics, dropSchema, uniqueId } from '@postsale/runtime/testing';
 import { REPO_ROOT, SERVICES, type DemoMarketplace, type ServiceName } from '@postsale/cli';
 import type { AckResults } from './ack-generator';
+import { hottestFunctions } from './cpu-profile';
 import type { LoadCommand, LoadReply, OfferedOrder } from './load';
 
 const args = process.argv.slice(2);
@@ -56,6 +57,8 @@ const CEILINGS = !args.includes('--no-ceilings');
 // --statements: the services count their statements by text (DB_STATEMENT_PROFILE=1); the result lists each service's
 // most frequent statements per order, the place to look for round trips to fold
 const STATEMENTS = args.includes('--statements');
+// --cpu-profile: every service runs with --cpu-prof; the result lists each one's hottest functions by self time
+const CPU_PROFILE = args.includes('--cpu-profile');
 // --acks: the ack mode (see the top); webhooks per second of each step
 const ACKS = args.includes('--acks') ? arg('acks', '200,400,800,1600,2400').split(',').map(Number) : undefined;
 const ACK_PIPELINE = arg('ack-pipeline', 'full');
@@ -188,7 +191,8 @@ async function main(): Promise<void> {
   const schemaSuffix = `_bench_${id}`;
   const infra = localInfraEnv();
   const load = new LoadProcess();
-  const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({ type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS });
+  const cpuProfileDir = CPU_PROFILE ? join(REPO_ROOT, '.local', 'profiles', namespace) : undefined;
+  const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({ type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, cpuProfileDir });
   console.log(`[bench] services up (namespace ${namespace}); warm-up ${WARMUP_SECONDS} s at ${RATE}/s`);
 
   const kafka = createKafka({ clientId: 'bench', brokers: infra.KAFKA_BROKERS!.split(','), logger: createLogger('bench', 'error'), security: infra });
@@ -373,6 +377,7 @@ async function main(): Promise<void> {
     for (const s of SERVICES) await dropSchema(`${s}${schemaSuffix}`);
     await deleteNamespaceTopics(namespace).catch((error: Error) => console.error(`[bench] could not delete the run's topics: ${error.message}`));
   }
+  if (cpuProfileDir) result.cpuProfile = { dir: cpuProfileDir, hottestBySelfTime: hottestFunctions(cpuProfileDir, SERVICES) };
 
   if (CEILINGS) console.log('[bench] services stopped; measuring the ceilings: pgbench single-row commits, Kafka ProducerPerformance…');
   // a ceiling that cannot be measured is reported as such; it never loses the run's own figures

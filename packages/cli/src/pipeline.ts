@@ -25,6 +25,8 @@ export interface PipelineOptions {
   extraEnv?: Partial<Record<ServiceName, Record<string, string>>>;
   /** fast pollers and short intervals for demos, tests and the benchmark */
   fast?: boolean;
+  /** node flags for every service process besides the usual ones (the benchmark's CPU profiles) */
+  extraNodeFlags?: (service: ServiceName, replica: number) => string[];
   /**
    * OS processes per service (1 by default): a number for every service, or per service. Replica 0 listens on
    * `ports[service]`; the others get free ports. All replicas of a service share its DB schema, topics and groups.
@@ -153,6 +155,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       env: env(service, replica),
       logFile: options.logDir ? join(options.logDir, replica === 0 ? `${service}.log` : `${service}-${replica}.log`) : undefined,
       detached: options.detached,
+      extraNodeFlags: options.extraNodeFlags?.(service, replica),
     });
     running.set(key(service, replica), managed);
     if (replica === 0) processes.set(service, managed);

@@ -34,20 +34,23 @@ export function startNodeProcess(options: {
   env: Record<string, string>;
   logFile?: string;
   detached?: boolean;
+  /** added to SERVICE_NODE_FLAGS (the benchmark's --cpu-profile: --cpu-prof and its directory) */
+  extraNodeFlags?: string[];
 }): ManagedProcess {
+  const flags = [...SERVICE_NODE_FLAGS, ...(options.extraNodeFlags ?? [])];
   let stdio: Array<'inherit' | 'ignore' | number> = ['ignore', 'inherit', 'inherit'];
   if (options.logFile) {
     mkdirSync(dirname(options.logFile), { recursive: true });
     const out = createWriteStream(options.logFile, { flags: 'a' });
     stdio = ['ignore', 'pipe' as never, 'pipe' as never];
-    const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, join(REPO_ROOT, options.entry)], {
+    const child = spawn(process.execPath, [...flags, join(REPO_ROOT, options.entry)], {
       cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: stdio as never, detached: options.detached ?? false,
     });
     child.stdout?.pipe(out);
     child.stderr?.pipe(out);
     return manage(options.name, child);
   }
-  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, join(REPO_ROOT, options.entry)], {
+  const child = spawn(process.execPath, [...flags, join(REPO_ROOT, options.entry)], {
     cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: stdio as never, detached: options.detached ?? false,
   });
   return manage(options.name, child);
