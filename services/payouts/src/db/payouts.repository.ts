@@ -5,7 +5,7 @@ import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/pa
 import type { PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toPayee, toReversal, toSale } from './payouts.rows';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentMove, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemMove, ItemWithBatchId, Milestones, MovedItem, NewIntent,
   NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from '../domain/records';
 
@@ -214,11 +214,6 @@ export class PayoutsRepository implements PayoutsStore {
   async intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined> {
     const r = await trx('payout_intents').where({ id }).forUpdate().first();
     return r ? toIntent(r) : undefined;
-  }
-
-  async intentsForUpdate(trx: Tx, ids: string[]): Promise<Intent[]> {
-    if (ids.length === 0) return [];
-    return (await trx('payout_intents').whereIn('id', ids).orderBy('id').forUpdate()).map(toIntent);
   }
 
   async intentsForSale(trx: Tx, saleId: string): Promise<Intent[]> {
@@ -515,51 +510,64 @@ export class PayoutsRepository implements PayoutsStore {
     return (await q('payout_items').where({ batch_id: batchId, status: 'UNCLAIMED' }).whereNotNull('cancel_requested_at').whereNotNull('paypal_item_id').orderBy('id')).map(toItem);
   }
 
-  async setItemOutcome(trx: Tx, itemId: string, o: ItemOutcome): Promise<void> {
-    await trx('payout_items').where({ id: itemId }).update({
-      status: o.status, paypal_item_id: o.paypalItemId, transaction_id: o.transactionId, error_name: o.errorName, error_message: o.errorMessage,
-      updated_at: trx.fn.now(),
-    });
-  }
-
-  async moveItemAsSeen(trx: Tx, seen: PayoutItem, o: ItemOutcome, intentMove?: IntentMove): Promise<{ before: Intent; after: Intent | undefined } | undefined> {
-    // compare-and-set on what the outcome was decided on (status and PayPal item id) and computed from (transaction
-    // id); the item's row is locked by the update, its intent by the select, in that order (as when locked one by
-    // one). The intent exists (foreign key), so no row means the item was not as seen.
-    const moved = trx('payout_items')
-      .where({ id: seen.id, status: seen.status })
-      .whereRaw('paypal_item_id is not distinct from ? and transaction_id is not distinct from ?', [seen.paypalItemId, seen.transactionId])
-      .update({
-        status: o.status, paypal_item_id: o.paypalItemId, transaction_id: o.transactionId, error_name: o.errorName, error_message: o.errorMessage,
-        updated_at: trx.fn.now(),
-      })
-      .returning(['intent_id', 'attempt']);
-    if (!intentMove) {
-      const { rows } = await trx.raw('with moved as (?) select * from payout_intents where id in (select intent_id from moved) for update', [moved]);
-      const [row] = rows as Array<Record<string, unknown>>;
-      return row ? { before: toIntent(row), after: undefined } : undefined;
+  async moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvent?: { id: string; type: string }): Promise<MovedItem[] | undefined> {
+    if (moves.length === 0) throw new Error('moveItemsAsSeen: no items to move');
+    const withMove = moves.filter((m) => m.intentMove);
+    const intentMove = withMove[0]?.intentMove;
+    if (withMove.some((m) => m.intentMove!.from.join() !== intentMove!.from.join() || JSON.stringify(m.intentMove!.patch) !== JSON.stringify(intentMove!.patch))) {
+      throw new Error('moveItemsAsSeen: the intents\' moves of one call share their from and patch');
     }
-    // the intent's move, decided on the row `before` locked (the update reads the row it locked: a version committed
-    // after this statement began is rechecked against `before`), with its history row from what the update returned
-    const after = trx('payout_intents')
-      .whereRaw('id in (select b.id from before b join moved m on m.attempt = b.attempt where b.status = any(?::text[]))', [intentMove.from])
-      .update(this.intentColumns(trx, intentMove.patch))
-      .returning('*');
+    const sorted = [...moves].sort((a, b) => Number(a.seen.id) - Number(b.seen.id));
+    const seenRows = sorted.map(() => '(?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::boolean, ?::text)').join(', ');
+    const seenBindings = sorted.flatMap(({ seen, outcome: o, intentMove: m }) => [
+      seen.id, seen.status, seen.paypalItemId, seen.transactionId, o.status, o.paypalItemId, o.transactionId, o.errorName, o.errorMessage, m !== undefined, m?.cause ?? null,
+    ]);
+    // the intents' move, decided on the rows `before` locked (the update reads the row it locked: a version committed
+    // after this statement began is rechecked against `before`), with history rows from what the update returned
+    const after = intentMove
+      ? trx('payout_intents')
+        .whereRaw('id in (select b.id from before b join moved m on m.intent_id = b.id and m.attempt = b.attempt where m.move_intent and b.status = any(?::text[]))', [intentMove.from])
+        .update(this.intentColumns(trx, intentMove.patch))
+        .returning('*')
+      : trx('payout_intents').whereRaw('false').select('*');
+    // The items are locked first, in id order, then compared with what was seen (status and PayPal item id decided on,
+    // transaction id computed from): all as seen, all move; any moved meanwhile, none does (and no intent is locked),
+    // so a caller that reads them again (locked already) and tries again still takes items before intents, each in id
+    // order, as every other path does. The webhook's record, when given, is written whatever the outcome.
     const { rows } = await trx.raw(
-      `with moved as (?),
-       before as materialized (select * from payout_intents where id in (select intent_id from moved) for update),
+      `with seen (id, status, paypal_item_id, transaction_id, to_status, to_paypal_item_id, to_transaction_id, error_name, error_message, move_intent, cause)
+         as (values ${seenRows}),
+       locked as materialized (select i.* from payout_items i where i.id in (select id from seen) order by i.id for update),
+       as_seen as materialized (select count(*) = (select count(*) from seen) as yes from seen s join locked l on l.id = s.id
+                                 where l.status = s.status and l.paypal_item_id is not distinct from s.paypal_item_id
+                                   and l.transaction_id is not distinct from s.transaction_id),
+       moved as (update payout_items i
+                    set status = s.to_status, paypal_item_id = s.to_paypal_item_id, transaction_id = s.to_transaction_id,
+                        error_name = s.error_name, error_message = s.error_message, updated_at = CURRENT_TIMESTAMP
+                   from seen s
+                  where i.id = s.id and (select yes from as_seen)
+                 returning i.id, i.intent_id, i.attempt, s.move_intent, s.cause),
+       before as materialized (select * from payout_intents where id in (select intent_id from moved) order by id for update),
        after as (?),
        noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause)
-                 select a.id, a.order_id, b.status, a.status, ? from after a join before b on b.id = a.id)
-       select false as moved_now, before.* from before
+                 select a.id, a.order_id, b.status, a.status, m.cause
+                   from after a join before b on b.id = a.id join moved m on m.intent_id = a.id and m.attempt = a.attempt),
+       recorded as (insert into webhook_events (event_id, event_type) select ?::text, ?::text where ?::boolean on conflict (event_id) do nothing)
+       select m.id as moved_item_id, before.* from moved m join before on before.id = m.intent_id
        union all
-       select true as moved_now, after.* from after`,
-      [moved, after, intentMove.cause],
+       select null, after.* from after`,
+      [...seenBindings, after, webhookEvent?.id ?? null, webhookEvent?.type ?? null, webhookEvent !== undefined],
     );
     const found = rows as Array<Record<string, unknown>>;
-    const before = found.find((r) => r.moved_now === false);
-    const afterRow = found.find((r) => r.moved_now === true);
-    return before ? { before: toIntent(before), after: afterRow ? toIntent(afterRow) : undefined } : undefined;
+    const afterById = new Map(found.filter((r) => r.moved_item_id === null).map((r) => [String(r.id), toIntent(r)]));
+    const moved = found.filter((r) => r.moved_item_id !== null)
+      .map((r) => ({ itemId: String(r.moved_item_id), before: toIntent(r) }));
+    if (moved.length === 0) return undefined;
+    // an intent moved by the item at its attempt (one item per attempt)
+    const attemptOf = new Map(sorted.map((m) => [m.seen.id, m.seen.attempt]));
+    return moved.map(({ itemId, before }) => ({
+      itemId, before, after: attemptOf.get(itemId) === before.attempt ? afterById.get(before.id) : undefined,
+    }));
   }
 
   async requestItemCancel(trx: Tx, itemId: string): Promise<void> {
