@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { safeInteger } from '@postsale/contracts';
 import { AdminAuditTrail, afterCommit, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
-import type { PayoutsStore } from '../domain/ports';
+import type { PayPalItemState, PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toPayee, toReversal, toSale } from './payouts.rows';
 import type {
   BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemMove, ItemWithBatchId, Milestones, MovedItem, NewIntent,
@@ -475,6 +475,20 @@ export class PayoutsRepository implements PayoutsStore {
 
   async peekItemsBySenderItemIds(senderItemIds: string[], trx?: Tx): Promise<ItemWithBatchId[]> {
     return this.itemsWithBatchId(trx ?? this.db, senderItemIds, false);
+  }
+
+  async peekWebhookItem(state: PayPalItemState, event: { id: string; type: string }): Promise<ItemWithBatchId[]> {
+    // the record and the read see the same snapshot: the caller knows from the row read whether it was written
+    const { rows } = await this.db.raw(
+      `with recorded as (insert into webhook_events (event_id, event_type)
+                         select ?, ? where exists (select 1 from payout_items where sender_item_id = ? and status = ? and paypal_item_id = ?)
+                         on conflict (event_id) do nothing)
+       select "payout_items".*, "payout_batches"."paypal_batch_id" as "batch_paypal_batch_id"
+         from "payout_items" inner join "payout_batches" on "payout_batches"."id" = "payout_items"."batch_id"
+        where "payout_items"."sender_item_id" = ?`,
+      [event.id, event.type, state.senderItemId, state.transactionStatus, state.payoutItemId, state.senderItemId],
+    );
+    return (rows as Array<Record<string, unknown>>).map((r) => ({ ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null }));
   }
 
   private async itemsWithBatchId(q: Db | Tx, senderItemIds: string[], lock: boolean): Promise<ItemWithBatchId[]> {

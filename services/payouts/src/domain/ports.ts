@@ -186,6 +186,11 @@ export interface PayoutsStore {
   itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<ItemWithBatchId[]>;
   /** the same, read without a lock (to find out whether there is anything to apply) */
   peekItemsBySenderItemIds(senderItemIds: string[], trx?: Tx): Promise<ItemWithBatchId[]>;
+  /**
+   * A webhook's item (by its sender_item_id), read without a lock, and in the same statement the webhook recorded when
+   * the item is already as it says (same status and PayPal item id): a repeat needs no other statement.
+   */
+  peekWebhookItem(state: PayPalItemState, event: { id: string; type: string }): Promise<ItemWithBatchId[]>;
   itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
   itemsOfIntents(intentIds: string[], trx?: Tx): Promise<PayoutItem[]>;
   currentItem(intent: Intent, trx?: Tx): Promise<PayoutItem | undefined>;

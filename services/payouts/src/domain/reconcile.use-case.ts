@@ -57,17 +57,23 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
 /**
  * A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event, in one transaction
  * (one commit; the record rides on the statement that moves the item). A webhook that repeats what is stored (the
- * reconciler read it first) only records the event. True when it changed the item.
+ * reconciler read it first) is recorded by the statement that reads the item: one statement. True when it changed
+ * the item.
  */
 export async function applyWebhookItem(ctx: PayoutsContext, event: { id: string; type: string }, state: PayPalItemState): Promise<boolean> {
+  const { store } = ctx;
   const known = lastWordPerItem([state]);
-  const seen = await planFromPeek(ctx, known);
+  const rows = known.length === 0 ? [] : await store.peekWebhookItem(state, event);
+  // the read recorded the webhook if the item is already as it says (the reconciler read it first): nothing to apply
+  const recorded = rows.some((i) => i.status === state.transactionStatus && i.paypalItemId === state.payoutItemId);
+  const seen = planItemStates(rows, known);
+  warnUnknown(ctx, seen.unknown);
   if (!anythingIn(seen)) {
-    await ctx.store.recordWebhookEvent(undefined, event.id, event.type);
+    if (!recorded) await store.recordWebhookEvent(undefined, event.id, event.type);
     return false;
   }
-  return ctx.store.transaction(async (trx) => {
-    if (seen.moves.length === 0) await ctx.store.recordWebhookEvent(trx, event.id, event.type);
+  return store.transaction(async (trx) => {
+    if (seen.moves.length === 0 && !recorded) await store.recordWebhookEvent(trx, event.id, event.type);
     const applied = await applyItemStatesIn(ctx, trx, seen, () => `PayPal webhook ${event.type} (${event.id})`, event);
     return applied > 0;
   });

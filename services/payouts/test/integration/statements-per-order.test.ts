@@ -11,7 +11,8 @@ interface Statement { sql: string; bindings: unknown[]; txId: string | undefined
  * and writes its items and moves its intents in one statement each, PayPal's item answers for a batch whose PayPal
  * id is known do not write to the batch, a webhook that repeats what is stored needs no transaction, and one that
  * changes an item moves it as read, locks and moves its intent and records the webhook in one statement (no locked
- * re-read of the item, no record of its own), and the reconciler's page moves all its items and their intents the
+ * re-read of the item, no record of its own), one that repeats what is stored is recorded by the statement that reads
+ * the item (one statement in all), and the reconciler's page moves all its items and their intents the
  * same way (no locked read of the items or the intents, no update per item). Counted by statement text on the
  * service's own pool; only statements this order's work sends are counted (bindings carry its ids).
  */
@@ -116,29 +117,36 @@ describe('statements per order', () => {
       const sent = statements.slice(from);
       const senderItemId = String((event.resource as { payout_item: { sender_item_id: string } }).payout_item.sender_item_id);
       const carrying = (id: string) => sent.filter((st) => st.bindings.some((b) => (Array.isArray(b) ? b.map(String) : [String(b)]).includes(id)));
+      // the statements that may record the webhook: the item's read (when the item is already as it says) and the move
       const recorded = carrying(String(event.id)).filter((st) => /insert into "?webhook_events"?/.test(st.sql));
-      const inTransaction = recorded[0]?.txId === undefined ? [] : sent.filter((st) => st.txId === recorded[0]!.txId);
-      return { recorded, itemReads: carrying(senderItemId).filter((st) => /from "payout_items"/.test(st.sql)), inTransaction };
+      const inTransaction = recorded.at(-1)?.txId === undefined ? [] : sent.filter((st) => st.txId === recorded.at(-1)!.txId);
+      return { recorded, itemReads: carrying(senderItemId).filter((st) => /from "payout_items"/.test(st.sql)), inTransaction, ofEvent: carrying(String(event.id)) };
     };
 
-    // one that repeats what the reconciler already applied: one plain read, the event recorded on its own, no transaction
-    const repeat = await deliver(webhookFor(orderId, `${sellerId}@sellers.test`, 'SUCCEEDED', 'SUCCESS'));
+    // one that repeats what the reconciler already applied: one plain read that also records the event (was a read and
+    // the record on its own), no transaction
+    const repeated = webhookFor(orderId, `${sellerId}@sellers.test`, 'SUCCEEDED', 'SUCCESS');
+    const repeat = await deliver(repeated);
+    expect(await service.ctx.db('webhook_events').where({ event_id: repeated.id }).first('event_type')).toEqual({ event_type: repeated.event_type });
     expect(repeat.recorded).toHaveLength(1);
     expect(repeat.recorded[0]!.txId).toBeUndefined();
+    expect(repeat.ofEvent).toEqual(repeat.recorded);
+    expect(repeat.recorded[0]!.sql).toMatch(/^with recorded as \(insert into webhook_events .* from "payout_items"/s);
     expect(repeat.itemReads.length).toBeGreaterThan(0);
     expect(repeat.itemReads.filter((st) => /for update/.test(st.sql) || st.txId !== undefined)).toEqual([]);
 
     // one that changes the item (the platform's payment came back): applied on the locked item and recorded by the same statement
     const returned = await deliver(webhookFor(orderId, PLATFORM, 'RETURNED', 'RETURNED'));
-    expect(returned.recorded).toHaveLength(1);
-    expect(returned.recorded[0]!.txId).toBeDefined();
-    expect(returned.recorded[0]!.sql).toMatch(/^with seen \(.*update payout_items .*for update.*insert into webhook_events/s);
+    // (the item's read records nothing: the item is not as the webhook says)
+    expect(returned.recorded.map((st) => st.txId === undefined)).toEqual([true, false]);
+    expect(returned.ofEvent).toEqual(returned.recorded);
+    expect(returned.recorded[1]!.sql).toMatch(/^with seen \(.*update payout_items .*for update.*insert into webhook_events/s);
     // the item is read once, unlocked (the item is moved only if still as read, its intent locked and the webhook
     // recorded, in one statement): not read again locked, nor its intent locked on its own
     expect(returned.itemReads.length).toBeGreaterThan(0); // (a reconciler's page read may coincide)
     expect(returned.itemReads.filter((st) => st.txId !== undefined)).toEqual([]);
     const itemStatements = returned.inTransaction.filter((st) => /payout_items/.test(st.sql));
-    expect(itemStatements).toEqual([returned.recorded[0]]);
+    expect(itemStatements).toEqual([returned.recorded[1]]);
     expect(returned.inTransaction.filter((st) => /^select \* from "payout_intents" where "id" in/.test(st.sql))).toEqual([]);
     // the whole transaction: the item moved, its intent locked and the webhook recorded; the intent moved (with its
     // history); its event (was 6 statements, with the webhook's record on its own)
@@ -181,7 +189,7 @@ describe('statements per order', () => {
       expect(inTransaction.filter((st) => /from "payout_items" .* for update of "payout_items"/s.test(st.sql))).toHaveLength(1);
       expect(inTransaction.filter((st) => /^with seen \(/.test(st.sql))).toHaveLength(2);
       // the webhook recorded once, by the first try
-      expect(inTransaction.filter((st) => /insert into "?webhook_events"?/.test(st.sql)).map((st) => st.bindings.filter((b) => b === true))).toEqual([[true], []]);
+      expect(inTransaction.filter((st) => /insert into "?webhook_events"?/.test(st.sql)).map((st) => st.bindings.at(-1))).toEqual([true, false]);
     } finally {
       if (!meanwhile.isCompleted()) await meanwhile.rollback();
     }
@@ -233,7 +241,7 @@ describe('statements of a webhook that reports an item paid', () => {
     });
     expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
     const sent = statements.slice(from);
-    const recorded = sent.filter((st) => /insert into "?webhook_events"?/.test(st.sql) && st.bindings.includes(event.id));
+    const recorded = sent.filter((st) => /insert into "?webhook_events"?/.test(st.sql) && st.bindings.includes(event.id) && st.txId !== undefined);
     expect(recorded).toHaveLength(1);
     const inTransaction = sent.filter((st) => st.txId !== undefined && st.txId === recorded[0]!.txId);
     // the item moved as read, its intent locked and moved to SENT with its history row, the webhook recorded: one
