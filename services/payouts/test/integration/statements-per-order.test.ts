@@ -1,6 +1,6 @@
 import { type RunningService } from '@postsale/runtime';
 import { uniqueId, waitFor } from '@postsale/runtime/testing';
-import type { PayPalFake } from '@postsale/sandbox';
+import { payoutBatchEvent, type PayPalFake } from '@postsale/sandbox';
 import { PLATFORM, payoutsWithStatus, putPayee, saleRecorded, startPayoutsUnderTest, type PayoutsUnderTest, type TopicPublisher } from '../support/payouts-harness';
 
 interface Statement { sql: string; bindings: unknown[]; txId: string | undefined }
@@ -198,7 +198,7 @@ describe('statements per order', () => {
   });
 });
 
-describe('statements of a webhook that reports an item paid', () => {
+describe('statements when PayPal settles only when told: the webhook or the reconciler first to report items paid', () => {
   const webhookId = uniqueId('WH-PAID-');
   let under: PayoutsUnderTest;
   const statements: Statement[] = [];
@@ -261,5 +261,52 @@ describe('statements of a webhook that reports an item paid', () => {
     expect(history.at(-1)).toMatchObject({ from_status: 'SUBMITTED', to_status: 'SENT', cause: `PayPal webhook PAYMENT.PAYOUTS-ITEM.SUCCEEDED (${event.id})` });
     expect(history.filter((h) => h.to_status === 'SENT')).toHaveLength(1);
   });
-});
 
+  it('when one of a page\'s items is moved between the reconciler\'s read and its move, then none moves as read, the page\'s items are read again locked and both move', async () => {
+    const { fake, service, publish } = under;
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 340, netMinor: 1275 }));
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+    const { db } = service.ctx;
+    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
+    await waitFor(async () => (await db('payout_batches').where({ id: batchId }).first('last_checked_at')).last_checked_at, { description: 'batch checked once' });
+    fake.processPayouts(); // both paid at PayPal; no webhook: the reconciler's next page brings them
+    const items = await db('payout_items').join('payout_intents', 'payout_intents.id', 'payout_items.intent_id')
+      .where({ 'payout_intents.order_id': orderId }).orderBy('payout_items.id').select('payout_items.id', 'payout_intents.recipient');
+    const platformItem = items.find((i) => i.recipient === 'PLATFORM')!;
+
+    const meanwhile = await db.transaction();
+    try {
+      await meanwhile('payout_items').where({ id: platformItem.id }).forUpdate();
+      const from = statements.length;
+      await db('payout_batches').where({ id: batchId }).update({ next_check_at: db.fn.now() });
+      const batchWebhook = payoutBatchEvent('SUCCESS', { batch_header: { payout_batch_id: 'ANY' } });
+      expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(batchWebhook, { webhookId }))).status).toBe(200);
+      const tried = await waitFor(() => statements.slice(from).find((st) => /^with seen \(/.test(st.sql) && items.every((i) => st.bindings.map(String).includes(String(i.id)))),
+        { description: 'the reconciler tries to move the page\'s items as it read them' });
+      await meanwhile('payout_items').where({ id: platformItem.id }).update({ transaction_id: 'TX-MEANWHILE' });
+      await meanwhile.commit();
+      await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'both sent by the reconciler' });
+      // the first try moved nothing (not even the seller's item, still as read) and locked no intent; the items were read
+      // again (locked already) and both moved with their intents in one statement
+      const page = statements.filter((st) => st.txId === tried.txId);
+      expect(page.map((st) => st.sql.slice(0, 40))).toEqual([
+        'BEGIN;',
+        'with seen (id, status, paypal_item_id, t',
+        'select "payout_items".*, "payout_batches',
+        'with seen (id, status, paypal_item_id, t',
+        'insert into "outbox" ("event", "event_id',
+        'insert into "outbox" ("event", "event_id',
+        'COMMIT;',
+      ]);
+      expect(page[2]!.sql).toMatch(/for update of "payout_items"$/);
+    } finally {
+      if (!meanwhile.isCompleted()) await meanwhile.rollback();
+    }
+    expect(await db('payout_items').where({ id: platformItem.id }).first('status', 'transaction_id')).toEqual({ status: 'SUCCESS', transaction_id: expect.any(String) });
+    const history = await db('intent_history').where({ order_id: orderId, to_status: 'SENT' }).select('intent_id');
+    expect(history).toHaveLength(2);
+  });
+});
