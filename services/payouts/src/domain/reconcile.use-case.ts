@@ -1,7 +1,7 @@
 import { retryDelayMs } from '@postsale/runtime';
 import { publishPayout, type PayoutsContext } from './context';
 import { recordClawback, scheduleRetry } from './intent-decisions';
-import { classifyItemStatus } from './payout-rules';
+import { FINAL_ITEM_STATUSES, classifyItemStatus } from './payout-rules';
 import type { PayPalItemState, Tx } from './ports';
 import type { BatchCheckJob, Intent, IntentMove, ItemOutcome, ItemWithBatchId, PayoutItem } from './records';
 
@@ -47,9 +47,8 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
     await applyItemStates(ctx, state.items, (item) => `PayPal batch ${job.paypalBatchId} reports ${item.transactionStatus}`);
     if (state.items.length === 0) break;
   }
-  const items = await store.itemsOfBatch(job.batchId);
-  const finished = items.every((i) => classifyItemStatus(i.status) !== 'IN_FLIGHT' && i.status !== 'SUBMITTED');
-  if (!(await store.recordBatchCheck(job, batchStatus, finished, settings.reconcileIntervalMs))) {
+  // the batch is done when every item is final: decided by the statement that records the check (no read of the items)
+  if (!(await store.recordBatchCheck(job, batchStatus, FINAL_ITEM_STATUSES, settings.reconcileIntervalMs))) {
     logger.info({ batchId: job.batchId, fence: job.fence }, 'batch check outlived its lease; another worker records it');
   }
 }

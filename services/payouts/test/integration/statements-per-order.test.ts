@@ -110,6 +110,12 @@ describe('statements per order', () => {
     expect(mentioning(/^update "payout_items" set/, ...items.map((i) => String(i.id)))).toEqual([]);
     expect(mentioning(/from "payout_items" .* for update of "payout_items"/s, ...items.map((i) => String(i.id)))).toEqual([]);
 
+    // the batch is closed by the statement that records its check, which tells whether every item is final: the
+    // batch's items are not read for it
+    await waitFor(async () => (await service.ctx.db('payout_batches').where({ id: batchId }).first('status')).status === 'COMPLETED', { description: 'batch completed' });
+    expect(mentioning(/^update "payout_batches" set .*"status" = case when not exists \(select 1 from payout_items/s, batchId).length).toBeGreaterThan(0);
+    expect(mentioning(/^select \* from "payout_items" where "batch_id" = \$1 order by/, batchId)).toEqual([]);
+
     // PayPal's item webhooks for this accepted batch never write to the batch row
     const deliver = async (event: ReturnType<typeof webhookFor>) => {
       const from = statements.length;
