@@ -2,10 +2,10 @@ import type { Knex } from 'knex';
 import { safeInteger } from '@postsale/contracts';
 import { AdminAuditTrail, afterCommit, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
-import type { PayoutsStore } from '../domain/ports';
+import type { PayPalItemState, PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toPayee, toReversal, toSale } from './payouts.rows';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentMove, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemMove, ItemWithBatchId, Milestones, MovedItem, NewIntent,
   NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from '../domain/records';
 
@@ -214,11 +214,6 @@ export class PayoutsRepository implements PayoutsStore {
   async intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined> {
     const r = await trx('payout_intents').where({ id }).forUpdate().first();
     return r ? toIntent(r) : undefined;
-  }
-
-  async intentsForUpdate(trx: Tx, ids: string[]): Promise<Intent[]> {
-    if (ids.length === 0) return [];
-    return (await trx('payout_intents').whereIn('id', ids).orderBy('id').forUpdate()).map(toIntent);
   }
 
   async intentsForSale(trx: Tx, saleId: string): Promise<Intent[]> {
@@ -441,11 +436,13 @@ export class PayoutsRepository implements PayoutsStore {
     return (rows as Array<Record<string, unknown>>).map((r) => ({ batchId: String(r.id), paypalBatchId: String(r.paypal_batch_id), fence: safeInteger(r.fence) }));
   }
 
-  async recordBatchCheck(job: BatchCheckJob, paypalBatchStatus: string, completed: boolean, nextCheckInMs: number): Promise<boolean> {
+  async recordBatchCheck(job: BatchCheckJob, paypalBatchStatus: string, finalItemStatuses: readonly string[], nextCheckInMs: number): Promise<boolean> {
+    const done = 'not exists (select 1 from payout_items i where i.batch_id = payout_batches.id and i.status <> all(?::text[]))';
     const updated = await this.db('payout_batches').where({ id: job.batchId, fence: job.fence }).update({
       paypal_batch_status: paypalBatchStatus, last_checked_at: this.db.fn.now(),
       next_check_at: this.db.raw('now() + make_interval(secs => ? / 1000.0)', [nextCheckInMs]),
-      ...(completed ? { status: 'COMPLETED', completed_at: this.db.fn.now() } : {}),
+      status: this.db.raw(`case when ${done} then 'COMPLETED' else status end`, [[...finalItemStatuses]]),
+      completed_at: this.db.raw(`case when ${done} then now() else completed_at end`, [[...finalItemStatuses]]),
     });
     return updated > 0;
   }
@@ -482,6 +479,20 @@ export class PayoutsRepository implements PayoutsStore {
     return this.itemsWithBatchId(trx ?? this.db, senderItemIds, false);
   }
 
+  async peekWebhookItem(state: PayPalItemState, event: { id: string; type: string }): Promise<ItemWithBatchId[]> {
+    // the record and the read see the same snapshot: the caller knows from the row read whether it was written
+    const { rows } = await this.db.raw(
+      `with recorded as (insert into webhook_events (event_id, event_type)
+                         select ?, ? where exists (select 1 from payout_items where sender_item_id = ? and status = ? and paypal_item_id = ?)
+                         on conflict (event_id) do nothing)
+       select "payout_items".*, "payout_batches"."paypal_batch_id" as "batch_paypal_batch_id"
+         from "payout_items" inner join "payout_batches" on "payout_batches"."id" = "payout_items"."batch_id"
+        where "payout_items"."sender_item_id" = ?`,
+      [event.id, event.type, state.senderItemId, state.transactionStatus, state.payoutItemId, state.senderItemId],
+    );
+    return (rows as Array<Record<string, unknown>>).map((r) => ({ ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null }));
+  }
+
   private async itemsWithBatchId(q: Db | Tx, senderItemIds: string[], lock: boolean): Promise<ItemWithBatchId[]> {
     if (senderItemIds.length === 0) return [];
     const query = q('payout_items')
@@ -515,51 +526,64 @@ export class PayoutsRepository implements PayoutsStore {
     return (await q('payout_items').where({ batch_id: batchId, status: 'UNCLAIMED' }).whereNotNull('cancel_requested_at').whereNotNull('paypal_item_id').orderBy('id')).map(toItem);
   }
 
-  async setItemOutcome(trx: Tx, itemId: string, o: ItemOutcome): Promise<void> {
-    await trx('payout_items').where({ id: itemId }).update({
-      status: o.status, paypal_item_id: o.paypalItemId, transaction_id: o.transactionId, error_name: o.errorName, error_message: o.errorMessage,
-      updated_at: trx.fn.now(),
-    });
-  }
-
-  async moveItemAsSeen(trx: Tx, seen: PayoutItem, o: ItemOutcome, intentMove?: IntentMove): Promise<{ before: Intent; after: Intent | undefined } | undefined> {
-    // compare-and-set on what the outcome was decided on (status and PayPal item id) and computed from (transaction
-    // id); the item's row is locked by the update, its intent by the select, in that order (as when locked one by
-    // one). The intent exists (foreign key), so no row means the item was not as seen.
-    const moved = trx('payout_items')
-      .where({ id: seen.id, status: seen.status })
-      .whereRaw('paypal_item_id is not distinct from ? and transaction_id is not distinct from ?', [seen.paypalItemId, seen.transactionId])
-      .update({
-        status: o.status, paypal_item_id: o.paypalItemId, transaction_id: o.transactionId, error_name: o.errorName, error_message: o.errorMessage,
-        updated_at: trx.fn.now(),
-      })
-      .returning(['intent_id', 'attempt']);
-    if (!intentMove) {
-      const { rows } = await trx.raw('with moved as (?) select * from payout_intents where id in (select intent_id from moved) for update', [moved]);
-      const [row] = rows as Array<Record<string, unknown>>;
-      return row ? { before: toIntent(row), after: undefined } : undefined;
+  async moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvent?: { id: string; type: string }): Promise<MovedItem[] | undefined> {
+    if (moves.length === 0) throw new Error('moveItemsAsSeen: no items to move');
+    const withMove = moves.filter((m) => m.intentMove);
+    const intentMove = withMove[0]?.intentMove;
+    if (withMove.some((m) => m.intentMove!.from.join() !== intentMove!.from.join() || JSON.stringify(m.intentMove!.patch) !== JSON.stringify(intentMove!.patch))) {
+      throw new Error('moveItemsAsSeen: the intents\' moves of one call share their from and patch');
     }
-    // the intent's move, decided on the row `before` locked (the update reads the row it locked: a version committed
-    // after this statement began is rechecked against `before`), with its history row from what the update returned
-    const after = trx('payout_intents')
-      .whereRaw('id in (select b.id from before b join moved m on m.attempt = b.attempt where b.status = any(?::text[]))', [intentMove.from])
-      .update(this.intentColumns(trx, intentMove.patch))
-      .returning('*');
+    const sorted = [...moves].sort((a, b) => Number(a.seen.id) - Number(b.seen.id));
+    const seenRows = sorted.map(() => '(?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::boolean, ?::text)').join(', ');
+    const seenBindings = sorted.flatMap(({ seen, outcome: o, intentMove: m }) => [
+      seen.id, seen.status, seen.paypalItemId, seen.transactionId, o.status, o.paypalItemId, o.transactionId, o.errorName, o.errorMessage, m !== undefined, m?.cause ?? null,
+    ]);
+    // the intents' move, decided on the rows `before` locked (the update reads the row it locked: a version committed
+    // after this statement began is rechecked against `before`), with history rows from what the update returned
+    const after = intentMove
+      ? trx('payout_intents')
+        .whereRaw('id in (select b.id from before b join moved m on m.intent_id = b.id and m.attempt = b.attempt where m.move_intent and b.status = any(?::text[]))', [intentMove.from])
+        .update(this.intentColumns(trx, intentMove.patch))
+        .returning('*')
+      : trx('payout_intents').whereRaw('false').select('*');
+    // The items are locked first, in id order, then compared with what was seen (status and PayPal item id decided on,
+    // transaction id computed from): all as seen, all move; any moved meanwhile, none does (and no intent is locked),
+    // so a caller that reads them again (locked already) and tries again still takes items before intents, each in id
+    // order, as every other path does. The webhook's record, when given, is written whatever the outcome.
     const { rows } = await trx.raw(
-      `with moved as (?),
-       before as materialized (select * from payout_intents where id in (select intent_id from moved) for update),
+      `with seen (id, status, paypal_item_id, transaction_id, to_status, to_paypal_item_id, to_transaction_id, error_name, error_message, move_intent, cause)
+         as (values ${seenRows}),
+       locked as materialized (select i.* from payout_items i where i.id in (select id from seen) order by i.id for update),
+       as_seen as materialized (select count(*) = (select count(*) from seen) as yes from seen s join locked l on l.id = s.id
+                                 where l.status = s.status and l.paypal_item_id is not distinct from s.paypal_item_id
+                                   and l.transaction_id is not distinct from s.transaction_id),
+       moved as (update payout_items i
+                    set status = s.to_status, paypal_item_id = s.to_paypal_item_id, transaction_id = s.to_transaction_id,
+                        error_name = s.error_name, error_message = s.error_message, updated_at = CURRENT_TIMESTAMP
+                   from seen s
+                  where i.id = s.id and (select yes from as_seen)
+                 returning i.id, i.intent_id, i.attempt, s.move_intent, s.cause),
+       before as materialized (select * from payout_intents where id in (select intent_id from moved) order by id for update),
        after as (?),
        noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause)
-                 select a.id, a.order_id, b.status, a.status, ? from after a join before b on b.id = a.id)
-       select false as moved_now, before.* from before
+                 select a.id, a.order_id, b.status, a.status, m.cause
+                   from after a join before b on b.id = a.id join moved m on m.intent_id = a.id and m.attempt = a.attempt),
+       recorded as (insert into webhook_events (event_id, event_type) select ?::text, ?::text where ?::boolean on conflict (event_id) do nothing)
+       select m.id as moved_item_id, before.* from moved m join before on before.id = m.intent_id
        union all
-       select true as moved_now, after.* from after`,
-      [moved, after, intentMove.cause],
+       select null, after.* from after`,
+      [...seenBindings, after, webhookEvent?.id ?? null, webhookEvent?.type ?? null, webhookEvent !== undefined],
     );
     const found = rows as Array<Record<string, unknown>>;
-    const before = found.find((r) => r.moved_now === false);
-    const afterRow = found.find((r) => r.moved_now === true);
-    return before ? { before: toIntent(before), after: afterRow ? toIntent(afterRow) : undefined } : undefined;
+    const afterById = new Map(found.filter((r) => r.moved_item_id === null).map((r) => [String(r.id), toIntent(r)]));
+    const moved = found.filter((r) => r.moved_item_id !== null)
+      .map((r) => ({ itemId: String(r.moved_item_id), before: toIntent(r) }));
+    if (moved.length === 0) return undefined;
+    // an intent moved by the item at its attempt (one item per attempt)
+    const attemptOf = new Map(sorted.map((m) => [m.seen.id, m.seen.attempt]));
+    return moved.map(({ itemId, before }) => ({
+      itemId, before, after: attemptOf.get(itemId) === before.attempt ? afterById.get(before.id) : undefined,
+    }));
   }
 
   async requestItemCancel(trx: Tx, itemId: string): Promise<void> {

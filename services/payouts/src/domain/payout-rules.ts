@@ -98,6 +98,9 @@ export function senderBatchId(batchId: string): string {
   return `postsale-${batchId.replace(/-/g, '')}`;
 }
 
+/** The item statuses PayPal never moves on from (classifyItemStatus: not IN_FLIGHT): a batch whose items are all in one is done. */
+export const FINAL_ITEM_STATUSES = ['SUCCESS', 'FAILED', 'BLOCKED', 'DENIED', 'RETURNED', 'REFUNDED', 'REVERSED', 'CANCELED'] as const;
+
 /** What a PayPal item status means for us. */
 export type ItemOutcome = 'IN_FLIGHT' | 'SENT' | 'FAILED' | 'RETURNED';
 

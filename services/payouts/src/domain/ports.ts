@@ -1,7 +1,7 @@
 import type { AdminAuditEntry, AdminAuditRecord, Tx } from '@postsale/runtime';
 import type { HoldReason, Recipient } from './payout-rules';
 import type {
-  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentMove, IntentPatch, ItemOutcome, ItemWithBatchId, Milestones, NewIntent,
+  BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemMove, ItemWithBatchId, Milestones, MovedItem, NewIntent,
   NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
 } from './records';
 
@@ -122,8 +122,6 @@ export interface PayoutsStore {
   insertSaleIntents(trx: Tx, saleId: string, entries: Array<{ intent: NewIntent; cause: string }>): Promise<{ reversed: boolean }>;
   /** the intent, locked for the rest of the transaction */
   intentForUpdate(trx: Tx, id: string): Promise<Intent | undefined>;
-  /** the intents with these ids, locked in id order (a page of PayPal results locks them all at once) */
-  intentsForUpdate(trx: Tx, ids: string[]): Promise<Intent[]>;
   /** locked for the rest of the transaction */
   intentsForSale(trx: Tx, saleId: string): Promise<Intent[]>;
   intentsForOrder(orderId: string, trx?: Tx): Promise<Intent[]>;
@@ -172,9 +170,10 @@ export interface PayoutsStore {
   claimBatchesToCheck(limit: number, leaseMs: number): Promise<BatchCheckJob[]>;
   /**
    * PayPal's status of the batch as last read, only while `fence` is current (false: another worker claimed it since);
-   * `completed` closes it, else it is checked again after `nextCheckInMs`
+   * the same statement closes it when every item of the batch is in one of `finalItemStatuses`, else it is checked again
+   * after `nextCheckInMs`
    */
-  recordBatchCheck(job: BatchCheckJob, paypalBatchStatus: string, completed: boolean, nextCheckInMs: number): Promise<boolean>;
+  recordBatchCheck(job: BatchCheckJob, paypalBatchStatus: string, finalItemStatuses: readonly string[], nextCheckInMs: number): Promise<boolean>;
   /** a check that failed: the batch is due again after `inMs` instead of when its lease runs out (only while `fence` is current) */
   deferBatchCheck(job: BatchCheckJob, inMs: number): Promise<void>;
   /** makes an accepted batch due for a check now (an operator asked to cancel one of its items) */
@@ -188,20 +187,26 @@ export interface PayoutsStore {
   itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<ItemWithBatchId[]>;
   /** the same, read without a lock (to find out whether there is anything to apply) */
   peekItemsBySenderItemIds(senderItemIds: string[], trx?: Tx): Promise<ItemWithBatchId[]>;
+  /**
+   * A webhook's item (by its sender_item_id), read without a lock, and in the same statement the webhook recorded when
+   * the item is already as it says (same status and PayPal item id): a repeat needs no other statement.
+   */
+  peekWebhookItem(state: PayPalItemState, event: { id: string; type: string }): Promise<ItemWithBatchId[]>;
   itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
   itemsOfIntents(intentIds: string[], trx?: Tx): Promise<PayoutItem[]>;
   currentItem(intent: Intent, trx?: Tx): Promise<PayoutItem | undefined>;
   /** the batch's UNCLAIMED items an operator asked to cancel */
   itemsWithCancelRequested(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
-  setItemOutcome(trx: Tx, itemId: string, outcome: ItemOutcome): Promise<void>;
   /**
-   * One item's outcome, applied only if the item is still as `seen` (status, PayPal item id and transaction id, read
-   * without a lock), and its intent locked — one statement. With `intentMove`, the same statement also moves the intent
-   * (with its history row) when it is at the item's attempt and in one of `intentMove.from`. The intent as locked
-   * (`before`) and as moved (`after`, undefined when not moved), or undefined when the item was not as seen (nothing
-   * written, nothing locked).
+   * Items' outcomes, applied only if every item is still as `seen` (status, PayPal item id and transaction id, read
+   * without a lock), and their intents locked — one statement. The items are locked first, in id order, then their
+   * intents in id order. With an `intentMove` (the moves of one call share its `from` and `patch`), the same statement
+   * also moves the item's intent (with its history row) when it is at the item's attempt and in one of `from`. With
+   * `webhookEvent`, the same statement records it (whatever the outcome). One entry per item moved, or undefined when
+   * any item was not as seen: then nothing moved and no intent is locked, but the items stay locked (read them again
+   * with itemsBySenderItemIds and try again).
    */
-  moveItemAsSeen(trx: Tx, seen: PayoutItem, outcome: ItemOutcome, intentMove?: IntentMove): Promise<{ before: Intent; after: Intent | undefined } | undefined>;
+  moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvent?: { id: string; type: string }): Promise<MovedItem[] | undefined>;
   requestItemCancel(trx: Tx, itemId: string): Promise<void>;
   recordCancelRefused(itemId: string, message: string): Promise<void>;
   rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void>;

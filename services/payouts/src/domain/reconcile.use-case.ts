@@ -1,7 +1,7 @@
 import { retryDelayMs } from '@postsale/runtime';
 import { publishPayout, type PayoutsContext } from './context';
 import { recordClawback, scheduleRetry } from './intent-decisions';
-import { classifyItemStatus } from './payout-rules';
+import { FINAL_ITEM_STATUSES, classifyItemStatus } from './payout-rules';
 import type { PayPalItemState, Tx } from './ports';
 import type { BatchCheckJob, Intent, IntentMove, ItemOutcome, ItemWithBatchId, PayoutItem } from './records';
 
@@ -47,28 +47,33 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
     await applyItemStates(ctx, state.items, (item) => `PayPal batch ${job.paypalBatchId} reports ${item.transactionStatus}`);
     if (state.items.length === 0) break;
   }
-  const items = await store.itemsOfBatch(job.batchId);
-  const finished = items.every((i) => classifyItemStatus(i.status) !== 'IN_FLIGHT' && i.status !== 'SUBMITTED');
-  if (!(await store.recordBatchCheck(job, batchStatus, finished, settings.reconcileIntervalMs))) {
+  // the batch is done when every item is final: decided by the statement that records the check (no read of the items)
+  if (!(await store.recordBatchCheck(job, batchStatus, FINAL_ITEM_STATUSES, settings.reconcileIntervalMs))) {
     logger.info({ batchId: job.batchId, fence: job.fence }, 'batch check outlived its lease; another worker records it');
   }
 }
 
 /**
  * A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event, in one transaction
- * (one commit). A webhook that repeats what is stored (the reconciler read it first) only records the event. True
- * when it changed the item.
+ * (one commit; the record rides on the statement that moves the item). A webhook that repeats what is stored (the
+ * reconciler read it first) is recorded by the statement that reads the item: one statement. True when it changed
+ * the item.
  */
 export async function applyWebhookItem(ctx: PayoutsContext, event: { id: string; type: string }, state: PayPalItemState): Promise<boolean> {
+  const { store } = ctx;
   const known = lastWordPerItem([state]);
-  const seen = await planFromPeek(ctx, known);
+  const rows = known.length === 0 ? [] : await store.peekWebhookItem(state, event);
+  // the read recorded the webhook if the item is already as it says (the reconciler read it first): nothing to apply
+  const recorded = rows.some((i) => i.status === state.transactionStatus && i.paypalItemId === state.payoutItemId);
+  const seen = planItemStates(rows, known);
+  warnUnknown(ctx, seen.unknown);
   if (!anythingIn(seen)) {
-    await ctx.store.recordWebhookEvent(undefined, event.id, event.type);
+    if (!recorded) await store.recordWebhookEvent(undefined, event.id, event.type);
     return false;
   }
-  return ctx.store.transaction(async (trx) => {
-    const applied = await applyItemStatesIn(ctx, trx, known, seen, () => `PayPal webhook ${event.type} (${event.id})`);
-    await ctx.store.recordWebhookEvent(trx, event.id, event.type);
+  return store.transaction(async (trx) => {
+    if (seen.moves.length === 0 && !recorded) await store.recordWebhookEvent(trx, event.id, event.type);
+    const applied = await applyItemStatesIn(ctx, trx, seen, () => `PayPal webhook ${event.type} (${event.id})`, event);
     return applied > 0;
   });
 }
@@ -88,7 +93,7 @@ export async function applyItemStates(ctx: PayoutsContext, states: PayPalItemSta
   const known = lastWordPerItem(states);
   const seen = await planFromPeek(ctx, known);
   if (!anythingIn(seen)) return 0;
-  return ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, known, seen, causeOf));
+  return ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, seen, causeOf));
 }
 
 /** The last word per item (a page never repeats one, but a caller might); states without a sender_item_id are not ours. */
@@ -116,36 +121,52 @@ function anythingIn(plan: ItemPlan): boolean {
 }
 
 /**
- * applyItemStatesIn the caller's transaction. One item to move (a webhook, nearly always) moves as it was seen and
- * locks its intent in one statement; when it was moved meanwhile, or several items move (their locks must all be taken
- * in id order before any intent's), the items are read again locked and the plan decided on them.
+ * applyItemStatesIn the caller's transaction. The items move as they were seen, with their intents, in one statement
+ * (a paid item moves its intent to SENT in it too; the webhook's record rides on it). When any was moved meanwhile,
+ * nothing moved and those items are held locked: they are read again and the plan decided on them, in the same order
+ * (items, then intents, each in id order). Items the peek found nothing to apply to are not touched: they only move
+ * forward, so there is still nothing to apply.
  */
-async function applyItemStatesIn(ctx: PayoutsContext, trx: Tx, known: PayPalItemState[], seen: ItemPlan, causeOf: (state: PayPalItemState) => string): Promise<number> {
+async function applyItemStatesIn(
+  ctx: PayoutsContext, trx: Tx, seen: ItemPlan, causeOf: (state: PayPalItemState) => string, webhookEvent?: { id: string; type: string },
+): Promise<number> {
   const { store } = ctx;
   // a batch's PayPal id is written only while unknown, so learning it from what was seen is safe (and rare)
   for (const [batchId, paypalBatchId] of seen.learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
-  if (seen.moves.length === 1) {
-    const [{ item, state }] = seen.moves as [ItemPlan['moves'][number]];
-    const cause = causeOf(state);
-    // a paid item (nearly every answer) moves its intent to SENT in the same statement, by the same rule as below
-    const paid = classifyItemStatus(state.transactionStatus) === 'SENT' ? sentMove(cause) : undefined;
-    const moved = await store.moveItemAsSeen(trx, item, outcomeOf(item, state), paid);
-    if (moved) {
-      if (moved.after) await afterSent(ctx, trx, moved.before, moved.after, item, state);
-      else if (moved.before.attempt === item.attempt) await applyToIntent(ctx, trx, moved.before, item, state, cause);
-      return 1;
-    }
-  }
   if (seen.moves.length === 0) return 0;
-  const { moves } = planItemStates(await store.itemsBySenderItemIds(trx, known.map((s) => s.senderItemId!)), known);
-  const intents = new Map((await store.intentsForUpdate(trx, [...new Set(moves.map((m) => m.item.intentId))])).map((i) => [i.id, i]));
-  for (const { item, state } of moves) {
-    await store.setItemOutcome(trx, item.id, outcomeOf(item, state));
-    const intent = intents.get(item.intentId);
-    if (!intent || intent.attempt !== item.attempt) continue; // an older attempt: history only
-    intents.set(intent.id, await applyToIntent(ctx, trx, intent, item, state, causeOf(state)));
-  }
+  if (await moveAsSeen(ctx, trx, seen.moves, causeOf, webhookEvent)) return seen.moves.length;
+  const states = seen.moves.map((m) => m.state);
+  const { moves } = planItemStates(await store.itemsBySenderItemIds(trx, states.map((s) => s.senderItemId!)), states);
+  if (moves.length === 0) return 0;
+  // locked since the first try: they are as read
+  if (!(await moveAsSeen(ctx, trx, moves, causeOf))) throw new Error('payout items moved while locked');
   return moves.length;
+}
+
+/** One statement moving the items (and the paid ones' intents), then what follows each intent's move; false when any item was not as seen. */
+async function moveAsSeen(
+  ctx: PayoutsContext, trx: Tx, moves: ItemPlan['moves'], causeOf: (state: PayPalItemState) => string, webhookEvent?: { id: string; type: string },
+): Promise<boolean> {
+  const moved = await ctx.store.moveItemsAsSeen(trx, moves.map(({ item, state }) => ({
+    seen: item, outcome: outcomeOf(item, state),
+    // a paid item (nearly every answer) moves its intent to SENT in the same statement, by the same rule as applyToIntent
+    intentMove: classifyItemStatus(state.transactionStatus) === 'SENT' ? sentMove(causeOf(state)) : undefined,
+  })), webhookEvent);
+  if (!moved) return false;
+  const byItem = new Map(moved.map((m) => [m.itemId, m]));
+  // an intent as it stands after the items before it in this set (one item per intent and attempt: nearly always one each)
+  const current = new Map<string, Intent>();
+  for (const { item, state } of [...moves].sort((a, b) => Number(a.item.id) - Number(b.item.id))) {
+    const { before: locked, after } = byItem.get(item.id)!;
+    const before = current.get(locked.id) ?? locked;
+    if (after) {
+      await afterSent(ctx, trx, before, after, item, state);
+      current.set(after.id, after);
+    } else if (before.attempt === item.attempt) {
+      current.set(before.id, await applyToIntent(ctx, trx, before, item, state, causeOf(state)));
+    } // an older attempt: the item's history only
+  }
+  return true;
 }
 
 /** What an item stores of PayPal's answer: ids PayPal left out keep the ones we know. */

@@ -62,6 +62,20 @@ export interface IntentMove {
   cause: string;
 }
 
+/** An item's outcome, to apply if the item is still as `seen`; with `intentMove`, its intent moves in the same statement. */
+export interface ItemMove {
+  seen: PayoutItem;
+  outcome: ItemOutcome;
+  intentMove?: IntentMove;
+}
+
+/** An item moved: its intent as locked (`before`) and as moved with it (`after`; undefined when not moved). */
+export interface MovedItem {
+  itemId: string;
+  before: Intent;
+  after: Intent | undefined;
+}
+
 /** An item with its batch's PayPal id as known when it was read (null: not learnt yet). */
 export type ItemWithBatchId = PayoutItem & { batchPayPalBatchId: string | null };
 

@@ -1,6 +1,6 @@
 import { type RunningService } from '@postsale/runtime';
 import { uniqueId, waitFor } from '@postsale/runtime/testing';
-import type { PayPalFake } from '@postsale/sandbox';
+import { payoutBatchEvent, type PayPalFake } from '@postsale/sandbox';
 import { PLATFORM, payoutsWithStatus, putPayee, saleRecorded, startPayoutsUnderTest, type PayoutsUnderTest, type TopicPublisher } from '../support/payouts-harness';
 
 interface Statement { sql: string; bindings: unknown[]; txId: string | undefined }
@@ -10,9 +10,11 @@ interface Statement { sql: string; bindings: unknown[]; txId: string | undefined
  * sale's two intents share one read of the payee and milestones, a batch locks and reads its payees' balances once
  * and writes its items and moves its intents in one statement each, PayPal's item answers for a batch whose PayPal
  * id is known do not write to the batch, a webhook that repeats what is stored needs no transaction, and one that
- * changes an item moves it as read and locks its intent in one statement (no locked re-read of the item). Counted by
- * statement text on the service's own pool; only statements this order's work sends are counted (bindings carry its
- * ids).
+ * changes an item moves it as read, locks and moves its intent and records the webhook in one statement (no locked
+ * re-read of the item, no record of its own), one that repeats what is stored is recorded by the statement that reads
+ * the item (one statement in all), and the reconciler's page moves all its items and their intents the
+ * same way (no locked read of the items or the intents, no update per item). Counted by statement text on the
+ * service's own pool; only statements this order's work sends are counted (bindings carry its ids).
  */
 describe('statements per order', () => {
   const webhookId = uniqueId('WH-STMT-');
@@ -90,6 +92,30 @@ describe('statements per order', () => {
     expect(mentioning(/update "payout_intents"/, batchId, ...intents.map((i) => String(i.id)))).toHaveLength(1);
     expect(mentioning(/^select \* from "payout_batches" where "id"/, batchId)).toEqual([]);
 
+    // the reconciler's page that found both items paid: both items, both intents (to SENT, with their history) in one
+    // statement, then their events; the items are not read again locked, their intents not locked on their own, and
+    // no item is updated on its own (was: a locked read of the items, one of the intents, an update per item and per
+    // intent: 10 statements in the transaction, now 5)
+    const items = await service.ctx.db('payout_items').whereIn('intent_id', intents.map((i) => i.id)).orderBy('id').select('id');
+    const pageMove = mentioning(/^with seen \(/, ...items.map((i) => String(i.id)));
+    expect(pageMove).toHaveLength(1);
+    const page = statements.filter((st) => st.txId === pageMove[0]!.txId);
+    expect(page.map((st) => st.sql.slice(0, 40))).toEqual([
+      'BEGIN;',
+      'with seen (id, status, paypal_item_id, t',
+      'insert into "outbox" ("event", "event_id',
+      'insert into "outbox" ("event", "event_id',
+      'COMMIT;',
+    ]);
+    expect(mentioning(/^update "payout_items" set/, ...items.map((i) => String(i.id)))).toEqual([]);
+    expect(mentioning(/from "payout_items" .* for update of "payout_items"/s, ...items.map((i) => String(i.id)))).toEqual([]);
+
+    // the batch is closed by the statement that records its check, which tells whether every item is final: the
+    // batch's items are not read for it
+    await waitFor(async () => (await service.ctx.db('payout_batches').where({ id: batchId }).first('status')).status === 'COMPLETED', { description: 'batch completed' });
+    expect(mentioning(/^update "payout_batches" set .*"status" = case when not exists \(select 1 from payout_items/s, batchId).length).toBeGreaterThan(0);
+    expect(mentioning(/^select \* from "payout_items" where "batch_id" = \$1 order by/, batchId)).toEqual([]);
+
     // PayPal's item webhooks for this accepted batch never write to the batch row
     const deliver = async (event: ReturnType<typeof webhookFor>) => {
       const from = statements.length;
@@ -97,37 +123,44 @@ describe('statements per order', () => {
       const sent = statements.slice(from);
       const senderItemId = String((event.resource as { payout_item: { sender_item_id: string } }).payout_item.sender_item_id);
       const carrying = (id: string) => sent.filter((st) => st.bindings.some((b) => (Array.isArray(b) ? b.map(String) : [String(b)]).includes(id)));
-      const recorded = carrying(String(event.id)).filter((st) => /^insert into "webhook_events"/.test(st.sql));
-      const inTransaction = recorded[0]?.txId === undefined ? [] : sent.filter((st) => st.txId === recorded[0]!.txId);
-      return { recorded, itemReads: carrying(senderItemId).filter((st) => /from "payout_items"/.test(st.sql)), inTransaction };
+      // the statements that may record the webhook: the item's read (when the item is already as it says) and the move
+      const recorded = carrying(String(event.id)).filter((st) => /insert into "?webhook_events"?/.test(st.sql));
+      const inTransaction = recorded.at(-1)?.txId === undefined ? [] : sent.filter((st) => st.txId === recorded.at(-1)!.txId);
+      return { recorded, itemReads: carrying(senderItemId).filter((st) => /from "payout_items"/.test(st.sql)), inTransaction, ofEvent: carrying(String(event.id)) };
     };
 
-    // one that repeats what the reconciler already applied: one plain read, the event recorded on its own, no transaction
-    const repeat = await deliver(webhookFor(orderId, `${sellerId}@sellers.test`, 'SUCCEEDED', 'SUCCESS'));
+    // one that repeats what the reconciler already applied: one plain read that also records the event (was a read and
+    // the record on its own), no transaction
+    const repeated = webhookFor(orderId, `${sellerId}@sellers.test`, 'SUCCEEDED', 'SUCCESS');
+    const repeat = await deliver(repeated);
+    expect(await service.ctx.db('webhook_events').where({ event_id: repeated.id }).first('event_type')).toEqual({ event_type: repeated.event_type });
     expect(repeat.recorded).toHaveLength(1);
     expect(repeat.recorded[0]!.txId).toBeUndefined();
+    expect(repeat.ofEvent).toEqual(repeat.recorded);
+    expect(repeat.recorded[0]!.sql).toMatch(/^with recorded as \(insert into webhook_events .* from "payout_items"/s);
     expect(repeat.itemReads.length).toBeGreaterThan(0);
     expect(repeat.itemReads.filter((st) => /for update/.test(st.sql) || st.txId !== undefined)).toEqual([]);
 
-    // one that changes the item (the platform's payment came back): applied on the locked item and recorded in the same transaction
+    // one that changes the item (the platform's payment came back): applied on the locked item and recorded by the same statement
     const returned = await deliver(webhookFor(orderId, PLATFORM, 'RETURNED', 'RETURNED'));
-    expect(returned.recorded).toHaveLength(1);
-    expect(returned.recorded[0]!.txId).toBeDefined();
-    // the item is read once, unlocked (the item is moved only if still as read, and its intent locked, in one statement):
-    // not read again locked, nor its intent locked on its own
+    // (the item's read records nothing: the item is not as the webhook says)
+    expect(returned.recorded.map((st) => st.txId === undefined)).toEqual([true, false]);
+    expect(returned.ofEvent).toEqual(returned.recorded);
+    expect(returned.recorded[1]!.sql).toMatch(/^with seen \(.*update payout_items .*for update.*insert into webhook_events/s);
+    // the item is read once, unlocked (the item is moved only if still as read, its intent locked and the webhook
+    // recorded, in one statement): not read again locked, nor its intent locked on its own
     expect(returned.itemReads.length).toBeGreaterThan(0); // (a reconciler's page read may coincide)
     expect(returned.itemReads.filter((st) => st.txId !== undefined)).toEqual([]);
     const itemStatements = returned.inTransaction.filter((st) => /payout_items/.test(st.sql));
-    expect(itemStatements).toHaveLength(1);
-    expect(itemStatements[0]!.sql).toMatch(/^with moved as \(update "payout_items" .* from payout_intents .* for update$/s);
+    expect(itemStatements).toEqual([returned.recorded[1]]);
     expect(returned.inTransaction.filter((st) => /^select \* from "payout_intents" where "id" in/.test(st.sql))).toEqual([]);
-    // the whole transaction: the item moved and its intent locked, the intent moved (with its history), its event, the webhook's record
+    // the whole transaction: the item moved, its intent locked and the webhook recorded; the intent moved (with its
+    // history); its event (was 6 statements, with the webhook's record on its own)
     expect(returned.inTransaction.map((st) => st.sql.slice(0, 40))).toEqual([
       'BEGIN;',
-      'with moved as (update "payout_items" set',
+      'with seen (id, status, paypal_item_id, t',
       'with moved as (update "payout_intents" s',
       'insert into "outbox" ("event", "event_id',
-      'insert into "webhook_events" ("event_id"',
       'COMMIT;',
     ]);
     await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'RETURNED' }), { description: 'platform payout returned' });
@@ -152,13 +185,17 @@ describe('statements per order', () => {
       await meanwhile('payout_items').where({ id: item.id }).forUpdate();
       const from = statements.length;
       const delivered = deliverWebhook(webhookFor(orderId, PLATFORM, 'RETURNED', 'RETURNED'));
-      const tried = await waitFor(() => statements.slice(from).find((st) => /^with moved as \(update "payout_items"/.test(st.sql) && st.bindings.map(String).includes(String(item.id))),
+      const tried = await waitFor(() => statements.slice(from).find((st) => /^with seen \(/.test(st.sql) && st.bindings.map(String).includes(String(item.id))),
         { description: 'the webhook tries to move the item as it read it' });
       await meanwhile('payout_items').where({ id: item.id }).update({ transaction_id: 'TX-MEANWHILE' });
       await meanwhile.commit();
       await delivered;
       // the move as read found nothing; the item was read again locked in the same transaction and moved
-      expect(statements.slice(from).filter((st) => st.txId === tried.txId && /from "payout_items" .* for update of "payout_items"/s.test(st.sql))).toHaveLength(1);
+      const inTransaction = statements.slice(from).filter((st) => st.txId === tried.txId);
+      expect(inTransaction.filter((st) => /from "payout_items" .* for update of "payout_items"/s.test(st.sql))).toHaveLength(1);
+      expect(inTransaction.filter((st) => /^with seen \(/.test(st.sql))).toHaveLength(2);
+      // the webhook recorded once, by the first try
+      expect(inTransaction.filter((st) => /insert into "?webhook_events"?/.test(st.sql)).map((st) => st.bindings.at(-1))).toEqual([true, false]);
     } finally {
       if (!meanwhile.isCompleted()) await meanwhile.rollback();
     }
@@ -167,7 +204,7 @@ describe('statements per order', () => {
   });
 });
 
-describe('statements of a webhook that reports an item paid', () => {
+describe('statements when PayPal settles only when told: the webhook or the reconciler first to report items paid', () => {
   const webhookId = uniqueId('WH-PAID-');
   let under: PayoutsUnderTest;
   const statements: Statement[] = [];
@@ -210,18 +247,18 @@ describe('statements of a webhook that reports an item paid', () => {
     });
     expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
     const sent = statements.slice(from);
-    const recorded = sent.filter((st) => /^insert into "webhook_events"/.test(st.sql) && st.bindings.includes(event.id));
+    const recorded = sent.filter((st) => /insert into "?webhook_events"?/.test(st.sql) && st.bindings.includes(event.id) && st.txId !== undefined);
     expect(recorded).toHaveLength(1);
     const inTransaction = sent.filter((st) => st.txId !== undefined && st.txId === recorded[0]!.txId);
-    // the item moved as read, its intent locked and moved to SENT with its history row: one statement; then its event
+    // the item moved as read, its intent locked and moved to SENT with its history row, the webhook recorded: one
+    // statement; then its event (was 5 statements, with the webhook's record on its own)
     expect(inTransaction.map((st) => st.sql.slice(0, 40))).toEqual([
       'BEGIN;',
-      'with moved as (update "payout_items" set',
+      'with seen (id, status, paypal_item_id, t',
       'insert into "outbox" ("event", "event_id',
-      'insert into "webhook_events" ("event_id"',
       'COMMIT;',
     ]);
-    expect(inTransaction[1]!.sql).toMatch(/for update.*update "payout_intents".*insert into intent_history/s);
+    expect(inTransaction[1]!.sql).toMatch(/for update.*update "payout_intents".*insert into intent_history.*insert into webhook_events/s);
     expect(inTransaction[2]!.bindings).toContain('PayoutSent');
 
     const payouts = await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SENT' }), { description: 'seller sent by webhook' });
@@ -230,5 +267,52 @@ describe('statements of a webhook that reports an item paid', () => {
     expect(history.at(-1)).toMatchObject({ from_status: 'SUBMITTED', to_status: 'SENT', cause: `PayPal webhook PAYMENT.PAYOUTS-ITEM.SUCCEEDED (${event.id})` });
     expect(history.filter((h) => h.to_status === 'SENT')).toHaveLength(1);
   });
-});
 
+  it('when one of a page\'s items is moved between the reconciler\'s read and its move, then none moves as read, the page\'s items are read again locked and both move', async () => {
+    const { fake, service, publish } = under;
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 340, netMinor: 1275 }));
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+    const { db } = service.ctx;
+    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
+    await waitFor(async () => (await db('payout_batches').where({ id: batchId }).first('last_checked_at')).last_checked_at, { description: 'batch checked once' });
+    fake.processPayouts(); // both paid at PayPal; no webhook: the reconciler's next page brings them
+    const items = await db('payout_items').join('payout_intents', 'payout_intents.id', 'payout_items.intent_id')
+      .where({ 'payout_intents.order_id': orderId }).orderBy('payout_items.id').select('payout_items.id', 'payout_intents.recipient');
+    const platformItem = items.find((i) => i.recipient === 'PLATFORM')!;
+
+    const meanwhile = await db.transaction();
+    try {
+      await meanwhile('payout_items').where({ id: platformItem.id }).forUpdate();
+      const from = statements.length;
+      await db('payout_batches').where({ id: batchId }).update({ next_check_at: db.fn.now() });
+      const batchWebhook = payoutBatchEvent('SUCCESS', { batch_header: { payout_batch_id: 'ANY' } });
+      expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(batchWebhook, { webhookId }))).status).toBe(200);
+      const tried = await waitFor(() => statements.slice(from).find((st) => /^with seen \(/.test(st.sql) && items.every((i) => st.bindings.map(String).includes(String(i.id)))),
+        { description: 'the reconciler tries to move the page\'s items as it read them' });
+      await meanwhile('payout_items').where({ id: platformItem.id }).update({ transaction_id: 'TX-MEANWHILE' });
+      await meanwhile.commit();
+      await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'both sent by the reconciler' });
+      // the first try moved nothing (not even the seller's item, still as read) and locked no intent; the items were read
+      // again (locked already) and both moved with their intents in one statement
+      const page = statements.filter((st) => st.txId === tried.txId);
+      expect(page.map((st) => st.sql.slice(0, 40))).toEqual([
+        'BEGIN;',
+        'with seen (id, status, paypal_item_id, t',
+        'select "payout_items".*, "payout_batches',
+        'with seen (id, status, paypal_item_id, t',
+        'insert into "outbox" ("event", "event_id',
+        'insert into "outbox" ("event", "event_id',
+        'COMMIT;',
+      ]);
+      expect(page[2]!.sql).toMatch(/for update of "payout_items"$/);
+    } finally {
+      if (!meanwhile.isCompleted()) await meanwhile.rollback();
+    }
+    expect(await db('payout_items').where({ id: platformItem.id }).first('status', 'transaction_id')).toEqual({ status: 'SUCCESS', transaction_id: expect.any(String) });
+    const history = await db('intent_history').where({ order_id: orderId, to_status: 'SENT' }).select('intent_id');
+    expect(history).toHaveLength(2);
+  });
+});

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { applyReversal, classifyItemStatus, decideRelease, offsetAgainstDebt, parseReleasePolicy, senderItemId, UNPAID_STATUSES } from '../../src/domain/payout-rules';
+import { applyReversal, classifyItemStatus, decideRelease, FINAL_ITEM_STATUSES, offsetAgainstDebt, parseReleasePolicy, senderItemId, UNPAID_STATUSES } from '../../src/domain/payout-rules';
 
 const recorded = new Date('2025-01-01T00:00:00Z');
 const DAY = 86_400_000;
@@ -65,5 +65,15 @@ describe('PayPal identifiers and statuses', () => {
     expect(classifyItemStatus('SUCCESS')).toBe('SENT');
     expect(classifyItemStatus('BLOCKED')).toBe('FAILED');
     expect(classifyItemStatus('REVERSED')).toBe('RETURNED');
+  });
+});
+
+describe('final item statuses', () => {
+  it('when a batch is closed by its final item statuses, then they are exactly the ones not in flight', () => {
+    for (const status of FINAL_ITEM_STATUSES) expect(classifyItemStatus(status)).not.toBe('IN_FLIGHT');
+    for (const status of ['SUBMITTED', 'PENDING', 'ONHOLD', 'UNCLAIMED', 'NEW', 'REJECTED', 'DRY_RUN']) {
+      expect(classifyItemStatus(status)).toBe('IN_FLIGHT');
+      expect(FINAL_ITEM_STATUSES).not.toContain(status);
+    }
   });
 });
