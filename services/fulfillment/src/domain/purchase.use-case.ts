@@ -1,5 +1,5 @@
 import { add, money, parseDecimal, type Money } from '@postsale/contracts';
-import { keepLease, retryDelayMs, type Lease, type Tx } from '@postsale/runtime';
+import { keepLease, retryDelayMs, type Lease } from '@postsale/runtime';
 import { runFollowUp } from './follow-up.use-case';
 import { evaluatePriceGuard } from './price-guard';
 import { BrowserLoginError, sendToReview, SupplierCallError, type Attempt, type Fulfillment, type FulfillmentDeps, type PurchaseChannel, type SupplierApi } from './ports';
