@@ -23,6 +23,9 @@ export const subjectKeysMigration: Migration = {
   },
 };
 
+/** rows per statement when applying a batch of subject keys */
+const MAX_KEYS_PER_STATEMENT = 1000;
+
 /** a subject's row as stored: its sealed key, or only the time of its erasure */
 interface StoredKey {
   sealed_key: string | null;
@@ -45,15 +48,21 @@ export async function applySubjectKeys(db: Db | Tx, records: SubjectKey[]): Prom
     const before = bySubject.get(r.subjectId);
     if (!before || erased) bySubject.set(r.subjectId, row);
   }
-  // a key never replaces an erasure, nor another key (a redelivered older record after the erased one changes nothing);
-  // an erasure replaces whatever was there. RETURNING: the rows this statement stored.
-  const result: { rows: Array<StoredKey & { subject_id: string }> } = await db.raw(
-    `insert into subject_keys (subject_id, sealed_key, erased_at) values ${[...bySubject.values()].map(() => '(?, ?, ?::timestamptz)').join(', ')}
-     on conflict (subject_id) do update set sealed_key = null, erased_at = excluded.erased_at, updated_at = now() where excluded.erased_at is not null
-     returning subject_id, sealed_key, erased_at`,
-    [...bySubject.values()].flatMap((r) => [r.subject_id, r.sealed_key, r.erased_at]),
-  );
-  const stored = new Map(result.rows.map((r) => [r.subject_id, { sealed_key: r.sealed_key, erased_at: r.erased_at }]));
+  const stored = new Map<string, StoredKey>();
+  const rows = [...bySubject.values()];
+  // (a replay from the topic's beginning brings large batches: a bounded number of rows per statement)
+  for (let i = 0; i < rows.length; i += MAX_KEYS_PER_STATEMENT) {
+    const chunk = rows.slice(i, i + MAX_KEYS_PER_STATEMENT);
+    // a key never replaces an erasure, nor another key (a redelivered older record after the erased one changes
+    // nothing); an erasure replaces whatever was there. RETURNING: the rows this statement stored.
+    const result: { rows: Array<StoredKey & { subject_id: string }> } = await db.raw(
+      `insert into subject_keys (subject_id, sealed_key, erased_at) values ${chunk.map(() => '(?, ?, ?::timestamptz)').join(', ')}
+       on conflict (subject_id) do update set sealed_key = null, erased_at = excluded.erased_at, updated_at = now() where excluded.erased_at is not null
+       returning subject_id, sealed_key, erased_at`,
+      chunk.flatMap((r) => [r.subject_id, r.sealed_key, r.erased_at]),
+    );
+    for (const r of result.rows) stored.set(r.subject_id, { sealed_key: r.sealed_key, erased_at: r.erased_at });
+  }
   const wake = () => {
     for (const subjectId of bySubject.keys()) keyWaiters.get(subjectId)?.forEach((handOver) => handOver(stored.get(subjectId)));
   };
