@@ -32,11 +32,23 @@ export class OutboxWriter {
    * key's row is written by the same statement, before the event's, so it is published first.
    */
   async publish<S extends AnyStream>(trx: Tx, stream: S, event: EventOf<S>, options: { subjectKey?: SubjectKey | null } = {}): Promise<void> {
+    const row = this.row(stream, event);
+    // one multi-row insert: ids follow the rows' order
+    await trx('outbox').insert(options.subjectKey ? [this.subjectKeyRow(options.subjectKey), row] : [row]);
+    this.wakeAfterCommit(trx);
+  }
+
+  /**
+   * `event`'s outbox row, checked against its schema as `publish` checks it, for a state change that writes it in its
+   * own statement (`insert into outbox … select … from changed`: the event exists iff the change happened) — one round
+   * trip, and no transaction when that statement is the only one. Call `written` once it wrote the row.
+   */
+  row<S extends AnyStream>(stream: S, event: EventOf<S>): OutboxRow {
     const problems = schemaErrors(stream, event);
     if (problems.length > 0) {
       throw new AppError('EVENT_SCHEMA_VIOLATION', `${event.type} does not match ${stream.baseName}`, { details: problems });
     }
-    const row = {
+    return {
       event_id: event.eventId,
       topic: this.codec.topic(stream),
       stream: stream.stream,
@@ -44,9 +56,15 @@ export class OutboxWriter {
       event_type: event.type,
       event: JSON.stringify(event),
     };
-    // one multi-row insert: ids follow the rows' order
-    await trx('outbox').insert(options.subjectKey ? [this.subjectKeyRow(options.subjectKey), row] : [row]);
-    this.wakeAfterCommit(trx);
+  }
+
+  /**
+   * A statement wrote a `row()`: the relay is woken once `trx` commits, or at once for a statement sent on its own
+   * (autocommit: it has committed when it answered).
+   */
+  written(trx?: Tx): void {
+    if (trx) this.wakeAfterCommit(trx);
+    else this.wake();
   }
 
   /**
@@ -73,11 +91,24 @@ export class OutboxWriter {
     if (!this.hooked.has(trx)) {
       this.hooked.add(trx);
       // Only after COMMIT can the relay see the rows; a rollback means there is nothing to publish.
-      afterCommit(trx, () => {
-        for (const listener of this.listeners) listener();
-      });
+      afterCommit(trx, () => this.wake());
     }
   }
+
+  private wake(): void {
+    for (const listener of this.listeners) listener();
+  }
+}
+
+/** An outbox row as `OutboxWriter.row` builds it: the columns a statement inserts into `outbox`. */
+export interface OutboxRow {
+  event_id: string;
+  topic: string;
+  stream: string;
+  key: string;
+  event_type: string;
+  /** the event as JSON text (cast to jsonb by the statement) */
+  event: string;
 }
 
 export interface OutboxRelayOptions {

@@ -23,25 +23,51 @@ export const subjectKeysMigration: Migration = {
   },
 };
 
+/** rows per statement when applying a batch of subject keys */
+const MAX_KEYS_PER_STATEMENT = 1000;
+
+/** a subject's row as stored: its sealed key, or only the time of its erasure */
+interface StoredKey {
+  sealed_key: string | null;
+  erased_at: Date | null;
+}
+
 /**
- * Applies subject-key records to the service's table; an erased subject's key is deleted and never comes back. Once
- * the transaction commits, the orders this process is waiting to open for those subjects look again (openOrderReceived).
+ * Applies subject-key records to the service's table in one statement; an erased subject's key is deleted and never
+ * comes back. Given the pool (not a transaction), that statement runs on its own: no BEGIN/COMMIT around it. Once it
+ * committed, the orders this process is waiting to open for those subjects are handed the rows it stored
+ * (openOrderReceived then reads nothing again).
  */
-export async function applySubjectKeys(trx: Tx, records: SubjectKey[]): Promise<void> {
-  afterCommit(trx, () => {
-    for (const r of records) keyWaiters.get(r.subjectId)?.forEach((wake) => wake());
-  });
+export async function applySubjectKeys(db: Db | Tx, records: SubjectKey[]): Promise<void> {
+  if (records.length === 0) return;
+  // one row per subject, as applying them one by one would leave it: an erasure wins over any key; else the first key
+  const bySubject = new Map<string, { subject_id: string; sealed_key: string | null; erased_at: Date | null }>();
   for (const r of records) {
-    if (r.sealedKey === null || r.erasedAt !== null) {
-      await trx('subject_keys')
-        .insert({ subject_id: r.subjectId, sealed_key: null, erased_at: new Date(r.erasedAt ?? r.occurredAt), updated_at: trx.fn.now() })
-        .onConflict('subject_id')
-        .merge({ sealed_key: null, erased_at: new Date(r.erasedAt ?? r.occurredAt), updated_at: trx.fn.now() });
-    } else {
-      // a key never replaces an erasure (a redelivered older record after the erased one changes nothing)
-      await trx('subject_keys').insert({ subject_id: r.subjectId, sealed_key: r.sealedKey }).onConflict('subject_id').ignore();
-    }
+    const erased = r.sealedKey === null || r.erasedAt !== null;
+    const row = { subject_id: r.subjectId, sealed_key: erased ? null : r.sealedKey, erased_at: erased ? new Date(r.erasedAt ?? r.occurredAt) : null };
+    const before = bySubject.get(r.subjectId);
+    if (!before || erased) bySubject.set(r.subjectId, row);
   }
+  const stored = new Map<string, StoredKey>();
+  const rows = [...bySubject.values()];
+  // (a replay from the topic's beginning brings large batches: a bounded number of rows per statement)
+  for (let i = 0; i < rows.length; i += MAX_KEYS_PER_STATEMENT) {
+    const chunk = rows.slice(i, i + MAX_KEYS_PER_STATEMENT);
+    // a key never replaces an erasure, nor another key (a redelivered older record after the erased one changes
+    // nothing); an erasure replaces whatever was there. RETURNING: the rows this statement stored.
+    const result: { rows: Array<StoredKey & { subject_id: string }> } = await db.raw(
+      `insert into subject_keys (subject_id, sealed_key, erased_at) values ${chunk.map(() => '(?, ?, ?::timestamptz)').join(', ')}
+       on conflict (subject_id) do update set sealed_key = null, erased_at = excluded.erased_at, updated_at = now() where excluded.erased_at is not null
+       returning subject_id, sealed_key, erased_at`,
+      chunk.flatMap((r) => [r.subject_id, r.sealed_key, r.erased_at]),
+    );
+    for (const r of result.rows) stored.set(r.subject_id, { sealed_key: r.sealed_key, erased_at: r.erased_at });
+  }
+  const wake = () => {
+    for (const subjectId of bySubject.keys()) keyWaiters.get(subjectId)?.forEach((handOver) => handOver(stored.get(subjectId)));
+  };
+  if (db.isTransaction) afterCommit(db as Tx, wake);
+  else wake();
 }
 
 /** how long a consumer looks again for a subject's key before it gives the event back to be retried */
@@ -52,24 +78,29 @@ const KEY_WAIT_MS = 1_000;
  */
 const KEY_LOOK_AGAIN_MS = 100;
 
-/** the orders of this process waiting for a subject's key: woken when applySubjectKeys commits it */
-const keyWaiters = new Map<string, Set<() => void>>();
+/**
+ * the orders of this process waiting for a subject's key: woken when applySubjectKeys commits it, with the row it
+ * stored (undefined when it stored none: the subject's row was there already)
+ */
+const keyWaiters = new Map<string, Set<(row: StoredKey | undefined) => void>>();
 
 /**
  * Waits for `subjectId`'s key to be stored by this process, or `ms` at most. Registered before the first look, so a
- * key stored between that look and the wait is not missed.
+ * key stored between that look and the wait is not missed. `next` resolves to the row this process stored, if any.
  */
 function keyArrival(subjectId: string) {
   let stored = false;
+  let handed: StoredKey | undefined;
   let wakeWaiter: (() => void) | undefined;
-  const wake = () => {
+  const wake = (row: StoredKey | undefined) => {
     stored = true;
+    handed = row ?? handed;
     wakeWaiter?.();
   };
   const waiters = keyWaiters.get(subjectId) ?? new Set();
   keyWaiters.set(subjectId, waiters.add(wake));
   return {
-    async next(ms: number): Promise<void> {
+    async next(ms: number): Promise<StoredKey | undefined> {
       if (!stored) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, ms);
@@ -81,6 +112,9 @@ function keyArrival(subjectId: string) {
         wakeWaiter = undefined;
       }
       stored = false;
+      const row = handed;
+      handed = undefined;
+      return row;
     },
     done(): void {
       waiters.delete(wake);
@@ -101,15 +135,14 @@ export async function openOrderReceived(trx: Tx, kek: KeyEncryptionKey, orderId:
   // milliseconds behind. Looking again for a moment (our transaction sees its commit) spares a rolled-back slice and a
   // retry for each such order — a quarter of them at 8 orders/s in the 20,000-order run. It looks again when this
   // process has stored the key, else every KEY_LOOK_AGAIN_MS (looking every 20 ms was 0.5 reads per order).
-  const lookUp = (): Promise<{ sealed_key: string | null; erased_at: Date | null } | undefined> =>
-    trx('subject_keys').where({ subject_id: sealed.subjectId }).first('sealed_key', 'erased_at');
+  // A key this process stored meanwhile is handed over with the row its statement stored (committed): no second read.
+  const lookUp = (): Promise<StoredKey | undefined> => trx('subject_keys').where({ subject_id: sealed.subjectId }).first('sealed_key', 'erased_at');
   const arrival = keyArrival(sealed.subjectId);
-  let row: Awaited<ReturnType<typeof lookUp>>;
+  let row: StoredKey | undefined;
   try {
     row = await lookUp();
     for (const deadline = Date.now() + waitMs; !row && Date.now() < deadline;) {
-      await arrival.next(Math.min(KEY_LOOK_AGAIN_MS, deadline - Date.now()));
-      row = await lookUp();
+      row = (await arrival.next(Math.min(KEY_LOOK_AGAIN_MS, deadline - Date.now()))) ?? (await lookUp());
     }
   } finally {
     arrival.done();
@@ -179,7 +212,7 @@ export class SubjectKeyReplica {
           try {
             const records: SubjectKey[] = [];
             for (const m of batch.messages) if (m.value) records.push(await codec.decodeSubjectKey(m.value));
-            await db.transaction((trx) => applySubjectKeys(trx, records));
+            await applySubjectKeys(db, records);
             break;
           } catch (error) {
             // a key that cannot be stored must not be skipped (its orders would wait for ever): retry until it passes

@@ -1,7 +1,7 @@
 import { safeInteger } from '@postsale/contracts';
 import type { Address, Money, OrderLine } from '@postsale/contracts';
 import type { Knex } from 'knex';
-import type { Db, Tx } from '@postsale/runtime';
+import type { Db, OutboxRow, Tx } from '@postsale/runtime';
 import type {
   Attempt, Fulfillment, FulfillmentHistory, FulfillmentPatch, FulfillmentStore, NewFulfillment, OverdueOrder, OverduePush, PurchaseIntent, SupplierAnswer, TrackingPush, TrackingPushOutcome,
 } from '../domain/ports';
@@ -156,12 +156,13 @@ export class FulfillmentRepository implements FulfillmentStore {
    * The atomic transition: UPDATE … WHERE state IN (from). Returns the updated fulfillment, or undefined when the order
    * was not in one of those states (someone else moved it first) — the caller then does nothing.
    */
-  async transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch = {}, fence?: number, answer?: SupplierAnswer): Promise<Fulfillment | undefined> {
-    const update = trx('fulfillments').where({ order_id: orderId }).whereIn('state', from);
+  async transition(trx: Tx | undefined, orderId: string, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch = {}, fence?: number, also: { answer?: SupplierAnswer; event?: OutboxRow } = {}): Promise<Fulfillment | undefined> {
+    const q = trx ?? this.db;
+    const update = q('fulfillments').where({ order_id: orderId }).whereIn('state', from);
     // a worker passes its lease's fencing token: if another worker has claimed the order since, nothing is updated
     if (fence !== undefined) update.where('lease_version', fence);
-    update.update({ ...patchColumns(patch), state: to, state_since: trx.fn.now() }).returning('*');
-    const row = await this.changeWithTransition(trx, update, { previous: from.length === 1 ? from[0]! : 'last recorded', cause, details }, answer && { ...answer, orderId });
+    update.update({ ...patchColumns(patch), state: to, state_since: q.fn.now() }).returning('*');
+    const row = await this.changeWithTransition(q, update, { previous: from.length === 1 ? from[0]! : 'last recorded', cause, details }, also.answer && { ...also.answer, orderId }, also.event);
     return row ? toFulfillment(row) : undefined;
   }
 
@@ -200,19 +201,22 @@ export class FulfillmentRepository implements FulfillmentStore {
    * Runs `change` (an insert or a guarded update of one fulfillment, `returning *`) and records its transition in the
    * same statement: a transitions row for the row it changed, none when it changed nothing (a fenced-off or moved order).
    * The previous state is `previous`, or with several possible ones the last recorded transition's target. A supplier
-   * `answer` behind the change is recorded in the statement too, whether or not it changed a row.
+   * `answer` behind the change is recorded in the statement too, whether or not it changed a row. An outbox `event`
+   * (OutboxWriter.row) is written only from the row it changed: it exists iff the change happened.
    */
-  private async changeWithTransition(trx: Tx, change: Knex.QueryBuilder, t: { previous: string | null | 'last recorded'; cause: string; details: unknown }, answer?: SupplierAnswer & { orderId: string }): Promise<Row | undefined> {
+  private async changeWithTransition(q: Db | Tx, change: Knex.QueryBuilder, t: { previous: string | null | 'last recorded'; cause: string; details: unknown }, answer?: SupplierAnswer & { orderId: string }, event?: OutboxRow): Promise<Row | undefined> {
     const previous = t.previous === 'last recorded' ? '(select last.to_state from transitions last where last.order_id = changed.order_id order by last.id desc limit 1)' : '?::text';
     const answered = answer ? ', answered as (insert into supplier_responses (order_id, method, outcome, summary) values (?, ?, ?, ?::jsonb))' : '';
-    const result: { rows: Row[] } = await trx.raw(
+    const published = event ? ', published as (insert into outbox (event_id, topic, stream, key, event_type, event) select ?::uuid, ?, ?, ?, ?, ?::jsonb from changed)' : '';
+    const result: { rows: Row[] } = await q.raw(
       `with changed as (?), recorded as (
          insert into transitions (order_id, from_state, to_state, cause, details)
-         select order_id, ${previous}, state, ?, ?::jsonb from changed)${answered}
+         select order_id, ${previous}, state, ?, ?::jsonb from changed)${answered}${published}
        select * from changed`,
       [
         change, ...(t.previous === 'last recorded' ? [] : [t.previous]), t.cause, t.details === null || t.details === undefined ? null : JSON.stringify(t.details),
         ...(answer ? [answer.orderId, answer.method, answer.outcome, JSON.stringify(answer.summary ?? null)] : []),
+        ...(event ? [event.event_id, event.topic, event.stream, event.key, event.event_type, event.event] : []),
       ],
     );
     return result.rows[0];

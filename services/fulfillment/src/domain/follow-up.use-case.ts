@@ -1,6 +1,6 @@
 import { parseDecimal } from '@postsale/contracts';
 import { afterCommit, retryDelayMs, type Tx } from '@postsale/runtime';
-import { publish, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps, type SupplierAnswer } from './ports';
+import { outboxEvent, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps, type SupplierAnswer } from './ports';
 import { closeReasonOf, Reasons, States } from './states';
 
 /**
@@ -11,9 +11,10 @@ import { closeReasonOf, Reasons, States } from './states';
  * (PURCHASED → SHIPPED, tracking pushed to the marketplace through `tracking_pushes`) and delivered (SHIPPED →
  * DELIVERED). Each check is a read; between checks the order waits with exponential backoff.
  *
- * The supplier's answer behind a decision is recorded (supplier_responses, for the operator) in the transaction that
- * records the decision (in a transition's own statement) — it is kept even when that transaction finds the order moved or fenced off, as it commits
- * anyway; an answer that changes nothing is recorded on its own.
+ * The supplier's answer behind a decision is recorded (supplier_responses, for the operator) in the statement of the
+ * transition that records the decision — kept even when that statement finds the order moved or fenced off; an answer
+ * that changes nothing is recorded on its own. An event the decision publishes is written by that statement too, only
+ * if the order moved: a decision that nothing else goes with is one statement, no BEGIN/COMMIT.
  */
 const PAID = new Set(['WAIT_SELLER_SEND_GOODS', 'SELLER_PART_SEND_GOODS', 'WAIT_BUYER_ACCEPT_GOODS', 'FINISH']);
 const PAYMENT_FAILED = new Set(['RISK_CONTROL', 'IN_CANCEL']);
@@ -36,54 +37,51 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
       if (PAID.has(order.status) && order.amount) {
         const cost = parseDecimal(order.amount.amount, order.amount.currency);
         const purchasedAt = new Date();
-        await deps.repo.transaction(async (trx) => {
-          const moved = await deps.repo.transition(trx, f.orderId, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
-            supplierCost: cost,
-            purchasedAt,
-            statusChecks: 0,
-            // a supplier paid a moment ago has not shipped: the first tracking look is a tracking interval away (it was
-            // due at once, one claim and one empty answer per order)
-            nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
-          }, f.leaseVersion, answer);
-          if (!moved) return;
-          checkAgainAt(deps, moved.nextRunAt, trx);
-          await publish(deps, trx, f, 'PurchaseCompleted', {
-            supplier: 'ALIEXPRESS',
-            supplierOrderId: f.supplierOrderId!,
-            supplierCost: cost,
-            channel: (f.channel as 'API' | 'BROWSER') ?? 'API',
-            purchasedAt: purchasedAt.getTime(),
-          });
-          deps.metrics.purchases.inc({ outcome: 'purchased', reason: 'none', channel: f.channel ?? 'API' });
-          if (f.receivedAt) deps.metrics.orderToPurchase.observe((purchasedAt.getTime() - f.receivedAt.getTime()) / 1000);
+        const event = outboxEvent(deps, f, 'PurchaseCompleted', {
+          supplier: 'ALIEXPRESS',
+          supplierOrderId: f.supplierOrderId!,
+          supplierCost: cost,
+          channel: (f.channel as 'API' | 'BROWSER') ?? 'API',
+          purchasedAt: purchasedAt.getTime(),
         });
+        // One statement on its own (no BEGIN/COMMIT): the move, its transitions row, the supplier's answer and the event,
+        // which is written only if the order moved.
+        const moved = await deps.repo.transition(undefined, f.orderId, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
+          supplierCost: cost,
+          purchasedAt,
+          statusChecks: 0,
+          // a supplier paid a moment ago has not shipped: the first tracking look is a tracking interval away (it was
+          // due at once, one claim and one empty answer per order)
+          nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
+        }, f.leaseVersion, { answer, event });
+        if (!moved) return;
+        deps.outbox.written();
+        checkAgainAt(deps, moved.nextRunAt);
+        deps.metrics.purchases.inc({ outcome: 'purchased', reason: 'none', channel: f.channel ?? 'API' });
+        if (f.receivedAt) deps.metrics.orderToPurchase.observe((purchasedAt.getTime() - f.receivedAt.getTime()) / 1000);
         return;
       }
       if (order.status === 'WAIT_COMPLETE_ADDRESS') {
         // Corrections: the supplier holds the order until its address is completed: a person must do that
-        await deps.repo.transaction(async (trx) => {
-          await keep(deps, f, answer, trx);
-          await sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {
-            reason: Reasons.INCOMPLETE_ADDRESS,
-            message: `supplier order ${f.supplierOrderId} waits for its address to be completed at AliExpress (WAIT_COMPLETE_ADDRESS)`,
-            supplierCode: order.status,
-            details: { supplierOrderId: f.supplierOrderId },
-            publishFailure: false,
-          }, 'payment check');
-        });
+        await sendToReview(deps, undefined, f, [States.AWAITING_PAYMENT], {
+          reason: Reasons.INCOMPLETE_ADDRESS,
+          message: `supplier order ${f.supplierOrderId} waits for its address to be completed at AliExpress (WAIT_COMPLETE_ADDRESS)`,
+          supplierCode: order.status,
+          details: { supplierOrderId: f.supplierOrderId },
+          publishFailure: false,
+          answer,
+        }, 'payment check');
         return;
       }
       if (PAYMENT_FAILED.has(order.status)) {
-        await deps.repo.transaction(async (trx) => {
-          await keep(deps, f, answer, trx);
-          await sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {
-            reason: order.status === 'IN_CANCEL' ? Reasons.SUPPLIER_ORDER_CANCELLED : Reasons.SUPPLIER_PAYMENT_FAILED,
-            message: `supplier order ${f.supplierOrderId} is ${order.status}: not paid`,
-            supplierCode: order.status,
-            details: { supplierOrderId: f.supplierOrderId },
-            fence: f.leaseVersion,
-          }, 'payment check');
-        });
+        await sendToReview(deps, undefined, f, [States.AWAITING_PAYMENT], {
+          reason: order.status === 'IN_CANCEL' ? Reasons.SUPPLIER_ORDER_CANCELLED : Reasons.SUPPLIER_PAYMENT_FAILED,
+          message: `supplier order ${f.supplierOrderId} is ${order.status}: not paid`,
+          supplierCode: order.status,
+          details: { supplierOrderId: f.supplierOrderId },
+          fence: f.leaseVersion,
+          answer,
+        }, 'payment check');
         return;
       }
       await keep(deps, f, answer);
@@ -108,6 +106,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
       }
       const answer: SupplierAnswer = { method: 'aliexpress.ds.order.tracking.get', outcome: 'SHIPPED', summary: { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber } };
       const shippedAt = new Date(tracking.events.map((e) => e.at ?? Infinity).reduce((a, b) => Math.min(a, b), Date.now()));
+      const event = outboxEvent(deps, f, 'OrderShipped', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber, shippedAt: shippedAt.getTime() });
       await deps.repo.transaction(async (trx) => {
         const moved = await deps.repo.transition(trx, f.orderId, [States.PURCHASED], States.SHIPPED, 'supplier tracking available', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber }, {
           carrier: tracking.carrier,
@@ -115,10 +114,10 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
           shippedAt,
           statusChecks: 0,
           nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
-        }, f.leaseVersion, answer);
+        }, f.leaseVersion, { answer, event });
         if (!moved) return;
+        deps.outbox.written(trx);
         checkAgainAt(deps, moved.nextRunAt, trx);
-        await publish(deps, trx, f, 'OrderShipped', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber, shippedAt: shippedAt.getTime() });
         // the marketplace step, in the same transaction: it cannot be forgotten (lessons 14-15)
         const pushable = f.marketplace === 'EBAY' || f.marketplace === 'MERCADOLIBRE';
         await deps.repo.insertTrackingPush(trx, f.orderId, f.sellerId, f.marketplace ?? 'UNKNOWN', pushable ? 'PENDING' : 'SKIPPED');
@@ -142,10 +141,10 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
         return;
       }
       const deliveredAt = new Date();
-      await deps.repo.transaction(async (trx) => {
-        const moved = await deps.repo.transition(trx, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null }, f.leaseVersion, answer);
-        if (moved) await publish(deps, trx, f, 'OrderDelivered', { deliveredAt: deliveredAt.getTime() });
-      });
+      const event = outboxEvent(deps, f, 'OrderDelivered', { deliveredAt: deliveredAt.getTime() });
+      // one statement on its own: the event is written only if the order moved
+      const moved = await deps.repo.transition(undefined, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null }, f.leaseVersion, { answer, event });
+      if (moved) deps.outbox.written();
     }
   } catch (error) {
     if (!(error instanceof SupplierCallError)) throw error;
@@ -157,40 +156,36 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
 
 /** FINISH with a close end_reason: nothing was (or will be) delivered; a person decides (refund, re-buy…). */
 async function closedAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Array<Fulfillment['state']>, endReason: string, answer: SupplierAnswer): Promise<void> {
-  await deps.repo.transaction(async (trx) => {
-    await keep(deps, f, answer, trx);
-    await sendToReview(deps, trx, f, from, {
-      reason: Reasons.SUPPLIER_ORDER_CLOSED,
-      message: `supplier order ${f.supplierOrderId} is FINISH but closed (end_reason ${endReason})${f.state === States.PURCHASED ? ' before any tracking appeared: it will not ship' : ''}: not delivered`,
-      supplierCode: endReason,
-      details: { supplierOrderId: f.supplierOrderId, endReason },
-      publishFailure: f.state === States.AWAITING_PAYMENT,
-      fence: f.leaseVersion,
-    }, 'supplier status check');
-  });
+  await sendToReview(deps, undefined, f, from, {
+    reason: Reasons.SUPPLIER_ORDER_CLOSED,
+    message: `supplier order ${f.supplierOrderId} is FINISH but closed (end_reason ${endReason})${f.state === States.PURCHASED ? ' before any tracking appeared: it will not ship' : ''}: not delivered`,
+    supplierCode: endReason,
+    details: { supplierOrderId: f.supplierOrderId, endReason },
+    publishFailure: f.state === States.AWAITING_PAYMENT,
+    fence: f.leaseVersion,
+    answer,
+  }, 'supplier status check');
 }
 
 /** IN_CANCEL after payment: the supplier is cancelling (and refunding) an order we paid; a person decides. */
 async function cancelledAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Array<Fulfillment['state']>, answer: SupplierAnswer): Promise<void> {
-  await deps.repo.transaction(async (trx) => {
-    await keep(deps, f, answer, trx);
-    await sendToReview(deps, trx, f, from, {
-      reason: Reasons.SUPPLIER_ORDER_CANCELLED,
-      message: `supplier order ${f.supplierOrderId} is IN_CANCEL before any tracking appeared: it will not ship`,
-      supplierCode: 'IN_CANCEL',
-      details: { supplierOrderId: f.supplierOrderId },
-      publishFailure: false,
-      fence: f.leaseVersion,
-    }, 'supplier status check');
-  });
+  await sendToReview(deps, undefined, f, from, {
+    reason: Reasons.SUPPLIER_ORDER_CANCELLED,
+    message: `supplier order ${f.supplierOrderId} is IN_CANCEL before any tracking appeared: it will not ship`,
+    supplierCode: 'IN_CANCEL',
+    details: { supplierOrderId: f.supplierOrderId },
+    publishFailure: false,
+    fence: f.leaseVersion,
+    answer,
+  }, 'supplier status check');
 }
 
 
 const orderAnswer = (order: { status: string }): SupplierAnswer => ({ method: 'aliexpress.trade.ds.order.get', outcome: order.status, summary: order });
 
-/** Records `answer`, in `trx` when given (the transaction of the decision it led to), else on its own. */
-function keep(deps: FulfillmentDeps, f: Fulfillment, answer: SupplierAnswer, trx?: Tx): Promise<void> {
-  return deps.repo.recordSupplierResponse(f.orderId, answer.method, answer.outcome, answer.summary, trx);
+/** Records an `answer` that changed nothing, on its own (one that led to a decision goes in the decision's statement). */
+function keep(deps: FulfillmentDeps, f: Fulfillment, answer: SupplierAnswer): Promise<void> {
+  return deps.repo.recordSupplierResponse(f.orderId, answer.method, answer.outcome, answer.summary);
 }
 
 async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promise<void> {

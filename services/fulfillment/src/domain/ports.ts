@@ -1,5 +1,5 @@
 import { newEvent, Streams, type FulfillmentEvent, type PayloadOf } from '@postsale/contracts';
-import type { Logger, OutboxWriter, Tx } from '@postsale/runtime';
+import type { Logger, OutboxRow, OutboxWriter, Tx } from '@postsale/runtime';
 import type { FulfillmentMetrics } from '../metrics';
 import type { SupplierApi, WebCheckout } from './gateways';
 import type {
@@ -51,9 +51,10 @@ export interface FulfillmentStore {
   /**
    * The atomic transition from one of `from` to `to`, with `patch`; with a `fence`, only while that lease is current.
    * Undefined when the order was elsewhere (or claimed by another worker): the caller then does nothing. `answer`, the
-   * supplier's answer behind the decision, is recorded in the same statement, whether or not the order moved.
+   * supplier's answer behind the decision, is recorded in the same statement, whether or not the order moved; `event`
+   * (outboxEvent) is published by the same statement only when the order moved. Without `trx`, one statement on its own.
    */
-  transition(trx: Tx, orderId: string, from: State[], to: State, cause: string, details: unknown, patch?: FulfillmentPatch, fence?: number, answer?: SupplierAnswer): Promise<Fulfillment | undefined>;
+  transition(trx: Tx | undefined, orderId: string, from: State[], to: State, cause: string, details: unknown, patch?: FulfillmentPatch, fence?: number, also?: { answer?: SupplierAnswer; event?: OutboxRow }): Promise<Fulfillment | undefined>;
   /** changes fields without changing state, only while the order is in `state` (and the lease `fence` is current) */
   update(trx: Tx | undefined, orderId: string, state: State, patch: FulfillmentPatch, fence?: number): Promise<boolean>;
   /** claims due orders in `states` with a lease: next_run_at moved forward, fencing token incremented */
@@ -142,33 +143,44 @@ export async function publish<T extends FulfillmentEvent['type']>(deps: Fulfillm
 }
 
 /**
+ * The outbox row of a fulfillment event, for a transition that publishes it in its own statement (`also.event`): written
+ * iff the order moved. The caller then calls `deps.outbox.written(trx)` so the relay is woken after the commit.
+ */
+export function outboxEvent<T extends FulfillmentEvent['type']>(deps: FulfillmentDeps, f: Pick<Fulfillment, 'orderId' | 'sellerId'>, type: T, payload: PayloadOf<FulfillmentEvent, T>, causationId: string | null = null): OutboxRow {
+  return deps.outbox.row(Streams.fulfillment, newEvent(Streams.fulfillment, type, payload, { orderId: f.orderId, sellerId: f.sellerId, causationId }));
+}
+
+/**
  * Sends an order to the review queue with a reason, and says so on the fulfillment stream (PurchaseFailed,
- * needsReview) in the same transaction. Returns false when the order was no longer in one of `from`.
+ * needsReview), in one statement: the event is written only if the order moved, and `answer` (the supplier's answer
+ * behind the decision) whether or not. Without `trx` that statement runs on its own. Returns false when the order was
+ * no longer in one of `from`.
  */
 export async function sendToReview(
   deps: FulfillmentDeps,
-  trx: Tx,
+  trx: Tx | undefined,
   f: Pick<Fulfillment, 'orderId' | 'sellerId' | 'channel'>,
   from: State[],
-  review: { reason: string; message: string; details?: Record<string, unknown>; supplierCode?: string | null; publishFailure?: boolean; fence?: number },
+  review: { reason: string; message: string; details?: Record<string, unknown>; supplierCode?: string | null; publishFailure?: boolean; fence?: number; answer?: SupplierAnswer },
   cause: string,
 ): Promise<boolean> {
   const details = { message: review.message, ...(review.supplierCode ? { supplierCode: review.supplierCode } : {}), ...(review.details ?? {}) };
-  const moved = await deps.repo.transition(trx, f.orderId, from, 'NEEDS_REVIEW', cause, { reason: review.reason, ...details }, {
-    reasonCode: review.reason,
-    reasonDetails: details,
-    nextRunAt: null,
-  }, review.fence);
-  if (!moved) return false;
-  if (review.publishFailure ?? true) {
-    await publish(deps, trx, f, 'PurchaseFailed', {
+  const event = (review.publishFailure ?? true)
+    ? outboxEvent(deps, f, 'PurchaseFailed', {
       reasonCode: review.reason,
       supplierErrorCode: review.supplierCode ?? null,
       message: review.message,
       needsReview: true,
       failedAt: Date.now(),
-    });
-  }
+    })
+    : undefined;
+  const moved = await deps.repo.transition(trx, f.orderId, from, 'NEEDS_REVIEW', cause, { reason: review.reason, ...details }, {
+    reasonCode: review.reason,
+    reasonDetails: details,
+    nextRunAt: null,
+  }, review.fence, { answer: review.answer, event });
+  if (!moved) return false;
+  if (event) deps.outbox.written(trx);
   deps.metrics.purchases.inc({ outcome: 'needs_review', reason: review.reason, channel: f.channel ?? 'none' });
   return true;
 }

@@ -1,5 +1,5 @@
 import { add, money, parseDecimal, type Money } from '@postsale/contracts';
-import { keepLease, retryDelayMs, type Lease, type Tx } from '@postsale/runtime';
+import { keepLease, retryDelayMs, type Lease } from '@postsale/runtime';
 import { runFollowUp } from './follow-up.use-case';
 import { evaluatePriceGuard } from './price-guard';
 import { BrowserLoginError, sendToReview, SupplierCallError, type Attempt, type Fulfillment, type FulfillmentDeps, type PurchaseChannel, type SupplierApi } from './ports';
@@ -100,51 +100,45 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
 
   if (f.state === States.PURCHASING && last && last.outcome === 'NOT_PLACED' && f.cancelRequested) {
     // nothing exists at the supplier (NOT_PLACED is recorded only when that is certain) and the buyer cancelled: stop
-    await deps.repo.transaction((trx) => deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.CANCELLED, 'cancelled while retrying', { lastAttempt: last.attemptNo }, { nextRunAt: null }, fence));
+    await deps.repo.transition(undefined, f.orderId, [States.PURCHASING], States.CANCELLED, 'cancelled while retrying', { lastAttempt: last.attemptNo }, { nextRunAt: null }, fence);
     return;
   }
   if (unresolved && f.cancelRequested && unresolved.channel !== 'BROWSER') {
     // Cancelled while a purchase's outcome is unknown. On the API the only way to resolve it is to re-send the create,
     // which buys if the first call never arrived: a cancelled order must not be bought, and it must not be called
     // CANCELLED while something may exist at the supplier either. A person looks (never CANCELLED).
-    await deps.repo.transaction((trx) =>
-      sendToReview(deps, trx, f, [States.PURCHASING], {
-        reason: Reasons.UNRESOLVED_PURCHASE,
-        message: `the marketplace order was cancelled while the outcome of the purchase with out_order_id ${unresolved.outOrderId} is unknown; look for it at the supplier (note to seller = ${unresolved.outOrderId}) and cancel it there if it exists`,
-        details: { outOrderId: unresolved.outOrderId, channel: unresolved.channel, cancelRequested: true, lastAttempt: unresolved.attemptNo },
-        publishFailure: false,
-        fence,
-      }, 'purchase worker'),
-    );
+    await sendToReview(deps, undefined, f, [States.PURCHASING], {
+      reason: Reasons.UNRESOLVED_PURCHASE,
+      message: `the marketplace order was cancelled while the outcome of the purchase with out_order_id ${unresolved.outOrderId} is unknown; look for it at the supplier (note to seller = ${unresolved.outOrderId}) and cancel it there if it exists`,
+      details: { outOrderId: unresolved.outOrderId, channel: unresolved.channel, cancelRequested: true, lastAttempt: unresolved.attemptNo },
+      publishFailure: false,
+      fence,
+    }, 'purchase worker');
     return;
   }
   if (f.state === States.PURCHASING && f.purchaseAttempts >= deps.settings.purchaseMaxAttempts) {
-    await deps.repo.transaction((trx) =>
-      sendToReview(deps, trx, f, [States.PURCHASING], {
-        reason: unresolved ? Reasons.UNRESOLVED_PURCHASE : Reasons.RETRIES_EXHAUSTED,
-        message: unresolved
-          ? `after ${f.purchaseAttempts} attempts the outcome is still unknown; look for out_order_id ${f.outOrderId} at the supplier`
-          : `the supplier was unavailable for ${f.purchaseAttempts} attempts`,
-        details: { attempts: f.purchaseAttempts, outOrderId: f.outOrderId, lastCode: last?.supplierCode ?? null, ...(f.cancelRequested ? { cancelRequested: true } : {}) },
-        // a cancelled order whose outcome is unknown is not a purchase failure: the sale is being cancelled anyway
-        publishFailure: !(unresolved && f.cancelRequested),
-        fence,
-      }, 'purchase worker'),
-    );
+    await sendToReview(deps, undefined, f, [States.PURCHASING], {
+      reason: unresolved ? Reasons.UNRESOLVED_PURCHASE : Reasons.RETRIES_EXHAUSTED,
+      message: unresolved
+        ? `after ${f.purchaseAttempts} attempts the outcome is still unknown; look for out_order_id ${f.outOrderId} at the supplier`
+        : `the supplier was unavailable for ${f.purchaseAttempts} attempts`,
+      details: { attempts: f.purchaseAttempts, outOrderId: f.outOrderId, lastCode: last?.supplierCode ?? null, ...(f.cancelRequested ? { cancelRequested: true } : {}) },
+      // a cancelled order whose outcome is unknown is not a purchase failure: the sale is being cancelled anyway
+      publishFailure: !(unresolved && f.cancelRequested),
+      fence,
+    }, 'purchase worker');
     return;
   }
   if (unresolved) {
     const first = await deps.repo.firstCreateAttempt(f.orderId);
     if (first && Date.now() - first.startedAt.getTime() > deps.settings.outOrderIdWindowMs) {
       // outside the idempotency window a re-send could buy a second time: a person must look
-      await deps.repo.transaction((trx) =>
-        sendToReview(deps, trx, f, [States.PURCHASING], {
-          reason: Reasons.UNRESOLVED_PURCHASE,
-          message: `the outcome of the purchase with out_order_id ${f.outOrderId} is unknown and its idempotency window has passed`,
-          details: { outOrderId: f.outOrderId, firstAttemptAt: first.startedAt.toISOString() },
-          fence,
-        }, 'purchase worker'),
-      );
+      await sendToReview(deps, undefined, f, [States.PURCHASING], {
+        reason: Reasons.UNRESOLVED_PURCHASE,
+        message: `the outcome of the purchase with out_order_id ${f.outOrderId} is unknown and its idempotency window has passed`,
+        details: { outOrderId: f.outOrderId, firstAttemptAt: first.startedAt.toISOString() },
+        fence,
+      }, 'purchase worker');
       return;
     }
   }
@@ -161,19 +155,17 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
     await deps.repo.update(undefined, f.orderId, f.state, { statusChecks: f.statusChecks + 1, nextRunAt: next }, fence);
     return;
   }
-  const recordPriceCheck = (trx: Tx, check: PriceCheck | undefined) =>
-    check ? deps.repo.recordSupplierResponse(f.orderId, 'price-guard', check.outcome, check.summary, trx) : undefined;
   if (prepared.kind === 'review') {
-    await deps.repo.transaction(async (trx) => {
-      await recordPriceCheck(trx, prepared.priceCheck);
-      await sendToReview(deps, trx, f, [f.state], {
-        reason: prepared.reason,
-        message: unresolved ? `${prepared.message}; NOTE an earlier attempt's outcome is unknown (out_order_id ${unresolved.outOrderId})` : prepared.message,
-        details: prepared.details,
-        supplierCode: prepared.supplierCode,
-        fence,
-      }, 'purchase worker');
-    });
+    // one statement: the price check's answer is recorded whether or not the order still moves
+    const check = prepared.priceCheck;
+    await sendToReview(deps, undefined, f, [f.state], {
+      reason: prepared.reason,
+      message: unresolved ? `${prepared.message}; NOTE an earlier attempt's outcome is unknown (out_order_id ${unresolved.outOrderId})` : prepared.message,
+      details: prepared.details,
+      supplierCode: prepared.supplierCode,
+      fence,
+      answer: check && { method: 'price-guard', outcome: check.outcome, summary: check.summary },
+    }, 'purchase worker');
     return;
   }
 

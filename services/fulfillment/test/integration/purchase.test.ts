@@ -31,11 +31,30 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
       if (!/^update "fulfillments" set "next_run_at"/.test(q.sql) || !Array.isArray(rows)) return;
       for (const r of rows as Array<{ order_id: string; state: string }>) if (r.order_id === event.orderId && r.state === 'AWAITING_PAYMENT') claimedAwaitingPayment.push(r);
     };
+    // The order's own statements until it is PURCHASED (a transaction counts whole, BEGIN and COMMIT included, when one of
+    // its statements names the order; the claims, the relay's and the seller's settings are not the order's): the inbox
+    // transaction (4), the intent (1), the outcome (4: the attempt under the row lock, then the move) and the payment,
+    // whose PurchaseCompleted is written by its transition's statement, on its own (1; it was 4 with its own insert).
+    const byTx = new Map<string, string[]>();
+    const own: string[] = [];
+    const onQuery = (q: { sql: string; bindings?: unknown[]; __knexTxId?: string }) => {
+      const names = (q.bindings ?? []).includes(event.orderId);
+      if (q.__knexTxId) {
+        const tx = byTx.get(q.__knexTxId) ?? [];
+        byTx.set(q.__knexTxId, [...tx, q.sql]);
+        if (names && !own.includes(`tx:${q.__knexTxId}`)) own.push(`tx:${q.__knexTxId}`);
+      } else if (names && !/^\s*select/i.test(q.sql)) own.push(q.sql); // reads on their own: the test's polling of the order
+    };
+    h.service.ctx.db.on('query', onQuery);
     h.service.ctx.db.on('query-response', onResponse);
     await publishOrders(h, event);
     const purchased = await waitForState(h, event.orderId, 'PURCHASED');
     h.service.ctx.db.off('query-response', onResponse);
+    h.service.ctx.db.off('query', onQuery);
     expect(claimedAwaitingPayment).toEqual([]);
+    const statements = own.flatMap((o) => (o.startsWith('tx:') ? byTx.get(o.slice(3))! : [o]));
+    const commits = own.length; // a transaction's COMMIT, or a write sent on its own
+    expect({ statements: statements.length, commits }).toEqual({ statements: 10, commits: 4 });
     const supplierOrders = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
     expect(supplierOrders).toHaveLength(1);
     expect(supplierOrders[0]).toMatchObject({ account: s.creds.account, channel: 'api', address: { country: 'US', city: 'San Jose' } });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createDb, migrate, type Db } from '@postsale/runtime';
 import { dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { FulfillmentRepository, type NewFulfillment } from '../../src/db/fulfillment.repository';
@@ -99,10 +100,10 @@ describe('fulfillment repository: one statement per step', () => {
     const answer = (n: number) => ({ method: 'aliexpress.trade.ds.order.get', outcome: 'WAIT_SELLER_SEND_GOODS', summary: { check: n } });
     const answers = () => db('supplier_responses').where({ order_id: f.orderId }).orderBy('id').select('method', 'outcome', 'summary');
 
-    const fencedOff = await counted(() => repo.transaction((trx) => repo.transition(trx, f.orderId, ['AWAITING_PAYMENT'], 'PURCHASED', 'paid', null, {}, 1, answer(1))));
+    const fencedOff = await counted(() => repo.transaction((trx) => repo.transition(trx, f.orderId, ['AWAITING_PAYMENT'], 'PURCHASED', 'paid', null, {}, 1, { answer: answer(1) })));
     expect(fencedOff.sql).toHaveLength(1);
     expect(fencedOff.result).toBeUndefined();
-    const moved = await counted(() => repo.transaction((trx) => repo.transition(trx, f.orderId, ['AWAITING_PAYMENT'], 'PURCHASED', 'paid', null, {}, 2, answer(2))));
+    const moved = await counted(() => repo.transaction((trx) => repo.transition(trx, f.orderId, ['AWAITING_PAYMENT'], 'PURCHASED', 'paid', null, {}, 2, { answer: answer(2) })));
     expect(moved.sql).toHaveLength(1);
     expect(moved.result).toMatchObject({ state: 'PURCHASED' });
     expect(await answers()).toEqual([
@@ -110,6 +111,29 @@ describe('fulfillment repository: one statement per step', () => {
       { method: 'aliexpress.trade.ds.order.get', outcome: 'WAIT_SELLER_SEND_GOODS', summary: { check: 2 } },
     ]);
     expect((await transitions(f.orderId)).map((t) => t.to_state)).toEqual(['RECEIVED', 'PURCHASED']);
+  });
+
+  it('publishes a transition\'s event in the transition\'s own statement, on its own (no BEGIN/COMMIT), only when the order moved', async () => {
+    const f = newOrder();
+    await repo.transaction((trx) => repo.insertReceived(trx, f, 'received'));
+    await db('fulfillments').where({ order_id: f.orderId }).update({ state: 'AWAITING_PAYMENT', lease_version: 2 });
+    const event = () => {
+      const eventId = randomUUID();
+      return { event_id: eventId, topic: 't.fulfillment', stream: 'fulfillment', key: f.orderId, event_type: 'PurchaseCompleted', event: JSON.stringify({ eventId, type: 'PurchaseCompleted' }) };
+    };
+    const outbox = () => db('outbox').where({ key: f.orderId }).pluck('event_type');
+    const answer = { method: 'aliexpress.trade.ds.order.get', outcome: 'WAIT_SELLER_SEND_GOODS', summary: null };
+
+    const fencedOff = await counted(() => repo.transition(undefined, f.orderId, ['AWAITING_PAYMENT'], 'PURCHASED', 'paid', null, {}, 1, { answer, event: event() }));
+    expect(fencedOff.all).toHaveLength(1);
+    expect(fencedOff.result).toBeUndefined();
+    expect(await outbox()).toEqual([]);
+    const moved = await counted(() => repo.transition(undefined, f.orderId, ['AWAITING_PAYMENT'], 'PURCHASED', 'paid', null, {}, 2, { answer, event: event() }));
+    expect(moved.all).toHaveLength(1);
+    expect(moved.result).toMatchObject({ state: 'PURCHASED' });
+    expect(await outbox()).toEqual(['PurchaseCompleted']);
+    expect((await transitions(f.orderId)).map((t) => t.to_state)).toEqual(['RECEIVED', 'PURCHASED']);
+    expect(await db('supplier_responses').where({ order_id: f.orderId }).count<{ n: string }[]>('* as n')).toEqual([{ n: '2' }]);
   });
 
   it('numbers attempts after the order\'s last one, in the insert itself', async () => {

@@ -84,7 +84,7 @@ describe('follow-up intervals: payments are checked in seconds, tracking and del
           return true;
         },
       },
-      outbox: { publish: async () => undefined },
+      outbox: { row: () => ({}), written: () => undefined },
       metrics: { purchases: { inc: () => undefined }, orderToPurchase: { observe: () => undefined } },
       settings,
       logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
