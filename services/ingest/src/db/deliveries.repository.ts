@@ -55,8 +55,9 @@ export class DeliveriesRepository implements DeliveryStore {
   async storeMany(items: ReadonlyArray<{ delivery: NewDelivery; claimMs: number; options?: StoreOptions }>): Promise<StoreResult[]> {
     if (items.length === 0) return [];
     const bindings: Array<string | number | null> = [];
-    const values = items.map(({ delivery, claimMs, options = {} }, ord) => {
-      const row = toRow(delivery);
+    const rows = items.map(({ delivery }) => toRow(delivery));
+    const values = items.map(({ claimMs, options = {} }, ord) => {
+      const row = rows[ord]!;
       bindings.push(ord, row.id, row.marketplace, row.kind, row.dedupe_key, row.account_id, row.external_order_id, row.order_id, row.headers, row.raw_body, row.source_ip,
         options.dropUnregisteredAs ?? null, options.ignored ?? null, claimMs);
       return '(?::int, ?::uuid, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::jsonb, ?::text, ?::text, ?::text, ?::text, ?::int)';
@@ -104,12 +105,12 @@ export class DeliveriesRepository implements DeliveryStore {
          from routed r order by r.ord`,
       bindings,
     );
-    const rows = result.rows as Array<{ ord: number; routable: boolean; stored: Row | null; prior: { id: string | null; order_id: string | null } | null }>;
+    const outcomes = result.rows as Array<{ ord: number; routable: boolean; stored: Row | null; prior: { id: string | null; order_id: string | null } | null }>;
     return items.map(({ delivery: d, options = {} }, ord) => {
-      const r = rows[ord];
+      const r = outcomes[ord];
       if (!r || r.ord !== ord) throw new Error(`storeMany: no outcome for delivery ${ord} of ${items.length}`);
       if (!r.routable) return { kind: 'dropped', reason: options.dropUnregisteredAs! };
-      if (r.stored) return { kind: 'stored', delivery: toDelivery({ ...toRow(d), headers: d.headers, ...r.stored }) };
+      if (r.stored) return { kind: 'stored', delivery: toDelivery({ ...rows[ord], headers: d.headers, ...r.stored }) };
       return { kind: 'duplicate', deliveryId: d.id, duplicateOf: r.prior?.id ?? null, orderId: r.prior?.order_id ?? null };
     });
   }
