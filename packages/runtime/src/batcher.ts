@@ -67,7 +67,7 @@ export function createBatcher<I, O>(options: {
       fallbacks.inc(labels);
       const { kind, code } = classifyError(error);
       logger.warn({ err: error, code, kind, batcher: name, items: batch.length }, 'batch failed; running its items one at a time');
-      await Promise.all(batch.map((w) => options.runOne(w.item).then(w.resolve, w.reject)));
+      await Promise.all(batch.map((w) => Promise.resolve().then(() => options.runOne(w.item)).then(w.resolve, w.reject)));
       return;
     }
     batch.forEach((w, i) => w.resolve(results[i]!));
