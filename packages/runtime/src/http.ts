@@ -34,6 +34,8 @@ export interface HttpAppOptions {
 export function createHttpApp(options: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
+  // no ETag: express hashes every body it sends for one (SHA-1, POST answers too), and no client here revalidates
+  app.disable('etag');
   app.set('trust proxy', options.trustProxy ?? 'loopback');
 
   const requests = options.metrics.counter('http_requests_total', 'HTTP requests by route and status', ['method', 'route', 'status']);

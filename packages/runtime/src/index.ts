@@ -1,4 +1,5 @@
 export * from './backoff';
+export * from './batcher';
 export * from './config';
 export * from './admin-audit';
 export * from './consumer';

@@ -78,6 +78,13 @@ export const configSchema = baseConfigSchema
     // connections kept for storing webhooks, so an ack never waits behind the delivery worker's transactions (the bench's
     // ack mode measured a 670 ms mean wait for a pooled connection at 100 webhooks/s with one shared pool)
     ACK_DB_POOL_MAX: z.coerce.number().int().min(1).max(50).default(4),
+    /**
+     * group commit of acks: webhooks arriving together are stored by one statement of at most ACK_BATCH_MAX, sent once
+     * the current event-loop turn is done (ACK_BATCH_LINGER_MS 0) or that many ms after the first; while every ack
+     * connection is busy, arrivals wait and go in the next statement
+     */
+    ACK_BATCH_MAX: z.coerce.number().int().min(1).max(500).default(64),
+    ACK_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(100).default(0),
     DELIVERY_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
     DELIVERY_MAX_BACKOFF_MS: z.coerce.number().int().positive().default(5 * 60_000),
     /** when a seller is registered, parked UNROUTABLE deliveries for its accounts are queued again automatically */

@@ -6,6 +6,7 @@ import { createEbayClient } from './clients/ebay.client';
 import { createMercadoLibreClient } from './clients/mercadolibre.client';
 import { createPayPalCheckoutClient } from './clients/paypal-checkout.client';
 import { configSchema } from './config';
+import { createAckStore } from './db/ack-store';
 import { DeliveriesRepository } from './db/deliveries.repository';
 import { ErasureRepository } from './db/erasure.repository';
 import { migrations } from './db/migrations';
@@ -92,7 +93,9 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     // main pool, and an ack (one statement) must not queue behind them.
     const ackDb = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: config.ACK_DB_POOL_MAX, logger, preparedStatements: config.DB_PREPARED_STATEMENTS });
     instrumentDb(ackDb, metrics, { poolMetrics: false });
-    const receiver = createDeliveryReceiver({ deliveries: new DeliveriesRepository(ackDb), processor, metrics: ingestMetrics, nudgeWorker });
+    // ... and group-committed: webhooks arriving together share one statement (at most one per ack connection at a time)
+    const acks = createAckStore(new DeliveriesRepository(ackDb), { maxBatch: config.ACK_BATCH_MAX, maxInFlight: config.ACK_DB_POOL_MAX, lingerMs: config.ACK_BATCH_LINGER_MS, logger, metrics });
+    const receiver = createDeliveryReceiver({ deliveries: acks, processor, metrics: ingestMetrics, nudgeWorker });
     const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller: nudgeWorker });
     const checkout = createCheckout({ sellers: sellersRepo, secrets, receiver, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
     const admin = createAdmin({ sellers, deliveries, orders, erasure, erasures: erasureRepo, audit: new AdminAuditTrail(db), nudgeWorker });

@@ -42,40 +42,77 @@ export class DeliveriesRepository implements DeliveryStore {
    * `dropUnregisteredAs`, a delivery for an account no seller registered is not stored, only counted under that reason.
    */
   async storeNew(d: NewDelivery, claimMs: number, options: StoreOptions = {}): Promise<StoreResult> {
-    const row = toRow(d);
-    const { ignored = null, dropUnregisteredAs = null } = options;
-    // The message is sent once (the body and headers are most of the bytes) and read back only as the columns the
-    // database filled in; the prior copy is looked up only when this one was not stored.
+    return (await this.storeMany([{ delivery: d, claimMs, options }]))[0]!;
+  }
+
+  /**
+   * storeNew for many deliveries in ONE statement (group commit of concurrent acks), each with the outcome storeNew
+   * would give it. Two copies of one message in the same batch cannot both go through ON CONFLICT: only the first
+   * (in batch order) is offered to the index, and the later ones are stored as duplicates of whichever copy holds the
+   * message (that first one, or the one already in the table). Dropped notifications are added to their day's counter
+   * once per (marketplace, reason), as one row may be updated only once by a statement.
+   */
+  async storeMany(items: ReadonlyArray<{ delivery: NewDelivery; claimMs: number; options?: StoreOptions }>): Promise<StoreResult[]> {
+    if (items.length === 0) return [];
+    const bindings: Array<string | number | null> = [];
+    const rows = items.map(({ delivery }) => toRow(delivery));
+    const values = items.map(({ claimMs, options = {} }, ord) => {
+      const row = rows[ord]!;
+      bindings.push(ord, row.id, row.marketplace, row.kind, row.dedupe_key, row.account_id, row.external_order_id, row.order_id, row.headers, row.raw_body, row.source_ip,
+        options.dropUnregisteredAs ?? null, options.ignored ?? null, claimMs);
+      return '(?::int, ?::uuid, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::jsonb, ?::text, ?::text, ?::text, ?::text, ?::int)';
+    });
+    // The messages are sent once (the bodies and headers are most of the bytes) and read back only as the columns the
+    // database filled in; a prior copy is looked up only for the deliveries that were not stored.
     const result = await this.db.raw(
-      `with incoming (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip) as (
-         values (?::uuid, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::jsonb, ?::text, ?::text)
-       ), routable as (
-         select ?::text is null or exists (select 1 from marketplace_accounts a join incoming i using (marketplace, account_id)) as yes
+      `with incoming (ord, id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, drop_reason, ignored, claim_ms) as (
+         values ${values.join(', ')}
+       ), routed as (
+         select i.*, i.drop_reason is null or exists (select 1 from marketplace_accounts a where a.marketplace = i.marketplace and a.account_id = i.account_id) as routable
+           from incoming i
+       ), firsts as (
+         select distinct on (marketplace, dedupe_key) * from routed where routable order by marketplace, dedupe_key, ord
        ), stored as (
          insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status, reason, processed_at, claimed_until)
-         select i.*, case when ?::text is null then 'pending' else 'ignored' end, ?::text,
-                case when ?::text is null then null else now() end, case when ?::int > 0 then now() + (?::int * interval '1 millisecond') end
-           from incoming i where (select yes from routable)
+         select id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip,
+                case when ignored is null then 'pending' else 'ignored' end, ignored,
+                case when ignored is null then null else now() end, case when claim_ms > 0 then now() + (claim_ms * interval '1 millisecond') end
+           from firsts order by ord
          on conflict (marketplace, dedupe_key) where ${HOLDS_MESSAGE} do nothing
-         returning status, reason, detail, attempts, received_at, next_attempt_at, processed_at, status_changed_at, lease_fence
+         returning id, marketplace, dedupe_key, order_id, status, reason, detail, attempts, received_at, next_attempt_at, processed_at, status_changed_at, lease_fence
        ), prior as (
-         select d.id, d.order_id from deliveries d join incoming i using (marketplace, dedupe_key)
-          where d.${HOLDS_MESSAGE} and (select yes from routable) and not exists (select 1 from stored) limit 1
+         select r.ord, coalesce(s.id, held.id) as id, case when s.id is null then held.order_id else s.order_id end as order_id
+           from routed r
+           left join stored s on s.marketplace = r.marketplace and s.dedupe_key = r.dedupe_key
+           left join lateral (
+             select d.id, d.order_id from deliveries d
+              where s.id is null and d.marketplace = r.marketplace and d.dedupe_key = r.dedupe_key and d.${HOLDS_MESSAGE} limit 1
+           ) held on true
+          where r.routable and not exists (select 1 from stored x where x.id = r.id)
        ), duplicate as (
          insert into deliveries (id, marketplace, kind, dedupe_key, account_id, external_order_id, order_id, headers, raw_body, source_ip, status, reason, processed_at)
-         select i.*, 'duplicate', coalesce('SAME_MESSAGE_AS_' || (select id from prior), 'SAME_MESSAGE'), now()
-           from incoming i where (select yes from routable) and not exists (select 1 from stored)
+         select r.id, r.marketplace, r.kind, r.dedupe_key, r.account_id, r.external_order_id, r.order_id, r.headers, r.raw_body, r.source_ip,
+                'duplicate', coalesce('SAME_MESSAGE_AS_' || p.id, 'SAME_MESSAGE'), now()
+           from routed r join prior p using (ord)
        ), dropped as (
-         ${countDropped(`select i.marketplace, ?::text, current_date, 1, now() from incoming i where not (select yes from routable)`)}
+         insert into dropped_notifications (marketplace, reason, day, count, last_seen_at)
+         select marketplace, drop_reason, current_date, count(*), now() from routed where not routable group by marketplace, drop_reason
+         on conflict (marketplace, reason, day) do update set count = dropped_notifications.count + excluded.count, last_seen_at = now()
        )
-       select (select yes from routable) as routable, (select row_to_json(s) from stored s) as stored, (select row_to_json(p) from prior p) as prior`,
-      [row.id, row.marketplace, row.kind, row.dedupe_key, row.account_id, row.external_order_id, row.order_id, row.headers, row.raw_body, row.source_ip,
-        dropUnregisteredAs, ignored, ignored, ignored, claimMs, claimMs, dropUnregisteredAs],
+       select r.ord, r.routable,
+              (select row_to_json(s) from stored s where s.id = r.id) as stored,
+              (select json_build_object('id', p.id, 'order_id', p.order_id) from prior p where p.ord = r.ord) as prior
+         from routed r order by r.ord`,
+      bindings,
     );
-    const r = result.rows[0] as { routable: boolean; stored: Row | null; prior: { id: string; order_id: string | null } | null };
-    if (!r.routable) return { kind: 'dropped', reason: dropUnregisteredAs! };
-    if (r.stored) return { kind: 'stored', delivery: toDelivery({ ...row, headers: d.headers, ...r.stored }) };
-    return { kind: 'duplicate', deliveryId: d.id, duplicateOf: r.prior?.id ?? null, orderId: r.prior?.order_id ?? null };
+    const outcomes = result.rows as Array<{ ord: number; routable: boolean; stored: Row | null; prior: { id: string | null; order_id: string | null } | null }>;
+    return items.map(({ delivery: d, options = {} }, ord) => {
+      const r = outcomes[ord];
+      if (!r || r.ord !== ord) throw new Error(`storeMany: no outcome for delivery ${ord} of ${items.length}`);
+      if (!r.routable) return { kind: 'dropped', reason: options.dropUnregisteredAs! };
+      if (r.stored) return { kind: 'stored', delivery: toDelivery({ ...rows[ord], headers: d.headers, ...r.stored }) };
+      return { kind: 'duplicate', deliveryId: d.id, duplicateOf: r.prior?.id ?? null, orderId: r.prior?.order_id ?? null };
+    });
   }
 
   /** Stores a delivery that needs no work (e.g. an unsupported topic) as ignored, deduplicated like storeNew. */

@@ -59,6 +59,9 @@ export interface DeliveryStore {
   droppedCounts(): Promise<DroppedCount[]>;
 }
 
+/** What the entry door needs to store a delivery (group-committed in production: db/ack-store.ts). */
+export type AckStore = Pick<DeliveryStore, 'storeNew' | 'insertIgnored' | 'countDropped'>;
+
 export interface OrderStore {
   /** Claims the next open eBay order due for a re-read and schedules the one after it (backoff from min to max). */
   claimEbayRecheck(o: { windowSeconds: number; minMs: number; maxMs: number }): Promise<{ orderId: string; recheckCount: number } | undefined>;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IngestMetrics } from '../metrics';
-import type { DeliveryStore } from './ports';
+import type { AckStore } from './ports';
 import type { DeliveryProcessor } from './process-delivery.use-case';
 import type { Outcome } from './record-order.use-case';
 import type { NewDelivery } from './records';
@@ -14,12 +14,12 @@ export interface IncomingDelivery extends Omit<NewDelivery, 'id'> {
 }
 
 /**
- * The entry door: a delivery that passed its authenticity check is stored first — one statement, deduplicated on the
- * marketplace's message id — before anything can fail, then processed inline (with a time budget) or left to the
+ * The entry door: a delivery that passed its authenticity check is stored first — one statement (shared with the
+ * deliveries arriving at the same time), deduplicated on the marketplace's message id — before anything can fail, then processed inline (with a time budget) or left to the
  * worker. What returns is the delivery's outcome; the caller answers 2xx only for outcomes that are committed (every
  * status here is: `pending` means stored and queued).
  */
-export function createDeliveryReceiver(deps: { deliveries: DeliveryStore; processor: DeliveryProcessor; metrics: IngestMetrics; nudgeWorker: () => void }) {
+export function createDeliveryReceiver(deps: { deliveries: AckStore; processor: DeliveryProcessor; metrics: IngestMetrics; nudgeWorker: () => void }) {
   const webhooks = deps.metrics.webhooks;
 
   async function receive(incoming: IncomingDelivery): Promise<Outcome & { deliveryId: string }> {
