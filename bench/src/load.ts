@@ -14,10 +14,10 @@ import type { AckRequest, AckResults, GeneratorCommand, GeneratorReply } from '.
  * `acks`: the ack mode. `pipeline: 'full'` keeps the four services running (each offered webhook is a real order the
  * rest of the pipeline works on, as in production); 'ingest' stops the other three once the demo seller is registered.
  */
-export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean; acks?: { pipeline: 'full' | 'ingest' }; cpuProfileDir?: string }
+export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean; acks?: { pipeline: 'full' | 'ingest' | 'acks' }; cpuProfileDir?: string }
 export interface LoadOffer { type: 'offer'; phase: string; ratePerSecond: number; seconds: number }
 /** ack mode: seed `ratePerSecond × seconds` webhooks' orders in the fakes and hand the requests to the generator */
-export interface LoadPrepareAcks { type: 'prepare-acks'; ratePerSecond: number; seconds: number }
+export interface LoadPrepareAcks { type: 'prepare-acks'; ratePerSecond: number; seconds: number; marketplaces: DemoMarketplace[] }
 /** ack mode: the generator offers what was prepared, open loop */
 export interface LoadOfferAcks { type: 'offer-acks'; ratePerSecond: number }
 export type LoadCommand = LoadStart | LoadOffer | LoadPrepareAcks | LoadOfferAcks | { type: 'stop' };
@@ -55,10 +55,12 @@ async function start(command: LoadStart): Promise<void> {
       // ack mode: every webhook comes from 127.0.0.1, where production's marketplaces send from many addresses; the
       // per-address limiter still runs on every request, it only never refuses
       ...(s === 'ingest' && command.acks ? { RATE_LIMIT_PER_SECOND: '1000000', RATE_LIMIT_BURST: '1000000' } : {}),
+      // --ack-pipeline acks: a webhook-only replica (its deliveries wait for a replica that runs the worker)
+      ...(s === 'ingest' && command.acks?.pipeline === 'acks' ? { BACKGROUND_WORKERS: 'false' } : {}),
     }])),
   });
   const pids = Object.fromEntries(SERVICES.map((s) => [s, pipeline!.processes.get(s)!.child.pid!])) as Record<ServiceName, number>;
-  if (command.acks?.pipeline === 'ingest') for (const s of SERVICES) if (s !== 'ingest') await pipeline.terminate(s);
+  if (command.acks && command.acks.pipeline !== 'full') for (const s of SERVICES) if (s !== 'ingest') await pipeline.terminate(s);
   if (command.acks) generator = fork(join(__dirname, 'ack-generator.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--enable-source-maps'] });
   reply({ type: 'ready', urls: pipeline.urls, pids, ...(generator && { generatorPid: generator.pid! }) });
 }
@@ -80,7 +82,7 @@ async function prepareAcks(command: LoadPrepareAcks): Promise<void> {
   const total = Math.round(command.ratePerSecond * command.seconds);
   const requests: AckRequest[] = [];
   while (requests.length < total) {
-    const marketplace = MARKETPLACES[sequence++ % MARKETPLACES.length]!;
+    const marketplace = command.marketplaces[sequence++ % command.marketplaces.length]!;
     for (const r of demoOrderRequests(pipeline!.world, marketplace).requests()) requests.push({ marketplace, ...r });
   }
   requests.length = total;

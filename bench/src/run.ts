@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings] [--statements] [--cpu-profile]`
- * `npm run bench -- --acks R1,R2,… [--step-seconds T] [--warmup W] [--ack-pipeline full|ingest] [--statements]` (the ack mode, below)
+ * `npm run bench -- --acks R1,R2,… [--step-seconds T] [--warmup W] [--ack-pipeline full|ingest|acks] [--ack-marketplaces M,…] [--statements]` (the ack mode, below)
  *
  * An open-loop benchmark of the whole pipeline with zero-latency fakes. A forked load process (load.ts) hosts the
  * fakes, starts the four services as their own processes and offers orders at a fixed rate (eBay, MercadoLibre and
@@ -62,9 +62,12 @@ const CPU_PROFILE = args.includes('--cpu-profile');
 // --acks: the ack mode (see the top); webhooks per second of each step
 const ACKS = args.includes('--acks') ? arg('acks', '200,400,800,1600,2400').split(',').map(Number) : undefined;
 const ACK_PIPELINE = arg('ack-pipeline', 'full');
-if (ACK_PIPELINE !== 'full' && ACK_PIPELINE !== 'ingest') throw new Error('--ack-pipeline is full or ingest');
+if (ACK_PIPELINE !== 'full' && ACK_PIPELINE !== 'ingest' && ACK_PIPELINE !== 'acks') throw new Error('--ack-pipeline is full, ingest or acks');
 const ACK_P99_MS = 25;
-const ACK_MARKETPLACES: DemoMarketplace[] = ['ebay', 'mercadolibre', 'paypal'];
+// --ack-marketplaces ebay,mercadolibre: webhooks of these only (default all three; "paypal" is the storefront's
+// capture, processed inline, so it costs ingest far more than a notification it only stores)
+const ACK_MARKETPLACES = arg('ack-marketplaces', 'ebay,mercadolibre,paypal').split(',') as DemoMarketplace[];
+if (ACK_MARKETPLACES.length === 0 || ACK_MARKETPLACES.some((m) => !['ebay', 'mercadolibre', 'paypal'].includes(m))) throw new Error('--ack-marketplaces: ebay, mercadolibre and/or paypal, separated by commas');
 // the generator is on time when 99 % of its requests left within this of their schedule (a fifth of the p99 budget)
 const ACK_GENERATOR_LATE_P99_MS = 5;
 const DRAIN_TIMEOUT_MS = Number(arg('drain-timeout', '600')) * 1000;
@@ -418,11 +421,11 @@ async function ackMode(rates: number[]): Promise<void> {
   const schemaSuffix = `_bench_${id}`;
   const load = new LoadProcess();
   const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({
-    type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, acks: { pipeline: ACK_PIPELINE as 'full' | 'ingest' },
+    type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, acks: { pipeline: ACK_PIPELINE as 'full' | 'ingest' | 'acks' },
   });
   const db = createDb({ url: localInfraEnv().DATABASE_URL!, schema: 'public' });
   const running = ACK_PIPELINE === 'full' ? SERVICES : (['ingest'] as const);
-  console.log(`[bench] ack mode (namespace ${namespace}, ${ACK_PIPELINE === 'full' ? 'the whole pipeline running' : 'ingest alone'}); warm-up ${warmupSeconds} s at ${rates[0]}/s, then ${rates.join(', ')} webhooks/s for ${stepSeconds} s each`);
+  console.log(`[bench] ack mode (namespace ${namespace}, ${ACK_PIPELINE === 'full' ? 'the whole pipeline running' : ACK_PIPELINE === 'ingest' ? 'ingest alone' : 'a webhook-only ingest replica'}); warm-up ${warmupSeconds} s at ${rates[0]}/s, then ${rates.join(', ')} webhooks/s for ${stepSeconds} s each`);
   /** what the pipeline has done with the offered orders so far: its backlog grows when the rest cannot keep up */
   const pipelineState = async () => {
     const count = async (sql: string) => Number((await db.raw(sql)).rows[0].n);
@@ -434,7 +437,7 @@ async function ackMode(rates: number[]): Promise<void> {
   };
   const groups = () => ({ ...processGroups(ready.pids, load.pid), generator: [ready.generatorPid!] });
   const offerStep = async (rate: number, seconds: number) => {
-    const prepared = await load.ask<Extract<LoadReply, { type: 'acks-prepared' }>>({ type: 'prepare-acks', ratePerSecond: rate, seconds });
+    const prepared = await load.ask<Extract<LoadReply, { type: 'acks-prepared' }>>({ type: 'prepare-acks', ratePerSecond: rate, seconds, marketplaces: ACK_MARKETPLACES });
     const ingestBefore = await ingestAckMetrics(ready.urls.ingest); // also restarts the event-loop delay histogram
     const countersBefore = await countersSnapshot(ready.urls, running);
     const cpuBefore = cpuSnapshot(groups());
@@ -492,10 +495,12 @@ async function ackMode(rates: number[]): Promise<void> {
   const result = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-    mode: { acks: rates, stepSeconds, warmupSeconds, pipeline: ACK_PIPELINE, servicesRunning: running },
+    mode: { acks: rates, stepSeconds, warmupSeconds, pipeline: ACK_PIPELINE, servicesRunning: running, marketplaces: ACK_MARKETPLACES },
     why: ACK_PIPELINE === 'full'
       ? 'the whole pipeline runs, as in production: every acknowledged webhook is an order the other services then work, on the same cores; their backlog grows (pipelineAtEndOfStep) and is not drained'
-      : 'ingest alone (--ack-pipeline ingest): the other services stopped after start, so the figures are the ack path\'s own capacity with ingest\'s delivery worker still working the deliveries',
+      : ACK_PIPELINE === 'ingest'
+        ? 'ingest alone (--ack-pipeline ingest): the other services stopped after start, so the figures are the ack path\'s own capacity with ingest\'s delivery worker still working the deliveries'
+        : 'a webhook-only ingest replica (--ack-pipeline acks: BACKGROUND_WORKERS=false, the other services stopped): it stores and answers webhooks (storefront captures still processed inline) and leaves the deliveries to replicas that run the worker — the ack path\'s own capacity, which scales by adding such replicas',
     criterion: `every marketplace's p99 < ${ACK_P99_MS} ms (from each request's scheduled time), no non-2xx answer or failed connection, the generator on time (p99 lateness ≤ ${ACK_GENERATOR_LATE_P99_MS} ms)`,
     ackThroughput: best((s) => s.passes),
     ...(notOffered.length && { notOffered: { rates: notOffered, why: 'the step before acknowledged fewer than half the webhooks offered per second' } }),

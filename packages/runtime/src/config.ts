@@ -101,6 +101,12 @@ export const baseConfigSchema = z.object({
    * much to each hop.
    */
   OUTBOX_LINGER_MS: z.coerce.number().int().min(0).max(1000).default(5),
+  /**
+   * false: this replica serves HTTP, consumes and publishes, but runs none of the service's background workers
+   * (pollers, job workers, inbox pruning); replicas with the default run them. Lets one part scale apart from the
+   * rest — e.g. ingest replicas that only store and answer webhooks, while fewer replicas process the deliveries.
+   */
+  BACKGROUND_WORKERS: z.union([z.boolean(), z.enum(['true', 'false'])]).default(true).transform((v) => v === true || v === 'true'),
   /** how often old inbox rows are looked for (they are kept longer than any copy of their event lives in Kafka) */
   INBOX_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
   /** inbox rows deleted per statement */

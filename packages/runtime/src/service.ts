@@ -50,6 +50,8 @@ export interface RunningService<C extends BaseConfig = BaseConfig> {
   ctx: ServiceContext<C>;
   relay: OutboxRelay;
   consumers: InboxConsumer[];
+  /** the background workers this replica started (none with BACKGROUND_WORKERS=false) */
+  workers: Poller[];
   stop(): Promise<void>;
 }
 
@@ -104,7 +106,8 @@ export async function startService<S extends z.ZodType>(
   const pruner = createInboxPruner({
     db, keepMs: inboxRetentionMs(allStreams()), batch: config.INBOX_PRUNE_BATCH, intervalMs: config.INBOX_PRUNE_INTERVAL_MS, logger, metrics,
   });
-  const workers = [...(parts.workers ?? []), pruner];
+  // BACKGROUND_WORKERS=false: none started (nudging a worker that was never started does nothing)
+  const workers = config.BACKGROUND_WORKERS ? [...(parts.workers ?? []), pruner] : [];
   for (const worker of workers) {
     worker.start();
     undo.push(() => worker.stop());
@@ -166,7 +169,7 @@ export async function startService<S extends z.ZodType>(
     process.once('SIGINT', onSignal);
   }
 
-  return { port, url: `http://127.0.0.1:${port}`, ctx, relay, consumers, stop };
+  return { port, url: `http://127.0.0.1:${port}`, ctx, relay, consumers, workers, stop };
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -122,6 +122,20 @@ describe('shared runtime on real Kafka, registry and Postgres', () => {
     expect(missing.status).toBe(404);
     expect((await missing.json()).error.code).toBe('NOT_FOUND');
   });
+
+  it('with BACKGROUND_WORKERS=false a replica serves HTTP and consumes, but starts no background worker', async () => {
+    expect(service.workers.map((w) => w.name)).toContain('inbox-retention');
+    const webOnly = await startService(fixtureService, { ...env, PORT: '0', BACKGROUND_WORKERS: 'false' });
+    try {
+      expect(webOnly.workers).toEqual([]);
+      const orderId = `o-${randomUUID()}`;
+      const res = await fetch(`${webOnly.url}/things`, { method: 'POST', headers: { 'content-type': 'application/json', ...ADMIN }, body: JSON.stringify({ orderId }) });
+      expect(res.status).toBe(201);
+      await waitFor(async () => (await effects(orderId)).length === 1, { description: 'effect recorded by one of the two replicas' });
+    } finally {
+      await webOnly.stop();
+    }
+  });
 });
 
 describe('kafka client logging', () => {
