@@ -137,8 +137,15 @@ function cpuSpent(before: CpuSnapshot, after: CpuSnapshot): Record<string, numbe
 const COUNTERS = ['db_round_trips_total', 'db_commits_total', 'kafka_requests_total'] as const;
 type Counters = Record<string, number>;
 /** The services' own counters: totals, and per service (`<service>.<counter>`) to see where the cost is. */
-async function countersSnapshot(urls: Record<ServiceName, string>, services: readonly ServiceName[] = SERVICES): Promise<Counters> {
+async function countersSnapshot(urls: Record<ServiceName, string>, services: readonly ServiceName[] = SERVICES, db?: Db): Promise<Counters> {
   const totals: Counters = Object.fromEntries(COUNTERS.flatMap((c) => [[c, 0], ...services.map((s) => [`${s}.${c}`, 0])]));
+  if (db) {
+    // What the commits cost Postgres, counted by Postgres (cluster-wide: only the pipeline runs during a measurement):
+    // a transaction that wrote nothing flushes nothing, and concurrent commits share a flush (group commit).
+    const wal = (await db.raw<{ rows: Array<{ wal_sync: string; wal_records: string }> }>('select wal_sync, wal_records from pg_stat_wal')).rows[0];
+    totals.wal_syncs = Number(wal?.wal_sync ?? 0);
+    totals.wal_records = Number(wal?.wal_records ?? 0);
+  }
   for (const service of services) {
     const text = await (await fetch(`${urls[service]}/metrics`)).text();
     for (const line of text.split('\n')) {
@@ -241,7 +248,7 @@ async function main(): Promise<void> {
     const measuredFrom = offered.length;
 
     const cpuBefore = cpuSnapshot(groups());
-    const countersBefore = await countersSnapshot(ready.urls);
+    const countersBefore = await countersSnapshot(ready.urls, SERVICES, db);
     const steps: Array<Record<string, unknown>> = [];
     const rates = RAMP ? Array.from({ length: Math.floor((RAMP[2]! - RAMP[0]!) / RAMP[1]!) + 1 }, (_, i) => RAMP[0]! + i * RAMP[1]!) : [RATE];
     let maxLateMs = 0;
@@ -255,7 +262,7 @@ async function main(): Promise<void> {
       offered.push(...part.orders);
       maxLateMs = Math.max(maxLateMs, part.lateMs);
       await waitForDrain(`decile ${d + 1}`);
-      deciles.push({ from, to: offered.length, counters: await countersSnapshot(ready.urls), seconds: (Date.now() - started) / 1000 });
+      deciles.push({ from, to: offered.length, counters: await countersSnapshot(ready.urls, SERVICES, db), seconds: (Date.now() - started) / 1000 });
       console.log(`[bench] decile ${d + 1}: ${offered.length - measuredFrom} of ${ORDERS} orders paid`);
     }
     for (const rate of ORDERS ? [] : rates) {
@@ -282,7 +289,7 @@ async function main(): Promise<void> {
     await waitForDrain('measurement');
     const drainedSeconds = (Date.now() - measuredUntilOffered) / 1000;
     const cpuAfter = cpuSnapshot(groups());
-    const countersAfter = await countersSnapshot(ready.urls);
+    const countersAfter = await countersSnapshot(ready.urls, SERVICES, db);
     const measured = offered.slice(measuredFrom);
     const orders = measured.length;
 
@@ -318,7 +325,7 @@ async function main(): Promise<void> {
         };
         return {
           decile: i + 1, orders: list.length, ordersBefore: d.from - measuredFrom, secondsToDrain: Number(d.seconds.toFixed(1)),
-          postgresRoundTrips: per('db_round_trips_total'), postgresCommits: per('db_commits_total'), kafkaRequests: per('kafka_requests_total'),
+          postgresRoundTrips: per('db_round_trips_total'), postgresCommits: per('db_commits_total'), postgresWalFlushes: per('wal_syncs'), kafkaRequests: per('kafka_requests_total'),
           stageLatencyMs: {
             receivedToPurchased: p('received', 'purchased'), purchasedToSaleRecorded: p('purchased', 'saleRecorded'),
             saleRecordedToPayoutSent: p('saleRecorded', 'payoutSent'), receivedToPayoutSent: p('received', 'payoutSent'),
@@ -356,7 +363,11 @@ async function main(): Promise<void> {
         receivedToPayoutSent: stage('received', 'payoutSent'),
       },
       webhookToSellerPayoutSentMs: summary(timeline.map((t) => t.endToEndMs)),
-      perOrder: { postgresRoundTrips: perOrder('db_round_trips_total'), postgresCommits: perOrder('db_commits_total'), kafkaRequests: perOrder('kafka_requests_total') },
+      perOrder: {
+        postgresRoundTrips: perOrder('db_round_trips_total'), postgresCommits: perOrder('db_commits_total'),
+        // Postgres's own count: WAL flushes (what a commit costs; a read-only or empty one costs none) and WAL records
+        postgresWalFlushes: perOrder('wal_syncs'), postgresWalRecords: perOrder('wal_records'), kafkaRequests: perOrder('kafka_requests_total'),
+      },
       ...(scale && { scale, largestTablesRows: await largestTables() }),
       perOrderByService: Object.fromEntries(SERVICES.map((s) => [s, {
         postgresRoundTrips: perOrder(`${s}.db_round_trips_total`), postgresCommits: perOrder(`${s}.db_commits_total`), kafkaRequests: perOrder(`${s}.kafka_requests_total`),
