@@ -83,7 +83,7 @@ describe('sales: statements per event', () => {
   const historyOf = async (orderId: string) =>
     (await service.ctx.db('order_history').where({ order_id: orderId }).orderBy('id')).map((h) => [h.state, h.cause, h.detail?.ignored ?? null]);
 
-  it('when an order is received, bought, recorded and both payouts are sent, then the ledger sends 6 statements in all', async () => {
+  it('when an order is received, bought, recorded and both payouts are sent, then the ledger sends 5 statements in all', async () => {
     const sellerId = uniqueId('seller-');
     await putTerms(sellerId, 1500);
     const orderId = uniqueId('o-');
