@@ -20,7 +20,11 @@ export const salesService: ServiceDefinition<typeof configSchema> = {
     const deps: SalesDeps = {
       store: repo,
       reports: repo,
-      events: { publish: (trx, event) => outbox.publish(trx, Streams.sales, event) },
+      events: {
+        publish: (trx, event) => outbox.publish(trx, Streams.sales, event),
+        row: (event) => outbox.row(Streams.sales, event),
+        written: (trx) => outbox.written(trx),
+      },
       observer: createSalesMetrics(metrics),
       settings: { defaultCommissionRateBps: config.DEFAULT_COMMISSION_RATE_BPS, fxMaxRateAgeDays: config.FX_MAX_RATE_AGE_DAYS },
       now: () => new Date(),

@@ -3,7 +3,7 @@ import { safeInteger } from '@postsale/contracts';
 import { AdminAuditTrail, afterCommit, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
 import type { PayPalItemState, PayoutsStore } from '../domain/ports';
-import { date, toBalanceEntry, toBatch, toIntent, toItem, toPayee, toReversal, toSale } from './payouts.rows';
+import { date, toBalanceEntry, toBatch, toIntent, toItem, toItemWithBatchId, toPayee, toReversal, toSale } from './payouts.rows';
 import type {
   BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemMove, ItemWithBatchId, Milestones, MovedItem, NewIntent,
   NewItem, Payee, PayeeSettings, PayoutItem, ReversalRecord, SaleRecord,
@@ -485,23 +485,28 @@ export class PayoutsRepository implements PayoutsStore {
       `with recorded as (insert into webhook_events (event_id, event_type)
                          select ?, ? where exists (select 1 from payout_items where sender_item_id = ? and status = ? and paypal_item_id = ?)
                          on conflict (event_id) do nothing)
-       select "payout_items".*, "payout_batches"."paypal_batch_id" as "batch_paypal_batch_id"
+       select "payout_items".*, "payout_batches"."paypal_batch_id" as "batch_paypal_batch_id",
+              "payout_intents"."order_id" as "payment_order_id", "payout_intents"."seller_id" as "payment_seller_id", "payout_intents"."recipient" as "payment_recipient"
          from "payout_items" inner join "payout_batches" on "payout_batches"."id" = "payout_items"."batch_id"
+              inner join "payout_intents" on "payout_intents"."id" = "payout_items"."intent_id"
         where "payout_items"."sender_item_id" = ?`,
       [event.id, event.type, state.senderItemId, state.transactionStatus, state.payoutItemId, state.senderItemId],
     );
-    return (rows as Array<Record<string, unknown>>).map((r) => ({ ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null }));
+    return (rows as Array<Record<string, unknown>>).map(toItemWithBatchId);
   }
 
   private async itemsWithBatchId(q: Db | Tx, senderItemIds: string[], lock: boolean): Promise<ItemWithBatchId[]> {
     if (senderItemIds.length === 0) return [];
+    // the intent's order, seller and recipient never change: read with the item, not locked (only the items are)
     const query = q('payout_items')
       .join('payout_batches', 'payout_batches.id', 'payout_items.batch_id')
+      .join('payout_intents', 'payout_intents.id', 'payout_items.intent_id')
       .whereIn('payout_items.sender_item_id', senderItemIds)
       .orderBy('payout_items.id')
-      .select('payout_items.*', 'payout_batches.paypal_batch_id as batch_paypal_batch_id');
+      .select('payout_items.*', 'payout_batches.paypal_batch_id as batch_paypal_batch_id',
+        'payout_intents.order_id as payment_order_id', 'payout_intents.seller_id as payment_seller_id', 'payout_intents.recipient as payment_recipient');
     if (lock) query.forUpdate('payout_items');
-    return ((await query) as Array<Record<string, unknown>>).map((r) => ({ ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null }));
+    return ((await query) as Array<Record<string, unknown>>).map(toItemWithBatchId);
   }
 
   async itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]> {
@@ -534,10 +539,20 @@ export class PayoutsRepository implements PayoutsStore {
       throw new Error('moveItemsAsSeen: the intents\' moves of one call share their from and patch');
     }
     const sorted = [...moves].sort((a, b) => Number(a.seen.id) - Number(b.seen.id));
+    if (moves.some((m) => m.event && !m.intentMove)) throw new Error('moveItemsAsSeen: an event is written only with its intent\'s move');
     const seenRows = sorted.map(() => '(?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::boolean, ?::text)').join(', ');
     const seenBindings = sorted.flatMap(({ seen, outcome: o, intentMove: m }) => [
       seen.id, seen.status, seen.paypalItemId, seen.transactionId, o.status, o.paypalItemId, o.transactionId, o.errorName, o.errorMessage, m !== undefined, m?.cause ?? null,
     ]);
+    // the intents' events, one per item that carries one: written for the intents `after` moved, in item id order
+    const withEvent = sorted.filter((m) => m.event);
+    const events = withEvent.length === 0 ? '' : `,
+       events (item_id, event_id, topic, stream, key, event_type, event) as (values ${withEvent.map(() => '(?::bigint, ?::uuid, ?::text, ?::text, ?::text, ?::text, ?::jsonb)').join(', ')}),
+       published as (insert into outbox (event_id, topic, stream, key, event_type, event)
+                     select e.event_id, e.topic, e.stream, e.key, e.event_type, e.event
+                       from after a join moved m on m.intent_id = a.id and m.attempt = a.attempt join events e on e.item_id = m.id
+                      order by m.id)`;
+    const eventBindings = withEvent.flatMap(({ seen, event: e }) => [seen.id, e!.event_id, e!.topic, e!.stream, e!.key, e!.event_type, e!.event]);
     // the intents' move, decided on the rows `before` locked (the update reads the row it locked: a version committed
     // after this statement began is rechecked against `before`), with history rows from what the update returned
     const after = intentMove
@@ -568,11 +583,11 @@ export class PayoutsRepository implements PayoutsStore {
        noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause)
                  select a.id, a.order_id, b.status, a.status, m.cause
                    from after a join before b on b.id = a.id join moved m on m.intent_id = a.id and m.attempt = a.attempt),
-       recorded as (insert into webhook_events (event_id, event_type) select ?::text, ?::text where ?::boolean on conflict (event_id) do nothing)
+       recorded as (insert into webhook_events (event_id, event_type) select ?::text, ?::text where ?::boolean on conflict (event_id) do nothing)${events}
        select m.id as moved_item_id, before.* from moved m join before on before.id = m.intent_id
        union all
        select null, after.* from after`,
-      [...seenBindings, after, webhookEvent?.id ?? null, webhookEvent?.type ?? null, webhookEvent !== undefined],
+      [...seenBindings, after, webhookEvent?.id ?? null, webhookEvent?.type ?? null, webhookEvent !== undefined, ...eventBindings],
     );
     const found = rows as Array<Record<string, unknown>>;
     const afterById = new Map(found.filter((r) => r.moved_item_id === null).map((r) => [String(r.id), toIntent(r)]));

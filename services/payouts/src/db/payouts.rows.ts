@@ -1,6 +1,6 @@
 import { safeInteger } from '@postsale/contracts';
 import type { HoldReason, IntentStatus, Recipient } from '../domain/payout-rules';
-import type { BalanceEntry, Batch, Intent, Payee, PayoutItem, ReversalRecord, SaleRecord } from '../domain/records';
+import type { BalanceEntry, Batch, Intent, ItemWithBatchId, Payee, PayoutItem, ReversalRecord, SaleRecord } from '../domain/records';
 
 /** Rows of the payouts schema → the domain's records. Money columns are bigint: `safeInteger()` refuses what does not fit. */
 export const date = (v: unknown): Date | null => (v ? new Date(v as string) : null);
@@ -39,6 +39,14 @@ export function toPayee(r: Record<string, unknown>): Payee {
   return {
     sellerId: String(r.seller_id), email: String(r.email), releasePolicy: String(r.release_policy), releaseDelayDays: Number(r.release_delay_days),
     payoutCurrency: (r.payout_currency as string | null) ?? null, updatedAt: new Date(r.updated_at as string),
+  };
+}
+
+/** An item read with its batch's PayPal id and its intent's order, seller and recipient (`payment_*` columns). */
+export function toItemWithBatchId(r: Record<string, unknown>): ItemWithBatchId {
+  return {
+    ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null,
+    payment: { orderId: String(r.payment_order_id), sellerId: String(r.payment_seller_id), recipient: r.payment_recipient as Recipient },
   };
 }
 

@@ -201,10 +201,10 @@ export interface PayoutsStore {
    * Items' outcomes, applied only if every item is still as `seen` (status, PayPal item id and transaction id, read
    * without a lock), and their intents locked — one statement. The items are locked first, in id order, then their
    * intents in id order. With an `intentMove` (the moves of one call share its `from` and `patch`), the same statement
-   * also moves the item's intent (with its history row) when it is at the item's attempt and in one of `from`. With
-   * `webhookEvent`, the same statement records it (whatever the outcome). One entry per item moved, or undefined when
-   * any item was not as seen: then nothing moved and no intent is locked, but the items stay locked (read them again
-   * with itemsBySenderItemIds and try again).
+   * also moves the item's intent (with its history row) when it is at the item's attempt and in one of `from`, and
+   * writes the move's `event` (an outbox row) only if the intent moved. With `webhookEvent`, the same statement records
+   * it (whatever the outcome). One entry per item moved, or undefined when any item was not as seen: then nothing moved
+   * and no intent is locked, but the items stay locked (read them again with itemsBySenderItemIds and try again).
    */
   moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvent?: { id: string; type: string }): Promise<MovedItem[] | undefined>;
   requestItemCancel(trx: Tx, itemId: string): Promise<void>;

@@ -1,3 +1,4 @@
+import { newEvent, Streams, type PayoutEvent } from '@postsale/contracts';
 import { retryDelayMs } from '@postsale/runtime';
 import { publishPayout, type PayoutsContext } from './context';
 import { recordClawback, scheduleRetry } from './intent-decisions';
@@ -147,12 +148,17 @@ async function applyItemStatesIn(
 async function moveAsSeen(
   ctx: PayoutsContext, trx: Tx, moves: ItemPlan['moves'], causeOf: (state: PayPalItemState) => string, webhookEvent?: { id: string; type: string },
 ): Promise<boolean> {
-  const moved = await ctx.store.moveItemsAsSeen(trx, moves.map(({ item, state }) => ({
-    seen: item, outcome: outcomeOf(item, state),
-    // a paid item (nearly every answer) moves its intent to SENT in the same statement, by the same rule as applyToIntent
-    intentMove: classifyItemStatus(state.transactionStatus) === 'SENT' ? sentMove(causeOf(state)) : undefined,
-  })), webhookEvent);
+  const moved = await ctx.store.moveItemsAsSeen(trx, moves.map(({ item, state }) => {
+    // a paid item (nearly every answer) moves its intent to SENT in the same statement, by the same rule as
+    // applyToIntent, and that statement writes its PayoutSent only if the intent moved
+    const paid = classifyItemStatus(state.transactionStatus) === 'SENT';
+    return {
+      seen: item, outcome: outcomeOf(item, state),
+      ...(paid ? { intentMove: sentMove(causeOf(state)), event: ctx.outbox.row(Streams.payouts, payoutSent(item.intentId, item.payment, item, state)) } : {}),
+    };
+  }), webhookEvent);
   if (!moved) return false;
+  if (moved.some((m) => m.after)) ctx.outbox.written(trx);
   const byItem = new Map(moved.map((m) => [m.itemId, m]));
   // an intent as it stands after the items before it in this set (one item per intent and attempt: nearly always one each)
   const current = new Map<string, Intent>();
@@ -160,7 +166,7 @@ async function moveAsSeen(
     const { before: locked, after } = byItem.get(item.id)!;
     const before = current.get(locked.id) ?? locked;
     if (after) {
-      await afterSent(ctx, trx, before, after, item, state);
+      await afterSent(ctx, trx, before, after, item, state, true);
       current.set(after.id, after);
     } else if (before.attempt === item.attempt) {
       current.set(before.id, await applyToIntent(ctx, trx, before, item, state, causeOf(state)));
@@ -183,7 +189,7 @@ function outcomeOf(item: PayoutItem, state: PayPalItemState): ItemOutcome {
 /** Which items move to which state, which batches learn their PayPal id, and which states name items we never sent. */
 function planItemStates(rows: ItemWithBatchId[], known: PayPalItemState[]) {
   const items = new Map(rows.map((i) => [i.senderItemId, i]));
-  const moves: Array<{ item: PayoutItem; state: PayPalItemState }> = [];
+  const moves: Array<{ item: ItemWithBatchId; state: PayPalItemState }> = [];
   const learnt = new Map<string, string>();
   const unknown: PayPalItemState[] = [];
   for (const state of known) {
@@ -259,21 +265,28 @@ function sentMove(cause: string): IntentMove {
   return { from: ['SUBMITTED', 'NEEDS_REVIEW'], patch: { status: 'SENT', pendingReversalMinor: 0 }, cause };
 }
 
-/** What follows an intent's move to SENT: its event, and the clawback of a reversal that was pending on it. */
-async function afterSent(ctx: PayoutsContext, trx: Tx, before: Intent, sent: Intent, item: PayoutItem, state: PayPalItemState): Promise<void> {
+/**
+ * What follows an intent's move to SENT: its event (unless the statement that moved it wrote it: `published`), and the
+ * clawback of a reversal that was pending on it.
+ */
+async function afterSent(ctx: PayoutsContext, trx: Tx, before: Intent, sent: Intent, item: PayoutItem, state: PayPalItemState, published = false): Promise<void> {
   const { metrics } = ctx;
-  const amount = { amountMinor: item.amountMinor, currency: item.currency };
-  await publishPayout(ctx, trx, sent, 'PayoutSent', {
-    payoutId: sent.id, recipient: sent.recipient, amount, senderItemId: item.senderItemId,
+  if (!published) await ctx.outbox.publish(trx, Streams.payouts, payoutSent(sent.id, sent, item, state));
+  if (before.pendingReversalMinor > 0) await recordClawback(ctx, trx, sent, before.pendingReversalMinor, `pending-reversal:${item.senderItemId}`);
+  metrics.outcomes.inc({ status: 'SUCCESS', currency: item.currency }, item.amountMinor);
+  metrics.saleToPayout.observe({ recipient: sent.recipient }, (Date.now() - sent.saleRecordedAt.getTime()) / 1000);
+}
+
+/** The PayoutSent of the intent `payoutId` (of `payment`) paid by `item`, as PayPal reported it in `state`. */
+function payoutSent(payoutId: string, payment: Pick<Intent, 'orderId' | 'sellerId' | 'recipient'>, item: PayoutItem, state: PayPalItemState): PayoutEvent {
+  return newEvent(Streams.payouts, 'PayoutSent', {
+    payoutId, recipient: payment.recipient, amount: { amountMinor: item.amountMinor, currency: item.currency }, senderItemId: item.senderItemId,
     payoutBatchId: state.payoutBatchId, payoutItemId: state.payoutItemId, sentAt: Date.now(),
     // what the payment was converted from (the debt in the sale's currency) and at which dated rate
     owedAmount: item.sourceAmountMinor !== null && item.sourceCurrency ? { amountMinor: item.sourceAmountMinor, currency: item.sourceCurrency } : null,
     fxRate: item.sourceCurrency ? item.fxRate : null,
     fxRateDate: item.sourceCurrency ? item.fxRateDate : null,
-  }, state.payoutItemId);
-  if (before.pendingReversalMinor > 0) await recordClawback(ctx, trx, sent, before.pendingReversalMinor, `pending-reversal:${item.senderItemId}`);
-  metrics.outcomes.inc({ status: 'SUCCESS', currency: item.currency }, item.amountMinor);
-  metrics.saleToPayout.observe({ recipient: sent.recipient }, (Date.now() - sent.saleRecordedAt.getTime()) / 1000);
+  }, { orderId: payment.orderId, sellerId: payment.sellerId, causationId: state.payoutItemId });
 }
 
 const AUTO_RETRY_MAX_DELAY_MS = 7 * 24 * 3600 * 1000;

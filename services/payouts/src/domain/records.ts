@@ -1,4 +1,5 @@
 import type { FxRate } from '@postsale/contracts';
+import type { OutboxRow } from '@postsale/runtime';
 import type { HoldReason, IntentStatus, Recipient } from './payout-rules';
 
 /** The records the payout use cases work on; the store (db/payouts.repository.ts) reads and writes them. */
@@ -62,11 +63,15 @@ export interface IntentMove {
   cause: string;
 }
 
-/** An item's outcome, to apply if the item is still as `seen`; with `intentMove`, its intent moves in the same statement. */
+/**
+ * An item's outcome, to apply if the item is still as `seen`; with `intentMove`, its intent moves in the same statement,
+ * and `event` (OutboxWriter.row, built before) is written by that statement only if the intent moved.
+ */
 export interface ItemMove {
   seen: PayoutItem;
   outcome: ItemOutcome;
   intentMove?: IntentMove;
+  event?: OutboxRow;
 }
 
 /** An item moved: its intent as locked (`before`) and as moved with it (`after`; undefined when not moved). */
@@ -76,8 +81,11 @@ export interface MovedItem {
   after: Intent | undefined;
 }
 
-/** An item with its batch's PayPal id as known when it was read (null: not learnt yet). */
-export type ItemWithBatchId = PayoutItem & { batchPayPalBatchId: string | null };
+/**
+ * An item with its batch's PayPal id as known when it was read (null: not learnt yet), and whose payment it is (its
+ * intent's order, seller and recipient: never change, so an unlocked read of them stays true).
+ */
+export type ItemWithBatchId = PayoutItem & { batchPayPalBatchId: string | null; payment: { orderId: string; sellerId: string; recipient: Recipient } };
 
 export interface Payee {
   sellerId: string;

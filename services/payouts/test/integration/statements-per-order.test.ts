@@ -1,5 +1,6 @@
+import { Streams, type PayoutEvent } from '@postsale/contracts';
 import { type RunningService } from '@postsale/runtime';
-import { uniqueId, waitFor } from '@postsale/runtime/testing';
+import { collectTopic, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { payoutBatchEvent, type PayPalFake } from '@postsale/sandbox';
 import { PLATFORM, payoutsWithStatus, putPayee, saleRecorded, startPayoutsUnderTest, type PayoutsUnderTest, type TopicPublisher } from '../support/payouts-harness';
 
@@ -92,10 +93,10 @@ describe('statements per order', () => {
     expect(mentioning(/update "payout_intents"/, batchId, ...intents.map((i) => String(i.id)))).toHaveLength(1);
     expect(mentioning(/^select \* from "payout_batches" where "id"/, batchId)).toEqual([]);
 
-    // the reconciler's page that found both items paid: both items, both intents (to SENT, with their history) in one
-    // statement, then their events; the items are not read again locked, their intents not locked on their own, and
-    // no item is updated on its own (was: a locked read of the items, one of the intents, an update per item and per
-    // intent: 10 statements in the transaction, now 5)
+    // the reconciler's page that found both items paid: both items, both intents (to SENT, with their history) and
+    // their PayoutSent events in one statement; the items are not read again locked, their intents not locked on their
+    // own, and no item is updated on its own (was: a locked read of the items, one of the intents, an update per item
+    // and per intent: 10 statements in the transaction, then 5 with an outbox insert per event, now 3)
     const items = await service.ctx.db('payout_items').whereIn('intent_id', intents.map((i) => i.id)).orderBy('id').select('id');
     const pageMove = mentioning(/^with seen \(/, ...items.map((i) => String(i.id)));
     expect(pageMove).toHaveLength(1);
@@ -103,10 +104,11 @@ describe('statements per order', () => {
     expect(page.map((st) => st.sql.slice(0, 40))).toEqual([
       'BEGIN;',
       'with seen (id, status, paypal_item_id, t',
-      'insert into "outbox" ("event", "event_id',
-      'insert into "outbox" ("event", "event_id',
       'COMMIT;',
     ]);
+    // each event written by that statement, for its own intent's move
+    expect(page[1]!.sql).toMatch(/update "payout_intents".*insert into outbox .* from after a join moved m/s);
+    expect(page[1]!.bindings.filter((b) => b === 'PayoutSent')).toHaveLength(2);
     expect(mentioning(/^update "payout_items" set/, ...items.map((i) => String(i.id)))).toEqual([]);
     expect(mentioning(/from "payout_items" .* for update of "payout_items"/s, ...items.map((i) => String(i.id)))).toEqual([]);
 
@@ -250,16 +252,15 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     const recorded = sent.filter((st) => /insert into "?webhook_events"?/.test(st.sql) && st.bindings.includes(event.id) && st.txId !== undefined);
     expect(recorded).toHaveLength(1);
     const inTransaction = sent.filter((st) => st.txId !== undefined && st.txId === recorded[0]!.txId);
-    // the item moved as read, its intent locked and moved to SENT with its history row, the webhook recorded: one
-    // statement; then its event (was 5 statements, with the webhook's record on its own)
+    // the item moved as read, its intent locked and moved to SENT with its history row, the webhook recorded and its
+    // PayoutSent written: one statement (was 5 statements, with the webhook's record on its own, then 2 with the event's)
     expect(inTransaction.map((st) => st.sql.slice(0, 40))).toEqual([
       'BEGIN;',
       'with seen (id, status, paypal_item_id, t',
-      'insert into "outbox" ("event", "event_id',
       'COMMIT;',
     ]);
-    expect(inTransaction[1]!.sql).toMatch(/for update.*update "payout_intents".*insert into intent_history.*insert into webhook_events/s);
-    expect(inTransaction[2]!.bindings).toContain('PayoutSent');
+    expect(inTransaction[1]!.sql).toMatch(/for update.*update "payout_intents".*insert into intent_history.*insert into webhook_events.*insert into outbox/s);
+    expect(inTransaction[1]!.bindings).toContain('PayoutSent');
 
     const payouts = await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SENT' }), { description: 'seller sent by webhook' });
     expect(payouts.find((p) => p.recipient === 'SELLER')!.items[0]).toMatchObject({ status: 'SUCCESS' });
@@ -283,6 +284,7 @@ describe('statements when PayPal settles only when told: the webhook or the reco
       .where({ 'payout_intents.order_id': orderId }).orderBy('payout_items.id').select('payout_items.id', 'payout_intents.recipient');
     const platformItem = items.find((i) => i.recipient === 'PLATFORM')!;
 
+    const events = await collectTopic<PayoutEvent>(service.ctx.kafka, service.ctx.codec, service.ctx.codec.topic(Streams.payouts));
     const meanwhile = await db.transaction();
     try {
       await meanwhile('payout_items').where({ id: platformItem.id }).forUpdate();
@@ -303,13 +305,21 @@ describe('statements when PayPal settles only when told: the webhook or the reco
         'with seen (id, status, paypal_item_id, t',
         'select "payout_items".*, "payout_batches',
         'with seen (id, status, paypal_item_id, t',
-        'insert into "outbox" ("event", "event_id',
-        'insert into "outbox" ("event", "event_id',
         'COMMIT;',
       ]);
+      // both tries carried the two events; only the second, which moved the intents, wrote them
+      const eventsOf = (st: Statement) => st.bindings.filter((b): b is string => typeof b === 'string' && b.includes('"type":"PayoutSent"')).map((b) => JSON.parse(b).eventId as string);
+      const [notMoved, moved] = [eventsOf(page[1]!), eventsOf(page[3]!)];
+      expect([notMoved.length, moved.length]).toEqual([2, 2]);
+      const published = await waitFor(() => {
+        const ids = events.messages.filter((msg) => msg.event.orderId === orderId && msg.event.type === 'PayoutSent').map((msg) => msg.event.eventId);
+        return moved.every((id) => ids.includes(id)) ? ids : undefined;
+      }, { description: 'the moved intents\' PayoutSent published' });
+      expect(published.sort()).toEqual([...moved].sort());
       expect(page[2]!.sql).toMatch(/for update of "payout_items"$/);
     } finally {
       if (!meanwhile.isCompleted()) await meanwhile.rollback();
+      await events.stop();
     }
     expect(await db('payout_items').where({ id: platformItem.id }).first('status', 'transaction_id')).toEqual({ status: 'SUCCESS', transaction_id: expect.any(String) });
     const history = await db('intent_history').where({ order_id: orderId, to_status: 'SENT' }).select('intent_id');

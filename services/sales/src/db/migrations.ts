@@ -205,4 +205,17 @@ export const migrations: Migration[] = [
       await db.raw('drop index postings_entry_id_index');
     },
   },
+  {
+    // The seller's terms read by the statement that takes the terms lock and records an order's last fact (one round
+    // trip less per sale). That statement's snapshot predates the lock; a VOLATILE function's query takes a fresh one
+    // (PL/pgSQL is never inlined), so it sees terms an admin committed while the statement waited for the lock.
+    name: '0006_commercial_terms_now',
+    async up(db) {
+      await db.raw(`
+        create function commercial_terms_now(seller text) returns jsonb language plpgsql volatile as $$
+        begin
+          return (select to_jsonb(t) from commercial_terms t where t.seller_id = seller);
+        end $$`);
+    },
+  },
 ];

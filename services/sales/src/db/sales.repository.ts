@@ -1,11 +1,11 @@
 import { safeInteger } from '@postsale/contracts';
-import { AdminAuditTrail, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Knex, type Tx } from '@postsale/runtime';
+import { AdminAuditTrail, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Knex, type OutboxRow, type Tx } from '@postsale/runtime';
 import type { Marketplace, Money } from '@postsale/contracts';
 import type { AccountCode, Posting } from '../domain/ledger';
 import type { Breakdown } from '../domain/money-breakdown';
 import type {
   AdjustmentRecord, AdjustmentStatus, AppliedAmounts, CommercialTerms, EntryNote, FxRate, HistoryLine, JournalEntryInput, NewFacts, OrderFacts,
-  OrderRecord, OrderState, PurchaseFacts, ReportStore, SaleRecord, SalesStore, StateMove,
+  OrderRecord, OrderState, PurchaseFacts, ReportStore, SaleRecord, SalesStore, StateMove, TermsRead,
 } from '../domain/ports';
 
 type Row = Record<string, unknown>;
@@ -37,7 +37,7 @@ export class SalesRepository implements SalesStore, ReportStore {
 
   async lockOrCreateOrder(
     trx: Tx, orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[], facts?: NewFacts,
-  ): Promise<{ order: OrderRecord; recorded: boolean }> {
+  ): Promise<{ order: OrderRecord; recorded: boolean; terms?: TermsRead }> {
     // The insert's one source row is produced only after every lock in `locks` was taken, so the advisory locks come
     // before the row lock. ON CONFLICT DO UPDATE locks an existing row like SELECT … FOR UPDATE and returns it; with
     // facts, its WHERE leaves an order that already has them as it is (locked all the same, but not returned).
@@ -54,11 +54,16 @@ export class SalesRepository implements SalesStore, ReportStore {
          on conflict (order_id) do update set ${onConflict}
          returning *)${facts ? `,
        noted as (insert into order_history (order_id, state, cause, detail) select order_id, state, ?, ? from saved)` : ''}
-       select * from saved`,
+       select saved.*${facts ? `, ${BOTH_FACTS} as terms_read, case when ${BOTH_FACTS} then commercial_terms_now(saved.seller_id) end as terms_now` : ''}
+         from saved`,
       [sharedLocks, orderId, sellerId, state, at, ...Object.values(columns), ...(facts ? [facts.cause, json(facts.detail)] : [])],
     );
     const row = result.rows[0] as Row | undefined;
-    if (row) return { order: toOrder(row), recorded: facts !== undefined };
+    if (row) {
+      // the terms are read after the locks (the insert's source waits for them), by a query of their own snapshot
+      const terms = row.terms_read ? { current: row.terms_now ? toTerms(row.terms_now as Row) : undefined } : undefined;
+      return { order: toOrder(row), recorded: facts !== undefined, ...(terms ? { terms } : {}) };
+    }
     // the order already had these facts: its row is locked by the statement above, read it as it stands
     const known = await this.lockOrder(trx, orderId);
     if (!known) throw new Error(`order ${orderId} vanished inside its transaction`);
@@ -77,18 +82,8 @@ export class SalesRepository implements SalesStore, ReportStore {
 
   async saveHistory(trx: Tx, orderId: string, lines: HistoryLine[], move?: StateMove): Promise<void> {
     if (lines.length === 0 && !move) return;
-    // the lines in the order given (ids follow it); with a move, only if the order exists, like the update itself
-    const source = move
-      ? `(update orders set state = ?, state_reason = ?, state_since = ?, updated_at = now() where order_id = ? returning order_id)`
-      : `(select ?::text as order_id)`;
-    await trx.raw(
-      `with target as ${source}
-       insert into order_history (order_id, state, cause, detail)
-       select target.order_id, l.state, l.cause, l.detail
-       from target cross join jsonb_to_recordset(?::jsonb) as l(state text, cause text, detail jsonb, n int)
-       order by l.n`,
-      [...(move ? [move.state, move.reason, move.at, orderId] : [orderId]), historyJson(lines)],
-    );
+    const noted = historySql(orderId, lines, move);
+    await trx.raw(`with ${noted.sql} select 1`, noted.bindings);
   }
 
   async history(orderId: string): Promise<Row[]> {
@@ -101,7 +96,7 @@ export class SalesRepository implements SalesStore, ReportStore {
     return row ? toSale(row) : undefined;
   }
 
-  async recordSale(trx: Tx, s: SaleRecord, entry: JournalEntryInput): Promise<void> {
+  async recordSale(trx: Tx, s: SaleRecord, entry: JournalEntryInput, also: { event?: OutboxRow; history?: HistoryLine[]; move?: StateMove } = {}): Promise<void> {
     const b = s.breakdown;
     const sale = trx('sales').insert({
       sale_id: s.saleId, order_id: s.orderId, seller_id: s.sellerId, currency: b.saleAmount.currency, sale_amount_minor: b.saleAmount.amountMinor,
@@ -112,9 +107,19 @@ export class SalesRepository implements SalesStore, ReportStore {
       terms_source: s.termsSource, platform_commission_minor: b.platformCommission.amountMinor, seller_net_profit_minor: b.sellerNetProfit.amountMinor,
       loss_minor: b.loss.amountMinor, is_loss: b.isLoss, recorded_at: s.recordedAt, refunded_minor: s.refundedMinor,
     }).toSQL();
-    // a second sale for the order still fails on its unique order_id, and takes the entry with it
+    // a second sale for the order still fails on its unique order_id, and takes the entry, the event and the history
+    // with it; the event is written from the sale inserted (it exists iff the sale does)
     const posting = entrySql(entry);
-    await trx.raw(`with sale as (${sale.sql} returning 1), ${posting.sql} select 1`, [...sale.bindings, ...posting.bindings]);
+    const { event } = also;
+    const published = event
+      ? `, published as (insert into outbox (event_id, topic, stream, key, event_type, event) select ?::uuid, ?, ?, ?, ?, ?::jsonb from sale)`
+      : '';
+    const noted = (also.history?.length ?? 0) > 0 || also.move ? historySql(s.orderId, also.history ?? [], also.move) : undefined;
+    await trx.raw(`with sale as (${sale.sql} returning 1), ${posting.sql}${published}${noted ? `, ${noted.sql}` : ''} select 1`, [
+      ...sale.bindings, ...posting.bindings,
+      ...(event ? [event.event_id, event.topic, event.stream, event.key, event.event_type, event.event] : []),
+      ...(noted ? noted.bindings : []),
+    ]);
   }
 
   async setSaleRefunded(trx: Tx, saleId: string, refundedMinor: number): Promise<void> {
@@ -215,9 +220,7 @@ export class SalesRepository implements SalesStore, ReportStore {
   async findTerms(sellerId: string, trx?: Tx): Promise<CommercialTerms | undefined> {
     const q = trx ?? this.db;
     const row = await q('commercial_terms').where({ seller_id: sellerId }).first();
-    if (!row) return undefined;
-    const fees = typeof row.marketplace_fees === 'string' ? JSON.parse(row.marketplace_fees) : row.marketplace_fees;
-    return { sellerId, commissionRateBps: Number(row.commission_rate_bps), marketplaceFees: fees as CommercialTerms['marketplaceFees'], updatedAt: date(row.updated_at) };
+    return row ? toTerms(row) : undefined;
   }
 
   async saveTerms(trx: Tx, t: CommercialTerms): Promise<void> {
@@ -278,6 +281,25 @@ export class SalesRepository implements SalesStore, ReportStore {
 /** A jsonb parameter: the object as JSON text, or null. */
 const json = (detail: Record<string, unknown> | undefined): string | null => (detail ? JSON.stringify(detail) : null);
 
+/**
+ * The order's history lines (in the order given: ids follow it) as two CTEs (`target`, `noted`) for one statement; with
+ * a move, the order is moved first and the lines written only if it exists, like the update itself.
+ */
+function historySql(orderId: string, lines: HistoryLine[], move?: StateMove): { sql: string; bindings: Knex.Value[] } {
+  const source = move
+    ? 'update orders set state = ?, state_reason = ?, state_since = ?, updated_at = now() where order_id = ? returning order_id'
+    : 'select ?::text as order_id';
+  return {
+    sql: `target as (${source}),
+       noted as (
+         insert into order_history (order_id, state, cause, detail)
+         select target.order_id, l.state, l.cause, l.detail
+         from target cross join jsonb_to_recordset(?::jsonb) as l(state text, cause text, detail jsonb, n int)
+         order by l.n)`,
+    bindings: [...(move ? [move.state, move.reason, move.at, orderId] : [orderId]), historyJson(lines)],
+  };
+}
+
 const historyJson = (lines: HistoryLine[]): string => JSON.stringify(lines.map((l, n) => ({ state: l.state, cause: l.cause, detail: l.detail ?? null, n })));
 
 const orderFactColumns = (f: OrderFacts): Columns => ({
@@ -313,6 +335,14 @@ function entrySql(e: JournalEntryInput, after?: string): { sql: string; bindings
       JSON.stringify(e.postings.map((p, n) => ({ account_code: p.account, currency: p.amount.currency, amount_minor: p.amount.amountMinor, n }))),
     ],
   };
+}
+
+/** The order has both facts once this statement recorded one: a sale is to be priced, with the seller's terms. */
+const BOTH_FACTS = '(saved.sale_amount_minor is not null and saved.supplier_cost_minor is not null)';
+
+function toTerms(row: Row): CommercialTerms {
+  const fees = typeof row.marketplace_fees === 'string' ? JSON.parse(row.marketplace_fees) : row.marketplace_fees;
+  return { sellerId: String(row.seller_id), commissionRateBps: Number(row.commission_rate_bps), marketplaceFees: fees as CommercialTerms['marketplaceFees'], updatedAt: date(row.updated_at) };
 }
 
 function toOrder(r: Row): OrderRecord {

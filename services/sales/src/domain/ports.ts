@@ -1,5 +1,5 @@
 import type { FxConversion, Marketplace, Money, SaleEvent } from '@postsale/contracts';
-import type { AdminAuditEntry, AdminAuditRecord, Tx } from '@postsale/runtime';
+import type { AdminAuditEntry, AdminAuditRecord, OutboxRow, Tx } from '@postsale/runtime';
 import type { Breakdown } from './money-breakdown';
 import type { Posting } from './ledger';
 
@@ -122,6 +122,11 @@ export interface MarketplaceFeeSchedule {
   fixed?: Record<string, string>;
 }
 
+/** The seller's commercial terms as read under the terms lock: `current` undefined when the seller has none. */
+export interface TermsRead {
+  current: CommercialTerms | undefined;
+}
+
 export interface CommercialTerms {
   sellerId: string;
   commissionRateBps: number;
@@ -158,18 +163,24 @@ export interface SalesStore {
    * One statement for an event's first step: takes the `shared` advisory locks (in the order given), creates the order
    * in `state` if it is new, and locks its row until the transaction ends. With `facts`, the same statement records them
    * and their history line (with the order's state) unless the order already has facts of that kind: `recorded` says
-   * whether it did. Returns the order as it now stands.
+   * whether it did. Returns the order as it now stands. When it recorded them and the order now has both facts (a sale
+   * is to be priced), the same statement reads the seller's commercial terms as committed once the locks are held
+   * (`terms`; undefined when not read): no admin change of them can commit between that read and this transaction's end.
    */
   lockOrCreateOrder(
     trx: Tx, orderId: string, sellerId: string, state: OrderState, at: Date, sharedLocks: string[], facts?: NewFacts,
-  ): Promise<{ order: OrderRecord; recorded: boolean }>;
+  ): Promise<{ order: OrderRecord; recorded: boolean; terms?: TermsRead }>;
   /** reads the order and locks it until the transaction ends */
   lockOrder(trx: Tx, orderId: string): Promise<OrderRecord | undefined>;
   /** writes the order's history lines (in the order given), moving it to `move` first when given: one statement */
   saveHistory(trx: Tx, orderId: string, lines: HistoryLine[], move?: StateMove): Promise<void>;
   findSale(orderId: string, trx?: Tx): Promise<SaleRecord | undefined>;
-  /** inserts the sale and posts its journal entry, in one statement */
-  recordSale(trx: Tx, sale: SaleRecord, entry: JournalEntryInput): Promise<void>;
+  /**
+   * Inserts the sale and posts its journal entry, in one statement; the same statement writes `also.event`
+   * (SaleEvents.row) from the sale it inserted, and the order's history lines (moving it first when `also.move`), as
+   * saveHistory would.
+   */
+  recordSale(trx: Tx, sale: SaleRecord, entry: JournalEntryInput, also?: { event?: OutboxRow; history?: HistoryLine[]; move?: StateMove }): Promise<void>;
   setSaleRefunded(trx: Tx, saleId: string, refundedMinor: number): Promise<void>;
   /** false when this adjustment (same cancellation, same refund id) is already known; the order's count follows */
   insertAdjustment(trx: Tx, adjustment: AdjustmentRecord): Promise<boolean>;
@@ -225,6 +236,10 @@ export const lockKeys = {
 export interface SaleEventPublisher {
   /** through the outbox, in the transaction of the state change */
   publish(trx: Tx, event: SaleEvent): Promise<void>;
+  /** the event's outbox row (checked against its schema), for the statement that makes the change to write it */
+  row(event: SaleEvent): OutboxRow;
+  /** a statement of `trx` wrote a `row()`: the relay is woken once `trx` commits */
+  written(trx: Tx): void;
 }
 
 /** Metrics hooks; implementations count only once `trx` committed. */

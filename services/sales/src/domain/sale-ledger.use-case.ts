@@ -4,7 +4,8 @@ import { convert } from './fx';
 import { assertBalanced, mirrorPostings, payoutPostings, reversalPostings, salePostings } from './ledger';
 import { computeBreakdown, reversalBetween, scheduledMarketplaceFee, type Breakdown } from './money-breakdown';
 import {
-  lockKeys, OrderStates, type AdjustmentRecord, type AppliedAmounts, type HistoryLine, type NewFacts, type OrderRecord, type OrderState, type SaleRecord, type SalesDeps,
+  lockKeys, OrderStates, type AdjustmentRecord, type AppliedAmounts, type HistoryLine, type JournalEntryInput, type NewFacts, type OrderRecord, type OrderState,
+  type SaleRecord, type SalesDeps, type StateMove, type TermsRead,
 } from './ports';
 
 type Hold = { hold: OrderState; reason: string };
@@ -50,7 +51,7 @@ export async function recordOrderEvent(deps: SalesDeps, trx: Tx, event: OrderEve
 /** The order's facts, recorded (with their history line) by the statement that locks the order, unless already known. */
 async function recordOrderReceived(deps: SalesDeps, trx: Tx, event: Extract<OrderEvent, { type: 'OrderReceived' }>): Promise<void> {
   const p = event.payload;
-  const { order, recorded } = await lockOrCreate(deps, trx, event, OrderStates.AWAITING_PURCHASE, {
+  const { order, recorded, terms } = await lockOrCreate(deps, trx, event, OrderStates.AWAITING_PURCHASE, {
     order: {
       marketplace: p.marketplace, externalOrderId: p.externalOrderId, saleAmount: p.saleAmount, marketplaceFee: p.marketplaceFee ?? null,
       paymentFee: p.paymentFee ?? null, receivedAt: new Date(p.receivedAt), eventId: event.eventId,
@@ -61,7 +62,7 @@ async function recordOrderReceived(deps: SalesDeps, trx: Tx, event: Extract<Orde
     return deps.store.saveHistory(trx, order.orderId, [{ state: order.state, cause: 'OrderReceived', detail: { ignored: 'order already known', eventId: event.eventId } }]);
   }
   // a sale needs both facts: one learned by this event means no sale was recorded before it
-  await advance(deps, trx, order, 'OrderReceived', event.eventId, false);
+  await advance(deps, trx, order, 'OrderReceived', event.eventId, false, [], terms);
 }
 
 export async function recordFulfillmentEvent(deps: SalesDeps, trx: Tx, event: FulfillmentEvent): Promise<void> {
@@ -70,7 +71,7 @@ export async function recordFulfillmentEvent(deps: SalesDeps, trx: Tx, event: Fu
   if (event.type === 'PurchaseFailed' && !event.payload.needsReview) return recordPurchaseAbandoned(deps, trx, event);
   if (event.type !== 'PurchaseCompleted') return;
   const p = event.payload;
-  const { order, recorded } = await lockOrCreate(deps, trx, event, OrderStates.AWAITING_ORDER, {
+  const { order, recorded, terms } = await lockOrCreate(deps, trx, event, OrderStates.AWAITING_ORDER, {
     purchase: {
       supplier: p.supplier, supplierOrderId: p.supplierOrderId, supplierCost: p.supplierCost, purchasedAt: new Date(p.purchasedAt), knownAt: deps.now(),
       eventId: event.eventId,
@@ -80,7 +81,7 @@ export async function recordFulfillmentEvent(deps: SalesDeps, trx: Tx, event: Fu
   if (!recorded) {
     return deps.store.saveHistory(trx, order.orderId, [{ state: order.state, cause: 'PurchaseCompleted', detail: { ignored: 'purchase already known', eventId: event.eventId } }]);
   }
-  await advance(deps, trx, order, 'PurchaseCompleted', event.eventId, false);
+  await advance(deps, trx, order, 'PurchaseCompleted', event.eventId, false, [], terms);
 }
 
 /**
@@ -153,9 +154,10 @@ export async function retryHeld(deps: SalesDeps, trx: Tx, state: typeof OrderSta
  * Moves one order, locked by this transaction and as it now stands, as far as the facts allow: record the sale, then
  * apply pending cancellations/refunds. `saleMayExist` false skips looking for a sale this event made possible.
  * `history`: lines of this event not written yet; they are written with the order's new state, in one statement.
+ * `terms`: the seller's terms when the statement that locked the order read them (under the terms lock).
  */
 async function advance(
-  deps: SalesDeps, trx: Tx, order: OrderRecord, cause: string, causationId: string | null, saleMayExist: boolean, history: HistoryLine[] = [],
+  deps: SalesDeps, trx: Tx, order: OrderRecord, cause: string, causationId: string | null, saleMayExist: boolean, history: HistoryLine[] = [], terms?: TermsRead,
 ): Promise<void> {
   const { store } = deps;
   const orderId = order.orderId;
@@ -182,42 +184,50 @@ async function advance(
       await transition(deps, trx, order, state, reason, cause, history);
       return;
     }
-    const prepared = await prepare(deps, trx, order);
+    const prepared = await prepare(deps, trx, order, terms);
     if ('hold' in prepared) {
       if (order.state !== prepared.hold || order.stateReason !== prepared.reason) deps.observer.saleHeld(trx, prepared.hold, prepared.reason);
       await transition(deps, trx, order, prepared.hold, prepared.reason, cause, history);
+      return;
+    }
+    if (pending.length === 0) {
+      // nothing to apply to it: the sale, its event, the order's state and the history lines are one statement
+      await record(deps, trx, order, prepared, causationId, history, { ...stateAfter(prepared.breakdown, 0, adjustments), cause });
       return;
     }
     sale = await record(deps, trx, order, prepared, causationId, history);
   }
 
   let refunded = sale.refundedMinor;
-  const total = sale.breakdown.saleAmount.amountMinor;
   for (const adjustment of pending.sort((a, b) => a.occurredAt.getTime() - b.occurredAt.getTime())) {
     refunded = await applyAdjustment(deps, trx, sale, adjustment, refunded, causationId);
   }
   sale.refundedMinor = refunded;
 
   const all = pending.length > 0 ? await store.adjustments(trx, orderId) : adjustments;
-  let state: OrderState;
-  let reason: string | null = null;
-  if (all.some((a) => a.status === 'REJECTED')) {
-    state = OrderStates.NEEDS_REVIEW;
-    reason = 'a refund could not be applied (see adjustments)';
-  } else if (refunded === total && total > 0) {
-    state = all.some((a) => a.kind === 'CANCELLATION' && a.status === 'APPLIED') ? OrderStates.CANCELLED : OrderStates.REFUNDED;
-  } else if (refunded > 0) state = OrderStates.PARTIALLY_REFUNDED;
-  else state = sale.breakdown.isLoss ? OrderStates.LOSS : OrderStates.RECORDED;
-  if (state === OrderStates.LOSS) reason = 'gross profit not positive: no commission, nothing to pay';
+  const { state, reason } = stateAfter(sale.breakdown, refunded, all);
   await transition(deps, trx, order, state, reason, cause, history);
 }
 
-async function prepare(deps: SalesDeps, trx: Tx, order: OrderRecord): Promise<Prepared | Hold> {
+/** Where a recorded sale leaves the order, given what it has refunded and the order's adjustments as they now stand. */
+function stateAfter(breakdown: Breakdown, refunded: number, all: AdjustmentRecord[]): { state: OrderState; reason: string | null } {
+  const total = breakdown.saleAmount.amountMinor;
+  if (all.some((a) => a.status === 'REJECTED')) return { state: OrderStates.NEEDS_REVIEW, reason: 'a refund could not be applied (see adjustments)' };
+  if (refunded === total && total > 0) {
+    return { state: all.some((a) => a.kind === 'CANCELLATION' && a.status === 'APPLIED') ? OrderStates.CANCELLED : OrderStates.REFUNDED, reason: null };
+  }
+  if (refunded > 0) return { state: OrderStates.PARTIALLY_REFUNDED, reason: null };
+  if (breakdown.isLoss) return { state: OrderStates.LOSS, reason: 'gross profit not positive: no commission, nothing to pay' };
+  return { state: OrderStates.RECORDED, reason: null };
+}
+
+async function prepare(deps: SalesDeps, trx: Tx, order: OrderRecord, read?: TermsRead): Promise<Prepared | Hold> {
   const { store, settings } = deps;
   const facts = order.order!;
   const purchase = order.purchase!;
   const currency = facts.saleAmount.currency;
-  const terms = await store.findTerms(order.sellerId, trx);
+  // read now unless the order's locking statement read them: under the shared terms lock either way
+  const terms = read ? read.current : await store.findTerms(order.sellerId, trx);
   const rateBps = terms?.commissionRateBps ?? settings.defaultCommissionRateBps;
   if (rateBps === undefined) return { hold: OrderStates.PENDING_TERMS, reason: 'NO_COMMERCIAL_TERMS: the seller has no commission rate' };
 
@@ -266,8 +276,15 @@ async function prepare(deps: SalesDeps, trx: Tx, order: OrderRecord): Promise<Pr
   return { breakdown, supplierCostCharged: charged, fx, marketplaceFeeSource, termsSource: terms ? 'SELLER' : 'DEFAULT' };
 }
 
-/** Records the sale and its journal entry, publishes SaleRecorded; the history line joins `history` for the state move. */
-async function record(deps: SalesDeps, trx: Tx, order: OrderRecord, prepared: Prepared, causationId: string | null, history: HistoryLine[]): Promise<SaleRecord> {
+/**
+ * Records the sale and its journal entry, publishes SaleRecorded, in one statement; the history line joins `history`
+ * for the state move. With `then` (nothing left to apply to the sale), the same statement also moves the order to
+ * `then.state` and writes `history`, as `transition` would.
+ */
+async function record(
+  deps: SalesDeps, trx: Tx, order: OrderRecord, prepared: Prepared, causationId: string | null, history: HistoryLine[],
+  then?: { state: OrderState; reason: string | null; cause: string },
+): Promise<SaleRecord> {
   const { store, events } = deps;
   const now = deps.now();
   const sale: SaleRecord = {
@@ -277,9 +294,8 @@ async function record(deps: SalesDeps, trx: Tx, order: OrderRecord, prepared: Pr
   };
   const postings = salePostings(sale.breakdown, sale.supplierCostCharged);
   assertBalanced(postings);
-  await store.recordSale(trx, sale, { entryKey: `sale:${order.orderId}`, orderId: order.orderId, sellerId: order.sellerId, kind: 'SALE', description: `sale ${sale.saleId}`, postings, postedAt: now });
   const b = sale.breakdown;
-  await events.publish(trx, newEvent(Streams.sales, 'SaleRecorded', {
+  const event = events.row(newEvent(Streams.sales, 'SaleRecorded', {
     saleId: sale.saleId, saleAmount: b.saleAmount, marketplaceFee: b.marketplaceFee, paymentFee: b.paymentFee, supplierCost: b.supplierCost,
     supplierCostCharged: sale.supplierCostCharged, fx: sale.fx, grossProfit: b.grossProfit, commissionRateBps: b.commissionRateBps,
     platformCommission: b.platformCommission, sellerNetProfit: b.sellerNetProfit, loss: b.loss, isLoss: b.isLoss, recordedAt: now.getTime(),
@@ -288,6 +304,9 @@ async function record(deps: SalesDeps, trx: Tx, order: OrderRecord, prepared: Pr
     state: b.isLoss ? OrderStates.LOSS : OrderStates.RECORDED, cause: 'SaleRecorded',
     detail: { saleId: sale.saleId, commissionRateBps: b.commissionRateBps, termsSource: sale.termsSource, fx: sale.fx },
   });
+  const entry: JournalEntryInput = { entryKey: `sale:${order.orderId}`, orderId: order.orderId, sellerId: order.sellerId, kind: 'SALE', description: `sale ${sale.saleId}`, postings, postedAt: now };
+  await store.recordSale(trx, sale, entry, { event, ...(then ? stateChange(deps, order, then.state, then.reason, then.cause, history) : {}) });
+  events.written(trx);
   deps.observer.saleRecorded(trx, sale, order.purchase!.purchasedAt);
   return sale;
 }
@@ -336,8 +355,14 @@ async function applyAdjustment(deps: SalesDeps, trx: Tx, sale: SaleRecord, adjus
 
 /** Moves the order to `state` (when it changes) with its history line last, and writes the event's lines: one statement. */
 async function transition(deps: SalesDeps, trx: Tx, order: OrderRecord, state: OrderState, reason: string | null, cause: string, history: HistoryLine[]): Promise<void> {
-  if (order.state === state && order.stateReason === reason) return deps.store.saveHistory(trx, order.orderId, history);
-  await deps.store.saveHistory(trx, order.orderId, [...history, { state, cause, detail: reason ? { reason } : undefined }], { state, reason, at: deps.now() });
+  const { history: lines, move } = stateChange(deps, order, state, reason, cause, history);
+  await deps.store.saveHistory(trx, order.orderId, lines, move);
+}
+
+/** The history lines to write, and the move when the order's state (or its reason) changes: its line comes last. */
+function stateChange(deps: SalesDeps, order: OrderRecord, state: OrderState, reason: string | null, cause: string, history: HistoryLine[]): { history: HistoryLine[]; move?: StateMove } {
+  if (order.state === state && order.stateReason === reason) return { history };
+  return { history: [...history, { state, cause, detail: reason ? { reason } : undefined }], move: { state, reason, at: deps.now() } };
 }
 
 /**

@@ -2,8 +2,8 @@ import { Streams, type FulfillmentEvent, type OrderEvent, type PayoutEvent } fro
 import { startService, type RunningService, type Tx } from '@postsale/runtime';
 import { dropSchema, testEnv, uniqueId, waitFor } from '@postsale/runtime/testing';
 import { SalesRepository } from '../../src/db/sales.repository';
-import type { SalesDeps } from '../../src/domain/ports';
-import { recordFulfillmentEvent, recordOrderEvent, recordPayoutEvent } from '../../src/domain/sale-ledger.use-case';
+import { lockKeys, type SalesDeps } from '../../src/domain/ports';
+import { recordFulfillmentEvent, recordOrderEvent, recordPayoutEvent, retryHeld } from '../../src/domain/sale-ledger.use-case';
 import { salesService } from '../../src/service';
 import { ADMIN, m, orderCancelled, orderReceived, orderRefunded, payoutSent, purchaseCompleted, redelivered } from '../support/events';
 
@@ -23,7 +23,11 @@ describe('sales: statements per event', () => {
     const repo = new SalesRepository(service.ctx.db);
     deps = {
       store: repo, reports: repo,
-      events: { publish: (trx, event) => service.ctx.outbox.publish(trx, Streams.sales, event) },
+      events: {
+        publish: (trx, event) => service.ctx.outbox.publish(trx, Streams.sales, event),
+        row: (event) => service.ctx.outbox.row(Streams.sales, event),
+        written: (trx) => service.ctx.outbox.written(trx),
+      },
       observer: { saleRecorded: () => undefined, saleReversed: () => undefined, saleHeld: () => undefined },
       settings: { fxMaxRateAgeDays: 7 },
       now: () => new Date(),
@@ -79,7 +83,7 @@ describe('sales: statements per event', () => {
   const historyOf = async (orderId: string) =>
     (await service.ctx.db('order_history').where({ order_id: orderId }).orderBy('id')).map((h) => [h.state, h.cause, h.detail?.ignored ?? null]);
 
-  it('when an order is received, bought, recorded and both payouts are sent, then the ledger sends 8 statements in all', async () => {
+  it('when an order is received, bought, recorded and both payouts are sent, then the ledger sends 5 statements in all', async () => {
     const sellerId = uniqueId('seller-');
     await putTerms(sellerId, 1500);
     const orderId = uniqueId('o-');
@@ -105,11 +109,15 @@ describe('sales: statements per event', () => {
       ['RECORDED', 'PayoutSent'],
     ]);
 
-    // OrderReceived: one upsert (shared locks, facts, row lock, history line). PurchaseCompleted: the same upsert, the
-    // seller's terms, the sale with its journal entry, the SaleRecorded outbox row, the state with its history lines.
-    // PayoutSent: the order's row lock, the entry and its history line. (Was 4 + 10 + 3 + 3.)
+    // OrderReceived: one upsert (shared locks, facts, row lock, history line). PurchaseCompleted: the same upsert, which
+    // also reads the seller's terms (the order now has both facts); the sale with its journal entry, its SaleRecorded
+    // outbox row, the order's state and its history lines. PayoutSent: the order's row lock, the entry and its history
+    // line. (Was 4 + 10 + 3 + 3, then 1 + 5 + 1 + 1.)
     expect(received).toHaveLength(1);
-    expect(bought).toHaveLength(5);
+    expect(bought).toHaveLength(2);
+    expect(bought[0]).toMatch(/commercial_terms_now/);
+    expect(bought.filter((sql) => /commercial_terms/.test(sql) && !/commercial_terms_now/.test(sql))).toEqual([]);
+    expect(bought[1]).toMatch(/^with sale as \(insert into "sales".*insert into outbox.*update orders set state.*insert into order_history/s);
     expect(toSeller).toHaveLength(1);
     expect(toPlatform).toHaveLength(1);
   });
@@ -162,6 +170,26 @@ describe('sales: statements per event', () => {
       ['RECORDED', 'SaleRecorded', null],
       ['RECORDED', 'OrderReceived', null],
     ]);
+  });
+
+  it('when an admin sets a seller\'s terms while the order\'s last fact waits on the terms lock, then the sale is priced with them (read after the lock, not held)', async () => {
+    const sellerId = uniqueId('seller-');
+    const orderId = uniqueId('o-');
+    await onOrder(orderReceived({ orderId, sellerId, sale: m(10000, 'USD'), marketplaceFee: m(1000, 'USD') }));
+    const { store } = deps;
+    await concurrently(
+      // the admin's write as setCommercialTerms makes it: exclusive lock, terms, held sales released (none yet)
+      async (trx) => {
+        await store.advisoryLock(trx, lockKeys.terms(sellerId), 'exclusive');
+        await store.saveTerms(trx, { sellerId, commissionRateBps: 2000, marketplaceFees: {} });
+        expect(await retryHeld(deps, trx, 'PENDING_TERMS', sellerId)).toEqual([]);
+      },
+      // its statement began before the terms committed: a read with that statement's snapshot would find none
+      (trx) => recordFulfillmentEvent(deps, trx, purchaseCompleted({ orderId, sellerId, cost: m(5000, 'USD') })),
+    );
+    const db = service.ctx.db;
+    expect((await db('orders').where({ order_id: orderId }).first()).state).toBe('RECORDED');
+    expect(await db('sales').where({ order_id: orderId }).first('commission_rate_bps', 'terms_source')).toEqual({ commission_rate_bps: 2000, terms_source: 'SELLER' });
   });
 
   it('when two replicas apply the same order re-sent with a new id at once, then the second waits on the locked row and only notes it', async () => {
