@@ -70,16 +70,17 @@ function k8sDocuments(file: string): Array<{ kind: string; metadata: { name: str
   return parseAllDocuments(read('deploy', 'k8s', file)).map((d) => d.toJS());
 }
 
-function k8sDeployment(service: ServiceName): K8sDeployment {
-  const deployment = k8sDocuments(`${service}.yaml`).find((d) => d.kind === 'Deployment') as K8sDeployment | undefined;
-  if (!deployment) throw new Error(`deploy/k8s/${service}.yaml has no Deployment`);
+/** a service's Deployment, or another Deployment of the same image in its own file (`ingest-webhooks`) */
+function k8sDeployment(service: ServiceName, file: string = service): K8sDeployment {
+  const deployment = k8sDocuments(`${file}.yaml`).find((d) => d.kind === 'Deployment') as K8sDeployment | undefined;
+  if (!deployment) throw new Error(`deploy/k8s/${file}.yaml has no Deployment`);
   return deployment;
 }
 
-function k8sEnv(service: ServiceName): Record<string, string> {
+function k8sEnv(service: ServiceName, file: string = service): Record<string, string> {
   const configMap = k8sDocuments('configmap.yaml').find((d) => d.kind === 'ConfigMap')!;
   const env = imageEnv();
-  for (const variable of k8sDeployment(service).spec.template.spec.containers[0]!.env ?? []) {
+  for (const variable of k8sDeployment(service, file).spec.template.spec.containers[0]!.env ?? []) {
     const from = variable.valueFrom;
     if (from?.configMapKeyRef) {
       const value = configMap.data?.[from.configMapKeyRef.key];
@@ -185,6 +186,36 @@ describe('k8s Deployments are production-shaped', () => {
     expect((container!.env ?? []).map((v) => v.name)).toEqual(expect.arrayContaining(['ADMIN_TOKEN', 'OPERATOR_TOKEN']));
     const inlineSecrets = (container!.env ?? []).filter((v) => SECRET_NAMES.test(v.name) && !v.valueFrom?.secretKeyRef).map((v) => v.name);
     expect(inlineSecrets).toEqual([]);
+  });
+});
+
+describe('webhook-only ingest replicas (deploy/k8s/ingest-webhooks.yaml)', () => {
+  type Labelled = K8sDeployment & { spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> } } } };
+  const webhooks = () => k8sDeployment('ingest', 'ingest-webhooks') as Labelled;
+
+  it('run ingest\'s own environment with background workers off, valid in production', () => {
+    const env = k8sEnv('ingest', 'ingest-webhooks');
+    const { BACKGROUND_WORKERS, ...rest } = env;
+    expect(BACKGROUND_WORKERS).toBe('false');
+    expect(rest).toEqual(k8sEnv('ingest'));
+    expect(unknownNames('ingest', env)).toEqual([]);
+    expect((loadConfig(SCHEMAS.ingest, env) as { BACKGROUND_WORKERS: boolean }).BACKGROUND_WORKERS).toBe(false);
+  });
+
+  it('are production-shaped, and neither Deployment selects the other\'s pods (each Service reaches one kind)', () => {
+    const deployment = webhooks();
+    const [container] = deployment.spec.template.spec.containers;
+    expect(deployment.spec.replicas).toBeGreaterThanOrEqual(2);
+    expect(container!.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(container!.resources?.limits).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(deployment.spec.template.spec.securityContext?.runAsNonRoot).toBe(true);
+    const workers = k8sDeployment('ingest') as Labelled;
+    const selects = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+    expect(selects(workers.spec.selector.matchLabels, deployment.spec.template.metadata.labels)).toBe(false);
+    expect(selects(deployment.spec.selector.matchLabels, workers.spec.template.metadata.labels)).toBe(false);
+    const service = k8sDocuments('ingest-webhooks.yaml').find((d) => d.kind === 'Service') as unknown as { spec: { selector: Record<string, string> } };
+    expect(selects(service.spec.selector, deployment.spec.template.metadata.labels)).toBe(true);
+    expect(selects(service.spec.selector, workers.spec.template.metadata.labels)).toBe(false);
   });
 });
 
