@@ -11,6 +11,11 @@ export class ConfigError extends Error {
 }
 
 /** An optional variable where an empty value (`${VAR:-}` in compose) means unset. */
+/** An on/off variable: "true" or "false" (or a boolean, from code), `fallback` when unset. */
+export function envFlag(fallback: boolean) {
+  return z.union([z.boolean(), z.enum(['true', 'false'])]).default(fallback).transform((v) => v === true || v === 'true');
+}
+
 const optionalText = z.string().optional().transform((s) => (s ? s : undefined));
 
 /**
@@ -22,7 +27,7 @@ export const kafkaSecurityShape = {
   KAFKA_SASL_USERNAME: optionalText,
   KAFKA_SASL_PASSWORD: optionalText,
   /** TLS to the brokers; the server certificate is always verified (against KAFKA_SSL_CA_FILE, else the system roots) */
-  KAFKA_SSL: z.union([z.boolean(), z.enum(['true', 'false'])]).default(false).transform((v) => v === true || v === 'true'),
+  KAFKA_SSL: envFlag(false),
   /** PEM file of the CA that signed the brokers' certificates */
   KAFKA_SSL_CA_FILE: optionalText,
 };
@@ -94,7 +99,7 @@ export const baseConfigSchema = z.object({
    * Repeated statements as named prepared statements (createDb): about a third less Postgres CPU per statement. Turn off
    * only behind a pooler that cannot keep them (PgBouncer before 1.21 in transaction mode).
    */
-  DB_PREPARED_STATEMENTS: z.union([z.boolean(), z.enum(['true', 'false'])]).default(true).transform((v) => v === true || v === 'true'),
+  DB_PREPARED_STATEMENTS: envFlag(true),
   /**
    * How long the outbox relay waits after a commit woke it, so the events of commits that follow are published by the
    * same claim and Kafka request. Saves a transaction per event once orders arrive faster than this; adds at most this
@@ -106,7 +111,7 @@ export const baseConfigSchema = z.object({
    * (pollers, job workers, inbox pruning); replicas with the default run them. Lets one part scale apart from the
    * rest — e.g. ingest replicas that only store and answer webhooks, while fewer replicas process the deliveries.
    */
-  BACKGROUND_WORKERS: z.union([z.boolean(), z.enum(['true', 'false'])]).default(true).transform((v) => v === true || v === 'true'),
+  BACKGROUND_WORKERS: envFlag(true),
   /** how often old inbox rows are looked for (they are kept longer than any copy of their event lives in Kafka) */
   INBOX_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
   /** inbox rows deleted per statement */

@@ -82,8 +82,6 @@ function preparingPgClient(): PgClientClass {
     override _query(connection: object, obj: PgQuery): Promise<unknown> {
       const sql = obj.sql;
       if (!sql || !obj.bindings?.length || obj.options?.name !== undefined) return super._query(connection, obj);
-      let statements = perConnection.get(connection);
-      if (!statements) perConnection.set(connection, (statements = { generation: 0, named: 0 }));
       const hash = seen.get(sql);
       if (hash === undefined) {
         if (seen.size < MAX_TRACKED_TEXTS) seen.set(sql, null); // the first time: counted, sent unnamed
@@ -91,18 +89,19 @@ function preparingPgClient(): PgClientClass {
       }
       const key = hash ?? createHash('sha1').update(sql).digest('base64url').slice(0, 22);
       if (hash === null) seen.set(sql, key);
+      let statements = perConnection.get(connection);
+      if (!statements) perConnection.set(connection, (statements = { generation: 0, named: 0 }));
       const name = `ps${statements.generation}_${key}`;
       const parsed = (connection as { connection?: { parsedStatements?: Record<string, string> } }).connection?.parsedStatements;
       if (!parsed?.[name]) {
         if (statements.named >= MAX_NAMED_PER_CONNECTION) return super._query(connection, obj);
         statements.named += 1;
       }
-      const current = statements;
       return super._query(connection, { ...obj, options: { ...obj.options, name } }).catch((error: unknown) => {
         const code = (error as { code?: string }).code;
         if (code === '0A000' || code === '26000') {
-          current.generation += 1;
-          current.named = 0;
+          statements.generation += 1;
+          statements.named = 0;
         }
         throw error;
       });

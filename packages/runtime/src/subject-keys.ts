@@ -41,7 +41,7 @@ interface StoredKey {
 export async function applySubjectKeys(db: Db | Tx, records: SubjectKey[]): Promise<void> {
   if (records.length === 0) return;
   // one row per subject, as applying them one by one would leave it: an erasure wins over any key; else the first key
-  const bySubject = new Map<string, { subject_id: string; sealed_key: string | null; erased_at: Date | null }>();
+  const bySubject = new Map<string, StoredKey & { subject_id: string }>();
   for (const r of records) {
     const erased = r.sealedKey === null || r.erasedAt !== null;
     const row = { subject_id: r.subjectId, sealed_key: erased ? null : r.sealedKey, erased_at: erased ? new Date(r.erasedAt ?? r.occurredAt) : null };

@@ -1,8 +1,6 @@
 import { z } from 'zod';
 import { isSandboxOrLoopbackHost } from '@postsale/paypal';
-import { baseConfigSchema, personalDataKeyProblems, personalDataKeyShape, secretBoxKeyProblems } from '@postsale/runtime';
-
-const bool = z.enum(['true', 'false']).default('true').transform((v) => v === 'true');
+import { baseConfigSchema, envFlag, personalDataKeyProblems, personalDataKeyShape, secretBoxKeyProblems } from '@postsale/runtime';
 
 /** ingest's environment: the shared variables plus its own. Parsed first; a bad value stops the process. */
 export const configSchema = baseConfigSchema
@@ -88,7 +86,7 @@ export const configSchema = baseConfigSchema
     DELIVERY_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
     DELIVERY_MAX_BACKOFF_MS: z.coerce.number().int().positive().default(5 * 60_000),
     /** when a seller is registered, parked UNROUTABLE deliveries for its accounts are queued again automatically */
-    REQUEUE_PARKED_ON_REGISTRATION: bool,
+    REQUEUE_PARKED_ON_REGISTRATION: envFlag(true),
     /** integrity deadlines: a delivery pending / parked longer than this is reported */
     PENDING_DELIVERY_DEADLINE_SECONDS: z.coerce.number().int().positive().default(900),
     PARKED_DELIVERY_DEADLINE_SECONDS: z.coerce.number().int().positive().default(3600),

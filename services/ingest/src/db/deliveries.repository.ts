@@ -24,10 +24,10 @@ const toRow = (d: NewDelivery) => ({
   order_id: d.orderId, headers: JSON.stringify(d.headers), raw_body: d.rawBody, source_ip: d.sourceIp,
 });
 
-/** Adds the (marketplace, reason, day, 1, now) rows of `source` to the day's counters: one row per marketplace, reason and day. */
+/** Adds the (marketplace, reason, day, count, now) rows of `source` to the day's counters; `source` gives each (marketplace, reason, day) once: a statement may update a row only once. */
 const countDropped = (source: string) =>
   `insert into dropped_notifications (marketplace, reason, day, count, last_seen_at) ${source}
-   on conflict (marketplace, reason, day) do update set count = dropped_notifications.count + 1, last_seen_at = now()`;
+   on conflict (marketplace, reason, day) do update set count = dropped_notifications.count + excluded.count, last_seen_at = now()`;
 
 /** The statuses that hold a message: at most one delivery per (marketplace, dedupe key) among them (unique index). */
 const HOLDS_MESSAGE = `status in ('pending', 'accepted', 'ignored', 'parked')`;
@@ -95,9 +95,7 @@ export class DeliveriesRepository implements DeliveryStore {
                 'duplicate', coalesce('SAME_MESSAGE_AS_' || p.id, 'SAME_MESSAGE'), now()
            from routed r join prior p using (ord)
        ), dropped as (
-         insert into dropped_notifications (marketplace, reason, day, count, last_seen_at)
-         select marketplace, drop_reason, current_date, count(*), now() from routed where not routable group by marketplace, drop_reason
-         on conflict (marketplace, reason, day) do update set count = dropped_notifications.count + excluded.count, last_seen_at = now()
+         ${countDropped('select marketplace, drop_reason, current_date, count(*), now() from routed where not routable group by marketplace, drop_reason')}
        )
        select r.ord, r.routable,
               (select row_to_json(s) from stored s where s.id = r.id) as stored,
