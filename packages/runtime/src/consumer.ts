@@ -1,6 +1,6 @@
 import type { Batch, Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { dlqTopicName, type AnyStream, type EventCodec, type TypedEvent } from '@postsale/contracts';
-import type { Db, Tx } from './db';
+import { TransactionVoided, voidUnlessRow, type Db, type Tx } from './db';
 import { retryDelayMs } from './backoff';
 import { classifyError } from './errors';
 import { producerConfig } from './kafka';
@@ -357,15 +357,14 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
           }
         }
         const decoded: E = event;
+        // The inbox row travels with the handler's first statement (one round trip): when the event is already in
+        // the inbox the transaction is void, so the handler's statements take no effect.
         const fresh = await db.transaction(async (trx) => {
-          const inserted = await trx('inbox')
-            .insert({ consumer_group: this.groupId, event_id: decoded.eventId, topic, partition, offset: message.offset, event_type: decoded.type })
-            .onConflict(['consumer_group', 'event_id'])
-            .ignore()
-            .returning('event_id');
-          if (inserted.length === 0) return false;
+          await voidUnlessRow(trx, INBOX_INSERT, [this.groupId, decoded.eventId, topic, partition, message.offset, decoded.type]);
           await this.spec.handle(decoded, { trx, topic, partition, offset: message.offset });
-          return true;
+        }).then(() => true, (error: unknown) => {
+          if (error instanceof TransactionVoided) return false;
+          throw error;
         });
         if (fresh) this.m.consumed.inc({ group: this.groupId, topic, type: decoded.type });
         else this.m.duplicates.inc({ group: this.groupId, topic });
@@ -421,6 +420,10 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
 
 /** how long a consumer keeps trying to join before its service's start fails */
 const START_RETRY_MS = 60_000;
+/** an event's inbox row; inserts nothing (no row: the transaction is void) when the event was applied before */
+const INBOX_INSERT =
+  'insert into inbox (consumer_group, event_id, topic, partition, "offset", event_type) values (?, ?, ?, ?, ?, ?) on conflict (consumer_group, event_id) do nothing';
+
 /** events per inbox transaction unless the spec says otherwise */
 const DEFAULT_MAX_BATCH = 100;
 const DEFAULT_COMMIT_INTERVAL_MS = 500;

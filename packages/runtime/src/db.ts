@@ -2,6 +2,7 @@ import knex, { type Knex } from 'knex';
 import { createHash } from 'node:crypto';
 import type { Metrics } from './metrics';
 import type { Logger } from './logger';
+import { PipelinedQuery, type PgConnection, type PipelinePart } from './pg-pipeline';
 
 export type { Knex };
 export type Db = Knex;
@@ -20,13 +21,18 @@ export interface Migration {
 
 /**
  * A knex instance bound to the service's own schema: unqualified table names resolve there and nowhere else. With
- * `preparedStatements` (the default) repeated statements run as named prepared statements (see preparingPgClient).
+ * `preparedStatements` (the default) repeated statements run as named prepared statements; with `pipelining` (the
+ * default) a transaction's BEGIN rides with its first statement (see postsaleClient).
  */
-export function createDb(options: { url: string; schema: string; poolMax?: number; logger?: Logger; preparedStatements?: boolean }): Db {
+export function createDb(options: {
+  url: string; schema: string; poolMax?: number; logger?: Logger; preparedStatements?: boolean; pipelining?: boolean;
+}): Db {
   const log = options.logger?.child({ component: 'knex' });
-  return knex({
+  const settings: ClientSettings = { prepare: options.preparedStatements ?? true, pipeline: options.pipelining ?? true };
+  const config: Knex.Config & { [SETTINGS_KEY]: ClientSettings } = {
     // a subclass, not a patched instance: knex builds each transaction's client from the class's prototype
-    client: (options.preparedStatements ?? true) ? (preparingPgClient() as unknown as typeof Knex.Client) : 'pg',
+    client: postsaleClient() as unknown as typeof Knex.Client,
+    [SETTINGS_KEY]: settings,
     connection: options.url,
     searchPath: [options.schema],
     pool: { min: 0, max: options.poolMax ?? 10 },
@@ -40,10 +46,11 @@ export function createDb(options: { url: string; schema: string; poolMax?: numbe
       },
     }),
     // bigint columns come back as strings from pg; money columns are bigint, converted explicitly where read
-  });
+  };
+  return knex(config);
 }
 
-/** what preparingPgClient keeps per pg connection */
+/** what the client keeps per pg connection for its prepared statements */
 interface ConnectionStatements {
   /** part of every name: a new generation means new names, so statements Postgres dropped or refused are parsed again */
   generation: number;
@@ -54,60 +61,207 @@ interface ConnectionStatements {
 const MAX_TRACKED_TEXTS = 5000;
 const MAX_NAMED_PER_CONNECTION = 400;
 
-type PgQuery = { sql?: string; bindings?: unknown[]; options?: Record<string, unknown> };
-type PgClientClass = new (config: Knex.Config) => { _query(connection: object, obj: PgQuery): Promise<unknown> };
-let preparingClientClass: PgClientClass | undefined;
+/** what createDb chose for this pool, kept in the knex config (transactions' clients share it) */
+interface ClientSettings {
+  prepare: boolean;
+  pipeline: boolean;
+}
+const SETTINGS_KEY = 'postsaleClient' as const;
+/** knex query option marking a statement sent by voidUnlessRow */
+const VOID_UNLESS_ROW = 'postsaleVoidUnlessRow';
+
+/** The transaction was void: a statement given to voidUnlessRow found no row, so nothing of it was committed. */
+export class TransactionVoided extends Error {
+  readonly code = 'TRANSACTION_VOIDED';
+  constructor() {
+    super('transaction voided: its guarding statement returned no row; nothing was committed');
+    this.name = 'TransactionVoided';
+  }
+}
 
 /**
- * Sends every statement the process has already sent once before as a named prepared statement: Postgres then parses,
- * analyzes and (after five runs, when its generic plan costs no more than the custom ones) plans it once per
- * connection instead of once per execution — on this project's statements about a third of Postgres's CPU per
- * statement (pgbench, one of payouts' CTE updates: 0.58 ms extended protocol, 0.37 ms prepared). Only statements with
- * parameters (BEGIN, COMMIT and multi-statement migrations stay simple queries); one-off texts are never prepared, and
- * both the texts counted and the statements prepared per connection are bounded (lists of varying length make many
- * texts). Postgres re-plans a prepared statement itself when a table it reads changes; when the change alters its
- * result's columns (a `select *` after a migration added one, SQLSTATE 0A000) or the statement has vanished (a
- * pooler, DISCARD ALL: 26000), the statement fails once and that connection starts a new generation of names.
- * DB_PREPARED_STATEMENTS=false turns this off (e.g. behind PgBouncer older than 1.21 in transaction mode).
+ * Sends `sql` with the transaction's next statement, in the same round trip (see the client's pipelining), for a
+ * statement that decides whether the transaction may take effect at all — the inbox row of an event: when it returns no
+ * row, the transaction is void. The statement sent with it reports TransactionVoided instead of its own result, every
+ * later one is refused, COMMIT rolls back, and db.transaction rejects with TransactionVoided. Without pipelining
+ * (DB_PIPELINING=false) it runs at once and throws TransactionVoided itself.
  */
-function preparingPgClient(): PgClientClass {
-  if (preparingClientClass) return preparingClientClass;
+export async function voidUnlessRow(trx: Tx, sql: string, bindings: readonly Knex.RawBinding[]): Promise<void> {
+  const result = (await trx.raw(sql, bindings).options({ [VOID_UNLESS_ROW]: true })) as { command?: string; rowCount?: number | null };
+  if (result.command !== DEFERRED && !result.rowCount) throw new TransactionVoided();
+}
+
+const DEFERRED = 'DEFERRED';
+
+/** a transaction the client has been asked to begin, on one pg connection */
+interface OpenTransaction {
+  /** statements to send with the next one: BEGIN until the first statement, then voidUnlessRow's */
+  pending: PipelinePart[];
+  /** which of `pending` void the transaction when they return no row */
+  guards: number[];
+  voided?: TransactionVoided;
+}
+
+type PgQuery = { sql?: string; bindings?: unknown[]; options?: Record<string, unknown>; response?: unknown };
+type PgClientClass = new (config: Knex.Config) => { _query(connection: object, obj: PgQuery): Promise<unknown>; config: Knex.Config };
+let postsaleClientClass: PgClientClass | undefined;
+
+/** pg's Client, the members used here */
+interface PgClient {
+  connection: PgConnection;
+  query(query: PipelinedQuery): unknown;
+  query(text: string): Promise<unknown>;
+}
+
+/**
+ * knex's pg client with two savings, each one shared by every statement of every service:
+ *
+ * **Prepared statements.** Every statement the process has already sent once before is sent as a named prepared
+ * statement: Postgres then parses, analyzes and (after five runs, when its generic plan costs no more than the custom
+ * ones) plans it once per connection instead of once per execution — on this project's statements about a third of
+ * Postgres's CPU per statement (pgbench, one of payouts' CTE updates: 0.58 ms extended protocol, 0.37 ms prepared).
+ * Only statements with parameters (BEGIN, COMMIT and multi-statement migrations stay simple queries); one-off texts
+ * are never prepared, and both the texts counted and the statements prepared per connection are bounded (lists of
+ * varying length make many texts). Postgres re-plans a prepared statement itself when a table it reads changes; when
+ * the change alters its result's columns (a `select *` after a migration added one, SQLSTATE 0A000) or the statement
+ * has vanished (a pooler, DISCARD ALL: 26000), the statement fails once and that connection starts a new generation of
+ * names. DB_PREPARED_STATEMENTS=false turns this off (e.g. behind PgBouncer older than 1.21 in transaction mode).
+ *
+ * **Pipelining.** A transaction's BEGIN is not sent on its own: it travels with the transaction's first statement in
+ * one exchange (PipelinedQuery), and so do statements given to voidUnlessRow — one round trip less per transaction,
+ * and per consumed event one more (its inbox row). Postgres skips what follows a failed statement of the exchange, so
+ * nothing runs outside the transaction or after its guard failed. A transaction that sends nothing sends no BEGIN
+ * either. DB_PIPELINING=false sends every statement on its own.
+ */
+function postsaleClient(): PgClientClass {
+  if (postsaleClientClass) return postsaleClientClass;
   // knex's pg client class, taken from an instance: the dialect's module is not part of knex's typed API
   const probe = knex({ client: 'pg' });
-  const PgClient = probe.client.constructor as PgClientClass;
+  const KnexPgClient = probe.client.constructor as PgClientClass;
   void probe.destroy();
   const seen = new Map<string, string | null>();
   const perConnection = new WeakMap<object, ConnectionStatements>();
-  preparingClientClass = class PreparingPgClient extends PgClient {
+  const openTransactions = new WeakMap<object, OpenTransaction>();
+  const settled = (obj: PgQuery, command: string): Promise<PgQuery> => {
+    obj.response = { command, rowCount: null, rows: [], fields: [] };
+    return Promise.resolve(obj);
+  };
+
+  postsaleClientClass = class PostsalePgClient extends KnexPgClient {
+    private get settings(): ClientSettings {
+      return ((this.config as Record<string, unknown>)[SETTINGS_KEY] as ClientSettings | undefined) ?? { prepare: true, pipeline: true };
+    }
+
     override _query(connection: object, obj: PgQuery): Promise<unknown> {
+      if (!this.settings.pipeline) return this.sendOne(connection, obj);
+      const sql = obj.sql ?? '';
+      if (sql === 'BEGIN;') {
+        openTransactions.set(connection, { pending: [{ text: 'BEGIN' }], guards: [] });
+        return settled(obj, 'BEGIN');
+      }
+      const open = openTransactions.get(connection);
+      if (obj.options?.[VOID_UNLESS_ROW]) {
+        if (!open) return Promise.reject(new Error('voidUnlessRow needs a transaction'));
+        open.guards.push(open.pending.length);
+        open.pending.push(this.part(connection, obj));
+        return settled(obj, DEFERRED);
+      }
+      if (!open) return this.sendOne(connection, obj);
+      if (sql === 'ROLLBACK' || sql === 'COMMIT;') openTransactions.delete(connection);
+      if (open.voided) {
+        if (sql === 'ROLLBACK') return this.sendOne(connection, obj);
+        if (sql === 'COMMIT;') return this.sendOne(connection, { sql: 'ROLLBACK' }).then(() => Promise.reject(open.voided));
+        return Promise.reject(open.voided);
+      }
+      if (open.pending.length === 0) return this.sendOne(connection, obj);
+      // nothing was sent yet: nothing to commit or roll back
+      if (open.pending.length === 1 && open.pending[0]!.text === 'BEGIN' && (sql === 'ROLLBACK' || sql === 'COMMIT;')) return settled(obj, sql.replace(';', ''));
+      if (sql === 'ROLLBACK') return this.sendOne(connection, obj); // the pending guards need not run
+      // several statements in one text cannot be a prepared statement: the pending ones go first, on their own
+      if (/;\s*\S/.test(sql)) return this.sendPipelined(connection, open, undefined).then(() => this.sendOne(connection, obj));
+      return this.sendPipelined(connection, open, obj);
+    }
+
+    /** the pending statements and then `obj` (when given), in one exchange */
+    private sendPipelined(connection: object, open: OpenTransaction, obj: PgQuery | undefined): Promise<unknown> {
+      const parts = obj ? [...open.pending, this.part(connection, obj)] : open.pending;
+      const guards = open.guards;
+      open.pending = [];
+      open.guards = [];
+      const commit = obj?.sql === 'COMMIT;';
+      const client = connection as PgClient;
+      return new Promise((resolve, reject) => {
+        client.query(new PipelinedQuery(parts, (error, results, failedPart) => {
+          if (error) {
+            this.forgetStatementsOnChange(connection, error);
+            // a COMMIT skipped because a statement before it failed leaves the transaction open (and aborted); knex
+            // does not roll back after a failed COMMIT, so it is done here, before the connection serves anyone else
+            if (commit && failedPart < parts.length - 1) client.query('ROLLBACK').catch(() => undefined);
+            reject(error);
+            return;
+          }
+          if (guards.some((i) => !results[i]!.rowCount)) {
+            const voided = new TransactionVoided();
+            if (!commit) open.voided = voided; // a COMMIT sent with it committed nothing else
+            reject(voided);
+            return;
+          }
+          if (obj) obj.response = results[results.length - 1];
+          resolve(obj);
+        }));
+      });
+    }
+
+    private part(connection: object, obj: PgQuery): PipelinePart {
+      return { text: obj.sql!, values: obj.bindings ?? [], name: this.statementName(connection, obj) };
+    }
+
+    private sendOne(connection: object, obj: PgQuery): Promise<unknown> {
+      const name = this.statementName(connection, obj);
+      const { [VOID_UNLESS_ROW]: _guard, ...options } = obj.options ?? {};
+      const query = { ...obj, options: name ? { ...options, name } : options };
+      return super._query(connection, query).then((done) => {
+        obj.response = query.response;
+        return done;
+      }, (error: unknown) => {
+        this.forgetStatementsOnChange(connection, error);
+        throw error;
+      });
+    }
+
+    /** the name to prepare `obj` under on this connection; undefined: send it unnamed */
+    private statementName(connection: object, obj: PgQuery): string | undefined {
       const sql = obj.sql;
-      if (!sql || !obj.bindings?.length || obj.options?.name !== undefined) return super._query(connection, obj);
+      if (obj.options?.name !== undefined) return obj.options.name as string;
+      if (!this.settings.prepare || !sql || !obj.bindings?.length) return undefined;
       const hash = seen.get(sql);
       if (hash === undefined) {
         if (seen.size < MAX_TRACKED_TEXTS) seen.set(sql, null); // the first time: counted, sent unnamed
-        return super._query(connection, obj);
+        return undefined;
       }
       const key = hash ?? createHash('sha1').update(sql).digest('base64url').slice(0, 22);
       if (hash === null) seen.set(sql, key);
       let statements = perConnection.get(connection);
       if (!statements) perConnection.set(connection, (statements = { generation: 0, named: 0 }));
       const name = `ps${statements.generation}_${key}`;
-      const parsed = (connection as { connection?: { parsedStatements?: Record<string, string> } }).connection?.parsedStatements;
-      if (!parsed?.[name]) {
-        if (statements.named >= MAX_NAMED_PER_CONNECTION) return super._query(connection, obj);
+      if (!(connection as PgClient).connection?.parsedStatements?.[name]) {
+        if (statements.named >= MAX_NAMED_PER_CONNECTION) return undefined;
         statements.named += 1;
       }
-      return super._query(connection, { ...obj, options: { ...obj.options, name } }).catch((error: unknown) => {
-        const code = (error as { code?: string }).code;
-        if (code === '0A000' || code === '26000') {
-          statements.generation += 1;
-          statements.named = 0;
-        }
-        throw error;
-      });
+      return name;
+    }
+
+    /** a prepared statement whose result changed shape (0A000) or that vanished (26000): new names on this connection */
+    private forgetStatementsOnChange(connection: object, error: unknown): void {
+      const code = (error as { code?: string }).code;
+      const statements = perConnection.get(connection);
+      if (statements && (code === '0A000' || code === '26000')) {
+        statements.generation += 1;
+        statements.named = 0;
+      }
     }
   };
-  return preparingClientClass;
+  return postsaleClientClass;
 }
 
 /** the knex pool's own counters (tarn), where instrumentDb reads how many connections are in use and who waits */
@@ -121,14 +275,17 @@ interface TarnPool {
 const AUTOCOMMIT_WRITE = /^\s*(with\b[\s\S]*?\b)?(insert|update|delete|merge)\b/i;
 
 /**
- * Counts what the service asks of Postgres, for the benchmark's cost per order: every statement sent is a round trip
- * (BEGIN and COMMIT included); a commit is a COMMIT or a write sent outside a transaction (it commits on its own).
+ * Counts what the service asks of Postgres, for the benchmark's cost per order: every exchange with Postgres is a
+ * round trip (a COMMIT included; a pipelined BEGIN or voidUnlessRow statement rides with the next one); a commit is a
+ * COMMIT or a write sent outside a transaction (it commits on its own).
  */
 export function instrumentDb(db: Db, metrics: Metrics, options: { poolMetrics?: boolean } = {}): void {
-  const roundTrips = metrics.counter('db_round_trips_total', 'Statements sent to Postgres (BEGIN and COMMIT included)');
+  const roundTrips = metrics.counter('db_round_trips_total', 'Exchanges with Postgres: statements sent, COMMIT included, pipelined ones riding with the next');
   const commits = metrics.counter('db_commits_total', 'Transactions committed: COMMITs plus writes sent outside a transaction');
-  db.on('query', (query: { sql?: string; __knexTxId?: string }) => {
-    roundTrips.inc();
+  const pipelining = ((db.client.config as Record<string, unknown>)[SETTINGS_KEY] as ClientSettings | undefined)?.pipeline ?? false;
+  db.on('query', (query: { sql?: string; __knexTxId?: string; options?: Record<string, unknown> }) => {
+    // a pipelined BEGIN or voidUnlessRow statement travels with the next statement: no round trip of its own
+    if (!(pipelining && (query.sql === 'BEGIN;' || query.options?.[VOID_UNLESS_ROW]))) roundTrips.inc();
     const sql = query.sql ?? '';
     if (query.__knexTxId ? /^commit\b/i.test(sql) : AUTOCOMMIT_WRITE.test(sql)) commits.inc();
   });

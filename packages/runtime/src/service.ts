@@ -68,7 +68,7 @@ export async function startService<S extends z.ZodType>(
   const config = loadConfig(definition.configSchema, env) as z.infer<S> & BaseConfig;
   const logger = createLogger(definition.name, config.LOG_LEVEL);
   const metrics = new Metrics(definition.name);
-  const db = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: config.DB_POOL_MAX, logger, preparedStatements: config.DB_PREPARED_STATEMENTS });
+  const db = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: config.DB_POOL_MAX, logger, preparedStatements: config.DB_PREPARED_STATEMENTS, pipelining: config.DB_PIPELINING });
   // A start that fails half-way undoes what it started, in reverse, pool last: a caller that retries (or a test that
   // expects the failure) must not be left with open connections and running consumers.
   const undo: Array<() => Promise<unknown>> = [() => db.destroy()];
