@@ -14,7 +14,8 @@ import type { DemoMarketplace } from '@postsale/cli';
 
 export interface AckRequest { marketplace: DemoMarketplace; path: string; headers: Record<string, string>; body: string }
 export type GeneratorCommand =
-  | { type: 'prepare'; url: string; requests: AckRequest[] }
+  /** `urls`: the ingest replicas, each request to the next in turn (a round-robin load balancer's spread) */
+  | { type: 'prepare'; urls: string[]; requests: AckRequest[] }
   | { type: 'offer'; ratePerSecond: number };
 /** Per request, in the order offered (columns, to keep the message small). status 0: no answer (connection failure, timeout). */
 export interface AckResults { marketplace: DemoMarketplace[]; lateMs: number[]; ackMs: number[]; status: number[]; offerMs: number; generatorCpuMs: number; nice: number }
@@ -36,7 +37,7 @@ try {
   // not allowed: it runs at the normal priority, and a late offer shows in its lateness
 }
 const nice = getPriority();
-let target: URL | undefined;
+let targets: URL[] = [];
 let prepared: Array<{ marketplace: DemoMarketplace; path: string; headers: Record<string, string | number>; body: Buffer }> = [];
 
 function offer(ratePerSecond: number): Promise<AckResults> {
@@ -62,7 +63,9 @@ function offer(ratePerSecond: number): Promise<AckResults> {
     const send = (i: number, now: number) => {
       const r = prepared[i]!;
       results.lateMs[i] = Number((now - (t0 + i * interval)).toFixed(3));
-      const req = request({ agent, host: target!.hostname, port: target!.port, method: 'POST', path: r.path, headers: r.headers, timeout: TIMEOUT_MS }, (res) => {
+      // every replica gets every marketplace: requests alternate marketplaces, so a plain i % n would give each replica one
+      const target = targets[(i + Math.floor(i / targets.length)) % targets.length]!;
+      const req = request({ agent, host: target.hostname, port: target.port, method: 'POST', path: r.path, headers: r.headers, timeout: TIMEOUT_MS }, (res) => {
         res.on('error', () => done(i, 0));
         res.on('end', () => done(i, res.statusCode ?? 0));
         res.resume();
@@ -83,7 +86,7 @@ function offer(ratePerSecond: number): Promise<AckResults> {
 
 process.on('message', (command: GeneratorCommand) => {
   if (command.type === 'prepare') {
-    target = new URL(command.url);
+    targets = command.urls.map((url) => new URL(url));
     // bodies as bytes and their lengths computed now: sending does nothing but write them
     prepared = command.requests.map((r) => {
       const body = Buffer.from(r.body, 'utf8');

@@ -14,7 +14,7 @@ import type { AckRequest, AckResults, GeneratorCommand, GeneratorReply } from '.
  * `acks`: the ack mode. `pipeline: 'full'` keeps the four services running (each offered webhook is a real order the
  * rest of the pipeline works on, as in production); 'ingest' stops the other three once the demo seller is registered.
  */
-export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean; acks?: { pipeline: 'full' | 'ingest' | 'acks' }; cpuProfileDir?: string }
+export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean; acks?: { pipeline: 'full' | 'ingest' | 'acks'; ingestReplicas?: number }; cpuProfileDir?: string }
 export interface LoadOffer { type: 'offer'; phase: string; ratePerSecond: number; seconds: number }
 /** ack mode: seed `ratePerSecond × seconds` webhooks' orders in the fakes and hand the requests to the generator */
 export interface LoadPrepareAcks { type: 'prepare-acks'; ratePerSecond: number; seconds: number; marketplaces: DemoMarketplace[] }
@@ -24,7 +24,7 @@ export type LoadCommand = LoadStart | LoadOffer | LoadPrepareAcks | LoadOfferAck
 
 export interface OfferedOrder { marketplace: DemoMarketplace; externalOrderId: string; sentAt: number; ackMs: number; ok: boolean }
 export type LoadReply =
-  | { type: 'ready'; urls: Record<ServiceName, string>; pids: Record<ServiceName, number>; generatorPid?: number }
+  | { type: 'ready'; urls: Record<ServiceName, string>; pids: Record<ServiceName, number>; generatorPid?: number; ingestReplicaPids?: number[]; ingestReplicaUrls?: string[] }
   | { type: 'offered'; phase: string; orders: OfferedOrder[]; lateMs: number }
   | { type: 'acks-prepared'; webhooks: number; prepareMs: number }
   | { type: 'acks-offered'; results: AckResults }
@@ -46,6 +46,8 @@ async function start(command: LoadStart): Promise<void> {
     namespace: command.namespace, schemaSuffix: command.schemaSuffix, ports, adminToken: command.adminToken,
     credentialsKeys: { ingest: newCredentialsKey(), fulfillment: newCredentialsKey() },
     logDir: join(REPO_ROOT, '.local', 'logs', command.namespace), fast: true,
+    // --ack-replicas N (with --ack-pipeline acks): N webhook-only ingest processes, the generator spreading requests
+    ...(command.acks?.ingestReplicas && { replicas: { ingest: command.acks.ingestReplicas } }),
     // --cpu-profile: each service writes a V8 CPU profile when it stops (one directory per service)
     ...(command.cpuProfileDir && { extraNodeFlags: (s: ServiceName) => ['--cpu-prof', `--cpu-prof-dir=${join(command.cpuProfileDir!, s)}`] }),
     // fast (demo) intervals keep payment checks and payout batches quick; tracking polls keep production's interval, as
@@ -62,7 +64,8 @@ async function start(command: LoadStart): Promise<void> {
   const pids = Object.fromEntries(SERVICES.map((s) => [s, pipeline!.processes.get(s)!.child.pid!])) as Record<ServiceName, number>;
   if (command.acks && command.acks.pipeline !== 'full') for (const s of SERVICES) if (s !== 'ingest') await pipeline.terminate(s);
   if (command.acks) generator = fork(join(__dirname, 'ack-generator.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--enable-source-maps'] });
-  reply({ type: 'ready', urls: pipeline.urls, pids, ...(generator && { generatorPid: generator.pid! }) });
+  const ingestReplicaPids = Array.from({ length: pipeline.replicaCount('ingest') }, (_, i) => pipeline!.replica('ingest', i)!.child.pid!);
+  reply({ type: 'ready', urls: pipeline.urls, pids, ingestReplicaPids, ingestReplicaUrls: pipeline.replicaUrls.ingest, ...(generator && { generatorPid: generator.pid! }) });
 }
 
 function askGenerator<T extends GeneratorReply>(command: GeneratorCommand): Promise<T> {
@@ -86,7 +89,7 @@ async function prepareAcks(command: LoadPrepareAcks): Promise<void> {
     for (const r of demoOrderRequests(pipeline!.world, marketplace).requests()) requests.push({ marketplace, ...r });
   }
   requests.length = total;
-  await askGenerator({ type: 'prepare', url: pipeline!.urls.ingest, requests });
+  await askGenerator({ type: 'prepare', urls: pipeline!.replicaUrls.ingest, requests });
   reply({ type: 'acks-prepared', webhooks: total, prepareMs: Date.now() - started });
 }
 

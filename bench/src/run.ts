@@ -64,6 +64,11 @@ const ACKS = args.includes('--acks') ? arg('acks', '200,400,800,1600,2400').spli
 const ACK_PIPELINE = arg('ack-pipeline', 'full');
 if (ACK_PIPELINE !== 'full' && ACK_PIPELINE !== 'ingest' && ACK_PIPELINE !== 'acks') throw new Error('--ack-pipeline is full, ingest or acks');
 const ACK_P99_MS = 25;
+// --ack-replicas N (with --ack-pipeline acks): N webhook-only ingest replicas on the same machine, the generator
+// spreading requests over them as a load balancer would
+const ACK_REPLICAS = Number(arg('ack-replicas', '1'));
+if (!Number.isInteger(ACK_REPLICAS) || ACK_REPLICAS < 1 || ACK_REPLICAS > 4) throw new Error('--ack-replicas is 1 to 4');
+if (ACK_REPLICAS > 1 && ACK_PIPELINE !== 'acks') throw new Error('--ack-replicas needs --ack-pipeline acks (webhook-only replicas)');
 // --ack-marketplaces ebay,mercadolibre: webhooks of these only (default all three; "paypal" is the storefront's
 // capture, processed inline, so it costs ingest far more than a notification it only stores)
 const ACK_MARKETPLACES = arg('ack-marketplaces', 'ebay,mercadolibre,paypal').split(',') as DemoMarketplace[];
@@ -431,12 +436,13 @@ async function ackMode(rates: number[]): Promise<void> {
   const namespace = `bench-${id}`;
   const schemaSuffix = `_bench_${id}`;
   const load = new LoadProcess();
+  const cpuProfileDir = CPU_PROFILE ? join(REPO_ROOT, '.local', 'profiles', namespace) : undefined;
   const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({
-    type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, acks: { pipeline: ACK_PIPELINE as 'full' | 'ingest' | 'acks' },
+    type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, acks: { pipeline: ACK_PIPELINE as 'full' | 'ingest' | 'acks', ingestReplicas: ACK_REPLICAS }, cpuProfileDir,
   });
   const db = createDb({ url: localInfraEnv().DATABASE_URL!, schema: 'public' });
   const running = ACK_PIPELINE === 'full' ? SERVICES : (['ingest'] as const);
-  console.log(`[bench] ack mode (namespace ${namespace}, ${ACK_PIPELINE === 'full' ? 'the whole pipeline running' : ACK_PIPELINE === 'ingest' ? 'ingest alone' : 'a webhook-only ingest replica'}); warm-up ${warmupSeconds} s at ${rates[0]}/s, then ${rates.join(', ')} webhooks/s for ${stepSeconds} s each`);
+  console.log(`[bench] ack mode (namespace ${namespace}, ${ACK_PIPELINE === 'full' ? 'the whole pipeline running' : ACK_PIPELINE === 'ingest' ? 'ingest alone' : ACK_REPLICAS > 1 ? `${ACK_REPLICAS} webhook-only ingest replicas` : 'a webhook-only ingest replica'}); warm-up ${warmupSeconds} s at ${rates[0]}/s, then ${rates.join(', ')} webhooks/s for ${stepSeconds} s each`);
   /** what the pipeline has done with the offered orders so far: its backlog grows when the rest cannot keep up */
   const pipelineState = async () => {
     const count = async (sql: string) => Number((await db.raw(sql)).rows[0].n);
@@ -446,18 +452,38 @@ async function ackMode(rates: number[]): Promise<void> {
       ...(ACK_PIPELINE === 'full' && { salesOrdersRecorded: await count(`select count(*)::int as n from sales${schemaSuffix}.orders`) }),
     };
   };
-  const groups = () => ({ ...processGroups(ready.pids, load.pid), generator: [ready.generatorPid!] });
+  const ingestUrls = ready.ingestReplicaUrls ?? [ready.urls.ingest];
+  const groups = () => ({ ...processGroups(ready.pids, load.pid), ingest: ready.ingestReplicaPids ?? [ready.pids.ingest], generator: [ready.generatorPid!] });
+  // every replica's counters, summed (only ingest runs when there are several)
+  const countersOfAll = async () => {
+    const all: Counters = {};
+    for (const url of ingestUrls) {
+      for (const [key, value] of Object.entries(await countersSnapshot({ ...ready.urls, ingest: url }, running))) {
+        all[key] = key.endsWith('db_pool_in_use_peak') ? Math.max(all[key] ?? 0, value) : (all[key] ?? 0) + value;
+      }
+    }
+    return all;
+  };
+  const ackMetricsOfAll = async () => {
+    const each = await Promise.all(ingestUrls.map((url) => ingestAckMetrics(url)));
+    const sum = (pick: (m: (typeof each)[number]) => Record<string, number>) => {
+      const out: Record<string, number> = {};
+      for (const m of each) for (const [k, v] of Object.entries(pick(m))) out[k] = (out[k] ?? 0) + v;
+      return out;
+    };
+    return { within25: sum((m) => m.within25), count: sum((m) => m.count), lagP99: Math.max(...each.map((m) => m.lagP99)), lagMax: Math.max(...each.map((m) => m.lagMax)) };
+  };
   const offerStep = async (rate: number, seconds: number) => {
     const prepared = await load.ask<Extract<LoadReply, { type: 'acks-prepared' }>>({ type: 'prepare-acks', ratePerSecond: rate, seconds, marketplaces: ACK_MARKETPLACES });
-    const ingestBefore = await ingestAckMetrics(ready.urls.ingest); // also restarts the event-loop delay histogram
-    const countersBefore = await countersSnapshot(ready.urls, running);
+    const ingestBefore = await ackMetricsOfAll(); // also restarts the event-loop delay histograms
+    const countersBefore = await countersOfAll();
     const cpuBefore = cpuSnapshot(groups());
     const started = Date.now();
     const { results } = await load.ask<Extract<LoadReply, { type: 'acks-offered' }>>({ type: 'offer-acks', ratePerSecond: rate });
     const wallSeconds = (Date.now() - started) / 1000;
     const cpu = cpuSpent(cpuBefore, cpuSnapshot(groups()));
-    const ingest = ingestAckDelta(ingestBefore, await ingestAckMetrics(ready.urls.ingest));
-    const countersAfter = await countersSnapshot(ready.urls, running);
+    const ingest = ingestAckDelta(ingestBefore, await ackMetricsOfAll());
+    const countersAfter = await countersOfAll();
     const webhooks = results.status.length;
     // what each running service sent Postgres per offered webhook while the step ran (its acks and whatever its
     // workers did meanwhile): with --statements, ingest's statements by text
@@ -506,7 +532,7 @@ async function ackMode(rates: number[]): Promise<void> {
   const result = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-    mode: { acks: rates, stepSeconds, warmupSeconds, pipeline: ACK_PIPELINE, servicesRunning: running, marketplaces: ACK_MARKETPLACES },
+    mode: { acks: rates, stepSeconds, warmupSeconds, pipeline: ACK_PIPELINE, ingestReplicas: ACK_REPLICAS, servicesRunning: running, marketplaces: ACK_MARKETPLACES },
     why: ACK_PIPELINE === 'full'
       ? 'the whole pipeline runs, as in production: every acknowledged webhook is an order the other services then work, on the same cores; their backlog grows (pipelineAtEndOfStep) and is not drained'
       : ACK_PIPELINE === 'ingest'
@@ -514,6 +540,7 @@ async function ackMode(rates: number[]): Promise<void> {
         : 'a webhook-only ingest replica (--ack-pipeline acks: BACKGROUND_WORKERS=false, the other services stopped): it stores and answers webhooks (storefront captures still processed inline) and leaves the deliveries to replicas that run the worker — the ack path\'s own capacity, which scales by adding such replicas',
     criterion: `every marketplace's p99 < ${ACK_P99_MS} ms (from each request's scheduled time), no non-2xx answer or failed connection, the generator on time (p99 lateness ≤ ${ACK_GENERATOR_LATE_P99_MS} ms)`,
     ackThroughput: best((s) => s.passes),
+    ...(cpuProfileDir && { cpuProfile: { dir: cpuProfileDir, hottestBySelfTime: hottestFunctions(cpuProfileDir, running) } }),
     ...(notOffered.length && { notOffered: { rates: notOffered, why: 'the step before acknowledged fewer than half the webhooks offered per second' } }),
     ackThroughputByMarketplace: Object.fromEntries(ACK_MARKETPLACES.map((m) => [m, best((s) => s.generator.onTime && s.errors.byMarketplace[m] === 0 && (s.ackLatencyMs[m]?.p99 ?? Infinity) < ACK_P99_MS)])),
     steps,

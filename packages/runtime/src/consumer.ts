@@ -1,6 +1,6 @@
 import type { Batch, Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { dlqTopicName, type AnyStream, type EventCodec, type TypedEvent } from '@postsale/contracts';
-import { TransactionVoided, voidUnlessRow, type Db, type Tx } from './db';
+import { holdOpen, TransactionVoided, voidIfDuplicate, type Db, type Tx } from './db';
 import { retryDelayMs } from './backoff';
 import { classifyError } from './errors';
 import { producerConfig } from './kafka';
@@ -277,11 +277,22 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
             .returning('event_id');
           // The same event twice in one slice (a relay republished it) is applied for its first copy only.
           const fresh = new Set(inserted.map((r) => r.event_id));
+          // the COMMIT may ride with the last handled event's last statement
+          let lastHandled = -1;
+          const firstCopies = new Set<string>();
+          decoded.forEach((event, i) => {
+            if (!fresh.has(event.eventId) || firstCopies.has(event.eventId)) return;
+            firstCopies.add(event.eventId);
+            lastHandled = i;
+          });
           const handled: E[] = [];
           for (let i = 0; i < decoded.length; i++) {
             const event = decoded[i]!;
             if (!fresh.delete(event.eventId)) continue;
-            await this.spec.handle(event, { trx, topic, partition, offset: slice[i]!.offset });
+            const context = { trx, topic, partition, offset: slice[i]!.offset };
+            // only the last event's handler may send the COMMIT with its last statement (commitWithNext)
+            if (i === lastHandled) await this.spec.handle(event, context);
+            else await holdOpen(trx, () => this.spec.handle(event, context));
             handled.push(event);
             // kafkajs heartbeats only when asked: a slice slower than the session timeout (a loaded machine, a large
             // backlog) would get this member thrown out, its offset commit refused and the slice redone, for ever
@@ -357,10 +368,11 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
           }
         }
         const decoded: E = event;
-        // The inbox row travels with the handler's first statement (one round trip): when the event is already in
-        // the inbox the transaction is void, so the handler's statements take no effect.
+        // The inbox row travels with the handler's first statement, and the COMMIT with its last when the handler
+        // says which one that is (commitWithNext): a handler of one statement is one round trip. When the event is
+        // already in the inbox the transaction is void, so the handler's statements take no effect.
         const fresh = await db.transaction(async (trx) => {
-          await voidUnlessRow(trx, INBOX_INSERT, [this.groupId, decoded.eventId, topic, partition, message.offset, decoded.type]);
+          await voidIfDuplicate(trx, INBOX_INSERT, [this.groupId, decoded.eventId, topic, partition, message.offset, decoded.type]);
           await this.spec.handle(decoded, { trx, topic, partition, offset: message.offset });
         }).then(() => true, (error: unknown) => {
           if (error instanceof TransactionVoided) return false;
@@ -420,9 +432,8 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
 
 /** how long a consumer keeps trying to join before its service's start fails */
 const START_RETRY_MS = 60_000;
-/** an event's inbox row; inserts nothing (no row: the transaction is void) when the event was applied before */
-const INBOX_INSERT =
-  'insert into inbox (consumer_group, event_id, topic, partition, "offset", event_type) values (?, ?, ?, ?, ?, ?) on conflict (consumer_group, event_id) do nothing';
+/** an event's inbox row; a unique violation (the event was applied before) voids the transaction (voidIfDuplicate) */
+const INBOX_INSERT = 'insert into inbox (consumer_group, event_id, topic, partition, "offset", event_type) values (?, ?, ?, ?, ?, ?)';
 
 /** events per inbox transaction unless the spec says otherwise */
 const DEFAULT_MAX_BATCH = 100;

@@ -67,39 +67,79 @@ interface ClientSettings {
   pipeline: boolean;
 }
 const SETTINGS_KEY = 'postsaleClient' as const;
-/** knex query option marking a statement sent by voidUnlessRow */
-const VOID_UNLESS_ROW = 'postsaleVoidUnlessRow';
+/** knex query options marking a statement sent by voidIfDuplicate, and one sent by commitWith */
+const VOID_IF_DUPLICATE = 'postsaleVoidIfDuplicate';
+const COMMIT_WITH = 'postsaleCommitWith';
+const UNIQUE_VIOLATION = '23505';
 
-/** The transaction was void: a statement given to voidUnlessRow found no row, so nothing of it was committed. */
+/** The transaction was void: the row voidIfDuplicate inserts existed already, so nothing of the transaction committed. */
 export class TransactionVoided extends Error {
   readonly code = 'TRANSACTION_VOIDED';
   constructor() {
-    super('transaction voided: its guarding statement returned no row; nothing was committed');
+    super('transaction voided: the row guarding it existed already; nothing was committed');
     this.name = 'TransactionVoided';
   }
 }
 
 /**
- * Sends `sql` with the transaction's next statement, in the same round trip (see the client's pipelining), for a
- * statement that decides whether the transaction may take effect at all — the inbox row of an event: when it returns no
- * row, the transaction is void. The statement sent with it reports TransactionVoided instead of its own result, every
- * later one is refused, COMMIT rolls back, and db.transaction rejects with TransactionVoided. Without pipelining
- * (DB_PIPELINING=false) it runs at once and throws TransactionVoided itself.
+ * Inserts the row that makes the transaction's effect happen once — an event's inbox row — and voids the transaction
+ * when it exists already (`sql` is an INSERT without ON CONFLICT: the unique violation is the signal). With pipelining
+ * it is not sent now but with the transaction's next statement, in the same round trip: Postgres skips what follows a
+ * failed statement of an exchange, so nothing after a duplicate runs. The statement sent with it then fails with
+ * TransactionVoided, every later one is refused, COMMIT rolls back, and db.transaction rejects with TransactionVoided.
+ * Without pipelining (DB_PIPELINING=false) it runs at once and throws TransactionVoided itself.
  */
-export async function voidUnlessRow(trx: Tx, sql: string, bindings: readonly Knex.RawBinding[]): Promise<void> {
-  const result = (await trx.raw(sql, bindings).options({ [VOID_UNLESS_ROW]: true })) as { command?: string; rowCount?: number | null };
-  if (result.command !== DEFERRED && !result.rowCount) throw new TransactionVoided();
+export async function voidIfDuplicate(trx: Tx, sql: string, bindings: readonly Knex.RawBinding[]): Promise<void> {
+  await trx.raw(sql, bindings).options({ [VOID_IF_DUPLICATE]: true });
 }
 
+/**
+ * Runs the transaction's LAST statement with its COMMIT in the same round trip (pipelining; without it, the statement
+ * alone) and returns the statement's result. Nothing may be sent on the transaction afterwards (refused), and the
+ * caller should do nothing that can fail before returning: once this resolves, the transaction has committed (a
+ * failure after it still rejects db.transaction, whose effect stands). afterCommit hooks run as usual.
+ */
+export async function commitWith<T>(trx: Tx, query: Knex.QueryBuilder | Knex.Raw): Promise<T> {
+  return (await query.options({ [COMMIT_WITH]: true })) as T;
+}
+
+/**
+ * Marks the transaction's NEXT statement as its last: its COMMIT rides with it, as with commitWith — for a use case
+ * whose last statement is built deep in a repository. Nothing may be sent on the transaction after that statement
+ * (refused). No effect while the transaction is held open by its owner (`holdOpen`: an inbox transaction applying
+ * several events) or without pipelining.
+ */
+export async function commitWithNext(trx: Tx): Promise<void> {
+  if (heldOpen.has(trx)) return;
+  await trx.raw('select 1').options({ [COMMIT_NEXT]: true });
+}
+
+/** Runs `work` on the transaction with commitWithNext disabled: the owner sends more after it. */
+export async function holdOpen<T>(trx: Tx, work: () => Promise<T>): Promise<T> {
+  heldOpen.add(trx);
+  try {
+    return await work();
+  } finally {
+    heldOpen.delete(trx);
+  }
+}
+
+const COMMIT_NEXT = 'postsaleCommitNext';
+const heldOpen = new WeakSet<Tx>();
 const DEFERRED = 'DEFERRED';
 
 /** a transaction the client has been asked to begin, on one pg connection */
 interface OpenTransaction {
-  /** statements to send with the next one: BEGIN until the first statement, then voidUnlessRow's */
+  /** statements to send with the next one: BEGIN until the first statement, then voidIfDuplicate's */
   pending: PipelinePart[];
-  /** which of `pending` void the transaction when they return no row */
+  /** which of `pending` void the transaction when they meet a unique violation */
   guards: number[];
-  voided?: TransactionVoided;
+  /** set once the transaction cannot commit: later statements are refused with it, COMMIT rolls back and rejects */
+  refused?: Error;
+  /** commitWith committed it (or its COMMIT failed, `refused` then): knex's own COMMIT or ROLLBACK sends nothing */
+  ended?: boolean;
+  /** commitWithNext was called: the next statement is sent with the COMMIT */
+  commitNext?: boolean;
 }
 
 type PgQuery = { sql?: string; bindings?: unknown[]; options?: Record<string, unknown>; response?: unknown };
@@ -128,10 +168,11 @@ interface PgClient {
  * names. DB_PREPARED_STATEMENTS=false turns this off (e.g. behind PgBouncer older than 1.21 in transaction mode).
  *
  * **Pipelining.** A transaction's BEGIN is not sent on its own: it travels with the transaction's first statement in
- * one exchange (PipelinedQuery), and so do statements given to voidUnlessRow — one round trip less per transaction,
- * and per consumed event one more (its inbox row). Postgres skips what follows a failed statement of the exchange, so
- * nothing runs outside the transaction or after its guard failed. A transaction that sends nothing sends no BEGIN
- * either. DB_PIPELINING=false sends every statement on its own.
+ * one exchange (PipelinedQuery), and so do statements given to voidIfDuplicate (an event's inbox row); commitWith
+ * sends a transaction's last statement with its COMMIT. A transaction of one statement is then one round trip, where
+ * it was three. Postgres skips what follows a failed statement of an exchange, so nothing runs outside the transaction,
+ * after its guard failed or commits after a failure. A transaction that sends nothing sends no BEGIN either.
+ * DB_PIPELINING=false sends every statement on its own.
  */
 function postsaleClient(): PgClientClass {
   if (postsaleClientClass) return postsaleClientClass;
@@ -153,61 +194,81 @@ function postsaleClient(): PgClientClass {
     }
 
     override _query(connection: object, obj: PgQuery): Promise<unknown> {
-      if (!this.settings.pipeline) return this.sendOne(connection, obj);
+      const marker = obj.options?.[COMMIT_NEXT];
+      if (!this.settings.pipeline) return marker ? settled(obj, DEFERRED) : this.sendOne(connection, obj);
       const sql = obj.sql ?? '';
       if (sql === 'BEGIN;') {
         openTransactions.set(connection, { pending: [{ text: 'BEGIN' }], guards: [] });
         return settled(obj, 'BEGIN');
       }
       const open = openTransactions.get(connection);
-      if (obj.options?.[VOID_UNLESS_ROW]) {
-        if (!open) return Promise.reject(new Error('voidUnlessRow needs a transaction'));
+      if (obj.options?.[VOID_IF_DUPLICATE]) {
+        if (!open) return Promise.reject(new Error('voidIfDuplicate needs a transaction'));
         open.guards.push(open.pending.length);
         open.pending.push(this.part(connection, obj));
         return settled(obj, DEFERRED);
       }
-      if (!open) return this.sendOne(connection, obj);
-      if (sql === 'ROLLBACK' || sql === 'COMMIT;') openTransactions.delete(connection);
-      if (open.voided) {
-        if (sql === 'ROLLBACK') return this.sendOne(connection, obj);
-        if (sql === 'COMMIT;') return this.sendOne(connection, { sql: 'ROLLBACK' }).then(() => Promise.reject(open.voided));
-        return Promise.reject(open.voided);
+      if (marker) {
+        if (open && !open.ended && !open.refused) open.commitNext = true;
+        return settled(obj, DEFERRED);
       }
-      if (open.pending.length === 0) return this.sendOne(connection, obj);
-      // nothing was sent yet: nothing to commit or roll back
-      if (open.pending.length === 1 && open.pending[0]!.text === 'BEGIN' && (sql === 'ROLLBACK' || sql === 'COMMIT;')) return settled(obj, sql.replace(';', ''));
-      if (sql === 'ROLLBACK') return this.sendOne(connection, obj); // the pending guards need not run
-      // several statements in one text cannot be a prepared statement: the pending ones go first, on their own
-      if (/;\s*\S/.test(sql)) return this.sendPipelined(connection, open, undefined).then(() => this.sendOne(connection, obj));
-      return this.sendPipelined(connection, open, obj);
+      if (!open) return this.sendOne(connection, obj);
+      const ending = sql === 'ROLLBACK' || sql === 'COMMIT;';
+      const commitWithThis = !ending && Boolean(obj.options?.[COMMIT_WITH] || open.commitNext);
+      open.commitNext = false;
+      if (ending) openTransactions.delete(connection);
+      if (open.ended) {
+        // commitWith ended it: the COMMIT was sent already, and a ROLLBACK can no longer undo anything
+        if (sql === 'COMMIT;' && open.refused) return Promise.reject(open.refused);
+        if (ending) return settled(obj, sql.replace(';', ''));
+        return Promise.reject(new Error('statement after commitWith: the transaction has committed'));
+      }
+      if (open.refused) {
+        if (sql === 'ROLLBACK') return this.sendOne(connection, obj);
+        const refused = open.refused;
+        if (sql === 'COMMIT;') return this.sendOne(connection, { sql: 'ROLLBACK' }).then(() => Promise.reject(refused));
+        return Promise.reject(refused);
+      }
+      const beginPending = open.pending[0]?.text === 'BEGIN';
+      // nothing was sent yet: nothing to commit or roll back (the guards need not run either)
+      if (ending && beginPending && (sql === 'ROLLBACK' || open.guards.length === 0)) return settled(obj, sql.replace(';', ''));
+      if ((sql === 'ROLLBACK' || open.pending.length === 0) && !commitWithThis) return this.sendOne(connection, obj);
+      // several statements in one text cannot go through the extended protocol: the pending ones go first, on their own
+      if (/;\s*\S/.test(sql)) return this.sendPipelined(connection, open, undefined, false).then(() => this.sendOne(connection, obj));
+      return this.sendPipelined(connection, open, obj, commitWithThis);
     }
 
-    /** the pending statements and then `obj` (when given), in one exchange */
-    private sendPipelined(connection: object, open: OpenTransaction, obj: PgQuery | undefined): Promise<unknown> {
-      const parts = obj ? [...open.pending, this.part(connection, obj)] : open.pending;
+    /** the pending statements, then `obj` (when given), then COMMIT (when `commit`), in one exchange */
+    private sendPipelined(connection: object, open: OpenTransaction, obj: PgQuery | undefined, commit: boolean): Promise<unknown> {
+      const parts = [...open.pending, ...(obj ? [this.part(connection, obj)] : []), ...(commit ? [{ text: 'COMMIT' }] : [])];
       const guards = open.guards;
       open.pending = [];
       open.guards = [];
-      const commit = obj?.sql === 'COMMIT;';
+      const endsTransaction = commit || obj?.sql === 'COMMIT;';
       const client = connection as PgClient;
       return new Promise((resolve, reject) => {
         client.query(new PipelinedQuery(parts, (error, results, failedPart) => {
-          if (error) {
-            this.forgetStatementsOnChange(connection, error);
-            // a COMMIT skipped because a statement before it failed leaves the transaction open (and aborted); knex
-            // does not roll back after a failed COMMIT, so it is done here, before the connection serves anyone else
-            if (commit && failedPart < parts.length - 1) client.query('ROLLBACK').catch(() => undefined);
-            reject(error);
+          if (!error) {
+            if (commit) open.ended = true;
+            if (obj) obj.response = results[obj && commit ? results.length - 2 : results.length - 1];
+            resolve(obj);
             return;
           }
-          if (guards.some((i) => !results[i]!.rowCount)) {
-            const voided = new TransactionVoided();
-            if (!commit) open.voided = voided; // a COMMIT sent with it committed nothing else
-            reject(voided);
-            return;
+          this.forgetStatementsOnChange(connection, error);
+          const voided = guards.includes(failedPart) && (error as { code?: string }).code === UNIQUE_VIOLATION;
+          const failure = voided ? new TransactionVoided() : error;
+          const commitSkipped = endsTransaction && failedPart < parts.length - 1;
+          if (commitSkipped) {
+            // the COMMIT never ran: the transaction is open and aborted. knex does not roll back after a failed COMMIT,
+            // so it is done here, before the connection serves anyone else
+            client.query('ROLLBACK').catch(() => undefined);
+            if (commit) Object.assign(open, { ended: true, refused: failure });
+          } else if (commit) {
+            Object.assign(open, { ended: true, refused: failure }); // the COMMIT itself failed: Postgres ended the transaction
+          } else if (!endsTransaction) {
+            open.refused = failure; // whatever the caller does with the error, this transaction will not commit
           }
-          if (obj) obj.response = results[results.length - 1];
-          resolve(obj);
+          reject(failure);
         }));
       });
     }
@@ -218,13 +279,15 @@ function postsaleClient(): PgClientClass {
 
     private sendOne(connection: object, obj: PgQuery): Promise<unknown> {
       const name = this.statementName(connection, obj);
-      const { [VOID_UNLESS_ROW]: _guard, ...options } = obj.options ?? {};
+      const { [VOID_IF_DUPLICATE]: _guard, [COMMIT_WITH]: _commit, ...options } = obj.options ?? {};
       const query = { ...obj, options: name ? { ...options, name } : options };
       return super._query(connection, query).then((done) => {
         obj.response = query.response;
         return done;
       }, (error: unknown) => {
         this.forgetStatementsOnChange(connection, error);
+        // not pipelined: voidIfDuplicate's statement runs at once, and a duplicate shows here
+        if (obj.options?.[VOID_IF_DUPLICATE] && (error as { code?: string }).code === UNIQUE_VIOLATION) throw new TransactionVoided();
         throw error;
       });
     }
@@ -276,24 +339,41 @@ const AUTOCOMMIT_WRITE = /^\s*(with\b[\s\S]*?\b)?(insert|update|delete|merge)\b/
 
 /**
  * Counts what the service asks of Postgres, for the benchmark's cost per order: every exchange with Postgres is a
- * round trip (a COMMIT included; a pipelined BEGIN or voidUnlessRow statement rides with the next one); a commit is a
+ * round trip (a COMMIT included; a pipelined BEGIN or voidIfDuplicate statement rides with the next one, a COMMIT with
+ * commitWith's statement); a commit is a
  * COMMIT or a write sent outside a transaction (it commits on its own).
  */
 export function instrumentDb(db: Db, metrics: Metrics, options: { poolMetrics?: boolean } = {}): void {
   const roundTrips = metrics.counter('db_round_trips_total', 'Exchanges with Postgres: statements sent, COMMIT included, pipelined ones riding with the next');
   const commits = metrics.counter('db_commits_total', 'Transactions committed: COMMITs plus writes sent outside a transaction');
   const pipelining = ((db.client.config as Record<string, unknown>)[SETTINGS_KEY] as ClientSettings | undefined)?.pipeline ?? false;
+  /** transactions whose COMMIT rode with commitWith's statement */
+  const committedWith = new Set<string | undefined>();
   db.on('query', (query: { sql?: string; __knexTxId?: string; options?: Record<string, unknown> }) => {
-    // a pipelined BEGIN or voidUnlessRow statement travels with the next statement: no round trip of its own
-    if (!(pipelining && (query.sql === 'BEGIN;' || query.options?.[VOID_UNLESS_ROW]))) roundTrips.inc();
     const sql = query.sql ?? '';
+    // a pipelined BEGIN or voidIfDuplicate statement travels with the next statement, a COMMIT after commitWith went
+    // with its statement: no round trip of their own
+    if (query.options?.[COMMIT_NEXT]) {
+      if (pipelining && !committedWith.has(query.__knexTxId)) committedWith.add(`next:${query.__knexTxId}`);
+      return; // a marker, never sent
+    }
+    const ridesWithNext = sql === 'BEGIN;' || Boolean(query.options?.[VOID_IF_DUPLICATE]);
+    const commitWent = pipelining && !ridesWithNext && sql !== 'COMMIT;' && sql !== 'ROLLBACK' && (query.options?.[COMMIT_WITH] || committedWith.delete(`next:${query.__knexTxId}`));
+    if (!(pipelining && (ridesWithNext || (sql === 'COMMIT;' && committedWith.has(query.__knexTxId))))) roundTrips.inc();
+    if (commitWent) committedWith.add(query.__knexTxId);
+    if (sql === 'COMMIT;' || sql === 'ROLLBACK') {
+      committedWith.delete(query.__knexTxId);
+      committedWith.delete(`next:${query.__knexTxId}`);
+    }
     if (query.__knexTxId ? /^commit\b/i.test(sql) : AUTOCOMMIT_WRITE.test(sql)) commits.inc();
   });
   // DB_STATEMENT_PROFILE=1 (the benchmark's --statements): which statements those round trips are, to find the ones to
   // fold. Off by default: one label per distinct statement text is fine for a measurement, not for every scrape.
   if (process.env.DB_STATEMENT_PROFILE === '1') {
     const statements = metrics.counter('db_statements_total', 'Statements sent to Postgres, by their text (DB_STATEMENT_PROFILE=1)', ['statement']);
-    db.on('query', (query: { sql?: string }) => statements.inc({ statement: statementShape(query.sql ?? '') }));
+    db.on('query', (query: { sql?: string; options?: Record<string, unknown> }) => {
+      if (!query.options?.[COMMIT_NEXT]) statements.inc({ statement: statementShape(query.sql ?? '') });
+    });
   }
   // How many connections the service's work really holds at once, and how long it waits for one: what DB_POOL_MAX
   // should be (waits mean too small; a peak far below the maximum means connections Postgres never needed).

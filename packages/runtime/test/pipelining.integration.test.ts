@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { createDb, TransactionVoided, voidUnlessRow, type Db } from '../src';
+import { commitWith, commitWithNext, createDb, holdOpen, TransactionVoided, voidIfDuplicate, type Db } from '../src';
 import { dropSchema, testEnv } from '../src/testing';
 
 /**
@@ -56,7 +56,10 @@ async function startExchangeCounter(target: { host: string; port: number }) {
   };
 }
 
-/** A transaction's BEGIN and voidUnlessRow's statement ride with the next statement; the semantics stay a transaction's (real Postgres). */
+/**
+ * A transaction's BEGIN and voidIfDuplicate's statement ride with the next statement, its COMMIT with commitWith's; the
+ * semantics stay a transaction's (real Postgres).
+ */
 describe('pipelined transactions', () => {
   const env = testEnv('runtime');
   const schema = env.DB_SCHEMA!;
@@ -98,7 +101,7 @@ describe('pipelined transactions', () => {
   };
   const guardedInsert = (db: Db, id: string, note: string) =>
     db.transaction(async (trx) => {
-      await voidUnlessRow(trx, 'insert into seen (id) values (?) on conflict (id) do nothing', [id]);
+      await voidIfDuplicate(trx, 'insert into seen (id) values (?)', [id]);
       await trx('effects').insert({ note });
     });
 
@@ -110,6 +113,54 @@ describe('pipelined transactions', () => {
     expect(await effects()).toEqual(['one', 'guarded']);
   });
 
+  it('commitWith sends the last statement and the COMMIT together: a guarded one-statement transaction is one round trip', async () => {
+    const guardedLast = (db: Db, id: string, note: string) =>
+      db.transaction(async (trx) => {
+        await voidIfDuplicate(trx, 'insert into seen (id) values (?)', [id]);
+        return commitWith<Array<{ note: string }>>(trx, trx('effects').insert({ note }).returning(['note']));
+      });
+    expect(await exchangesOf(() => pipelined.transaction((trx) => commitWith(trx, trx('effects').insert({ note: 'alone' }))))).toBe(1);
+    let rows: unknown;
+    expect(await exchangesOf(async () => (rows = await guardedLast(pipelined, 'c1', 'guarded last')))).toBe(1);
+    expect(rows).toEqual([{ note: 'guarded last' }]);
+    // the duplicate: its statement and COMMIT were in the same exchange, and neither took effect
+    await expect(guardedLast(pipelined, 'c1', 'duplicate')).rejects.toBeInstanceOf(TransactionVoided);
+    await expect(guardedLast(plain, 'c1', 'duplicate, not pipelined')).rejects.toBeInstanceOf(TransactionVoided);
+    expect(await guardedLast(plain, 'c2', 'not pipelined')).toEqual([{ note: 'not pipelined' }]);
+    // a failing last statement: the COMMIT sent with it never ran, and the transaction rolled back
+    await expect(pipelined.transaction(async (trx) => {
+      await trx('effects').insert({ note: 'rolled back' });
+      await commitWith(trx, trx('seen').insert({ id: 'c1' }));
+    })).rejects.toMatchObject({ code: '23505' });
+    // nothing may follow commitWith
+    await expect(pipelined.transaction(async (trx) => {
+      await commitWith(trx, trx('effects').insert({ note: 'committed' }));
+      await trx('effects').insert({ note: 'too late' });
+    })).rejects.toThrow('statement after commitWith');
+    await pipelined('effects').insert({ note: 'after' });
+    expect(await effects()).toEqual(['alone', 'guarded last', 'not pipelined', 'committed', 'after']);
+  });
+
+  it('commitWithNext: the next statement carries the COMMIT, unless the transaction is held open by its owner', async () => {
+    expect(await exchangesOf(() => pipelined.transaction(async (trx) => {
+      await trx('effects').insert({ note: 'n1' });
+      await commitWithNext(trx);
+      await trx('effects').insert({ note: 'n2' });
+    }))).toBe(2);
+    expect(await exchangesOf(() => pipelined.transaction(async (trx) => {
+      await holdOpen(trx, async () => {
+        await commitWithNext(trx);
+        await trx('effects').insert({ note: 'held' });
+      });
+      await trx('effects').insert({ note: 'after held' });
+    }))).toBe(3);
+    await plain.transaction(async (trx) => {
+      await commitWithNext(trx);
+      await trx('effects').insert({ note: 'not pipelined' });
+    });
+    expect(await effects()).toEqual(['n1', 'n2', 'held', 'after held', 'not pipelined']);
+  });
+
   it.each([
     ['pipelined', () => pipelined],
     ['not pipelined', () => plain],
@@ -118,13 +169,13 @@ describe('pipelined transactions', () => {
     await expect(guardedInsert(db(), 'e2', 'again')).rejects.toBeInstanceOf(TransactionVoided);
     // a handler that swallows the refusal and goes on still commits nothing
     await expect(db().transaction(async (trx) => {
-      await voidUnlessRow(trx, 'insert into seen (id) values (?) on conflict (id) do nothing', ['e2']);
+      await voidIfDuplicate(trx, 'insert into seen (id) values (?)', ['e2']);
       await trx('effects').insert({ note: 'swallowed' }).catch(() => undefined);
       await trx('effects').insert({ note: 'later' }).catch(() => undefined);
     })).rejects.toBeInstanceOf(TransactionVoided);
     // a guard with nothing after it: voided too (sent with the COMMIT when pipelined)
     await expect(db().transaction(async (trx) => {
-      await voidUnlessRow(trx, 'insert into seen (id) values (?) on conflict (id) do nothing', ['e2']);
+      await voidIfDuplicate(trx, 'insert into seen (id) values (?)', ['e2']);
     })).rejects.toBeInstanceOf(TransactionVoided);
     expect(await effects()).toEqual(['first']);
     // the connection is not left inside a transaction: a statement outside one is visible at once
@@ -138,16 +189,16 @@ describe('pipelined transactions', () => {
       await trx('seen').insert({ id: 'taken' });
       await trx('effects').insert({ note: 'never' });
     })).rejects.toMatchObject({ code: '23505' });
-    // a guard that fails outright (not "no row") fails the statement sent with it, and COMMIT is never reached
+    // a guard that fails for another reason than a duplicate fails the statement sent with it with its own error
     await expect(pipelined.transaction(async (trx) => {
-      await voidUnlessRow(trx, 'insert into seen (id) values (?)', ['taken']);
+      await voidIfDuplicate(trx, 'insert into seen (id) values (?)', [null]);
       await trx('effects').insert({ note: 'never either' });
-    })).rejects.toMatchObject({ code: '23505' });
+    })).rejects.toMatchObject({ code: '23502' });
     // and when the failing guard was sent with the COMMIT, the transaction is rolled back before the connection is reused
     await expect(pipelined.transaction(async (trx) => {
       await trx('effects').insert({ note: 'rolled back with the guard' });
-      await voidUnlessRow(trx, 'insert into seen (id) values (?)', ['taken']);
-    })).rejects.toMatchObject({ code: '23505' });
+      await voidIfDuplicate(trx, 'insert into seen (id) values (?)', ['taken']);
+    })).rejects.toBeInstanceOf(TransactionVoided);
     await pipelined('effects').insert({ note: 'after' });
     expect(await effects()).toEqual(['after']);
   });

@@ -1,5 +1,5 @@
 import type { OrderEvent } from '@postsale/contracts';
-import type { Tx } from '@postsale/runtime';
+import { commitWithNext, type Tx } from '@postsale/runtime';
 import { outOrderIdFor } from './out-order-id';
 import { sendToReview, type FulfillmentDeps } from './ports';
 import { Reasons, States } from './states';
@@ -12,6 +12,8 @@ export async function recordOrderEvent(deps: FulfillmentDeps, event: OrderEvent,
   switch (event.type) {
     case 'OrderReceived': {
       const p = event.payload;
+      // with an address the insert is the last statement: the COMMIT goes with it
+      if (p.shipTo) await commitWithNext(trx);
       const inserted = await deps.repo.insertReceived(
         trx,
         {

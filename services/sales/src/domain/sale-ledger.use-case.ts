@@ -1,5 +1,5 @@
 import { formatDecimal, newEvent, parseDecimal, Streams, type FulfillmentEvent, type FxConversion, type Money, type OrderEvent, type PayoutEvent } from '@postsale/contracts';
-import type { Tx } from '@postsale/runtime';
+import { commitWithNext, type Tx } from '@postsale/runtime';
 import { convert } from './fx';
 import { assertBalanced, mirrorPostings, payoutPostings, reversalPostings, salePostings } from './ledger';
 import { computeBreakdown, reversalBetween, scheduledMarketplaceFee, type Breakdown } from './money-breakdown';
@@ -115,7 +115,9 @@ export async function recordPayoutEvent(deps: SalesDeps, trx: Tx, event: PayoutE
     const p = event.payload;
     const postings = payoutPostings({ recipient: p.recipient, paid: p.amount, owed: p.owedAmount, fxRate: p.fxRate });
     assertBalanced(postings);
-    // one statement: the order's row lock, the entry, and the history line saying whether it was new
+    // one statement: the order's row lock, the entry, and the history line saying whether it was new; the last one,
+    // so the COMMIT goes with it
+    await commitWithNext(trx);
     await store.postEntry(trx, {
       entryKey: `payout:${p.payoutId}:${p.senderItemId}`, orderId: event.orderId, sellerId: event.sellerId, kind: 'PAYOUT',
       description: `${p.recipient === 'SELLER' ? 'net profit' : 'platform commission'} paid through PayPal (item ${p.payoutItemId}, batch ${p.payoutBatchId})`
