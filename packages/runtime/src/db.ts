@@ -65,6 +65,8 @@ const MAX_NAMED_PER_CONNECTION = 400;
 interface ClientSettings {
   prepare: boolean;
   pipeline: boolean;
+  /** called for every exchange with Postgres this pool's client sends (instrumentDb counts them) */
+  exchanged?: () => void;
 }
 const SETTINGS_KEY = 'postsaleClient' as const;
 /** knex query options marking a statement sent by voidIfDuplicate, and one sent by commitWith */
@@ -111,7 +113,10 @@ export async function commitWith<T>(trx: Tx, query: Knex.QueryBuilder | Knex.Raw
  */
 export async function commitWithNext(trx: Tx): Promise<void> {
   if (heldOpen.has(trx)) return;
-  await trx.raw('select 1').options({ [COMMIT_NEXT]: true });
+  // the transaction's connection, as knex's transaction client hands it to its statements
+  const connection: object = await (trx.client as unknown as { acquireConnection(): Promise<object> }).acquireConnection();
+  const open = openTransactions.get(connection);
+  if (open && !open.ended && !open.refused) open.commitNext = true;
 }
 
 /** Runs `work` on the transaction with commitWithNext disabled: the owner sends more after it. */
@@ -124,9 +129,21 @@ export async function holdOpen<T>(trx: Tx, work: () => Promise<T>): Promise<T> {
   }
 }
 
-const COMMIT_NEXT = 'postsaleCommitNext';
+/**
+ * Sends a write whose result nobody reads (an outbox row) with the transaction's next statement or its COMMIT, in the
+ * same round trip. Its failure fails that statement (or the COMMIT) with the write's own error; the transaction then
+ * rolls back as usual. Outside a transaction, or without pipelining, it is sent at once.
+ */
+export async function writeWithNext(trx: Tx, query: Knex.QueryBuilder | Knex.Raw): Promise<void> {
+  await query.options({ [WITH_NEXT]: true });
+}
+
+const WITH_NEXT = 'postsaleWithNext';
 const heldOpen = new WeakSet<Tx>();
 const DEFERRED = 'DEFERRED';
+
+/** the transactions begun on each pg connection (pipelining only) */
+const openTransactions = new WeakMap<object, OpenTransaction>();
 
 /** a transaction the client has been asked to begin, on one pg connection */
 interface OpenTransaction {
@@ -182,7 +199,6 @@ function postsaleClient(): PgClientClass {
   void probe.destroy();
   const seen = new Map<string, string | null>();
   const perConnection = new WeakMap<object, ConnectionStatements>();
-  const openTransactions = new WeakMap<object, OpenTransaction>();
   const settled = (obj: PgQuery, command: string): Promise<PgQuery> => {
     obj.response = { command, rowCount: null, rows: [], fields: [] };
     return Promise.resolve(obj);
@@ -194,8 +210,7 @@ function postsaleClient(): PgClientClass {
     }
 
     override _query(connection: object, obj: PgQuery): Promise<unknown> {
-      const marker = obj.options?.[COMMIT_NEXT];
-      if (!this.settings.pipeline) return marker ? settled(obj, DEFERRED) : this.sendOne(connection, obj);
+      if (!this.settings.pipeline) return this.sendOne(connection, obj);
       const sql = obj.sql ?? '';
       if (sql === 'BEGIN;') {
         openTransactions.set(connection, { pending: [{ text: 'BEGIN' }], guards: [] });
@@ -208,8 +223,8 @@ function postsaleClient(): PgClientClass {
         open.pending.push(this.part(connection, obj));
         return settled(obj, DEFERRED);
       }
-      if (marker) {
-        if (open && !open.ended && !open.refused) open.commitNext = true;
+      if (obj.options?.[WITH_NEXT] && open && !open.ended && !open.refused) {
+        open.pending.push(this.part(connection, obj));
         return settled(obj, DEFERRED);
       }
       if (!open) return this.sendOne(connection, obj);
@@ -230,9 +245,10 @@ function postsaleClient(): PgClientClass {
         return Promise.reject(refused);
       }
       const beginPending = open.pending[0]?.text === 'BEGIN';
-      // nothing was sent yet: nothing to commit or roll back (the guards need not run either)
-      if (ending && beginPending && (sql === 'ROLLBACK' || open.guards.length === 0)) return settled(obj, sql.replace(';', ''));
-      if ((sql === 'ROLLBACK' || open.pending.length === 0) && !commitWithThis) return this.sendOne(connection, obj);
+      // a rollback drops what is pending; before anything was sent, there is nothing to roll back or commit
+      if (sql === 'ROLLBACK') return beginPending ? settled(obj, 'ROLLBACK') : this.sendOne(connection, obj);
+      if (sql === 'COMMIT;' && beginPending && open.pending.length === 1) return settled(obj, 'COMMIT');
+      if (open.pending.length === 0 && !commitWithThis) return this.sendOne(connection, obj);
       // several statements in one text cannot go through the extended protocol: the pending ones go first, on their own
       if (/;\s*\S/.test(sql)) return this.sendPipelined(connection, open, undefined, false).then(() => this.sendOne(connection, obj));
       return this.sendPipelined(connection, open, obj, commitWithThis);
@@ -246,6 +262,7 @@ function postsaleClient(): PgClientClass {
       open.guards = [];
       const endsTransaction = commit || obj?.sql === 'COMMIT;';
       const client = connection as PgClient;
+      this.settings.exchanged?.();
       return new Promise((resolve, reject) => {
         client.query(new PipelinedQuery(parts, (error, results, failedPart) => {
           if (!error) {
@@ -261,6 +278,7 @@ function postsaleClient(): PgClientClass {
           if (commitSkipped) {
             // the COMMIT never ran: the transaction is open and aborted. knex does not roll back after a failed COMMIT,
             // so it is done here, before the connection serves anyone else
+            this.settings.exchanged?.();
             client.query('ROLLBACK').catch(() => undefined);
             if (commit) Object.assign(open, { ended: true, refused: failure });
           } else if (commit) {
@@ -279,8 +297,9 @@ function postsaleClient(): PgClientClass {
 
     private sendOne(connection: object, obj: PgQuery): Promise<unknown> {
       const name = this.statementName(connection, obj);
-      const { [VOID_IF_DUPLICATE]: _guard, [COMMIT_WITH]: _commit, ...options } = obj.options ?? {};
+      const { [VOID_IF_DUPLICATE]: _guard, [COMMIT_WITH]: _commit, [WITH_NEXT]: _withNext, ...options } = obj.options ?? {};
       const query = { ...obj, options: name ? { ...options, name } : options };
+      this.settings.exchanged?.();
       return super._query(connection, query).then((done) => {
         obj.response = query.response;
         return done;
@@ -339,41 +358,31 @@ const AUTOCOMMIT_WRITE = /^\s*(with\b[\s\S]*?\b)?(insert|update|delete|merge)\b/
 
 /**
  * Counts what the service asks of Postgres, for the benchmark's cost per order: every exchange with Postgres is a
- * round trip (a COMMIT included; a pipelined BEGIN or voidIfDuplicate statement rides with the next one, a COMMIT with
- * commitWith's statement); a commit is a
- * COMMIT or a write sent outside a transaction (it commits on its own).
+ * round trip (counted by the client as it sends them: a pipelined BEGIN, inbox row, outbox row or COMMIT rides with
+ * another statement); a commit is a COMMIT or a write sent outside a transaction (it commits on its own).
  */
 export function instrumentDb(db: Db, metrics: Metrics, options: { poolMetrics?: boolean } = {}): void {
-  const roundTrips = metrics.counter('db_round_trips_total', 'Exchanges with Postgres: statements sent, COMMIT included, pipelined ones riding with the next');
+  const roundTrips = metrics.counter('db_round_trips_total', 'Exchanges with Postgres: statements sent on their own, or several pipelined in one (BEGIN and COMMIT included)');
   const commits = metrics.counter('db_commits_total', 'Transactions committed: COMMITs plus writes sent outside a transaction');
-  const pipelining = ((db.client.config as Record<string, unknown>)[SETTINGS_KEY] as ClientSettings | undefined)?.pipeline ?? false;
-  /** transactions whose COMMIT rode with commitWith's statement */
-  const committedWith = new Set<string | undefined>();
-  db.on('query', (query: { sql?: string; __knexTxId?: string; options?: Record<string, unknown> }) => {
+  // the client counts what it really sends (a pipelined exchange is one); a plain knex client, every statement
+  const settings = (db.client.config as Record<string, unknown>)[SETTINGS_KEY] as ClientSettings | undefined;
+  if (settings) {
+    const previous = settings.exchanged;
+    settings.exchanged = () => {
+      previous?.();
+      roundTrips.inc();
+    };
+  }
+  db.on('query', (query: { sql?: string; __knexTxId?: string }) => {
     const sql = query.sql ?? '';
-    // a pipelined BEGIN or voidIfDuplicate statement travels with the next statement, a COMMIT after commitWith went
-    // with its statement: no round trip of their own
-    if (query.options?.[COMMIT_NEXT]) {
-      if (pipelining && !committedWith.has(query.__knexTxId)) committedWith.add(`next:${query.__knexTxId}`);
-      return; // a marker, never sent
-    }
-    const ridesWithNext = sql === 'BEGIN;' || Boolean(query.options?.[VOID_IF_DUPLICATE]);
-    const commitWent = pipelining && !ridesWithNext && sql !== 'COMMIT;' && sql !== 'ROLLBACK' && (query.options?.[COMMIT_WITH] || committedWith.delete(`next:${query.__knexTxId}`));
-    if (!(pipelining && (ridesWithNext || (sql === 'COMMIT;' && committedWith.has(query.__knexTxId))))) roundTrips.inc();
-    if (commitWent) committedWith.add(query.__knexTxId);
-    if (sql === 'COMMIT;' || sql === 'ROLLBACK') {
-      committedWith.delete(query.__knexTxId);
-      committedWith.delete(`next:${query.__knexTxId}`);
-    }
+    if (!settings) roundTrips.inc();
     if (query.__knexTxId ? /^commit\b/i.test(sql) : AUTOCOMMIT_WRITE.test(sql)) commits.inc();
   });
   // DB_STATEMENT_PROFILE=1 (the benchmark's --statements): which statements those round trips are, to find the ones to
   // fold. Off by default: one label per distinct statement text is fine for a measurement, not for every scrape.
   if (process.env.DB_STATEMENT_PROFILE === '1') {
     const statements = metrics.counter('db_statements_total', 'Statements sent to Postgres, by their text (DB_STATEMENT_PROFILE=1)', ['statement']);
-    db.on('query', (query: { sql?: string; options?: Record<string, unknown> }) => {
-      if (!query.options?.[COMMIT_NEXT]) statements.inc({ statement: statementShape(query.sql ?? '') });
-    });
+    db.on('query', (query: { sql?: string }) => statements.inc({ statement: statementShape(query.sql ?? '') }));
   }
   // How many connections the service's work really holds at once, and how long it waits for one: what DB_POOL_MAX
   // should be (waits mean too small; a peak far below the maximum means connections Postgres never needed).

@@ -2,7 +2,7 @@ import type { Kafka, Producer } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 import { EventCodec, schemaErrors, Streams, SubjectKeys, type AnyStream, type EventOf, type StreamName, type SubjectKey } from '@postsale/contracts';
 import { retryDelayMs } from './backoff';
-import { afterCommit, type Db, type Tx } from './db';
+import { afterCommit, writeWithNext, type Db, type Tx } from './db';
 import { AppError, classifyError } from './errors';
 import { producerConfig } from './kafka';
 import type { Logger } from './logger';
@@ -33,8 +33,8 @@ export class OutboxWriter {
    */
   async publish<S extends AnyStream>(trx: Tx, stream: S, event: EventOf<S>, options: { subjectKey?: SubjectKey | null } = {}): Promise<void> {
     const row = this.row(stream, event);
-    // one multi-row insert: ids follow the rows' order
-    await trx('outbox').insert(options.subjectKey ? [this.subjectKeyRow(options.subjectKey), row] : [row]);
+    // one multi-row insert (ids follow the rows' order), sent with the transaction's next statement or its COMMIT
+    await writeWithNext(trx, trx('outbox').insert(options.subjectKey ? [this.subjectKeyRow(options.subjectKey), row] : [row]));
     this.wakeAfterCommit(trx);
   }
 

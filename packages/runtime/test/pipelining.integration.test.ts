@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { commitWith, commitWithNext, createDb, holdOpen, TransactionVoided, voidIfDuplicate, type Db } from '../src';
+import { commitWith, commitWithNext, createDb, holdOpen, TransactionVoided, voidIfDuplicate, writeWithNext, type Db } from '../src';
 import { dropSchema, testEnv } from '../src/testing';
 
 /**
@@ -159,6 +159,26 @@ describe('pipelined transactions', () => {
       await trx('effects').insert({ note: 'not pipelined' });
     });
     expect(await effects()).toEqual(['n1', 'n2', 'held', 'after held', 'not pipelined']);
+  });
+
+  it('writeWithNext rides with the next statement or the COMMIT, and its failure fails the transaction', async () => {
+    expect(await exchangesOf(() => pipelined.transaction(async (trx) => {
+      await trx('effects').insert({ note: 'w1' });
+      await writeWithNext(trx, trx('effects').insert({ note: 'w2' }));
+      await writeWithNext(trx, trx('effects').insert({ note: 'w3' }));
+    }))).toBe(2); // w1 with BEGIN; w2, w3 with the COMMIT
+    await observer('seen').insert({ id: 'w' });
+    await expect(pipelined.transaction(async (trx) => {
+      await trx('effects').insert({ note: 'undone' });
+      await writeWithNext(trx, trx('seen').insert({ id: 'w' }));
+      await trx('effects').insert({ note: 'never' });
+    })).rejects.toMatchObject({ code: '23505' });
+    await expect(pipelined.transaction(async (trx) => {
+      await trx('effects').insert({ note: 'undone too' });
+      await writeWithNext(trx, trx('seen').insert({ id: 'w' }));
+    })).rejects.toMatchObject({ code: '23505' });
+    await writeWithNext(pipelined as never, pipelined('effects').insert({ note: 'no transaction: sent at once' }));
+    expect(await effects()).toEqual(['w1', 'w2', 'w3', 'no transaction: sent at once']);
   });
 
   it.each([
