@@ -1,6 +1,7 @@
 import type { Batch, Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { dlqTopicName, type AnyStream, type EventCodec, type TypedEvent } from '@postsale/contracts';
-import { holdOpen, TransactionVoided, voidIfDuplicate, type Db, type Tx } from './db';
+import type { Db, Tx } from './db';
+import { holdOpen, TransactionVoided, voidIfDuplicate } from './pg-client';
 import { retryDelayMs } from './backoff';
 import { classifyError } from './errors';
 import { producerConfig } from './kafka';
