@@ -10,12 +10,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** An optional variable where an empty value (`${VAR:-}` in compose) means unset. */
 /** An on/off variable: "true" or "false" (or a boolean, from code), `fallback` when unset. */
 export function envFlag(fallback: boolean) {
   return z.union([z.boolean(), z.enum(['true', 'false'])]).default(fallback).transform((v) => v === true || v === 'true');
 }
 
+/** An optional variable where an empty value (`${VAR:-}` in compose) means unset. */
 const optionalText = z.string().optional().transform((s) => (s ? s : undefined));
 
 /**
@@ -101,8 +101,8 @@ export const baseConfigSchema = z.object({
    */
   DB_PREPARED_STATEMENTS: envFlag(true),
   /**
-   * A transaction's BEGIN (and an event's inbox row) sent with its first statement in one exchange (createDb): one round
-   * trip less per transaction. Off sends each statement on its own.
+   * Pipelined transactions (createDb): a transaction's BEGIN, an event's inbox row and outbox rows ride with the next
+   * statement, and a use case's known last statement carries the COMMIT. Off sends each statement on its own.
    */
   DB_PIPELINING: envFlag(true),
   /**

@@ -278,21 +278,13 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
             .returning('event_id');
           // The same event twice in one slice (a relay republished it) is applied for its first copy only.
           const fresh = new Set(inserted.map((r) => r.event_id));
-          // the COMMIT may ride with the last handled event's last statement
-          let lastHandled = -1;
-          const firstCopies = new Set<string>();
-          decoded.forEach((event, i) => {
-            if (!fresh.has(event.eventId) || firstCopies.has(event.eventId)) return;
-            firstCopies.add(event.eventId);
-            lastHandled = i;
-          });
+          const toApply = decoded.flatMap((event, i) => (fresh.delete(event.eventId) ? [i] : []));
           const handled: E[] = [];
-          for (let i = 0; i < decoded.length; i++) {
+          for (const i of toApply) {
             const event = decoded[i]!;
-            if (!fresh.delete(event.eventId)) continue;
             const context = { trx, topic, partition, offset: slice[i]!.offset };
             // only the last event's handler may send the COMMIT with its last statement (commitWithNext)
-            if (i === lastHandled) await this.spec.handle(event, context);
+            if (i === toApply[toApply.length - 1]) await this.spec.handle(event, context);
             else await holdOpen(trx, () => this.spec.handle(event, context));
             handled.push(event);
             // kafkajs heartbeats only when asked: a slice slower than the session timeout (a loaded machine, a large

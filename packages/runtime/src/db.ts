@@ -1,4 +1,5 @@
 import knex, { type Knex } from 'knex';
+import type { BaseConfig } from './config';
 import type { Metrics } from './metrics';
 import type { Logger } from './logger';
 import { postsaleClient, SETTINGS_KEY, type ClientSettings } from './pg-client';
@@ -47,6 +48,16 @@ export function createDb(options: {
     // bigint columns come back as strings from pg; money columns are bigint, converted explicitly where read
   };
   return knex(config);
+}
+
+/** A pool as the service's configuration says: its URL and schema, prepared statements and pipelining. */
+export function createServiceDb(
+  config: Pick<BaseConfig, 'DATABASE_URL' | 'DB_SCHEMA' | 'DB_PREPARED_STATEMENTS' | 'DB_PIPELINING'>, options: { poolMax: number; logger: Logger },
+): Db {
+  return createDb({
+    url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: options.poolMax, logger: options.logger,
+    preparedStatements: config.DB_PREPARED_STATEMENTS, pipelining: config.DB_PIPELINING,
+  });
 }
 
 /** the knex pool's own counters (tarn), where instrumentDb reads how many connections are in use and who waits */

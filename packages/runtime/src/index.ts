@@ -17,7 +17,7 @@ export * from './logger';
 export * from './metrics';
 export * from './outbox';
 export * from './personal-data';
-export { commitWith, commitWithNext, holdOpen, TransactionVoided, voidIfDuplicate, writeWithNext } from './pg-client';
+export { commitWithNext, holdOpen, TransactionVoided, voidIfDuplicate, writeWithNext } from './pg-client';
 export * from './poller';
 export * from './roles';
 export * from './secret-box';

@@ -5,8 +5,8 @@ import { PipelinedQuery, type PgConnection, type PipelinePart } from './pg-pipel
 
 /*
  * The pg client every service's knex uses (createDb): prepared statements and pipelined transactions, and the
- * helpers use cases call to let a statement ride with another (voidIfDuplicate, writeWithNext, commitWith,
- * commitWithNext, holdOpen).
+ * helpers use cases call to let a statement ride with another (voidIfDuplicate, writeWithNext, commitWithNext,
+ * holdOpen).
  */
 
 /** what the client keeps per pg connection for its prepared statements */
@@ -28,9 +28,8 @@ export interface ClientSettings {
   exchanged?: () => void;
 }
 export const SETTINGS_KEY = 'postsaleClient' as const;
-/** knex query options marking a statement sent by voidIfDuplicate, commitWith or writeWithNext */
+/** knex query options marking a statement sent by voidIfDuplicate or writeWithNext */
 const VOID_IF_DUPLICATE = 'postsaleVoidIfDuplicate';
-const COMMIT_WITH = 'postsaleCommitWith';
 const WITH_NEXT = 'postsaleWithNext';
 const UNIQUE_VIOLATION = '23505';
 /** the answer knex gets for a statement held back to ride with the next one */
@@ -60,20 +59,11 @@ export async function voidIfDuplicate(trx: Tx, sql: string, bindings: readonly K
 }
 
 /**
- * Runs the transaction's LAST statement with its COMMIT in the same round trip (pipelining; without it, the statement
- * alone) and returns the statement's result. Nothing may be sent on the transaction afterwards (refused), and the
- * caller should do nothing that can fail before returning: once this resolves, the transaction has committed (a
- * failure after it still rejects db.transaction, whose effect stands). afterCommit hooks run as usual.
- */
-export async function commitWith<T>(trx: Tx, query: Knex.QueryBuilder | Knex.Raw): Promise<T> {
-  return (await query.options({ [COMMIT_WITH]: true })) as T;
-}
-
-/**
- * Marks the transaction's NEXT statement as its last: its COMMIT rides with it, as with commitWith — for a use case
- * whose last statement is built deep in a repository. Nothing may be sent on the transaction after that statement
- * (refused). No effect while the transaction is held open by its owner (`holdOpen`: an inbox transaction applying
- * several events) or without pipelining.
+ * Marks the transaction's NEXT statement as its last: its COMMIT rides with it, in the same round trip. Nothing may be
+ * sent on the transaction after that statement (refused), and the caller should do nothing that can fail before
+ * returning: once the statement answered, the transaction has committed (a failure after it still rejects
+ * db.transaction, whose effect stands). afterCommit hooks run as usual. No effect while the transaction is held open
+ * by its owner (`holdOpen`: an inbox transaction applying several events) or without pipelining.
  */
 export async function commitWithNext(trx: Tx): Promise<void> {
   if (heldOpen.has(trx)) return;
@@ -102,19 +92,18 @@ export async function writeWithNext(trx: Tx, query: Knex.QueryBuilder | Knex.Raw
   await query.options({ [WITH_NEXT]: true });
 }
 
-
 /** the transactions begun on each pg connection (pipelining only) */
 const openTransactions = new WeakMap<object, OpenTransaction>();
 
 /** a transaction the client has been asked to begin, on one pg connection */
 interface OpenTransaction {
-  /** statements to send with the next one: BEGIN until the first statement, then voidIfDuplicate's */
+  /** statements to send with the next one: BEGIN until the first statement, voidIfDuplicate's and writeWithNext's */
   pending: PipelinePart[];
   /** which of `pending` void the transaction when they meet a unique violation */
   guards: number[];
   /** set once the transaction cannot commit: later statements are refused with it, COMMIT rolls back and rejects */
   refused?: Error;
-  /** commitWith committed it (or its COMMIT failed, `refused` then): knex's own COMMIT or ROLLBACK sends nothing */
+  /** its COMMIT rode with its last statement (or failed, `refused` then): knex's own COMMIT or ROLLBACK sends nothing */
   ended?: boolean;
   /** commitWithNext was called: the next statement is sent with the COMMIT */
   commitNext?: boolean;
@@ -146,8 +135,8 @@ interface PgClient {
  * names. DB_PREPARED_STATEMENTS=false turns this off (e.g. behind PgBouncer older than 1.21 in transaction mode).
  *
  * **Pipelining.** A transaction's BEGIN is not sent on its own: it travels with the transaction's first statement in
- * one exchange (PipelinedQuery), and so do statements given to voidIfDuplicate (an event's inbox row); commitWith
- * sends a transaction's last statement with its COMMIT. A transaction of one statement is then one round trip, where
+ * one exchange (PipelinedQuery), and so do statements given to voidIfDuplicate (an event's inbox row) and
+ * writeWithNext (outbox rows); after commitWithNext the next statement carries the COMMIT. A transaction of one statement is then one round trip, where
  * it was three. Postgres skips what follows a failed statement of an exchange, so nothing runs outside the transaction,
  * after its guard failed or commits after a failure. A transaction that sends nothing sends no BEGIN either.
  * DB_PIPELINING=false sends every statement on its own.
@@ -190,14 +179,14 @@ export function postsaleClient(): PgClientClass {
       }
       if (!open) return this.sendOne(connection, obj);
       const ending = sql === 'ROLLBACK' || sql === 'COMMIT;';
-      const commitWithThis = !ending && Boolean(obj.options?.[COMMIT_WITH] || open.commitNext);
+      const commitWithThis = !ending && Boolean(open.commitNext);
       open.commitNext = false;
       if (ending) openTransactions.delete(connection);
       if (open.ended) {
-        // commitWith ended it: the COMMIT was sent already, and a ROLLBACK can no longer undo anything
+        // the COMMIT was sent with the last statement already, and a ROLLBACK can no longer undo anything
         if (sql === 'COMMIT;' && open.refused) return Promise.reject(open.refused);
         if (ending) return settled(obj, sql.replace(';', ''));
-        return Promise.reject(new Error('statement after commitWith: the transaction has committed'));
+        return Promise.reject(new Error("statement after commitWithNext's statement: the transaction has committed"));
       }
       if (open.refused) {
         if (sql === 'ROLLBACK') return this.sendOne(connection, obj);
@@ -228,7 +217,7 @@ export function postsaleClient(): PgClientClass {
         client.query(new PipelinedQuery(parts, (error, results, failedPart) => {
           if (!error) {
             if (commit) open.ended = true;
-            if (obj) obj.response = results[obj && commit ? results.length - 2 : results.length - 1];
+            if (obj) obj.response = results[results.length - (commit ? 2 : 1)]; // the COMMIT's answer is not the caller's
             resolve(obj);
             return;
           }
@@ -258,7 +247,7 @@ export function postsaleClient(): PgClientClass {
 
     private sendOne(connection: object, obj: PgQuery): Promise<unknown> {
       const name = this.statementName(connection, obj);
-      const { [VOID_IF_DUPLICATE]: _guard, [COMMIT_WITH]: _commit, [WITH_NEXT]: _withNext, ...options } = obj.options ?? {};
+      const { [VOID_IF_DUPLICATE]: _guard, [WITH_NEXT]: _withNext, ...options } = obj.options ?? {};
       const query = { ...obj, options: name ? { ...options, name } : options };
       this.settings.exchanged?.();
       return super._query(connection, query).then((done) => {

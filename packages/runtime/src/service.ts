@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { allStreams, ensureTopics, EventCodec, type AnyStream } from '@postsale/contracts';
 import { loadConfig, type BaseConfig } from './config';
 import { InboxConsumer, type ConsumerSpec } from './consumer';
-import { createDb, instrumentDb, migrate, type Db, type Migration } from './db';
+import { createServiceDb, instrumentDb, migrate, type Db, type Migration } from './db';
 import { createHttpApp, listen } from './http';
 import { createInboxPruner, inboxRetentionMs } from './inbox-retention';
 import { inboxAdminRoutes } from './inbox-admin';
@@ -68,7 +68,7 @@ export async function startService<S extends z.ZodType>(
   const config = loadConfig(definition.configSchema, env) as z.infer<S> & BaseConfig;
   const logger = createLogger(definition.name, config.LOG_LEVEL);
   const metrics = new Metrics(definition.name);
-  const db = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: config.DB_POOL_MAX, logger, preparedStatements: config.DB_PREPARED_STATEMENTS, pipelining: config.DB_PIPELINING });
+  const db = createServiceDb(config, { poolMax: config.DB_POOL_MAX, logger });
   // A start that fails half-way undoes what it started, in reverse, pool last: a caller that retries (or a test that
   // expects the failure) must not be left with open connections and running consumers.
   const undo: Array<() => Promise<unknown>> = [() => db.destroy()];

@@ -130,7 +130,9 @@ export async function collectTopic<E extends TypedEvent = TypedEvent>(
 
 /**
  * A loopback TCP proxy in front of a real server, for outage tests: `cut()` stops accepting (connections are refused)
- * and destroys every open connection mid-stream; `restore()` listens again on the same port.
+ * and destroys every open connection mid-stream; `restore()` listens again on the same port. `watchClient`, when given,
+ * is called for each accepted connection and returns what sees the bytes the client sends on it (e.g. a protocol
+ * reader counting messages).
  */
 export interface TcpProxy {
   port: number;
@@ -141,7 +143,9 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+export async function startTcpProxy(
+  target: { host: string; port: number }, options: { watchClient?: () => (chunk: Buffer) => void } = {},
+): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
   let accepted = 0;
   const server = net.createServer((client) => {
@@ -154,6 +158,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     }
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
+    if (options.watchClient) client.on('data', options.watchClient());
     client.pipe(upstream);
     upstream.pipe(client);
   });

@@ -1,79 +1,54 @@
-import net from 'node:net';
-import { commitWith, commitWithNext, createDb, holdOpen, TransactionVoided, voidIfDuplicate, writeWithNext, type Db } from '../src';
-import { dropSchema, testEnv } from '../src/testing';
+import { commitWithNext, createDb, holdOpen, TransactionVoided, voidIfDuplicate, writeWithNext, type Db } from '../src';
+import { dropSchema, startTcpProxy, testEnv, type TcpProxy } from '../src/testing';
 
 /**
- * Counts what a client really asks of Postgres: every exchange ends with a Sync (extended protocol) or is one simple
- * Query message, each answered by one ReadyForQuery — so their number is the number of round trips on the wire.
+ * Counts what a client really asks of Postgres, reading the bytes it sends on one connection: every exchange ends with
+ * a Sync (extended protocol) or is one simple Query message, each answered by one ReadyForQuery — so their number is
+ * the number of round trips on the wire.
  */
-async function startExchangeCounter(target: { host: string; port: number }) {
-  let exchanges = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(target.port, target.host);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    let buffered = Buffer.alloc(0);
-    let started = false; // the startup message has no type byte
-    client.on('data', (chunk: Buffer) => {
-      upstream.write(chunk);
-      buffered = Buffer.concat([buffered, chunk]);
-      for (;;) {
-        if (!started) {
-          if (buffered.length < 4) break;
-          const length = buffered.readInt32BE(0);
-          if (buffered.length < length) break;
-          buffered = buffered.subarray(length);
-          started = true;
-          continue;
-        }
-        if (buffered.length < 5) break;
-        const length = buffered.readInt32BE(1);
-        if (buffered.length < 1 + length) break;
-        const type = String.fromCharCode(buffered[0]!);
-        if (type === 'S' || type === 'Q') exchanges++;
-        buffered = buffered.subarray(1 + length);
+function exchangeReader(count: () => void): (chunk: Buffer) => void {
+  let buffered = Buffer.alloc(0);
+  let started = false; // the startup message has no type byte
+  return (chunk) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    for (;;) {
+      if (!started) {
+        if (buffered.length < 4) return;
+        const length = buffered.readInt32BE(0);
+        if (buffered.length < length) return;
+        buffered = buffered.subarray(length);
+        started = true;
+        continue;
       }
-    });
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    get exchanges() {
-      return exchanges;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
+      if (buffered.length < 5) return;
+      const length = buffered.readInt32BE(1);
+      if (buffered.length < 1 + length) return;
+      const type = String.fromCharCode(buffered[0]!);
+      if (type === 'S' || type === 'Q') count();
+      buffered = buffered.subarray(1 + length);
+    }
   };
 }
 
 /**
- * A transaction's BEGIN and voidIfDuplicate's statement ride with the next statement, its COMMIT with commitWith's; the
- * semantics stay a transaction's (real Postgres).
+ * A transaction's BEGIN and voidIfDuplicate's statement ride with the next statement, its COMMIT with the statement
+ * after commitWithNext; the semantics stay a transaction's (real Postgres).
  */
 describe('pipelined transactions', () => {
   const env = testEnv('runtime');
   const schema = env.DB_SCHEMA!;
-  let counter: Awaited<ReturnType<typeof startExchangeCounter>>;
+  let proxy: TcpProxy;
+  let exchanges = 0;
   let pipelined: Db;
   let plain: Db;
   let observer: Db;
 
   beforeAll(async () => {
     const real = new URL(env.DATABASE_URL!);
-    counter = await startExchangeCounter({ host: real.hostname, port: Number(real.port || 5432) });
+    proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 5432) }, { watchClient: () => exchangeReader(() => exchanges++) });
     const proxied = new URL(real);
     proxied.hostname = '127.0.0.1';
-    proxied.port = String(counter.port);
+    proxied.port = String(proxy.port);
     // one connection each: a connection left inside a transaction would show in the next test
     pipelined = createDb({ url: proxied.toString(), schema, poolMax: 1 });
     plain = createDb({ url: real.toString(), schema, poolMax: 1, pipelining: false });
@@ -84,7 +59,7 @@ describe('pipelined transactions', () => {
   });
   afterAll(async () => {
     await Promise.all([pipelined.destroy(), plain.destroy(), observer.destroy()]);
-    await counter.close();
+    await proxy.close();
     await dropSchema(schema);
   });
   beforeEach(async () => {
@@ -95,9 +70,9 @@ describe('pipelined transactions', () => {
   /** exchanges `work` causes on the pipelined pool (its connection already open) */
   const exchangesOf = async (work: () => Promise<unknown>) => {
     await pipelined.raw('select 1'); // connects first, so the startup exchange is not counted
-    const before = counter.exchanges;
+    const before = exchanges;
     await work().catch(() => undefined);
-    return counter.exchanges - before;
+    return exchanges - before;
   };
   const guardedInsert = (db: Db, id: string, note: string) =>
     db.transaction(async (trx) => {
@@ -113,13 +88,17 @@ describe('pipelined transactions', () => {
     expect(await effects()).toEqual(['one', 'guarded']);
   });
 
-  it('commitWith sends the last statement and the COMMIT together: a guarded one-statement transaction is one round trip', async () => {
+  it('after commitWithNext the last statement and the COMMIT go together: a guarded one-statement transaction is one round trip', async () => {
     const guardedLast = (db: Db, id: string, note: string) =>
       db.transaction(async (trx) => {
         await voidIfDuplicate(trx, 'insert into seen (id) values (?)', [id]);
-        return commitWith<Array<{ note: string }>>(trx, trx('effects').insert({ note }).returning(['note']));
+        await commitWithNext(trx);
+        return trx('effects').insert({ note }).returning(['note']);
       });
-    expect(await exchangesOf(() => pipelined.transaction((trx) => commitWith(trx, trx('effects').insert({ note: 'alone' }))))).toBe(1);
+    expect(await exchangesOf(() => pipelined.transaction(async (trx) => {
+      await commitWithNext(trx);
+      await trx('effects').insert({ note: 'alone' });
+    }))).toBe(1);
     let rows: unknown;
     expect(await exchangesOf(async () => (rows = await guardedLast(pipelined, 'c1', 'guarded last')))).toBe(1);
     expect(rows).toEqual([{ note: 'guarded last' }]);
@@ -130,11 +109,13 @@ describe('pipelined transactions', () => {
     // a failing last statement: the COMMIT sent with it never ran, and the transaction rolled back
     await expect(pipelined.transaction(async (trx) => {
       await trx('effects').insert({ note: 'rolled back' });
-      await commitWith(trx, trx('seen').insert({ id: 'c1' }));
+      await commitWithNext(trx);
+      await trx('seen').insert({ id: 'c1' });
     })).rejects.toMatchObject({ code: '23505' });
-    // nothing may follow commitWith
+    // nothing may follow the statement that carried the COMMIT
     await expect(pipelined.transaction(async (trx) => {
-      await commitWith(trx, trx('effects').insert({ note: 'committed' }));
+      await commitWithNext(trx);
+      await trx('effects').insert({ note: 'committed' });
       await trx('effects').insert({ note: 'too late' });
     })).rejects.toThrow('statement after commitWith');
     await pipelined('effects').insert({ note: 'after' });

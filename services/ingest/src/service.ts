@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Streams } from '@postsale/contracts';
 import { createPayPalWebhookVerifier } from '@postsale/paypal';
-import { AdminAuditTrail, createDb, createJobWorker, createPoller, createSecretBox, instrumentDb, keyEncryptionKey, requireCleanInput, retryDelayMs, type ServiceDefinition } from '@postsale/runtime';
+import { AdminAuditTrail, createJobWorker, createPoller, createSecretBox, createServiceDb, instrumentDb, keyEncryptionKey, requireCleanInput, retryDelayMs, type ServiceDefinition } from '@postsale/runtime';
 import { createEbayClient } from './clients/ebay.client';
 import { createMercadoLibreClient } from './clients/mercadolibre.client';
 import { createPayPalCheckoutClient } from './clients/paypal-checkout.client';
@@ -91,7 +91,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     const ebayRecheck = createPoller({ name: 'ingest.ebay-recheck', intervalMs: config.EBAY_RECHECK_POLL_INTERVAL_MS, logger, metrics, run: () => recheck.scheduleNext() });
     // Webhooks are stored through a pool of their own: the worker's and inline processing's transactions can fill the
     // main pool, and an ack (one statement) must not queue behind them.
-    const ackDb = createDb({ url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: config.ACK_DB_POOL_MAX, logger, preparedStatements: config.DB_PREPARED_STATEMENTS, pipelining: config.DB_PIPELINING });
+    const ackDb = createServiceDb(config, { poolMax: config.ACK_DB_POOL_MAX, logger });
     instrumentDb(ackDb, metrics, { poolMetrics: false });
     // ... and group-committed: webhooks arriving together share one statement (at most one per ack connection at a time)
     const acks = createAckStore(new DeliveriesRepository(ackDb), { maxBatch: config.ACK_BATCH_MAX, maxInFlight: config.ACK_DB_POOL_MAX, lingerMs: config.ACK_BATCH_LINGER_MS, logger, metrics });
