@@ -49,7 +49,10 @@ async function start(command: LoadStart): Promise<void> {
     // --ack-replicas N (with --ack-pipeline acks): N webhook-only ingest processes, the generator spreading requests
     ...(command.acks?.ingestReplicas && { replicas: { ingest: command.acks.ingestReplicas } }),
     // --cpu-profile: each service writes a V8 CPU profile when it stops (one directory per service)
-    ...(command.cpuProfileDir && { extraNodeFlags: (s: ServiceName) => ['--cpu-prof', `--cpu-prof-dir=${join(command.cpuProfileDir!, s)}`] }),
+    extraNodeFlags: (s: ServiceName) => [
+      ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+      ...(command.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(command.cpuProfileDir, s)}`] : []),
+    ],
     // fast (demo) intervals keep payment checks and payout batches quick; tracking polls keep production's interval, as
     // a real supplier ships in days and the benchmark must not count polls of orders that cannot have moved
     extraEnv: Object.fromEntries(SERVICES.map((s) => [s, {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
-import { REPO_ROOT, SERVICE_NODE_FLAGS, SERVICES, type ServiceName } from '@postsale/cli';
+import { REPO_ROOT, SERVICE_NODE_FLAGS, SERVICE_PROCESS_ENV, SERVICES, type ServiceName } from '@postsale/cli';
 import { loadConfig } from '@postsale/runtime';
 import { configSchema as fulfillmentConfig } from '@postsale/fulfillment';
 import { configSchema as ingestConfig } from '@postsale/ingest';
@@ -46,6 +46,7 @@ function imageEnv(): Record<string, string> {
     for (const [, name, value] of pairs!.matchAll(/(\w+)=(\S+)/g)) env[name!] = value!;
   }
   delete env.SERVICE; // the image's own selector, not service configuration
+  for (const name of Object.keys(SERVICE_PROCESS_ENV)) delete env[name]; // read by the C library, not the service's config
   return env;
 }
 
@@ -232,11 +233,13 @@ describe('the image recipe', () => {
     expect(dockerfile).toMatch(/node:24/);
   });
 
-  it('runs each service with the same Node flags as the local stack (young generation capped, source maps)', () => {
+  it('runs each service with the same Node flags and process environment as the local stack (young generation capped, source maps)', () => {
     expect(dockerfile).toContain(`exec node ${SERVICE_NODE_FLAGS.join(' ')} services/\${SERVICE}/dist/main.js`);
+    const environment = Object.entries(SERVICE_PROCESS_ENV).map(([name, value]) => `${name}=${value}`);
+    for (const setting of environment) expect(dockerfile).toMatch(new RegExp(`^ENV ${setting}$`, 'm'));
     for (const service of SERVICES) {
       const pkg = JSON.parse(read('services', service, 'package.json')) as { scripts: Record<string, string> };
-      expect(pkg.scripts.start).toBe(`node ${SERVICE_NODE_FLAGS.join(' ')} dist/main.js`);
+      expect(pkg.scripts.start).toBe(`${environment.join(' ')} node ${SERVICE_NODE_FLAGS.join(' ')} dist/main.js`);
     }
   });
 });
