@@ -37,7 +37,7 @@ import { dirname, join } from 'node:path';
 import { EventCodec, Streams, type FulfillmentEvent, type OrderEvent, type PayoutEvent, type SaleEvent } from '@postsale/contracts';
 import { createDb, createKafka, createLogger, kafkaJavaClientProperties, localInfraEnv, type Db } from '@postsale/runtime';
 import { collectTopic, deleteNamespaceTopics, dropSchema, uniqueId } from '@postsale/runtime/testing';
-import { REPO_ROOT, SERVICES, type DemoMarketplace, type ServiceName } from '@postsale/cli';
+import { REPO_ROOT, SERVICE_NODE_FLAGS, SERVICE_PROCESS_ENV, SERVICES, type DemoMarketplace, type ServiceName } from '@postsale/cli';
 import type { AckResults } from './ack-generator';
 import { hottestFunctions } from './cpu-profile';
 import type { LoadCommand, LoadReply, OfferedOrder } from './load';
@@ -351,7 +351,7 @@ async function main(): Promise<void> {
 
     result = {
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+      machine: machineFacts(),
       mode: ORDERS ? { orders: ORDERS, ratePerSecond: RATE } : RAMP ? { ramp: RAMP, stepSeconds: STEP_SECONDS } : { ratePerSecond: RATE, seconds: SECONDS },
       warmup: { ratePerSecond: RATE, seconds: WARMUP_SECONDS, orders: measuredFrom },
       ordersMeasured: orders,
@@ -531,7 +531,7 @@ async function ackMode(rates: number[]): Promise<void> {
   };
   const result = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    machine: machineFacts(),
     mode: { acks: rates, stepSeconds, warmupSeconds, pipeline: ACK_PIPELINE, ingestReplicas: ACK_REPLICAS, servicesRunning: running, marketplaces: ACK_MARKETPLACES },
     why: ACK_PIPELINE === 'full'
       ? 'the whole pipeline runs, as in production: every acknowledged webhook is an order the other services then work, on the same cores; their backlog grows (pipelineAtEndOfStep) and is not drained'
@@ -743,3 +743,12 @@ main().then(() => process.exit(0), (error: unknown) => {
   console.error('[bench] failed:', error);
   process.exit(1);
 });
+
+/** The machine and how the services ran: figures made with different runtime flags are not comparable. */
+function machineFacts() {
+  return {
+    cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version,
+    serviceNodeFlags: [...SERVICE_NODE_FLAGS, ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])],
+    serviceProcessEnv: { ...SERVICE_PROCESS_ENV },
+  };
+}
