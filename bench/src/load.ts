@@ -14,7 +14,7 @@ import type { AckRequest, AckResults, GeneratorCommand, GeneratorReply } from '.
  * `acks`: the ack mode. `pipeline: 'full'` keeps the four services running (each offered webhook is a real order the
  * rest of the pipeline works on, as in production); 'ingest' stops the other three once the demo seller is registered.
  */
-export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean; acks?: { pipeline: 'full' | 'ingest' | 'acks'; ingestReplicas?: number }; cpuProfileDir?: string }
+export interface LoadStart { type: 'start'; namespace: string; schemaSuffix: string; adminToken: string; statements: boolean; acks?: { pipeline: 'full' | 'ingest' | 'acks'; ingestReplicas?: number }; cpuProfileDir?: string; nodeFlags: string[] }
 export interface LoadOffer { type: 'offer'; phase: string; ratePerSecond: number; seconds: number }
 /** ack mode: seed `ratePerSecond × seconds` webhooks' orders in the fakes and hand the requests to the generator */
 export interface LoadPrepareAcks { type: 'prepare-acks'; ratePerSecond: number; seconds: number; marketplaces: DemoMarketplace[] }
@@ -48,9 +48,9 @@ async function start(command: LoadStart): Promise<void> {
     logDir: join(REPO_ROOT, '.local', 'logs', command.namespace), fast: true,
     // --ack-replicas N (with --ack-pipeline acks): N webhook-only ingest processes, the generator spreading requests
     ...(command.acks?.ingestReplicas && { replicas: { ingest: command.acks.ingestReplicas } }),
-    // --cpu-profile: each service writes a V8 CPU profile when it stops (one directory per service)
+    // BENCH_NODE_FLAGS (nodeFlags) on every service; --cpu-profile: each writes a V8 CPU profile when it stops
     extraNodeFlags: (s: ServiceName) => [
-      ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+      ...command.nodeFlags,
       ...(command.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(command.cpuProfileDir, s)}`] : []),
     ],
     // fast (demo) intervals keep payment checks and payout batches quick; tracking polls keep production's interval, as

@@ -64,6 +64,8 @@ const ACKS = args.includes('--acks') ? arg('acks', '200,400,800,1600,2400').spli
 const ACK_PIPELINE = arg('ack-pipeline', 'full');
 if (ACK_PIPELINE !== 'full' && ACK_PIPELINE !== 'ingest' && ACK_PIPELINE !== 'acks') throw new Error('--ack-pipeline is full, ingest or acks');
 const ACK_P99_MS = 25;
+// BENCH_NODE_FLAGS='…': Node/V8 flags added to every service process (how runtime settings are compared back to back)
+const BENCH_NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 // --ack-replicas N (with --ack-pipeline acks): N webhook-only ingest replicas on the same machine, the generator
 // spreading requests over them as a load balancer would
 const ACK_REPLICAS = Number(arg('ack-replicas', '1'));
@@ -207,7 +209,7 @@ async function main(): Promise<void> {
   const infra = localInfraEnv();
   const load = new LoadProcess();
   const cpuProfileDir = CPU_PROFILE ? join(REPO_ROOT, '.local', 'profiles', namespace) : undefined;
-  const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({ type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, cpuProfileDir });
+  const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({ type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, cpuProfileDir, nodeFlags: BENCH_NODE_FLAGS });
   console.log(`[bench] services up (namespace ${namespace}); warm-up ${WARMUP_SECONDS} s at ${RATE}/s`);
 
   const kafka = createKafka({ clientId: 'bench', brokers: infra.KAFKA_BROKERS!.split(','), logger: createLogger('bench', 'error'), security: infra });
@@ -438,7 +440,7 @@ async function ackMode(rates: number[]): Promise<void> {
   const load = new LoadProcess();
   const cpuProfileDir = CPU_PROFILE ? join(REPO_ROOT, '.local', 'profiles', namespace) : undefined;
   const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({
-    type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, acks: { pipeline: ACK_PIPELINE as 'full' | 'ingest' | 'acks', ingestReplicas: ACK_REPLICAS }, cpuProfileDir,
+    type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, acks: { pipeline: ACK_PIPELINE as 'full' | 'ingest' | 'acks', ingestReplicas: ACK_REPLICAS }, cpuProfileDir, nodeFlags: BENCH_NODE_FLAGS,
   });
   const db = createDb({ url: localInfraEnv().DATABASE_URL!, schema: 'public' });
   const running = ACK_PIPELINE === 'full' ? SERVICES : (['ingest'] as const);
@@ -748,7 +750,7 @@ main().then(() => process.exit(0), (error: unknown) => {
 function machineFacts() {
   return {
     cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version,
-    serviceNodeFlags: [...SERVICE_NODE_FLAGS, ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])],
+    serviceNodeFlags: [...SERVICE_NODE_FLAGS, ...BENCH_NODE_FLAGS],
     serviceProcessEnv: { ...SERVICE_PROCESS_ENV },
   };
 }

@@ -13,11 +13,6 @@ export interface ManagedProcess {
 }
 
 /**
- * Starts a compiled entry point (`npm run build` output) as its own OS process on this Node, output to a log file or
- * inherited.
- * `detached` processes outlive this one (for `npm run up`).
- */
-/**
  * How every service process runs, here as in the image (deploy/docker/Dockerfile's CMD and ENV say the same).
  * - --max-semi-space-size=4: Node 24 sizes the young generation by the machine's memory (64 MB semi-spaces on 24 GiB:
  *   67-134 MB of new space per service). 4 MB keeps scavenges cheap and the heap small.
@@ -33,32 +28,31 @@ export interface ManagedProcess {
 export const SERVICE_NODE_FLAGS = ['--enable-source-maps', '--max-semi-space-size=4', '--heap-growing-percent=25'];
 export const SERVICE_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
+/**
+ * Starts a compiled entry point (`npm run build` output) as its own OS process on this Node, output to a log file or
+ * inherited.
+ * `detached` processes outlive this one (for `npm run up`).
+ */
 export function startNodeProcess(options: {
   name: string;
   entry: string; // compiled .js path relative to the repo root
   env: Record<string, string>;
   logFile?: string;
   detached?: boolean;
-  /** added to SERVICE_NODE_FLAGS (the benchmark's --cpu-profile: --cpu-prof and its directory) */
+  /** added to SERVICE_NODE_FLAGS (the benchmark's BENCH_NODE_FLAGS and --cpu-profile) */
   extraNodeFlags?: string[];
 }): ManagedProcess {
-  const flags = [...SERVICE_NODE_FLAGS, ...(options.extraNodeFlags ?? [])];
-  let stdio: Array<'inherit' | 'ignore' | number> = ['ignore', 'inherit', 'inherit'];
+  const args = [...SERVICE_NODE_FLAGS, ...(options.extraNodeFlags ?? []), join(REPO_ROOT, options.entry)];
+  const spawnOptions = { cwd: REPO_ROOT, env: { ...process.env, ...SERVICE_PROCESS_ENV, ...options.env }, detached: options.detached ?? false };
   if (options.logFile) {
     mkdirSync(dirname(options.logFile), { recursive: true });
     const out = createWriteStream(options.logFile, { flags: 'a' });
-    stdio = ['ignore', 'pipe' as never, 'pipe' as never];
-    const child = spawn(process.execPath, [...flags, join(REPO_ROOT, options.entry)], {
-      cwd: REPO_ROOT, env: { ...process.env, ...SERVICE_PROCESS_ENV, ...options.env }, stdio: stdio as never, detached: options.detached ?? false,
-    });
-    child.stdout?.pipe(out);
-    child.stderr?.pipe(out);
+    const child = spawn(process.execPath, args, { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pipe(out);
+    child.stderr.pipe(out);
     return manage(options.name, child);
   }
-  const child = spawn(process.execPath, [...flags, join(REPO_ROOT, options.entry)], {
-    cwd: REPO_ROOT, env: { ...process.env, ...SERVICE_PROCESS_ENV, ...options.env }, stdio: stdio as never, detached: options.detached ?? false,
-  });
-  return manage(options.name, child);
+  return manage(options.name, spawn(process.execPath, args, { ...spawnOptions, stdio: ['ignore', 'inherit', 'inherit'] }));
 }
 
 function manage(name: string, child: ChildProcess): ManagedProcess {
