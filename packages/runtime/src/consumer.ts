@@ -3,6 +3,7 @@ import { dlqTopicName, type AnyStream, type EventCodec, type TypedEvent } from '
 import type { Db, Tx } from './db';
 import { holdOpen, TransactionVoided, voidIfDuplicate } from './pg-client';
 import { retryDelayMs } from './backoff';
+import { createBatcher, type Batcher } from './batcher';
 import { classifyError } from './errors';
 import { producerConfig } from './kafka';
 import type { Logger } from './logger';
@@ -49,7 +50,8 @@ export const DLQ_HEADERS = {
 /**
  * Inbox consumer runner. Messages come in batches per partition; for each slice of up to `maxBatchSize`: decode; in ONE
  * DB transaction record every event id in the inbox with one multi-row insert (ids already there mean the effect
- * already happened: skipped) and run the handler of each new event in offset order. The offsets of applied slices are
+ * already happened: skipped) and run the handler of each new event in offset order. Slices of other partitions ready
+ * at the same moment share that transaction (a group commit, see the constructor). The offsets of applied slices are
  * committed together, at most `commitIntervalMs` later (and at once when the runner stops): since the inbox makes a
  * redelivered event a no-op, an offset committed late costs a re-read after a crash or rebalance, never a second
  * effect, and one commit request per slice was a third of all Kafka requests. Failures are handled by `classifyError`: transient ones (database, broker or
@@ -72,6 +74,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   private readonly groupId: string;
   private readonly m;
   private readonly ignored: ReadonlySet<string>;
+  private readonly joint: Batcher<SlicePart<E>, boolean>;
 
   constructor(
     private readonly spec: ConsumerSpec<E>,
@@ -91,6 +94,26 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
       ignored: metrics.counter('events_ignored_total', 'Events skipped unread: their type is not one the handler acts on', ['group', 'topic', 'type']),
     };
     this.ignored = new Set(spec.ignores ?? []);
+    // Slices of other partitions ready at the same moment share one inbox transaction (group commit). A fetch brings
+    // every assigned partition's messages and kafkajs hands their batches to its workers at once; at the rates a shop
+    // sees each holds one or two events, so each slice was a commit of its own. A slice alone, and every slice of a
+    // joint transaction that failed for any reason, goes its own way (the per-slice path: transient retries, poison
+    // isolation): sharing changes how many commits the events take, never what happens to any of them. Per-partition
+    // order holds: kafkajs gives a partition's next batch only once this one is done, and a slice waits for its joint.
+    const concurrency = spec.partitionsConsumedConcurrently ?? DEFAULT_PARTITIONS_CONCURRENTLY;
+    this.joint = createBatcher<SlicePart<E>, boolean>({
+      name: `inbox:${this.groupId}`,
+      maxBatch: concurrency,
+      maxInFlight: concurrency,
+      run: async (parts) => {
+        if (parts.length === 1) return [false];
+        await this.applyTogether(parts);
+        return parts.map(() => true);
+      },
+      runOne: async () => false,
+      logger: deps.logger,
+      metrics,
+    });
   }
 
   get group(): string {
@@ -170,7 +193,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     }
     await consumer.run({
       autoCommit: false,
-      partitionsConsumedConcurrently: this.spec.partitionsConsumedConcurrently ?? 3,
+      partitionsConsumedConcurrently: this.spec.partitionsConsumedConcurrently ?? DEFAULT_PARTITIONS_CONCURRENTLY,
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
         const size = Math.max(1, this.spec.maxBatchSize ?? DEFAULT_MAX_BATCH);
@@ -219,7 +242,10 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     const endTimer = this.m.duration.startTimer({ group: this.groupId, topic });
     let outcome: SliceOutcome;
     try {
-      outcome = await this.applySliceWithRetries(topic, partition, relevant, heartbeat);
+      // other partitions' slices ready now commit with this one; alone (or if that transaction failed), its own way
+      const events = await this.decodeOrUndefined(relevant);
+      const joined = events !== undefined && (await this.joint.submit({ topic, partition, messages: relevant, events, heartbeat }));
+      outcome = joined ? 'applied' : await this.applySliceWithRetries(topic, partition, relevant, heartbeat, events);
     } finally {
       endTimer();
     }
@@ -240,6 +266,59 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     return true;
   }
 
+  /**
+   * The parts' events in ONE transaction: every event id goes into the inbox with one multi-row insert (ids already
+   * there mean the effect already happened: skipped), then each new event's handler runs, part by part in offset
+   * order. Throws what failed; nothing of it committed then.
+   */
+  private async applyTogether(parts: SlicePart<E>[]): Promise<void> {
+    const entries = parts.flatMap((part) => part.events.map((event, i) => ({ part, event, offset: part.messages[i]!.offset })));
+    const applied = await this.deps.db.transaction(async (trx) => {
+      const inserted: Array<{ event_id: string }> = await trx('inbox')
+        .insert(entries.map(({ part, event, offset }) => ({
+          consumer_group: this.groupId, event_id: event.eventId, topic: part.topic, partition: part.partition, offset, event_type: event.type,
+        })))
+        .onConflict(['consumer_group', 'event_id'])
+        .ignore()
+        .returning('event_id');
+      // The same event twice in one slice (a relay republished it) is applied for its first copy only.
+      const fresh = new Set(inserted.map((r) => r.event_id));
+      const toApply = entries.filter(({ event }) => fresh.delete(event.eventId));
+      for (const [n, { part, event, offset }] of toApply.entries()) {
+        const context = { trx, topic: part.topic, partition: part.partition, offset };
+        // only the last event's handler may send the COMMIT with its last statement (commitWithNext)
+        if (n === toApply.length - 1) await this.spec.handle(event, context);
+        else await holdOpen(trx, () => this.spec.handle(event, context));
+        // kafkajs heartbeats only when asked: a slice slower than the session timeout (a loaded machine, a large
+        // backlog) would get this member thrown out, its offset commit refused and the slice redone, for ever
+        await part.heartbeat().catch((beatError: unknown) => {
+          if (isRebalance(beatError)) throw beatError;
+        });
+      }
+      return toApply;
+    });
+    for (const { part, event } of applied) this.m.consumed.inc({ group: this.groupId, topic: part.topic, type: event.type });
+    for (const part of parts) {
+      const skipped = part.events.length - applied.filter((a) => a.part === part).length;
+      if (skipped > 0) this.m.duplicates.inc({ group: this.groupId, topic: part.topic }, skipped);
+    }
+  }
+
+  /** The slice's events; undefined when a message has no value (the one-at-a-time path dead-letters it). Throws decode failures. */
+  private async decodeAll(slice: KafkaMessage[]): Promise<E[] | undefined> {
+    const events: E[] = [];
+    for (const message of slice) {
+      if (!message.value) return undefined;
+      events.push(await this.deps.codec.decode<E>(message.value));
+    }
+    return events;
+  }
+
+  /** decodeAll, with any failure as undefined: the slice's own path decodes again and tells transient from poison */
+  private decodeOrUndefined(slice: KafkaMessage[]): Promise<E[] | undefined> {
+    return this.decodeAll(slice).catch(() => undefined);
+  }
+
   /** False for a message whose `event-type` header names a type the handler ignores (counted). */
   private wants(topic: string, message: KafkaMessage): boolean {
     const type = message.headers?.['event-type']?.toString();
@@ -253,50 +332,18 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
    * or handler error that is not transient): the caller then goes one message at a time; 'stopping' when the runner
    * stops during a transient retry. Throws when the group rebalances during a retry (see `processWithRetries`).
    */
-  private async applySliceWithRetries(topic: string, partition: number, slice: KafkaMessage[], heartbeat: () => Promise<void>): Promise<SliceOutcome> {
+  private async applySliceWithRetries(
+    topic: string, partition: number, slice: KafkaMessage[], heartbeat: () => Promise<void>, decoded?: E[],
+  ): Promise<SliceOutcome> {
     // A single message gains nothing from the batch path and its failure would be retried twice: go straight to it.
     if (slice.length === 1) return 'isolate';
-    const { db, codec, logger } = this.deps;
-    let events: E[] | undefined;
+    const { logger } = this.deps;
+    let events = decoded;
     for (let attempt = 1; ; attempt++) {
       try {
-        if (!events) {
-          events = [];
-          for (const message of slice) {
-            if (!message.value) return 'isolate';
-            events.push(await codec.decode<E>(message.value));
-          }
-        }
-        const decoded: E[] = events;
-        const applied = await db.transaction(async (trx) => {
-          const inserted: Array<{ event_id: string }> = await trx('inbox')
-            .insert(decoded.map((event, i) => ({
-              consumer_group: this.groupId, event_id: event.eventId, topic, partition, offset: slice[i]!.offset, event_type: event.type,
-            })))
-            .onConflict(['consumer_group', 'event_id'])
-            .ignore()
-            .returning('event_id');
-          // The same event twice in one slice (a relay republished it) is applied for its first copy only.
-          const fresh = new Set(inserted.map((r) => r.event_id));
-          const toApply = decoded.flatMap((event, i) => (fresh.delete(event.eventId) ? [i] : []));
-          const handled: E[] = [];
-          for (const i of toApply) {
-            const event = decoded[i]!;
-            const context = { trx, topic, partition, offset: slice[i]!.offset };
-            // only the last event's handler may send the COMMIT with its last statement (commitWithNext)
-            if (i === toApply[toApply.length - 1]) await this.spec.handle(event, context);
-            else await holdOpen(trx, () => this.spec.handle(event, context));
-            handled.push(event);
-            // kafkajs heartbeats only when asked: a slice slower than the session timeout (a loaded machine, a large
-            // backlog) would get this member thrown out, its offset commit refused and the slice redone, for ever
-            await heartbeat().catch((beatError: unknown) => {
-              if (isRebalance(beatError)) throw beatError;
-            });
-          }
-          return handled;
-        });
-        for (const event of applied) this.m.consumed.inc({ group: this.groupId, topic, type: event.type });
-        if (decoded.length > applied.length) this.m.duplicates.inc({ group: this.groupId, topic }, decoded.length - applied.length);
+        events ??= await this.decodeAll(slice);
+        if (!events) return 'isolate';
+        await this.applyTogether([{ topic, partition, messages: slice, events, heartbeat }]);
         return 'applied';
       } catch (error) {
         if (isRebalance(error)) throw error; // rolled back; the partition's next owner applies the slice
@@ -431,6 +478,8 @@ const INBOX_INSERT = 'insert into inbox (consumer_group, event_id, topic, partit
 /** events per inbox transaction unless the spec says otherwise */
 const DEFAULT_MAX_BATCH = 100;
 const DEFAULT_COMMIT_INTERVAL_MS = 500;
+/** every partition of a topic (6) at once: all the slices of a fetch can share one transaction */
+const DEFAULT_PARTITIONS_CONCURRENTLY = 6;
 
 type CommitOffsets = Array<{ topic: string; partition: number; offset: string }>;
 
@@ -467,6 +516,16 @@ class OffsetCommits {
   }
 }
 type SliceOutcome = 'applied' | 'isolate' | 'stopping';
+
+/** One partition's slice, decoded, with its member's heartbeat: what an inbox transaction applies. */
+interface SlicePart<E> {
+  topic: string;
+  partition: number;
+  messages: KafkaMessage[];
+  events: E[];
+  heartbeat: () => Promise<void>;
+}
+
 type MessageOutcome = 'applied' | 'dead-lettered' | 'stopping';
 
 /** 200 ms doubling to 5 s, with jitter: short blips recover fast, long outages cost a query every few seconds. */

@@ -4,10 +4,10 @@ import { dlqTopicName, ensureTopics, EventCodec, Streams, type OrderEvent } from
 import { AppError, createDb, createKafka, createLogger, InboxConsumer, instrumentDb, instrumentKafka, localInfraEnv, Metrics, migrate, type Db } from '../src';
 import { dropSchema, uniqueId, waitFor, testNamespace } from '../src/testing';
 
-/** Sum of a counter's samples whose labels match. */
+/** Sum of a counter's samples whose labels match (a histogram's by `<name>_count` or `<name>_sum`). */
 async function counter(metrics: Metrics, name: string, labels: RegExp = /.*/): Promise<number> {
-  const text = await metrics.registry.getSingleMetricAsString(name);
-  return text.split('\n').filter((l) => l.startsWith(name) && labels.test(l)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  const text = await metrics.registry.getSingleMetricAsString(name.replace(/_(count|sum)$/, ''));
+  return text.split('\n').filter((l) => l.startsWith(`${name}{`) && labels.test(l)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
 /**
@@ -39,6 +39,7 @@ describe('inbox consumer in batches', () => {
         t.increments('id');
         t.string('event_id').notNullable(); // not unique on purpose: the inbox alone prevents duplicates
         t.string('order_id').notNullable();
+        t.bigInteger('txid').notNullable(); // which transaction applied it
       }),
     }]);
     instrumentDb(db, metrics); // after the migrations: only the consumer's statements are counted
@@ -75,7 +76,23 @@ describe('inbox consumer in batches', () => {
     return orderIds;
   }
 
-  async function startConsumer(options: { commitIntervalMs?: number; ignores?: string[] } = {}): Promise<InboxConsumer<OrderEvent>> {
+  /** Sends one event with each reason to its own partition (the first to partition 0, and so on), in one request. */
+  async function sendAcrossPartitions(reasons: string[]): Promise<string[]> {
+    const orderIds = reasons.map(() => `o-${randomUUID()}`);
+    const messages = [];
+    for (const [i, reason] of reasons.entries()) {
+      const orderId = orderIds[i]!;
+      const event = {
+        eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
+        type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason, cancelledAt: Date.now() },
+      } as OrderEvent;
+      messages.push({ partition: i, key: orderId, value: await codec.encode(Streams.orders, event) });
+    }
+    await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages });
+    return orderIds;
+  }
+
+  async function startConsumer(options: { commitIntervalMs?: number; ignores?: string[]; partitionsConsumedConcurrently?: number } = {}): Promise<InboxConsumer<OrderEvent>> {
     // its own Kafka client, counted, so offset commits can be told apart from the test's own requests
     const kafka = createKafka({ clientId: 'consumer-batch', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
     instrumentKafka(kafka, metrics);
@@ -94,7 +111,7 @@ describe('inbox consumer in batches', () => {
         }
         // a slow effect, as on a loaded machine: a slice of these takes longer than the group's session timeout (10 s)
         if (event.type === 'OrderCancelled' && event.payload.reason === 'slow') await new Promise((r) => setTimeout(r, 1_200));
-        await trx('effects').insert({ event_id: event.eventId, order_id: event.orderId });
+        await trx('effects').insert({ event_id: event.eventId, order_id: event.orderId, txid: trx.raw('txid_current()') });
       },
     }, { kafka, db, codec, logger, metrics, namespace });
     consumers.push(consumer);
@@ -201,6 +218,49 @@ describe('inbox consumer in batches', () => {
     await sendAll(['test']);
     await waitFor(async () => (await appliedInOrder()).length === 4, { timeoutMs: 30_000, description: 'the next event applied after the restart' });
     expect(await counter(metrics, 'events_duplicate_total')).toBe(0);
+  });
+
+  it('when events of six partitions arrive in one fetch, then they are applied once each in ONE inbox transaction', async () => {
+    const orderIds = await sendAcrossPartitions(['test', 'test', 'test', 'test', 'test', 'test']);
+    await startConsumer({ partitionsConsumedConcurrently: 6 });
+    await waitFor(async () => (await appliedInOrder()).length === 6, { timeoutMs: 30_000, description: 'all six applied' });
+    await waitFor(async () => (await committedOffset()).length === 6, { timeoutMs: 10_000, description: 'every partition\'s offset committed' });
+    expect((await appliedInOrder()).sort()).toEqual([...orderIds].sort());
+    expect(await db('effects').countDistinct<{ n: string }[]>('txid as n')).toEqual([{ n: '1' }]);
+    expect(await counter(metrics, 'db_commits_total')).toBe(1);
+    // the group commit's own figures: one batch carrying the six slices
+    expect(await counter(metrics, 'batch_size_count', /batcher="inbox:/)).toBe(1);
+    expect(await counter(metrics, 'batch_size_sum', /batcher="inbox:/)).toBe(6);
+    expect(await counter(metrics, 'events_consumed_total')).toBe(6);
+  });
+
+  it('when a poison message shares a joint transaction with other partitions\' events, then the others are applied once and only it is dead-lettered', async () => {
+    const orderIds = await sendAcrossPartitions(['test', 'poison', 'test', 'flaky']);
+    await startConsumer({ partitionsConsumedConcurrently: 6 });
+    await waitFor(async () => (await appliedInOrder()).length === 3 && (await dlqCount()) === 1, {
+      timeoutMs: 30_000, description: 'three applied and one dead letter',
+    });
+    await waitFor(async () => (await committedOffset()).length === 4, { timeoutMs: 10_000, description: 'every partition\'s offset committed' });
+    expect((await appliedInOrder()).sort()).toEqual([orderIds[0], orderIds[2], orderIds[3]].sort());
+    expect(await counter(metrics, 'batch_fallbacks_total', /batcher="inbox:/)).toBeGreaterThanOrEqual(1);
+    expect(await counter(metrics, 'events_dead_lettered_total', /code="POISON"/)).toBe(1);
+    expect(await counter(metrics, 'events_consumed_total')).toBe(3);
+    expect(await db('inbox').count<{ n: string }[]>('* as n')).toEqual([{ n: '3' }]);
+  });
+
+  it('when several partitions are delivered again, then their joint transaction applies nothing: every event is skipped as a duplicate', async () => {
+    const orderIds = await sendAcrossPartitions(['test', 'test', 'test']);
+    const first = await startConsumer({ partitionsConsumedConcurrently: 6 });
+    await waitFor(async () => (await appliedInOrder()).length === 3, { timeoutMs: 30_000, description: 'first delivery applied' });
+    await first.stop();
+    consumers = [];
+    await admin.resetOffsets({ groupId: `${namespace}.batch.effects`, topic: codec.topic(Streams.orders), earliest: true });
+    const commitsBefore = await counter(metrics, 'db_commits_total');
+    await startConsumer({ partitionsConsumedConcurrently: 6 });
+    await waitFor(async () => (await counter(metrics, 'events_duplicate_total')) === 3, { timeoutMs: 30_000, description: 'three duplicates skipped' });
+    expect((await appliedInOrder()).sort()).toEqual([...orderIds].sort());
+    expect(await counter(metrics, 'events_consumed_total')).toBe(3);
+    expect(await counter(metrics, 'db_commits_total')).toBe(commitsBefore + 1);
   });
 
   it('when events of types the handler ignores arrive among others, then they are skipped without a transaction or inbox row and their offsets commit', async () => {
