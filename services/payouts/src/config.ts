@@ -47,6 +47,13 @@ export const configSchema = baseConfigSchema
     PAYPAL_WEBHOOK_ID: z.string().min(1).optional(),
     /** hosts webhook signing certificates may come from (comma list); PayPal's own hosts unless a test points elsewhere */
     PAYPAL_CERT_HOSTS: z.string().optional(),
+    /**
+     * group commit of item webhooks: PayPal sends a batch's item events at once, and those arriving together (at most
+     * PAYPAL_WEBHOOK_BATCH_MAX) are applied as one set once the current event-loop turn is done
+     * (PAYPAL_WEBHOOK_BATCH_LINGER_MS 0) or that many ms after the first
+     */
+    PAYPAL_WEBHOOK_BATCH_MAX: z.coerce.number().int().min(1).max(500).default(64),
+    PAYPAL_WEBHOOK_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(100).default(0),
     PAYOUTS_BATCH_SIZE: z.coerce.number().int().min(1).max(15_000).default(500),
     PAYOUTS_BATCH_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
     /**

@@ -1,5 +1,5 @@
 import { Streams } from '@postsale/contracts';
-import { createJobWorker, createPoller, type Poller, type ServiceDefinition } from '@postsale/runtime';
+import { createBatcher, createJobWorker, createPoller, type Poller, type ServiceDefinition } from '@postsale/runtime';
 import { createPayPalWebhookVerifier, PAYPAL_CERT_HOSTS } from '@postsale/paypal';
 import { PayPalPayoutsClient } from './clients/paypal-payouts.client';
 import { configSchema } from './config';
@@ -8,7 +8,7 @@ import { migrations } from './db/migrations';
 import type { PayoutsContext } from './domain/context';
 import { reevaluatePlatformIntents } from './domain/payout-admin.use-case';
 import { parseReleasePolicy } from './domain/payout-rules';
-import { checkBatch } from './domain/reconcile.use-case';
+import { applyWebhookItems, checkBatch, type WebhookItem } from './domain/reconcile.use-case';
 import { submitDueBatches } from './domain/submit-batches.use-case';
 import { adminRoutes } from './http/admin.routes';
 import { paypalWebhookRoutes } from './http/paypal-webhook.routes';
@@ -83,11 +83,20 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
       })
       : undefined;
 
+    // PayPal sends a batch's item webhooks at once: those arriving together are applied as one set (one read, one
+    // transaction); a set that fails is applied again one webhook at a time, so one bad webhook fails only its request
+    const webhookItems = createBatcher<WebhookItem, boolean>({
+      name: 'payouts.webhooks', maxBatch: config.PAYPAL_WEBHOOK_BATCH_MAX, maxInFlight: 2, lingerMs: config.PAYPAL_WEBHOOK_BATCH_LINGER_MS,
+      run: (items) => applyWebhookItems(ctx, items),
+      runOne: async (item) => (await applyWebhookItems(ctx, [item]))[0]!,
+      logger, metrics,
+    });
+
     return {
       consumers: [salesConsumer(ctx), fulfillmentConsumer(ctx)],
       workers: [batcher, reconciler],
       routes(app) {
-        paypalWebhookRoutes(app, ctx, verifier);
+        paypalWebhookRoutes(app, ctx, verifier, (item) => webhookItems.submit(item));
         adminRoutes(app, ctx, {
           adminToken: config.ADMIN_TOKEN,
           operatorToken: config.OPERATOR_TOKEN,

@@ -479,18 +479,21 @@ export class PayoutsRepository implements PayoutsStore {
     return this.itemsWithBatchId(trx ?? this.db, senderItemIds, false);
   }
 
-  async peekWebhookItem(state: PayPalItemState, event: { id: string; type: string }): Promise<ItemWithBatchId[]> {
-    // the record and the read see the same snapshot: the caller knows from the row read whether it was written
+  async peekWebhookItems(webhooks: Array<{ state: PayPalItemState; event: { id: string; type: string } }>): Promise<ItemWithBatchId[]> {
+    // the records and the read see the same snapshot: the caller knows from the rows read which were written
     const { rows } = await this.db.raw(
-      `with recorded as (insert into webhook_events (event_id, event_type)
-                         select ?, ? where exists (select 1 from payout_items where sender_item_id = ? and status = ? and paypal_item_id = ?)
-                         on conflict (event_id) do nothing)
+      `with incoming (event_id, event_type, sender_item_id, status, paypal_item_id) as (values ${webhooks.map(() => '(?::text, ?::text, ?::text, ?::text, ?::text)').join(', ')}),
+       recorded as (insert into webhook_events (event_id, event_type)
+                    select i.event_id, i.event_type from incoming i
+                     where exists (select 1 from payout_items p where p.sender_item_id = i.sender_item_id and p.status = i.status and p.paypal_item_id = i.paypal_item_id)
+                    on conflict (event_id) do nothing)
        select "payout_items".*, "payout_batches"."paypal_batch_id" as "batch_paypal_batch_id",
               "payout_intents"."order_id" as "payment_order_id", "payout_intents"."seller_id" as "payment_seller_id", "payout_intents"."recipient" as "payment_recipient"
          from "payout_items" inner join "payout_batches" on "payout_batches"."id" = "payout_items"."batch_id"
               inner join "payout_intents" on "payout_intents"."id" = "payout_items"."intent_id"
-        where "payout_items"."sender_item_id" = ?`,
-      [event.id, event.type, state.senderItemId, state.transactionStatus, state.payoutItemId, state.senderItemId],
+        where "payout_items"."sender_item_id" in (select sender_item_id from incoming)
+        order by "payout_items"."id"`,
+      webhooks.flatMap(({ state, event }) => [event.id, event.type, state.senderItemId ?? null, state.transactionStatus, state.payoutItemId]),
     );
     return (rows as Array<Record<string, unknown>>).map(toItemWithBatchId);
   }
@@ -531,7 +534,7 @@ export class PayoutsRepository implements PayoutsStore {
     return (await q('payout_items').where({ batch_id: batchId, status: 'UNCLAIMED' }).whereNotNull('cancel_requested_at').whereNotNull('paypal_item_id').orderBy('id')).map(toItem);
   }
 
-  async moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvent?: { id: string; type: string }): Promise<MovedItem[] | undefined> {
+  async moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvents: Array<{ id: string; type: string }> = []): Promise<MovedItem[] | undefined> {
     if (moves.length === 0) throw new Error('moveItemsAsSeen: no items to move');
     const withMove = moves.filter((m) => m.intentMove);
     const intentMove = withMove[0]?.intentMove;
@@ -564,7 +567,7 @@ export class PayoutsRepository implements PayoutsStore {
     // The items are locked first, in id order, then compared with what was seen (status and PayPal item id decided on,
     // transaction id computed from): all as seen, all move; any moved meanwhile, none does (and no intent is locked),
     // so a caller that reads them again (locked already) and tries again still takes items before intents, each in id
-    // order, as every other path does. The webhook's record, when given, is written whatever the outcome.
+    // order, as every other path does. The webhooks' records, when given, are written whatever the outcome.
     const { rows } = await trx.raw(
       `with seen (id, status, paypal_item_id, transaction_id, to_status, to_paypal_item_id, to_transaction_id, error_name, error_message, move_intent, cause)
          as (values ${seenRows}),
@@ -583,11 +586,11 @@ export class PayoutsRepository implements PayoutsStore {
        noted as (insert into intent_history (intent_id, order_id, from_status, to_status, cause)
                  select a.id, a.order_id, b.status, a.status, m.cause
                    from after a join before b on b.id = a.id join moved m on m.intent_id = a.id and m.attempt = a.attempt),
-       recorded as (insert into webhook_events (event_id, event_type) select ?::text, ?::text where ?::boolean on conflict (event_id) do nothing)${events}
+       recorded as (insert into webhook_events (event_id, event_type) select * from unnest(?::text[], ?::text[]) on conflict (event_id) do nothing)${events}
        select m.id as moved_item_id, before.* from moved m join before on before.id = m.intent_id
        union all
        select null, after.* from after`,
-      [...seenBindings, after, webhookEvent?.id ?? null, webhookEvent?.type ?? null, webhookEvent !== undefined, ...eventBindings],
+      [...seenBindings, after, webhookEvents.map((e) => e.id), webhookEvents.map((e) => e.type), ...eventBindings],
     );
     const found = rows as Array<Record<string, unknown>>;
     const afterById = new Map(found.filter((r) => r.moved_item_id === null).map((r) => [String(r.id), toIntent(r)]));
@@ -613,8 +616,7 @@ export class PayoutsRepository implements PayoutsStore {
     await trx('payout_items').where({ batch_id: batchId }).update({ status: 'REJECTED', error_name: errorName, error_message: errorMessage, updated_at: trx.fn.now() });
   }
 
-  async recordWebhookEvent(trx: Tx | undefined, eventId: string, eventType: string): Promise<boolean> {
-    const rows = await (trx ?? this.db)('webhook_events').insert({ event_id: eventId, event_type: eventType }).onConflict('event_id').ignore().returning('event_id');
-    return rows.length > 0;
+  async recordWebhookEvents(trx: Tx | undefined, events: Array<{ id: string; type: string }>): Promise<void> {
+    await (trx ?? this.db)('webhook_events').insert(events.map((e) => ({ event_id: e.id, event_type: e.type }))).onConflict('event_id').ignore();
   }
 }

@@ -77,7 +77,7 @@ export type { Tx };
  * Reads and writes of the payouts schema. Constructed with the database; methods take the transaction the use case
  * opened with `transaction()`: writes and locking reads first (`trx`), plain reads last and optional (`trx?`: the pool
  * when none is given). A write without `trx` is one statement that commits on its own (a batch's PayPal answer);
- * `recordAudit` takes `undefined` for a reveal recorded outside any transaction, `recordWebhookEvent` for a webhook
+ * `recordAudit` takes `undefined` for a reveal recorded outside any transaction, `recordWebhookEvents` for webhooks
  * that had nothing to apply.
  */
 export interface PayoutsStore {
@@ -188,10 +188,10 @@ export interface PayoutsStore {
   /** the same, read without a lock (to find out whether there is anything to apply) */
   peekItemsBySenderItemIds(senderItemIds: string[], trx?: Tx): Promise<ItemWithBatchId[]>;
   /**
-   * A webhook's item (by its sender_item_id), read without a lock, and in the same statement the webhook recorded when
-   * the item is already as it says (same status and PayPal item id): a repeat needs no other statement.
+   * Webhooks' items (by their sender_item_ids), read without a lock, and in the same statement each webhook recorded
+   * whose item is already as it says (same status and PayPal item id): a repeat needs no other statement.
    */
-  peekWebhookItem(state: PayPalItemState, event: { id: string; type: string }): Promise<ItemWithBatchId[]>;
+  peekWebhookItems(webhooks: Array<{ state: PayPalItemState; event: { id: string; type: string } }>): Promise<ItemWithBatchId[]>;
   itemsOfBatch(batchId: string, trx?: Tx): Promise<PayoutItem[]>;
   itemsOfIntents(intentIds: string[], trx?: Tx): Promise<PayoutItem[]>;
   currentItem(intent: Intent, trx?: Tx): Promise<PayoutItem | undefined>;
@@ -202,16 +202,16 @@ export interface PayoutsStore {
    * without a lock), and their intents locked — one statement. The items are locked first, in id order, then their
    * intents in id order. With an `intentMove` (the moves of one call share its `from` and `patch`), the same statement
    * also moves the item's intent (with its history row) when it is at the item's attempt and in one of `from`, and
-   * writes the move's `event` (an outbox row) only if the intent moved. With `webhookEvent`, the same statement records
-   * it (whatever the outcome). One entry per item moved, or undefined when any item was not as seen: then nothing moved
+   * writes the move's `event` (an outbox row) only if the intent moved. With `webhookEvents`, the same statement records
+   * them (whatever the outcome). One entry per item moved, or undefined when any item was not as seen: then nothing moved
    * and no intent is locked, but the items stay locked (read them again with itemsBySenderItemIds and try again).
    */
-  moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvent?: { id: string; type: string }): Promise<MovedItem[] | undefined>;
+  moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvents?: Array<{ id: string; type: string }>): Promise<MovedItem[] | undefined>;
   requestItemCancel(trx: Tx, itemId: string): Promise<void>;
   recordCancelRefused(itemId: string, message: string): Promise<void>;
   rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void>;
-  /** false when the webhook event was recorded before */
-  recordWebhookEvent(trx: Tx | undefined, eventId: string, eventType: string): Promise<boolean>;
+  /** events recorded before are left as they are */
+  recordWebhookEvents(trx: Tx | undefined, events: Array<{ id: string; type: string }>): Promise<void>;
 }
 
 // ---- metrics (metrics.ts) -----------------------------------------------------------------------------------------

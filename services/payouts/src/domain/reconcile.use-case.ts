@@ -54,29 +54,52 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
   }
 }
 
+/** A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: the item's state as PayPal reports it, and the event that reported it. */
+export interface WebhookItem {
+  event: { id: string; type: string };
+  state: PayPalItemState;
+}
+
 /**
- * A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: applies the item's status and records the event, in one transaction
- * (one commit; the record rides on the statement that moves the item). A webhook that repeats what is stored (the
- * reconciler read it first) is recorded by the statement that reads the item: one statement. True when it changed
- * the item.
+ * Verified `PAYMENT.PAYOUTS-ITEM.*` webhooks that arrived together (PayPal sends a batch's item events at once, and the
+ * route's group commit hands them over as one set), applied like a page of the reconciler. ONE statement reads their
+ * items and records the webhooks that repeat what is stored (the reconciler read them first): a set of repeats is one
+ * statement. The ones that change an item are applied in ONE transaction (one commit), their records riding on the
+ * statement that moves the items. A set naming an item twice is refused (its caller then applies each webhook on its
+ * own). For each webhook: true when it changed its item.
  */
-export async function applyWebhookItem(ctx: PayoutsContext, event: { id: string; type: string }, state: PayPalItemState): Promise<boolean> {
+export async function applyWebhookItems(ctx: PayoutsContext, webhooks: WebhookItem[]): Promise<boolean[]> {
   const { store } = ctx;
-  const known = lastWordPerItem([state]);
-  const rows = known.length === 0 ? [] : await store.peekWebhookItem(state, event);
-  // the read recorded the webhook if the item is already as it says (the reconciler read it first): nothing to apply
-  const recorded = rows.some((i) => i.status === state.transactionStatus && i.paypalItemId === state.payoutItemId);
-  const seen = planItemStates(rows, known);
+  const ours = webhooks.filter((w) => w.state.senderItemId);
+  if (new Set(ours.map((w) => w.state.senderItemId)).size < ours.length) throw new Error('applyWebhookItems: an item named twice in one set');
+  const rows = ours.length === 0 ? [] : await store.peekWebhookItems(ours);
+  const rowOf = new Map(rows.map((r) => [r.senderItemId, r]));
+  // the read recorded each webhook whose item is already as it says: nothing to apply for those
+  const recorded = new Set(ours.filter(({ state }) => {
+    const row = rowOf.get(state.senderItemId!);
+    return row !== undefined && row.status === state.transactionStatus && row.paypalItemId === state.payoutItemId;
+  }).map((w) => w.event.id));
+  const seen = planItemStates(rows, ours.map((w) => w.state));
   warnUnknown(ctx, seen.unknown);
+  const moving = new Set(seen.moves.map((m) => m.state.senderItemId));
+  const isMoving = (w: WebhookItem) => !!w.state.senderItemId && moving.has(w.state.senderItemId);
+  // recorded by the statement that moves their items, whatever it finds
+  const withMoves = webhooks.filter(isMoving).map((w) => w.event);
+  const toRecord = webhooks.filter((w) => !recorded.has(w.event.id) && !isMoving(w)).map((w) => w.event);
   if (!anythingIn(seen)) {
-    if (!recorded) await store.recordWebhookEvent(undefined, event.id, event.type);
-    return false;
+    if (toRecord.length > 0) await store.recordWebhookEvents(undefined, toRecord);
+    return webhooks.map(() => false);
   }
-  return store.transaction(async (trx) => {
-    if (seen.moves.length === 0 && !recorded) await store.recordWebhookEvent(trx, event.id, event.type);
-    const applied = await applyItemStatesIn(ctx, trx, seen, () => `PayPal webhook ${event.type} (${event.id})`, event);
-    return applied > 0;
+  const eventOf = new Map(ours.map((w) => [w.state.senderItemId!, w.event]));
+  const causeOf = (state: PayPalItemState) => {
+    const event = eventOf.get(state.senderItemId!)!;
+    return `PayPal webhook ${event.type} (${event.id})`;
+  };
+  const moved = await store.transaction(async (trx) => {
+    if (toRecord.length > 0) await store.recordWebhookEvents(trx, toRecord);
+    return applyItemStatesIn(ctx, trx, seen, causeOf, withMoves);
   });
+  return webhooks.map((w) => !!w.state.senderItemId && moved.has(w.state.senderItemId));
 }
 
 /** A `PAYMENT.PAYOUTSBATCH.*` webhook: the batch moved at PayPal, so the reconciler reads it now. */
@@ -94,7 +117,7 @@ export async function applyItemStates(ctx: PayoutsContext, states: PayPalItemSta
   const known = lastWordPerItem(states);
   const seen = await planFromPeek(ctx, known);
   if (!anythingIn(seen)) return 0;
-  return ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, seen, causeOf));
+  return (await ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, seen, causeOf))).size;
 }
 
 /** The last word per item (a page never repeats one, but a caller might); states without a sender_item_id are not ours. */
@@ -129,24 +152,25 @@ function anythingIn(plan: ItemPlan): boolean {
  * forward, so there is still nothing to apply.
  */
 async function applyItemStatesIn(
-  ctx: PayoutsContext, trx: Tx, seen: ItemPlan, causeOf: (state: PayPalItemState) => string, webhookEvent?: { id: string; type: string },
-): Promise<number> {
+  ctx: PayoutsContext, trx: Tx, seen: ItemPlan, causeOf: (state: PayPalItemState) => string, webhookEvents: Array<{ id: string; type: string }> = [],
+): Promise<Set<string>> {
   const { store } = ctx;
+  const senderItemIds = (moves: ItemPlan['moves']) => new Set(moves.map((m) => m.state.senderItemId!));
   // a batch's PayPal id is written only while unknown, so learning it from what was seen is safe (and rare)
   for (const [batchId, paypalBatchId] of seen.learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
-  if (seen.moves.length === 0) return 0;
-  if (await moveAsSeen(ctx, trx, seen.moves, causeOf, webhookEvent)) return seen.moves.length;
+  if (seen.moves.length === 0) return new Set();
+  if (await moveAsSeen(ctx, trx, seen.moves, causeOf, webhookEvents)) return senderItemIds(seen.moves);
   const states = seen.moves.map((m) => m.state);
   const { moves } = planItemStates(await store.itemsBySenderItemIds(trx, states.map((s) => s.senderItemId!)), states);
-  if (moves.length === 0) return 0;
+  if (moves.length === 0) return new Set();
   // locked since the first try: they are as read
   if (!(await moveAsSeen(ctx, trx, moves, causeOf))) throw new Error('payout items moved while locked');
-  return moves.length;
+  return senderItemIds(moves);
 }
 
 /** One statement moving the items (and the paid ones' intents), then what follows each intent's move; false when any item was not as seen. */
 async function moveAsSeen(
-  ctx: PayoutsContext, trx: Tx, moves: ItemPlan['moves'], causeOf: (state: PayPalItemState) => string, webhookEvent?: { id: string; type: string },
+  ctx: PayoutsContext, trx: Tx, moves: ItemPlan['moves'], causeOf: (state: PayPalItemState) => string, webhookEvents: Array<{ id: string; type: string }> = [],
 ): Promise<boolean> {
   const moved = await ctx.store.moveItemsAsSeen(trx, moves.map(({ item, state }) => {
     // a paid item (nearly every answer) moves its intent to SENT in the same statement, by the same rule as
@@ -156,7 +180,7 @@ async function moveAsSeen(
       seen: item, outcome: outcomeOf(item, state),
       ...(paid ? { intentMove: sentMove(causeOf(state)), event: ctx.outbox.row(Streams.payouts, payoutSent(item.intentId, item.payment, item, state)) } : {}),
     };
-  }), webhookEvent);
+  }), webhookEvents);
   if (!moved) return false;
   if (moved.some((m) => m.after)) ctx.outbox.written(trx);
   const byItem = new Map(moved.map((m) => [m.itemId, m]));

@@ -4,7 +4,7 @@ import { AppError, isAppError, requireCleanInput, storableText, unauthorized, va
 import type { PayPalWebhookVerifier } from '@postsale/paypal';
 import { payPalItemFromJson } from '../clients/paypal-payouts.client';
 import type { PayoutsContext } from '../domain/context';
-import { applyWebhookItem, batchChanged } from '../domain/reconcile.use-case';
+import { batchChanged, type WebhookItem } from '../domain/reconcile.use-case';
 import { statusFromWebhookEvent } from '../domain/payout-rules';
 
 const envelope = z.object({
@@ -29,7 +29,9 @@ const itemResource = z.object({
  * only source for a batch whose PayPal id we never learnt. Every verified delivery gets a 2xx (PayPal retries
  * non-2xx for days), including items we do not know; a check that cannot be done now answers 503 so PayPal retries.
  */
-export function paypalWebhookRoutes(app: Express, ctx: PayoutsContext, verifier: PayPalWebhookVerifier | undefined): void {
+export function paypalWebhookRoutes(
+  app: Express, ctx: PayoutsContext, verifier: PayPalWebhookVerifier | undefined, applyWebhookItem: (item: WebhookItem) => Promise<boolean>,
+): void {
   // Before any handler: valid UTF-8, no NUL or lone surrogates, bounded depth (refusals are 400 and write nothing).
   app.use('/webhooks', requireCleanInput());
   app.post('/webhooks/paypal', async (req, res) => {
@@ -64,7 +66,8 @@ export function paypalWebhookRoutes(app: Express, ctx: PayoutsContext, verifier:
       res.json({ received: true, applied: false });
       return;
     }
-    const applied = await applyWebhookItem(ctx, { id: event.id, type: event.event_type }, { ...item, transactionStatus: status });
+    // with the item webhooks arriving at the same moment (applyWebhookItems); true when it changed the item
+    const applied = await applyWebhookItem({ event: { id: event.id, type: event.event_type }, state: { ...item, transactionStatus: status } });
     handled(); // applied and recorded: from now on the same transmission is a replay
     res.json({ received: true, applied });
   });

@@ -139,7 +139,7 @@ describe('statements per order', () => {
     expect(repeat.recorded).toHaveLength(1);
     expect(repeat.recorded[0]!.txId).toBeUndefined();
     expect(repeat.ofEvent).toEqual(repeat.recorded);
-    expect(repeat.recorded[0]!.sql).toMatch(/^with recorded as \(insert into webhook_events .* from "payout_items"/s);
+    expect(repeat.recorded[0]!.sql).toMatch(/^with incoming .*insert into webhook_events .* from "payout_items"/s);
     expect(repeat.itemReads.length).toBeGreaterThan(0);
     expect(repeat.itemReads.filter((st) => /for update/.test(st.sql) || st.txId !== undefined)).toEqual([]);
 
@@ -186,7 +186,8 @@ describe('statements per order', () => {
     try {
       await meanwhile('payout_items').where({ id: item.id }).forUpdate();
       const from = statements.length;
-      const delivered = deliverWebhook(webhookFor(orderId, PLATFORM, 'RETURNED', 'RETURNED'));
+      const returned = webhookFor(orderId, PLATFORM, 'RETURNED', 'RETURNED');
+      const delivered = deliverWebhook(returned);
       const tried = await waitFor(() => statements.slice(from).find((st) => /^with seen \(/.test(st.sql) && st.bindings.map(String).includes(String(item.id))),
         { description: 'the webhook tries to move the item as it read it' });
       await meanwhile('payout_items').where({ id: item.id }).update({ transaction_id: 'TX-MEANWHILE' });
@@ -197,7 +198,8 @@ describe('statements per order', () => {
       expect(inTransaction.filter((st) => /from "payout_items" .* for update of "payout_items"/s.test(st.sql))).toHaveLength(1);
       expect(inTransaction.filter((st) => /^with seen \(/.test(st.sql))).toHaveLength(2);
       // the webhook recorded once, by the first try
-      expect(inTransaction.filter((st) => /insert into "?webhook_events"?/.test(st.sql)).map((st) => st.bindings.at(-1))).toEqual([true, false]);
+      // (the events' ids and types are the statement's last bindings: the first try carries this one, the second none)
+      expect(inTransaction.filter((st) => /insert into "?webhook_events"?/.test(st.sql)).map((st) => st.bindings.at(-2))).toEqual([[returned.id], []]);
     } finally {
       if (!meanwhile.isCompleted()) await meanwhile.rollback();
     }
@@ -219,7 +221,8 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     under = await startPayoutsUnderTest({
       fake: { processAfterMs: Infinity },
       prepare: (f) => f.registerWebhook(webhookId),
-      env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1', PAYOUTS_RECONCILE_INTERVAL_MS: '600000' },
+      // webhooks sent together by a test arrive within this of each other, so they are applied as one set
+      env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1', PAYOUTS_RECONCILE_INTERVAL_MS: '600000', PAYPAL_WEBHOOK_BATCH_LINGER_MS: '100' },
     });
     under.service.ctx.db.on('query', listen);
   });
@@ -249,7 +252,8 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     });
     expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
     const sent = statements.slice(from);
-    const recorded = sent.filter((st) => /insert into "?webhook_events"?/.test(st.sql) && st.bindings.includes(event.id) && st.txId !== undefined);
+    // (a move records the webhooks it carries from an array of event ids)
+    const recorded = sent.filter((st) => /insert into "?webhook_events"?/.test(st.sql) && st.bindings.some((b) => (Array.isArray(b) ? b : [b]).includes(event.id)) && st.txId !== undefined);
     expect(recorded).toHaveLength(1);
     const inTransaction = sent.filter((st) => st.txId !== undefined && st.txId === recorded[0]!.txId);
     // the item moved as read, its intent locked and moved to SENT with its history row, the webhook recorded and its
@@ -267,6 +271,79 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     const history = await db('intent_history').where({ intent_id: intent.id }).orderBy('id').select('from_status', 'to_status', 'cause');
     expect(history.at(-1)).toMatchObject({ from_status: 'SUBMITTED', to_status: 'SENT', cause: `PayPal webhook PAYMENT.PAYOUTS-ITEM.SUCCEEDED (${event.id})` });
     expect(history.filter((h) => h.to_status === 'SENT')).toHaveLength(1);
+  });
+
+  /** An order whose two payouts are submitted in one batch, checked once (the next check is minutes away), with PayPal's SUCCEEDED webhook for each. */
+  async function submittedOrderWithWebhooks() {
+    const { fake, service, publish } = under;
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    const sellerEmail = `${sellerId}@sellers.test`;
+    expect((await putPayee(service, sellerId, { email: sellerEmail, releasePolicy: 'immediate' })).status).toBe(200);
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 350, netMinor: 1285 }));
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+    const { db } = service.ctx;
+    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
+    await waitFor(async () => (await db('payout_batches').where({ id: batchId }).first('last_checked_at')).last_checked_at, { description: 'batch checked once' });
+    const items = await waitFor(() => {
+      const paid = fake.paidItems().filter((i) => i.note?.endsWith(`order ${orderId}`));
+      return paid.length === 2 ? paid : undefined;
+    }, { description: 'both items at PayPal' });
+    const webhooks = items.map((item) => ({
+      senderItemId: item.senderItemId,
+      event: fake.payoutItemEvent('SUCCEEDED', {
+        payout_item_id: item.payoutItemId, transaction_id: `TX-${item.senderItemId}`, transaction_status: 'SUCCESS', payout_batch_id: item.payoutBatchId,
+        sender_batch_id: item.senderBatchId, payout_item: { recipient_type: 'EMAIL', amount: item.amount, receiver: item.receiver, sender_item_id: item.senderItemId },
+      }),
+    }));
+    const deliver = async (event: (typeof webhooks)[number]['event']) =>
+      expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
+    return { orderId, webhooks, deliver };
+  }
+
+  it('when a batch\'s item webhooks arrive together, then they are applied as one set: one read, and one transaction moving both items and their intents', async () => {
+    const { orderId, webhooks, deliver } = await submittedOrderWithWebhooks();
+    const from = statements.length;
+    await Promise.all(webhooks.map((w) => deliver(w.event)));
+    const sent = statements.slice(from);
+    const carriesAll = (st: Statement) => webhooks.every((w) => st.bindings.some((b) => (Array.isArray(b) ? b : [b]).includes(w.senderItemId)));
+    // (was a read and a transaction for each webhook)
+    const reads = sent.filter((st) => /^with incoming /.test(st.sql));
+    expect(reads).toHaveLength(1);
+    expect(carriesAll(reads[0]!)).toBe(true);
+    const moves = sent.filter((st) => /^with seen \(/.test(st.sql));
+    expect(moves).toHaveLength(1);
+    expect(moves[0]!.bindings.filter((b) => b === 'PayoutSent')).toHaveLength(2);
+    // both webhooks recorded by the statement that moved their items
+    expect(moves[0]!.bindings.some((b) => Array.isArray(b) && webhooks.every((w) => b.includes(w.event.id)))).toBe(true);
+    expect(sent.filter((st) => st.txId === moves[0]!.txId).map((st) => st.sql.slice(0, 40))).toEqual([
+      'BEGIN;',
+      'with seen (id, status, paypal_item_id, t',
+      'COMMIT;',
+    ]);
+    await waitFor(payoutsWithStatus(under.service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'both sent by their webhooks' });
+    const { db } = under.service.ctx;
+    expect((await db('webhook_events').whereIn('event_id', webhooks.map((w) => w.event.id))).length).toBe(2);
+    const history = await db('intent_history').where({ order_id: orderId, to_status: 'SENT' }).select('cause');
+    expect(history.map((h) => h.cause).sort()).toEqual(webhooks.map((w) => `PayPal webhook PAYMENT.PAYOUTS-ITEM.SUCCEEDED (${w.event.id})`).sort());
+  });
+
+  it('when the same item\'s webhook arrives twice at once, then that set is applied one webhook at a time: the item moves once and both are answered 200', async () => {
+    const { orderId, webhooks, deliver } = await submittedOrderWithWebhooks();
+    const seller = webhooks[0]!;
+    const from = statements.length;
+    await Promise.all([deliver(seller.event), deliver(seller.event)]); // two transmissions of one event (PayPal retrying)
+    const sent = statements.slice(from);
+    // no set carried the item twice: each went on its own
+    const reads = sent.filter((st) => /^with incoming /.test(st.sql) && st.bindings.includes(seller.senderItemId));
+    expect(reads).toHaveLength(2);
+    for (const read of reads) expect(read.bindings.filter((b) => b === seller.senderItemId)).toHaveLength(1);
+    const { db } = under.service.ctx;
+    const moved = await db('payout_items').where({ sender_item_id: seller.senderItemId }).first('status', 'intent_id');
+    expect(moved.status).toBe('SUCCESS');
+    expect(await db('intent_history').where({ intent_id: moved.intent_id, to_status: 'SENT' }).count<{ n: string }[]>('* as n')).toEqual([{ n: '1' }]);
+    expect((await db('webhook_events').where({ event_id: seller.event.id })).length).toBe(1);
+    expect((await db('payout_intents').where({ order_id: orderId, status: 'SENT' })).length).toBe(1);
   });
 
   it('when one of a page\'s items is moved between the reconciler\'s read and its move, then none moves as read, the page\'s items are read again locked and both move', async () => {
