@@ -1,8 +1,10 @@
 import type { Consumer, Kafka } from 'kafkajs';
 import { subjectKeysTopic, type EventCodec, type OrderReceived, type SubjectKey } from '@postsale/contracts';
+import { createBatcher, type Batcher } from './batcher';
 import { afterCommit, type Db, type Migration, type Tx } from './db';
 import { AppError, classifyError } from './errors';
 import type { Logger } from './logger';
+import type { Metrics } from './metrics';
 import { erasedOrderReceived, openPersonalData, type KeyEncryptionKey } from './personal-data';
 
 /**
@@ -155,18 +157,34 @@ export async function openOrderReceived(trx: Tx, kek: KeyEncryptionKey, orderId:
   return { ...order, buyer: data.buyer, shipTo: data.shipTo };
 }
 
+/** a fetch's partitions taken at once: all of the topic's, so their batches can be stored together */
+const PARTITIONS_AT_ONCE = 6;
+
 /**
- * Reads the subject-keys topic from the beginning into `subject_keys`, one transaction and one offset commit per
- * batch (records are idempotent, so a redelivered batch changes nothing). Runs beside a service's consumers as one of
- * its workers; a failure (database or broker down) is retried with backoff, never skipped.
+ * Reads the subject-keys topic from the beginning into `subject_keys`, one offset commit per batch (records are
+ * idempotent, so a redelivered batch changes nothing). The batches of the partitions one fetch brought are stored by
+ * one statement (group commit; at the rates a shop sees each holds a key or two, and each was a commit of its own); a
+ * statement that fails stores each batch on its own. Runs beside a service's consumers as one of its workers; a
+ * failure (database or broker down) is retried with backoff, never skipped.
  */
 export class SubjectKeyReplica {
   readonly name = 'subject-keys';
   private consumer?: Consumer;
   private stopping = false;
   private starting?: Promise<void>;
+  private readonly store: Batcher<SubjectKey[], void>;
 
-  constructor(private readonly deps: { kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; namespace: string; group: string }) {}
+  constructor(private readonly deps: { kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; metrics: Metrics; namespace: string; group: string }) {
+    this.store = createBatcher<SubjectKey[], void>({
+      name: deps.group, maxBatch: PARTITIONS_AT_ONCE, maxInFlight: PARTITIONS_AT_ONCE,
+      run: async (batches) => {
+        await applySubjectKeys(deps.db, batches.flat());
+        return batches.map(() => undefined);
+      },
+      runOne: (records) => applySubjectKeys(deps.db, records),
+      logger: deps.logger, metrics: deps.metrics,
+    });
+  }
 
   start(): void {
     this.starting ??= this.run();
@@ -190,7 +208,7 @@ export class SubjectKeyReplica {
   }
 
   private async runOnce(): Promise<void> {
-    const { kafka, db, codec, namespace, group, logger } = this.deps;
+    const { kafka, codec, namespace, group, logger } = this.deps;
     const groupId = namespace ? `${namespace}.${group}` : group;
     const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
     this.consumer = consumer;
@@ -204,6 +222,7 @@ export class SubjectKeyReplica {
     await consumer.subscribe({ topic: subjectKeysTopic(namespace), fromBeginning: true });
     await consumer.run({
       autoCommit: false,
+      partitionsConsumedConcurrently: PARTITIONS_AT_ONCE,
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         if (batch.messages.length === 0) return;
@@ -212,7 +231,7 @@ export class SubjectKeyReplica {
           try {
             const records: SubjectKey[] = [];
             for (const m of batch.messages) if (m.value) records.push(await codec.decodeSubjectKey(m.value));
-            await applySubjectKeys(db, records);
+            await this.store.submit(records);
             break;
           } catch (error) {
             // a key that cannot be stored must not be skipped (its orders would wait for ever): retry until it passes

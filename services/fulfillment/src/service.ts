@@ -128,7 +128,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
     };
 
     // our copy of the buyers' data keys, from the compacted subject-keys topic (crypto-shredding)
-    const subjectKeys = new SubjectKeyReplica({ kafka, db, codec, logger, namespace: config.TOPIC_NAMESPACE, group: 'fulfillment.subject-keys' });
+    const subjectKeys = new SubjectKeyReplica({ kafka, db, codec, logger, metrics, namespace: config.TOPIC_NAMESPACE, group: 'fulfillment.subject-keys' });
 
     return {
       // a recorded order is the purchase worker's: orders events never make the follow-up worker's work due (the
