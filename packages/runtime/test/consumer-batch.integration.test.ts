@@ -58,8 +58,11 @@ describe('inbox consumer in batches', () => {
     await dropSchema(schema);
   });
 
-  /** Sends events with these reasons in one request to one partition, so one fetch brings them all. */
-  async function sendAll(reasons: string[], options: { eventTypeHeader?: (reason: string) => string } = {}): Promise<string[]> {
+  /**
+   * Sends an OrderCancelled event with each reason in one request, so one fetch brings them all: to one partition, or
+   * with `acrossPartitions` each to its own (the first to partition 0, and so on). Returns their order ids.
+   */
+  async function sendAll(reasons: string[], options: { eventTypeHeader?: (reason: string) => string; acrossPartitions?: boolean } = {}): Promise<string[]> {
     const orderIds = reasons.map(() => `o-${randomUUID()}`);
     const messages = [];
     // one at a time: the first encode registers the schema, and concurrent registrations of it conflict
@@ -70,23 +73,8 @@ describe('inbox consumer in batches', () => {
         type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason, cancelledAt: Date.now() },
       } as OrderEvent;
       const headers = options.eventTypeHeader ? { 'event-type': options.eventTypeHeader(reason) } : undefined;
-      messages.push({ key: 'one-partition', value: await codec.encode(Streams.orders, event), headers });
-    }
-    await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages });
-    return orderIds;
-  }
-
-  /** Sends one event with each reason to its own partition (the first to partition 0, and so on), in one request. */
-  async function sendAcrossPartitions(reasons: string[]): Promise<string[]> {
-    const orderIds = reasons.map(() => `o-${randomUUID()}`);
-    const messages = [];
-    for (const [i, reason] of reasons.entries()) {
-      const orderId = orderIds[i]!;
-      const event = {
-        eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
-        type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason, cancelledAt: Date.now() },
-      } as OrderEvent;
-      messages.push({ partition: i, key: orderId, value: await codec.encode(Streams.orders, event) });
+      const where = options.acrossPartitions ? { partition: i, key: orderId } : { key: 'one-partition' };
+      messages.push({ ...where, value: await codec.encode(Streams.orders, event), headers });
     }
     await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages });
     return orderIds;
@@ -221,7 +209,7 @@ describe('inbox consumer in batches', () => {
   });
 
   it('when events of six partitions arrive in one fetch, then they are applied once each in ONE inbox transaction', async () => {
-    const orderIds = await sendAcrossPartitions(['test', 'test', 'test', 'test', 'test', 'test']);
+    const orderIds = await sendAll(['test', 'test', 'test', 'test', 'test', 'test'], { acrossPartitions: true });
     await startConsumer({ partitionsConsumedConcurrently: 6 });
     await waitFor(async () => (await appliedInOrder()).length === 6, { timeoutMs: 30_000, description: 'all six applied' });
     await waitFor(async () => (await committedOffset()).length === 6, { timeoutMs: 10_000, description: 'every partition\'s offset committed' });
@@ -235,7 +223,7 @@ describe('inbox consumer in batches', () => {
   });
 
   it('when a poison message shares a joint transaction with other partitions\' events, then the others are applied once and only it is dead-lettered', async () => {
-    const orderIds = await sendAcrossPartitions(['test', 'poison', 'test', 'flaky']);
+    const orderIds = await sendAll(['test', 'poison', 'test', 'flaky'], { acrossPartitions: true });
     await startConsumer({ partitionsConsumedConcurrently: 6 });
     await waitFor(async () => (await appliedInOrder()).length === 3 && (await dlqCount()) === 1, {
       timeoutMs: 30_000, description: 'three applied and one dead letter',
@@ -249,7 +237,7 @@ describe('inbox consumer in batches', () => {
   });
 
   it('when several partitions are delivered again, then their joint transaction applies nothing: every event is skipped as a duplicate', async () => {
-    const orderIds = await sendAcrossPartitions(['test', 'test', 'test']);
+    const orderIds = await sendAll(['test', 'test', 'test'], { acrossPartitions: true });
     const first = await startConsumer({ partitionsConsumedConcurrently: 6 });
     await waitFor(async () => (await appliedInOrder()).length === 3, { timeoutMs: 30_000, description: 'first delivery applied' });
     await first.stop();
