@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { localInfraEnv } from '@postsale/runtime';
+import { freePort, localInfraEnv } from '@postsale/runtime';
 import { DEMO, startSandboxWorld, type SandboxWorld } from '@postsale/sandbox';
 import { REPO_ROOT, startNodeProcess, waitForHttp, type ManagedProcess } from './processes';
 import { registerDemoSeller } from './demo-seller';
+
+/** a listening port for a service or a test's helper (below the ephemeral range: see there) */
+export { freePort };
 
 export const SERVICES = ['ingest', 'fulfillment', 'sales', 'payouts'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -57,17 +59,6 @@ export interface Pipeline {
   /** kill -9 then start: one replica, or (no index) every replica */
   restart(service: ServiceName, replica?: number): Promise<void>;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
 }
 
 export function newCredentialsKey(): string {

@@ -6,6 +6,7 @@ export * from './consumer';
 export * from './credential-rotation';
 export * from './db';
 export * from './errors';
+export * from './free-port';
 export * from './fx-rates';
 export * from './http';
 export * from './inbox-retention';

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { localKafkaCredentials } from './config';
 import { kafkaClientSecurity } from './kafka';
 import { waitFor } from './testing';
+import { freePort } from './free-port';
 
 /**
  * Test helper for fault tests (a broker of their own to kill and restart).
@@ -40,14 +40,6 @@ export function kafkaLibs(): string {
     throw new Error(`Kafka ${version} jars not found (looked in ${candidates.join(', ')}): run \`npm run infra:up\` once, which unpacks them into .local/infra, or set KAFKA_LIBS`);
   }
   return found;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 /**
