@@ -23,6 +23,7 @@ export interface ConsumerSpec<E extends TypedEvent = TypedEvent> {
   /** runs inside the inbox transaction: write state and outbox rows through `ctx.trx`, call no outside system */
   handle(event: E, ctx: MessageContext): Promise<void>;
   maxAttempts?: number;
+  /** partitions' batches taken at once (their ready slices share a transaction); default: the streams' partition count */
   partitionsConsumedConcurrently?: number;
   /** most events applied in one inbox transaction; default 100 */
   maxBatchSize?: number;
@@ -75,6 +76,8 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   private readonly m;
   private readonly ignored: ReadonlySet<string>;
   private readonly joint: Batcher<SlicePart<E>, boolean>;
+  /** partitions' batches taken at once: by default every partition of the streams, so a whole fetch can go together */
+  private readonly concurrency: number;
 
   constructor(
     private readonly spec: ConsumerSpec<E>,
@@ -100,11 +103,11 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     // joint transaction that failed for any reason, goes its own way (the per-slice path: transient retries, poison
     // isolation): sharing changes how many commits the events take, never what happens to any of them. Per-partition
     // order holds: kafkajs gives a partition's next batch only once this one is done, and a slice waits for its joint.
-    const concurrency = spec.partitionsConsumedConcurrently ?? DEFAULT_PARTITIONS_CONCURRENTLY;
+    this.concurrency = spec.partitionsConsumedConcurrently ?? Math.max(...spec.streams.map((s) => s.partitions));
     this.joint = createBatcher<SlicePart<E>, boolean>({
       name: `inbox:${this.groupId}`,
-      maxBatch: concurrency,
-      maxInFlight: concurrency,
+      maxBatch: this.concurrency,
+      maxInFlight: this.concurrency,
       run: async (parts) => {
         if (parts.length === 1) return [false];
         await this.applyTogether(parts);
@@ -193,7 +196,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     }
     await consumer.run({
       autoCommit: false,
-      partitionsConsumedConcurrently: this.spec.partitionsConsumedConcurrently ?? DEFAULT_PARTITIONS_CONCURRENTLY,
+      partitionsConsumedConcurrently: this.concurrency,
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
         const size = Math.max(1, this.spec.maxBatchSize ?? DEFAULT_MAX_BATCH);
@@ -243,7 +246,8 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
     let outcome: SliceOutcome;
     try {
       // other partitions' slices ready now commit with this one; alone (or if that transaction failed), its own way
-      const events = await this.decodeOrUndefined(relevant);
+      // (any decode failure: the slice's own path decodes again and tells a transient one from poison)
+      const events = await this.decodeAll(relevant).catch(() => undefined);
       const joined = events !== undefined && (await this.joint.submit({ topic, partition, messages: relevant, events, heartbeat }));
       outcome = joined ? 'applied' : await this.applySliceWithRetries(topic, partition, relevant, heartbeat, events);
     } finally {
@@ -312,11 +316,6 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
       events.push(await this.deps.codec.decode<E>(message.value));
     }
     return events;
-  }
-
-  /** decodeAll, with any failure as undefined: the slice's own path decodes again and tells transient from poison */
-  private decodeOrUndefined(slice: KafkaMessage[]): Promise<E[] | undefined> {
-    return this.decodeAll(slice).catch(() => undefined);
   }
 
   /** False for a message whose `event-type` header names a type the handler ignores (counted). */
@@ -478,8 +477,6 @@ const INBOX_INSERT = 'insert into inbox (consumer_group, event_id, topic, partit
 /** events per inbox transaction unless the spec says otherwise */
 const DEFAULT_MAX_BATCH = 100;
 const DEFAULT_COMMIT_INTERVAL_MS = 500;
-/** every partition of a topic (6) at once: all the slices of a fetch can share one transaction */
-const DEFAULT_PARTITIONS_CONCURRENTLY = 6;
 
 type CommitOffsets = Array<{ topic: string; partition: number; offset: string }>;
 

@@ -1,5 +1,5 @@
 import type { Consumer, Kafka } from 'kafkajs';
-import { subjectKeysTopic, type EventCodec, type OrderReceived, type SubjectKey } from '@postsale/contracts';
+import { SubjectKeys, subjectKeysTopic, type EventCodec, type OrderReceived, type SubjectKey } from '@postsale/contracts';
 import { createBatcher, type Batcher } from './batcher';
 import { afterCommit, type Db, type Migration, type Tx } from './db';
 import { AppError, classifyError } from './errors';
@@ -157,9 +157,6 @@ export async function openOrderReceived(trx: Tx, kek: KeyEncryptionKey, orderId:
   return { ...order, buyer: data.buyer, shipTo: data.shipTo };
 }
 
-/** a fetch's partitions taken at once: all of the topic's, so their batches can be stored together */
-const PARTITIONS_AT_ONCE = 6;
-
 /**
  * Reads the subject-keys topic from the beginning into `subject_keys`, one offset commit per batch (records are
  * idempotent, so a redelivered batch changes nothing). The batches of the partitions one fetch brought are stored by
@@ -176,7 +173,7 @@ export class SubjectKeyReplica {
 
   constructor(private readonly deps: { kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; metrics: Metrics; namespace: string; group: string }) {
     this.store = createBatcher<SubjectKey[], void>({
-      name: deps.group, maxBatch: PARTITIONS_AT_ONCE, maxInFlight: PARTITIONS_AT_ONCE,
+      name: deps.group, maxBatch: SubjectKeys.partitions, maxInFlight: SubjectKeys.partitions,
       run: async (batches) => {
         await applySubjectKeys(deps.db, batches.flat());
         return batches.map(() => undefined);
@@ -222,7 +219,8 @@ export class SubjectKeyReplica {
     await consumer.subscribe({ topic: subjectKeysTopic(namespace), fromBeginning: true });
     await consumer.run({
       autoCommit: false,
-      partitionsConsumedConcurrently: PARTITIONS_AT_ONCE,
+      // every partition at once, so the batches of one fetch can be stored together
+      partitionsConsumedConcurrently: SubjectKeys.partitions,
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         if (batch.messages.length === 0) return;
