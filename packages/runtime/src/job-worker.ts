@@ -1,4 +1,5 @@
 import { retryDelayMs } from './backoff';
+import type { Tx } from './db';
 import { classifyError } from './errors';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
@@ -50,9 +51,15 @@ export interface JobWorkerOptions<J extends LeasedJob> {
   describe?(job: J): Record<string, unknown>;
 }
 
-export interface JobWorker extends Poller {
+export interface JobWorker<J extends LeasedJob = LeasedJob> extends Poller {
   /** jobs running now */
   readonly inFlight: number;
+  /**
+   * Holds a free slot of the pool for a job that is being claimed where it is created (see `claimOnCommit`): the slot
+   * counts as busy until the job is handed to it (`run`) or given back (`release`). Undefined when no slot is free or
+   * the worker is not running: the job is then created due and claimed the usual way.
+   */
+  reserve(): JobSlot<J> | undefined;
   /**
    * Claims again when a job this process scheduled falls due at `at` (a few ms after: Postgres's clock decides "due"),
    * for a worker whose own look (`idleMs`) is rare. A due time beyond that look is left to it, so timers stay few.
@@ -65,12 +72,15 @@ export interface JobWorker extends Poller {
  * `concurrency` as a continuous pool, back off with `retryDelayMs` while claiming fails, emit metrics. `stop()` claims
  * nothing more and waits for the running jobs.
  */
-export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J>): JobWorker {
+export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J>): JobWorker<J> {
   const { name, store, logger } = options;
   const concurrency = Math.max(1, Math.floor(options.concurrency));
   const labels = { worker: name };
   const m = jobWorkerMetrics(options.metrics);
   const running = new Set<Promise<void>>();
+  /** slots held by `reserve` for jobs claimed where they are created, not handed over yet */
+  let reserved = 0;
+  const busy = () => running.size + reserved;
   let started = false;
   let timer: NodeJS.Timeout | undefined;
   let claiming: Promise<void> | undefined;
@@ -94,7 +104,7 @@ export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J
       wanted = true;
       return;
     }
-    const free = concurrency - running.size;
+    const free = concurrency - busy();
     if (free <= 0) {
       wanted = true; // the next job that finishes claims
       return;
@@ -126,7 +136,7 @@ export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J
     for (const job of jobs) launch(job);
     if (jobs.length >= free) wanted = true; // every slot filled: more is probably due, claim when one frees
     if (!started) return;
-    if (wanted && running.size < concurrency) setImmediate(fill);
+    if (wanted && busy() < concurrency) setImmediate(fill);
     else if (!wanted) schedule(options.idleMs);
   };
 
@@ -171,6 +181,30 @@ export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J
       wanted = true;
       fill();
     },
+    reserve() {
+      if (!started || busy() >= concurrency) return undefined;
+      reserved++;
+      let settled = false;
+      const settle = () => {
+        if (settled) return false;
+        settled = true;
+        reserved--;
+        return true;
+      };
+      return {
+        run(job) {
+          if (!settle()) return;
+          // a worker stopped meanwhile runs nothing more: the job's lease runs out and a worker claims it then
+          if (!started) return;
+          m.claimed.inc(labels);
+          m.claimedAtCreation.inc(labels);
+          launch(job);
+        },
+        release() {
+          if (settle() && wanted) fill();
+        },
+      };
+    },
     nudgeAt(at) {
       const inMs = Math.max(0, at.getTime() - Date.now());
       if (!started || inMs >= options.idleMs) return;
@@ -195,12 +229,44 @@ export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J
 function jobWorkerMetrics(metrics: Metrics) {
   return {
     claimed: metrics.counter('jobs_claimed_total', 'Jobs claimed with a lease by a background worker', ['worker']),
+    claimedAtCreation: metrics.counter('jobs_claimed_at_creation_total', 'Jobs claimed by the transaction that created them and handed to this worker after its commit (no claim of their own)', ['worker']),
     succeeded: metrics.counter('jobs_succeeded_total', 'Jobs a background worker ran to the end', ['worker']),
     failed: metrics.counter('jobs_failed_total', 'Jobs that threw (their lease expires and they run again)', ['worker']),
     // the name the alert rules already watch: failed jobs and failed claims of every worker
     errors: metrics.counter('worker_errors_total', 'Background worker runs that failed', ['worker']),
     duration: metrics.histogram('job_duration_seconds', 'Time to run one job', ['worker'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]),
     inFlight: metrics.gauge('jobs_in_flight', 'Jobs running now', ['worker']),
+  };
+}
+
+/** A slot of a worker's pool held for one job (`JobWorker.reserve`); the first of `run` or `release` counts. */
+export interface JobSlot<J> {
+  /** the job, claimed (lease and fence set), runs in this slot now */
+  run(job: J): void;
+  /** no job came (the creating transaction rolled back, or created nothing): the slot is free again */
+  release(): void;
+}
+
+/**
+ * Claim at creation: a transaction that creates a job for a worker of this process may create it already claimed — its
+ * lease taken and its fence set, as a claim would — when the worker has a free slot; the job is handed to that slot once
+ * the transaction commits. That saves the worker's claim (a statement and a commit) and the wait for it. Returns
+ * undefined when no slot is free: create the job due, as usual. Otherwise call `claimed(job)` once the job's row is
+ * written with its lease; a rollback, or no call, gives the slot back. A crash between the commit and the hand-over
+ * loses nothing: the lease runs out and any worker claims the job, with a new fence, as after a crash mid-job.
+ */
+export function claimOnCommit<J extends LeasedJob>(worker: Pick<JobWorker<J>, 'reserve'>, trx: Tx): { claimed(job: J): void } | undefined {
+  const slot = worker.reserve();
+  if (!slot) return undefined;
+  let job: J | undefined;
+  trx.executionPromise.then(
+    () => (job ? slot.run(job) : slot.release()),
+    () => slot.release(),
+  );
+  return {
+    claimed(created) {
+      job = created;
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-import { AppError, createDb, createJobWorker, createLogger, localInfraEnv, Metrics, retryDelayMs, type Db, type JobStore, type JobWorker } from '../src';
+import { AppError, claimOnCommit, createDb, createJobWorker, createLogger, localInfraEnv, Metrics, retryDelayMs, type Db, type JobStore, type JobWorker } from '../src';
 import { dropSchema, uniqueId, waitFor } from '../src/testing';
 
 /**
@@ -253,6 +253,98 @@ describe('job worker: leased claims with a fencing token, a continuous pool, one
     expect(await doneIds()).toEqual(['in-flight']);
     expect(w.inFlight).toBe(0);
     expect(store.claims).toBe(claimsAtStop);
+  });
+
+  /** A job created claimed, as a service's transaction does when the worker took it at creation: lease and first fence. */
+  const createClaimed = (trx: Db, id: string, leaseMs: number) =>
+    trx('jobs').insert({ id, fence: 1, next_run_at: trx.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]) });
+
+  it('when a transaction creates a job for a worker with a free slot, then the job runs after the commit without a claim of its own, and a rollback gives the slot back', async () => {
+    const metrics = new Metrics('jobs', { defaultMetrics: false });
+    const store = storeOf(dbA);
+    const ran: Job[] = [];
+    // one slot, and a look for due work only every hour: only the hand-over can run the job in time
+    const w = worker({ concurrency: 1, idleMs: 3_600_000, store, run: async (job) => {
+      ran.push(job);
+      await complete(dbA, job, 'a');
+    } }, metrics);
+    w.start();
+    await waitFor(() => store.claims === 1, { description: 'the start\'s first look' });
+
+    let heldMeanwhile: unknown = 'not checked';
+    await dbA.transaction(async (trx) => {
+      const slot = claimOnCommit(w, trx);
+      expect(slot).toBeDefined();
+      await createClaimed(trx, 'created-claimed', 60_000);
+      slot!.claimed({ id: 'created-claimed', fence: 1 });
+      heldMeanwhile = w.reserve(); // the one slot is held until the commit hands the job over
+    });
+    expect(heldMeanwhile).toBeUndefined();
+    await waitFor(async () => (await doneIds()).includes('created-claimed'), { description: 'the job handed over after the commit' });
+    expect(ran).toEqual([{ id: 'created-claimed', fence: 1 }]);
+    expect(store.claims).toBe(1);
+    expect(await counter(metrics, 'jobs_claimed_at_creation_total', 'test')).toBe(1);
+
+    // rolled back: nothing runs, and the slot is free again
+    await expect(dbA.transaction(async (trx) => {
+      const slot = claimOnCommit(w, trx);
+      await createClaimed(trx, 'rolled-back', 60_000);
+      slot!.claimed({ id: 'rolled-back', fence: 1 });
+      throw new Error('the handler failed');
+    })).rejects.toThrow('the handler failed');
+    await waitFor(() => w.inFlight === 0 && w.reserve(), { description: 'the slot given back' }).then((slot) => slot.release());
+    // committed without claiming anything (a duplicate): the slot is given back too
+    await dbA.transaction(async (trx) => {
+      claimOnCommit(w, trx);
+      await trx('jobs').where({ id: 'created-claimed' }).first();
+    });
+    await waitFor(() => w.reserve(), { description: 'the slot given back' }).then((slot) => slot.release());
+    expect(ran).toHaveLength(1);
+    expect(await dbA('jobs').where({ id: 'rolled-back' }).first()).toBeUndefined();
+  });
+
+  it('when every slot is busy, then nothing is claimed at creation: the job is created due and claimed the usual way', async () => {
+    const gate = deferred();
+    const w = worker({ concurrency: 1, idleMs: 50, store: storeOf(dbA), run: async (job) => {
+      if (job.id === 'slow') await gate.promise;
+      await complete(dbA, job, 'a');
+    } });
+    await addJobs(['slow']);
+    w.start();
+    await waitFor(() => w.inFlight === 1, { description: 'the slow job holds the only slot' });
+    await dbA.transaction(async (trx) => {
+      expect(claimOnCommit(w, trx)).toBeUndefined();
+      await trx('jobs').insert({ id: 'due' });
+    });
+    gate.open();
+    await waitFor(async () => (await doneIds()).length === 2, { description: 'both done' });
+    expect(await dbA('jobs').where({ id: 'due' }).first()).toMatchObject({ fence: '1', done_by: 'a' });
+  });
+
+  it('when a process dies between creating a claimed job and running it, then the lease runs out, another worker claims it with a new fence, and the first fence commits nothing', async () => {
+    // created claimed for 300 ms by a process that never hands it over (it died after its commit)
+    await createClaimed(dbA, 'orphan', 300);
+    let bJob: Job | undefined;
+    worker({ name: 'b', store: storeOf(dbB), run: async (job) => {
+      bJob = job;
+      await complete(dbB, job, 'b');
+    } }).start();
+    await waitFor(async () => (await doneIds()).includes('orphan'), { description: 'B claims once the lease ran out', timeoutMs: 10_000 });
+    expect(bJob).toEqual({ id: 'orphan', fence: 2 });
+    expect(await complete(dbA, { id: 'orphan', fence: 1 }, 'a')).toBe(false);
+  });
+
+  it('when stopped before the hand-over, then the job is not run by the stopped worker (its lease runs out and a worker claims it)', async () => {
+    const ran: string[] = [];
+    const w = worker({ concurrency: 1, idleMs: 3_600_000, store: storeOf(dbA), run: async (job) => {
+      ran.push(job.id);
+    } });
+    w.start();
+    const slot = w.reserve()!;
+    await w.stop();
+    slot.run({ id: 'late', fence: 1 });
+    expect(ran).toEqual([]);
+    expect(w.inFlight).toBe(0);
   });
 
   it('when jobs fail and claims fail, then each is counted, claiming backs off, and the loop goes on', async () => {

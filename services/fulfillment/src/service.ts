@@ -1,5 +1,5 @@
 import { Streams } from '@postsale/contracts';
-import { AdminAuditTrail, createJobWorker, createSecretBox, type JobWorker, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type JobStore, type ServiceDefinition } from '@postsale/runtime';
+import { AdminAuditTrail, claimOnCommit, createJobWorker, createSecretBox, type JobWorker, keyEncryptionKey, SubjectKeyReplica, subjectKeysMigration, type JobStore, type ServiceDefinition } from '@postsale/runtime';
 import { AliExpressDsClient, SupplierCallError } from './clients/aliexpress-ds.client';
 import { CheckoutBrowser } from './clients/checkout-browser';
 import { MarketplaceTrackingClients } from './clients/marketplace-tracking.client';
@@ -77,6 +77,10 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       },
       pushQueued: () => pusher.nudge(),
       followUpDue: (at) => follower.nudgeAt(at),
+      purchaseOnCommit(trx) {
+        const slot = claimOnCommit(purchaser, trx);
+        return slot && ((order) => slot.claimed({ fence: order.leaseVersion, order }));
+      },
     };
 
     // Three job workers on the runtime's one mechanism: due rows claimed with a lease and a fencing token (SKIP LOCKED,

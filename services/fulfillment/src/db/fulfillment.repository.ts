@@ -102,8 +102,11 @@ export class FulfillmentRepository implements FulfillmentStore {
     return this.db.transaction(work);
   }
 
-  /** Inserts the order once (business-key idempotency on top of the inbox: a re-ingested duplicate is a no-op). */
-  async insertReceived(trx: Tx, f: NewFulfillment, cause: string): Promise<boolean> {
+  /**
+   * Inserts the order once (business-key idempotency on top of the inbox: a re-ingested duplicate is a no-op). With
+   * `claimedForMs` the order is inserted claimed, as `claimDue` would leave it: its lease taken and its first fence.
+   */
+  async insertReceived(trx: Tx, f: NewFulfillment, cause: string, claimedForMs?: number): Promise<Fulfillment | undefined> {
     const insert = trx('fulfillments')
       .insert({
         order_id: f.orderId,
@@ -122,13 +125,15 @@ export class FulfillmentRepository implements FulfillmentStore {
         payment_fee_minor: f.paymentFee?.amountMinor ?? null,
         payment_fee_currency: f.paymentFee?.currency ?? null,
         out_order_id: f.outOrderId,
-        next_run_at: trx.fn.now(),
+        next_run_at: claimedForMs === undefined ? trx.fn.now() : new Date(Date.now() + claimedForMs),
+        lease_version: claimedForMs === undefined ? 0 : 1,
         received_at: f.receivedAt,
       })
       .onConflict('order_id')
       .ignore()
       .returning('*');
-    return (await this.changeWithTransition(trx, insert, { previous: null, cause, details: null })) !== undefined;
+    const row = await this.changeWithTransition(trx, insert, { previous: null, cause, details: null });
+    return row ? toFulfillment(row) : undefined;
   }
 
   /** A cancellation that arrived before (or without) the order: remembered so a later OrderReceived buys nothing. */

@@ -40,8 +40,8 @@ export interface PurchaseIntent {
 
 export interface FulfillmentStore {
   transaction<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
-  /** inserts the order once; false when it was already there */
-  insertReceived(trx: Tx, f: NewFulfillment, cause: string): Promise<boolean>;
+  /** inserts the order once (undefined when it was already there); with `claimedForMs`, already claimed for that long */
+  insertReceived(trx: Tx, f: NewFulfillment, cause: string, claimedForMs?: number): Promise<Fulfillment | undefined>;
   /** a cancellation that arrived before (or without) the order, remembered so a later OrderReceived buys nothing */
   insertCancelledPlaceholder(trx: Tx, orderId: string, sellerId: string, cause: string, details: unknown): Promise<void>;
   erasePersonalData(trx: Tx, orderId: string): Promise<boolean>;
@@ -136,6 +136,12 @@ export interface FulfillmentDeps {
   pushQueued?(): void;
   /** wakes this process's follow-up worker at `at`: an order's next check, scheduled by that worker (after the commit) */
   followUpDue?(at: Date): void;
+  /**
+   * In the transaction recording a new order: this process's purchase worker takes it as it is created when it has a
+   * free slot (the runtime's `claimOnCommit`): the order is then inserted claimed, and handed to the worker after the
+   * commit — no claim of its own. Undefined (no slot, no worker): the order is inserted due.
+   */
+  purchaseOnCommit?(trx: Tx): ((order: Fulfillment) => void) | undefined;
 }
 
 export async function publish<T extends FulfillmentEvent['type']>(deps: FulfillmentDeps, trx: Tx, f: Pick<Fulfillment, 'orderId' | 'sellerId'>, type: T, payload: PayloadOf<FulfillmentEvent, T>, causationId: string | null = null): Promise<void> {

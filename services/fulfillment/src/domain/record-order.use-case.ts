@@ -6,12 +6,15 @@ import { Reasons, States } from './states';
 
 /**
  * The orders consumer's use case. It only records: the fulfillment row and its transitions (and any event that follows
- * from the data alone), in the inbox transaction. It never calls the supplier; the purchase worker does that.
+ * from the data alone), in the inbox transaction. It never calls the supplier; the purchase worker does that. Returns
+ * true when that worker already has the recorded order (claimed as it was inserted): nothing to wake it for.
  */
-export async function recordOrderEvent(deps: FulfillmentDeps, event: OrderEvent, trx: Tx): Promise<void> {
+export async function recordOrderEvent(deps: FulfillmentDeps, event: OrderEvent, trx: Tx): Promise<boolean> {
   switch (event.type) {
     case 'OrderReceived': {
       const p = event.payload;
+      // an order with an address is bought next: by this process's purchase worker, when it has a free slot
+      const handOver = p.shipTo ? deps.purchaseOnCommit?.(trx) : undefined;
       // with an address the insert is the last statement: the COMMIT goes with it
       if (p.shipTo) await commitWithNext(trx);
       const inserted = await deps.repo.insertReceived(
@@ -32,9 +35,14 @@ export async function recordOrderEvent(deps: FulfillmentDeps, event: OrderEvent,
           receivedAt: new Date(p.receivedAt),
         },
         `OrderReceived ${event.eventId}`,
+        handOver ? deps.settings.leaseMs : undefined,
       );
       // a second OrderReceived for the same order (re-ingested, replayed under another id) changes nothing
-      if (!inserted) return;
+      if (!inserted) return false;
+      if (handOver) {
+        handOver(inserted);
+        return true;
+      }
       if (!p.shipTo) {
         // lesson 10: never invent an address; a person completes it
         await sendToReview(deps, trx, { orderId: event.orderId, sellerId: event.sellerId, channel: null }, [States.RECEIVED], {
@@ -43,19 +51,20 @@ export async function recordOrderEvent(deps: FulfillmentDeps, event: OrderEvent,
           details: { shipToIssue: p.shipToIssue },
         }, 'address check');
       }
-      return;
+      return false;
     }
     case 'OrderCancelled':
-      return cancel(deps, trx, event.orderId, event.sellerId, `OrderCancelled ${event.eventId}`, { reason: event.payload.reason });
+      await cancel(deps, trx, event.orderId, event.sellerId, `OrderCancelled ${event.eventId}`, { reason: event.payload.reason });
+      return false;
     case 'OrderRefunded':
       // a full refund before anything was bought means: do not buy. After purchase the ledger handles it (sales).
-      if (event.payload.full) return cancel(deps, trx, event.orderId, event.sellerId, `OrderRefunded ${event.eventId}`, { refundId: event.payload.refundId }, true);
-      return;
+      if (event.payload.full) await cancel(deps, trx, event.orderId, event.sellerId, `OrderRefunded ${event.eventId}`, { refundId: event.payload.refundId }, true);
+      return false;
     case 'OrderPersonalDataErased':
       // The buyer's data was erased at ingest: our copy of the address goes too. An order not bought yet then waits
       // in review for an address (lesson 10: never invent one).
       await deps.repo.erasePersonalData(trx, event.orderId);
-      return;
+      return false;
   }
 }
 

@@ -14,8 +14,8 @@ export function ordersConsumer(deps: FulfillmentDeps, onRecorded: () => void, ke
       const opened: OrderEvent = event.type === 'OrderReceived'
         ? { ...event, payload: await openOrderReceived(trx, kek, event.orderId, event.payload) }
         : event;
-      await recordOrderEvent(deps, opened, trx);
-      afterCommit(trx, onRecorded);
+      const handedOver = await recordOrderEvent(deps, opened, trx);
+      if (!handedOver) afterCommit(trx, onRecorded);
     },
   };
 }

@@ -54,10 +54,10 @@ describe('fulfillment repository: one statement per step', () => {
   it('records a new order and its first transition in one statement, once', async () => {
     const f = newOrder();
     const first = await counted(() => repo.transaction((trx) => repo.insertReceived(trx, f, 'OrderReceived e1')));
-    expect(first.result).toBe(true);
+    expect(first.result).toMatchObject({ orderId: f.orderId, state: 'RECEIVED', leaseVersion: 0 });
     expect(first.sql).toHaveLength(1);
     const again = await repo.transaction((trx) => repo.insertReceived(trx, f, 'OrderReceived e2'));
-    expect(again).toBe(false);
+    expect(again).toBeUndefined();
     expect(await transitions(f.orderId)).toEqual([{ from_state: null, to_state: 'RECEIVED', cause: 'OrderReceived e1', details: null }]);
 
     const placeholder = newOrder();

@@ -58,4 +58,23 @@ describe('fulfillment: workers woken by the work they are given, not by looking 
     await waitFor(() => eventsFor(h, event.orderId).some((e) => e.type === 'OrderDelivered'), { description: 'OrderDelivered' });
     expect(eventsFor(h, event.orderId).map((e) => e.type)).toEqual(['PurchaseCompleted', 'OrderShipped', 'OrderDelivered']);
   });
+
+  it('a recorded order is bought by the purchase worker that took it as it was recorded: no claim of its own, its lease and first fence set by the insert', async () => {
+    const purchaseCount = async (name: string) => {
+      const { values } = await h.service.ctx.metrics.registry.getSingleMetric(name)!.get();
+      return values.filter((v) => v.labels.worker === 'purchase').reduce((sum, v) => sum + v.value, 0);
+    };
+    const claimedBefore = await purchaseCount('jobs_claimed_total');
+    const atCreationBefore = await purchaseCount('jobs_claimed_at_creation_total');
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    await publishOrders(h, event);
+    await waitForState(h, event.orderId, 'PURCHASED', 10_000);
+    expect(await purchaseCount('jobs_claimed_at_creation_total')).toBe(atCreationBefore + 1);
+    expect(await purchaseCount('jobs_claimed_total')).toBe(claimedBefore + 1);
+    // the worker committed under the fence the insert gave it (1); the order was bought once
+    const attempts = await h.service.ctx.db('purchase_attempts').where({ order_id: event.orderId }).select('kind', 'outcome');
+    expect(attempts).toEqual([{ kind: 'CREATE', outcome: 'CREATED' }]);
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
+  });
 });
