@@ -29,6 +29,9 @@ import { rateLimitPerAddress } from './http/rate-limit';
 import { webhookRoutes } from './http/webhooks.routes';
 import { createIngestMetrics } from './metrics';
 
+/** how long a delivery worker holds a delivery it claimed (or took as it was stored) before another may claim it */
+const DELIVERY_LEASE_MS = 60_000;
+
 export const ingestService: ServiceDefinition<typeof configSchema> = {
   name: 'ingest',
   configSchema,
@@ -69,7 +72,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     const jobs = createDeliveryJobs({ deliveries, processor, batch: config.DELIVERY_CLAIM_BATCH, perAccount: config.DELIVERY_CLAIM_PER_ACCOUNT });
     const deliveryWorker = createJobWorker({
       name: 'ingest.deliveries', store: jobs.store, run: (job) => jobs.run(job), concurrency: jobs.concurrency,
-      leaseMs: 60_000, idleMs: config.DELIVERY_POLL_INTERVAL_MS, logger, metrics,
+      leaseMs: DELIVERY_LEASE_MS, idleMs: config.DELIVERY_POLL_INTERVAL_MS, logger, metrics,
       describe: (job) => ({ deliveryIds: job.deliveries.map((d) => d.id) }),
     });
     const nudgeWorker = () => deliveryWorker.nudge();
@@ -95,7 +98,8 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     instrumentDb(ackDb, metrics, { poolMetrics: false });
     // ... and group-committed: webhooks arriving together share one statement (at most one per ack connection at a time)
     const acks = createAckStore(new DeliveriesRepository(ackDb), { maxBatch: config.ACK_BATCH_MAX, maxInFlight: config.ACK_DB_POOL_MAX, lingerMs: config.ACK_BATCH_LINGER_MS, logger, metrics });
-    const receiver = createDeliveryReceiver({ deliveries: acks, processor, metrics: ingestMetrics, nudgeWorker });
+    const receiver = createDeliveryReceiver({ deliveries: acks, processor, metrics: ingestMetrics, nudgeWorker,
+      handOver: (delivery) => jobs.handOver(deliveryWorker, delivery), leaseMs: DELIVERY_LEASE_MS });
     const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller: nudgeWorker });
     const checkout = createCheckout({ sellers: sellersRepo, secrets, receiver, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
     const admin = createAdmin({ sellers, deliveries, orders, erasure, erasures: erasureRepo, audit: new AdminAuditTrail(db), nudgeWorker });

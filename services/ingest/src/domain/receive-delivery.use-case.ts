@@ -3,7 +3,13 @@ import type { IngestMetrics } from '../metrics';
 import type { AckStore } from './ports';
 import type { DeliveryProcessor } from './process-delivery.use-case';
 import type { Outcome } from './record-order.use-case';
-import type { NewDelivery } from './records';
+import type { Delivery, NewDelivery } from './records';
+
+/** A slot of the delivery worker held for a delivery being stored (createDeliveryJobs' handOver). */
+export interface DeliveryHandOver {
+  stored(delivery: Delivery): void;
+  release(): void;
+}
 
 /** A delivery as it arrives (authenticity checked), with how it is to be worked. */
 export interface IncomingDelivery extends Omit<NewDelivery, 'id'> {
@@ -19,7 +25,15 @@ export interface IncomingDelivery extends Omit<NewDelivery, 'id'> {
  * worker. What returns is the delivery's outcome; the caller answers 2xx only for outcomes that are committed (every
  * status here is: `pending` means stored and queued).
  */
-export function createDeliveryReceiver(deps: { deliveries: AckStore; processor: DeliveryProcessor; metrics: IngestMetrics; nudgeWorker: () => void }) {
+export function createDeliveryReceiver(deps: {
+  deliveries: AckStore;
+  processor: DeliveryProcessor;
+  metrics: IngestMetrics;
+  nudgeWorker: () => void;
+  /** this process's delivery worker taking a delivery as it is stored (see createDeliveryJobs' handOver), with its lease */
+  handOver?: (delivery: NewDelivery) => DeliveryHandOver | undefined;
+  leaseMs?: number;
+}) {
   const webhooks = deps.metrics.webhooks;
 
   async function receive(incoming: IncomingDelivery): Promise<Outcome & { deliveryId: string }> {
@@ -34,10 +48,22 @@ export function createDeliveryReceiver(deps: { deliveries: AckStore; processor: 
     const delivery: NewDelivery = { id: randomUUID(), ...fields };
     const deliveryId = delivery.id;
     const budget = incoming.inlineBudgetMs ?? 0;
-    // The claim outlives the inline budget, so the worker never races the request on the same delivery.
-    const stored = incoming.ignoreReason
-      ? await deps.deliveries.insertIgnored(delivery, incoming.ignoreReason, options)
-      : await deps.deliveries.storeNew(delivery, budget > 0 ? budget + 30_000 : 0, options);
+    // The claim outlives the inline budget, so the worker never races the request on the same delivery. Without a
+    // budget the worker works it: this process's, from the moment it is stored, when it has a slot free.
+    const handOver = !incoming.ignoreReason && budget <= 0 ? deps.handOver?.(delivery) : undefined;
+    let stored;
+    try {
+      stored = incoming.ignoreReason
+        ? await deps.deliveries.insertIgnored(delivery, incoming.ignoreReason, options)
+        : await deps.deliveries.storeNew(delivery, budget > 0 ? budget + 30_000 : handOver ? deps.leaseMs ?? 60_000 : 0, options);
+    } catch (error) {
+      handOver?.release();
+      throw error;
+    }
+    if (handOver) {
+      if (stored.kind === 'stored') handOver.stored(stored.delivery);
+      else handOver.release();
+    }
     if (stored.kind === 'dropped') return undefined;
     if (stored.kind === 'stored' && incoming.ignoreReason) {
       webhooks.inc({ marketplace: incoming.marketplace, outcome: 'ignored' });
@@ -48,7 +74,7 @@ export function createDeliveryReceiver(deps: { deliveries: AckStore; processor: 
       return { deliveryId, status: 'duplicate', reason: 'DUPLICATE_DELIVERY', orderId: stored.orderId };
     }
     if (budget <= 0) {
-      deps.nudgeWorker();
+      if (!handOver) deps.nudgeWorker();
       webhooks.inc({ marketplace: incoming.marketplace, outcome: 'pending' });
       return { deliveryId, status: 'pending', reason: null, orderId: incoming.orderId };
     }

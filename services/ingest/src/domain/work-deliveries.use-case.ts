@@ -1,4 +1,4 @@
-import type { JobStore, LeasedJob } from '@postsale/runtime';
+import type { JobStore, JobWorker, LeasedJob } from '@postsale/runtime';
 import type { DeliveryStore } from './ports';
 import type { DeliveryProcessor } from './process-delivery.use-case';
 import type { Delivery } from './records';
@@ -9,7 +9,7 @@ export interface AccountDeliveries extends LeasedJob {
   deliveries: Delivery[];
 }
 
-const accountOf = (d: Delivery) => `${d.marketplace}:${d.accountId ?? ''}`;
+const accountOf = (d: Pick<Delivery, 'marketplace' | 'accountId'>) => `${d.marketplace}:${d.accountId ?? ''}`;
 
 /**
  * One account's claimed deliveries as lanes that may run side by side: each order's deliveries stay in order in one
@@ -45,6 +45,28 @@ export function createDeliveryJobs(deps: { deliveries: DeliveryStore; processor:
   };
   return {
     store,
+    /**
+     * Claim at creation for a delivery about to be stored for the worker (eBay, MercadoLibre): when `worker` has a free
+     * slot and the delivery's account is not being worked here (its deliveries stay in order), the slot is held and the
+     * delivery is stored claimed for `leaseMs`; `stored` then hands it to the slot as the account's job — no claim of
+     * its own. Undefined: store it due, as usual. `release` when nothing was stored (a duplicate, a drop, a failure).
+     */
+    handOver(worker: Pick<JobWorker<AccountDeliveries>, 'reserve'>, delivery: Pick<Delivery, 'marketplace' | 'accountId'>) {
+      const account = accountOf(delivery);
+      if (working.has(account)) return undefined;
+      const slot = worker.reserve();
+      if (!slot) return undefined;
+      working.add(account); // not claimed here meanwhile; `run` lets it go when the job ends
+      return {
+        stored(stored: Delivery) {
+          slot.run({ account, deliveries: [stored], fence: stored.fence });
+        },
+        release() {
+          working.delete(account);
+          slot.release();
+        },
+      };
+    },
     async run(job: AccountDeliveries): Promise<void> {
       try {
         // every lane runs to its end (the account is released only then); the first failure is the job's

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createPayPalTokenClient, paypalRequest } from '@postsale/paypal';
-import { uniqueId } from '@postsale/runtime/testing';
+import { uniqueId, waitFor } from '@postsale/runtime/testing';
 import { buildEbayOrder, buildMlOrder, buildMlShipment, ebayChallengeResponseFor } from '@postsale/sandbox';
 import { orderIdFor } from '../../src/domain/order-id';
 import { EBAY_ENDPOINT_URL, EBAY_VERIFICATION_TOKEN, useIngest, WEBHOOK_ID } from '../support/ingest-harness';
@@ -80,6 +80,46 @@ describe('ingest webhooks on real Kafka, registry and Postgres, against the mark
 
     // eBay is acknowledged (200) as soon as the verified notification is stored (eBay retries anything but a quick
     // 200/201/202/204); the order is read by the worker, so a Fulfillment API outage no longer shows in the answer.
+    it('when a notification is stored, then this replica\'s delivery worker takes it as it is stored (no claim of its own); a duplicate gives the slot back', async () => {
+      const count = async (name: string) => {
+        const { values } = await h.service.ctx.metrics.registry.getSingleMetric(name)!.get();
+        return values.filter((v) => v.labels.worker === 'ingest.deliveries').reduce((sum, v) => sum + v.value, 0);
+      };
+      // the worker idle: every slot free, no account being worked
+      const idle = () => waitFor(async () => (await count('jobs_in_flight')) === 0, { description: 'the delivery worker idle' });
+      await settle();
+      await idle();
+      const atCreation = await count('jobs_claimed_at_creation_total');
+      const claimed = await count('jobs_claimed_total');
+      const deliver = async (orderId: string, lineItems: Parameters<typeof h.ebay.signedNotification>[0]['lineItems']) => {
+        const notification = h.ebay.signedNotification({ orderId, lineItems, username, userId: 'u1' });
+        const res = await h.ebay.deliver(`${h.service.url}/webhooks/ebay`, notification);
+        expect(res.status).toBe(200);
+        return notification;
+      };
+      const first = h.ebay.seedOrder(buildEbayOrder({ sellerUsername: username, lineItems: [{ title: 'Cup', quantity: 1, unitValue: '5.00' }] }));
+      const notification = await deliver(first.orderId, first.lineItems);
+      await waitForEvents(orderIdFor('EBAY', first.orderId), 1);
+      await settle();
+      expect(await count('jobs_claimed_at_creation_total')).toBe(atCreation + 1);
+      expect(await count('jobs_claimed_total')).toBe(claimed + 1);
+      // decided under the fence it was stored with: nobody claimed it after
+      expect(await h.service.ctx.db('deliveries').where({ external_order_id: first.orderId, status: 'accepted' }).select('lease_fence')).toEqual([{ lease_fence: '0' }]);
+
+      // the same notification again: stored as a duplicate, nothing to hand over, the slot and the account let go
+      await idle();
+      expect((await h.ebay.deliver(`${h.service.url}/webhooks/ebay`, notification)).status).toBe(200);
+      await settle();
+      await idle();
+      expect(await count('jobs_claimed_at_creation_total')).toBe(atCreation + 1);
+      const second = h.ebay.seedOrder(buildEbayOrder({ sellerUsername: username, lineItems: [{ title: 'Pot', quantity: 1, unitValue: '6.00' }] }));
+      await deliver(second.orderId, second.lineItems);
+      await waitForEvents(orderIdFor('EBAY', second.orderId), 1);
+      await settle();
+      expect(await count('jobs_claimed_at_creation_total')).toBe(atCreation + 2);
+      expect(eventsFor(orderIdFor('EBAY', first.orderId))).toHaveLength(1);
+    });
+
     it('when the Fulfillment API fails transiently, then the stored notification is acknowledged (200, pending) and the worker completes it', async () => {
       const order = h.ebay.seedOrder(buildEbayOrder({ sellerUsername: username, lineItems: [{ title: 'X', quantity: 1, unitValue: '7.00' }] }));
       h.ebay.fail({ match: /^GET \/sell\/fulfillment\/v1\/order\//, mode: { kind: 'status', status: 503 }, times: 1 });
