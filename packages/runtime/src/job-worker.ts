@@ -194,11 +194,17 @@ export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J
       return {
         run(job) {
           if (!settle()) return;
-          // a worker stopped meanwhile runs nothing more: the job's lease runs out and a worker claims it then
-          if (!started) return;
-          m.claimed.inc(labels);
-          m.claimedAtCreation.inc(labels);
-          launch(job);
+          // the slot stays counted until the job starts: on the next turn, so the hand-over's caller (an ack, an
+          // inbox commit) finishes first — a job's synchronous start would otherwise delay its answer
+          reserved++;
+          setImmediate(() => {
+            reserved--;
+            // a worker stopped meanwhile runs nothing more: the job's lease runs out and a worker claims it then
+            if (!started) return;
+            m.claimed.inc(labels);
+            m.claimedAtCreation.inc(labels);
+            launch(job);
+          });
         },
         release() {
           if (settle() && wanted) fill();

@@ -343,6 +343,8 @@ describe('job worker: leased claims with a fencing token, a continuous pool, one
     const slot = w.reserve()!;
     await w.stop();
     slot.run({ id: 'late', fence: 1 });
+    await new Promise((r) => setImmediate(r)); // the turn on which a handed-over job starts
+    await new Promise((r) => setImmediate(r));
     expect(ran).toEqual([]);
     expect(w.inFlight).toBe(0);
   });
