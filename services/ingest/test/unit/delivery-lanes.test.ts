@@ -44,3 +44,63 @@ describe('delivery lanes within one account', () => {
     expect(await settled).toBe('b1 failed');
   });
 });
+
+/** The delivery worker taking a notification as it is stored (claim at creation), one account at a time. */
+describe('hand-over of a stored delivery to the delivery worker', () => {
+  /** a worker's `reserve` with `free` slots, recording what it was handed */
+  const workerWith = (free: number) => {
+    const handed: Array<{ account: string; ids: string[]; fence: number }> = [];
+    let released = 0;
+    return {
+      handed,
+      released: () => released,
+      reserve: () => (free-- > 0 ? {
+        run: (job: { account: string; deliveries: Delivery[]; fence: number }) => handed.push({ account: job.account, ids: job.deliveries.map((d) => d.id), fence: job.fence }),
+        release: () => void released++,
+      } : undefined),
+    };
+  };
+  const idle = { process: async () => ({ status: 'accepted', reason: null, orderId: null }) } as unknown as DeliveryProcessor;
+
+  it('hands the stored delivery over as its account\'s job, with the fence it was stored with', () => {
+    const jobs = createDeliveryJobs({ deliveries: {} as DeliveryStore, processor: idle, batch: 8, perAccount: 4 });
+    const worker = workerWith(2);
+    const handOver = jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' })!;
+    handOver.stored({ ...delivery('d1', 'A'), fence: 0 });
+    expect(worker.handed).toEqual([{ account: 'EBAY:busy-seller', ids: ['d1'], fence: 0 }]);
+  });
+
+  it('takes nothing while the account is being worked here (its deliveries stay in order), and the account again once released', () => {
+    const jobs = createDeliveryJobs({ deliveries: {} as DeliveryStore, processor: idle, batch: 8, perAccount: 4 });
+    const worker = workerWith(3);
+    const first = jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' })!;
+    expect(jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' })).toBeUndefined();
+    // another account is not held up by it
+    expect(jobs.handOver(worker, { marketplace: 'MERCADOLIBRE', accountId: '123' })).toBeDefined();
+    first.release(); // a duplicate: nothing was stored
+    expect(worker.released()).toBe(1);
+    expect(jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' })).toBeDefined();
+    expect(worker.handed).toEqual([]);
+  });
+
+  it('takes nothing when the worker has no slot free: the delivery is stored due and claimed the usual way', () => {
+    const jobs = createDeliveryJobs({ deliveries: {} as DeliveryStore, processor: idle, batch: 8, perAccount: 4 });
+    expect(jobs.handOver(workerWith(0), { marketplace: 'EBAY', accountId: 'busy-seller' })).toBeUndefined();
+  });
+
+  it('keeps the account out of its own claims until the handed-over job ends', async () => {
+    const claims: Array<string[] | undefined> = [];
+    const deliveries = { claimBatch: async (_ms: number, _limit: number, _per: number, options: { exclude?: string[] }) => {
+      claims.push(options.exclude);
+      return [];
+    } } as unknown as DeliveryStore;
+    const jobs = createDeliveryJobs({ deliveries, processor: idle, batch: 8, perAccount: 4 });
+    const worker = workerWith(1);
+    const handOver = jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' })!;
+    await jobs.store.claim(1, 1000);
+    handOver.stored(delivery('d1', 'A'));
+    await jobs.run({ account: 'EBAY:busy-seller', deliveries: [delivery('d1', 'A')], fence: 1 });
+    await jobs.store.claim(1, 1000);
+    expect(claims).toEqual([['EBAY:busy-seller'], []]);
+  });
+});
