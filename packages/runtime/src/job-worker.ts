@@ -185,18 +185,12 @@ export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J
       if (!started || busy() >= concurrency) return undefined;
       reserved++;
       let settled = false;
-      const settle = () => {
-        if (settled) return false;
-        settled = true;
-        reserved--;
-        return true;
-      };
       return {
         run(job) {
-          if (!settle()) return;
+          if (settled) return;
+          settled = true;
           // the slot stays counted until the job starts: on the next turn, so the hand-over's caller (an ack, an
           // inbox commit) finishes first — a job's synchronous start would otherwise delay its answer
-          reserved++;
           setImmediate(() => {
             reserved--;
             // a worker stopped meanwhile runs nothing more: the job's lease runs out and a worker claims it then
@@ -207,7 +201,10 @@ export function createJobWorker<J extends LeasedJob>(options: JobWorkerOptions<J
           });
         },
         release() {
-          if (settle() && wanted) fill();
+          if (settled) return;
+          settled = true;
+          reserved--;
+          if (wanted) fill();
         },
       };
     },

@@ -99,7 +99,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     // ... and group-committed: webhooks arriving together share one statement (at most one per ack connection at a time)
     const acks = createAckStore(new DeliveriesRepository(ackDb), { maxBatch: config.ACK_BATCH_MAX, maxInFlight: config.ACK_DB_POOL_MAX, lingerMs: config.ACK_BATCH_LINGER_MS, logger, metrics });
     const receiver = createDeliveryReceiver({ deliveries: acks, processor, metrics: ingestMetrics, nudgeWorker,
-      handOver: (delivery) => jobs.handOver(deliveryWorker, delivery), leaseMs: DELIVERY_LEASE_MS });
+      handOver: (delivery) => jobs.handOver(deliveryWorker, delivery, DELIVERY_LEASE_MS) });
     const sellers = createSellersUseCase({ sellers: sellersRepo, deliveries, secrets, requeueParked: config.REQUEUE_PARKED_ON_REGISTRATION, nudgePoller: nudgeWorker });
     const checkout = createCheckout({ sellers: sellersRepo, secrets, receiver, inlineBudgetMs: config.INLINE_PROCESSING_BUDGET_MS });
     const admin = createAdmin({ sellers, deliveries, orders, erasure, erasures: erasureRepo, audit: new AdminAuditTrail(db), nudgeWorker });

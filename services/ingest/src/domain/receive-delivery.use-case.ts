@@ -7,6 +7,8 @@ import type { Delivery, NewDelivery } from './records';
 
 /** A slot of the delivery worker held for a delivery being stored (createDeliveryJobs' handOver). */
 export interface DeliveryHandOver {
+  /** how long the delivery is stored claimed for (the worker's lease) */
+  claimMs: number;
   stored(delivery: Delivery): void;
   release(): void;
 }
@@ -30,9 +32,8 @@ export function createDeliveryReceiver(deps: {
   processor: DeliveryProcessor;
   metrics: IngestMetrics;
   nudgeWorker: () => void;
-  /** this process's delivery worker taking a delivery as it is stored (see createDeliveryJobs' handOver), with its lease */
+  /** this process's delivery worker taking a delivery as it is stored (see createDeliveryJobs' handOver) */
   handOver?: (delivery: NewDelivery) => DeliveryHandOver | undefined;
-  leaseMs?: number;
 }) {
   const webhooks = deps.metrics.webhooks;
 
@@ -55,7 +56,7 @@ export function createDeliveryReceiver(deps: {
     try {
       stored = incoming.ignoreReason
         ? await deps.deliveries.insertIgnored(delivery, incoming.ignoreReason, options)
-        : await deps.deliveries.storeNew(delivery, budget > 0 ? budget + 30_000 : handOver ? deps.leaseMs ?? 60_000 : 0, options);
+        : await deps.deliveries.storeNew(delivery, budget > 0 ? budget + 30_000 : handOver?.claimMs ?? 0, options);
     } catch (error) {
       handOver?.release();
       throw error;

@@ -48,16 +48,18 @@ export function createDeliveryJobs(deps: { deliveries: DeliveryStore; processor:
     /**
      * Claim at creation for a delivery about to be stored for the worker (eBay, MercadoLibre): when `worker` has a free
      * slot and the delivery's account is not being worked here (its deliveries stay in order), the slot is held and the
-     * delivery is stored claimed for `leaseMs`; `stored` then hands it to the slot as the account's job — no claim of
-     * its own. Undefined: store it due, as usual. `release` when nothing was stored (a duplicate, a drop, a failure).
+     * delivery is stored claimed for `leaseMs` (the worker's lease); `stored` then hands it to the slot as the account's
+     * job — no claim of its own. Undefined: store it due, as usual. `release` when nothing was stored (a duplicate, a
+     * drop, a failure).
      */
-    handOver(worker: Pick<JobWorker<AccountDeliveries>, 'reserve'>, delivery: Pick<Delivery, 'marketplace' | 'accountId'>) {
+    handOver(worker: Pick<JobWorker<AccountDeliveries>, 'reserve'>, delivery: Pick<Delivery, 'marketplace' | 'accountId'>, leaseMs: number) {
       const account = accountOf(delivery);
       if (working.has(account)) return undefined;
       const slot = worker.reserve();
       if (!slot) return undefined;
       working.add(account); // not claimed here meanwhile; `run` lets it go when the job ends
       return {
+        claimMs: leaseMs,
         stored(stored: Delivery) {
           slot.run({ account, deliveries: [stored], fence: stored.fence });
         },

@@ -65,7 +65,7 @@ describe('hand-over of a stored delivery to the delivery worker', () => {
   it('hands the stored delivery over as its account\'s job, with the fence it was stored with', () => {
     const jobs = createDeliveryJobs({ deliveries: {} as DeliveryStore, processor: idle, batch: 8, perAccount: 4 });
     const worker = workerWith(2);
-    const handOver = jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' })!;
+    const handOver = jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' }, 60_000)!;
     handOver.stored({ ...delivery('d1', 'A'), fence: 0 });
     expect(worker.handed).toEqual([{ account: 'EBAY:busy-seller', ids: ['d1'], fence: 0 }]);
   });
@@ -73,19 +73,19 @@ describe('hand-over of a stored delivery to the delivery worker', () => {
   it('takes nothing while the account is being worked here (its deliveries stay in order), and the account again once released', () => {
     const jobs = createDeliveryJobs({ deliveries: {} as DeliveryStore, processor: idle, batch: 8, perAccount: 4 });
     const worker = workerWith(3);
-    const first = jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' })!;
-    expect(jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' })).toBeUndefined();
+    const first = jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' }, 60_000)!;
+    expect(jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' }, 60_000)).toBeUndefined();
     // another account is not held up by it
-    expect(jobs.handOver(worker, { marketplace: 'MERCADOLIBRE', accountId: '123' })).toBeDefined();
+    expect(jobs.handOver(worker, { marketplace: 'MERCADOLIBRE', accountId: '123' }, 60_000)).toBeDefined();
     first.release(); // a duplicate: nothing was stored
     expect(worker.released()).toBe(1);
-    expect(jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' })).toBeDefined();
+    expect(jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' }, 60_000)).toBeDefined();
     expect(worker.handed).toEqual([]);
   });
 
   it('takes nothing when the worker has no slot free: the delivery is stored due and claimed the usual way', () => {
     const jobs = createDeliveryJobs({ deliveries: {} as DeliveryStore, processor: idle, batch: 8, perAccount: 4 });
-    expect(jobs.handOver(workerWith(0), { marketplace: 'EBAY', accountId: 'busy-seller' })).toBeUndefined();
+    expect(jobs.handOver(workerWith(0), { marketplace: 'EBAY', accountId: 'busy-seller' }, 60_000)).toBeUndefined();
   });
 
   it('keeps the account out of its own claims until the handed-over job ends', async () => {
@@ -96,7 +96,7 @@ describe('hand-over of a stored delivery to the delivery worker', () => {
     } } as unknown as DeliveryStore;
     const jobs = createDeliveryJobs({ deliveries, processor: idle, batch: 8, perAccount: 4 });
     const worker = workerWith(1);
-    const handOver = jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' })!;
+    const handOver = jobs.handOver(worker, { marketplace: 'EBAY', accountId: 'busy-seller' }, 60_000)!;
     await jobs.store.claim(1, 1000);
     handOver.stored(delivery('d1', 'A'));
     await jobs.run({ account: 'EBAY:busy-seller', deliveries: [delivery('d1', 'A')], fence: 1 });
