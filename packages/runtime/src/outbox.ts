@@ -2,7 +2,7 @@ import type { Kafka, Producer } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 import { EventCodec, schemaErrors, Streams, SubjectKeys, type AnyStream, type EventOf, type StreamName, type SubjectKey } from '@postsale/contracts';
 import { retryDelayMs } from './backoff';
-import { afterCommit, type Db, type Tx } from './db';
+import { afterCommit, type Db, type Knex, type Tx } from './db';
 import { writeWithNext } from './pg-client';
 import { AppError, classifyError } from './errors';
 import { producerConfig } from './kafka';
@@ -121,7 +121,7 @@ export interface OutboxRelayOptions {
   metrics: Metrics;
   /** the writer of this process: its commits wake the relay at once */
   writer?: OutboxWriter;
-  /** rows published per transaction (and per Kafka request); default 500 */
+  /** rows read and published per Kafka request; default 500 */
   batchSize?: number;
   /** the longest wait between polls when idle (rows of other replicas, missed wake-ups); default 1000 ms */
   pollIntervalMs?: number;
@@ -129,23 +129,50 @@ export interface OutboxRelayOptions {
   minPollIntervalMs?: number;
   /**
    * How long a wake-up from a commit waits before draining, so commits that follow within it are published by the same
-   * claim and Kafka request (one transaction instead of several); default 0. Adds up to this much to each hop.
+   * read and Kafka request; default 0. Adds up to this much to each hop.
    */
   lingerMs?: number;
-  /** Fault-injection seam for tests: runs after Kafka acknowledged a batch and before its deletion commits. */
+  /**
+   * Published rows are deleted together, in one statement, once this many wait for it or the oldest has waited
+   * `deleteAfterMs` (and when the relay goes idle or stops); defaults 100 rows, 500 ms. A relay that dies before
+   * deleting them leaves them to be published again (at-least-once; the consumers' inboxes drop the copies).
+   */
+  deleteAfterRows?: number;
+  deleteAfterMs?: number;
+  /** Fault-injection seam for tests: runs after Kafka acknowledged a batch and before the relay counts it published. */
   afterPublishBeforeMark?: () => Promise<void>;
 }
 
+/** a pg connection taken out of the service's pool (knex's raw connection) */
+type PooledConnection = object;
+
+interface UnsentRow {
+  id: string;
+  topic: string;
+  stream: string;
+  key: string;
+  event_type: string;
+  event: unknown;
+  event_id: string;
+}
+
 /**
- * Outbox relay: claims unsent rows in id order by deleting them, publishes them with an idempotent producer and
- * commits the deletion only after Kafka acknowledged (published rows are not kept: no table growing with history). A
- * crash or failure before the commit rolls the deletion back and the batch is republished (at-least-once); consumers'
- * inboxes make that harmless. One relay per schema publishes at a time (advisory lock), which keeps per-key order even
- * with several replicas. Woken by its own process's commits; polls adaptively for the rest.
+ * Outbox relay: publishes unsent rows in id order with an idempotent producer, and deletes them once Kafka acknowledged
+ * (published rows are not kept: no table growing with history).
+ *
+ * One relay per schema publishes at a time, which keeps per-key order with several replicas: the one whose session
+ * holds the schema's advisory lock. The relay keeps that session (a pooled connection) while it is busy and reads
+ * through it, so reading is what proves the lock is still held: a session that died lost its lock and can read nothing.
+ * Reads commit nothing; what a holder published is deleted in one statement every `deleteAfterRows` rows or
+ * `deleteAfterMs` — one commit where each batch used to be a transaction of its own. It gives the lock up (deleting
+ * what it published first) when a poll rather than its own process's commit woke it, when it fails and when it stops,
+ * so the replica whose commits keep coming holds it, and a failed relay's rows pass to the next. A crash between the
+ * send and the deletion leaves rows that the next holder publishes again (at-least-once); consumers' inboxes make that
+ * harmless. Woken by its own process's commits; polls adaptively for the rest.
  */
 export class OutboxRelay {
   private producer: Producer;
-  /** set when a send failed: the next claim starts with a new producer (see `claimAndSend`) */
+  /** set when a send failed: the next send starts with a new producer (see `send`) */
   private producerSuspect = false;
   private timer?: NodeJS.Timeout;
   private running = false;
@@ -157,22 +184,32 @@ export class OutboxRelay {
   private unsubscribe?: () => void;
   /** the wait before the next poll while nothing is found: grows from the minimum to the maximum */
   private idleDelayMs: number;
-  private readonly published;
+  /** the session holding the schema's relay lock, while this relay holds it */
+  private session?: PooledConnection;
+  /** ids this relay published and has not deleted yet (bigint as text), and when the first of them was published */
+  private published: string[] = [];
+  private publishedSince = 0;
+  private readonly lockKey: string;
+  private readonly publishedTotal;
   private readonly failures;
 
   constructor(private readonly options: OutboxRelayOptions) {
     this.producer = options.kafka.producer(producerConfig());
     this.idleDelayMs = this.minPollMs;
-    this.published = options.metrics.counter('outbox_events_published_total', 'Events the outbox relay delivered to Kafka', ['topic']);
+    this.lockKey = `outbox:${options.schema}`;
+    this.publishedTotal = options.metrics.counter('outbox_events_published_total', 'Events the outbox relay delivered to Kafka', ['topic']);
     this.failures = options.metrics.counter('outbox_publish_failures_total', 'Outbox relay batches that failed to publish');
     const { db } = options;
+    // Rows this relay published and has not deleted yet are not backlog. (Another replica's gauges count them until
+    // they are deleted, at most `deleteAfterMs` later.)
+    const unsent = () => db('outbox').whereNull('published_at').whereRaw('id <> all(?::bigint[])', [[...this.published]]);
     options.metrics.gauge('outbox_lag_seconds', 'Age of the oldest unpublished outbox row (0 when none)', [], async function () {
-      const row = await db('outbox').whereNull('published_at').min('created_at as oldest').first();
+      const row = await unsent().min('created_at as oldest').first();
       const oldest = row?.oldest ? new Date(row.oldest as string).getTime() : undefined;
       this.set(oldest ? Math.max(0, (Date.now() - oldest) / 1000) : 0);
     });
     options.metrics.gauge('outbox_unpublished_events', 'Outbox rows not yet published', [], async function () {
-      const row = await db('outbox').whereNull('published_at').count<{ count: string }[]>('* as count').first();
+      const row = await unsent().count<{ count: string }[]>('* as count').first();
       this.set(Number(row?.count ?? 0));
     });
   }
@@ -185,9 +222,18 @@ export class OutboxRelay {
     return this.options.pollIntervalMs ?? 1000;
   }
 
-  /** True while a drain is in flight: its rows may be deleted before its published counter moves. */
+  private get deleteAfterMs(): number {
+    return this.options.deleteAfterMs ?? 500;
+  }
+
+  /** True while a drain is in flight: its rows may be published before its counter moves. */
   get busy(): boolean {
     return this.draining !== undefined;
+  }
+
+  /** Rows this relay published whose deletion is still to come (ids): not backlog. */
+  get awaitingDeletion(): readonly string[] {
+    return this.published;
   }
 
   /** The current wait between idle polls (visible to tests). */
@@ -229,10 +275,13 @@ export class OutboxRelay {
     if (!this.running || this.draining) return;
     let found = 0;
     this.draining = (async () => {
-      // A poll first asks whether there is anything, in one statement outside a transaction: an idle relay costs a
-      // single cheap query per poll. A wake-up from a commit knows there is.
-      if (!nudged && !(await this.hasUnsent())) return;
+      // A poll without the lock first asks whether there is anything, in one cheap statement; a wake-up from a
+      // commit knows there is, and a holder's read is that question.
+      if (!nudged && !this.session && !(await this.hasUnsent())) return;
       found = await this.drainAll();
+      // Woken by a poll: this process's commits are not what keeps the relay busy, so the lock goes to whichever
+      // replica's commits come next (their events are not left to wait for this relay's polls).
+      if (!nudged) await this.giveUpLock();
     })()
       .then(() => {
         if (this.consecutiveFailures > 0) this.options.logger.info({ failures: this.consecutiveFailures }, 'outbox relay publishing again');
@@ -255,7 +304,8 @@ export class OutboxRelay {
     this.idleDelayMs = found > 0 ? this.minPollMs : Math.min(this.maxPollMs, this.idleDelayMs * 2);
     if (this.consecutiveFailures > 0) this.schedule(relayBackoffMs(this.consecutiveFailures, this.minPollMs));
     else if (this.again) this.schedule(0, true);
-    else this.schedule(this.idleDelayMs);
+    // while the lock is held, the poll that gives it up (and deletes what was published) comes within deleteAfterMs
+    else this.schedule(this.session ? Math.min(this.idleDelayMs, this.deleteAfterMs) : this.idleDelayMs);
     this.again = false;
   }
 
@@ -264,7 +314,7 @@ export class OutboxRelay {
     return row !== undefined;
   }
 
-  /** Publishes until a batch comes back short (nothing more was committed when it was claimed); returns the count. */
+  /** Publishes until a batch comes back short (nothing more was committed when it was read); returns the count. */
   async drainAll(): Promise<number> {
     const size = this.batchSize;
     let total = 0;
@@ -279,71 +329,124 @@ export class OutboxRelay {
     return Math.max(1, this.options.batchSize ?? 500);
   }
 
-  /** Publishes one batch; returns how many rows it published. */
+  /**
+   * Publishes one batch when this relay holds the lock (taking it if it is free); returns how many rows it published.
+   * A failure gives the lock up: the rows pass to the next holder (maybe this relay, after its backoff).
+   */
   async drainOnce(): Promise<number> {
-    const { db, codec, schema } = this.options;
-    let sent: Map<string, unknown[]>;
+    const session = await this.takeLock();
+    if (!session) return 0;
     try {
-      sent = await this.claimAndSend(db, codec, schema);
+      return await this.publishBatch(session);
     } catch (error) {
-      if (error === NOTHING_CLAIMED) return 0;
+      await this.giveUpLock();
       throw error;
     }
-    // counted once the deletion committed: a batch that is published again after a failure counts once more
-    let count = 0;
-    for (const [topic, messages] of sent) {
-      this.published.inc({ topic }, messages.length);
-      count += messages.length;
-    }
-    return count;
   }
 
-  private claimAndSend(db: Db, codec: EventCodec, schema: string): Promise<Map<string, unknown[]>> {
-    return db.transaction(async (trx) => {
-      // One statement takes the lock and claims the batch. The deletion is undone if the send or the commit fails, so
-      // the rows are published again by whoever holds the lock next. The lock is taken once (materialized CTE), before
-      // the scan (a one-time filter): a relay without it claims nothing.
-      const claimed = await trx.raw(
-        `with lock as materialized (select pg_try_advisory_xact_lock(hashtext(?)) as locked)
-         delete from outbox where id in (
-           select id from outbox where published_at is null and (select locked from lock) order by id limit ?
-         ) returning id, topic, stream, key, event_type, event, event_id`,
-        [`outbox:${schema}`, this.batchSize],
-      );
-      const rows: Array<{ id: string; topic: string; stream: string; key: string; event_type: string; event: unknown; event_id: string }> =
-        [...claimed.rows].sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1)); // RETURNING has no order of its own
-      const byTopic = new Map<string, Array<{ key: string; value: Buffer; headers: Record<string, string> }>>();
-      for (const row of rows) {
-        const event = typeof row.event === 'string' ? JSON.parse(row.event) : row.event;
-        let value: Buffer;
-        if (row.stream === SubjectKeys.stream) {
-          value = await codec.encodeSubjectKey(event);
-        } else {
-          const stream = Streams[row.stream as StreamName];
-          if (!stream) throw new Error(`outbox row ${row.id} names unknown stream ${row.stream}`);
-          value = await codec.encode(stream, event);
-        }
-        const messages = byTopic.get(row.topic) ?? [];
-        messages.push({ key: row.key, value, headers: { 'event-type': row.event_type, 'event-id': row.event_id } });
-        byTopic.set(row.topic, messages);
+  private async publishBatch(session: PooledConnection): Promise<number> {
+    const { rows } = await this.onSession<{ rows: UnsentRow[] }>(session,
+      `select id, topic, stream, key, event_type, event, event_id from outbox
+        where published_at is null and id <> all(?::bigint[]) order by id limit ?`,
+      [[...this.published], this.batchSize]);
+    if (rows.length === 0) return 0;
+    const byTopic = await this.send(rows);
+    await this.options.afterPublishBeforeMark?.();
+    if (this.published.length === 0) this.publishedSince = Date.now();
+    this.published.push(...rows.map((row) => row.id));
+    for (const [topic, messages] of byTopic) this.publishedTotal.inc({ topic }, messages.length);
+    if (this.published.length >= (this.options.deleteAfterRows ?? 100) || Date.now() - this.publishedSince >= this.deleteAfterMs) {
+      await this.onSession(session, 'delete from outbox where id = any(?::bigint[])', [[...this.published]]);
+      this.published = [];
+    }
+    return rows.length;
+  }
+
+  /** The session holding the schema's lock: this relay's own, or a new one when the lock was free (else undefined). */
+  private async takeLock(): Promise<PooledConnection | undefined> {
+    if (this.session) return this.session;
+    const { db } = this.options;
+    const connection = (await db.client.acquireConnection()) as PooledConnection;
+    try {
+      const { rows } = await db.raw('select pg_try_advisory_lock(hashtext(?)) as locked', [this.lockKey]).connection(connection);
+      if (rows[0]?.locked === true) return (this.session = connection);
+    } catch (error) {
+      await this.discard(connection);
+      throw error;
+    }
+    await db.client.releaseConnection(connection);
+    return undefined;
+  }
+
+  /** A statement on the lock's session. */
+  private async onSession<T>(session: PooledConnection, sql: string, bindings: readonly Knex.RawBinding[]): Promise<T> {
+    return (await this.options.db.raw(sql, bindings).connection(session)) as T;
+  }
+
+  /**
+   * Deletes what this relay published and releases the lock, in one statement, and the session goes back to the pool.
+   * When that fails the connection is closed instead: Postgres releases a closed session's lock, and a pooled
+   * connection must never keep it.
+   */
+  private async giveUpLock(): Promise<void> {
+    const session = this.session;
+    if (!session) return;
+    this.session = undefined;
+    const published = this.published;
+    this.published = [];
+    const { db } = this.options;
+    try {
+      if (published.length > 0) {
+        await db.raw('with deleted as (delete from outbox where id = any(?::bigint[])) select pg_advisory_unlock(hashtext(?))', [published, this.lockKey]).connection(session);
+      } else {
+        await db.raw('select pg_advisory_unlock(hashtext(?))', [this.lockKey]).connection(session);
       }
-      if (rows.length === 0) throw NOTHING_CLAIMED; // rolled back: an empty claim is no commit
-      if (this.producerSuspect) await this.replaceProducer();
-      try {
-        await this.producer.sendBatch({
-          acks: -1,
-          topicMessages: [...byTopic.entries()].map(([topic, messages]) => ({ topic, messages })),
-        });
-      } catch (error) {
-        // kafkajs rewinds its sequence numbers when a send fails, but the broker may have written the batch (answer
-        // lost). Resending a different batch (new rows arrived) with those numbers is refused as out of order, for
-        // ever. A new producer id starts a clean sequence; the inbox absorbs a resent copy.
-        this.producerSuspect = true;
-        throw error;
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'outbox relay could not release its lock cleanly; closing its session');
+      await this.discard(session);
+      return;
+    }
+    await db.client.releaseConnection(session);
+  }
+
+  /** Closes a connection and gives it back to the pool, which drops it (knex marks an ended pg connection disposed). */
+  private async discard(connection: PooledConnection): Promise<void> {
+    await (connection as { end(): Promise<void> }).end().catch(() => undefined);
+    await this.options.db.client.releaseConnection(connection);
+  }
+
+  /** Encodes the rows and sends them in one Kafka request, in id order; returns the messages sent by topic. */
+  private async send(rows: UnsentRow[]): Promise<Map<string, unknown[]>> {
+    const { codec } = this.options;
+    const byTopic = new Map<string, Array<{ key: string; value: Buffer; headers: Record<string, string> }>>();
+    for (const row of rows) {
+      const event = typeof row.event === 'string' ? JSON.parse(row.event) : row.event;
+      let value: Buffer;
+      if (row.stream === SubjectKeys.stream) {
+        value = await codec.encodeSubjectKey(event);
+      } else {
+        const stream = Streams[row.stream as StreamName];
+        if (!stream) throw new Error(`outbox row ${row.id} names unknown stream ${row.stream}`);
+        value = await codec.encode(stream, event);
       }
-      await this.options.afterPublishBeforeMark?.();
-      return byTopic;
-    });
+      const messages = byTopic.get(row.topic) ?? [];
+      messages.push({ key: row.key, value, headers: { 'event-type': row.event_type, 'event-id': row.event_id } });
+      byTopic.set(row.topic, messages);
+    }
+    if (this.producerSuspect) await this.replaceProducer();
+    try {
+      await this.producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic.entries()].map(([topic, messages]) => ({ topic, messages })),
+      });
+    } catch (error) {
+      // kafkajs rewinds its sequence numbers when a send fails, but the broker may have written the batch (answer
+      // lost). Resending a different batch (new rows arrived) with those numbers is refused as out of order, for
+      // ever. A new producer id starts a clean sequence; the inbox absorbs a resent copy.
+      this.producerSuspect = true;
+      throw error;
+    }
+    return byTopic;
   }
 
   private async replaceProducer(): Promise<void> {
@@ -354,7 +457,7 @@ export class OutboxRelay {
     this.options.logger.info('outbox relay producer replaced after a failed send');
   }
 
-  /** Stops polling after delivering what is already committed (bounded by `flushTimeoutMs`). */
+  /** Stops polling after delivering what is already committed (bounded by `flushTimeoutMs`), then gives the lock up. */
   async stop(flushTimeoutMs = 5000): Promise<void> {
     this.running = false;
     this.unsubscribe?.();
@@ -368,12 +471,10 @@ export class OutboxRelay {
     } catch (error) {
       this.options.logger.warn({ err: error }, 'outbox flush on shutdown failed; rows stay for the next start');
     }
+    await this.giveUpLock();
     await this.producer.disconnect();
   }
 }
-
-/** Thrown to roll back a claim that found nothing (another relay holds the lock, or nothing is left). */
-const NOTHING_CLAIMED = Symbol('nothing claimed');
 
 /** After failures: the poll interval doubling up to 5 s, with jitter. */
 function relayBackoffMs(failures: number, base: number): number {

@@ -10,7 +10,7 @@ import { testNamespace } from './test-topics';
 
 /**
  * Events a running service has put through its outbox since it started: those its relay published (published rows are
- * deleted, so only its counter remembers them) plus the rows still waiting. Stream events only: records of the
+ * deleted, so only its counter remembers them) plus the rows still waiting to be published. Stream events only: records of the
  * subject-keys topic (crypto-shredding) are not events.
  */
 export async function outboxEventCount(service: Pick<RunningService, 'ctx' | 'relay'>): Promise<number> {
@@ -19,11 +19,14 @@ export async function outboxEventCount(service: Pick<RunningService, 'ctx' | 're
     const { values } = await service.ctx.metrics.registry.getSingleMetric('outbox_events_published_total')!.get();
     return values.filter((v) => v.labels.topic !== keysTopic).reduce((sum, v) => sum + v.value, 0);
   };
-  // A drain deletes its rows before it counts them: read between drains, or a batch would be missed or counted twice.
+  // Published rows stay until the relay deletes them together (they are counted once, as published). Read between
+  // drains, or a batch would be missed or counted twice.
   const { n } = await waitFor(async () => {
     if (service.relay.busy) return undefined;
     const before = await published();
-    const [waiting] = await service.ctx.db('outbox').whereNot({ topic: keysTopic }).count<{ n: string }[]>('* as n');
+    const awaitingDeletion = [...service.relay.awaitingDeletion];
+    const [waiting] = await service.ctx.db('outbox').whereNot({ topic: keysTopic }).whereRaw('id <> all(?::bigint[])', [awaitingDeletion])
+      .count<{ n: string }[]>('* as n');
     if (service.relay.busy || (await published()) !== before) return undefined;
     return { n: before + Number(waiting!.n) }; // wrapped: 0 is an answer, not "not yet"
   }, { description: 'the outbox between two relay drains', intervalMs: 5 });

@@ -28,7 +28,7 @@ describe('shared runtime on real Kafka, registry and Postgres', () => {
     expect((await post('/things', { orderId })).status).toBe(201);
     await waitFor(async () => (await effects(orderId)).length === 1, { description: 'effect recorded' });
     // published rows are deleted by the relay: the inbox, keyed by event id, shows the one delivery
-    expect(await service.ctx.db('outbox').where({ key: orderId })).toHaveLength(0);
+    await waitFor(async () => (await service.ctx.db('outbox').where({ key: orderId })).length === 0, { description: 'its outbox row deleted' });
     const [effect] = await effects(orderId);
     const inbox = await service.ctx.db('inbox').where({ event_id: effect.event_id });
     expect(inbox).toHaveLength(1);
