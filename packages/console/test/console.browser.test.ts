@@ -14,10 +14,12 @@ import { loadConsoleConfig, startConsole, type RunningConsole } from '../src';
 
 /**
  * The console in a real Chromium against the real stack (the four services as processes, Kafka, the registry,
- * Postgres, the sandbox fakes): what an operator does with it, page by page. Screenshots of every page go to
- * docs/console/ (linked from the package README).
+ * Postgres, the sandbox fakes): what an operator does with it, page by page. Screenshots of every page go to a
+ * temporary folder, or to docs/console/ (linked from the package README) with CONSOLE_SCREENSHOTS=docs: a test run
+ * leaves the checkout as it found it.
  */
-const SHOTS = join(REPO_ROOT, 'docs', 'console');
+const SHOTS_TO_DOCS = process.env.CONSOLE_SCREENSHOTS === 'docs';
+const SHOTS = SHOTS_TO_DOCS ? join(REPO_ROOT, 'docs', 'console') : mkdtempSync(join(tmpdir(), 'console-shots-'));
 const ADMIN_TOKEN = `console-admin-${uniqueId('')}`;
 const OPERATOR_TOKEN = `console-operator-${uniqueId('')}`;
 
@@ -85,6 +87,7 @@ afterAll(async () => {
   await e2e?.stop();
   if (profile) rmSync(profile, { recursive: true, force: true });
   if (auditDir) rmSync(auditDir, { recursive: true, force: true });
+  if (!SHOTS_TO_DOCS) rmSync(SHOTS, { recursive: true, force: true });
 }, 120_000);
 
 describe('operator console in Chromium, on the real stack', () => {
