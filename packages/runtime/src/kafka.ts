@@ -45,7 +45,7 @@ export function kafkaJavaClientProperties(source: Record<string, unknown> = {}):
  * needs its dev user, which localInfraEnv() and testEnv() carry).
  */
 export function createKafka(options: { clientId: string; brokers: string[]; logger: Logger; security?: Record<string, unknown> }): Kafka {
-  silenceKafkaJsNegativeTimeouts();
+  stopIdleRequestQueueChecks();
   const toPino = (level: logLevel) => ({ namespace, log }: LogEntry) => {
     const { message, ...rest } = log;
     const target = options.logger.child({ component: `kafkajs.${namespace}` });
@@ -78,21 +78,32 @@ export function producerConfig(): ProducerConfig {
   };
 }
 
-let negativeTimeoutsSilenced = false;
+/** kafkajs's request queue, the part of it the fix below touches (kafkajs ships its sources; no types for them) */
+interface KafkaJsRequestQueue {
+  pending: unknown[];
+  throttledUntil: number;
+  scheduleCheckPendingRequests(): void;
+}
+
+let idleQueueChecksStopped = false;
 /**
- * kafkajs 2.2.4 (unmaintained) schedules its request-queue check with a negative delay when nothing is throttled.
- * Node has always run such timers after 1 ms; Node 24 also prints a TimeoutNegativeWarning for each. The behaviour is
- * unchanged, so this adapter drops that one warning and passes every other warning through.
+ * kafkajs 2.2.4 (unmaintained; tulios/kafkajs#1704, #1751) re-arms each broker connection's request-queue check after
+ * every check, even with nothing pending and nothing throttled, with a negative delay that Node runs after 1 ms: every
+ * open connection spins a 1 ms timer for as long as it is open — measured here at ≈ 9 ms of CPU per second per
+ * connection, idle or not — and Node 24 prints a TimeoutNegativeWarning for each. With nothing pending and no
+ * throttle there is nothing to check for: `push` sends a new request at once or queues it and schedules a check, and
+ * every answer checks the queue itself. So that case schedules nothing; every other case is kafkajs's own.
  */
-function silenceKafkaJsNegativeTimeouts(): void {
-  if (negativeTimeoutsSilenced) return;
-  negativeTimeoutsSilenced = true;
-  const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
-  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    const name = typeof warning === 'string' ? (typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type) : warning.name;
-    if (name === 'TimeoutNegativeWarning') return;
-    emitWarning(warning, ...rest);
-  }) as typeof process.emitWarning;
+export function stopIdleRequestQueueChecks(): void {
+  if (idleQueueChecksStopped) return;
+  idleQueueChecksStopped = true;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- kafkajs's internal module, not in its typings
+  const RequestQueue = require('kafkajs/src/network/requestQueue') as { prototype: KafkaJsRequestQueue };
+  const schedule = RequestQueue.prototype.scheduleCheckPendingRequests;
+  RequestQueue.prototype.scheduleCheckPendingRequests = function scheduleWhenThereIsSomethingToCheck(this: KafkaJsRequestQueue) {
+    if (this.pending.length === 0 && this.throttledUntil <= Date.now()) return;
+    schedule.call(this);
+  };
 }
 
 /**
