@@ -45,7 +45,6 @@ export function kafkaJavaClientProperties(source: Record<string, unknown> = {}):
  * needs its dev user, which localInfraEnv() and testEnv() carry).
  */
 export function createKafka(options: { clientId: string; brokers: string[]; logger: Logger; security?: Record<string, unknown> }): Kafka {
-  stopIdleRequestQueueChecks();
   const toPino = (level: logLevel) => ({ namespace, log }: LogEntry) => {
     const { message, ...rest } = log;
     const target = options.logger.child({ component: `kafkajs.${namespace}` });
@@ -105,6 +104,8 @@ export function stopIdleRequestQueueChecks(): void {
     schedule.call(this);
   };
 }
+// At load: every kafkajs client in the process is fixed, ours and the ones tools and tests build with `new Kafka`.
+stopIdleRequestQueueChecks();
 
 /**
  * Counts the requests this service's Kafka clients send (produce, fetch, commit, heartbeat, metadata…), by kind, for
