@@ -345,7 +345,7 @@ export class OutboxRelay {
   }
 
   private async publishBatch(session: PooledConnection): Promise<number> {
-    const { rows } = await this.onSession<{ rows: UnsentRow[] }>(session,
+    const { rows } = await this.query<{ rows: UnsentRow[] }>(session,
       `select id, topic, stream, key, event_type, event, event_id from outbox
         where published_at is null and id <> all(?::bigint[]) order by id limit ?`,
       [[...this.published], this.batchSize]);
@@ -356,7 +356,7 @@ export class OutboxRelay {
     this.published.push(...rows.map((row) => row.id));
     for (const [topic, messages] of byTopic) this.publishedTotal.inc({ topic }, messages.length);
     if (this.published.length >= (this.options.deleteAfterRows ?? 100) || Date.now() - this.publishedSince >= this.deleteAfterMs) {
-      await this.onSession(session, 'delete from outbox where id = any(?::bigint[])', [[...this.published]]);
+      await this.query(session, 'delete from outbox where id = any(?::bigint[])', [[...this.published]]);
       this.published = [];
     }
     return rows.length;
@@ -368,7 +368,7 @@ export class OutboxRelay {
     const { db } = this.options;
     const connection = (await db.client.acquireConnection()) as PooledConnection;
     try {
-      const { rows } = await db.raw('select pg_try_advisory_lock(hashtext(?)) as locked', [this.lockKey]).connection(connection);
+      const { rows } = await this.query<{ rows: Array<{ locked: boolean }> }>(connection, 'select pg_try_advisory_lock(hashtext(?)) as locked', [this.lockKey]);
       if (rows[0]?.locked === true) return (this.session = connection);
     } catch (error) {
       await this.discard(connection);
@@ -378,9 +378,9 @@ export class OutboxRelay {
     return undefined;
   }
 
-  /** A statement on the lock's session. */
-  private async onSession<T>(session: PooledConnection, sql: string, bindings: readonly Knex.RawBinding[]): Promise<T> {
-    return (await this.options.db.raw(sql, bindings).connection(session)) as T;
+  /** A statement on one connection of the pool (the lock's session, or the one that tries to take it). */
+  private async query<T>(connection: PooledConnection, sql: string, bindings: readonly Knex.RawBinding[]): Promise<T> {
+    return (await this.options.db.raw(sql, bindings).connection(connection)) as T;
   }
 
   /**
@@ -394,19 +394,19 @@ export class OutboxRelay {
     this.session = undefined;
     const published = this.published;
     this.published = [];
-    const { db } = this.options;
     try {
+      // (nothing to delete: a plain unlock, which commits nothing)
       if (published.length > 0) {
-        await db.raw('with deleted as (delete from outbox where id = any(?::bigint[])) select pg_advisory_unlock(hashtext(?))', [published, this.lockKey]).connection(session);
+        await this.query(session, 'with deleted as (delete from outbox where id = any(?::bigint[])) select pg_advisory_unlock(hashtext(?))', [published, this.lockKey]);
       } else {
-        await db.raw('select pg_advisory_unlock(hashtext(?))', [this.lockKey]).connection(session);
+        await this.query(session, 'select pg_advisory_unlock(hashtext(?))', [this.lockKey]);
       }
     } catch (error) {
       this.options.logger.warn({ err: error }, 'outbox relay could not release its lock cleanly; closing its session');
       await this.discard(session);
       return;
     }
-    await db.client.releaseConnection(session);
+    await this.options.db.client.releaseConnection(session);
   }
 
   /** Closes a connection and gives it back to the pool, which drops it (knex marks an ended pg connection disposed). */
