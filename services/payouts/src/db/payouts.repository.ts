@@ -31,8 +31,8 @@ export class PayoutsRepository implements PayoutsStore {
   // ---- sales, reversals, milestones, payees ------------------------------------------------------------------
 
   /**
-   * false when the sale was already recorded (a re-delivered or re-published SaleRecorded). Takes the sale's lock (see
-   * lockSaleIn) in the same statement.
+   * false when the sale was already recorded (a re-delivered or re-published SaleRecorded). Takes the order's lock (see
+   * insertUnderOrderLock) in the same statement.
    */
   async insertSale(trx: Tx, sale: SaleRecord): Promise<boolean> {
     const saved = trx('sales')
@@ -44,7 +44,7 @@ export class PayoutsRepository implements PayoutsStore {
       .onConflict('sale_id')
       .ignore()
       .returning('sale_id');
-    return this.insertUnderSaleLock(trx, sale.saleId, saved);
+    return this.insertUnderOrderLock(trx, sale.orderId, saved);
   }
 
   async salesForOrder(orderId: string, trx?: Tx): Promise<SaleRecord[]> {
@@ -52,7 +52,7 @@ export class PayoutsRepository implements PayoutsStore {
     return (await q('sales').where({ order_id: orderId }).orderBy('recorded_at')).map(toSale);
   }
 
-  /** false when the reversal was already recorded. Takes its sale's lock (see lockSaleIn) in the same statement. */
+  /** false when the reversal was already recorded. Takes its order's lock (see insertUnderOrderLock) in the same statement. */
   async insertReversal(trx: Tx, r: ReversalRecord): Promise<boolean> {
     const saved = trx('reversals')
       .insert({
@@ -62,21 +62,23 @@ export class PayoutsRepository implements PayoutsStore {
       .onConflict('reversal_id')
       .ignore()
       .returning('reversal_id');
-    return this.insertUnderSaleLock(trx, r.saleId, saved);
+    return this.insertUnderOrderLock(trx, r.orderId, saved);
   }
 
   /**
-   * The sale's lock, held to the end of the transaction, is taken by the statement that records the sale and by the one
-   * that records a reversal of it: of a sale and its reversal recorded concurrently, the second waits for the first to
-   * commit, and its later statements (the sale's intents insert, the reversal's intents read) see the first's writes.
-   * Nothing in the statement itself depends on the lock (its insert may run first): only the statements after it do.
-   * True when `insert` inserted a row.
+   * The order's lock, held to the end of the transaction, is taken by the statements that record a sale, a reversal and
+   * a shipment or delivery of the order: of two recorded concurrently (they come from two topics, so two consumers),
+   * the second waits for the first to commit, and its later statements see the first's writes — the sale's decision
+   * reads the milestones, the milestone's release reads the intents, the reversal reads the intents. Without it a sale
+   * and its shipment recorded at once each missed the other, and the seller's payout stayed held for a shipment that
+   * had come. Nothing in the statement itself depends on the lock (its insert may run first): only the statements
+   * after it do. True when `insert` inserted a row.
    */
-  private async insertUnderSaleLock(trx: Tx, saleId: string, insert: Knex.QueryBuilder): Promise<boolean> {
+  private async insertUnderOrderLock(trx: Tx, orderId: string, insert: Knex.QueryBuilder | Knex.Raw): Promise<boolean> {
     const { rows } = await trx.raw(
       `with locked as materialized (select pg_advisory_xact_lock(hashtextextended(?, 0))), saved as (?)
        select exists (select 1 from saved) as fresh from locked`,
-      [`sale:${saleId}`, insert],
+      [`order:${orderId}`, insert],
     );
     return Boolean((rows as Array<{ fresh: boolean }>)[0]?.fresh);
   }
@@ -94,11 +96,12 @@ export class PayoutsRepository implements PayoutsStore {
   async recordMilestone(trx: Tx, orderId: string, sellerId: string, milestone: 'shipped' | 'delivered', at: Date): Promise<void> {
     // keeps the earliest time: a re-delivered or replayed event changes nothing
     const field = milestone === 'shipped' ? 'shipped_at' : 'delivered_at';
-    await trx.raw(
+    await this.insertUnderOrderLock(trx, orderId, trx.raw(
       `insert into order_milestones (order_id, seller_id, ${field}) values (?, ?, ?)
-       on conflict (order_id) do update set ${field} = least(coalesce(order_milestones.${field}, excluded.${field}), excluded.${field})`,
+       on conflict (order_id) do update set ${field} = least(coalesce(order_milestones.${field}, excluded.${field}), excluded.${field})
+       returning order_id`,
       [orderId, sellerId, at],
-    );
+    ));
   }
 
   async milestones(orderId: string, trx?: Tx): Promise<Milestones> {
@@ -183,7 +186,7 @@ export class PayoutsRepository implements PayoutsStore {
   /**
    * A sale's intents and their first history rows in ONE statement (the history row is written from what the insert
    * returned, so an intent that existed already gets none). The same statement says whether a reversal of the sale is
-   * recorded: it runs after insertSale took the sale's lock, so a reversal recorded concurrently either committed before
+   * recorded: it runs after insertSale took the order's lock, so a reversal recorded concurrently either committed before
    * (and is seen here) or waits for this transaction (and then sees these intents).
    */
   async insertSaleIntents(trx: Tx, saleId: string, entries: Array<{ intent: NewIntent; cause: string }>): Promise<{ reversed: boolean }> {

@@ -86,13 +86,13 @@ export interface PayoutsStore {
   afterCommit(trx: Tx, then: () => void): void;
 
   /**
-   * false when the sale was already recorded (a re-delivered or re-published SaleRecorded). Both this and
-   * insertReversal take the sale's lock until the transaction ends: a sale and its reversal recorded concurrently are
-   * recorded one after the other.
+   * false when the sale was already recorded (a re-delivered or re-published SaleRecorded). This, insertReversal
+   * and recordMilestone take the order's lock until the transaction ends: a sale, its reversal and its shipment or
+   * delivery recorded concurrently are recorded one after the other.
    */
   insertSale(trx: Tx, sale: SaleRecord): Promise<boolean>;
   salesForOrder(orderId: string, trx?: Tx): Promise<SaleRecord[]>;
-  /** false when the reversal was already recorded (takes the sale's lock, as insertSale does) */
+  /** false when the reversal was already recorded (takes the order's lock, as insertSale does) */
   insertReversal(trx: Tx, reversal: ReversalRecord): Promise<boolean>;
   reversalsForSale(saleId: string, trx?: Tx): Promise<ReversalRecord[]>;
   reversalsForOrder(orderId: string, trx?: Tx): Promise<ReversalRecord[]>;

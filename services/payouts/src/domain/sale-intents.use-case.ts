@@ -56,8 +56,8 @@ export async function recordSale(ctx: PayoutsContext, trx: Tx, meta: EventMeta, 
   const { reversed } = await store.insertSaleIntents(trx, sale.saleId, entries);
   const due = entries.filter((e) => isDueNow(e.intent)).length;
   // A reversal that arrived before its sale (should not happen on one partition, but replays and repairs exist): the
-  // insert said so, read only then. The sale's lock (insertSale) makes this exact: a reversal recorded concurrently
-  // either committed before it (seen) or waited and sees these intents itself.
+  // insert said so, read only then. The order's lock (insertSale) makes this exact: a reversal recorded concurrently
+  // either committed before it (seen) or waited and sees these intents itself; a shipment likewise.
   if (reversed) {
     for (const r of await store.reversalsForSale(sale.saleId, trx)) {
       await applyReversalToSale(ctx, trx, sale.saleId, r.reversalId, { PLATFORM: r.commissionReversedMinor, SELLER: r.sellerNetReversedMinor });

@@ -7,8 +7,10 @@ import type { NewIntent, ReversalRecord, SaleRecord } from '../../src/domain/rec
 
 /**
  * A new sale learns whether a reversal of it arrived first from the statement that inserts its intents, not from a
- * read of its own (issue 15). That is exact only because the sale's insert and a reversal's insert take the sale's
- * lock: of the two, recorded concurrently, the second waits for the first to commit and then sees its writes.
+ * read of its own (issue 15). That is exact only because the sale's insert and a reversal's insert take the order's
+ * lock: of the two, recorded concurrently, the second waits for the first to commit and then sees its writes. A
+ * shipment (from the other topic, another consumer) takes the same lock: a sale and its shipment recorded at once
+ * each missed the other before, and the seller's payout stayed held for a shipment that had come.
  */
 describe('a sale and its reversal recorded concurrently', () => {
   const env = testEnv('payouts');
@@ -41,12 +43,12 @@ describe('a sale and its reversal recorded concurrently', () => {
     };
     return { intent, cause: 'test' };
   });
-  /** resolves once a session waits for this sale's lock (a 64-bit advisory key: high half in classid, low in objid) */
+  /** resolves once a session waits for this sale's order lock (a 64-bit advisory key: high half in classid, low in objid) */
   const waitingForLockOf = (sale: SaleRecord) => waitFor(async () => {
     const { rows } = await db.raw(
       `select 1 from pg_locks where locktype = 'advisory' and not granted and objsubid = 1
           and ((classid::bigint << 32) | objid::bigint) = hashtextextended(?, 0)`,
-      [`sale:${sale.saleId}`],
+      [`order:${sale.orderId}`],
     );
     return rows.length > 0;
   }, { description: `a session waits for the lock of sale ${sale.saleId}` });
@@ -86,6 +88,42 @@ describe('a sale and its reversal recorded concurrently', () => {
       expect(await recorded).toEqual({ fresh: true, reversed: true });
     } finally {
       if (!reversalTrx.isCompleted()) await reversalTrx.rollback();
+    }
+  });
+
+  it('when the sale is recorded first, then its shipment waits for it and releases from its intents', async () => {
+    const sale = saleOf();
+    const saleTrx: Tx = await db.transaction();
+    try {
+      expect(await repo.insertSale(saleTrx, sale)).toBe(true);
+      const shipment = repo.transaction(async (trx) => {
+        await repo.recordMilestone(trx, sale.orderId, sale.sellerId, 'shipped', new Date());
+        return repo.intentsAwaitingRelease(trx, { orderId: sale.orderId });
+      });
+      await waitingForLockOf(sale);
+      await repo.insertSaleIntents(saleTrx, sale.saleId, intentsOf(sale));
+      await saleTrx.commit();
+      expect((await shipment).map((i) => i.recipient).sort()).toEqual(['PLATFORM', 'SELLER']);
+    } finally {
+      if (!saleTrx.isCompleted()) await saleTrx.rollback();
+    }
+  });
+
+  it('when the shipment is recorded first, then the sale waits for it and decides on the shipped milestone', async () => {
+    const sale = saleOf();
+    const shippedAt = new Date(Date.now() - 60_000);
+    const shipmentTrx: Tx = await db.transaction();
+    try {
+      await repo.recordMilestone(shipmentTrx, sale.orderId, sale.sellerId, 'shipped', shippedAt);
+      const recorded = repo.transaction(async (trx) => {
+        await repo.insertSale(trx, sale);
+        return repo.payeeAndMilestones(sale.sellerId, sale.orderId, trx);
+      });
+      await waitingForLockOf(sale);
+      await shipmentTrx.commit();
+      expect((await recorded).milestones.shippedAt?.getTime()).toBe(shippedAt.getTime());
+    } finally {
+      if (!shipmentTrx.isCompleted()) await shipmentTrx.rollback();
     }
   });
 

@@ -70,10 +70,10 @@ describe('statements per order', () => {
     expect(history.map((h) => h.to_status).sort()).toEqual(['DUE', 'DUE', 'SENT', 'SENT', 'SUBMITTED', 'SUBMITTED']);
     expect(statements.filter((s) => /^insert into "intent_history"/.test(s.sql))).toEqual([]);
 
-    // whether a reversal arrived before the sale is told by the intents' insert (after the sale's lock, taken by the
+    // whether a reversal arrived before the sale is told by the intents' insert (after the order's lock, taken by the
     // sale's insert): no read of the sale's reversals of its own
     const saleId = sale.payload.saleId;
-    expect(mentioning(/^with locked as materialized \(select pg_advisory_xact_lock\(hashtextextended\(.*insert into "sales"/s, `sale:${saleId}`)).toHaveLength(1);
+    expect(mentioning(/^with locked as materialized \(select pg_advisory_xact_lock\(hashtextextended\(.*insert into "sales"/s, `order:${orderId}`)).toHaveLength(1);
     expect(mentioning(/from reversals where sale_id/, saleId).filter((s) => /^with added as \(insert into "payout_intents"/.test(s.sql))).toHaveLength(1);
     expect(mentioning(/^select \* from "reversals"/, saleId)).toEqual([]);
 
