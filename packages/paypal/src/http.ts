@@ -1,4 +1,4 @@
-import { AppError, transientFailure } from '@postsale/runtime';
+import { AppError, callHttp, transientFailure, type OutboundResponse } from '@postsale/runtime';
 import type { PayPalTokenClient } from './token-client';
 
 /** PayPal's error body `{name, message, debug_id, details[{issue, field, description}]}` as a typed error. */
@@ -35,18 +35,18 @@ export interface PayPalRequest {
 export async function paypalRequest<T = unknown>(baseUrl: string, tokens: PayPalTokenClient, request: PayPalRequest): Promise<{ status: number; body: T }> {
   for (let attempt = 0; ; attempt++) {
     const token = await tokens.getToken();
-    let response: Response;
+    let response: OutboundResponse;
     try {
-      response = await fetch(new URL(request.path, baseUrl), {
+      response = await callHttp(new URL(request.path, baseUrl), {
         method: request.method,
         headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json', ...request.headers },
         body: request.body === undefined ? undefined : JSON.stringify(request.body),
-        signal: AbortSignal.timeout(request.timeoutMs ?? 15_000),
+        timeoutMs: request.timeoutMs ?? 15_000,
       });
     } catch (error) {
       throw transientFailure('PAYPAL_UNREACHABLE', `PayPal ${request.method} ${request.path} could not be completed`, error);
     }
-    const text = await response.text();
+    const text = response.text;
     if (response.status === 401 && attempt === 0) {
       tokens.invalidate();
       continue;

@@ -1,4 +1,4 @@
-import { AppError, transientFailure } from '@postsale/runtime';
+import { AppError, callHttp, transientFailure, type OutboundResponse } from '@postsale/runtime';
 
 /**
  * PayPal REST access tokens (OAuth2 client credentials). One token is cached per client until shortly before it
@@ -31,18 +31,18 @@ export function createPayPalTokenClient(options: PayPalTokenClientOptions): PayP
 
   async function fetchToken(): Promise<string> {
     const basic = Buffer.from(`${options.clientId}:${options.clientSecret}`).toString('base64');
-    let response: Response;
+    let response: OutboundResponse;
     try {
-      response = await fetch(new URL('/v1/oauth2/token', options.baseUrl), {
+      response = await callHttp(new URL('/v1/oauth2/token', options.baseUrl), {
         method: 'POST',
         headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
         body: 'grant_type=client_credentials',
-        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+        timeoutMs: options.timeoutMs ?? 10_000,
       });
     } catch (error) {
       throw transientFailure('PAYPAL_UNREACHABLE', 'PayPal token endpoint could not be reached', error);
     }
-    const text = await response.text();
+    const text = response.text;
     if (response.status === 401 || response.status === 400) {
       // Wrong credentials do not fix themselves: not retriable.
       throw new AppError('PAYPAL_AUTH_FAILED', `PayPal refused the client credentials (${response.status})`, { status: 502 });

@@ -1,7 +1,7 @@
 import { X509Certificate, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { crc32 } from 'node:zlib';
-import { transientFailure } from '@postsale/runtime';
+import { callHttp, transientFailure, type OutboundResponse } from '@postsale/runtime';
 import { paypalRequest } from './http';
 import type { PayPalTokenClient } from './token-client';
 
@@ -278,18 +278,22 @@ export function chainedLeaf(pem: string, roots: readonly X509Certificate[], at: 
 }
 
 async function downloadCertificateKey(certUrl: string, timeoutMs: number, check: { now: number; roots: readonly X509Certificate[] | undefined; subjects: readonly string[] }): Promise<KeyObject | undefined> {
-  let response: Response;
+  let response: OutboundResponse;
   try {
-    response = await fetch(certUrl, { redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+    response = await callHttp(certUrl, { timeoutMs });
   } catch (error) {
     throw transientFailure('PAYPAL_CERT_UNREACHABLE', 'the PayPal webhook certificate could not be downloaded', error);
+  }
+  // a redirect is not followed: the certificate must come from the allowed host itself
+  if (response.status >= 300 && response.status < 400) {
+    throw transientFailure('PAYPAL_CERT_UNREACHABLE', `certificate host answered ${response.status} (a redirect, not followed)`);
   }
   if (response.status >= 500 || response.status === 429) {
     throw transientFailure('PAYPAL_CERT_UNAVAILABLE', `certificate host answered ${response.status}`);
   }
   if (!response.ok) return undefined;
   try {
-    const pem = await response.text();
+    const pem = response.text;
     if (pem.length > 64 * 1024) return undefined;
     const cert = check.roots ? chainedLeaf(pem, check.roots, check.now) : new X509Certificate(pem);
     if (!cert || !validAt(cert, check.now)) return undefined;

@@ -16,6 +16,7 @@ export * from './job-worker';
 export * from './kafka';
 export * from './logger';
 export * from './metrics';
+export * from './outbound-http';
 export * from './outbox';
 export * from './personal-data';
 export { commitWithNext, holdOpen, TransactionVoided, voidIfDuplicate, writeWithNext } from './pg-client';

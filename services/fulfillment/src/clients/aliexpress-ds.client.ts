@@ -1,3 +1,4 @@
+import { callHttp } from '@postsale/runtime';
 import {
   SupplierCallError, type CreateOrderInput, type CreateOrderResult, type FreightOption, type SupplierApi, type SupplierOrderStatus, type SupplierProduct, type TrackingInfo,
 } from '../domain/ports';
@@ -178,13 +179,13 @@ export class AliExpressDsClient implements SupplierApi {
     const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
     let body: string;
     try {
-      const response = await fetch(this.options.gatewayUrl, {
+      const response = await callHttp(this.options.gatewayUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded;charset=utf-8' },
         body: new URLSearchParams(params),
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        timeoutMs: this.options.timeoutMs,
       });
-      body = await response.text();
+      body = response.text;
       if (response.status >= 500) {
         this.options.observe?.(method, 'http_5xx', seconds());
         throw new SupplierCallError('UNKNOWN', `HTTP_${response.status}`, `gateway answered HTTP ${response.status}`);

@@ -1,3 +1,4 @@
+import { callHttp, type OutboundRequest, type OutboundResponse } from '@postsale/runtime';
 import { MarketplacePushError, type MarketplaceToken, type MarketplaceTracking, type TrackingPushInput } from '../domain/ports';
 
 export { MarketplacePushError };
@@ -8,16 +9,16 @@ export type { TrackingPushInput };
  * retry: eBay's shipping_fulfillment is not idempotent, so we first list the order's fulfillments and skip the POST
  * when our tracking number is already there; MercadoLibre's PUT and seller notification just restate the same facts.
  */
-async function request(url: string, init: RequestInit & { timeoutMs: number }): Promise<{ status: number; body: unknown; headers: Headers }> {
-  let response: Response;
+async function request(url: string, init: OutboundRequest): Promise<{ status: number; body: unknown; header: (name: string) => string | undefined }> {
+  let response: OutboundResponse;
   try {
-    response = await fetch(url, { ...init, signal: AbortSignal.timeout(init.timeoutMs) });
+    response = await callHttp(url, init);
   } catch (error) {
     // connection refused, reset or a lost answer: the marketplace may have acted; the push is safe to repeat (eBay is
     // read back first, MercadoLibre restates the same facts), so it is retried like any transient failure
     throw new MarketplacePushError('NETWORK_ERROR', error instanceof Error ? error.message : 'request failed', true, true);
   }
-  const raw = await response.text();
+  const raw = response.text;
   let body: unknown = raw;
   try {
     body = raw ? JSON.parse(raw) : null;
@@ -31,7 +32,7 @@ async function request(url: string, init: RequestInit & { timeoutMs: number }): 
     // 401 may be an expired token an operator can replace: retried (bounded) rather than dropped
     throw new MarketplacePushError(`HTTP_${response.status}`, JSON.stringify(body).slice(0, 500), response.status === 401);
   }
-  return { status: response.status, body, headers: response.headers };
+  return { status: response.status, body, header: response.header };
 }
 
 /** eBay Fulfillment API: POST /sell/fulfillment/v1/order/{orderId}/shipping_fulfillment. */
@@ -58,7 +59,7 @@ export class EbayTrackingClient {
         trackingNumber,
       }),
     });
-    return { location: created.headers.get('location') };
+    return { location: created.header('location') ?? null };
   }
 }
 

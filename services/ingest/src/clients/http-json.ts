@@ -1,18 +1,18 @@
-import { AppError, transientFailure } from '@postsale/runtime';
+import { AppError, callHttp, transientFailure, type OutboundRequest, type OutboundResponse } from '@postsale/runtime';
 
 /**
  * One JSON GET/POST to a marketplace, with its failures classified: network errors, timeouts, 5xx and 429 may pass
  * (retriable); 401/403 mean the seller's token is wrong or revoked; 404 means the resource does not exist for that
  * seller. Callers decide what each means for a delivery.
  */
-export async function requestJson<T>(system: string, url: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<T> {
-  let response: Response;
+export async function requestJson<T>(system: string, url: string, init: Omit<OutboundRequest, 'timeoutMs'> & { timeoutMs?: number } = {}): Promise<T> {
+  let response: OutboundResponse;
   try {
-    response = await fetch(url, { ...init, signal: AbortSignal.timeout(init.timeoutMs ?? 10_000) });
+    response = await callHttp(url, { ...init, timeoutMs: init.timeoutMs ?? 10_000 });
   } catch (error) {
     throw transientFailure(`${system}_UNREACHABLE`, `${system} could not be reached`, error);
   }
-  const text = await response.text();
+  const text = response.text;
   if (response.status >= 500 || response.status === 429) throw transientFailure(`${system}_UNAVAILABLE`, `${system} answered ${response.status}`);
   if (response.status === 401 || response.status === 403) {
     throw new AppError('SELLER_TOKEN_REJECTED', `${system} refused the credentials (${response.status})`, { status: 502 });
