@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Address, Buyer, OrderReceived } from '@postsale/contracts';
 import { createSecretBox, keyFingerprint, type SecretBox } from './secret-box';
@@ -64,7 +64,7 @@ export function keyEncryptionKey(c: PersonalDataKeyConfig): KeyEncryptionKey {
   if (raw.length !== 32) throw new Error('must be base64 of exactly 32 bytes');
   const box: SecretBox = createSecretBox({ key, keyId: c.PERSONAL_DATA_KEY_ID ?? `kek-${keyFingerprint(raw)}`, previousKeys: c.PERSONAL_DATA_PREVIOUS_KEYS });
   // the lookup id needs its own key: a subject's ref must not be computable from anything that leaves the service
-  const refKey = createHmac('sha256', raw).update('postsale.subject-ref.v1').digest();
+  const refKey = createSecretKey(createHmac('sha256', raw).update('postsale.subject-ref.v1').digest());
   const field = 'subject-data-key';
   return {
     keyId: box.keyId,

