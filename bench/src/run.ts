@@ -57,7 +57,7 @@ const CEILINGS = !args.includes('--no-ceilings');
 // --statements: the services count their statements by text (DB_STATEMENT_PROFILE=1); the result lists each service's
 // most frequent statements per order, the place to look for round trips to fold
 const STATEMENTS = args.includes('--statements');
-// --cpu-profile: every service runs with --cpu-prof; the result lists each one's hottest functions by self time
+// --cpu-profile: every service and the load process run with --cpu-prof; the result lists each one's hottest functions by self time
 const CPU_PROFILE = args.includes('--cpu-profile');
 // --acks: the ack mode (see the top); webhooks per second of each step
 const ACKS = args.includes('--acks') ? arg('acks', '200,400,800,1600,2400').split(',').map(Number) : undefined;
@@ -182,8 +182,10 @@ function ensureInfra(): void {
 class LoadProcess {
   private readonly child: ChildProcess;
   private waiting: Array<(reply: LoadReply) => void> = [];
-  constructor() {
-    this.child = fork(join(__dirname, 'load.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--enable-source-maps'] });
+  /** cpuProfileDir (--cpu-profile): the load process writes its own profile too, as `load` (fakes and generator) */
+  constructor(cpuProfileDir?: string) {
+    const profile = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfileDir, 'load')}`] : [];
+    this.child = fork(join(__dirname, 'load.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--enable-source-maps', ...profile] });
     this.child.on('message', (reply: LoadReply) => {
       if (reply.type === 'failed') throw new Error(`load process failed: ${reply.message}`);
       this.waiting.shift()?.(reply);
@@ -207,8 +209,8 @@ async function main(): Promise<void> {
   const namespace = `bench-${id}`;
   const schemaSuffix = `_bench_${id}`;
   const infra = localInfraEnv();
-  const load = new LoadProcess();
   const cpuProfileDir = CPU_PROFILE ? join(REPO_ROOT, '.local', 'profiles', namespace) : undefined;
+  const load = new LoadProcess(cpuProfileDir);
   const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({ type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, cpuProfileDir, nodeFlags: BENCH_NODE_FLAGS });
   console.log(`[bench] services up (namespace ${namespace}); warm-up ${WARMUP_SECONDS} s at ${RATE}/s`);
 
@@ -403,7 +405,7 @@ async function main(): Promise<void> {
     for (const s of SERVICES) await dropSchema(`${s}${schemaSuffix}`);
     await deleteNamespaceTopics(namespace).catch((error: Error) => console.error(`[bench] could not delete the run's topics: ${error.message}`));
   }
-  if (cpuProfileDir) result.cpuProfile = { dir: cpuProfileDir, hottestBySelfTime: hottestFunctions(cpuProfileDir, SERVICES) };
+  if (cpuProfileDir) result.cpuProfile = { dir: cpuProfileDir, hottestBySelfTime: hottestFunctions(cpuProfileDir, [...SERVICES, 'load']) };
 
   if (CEILINGS) console.log('[bench] services stopped; measuring the ceilings: pgbench single-row commits, Kafka ProducerPerformance…');
   // a ceiling that cannot be measured is reported as such; it never loses the run's own figures
@@ -442,8 +444,8 @@ async function ackMode(rates: number[]): Promise<void> {
   const id = uniqueId('');
   const namespace = `bench-${id}`;
   const schemaSuffix = `_bench_${id}`;
-  const load = new LoadProcess();
   const cpuProfileDir = CPU_PROFILE ? join(REPO_ROOT, '.local', 'profiles', namespace) : undefined;
+  const load = new LoadProcess(cpuProfileDir);
   const ready = await load.ask<Extract<LoadReply, { type: 'ready' }>>({
     type: 'start', namespace, schemaSuffix, adminToken: `bench-admin-${id}-000000`, statements: STATEMENTS, acks: { pipeline: ACK_PIPELINE as 'full' | 'ingest' | 'acks', ingestReplicas: ACK_REPLICAS }, cpuProfileDir, nodeFlags: BENCH_NODE_FLAGS,
   });
@@ -547,7 +549,7 @@ async function ackMode(rates: number[]): Promise<void> {
         : 'a webhook-only ingest replica (--ack-pipeline acks: BACKGROUND_WORKERS=false, the other services stopped): it stores and answers webhooks (storefront captures still processed inline) and leaves the deliveries to replicas that run the worker — the ack path\'s own capacity, which scales by adding such replicas',
     criterion: `every marketplace's p99 < ${ACK_P99_MS} ms (from each request's scheduled time), no non-2xx answer or failed connection, the generator on time (p99 lateness ≤ ${ACK_GENERATOR_LATE_P99_MS} ms)`,
     ackThroughput: best((s) => s.passes),
-    ...(cpuProfileDir && { cpuProfile: { dir: cpuProfileDir, hottestBySelfTime: hottestFunctions(cpuProfileDir, running) } }),
+    ...(cpuProfileDir && { cpuProfile: { dir: cpuProfileDir, hottestBySelfTime: hottestFunctions(cpuProfileDir, [...running, 'load']) } }),
     ...(notOffered.length && { notOffered: { rates: notOffered, why: 'the step before acknowledged fewer than half the webhooks offered per second' } }),
     ackThroughputByMarketplace: Object.fromEntries(ACK_MARKETPLACES.map((m) => [m, best((s) => s.generator.onTime && s.errors.byMarketplace[m] === 0 && (s.ackLatencyMs[m]?.p99 ?? Infinity) < ACK_P99_MS)])),
     steps,
