@@ -1,3 +1,4 @@
+import { callHttp } from '@postsale/runtime';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { startFakeServer, type FakeServer } from '../fake-server';
 import { basicCredentials, bearerToken, cloneJson, randomDigits, randomId } from '../fake-utils';
@@ -193,12 +194,8 @@ function buildHandle(server: FakeServer, state: EbayState): EbayFake {
 }
 
 async function deliverNotification(url: string, notification: EbaySignedNotification): Promise<EbayDeliveryResult> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: notification.headers,
-    body: JSON.stringify(notification.body),
-  });
-  return { status: response.status, body: await response.text() };
+  const response = await callHttp(url, { method: 'POST', headers: notification.headers, body: JSON.stringify(notification.body), timeoutMs: 30_000 });
+  return { status: response.status, body: response.text };
 }
 
 function configureRoutes(app: Express, state: EbayState): void {

@@ -1,3 +1,4 @@
+import { callHttp } from '@postsale/runtime';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { randomUUID } from 'node:crypto';
 import { startFakeServer, type FakeServer } from '../fake-server';
@@ -161,8 +162,8 @@ function buildHandle(server: FakeServer, state: MlState): MercadoLibreFake {
     notification,
     notificationJson: toWire,
     async deliver(url, n) {
-      const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: toWire(n) });
-      return { status: response.status, body: await response.text() };
+      const response = await callHttp(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: toWire(n), timeoutMs: 30_000 });
+      return { status: response.status, body: response.text };
     },
   };
 }

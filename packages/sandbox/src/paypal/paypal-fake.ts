@@ -1,3 +1,4 @@
+import { callHttp } from '@postsale/runtime';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { startFakeServer, type FakeServer } from '../fake-server';
 import { basicCredentials, randomId } from '../fake-utils';
@@ -244,8 +245,8 @@ function buildHandle(server: FakeServer, state: PayPalState): PayPalFake {
 }
 
 async function postWebhook(url: string, webhook: SignedWebhook): Promise<{ status: number; body: string }> {
-  const response = await fetch(url, { method: 'POST', headers: webhook.headers, body: webhook.rawBody, signal: AbortSignal.timeout(10_000) });
-  return { status: response.status, body: await response.text() };
+  const response = await callHttp(url, { method: 'POST', headers: webhook.headers, body: webhook.rawBody, timeoutMs: 10_000 });
+  return { status: response.status, body: response.text };
 }
 
 const ITEM_EVENT: Record<string, PayoutItemEventType> = {
