@@ -1,4 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo, Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { callHttp, classifyError, freePort } from '../src';
@@ -104,6 +109,23 @@ describe('callHttp', () => {
     const failure = await callHttp(`http://127.0.0.1:${port}/`, { timeoutMs: 5_000 }).catch((error: unknown) => error);
     expect(failure).toMatchObject({ code: 'ECONNREFUSED' });
     expect(classifyError(failure)).toEqual({ kind: 'transient', code: 'CONNECTION_FAILED' });
+  });
+
+  it('when an https server presents a certificate nobody vouches for, then the call is refused (TLS is verified)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbound-tls-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+      const tls = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (_req, res) => res.end('secret'));
+      await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+      try {
+        await expect(callHttp(`https://127.0.0.1:${(tls.address() as AddressInfo).port}/`, { timeoutMs: 5_000 })).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+      } finally {
+        tls.closeAllConnections();
+        await new Promise((resolve) => tls.close(resolve));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('when the address is not http(s), then the call is refused before any connection', async () => {
