@@ -42,7 +42,8 @@ const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 // Keep-alive, most recently used socket first (the others may then idle out). An idle socket closes after 4 s, or
 // 1 s before the server's own Keep-Alive timeout when it announces one (Node's agent reads the hint), so a request
-// rarely meets a socket the server is closing. Up to 64 sockets per origin; more requests queue within their timeout.
+// rarely meets a socket the server is closing; a socket in use is not closed by it (a slow answer waits for the
+// call's own deadline). Up to 64 sockets per origin; more requests queue within their deadline.
 const agentOptions = { keepAlive: true, scheduling: 'lifo' as const, timeout: 4_000, maxSockets: 64 };
 const httpAgent = new HttpAgent(agentOptions);
 const httpsAgent = new HttpsAgent(agentOptions);
@@ -69,6 +70,10 @@ export function callHttp(target: string | URL, request: OutboundRequest): Promis
   const body = request.body === undefined ? undefined : typeof request.body === 'string' || Buffer.isBuffer(request.body) ? request.body : request.body.toString();
   const headers: Record<string, string | number> = { 'user-agent': 'postsale', ...request.headers };
   if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
+  // as fetch did: form parameters say what they are unless the caller said otherwise
+  if (request.body instanceof URLSearchParams && !Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) {
+    headers['content-type'] = 'application/x-www-form-urlencoded;charset=UTF-8';
+  }
   const send = url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : undefined;
   if (!send) return Promise.reject(new TypeError(`unsupported protocol ${url.protocol}`));
 

@@ -59,6 +59,7 @@ describe('callHttp', () => {
     };
     const answer = await callHttp(`${base}/gateway`, { method: 'POST', body: new URLSearchParams({ method: 'x.y', note: 'a b&c' }), timeoutMs: 5_000 });
     expect(answer).toMatchObject({ status: 302, ok: false, text: 'method=x.y&note=a+b%26c' });
+    expect(requests[0]!.headers['content-type']).toBe('application/x-www-form-urlencoded;charset=UTF-8');
     // a redirect is returned, not followed
     expect(requests).toHaveLength(1);
     expect(answer.header('Location')).toBe('/elsewhere');
@@ -92,6 +93,13 @@ describe('callHttp', () => {
     await expect(callHttp(`${base}/slow`, { timeoutMs: 300 })).rejects.toMatchObject({ name: 'TimeoutError' });
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     expect(open).toHaveLength(1);
+  });
+
+  it('when the answer comes later than an idle connection would be kept, then the call still waits for it until its own deadline', async () => {
+    handle = (_req, res) => {
+      setTimeout(() => res.end('late answer'), 4_500); // the agent closes idle sockets after 4 s; this one is busy
+    };
+    await expect(callHttp(`${base}/slow`, { method: 'POST', body: 'x', timeoutMs: 10_000 })).resolves.toMatchObject({ status: 200, text: 'late answer' });
   });
 
   it('when the connection is cut in the middle of the body, then the call fails as a connection failure (transient)', async () => {
