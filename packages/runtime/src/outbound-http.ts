@@ -1,4 +1,4 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { brotliDecompress, gunzip, inflate, type InputType } from 'node:zlib';
 
@@ -13,7 +13,8 @@ import { brotliDecompress, gunzip, inflate, type InputType } from 'node:zlib';
  * - `timeoutMs` bounds the whole call (waiting for a socket, connecting, sending, the answer and its body); it then
  *   fails with an error named `TimeoutError`, as `AbortSignal.timeout` did.
  * - A connection that fails rejects with Node's own error (`code` ECONNREFUSED, ECONNRESET, …), which the runtime's
- *   error classification treats as transient.
+ *   error classification treats as transient. A GET that meets a kept-alive connection the server is closing goes
+ *   again once on a new one; other methods are never repeated here (a POST may have been acted on).
  * - Redirects are not followed: a 3xx is returned as it came (these APIs do not redirect; a redirect is an answer to
  *   look at, not to obey with the seller's token).
  * - No compression is asked for; an answer that comes compressed anyway (gzip, deflate, br) is decoded.
@@ -77,29 +78,45 @@ export function callHttp(target: string | URL, request: OutboundRequest): Promis
   const send = url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : undefined;
   if (!send) return Promise.reject(new TypeError(`unsupported protocol ${url.protocol}`));
 
+  const method = request.method ?? 'GET';
   return new Promise<OutboundResponse>((resolve, reject) => {
     let settled = false;
+    let outgoing: ClientRequest | undefined;
     const finish = (error: Error | undefined, response?: OutboundResponse) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       if (error) {
-        outgoing.destroy();
+        outgoing?.destroy();
         reject(error);
       } else {
         resolve(response!);
       }
     };
-    const outgoing = send(url, { method: request.method ?? 'GET', headers, agent: url.protocol === 'https:' ? httpsAgent : httpAgent });
     const timer = setTimeout(() => finish(new HttpTimeoutError(url, request.timeoutMs)), request.timeoutMs);
-    outgoing.on('error', (error) => finish(error));
-    outgoing.on('response', (incoming) => {
-      readWhole(incoming, url, limit).then(
-        (text) => finish(undefined, answer(incoming, text)),
-        (error: Error) => finish(error),
-      );
-    });
-    outgoing.end(body);
+    const attempt = (isRetry: boolean) => {
+      const current = send(url, { method, headers, agent: url.protocol === 'https:' ? httpsAgent : httpAgent });
+      outgoing = current;
+      let answered = false;
+      current.on('error', (error: NodeJS.ErrnoException) => {
+        // A kept-alive socket reset before any answer: most likely the server closed it as we reused it. A GET is safe
+        // to send again, once, on a new connection (within the same deadline); any other method is the caller's call.
+        if (!answered && !isRetry && !settled && method === 'GET' && current.reusedSocket && error.code === 'ECONNRESET') {
+          attempt(true);
+          return;
+        }
+        finish(error);
+      });
+      current.on('response', (incoming) => {
+        answered = true;
+        readWhole(incoming, url, limit).then(
+          (text) => finish(undefined, answer(incoming, text)),
+          (error: Error) => finish(error),
+        );
+      });
+      current.end(body);
+    };
+    attempt(false);
   });
 }
 

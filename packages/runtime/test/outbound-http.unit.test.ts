@@ -102,6 +102,27 @@ describe('callHttp', () => {
     await expect(callHttp(`${base}/slow`, { method: 'POST', body: 'x', timeoutMs: 10_000 })).resolves.toMatchObject({ status: 200, text: 'late answer' });
   });
 
+  it('when a kept-alive connection is reset as it is reused, then a GET goes again once on a new connection and a POST is not repeated', async () => {
+    // the server serves one request per connection, then drops the connection when a second arrives on it: what a
+    // client meets when the server closes an idle connection just as the client reuses it
+    const served = new WeakMap<Socket, number>();
+    handle = (req, res) => {
+      const socket = req.socket as Socket;
+      const count = (served.get(socket) ?? 0) + 1;
+      served.set(socket, count);
+      if (count > 1) socket.destroy();
+      else res.end(`answer ${requests.length}`);
+    };
+    expect((await callHttp(`${base}/order`, { timeoutMs: 5_000 })).text).toBe('answer 1');
+    await expect(callHttp(`${base}/order`, { timeoutMs: 5_000 })).resolves.toMatchObject({ status: 200, text: 'answer 3' });
+    expect(requests).toHaveLength(3); // the first, the one dropped, the one sent again
+    expect(connections).toBe(2);
+
+    await expect(callHttp(`${base}/order`, { method: 'POST', body: '{}', timeoutMs: 5_000 })).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect(requests).toHaveLength(4); // dropped, and not sent again
+    expect(requests.map((r) => r.method)).toEqual(['GET', 'GET', 'GET', 'POST']);
+  });
+
   it('when the connection is cut in the middle of the body, then the call fails as a connection failure (transient)', async () => {
     handle = (req, res) => {
       res.writeHead(200, { 'content-length': '100' });
