@@ -53,10 +53,19 @@ describe('a sale and its reversal recorded concurrently', () => {
     return rows.length > 0;
   }, { description: `a session waits for the lock of sale ${sale.saleId}` });
 
+  /** runs `test` with a transaction of its own that it commits when it chooses; rolled back if the test fails first */
+  const withOpenTransaction = async (test: (trx: Tx) => Promise<void>): Promise<void> => {
+    const trx: Tx = await db.transaction();
+    try {
+      await test(trx);
+    } finally {
+      if (!trx.isCompleted()) await trx.rollback();
+    }
+  };
+
   it('when the sale is recorded first, then the reversal waits for it and finds its intents', async () => {
     const sale = saleOf();
-    const saleTrx: Tx = await db.transaction();
-    try {
+    await withOpenTransaction(async (saleTrx) => {
       expect(await repo.insertSale(saleTrx, sale)).toBe(true);
       const reversal = repo.transaction(async (trx) => {
         const fresh = await repo.insertReversal(trx, reversalOf(sale));
@@ -68,15 +77,12 @@ describe('a sale and its reversal recorded concurrently', () => {
       const seen = await reversal;
       expect(seen.fresh).toBe(true);
       expect(seen.intents.map((i) => i.recipient)).toEqual(['PLATFORM', 'SELLER']);
-    } finally {
-      if (!saleTrx.isCompleted()) await saleTrx.rollback();
-    }
+    });
   });
 
   it('when the reversal is recorded first, then the sale waits for it and its intents insert says it is reversed', async () => {
     const sale = saleOf();
-    const reversalTrx: Tx = await db.transaction();
-    try {
+    await withOpenTransaction(async (reversalTrx) => {
       expect(await repo.insertReversal(reversalTrx, reversalOf(sale))).toBe(true);
       expect(await repo.intentsForSale(reversalTrx, sale.saleId)).toEqual([]);
       const recorded = repo.transaction(async (trx) => {
@@ -86,15 +92,12 @@ describe('a sale and its reversal recorded concurrently', () => {
       await waitingForLockOf(sale);
       await reversalTrx.commit();
       expect(await recorded).toEqual({ fresh: true, reversed: true });
-    } finally {
-      if (!reversalTrx.isCompleted()) await reversalTrx.rollback();
-    }
+    });
   });
 
   it('when the sale is recorded first, then its shipment waits for it and releases from its intents', async () => {
     const sale = saleOf();
-    const saleTrx: Tx = await db.transaction();
-    try {
+    await withOpenTransaction(async (saleTrx) => {
       expect(await repo.insertSale(saleTrx, sale)).toBe(true);
       const shipment = repo.transaction(async (trx) => {
         await repo.recordMilestone(trx, sale.orderId, sale.sellerId, 'shipped', new Date());
@@ -104,16 +107,13 @@ describe('a sale and its reversal recorded concurrently', () => {
       await repo.insertSaleIntents(saleTrx, sale.saleId, intentsOf(sale));
       await saleTrx.commit();
       expect((await shipment).map((i) => i.recipient).sort()).toEqual(['PLATFORM', 'SELLER']);
-    } finally {
-      if (!saleTrx.isCompleted()) await saleTrx.rollback();
-    }
+    });
   });
 
   it('when the shipment is recorded first, then the sale waits for it and decides on the shipped milestone', async () => {
     const sale = saleOf();
     const shippedAt = new Date(Date.now() - 60_000);
-    const shipmentTrx: Tx = await db.transaction();
-    try {
+    await withOpenTransaction(async (shipmentTrx) => {
       await repo.recordMilestone(shipmentTrx, sale.orderId, sale.sellerId, 'shipped', shippedAt);
       const recorded = repo.transaction(async (trx) => {
         await repo.insertSale(trx, sale);
@@ -122,9 +122,7 @@ describe('a sale and its reversal recorded concurrently', () => {
       await waitingForLockOf(sale);
       await shipmentTrx.commit();
       expect((await recorded).milestones.shippedAt?.getTime()).toBe(shippedAt.getTime());
-    } finally {
-      if (!shipmentTrx.isCompleted()) await shipmentTrx.rollback();
-    }
+    });
   });
 
   it('when either is recorded again, then it says so', async () => {
