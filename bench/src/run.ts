@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings] [--statements] [--cpu-profile]`
+ * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings] [--statements] [--cpu-profile] [--wal]`
  * `npm run bench -- --acks R1,R2,… [--step-seconds T] [--warmup W] [--ack-pipeline full|ingest|acks] [--ack-marketplaces M,…] [--statements]` (the ack mode, below)
  *
  * An open-loop benchmark of the whole pipeline with zero-latency fakes. A forked load process (load.ts) hosts the
@@ -57,6 +57,9 @@ const CEILINGS = !args.includes('--no-ceilings');
 // --statements: the services count their statements by text (DB_STATEMENT_PROFILE=1); the result lists each service's
 // most frequent statements per order, the place to look for round trips to fold
 const STATEMENTS = args.includes('--statements');
+// --wal: WAL records and bytes per order by table and index (pg_walinspect over the measured window, mapped to the
+// run's schemas): which indexes and updates cost Postgres its writes. Needs a superuser connection (the local one is).
+const WAL_BY_RELATION = args.includes('--wal');
 // --cpu-profile: every service and the load process run with --cpu-prof; the result lists each one's hottest functions by self time
 const CPU_PROFILE = args.includes('--cpu-profile');
 // --acks: the ack mode (see the top); webhooks per second of each step
@@ -141,6 +144,8 @@ function cpuSpent(before: CpuSnapshot, after: CpuSnapshot): Record<string, numbe
   return Object.fromEntries(Object.entries(after).map(([name, pids]) => [name, [...pids].reduce((sum, [pid, s]) => sum + s - (before[name]?.get(pid) ?? 0), 0)]));
 }
 
+/** WAL positions at each counters snapshot (with --wal): the measured window is the first to the last */
+const walPositions: string[] = [];
 const COUNTERS = ['db_round_trips_total', 'db_commits_total', 'kafka_requests_total'] as const;
 type Counters = Record<string, number>;
 /** The services' own counters: totals, and per service (`<service>.<counter>`) to see where the cost is. */
@@ -152,6 +157,7 @@ async function countersSnapshot(urls: Record<ServiceName, string>, services: rea
     const wal = (await db.raw<{ rows: Array<{ wal_sync: string; wal_records: string }> }>('select wal_sync, wal_records from pg_stat_wal')).rows[0];
     totals.wal_syncs = Number(wal?.wal_sync ?? 0);
     totals.wal_records = Number(wal?.wal_records ?? 0);
+    if (WAL_BY_RELATION) walPositions.push((await db.raw<{ rows: Array<{ lsn: string }> }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn);
   }
   for (const service of services) {
     const text = await (await fetch(`${urls[service]}/metrics`)).text();
@@ -160,6 +166,8 @@ async function countersSnapshot(urls: Record<ServiceName, string>, services: rea
       if (!match) continue;
       totals[match[1]!] = (totals[match[1]!] ?? 0) + Number(match[3]);
       totals[`${service}.${match[1]!}`] = (totals[`${service}.${match[1]!}`] ?? 0) + Number(match[3]);
+      const api = match[1] === 'kafka_requests_total' && /api="([^"]+)"/.exec(match[2] ?? '')?.[1];
+      if (api) totals[`kafka.${api}`] = (totals[`kafka.${api}`] ?? 0) + Number(match[3]);
     }
     for (const line of text.split('\n')) {
       const statement = /^db_statements_total\{statement="((?:[^"\\]|\\.)*)"[^}]*\} ([\d.e+]+)$/.exec(line);
@@ -381,6 +389,8 @@ async function main(): Promise<void> {
         postgresRoundTrips: perOrder('db_round_trips_total'), postgresCommits: perOrder('db_commits_total'),
         // Postgres's own count: WAL flushes (what a commit costs; a read-only or empty one costs none) and WAL records
         postgresWalFlushes: perOrder('wal_syncs'), postgresWalRecords: perOrder('wal_records'), kafkaRequests: perOrder('kafka_requests_total'),
+        // by Kafka API (Fetch, Produce, Heartbeat, OffsetCommit, …), all services together
+        kafkaRequestsByApi: Object.fromEntries(Object.keys(countersAfter).filter((k) => k.startsWith('kafka.')).map((k) => [k.slice(6), Number((((countersAfter[k] ?? 0) - (countersBefore[k] ?? 0)) / orders).toFixed(2))]).sort((a, b) => Number(b[1]) - Number(a[1]))),
       },
       ...(scale && { scale, largestTablesRows: await largestTables() }),
       perOrderByService: Object.fromEntries(SERVICES.map((s) => [s, {
@@ -394,6 +404,7 @@ async function main(): Promise<void> {
         return [s, { peakInUse: countersAfter[`${s}.db_pool_in_use_peak`] ?? null, acquires, meanAcquireWaitMs: acquires ? Number(((waited / acquires) * 1000).toFixed(2)) : null }];
       })),
       hotQueryPlans: await hotQueryPlans(db, schemaSuffix),
+      ...(WAL_BY_RELATION && { walPerOrderByRelation: await walByRelation(db, schemaSuffix, walPositions[0]!, walPositions.at(-1)!, orders) }),
       cpuMsPerOrder: cpuPerOrderMs,
       rssMb: rss,
       timeline,
@@ -686,6 +697,39 @@ async function hotQueryPlans(db: Db, schemaSuffix: string): Promise<Array<{ serv
     plans.push({ service: q.service, query: q.name, scans: found, growsWithHistory: found.some((s) => s.startsWith('Seq Scan')) });
   }
   return plans;
+}
+
+/**
+ * WAL records and bytes per order between two WAL positions, by the relation each record touches (tables and indexes
+ * of the run's schemas; "(none)" for records that touch no relation, e.g. commits), with the record kinds: a heap
+ * UPDATE next to index INSERTs is an update that could not be HOT.
+ */
+async function walByRelation(db: Db, schemaSuffix: string, from: string, to: string, orders: number): Promise<unknown> {
+  try {
+    await db.raw('create extension if not exists pg_walinspect');
+    const rows = (await db.raw(`
+      with records as (
+        select resource_manager || ':' || record_type as kind, record_length + fpi_length as bytes,
+               (regexp_match(block_ref, 'rel \\d+/\\d+/(\\d+)'))[1]::oid as relfilenode
+        from pg_get_wal_records_info(?::pg_lsn, ?::pg_lsn)
+      ), named as (
+        select coalesce(n.nspname || '.' || c.relname, case when r.relfilenode is null then '(none)' else '(other)' end) as relation, r.kind, r.bytes
+        from records r left join pg_class c on c.relfilenode = r.relfilenode and c.relfilenode <> 0
+        left join pg_namespace n on n.oid = c.relnamespace and n.nspname like ?
+      ), by_kind as (
+        select relation, kind, count(*) as n, sum(bytes) as bytes from named group by relation, kind
+      )
+      select relation, sum(n)::int as records, sum(bytes)::bigint as bytes,
+             string_agg(kind || ' ' || n, ', ' order by n desc) as kinds
+      from by_kind group by relation order by records desc limit 40`, [from, to, `%${schemaSuffix}`])).rows as Array<{ relation: string; records: number; bytes: string; kinds: string }>;
+    const per = (n: number) => Number((n / orders).toFixed(1));
+    return rows.map((r) => ({
+      relation: r.relation.replace(schemaSuffix, ''), records: per(r.records), bytes: Math.round(Number(r.bytes) / orders),
+      kinds: r.kinds.replace(/ (\d+)/g, (_, n: string) => ` ${per(Number(n))}`),
+    }));
+  } catch (error) {
+    return `not measured: ${error instanceof Error ? error.message : String(error)}`;
+  }
 }
 
 /** Webhook → seller PayoutSent latency (and ack latency) of every measured order against when it was sent. */
