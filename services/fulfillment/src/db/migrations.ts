@@ -195,4 +195,12 @@ export const migrations: Migration[] = [
       });
     },
   },
+  {
+    // The unique (order_id, attempt_no) index already serves every lookup by order; this one only cost an entry per
+    // purchase attempt.
+    name: '0008_drop_purchase_attempts_order_id_index',
+    async up(db) {
+      await db.raw('drop index if exists purchase_attempts_order_id_index');
+    },
+  },
 ];

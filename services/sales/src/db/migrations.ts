@@ -218,4 +218,15 @@ export const migrations: Migration[] = [
         end $$`);
     },
   },
+  {
+    // Indexes as the queries use them. postings (currency, account_code) took an entry for every posting (≈ 12 per
+    // order) and served no query: the trial balance and the open payables sum every posting (a scan either way), and
+    // its leading currency column cannot serve a lookup by account. journal_entries had no index for the one lookup by
+    // order (GET /admin/orders/:orderId), which read every entry ever posted; its postings are now found by entry.
+    name: '0007_ledger_indexes_by_use',
+    async up(db) {
+      await db.raw('drop index if exists postings_currency_account_code_index');
+      await db.raw('create index if not exists journal_entries_order_id on journal_entries (order_id, id)');
+    },
+  },
 ];

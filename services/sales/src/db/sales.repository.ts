@@ -210,7 +210,9 @@ export class SalesRepository implements SalesStore, ReportStore {
 
   async entries(orderId: string): Promise<Row[]> {
     const entries: Row[] = await this.db('journal_entries').where({ order_id: orderId }).orderBy('id');
-    const postings: Row[] = await this.db('postings').where({ order_id: orderId }).orderBy('id');
+    // by entry, through the (entry_id, currency) index: postings has no index on order_id, and a filter on it alone
+    // would read every posting ever made
+    const postings: Row[] = entries.length === 0 ? [] : await this.db('postings').whereIn('entry_id', entries.map((e) => String(e.id))).orderBy('id');
     return entries.map((e) => ({
       entryKey: e.entry_key, kind: e.kind, description: e.description, postedAt: date(e.posted_at).toISOString(),
       postings: postings.filter((p) => String(p.entry_id) === String(e.id)).map((p) => ({ account: p.account_code, amount: money(p.amount_minor, p.currency) })),

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { createDb, localInfraEnv, migrate, type Db } from '@postsale/runtime';
 import { dropSchema, uniqueId } from '@postsale/runtime/testing';
 import { migrations } from '../../src/db/migrations';
+import { SalesRepository } from '../../src/db/sales.repository';
 
 /**
  * The balance check runs at every commit, once per posting inserted: its cost must not grow with the journal. It did
@@ -56,4 +58,23 @@ describe('sales: the journal balance check reads one entry, however long the jou
       ]);
     })).rejects.toThrow(/unbalanced in USD: 1/);
   });
+
+  it("when an operator opens one order's journal, then its entries and postings are read through indexes, not the whole journal", async () => {
+    // the statements the admin order view sends, captured as sent, then explained with their own bindings
+    const sent: Array<{ sql: string; bindings: readonly unknown[] }> = [];
+    const capture = (q: { sql: string; bindings?: readonly unknown[] }) => sent.push({ sql: q.sql, bindings: q.bindings ?? [] });
+    db.on('query', capture);
+    const journal = await new SalesRepository(db).entries(`ord-${md5(7)}`).finally(() => db.off('query', capture));
+    expect(journal).toHaveLength(1);
+    expect(journal[0]!.postings).toHaveLength(3);
+    expect(sent.map((q) => q.sql).join('\n')).toMatch(/journal_entries[\s\S]*postings/);
+    for (const q of sent) {
+      const plan = (await db.raw(`explain ${q.sql.replace(/\$\d+/g, "?")}`, q.bindings as never[])).rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
+      expect(plan).not.toMatch(/Seq Scan/);
+    }
+  });
 });
+
+function md5(n: number): string {
+  return createHash('md5').update(String(n)).digest('hex');
+}
