@@ -181,9 +181,12 @@ export class SalesRepository implements SalesStore, ReportStore {
     return result.rows[0].entries === 1;
   }
 
-  async unreturnedPayoutEntry(trx: Tx, payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined> {
+  async unreturnedPayoutEntry(trx: Tx, orderId: string, payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined> {
+    // found through the order's entries (journal_entries_order_id): a LIKE on the key uses no index unless the
+    // database's collation is C, and would read the whole journal
     const entry: Row | undefined = await trx('journal_entries as je')
-      .where('je.kind', 'PAYOUT')
+      .where('je.order_id', orderId)
+      .andWhere('je.kind', 'PAYOUT')
       .andWhere('je.entry_key', 'like', `payout:${payoutId.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`)
       .whereNotExists(trx('journal_entries as r').whereRaw(`r.entry_key = 'return:' || je.entry_key`))
       .orderBy('je.id', 'desc')

@@ -191,8 +191,8 @@ export interface SalesStore {
    * the order's row and then adds the note to its history with the order's state (no line for an order not known here).
    */
   postEntry(trx: Tx, entry: JournalEntryInput, note?: EntryNote): Promise<boolean>;
-  /** the most recent PAYOUT entry of this payout (key prefix `payout:<payoutId>:`) not yet mirrored by a return */
-  unreturnedPayoutEntry(trx: Tx, payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined>;
+  /** the most recent PAYOUT entry of this order's payout (key prefix `payout:<payoutId>:`) not yet mirrored by a return */
+  unreturnedPayoutEntry(trx: Tx, orderId: string, payoutId: string): Promise<{ entryKey: string; postings: Posting[] } | undefined>;
   findTerms(sellerId: string, trx?: Tx): Promise<CommercialTerms | undefined>;
   saveTerms(trx: Tx, terms: CommercialTerms): Promise<void>;
   /** the most recent rate for the pair dated within [notBefore, onOrBefore] */

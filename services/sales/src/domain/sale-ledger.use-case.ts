@@ -132,7 +132,7 @@ export async function recordPayoutEvent(deps: SalesDeps, trx: Tx, event: PayoutE
       if (order) await store.saveHistory(trx, order.orderId, [{ state: order.state, cause: 'PayoutReturned', detail: { eventId: event.eventId, ...detail } }]);
     };
     const p = event.payload;
-    const sent = await store.unreturnedPayoutEntry(trx, p.payoutId);
+    const sent = await store.unreturnedPayoutEntry(trx, event.orderId, p.payoutId);
     if (!sent) {
       await note({ recipient: p.recipient, ignored: 'no settled payout to re-credit (never reported sent, or already returned)' });
       return;

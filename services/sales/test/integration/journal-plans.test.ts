@@ -10,7 +10,7 @@ import { SalesRepository } from '../../src/db/sales.repository';
  * walk of the (currency, account_code) index filtered on entry_id, reading every posting, and the 20,000-order
  * benchmark stalled at ~200,000 postings (a sales commit took 25 s). Here: 210,000 postings, never analyzed.
  */
-describe('sales: the journal balance check reads one entry, however long the journal', () => {
+describe('sales: the journal is read by entry and by order, however long it grows', () => {
   const infra = localInfraEnv();
   const schema = uniqueId('t_sales_plan_');
   let db: Db;
@@ -60,20 +60,68 @@ describe('sales: the journal balance check reads one entry, however long the jou
   });
 
   it("when an operator opens one order's journal, then its entries and postings are read through indexes, not the whole journal", async () => {
-    // the statements the admin order view sends, captured as sent, then explained with their own bindings
-    const sent: Array<{ sql: string; bindings: readonly unknown[] }> = [];
-    const capture = (q: { sql: string; bindings?: readonly unknown[] }) => sent.push({ sql: q.sql, bindings: q.bindings ?? [] });
-    db.on('query', capture);
-    const journal = await new SalesRepository(db).entries(`ord-${md5(7)}`).finally(() => db.off('query', capture));
+    const { result: journal, statements } = await sentBy(() => new SalesRepository(db).entries(`ord-${md5(7)}`));
     expect(journal).toHaveLength(1);
     expect(journal[0]!.postings).toHaveLength(3);
-    expect(sent.map((q) => q.sql).join('\n')).toMatch(/journal_entries[\s\S]*postings/);
-    for (const q of sent) {
-      const plan = (await db.raw(`explain ${q.sql.replace(/\$\d+/g, "?")}`, q.bindings as never[])).rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
-      expect(plan).not.toMatch(/Seq Scan/);
-    }
+    expect(statements.map((q) => q.sql).join('\n')).toMatch(/journal_entries[\s\S]*postings/);
+    for (const q of statements) expect(await wholeTableReads(q)).toEqual([]);
   });
+
+  it("when a payout comes back, then the entry it mirrors is found through the order's entries, not the whole journal", async () => {
+    const orderId = `ord-${md5(8)}`;
+    await db.transaction(async (trx) => {
+      const [entry] = await trx('journal_entries').insert({ entry_key: 'payout:po-8:si-8', order_id: orderId, seller_id: 's-8', kind: 'PAYOUT', description: 'paid' }).returning('id');
+      await trx('postings').insert([
+        { entry_id: entry.id, account_code: 'seller_payable', seller_id: 's-8', order_id: orderId, currency: 'USD', amount_minor: 900 },
+        { entry_id: entry.id, account_code: 'payouts_sent', seller_id: 's-8', order_id: orderId, currency: 'USD', amount_minor: -900 },
+      ]);
+    });
+    const { result: sent, statements } = await sentBy(() => db.transaction((trx) => new SalesRepository(db).unreturnedPayoutEntry(trx, orderId, 'po-8')));
+    expect(sent?.entryKey).toBe('payout:po-8:si-8');
+    expect(statements.length).toBeGreaterThan(0);
+    for (const q of statements) expect(await wholeTableReads(q)).toEqual([]);
+  });
+
+  /** what `work` sent to Postgres, as sent (knex's query events) */
+  async function sentBy<T>(work: () => Promise<T>): Promise<{ result: T; statements: Statement[] }> {
+    const statements: Statement[] = [];
+    const capture = (q: { sql: string; bindings?: readonly unknown[] }) => {
+      if (!/^(begin|commit|rollback)/i.test(q.sql)) statements.push({ sql: q.sql, bindings: q.bindings ?? [] });
+    };
+    db.on('query', capture);
+    try {
+      return { result: await work(), statements };
+    } finally {
+      db.off('query', capture);
+    }
+  }
+
+  /**
+   * The scans of a statement's plan (explained with its own bindings) that read a whole table: a Seq Scan, or an index
+   * walked from end to end with the condition only as a filter (no Index Cond), which costs the same as the journal grows.
+   */
+  async function wholeTableReads(q: Statement): Promise<string[]> {
+    const explained = await db.raw(`explain (format json) ${q.sql.replace(/\$\d+/g, '?')}`, q.bindings as never[]);
+    const walk = (node: PlanNode): string[] => [
+      ...(node['Node Type'] === 'Seq Scan' || (/^Index( Only)? Scan$/.test(node['Node Type']) && !node['Index Cond'])
+        ? [`${node['Node Type']} on ${node['Relation Name']}${node['Index Name'] ? ` using ${node['Index Name']}` : ''}`] : []),
+      ...(node.Plans ?? []).flatMap(walk),
+    ];
+    return walk(explained.rows[0]['QUERY PLAN'][0].Plan as PlanNode);
+  }
 });
+
+interface Statement {
+  sql: string;
+  bindings: readonly unknown[];
+}
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Index Cond'?: string;
+  Plans?: PlanNode[];
+}
 
 function md5(n: number): string {
   return createHash('md5').update(String(n)).digest('hex');
