@@ -1,4 +1,5 @@
 import knex, { type Knex } from 'knex';
+import pg from 'pg';
 import type { BaseConfig } from './config';
 import type { Metrics } from './metrics';
 import type { Logger } from './logger';
@@ -17,6 +18,28 @@ export interface Migration {
   name: string;
   up(db: Knex): Promise<void>;
   down?(db: Knex): Promise<void>;
+  /**
+   * false: runs outside a transaction, for what Postgres refuses inside one: CREATE / DROP INDEX CONCURRENTLY, which
+   * change an index of a table that grows with every order without holding its writes meanwhile. Such a migration
+   * must be safe to run again: a failure part-way keeps what was done, and the migration runs again at the next start.
+   */
+  transaction?: false;
+}
+
+/**
+ * Builds an index without holding the table's writes (CREATE INDEX CONCURRENTLY), in a migration with
+ * `transaction: false`. A concurrent build that failed (a deploy killed meanwhile) leaves an invalid index of that name,
+ * which `if not exists` would keep: it is dropped and built again. Safe because migrate() lets one migrator at a time
+ * work on a schema: an invalid index is never another one's build in progress.
+ */
+export async function createIndexConcurrently(db: Knex, name: string, on: string): Promise<void> {
+  const invalid = await db.raw(
+    `select 1 from pg_index i join pg_class c on c.oid = i.indexrelid
+      where c.relname = ? and c.relnamespace = current_schema()::regnamespace and not i.indisvalid`,
+    [name],
+  );
+  if (invalid.rows.length > 0) await db.raw('drop index concurrently if exists ??', [name]);
+  await db.raw(`create index concurrently if not exists ?? on ${on}`, [name]);
 }
 
 /**
@@ -135,22 +158,56 @@ export function statementShape(sql: string): string {
 
 /** Creates the schema if needed and runs the service's migrations (the runtime's own tables first). */
 export async function migrate(db: Db, schema: string, migrations: Migration[]): Promise<void> {
-  await db.raw('create schema if not exists ??', [schema]);
   const all = [...runtimeMigrations, ...migrations];
   const names = new Set<string>();
   for (const m of all) {
     if (names.has(m.name)) throw new Error(`duplicate migration name ${m.name}`);
     names.add(m.name);
   }
-  await db.migrate.latest({
+  const config: Knex.MigratorConfig = {
     schemaName: schema,
     tableName: 'knex_migrations',
     migrationSource: {
       getMigrations: async () => all,
       getMigrationName: (m: Migration) => m.name,
-      getMigration: async (m: Migration) => ({ up: m.up, down: m.down ?? (async () => undefined) }),
+      getMigration: async (m: Migration) => ({ up: m.up, down: m.down ?? (async () => undefined), ...(m.transaction === false && { config: { transaction: false } }) }),
     },
+  };
+  await oneMigratorAtATime(db, schema, async () => {
+    // under the turn too: two `create schema if not exists` at once can both try, and one fails on a duplicate key
+    await db.raw('create schema if not exists ??', [schema]);
+    // Nobody else migrates this schema now: knex's lock row, if set, was left by a migrator that died part-way through
+    // a migration run outside a transaction (inside one, its lock would have rolled back with it).
+    await db.migrate.forceFreeMigrationsLock(config);
+    await db.migrate.latest(config);
   });
+}
+
+/** how often a replica that waits for another's migrations asks again */
+const MIGRATION_LOCK_POLL_MS = 200;
+
+/**
+ * Runs `work` while this process is the schema's only migrator (replicas starting together take turns): a session
+ * advisory lock, which Postgres gives up when the holder's process dies, on a connection of its own (the pool may have
+ * only one). Asked for with pg_try_advisory_lock, again and again, not waited for inside a statement: a statement that
+ * waits holds a snapshot, and the holder's CREATE INDEX CONCURRENTLY waits for every older snapshot to end — the two
+ * would wait for each other, out of sight of Postgres's deadlock detector.
+ */
+async function oneMigratorAtATime(db: Db, schema: string, work: () => Promise<void>): Promise<void> {
+  // the pool's own connection settings, as knex parsed them from the URL
+  const session = new pg.Client({ ...(db.client as unknown as { connectionSettings: pg.ClientConfig }).connectionSettings });
+  // a session that drops loses its lock; knex's lock row still keeps a second migrator out, as it did before this lock
+  session.on('error', () => undefined);
+  await session.connect();
+  try {
+    const key = `postsale.migrate:${schema}`;
+    while (!(await session.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as locked', [key])).rows[0]!.locked) {
+      await new Promise((resolve) => setTimeout(resolve, MIGRATION_LOCK_POLL_MS));
+    }
+    await work();
+  } finally {
+    await session.end().catch(() => undefined); // the lock ends with the session
+  }
 }
 
 /** Tables every service has: the transactional outbox and the consumer inbox. */

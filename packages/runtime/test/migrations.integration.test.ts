@@ -1,0 +1,78 @@
+import { createDb, createIndexConcurrently, localInfraEnv, migrate, type Db, type Migration } from '../src';
+import { dropSchema, uniqueId } from '../src/testing';
+
+/**
+ * Index changes on tables that grow with every order are made concurrently, so a deploy does not hold a service's
+ * writes while a large index is built; replicas starting together take turns (real Postgres).
+ */
+describe('migrations: one migrator at a time, indexes built without holding writes', () => {
+  const infra = localInfraEnv();
+  const schemas: string[] = [];
+  const dbs: Db[] = [];
+  /** a pool on a new schema (or on `schema`: another replica of the same service) */
+  const pool = (schema = uniqueId('t_migrations_')): { db: Db; schema: string } => {
+    if (!schemas.includes(schema)) schemas.push(schema);
+    const db = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 1 });
+    dbs.push(db);
+    return { db, schema };
+  };
+  const tableWithIndex = (transaction?: false): Migration[] => [
+    { name: '0001_table', async up(db) {
+      await db.raw('create table entries (id bigserial primary key, order_id text not null)');
+      await db.raw(`insert into entries (order_id) select 'ord-' || n from generate_series(1, 1000) n`);
+    } },
+    { name: '0002_index', ...(transaction === false && { transaction }), async up(db) {
+      await createIndexConcurrently(db, 'entries_by_order', 'entries (order_id)');
+    } },
+  ];
+  const indexes = async (db: Db) => (await db.raw(
+    `select c.relname as name, i.indisvalid as valid, i.indisunique as unique from pg_index i join pg_class c on c.oid = i.indexrelid
+      where c.relnamespace = current_schema()::regnamespace and c.relname like 'entries_by%' order by 1`,
+  )).rows as Array<{ name: string; valid: boolean; unique: boolean }>;
+
+  afterAll(async () => {
+    for (const db of dbs) await db.destroy();
+    for (const schema of schemas) await dropSchema(schema);
+  });
+
+  it('when a migration says transaction: false, then it builds its index concurrently; inside a transaction Postgres refuses', async () => {
+    const refused = pool();
+    await expect(migrate(refused.db, refused.schema, tableWithIndex())).rejects.toThrow(/cannot run inside a transaction block/);
+
+    const { db, schema } = pool();
+    await migrate(db, schema, tableWithIndex(false));
+    expect(await indexes(db)).toEqual([{ name: 'entries_by_order', valid: true, unique: false }]);
+  });
+
+  it('when two replicas start together on a new schema, then they take turns and each migration runs once', async () => {
+    const first = pool();
+    const second = pool(first.schema);
+    // the first to hold the turn builds the index concurrently while the other waits: a waiter blocked inside a
+    // statement would hold a snapshot that the build waits for, and neither would finish
+    await Promise.all([migrate(first.db, first.schema, tableWithIndex(false)), migrate(second.db, second.schema, tableWithIndex(false))]);
+    expect(await indexes(first.db)).toEqual([{ name: 'entries_by_order', valid: true, unique: false }]);
+    expect((await first.db('knex_migrations').whereIn('name', ['0001_table', '0002_index'])).length).toBe(2);
+  }, 30_000);
+
+  it('when a migrator died part-way and left knex\'s lock set, then the next start migrates anyway', async () => {
+    const { db, schema } = pool();
+    await migrate(db, schema, tableWithIndex(false).slice(0, 1));
+    // what a process killed during a migration outside a transaction leaves behind
+    await db('knex_migrations_lock').update({ is_locked: 1 });
+    await migrate(db, schema, tableWithIndex(false));
+    expect(await indexes(db)).toEqual([{ name: 'entries_by_order', valid: true, unique: false }]);
+    expect((await db('knex_migrations_lock').first()).is_locked).toBe(0);
+  });
+
+  it('when an earlier concurrent build failed and left an invalid index, then the migration drops it and builds it again', async () => {
+    const { db, schema } = pool();
+    await migrate(db, schema, tableWithIndex(false).slice(0, 1));
+    // a build that fails part-way leaves its index behind, invalid (here: a unique build over duplicate values)
+    await db('entries').insert({ order_id: 'ord-1' });
+    await expect(db.raw('create unique index concurrently entries_by_order on entries (order_id)')).rejects.toThrow(/could not create unique index/);
+    expect(await indexes(db)).toEqual([{ name: 'entries_by_order', valid: false, unique: true }]);
+
+    await migrate(db, schema, tableWithIndex(false));
+    expect(await indexes(db)).toEqual([{ name: 'entries_by_order', valid: true, unique: false }]);
+  });
+});
