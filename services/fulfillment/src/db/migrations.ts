@@ -199,8 +199,9 @@ export const migrations: Migration[] = [
     // The unique (order_id, attempt_no) index already serves every lookup by order; this one only cost an entry per
     // purchase attempt.
     name: '0008_drop_purchase_attempts_order_id_index',
+    transaction: false, // concurrently: the drop waits for the transactions using the index and holds none of the writes
     async up(db) {
-      await db.raw('drop index if exists purchase_attempts_order_id_index');
+      await db.raw('drop index concurrently if exists purchase_attempts_order_id_index');
     },
   },
 ];

@@ -243,8 +243,9 @@ export const migrations: Migration[] = [
     // Intent history is read by order only (GET /admin/orders/:orderId); the index by intent took an entry for every
     // state change (≈ 6 per order) and served no query.
     name: '0008_drop_intent_history_intent_id_index',
+    transaction: false, // concurrently: the drop waits for the transactions using the index and holds none of the writes
     async up(db) {
-      await db.raw('drop index if exists intent_history_intent_id_index');
+      await db.raw('drop index concurrently if exists intent_history_intent_id_index');
     },
   },
 ];

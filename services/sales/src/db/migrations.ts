@@ -1,4 +1,4 @@
-import { createAdminAuditTable, type Migration } from '@postsale/runtime';
+import { createAdminAuditTable, createIndexConcurrently, type Migration } from '@postsale/runtime';
 import { ACCOUNTS } from '../domain/ledger';
 
 /** sales's own tables, in its own schema. Append new migrations; never edit one that has shipped. */
@@ -223,10 +223,12 @@ export const migrations: Migration[] = [
     // order) and served no query: the trial balance and the open payables sum every posting (a scan either way), and
     // its leading currency column cannot serve a lookup by account. journal_entries had no index for the one lookup by
     // order (GET /admin/orders/:orderId), which read every entry ever posted; its postings are now found by entry.
+    // Concurrently, outside a transaction: on a long journal the build must not hold sales's writes meanwhile.
     name: '0007_ledger_indexes_by_use',
+    transaction: false,
     async up(db) {
-      await db.raw('drop index if exists postings_currency_account_code_index');
-      await db.raw('create index if not exists journal_entries_order_id on journal_entries (order_id, id)');
+      await db.raw('drop index concurrently if exists postings_currency_account_code_index');
+      await createIndexConcurrently(db, 'journal_entries_order_id', 'journal_entries (order_id, id)');
     },
   },
 ];
