@@ -196,7 +196,8 @@ const MIGRATION_LOCK_POLL_MS = 200;
 async function oneMigratorAtATime(db: Db, schema: string, work: () => Promise<void>): Promise<void> {
   // the pool's own connection settings, as knex parsed them from the URL
   const session = new pg.Client({ ...(db.client as unknown as { connectionSettings: pg.ClientConfig }).connectionSettings });
-  // a session that drops loses its lock; knex's lock row still keeps a second migrator out, as it did before this lock
+  // A session that drops loses its lock, and another replica may take the turn while this one migrates: with the
+  // database gone from under it, this one's migration most likely fails too (and runs again at the next start).
   session.on('error', () => undefined);
   await session.connect();
   try {

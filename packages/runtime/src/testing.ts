@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import type { Kafka } from 'kafkajs';
-import knex from 'knex';
+import knex, { type Knex } from 'knex';
 import type { EventCodec, TypedEvent } from '@postsale/contracts';
 import { localInfraEnv } from './config';
 import type { RunningService } from './service';
@@ -68,6 +68,49 @@ export async function dropSchema(schema: string, databaseUrl = localInfraEnv().D
   } finally {
     await db.destroy();
   }
+}
+
+/** A statement as knex sent it: its text (pg's $n placeholders, in order) and its bindings. */
+export interface SentStatement {
+  sql: string;
+  bindings: readonly unknown[];
+}
+
+/** What `work` sent to Postgres through `db`, as sent (knex's query events), BEGIN, COMMIT and ROLLBACK left out. */
+export async function statementsSentBy<T>(db: Knex, work: () => Promise<T>): Promise<{ result: T; statements: SentStatement[] }> {
+  const statements: SentStatement[] = [];
+  const capture = (q: { sql: string; bindings?: readonly unknown[] }) => {
+    if (!/^(begin|commit|rollback)\b/i.test(q.sql)) statements.push({ sql: q.sql, bindings: q.bindings ?? [] });
+  };
+  db.on('query', capture);
+  try {
+    return { result: await work(), statements };
+  } finally {
+    db.off('query', capture);
+  }
+}
+
+/** The EXPLAIN (FORMAT JSON) fields the plan tests read. */
+export interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Index Cond'?: string;
+  'Actual Rows'?: number;
+  'Actual Loops'?: number;
+  'Rows Removed by Filter'?: number;
+  'Rows Removed by Index Recheck'?: number;
+  Plans?: PlanNode[];
+}
+
+/**
+ * The plan of a statement as it was sent, explained with its own bindings (`analyze`: run, with actual rows), every
+ * node in one list. `q` may be a transaction that set planner options first.
+ */
+export async function planOfSent(q: Knex, statement: SentStatement, options: { analyze?: boolean } = {}): Promise<PlanNode[]> {
+  const explained = await q.raw(`explain (${options.analyze ? 'analyze, ' : ''}format json) ${statement.sql.replace(/\$\d+/g, '?')}`, statement.bindings as never);
+  const nodes = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodes)];
+  return nodes(explained.rows[0]['QUERY PLAN'][0].Plan as PlanNode);
 }
 
 /** Polls until `condition` returns a truthy value or the deadline passes; never a fixed sleep. */

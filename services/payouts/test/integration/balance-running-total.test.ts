@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createDb, migrate, type Db } from '@postsale/runtime';
-import { dropSchema, testEnv } from '@postsale/runtime/testing';
+import { dropSchema, planOfSent, statementsSentBy, testEnv } from '@postsale/runtime/testing';
 import { migrations } from '../../src/db/migrations';
 import { PayoutsRepository } from '../../src/db/payouts.repository';
 import type { BalanceEntry } from '../../src/domain/records';
@@ -96,11 +96,7 @@ describe('running balance', () => {
     await db.raw('analyze balances');
     await db.raw('analyze balance_entries');
 
-    const statements: Array<{ sql: string; bindings: unknown[] }> = [];
-    const listen = (q: { sql: string; bindings?: unknown[] }) => statements.push({ sql: q.sql, bindings: q.bindings ?? [] });
-    db.on('query', listen);
-    const owed = await repo.owed(party, 'USD');
-    db.removeListener('query', listen);
+    const { result: owed, statements } = await statementsSentBy(db, () => repo.owed(party, 'USD'));
     expect(owed).toBe(await owedBySum(party, 'USD'));
     expect(statements).toHaveLength(1);
     const statement = statements[0]!;
@@ -109,25 +105,10 @@ describe('running balance', () => {
     // its plan, as Postgres runs it (index use forced only so a tiny test table does not pick a sequential scan)
     const plan = await db.transaction(async (trx) => {
       await trx.raw('set local enable_seqscan = off');
-      // the logged statement has pg's $n placeholders, in order
-      const result = await trx.raw(`explain (analyze, format json) ${statement.sql.replace(/\$\d+/g, '?')}`, statement.bindings as never);
-      return result.rows[0]['QUERY PLAN'][0].Plan as PlanNode;
+      return planOfSent(trx, statement, { analyze: true });
     });
-    const scans = nodes(plan).filter((n) => n['Relation Name']);
+    const scans = plan.filter((n) => n['Relation Name']);
     expect(scans.map((n) => n['Relation Name'])).toEqual(['balances']);
-    expect(scans.map((n) => (n['Actual Rows'] + (n['Rows Removed by Filter'] ?? 0) + (n['Rows Removed by Index Recheck'] ?? 0)) * n['Actual Loops'])).toEqual([1]);
+    expect(scans.map((n) => (n['Actual Rows']! + (n['Rows Removed by Filter'] ?? 0) + (n['Rows Removed by Index Recheck'] ?? 0)) * n['Actual Loops']!)).toEqual([1]);
   });
 });
-
-interface PlanNode {
-  'Relation Name'?: string;
-  'Actual Rows': number;
-  'Actual Loops': number;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  Plans?: PlanNode[];
-}
-
-function nodes(plan: PlanNode): PlanNode[] {
-  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
-}

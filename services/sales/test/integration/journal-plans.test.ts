@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createDb, localInfraEnv, migrate, type Db } from '@postsale/runtime';
-import { dropSchema, uniqueId } from '@postsale/runtime/testing';
+import { dropSchema, planOfSent, statementsSentBy, uniqueId, type SentStatement } from '@postsale/runtime/testing';
 import { migrations } from '../../src/db/migrations';
 import { SalesRepository } from '../../src/db/sales.repository';
 
@@ -60,7 +60,7 @@ describe('sales: the journal is read by entry and by order, however long it grow
   });
 
   it("when an operator opens one order's journal, then its entries and postings are read through indexes, not the whole journal", async () => {
-    const { result: journal, statements } = await sentBy(() => new SalesRepository(db).entries(`ord-${md5(7)}`));
+    const { result: journal, statements } = await statementsSentBy(db, () => new SalesRepository(db).entries(`ord-${md5(7)}`));
     expect(journal).toHaveLength(1);
     expect(journal[0]!.postings).toHaveLength(3);
     expect(statements.map((q) => q.sql).join('\n')).toMatch(/journal_entries[\s\S]*postings/);
@@ -76,52 +76,22 @@ describe('sales: the journal is read by entry and by order, however long it grow
         { entry_id: entry.id, account_code: 'payouts_sent', seller_id: 's-8', order_id: orderId, currency: 'USD', amount_minor: -900 },
       ]);
     });
-    const { result: sent, statements } = await sentBy(() => db.transaction((trx) => new SalesRepository(db).unreturnedPayoutEntry(trx, orderId, 'po-8')));
+    const { result: sent, statements } = await statementsSentBy(db, () => db.transaction((trx) => new SalesRepository(db).unreturnedPayoutEntry(trx, orderId, 'po-8')));
     expect(sent?.entryKey).toBe('payout:po-8:si-8');
     expect(statements.length).toBeGreaterThan(0);
     for (const q of statements) expect(await wholeTableReads(q)).toEqual([]);
   });
 
-  /** what `work` sent to Postgres, as sent (knex's query events) */
-  async function sentBy<T>(work: () => Promise<T>): Promise<{ result: T; statements: Statement[] }> {
-    const statements: Statement[] = [];
-    const capture = (q: { sql: string; bindings?: readonly unknown[] }) => {
-      if (!/^(begin|commit|rollback)/i.test(q.sql)) statements.push({ sql: q.sql, bindings: q.bindings ?? [] });
-    };
-    db.on('query', capture);
-    try {
-      return { result: await work(), statements };
-    } finally {
-      db.off('query', capture);
-    }
-  }
-
   /**
-   * The scans of a statement's plan (explained with its own bindings) that read a whole table: a Seq Scan, or an index
-   * walked from end to end with the condition only as a filter (no Index Cond), which costs the same as the journal grows.
+   * The scans of a statement's plan that read a whole table: a Seq Scan, or an index walked from end to end with the
+   * condition only as a filter (no Index Cond), which costs the same as the journal grows.
    */
-  async function wholeTableReads(q: Statement): Promise<string[]> {
-    const explained = await db.raw(`explain (format json) ${q.sql.replace(/\$\d+/g, '?')}`, q.bindings as never[]);
-    const walk = (node: PlanNode): string[] => [
-      ...(node['Node Type'] === 'Seq Scan' || (/^Index( Only)? Scan$/.test(node['Node Type']) && !node['Index Cond'])
-        ? [`${node['Node Type']} on ${node['Relation Name']}${node['Index Name'] ? ` using ${node['Index Name']}` : ''}`] : []),
-      ...(node.Plans ?? []).flatMap(walk),
-    ];
-    return walk(explained.rows[0]['QUERY PLAN'][0].Plan as PlanNode);
+  async function wholeTableReads(q: SentStatement): Promise<string[]> {
+    return (await planOfSent(db, q))
+      .filter((node) => node['Node Type'] === 'Seq Scan' || (/^Index( Only)? Scan$/.test(node['Node Type']) && !node['Index Cond']))
+      .map((node) => `${node['Node Type']} on ${node['Relation Name']}${node['Index Name'] ? ` using ${node['Index Name']}` : ''}`);
   }
 });
-
-interface Statement {
-  sql: string;
-  bindings: readonly unknown[];
-}
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Index Cond'?: string;
-  Plans?: PlanNode[];
-}
 
 function md5(n: number): string {
   return createHash('md5').update(String(n)).digest('hex');
