@@ -157,7 +157,14 @@ export function statementShape(sql: string): string {
 }
 
 /** Creates the schema if needed and runs the service's migrations (the runtime's own tables first). */
-export async function migrate(db: Db, schema: string, migrations: Migration[]): Promise<void> {
+/** How a migrator that waits for another replica's turn says so (a start that seems to hang should say why). */
+export interface MigrateOptions {
+  logger?: Pick<Logger, 'info' | 'warn'>;
+  /** how often a replica still waiting says so again (default 30 s) */
+  waitReportEveryMs?: number;
+}
+
+export async function migrate(db: Db, schema: string, migrations: Migration[], options: MigrateOptions = {}): Promise<void> {
   const all = [...runtimeMigrations, ...migrations];
   const names = new Set<string>();
   for (const m of all) {
@@ -173,7 +180,7 @@ export async function migrate(db: Db, schema: string, migrations: Migration[]): 
       getMigration: async (m: Migration) => ({ up: m.up, down: m.down ?? (async () => undefined), ...(m.transaction === false && { config: { transaction: false } }) }),
     },
   };
-  await oneMigratorAtATime(db, schema, async () => {
+  await oneMigratorAtATime(db, schema, options, async () => {
     // under the turn too: two `create schema if not exists` at once can both try, and one fails on a duplicate key
     await db.raw('create schema if not exists ??', [schema]);
     // Nobody else migrates this schema now: knex's lock row, if set, was left by a migrator that died part-way through
@@ -185,6 +192,23 @@ export async function migrate(db: Db, schema: string, migrations: Migration[]): 
 
 /** how often a replica that waits for another's migrations asks again */
 const MIGRATION_LOCK_POLL_MS = 200;
+/** how often a replica still waiting for the turn logs so */
+const MIGRATION_WAIT_REPORT_MS = 30_000;
+
+/**
+ * The session holding the migration turn, as Postgres sees it (a bigint advisory key is stored as its high and low
+ * 32 bits in classid and objid): its process id, application name, client address and since when it is connected.
+ */
+async function migrationTurnHolder(session: pg.Client, key: string): Promise<Record<string, unknown> | undefined> {
+  const { rows } = await session.query(
+    `select a.pid, a.application_name as "applicationName", a.client_addr::text as "clientAddr", a.backend_start as "connectedSince"
+       from pg_locks l join pg_stat_activity a on a.pid = l.pid
+      where l.locktype = 'advisory' and l.granted and l.objsubid = 1 and l.database = (select oid from pg_database where datname = current_database())
+        and l.classid::bigint = (hashtextextended($1, 0) >> 32) & 4294967295 and l.objid::bigint = hashtextextended($1, 0) & 4294967295`,
+    [key],
+  );
+  return rows[0];
+}
 
 /**
  * Runs `work` while this process is the schema's only migrator (replicas starting together take turns): a session
@@ -193,7 +217,8 @@ const MIGRATION_LOCK_POLL_MS = 200;
  * waits holds a snapshot, and the holder's CREATE INDEX CONCURRENTLY waits for every older snapshot to end — the two
  * would wait for each other, out of sight of Postgres's deadlock detector.
  */
-async function oneMigratorAtATime(db: Db, schema: string, work: () => Promise<void>): Promise<void> {
+async function oneMigratorAtATime(db: Db, schema: string, options: MigrateOptions, work: () => Promise<void>): Promise<void> {
+  const { logger, waitReportEveryMs = MIGRATION_WAIT_REPORT_MS } = options;
   // the pool's own connection settings, as knex parsed them from the URL
   const session = new pg.Client({ ...(db.client as unknown as { connectionSettings: pg.ClientConfig }).connectionSettings });
   // A session that drops loses its lock, and another replica may take the turn while this one migrates: with the
@@ -202,9 +227,20 @@ async function oneMigratorAtATime(db: Db, schema: string, work: () => Promise<vo
   await session.connect();
   try {
     const key = `postsale.migrate:${schema}`;
+    const since = Date.now();
+    let nextReportAt: number | undefined;
     while (!(await session.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as locked', [key])).rows[0]!.locked) {
+      // A migration can run long (an index built concurrently waits for every older transaction): the replicas
+      // waiting behind it say so, and who holds the turn, at once and then every so often, not silently.
+      if (logger && (nextReportAt === undefined || Date.now() >= nextReportAt)) {
+        const holder = await migrationTurnHolder(session, key);
+        if (nextReportAt === undefined) logger.info({ schema, holder }, 'another replica is migrating this schema; waiting for its turn');
+        else logger.warn({ schema, holder, waitedMs: Date.now() - since }, 'still waiting for another replica to finish migrating this schema');
+        nextReportAt = Date.now() + waitReportEveryMs;
+      }
       await new Promise((resolve) => setTimeout(resolve, MIGRATION_LOCK_POLL_MS));
     }
+    if (logger && nextReportAt !== undefined) logger.info({ schema, waitedMs: Date.now() - since }, 'migration turn taken');
     await work();
   } finally {
     await session.end().catch(() => undefined); // the lock ends with the session

@@ -81,7 +81,7 @@ export async function startService<S extends z.ZodType>(
     }
   };
   instrumentDb(db, metrics);
-  await step(() => migrate(db, config.DB_SCHEMA, definition.migrations));
+  await step(() => migrate(db, config.DB_SCHEMA, definition.migrations, { logger }));
 
   const kafka = createKafka({ clientId: definition.name, brokers: config.KAFKA_BROKERS, logger, security: config });
   instrumentKafka(kafka, metrics);

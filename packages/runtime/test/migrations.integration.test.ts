@@ -1,5 +1,6 @@
-import { createDb, createIndexConcurrently, localInfraEnv, migrate, type Db, type Migration } from '../src';
-import { dropSchema, uniqueId } from '../src/testing';
+import pg from 'pg';
+import { createDb, createIndexConcurrently, localInfraEnv, migrate, type Db, type Logger, type Migration } from '../src';
+import { dropSchema, uniqueId, waitFor } from '../src/testing';
 
 /**
  * Index changes on tables that grow with every order are made concurrently, so a deploy does not hold a service's
@@ -52,6 +53,34 @@ describe('migrations: one migrator at a time, indexes built without holding writ
     await Promise.all([migrate(first.db, first.schema, tableWithIndex(false)), migrate(second.db, second.schema, tableWithIndex(false))]);
     expect(await indexes(first.db)).toEqual([{ name: 'entries_by_order', valid: true, unique: false }]);
     expect((await first.db('knex_migrations').whereIn('name', ['0001_table', '0002_index'])).length).toBe(2);
+  }, 30_000);
+
+  it('when another replica holds the turn, then the waiting one says so and who holds it, again while it waits, and migrates once it is free', async () => {
+    const { db, schema } = pool();
+    // another replica's migrator, mid-migration: its session holds the schema's turn
+    const holder = new pg.Client({ connectionString: infra.DATABASE_URL, application_name: 'other-replica-migrating' });
+    await holder.connect();
+    try {
+      const pid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+      await holder.query('select pg_advisory_lock(hashtextextended($1, 0))', [`postsale.migrate:${schema}`]);
+      const lines: Array<{ level: string; msg: string; fields: Record<string, unknown> }> = [];
+      const note = (level: string) => (fields: Record<string, unknown>, msg: string) => void lines.push({ level, msg, fields });
+      const logger = { info: note('info'), warn: note('warn') } as unknown as Pick<Logger, 'info' | 'warn'>;
+      const migrating = migrate(db, schema, tableWithIndex(false), { logger, waitReportEveryMs: 300 });
+      await waitFor(() => lines.filter((l) => l.level === 'warn').length >= 2, { timeoutMs: 10_000, description: 'two reports that it still waits' });
+      expect(lines[0]).toEqual({ level: 'info', msg: 'another replica is migrating this schema; waiting for its turn',
+        fields: { schema, holder: expect.objectContaining({ pid, applicationName: 'other-replica-migrating' }) } });
+      expect(lines[1]).toEqual({ level: 'warn', msg: 'still waiting for another replica to finish migrating this schema',
+        fields: { schema, holder: expect.objectContaining({ pid }), waitedMs: expect.any(Number) } });
+      expect(await indexes(db)).toEqual([]); // nothing migrated while the other holds the turn
+
+      await holder.query('select pg_advisory_unlock(hashtextextended($1, 0))', [`postsale.migrate:${schema}`]);
+      await migrating;
+      expect(lines[lines.length - 1]).toEqual({ level: 'info', msg: 'migration turn taken', fields: { schema, waitedMs: expect.any(Number) } });
+      expect(await indexes(db)).toEqual([{ name: 'entries_by_order', valid: true, unique: false }]);
+    } finally {
+      await holder.end();
+    }
   }, 30_000);
 
   it('when a migrator died part-way and left knex\'s lock set, then the next start migrates anyway', async () => {
