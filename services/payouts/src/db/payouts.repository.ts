@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { safeInteger } from '@postsale/contracts';
 import { AdminAuditTrail, afterCommit, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
-import type { PayPalItemState, PayoutsStore } from '../domain/ports';
+import type { BusyItems, PayPalItemState, PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toItemWithBatchId, toPayee, toReversal, toSale } from './payouts.rows';
 import type {
   BalanceEntry, Batch, BatchCheckJob, FxRate, HistoryEntry, Intent, IntentPatch, ItemMove, ItemWithBatchId, Milestones, MovedItem, NewIntent,
@@ -473,13 +473,13 @@ export class PayoutsRepository implements PayoutsStore {
     })));
   }
 
-  async itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<ItemWithBatchId[]> {
+  async itemsBySenderItemIds(trx: Tx, senderItemIds: string[], busy: BusyItems = 'wait'): Promise<ItemWithBatchId[]> {
     // the items are locked, not their batch (`for update of payout_items`): the batch's PayPal id is only read
-    return this.itemsWithBatchId(trx, senderItemIds, true);
+    return this.itemsWithBatchId(trx, senderItemIds, busy);
   }
 
   async peekItemsBySenderItemIds(senderItemIds: string[], trx?: Tx): Promise<ItemWithBatchId[]> {
-    return this.itemsWithBatchId(trx ?? this.db, senderItemIds, false);
+    return this.itemsWithBatchId(trx ?? this.db, senderItemIds, undefined);
   }
 
   async peekWebhookItems(webhooks: Array<{ state: PayPalItemState; event: { id: string; type: string } }>): Promise<ItemWithBatchId[]> {
@@ -501,7 +501,8 @@ export class PayoutsRepository implements PayoutsStore {
     return (rows as Array<Record<string, unknown>>).map(toItemWithBatchId);
   }
 
-  private async itemsWithBatchId(q: Db | Tx, senderItemIds: string[], lock: boolean): Promise<ItemWithBatchId[]> {
+  /** `lock` undefined: read without a lock; else the items are locked, waiting for or skipping the ones another holds */
+  private async itemsWithBatchId(q: Db | Tx, senderItemIds: string[], lock: BusyItems | undefined): Promise<ItemWithBatchId[]> {
     if (senderItemIds.length === 0) return [];
     // the intent's order, seller and recipient never change: read with the item, not locked (only the items are)
     const query = q('payout_items')
@@ -512,6 +513,7 @@ export class PayoutsRepository implements PayoutsStore {
       .select('payout_items.*', 'payout_batches.paypal_batch_id as batch_paypal_batch_id',
         'payout_intents.order_id as payment_order_id', 'payout_intents.seller_id as payment_seller_id', 'payout_intents.recipient as payment_recipient');
     if (lock) query.forUpdate('payout_items');
+    if (lock === 'skip') query.skipLocked();
     return ((await query) as Array<Record<string, unknown>>).map(toItemWithBatchId);
   }
 
@@ -537,7 +539,7 @@ export class PayoutsRepository implements PayoutsStore {
     return (await q('payout_items').where({ batch_id: batchId, status: 'UNCLAIMED' }).whereNotNull('cancel_requested_at').whereNotNull('paypal_item_id').orderBy('id')).map(toItem);
   }
 
-  async moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvents: Array<{ id: string; type: string }> = []): Promise<MovedItem[] | undefined> {
+  async moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvents: Array<{ id: string; type: string }> = [], busy: BusyItems = 'wait'): Promise<MovedItem[] | undefined> {
     if (moves.length === 0) throw new Error('moveItemsAsSeen: no items to move');
     const withMove = moves.filter((m) => m.intentMove);
     const intentMove = withMove[0]?.intentMove;
@@ -570,19 +572,20 @@ export class PayoutsRepository implements PayoutsStore {
     // The items are locked first, in id order, then compared with what was seen (status and PayPal item id decided on,
     // transaction id computed from): all as seen, all move; any moved meanwhile, none does (and no intent is locked),
     // so a caller that reads them again (locked already) and tries again still takes items before intents, each in id
-    // order, as every other path does. The webhooks' records, when given, are written whatever the outcome.
+    // order, as every other path does. Busy items skipped: "all" is the ones locked, the others are not touched.
+    // The webhooks' records, when given, are written whatever the outcome.
     const { rows } = await trx.raw(
       `with seen (id, status, paypal_item_id, transaction_id, to_status, to_paypal_item_id, to_transaction_id, error_name, error_message, move_intent, cause)
          as (values ${seenRows}),
-       locked as materialized (select i.* from payout_items i where i.id in (select id from seen) order by i.id for update),
-       as_seen as materialized (select count(*) = (select count(*) from seen) as yes from seen s join locked l on l.id = s.id
+       locked as materialized (select i.* from payout_items i where i.id in (select id from seen) order by i.id for update${busy === 'skip' ? ' skip locked' : ''}),
+       as_seen as materialized (select count(*) = (select count(*) from ${busy === 'skip' ? 'locked' : 'seen'}) as yes from seen s join locked l on l.id = s.id
                                  where l.status = s.status and l.paypal_item_id is not distinct from s.paypal_item_id
                                    and l.transaction_id is not distinct from s.transaction_id),
        moved as (update payout_items i
                     set status = s.to_status, paypal_item_id = s.to_paypal_item_id, transaction_id = s.to_transaction_id,
                         error_name = s.error_name, error_message = s.error_message, updated_at = CURRENT_TIMESTAMP
                    from seen s
-                  where i.id = s.id and (select yes from as_seen)
+                  where i.id = s.id and (select yes from as_seen)${busy === 'skip' ? ' and i.id in (select id from locked)' : ''}
                  returning i.id, i.intent_id, i.attempt, s.move_intent, s.cause),
        before as materialized (select * from payout_intents where id in (select intent_id from moved) order by id for update),
        after as (?),

@@ -74,6 +74,12 @@ export interface PayoutsGateway {
 export type { Tx };
 
 /**
+ * What a transaction does about payout items another one holds locked: 'wait' for it, or 'skip' them (the reconciler:
+ * whoever holds them is applying PayPal's word already, and the batch's next check reads them again).
+ */
+export type BusyItems = 'wait' | 'skip';
+
+/**
  * Reads and writes of the payouts schema. Constructed with the database; methods take the transaction the use case
  * opened with `transaction()`: writes and locking reads first (`trx`), plain reads last and optional (`trx?`: the pool
  * when none is given). A write without `trx` is one statement that commits on its own (a batch's PayPal answer);
@@ -183,8 +189,11 @@ export interface PayoutsStore {
 
   /** one statement for all; ids follow the order given */
   insertItems(trx: Tx, items: NewItem[]): Promise<void>;
-  /** the items with these sender_item_ids, locked in id order, each with its batch's PayPal id as known (the batch is not locked) */
-  itemsBySenderItemIds(trx: Tx, senderItemIds: string[]): Promise<ItemWithBatchId[]>;
+  /**
+   * the items with these sender_item_ids, locked in id order, each with its batch's PayPal id as known (the batch is not
+   * locked); `busy` 'skip': items another transaction holds are left out (not waited for)
+   */
+  itemsBySenderItemIds(trx: Tx, senderItemIds: string[], busy?: BusyItems): Promise<ItemWithBatchId[]>;
   /** the same, read without a lock (to find out whether there is anything to apply) */
   peekItemsBySenderItemIds(senderItemIds: string[], trx?: Tx): Promise<ItemWithBatchId[]>;
   /**
@@ -205,8 +214,10 @@ export interface PayoutsStore {
    * writes the move's `event` (an outbox row) only if the intent moved. With `webhookEvents`, the same statement records
    * them (whatever the outcome). One entry per item moved, or undefined when any item was not as seen: then nothing moved
    * and no intent is locked, but the items stay locked (read them again with itemsBySenderItemIds and try again).
+   * `busy` 'skip': items another transaction holds are skipped (not waited for, not moved, no entry): the rule applies to
+   * the others.
    */
-  moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvents?: Array<{ id: string; type: string }>): Promise<MovedItem[] | undefined>;
+  moveItemsAsSeen(trx: Tx, moves: ItemMove[], webhookEvents?: Array<{ id: string; type: string }>, busy?: BusyItems): Promise<MovedItem[] | undefined>;
   requestItemCancel(trx: Tx, itemId: string): Promise<void>;
   recordCancelRefused(itemId: string, message: string): Promise<void>;
   rejectItemsOfBatch(trx: Tx, batchId: string, errorName: string, errorMessage: string): Promise<void>;

@@ -3,7 +3,7 @@ import { retryDelayMs } from '@postsale/runtime';
 import { publishPayout, type PayoutsContext } from './context';
 import { recordClawback, scheduleRetry } from './intent-decisions';
 import { FINAL_ITEM_STATUSES, classifyItemStatus } from './payout-rules';
-import type { PayPalItemState, Tx } from './ports';
+import type { BusyItems, PayPalItemState, Tx } from './ports';
 import type { BatchCheckJob, Intent, IntentMove, ItemOutcome, ItemWithBatchId, PayoutItem } from './records';
 
 // Learning PayPal's outcome of what we sent: the reconciliation worker checks each accepted, unfinished batch page by
@@ -33,7 +33,7 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
     const result = await gateway.cancelItem(item.paypalItemId!);
     metrics.paypalCalls.inc({ operation: 'cancel_item', outcome: result.kind });
     if (result.kind === 'cancelled') {
-      await applyItemStates(ctx, [{ ...result.item, senderItemId: item.senderItemId }], () => 'PayPal cancelled the unclaimed item on operator request');
+      await applyItemStates(ctx, [{ ...result.item, senderItemId: item.senderItemId }], () => 'PayPal cancelled the unclaimed item on operator request', 'skip');
     } else {
       // ITEM_ALREADY_CANCELLED and friends: the batch read below brings the real status
       await store.recordCancelRefused(item.id, `cancel refused: ${result.name}: ${result.message}`);
@@ -45,7 +45,9 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
     metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'ok' });
     batchStatus = state.batchStatus;
     pages = state.totalPages;
-    await applyItemStates(ctx, state.items, (item) => `PayPal batch ${job.paypalBatchId} reports ${item.transactionStatus}`);
+    // items a webhook is applying meanwhile are skipped, not waited for (it applies PayPal's word, and newer): the batch
+    // is not done while they are unfinished, so its next check reads them again
+    await applyItemStates(ctx, state.items, (item) => `PayPal batch ${job.paypalBatchId} reports ${item.transactionStatus}`, 'skip');
     if (state.items.length === 0) break;
   }
   // the batch is done when every item is final: decided by the statement that records the check (no read of the items)
@@ -110,14 +112,17 @@ export function batchChanged(ctx: PayoutsContext): void {
 /**
  * Applies PayPal item statuses (a page of a batch read, an item read or a webhook) to our items and, when an item is
  * its intent's current attempt, to the intent — all in one transaction. Items, then intents, are locked in id order,
- * so concurrent pages and webhooks never deadlock. Idempotent: the same status twice changes nothing. Returns how many
- * items changed.
+ * so concurrent pages and webhooks never deadlock. Idempotent: the same status twice changes nothing. `busy` 'skip':
+ * items another transaction holds are left as they are (the reconciler, which reads the batch again later). Returns
+ * how many items changed.
  */
-export async function applyItemStates(ctx: PayoutsContext, states: PayPalItemState[], causeOf: (state: PayPalItemState) => string): Promise<number> {
+export async function applyItemStates(
+  ctx: PayoutsContext, states: PayPalItemState[], causeOf: (state: PayPalItemState) => string, busy: BusyItems = 'wait',
+): Promise<number> {
   const known = lastWordPerItem(states);
   const seen = await planFromPeek(ctx, known);
   if (!anythingIn(seen)) return 0;
-  return (await ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, seen, causeOf))).size;
+  return (await ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, seen, causeOf, [], busy))).size;
 }
 
 /** The last word per item (a page never repeats one, but a caller might); states without a sender_item_id are not ours. */
@@ -153,25 +158,33 @@ function anythingIn(plan: ItemPlan): boolean {
  */
 async function applyItemStatesIn(
   ctx: PayoutsContext, trx: Tx, seen: ItemPlan, causeOf: (state: PayPalItemState) => string, webhookEvents: Array<{ id: string; type: string }> = [],
+  busy: BusyItems = 'wait',
 ): Promise<Set<string>> {
   const { store } = ctx;
-  const senderItemIds = (moves: ItemPlan['moves']) => new Set(moves.map((m) => m.state.senderItemId!));
   // a batch's PayPal id is written only while unknown, so learning it from what was seen is safe (and rare)
   for (const [batchId, paypalBatchId] of seen.learnt) await store.learnPayPalBatchId(trx, batchId, paypalBatchId);
   if (seen.moves.length === 0) return new Set();
-  if (await moveAsSeen(ctx, trx, seen.moves, causeOf, webhookEvents)) return senderItemIds(seen.moves);
+  const movedAsSeen = await moveAsSeen(ctx, trx, seen.moves, causeOf, webhookEvents, busy);
+  if (movedAsSeen) return movedAsSeen;
+  // (items skipped as busy the first time are skipped again: this transaction holds the others)
   const states = seen.moves.map((m) => m.state);
-  const { moves } = planItemStates(await store.itemsBySenderItemIds(trx, states.map((s) => s.senderItemId!)), states);
+  const { moves } = planItemStates(await store.itemsBySenderItemIds(trx, states.map((s) => s.senderItemId!), busy), states);
   if (moves.length === 0) return new Set();
   // locked since the first try: they are as read
-  if (!(await moveAsSeen(ctx, trx, moves, causeOf))) throw new Error('payout items moved while locked');
-  return senderItemIds(moves);
+  const moved = await moveAsSeen(ctx, trx, moves, causeOf, [], busy);
+  if (!moved || moved.size < moves.length) throw new Error('payout items moved while locked');
+  return moved;
 }
 
-/** One statement moving the items (and the paid ones' intents), then what follows each intent's move; false when any item was not as seen. */
+/**
+ * One statement moving the items (and the paid ones' intents), then what follows each intent's move. The moved items'
+ * sender_item_ids (all, or with busy 'skip' those not held by another transaction); undefined when any item was not as
+ * seen (nothing moved).
+ */
 async function moveAsSeen(
   ctx: PayoutsContext, trx: Tx, moves: ItemPlan['moves'], causeOf: (state: PayPalItemState) => string, webhookEvents: Array<{ id: string; type: string }> = [],
-): Promise<boolean> {
+  busy: BusyItems = 'wait',
+): Promise<Set<string> | undefined> {
   const moved = await ctx.store.moveItemsAsSeen(trx, moves.map(({ item, state }) => {
     // a paid item (nearly every answer) moves its intent to SENT in the same statement, by the same rule as
     // applyToIntent, and that statement writes its PayoutSent only if the intent moved
@@ -180,13 +193,14 @@ async function moveAsSeen(
       seen: item, outcome: outcomeOf(item, state),
       ...(paid ? { intentMove: sentMove(causeOf(state)), event: ctx.outbox.row(Streams.payouts, payoutSent(item.intentId, item.payment, item, state)) } : {}),
     };
-  }), webhookEvents);
-  if (!moved) return false;
+  }), webhookEvents, busy);
+  if (!moved) return undefined;
   if (moved.some((m) => m.after)) ctx.outbox.written(trx);
   const byItem = new Map(moved.map((m) => [m.itemId, m]));
+  const movedNow = moves.filter(({ item }) => byItem.has(item.id));
   // an intent as it stands after the items before it in this set (one item per intent and attempt: nearly always one each)
   const current = new Map<string, Intent>();
-  for (const { item, state } of [...moves].sort((a, b) => Number(a.item.id) - Number(b.item.id))) {
+  for (const { item, state } of [...movedNow].sort((a, b) => Number(a.item.id) - Number(b.item.id))) {
     const { before: locked, after } = byItem.get(item.id)!;
     const before = current.get(locked.id) ?? locked;
     if (after) {
@@ -196,7 +210,7 @@ async function moveAsSeen(
       current.set(before.id, await applyToIntent(ctx, trx, before, item, state, causeOf(state)));
     } // an older attempt: the item's history only
   }
-  return true;
+  return new Set(movedNow.map((m) => m.state.senderItemId!));
 }
 
 /** What an item stores of PayPal's answer: ids PayPal left out keep the ones we know. */

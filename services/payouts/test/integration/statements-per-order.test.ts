@@ -1,7 +1,8 @@
-import { Streams, type PayoutEvent } from '@postsale/contracts';
 import { type RunningService } from '@postsale/runtime';
-import { collectTopic, uniqueId, waitFor } from '@postsale/runtime/testing';
+import { uniqueId, waitFor } from '@postsale/runtime/testing';
 import { payoutBatchEvent, type PayPalFake } from '@postsale/sandbox';
+import { PayoutsRepository } from '../../src/db/payouts.repository';
+import type { PayoutItem } from '../../src/domain/records';
 import { PLATFORM, payoutsWithStatus, putPayee, saleRecorded, startPayoutsUnderTest, type PayoutsUnderTest, type TopicPublisher } from '../support/payouts-harness';
 
 interface Statement { sql: string; bindings: unknown[]; txId: string | undefined }
@@ -346,7 +347,7 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     expect((await db('payout_intents').where({ order_id: orderId, status: 'SENT' })).length).toBe(1);
   });
 
-  it('when one of a page\'s items is moved between the reconciler\'s read and its move, then none moves as read, the page\'s items are read again locked and both move', async () => {
+  it('when one of a page\'s items is held by another transaction (a webhook applying it), then the reconciler moves the others without waiting and the batch\'s next check moves that one', async () => {
     const { fake, service, publish } = under;
     const sellerId = uniqueId('s-');
     const orderId = uniqueId('o-');
@@ -360,46 +361,75 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     const items = await db('payout_items').join('payout_intents', 'payout_intents.id', 'payout_items.intent_id')
       .where({ 'payout_intents.order_id': orderId }).orderBy('payout_items.id').select('payout_items.id', 'payout_intents.recipient');
     const platformItem = items.find((i) => i.recipient === 'PLATFORM')!;
+    const checkNow = async () => {
+      await db('payout_batches').where({ id: batchId }).update({ next_check_at: db.fn.now() });
+      const batchWebhook = payoutBatchEvent('SUCCESS', { batch_header: { payout_batch_id: 'ANY' } });
+      expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(batchWebhook, { webhookId }))).status).toBe(200);
+    };
 
-    const events = await collectTopic<PayoutEvent>(service.ctx.kafka, service.ctx.codec, service.ctx.codec.topic(Streams.payouts));
     const meanwhile = await db.transaction();
     try {
       await meanwhile('payout_items').where({ id: platformItem.id }).forUpdate();
       const from = statements.length;
-      await db('payout_batches').where({ id: batchId }).update({ next_check_at: db.fn.now() });
-      const batchWebhook = payoutBatchEvent('SUCCESS', { batch_header: { payout_batch_id: 'ANY' } });
-      expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(batchWebhook, { webhookId }))).status).toBe(200);
-      const tried = await waitFor(() => statements.slice(from).find((st) => /^with seen \(/.test(st.sql) && items.every((i) => st.bindings.map(String).includes(String(i.id)))),
-        { description: 'the reconciler tries to move the page\'s items as it read them' });
-      await meanwhile('payout_items').where({ id: platformItem.id }).update({ transaction_id: 'TX-MEANWHILE' });
-      await meanwhile.commit();
-      await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'both sent by the reconciler' });
-      // the first try moved nothing (not even the seller's item, still as read) and locked no intent; the items were read
-      // again (locked already) and both moved with their intents in one statement
-      const page = statements.filter((st) => st.txId === tried.txId);
-      expect(page.map((st) => st.sql.slice(0, 40))).toEqual([
+      await checkNow();
+      // the seller's item and intent move while the platform's item is still held (waiting for it, nothing would)
+      await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SENT' }), { timeoutMs: 10_000, description: 'the seller sent by the reconciler while the platform item is held' });
+      const tried = statements.slice(from).find((st) => /^with seen \(/.test(st.sql) && items.every((i) => st.bindings.map(String).includes(String(i.id))))!;
+      expect(tried.sql).toMatch(/for update skip locked/);
+      expect(statements.filter((st) => st.txId === tried.txId).map((st) => st.sql.slice(0, 40))).toEqual([
         'BEGIN;',
-        'with seen (id, status, paypal_item_id, t',
-        'select "payout_items".*, "payout_batches',
         'with seen (id, status, paypal_item_id, t',
         'COMMIT;',
       ]);
-      // both tries carried the two events; only the second, which moved the intents, wrote them
-      const eventsOf = (st: Statement) => st.bindings.filter((b): b is string => typeof b === 'string' && b.includes('"type":"PayoutSent"')).map((b) => JSON.parse(b).eventId as string);
-      const [notMoved, moved] = [eventsOf(page[1]!), eventsOf(page[3]!)];
-      expect([notMoved.length, moved.length]).toEqual([2, 2]);
-      const published = await waitFor(() => {
-        const ids = events.messages.filter((msg) => msg.event.orderId === orderId && msg.event.type === 'PayoutSent').map((msg) => msg.event.eventId);
-        return moved.every((id) => ids.includes(id)) ? ids : undefined;
-      }, { description: 'the moved intents\' PayoutSent published' });
-      expect(published.sort()).toEqual([...moved].sort());
-      expect(page[2]!.sql).toMatch(/for update of "payout_items"$/);
+      // the check is recorded, the batch not done: one of its items is unfinished
+      await waitFor(async () => (await db('payout_batches').where({ id: batchId }).first('next_check_at')).next_check_at > new Date(), { description: 'the check recorded' });
+      expect(await db('payout_batches').where({ id: batchId }).first('status')).toEqual({ status: 'ACCEPTED' });
+      await meanwhile('payout_items').where({ id: platformItem.id }).update({ transaction_id: 'TX-MEANWHILE' });
+      await meanwhile.commit();
     } finally {
       if (!meanwhile.isCompleted()) await meanwhile.rollback();
-      await events.stop();
     }
-    expect(await db('payout_items').where({ id: platformItem.id }).first('status', 'transaction_id')).toEqual({ status: 'SUCCESS', transaction_id: expect.any(String) });
-    const history = await db('intent_history').where({ order_id: orderId, to_status: 'SENT' }).select('intent_id');
-    expect(history).toHaveLength(2);
+    await checkNow();
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'the platform sent by the next check' });
+    expect(await db('payout_items').where({ id: platformItem.id }).first('status', 'transaction_id')).toEqual({ status: 'SUCCESS', transaction_id: expect.stringMatching(/^(?!TX-MEANWHILE)/) });
+    expect(await db('intent_history').where({ order_id: orderId, to_status: 'SENT' }).count<{ n: string }[]>('* as n')).toEqual([{ n: '2' }]);
+    await waitFor(async () => (await db('payout_batches').where({ id: batchId }).first('status')).status === 'COMPLETED', { description: 'the batch done' });
+  });
+
+  it('when busy items are skipped and another item changed after it was read, then none moves (all or none of those locked), and the locked read again leaves the busy one out', async () => {
+    const { service, publish } = under;
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 345, netMinor: 1280 }));
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+    const { db } = service.ctx;
+    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
+    await waitFor(async () => (await db('payout_batches').where({ id: batchId }).first('last_checked_at')).last_checked_at, { description: 'batch checked once' });
+    const repo = new PayoutsRepository(db);
+    const senderItemIds = (await db('payout_items').join('payout_intents', 'payout_intents.id', 'payout_items.intent_id')
+      .where({ 'payout_intents.order_id': orderId }).pluck('payout_items.sender_item_id')) as string[];
+    const read = await repo.peekItemsBySenderItemIds(senderItemIds);
+    const [platform, seller] = ['PLATFORM', 'SELLER'].map((r) => read.find((i) => i.payment.recipient === r)!);
+    const refused = (item: PayoutItem) => ({ seen: item, outcome: { status: 'FAILED', paypalItemId: item.paypalItemId, transactionId: null, errorName: 'TEST', errorMessage: 'test' } });
+    // the platform's item changes after the read; the seller's is held by another transaction
+    await db('payout_items').where({ id: platform!.id }).update({ transaction_id: 'TX-CHANGED' });
+    const holder = await db.transaction();
+    const trx = await db.transaction();
+    try {
+      await holder('payout_items').where({ id: seller!.id }).forUpdate();
+      await trx.raw("set local lock_timeout = '5s'"); // waiting for the held item would fail, not hang
+      expect(await repo.moveItemsAsSeen(trx, [refused(platform!), refused(seller!)], [], 'skip')).toBeUndefined();
+      const again = await repo.itemsBySenderItemIds(trx, senderItemIds, 'skip');
+      expect(again.map((i) => [i.id, i.transactionId])).toEqual([[platform!.id, 'TX-CHANGED']]);
+      const moved = await repo.moveItemsAsSeen(trx, [refused(again[0]!)], [], 'skip');
+      expect(moved?.map((m) => m.itemId)).toEqual([platform!.id]);
+      expect(await trx('payout_items').whereIn('id', [platform!.id, seller!.id]).orderBy('id').pluck('status')).toEqual(
+        [platform!, seller!].sort((a, b) => Number(a.id) - Number(b.id)).map((i) => (i === platform ? 'FAILED' : i.status)),
+      );
+    } finally {
+      await trx.rollback();
+      await holder.rollback();
+    }
   });
 });
