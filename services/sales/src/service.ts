@@ -1,10 +1,11 @@
 import { Streams } from '@postsale/contracts';
-import type { ServiceDefinition } from '@postsale/runtime';
+import { createPoller, type ServiceDefinition } from '@postsale/runtime';
 import { configSchema } from './config';
 import { migrations } from './db/migrations';
 import { SalesRepository } from './db/sales.repository';
 import type { SalesDeps } from './domain/ports';
 import { adminRoutes } from './http/admin.routes';
+import { rollUpBalances } from './domain/reports.use-case';
 import { ledgerConsumer } from './kafka/ledger.consumer';
 import { createSalesMetrics } from './metrics';
 
@@ -13,7 +14,7 @@ export const salesService: ServiceDefinition<typeof configSchema> = {
   configSchema,
   migrations,
   produces: [Streams.sales],
-  build({ config, db, outbox, metrics }) {
+  build({ config, db, outbox, metrics, logger }) {
     const repo = new SalesRepository(db);
     // Everything the ledger does happens inside one transaction: the consumer's inbox transaction or an admin request's
     // (opened by the admin use case through the store). Each port takes that transaction per call.
@@ -29,8 +30,10 @@ export const salesService: ServiceDefinition<typeof configSchema> = {
       settings: { defaultCommissionRateBps: config.DEFAULT_COMMISSION_RATE_BPS, fxMaxRateAgeDays: config.FX_MAX_RATE_AGE_DAYS },
       now: () => new Date(),
     };
+    const balances = createPoller({ name: 'sales.balances-rollup', intervalMs: config.LEDGER_ROLLUP_INTERVAL_MS, run: () => rollUpBalances(deps), logger, metrics });
     return {
       consumers: [ledgerConsumer(config.SALES_CONSUMER_GROUP, deps)],
+      workers: [balances],
       routes: adminRoutes(deps, { adminToken: config.ADMIN_TOKEN, operatorToken: config.OPERATOR_TOKEN, saleDeadlineSeconds: config.SALE_DEADLINE_SECONDS }),
     };
   },

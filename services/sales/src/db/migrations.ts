@@ -231,4 +231,24 @@ export const migrations: Migration[] = [
       await createIndexConcurrently(db, 'journal_entries_order_id', 'journal_entries (order_id, id)');
     },
   },
+  {
+    // The trial balance and the open payables summed every posting ever made, on every view of the console's ledger
+    // page. Balances rolled up now and then (per account, seller and currency: rows grow with sellers, not orders)
+    // plus the postings after the roll-up answer both. A running balance kept by each sale's own transaction would be
+    // a row every sale updates: sales would queue on it. Postings only ever get inserted, so a roll-up stays true.
+    name: '0008_account_balances',
+    async up(db) {
+      await db.raw(`create table account_balances (
+        account_code text not null references accounts (code),
+        seller_id text not null,
+        currency char(3) not null,
+        balance_minor bigint not null,
+        primary key (account_code, seller_id, currency))`);
+      // one row: the last posting the balances include (0: none; the first roll-up reads the whole journal once)
+      await db.raw(`create table account_balances_through (
+        only_row boolean primary key default true check (only_row),
+        posting_id bigint not null)`);
+      await db.raw('insert into account_balances_through (posting_id) values (0)');
+    },
+  },
 ];

@@ -198,9 +198,39 @@ export class SalesRepository implements SalesStore, ReportStore {
 
   /** Balances of the payable accounts (seller_payable per seller, platform_commission) that are not zero. */
   async openPayables(): Promise<Row[]> {
-    return this.db('postings').whereIn('account_code', ['seller_payable', 'platform_commission'])
-      .select('account_code', 'seller_id', 'currency').sum({ total: 'amount_minor' })
-      .groupBy('account_code', 'seller_id', 'currency').havingRaw('sum(amount_minor) <> 0').orderBy(['account_code', 'seller_id', 'currency']);
+    const { rows } = await this.db.raw(
+      `select account_code, seller_id, currency, sum(amount_minor) as total from (${BALANCES_AND_POSTINGS_AFTER}) b
+        where account_code in ('seller_payable', 'platform_commission')
+        group by account_code, seller_id, currency having sum(amount_minor) <> 0 order by account_code, seller_id, currency`,
+    );
+    return rows as Row[];
+  }
+
+  async rollUpBalances(lockTimeoutMs: number): Promise<number> {
+    // The balances may take in only postings whose transactions have ended: ids are handed out before commit, so a
+    // posting committed later can have a smaller id than one already visible. Taking the table in SHARE mode waits for
+    // the writers in flight and stops new ones for as long as it takes to read the last id (one index probe); after
+    // that, every posting up to it is committed. A writer that holds on long makes this give up (lock_timeout, shorter
+    // than deadlock_timeout: a sale is never the one aborted) and the next roll-up tries again.
+    const through = await this.db.transaction(async (trx) => {
+      await trx.raw(`set local lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
+      await trx.raw('lock table postings in share mode');
+      return safeInteger((await trx.raw('select coalesce(max(id), 0) as id from postings')).rows[0].id);
+    });
+    // One statement on its own: the balances and the mark move together. Replicas rolling up at once queue on the
+    // mark's row; the later one adds only what the first did not (the mark it reads is the first one's).
+    const { rows } = await this.db.raw(
+      `with mark as (select posting_id from account_balances_through for update),
+       added as (select account_code, seller_id, currency, sum(amount_minor) as total from postings
+                  where id > (select posting_id from mark) and id <= ? group by account_code, seller_id, currency),
+       balances as (insert into account_balances as b (account_code, seller_id, currency, balance_minor)
+                    select account_code, seller_id, currency, total from added
+                    on conflict (account_code, seller_id, currency) do update set balance_minor = b.balance_minor + excluded.balance_minor),
+       moved as (update account_balances_through set posting_id = ? where posting_id < ?)
+       select count(*) as accounts from added`,
+      [through, through, through],
+    );
+    return safeInteger(rows[0].accounts);
   }
 
   /** What was paid to a seller through PayPal: the seller's PAYOUT / PAYOUT_RETURN entries and their postings. */
@@ -263,7 +293,10 @@ export class SalesRepository implements SalesStore, ReportStore {
   }
 
   async trialBalance(): Promise<Array<{ currency: string; account: string; balanceMinor: number }>> {
-    const rows: Row[] = await this.db('postings').select('currency', 'account_code').sum({ total: 'amount_minor' }).groupBy('currency', 'account_code').orderBy(['currency', 'account_code']);
+    const rows: Row[] = (await this.db.raw(
+      `select currency, account_code, sum(amount_minor) as total from (${BALANCES_AND_POSTINGS_AFTER}) b
+        group by currency, account_code order by currency, account_code`,
+    )).rows;
     return rows.map((r) => ({ currency: String(r.currency).trim(), account: String(r.account_code), balanceMinor: safeInteger(r.total) }));
   }
 
@@ -282,6 +315,18 @@ export class SalesRepository implements SalesStore, ReportStore {
       .select('je.posted_at', 's.sale_id', 's.currency', 'a.*');
   }
 }
+
+/**
+ * Every account's balance per seller and currency, as rows to sum: the rolled-up balances and the postings after
+ * them, read in one statement (one snapshot: a roll-up moves balances and mark together). The postings after the mark
+ * are a range of the primary key, bounded on both sides so that the planner, which cannot know the mark's value when
+ * it plans, still takes it for a small range and walks the index rather than the table.
+ */
+const BALANCES_AND_POSTINGS_AFTER = `
+  select account_code, seller_id, currency, balance_minor as amount_minor from account_balances
+  union all
+  select account_code, seller_id, currency, amount_minor from postings
+   where id > (select posting_id from account_balances_through) and id <= (select max(id) from postings)`;
 
 /** A jsonb parameter: the object as JSON text, or null. */
 const json = (detail: Record<string, unknown> | undefined): string | null => (detail ? JSON.stringify(detail) : null);

@@ -217,6 +217,12 @@ export interface ReportStore {
   sellerPayouts(sellerId: string): Promise<Row[]>;
   audit(filter: { target?: string; limit: number }): Promise<AdminAuditRecord[]>;
   trialBalance(): Promise<Array<{ currency: string; account: string; balanceMinor: number }>>;
+  /**
+   * Adds the postings made since the last roll-up to the balances the two reports above start from; how many
+   * account/seller/currency balances changed. Fails with a lock timeout when a write held the journal longer than
+   * `lockTimeoutMs` (nothing changed; the next roll-up tries again).
+   */
+  rollUpBalances(lockTimeoutMs: number): Promise<number>;
   statementSales(sellerId: string, from: Date, to: Date): Promise<Row[]>;
   statementReversals(sellerId: string, from: Date, to: Date): Promise<Row[]>;
   stuckOrders(states: string[], before: Date): Promise<Row[]>;

@@ -59,7 +59,23 @@ export interface TrialBalance {
   currencies: Array<{ currency: string; totalMinor: number; balanced: boolean; accounts: Array<{ account: string; balanceMinor: number; balance: string }> }>;
 }
 
-/** Sum of every posting per currency and account; every currency's total must be zero. */
+/**
+ * How long a roll-up waits for the journal's writers in flight: below Postgres's deadlock_timeout (1 s), so that if a
+ * sale's transaction and the roll-up ever waited on each other, the roll-up gives up first and no sale is aborted.
+ */
+const ROLL_UP_LOCK_TIMEOUT_MS = 200;
+
+/**
+ * Rolls the postings made since the last roll-up into the balances the trial balance and the open payables start
+ * from, so that those reports read the recent postings only, however long the journal. A background worker's run:
+ * once per interval (false: nothing more to do at once).
+ */
+export async function rollUpBalances(deps: SalesDeps): Promise<boolean> {
+  await deps.reports.rollUpBalances(ROLL_UP_LOCK_TIMEOUT_MS);
+  return false;
+}
+
+/** Sum of every posting per currency and account (rolled-up balances plus the postings since); every currency's total must be zero. */
 export async function trialBalance(deps: SalesDeps, now: Date): Promise<TrialBalance> {
   const rows = await deps.reports.trialBalance();
   const byCurrency = new Map<string, TrialBalance['currencies'][number]>();

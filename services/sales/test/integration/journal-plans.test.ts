@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
 import { createDb, localInfraEnv, migrate, type Db } from '@postsale/runtime';
 import { dropSchema, planOfSent, statementsSentBy, uniqueId, type SentStatement } from '@postsale/runtime/testing';
 import { migrations } from '../../src/db/migrations';
@@ -10,6 +11,8 @@ import { SalesRepository } from '../../src/db/sales.repository';
  * walk of the (currency, account_code) index filtered on entry_id, reading every posting, and the 20,000-order
  * benchmark stalled at ~200,000 postings (a sales commit took 25 s). Here: 210,000 postings, never analyzed.
  */
+type Row = Record<string, unknown>;
+
 describe('sales: the journal is read by entry and by order, however long it grows', () => {
   const infra = localInfraEnv();
   const schema = uniqueId('t_sales_plan_');
@@ -80,6 +83,71 @@ describe('sales: the journal is read by entry and by order, however long it grow
     expect(sent?.entryKey).toBe('payout:po-8:si-8');
     expect(statements.length).toBeGreaterThan(0);
     for (const q of statements) expect(await wholeTableReads(q)).toEqual([]);
+  });
+
+  describe('the trial balance and the open payables: rolled-up balances plus the postings since', () => {
+    const repo = () => new SalesRepository(db);
+    const mark = async () => Number((await db('account_balances_through').first('posting_id')).posting_id);
+    /** a balanced entry: the marketplace owes the sale, the seller is owed it */
+    const post = async (q: Knex, key: string, sellerId: string, amountMinor: number) => {
+      const [entry] = await q('journal_entries').insert({ entry_key: `sale:${key}`, order_id: key, seller_id: sellerId, kind: 'SALE', description: 'test' }).returning('id');
+      const postings = await q('postings').insert([
+        { entry_id: entry.id, account_code: 'marketplace_receivable', seller_id: sellerId, order_id: key, currency: 'USD', amount_minor: amountMinor },
+        { entry_id: entry.id, account_code: 'seller_payable', seller_id: sellerId, order_id: key, currency: 'USD', amount_minor: -amountMinor },
+      ]).returning('id');
+      return Math.max(...postings.map((p: { id: string }) => Number(p.id)));
+    };
+    /** what every posting ever made sums to, read the old way */
+    const everyPosting = async () => ({
+      trial: ((await db.raw('select currency, account_code, sum(amount_minor) as total from postings group by 1, 2 order by 1, 2')).rows as Row[])
+        .map((r) => ({ currency: String(r.currency).trim(), account: String(r.account_code), balanceMinor: Number(r.total) })),
+      payables: ((await db.raw(`select account_code, seller_id, currency, sum(amount_minor) as total from postings
+          where account_code in ('seller_payable', 'platform_commission') group by 1, 2, 3 having sum(amount_minor) <> 0 order by 1, 2, 3`)).rows as Row[])
+        .map((r) => [r.account_code, r.seller_id, String(r.currency).trim(), Number(r.total)]),
+    });
+    const reported = async () => ({
+      trial: await repo().trialBalance(),
+      payables: (await repo().openPayables()).map((r) => [r.account_code, r.seller_id, String(r.currency).trim(), Number(r.total)]),
+    });
+
+    it('when the console asks for them, then they read the balances and the postings after the roll-up through the index, never the whole journal, and sum to what every posting sums to', async () => {
+      await repo().rollUpBalances(1_000);
+      await post(db, `after-rollup-${uniqueId('')}`, 's-after', 4321);
+      for (const read of [() => repo().trialBalance(), () => repo().openPayables()]) {
+        const { statements } = await statementsSentBy(db, read);
+        expect(statements).toHaveLength(1);
+        // (the balances' own table grows with sellers, not orders: read whole, it is small)
+        expect((await wholeTableReads(statements[0]!)).filter((scan) => !/ on account_balances/.test(scan))).toEqual([]);
+      }
+      expect(await reported()).toEqual(await everyPosting());
+    });
+
+    it('when a posting\'s transaction is still open, then the roll-up takes in nothing after it: it gives up, and the next one, once it committed, takes it in', async () => {
+      await repo().rollUpBalances(1_000);
+      const before = await mark();
+      const open = await db.transaction();
+      try {
+        const openId = await post(open, `open-${uniqueId('')}`, 's-open', 1500);
+        // a posting made after it commits first: its id is larger, and it is visible while the open one is not
+        const laterId = await post(db, `later-${uniqueId('')}`, 's-later', 700);
+        expect(laterId).toBeGreaterThan(openId);
+        await expect(repo().rollUpBalances(100)).rejects.toThrow(/lock timeout/);
+        expect(await mark()).toBe(before);
+        await open.commit();
+      } finally {
+        if (!open.isCompleted()) await open.rollback();
+      }
+      await repo().rollUpBalances(1_000);
+      expect(await mark()).toBe(Number((await db('postings').max('id as id').first())!.id));
+      expect(await reported()).toEqual(await everyPosting());
+    });
+
+    it('when two replicas roll up at once, then each posting is counted once', async () => {
+      await post(db, `both-${uniqueId('')}`, 's-both', 900);
+      await Promise.all([repo().rollUpBalances(1_000), repo().rollUpBalances(1_000)]);
+      expect(await reported()).toEqual(await everyPosting());
+      expect((await db.raw('select count(*) as n from postings where id > (select posting_id from account_balances_through)')).rows[0].n).toBe('0');
+    });
   });
 
   /**
