@@ -274,18 +274,25 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     expect(history.filter((h) => h.to_status === 'SENT')).toHaveLength(1);
   });
 
-  /** An order whose two payouts are submitted in one batch, checked once (the next check is minutes away), with PayPal's SUCCEEDED webhook for each. */
-  async function submittedOrderWithWebhooks() {
-    const { fake, service, publish } = under;
+  /** An order whose two payouts are submitted in one batch, checked once (the next check is minutes away). */
+  async function submittedAndCheckedOnce(commissionMinor: number, netMinor: number) {
+    const { service, publish } = under;
     const sellerId = uniqueId('s-');
     const orderId = uniqueId('o-');
     const sellerEmail = `${sellerId}@sellers.test`;
     expect((await putPayee(service, sellerId, { email: sellerEmail, releasePolicy: 'immediate' })).status).toBe(200);
-    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 350, netMinor: 1285 }));
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor, netMinor }));
     await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
     const { db } = service.ctx;
     const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
     await waitFor(async () => (await db('payout_batches').where({ id: batchId }).first('last_checked_at')).last_checked_at, { description: 'batch checked once' });
+    return { orderId, batchId: batchId as string, db };
+  }
+
+  /** The same, with PayPal's SUCCEEDED webhook for each item. */
+  async function submittedOrderWithWebhooks() {
+    const { fake, service } = under;
+    const { orderId } = await submittedAndCheckedOnce(350, 1285);
     const items = await waitFor(() => {
       const paid = fake.paidItems().filter((i) => i.note?.endsWith(`order ${orderId}`));
       return paid.length === 2 ? paid : undefined;
@@ -348,15 +355,8 @@ describe('statements when PayPal settles only when told: the webhook or the reco
   });
 
   it('when one of a page\'s items is held by another transaction (a webhook applying it), then the reconciler moves the others without waiting and the batch\'s next check moves that one', async () => {
-    const { fake, service, publish } = under;
-    const sellerId = uniqueId('s-');
-    const orderId = uniqueId('o-');
-    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
-    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 340, netMinor: 1275 }));
-    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
-    const { db } = service.ctx;
-    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
-    await waitFor(async () => (await db('payout_batches').where({ id: batchId }).first('last_checked_at')).last_checked_at, { description: 'batch checked once' });
+    const { fake, service } = under;
+    const { orderId, batchId, db } = await submittedAndCheckedOnce(340, 1275);
     fake.processPayouts(); // both paid at PayPal; no webhook: the reconciler's next page brings them
     const items = await db('payout_items').join('payout_intents', 'payout_intents.id', 'payout_items.intent_id')
       .where({ 'payout_intents.order_id': orderId }).orderBy('payout_items.id').select('payout_items.id', 'payout_intents.recipient');
@@ -397,15 +397,7 @@ describe('statements when PayPal settles only when told: the webhook or the reco
   });
 
   it('when busy items are skipped and another item changed after it was read, then none moves (all or none of those locked), and the locked read again leaves the busy one out', async () => {
-    const { service, publish } = under;
-    const sellerId = uniqueId('s-');
-    const orderId = uniqueId('o-');
-    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
-    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 345, netMinor: 1280 }));
-    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
-    const { db } = service.ctx;
-    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
-    await waitFor(async () => (await db('payout_batches').where({ id: batchId }).first('last_checked_at')).last_checked_at, { description: 'batch checked once' });
+    const { orderId, db } = await submittedAndCheckedOnce(345, 1280);
     const repo = new PayoutsRepository(db);
     const senderItemIds = (await db('payout_items').join('payout_intents', 'payout_intents.id', 'payout_items.intent_id')
       .where({ 'payout_intents.order_id': orderId }).pluck('payout_items.sender_item_id')) as string[];
