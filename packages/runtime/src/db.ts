@@ -220,12 +220,24 @@ async function migrationTurnHolder(session: pg.Client, key: string): Promise<Rec
 async function oneMigratorAtATime(db: Db, schema: string, options: MigrateOptions, work: () => Promise<void>): Promise<void> {
   const { logger, waitReportEveryMs = MIGRATION_WAIT_REPORT_MS } = options;
   // the pool's own connection settings, as knex parsed them from the URL
-  const session = new pg.Client({ ...(db.client as unknown as { connectionSettings: pg.ClientConfig }).connectionSettings });
-  // A session that drops loses its lock, and another replica may take the turn while this one migrates: with the
-  // database gone from under it, this one's migration most likely fails too (and runs again at the next start).
-  session.on('error', () => undefined);
+  // (TCP keep-alive: the session is idle while the migrations run on the pool, and an idle connection is what
+  // firewalls and load balancers drop)
+  const session = new pg.Client({ ...(db.client as unknown as { connectionSettings: pg.ClientConfig }).connectionSettings, keepAlive: true });
+  // A session that drops loses its lock, and another replica may take the turn while this one migrates: said loudly,
+  // as two migrators at once may leave a migration half done (this one's most likely fails, and runs again at the
+  // next start).
+  let migrating = false;
+  const lost = (err?: unknown) => {
+    if (migrating) logger?.warn({ schema, err }, 'lost the migration turn while migrating: another replica may migrate this schema at the same time');
+    migrating = false;
+  };
+  session.on('error', lost);
+  session.on('end', () => lost());
   await session.connect();
   try {
+    // a server's idle_session_timeout would end the idle session (and the turn) part-way through a long migration
+    // (the setting exists from PostgreSQL 14 on)
+    await session.query(`select set_config(name, '0', false) from pg_settings where name = 'idle_session_timeout'`);
     const key = `postsale.migrate:${schema}`;
     const since = Date.now();
     let nextReportAt: number | undefined;
@@ -241,8 +253,10 @@ async function oneMigratorAtATime(db: Db, schema: string, options: MigrateOption
       await new Promise((resolve) => setTimeout(resolve, MIGRATION_LOCK_POLL_MS));
     }
     if (logger && nextReportAt !== undefined) logger.info({ schema, waitedMs: Date.now() - since }, 'migration turn taken');
+    migrating = true;
     await work();
   } finally {
+    migrating = false;
     await session.end().catch(() => undefined); // the lock ends with the session
   }
 }

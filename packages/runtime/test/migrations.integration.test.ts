@@ -31,6 +31,13 @@ describe('migrations: one migrator at a time, indexes built without holding writ
       where c.relnamespace = current_schema()::regnamespace and c.relname like 'entries_by%' order by 1`,
   )).rows as Array<{ name: string; valid: boolean; unique: boolean }>;
 
+  /** a logger that keeps what a migrator says */
+  const capturedLog = () => {
+    const lines: Array<{ level: string; msg: string; fields: Record<string, unknown> }> = [];
+    const note = (level: string) => (fields: Record<string, unknown>, msg: string) => void lines.push({ level, msg, fields });
+    return { lines, logger: { info: note('info'), warn: note('warn') } as unknown as Pick<Logger, 'info' | 'warn'> };
+  };
+
   afterAll(async () => {
     for (const db of dbs) await db.destroy();
     for (const schema of schemas) await dropSchema(schema);
@@ -63,9 +70,7 @@ describe('migrations: one migrator at a time, indexes built without holding writ
     try {
       const pid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
       await holder.query('select pg_advisory_lock(hashtextextended($1, 0))', [`postsale.migrate:${schema}`]);
-      const lines: Array<{ level: string; msg: string; fields: Record<string, unknown> }> = [];
-      const note = (level: string) => (fields: Record<string, unknown>, msg: string) => void lines.push({ level, msg, fields });
-      const logger = { info: note('info'), warn: note('warn') } as unknown as Pick<Logger, 'info' | 'warn'>;
+      const { lines, logger } = capturedLog();
       const migrating = migrate(db, schema, tableWithIndex(false), { logger, waitReportEveryMs: 300 });
       await waitFor(() => lines.filter((l) => l.level === 'warn').length >= 2, { timeoutMs: 10_000, description: 'two reports that it still waits' });
       expect(lines[0]).toEqual({ level: 'info', msg: 'another replica is migrating this schema; waiting for its turn',
@@ -82,6 +87,34 @@ describe('migrations: one migrator at a time, indexes built without holding writ
       await holder.end();
     }
   }, 30_000);
+
+  it('when the session holding the turn is cut while migrating, then the migrator says so (another may take the turn)', async () => {
+    const { db, schema } = pool();
+    const { lines, logger } = capturedLog();
+    // a migration during which the turn's session is terminated (as a network cut or an operator would end it)
+    await migrate(db, schema, [{ name: '0001_cut', async up(trx) {
+      await trx.raw(`select pg_terminate_backend(l.pid) from pg_locks l where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+        and l.classid::bigint = (hashtextextended(?, 0) >> 32) & 4294967295 and l.objid::bigint = hashtextextended(?, 0) & 4294967295`,
+      [`postsale.migrate:${schema}`, `postsale.migrate:${schema}`]);
+      await waitFor(() => lines.length > 0, { timeoutMs: 5_000, description: 'the loss reported' });
+    } }], { logger });
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([['warn', 'lost the migration turn while migrating: another replica may migrate this schema at the same time']]);
+  });
+
+  it('when the server ends idle sessions, then the turn\'s session (idle while the migrations run) is kept', async () => {
+    // every connection of this pool, and so the turn's session, starts with a 300 ms idle_session_timeout
+    const schema = uniqueId('t_migrations_');
+    schemas.push(schema);
+    const url = new URL(infra.DATABASE_URL!);
+    url.searchParams.set('options', '-c idle_session_timeout=300');
+    const db = createDb({ url: url.toString(), schema, poolMax: 1 });
+    dbs.push(db);
+    const { lines, logger } = capturedLog();
+    await migrate(db, schema, [{ name: '0001_slow', async up(trx) {
+      await trx.raw('select pg_sleep(1)'); // the pool's connection is busy; the turn's session idles three times the timeout
+    } }], { logger });
+    expect(lines).toEqual([]);
+  });
 
   it('when a migrator died part-way and left knex\'s lock set, then the next start migrates anyway', async () => {
     const { db, schema } = pool();
