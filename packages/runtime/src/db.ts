@@ -156,7 +156,6 @@ export function statementShape(sql: string): string {
     .slice(0, 200);
 }
 
-/** Creates the schema if needed and runs the service's migrations (the runtime's own tables first). */
 /** How a migrator that waits for another replica's turn says so (a start that seems to hang should say why). */
 export interface MigrateOptions {
   logger?: Pick<Logger, 'info' | 'warn'>;
@@ -164,6 +163,7 @@ export interface MigrateOptions {
   waitReportEveryMs?: number;
 }
 
+/** Creates the schema if needed and runs the service's migrations (the runtime's own tables first), one replica at a time. */
 export async function migrate(db: Db, schema: string, migrations: Migration[], options: MigrateOptions = {}): Promise<void> {
   const all = [...runtimeMigrations, ...migrations];
   const names = new Set<string>();

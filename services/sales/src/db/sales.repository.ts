@@ -206,7 +206,7 @@ export class SalesRepository implements SalesStore, ReportStore {
     return rows as Row[];
   }
 
-  async rollUpBalances(lockTimeoutMs: number): Promise<number> {
+  async rollUpBalances(lockTimeoutMs: number): Promise<void> {
     // The balances may take in only postings whose transactions have ended: ids are handed out before commit, so a
     // posting committed later can have a smaller id than one already visible. Taking the table in SHARE mode waits for
     // the writers in flight and stops new ones for as long as it takes to read the last id (one index probe); after
@@ -218,8 +218,10 @@ export class SalesRepository implements SalesStore, ReportStore {
       return safeInteger((await trx.raw('select coalesce(max(id), 0) as id from postings')).rows[0].id);
     });
     // One statement on its own: the balances and the mark move together. Replicas rolling up at once queue on the
-    // mark's row; the later one adds only what the first did not (the mark it reads is the first one's).
-    const { rows } = await this.db.raw(
+    // mark's row; the later one adds only what the first did not (the mark it reads is the first one's). The final
+    // select reads `added`, so the mark is locked and read before `moved` updates it (as the main query, the update
+    // would run first, and the lock would then skip the row its own statement changed).
+    await this.db.raw(
       `with mark as (select posting_id from account_balances_through for update),
        added as (select account_code, seller_id, currency, sum(amount_minor) as total from postings
                   where id > (select posting_id from mark) and id <= ? group by account_code, seller_id, currency),
@@ -227,10 +229,9 @@ export class SalesRepository implements SalesStore, ReportStore {
                     select account_code, seller_id, currency, total from added
                     on conflict (account_code, seller_id, currency) do update set balance_minor = b.balance_minor + excluded.balance_minor),
        moved as (update account_balances_through set posting_id = ? where posting_id < ?)
-       select count(*) as accounts from added`,
+       select count(*) from added`,
       [through, through, through],
     );
-    return safeInteger(rows[0].accounts);
   }
 
   /** What was paid to a seller through PayPal: the seller's PAYOUT / PAYOUT_RETURN entries and their postings. */

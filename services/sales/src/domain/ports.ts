@@ -218,11 +218,10 @@ export interface ReportStore {
   audit(filter: { target?: string; limit: number }): Promise<AdminAuditRecord[]>;
   trialBalance(): Promise<Array<{ currency: string; account: string; balanceMinor: number }>>;
   /**
-   * Adds the postings made since the last roll-up to the balances the two reports above start from; how many
-   * account/seller/currency balances changed. Fails with a lock timeout when a write held the journal longer than
-   * `lockTimeoutMs` (nothing changed; the next roll-up tries again).
+   * Adds the postings made since the last roll-up to the balances the two reports above start from. Fails with a lock
+   * timeout when a write held the journal longer than `lockTimeoutMs` (nothing changed; the next roll-up tries again).
    */
-  rollUpBalances(lockTimeoutMs: number): Promise<number>;
+  rollUpBalances(lockTimeoutMs: number): Promise<void>;
   statementSales(sellerId: string, from: Date, to: Date): Promise<Row[]>;
   statementReversals(sellerId: string, from: Date, to: Date): Promise<Row[]>;
   stuckOrders(states: string[], before: Date): Promise<Row[]>;
