@@ -10,7 +10,7 @@ import { migrations } from './db/migrations';
 import { CachedSellerSettings } from './db/seller-settings.cache';
 import { runFollowUp } from './domain/follow-up.use-case';
 import type { Fulfillment, FulfillmentDeps, TrackingPush } from './domain/ports';
-import { runPurchaseJob } from './domain/purchase.use-case';
+import { runPurchase } from './domain/purchase.use-case';
 import { States, type State } from './domain/states';
 import { runTrackingPush } from './domain/tracking-push.use-case';
 import { adminRoutes } from './http/admin.routes';
@@ -97,7 +97,7 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
       name: 'purchase',
       concurrency: config.PURCHASE_CONCURRENCY ?? config.PURCHASE_BATCH_SIZE ?? 10,
       store: orderJobs([States.RECEIVED, States.PURCHASING], true),
-      run: ({ order }, { lease }) => runPurchaseJob(deps, order, lease),
+      run: ({ order }, { lease }) => runPurchase(deps, order, lease),
       describe: ({ order }) => ({ orderId: order.orderId }),
     });
     // woken by the checks it schedules itself; its own look is every FOLLOW_UP_IDLE_MS (an empty claim, and a commit,

@@ -7,12 +7,31 @@ export interface SellerSettingsCacheOptions {
    * process drops the seller's entries at once; a write through another replica is seen after at most this long.
    */
   ttlMs: number;
-  /** supplier calls reserved from the daily quota per database write (1 = one write per call, as before) */
+  /**
+   * supplier calls reserved from the daily quota per database write (1 = one write per call, as before); a busy seller's
+   * blocks grow, up to QUOTA_BLOCK_GROWTH times this
+   */
   quotaBlock: number;
   now?: () => number;
 }
 
 type Entry = { at: number; value: Promise<unknown> };
+
+/** a block used up within this long is followed by one twice as large */
+const QUOTA_BLOCK_FAST_MS = 10_000;
+/** blocks grow up to this many times the configured size */
+const QUOTA_BLOCK_GROWTH = 8;
+
+/** this process's reserved calls of a seller's daily quota (Beijing day) */
+interface QuotaAllowance {
+  day: string;
+  left: number;
+  exhausted?: boolean;
+  blocksFit?: boolean;
+  refill?: Promise<void>;
+  /** the last block asked for: when, and how large */
+  lastBlock?: { at: number; size: number };
+}
 
 /**
  * The seller settings the purchase and tracking jobs read on every order (policy, mappings, opened supplier
@@ -21,11 +40,14 @@ type Entry = { at: number; value: Promise<unknown> };
  *
  * The daily supplier quota is taken from the database in blocks: one write reserves `quotaBlock` calls, which this
  * process then hands out from memory. Calls reserved but not made (a restart, the end of the day) count as used, so
- * the quota is never exceeded; at most `quotaBlock` calls per replica are lost that way.
+ * the quota is never exceeded. A seller whose block lasted less than QUOTA_BLOCK_FAST_MS gets one twice as large next
+ * (up to QUOTA_BLOCK_GROWTH × `quotaBlock`; back to `quotaBlock` once one lasts longer): a busy seller costs fewer
+ * writes, and what a replica's restart loses stays `quotaBlock` calls, or about twice QUOTA_BLOCK_FAST_MS of the
+ * seller's calls at its pace when that is more.
  */
 export class CachedSellerSettings extends SellerSettingsRepository {
   private readonly bySeller = new Map<string, Map<string, Entry>>();
-  private readonly allowance = new Map<string, { day: string; left: number; exhausted?: boolean; blocksFit?: boolean; refill?: Promise<void> }>();
+  private readonly allowance = new Map<string, QuotaAllowance>();
   private readonly now: () => number;
 
   constructor(db: Db, box: SecretBox, private readonly options: SellerSettingsCacheOptions) {
@@ -95,7 +117,7 @@ export class CachedSellerSettings extends SellerSettingsRepository {
       if (!held.refill) {
         const block = held;
         // once a whole block no longer fits today, ask for one call at a time (one statement instead of two)
-        const size = block.blocksFit === false ? 1 : this.options.quotaBlock;
+        const size = block.blocksFit === false ? 1 : this.nextBlockSize(block, now);
         block.refill = this.reserveDailyQuota(sellerId, quota, size, now)
           .then((granted) => {
             block.left += granted;
@@ -110,6 +132,15 @@ export class CachedSellerSettings extends SellerSettingsRepository {
       await waitingOn.refill;
       if (waitingOn.exhausted && waitingOn.left === 0) return false;
     }
+  }
+
+  /** the size of the seller's next block: doubled when the last one was used up fast, else the configured one */
+  private nextBlockSize(held: QuotaAllowance, now: number): number {
+    const base = this.options.quotaBlock;
+    const fast = held.lastBlock !== undefined && now - held.lastBlock.at < QUOTA_BLOCK_FAST_MS;
+    const size = fast ? Math.min(held.lastBlock!.size * 2, base * QUOTA_BLOCK_GROWTH) : base;
+    held.lastBlock = { at: now, size };
+    return size;
   }
 
   private cached<T>(sellerId: string, key: string, load: () => Promise<T>): Promise<T> {

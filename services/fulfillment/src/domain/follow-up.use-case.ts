@@ -1,6 +1,6 @@
 import { parseDecimal } from '@postsale/contracts';
 import { afterCommit, retryDelayMs, type Tx } from '@postsale/runtime';
-import { outboxEvent, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps, type SupplierAnswer } from './ports';
+import { outboxEvent, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps, type SupplierAnswer, type SupplierOrderStatus } from './ports';
 import { closeReasonOf, Reasons, States } from './states';
 
 /**
@@ -27,65 +27,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
   }
   try {
     if (f.state === States.AWAITING_PAYMENT) {
-      const order = await api.getOrder(f.supplierOrderId);
-      const answer = orderAnswer(order);
-      const closed = closeReasonOf(order);
-      if (closed) {
-        await closedAtSupplier(deps, f, [States.AWAITING_PAYMENT], closed, answer);
-        return;
-      }
-      if (PAID.has(order.status) && order.amount) {
-        const cost = parseDecimal(order.amount.amount, order.amount.currency);
-        const purchasedAt = new Date();
-        const event = outboxEvent(deps, f, 'PurchaseCompleted', {
-          supplier: 'ALIEXPRESS',
-          supplierOrderId: f.supplierOrderId!,
-          supplierCost: cost,
-          channel: (f.channel as 'API' | 'BROWSER') ?? 'API',
-          purchasedAt: purchasedAt.getTime(),
-        });
-        // One statement on its own (no BEGIN/COMMIT): the move, its transitions row, the supplier's answer and the event,
-        // which is written only if the order moved.
-        const moved = await deps.repo.transition(undefined, f.orderId, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
-          supplierCost: cost,
-          purchasedAt,
-          statusChecks: 0,
-          // a supplier paid a moment ago has not shipped: the first tracking look is a tracking interval away (it was
-          // due at once, one claim and one empty answer per order)
-          nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
-        }, f.leaseVersion, { answer, event });
-        if (!moved) return;
-        deps.outbox.written();
-        checkAgainAt(deps, moved.nextRunAt);
-        deps.metrics.purchases.inc({ outcome: 'purchased', reason: 'none', channel: f.channel ?? 'API' });
-        if (f.receivedAt) deps.metrics.orderToPurchase.observe((purchasedAt.getTime() - f.receivedAt.getTime()) / 1000);
-        return;
-      }
-      if (order.status === 'WAIT_COMPLETE_ADDRESS') {
-        // Corrections: the supplier holds the order until its address is completed: a person must do that
-        await sendToReview(deps, undefined, f, [States.AWAITING_PAYMENT], {
-          reason: Reasons.INCOMPLETE_ADDRESS,
-          message: `supplier order ${f.supplierOrderId} waits for its address to be completed at AliExpress (WAIT_COMPLETE_ADDRESS)`,
-          supplierCode: order.status,
-          details: { supplierOrderId: f.supplierOrderId },
-          publishFailure: false,
-          answer,
-        }, 'payment check');
-        return;
-      }
-      if (PAYMENT_FAILED.has(order.status)) {
-        await sendToReview(deps, undefined, f, [States.AWAITING_PAYMENT], {
-          reason: order.status === 'IN_CANCEL' ? Reasons.SUPPLIER_ORDER_CANCELLED : Reasons.SUPPLIER_PAYMENT_FAILED,
-          message: `supplier order ${f.supplierOrderId} is ${order.status}: not paid`,
-          supplierCode: order.status,
-          details: { supplierOrderId: f.supplierOrderId },
-          fence: f.leaseVersion,
-          answer,
-        }, 'payment check');
-        return;
-      }
-      await keep(deps, f, answer);
-      await later(deps, f, order.status); // PLACE_ORDER_SUCCESS = awaiting payment, PAYMENT_PROCESSING, …
+      await decidePayment(deps, f, await api.getOrder(f.supplierOrderId));
       return;
     }
 
@@ -154,9 +96,80 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
   }
 }
 
+/**
+ * A payment check's decision on the supplier's answer `order`, for an order AWAITING_PAYMENT. With `trx` its statements
+ * join that transaction: the purchase worker decides the first check in the transaction that records the supplier's
+ * acceptance (purchase.use-case), so a paid order is PURCHASED with one commit instead of two.
+ */
+export async function decidePayment(deps: FulfillmentDeps, f: Fulfillment, order: SupplierOrderStatus, trx?: Tx): Promise<void> {
+  const answer = orderAnswer(order);
+  const closed = closeReasonOf(order);
+  if (closed) {
+    await closedAtSupplier(deps, f, [States.AWAITING_PAYMENT], closed, answer, trx);
+    return;
+  }
+  if (PAID.has(order.status) && order.amount) {
+    const cost = parseDecimal(order.amount.amount, order.amount.currency);
+    const purchasedAt = new Date();
+    const event = outboxEvent(deps, f, 'PurchaseCompleted', {
+      supplier: 'ALIEXPRESS',
+      supplierOrderId: f.supplierOrderId!,
+      supplierCost: cost,
+      channel: (f.channel as 'API' | 'BROWSER') ?? 'API',
+      purchasedAt: purchasedAt.getTime(),
+    });
+    // One statement (on its own: no BEGIN/COMMIT): the move, its transitions row, the supplier's answer and the event,
+    // which is written only if the order moved.
+    const moved = await deps.repo.transition(trx, f.orderId, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
+      supplierCost: cost,
+      purchasedAt,
+      statusChecks: 0,
+      // a supplier paid a moment ago has not shipped: the first tracking look is a tracking interval away (it was
+      // due at once, one claim and one empty answer per order)
+      nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
+    }, f.leaseVersion, { answer, event });
+    if (!moved) return;
+    deps.outbox.written(trx);
+    checkAgainAt(deps, moved.nextRunAt, trx);
+    const count = () => {
+      deps.metrics.purchases.inc({ outcome: 'purchased', reason: 'none', channel: f.channel ?? 'API' });
+      if (f.receivedAt) deps.metrics.orderToPurchase.observe((purchasedAt.getTime() - f.receivedAt.getTime()) / 1000);
+    };
+    if (trx) afterCommit(trx, count);
+    else count();
+    return;
+  }
+  if (order.status === 'WAIT_COMPLETE_ADDRESS') {
+    // Corrections: the supplier holds the order until its address is completed: a person must do that
+    await sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {
+      reason: Reasons.INCOMPLETE_ADDRESS,
+      message: `supplier order ${f.supplierOrderId} waits for its address to be completed at AliExpress (WAIT_COMPLETE_ADDRESS)`,
+      supplierCode: order.status,
+      details: { supplierOrderId: f.supplierOrderId },
+      publishFailure: false,
+      fence: f.leaseVersion,
+      answer,
+    }, 'payment check');
+    return;
+  }
+  if (PAYMENT_FAILED.has(order.status)) {
+    await sendToReview(deps, trx, f, [States.AWAITING_PAYMENT], {
+      reason: order.status === 'IN_CANCEL' ? Reasons.SUPPLIER_ORDER_CANCELLED : Reasons.SUPPLIER_PAYMENT_FAILED,
+      message: `supplier order ${f.supplierOrderId} is ${order.status}: not paid`,
+      supplierCode: order.status,
+      details: { supplierOrderId: f.supplierOrderId },
+      fence: f.leaseVersion,
+      answer,
+    }, 'payment check');
+    return;
+  }
+  await keep(deps, f, answer, trx);
+  await later(deps, f, order.status, trx); // PLACE_ORDER_SUCCESS = awaiting payment, PAYMENT_PROCESSING, …
+}
+
 /** FINISH with a close end_reason: nothing was (or will be) delivered; a person decides (refund, re-buy…). */
-async function closedAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Array<Fulfillment['state']>, endReason: string, answer: SupplierAnswer): Promise<void> {
-  await sendToReview(deps, undefined, f, from, {
+async function closedAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: Array<Fulfillment['state']>, endReason: string, answer: SupplierAnswer, trx?: Tx): Promise<void> {
+  await sendToReview(deps, trx, f, from, {
     reason: Reasons.SUPPLIER_ORDER_CLOSED,
     message: `supplier order ${f.supplierOrderId} is FINISH but closed (end_reason ${endReason})${f.state === States.PURCHASED ? ' before any tracking appeared: it will not ship' : ''}: not delivered`,
     supplierCode: endReason,
@@ -184,18 +197,18 @@ async function cancelledAtSupplier(deps: FulfillmentDeps, f: Fulfillment, from: 
 const orderAnswer = (order: { status: string }): SupplierAnswer => ({ method: 'aliexpress.trade.ds.order.get', outcome: order.status, summary: order });
 
 /** Records an `answer` that changed nothing, on its own (one that led to a decision goes in the decision's statement). */
-function keep(deps: FulfillmentDeps, f: Fulfillment, answer: SupplierAnswer): Promise<void> {
-  return deps.repo.recordSupplierResponse(f.orderId, answer.method, answer.outcome, answer.summary);
+function keep(deps: FulfillmentDeps, f: Fulfillment, answer: SupplierAnswer, trx?: Tx): Promise<void> {
+  return deps.repo.recordSupplierResponse(f.orderId, answer.method, answer.outcome, answer.summary, trx);
 }
 
-async function later(deps: FulfillmentDeps, f: Fulfillment, why: string): Promise<void> {
+async function later(deps: FulfillmentDeps, f: Fulfillment, why: string, trx?: Tx): Promise<void> {
   const checks = f.statusChecks + 1;
   // a payment settles in seconds to minutes; tracking and delivery in days
   const { statusPollMinMs, statusPollMaxMs, trackingPollMinMs, trackingPollMaxMs } = deps.settings;
   const delay = f.state === States.AWAITING_PAYMENT ? retryDelayMs(checks, statusPollMinMs, statusPollMaxMs) : retryDelayMs(checks, trackingPollMinMs, trackingPollMaxMs);
   const next = new Date(Date.now() + delay);
   // fenced: a worker whose lease expired must not push back the next check of the worker that holds it now
-  if (await deps.repo.update(undefined, f.orderId, f.state, { statusChecks: checks, nextRunAt: next }, f.leaseVersion)) checkAgainAt(deps, next);
+  if (await deps.repo.update(trx, f.orderId, f.state, { statusChecks: checks, nextRunAt: next }, f.leaseVersion)) checkAgainAt(deps, next, trx);
   deps.logger.debug({ orderId: f.orderId, state: f.state, why, nextInMs: delay }, 'order checked; not moved');
 }
 

@@ -1,8 +1,8 @@
 import { add, money, parseDecimal, type Money } from '@postsale/contracts';
-import { keepLease, retryDelayMs, type Lease } from '@postsale/runtime';
-import { runFollowUp } from './follow-up.use-case';
+import { afterCommit, keepLease, retryDelayMs, type Lease } from '@postsale/runtime';
+import { decidePayment } from './follow-up.use-case';
 import { evaluatePriceGuard } from './price-guard';
-import { BrowserLoginError, sendToReview, SupplierCallError, type Attempt, type Fulfillment, type FulfillmentDeps, type PurchaseChannel, type SupplierApi } from './ports';
+import { BrowserLoginError, sendToReview, SupplierCallError, type Attempt, type Fulfillment, type FulfillmentDeps, type PurchaseChannel, type SupplierApi, type SupplierOrderStatus } from './ports';
 import { Reasons, States } from './states';
 
 /**
@@ -62,22 +62,12 @@ type Outcome =
  * is renewed (the runtime's `keepLease`; the job worker passes the one it keeps), so no other worker claims the order
  * in the first place.
  */
-export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease = renewedLease(deps, f)): Promise<Fulfillment | undefined> {
+export async function runPurchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease = renewedLease(deps, f)): Promise<void> {
   try {
     return await purchase(deps, f, lease);
   } finally {
     await lease.stop();
   }
-}
-
-/**
- * The purchase worker's job: the purchase, then — when the supplier accepted the order — its first payment check at
- * once, by this worker under the same lease (the order waits for it until that lease would run out, so no follow-up
- * worker claims it meanwhile; after a crash one does then). It was a claim of its own, a round trip and a commit.
- */
-export async function runPurchaseJob(deps: FulfillmentDeps, f: Fulfillment, lease?: Lease): Promise<void> {
-  const accepted = await runPurchase(deps, f, lease);
-  if (accepted) await runFollowUp(deps, accepted);
 }
 
 /** The order's lease, renewed while the purchase runs, for a caller that claimed the order itself. */
@@ -90,8 +80,7 @@ export function renewedLease(deps: FulfillmentDeps, f: Fulfillment): Lease {
   });
 }
 
-/** Returns the order when the supplier accepted it: AWAITING_PAYMENT, still under this worker's lease. */
-async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Promise<Fulfillment | undefined> {
+async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Promise<void> {
   const fence = f.leaseVersion;
   // the last attempt's outcome matters only in THIS purchasing phase (a RECEIVED order starts a new one: not read)
   const last = f.state === States.PURCHASING ? await deps.repo.lastAttempt(f.orderId) : undefined;
@@ -194,16 +183,34 @@ async function purchase(deps: FulfillmentDeps, f: Fulfillment, lease: Lease): Pr
     // still unknown. Recording NOT_PLACED would let a cancellation mark the order CANCELLED although it may be bought.
     outcome = { outcome: 'UNKNOWN', code: outcome.code, message: `resolution not possible yet: ${outcome.message}` };
   }
+  // The first payment check, before the acceptance is recorded: with try_to_pay the supplier has usually settled the
+  // payment by now, and the outcome's transaction then records PURCHASED too — one commit where a check of its own was
+  // a second. (A crash before that commit leaves the attempt unknown: resolved with the same key, as any crash there.)
+  const paymentCheck = outcome.outcome === 'CREATED' ? await firstPaymentCheck(deps, api, f, outcome.supplierOrderId) : undefined;
   await lease.stop();
-  return recordOutcome(deps, { ...f, channel: plan.channel, purchaseAttempts: f.purchaseAttempts + 1 }, attemptId, kind, outcome);
+  await recordOutcome(deps, { ...f, channel: plan.channel, purchaseAttempts: f.purchaseAttempts + 1 }, attemptId, kind, outcome, paymentCheck);
 }
 
 const NO_ORDER_WITH_MEMO = 'NO_ORDER_WITH_MEMO';
 
-/** Returns the order when it now waits for payment (the supplier accepted it), else undefined. */
-async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: string, kind: Attempt['kind'], outcome: Outcome): Promise<Fulfillment | undefined> {
+/**
+ * The supplier's order as a payment check reads it, or undefined when the read failed: the outcome is recorded all the
+ * same, and the follow-up worker checks the payment later. Never throws (the purchase's answer must be recorded).
+ */
+async function firstPaymentCheck(deps: FulfillmentDeps, api: SupplierApi, f: Fulfillment, supplierOrderId: string): Promise<SupplierOrderStatus | undefined> {
+  try {
+    return await api.getOrder(supplierOrderId);
+  } catch (error) {
+    const code = error instanceof SupplierCallError ? error.code : 'UNEXPECTED';
+    deps.metrics.workerFailures.inc({ step: 'follow_up_awaiting_payment', code });
+    deps.logger.warn({ orderId: f.orderId, code }, 'first payment check failed; the follow-up worker checks again');
+    return undefined;
+  }
+}
+
+async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: string, kind: Attempt['kind'], outcome: Outcome, paymentCheck?: SupplierOrderStatus): Promise<void> {
   const fence = f.leaseVersion;
-  return deps.repo.transaction(async (trx): Promise<Fulfillment | undefined> => {
+  await deps.repo.transaction(async (trx): Promise<void> => {
     // The row lock serializes this commit with a cancellation arriving on the orders topic (which locks it too); the
     // attempt's result is recorded only while our lease is current.
     const current = await deps.repo.finishAttempt(trx, f.orderId, fence, attemptId, {
@@ -244,12 +251,14 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
       const accepted = await deps.repo.transition(trx, f.orderId, [States.PURCHASING], States.AWAITING_PAYMENT, 'supplier accepted the order', { supplierOrderId: outcome.supplierOrderId }, {
         supplierOrderId: outcome.supplierOrderId,
         statusChecks: 0,
-        // the first payment check is this worker's, at once (runPurchaseJob): due for others only when its lease would
-        // have run out
-        nextRunAt: new Date(Date.now() + deps.settings.leaseMs),
+        // without a first check's answer, the follow-up worker checks the payment at once
+        nextRunAt: new Date(),
       }, fence);
       deps.metrics.purchases.inc({ outcome: 'accepted', reason: 'none', channel: f.channel ?? 'API' });
-      return accepted;
+      // the first payment check's answer decided in this transaction: PURCHASED, review, or the next check's time
+      if (accepted && paymentCheck) await decidePayment(deps, accepted, paymentCheck, trx);
+      else if (accepted?.nextRunAt) afterCommit(trx, () => deps.followUpDue?.(accepted.nextRunAt!));
+      return;
     }
     if (outcome.outcome === 'PLACED') {
       // Placed at the supplier, id unknown: NOT a failure (no PurchaseFailed), never placed again, never "not placed".

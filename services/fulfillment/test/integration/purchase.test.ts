@@ -33,8 +33,9 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     };
     // The order's own statements until it is PURCHASED (a transaction counts whole, BEGIN and COMMIT included, when one of
     // its statements names the order; the claims, the relay's and the seller's settings are not the order's): the inbox
-    // transaction (4), the intent (1), the outcome (4: the attempt under the row lock, then the move) and the payment,
-    // whose PurchaseCompleted is written by its transition's statement, on its own (1; it was 4 with its own insert).
+    // transaction (4), the intent (1) and the outcome with the first payment check's answer (5: the attempt under the
+    // row lock, the move to AWAITING_PAYMENT, the move to PURCHASED with its PurchaseCompleted). The payment check was a
+    // commit of its own (4 commits).
     const byTx = new Map<string, string[]>();
     const own: string[] = [];
     const onQuery = (q: { sql: string; bindings?: unknown[]; __knexTxId?: string }) => {
@@ -54,7 +55,7 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     expect(claimedAwaitingPayment).toEqual([]);
     const statements = own.flatMap((o) => (o.startsWith('tx:') ? byTx.get(o.slice(3))! : [o]));
     const commits = own.length; // a transaction's COMMIT, or a write sent on its own
-    expect({ statements: statements.length, commits }).toEqual({ statements: 10, commits: 4 });
+    expect({ statements: statements.length, commits }).toEqual({ statements: 10, commits: 3 });
     const supplierOrders = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
     expect(supplierOrders).toHaveLength(1);
     expect(supplierOrders[0]).toMatchObject({ account: s.creds.account, channel: 'api', address: { country: 'US', city: 'San Jose' } });
@@ -295,6 +296,26 @@ describe('fulfillment: buying from the supplier through the Dropshipping API', (
     const [order] = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
     h.ali.settlePayment(order!.orderId);
     await waitForState(h, event.orderId, 'PURCHASED');
+    await waitFor(() => eventsFor(h, event.orderId).some((e) => e.type === 'PurchaseCompleted'), { description: 'PurchaseCompleted' });
+  });
+
+  it('when the payment check right after the purchase fails, then the acceptance is recorded all the same and a later check makes it PURCHASED', async () => {
+    const s = await setUpSeller(h);
+    const event = orderReceived({ sellerId: s.sellerId, listingId: s.listingId, sale: { amountMinor: 2000, currency: 'USD' } });
+    const restore = h.ali.failMethod('aliexpress.trade.ds.order.get', { kind: 'status', status: 503 });
+    let waiting;
+    try {
+      await publishOrders(h, event);
+      waiting = await waitForState(h, event.orderId, 'AWAITING_PAYMENT');
+    } finally {
+      restore();
+    }
+    // the supplier's acceptance is not lost with the check: recorded without a payment answer
+    expect(waiting).toMatchObject({ supplierOrderId: expect.any(String) });
+    expect((waiting.responses as Array<{ method: string }>).map((r) => r.method)).not.toContain('aliexpress.trade.ds.order.get');
+    const purchased = await waitForState(h, event.orderId, 'PURCHASED');
+    expect((purchased.transitions as Array<{ to_state: string }>).map((t) => t.to_state)).toEqual(['RECEIVED', 'PURCHASING', 'AWAITING_PAYMENT', 'PURCHASED']);
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
     await waitFor(() => eventsFor(h, event.orderId).some((e) => e.type === 'PurchaseCompleted'), { description: 'PurchaseCompleted' });
   });
 

@@ -142,11 +142,12 @@ describe('fulfillment with two workers on one database: fenced leases, pinned at
 
     gateB.open();
     await b;
+    // B's first payment check found it paid (the fake settles at once): recorded with B's outcome
     const after = await row(event.orderId);
-    expect(after!.state).toBe(States.AWAITING_PAYMENT);
+    expect(after!.state).toBe(States.PURCHASED);
     expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
     const history = await deps.repo.history(event.orderId);
-    expect(history.transitions.map((t) => t.to_state)).toEqual(['RECEIVED', 'PURCHASING', 'AWAITING_PAYMENT']);
+    expect(history.transitions.map((t) => t.to_state)).toEqual(['RECEIVED', 'PURCHASING', 'AWAITING_PAYMENT', 'PURCHASED']);
     // channel and key pinned on both attempts; B resolved A's call with A's key on A's channel
     expect((await attempts(event.orderId)).map((r) => [r.kind, r.channel, r.out_order_id, r.outcome])).toEqual([
       ['CREATE', 'API', outOrderIdFor(event.orderId), 'PENDING'],
@@ -156,8 +157,10 @@ describe('fulfillment with two workers on one database: fenced leases, pinned at
 
   it('when a follow-up worker\'s lease expired, then its late "not paid yet" commits nothing: the next check stays where the new holder\'s lease put it', async () => {
     const { event } = await newOrder();
-    await runPurchase(deps, await claim(event.orderId));
-    expect((await row(event.orderId))!.state).toBe(States.AWAITING_PAYMENT);
+    // bought, and the purchase's own first payment check finds it not paid yet
+    const notPaidYet = workerDeps(h, undefined, 60_000, async (_real, id) => ({ orderId: id, status: 'PLACE_ORDER_SUCCESS', logisticsStatus: null, amount: null, endReasons: [] }));
+    await runPurchase(notPaidYet, await claim(event.orderId));
+    expect((await row(event.orderId))).toMatchObject({ state: States.AWAITING_PAYMENT, statusChecks: 1 });
     const gate = deferred();
     let asked = false;
     const workerA = workerDeps(h, undefined, 60_000, async (_real, id) => {

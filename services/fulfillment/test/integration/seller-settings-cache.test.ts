@@ -86,4 +86,25 @@ describe('seller settings cache', () => {
     clock += 86_400_000;
     expect(await small.takeDailyQuota('seller-s', 2)).toBe(true);
   });
+
+  it('a busy seller\'s blocks grow while each is used up fast, up to eight times the configured size, and shrink back once one lasts', async () => {
+    const here = cache();
+    const quota = 100_000;
+    const reserved = async () => Number((await db('supplier_call_quota').where({ seller_id: 'seller-busy' }).first())?.calls ?? 0);
+    const take = async (n: number) => {
+      for (let i = 0; i < n; i++) expect(await here.takeDailyQuota('seller-busy', quota)).toBe(true);
+    };
+    const before = statements;
+    await take(300);
+    // 20 + 40 + 80 + 160: four writes for 300 calls (fifteen at a fixed 20)
+    expect(statements - before).toBe(4);
+    expect(await reserved()).toBe(300);
+    await take(161);
+    expect(await reserved()).toBe(300 + 160 + 160); // never more than 8 × 20 at once
+    // a block that lasted longer than 10 s: the next is the configured size again
+    await take(159);
+    clock += 11_000;
+    await take(1);
+    expect(await reserved()).toBe(620 + 20);
+  });
 });
