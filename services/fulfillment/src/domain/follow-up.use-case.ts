@@ -1,7 +1,8 @@
 import { parseDecimal } from '@postsale/contracts';
-import { afterCommit, retryDelayMs, type Tx } from '@postsale/runtime';
+import { afterCommit, retryDelayMs, type OutboxRow, type Tx } from '@postsale/runtime';
 import { outboxEvent, sendToReview, SupplierCallError, type Fulfillment, type FulfillmentDeps, type SupplierAnswer, type SupplierOrderStatus } from './ports';
-import { closeReasonOf, Reasons, States } from './states';
+import type { FulfillmentPatch } from './records';
+import { closeReasonOf, Reasons, States, type State } from './states';
 
 /**
  * Every commit here is conditional on the state AND on the claim's fencing token (`f.leaseVersion`): a worker whose
@@ -50,16 +51,14 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
       const shippedAt = new Date(tracking.events.map((e) => e.at ?? Infinity).reduce((a, b) => Math.min(a, b), Date.now()));
       const event = outboxEvent(deps, f, 'OrderShipped', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber, shippedAt: shippedAt.getTime() });
       await deps.repo.transaction(async (trx) => {
-        const moved = await deps.repo.transition(trx, f.orderId, [States.PURCHASED], States.SHIPPED, 'supplier tracking available', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber }, {
+        const moved = await moveWithEvent(deps, trx, f, [States.PURCHASED], States.SHIPPED, 'supplier tracking available', { carrier: tracking.carrier, trackingNumber: tracking.trackingNumber }, {
           carrier: tracking.carrier,
           trackingNumber: tracking.trackingNumber,
           shippedAt,
           statusChecks: 0,
           nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
-        }, f.leaseVersion, { answer, event });
+        }, { answer, event });
         if (!moved) return;
-        deps.outbox.written(trx);
-        checkAgainAt(deps, moved.nextRunAt, trx);
         // the marketplace step, in the same transaction: it cannot be forgotten (lessons 14-15)
         const pushable = f.marketplace === 'EBAY' || f.marketplace === 'MERCADOLIBRE';
         await deps.repo.insertTrackingPush(trx, f.orderId, f.sellerId, f.marketplace ?? 'UNKNOWN', pushable ? 'PENDING' : 'SKIPPED');
@@ -85,8 +84,7 @@ export async function runFollowUp(deps: FulfillmentDeps, f: Fulfillment): Promis
       const deliveredAt = new Date();
       const event = outboxEvent(deps, f, 'OrderDelivered', { deliveredAt: deliveredAt.getTime() });
       // one statement on its own: the event is written only if the order moved
-      const moved = await deps.repo.transition(undefined, f.orderId, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null }, f.leaseVersion, { answer, event });
-      if (moved) deps.outbox.written();
+      await moveWithEvent(deps, undefined, f, [States.SHIPPED], States.DELIVERED, 'supplier reports delivered', { supplierStatus: order.status }, { deliveredAt, nextRunAt: null }, { answer, event });
     }
   } catch (error) {
     if (!(error instanceof SupplierCallError)) throw error;
@@ -118,19 +116,17 @@ export async function decidePayment(deps: FulfillmentDeps, f: Fulfillment, order
       channel: (f.channel as 'API' | 'BROWSER') ?? 'API',
       purchasedAt: purchasedAt.getTime(),
     });
-    // One statement (on its own: no BEGIN/COMMIT): the move, its transitions row, the supplier's answer and the event,
+    // One statement (given no transaction, on its own: no BEGIN/COMMIT): the move, its transitions row, the answer and the event,
     // which is written only if the order moved.
-    const moved = await deps.repo.transition(trx, f.orderId, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
+    const moved = await moveWithEvent(deps, trx, f, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
       supplierCost: cost,
       purchasedAt,
       statusChecks: 0,
       // a supplier paid a moment ago has not shipped: the first tracking look is a tracking interval away (it was
       // due at once, one claim and one empty answer per order)
       nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
-    }, f.leaseVersion, { answer, event });
+    }, { answer, event });
     if (!moved) return;
-    deps.outbox.written(trx);
-    checkAgainAt(deps, moved.nextRunAt, trx);
     const count = () => {
       deps.metrics.purchases.inc({ outcome: 'purchased', reason: 'none', channel: f.channel ?? 'API' });
       if (f.receivedAt) deps.metrics.orderToPurchase.observe((purchasedAt.getTime() - f.receivedAt.getTime()) / 1000);
@@ -165,6 +161,23 @@ export async function decidePayment(deps: FulfillmentDeps, f: Fulfillment, order
   }
   await keep(deps, f, answer, trx);
   await later(deps, f, order.status, trx); // PLACE_ORDER_SUCCESS = awaiting payment, PAYMENT_PROCESSING, …
+}
+
+/**
+ * The order's move under this worker's fence, with the supplier's answer and the event it publishes, both written by
+ * the transition's statement (the event only if the order moved). After the commit, the relay and the order's next
+ * check are woken. Undefined when the order had moved or the fence was stale: nothing written but the answer.
+ */
+async function moveWithEvent(
+  deps: FulfillmentDeps, trx: Tx | undefined, f: Fulfillment, from: State[], to: State, cause: string, details: unknown, patch: FulfillmentPatch,
+  decided: { answer: SupplierAnswer; event: OutboxRow },
+): Promise<Fulfillment | undefined> {
+  const moved = await deps.repo.transition(trx, f.orderId, from, to, cause, details, patch, f.leaseVersion, decided);
+  if (moved) {
+    deps.outbox.written(trx);
+    checkAgainAt(deps, moved.nextRunAt, trx);
+  }
+  return moved;
 }
 
 /** FINISH with a close end_reason: nothing was (or will be) delivered; a person decides (refund, re-buy…). */
