@@ -245,6 +245,39 @@ describe('fulfillment with two workers on one database: fenced leases, pinned at
     const [order] = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
     expect(after).toMatchObject({ state: States.NEEDS_REVIEW, reasonCode: 'CANCEL_AT_SUPPLIER_REQUIRED', supplierOrderId: order!.orderId, cancelRequested: true });
   });
+
+  it('when a worker stalls in the first payment check (the supplier accepted, nothing recorded yet) and another claims the order, then the supplier order is found with the same key, never bought twice, and the stalled answer commits nothing', async () => {
+    const { event } = await newOrder();
+    const gate = deferred();
+    let asked = false;
+    // worker A's order.create goes through; its payment check then hangs, as a process dying there would leave it
+    const workerA = workerDeps(h, undefined, 60_000, async (real, id) => {
+      asked = true;
+      await gate.promise;
+      return real(id);
+    });
+    const claimA = await claim(event.orderId);
+    const a = runPurchase(workerA, claimA);
+    await waitFor(() => asked, { description: 'A checks the payment of the order the supplier accepted' });
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
+    expect((await attempts(event.orderId)).map((r) => [r.kind, r.outcome])).toEqual([['CREATE', 'PENDING']]);
+
+    // A's lease ran out: B resolves A's attempt with A's key (REPEATED_ORDER_ERROR, then the seller's orders page)
+    await runPurchase(deps, await claim(event.orderId));
+    gate.open();
+    await a;
+    expect(h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId))).toHaveLength(1);
+    const [order] = h.ali.ordersByOutOrderId(outOrderIdFor(event.orderId));
+    expect(await row(event.orderId)).toMatchObject({ state: States.PURCHASED, supplierOrderId: order!.orderId });
+    expect((await attempts(event.orderId)).map((r) => [r.kind, r.outcome, r.out_order_id])).toEqual([
+      ['CREATE', 'PENDING', outOrderIdFor(event.orderId)],
+      ['RESOLVE', 'CREATED', outOrderIdFor(event.orderId)],
+    ]);
+    const history = await deps.repo.history(event.orderId);
+    expect(history.transitions.map((t) => t.to_state)).toEqual(['RECEIVED', 'PURCHASING', 'AWAITING_PAYMENT', 'PURCHASED']);
+    const late = await h.service.ctx.db('supplier_responses').where({ order_id: event.orderId, method: 'late-purchase-answer' });
+    expect(late.map((r) => r.outcome)).toEqual(['CREATED']);
+  });
 });
 
 describe('fulfillment as two OS-level replicas: a slow web checkout outlasts the lease', () => {
