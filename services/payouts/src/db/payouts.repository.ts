@@ -387,9 +387,9 @@ export class PayoutsRepository implements PayoutsStore {
 
   // ---- batches and items -------------------------------------------------------------------------------------
 
-  async insertBatch(trx: Tx, b: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<Batch> {
+  async insertBatch(trx: Tx, b: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number; postAttempts: number }): Promise<Batch> {
     const [row] = await trx('payout_batches')
-      .insert({ id: b.id, sender_batch_id: b.senderBatchId, status: b.status, request: JSON.stringify(b.request), item_count: b.itemCount })
+      .insert({ id: b.id, sender_batch_id: b.senderBatchId, status: b.status, request: JSON.stringify(b.request), item_count: b.itemCount, post_attempts: b.postAttempts })
       .returning('*');
     return toBatch(row);
   }

@@ -161,7 +161,7 @@ export interface PayoutsStore {
   balanceEntries(party: string, trx?: Tx): Promise<BalanceEntry[]>;
 
   /** returns the batch as stored */
-  insertBatch(trx: Tx, batch: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number }): Promise<Batch>;
+  insertBatch(trx: Tx, batch: { id: string; senderBatchId: string; status: string; request: unknown; itemCount: number; postAttempts: number }): Promise<Batch>;
   batch(id: string, trx?: Tx): Promise<Batch | undefined>;
   batchesWithStatus(status: string, limit: number, trx?: Tx): Promise<Batch[]>;
   recordPostAttempt(batchId: string, postAttempts: number): Promise<void>;

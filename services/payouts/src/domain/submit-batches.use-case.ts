@@ -16,7 +16,7 @@ const APPLY_SET_SIZE = 1000;
 //    sender_batch_id (PayPal: "if you receive a 5nn you can safely retry with the same sender_batch_id"). PayPal
 //    either creates it now (the first call never arrived) or refuses it as a duplicate (it did) — never two batches;
 // 2. due intents are claimed, netted against what their payee owes, and written as a batch row + items, and the
-//    intents move to SUBMITTED — all committed BEFORE the call;
+//    intents move to SUBMITTED — all committed BEFORE the call, with the first post counted (post_attempts 1);
 // 3. the batch is posted and the answer recorded.
 
 /**
@@ -30,7 +30,7 @@ export async function submitDueBatches(ctx: PayoutsContext): Promise<boolean> {
   await resolveUnknownBatches(ctx);
   await releaseFxHolds(ctx);
   const claimed = await claimDueIntents(ctx);
-  const outcome = claimed.batch?.status === 'SUBMITTING' ? await postBatch(ctx, claimed.batch) : 'settled';
+  const outcome = claimed.batch?.status === 'SUBMITTING' ? await postBatch(ctx, claimed.batch, 'first post, counted') : 'settled';
   return claimed.more || outcome === 'unknown';
 }
 
@@ -120,8 +120,13 @@ async function claimDueIntents(ctx: PayoutsContext): Promise<{ more: boolean; ba
       items: items.map((i) => i.item),
     };
     const status = dryRun ? 'DRY_RUN' : 'SUBMITTING';
-    // the batch, its items and the intents' move (with their history): three statements, whatever the batch's size
-    const batch = await ctx.store.insertBatch(trx, { id: batchId, senderBatchId: request.sender_batch_header.sender_batch_id, status, request, itemCount: items.length });
+    // the batch, its items and the intents' move (with their history): three statements, whatever the batch's size.
+    // The first post is counted here, not by a write of its own before the call: this run posts the batch right after
+    // this commit, and a batch that a crash leaves unposted is then re-posted as one whose first post's outcome is
+    // unknown — the same body and sender_batch_id, so never paid twice; only a refusal of it goes to review, not HELD.
+    const batch = await ctx.store.insertBatch(trx, {
+      id: batchId, senderBatchId: request.sender_batch_header.sender_batch_id, status, request, itemCount: items.length, postAttempts: dryRun ? 0 : 1,
+    });
     await ctx.store.insertItems(trx, items.map(({ intent, item, plan }) => ({
       intentId: intent.id, attempt: intent.attempt, senderItemId: item.sender_item_id, batchId, receiver: item.receiver,
       amountMinor: plan.amountMinor, currency: plan.currency, status: dryRun ? 'DRY_RUN' : 'SUBMITTED', source: plan.source,
@@ -187,9 +192,10 @@ async function receiverOf(ctx: PayoutsContext, intent: Intent, facts: DecisionFa
 }
 
 /**
- * Posts a SUBMITTING batch and records what PayPal answered. A batch with post_attempts > 0 has been posted before
- * without a known outcome (timeout, dropped answer, 5xx, crash after the call): this is a RE-POST, and PayPal may
- * already hold the first one. The answers, and what each means:
+ * Posts a SUBMITTING batch and records what PayPal answered. The run that created the batch posts it as its first post
+ * (counted at creation). Any other post of a SUBMITTING batch (post_attempts > 0: posted before without a known
+ * outcome — timeout, dropped answer, 5xx, a crash after the call or just before it) is a RE-POST, counted before the
+ * call, and PayPal may already hold the first one. The answers, and what each means:
  * - accepted: created now (the first post never arrived);
  * - duplicate (400 USER_BUSINESS_ERROR "Batch with given sender_batch_id already exists" + link): adopted — the
  *   original batch is read through its link, checked to be ours, and reconciled; never paid again;
@@ -199,10 +205,11 @@ async function receiverOf(ctx: PayoutsContext, intent: Intent, facts: DecisionFa
  *   VALIDATION_ERROR…): nothing was created → intents HELD `PAYPAL_REFUSED:<name>`, retried on operator action only;
  * - unknown (500 INTERNAL_ERROR, timeout…): stays SUBMITTING, re-posted with the same sender_batch_id next run.
  */
-async function postBatch(ctx: PayoutsContext, batch: Batch): Promise<PostOutcome> {
+async function postBatch(ctx: PayoutsContext, batch: Batch, attempt: 'first post, counted' | 'resolve' = 'resolve'): Promise<PostOutcome> {
   if (!ctx.gateway) throw new Error('postBatch without a PayPal gateway (dry-run never posts)');
-  const repost = batch.postAttempts > 0;
-  await ctx.store.recordPostAttempt(batch.id, batch.postAttempts + 1);
+  // a batch posted by the run that created it: its attempt was counted in the batch's own transaction
+  const repost = attempt === 'resolve' && batch.postAttempts > 0;
+  if (attempt === 'resolve') await ctx.store.recordPostAttempt(batch.id, batch.postAttempts + 1);
   let result: CreateBatchResult;
   try {
     result = await ctx.gateway.createBatch(batch.request as PayoutRequestBody);

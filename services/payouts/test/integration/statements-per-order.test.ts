@@ -93,6 +93,11 @@ describe('statements per order', () => {
     expect(mentioning(/^insert into "payout_items"/, batchId)).toHaveLength(1);
     expect(mentioning(/update "payout_intents"/, batchId, ...intents.map((i) => String(i.id)))).toHaveLength(1);
     expect(mentioning(/^select \* from "payout_batches" where "id"/, batchId)).toEqual([]);
+    // its first post is counted by the batch's insert (was a write of its own before the call): one write of the batch
+    // row around the call, the acceptance
+    expect(mentioning(/^update "payout_batches" set "post_attempts"/, batchId)).toEqual([]);
+    expect(await service.ctx.db('payout_batches').where({ id: batchId }).first('post_attempts')).toEqual({ post_attempts: 1 });
+    expect(mentioning(/^update "payout_batches" set "status" = \$1, "paypal_batch_id"/, batchId)).toHaveLength(1);
 
     // the reconciler's page that found both items paid: both items, both intents (to SENT, with their history) and
     // their PayoutSent events in one statement; the items are not read again locked, their intents not locked on their
