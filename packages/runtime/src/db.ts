@@ -9,9 +9,13 @@ export type { Knex };
 export type Db = Knex;
 export type Tx = Knex.Transaction;
 
-/** Runs `then` once the transaction has committed (never after a rollback): knex settles executionPromise after COMMIT. */
-export function afterCommit(trx: Tx, then: () => void): void {
-  trx.executionPromise.then(then, () => undefined);
+/**
+ * Runs `then` once the transaction has committed (never after a rollback): knex settles executionPromise after COMMIT.
+ * Without a transaction (a statement that committed on its own, already done) it runs now.
+ */
+export function afterCommit(trx: Tx | undefined, then: () => void): void {
+  if (trx) trx.executionPromise.then(then, () => undefined);
+  else then();
 }
 
 export interface Migration {

@@ -116,8 +116,8 @@ export async function decidePayment(deps: FulfillmentDeps, f: Fulfillment, order
       channel: (f.channel as 'API' | 'BROWSER') ?? 'API',
       purchasedAt: purchasedAt.getTime(),
     });
-    // One statement (given no transaction, on its own: no BEGIN/COMMIT): the move, its transitions row, the answer and the event,
-    // which is written only if the order moved.
+    // One statement (given no transaction, on its own: no BEGIN/COMMIT): the move, its transitions row, the answer and
+    // the event, which is written only if the order moved.
     const moved = await moveWithEvent(deps, trx, f, [States.AWAITING_PAYMENT], States.PURCHASED, 'supplier payment settled', { supplierStatus: order.status, supplierCost: cost }, {
       supplierCost: cost,
       purchasedAt,
@@ -127,12 +127,10 @@ export async function decidePayment(deps: FulfillmentDeps, f: Fulfillment, order
       nextRunAt: new Date(Date.now() + deps.settings.trackingPollMinMs),
     }, { answer, event });
     if (!moved) return;
-    const count = () => {
+    afterCommit(trx, () => {
       deps.metrics.purchases.inc({ outcome: 'purchased', reason: 'none', channel: f.channel ?? 'API' });
       if (f.receivedAt) deps.metrics.orderToPurchase.observe((purchasedAt.getTime() - f.receivedAt.getTime()) / 1000);
-    };
-    if (trx) afterCommit(trx, count);
-    else count();
+    });
     return;
   }
   if (order.status === 'WAIT_COMPLETE_ADDRESS') {
@@ -229,9 +227,7 @@ async function later(deps: FulfillmentDeps, f: Fulfillment, why: string, trx?: T
  * The order's next check, which this worker just scheduled: this process's follow-up worker is woken then (once `trx`
  * commits), instead of looking for due orders every WORKER_INTERVAL_MS.
  */
-function checkAgainAt(deps: FulfillmentDeps, at: Date | null, trx?: Tx): void {
+export function checkAgainAt(deps: FulfillmentDeps, at: Date | null, trx?: Tx): void {
   if (!at || !deps.followUpDue) return;
-  const wake = deps.followUpDue.bind(deps, at);
-  if (trx) afterCommit(trx, wake);
-  else wake();
+  afterCommit(trx, deps.followUpDue.bind(deps, at));
 }

@@ -1,6 +1,6 @@
 import { add, money, parseDecimal, type Money } from '@postsale/contracts';
-import { afterCommit, keepLease, retryDelayMs, type Lease } from '@postsale/runtime';
-import { decidePayment } from './follow-up.use-case';
+import { keepLease, retryDelayMs, type Lease } from '@postsale/runtime';
+import { checkAgainAt, decidePayment } from './follow-up.use-case';
 import { evaluatePriceGuard } from './price-guard';
 import { BrowserLoginError, sendToReview, SupplierCallError, type Attempt, type Fulfillment, type FulfillmentDeps, type PurchaseChannel, type SupplierApi, type SupplierOrderStatus } from './ports';
 import { Reasons, States } from './states';
@@ -257,7 +257,7 @@ async function recordOutcome(deps: FulfillmentDeps, f: Fulfillment, attemptId: s
       deps.metrics.purchases.inc({ outcome: 'accepted', reason: 'none', channel: f.channel ?? 'API' });
       // the first payment check's answer decided in this transaction: PURCHASED, review, or the next check's time
       if (accepted && paymentCheck) await decidePayment(deps, accepted, paymentCheck, trx);
-      else if (accepted?.nextRunAt) afterCommit(trx, () => deps.followUpDue?.(accepted.nextRunAt!));
+      else if (accepted) checkAgainAt(deps, accepted.nextRunAt, trx);
       return;
     }
     if (outcome.outcome === 'PLACED') {
