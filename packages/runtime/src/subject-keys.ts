@@ -126,19 +126,114 @@ function keyArrival(subjectId: string) {
 }
 
 /**
+ * One batch of keys the replica holds: settled once every held key was stored by an order's transaction, or when the
+ * hold time is over; `unstored()` is then what the replica still has to store itself (the erasures always, since they
+ * are never held).
+ */
+export interface HeldBatch {
+  readonly settled: Promise<void>;
+  unstored(): SubjectKey[];
+  release(): void;
+}
+
+/**
+ * The keys this process's replica has read from the topic and holds for a moment before it stores them itself. The
+ * key is published just before its order: an order of this process whose key is held stores it in its own inbox
+ * transaction (its commit carries it), and the replica stores only the keys nobody took — at the rates a shop sees, a
+ * statement and a commit of its own for most keys (0.6 commits per order at 50 orders/s). An erasure is never held.
+ */
+export class HeldSubjectKeys {
+  private readonly keys = new Map<string, { sealedKey: string; stored(): void }>();
+
+  constructor(private readonly onStored: (by: 'order' | 'replica', n: number) => void = () => undefined) {}
+
+  /** the sealed key of `subjectId` if it is held (not stored yet) */
+  sealedKeyOf(subjectId: string): string | undefined {
+    return this.keys.get(subjectId)?.sealedKey;
+  }
+
+  /** an order's transaction that stored `subjectId`'s key has committed: the replica need not store it */
+  storedByOrder(subjectId: string): void {
+    this.keys.get(subjectId)?.stored();
+  }
+
+  /** Holds the keys of `records` for `ms` at most (0: holds nothing) and wakes this process's orders waiting for them. */
+  hold(records: SubjectKey[], ms: number): HeldBatch {
+    const erased = new Set(records.filter((r) => r.sealedKey === null || r.erasedAt !== null).map((r) => r.subjectId));
+    const waiting = new Set<string>();
+    if (ms > 0) for (const r of records) if (!erased.has(r.subjectId)) waiting.add(r.subjectId);
+    const mine = new Map<string, { sealedKey: string; stored(): void }>();
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    const timer = waiting.size > 0 ? setTimeout(settle, ms) : undefined;
+    if (waiting.size === 0) settle();
+    for (const r of records) {
+      if (!waiting.has(r.subjectId) || mine.has(r.subjectId)) continue;
+      const entry = {
+        sealedKey: r.sealedKey!,
+        stored: () => {
+          if (!waiting.delete(r.subjectId)) return;
+          this.onStored('order', 1);
+          if (waiting.size === 0) {
+            clearTimeout(timer);
+            settle();
+          }
+        },
+      };
+      mine.set(r.subjectId, entry);
+      this.keys.set(r.subjectId, entry);
+      keyWaiters.get(r.subjectId)?.forEach((wake) => wake(undefined));
+    }
+    return {
+      settled,
+      unstored: () => records.filter((r) => erased.has(r.subjectId) || waiting.has(r.subjectId) || !mine.has(r.subjectId)),
+      release: () => {
+        clearTimeout(timer);
+        for (const [subjectId, entry] of mine) if (this.keys.get(subjectId) === entry) this.keys.delete(subjectId);
+      },
+    };
+  }
+}
+
+/**
+ * Stores a held key in the order's own transaction and answers the subject's row: the key, or the erasure already
+ * stored (a key never replaces an erasure). Once that transaction commits, the replica need not store the key.
+ */
+async function storeHeldKey(trx: Tx, held: HeldSubjectKeys, subjectId: string, sealedKey: string): Promise<StoredKey | undefined> {
+  const result: { rows: StoredKey[] } = await trx.raw(
+    `with stored as (insert into subject_keys (subject_id, sealed_key) values (?, ?) on conflict (subject_id) do nothing returning sealed_key, erased_at)
+     select sealed_key, erased_at from stored
+     union all select sealed_key, erased_at from subject_keys where subject_id = ? and not exists (select 1 from stored)`,
+    [subjectId, sealedKey, subjectId],
+  );
+  afterCommit(trx, () => held.storedByOrder(subjectId));
+  // (nothing answered: another transaction stored the subject after this statement's snapshot; it has committed now)
+  return result.rows[0] ?? trx('subject_keys').where({ subject_id: subjectId }).first('sealed_key', 'erased_at');
+}
+
+/**
  * The OrderReceived a reader may use: buyer and ship-to opened from `sealedPersonal` with the subject's key; without
  * personal data when the subject was erased. A key this service has not received yet is a retriable error: the
  * consumer waits (the partition pauses), it does not dead-letter. Events from before sealing pass unchanged.
  */
-export async function openOrderReceived(trx: Tx, kek: KeyEncryptionKey, orderId: string, order: OrderReceived, waitMs = KEY_WAIT_MS): Promise<OrderReceived> {
+export async function openOrderReceived(
+  trx: Tx, kek: KeyEncryptionKey, orderId: string, order: OrderReceived,
+  options: { waitMs?: number; held?: HeldSubjectKeys } = {},
+): Promise<OrderReceived> {
   const sealed = order.sealedPersonal;
   if (!sealed) return order;
+  const { waitMs = KEY_WAIT_MS, held } = options;
   // The key is published just before the order, on another topic read by another consumer: it is usually a few
   // milliseconds behind. Looking again for a moment (our transaction sees its commit) spares a rolled-back slice and a
   // retry for each such order — a quarter of them at 8 orders/s in the 20,000-order run. It looks again when this
   // process has stored the key, else every KEY_LOOK_AGAIN_MS (looking every 20 ms was 0.5 reads per order).
   // A key this process stored meanwhile is handed over with the row its statement stored (committed): no second read.
-  const lookUp = (): Promise<StoredKey | undefined> => trx('subject_keys').where({ subject_id: sealed.subjectId }).first('sealed_key', 'erased_at');
+  // A key this process's replica holds (not stored yet) is stored by this transaction, in the same round trip as the look.
+  const lookUp = (): Promise<StoredKey | undefined> => {
+    const heldKey = held?.sealedKeyOf(sealed.subjectId);
+    if (heldKey) return storeHeldKey(trx, held!, sealed.subjectId, heldKey);
+    return trx('subject_keys').where({ subject_id: sealed.subjectId }).first('sealed_key', 'erased_at');
+  };
   const arrival = keyArrival(sealed.subjectId);
   let row: StoredKey | undefined;
   try {
@@ -161,8 +256,9 @@ export async function openOrderReceived(trx: Tx, kek: KeyEncryptionKey, orderId:
  * Reads the subject-keys topic from the beginning into `subject_keys`, one offset commit per batch (records are
  * idempotent, so a redelivered batch changes nothing). The batches of the partitions one fetch brought are stored by
  * one statement (group commit; at the rates a shop sees each holds a key or two, and each was a commit of its own); a
- * statement that fails stores each batch on its own. Runs beside a service's consumers as one of its workers; a
- * failure (database or broker down) is retried with backoff, never skipped.
+ * statement that fails stores each batch on its own. With `holdMs`, a batch's keys are first held that long for this
+ * process's orders to store in their own transactions (HeldSubjectKeys); the replica stores the rest. Runs beside a
+ * service's consumers as one of its workers; a failure (database or broker down) is retried with backoff, never skipped.
  */
 export class SubjectKeyReplica {
   readonly name = 'subject-keys';
@@ -170,8 +266,16 @@ export class SubjectKeyReplica {
   private stopping = false;
   private starting?: Promise<void>;
   private readonly store: Batcher<SubjectKey[], void>;
+  /** the keys read and not stored yet, for this process's orders to store in their own transaction (see HeldSubjectKeys) */
+  readonly held: HeldSubjectKeys;
 
-  constructor(private readonly deps: { kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; metrics: Metrics; namespace: string; group: string }) {
+  constructor(private readonly deps: {
+    kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; metrics: Metrics; namespace: string; group: string;
+    /** how long a key waits for an order of this process to store it before the replica does (0: stored at once) */
+    holdMs?: number;
+  }) {
+    const stored = deps.metrics.counter('subject_keys_stored_total', 'Subject keys stored in this service\'s copy, by who stored them: an order\'s own transaction, or the replica', ['by']);
+    this.held = new HeldSubjectKeys((by, n) => stored.inc({ by }, n));
     this.store = createBatcher<SubjectKey[], void>({
       name: deps.group, maxBatch: SubjectKeys.partitions, maxInFlight: SubjectKeys.partitions,
       run: async (batches) => {
@@ -181,7 +285,14 @@ export class SubjectKeyReplica {
       runOne: (records) => applySubjectKeys(deps.db, records),
       logger: deps.logger, metrics: deps.metrics,
     });
+    this.storedByReplica = (n) => stored.inc({ by: 'replica' }, n);
   }
+
+  private readonly storedByReplica: (n: number) => void;
+  /** per partition: settles once every batch handed over so far is stored (rejects if one gave up) */
+  private readonly stored = new Map<string, Promise<void>>();
+  /** offset commits not done yet, which stop() lets finish */
+  private readonly committing = new Set<Promise<unknown>>();
 
   start(): void {
     this.starting ??= this.run();
@@ -224,30 +335,69 @@ export class SubjectKeyReplica {
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         if (batch.messages.length === 0) return;
-        for (let attempt = 1; ; attempt++) {
+        let records: SubjectKey[] | undefined;
+        for (let attempt = 1; !records; attempt++) {
           if (!isRunning() || isStale() || this.stopping) return;
           try {
-            const records: SubjectKey[] = [];
-            for (const m of batch.messages) if (m.value) records.push(await codec.decodeSubjectKey(m.value));
-            await this.store.submit(records);
-            break;
+            const decoded: SubjectKey[] = [];
+            for (const m of batch.messages) if (m.value) decoded.push(await codec.decodeSubjectKey(m.value));
+            records = decoded;
           } catch (error) {
-            // a key that cannot be stored must not be skipped (its orders would wait for ever): retry until it passes
-            logger.warn({ err: error, code: classifyError(error).code, attempt, partition: batch.partition }, 'subject keys not stored yet; retrying');
+            // a key that cannot be read must not be skipped (its orders would wait for ever): retry until it passes
+            logger.warn({ err: error, code: classifyError(error).code, attempt, partition: batch.partition }, 'subject keys not read yet; retrying');
             await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
             await heartbeat().catch(() => undefined);
           }
         }
-        const last = batch.messages[batch.messages.length - 1]!;
-        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
-        resolveOffset(last.offset);
+        // The partition's next batches are fetched at once: an order may be waiting for a key in one of them, and this
+        // batch's keys may be waiting for that order's commit. The offset is committed once this batch and every
+        // earlier one of the partition are stored (a batch not stored commits nothing after it).
+        const held = this.held.hold(records, this.deps.holdMs ?? 0);
+        const last = batch.messages[batch.messages.length - 1]!.offset;
+        resolveOffset(last);
+        const partition = `${batch.topic}:${batch.partition}`;
+        const stored = Promise.all([this.stored.get(partition), this.storeHeld(held, batch.partition)]).then(() => undefined);
+        stored.catch(() => undefined); // (handled below; the next batch of the partition waits on it too)
+        this.stored.set(partition, stored);
+        const committed = stored
+          .then(() => consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]))
+          // (stopping, or the partition went to another member meanwhile: its keys are read again, which changes nothing)
+          .catch((error: unknown) => logger.debug({ err: error, partition: batch.partition }, 'subject-key offsets not committed'));
+        this.committing.add(committed);
+        void committed.finally(() => this.committing.delete(committed));
+        // without a hold the batch is stored by now, or soon: wait for it, as a consumer without a hold would
+        if (!this.deps.holdMs) await committed;
       },
     });
+  }
+
+  /** Stores what the batch's hold leaves (after it), retrying until it is stored; gives up only when stopping. */
+  private async storeHeld(held: HeldBatch, partition: number): Promise<void> {
+    try {
+      await held.settled;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const rest = held.unstored();
+          if (rest.length > 0) await this.store.submit(rest);
+          this.storedByReplica(rest.length);
+          return;
+        } catch (error) {
+          if (this.stopping) throw error;
+          // a key that cannot be stored must not be skipped (its orders would wait for ever): retry until it passes
+          this.deps.logger.warn({ err: error, code: classifyError(error).code, attempt, partition }, 'subject keys not stored yet; retrying');
+          await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
+        }
+      }
+    } finally {
+      held.release();
+    }
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     await this.starting?.catch(() => undefined);
+    // the batches held or being stored commit their offsets first (a hold is short); what is not stored is read again
+    await Promise.allSettled([...this.committing]);
     await this.consumer?.disconnect().catch(() => undefined);
   }
 }

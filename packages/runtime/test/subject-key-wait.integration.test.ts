@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { OrderReceived } from '@postsale/contracts';
-import { applySubjectKeys, createDb, keyEncryptionKey, localInfraEnv, migrate, newDataKey, openOrderReceived, sealOrderReceived, subjectKeysMigration, type Db } from '../src';
+import { applySubjectKeys, createDb, HeldSubjectKeys, keyEncryptionKey, localInfraEnv, migrate, newDataKey, openOrderReceived, sealOrderReceived, subjectKeysMigration, type Db } from '../src';
 import { dropSchema, uniqueId } from '../src/testing';
 
 const order: OrderReceived = {
@@ -105,6 +105,115 @@ describe('opening an order whose subject key is a moment behind', () => {
     expect(await state()).toEqual({ [a.subjectId]: 'erased', [b.subjectId]: 'erased' });
   });
 
+  describe('when this process\'s replica holds the key it read (not stored yet)', () => {
+    const keyRecord = (s: { subjectId: string; dataKey: Buffer }) => ({ subjectId: s.subjectId, sealedKey: kek.wrap(s.dataKey, s.subjectId), erasedAt: null, occurredAt: Date.now() });
+    /** the batch settles within `ms`, or the test fails saying so (a hold of 10 s must not be what settled it) */
+    const settledWithin = async (batch: { settled: Promise<void> }, ms: number) => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await Promise.race([batch.settled.then(() => 'settled'), new Promise((r) => (timer = setTimeout(() => r(`not settled within ${ms} ms`), ms)))]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    const statementsOn = async <T>(run: () => Promise<T>): Promise<{ result: T; statements: string[] }> => {
+      const statements: string[] = [];
+      const count = (q: { sql: string }) => {
+        if (/subject_keys/.test(q.sql)) statements.push(q.sql.replace(/\s+/g, ' '));
+      };
+      db.on('query', count);
+      try {
+        return { result: await run(), statements };
+      } finally {
+        db.off('query', count);
+      }
+    };
+
+    it('then the order stores it in its own transaction, in the statement that looks for it, and the replica has nothing left to store', async () => {
+      const { subject, orderId, sealed } = sealedOrder();
+      const held = new HeldSubjectKeys();
+      const record = keyRecord(subject);
+      const batch = held.hold([record], 10_000);
+      try {
+        const { result, statements } = await statementsOn(() => db.transaction((trx) => openOrderReceived(trx, kek, orderId, sealed, { held })));
+        expect(result).toMatchObject({ buyer: order.buyer, shipTo: order.shipTo });
+        expect(statements).toEqual([expect.stringMatching(/^with stored as \(insert into subject_keys/)]);
+        expect(await settledWithin(batch, 2_000)).toBe('settled');
+        expect(batch.unstored()).toEqual([]);
+        expect(await db('subject_keys').where({ subject_id: subject.subjectId }).first('sealed_key', 'erased_at')).toEqual({ sealed_key: record.sealedKey, erased_at: null });
+      } finally {
+        batch.release();
+      }
+    });
+
+    it('when the order\'s transaction rolls back, then the key is still the replica\'s to store once the hold is over', async () => {
+      const { subject, orderId, sealed } = sealedOrder();
+      const held = new HeldSubjectKeys();
+      const record = keyRecord(subject);
+      const batch = held.hold([record], 300);
+      try {
+        await expect(db.transaction(async (trx) => {
+          await openOrderReceived(trx, kek, orderId, sealed, { held });
+          throw new Error('the inbox transaction failed');
+        })).rejects.toThrow('the inbox transaction failed');
+        await batch.settled;
+        expect(batch.unstored()).toEqual([record]);
+        expect(await db('subject_keys').where({ subject_id: subject.subjectId }).first()).toBeUndefined();
+      } finally {
+        batch.release();
+      }
+    });
+
+    it('when the order was waiting for its key, then the replica\'s hold wakes it and it stores the key itself', async () => {
+      const { subject, orderId, sealed } = sealedOrder();
+      const held = new HeldSubjectKeys();
+      let batch: ReturnType<HeldSubjectKeys['hold']> | undefined;
+      try {
+        const { result, statements } = await statementsOn(async () => {
+          const opening = db.transaction((trx) => openOrderReceived(trx, kek, orderId, sealed, { held }));
+          await new Promise((r) => setTimeout(r, 40)); // the key is read a moment after the order (before the look again at 100 ms)
+          batch = held.hold([keyRecord(subject)], 10_000);
+          return opening;
+        });
+        expect(result).toMatchObject({ buyer: order.buyer, shipTo: order.shipTo });
+        // the first look found nothing; the wake-up stored the held key
+        expect(statements).toEqual([expect.stringMatching(/^select "sealed_key", "erased_at" from "subject_keys"/), expect.stringMatching(/^with stored as \(insert into subject_keys/)]);
+        expect(await settledWithin(batch!, 2_000)).toBe('settled');
+        expect(batch!.unstored()).toEqual([]);
+      } finally {
+        batch?.release();
+      }
+    });
+
+    it('when the subject was erased already (an older key redelivered), then the held key does not replace the erasure and the order opens without personal data', async () => {
+      const { subject, orderId, sealed } = sealedOrder();
+      await applySubjectKeys(db, [{ subjectId: subject.subjectId, sealedKey: null, erasedAt: Date.now(), occurredAt: Date.now() }]);
+      const held = new HeldSubjectKeys();
+      const batch = held.hold([keyRecord(subject)], 10_000);
+      try {
+        const opened = await db.transaction((trx) => openOrderReceived(trx, kek, orderId, sealed, { held }));
+        expect(opened).toMatchObject({ buyer: null, shipTo: null, shipToIssue: 'PERSONAL_DATA_ERASED' });
+        expect(await db('subject_keys').where({ subject_id: subject.subjectId }).first('sealed_key')).toEqual({ sealed_key: null });
+      } finally {
+        batch.release();
+      }
+    });
+
+    it('when a batch brings an erasure, then it is never held: the batch is settled at once and the erasure is the replica\'s to store', async () => {
+      const { subject } = sealedOrder();
+      const erasure = { subjectId: subject.subjectId, sealedKey: null, erasedAt: Date.now(), occurredAt: Date.now() };
+      const held = new HeldSubjectKeys();
+      const batch = held.hold([keyRecord(subject), erasure], 10_000);
+      try {
+        expect(await settledWithin(batch, 500)).toBe('settled');
+        expect(held.sealedKeyOf(subject.subjectId)).toBeUndefined();
+        expect(batch.unstored()).toHaveLength(2);
+      } finally {
+        batch.release();
+      }
+    });
+  });
+
   it('when another replica stores the key (no signal in this process), then the order still finds it within the wait', async () => {
     const { subject, orderId, sealed } = sealedOrder();
     const opening = db.transaction((trx) => openOrderReceived(trx, kek, orderId, sealed));
@@ -116,7 +225,7 @@ describe('opening an order whose subject key is a moment behind', () => {
   it('when the key does not come within the wait, then the event is given back as retriable (SUBJECT_KEY_NOT_RECEIVED), never opened without it', async () => {
     const { orderId, sealed } = sealedOrder();
     const started = Date.now();
-    await expect(db.transaction((trx) => openOrderReceived(trx, kek, orderId, sealed, 150))).rejects.toMatchObject({ code: 'SUBJECT_KEY_NOT_RECEIVED', retriable: true });
+    await expect(db.transaction((trx) => openOrderReceived(trx, kek, orderId, sealed, { waitMs: 150 }))).rejects.toMatchObject({ code: 'SUBJECT_KEY_NOT_RECEIVED', retriable: true });
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
   });
 });

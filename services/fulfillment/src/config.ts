@@ -89,6 +89,12 @@ export const configSchema = baseConfigSchema
     PURCHASE_CONCURRENCY: z.coerce.number().int().min(1).max(100).optional(),
     /** the former name of PURCHASE_CONCURRENCY, still read when that one is not set */
     PURCHASE_BATCH_SIZE: z.coerce.number().int().min(1).max(100).optional(),
+    /**
+     * how long a buyer's data key read from the subject-keys topic waits for this process's order to store it in the
+     * order's own transaction before the replica stores it itself (0: at once). The key comes just before its order, so
+     * a moment saves a commit per order; an order read by another replica finds the key at most this much later.
+     */
+    SUBJECT_KEY_HOLD_MS: z.coerce.number().int().min(0).max(1_000).default(50),
     /** supplier status checks (payment, tracking, delivery) run at once */
     FOLLOW_UP_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(20),
     /** tracking pushes to marketplaces run at once */

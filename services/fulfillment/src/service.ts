@@ -132,12 +132,14 @@ export const fulfillmentService: ServiceDefinition<typeof configSchema> = {
     };
 
     // our copy of the buyers' data keys, from the compacted subject-keys topic (crypto-shredding)
-    const subjectKeys = new SubjectKeyReplica({ kafka, db, codec, logger, metrics, namespace: config.TOPIC_NAMESPACE, group: 'fulfillment.subject-keys' });
+    const subjectKeys = new SubjectKeyReplica({
+      kafka, db, codec, logger, metrics, namespace: config.TOPIC_NAMESPACE, group: 'fulfillment.subject-keys', holdMs: config.SUBJECT_KEY_HOLD_MS,
+    });
 
     return {
       // a recorded order is the purchase worker's: orders events never make the follow-up worker's work due (the
       // purchase worker does an accepted order's first payment check itself), so it is not woken for each of them
-      consumers: [ordersConsumer(deps, () => purchaser.nudge(), keyEncryptionKey(config))],
+      consumers: [ordersConsumer(deps, () => purchaser.nudge(), keyEncryptionKey(config), subjectKeys.held)],
       workers: [purchaser, follower, pusher, subjectKeys],
       routes: adminRoutes(deps, {
         adminToken: config.ADMIN_TOKEN,
