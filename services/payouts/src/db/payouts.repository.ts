@@ -439,13 +439,14 @@ export class PayoutsRepository implements PayoutsStore {
     return (rows as Array<Record<string, unknown>>).map((r) => ({ batchId: String(r.id), paypalBatchId: String(r.paypal_batch_id), fence: safeInteger(r.fence) }));
   }
 
-  async recordBatchCheck(job: BatchCheckJob, paypalBatchStatus: string, finalItemStatuses: readonly string[], nextCheckInMs: number): Promise<boolean> {
+  async recordBatchCheck(job: BatchCheckJob, paypalBatchStatus: string, finalItemStatuses: readonly string[], nextCheckInMs: number, trx?: Tx): Promise<boolean> {
+    const db = trx ?? this.db;
     const done = 'not exists (select 1 from payout_items i where i.batch_id = payout_batches.id and i.status <> all(?::text[]))';
-    const updated = await this.db('payout_batches').where({ id: job.batchId, fence: job.fence }).update({
-      paypal_batch_status: paypalBatchStatus, last_checked_at: this.db.fn.now(),
-      next_check_at: this.db.raw('now() + make_interval(secs => ? / 1000.0)', [nextCheckInMs]),
-      status: this.db.raw(`case when ${done} then 'COMPLETED' else status end`, [[...finalItemStatuses]]),
-      completed_at: this.db.raw(`case when ${done} then now() else completed_at end`, [[...finalItemStatuses]]),
+    const updated = await db('payout_batches').where({ id: job.batchId, fence: job.fence }).update({
+      paypal_batch_status: paypalBatchStatus, last_checked_at: db.fn.now(),
+      next_check_at: db.raw('now() + make_interval(secs => ? / 1000.0)', [nextCheckInMs]),
+      status: db.raw(`case when ${done} then 'COMPLETED' else status end`, [[...finalItemStatuses]]),
+      completed_at: db.raw(`case when ${done} then now() else completed_at end`, [[...finalItemStatuses]]),
     });
     return updated > 0;
   }

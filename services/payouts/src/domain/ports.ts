@@ -179,7 +179,7 @@ export interface PayoutsStore {
    * the same statement closes it when every item of the batch is in one of `finalItemStatuses`, else it is checked again
    * after `nextCheckInMs`
    */
-  recordBatchCheck(job: BatchCheckJob, paypalBatchStatus: string, finalItemStatuses: readonly string[], nextCheckInMs: number): Promise<boolean>;
+  recordBatchCheck(job: BatchCheckJob, paypalBatchStatus: string, finalItemStatuses: readonly string[], nextCheckInMs: number, trx?: Tx): Promise<boolean>;
   /** a check that failed: the batch is due again after `inMs` instead of when its lease runs out (only while `fence` is current) */
   deferBatchCheck(job: BatchCheckJob, inMs: number): Promise<void>;
   /** makes an accepted batch due for a check now (an operator asked to cancel one of its items) */

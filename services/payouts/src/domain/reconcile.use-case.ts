@@ -1,5 +1,5 @@
 import { newEvent, Streams, type PayoutEvent } from '@postsale/contracts';
-import { retryDelayMs } from '@postsale/runtime';
+import { commitWithNext, retryDelayMs } from '@postsale/runtime';
 import { publishPayout, type PayoutsContext } from './context';
 import { recordClawback, scheduleRetry } from './intent-decisions';
 import { FINAL_ITEM_STATUSES, classifyItemStatus } from './payout-rules';
@@ -39,21 +39,24 @@ async function checkBatchAtPayPal(ctx: PayoutsContext, job: BatchCheckJob): Prom
       await store.recordCancelRefused(item.id, `cancel refused: ${result.name}: ${result.message}`);
     }
   }
-  let batchStatus = 'PENDING';
+  let recorded = false;
   for (let page = 1, pages = 1; page <= pages; page++) {
     const state = await gateway.getBatchPage(job.paypalBatchId, page);
     metrics.paypalCalls.inc({ operation: 'get_batch', outcome: 'ok' });
-    batchStatus = state.batchStatus;
     pages = state.totalPages;
+    const last = page >= pages || state.items.length === 0;
+    // The batch is done when every item is final: decided by the statement that records the check (no read of the
+    // items), after the last page's moves and in their transaction (one commit, not one more of its own).
+    const recordCheck = async (trx: Tx | undefined) => {
+      if (trx) await commitWithNext(trx);
+      recorded = await store.recordBatchCheck(job, state.batchStatus, FINAL_ITEM_STATUSES, settings.reconcileIntervalMs, trx);
+    };
     // items a webhook is applying meanwhile are skipped, not waited for (it applies PayPal's word, and newer): the batch
     // is not done while they are unfinished, so its next check reads them again
-    await applyItemStates(ctx, state.items, (item) => `PayPal batch ${job.paypalBatchId} reports ${item.transactionStatus}`, 'skip');
-    if (state.items.length === 0) break;
+    await applyItemStates(ctx, state.items, (item) => `PayPal batch ${job.paypalBatchId} reports ${item.transactionStatus}`, 'skip', last ? recordCheck : undefined);
+    if (last) break;
   }
-  // the batch is done when every item is final: decided by the statement that records the check (no read of the items)
-  if (!(await store.recordBatchCheck(job, batchStatus, FINAL_ITEM_STATUSES, settings.reconcileIntervalMs))) {
-    logger.info({ batchId: job.batchId, fence: job.fence }, 'batch check outlived its lease; another worker records it');
-  }
+  if (!recorded) logger.info({ batchId: job.batchId, fence: job.fence }, 'batch check outlived its lease; another worker records it');
 }
 
 /** A verified `PAYMENT.PAYOUTS-ITEM.*` webhook: the item's state as PayPal reports it, and the event that reported it. */
@@ -113,16 +116,24 @@ export function batchChanged(ctx: PayoutsContext): void {
  * Applies PayPal item statuses (a page of a batch read, an item read or a webhook) to our items and, when an item is
  * its intent's current attempt, to the intent — all in one transaction. Items, then intents, are locked in id order,
  * so concurrent pages and webhooks never deadlock. Idempotent: the same status twice changes nothing. `busy` 'skip':
- * items another transaction holds are left as they are (the reconciler, which reads the batch again later). Returns
- * how many items changed.
+ * items another transaction holds are left as they are (the reconciler, which reads the batch again later).
+ * `alongside` runs in that transaction after the moves (without one when nothing moves). Returns how many items changed.
  */
 export async function applyItemStates(
   ctx: PayoutsContext, states: PayPalItemState[], causeOf: (state: PayPalItemState) => string, busy: BusyItems = 'wait',
+  alongside?: (trx: Tx | undefined) => Promise<void>,
 ): Promise<number> {
   const known = lastWordPerItem(states);
   const seen = await planFromPeek(ctx, known);
-  if (!anythingIn(seen)) return 0;
-  return (await ctx.store.transaction((trx) => applyItemStatesIn(ctx, trx, seen, causeOf, [], busy))).size;
+  if (!anythingIn(seen)) {
+    await alongside?.(undefined);
+    return 0;
+  }
+  return (await ctx.store.transaction(async (trx) => {
+    const moved = await applyItemStatesIn(ctx, trx, seen, causeOf, [], busy);
+    await alongside?.(trx);
+    return moved;
+  })).size;
 }
 
 /** The last word per item (a page never repeats one, but a caller might); states without a sender_item_id are not ours. */

@@ -107,11 +107,15 @@ describe('statements per order', () => {
     const pageMove = mentioning(/^with seen \(/, ...items.map((i) => String(i.id)));
     expect(pageMove).toHaveLength(1);
     const page = statements.filter((st) => st.txId === pageMove[0]!.txId);
+    // ...and the check's record, which closes the batch once every item is final, rides on that transaction: no
+    // commit of its own (was a write after the page's COMMIT)
     expect(page.map((st) => st.sql.slice(0, 40))).toEqual([
       'BEGIN;',
       'with seen (id, status, paypal_item_id, t',
+      'update "payout_batches" set "paypal_batc',
       'COMMIT;',
     ]);
+    expect(page[2]!.bindings.map(String)).toContain(batchId);
     // each event written by that statement, for its own intent's move
     expect(page[1]!.sql).toMatch(/update "payout_intents".*insert into outbox .* from after a join moved m/s);
     expect(page[1]!.bindings.filter((b) => b === 'PayoutSent')).toHaveLength(2);
@@ -381,9 +385,11 @@ describe('statements when PayPal settles only when told: the webhook or the reco
       await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SENT' }), { timeoutMs: 10_000, description: 'the seller sent by the reconciler while the platform item is held' });
       const tried = statements.slice(from).find((st) => /^with seen \(/.test(st.sql) && items.every((i) => st.bindings.map(String).includes(String(i.id))))!;
       expect(tried.sql).toMatch(/for update skip locked/);
+      // the check recorded in the same transaction (the batch not done: one of its items is unfinished)
       expect(statements.filter((st) => st.txId === tried.txId).map((st) => st.sql.slice(0, 40))).toEqual([
         'BEGIN;',
         'with seen (id, status, paypal_item_id, t',
+        'update "payout_batches" set "paypal_batc',
         'COMMIT;',
       ]);
       // the check is recorded, the batch not done: one of its items is unfinished
