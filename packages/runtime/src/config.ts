@@ -112,6 +112,13 @@ export const baseConfigSchema = z.object({
    */
   OUTBOX_LINGER_MS: z.coerce.number().int().min(0).max(1000).default(5),
   /**
+   * How long an inbox consumer's ready events wait before their transaction (group commit): events of other partitions
+   * fetched meanwhile join it, and those a broker holds meanwhile come in one fetch for the next (kafkajs fetches from a
+   * broker again once the last fetch's events are applied). 0: only the events fetched together share a transaction.
+   * Saves commits once events arrive faster than this; adds at most this much to each hop.
+   */
+  INBOX_LINGER_MS: z.coerce.number().int().min(0).max(1000).default(0),
+  /**
    * false: this replica serves HTTP, consumes and publishes, but runs none of the service's background workers
    * (pollers, job workers, inbox pruning); replicas with the default run them. Lets one part scale apart from the
    * rest — e.g. ingest replicas that only store and answer webhooks, while fewer replicas process the deliveries.

@@ -81,7 +81,11 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
 
   constructor(
     private readonly spec: ConsumerSpec<E>,
-    private readonly deps: { kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; metrics: Metrics; namespace: string },
+    private readonly deps: {
+      kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; metrics: Metrics; namespace: string;
+      /** how long a ready slice waits for other partitions' slices to share its transaction (default 0: none) */
+      lingerMs?: number;
+    },
   ) {
     this.groupId = deps.namespace ? `${deps.namespace}.${spec.group}` : spec.group;
     this.consumer = this.createConsumer();
@@ -108,6 +112,7 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
       name: `inbox:${this.groupId}`,
       maxBatch: this.concurrency,
       maxInFlight: this.concurrency,
+      lingerMs: deps.lingerMs ?? 0,
       run: async (parts) => {
         if (parts.length === 1) return [false];
         await this.applyTogether(parts);

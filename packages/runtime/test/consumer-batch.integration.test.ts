@@ -80,7 +80,8 @@ describe('inbox consumer in batches', () => {
     return orderIds;
   }
 
-  async function startConsumer(options: { commitIntervalMs?: number; ignores?: string[]; partitionsConsumedConcurrently?: number } = {}): Promise<InboxConsumer<OrderEvent>> {
+  async function startConsumer(options: { commitIntervalMs?: number; ignores?: string[]; partitionsConsumedConcurrently?: number; lingerMs?: number } = {}): Promise<InboxConsumer<OrderEvent>> {
+    const { lingerMs, ...spec } = options;
     // its own Kafka client, counted, so offset commits can be told apart from the test's own requests
     const kafka = createKafka({ clientId: 'consumer-batch', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
     instrumentKafka(kafka, metrics);
@@ -89,7 +90,7 @@ describe('inbox consumer in batches', () => {
       group: 'batch.effects',
       streams: [Streams.orders],
       maxAttempts: 3,
-      ...options,
+      ...spec,
       async handle(event, { trx }) {
         if (event.type === 'OrderCancelled' && event.payload.reason === 'poison') throw new AppError('POISON', 'never processable');
         // fails once, as a database blip would
@@ -101,7 +102,7 @@ describe('inbox consumer in batches', () => {
         if (event.type === 'OrderCancelled' && event.payload.reason === 'slow') await new Promise((r) => setTimeout(r, 1_200));
         await trx('effects').insert({ event_id: event.eventId, order_id: event.orderId, txid: trx.raw('txid_current()') });
       },
-    }, { kafka, db, codec, logger, metrics, namespace });
+    }, { kafka, db, codec, logger, metrics, namespace, lingerMs });
     consumers.push(consumer);
     await consumer.start();
     return consumer;
@@ -220,6 +221,32 @@ describe('inbox consumer in batches', () => {
     expect(await counter(metrics, 'batch_size_count', /batcher="inbox:/)).toBe(1);
     expect(await counter(metrics, 'batch_size_sum', /batcher="inbox:/)).toBe(6);
     expect(await counter(metrics, 'events_consumed_total')).toBe(6);
+  });
+
+  it('when a linger is set, then a ready event waits before its transaction, and the events of other partitions that arrived meanwhile share the next one', async () => {
+    await startConsumer({ partitionsConsumedConcurrently: 6, lingerMs: 1_500 });
+    const fetches = await counter(metrics, 'kafka_requests_total', /api="Fetch"/);
+    const [first] = await sendAll(['test'], { acrossPartitions: true }); // partition 0
+    // the fetch that brought it has answered (a new one went out): the event waits in the linger, not applied yet
+    await waitFor(async () => (await counter(metrics, 'kafka_requests_total', /api="Fetch"/)) > fetches, { timeoutMs: 10_000, description: 'the first event fetched' });
+    // two events of two other partitions, sent one at a time while the first waits
+    const later: string[] = [];
+    for (const partition of [1, 2]) {
+      const orderId = `o-${randomUUID()}`;
+      const event = {
+        eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
+        type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason: 'test', cancelledAt: Date.now() },
+      } as OrderEvent;
+      await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages: [{ partition, key: orderId, value: await codec.encode(Streams.orders, event) }] });
+      later.push(orderId);
+    }
+    expect(await appliedInOrder()).toEqual([]);
+    await waitFor(async () => (await appliedInOrder()).length === 3, { timeoutMs: 30_000, description: 'all three applied' });
+    const txOf = new Map((await db('effects').select('order_id', 'txid')).map((r: { order_id: string; txid: string }) => [r.order_id, r.txid]));
+    // the first alone (its fetch brought only it), the two later ones together: two commits for three events
+    expect(txOf.get(later[0]!)).toBe(txOf.get(later[1]!));
+    expect(txOf.get(first!)).not.toBe(txOf.get(later[0]!));
+    expect(await counter(metrics, 'db_commits_total')).toBe(2);
   });
 
   it('when a poison message shares a joint transaction with other partitions\' events, then the others are applied once and only it is dead-lettered', async () => {

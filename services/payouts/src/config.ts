@@ -33,6 +33,12 @@ export const configSchema = baseConfigSchema
   .extend({
     PORT: z.coerce.number().int().min(0).max(65535).default(3004),
     DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('payouts'),
+    /**
+     * A recorded sale waits this long before its inbox transaction, so the sales that arrive meanwhile share one (see
+     * the runtime's INBOX_LINGER_MS; the shared default is 0): its intents go into a batch that waits for more anyway
+     * (PAYOUT_BATCH_LINGER_MS), so a short wait here costs little and saves a commit per sale once sales come faster.
+     */
+    INBOX_LINGER_MS: z.coerce.number().int().min(0).max(1000).default(50),
     /** explicit on purpose: no default, so nobody pays for real by accident */
     PAYOUTS_MODE: z.enum(PAYOUTS_MODES),
     /** the platform's PayPal account (receives the commission); no default */
