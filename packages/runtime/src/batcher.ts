@@ -3,8 +3,12 @@ import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 
 export interface Batcher<I, O> {
-  /** Resolves with this item's result once the batch that carried it has returned (for a write: committed). */
-  submit(item: I): Promise<O>;
+  /**
+   * Resolves with this item's result once the batch that carried it has returned (for a write: committed). `lingerMs`:
+   * this item's own wait instead of the batcher's (an item that has waited elsewhere already); the batch goes out when
+   * the first of its items' waits ends.
+   */
+  submit(item: I, options?: { lingerMs?: number }): Promise<O>;
 }
 
 /**
@@ -35,13 +39,20 @@ export function createBatcher<I, O>(options: {
   type Waiting = { item: I; resolve: (o: O) => void; reject: (e: unknown) => void };
   let waiting: Waiting[] = [];
   let inFlight = 0;
-  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  let timer: { at: number; handle: NodeJS.Timeout } | { at: number; immediate: NodeJS.Immediate } | undefined;
 
   const cancelTimer = () => {
     if (timer === undefined) return;
-    if (lingerMs > 0) clearTimeout(timer as NodeJS.Timeout);
-    else clearImmediate(timer as NodeJS.Immediate);
+    if ('handle' in timer) clearTimeout(timer.handle);
+    else clearImmediate(timer.immediate);
     timer = undefined;
+  };
+  /** the waiting batch goes out `ms` from now, unless it was due sooner already */
+  const flushIn = (ms: number) => {
+    const at = Date.now() + ms;
+    if (timer !== undefined && timer.at <= at) return;
+    cancelTimer();
+    timer = ms > 0 ? { at, handle: setTimeout(flush, ms) } : { at, immediate: setImmediate(flush) };
   };
   const flush = () => {
     cancelTimer();
@@ -74,11 +85,11 @@ export function createBatcher<I, O>(options: {
   };
 
   return {
-    submit(item) {
+    submit(item, submitOptions) {
       return new Promise<O>((resolve, reject) => {
         waiting.push({ item, resolve, reject });
         if (waiting.length >= maxBatch) flush();
-        else if (timer === undefined) timer = lingerMs > 0 ? setTimeout(flush, lingerMs) : setImmediate(flush);
+        else flushIn(Math.max(0, Math.min(lingerMs, submitOptions?.lingerMs ?? lingerMs)));
       });
     },
   };

@@ -253,7 +253,11 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
       // other partitions' slices ready now commit with this one; alone (or if that transaction failed), its own way
       // (any decode failure: the slice's own path decodes again and tells a transient one from poison)
       const events = await this.decodeAll(relevant).catch(() => undefined);
-      const joined = events !== undefined && (await this.joint.submit({ topic, partition, messages: relevant, events, heartbeat }));
+      // The linger counts from when the slice's first event was written: events that arrived while the previous slices
+      // lingered (a broker is fetched from again once those are applied) have waited already and go at once.
+      const waited = Date.now() - Number(relevant[0]!.timestamp);
+      const lingerMs = Number.isFinite(waited) ? Math.max(0, (this.deps.lingerMs ?? 0) - waited) : undefined;
+      const joined = events !== undefined && (await this.joint.submit({ topic, partition, messages: relevant, events, heartbeat }, { lingerMs }));
       outcome = joined ? 'applied' : await this.applySliceWithRetries(topic, partition, relevant, heartbeat, events);
     } finally {
       endTimer();

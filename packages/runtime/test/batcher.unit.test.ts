@@ -39,6 +39,19 @@ describe('group commit batcher', () => {
     expect(batches).toEqual([[1, 2], [3, 4], [5]]);
   });
 
+  it('when an item has waited elsewhere already (its own shorter linger), then the batch goes when that wait ends, carrying the items that were lingering', async () => {
+    const { batcher, batches } = make({ maxBatch: 10, maxInFlight: 1, lingerMs: 60_000 });
+    const lingering = batcher.submit(1);
+    const settled = Promise.race([lingering.then(() => 'sent'), new Promise((r) => setImmediate(() => r('still lingering')))]);
+    expect(await settled).toBe('still lingering');
+    // an item whose wait is over: the batch goes on the next turn, not in a minute
+    expect(await Promise.all([lingering, batcher.submit(2, { lingerMs: 0 })])).toEqual(['r1', 'r2']);
+    expect(batches).toEqual([[1, 2]]);
+    // a longer own wait than the batcher's is cut to the batcher's: never later than lingerMs after the first item
+    const quick = make({ maxBatch: 10, maxInFlight: 1, lingerMs: 1 });
+    expect(await quick.batcher.submit(3, { lingerMs: 60_000 })).toBe('r3');
+  });
+
   it('when every batch slot is busy, then arrivals wait and go together as the next batch', async () => {
     const gate = deferred();
     let calls = 0;
