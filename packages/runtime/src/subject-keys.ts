@@ -137,15 +137,15 @@ export interface HeldBatch {
 }
 
 /**
- * The keys this process's replica has read from the topic and holds for a moment before it stores them itself. The
- * key is published just before its order: an order of this process whose key is held stores it in its own inbox
- * transaction (its commit carries it), and the replica stores only the keys nobody took — at the rates a shop sees, a
- * statement and a commit of its own for most keys (0.6 commits per order at 50 orders/s). An erasure is never held.
+ * The keys this process's replica has read from the topic and holds for a moment before it stores them itself. A key
+ * is published just before its order: an order of this process whose key is held stores it in its own inbox
+ * transaction (its commit carries it), and the replica stores only the keys nobody took. (Each key stored on its own
+ * was a statement and a commit: 0.6 commits per order at 50 orders/s.) An erasure is never held.
  */
 export class HeldSubjectKeys {
   private readonly keys = new Map<string, { sealedKey: string; stored(): void }>();
 
-  constructor(private readonly onStored: (by: 'order' | 'replica', n: number) => void = () => undefined) {}
+  constructor(private readonly onStoredByOrder: () => void = () => undefined) {}
 
   /** the sealed key of `subjectId` if it is held (not stored yet) */
   sealedKeyOf(subjectId: string): string | undefined {
@@ -173,7 +173,7 @@ export class HeldSubjectKeys {
         sealedKey: r.sealedKey!,
         stored: () => {
           if (!waiting.delete(r.subjectId)) return;
-          this.onStored('order', 1);
+          this.onStoredByOrder();
           if (waiting.size === 0) {
             clearTimeout(timer);
             settle();
@@ -275,7 +275,7 @@ export class SubjectKeyReplica {
     holdMs?: number;
   }) {
     const stored = deps.metrics.counter('subject_keys_stored_total', 'Subject keys stored in this service\'s copy, by who stored them: an order\'s own transaction, or the replica', ['by']);
-    this.held = new HeldSubjectKeys((by, n) => stored.inc({ by }, n));
+    this.held = new HeldSubjectKeys(() => stored.inc({ by: 'order' }));
     this.store = createBatcher<SubjectKey[], void>({
       name: deps.group, maxBatch: SubjectKeys.partitions, maxInFlight: SubjectKeys.partitions,
       run: async (batches) => {

@@ -135,6 +135,10 @@ describe('subject-key replica', () => {
     expect(await db('subject_keys').whereIn('subject_id', [taken.subjectId, untaken.subjectId]).count<{ n: string }[]>('* as n')).toEqual([{ n: '2' }]);
     // the replica's one statement stored the untaken key alone (the order's statement begins "with stored as")
     expect(replicaInserts).toEqual([[untaken.subjectId, expect.any(String), null]]);
+    // and the metric says who stored them
+    const stored = await metrics.registry.getSingleMetricAsString('subject_keys_stored_total');
+    expect(stored).toMatch(/subject_keys_stored_total\{by="order"[^}]*\} 1$/m);
+    expect(stored).toMatch(/subject_keys_stored_total\{by="replica"[^}]*\} 1$/m);
   });
 
   it('when a key is held, then the next batch of its partition is read meanwhile, and an offset is committed only once every earlier key of the partition is stored', async () => {
