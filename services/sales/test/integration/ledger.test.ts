@@ -157,6 +157,8 @@ describe('sales ledger on real Kafka, registry and Postgres', () => {
 
     await publish.orders(orderRefunded({ orderId, sellerId, refundId: 'r3', amount: m(6500, 'USD'), full: true }));
     await waitState(orderId, 'REFUNDED');
+    // the state commits with its event in the outbox; the event reaches this test's consumer a moment later
+    await waitFor(() => eventsFor(orderId).filter((e) => e.type === 'SaleReversed').length === 3, { description: 'the full refund\'s reversal published' });
     const reversals = eventsFor(orderId).flatMap((e) => (e.type === 'SaleReversed' ? [e.payload] : []));
     expect(reversals.map((r) => [r.kind, r.refundedAmount.amountMinor, r.commissionReversed.amountMinor, r.sellerNetReversed.amountMinor])).toEqual([
       ['PARTIAL_REFUND', 2500, 500, 2000],
