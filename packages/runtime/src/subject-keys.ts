@@ -1,5 +1,6 @@
 import type { Consumer, Kafka } from 'kafkajs';
 import { SubjectKeys, subjectKeysTopic, type EventCodec, type OrderReceived, type SubjectKey } from '@postsale/contracts';
+import { retryDelayMs } from './backoff';
 import { createBatcher, type Batcher } from './batcher';
 import { afterCommit, type Db, type Migration, type Tx } from './db';
 import { AppError, classifyError } from './errors';
@@ -71,6 +72,9 @@ export async function applySubjectKeys(db: Db | Tx, records: SubjectKey[]): Prom
   if (db.isTransaction) afterCommit(db as Tx, wake);
   else wake();
 }
+
+/** the wait before a replica's next try (the runtime's one retry delay: 200 ms doubling, at most 5 s) */
+const pauseBeforeRetry = (attempt: number) => new Promise((r) => setTimeout(r, retryDelayMs(attempt + 1, 200, 5_000)));
 
 /** how long a consumer looks again for a subject's key before it gives the event back to be retried */
 const KEY_WAIT_MS = 1_000;
@@ -160,15 +164,14 @@ export class HeldSubjectKeys {
   /** Holds the keys of `records` for `ms` at most (0: holds nothing) and wakes this process's orders waiting for them. */
   hold(records: SubjectKey[], ms: number): HeldBatch {
     const erased = new Set(records.filter((r) => r.sealedKey === null || r.erasedAt !== null).map((r) => r.subjectId));
-    const waiting = new Set<string>();
-    if (ms > 0) for (const r of records) if (!erased.has(r.subjectId)) waiting.add(r.subjectId);
     const mine = new Map<string, { sealedKey: string; stored(): void }>();
+    /** held subjects whose order has not stored the key yet */
+    const waiting = new Set<string>();
     let settle!: () => void;
     const settled = new Promise<void>((resolve) => (settle = resolve));
-    const timer = waiting.size > 0 ? setTimeout(settle, ms) : undefined;
-    if (waiting.size === 0) settle();
-    for (const r of records) {
-      if (!waiting.has(r.subjectId) || mine.has(r.subjectId)) continue;
+    let timer: NodeJS.Timeout | undefined;
+    for (const r of ms > 0 ? records : []) {
+      if (erased.has(r.subjectId) || mine.has(r.subjectId)) continue;
       const entry = {
         sealedKey: r.sealedKey!,
         stored: () => {
@@ -181,12 +184,16 @@ export class HeldSubjectKeys {
         },
       };
       mine.set(r.subjectId, entry);
+      waiting.add(r.subjectId);
       this.keys.set(r.subjectId, entry);
       keyWaiters.get(r.subjectId)?.forEach((wake) => wake(undefined));
     }
+    if (waiting.size === 0) settle();
+    else timer = setTimeout(settle, ms);
     return {
       settled,
-      unstored: () => records.filter((r) => erased.has(r.subjectId) || waiting.has(r.subjectId) || !mine.has(r.subjectId)),
+      // erasures (never held), and held keys no order stored
+      unstored: () => records.filter((r) => !mine.has(r.subjectId) || waiting.has(r.subjectId)),
       release: () => {
         clearTimeout(timer);
         for (const [subjectId, entry] of mine) if (this.keys.get(subjectId) === entry) this.keys.delete(subjectId);
@@ -274,8 +281,9 @@ export class SubjectKeyReplica {
     /** how long a key waits for an order of this process to store it before the replica does (0: stored at once) */
     holdMs?: number;
   }) {
-    const stored = deps.metrics.counter('subject_keys_stored_total', 'Subject keys stored in this service\'s copy, by who stored them: an order\'s own transaction, or the replica', ['by']);
-    this.held = new HeldSubjectKeys(() => stored.inc({ by: 'order' }));
+    const keysStored = deps.metrics.counter('subject_keys_stored_total', 'Subject keys stored in this service\'s copy, by who stored them: an order\'s own transaction, or the replica', ['by']);
+    this.held = new HeldSubjectKeys(() => keysStored.inc({ by: 'order' }));
+    this.storedByReplica = (n) => keysStored.inc({ by: 'replica' }, n);
     this.store = createBatcher<SubjectKey[], void>({
       name: deps.group, maxBatch: SubjectKeys.partitions, maxInFlight: SubjectKeys.partitions,
       run: async (batches) => {
@@ -285,12 +293,11 @@ export class SubjectKeyReplica {
       runOne: (records) => applySubjectKeys(deps.db, records),
       logger: deps.logger, metrics: deps.metrics,
     });
-    this.storedByReplica = (n) => stored.inc({ by: 'replica' }, n);
   }
 
   private readonly storedByReplica: (n: number) => void;
   /** per partition: settles once every batch handed over so far is stored (rejects if one gave up) */
-  private readonly stored = new Map<string, Promise<void>>();
+  private readonly storedSoFar = new Map<string, Promise<void>>();
   /** offset commits not done yet, which stop() lets finish */
   private readonly committing = new Set<Promise<unknown>>();
 
@@ -310,7 +317,7 @@ export class SubjectKeyReplica {
       } catch (error) {
         this.deps.logger.warn({ err: error, attempt }, 'subject-keys consumer could not start; will try again');
         await this.consumer?.disconnect().catch(() => undefined);
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
+        await pauseBeforeRetry(attempt);
       }
     }
   }
@@ -345,7 +352,7 @@ export class SubjectKeyReplica {
           } catch (error) {
             // a key that cannot be read must not be skipped (its orders would wait for ever): retry until it passes
             logger.warn({ err: error, code: classifyError(error).code, attempt, partition: batch.partition }, 'subject keys not read yet; retrying');
-            await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
+            await pauseBeforeRetry(attempt);
             await heartbeat().catch(() => undefined);
           }
         }
@@ -356,9 +363,9 @@ export class SubjectKeyReplica {
         const last = batch.messages[batch.messages.length - 1]!.offset;
         resolveOffset(last);
         const partition = `${batch.topic}:${batch.partition}`;
-        const stored = Promise.all([this.stored.get(partition), this.storeHeld(held, batch.partition)]).then(() => undefined);
+        const stored = Promise.all([this.storedSoFar.get(partition), this.storeHeld(held, batch.partition)]).then(() => undefined);
         stored.catch(() => undefined); // (handled below; the next batch of the partition waits on it too)
-        this.stored.set(partition, stored);
+        this.storedSoFar.set(partition, stored);
         const committed = stored
           .then(() => consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]))
           // (stopping, or the partition went to another member meanwhile: its keys are read again, which changes nothing)
@@ -385,7 +392,7 @@ export class SubjectKeyReplica {
           if (this.stopping) throw error;
           // a key that cannot be stored must not be skipped (its orders would wait for ever): retry until it passes
           this.deps.logger.warn({ err: error, code: classifyError(error).code, attempt, partition }, 'subject keys not stored yet; retrying');
-          await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
+          await pauseBeforeRetry(attempt);
         }
       }
     } finally {
