@@ -115,9 +115,14 @@ export function instrumentDb(db: Db, metrics: Metrics, options: { poolMetrics?: 
     };
   }
   db.on('query', (query: { sql?: string; __knexTxId?: string }) => {
-    const sql = query.sql ?? '';
     if (!settings) roundTrips.inc();
-    if (query.__knexTxId ? /^commit\b/i.test(sql) : AUTOCOMMIT_WRITE.test(sql)) commits.inc();
+    if (query.__knexTxId && /^commit\b/i.test(query.sql ?? '')) commits.inc();
+  });
+  // a write outside a transaction commits on its own once it answered, unless it changed no row: Postgres then writes
+  // no commit record and flushes nothing (the transaction never took an id), e.g. a claim that found nothing due
+  db.on('query-response', (_response: unknown, query: { sql?: string; __knexTxId?: string; response?: unknown }) => {
+    const sql = query.sql ?? '';
+    if (!query.__knexTxId && AUTOCOMMIT_WRITE.test(sql) && !changedNoRow(sql, query.response)) commits.inc();
   });
   // DB_STATEMENT_PROFILE=1 (the benchmark's --statements): which statements those round trips are, to find the ones to
   // fold. Off by default: one label per distinct statement text is fine for a measurement, not for every scrape.
@@ -147,6 +152,15 @@ export function instrumentDb(db: Db, metrics: Metrics, options: { poolMetrics?: 
   };
   pool.on('acquireSuccess', done);
   pool.on('acquireFail', done);
+}
+
+/**
+ * Whether a plain INSERT, UPDATE or DELETE answered that it changed no row. A statement with a WITH is not judged: its
+ * answer counts the rows of its last part, not what its other parts wrote.
+ */
+function changedNoRow(sql: string, response: unknown): boolean {
+  const answer = response as { command?: string; rowCount?: number | null } | undefined;
+  return !/^\s*with\b/i.test(sql) && /^(INSERT|UPDATE|DELETE)$/.test(answer?.command ?? '') && answer?.rowCount === 0;
 }
 
 /** A statement's text with its parameter lists collapsed, so a 3-row and a 30-row insert count as one statement. */

@@ -42,6 +42,21 @@ describe('a service counts what it asks of Postgres and Kafka', () => {
     expect(await total('db_commits_total')).toBe(rolledBack);
   });
 
+  it('when a write on its own changes no row or fails, then it is not counted as a commit (Postgres commits nothing for it)', async () => {
+    const db = service.ctx.db;
+    await db.raw('create table if not exists counted_claims (v int primary key)');
+    await db('counted_claims').insert({ v: 1 }).onConflict('v').ignore();
+    const before = await total('db_commits_total');
+    expect(await db('counted_claims').where({ v: -1 }).update({ v: -2 })).toBe(0); // a claim that found nothing due
+    expect(await db('counted_claims').where({ v: -1 }).delete()).toBe(0);
+    await expect(db('counted_claims').insert({ v: 1 })).rejects.toThrow(/duplicate key/);
+    expect(await total('db_commits_total')).toBe(before);
+    // one that changes a row commits, and so does a WITH (its answer does not say what its other parts wrote)
+    expect(await db('counted_claims').where({ v: 1 }).update({ v: 2 })).toBe(1);
+    await db.raw('with gone as (delete from counted_claims where v = -5 returning v) update counted_claims set v = v where v = -6');
+    expect(await total('db_commits_total')).toBe(before + 2);
+  });
+
   it('when the service talks to Kafka, its requests are counted by client and API', async () => {
     await waitFor(async () => (await total('kafka_requests_total', { client: 'consumer', api: 'Fetch' })) > 0, { description: 'consumer fetches counted' });
     expect(await total('kafka_requests_total', { client: 'admin' })).toBeGreaterThan(0);
