@@ -68,6 +68,13 @@ export const configSchema = baseConfigSchema
      */
     PAYOUT_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(60_000).default(200),
     PAYOUTS_RECONCILE_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
+    /**
+     * With PayPal's webhooks configured (PAYPAL_WEBHOOK_ID), an accepted batch is first checked at PayPal this long
+     * after its acceptance, or after a batch webhook: its items' webhooks bring their outcomes first and close the
+     * batch once every item is final, so the check is the fallback for webhooks that never came. Without webhooks a
+     * batch is checked at once. (A check right after acceptance finds a real PayPal batch PENDING.)
+     */
+    PAYOUTS_WEBHOOK_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     /** release policy for sellers without payee settings (platform intents follow the seller's policy) */
     PAYOUTS_DEFAULT_RELEASE_POLICY: releasePolicyText.default('immediate'),
     /** attempts the poller may make on its own per intent; 1 = a FAILED/RETURNED item waits for POST /admin/payouts/:id/retry */

@@ -29,6 +29,15 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
         webUrl: config.PAYPAL_WEB_URL, timeoutMs: config.PAYPAL_TIMEOUT_MS,
       });
     if (!config.PLATFORM_PAYEE_EMAIL) logger.warn({ mode: config.PAYOUTS_MODE }, 'PLATFORM_PAYEE_EMAIL is not set: platform commission intents are HELD');
+    const verifier = config.PAYPAL_WEBHOOK_ID && config.PAYOUTS_MODE !== 'dry-run'
+      ? createPayPalWebhookVerifier({
+        mode: 'offline',
+        environment: config.PAYOUTS_MODE === 'live' ? 'live' : 'sandbox',
+        webhookId: config.PAYPAL_WEBHOOK_ID,
+        allowedCertHosts: config.PAYPAL_CERT_HOSTS ? config.PAYPAL_CERT_HOSTS.split(',').map((h) => h.trim()).filter(Boolean) : PAYPAL_CERT_HOSTS,
+        timeoutMs: config.PAYPAL_TIMEOUT_MS,
+      })
+      : undefined;
     const store = new PayoutsRepository(db);
     const ctx: PayoutsContext = {
       store, outbox, logger, gateway,
@@ -45,11 +54,14 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
         defaultPayoutCurrency: config.DEFAULT_PAYOUT_CURRENCY,
         fxMaxRateAgeDays: config.PAYOUTS_FX_MAX_RATE_AGE_DAYS,
         reconcileIntervalMs: config.PAYOUTS_RECONCILE_INTERVAL_MS,
+        // without webhooks nothing else brings a batch's outcomes: checked at once
+        firstCheckInMs: verifier ? config.PAYOUTS_WEBHOOK_GRACE_MS : 0,
       },
       nudge: {
         batcher: () => batcher.nudge(),
         intentsDue: (count) => linger.intentsDue(count),
         reconciler: () => reconciler.nudge(),
+        reconcilerAt: (at) => reconciler.nudgeAt(at),
       },
     };
     await reevaluatePlatformIntents(ctx);
@@ -72,16 +84,6 @@ export const payoutsService: ServiceDefinition<typeof configSchema> = {
       describe: (job) => ({ batchId: job.batchId }),
     });
     const linger = lingeringNudge(batcher, config.PAYOUTS_BATCH_SIZE, config.PAYOUT_BATCH_LINGER_MS);
-
-    const verifier = config.PAYPAL_WEBHOOK_ID && config.PAYOUTS_MODE !== 'dry-run'
-      ? createPayPalWebhookVerifier({
-        mode: 'offline',
-        environment: config.PAYOUTS_MODE === 'live' ? 'live' : 'sandbox',
-        webhookId: config.PAYPAL_WEBHOOK_ID,
-        allowedCertHosts: config.PAYPAL_CERT_HOSTS ? config.PAYPAL_CERT_HOSTS.split(',').map((h) => h.trim()).filter(Boolean) : PAYPAL_CERT_HOSTS,
-        timeoutMs: config.PAYPAL_TIMEOUT_MS,
-      })
-      : undefined;
 
     // PayPal sends a batch's item webhooks at once: those arriving together are applied as one set (one read, one
     // transaction); a set that fails is applied again one webhook at a time, so one bad webhook fails only its request

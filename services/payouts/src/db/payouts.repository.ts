@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { safeInteger } from '@postsale/contracts';
-import { AdminAuditTrail, afterCommit, fxRates, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
+import { AdminAuditTrail, afterCommit, fxRates, writeWithNext, type AdminAuditEntry, type AdminAuditRecord, type Db, type Tx } from '@postsale/runtime';
 import { TERMINAL_STATUSES, type HoldReason, type Recipient } from '../domain/payout-rules';
 import type { BusyItems, PayPalItemState, PayoutsStore } from '../domain/ports';
 import { date, toBalanceEntry, toBatch, toIntent, toItem, toItemWithBatchId, toPayee, toReversal, toSale } from './payouts.rows';
@@ -413,10 +413,12 @@ export class PayoutsRepository implements PayoutsStore {
     await this.db('payout_batches').where({ id: batchId }).update({ last_error: lastError });
   }
 
-  async markBatchAccepted(batchId: string, a: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null }): Promise<void> {
-    await this.db('payout_batches').where({ id: batchId }).update({
+  async markBatchAccepted(batchId: string, a: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null; firstCheckInMs: number }): Promise<Date> {
+    const [row] = await this.db('payout_batches').where({ id: batchId }).update({
       status: 'ACCEPTED', paypal_batch_id: a.paypalBatchId, accepted_at: this.db.fn.now(), last_error: a.lastError, paypal_batch_status: a.paypalBatchStatus,
-    });
+      next_check_at: this.db.raw('now() + make_interval(secs => ? / 1000.0)', [a.firstCheckInMs]),
+    }, ['next_check_at']);
+    return row ? new Date(row.next_check_at) : new Date(Date.now() + a.firstCheckInMs);
   }
 
   async markBatchRejected(trx: Tx, batchId: string, lastError: string): Promise<void> {
@@ -459,6 +461,26 @@ export class PayoutsRepository implements PayoutsStore {
     await trx('payout_batches').where({ id: batchId, status: 'ACCEPTED' }).update({ next_check_at: trx.fn.now() });
   }
 
+  async checkBatchWithin(paypalBatchId: string, inMs: number): Promise<Date | undefined> {
+    const { rows } = await this.db.raw(
+      `update payout_batches set next_check_at = least(coalesce(next_check_at, now()), now() + make_interval(secs => ? / 1000.0))
+        where paypal_batch_id = ? and status = 'ACCEPTED' returning next_check_at`,
+      [inMs, paypalBatchId],
+    );
+    const row = (rows as Array<{ next_check_at: Date }>)[0];
+    return row ? new Date(row.next_check_at) : undefined;
+  }
+
+  async closeFinishedBatches(trx: Tx, batchIds: string[], finalItemStatuses: readonly string[]): Promise<void> {
+    if (batchIds.length === 0) return;
+    await writeWithNext(trx, trx.raw(
+      `update payout_batches b set status = 'COMPLETED', completed_at = now()
+        where b.id = any(?::uuid[]) and b.status = 'ACCEPTED'
+          and not exists (select 1 from payout_items i where i.batch_id = b.id and i.status <> all(?::text[]))`,
+      [[...new Set(batchIds)], [...finalItemStatuses]],
+    ));
+  }
+
   async learnPayPalBatchId(trx: Tx, batchId: string, paypalBatchId: string): Promise<void> {
     await trx('payout_batches').where({ id: batchId }).whereNull('paypal_batch_id').update({ paypal_batch_id: paypalBatchId });
   }
@@ -491,7 +513,7 @@ export class PayoutsRepository implements PayoutsStore {
                     select i.event_id, i.event_type from incoming i
                      where exists (select 1 from payout_items p where p.sender_item_id = i.sender_item_id and p.status = i.status and p.paypal_item_id = i.paypal_item_id)
                     on conflict (event_id) do nothing)
-       select "payout_items".*, "payout_batches"."paypal_batch_id" as "batch_paypal_batch_id",
+       select "payout_items".*, "payout_batches"."paypal_batch_id" as "batch_paypal_batch_id", "payout_batches"."status" as "batch_status",
               "payout_intents"."order_id" as "payment_order_id", "payout_intents"."seller_id" as "payment_seller_id", "payout_intents"."recipient" as "payment_recipient"
          from "payout_items" inner join "payout_batches" on "payout_batches"."id" = "payout_items"."batch_id"
               inner join "payout_intents" on "payout_intents"."id" = "payout_items"."intent_id"
@@ -511,7 +533,7 @@ export class PayoutsRepository implements PayoutsStore {
       .join('payout_intents', 'payout_intents.id', 'payout_items.intent_id')
       .whereIn('payout_items.sender_item_id', senderItemIds)
       .orderBy('payout_items.id')
-      .select('payout_items.*', 'payout_batches.paypal_batch_id as batch_paypal_batch_id',
+      .select('payout_items.*', 'payout_batches.paypal_batch_id as batch_paypal_batch_id', 'payout_batches.status as batch_status',
         'payout_intents.order_id as payment_order_id', 'payout_intents.seller_id as payment_seller_id', 'payout_intents.recipient as payment_recipient');
     if (lock) query.forUpdate('payout_items');
     if (lock === 'skip') query.skipLocked();

@@ -42,10 +42,10 @@ export function toPayee(r: Record<string, unknown>): Payee {
   };
 }
 
-/** An item read with its batch's PayPal id and its intent's order, seller and recipient (`payment_*` columns). */
+/** An item read with its batch's PayPal id and status and its intent's order, seller and recipient (`payment_*` columns). */
 export function toItemWithBatchId(r: Record<string, unknown>): ItemWithBatchId {
   return {
-    ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null,
+    ...toItem(r), batchPayPalBatchId: (r.batch_paypal_batch_id as string | null) ?? null, batchStatus: String(r.batch_status),
     payment: { orderId: String(r.payment_order_id), sellerId: String(r.payment_seller_id), recipient: r.payment_recipient as Recipient },
   };
 }

@@ -20,6 +20,11 @@ export interface PayoutsSettings {
   fxMaxRateAgeDays: number;
   /** how long an accepted, unfinished batch waits between two checks at PayPal */
   reconcileIntervalMs: number;
+  /**
+   * how long after its acceptance (or a batch webhook) a batch is first checked at PayPal: the time its items' webhooks
+   * have to bring every outcome (PAYOUTS_WEBHOOK_GRACE_MS); 0 when this service receives no webhooks
+   */
+  firstCheckInMs: number;
 }
 
 /** What every payout use case takes first (built once in service.ts): ports and settings only. */

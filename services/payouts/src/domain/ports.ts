@@ -166,7 +166,8 @@ export interface PayoutsStore {
   batchesWithStatus(status: string, limit: number, trx?: Tx): Promise<Batch[]>;
   recordPostAttempt(batchId: string, postAttempts: number): Promise<void>;
   setBatchError(batchId: string, lastError: string): Promise<void>;
-  markBatchAccepted(batchId: string, accepted: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null }): Promise<void>;
+  /** the batch is at PayPal: its first check is due after `firstCheckInMs`; returns when that is */
+  markBatchAccepted(batchId: string, accepted: { paypalBatchId: string; paypalBatchStatus: string; lastError: string | null; firstCheckInMs: number }): Promise<Date>;
   markBatchRejected(trx: Tx, batchId: string, lastError: string): Promise<void>;
   markBatchNeedsReview(trx: Tx, batchId: string, lastError: string): Promise<void>;
   /**
@@ -184,6 +185,16 @@ export interface PayoutsStore {
   deferBatchCheck(job: BatchCheckJob, inMs: number): Promise<void>;
   /** makes an accepted batch due for a check now (an operator asked to cancel one of its items) */
   checkBatchSoon(trx: Tx, batchId: string): Promise<void>;
+  /**
+   * A batch webhook: the accepted, unfinished batch with this PayPal id is checked at most `inMs` from now (sooner if it
+   * was due sooner). Returns when its check is due; undefined when no such batch is open (its items' webhooks closed it).
+   */
+  checkBatchWithin(paypalBatchId: string, inMs: number): Promise<Date | undefined>;
+  /**
+   * Closes (COMPLETED) those of these accepted batches whose every item is now in one of `finalItemStatuses`, in the
+   * caller's transaction, riding with its COMMIT: the items' webhooks finished them, so no check at PayPal is needed.
+   */
+  closeFinishedBatches(trx: Tx, batchIds: string[], finalItemStatuses: readonly string[]): Promise<void>;
   /** learns PayPal's id of a batch that did not know it yet (a single statement, no lock on the batch row) */
   learnPayPalBatchId(trx: Tx, batchId: string, paypalBatchId: string): Promise<void>;
 
@@ -246,4 +257,6 @@ export interface PayoutsNudges {
   intentsDue(count: number): void;
   /** wake the reconciler (a batch was accepted, a cancel requested) */
   reconciler(): void;
+  /** wake the reconciler when a batch this process scheduled falls due at `at` */
+  reconcilerAt(at: Date): void;
 }

@@ -102,14 +102,29 @@ export async function applyWebhookItems(ctx: PayoutsContext, webhooks: WebhookIt
   };
   const moved = await store.transaction(async (trx) => {
     if (toRecord.length > 0) await store.recordWebhookEvents(trx, toRecord);
-    return applyItemStatesIn(ctx, trx, seen, causeOf, withMoves);
+    const movedItems = await applyItemStatesIn(ctx, trx, seen, causeOf, withMoves);
+    // an open batch these moves may have finished is closed with them (riding with the COMMIT): no check at PayPal is
+    // needed for it
+    const finishing = seen.moves.filter((m) => m.item.batchStatus === 'ACCEPTED' && movedItems.has(m.state.senderItemId!)
+      && (FINAL_ITEM_STATUSES as readonly string[]).includes(m.state.transactionStatus));
+    await store.closeFinishedBatches(trx, finishing.map((m) => m.item.batchId), FINAL_ITEM_STATUSES);
+    return movedItems;
   });
   return webhooks.map((w) => !!w.state.senderItemId && moved.has(w.state.senderItemId));
 }
 
-/** A `PAYMENT.PAYOUTSBATCH.*` webhook: the batch moved at PayPal, so the reconciler reads it now. */
-export function batchChanged(ctx: PayoutsContext): void {
-  ctx.nudge.reconciler();
+/**
+ * A `PAYMENT.PAYOUTSBATCH.*` webhook (its header only, no items): the batch moved at PayPal. Its items' webhooks come
+ * with it, so an open batch is checked within the grace they have (`firstCheckInMs`), or at once without it; one they
+ * closed already needs nothing. Without the batch's id, the reconciler looks at what is due.
+ */
+export async function batchChanged(ctx: PayoutsContext, paypalBatchId: string | undefined): Promise<void> {
+  if (!paypalBatchId) {
+    ctx.nudge.reconciler();
+    return;
+  }
+  const due = await ctx.store.checkBatchWithin(paypalBatchId, ctx.settings.firstCheckInMs);
+  if (due) ctx.nudge.reconcilerAt(due);
 }
 
 /**

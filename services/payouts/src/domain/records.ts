@@ -85,7 +85,7 @@ export interface MovedItem {
  * An item with its batch's PayPal id as known when it was read (null: not learnt yet), and whose payment it is (its
  * intent's order, seller and recipient: never change, so an unlocked read of them stays true).
  */
-export type ItemWithBatchId = PayoutItem & { batchPayPalBatchId: string | null; payment: { orderId: string; sellerId: string; recipient: Recipient } };
+export type ItemWithBatchId = PayoutItem & { batchPayPalBatchId: string | null; batchStatus: string; payment: { orderId: string; sellerId: string; recipient: Recipient } };
 
 export interface Payee {
   sellerId: string;

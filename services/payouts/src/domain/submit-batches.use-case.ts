@@ -219,9 +219,12 @@ async function postBatch(ctx: PayoutsContext, batch: Batch, attempt: 'first post
   ctx.metrics.paypalCalls.inc({ operation: 'create_batch', outcome: result.kind });
   switch (result.kind) {
     case 'accepted': {
-      await ctx.store.markBatchAccepted(batch.id, { paypalBatchId: result.payoutBatchId, paypalBatchStatus: result.batchStatus, lastError: null });
+      // PayPal has just begun the batch: its items' webhooks bring the outcomes, the check is their fallback
+      const firstCheckInMs = ctx.settings.firstCheckInMs;
+      const due = await ctx.store.markBatchAccepted(batch.id, { paypalBatchId: result.payoutBatchId, paypalBatchStatus: result.batchStatus, lastError: null, firstCheckInMs });
       ctx.logger.info({ batchId: batch.id, senderBatchId: batch.senderBatchId, payoutBatchId: result.payoutBatchId }, 'payout batch accepted');
-      ctx.nudge.reconciler();
+      if (firstCheckInMs === 0) ctx.nudge.reconciler();
+      else ctx.nudge.reconcilerAt(due);
       return 'settled';
     }
     case 'duplicate':
@@ -281,6 +284,8 @@ async function adoptOriginal(ctx: PayoutsContext, batch: Batch, payoutBatchId: s
   await ctx.store.markBatchAccepted(batch.id, {
     paypalBatchId: payoutBatchId, paypalBatchStatus: original.batchStatus,
     lastError: `PayPal already had this sender_batch_id (${said}): the earlier post was accepted as ${payoutBatchId}; adopted`,
+    // its items' webhooks may have come long ago: the check after the items below is due at once
+    firstCheckInMs: 0,
   });
   ctx.logger.info({ batchId: batch.id, senderBatchId: batch.senderBatchId, payoutBatchId }, 'payout batch already at PayPal: adopted the original');
   for (let i = 0; i < original.items.length; i += APPLY_SET_SIZE) {

@@ -23,6 +23,8 @@ const itemResource = z.object({
   payout_item: z.object({ sender_item_id: storableText(255).optional() }).optional(),
   errors: z.object({ name: storableText(255).optional(), message: storableText(5000).optional() }).optional(),
 });
+/** A batch event's resource: the batch header (Corrections: no items); only its PayPal id is read. */
+const batchResource = z.object({ batch_header: z.object({ payout_batch_id: paypalId.optional() }).optional() });
 
 /**
  * PayPal's payout webhooks (`PAYMENT.PAYOUTS-ITEM.*`), signature-verified. They speed up reconciliation and are the
@@ -53,7 +55,9 @@ export function paypalWebhookRoutes(
     }
     const event = validate(envelope, req.body, 'INVALID_WEBHOOK');
     if (!event.event_type.startsWith('PAYMENT.PAYOUTS-ITEM.')) {
-      if (event.event_type.startsWith('PAYMENT.PAYOUTSBATCH.')) batchChanged(ctx);
+      if (event.event_type.startsWith('PAYMENT.PAYOUTSBATCH.')) {
+        await batchChanged(ctx, validate(batchResource, event.resource, 'INVALID_WEBHOOK').batch_header?.payout_batch_id);
+      }
       handled();
       res.json({ received: true, applied: false });
       return;

@@ -268,11 +268,15 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     const inTransaction = sent.filter((st) => st.txId !== undefined && st.txId === recorded[0]!.txId);
     // the item moved as read, its intent locked and moved to SENT with its history row, the webhook recorded and its
     // PayoutSent written: one statement (was 5 statements, with the webhook's record on its own, then 2 with the event's)
+    // (and the statement that closes the batch if this move finished it, riding with the COMMIT: it did not, the
+    // platform's item is still at PayPal)
     expect(inTransaction.map((st) => st.sql.slice(0, 40))).toEqual([
       'BEGIN;',
       'with seen (id, status, paypal_item_id, t',
+      "update payout_batches b set status = 'CO",
       'COMMIT;',
     ]);
+    expect(await db('payout_batches').where({ id: intent.batch_id }).first('status')).toEqual({ status: 'ACCEPTED' });
     expect(inTransaction[1]!.sql).toMatch(/for update.*update "payout_intents".*insert into intent_history.*insert into webhook_events.*insert into outbox/s);
     expect(inTransaction[1]!.bindings).toContain('PayoutSent');
 
@@ -301,7 +305,7 @@ describe('statements when PayPal settles only when told: the webhook or the reco
   /** The same, with PayPal's SUCCEEDED webhook for each item. */
   async function submittedOrderWithWebhooks() {
     const { fake, service } = under;
-    const { orderId } = await submittedAndCheckedOnce(350, 1285);
+    const { orderId, batchId } = await submittedAndCheckedOnce(350, 1285);
     const items = await waitFor(() => {
       const paid = fake.paidItems().filter((i) => i.note?.endsWith(`order ${orderId}`));
       return paid.length === 2 ? paid : undefined;
@@ -315,11 +319,14 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     }));
     const deliver = async (event: (typeof webhooks)[number]['event']) =>
       expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(event, { webhookId }))).status).toBe(200);
-    return { orderId, webhooks, deliver };
+    return { orderId, batchId, webhooks, deliver };
   }
 
-  it('when a batch\'s item webhooks arrive together, then they are applied as one set: one read, and one transaction moving both items and their intents', async () => {
-    const { orderId, webhooks, deliver } = await submittedOrderWithWebhooks();
+  it('when a batch\'s item webhooks arrive together, then they are applied as one set: one read, and one transaction moving both items and their intents and closing the batch they finish', async () => {
+    const { orderId, batchId, webhooks, deliver } = await submittedOrderWithWebhooks();
+    const { db } = under.service.ctx;
+    const checked = await db('payout_batches').where({ id: batchId }).first('status', 'last_checked_at');
+    expect(checked.status).toBe('ACCEPTED');
     const from = statements.length;
     await Promise.all(webhooks.map((w) => deliver(w.event)));
     const sent = statements.slice(from);
@@ -333,13 +340,18 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     expect(moves[0]!.bindings.filter((b) => b === 'PayoutSent')).toHaveLength(2);
     // both webhooks recorded by the statement that moved their items
     expect(moves[0]!.bindings.some((b) => Array.isArray(b) && webhooks.every((w) => b.includes(w.event.id)))).toBe(true);
-    expect(sent.filter((st) => st.txId === moves[0]!.txId).map((st) => st.sql.slice(0, 40))).toEqual([
+    // the batch these moves finished is closed by a statement riding with the COMMIT (writeWithNext: no round trip)
+    const transaction = sent.filter((st) => st.txId === moves[0]!.txId);
+    expect(transaction.map((st) => st.sql.slice(0, 40))).toEqual([
       'BEGIN;',
       'with seen (id, status, paypal_item_id, t',
+      "update payout_batches b set status = 'CO",
       'COMMIT;',
     ]);
+    expect(transaction[2]!.bindings[0]).toEqual([batchId]);
     await waitFor(payoutsWithStatus(under.service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'both sent by their webhooks' });
-    const { db } = under.service.ctx;
+    // closed by the webhooks, not by a check at PayPal: its one check is still the last
+    expect(await db('payout_batches').where({ id: batchId }).first('status', 'last_checked_at')).toEqual({ status: 'COMPLETED', last_checked_at: checked.last_checked_at });
     expect((await db('webhook_events').whereIn('event_id', webhooks.map((w) => w.event.id))).length).toBe(2);
     const history = await db('intent_history').where({ order_id: orderId, to_status: 'SENT' }).select('cause');
     expect(history.map((h) => h.cause).sort()).toEqual(webhooks.map((w) => `PayPal webhook PAYMENT.PAYOUTS-ITEM.SUCCEEDED (${w.event.id})`).sort());
@@ -370,9 +382,10 @@ describe('statements when PayPal settles only when told: the webhook or the reco
     const items = await db('payout_items').join('payout_intents', 'payout_intents.id', 'payout_items.intent_id')
       .where({ 'payout_intents.order_id': orderId }).orderBy('payout_items.id').select('payout_items.id', 'payout_intents.recipient');
     const platformItem = items.find((i) => i.recipient === 'PLATFORM')!;
+    // PayPal's batch webhook makes the open batch due (the grace is 0 here) and wakes the reconciler
     const checkNow = async () => {
-      await db('payout_batches').where({ id: batchId }).update({ next_check_at: db.fn.now() });
-      const batchWebhook = payoutBatchEvent('SUCCESS', { batch_header: { payout_batch_id: 'ANY' } });
+      const { paypal_batch_id: paypalBatchId } = await db('payout_batches').where({ id: batchId }).first('paypal_batch_id');
+      const batchWebhook = payoutBatchEvent('SUCCESS', { batch_header: { payout_batch_id: paypalBatchId } });
       expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(batchWebhook, { webhookId }))).status).toBe(200);
     };
 

@@ -9,11 +9,16 @@ import { payoutsService } from '../../src/service';
 export const ADMIN = { authorization: 'Bearer test-admin-token-0123456789' };
 export const PLATFORM = 'platform-payouts@postsale.test';
 
-/** The environment of a payouts service paying through `fake` in sandbox mode, with fast pollers. */
+/**
+ * The environment of a payouts service paying through `fake` in sandbox mode, with fast pollers. A batch is checked at
+ * PayPal right after its acceptance even where a test configures webhooks (PAYOUTS_WEBHOOK_GRACE_MS 0): the fake sends
+ * none unless a test gives it the service's URL or delivers them itself. Tests of the grace set their own.
+ */
 export function sandboxEnv(fake: PayPalFake, extra: Record<string, string> = {}): Record<string, string> {
   return testEnv('payouts', {
     PAYOUTS_MODE: 'sandbox', PLATFORM_PAYEE_EMAIL: PLATFORM, PAYPAL_BASE_URL: fake.url, PAYPAL_CLIENT_ID: fake.clientId,
     PAYPAL_CLIENT_SECRET: fake.clientSecret, PAYPAL_TIMEOUT_MS: '2000', PAYOUTS_BATCH_INTERVAL_MS: '150', PAYOUTS_RECONCILE_INTERVAL_MS: '150',
+    PAYOUTS_WEBHOOK_GRACE_MS: '0',
     ...extra,
   });
 }

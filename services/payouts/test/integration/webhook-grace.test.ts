@@ -1,0 +1,106 @@
+import { freePort } from '@postsale/runtime';
+import { uniqueId, waitFor } from '@postsale/runtime/testing';
+import { payoutBatchEvent } from '@postsale/sandbox';
+import { payoutsWithStatus, putPayee, saleRecorded, startPayoutsUnderTest, type PayoutsUnderTest } from '../support/payouts-harness';
+
+/**
+ * With PayPal's webhooks configured, a batch is not checked at PayPal right after its acceptance (a real batch is still
+ * PENDING then): its items' webhooks bring the outcomes and close the batch they finish. A check is the fallback, once
+ * PAYOUTS_WEBHOOK_GRACE_MS has passed since the acceptance or since a batch webhook.
+ */
+describe('a batch whose items PayPal reports by webhook', () => {
+  const webhookId = uniqueId('WH-GRACE-');
+  let under: PayoutsUnderTest;
+
+  beforeAll(async () => {
+    // the fake POSTs its item and batch webhooks to the service, as PayPal does once the webhook is configured
+    const port = await freePort();
+    under = await startPayoutsUnderTest({
+      fake: { webhookUrl: `http://127.0.0.1:${port}/webhooks/paypal`, webhookId },
+      prepare: (f) => f.registerWebhook(webhookId),
+      // a grace no test waits out: a check during the test would be the immediate check this change removed
+      env: { PORT: String(port), PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1', PAYOUTS_WEBHOOK_GRACE_MS: '600000' },
+    });
+  });
+  afterAll(async () => {
+    await under?.stop();
+  });
+
+  it('when the items\' webhooks report every item paid, then both payouts are SENT and the batch is closed by them, never checked at PayPal', async () => {
+    const { service, publish, fake } = under;
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 410, netMinor: 1390 }));
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { description: 'both payouts sent by their webhooks' });
+    const { db } = service.ctx;
+    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
+    const batch = await waitFor(async () => {
+      const row = await db('payout_batches').where({ id: batchId }).first('status', 'last_checked_at', 'accepted_at', 'next_check_at', 'paypal_batch_id');
+      return row.status === 'COMPLETED' ? row : undefined;
+    }, { description: 'the batch closed' });
+    expect(batch.last_checked_at).toBeNull();
+    // the check it would have had, had the webhooks not come: the grace after its acceptance
+    expect(new Date(batch.next_check_at).getTime() - new Date(batch.accepted_at).getTime()).toBeGreaterThanOrEqual(599_000);
+    const history = await db('intent_history').where({ order_id: orderId, to_status: 'SENT' }).pluck('cause');
+    expect(history).toHaveLength(2);
+    for (const cause of history) expect(cause).toMatch(/^PayPal webhook PAYMENT\.PAYOUTS-ITEM\.SUCCEEDED/);
+    // PayPal's batch webhook came too (accepted, 200) and found nothing left to check
+    await waitFor(() => fake.webhookDeliveries().find((d) => d.eventType === 'PAYMENT.PAYOUTSBATCH.SUCCESS' && d.status === 200), { description: 'the batch webhook answered' });
+    expect(await db('payout_batches').where({ id: batchId }).first('status', 'last_checked_at')).toEqual({ status: 'COMPLETED', last_checked_at: null });
+  });
+});
+
+describe('a batch whose items\' webhooks never come', () => {
+  const webhookId = uniqueId('WH-LOST-');
+  let under: PayoutsUnderTest;
+
+  beforeAll(async () => {
+    // PayPal settles only when told, and sends no webhook of its own; checks after the first are minutes apart
+    under = await startPayoutsUnderTest({
+      fake: { processAfterMs: Infinity },
+      prepare: (f) => f.registerWebhook(webhookId),
+      env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1', PAYOUTS_WEBHOOK_GRACE_MS: '1500', PAYOUTS_RECONCILE_INTERVAL_MS: '600000' },
+    });
+  });
+  afterAll(async () => {
+    await under?.stop();
+  });
+
+  it('when the grace passes, then the batch is checked at PayPal; when PayPal\'s batch webhook comes, then it is checked again within the grace and its items move', async () => {
+    const { service, publish, fake } = under;
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 420, netMinor: 1400 }));
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+    const { db } = service.ctx;
+    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
+    // the first check comes once the grace has passed (both times are Postgres's)
+    const first = await waitFor(async () => {
+      const row = await db('payout_batches').where({ id: batchId }).first('accepted_at', 'last_checked_at', 'paypal_batch_id', 'status');
+      return row.last_checked_at ? row : undefined;
+    }, { timeoutMs: 20_000, description: 'the batch checked once the grace passed' });
+    expect(new Date(first.last_checked_at).getTime() - new Date(first.accepted_at).getTime()).toBeGreaterThanOrEqual(1500);
+    expect(first.status).toBe('ACCEPTED'); // PayPal had not settled it yet
+
+    // PayPal settles the batch and says so with a batch webhook only (its header, no items): the open batch is checked
+    // within the grace, not after the reconcile interval (ten minutes here)
+    fake.processPayouts();
+    const batchWebhook = payoutBatchEvent('SUCCESS', { batch_header: { payout_batch_id: first.paypal_batch_id, batch_status: 'SUCCESS' } });
+    const sentAt = Date.now();
+    expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(batchWebhook, { webhookId }))).status).toBe(200);
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SENT', SELLER: 'SENT' }), { timeoutMs: 20_000, description: 'both sent by the check the batch webhook brought forward' });
+    expect(Date.now() - sentAt).toBeLessThan(60_000);
+    await waitFor(async () => (await db('payout_batches').where({ id: batchId }).first('status')).status === 'COMPLETED', { description: 'the batch closed by that check' });
+
+    // a batch webhook naming no batch of ours changes nothing and is still acknowledged
+    const unknown = payoutBatchEvent('SUCCESS', { batch_header: { payout_batch_id: 'NOTOURS123' } });
+    expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(unknown, { webhookId }))).status).toBe(200);
+    // and one whose batch id is not an id is refused with the webhook's own code
+    const bad = payoutBatchEvent('SUCCESS', { batch_header: { payout_batch_id: 'not an id!' } });
+    const refused = await fake.deliverWebhook(`${service.url}/webhooks/paypal`, fake.signedWebhook(bad, { webhookId }));
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'INVALID_WEBHOOK' } });
+  });
+});
