@@ -119,6 +119,13 @@ export const baseConfigSchema = z.object({
    */
   INBOX_LINGER_MS: z.coerce.number().int().min(0).max(1000).default(0),
   /**
+   * How long the broker may hold an inbox consumer's fetch to gather events before answering (Kafka's fetch max wait,
+   * with a minimum size no fetch of these events reaches): every fetch then brings what arrived on all the consumer's
+   * topics in that time, for one transaction, and an idle consumer asks this often. 0: the broker answers as soon as
+   * one event is there (kafkajs's defaults), so events that arrive apart are fetched, and committed, apart.
+   */
+  INBOX_FETCH_WAIT_MS: z.coerce.number().int().min(0).max(1000).default(0),
+  /**
    * false: this replica serves HTTP, consumes and publishes, but runs none of the service's background workers
    * (pollers, job workers, inbox pruning); replicas with the default run them. Lets one part scale apart from the
    * rest — e.g. ingest replicas that only store and answer webhooks, while fewer replicas process the deliveries.

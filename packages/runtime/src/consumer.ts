@@ -48,6 +48,9 @@ export const DLQ_HEADERS = {
   failedAt: 'x-dlq-failed-at',
 } as const;
 
+
+/** the size a held fetch answers at before its wait is over (INBOX_FETCH_WAIT_MS): 1 MiB, far above a wait's events */
+const FETCH_GATHER_BYTES = 1024 * 1024;
 /**
  * Inbox consumer runner. Messages come in batches per partition; for each slice of up to `maxBatchSize`: decode; in ONE
  * DB transaction record every event id in the inbox with one multi-row insert (ids already there mean the effect
@@ -85,6 +88,8 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
       kafka: Kafka; db: Db; codec: EventCodec; logger: Logger; metrics: Metrics; namespace: string;
       /** how long a ready slice waits for other partitions' slices to share its transaction (default 0: none) */
       lingerMs?: number;
+      /** how long the broker may hold a fetch to gather events (INBOX_FETCH_WAIT_MS; default 0: answer at once) */
+      fetchWaitMs?: number;
     },
   ) {
     this.groupId = deps.namespace ? `${deps.namespace}.${spec.group}` : spec.group;
@@ -131,7 +136,11 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
   private createConsumer(): Consumer {
     // A crashed member holds its partitions until its session expires: keep that short (handlers are short DB
     // transactions, and the retry loop heartbeats), so a killed process's orders move on within seconds.
-    const consumer = this.deps.kafka.consumer({ groupId: this.groupId, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    const consumer = this.deps.kafka.consumer({
+      groupId: this.groupId, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000,
+      // the broker answers once the wait is over or this much has gathered, which these small events never reach
+      ...(this.deps.fetchWaitMs ? { maxWaitTimeInMs: this.deps.fetchWaitMs, minBytes: FETCH_GATHER_BYTES } : {}),
+    });
     // kafkajs stops for good after errors it calls non-retriable (e.g. group coordinator not found while a broker
     // restarts, or a dead-letter topic refusing a message). Replace such a consumer instead of going silent.
     consumer.on(consumer.events.CRASH, (event) => {

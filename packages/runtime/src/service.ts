@@ -98,7 +98,7 @@ export async function startService<S extends z.ZodType>(
   undo.push(() => relay.stop());
   if (parts.onStop) undo.push(parts.onStop); // undone in stop()'s order: consumers, workers, onStop, relay, pool
   await step(() => relay.start());
-  const consumers = (parts.consumers ?? []).map((spec) => new InboxConsumer(spec, { kafka, db, codec, logger, metrics, namespace, lingerMs: config.INBOX_LINGER_MS }));
+  const consumers = (parts.consumers ?? []).map((spec) => new InboxConsumer(spec, { kafka, db, codec, logger, metrics, namespace, lingerMs: config.INBOX_LINGER_MS, fetchWaitMs: config.INBOX_FETCH_WAIT_MS }));
   for (const consumer of consumers) {
     undo.push(() => consumer.stop());
     await step(() => consumer.start());

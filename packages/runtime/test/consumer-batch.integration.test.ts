@@ -80,8 +80,8 @@ describe('inbox consumer in batches', () => {
     return orderIds;
   }
 
-  async function startConsumer(options: { commitIntervalMs?: number; ignores?: string[]; partitionsConsumedConcurrently?: number; lingerMs?: number } = {}): Promise<InboxConsumer<OrderEvent>> {
-    const { lingerMs, ...spec } = options;
+  async function startConsumer(options: { commitIntervalMs?: number; ignores?: string[]; partitionsConsumedConcurrently?: number; lingerMs?: number; fetchWaitMs?: number } = {}): Promise<InboxConsumer<OrderEvent>> {
+    const { lingerMs, fetchWaitMs, ...spec } = options;
     // its own Kafka client, counted, so offset commits can be told apart from the test's own requests
     const kafka = createKafka({ clientId: 'consumer-batch', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
     instrumentKafka(kafka, metrics);
@@ -102,7 +102,7 @@ describe('inbox consumer in batches', () => {
         if (event.type === 'OrderCancelled' && event.payload.reason === 'slow') await new Promise((r) => setTimeout(r, 1_200));
         await trx('effects').insert({ event_id: event.eventId, order_id: event.orderId, txid: trx.raw('txid_current()') });
       },
-    }, { kafka, db, codec, logger, metrics, namespace, lingerMs });
+    }, { kafka, db, codec, logger, metrics, namespace, lingerMs, fetchWaitMs });
     consumers.push(consumer);
     await consumer.start();
     return consumer;
@@ -247,6 +247,30 @@ describe('inbox consumer in batches', () => {
     expect(txOf.get(later[0]!)).toBe(txOf.get(later[1]!));
     expect(txOf.get(first!)).not.toBe(txOf.get(later[0]!));
     expect(await counter(metrics, 'db_commits_total')).toBe(2);
+  });
+
+  it('when the broker may hold a fetch, then events sent apart during one wait come in one fetch and share one transaction', async () => {
+    await startConsumer({ partitionsConsumedConcurrently: 6, fetchWaitMs: 3_000 });
+    // a held fetch has just answered (empty: nothing was sent yet), so the next one is held for the whole wait
+    const fetches = await counter(metrics, 'kafka_requests_total', /api="Fetch"/);
+    await waitFor(async () => (await counter(metrics, 'kafka_requests_total', /api="Fetch"/)) > fetches, { timeoutMs: 15_000, description: 'a held fetch answered' });
+    // three events of three partitions, each its own produce request, one after another
+    const sent: string[] = [];
+    for (const partition of [0, 1, 2]) {
+      const orderId = `o-${randomUUID()}`;
+      const event = {
+        eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
+        type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason: 'test', cancelledAt: Date.now() },
+      } as OrderEvent;
+      await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages: [{ partition, key: orderId, value: await codec.encode(Streams.orders, event) }] });
+      sent.push(orderId);
+    }
+    await waitFor(async () => (await appliedInOrder()).length === 3, { timeoutMs: 30_000, description: 'all three applied' });
+    // no linger in the service: the broker's wait gathered them, so one fetch brought all three and one commit applied them
+    const txids = new Set((await db('effects').select('txid')).map((r: { txid: string }) => r.txid));
+    expect(txids.size).toBe(1);
+    expect(await counter(metrics, 'db_commits_total')).toBe(1);
+    expect((await appliedInOrder()).sort()).toEqual([...sent].sort());
   });
 
   it('when a poison message shares a joint transaction with other partitions\' events, then the others are applied once and only it is dead-lettered', async () => {
