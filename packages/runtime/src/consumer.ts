@@ -48,9 +48,9 @@ export const DLQ_HEADERS = {
   failedAt: 'x-dlq-failed-at',
 } as const;
 
-
 /** the size a held fetch answers at before its wait is over (INBOX_FETCH_WAIT_MS): 1 MiB, far above a wait's events */
 const FETCH_GATHER_BYTES = 1024 * 1024;
+
 /**
  * Inbox consumer runner. Messages come in batches per partition; for each slice of up to `maxBatchSize`: decode; in ONE
  * DB transaction record every event id in the inbox with one multi-row insert (ids already there mean the effect
