@@ -58,6 +58,11 @@ describe('inbox consumer in batches', () => {
     await dropSchema(schema);
   });
 
+  const cancellation = (orderId: string, reason: string) => ({
+    eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
+    type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason, cancelledAt: Date.now() },
+  }) as OrderEvent;
+
   /**
    * Sends an OrderCancelled event with each reason in one request, so one fetch brings them all: to one partition, or
    * with `acrossPartitions` each to its own (the first to partition 0, and so on). Returns their order ids.
@@ -68,15 +73,23 @@ describe('inbox consumer in batches', () => {
     // one at a time: the first encode registers the schema, and concurrent registrations of it conflict
     for (const [i, reason] of reasons.entries()) {
       const orderId = orderIds[i]!;
-      const event = {
-        eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
-        type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason, cancelledAt: Date.now() },
-      } as OrderEvent;
+      const event = cancellation(orderId, reason);
       const headers = options.eventTypeHeader ? { 'event-type': options.eventTypeHeader(reason) } : undefined;
       const where = options.acrossPartitions ? { partition: i, key: orderId } : { key: 'one-partition' };
       messages.push({ ...where, value: await codec.encode(Streams.orders, event), headers });
     }
     await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages });
+    return orderIds;
+  }
+
+  /** Sends one OrderCancelled event to each of `partitions`, each in a produce request of its own, one after another. */
+  async function sendEach(partitions: number[]): Promise<string[]> {
+    const orderIds: string[] = [];
+    for (const partition of partitions) {
+      const orderId = `o-${randomUUID()}`;
+      await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages: [{ partition, key: orderId, value: await codec.encode(Streams.orders, cancellation(orderId, 'test')) }] });
+      orderIds.push(orderId);
+    }
     return orderIds;
   }
 
@@ -230,16 +243,7 @@ describe('inbox consumer in batches', () => {
     // the fetch that brought it has answered (a new one went out): the event waits in the linger, not applied yet
     await waitFor(async () => (await counter(metrics, 'kafka_requests_total', /api="Fetch"/)) > fetches, { timeoutMs: 10_000, description: 'the first event fetched' });
     // two events of two other partitions, sent one at a time while the first waits
-    const later: string[] = [];
-    for (const partition of [1, 2]) {
-      const orderId = `o-${randomUUID()}`;
-      const event = {
-        eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
-        type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason: 'test', cancelledAt: Date.now() },
-      } as OrderEvent;
-      await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages: [{ partition, key: orderId, value: await codec.encode(Streams.orders, event) }] });
-      later.push(orderId);
-    }
+    const later = await sendEach([1, 2]);
     expect(await appliedInOrder()).toEqual([]);
     await waitFor(async () => (await appliedInOrder()).length === 3, { timeoutMs: 30_000, description: 'all three applied' });
     const txOf = new Map((await db('effects').select('order_id', 'txid')).map((r: { order_id: string; txid: string }) => [r.order_id, r.txid]));
@@ -255,16 +259,7 @@ describe('inbox consumer in batches', () => {
     const fetches = await counter(metrics, 'kafka_requests_total', /api="Fetch"/);
     await waitFor(async () => (await counter(metrics, 'kafka_requests_total', /api="Fetch"/)) > fetches, { timeoutMs: 15_000, description: 'a held fetch answered' });
     // three events of three partitions, each its own produce request, one after another
-    const sent: string[] = [];
-    for (const partition of [0, 1, 2]) {
-      const orderId = `o-${randomUUID()}`;
-      const event = {
-        eventId: randomUUID(), orderId, sellerId: 'seller-1', occurredAt: Date.now(), causationId: null,
-        type: 'OrderCancelled', payload: { marketplace: 'EBAY', externalOrderId: orderId, reason: 'test', cancelledAt: Date.now() },
-      } as OrderEvent;
-      await producer.send({ topic: codec.topic(Streams.orders), acks: -1, messages: [{ partition, key: orderId, value: await codec.encode(Streams.orders, event) }] });
-      sent.push(orderId);
-    }
+    const sent = await sendEach([0, 1, 2]);
     await waitFor(async () => (await appliedInOrder()).length === 3, { timeoutMs: 30_000, description: 'all three applied' });
     // no linger in the service: the broker's wait gathered them, so one fetch brought all three and one commit applied them
     const txids = new Set((await db('effects').select('txid')).map((r: { txid: string }) => r.txid));
