@@ -144,7 +144,7 @@ function cpuSpent(before: CpuSnapshot, after: CpuSnapshot): Record<string, numbe
   return Object.fromEntries(Object.entries(after).map(([name, pids]) => [name, [...pids].reduce((sum, [pid, s]) => sum + s - (before[name]?.get(pid) ?? 0), 0)]));
 }
 
-/** WAL positions at each counters snapshot (with --wal): the measured window is the first to the last */
+/** WAL positions at each counters snapshot: the measured window is the first to the last */
 const walPositions: string[] = [];
 const COUNTERS = ['db_round_trips_total', 'db_commits_total', 'kafka_requests_total'] as const;
 type Counters = Record<string, number>;
@@ -157,7 +157,7 @@ async function countersSnapshot(urls: Record<ServiceName, string>, services: rea
     const wal = (await db.raw<{ rows: Array<{ wal_sync: string; wal_records: string }> }>('select wal_sync, wal_records from pg_stat_wal')).rows[0];
     totals.wal_syncs = Number(wal?.wal_sync ?? 0);
     totals.wal_records = Number(wal?.wal_records ?? 0);
-    if (WAL_BY_RELATION) walPositions.push((await db.raw<{ rows: Array<{ lsn: string }> }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn);
+    walPositions.push((await db.raw<{ rows: Array<{ lsn: string }> }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn);
   }
   for (const service of services) {
     const text = await (await fetch(`${urls[service]}/metrics`)).text();
@@ -361,6 +361,10 @@ async function main(): Promise<void> {
       return paid ? [{ sentAt: o.sentAt, marketplace: o.marketplace, ackMs: o.ackMs, endToEndMs: paid - o.sentAt }] : [];
     });
     const perOrder = (key: string) => Number(((countersAfter[key]! - countersBefore[key]!) / orders).toFixed(1));
+    // (read record by record: a scale run's millions of records would take minutes, and part of its WAL is recycled)
+    const commitRecords = orders <= 5_000
+      ? await commitRecordsBySchema(db, schemaSuffix, walPositions[0]!, walPositions.at(-1)!, orders)
+      : { total: 'not measured (over 5,000 orders)', bySchema: {} };
     const spent = cpuSpent(cpuBefore, cpuAfter);
     const cpuPerOrderMs = Object.fromEntries(Object.entries(spent).map(([g, seconds]) => [g, Number(((seconds / orders) * 1000).toFixed(2))]));
     const rss = Object.fromEntries(SERVICES.map((s) => [s, { steadyMb: memoryMb(ready.pids[s], 'VmRSS'), peakMb: memoryMb(ready.pids[s], 'VmHWM') }]));
@@ -387,6 +391,7 @@ async function main(): Promise<void> {
       webhookToSellerPayoutSentMs: summary(timeline.map((t) => t.endToEndMs)),
       perOrder: {
         postgresRoundTrips: perOrder('db_round_trips_total'), postgresCommits: perOrder('db_commits_total'),
+        postgresCommitRecords: commitRecords.total,
         // Postgres's own count: WAL flushes (what a commit costs; a read-only or empty one costs none) and WAL records
         postgresWalFlushes: perOrder('wal_syncs'), postgresWalRecords: perOrder('wal_records'), kafkaRequests: perOrder('kafka_requests_total'),
         // by Kafka API (Fetch, Produce, Heartbeat, OffsetCommit, …), all services together
@@ -394,7 +399,8 @@ async function main(): Promise<void> {
       },
       ...(scale && { scale, largestTablesRows: await largestTables() }),
       perOrderByService: Object.fromEntries(SERVICES.map((s) => [s, {
-        postgresRoundTrips: perOrder(`${s}.db_round_trips_total`), postgresCommits: perOrder(`${s}.db_commits_total`), kafkaRequests: perOrder(`${s}.kafka_requests_total`),
+        postgresRoundTrips: perOrder(`${s}.db_round_trips_total`), postgresCommits: perOrder(`${s}.db_commits_total`),
+        postgresCommitRecords: commitRecords.bySchema[s] ?? null, kafkaRequests: perOrder(`${s}.kafka_requests_total`),
       }])),
       ...(STATEMENTS && { statementsPerOrder: Object.fromEntries(SERVICES.map((s) => [s, topStatements(s, countersBefore, countersAfter, orders)])) }),
       // what each service's pool was asked for: the most connections held at once, and how long acquiring one took
@@ -404,7 +410,10 @@ async function main(): Promise<void> {
         return [s, { peakInUse: countersAfter[`${s}.db_pool_in_use_peak`] ?? null, acquires, meanAcquireWaitMs: acquires ? Number(((waited / acquires) * 1000).toFixed(2)) : null }];
       })),
       hotQueryPlans: await hotQueryPlans(db, schemaSuffix),
-      ...(WAL_BY_RELATION && { walPerOrderByRelation: await walByRelation(db, schemaSuffix, walPositions[0]!, walPositions.at(-1)!, orders) }),
+      ...(WAL_BY_RELATION && {
+        walPerOrderByRelation: await walByRelation(db, schemaSuffix, walPositions[0]!, walPositions.at(-1)!, orders),
+        commitsPerOrderByTables: await commitsByTables(db, schemaSuffix, walPositions[0]!, walPositions.at(-1)!, orders),
+      }),
       cpuMsPerOrder: cpuPerOrderMs,
       rssMb: rss,
       timeline,
@@ -704,6 +713,64 @@ async function hotQueryPlans(db: Db, schemaSuffix: string): Promise<Array<{ serv
  * of the run's schemas; "(none)" for records that touch no relation, e.g. commits), with the record kinds: a heap
  * UPDATE next to index INSERTs is an update that could not be HOT.
  */
+/**
+ * Postgres's own count of the measured window's commits, per order: its WAL's commit records (a transaction that wrote
+ * nothing writes none, whatever the services' counters assume of it), in all and by the service whose schema each
+ * committed transaction wrote to. `total` also counts commits outside the services' schemas (none expected).
+ */
+async function commitRecordsBySchema(db: Db, schemaSuffix: string, from: string, to: string, orders: number): Promise<{ total: number | string; bySchema: Record<string, number> }> {
+  try {
+    await db.raw('create extension if not exists pg_walinspect');
+    const rows = (await db.raw(`
+      with records as (
+        select xid, resource_manager, record_type, (regexp_match(block_ref, 'rel \\d+/\\d+/(\\d+)'))[1]::oid as relfilenode
+        from pg_get_wal_records_info(?::pg_lsn, ?::pg_lsn)
+      ), committed as (
+        select distinct xid from records where resource_manager = 'Transaction' and record_type like 'COMMIT%'
+      ), wrote as (
+        select distinct r.xid, n.nspname from records r
+        join pg_class c on c.relfilenode = r.relfilenode and c.relfilenode <> 0
+        join pg_namespace n on n.oid = c.relnamespace and n.nspname like ?
+        where r.xid in (select xid from committed)
+      )
+      select w.nspname as schema, count(*)::int as commits from wrote w group by w.nspname
+      union all select null, count(*)::int from committed`, [from, to, `%${schemaSuffix}`])).rows as Array<{ schema: string | null; commits: number }>;
+    const per = (n: number) => Number((n / orders).toFixed(1));
+    const bySchema = Object.fromEntries(rows.filter((r) => r.schema).map((r) => [r.schema!.replace(schemaSuffix, ''), per(r.commits)]));
+    return { total: per(rows.find((r) => r.schema === null)?.commits ?? 0), bySchema };
+  } catch (error) {
+    return { total: `not measured: ${error instanceof Error ? error.message : String(error)}`, bySchema: {} };
+  }
+}
+
+/**
+ * The measured window's committed transactions per order, by the tables each one wrote (its indexes folded into their
+ * table): which transactions an order costs, as Postgres recorded them.
+ */
+async function commitsByTables(db: Db, schemaSuffix: string, from: string, to: string, orders: number): Promise<unknown> {
+  try {
+    const rows = (await db.raw(`
+      with records as (
+        select xid, resource_manager, record_type, (regexp_match(block_ref, 'rel \\d+/\\d+/(\\d+)'))[1]::oid as relfilenode
+        from pg_get_wal_records_info(?::pg_lsn, ?::pg_lsn)
+      ), committed as (
+        select distinct xid::text as xid from records where resource_manager = 'Transaction' and record_type like 'COMMIT%'
+      ), wrote as (
+        select r.xid::text as xid, string_agg(distinct n.nspname || '.' || coalesce(t.relname, c.relname), ' ') as tables
+        from records r
+        join pg_class c on c.relfilenode = r.relfilenode and c.relfilenode <> 0
+        join pg_namespace n on n.oid = c.relnamespace and n.nspname like ?
+        left join pg_index i on i.indexrelid = c.oid left join pg_class t on t.oid = i.indrelid
+        where r.xid::text in (select xid from committed)
+        group by r.xid::text
+      )
+      select tables, count(*)::int as commits from wrote group by tables order by commits desc limit 40`, [from, to, `%${schemaSuffix}`])).rows as Array<{ tables: string; commits: number }>;
+    return rows.map((r) => ({ tables: r.tables.replaceAll(schemaSuffix, ''), perOrder: Number((r.commits / orders).toFixed(2)) }));
+  } catch (error) {
+    return `not measured: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
 async function walByRelation(db: Db, schemaSuffix: string, from: string, to: string, orders: number): Promise<unknown> {
   try {
     await db.raw('create extension if not exists pg_walinspect');
