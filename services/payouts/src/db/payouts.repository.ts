@@ -462,13 +462,20 @@ export class PayoutsRepository implements PayoutsStore {
   }
 
   async checkBatchWithin(paypalBatchId: string, inMs: number): Promise<Date | undefined> {
+    // Written only when it brings the check forward: a batch webhook soon after the acceptance finds the check due
+    // within the grace already, and an update to the same value was a commit of its own (0.3 per order at 15/s).
     const { rows } = await this.db.raw(
-      `update payout_batches set next_check_at = least(coalesce(next_check_at, now()), now() + make_interval(secs => ? / 1000.0))
-        where paypal_batch_id = ? and status = 'ACCEPTED' returning next_check_at`,
-      [inMs, paypalBatchId],
+      `update payout_batches set next_check_at = now() + make_interval(secs => ? / 1000.0)
+        where paypal_batch_id = ? and status = 'ACCEPTED' and next_check_at > now() + make_interval(secs => ? / 1000.0)
+        returning next_check_at`,
+      [inMs, paypalBatchId, inMs],
     );
-    const row = (rows as Array<{ next_check_at: Date }>)[0];
-    return row ? new Date(row.next_check_at) : undefined;
+    const moved = (rows as Array<{ next_check_at: Date }>)[0];
+    if (moved) return new Date(moved.next_check_at);
+    // (not moved: still open and due sooner — no due time is due now —, or closed; a read, which commits nothing)
+    const open = await this.db('payout_batches').where({ paypal_batch_id: paypalBatchId, status: 'ACCEPTED' }).first('next_check_at');
+    if (!open) return undefined;
+    return open.next_check_at ? new Date(open.next_check_at as Date) : new Date();
   }
 
   async closeFinishedBatches(trx: Tx, batchIds: string[], finalItemStatuses: readonly string[]): Promise<void> {

@@ -104,3 +104,50 @@ describe('a batch whose items\' webhooks never come', () => {
     expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'INVALID_WEBHOOK' } });
   });
 });
+
+describe('a batch webhook for a batch whose check is due within the grace already', () => {
+  const webhookId = uniqueId('WH-SOON-');
+  let under: PayoutsUnderTest;
+
+  beforeAll(async () => {
+    // PayPal settles only when told and sends no webhook of its own; the grace is longer than the test
+    under = await startPayoutsUnderTest({
+      fake: { processAfterMs: Infinity },
+      prepare: (f) => f.registerWebhook(webhookId),
+      env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1', PAYOUTS_WEBHOOK_GRACE_MS: '600000', PAYOUTS_RECONCILE_INTERVAL_MS: '600000' },
+    });
+  });
+  afterAll(async () => {
+    await under?.stop();
+  });
+
+  it('when it comes, then the batch row is not written (no commit); when the check is due later than the grace, then it is brought forward', async () => {
+    const { service, publish, fake } = under;
+    const sellerId = uniqueId('s-');
+    const orderId = uniqueId('o-');
+    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
+    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 430, netMinor: 1410 }));
+    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+    const { db } = service.ctx;
+    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
+    // xmin: the transaction that wrote the row's current version (a write, even of the same values, changes it)
+    const version = async () => db('payout_batches').where({ id: batchId }).first(db.raw('xmin::text as xmin'), 'next_check_at', 'paypal_batch_id', 'status');
+    const accepted = await version();
+    expect(accepted.status).toBe('ACCEPTED');
+    const batchWebhook = () => fake.signedWebhook(payoutBatchEvent('SUCCESS', { batch_header: { payout_batch_id: accepted.paypal_batch_id, batch_status: 'PROCESSING' } }), { webhookId });
+
+    // due at acceptance + grace, which is sooner than now + grace: nothing to write
+    expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, batchWebhook())).status).toBe(200);
+    expect(await version()).toEqual(accepted);
+
+    // due an hour from now (as after a check that found it pending): brought within the grace, written once
+    await db('payout_batches').where({ id: batchId }).update({ next_check_at: db.raw("now() + interval '1 hour'") });
+    const later = await version();
+    const sentAt = Date.now();
+    expect((await fake.deliverWebhook(`${service.url}/webhooks/paypal`, batchWebhook())).status).toBe(200);
+    const forward = await version();
+    expect(forward.xmin).not.toBe(later.xmin);
+    expect(new Date(forward.next_check_at).getTime()).toBeLessThanOrEqual(sentAt + 600_000 + 5_000);
+    expect(new Date(forward.next_check_at).getTime()).toBeGreaterThan(sentAt + 500_000);
+  });
+});
