@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { EventCodec, schemaErrors, Streams, SubjectKeys, type AnyStream, type EventOf, type StreamName, type SubjectKey } from '@postsale/contracts';
 import { retryDelayMs } from './backoff';
 import { afterCommit, type Db, type Knex, type Tx } from './db';
-import { writeWithNext } from './pg-client';
+import { rideWithCommits, writeWithNext, type CommitRide } from './pg-client';
 import { AppError, classifyError } from './errors';
 import { producerConfig } from './kafka';
 import type { Logger } from './logger';
@@ -189,6 +189,9 @@ export class OutboxRelay {
   /** ids this relay published and has not deleted yet (bigint as text), and when the first of them was published */
   private published: string[] = [];
   private publishedSince = 0;
+  /** published ids whose deletion rides with a transaction's COMMIT that has not answered yet (see rideAlong) */
+  private readonly riding = new Set<string>();
+  private stopRiding?: () => void;
   private readonly lockKey: string;
   private readonly publishedTotal;
   private readonly failures;
@@ -202,7 +205,7 @@ export class OutboxRelay {
     const { db } = options;
     // Rows this relay published and has not deleted yet are not backlog. (Another replica's gauges count them until
     // they are deleted, at most `deleteAfterMs` later.)
-    const unsent = () => db('outbox').whereNull('published_at').whereRaw('id <> all(?::bigint[])', [[...this.published]]);
+    const unsent = () => db('outbox').whereNull('published_at').whereRaw('id <> all(?::bigint[])', [this.notBacklog()]);
     options.metrics.gauge('outbox_lag_seconds', 'Age of the oldest unpublished outbox row (0 when none)', [], async function () {
       const row = await unsent().min('created_at as oldest').first();
       const oldest = row?.oldest ? new Date(row.oldest as string).getTime() : undefined;
@@ -233,7 +236,43 @@ export class OutboxRelay {
 
   /** Rows this relay published whose deletion is still to come (ids): not backlog. */
   get awaitingDeletion(): readonly string[] {
-    return this.published;
+    return this.notBacklog();
+  }
+
+  /** what this relay published and has not seen deleted yet, riding deletions included */
+  private notBacklog(): string[] {
+    return [...this.published, ...this.riding];
+  }
+
+  /**
+   * The deletion of what this relay published, handed to the COMMIT of the next transaction of this process that writes
+   * (rideWithCommits): it commits with that transaction instead of in a commit of its own. Those ids stay out of the
+   * relay's reads until the COMMIT answered; when the transaction did not commit they are the relay's to delete again —
+   * or, once it has given up the lock (and deleted the rest), deleted on their own at once, so the next holder does not
+   * publish them a second time.
+   */
+  private rideAlong(): CommitRide | undefined {
+    if (this.published.length === 0) return undefined;
+    const ids = this.published;
+    this.published = [];
+    for (const id of ids) this.riding.add(id);
+    return {
+      sql: 'delete from outbox where id = any($1::bigint[])',
+      bindings: [ids],
+      settle: (committed) => {
+        for (const id of ids) this.riding.delete(id);
+        if (committed) return;
+        if (this.session) {
+          if (this.published.length === 0) this.publishedSince = Date.now();
+          this.published.push(...ids);
+          return;
+        }
+        this.options.db.raw('delete from outbox where id = any(?::bigint[])', [ids]).catch((error: unknown) => {
+          // left for the next holder, which publishes them again (at-least-once; the inboxes drop the copies)
+          this.options.logger.warn({ err: error, rows: ids.length }, 'outbox relay could not delete published rows after their ride rolled back');
+        });
+      },
+    };
   }
 
   /** The current wait between idle polls (visible to tests). */
@@ -250,6 +289,7 @@ export class OutboxRelay {
     await this.connect();
     this.running = true;
     this.unsubscribe = this.options.writer?.onCommitted(() => this.nudge());
+    this.stopRiding = rideWithCommits(this.options.db, () => this.rideAlong());
     this.schedule(0);
   }
 
@@ -348,7 +388,7 @@ export class OutboxRelay {
     const { rows } = await this.query<{ rows: UnsentRow[] }>(session,
       `select id, topic, stream, key, event_type, event, event_id from outbox
         where published_at is null and id <> all(?::bigint[]) order by id limit ?`,
-      [[...this.published], this.batchSize]);
+      [this.notBacklog(), this.batchSize]);
     if (rows.length === 0) return 0;
     const byTopic = await this.send(rows);
     await this.options.afterPublishBeforeMark?.();
@@ -356,8 +396,16 @@ export class OutboxRelay {
     this.published.push(...rows.map((row) => row.id));
     for (const [topic, messages] of byTopic) this.publishedTotal.inc({ topic }, messages.length);
     if (this.published.length >= (this.options.deleteAfterRows ?? 100) || Date.now() - this.publishedSince >= this.deleteAfterMs) {
-      await this.query(session, 'delete from outbox where id = any(?::bigint[])', [[...this.published]]);
+      // taken out of the list before the statement, so no COMMIT meanwhile carries them too (two deletions of the same
+      // rows, each waiting for the other's locks)
+      const ids = this.published;
       this.published = [];
+      try {
+        await this.query(session, 'delete from outbox where id = any(?::bigint[])', [ids]);
+      } catch (error) {
+        this.published.unshift(...ids);
+        throw error;
+      }
     }
     return rows.length;
   }
@@ -461,6 +509,7 @@ export class OutboxRelay {
   async stop(flushTimeoutMs = 5000): Promise<void> {
     this.running = false;
     this.unsubscribe?.();
+    this.stopRiding?.();
     if (this.timer) clearTimeout(this.timer);
     await this.draining;
     const deadline = Date.now() + flushTimeoutMs;

@@ -26,6 +26,32 @@ export interface ClientSettings {
   pipeline: boolean;
   /** called for every exchange with Postgres this pool's client sends (instrumentDb counts them) */
   exchanged?: () => void;
+  /** asked for a statement to send before the COMMIT of each transaction that wrote (see rideWithCommits) */
+  commitRider?: () => CommitRide | undefined;
+}
+
+/** A statement sent with a writing transaction's COMMIT, in the same exchange (see rideWithCommits). */
+export interface CommitRide {
+  /** one statement with $n parameters, whose result nobody reads */
+  sql: string;
+  bindings: unknown[];
+  /** told once that exchange answered: committed with the transaction, or not (its effect is gone with the transaction) */
+  settle(committed: boolean): void;
+}
+
+/**
+ * Lets a statement of the process's own housekeeping (the outbox relay's deletion of rows it published) ride with the
+ * COMMIT of the next transaction on `db` that wrote anything: committed by that transaction's commit, not by one of its
+ * own (a commit, a WAL flush and a round trip each time). `rider` is asked at each such COMMIT and answers nothing when
+ * it has nothing to send. Only with pipelining; returns the function that stops it.
+ */
+export function rideWithCommits(db: Knex, rider: () => CommitRide | undefined): () => void {
+  const settings = (db.client.config as Record<string, unknown>)[SETTINGS_KEY] as ClientSettings | undefined;
+  if (!settings?.pipeline) return () => undefined;
+  settings.commitRider = rider;
+  return () => {
+    if (settings.commitRider === rider) settings.commitRider = undefined;
+  };
 }
 export const SETTINGS_KEY = 'postsaleClient' as const;
 /** knex query options marking a statement sent by voidIfDuplicate or writeWithNext */
@@ -107,7 +133,12 @@ interface OpenTransaction {
   ended?: boolean;
   /** commitWithNext was called: the next statement is sent with the COMMIT */
   commitNext?: boolean;
+  /** a statement of it writes: its COMMIT may carry a ride (rideWithCommits); one that only read takes none */
+  wrote?: boolean;
 }
+
+/** a statement that writes (what makes its transaction commit something) */
+const WRITES = /^\s*(with\b[\s\S]*?\b)?(insert|update|delete|merge)\b/i;
 
 type PgQuery = { sql?: string; bindings?: unknown[]; options?: Record<string, unknown>; response?: unknown };
 type PgClientClass = new (config: Knex.Config) => { _query(connection: object, obj: PgQuery): Promise<unknown>; config: Knex.Config };
@@ -167,6 +198,7 @@ export function postsaleClient(): PgClientClass {
         return settled(obj, 'BEGIN');
       }
       const open = openTransactions.get(connection);
+      if (open && !open.wrote && WRITES.test(sql)) open.wrote = true;
       if (obj.options?.[VOID_IF_DUPLICATE]) {
         if (!open) return Promise.reject(new Error('voidIfDuplicate needs a transaction'));
         open.guards.push(open.pending.length);
@@ -198,15 +230,29 @@ export function postsaleClient(): PgClientClass {
       // a rollback drops what is pending; before anything was sent, there is nothing to roll back or commit
       if (sql === 'ROLLBACK') return beginPending ? settled(obj, 'ROLLBACK') : this.sendOne(connection, obj);
       if (sql === 'COMMIT;' && beginPending && open.pending.length === 1) return settled(obj, 'COMMIT');
-      if (open.pending.length === 0 && !commitWithThis) return this.sendOne(connection, obj);
       // several statements in one text cannot go through the extended protocol: the pending ones go first, on their own
-      if (/;\s*\S/.test(sql)) return this.sendPipelined(connection, open, undefined, false).then(() => this.sendOne(connection, obj));
-      return this.sendPipelined(connection, open, obj, commitWithThis);
+      const severalStatements = /;\s*\S/.test(sql);
+      const ride = (sql === 'COMMIT;' || commitWithThis) && open.wrote && !severalStatements ? this.settings.commitRider?.() : undefined;
+      if (open.pending.length === 0 && !commitWithThis && !ride) return this.sendOne(connection, obj);
+      if (severalStatements) return this.sendPipelined(connection, open, undefined, false).then(() => this.sendOne(connection, obj));
+      return this.sendPipelined(connection, open, obj, commitWithThis, ride);
     }
 
-    /** the pending statements, then `obj` (when given), then COMMIT (when `commit`), in one exchange */
-    private sendPipelined(connection: object, open: OpenTransaction, obj: PgQuery | undefined, commit: boolean): Promise<unknown> {
-      const parts = [...open.pending, ...(obj ? [this.part(connection, obj)] : []), ...(commit ? [{ text: 'COMMIT' }] : [])];
+    /**
+     * the pending statements, then `obj` (when given), then COMMIT (when `commit`), in one exchange; `ride` goes just
+     * before the COMMIT (`obj` itself, or the one `commit` adds)
+     */
+    private sendPipelined(connection: object, open: OpenTransaction, obj: PgQuery | undefined, commit: boolean, ride?: CommitRide): Promise<unknown> {
+      const objIsCommit = obj?.sql === 'COMMIT;';
+      const rider = ride ? [this.part(connection, { sql: ride.sql, bindings: ride.bindings })] : [];
+      const parts = [
+        ...open.pending,
+        ...(obj && !objIsCommit ? [this.part(connection, obj)] : []),
+        ...rider,
+        ...(objIsCommit ? [this.part(connection, obj)] : commit ? [{ text: 'COMMIT' }] : []),
+      ];
+      // where obj's answer is: the last part when it is the COMMIT, else just after the pending ones
+      const objAt = objIsCommit ? parts.length - 1 : open.pending.length;
       const guards = open.guards;
       open.pending = [];
       open.guards = [];
@@ -217,10 +263,12 @@ export function postsaleClient(): PgClientClass {
         client.query(new PipelinedQuery(parts, (error, results, failedPart) => {
           if (!error) {
             if (commit) open.ended = true;
-            if (obj) obj.response = results[results.length - (commit ? 2 : 1)]; // the COMMIT's answer is not the caller's
+            if (obj) obj.response = results[objAt]; // (the ride's and an added COMMIT's answers are not the caller's)
+            ride?.settle(true);
             resolve(obj);
             return;
           }
+          ride?.settle(false);
           this.forgetStatementsOnChange(connection, error);
           const voided = guards.includes(failedPart) && (error as { code?: string }).code === UNIQUE_VIOLATION;
           const failure = voided ? new TransactionVoided() : error;

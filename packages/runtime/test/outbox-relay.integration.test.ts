@@ -114,6 +114,58 @@ describe('outbox relay: woken by commits, polling adaptively, deleting what it p
     }
   });
 
+  it('when a transaction of this process writes after the relay published, then the deletion rides with its COMMIT (no commit of the relay\'s own); a rolled-back ride leaves the rows to the relay', async () => {
+    const writer = new OutboxWriter(codec);
+    const metrics = new Metrics('relay', { defaultMetrics: false });
+    // the process's one pool: the relay and the use cases' transactions share it, as in a service
+    const serviceDb = createDb({ url: infra.DATABASE_URL!, schema, poolMax: 3 });
+    instrumentDb(serviceDb, metrics);
+    try {
+      // polls once a minute and deletes on its own only after a minute: only rides can delete within this test
+      relay = new OutboxRelay({ db: serviceDb, schema, kafka, codec, logger, metrics, writer, pollIntervalMs: 60_000, minPollIntervalMs: 60_000, deleteAfterMs: 60_000 });
+      await relay.start();
+      await waitFor(async () => (await counter(metrics, 'db_round_trips_total')) > 0 && !relay!.busy, { description: 'the first poll done' });
+      const exists = async (e: OrderEvent) => (await db('outbox').where({ event_id: e.eventId }).first()) !== undefined;
+      const [e1, e2, e3] = [event(), event(), event()];
+
+      await serviceDb.transaction((trx) => writer.publish(trx, Streams.orders, e1));
+      await waitFor(() => onTopic([e1.eventId]) && relay!.awaitingDeletion.length === 1, { timeoutMs: 10_000, description: 'e1 published, awaiting deletion' });
+      expect(await exists(e1)).toBe(true);
+      const [commits, roundTrips] = [await counter(metrics, 'db_commits_total'), await counter(metrics, 'db_round_trips_total')];
+
+      // the next writing transaction deletes e1's row with its own COMMIT: one exchange, one commit, e1 gone
+      await serviceDb.transaction((trx) => writer.publish(trx, Streams.orders, e2));
+      expect(await counter(metrics, 'db_round_trips_total')).toBe(roundTrips + 1);
+      expect(await exists(e1)).toBe(false);
+      await waitFor(() => onTopic([e2.eventId]) && relay!.awaitingDeletion.length === 1 && !relay!.busy, { timeoutMs: 10_000, description: 'e2 published, awaiting deletion' });
+      expect(await counter(metrics, 'db_commits_total')).toBe(commits + 1); // the relay's read of e2 committed nothing
+
+      // a transaction that rolls back takes its ride with it: e2's row stays, the relay still has it to delete
+      await expect(serviceDb.transaction(async (trx) => {
+        await trx('outbox').where({ id: -1 }).update({ key: 'nothing' }); // a write, so the COMMIT would carry the ride
+        throw new Error('use case failed');
+      })).rejects.toThrow('use case failed');
+      // (a failed COMMIT carrying it rolls back too)
+      await expect(serviceDb.transaction(async (trx) => {
+        await trx.raw("insert into outbox (event_id, topic, stream, key, event_type, event) values (?, 't', 'orders', 'k', 'X', '{}'::jsonb)", [e2.eventId]);
+      })).rejects.toThrow(/duplicate key|unique/);
+      expect(await exists(e2)).toBe(true);
+      expect(relay.awaitingDeletion).toHaveLength(1);
+
+      // a read-only transaction carries nothing; the next one that writes does
+      await serviceDb.transaction((trx) => trx('outbox').count('* as n'));
+      expect(await exists(e2)).toBe(true);
+      await serviceDb.transaction((trx) => writer.publish(trx, Streams.orders, e3));
+      expect(await exists(e2)).toBe(false);
+      await waitFor(() => onTopic([e3.eventId]), { timeoutMs: 10_000, description: 'e3 published' });
+      expect(topic.messages.filter((m) => [e1, e2, e3].some((e) => e.eventId === m.event.eventId))).toHaveLength(3); // each once
+    } finally {
+      await relay?.stop(0);
+      relay = undefined;
+      await serviceDb.destroy();
+    }
+  });
+
   it('when another process commits events (no wake-up), then polling publishes them; idle polls back off to the maximum and come back after rows are found', async () => {
     relay = new OutboxRelay({ db, schema, kafka, codec, logger, metrics: new Metrics('relay', { defaultMetrics: false }), minPollIntervalMs: 20, pollIntervalMs: 400 });
     await relay.start();
