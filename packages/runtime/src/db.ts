@@ -155,12 +155,19 @@ export function instrumentDb(db: Db, metrics: Metrics, options: { poolMetrics?: 
 }
 
 /**
- * Whether a plain INSERT, UPDATE or DELETE answered that it changed no row. A statement with a WITH is not judged: its
- * answer counts the rows of its last part, not what its other parts wrote.
+ * A WITH part that writes: Postgres allows INSERT, UPDATE, DELETE (and MERGE) in WITH only as a part's own statement,
+ * right after `name [(columns)] AS [[NOT] MATERIALIZED] (`.
+ */
+const WRITING_WITH_PART = /\bas\s+(?:not\s+)?(?:materialized\s+)?\(\s*(?:insert|update|delete|merge)\b/i;
+
+/**
+ * Whether an INSERT, UPDATE or DELETE answered that it changed no row. Its answer counts the rows of its last part
+ * only, so a statement with a WITH part that writes is not judged (what that part wrote is not in the answer); one
+ * whose WITH parts only read (a claim's lookup) is.
  */
 function changedNoRow(sql: string, response: unknown): boolean {
   const answer = response as { command?: string; rowCount?: number | null } | undefined;
-  return !/^\s*with\b/i.test(sql) && /^(INSERT|UPDATE|DELETE)$/.test(answer?.command ?? '') && answer?.rowCount === 0;
+  return !WRITING_WITH_PART.test(sql) && /^(INSERT|UPDATE|DELETE)$/.test(answer?.command ?? '') && answer?.rowCount === 0;
 }
 
 /** A statement's text with its parameter lists collapsed, so a 3-row and a 30-row insert count as one statement. */

@@ -51,10 +51,15 @@ describe('a service counts what it asks of Postgres and Kafka', () => {
     expect(await db('counted_claims').where({ v: -1 }).delete()).toBe(0);
     await expect(db('counted_claims').insert({ v: 1 })).rejects.toThrow(/duplicate key/);
     expect(await total('db_commits_total')).toBe(before);
-    // one that changes a row commits, and so does a WITH (its answer does not say what its other parts wrote)
+    // nor does one whose WITH parts only read (a claim's lookup), when its last part changed nothing
+    await db.raw('with due as (select v from counted_claims where v < 0) update counted_claims set v = v where v in (select v from due)');
+    await db.raw('with recursive due(v) as materialized (select -1 union all select v - 1 from due where v > -3) delete from counted_claims where v in (select v from due)');
+    expect(await total('db_commits_total')).toBe(before);
+    // one that changes a row commits, and so does one with a WITH part that writes (its answer does not say what that part wrote)
     expect(await db('counted_claims').where({ v: 1 }).update({ v: 2 })).toBe(1);
     await db.raw('with gone as (delete from counted_claims where v = -5 returning v) update counted_claims set v = v where v = -6');
-    expect(await total('db_commits_total')).toBe(before + 2);
+    await db.raw('with gone as not materialized (delete from counted_claims where v = -5 returning v) update counted_claims set v = v where v = -6');
+    expect(await total('db_commits_total')).toBe(before + 3);
   });
 
   it('when the service talks to Kafka, its requests are counted by client and API', async () => {
