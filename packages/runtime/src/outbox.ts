@@ -163,8 +163,9 @@ interface UnsentRow {
  * One relay per schema publishes at a time, which keeps per-key order with several replicas: the one whose session
  * holds the schema's advisory lock. The relay keeps that session (a pooled connection) while it is busy and reads
  * through it, so reading is what proves the lock is still held: a session that died lost its lock and can read nothing.
- * Reads commit nothing; what a holder published is deleted in one statement every `deleteAfterRows` rows or
- * `deleteAfterMs` — one commit where each batch used to be a transaction of its own. It gives the lock up (deleting
+ * Reads commit nothing; what a holder published is deleted by the COMMIT of its process's next writing transaction
+ * (`rideAlong`: no commit of its own), or, when none comes, in one statement every `deleteAfterRows` rows or
+ * `deleteAfterMs`. It gives the lock up (deleting
  * what it published first) when a poll rather than its own process's commit woke it, when it fails and when it stops,
  * so the replica whose commits keep coming holds it, and a failed relay's rows pass to the next. A crash between the
  * send and the deletion leaves rows that the next holder publishes again (at-least-once); consumers' inboxes make that

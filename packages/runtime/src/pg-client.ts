@@ -167,8 +167,9 @@ interface PgClient {
  *
  * **Pipelining.** A transaction's BEGIN is not sent on its own: it travels with the transaction's first statement in
  * one exchange (PipelinedQuery), and so do statements given to voidIfDuplicate (an event's inbox row) and
- * writeWithNext (outbox rows); after commitWithNext the next statement carries the COMMIT. A transaction of one statement is then one round trip, where
- * it was three. Postgres skips what follows a failed statement of an exchange, so nothing runs outside the transaction,
+ * writeWithNext (outbox rows); after commitWithNext the next statement carries the COMMIT; a writing transaction's COMMIT
+ * carries the process's housekeeping that rideWithCommits hands it (the outbox relay's deletions). A transaction of one
+ * statement is then one round trip, where it was three. Postgres skips what follows a failed statement of an exchange, so nothing runs outside the transaction,
  * after its guard failed or commits after a failure. A transaction that sends nothing sends no BEGIN either.
  * DB_PIPELINING=false sends every statement on its own.
  */
