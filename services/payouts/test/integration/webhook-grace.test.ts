@@ -4,6 +4,36 @@ import { payoutBatchEvent } from '@postsale/sandbox';
 import { payoutsWithStatus, putPayee, saleRecorded, startPayoutsUnderTest, type PayoutsUnderTest } from '../support/payouts-harness';
 
 /**
+ * A payouts service whose PayPal fake settles only when told and sends no webhook of its own (the webhook is
+ * registered, so the service waits for webhooks), started for the describe block it is called in.
+ */
+function payoutsWithSilentPayPal(webhookId: string, env: Record<string, string>): () => PayoutsUnderTest {
+  let under: PayoutsUnderTest;
+  beforeAll(async () => {
+    under = await startPayoutsUnderTest({
+      fake: { processAfterMs: Infinity },
+      prepare: (f) => f.registerWebhook(webhookId),
+      env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1', PAYOUTS_RECONCILE_INTERVAL_MS: '600000', ...env },
+    });
+  });
+  afterAll(async () => {
+    await under?.stop();
+  });
+  return () => under;
+}
+
+/** A sale whose two payouts PayPal accepted in one batch (SUBMITTED): its order and batch ids. */
+async function saleSubmitted({ service, publish }: PayoutsUnderTest, amounts: { commissionMinor: number; netMinor: number }) {
+  const sellerId = uniqueId('s-');
+  const orderId = uniqueId('o-');
+  expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
+  await publish.sale(saleRecorded({ orderId, sellerId, ...amounts }));
+  await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+  const { batch_id: batchId } = await service.ctx.db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
+  return { orderId, batchId: batchId as string };
+}
+
+/**
  * With PayPal's webhooks configured, a batch is not checked at PayPal right after its acceptance (a real batch is still
  * PENDING then): its items' webhooks bring the outcomes and close the batch they finish. A check is the fallback, once
  * PAYOUTS_WEBHOOK_GRACE_MS has passed since the acceptance or since a batch webhook.
@@ -52,30 +82,15 @@ describe('a batch whose items PayPal reports by webhook', () => {
 });
 
 describe('a batch whose items\' webhooks never come', () => {
+  // checks after the first are minutes apart
   const webhookId = uniqueId('WH-LOST-');
-  let under: PayoutsUnderTest;
-
-  beforeAll(async () => {
-    // PayPal settles only when told, and sends no webhook of its own; checks after the first are minutes apart
-    under = await startPayoutsUnderTest({
-      fake: { processAfterMs: Infinity },
-      prepare: (f) => f.registerWebhook(webhookId),
-      env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1', PAYOUTS_WEBHOOK_GRACE_MS: '1500', PAYOUTS_RECONCILE_INTERVAL_MS: '600000' },
-    });
-  });
-  afterAll(async () => {
-    await under?.stop();
-  });
+  const payouts = payoutsWithSilentPayPal(webhookId, { PAYOUTS_WEBHOOK_GRACE_MS: '1500' });
 
   it('when the grace passes, then the batch is checked at PayPal; when PayPal\'s batch webhook comes, then it is checked again within the grace and its items move', async () => {
-    const { service, publish, fake } = under;
-    const sellerId = uniqueId('s-');
-    const orderId = uniqueId('o-');
-    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
-    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 420, netMinor: 1400 }));
-    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+    const under = payouts();
+    const { service, fake } = under;
+    const { orderId, batchId } = await saleSubmitted(under, { commissionMinor: 420, netMinor: 1400 });
     const { db } = service.ctx;
-    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
     // the first check comes once the grace has passed (both times are Postgres's)
     const first = await waitFor(async () => {
       const row = await db('payout_batches').where({ id: batchId }).first('accepted_at', 'last_checked_at', 'paypal_batch_id', 'status');
@@ -106,30 +121,15 @@ describe('a batch whose items\' webhooks never come', () => {
 });
 
 describe('a batch webhook for a batch whose check is due within the grace already', () => {
+  // a grace longer than the test
   const webhookId = uniqueId('WH-SOON-');
-  let under: PayoutsUnderTest;
-
-  beforeAll(async () => {
-    // PayPal settles only when told and sends no webhook of its own; the grace is longer than the test
-    under = await startPayoutsUnderTest({
-      fake: { processAfterMs: Infinity },
-      prepare: (f) => f.registerWebhook(webhookId),
-      env: { PAYPAL_WEBHOOK_ID: webhookId, PAYPAL_CERT_HOSTS: '127.0.0.1', PAYOUTS_WEBHOOK_GRACE_MS: '600000', PAYOUTS_RECONCILE_INTERVAL_MS: '600000' },
-    });
-  });
-  afterAll(async () => {
-    await under?.stop();
-  });
+  const payouts = payoutsWithSilentPayPal(webhookId, { PAYOUTS_WEBHOOK_GRACE_MS: '600000' });
 
   it('when it comes, then the batch row is not written (no commit); when the check is due later than the grace, then it is brought forward', async () => {
-    const { service, publish, fake } = under;
-    const sellerId = uniqueId('s-');
-    const orderId = uniqueId('o-');
-    expect((await putPayee(service, sellerId, { email: `${sellerId}@sellers.test`, releasePolicy: 'immediate' })).status).toBe(200);
-    await publish.sale(saleRecorded({ orderId, sellerId, commissionMinor: 430, netMinor: 1410 }));
-    await waitFor(payoutsWithStatus(service, orderId, { PLATFORM: 'SUBMITTED', SELLER: 'SUBMITTED' }), { description: 'both payouts submitted' });
+    const under = payouts();
+    const { service, fake } = under;
+    const { batchId } = await saleSubmitted(under, { commissionMinor: 430, netMinor: 1410 });
     const { db } = service.ctx;
-    const { batch_id: batchId } = await db('payout_intents').where({ order_id: orderId, recipient: 'SELLER' }).first('batch_id');
     // xmin: the transaction that wrote the row's current version (a write, even of the same values, changes it)
     const version = async () => db('payout_batches').where({ id: batchId }).first(db.raw('xmin::text as xmin'), 'next_check_at', 'paypal_batch_id', 'status');
     const accepted = await version();
