@@ -164,6 +164,59 @@ describe('opening an order whose subject key is a moment behind', () => {
       }
     });
 
+    it('when the hold ends while an order\'s transaction is storing the key, then the batch waits for that transaction instead of storing the key beside it: committed, nothing is left to store; rolled back, the key is the replica\'s', async () => {
+      for (const outcome of ['commit', 'rollback'] as const) {
+        const { subject, orderId, sealed } = sealedOrder();
+        const held = new HeldSubjectKeys();
+        const record = keyRecord(subject);
+        const batch = held.hold([record], 100);
+        let decide!: () => void;
+        const decided = new Promise<void>((r) => (decide = r));
+        let opened!: () => void;
+        const openedKey = new Promise<void>((r) => (opened = r));
+        try {
+          const order = db.transaction(async (trx) => {
+            await openOrderReceived(trx, kek, orderId, sealed, { held });
+            opened();
+            await decided; // the order's transaction still open when the hold ends
+            if (outcome === 'rollback') throw new Error('the inbox transaction failed');
+          });
+          await openedKey;
+          // the hold (100 ms) is long over, and the batch still waits for the order's outcome
+          expect(await settledWithin(batch, 400)).toBe('not settled within 400 ms');
+          decide();
+          if (outcome === 'commit') {
+            await order;
+            expect(await settledWithin(batch, 2_000)).toBe('settled');
+            expect(batch.unstored()).toEqual([]);
+          } else {
+            await expect(order).rejects.toThrow('the inbox transaction failed');
+            expect(await settledWithin(batch, 2_000)).toBe('settled');
+            expect(batch.unstored()).toEqual([record]);
+            // left the hold: an order that comes now reads the replica's row instead of inserting it beside the replica
+            expect(held.sealedKeyOf(subject.subjectId)).toBeUndefined();
+          }
+        } finally {
+          decide();
+          batch.release();
+        }
+      }
+    });
+
+    it('when the hold ends and no order is storing the key, then it leaves the hold at once: an order that comes later looks it up instead of inserting it', async () => {
+      const { subject } = sealedOrder();
+      const held = new HeldSubjectKeys();
+      const batch = held.hold([keyRecord(subject)], 50);
+      try {
+        expect(held.sealedKeyOf(subject.subjectId)).toBeDefined();
+        expect(await settledWithin(batch, 2_000)).toBe('settled');
+        expect(held.sealedKeyOf(subject.subjectId)).toBeUndefined();
+        expect(batch.unstored()).toHaveLength(1);
+      } finally {
+        batch.release();
+      }
+    });
+
     it('when the order was waiting for its key, then the replica\'s hold wakes it and it stores the key itself', async () => {
       const { subject, orderId, sealed } = sealedOrder();
       const held = new HeldSubjectKeys();
