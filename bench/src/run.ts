@@ -362,9 +362,9 @@ async function main(): Promise<void> {
     });
     const perOrder = (key: string) => Number(((countersAfter[key]! - countersBefore[key]!) / orders).toFixed(1));
     // (read record by record: a scale run's millions of records would take minutes, and part of its WAL is recycled)
-    const commitRecords = orders <= 5_000
-      ? await commitRecordsBySchema(db, schemaSuffix, walPositions[0]!, walPositions.at(-1)!, orders)
-      : { total: 'not measured (over 5,000 orders)', bySchema: {} };
+    const commits = orders <= 5_000
+      ? await commitRecords(db, schemaSuffix, walPositions[0]!, walPositions.at(-1)!, orders)
+      : { total: 'not measured (over 5,000 orders)', bySchema: {}, byTables: 'not measured (over 5,000 orders)' };
     const spent = cpuSpent(cpuBefore, cpuAfter);
     const cpuPerOrderMs = Object.fromEntries(Object.entries(spent).map(([g, seconds]) => [g, Number(((seconds / orders) * 1000).toFixed(2))]));
     const rss = Object.fromEntries(SERVICES.map((s) => [s, { steadyMb: memoryMb(ready.pids[s], 'VmRSS'), peakMb: memoryMb(ready.pids[s], 'VmHWM') }]));
@@ -391,7 +391,7 @@ async function main(): Promise<void> {
       webhookToSellerPayoutSentMs: summary(timeline.map((t) => t.endToEndMs)),
       perOrder: {
         postgresRoundTrips: perOrder('db_round_trips_total'), postgresCommits: perOrder('db_commits_total'),
-        postgresCommitRecords: commitRecords.total,
+        postgresCommitRecords: commits.total,
         // Postgres's own count: WAL flushes (what a commit costs; a read-only or empty one costs none) and WAL records
         postgresWalFlushes: perOrder('wal_syncs'), postgresWalRecords: perOrder('wal_records'), kafkaRequests: perOrder('kafka_requests_total'),
         // by Kafka API (Fetch, Produce, Heartbeat, OffsetCommit, …), all services together
@@ -400,7 +400,7 @@ async function main(): Promise<void> {
       ...(scale && { scale, largestTablesRows: await largestTables() }),
       perOrderByService: Object.fromEntries(SERVICES.map((s) => [s, {
         postgresRoundTrips: perOrder(`${s}.db_round_trips_total`), postgresCommits: perOrder(`${s}.db_commits_total`),
-        postgresCommitRecords: commitRecords.bySchema[s] ?? null, kafkaRequests: perOrder(`${s}.kafka_requests_total`),
+        postgresCommitRecords: commits.bySchema[s] ?? null, kafkaRequests: perOrder(`${s}.kafka_requests_total`),
       }])),
       ...(STATEMENTS && { statementsPerOrder: Object.fromEntries(SERVICES.map((s) => [s, topStatements(s, countersBefore, countersAfter, orders)])) }),
       // what each service's pool was asked for: the most connections held at once, and how long acquiring one took
@@ -412,7 +412,7 @@ async function main(): Promise<void> {
       hotQueryPlans: await hotQueryPlans(db, schemaSuffix),
       ...(WAL_BY_RELATION && {
         walPerOrderByRelation: await walByRelation(db, schemaSuffix, walPositions[0]!, walPositions.at(-1)!, orders),
-        commitsPerOrderByTables: await commitsByTables(db, schemaSuffix, walPositions[0]!, walPositions.at(-1)!, orders),
+        commitsPerOrderByTables: commits.byTables,
       }),
       cpuMsPerOrder: cpuPerOrderMs,
       rssMb: rss,
@@ -709,68 +709,56 @@ async function hotQueryPlans(db: Db, schemaSuffix: string): Promise<Array<{ serv
 }
 
 /**
- * WAL records and bytes per order between two WAL positions, by the relation each record touches (tables and indexes
- * of the run's schemas; "(none)" for records that touch no relation, e.g. commits), with the record kinds: a heap
- * UPDATE next to index INSERTs is an update that could not be HOT.
+ * Postgres's own count of the measured window's commits: its WAL's commit records (a transaction that wrote nothing
+ * writes none, whatever the services' counters assume of it), grouped by the tables of the run's schemas each committed
+ * transaction wrote (its indexes folded into their table). One read of the WAL gives the total and the count by
+ * service (the schema of those tables), per order, and the transactions by tables (`commitsPerOrderByTables`, --wal).
  */
-/**
- * Postgres's own count of the measured window's commits, per order: its WAL's commit records (a transaction that wrote
- * nothing writes none, whatever the services' counters assume of it), in all and by the service whose schema each
- * committed transaction wrote to. `total` also counts commits outside the services' schemas (none expected).
- */
-async function commitRecordsBySchema(db: Db, schemaSuffix: string, from: string, to: string, orders: number): Promise<{ total: number | string; bySchema: Record<string, number> }> {
+async function commitRecords(db: Db, schemaSuffix: string, from: string, to: string, orders: number): Promise<{
+  total: number | string; bySchema: Record<string, number>; byTables: Array<{ tables: string; perOrder: number }> | string;
+}> {
   try {
     await db.raw('create extension if not exists pg_walinspect');
     const rows = (await db.raw(`
       with records as (
-        select xid, resource_manager, record_type, (regexp_match(block_ref, 'rel \\d+/\\d+/(\\d+)'))[1]::oid as relfilenode
+        select xid::text as xid, resource_manager, record_type, (regexp_match(block_ref, 'rel \\d+/\\d+/(\\d+)'))[1]::oid as relfilenode
         from pg_get_wal_records_info(?::pg_lsn, ?::pg_lsn)
       ), committed as (
         select distinct xid from records where resource_manager = 'Transaction' and record_type like 'COMMIT%'
       ), wrote as (
-        select distinct r.xid, n.nspname from records r
-        join pg_class c on c.relfilenode = r.relfilenode and c.relfilenode <> 0
-        join pg_namespace n on n.oid = c.relnamespace and n.nspname like ?
-        where r.xid in (select xid from committed)
-      )
-      select w.nspname as schema, count(*)::int as commits from wrote w group by w.nspname
-      union all select null, count(*)::int from committed`, [from, to, `%${schemaSuffix}`])).rows as Array<{ schema: string | null; commits: number }>;
-    const per = (n: number) => Number((n / orders).toFixed(1));
-    const bySchema = Object.fromEntries(rows.filter((r) => r.schema).map((r) => [r.schema!.replace(schemaSuffix, ''), per(r.commits)]));
-    return { total: per(rows.find((r) => r.schema === null)?.commits ?? 0), bySchema };
-  } catch (error) {
-    return { total: `not measured: ${error instanceof Error ? error.message : String(error)}`, bySchema: {} };
-  }
-}
-
-/**
- * The measured window's committed transactions per order, by the tables each one wrote (its indexes folded into their
- * table): which transactions an order costs, as Postgres recorded them.
- */
-async function commitsByTables(db: Db, schemaSuffix: string, from: string, to: string, orders: number): Promise<unknown> {
-  try {
-    const rows = (await db.raw(`
-      with records as (
-        select xid, resource_manager, record_type, (regexp_match(block_ref, 'rel \\d+/\\d+/(\\d+)'))[1]::oid as relfilenode
-        from pg_get_wal_records_info(?::pg_lsn, ?::pg_lsn)
-      ), committed as (
-        select distinct xid::text as xid from records where resource_manager = 'Transaction' and record_type like 'COMMIT%'
-      ), wrote as (
-        select r.xid::text as xid, string_agg(distinct n.nspname || '.' || coalesce(t.relname, c.relname), ' ') as tables
+        select r.xid, string_agg(distinct n.nspname || '.' || coalesce(t.relname, c.relname), ' ') as tables
         from records r
         join pg_class c on c.relfilenode = r.relfilenode and c.relfilenode <> 0
         join pg_namespace n on n.oid = c.relnamespace and n.nspname like ?
         left join pg_index i on i.indexrelid = c.oid left join pg_class t on t.oid = i.indrelid
-        where r.xid::text in (select xid from committed)
-        group by r.xid::text
+        where r.xid in (select xid from committed)
+        group by r.xid
       )
-      select tables, count(*)::int as commits from wrote group by tables order by commits desc limit 40`, [from, to, `%${schemaSuffix}`])).rows as Array<{ tables: string; commits: number }>;
-    return rows.map((r) => ({ tables: r.tables.replaceAll(schemaSuffix, ''), perOrder: Number((r.commits / orders).toFixed(2)) }));
+      select w.tables, count(*)::int as commits from committed c left join wrote w on w.xid = c.xid
+      group by w.tables order by commits desc`, [from, to, `%${schemaSuffix}`])).rows as Array<{ tables: string | null; commits: number }>;
+    const per = (n: number, digits = 1) => Number((n / orders).toFixed(digits));
+    const bySchema: Record<string, number> = {};
+    for (const r of rows) {
+      // a transaction counts once for each service whose schema it wrote (none expected to write two)
+      const schemas = new Set((r.tables ?? '').split(' ').filter(Boolean).map((t) => t.slice(0, t.indexOf('.')).replace(schemaSuffix, '')));
+      for (const schema of schemas) bySchema[schema] = (bySchema[schema] ?? 0) + r.commits;
+    }
+    return {
+      total: per(rows.reduce((sum, r) => sum + r.commits, 0)),
+      bySchema: Object.fromEntries(Object.entries(bySchema).map(([schema, n]) => [schema, per(n)])),
+      byTables: rows.filter((r) => r.tables).slice(0, 40).map((r) => ({ tables: r.tables!.replaceAll(schemaSuffix, ''), perOrder: per(r.commits, 2) })),
+    };
   } catch (error) {
-    return `not measured: ${error instanceof Error ? error.message : String(error)}`;
+    const notMeasured = `not measured: ${error instanceof Error ? error.message : String(error)}`;
+    return { total: notMeasured, bySchema: {}, byTables: notMeasured };
   }
 }
 
+/**
+ * WAL records and bytes per order between two WAL positions, by the relation each record touches (tables and indexes
+ * of the run's schemas; "(none)" for records that touch no relation, e.g. commits), with the record kinds: a heap
+ * UPDATE next to index INSERTs is an update that could not be HOT.
+ */
 async function walByRelation(db: Db, schemaSuffix: string, from: string, to: string, orders: number): Promise<unknown> {
   try {
     await db.raw('create extension if not exists pg_walinspect');

@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { BaseConfig } from './config';
 import type { Metrics } from './metrics';
 import type { Logger } from './logger';
-import { postsaleClient, SETTINGS_KEY, type ClientSettings } from './pg-client';
+import { postsaleClient, SETTINGS_KEY, WRITES, type ClientSettings } from './pg-client';
 
 export type { Knex };
 export type Db = Knex;
@@ -95,8 +95,6 @@ interface TarnPool {
   on(event: 'acquireSuccess' | 'acquireFail', listener: (id: number) => void): void;
 }
 
-const AUTOCOMMIT_WRITE = /^\s*(with\b[\s\S]*?\b)?(insert|update|delete|merge)\b/i;
-
 /**
  * Counts what the service asks of Postgres, for the benchmark's cost per order: every exchange with Postgres is a
  * round trip (counted by the client as it sends them: a pipelined BEGIN, inbox row, outbox row or COMMIT rides with
@@ -122,7 +120,7 @@ export function instrumentDb(db: Db, metrics: Metrics, options: { poolMetrics?: 
   // no commit record and flushes nothing (the transaction never took an id), e.g. a claim that found nothing due
   db.on('query-response', (_response: unknown, query: { sql?: string; __knexTxId?: string; response?: unknown }) => {
     const sql = query.sql ?? '';
-    if (!query.__knexTxId && AUTOCOMMIT_WRITE.test(sql) && !changedNoRow(sql, query.response)) commits.inc();
+    if (!query.__knexTxId && WRITES.test(sql) && !changedNoRow(sql, query.response)) commits.inc();
   });
   // DB_STATEMENT_PROFILE=1 (the benchmark's --statements): which statements those round trips are, to find the ones to
   // fold. Off by default: one label per distinct statement text is fine for a measurement, not for every scrape.

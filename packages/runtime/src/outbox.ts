@@ -264,8 +264,7 @@ export class OutboxRelay {
         for (const id of ids) this.riding.delete(id);
         if (committed) return;
         if (this.session) {
-          if (this.published.length === 0) this.publishedSince = Date.now();
-          this.published.push(...ids);
+          this.deleteLater(ids);
           return;
         }
         this.options.db.raw('delete from outbox where id = any(?::bigint[])', [ids]).catch((error: unknown) => {
@@ -274,6 +273,12 @@ export class OutboxRelay {
         });
       },
     };
+  }
+
+  /** Published ids whose deletion did not happen: this relay deletes them with the rest (or a ride carries them). */
+  private deleteLater(ids: string[]): void {
+    if (this.published.length === 0) this.publishedSince = Date.now();
+    this.published.push(...ids);
   }
 
   /** The current wait between idle polls (visible to tests). */
@@ -404,7 +409,7 @@ export class OutboxRelay {
       try {
         await this.query(session, 'delete from outbox where id = any(?::bigint[])', [ids]);
       } catch (error) {
-        this.published.unshift(...ids);
+        this.deleteLater(ids);
         throw error;
       }
     }

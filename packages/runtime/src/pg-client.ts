@@ -137,8 +137,8 @@ interface OpenTransaction {
   wrote?: boolean;
 }
 
-/** a statement that writes (what makes its transaction commit something) */
-const WRITES = /^\s*(with\b[\s\S]*?\b)?(insert|update|delete|merge)\b/i;
+/** a statement that writes (what makes its transaction, or itself outside one, commit something) */
+export const WRITES = /^\s*(with\b[\s\S]*?\b)?(insert|update|delete|merge)\b/i;
 
 type PgQuery = { sql?: string; bindings?: unknown[]; options?: Record<string, unknown>; response?: unknown };
 type PgClientClass = new (config: Knex.Config) => { _query(connection: object, obj: PgQuery): Promise<unknown>; config: Knex.Config };
