@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings] [--statements] [--cpu-profile] [--wal]`
+ * `npm run bench -- [--rate R] [--seconds S] [--warmup W] [--ramp FROM,STEP,TO] [--step-seconds T] [--no-ceilings] [--statements] [--cpu-profile] [--wal] [--waits]`
  * `npm run bench -- --acks R1,R2,… [--step-seconds T] [--warmup W] [--ack-pipeline full|ingest|acks] [--ack-marketplaces M,…] [--statements]` (the ack mode, below)
  *
  * An open-loop benchmark of the whole pipeline with zero-latency fakes. A forked load process (load.ts) hosts the
@@ -40,6 +40,7 @@ import { collectTopic, deleteNamespaceTopics, dropSchema, uniqueId } from '@post
 import { REPO_ROOT, SERVICE_NODE_FLAGS, SERVICE_PROCESS_ENV, SERVICES, type DemoMarketplace, type ServiceName } from '@postsale/cli';
 import type { AckResults } from './ack-generator';
 import { hottestFunctions } from './cpu-profile';
+import { sampleWaits } from './waits';
 import type { LoadCommand, LoadReply, OfferedOrder } from './load';
 
 const args = process.argv.slice(2);
@@ -60,6 +61,9 @@ const STATEMENTS = args.includes('--statements');
 // --wal: WAL records and bytes per order by table and index (pg_walinspect over the measured window, mapped to the
 // run's schemas): which indexes and updates cost Postgres its writes. Needs a superuser connection (the local one is).
 const WAL_BY_RELATION = args.includes('--wal');
+// --waits: pg_stat_activity sampled every 50 ms over the measured window; the result gives the mean number of each
+// service's sessions running, waiting (by wait event: which lock) or idle inside a transaction (see waits.ts)
+const WAITS = args.includes('--waits');
 // --cpu-profile: every service and the load process run with --cpu-prof; the result lists each one's hottest functions by self time
 const CPU_PROFILE = args.includes('--cpu-profile');
 // --acks: the ack mode (see the top); webhooks per second of each step
@@ -271,6 +275,7 @@ async function main(): Promise<void> {
 
     const cpuBefore = cpuSnapshot(groups());
     const countersBefore = await countersSnapshot(ready.urls, SERVICES, db);
+    const waits = WAITS ? sampleWaits(db, schemaSuffix) : undefined;
     const steps: Array<Record<string, unknown>> = [];
     const rates = RAMP ? Array.from({ length: Math.floor((RAMP[2]! - RAMP[0]!) / RAMP[1]!) + 1 }, (_, i) => RAMP[0]! + i * RAMP[1]!) : [RATE];
     let maxLateMs = 0;
@@ -310,6 +315,7 @@ async function main(): Promise<void> {
     const measuredUntilOffered = Date.now();
     await waitForDrain('measurement');
     const drainedSeconds = (Date.now() - measuredUntilOffered) / 1000;
+    const postgresWaits = await waits?.stop();
     const cpuAfter = cpuSnapshot(groups());
     const countersAfter = await countersSnapshot(ready.urls, SERVICES, db);
     const measured = offered.slice(measuredFrom);
@@ -410,6 +416,7 @@ async function main(): Promise<void> {
         return [s, { peakInUse: countersAfter[`${s}.db_pool_in_use_peak`] ?? null, acquires, meanAcquireWaitMs: acquires ? Number(((waited / acquires) * 1000).toFixed(2)) : null }];
       })),
       hotQueryPlans: await hotQueryPlans(db, schemaSuffix),
+      ...(postgresWaits && { postgresWaits }),
       ...(WAL_BY_RELATION && {
         walPerOrderByRelation: await walByRelation(db, schemaSuffix, walPositions[0]!, walPositions.at(-1)!, orders),
         commitsPerOrderByTables: commits.byTables,

@@ -53,6 +53,8 @@ export async function createIndexConcurrently(db: Knex, name: string, on: string
  */
 export function createDb(options: {
   url: string; schema: string; poolMax?: number; logger?: Logger; preparedStatements?: boolean; pipelining?: boolean;
+  /** what Postgres shows as the sessions' application_name (unless the URL names one) */
+  applicationName?: string;
 }): Db {
   const log = options.logger?.child({ component: 'knex' });
   const settings: ClientSettings = { prepare: options.preparedStatements ?? true, pipeline: options.pipelining ?? true };
@@ -60,7 +62,7 @@ export function createDb(options: {
     // a subclass, not a patched instance: knex builds each transaction's client from the class's prototype
     client: postsaleClient() as unknown as typeof Knex.Client,
     [SETTINGS_KEY]: settings,
-    connection: options.url,
+    connection: options.applicationName ? { connectionString: options.url, application_name: options.applicationName } : options.url,
     searchPath: [options.schema],
     pool: { min: 0, max: options.poolMax ?? 10 },
     // knex prints pool trouble ("Acquire connection error") with console.log unless given a logger
@@ -77,13 +79,19 @@ export function createDb(options: {
   return knex(config);
 }
 
-/** A pool as the service's configuration says: its URL and schema, prepared statements and pipelining. */
+/**
+ * A pool as the service's configuration says: its URL and schema, prepared statements and pipelining. Its sessions are
+ * named after the schema (application_name; `schema/purpose` for a second pool), so pg_stat_activity and pg_locks tell
+ * which service, and which of its pools, holds or waits for what.
+ */
 export function createServiceDb(
-  config: Pick<BaseConfig, 'DATABASE_URL' | 'DB_SCHEMA' | 'DB_PREPARED_STATEMENTS' | 'DB_PIPELINING'>, options: { poolMax: number; logger: Logger },
+  config: Pick<BaseConfig, 'DATABASE_URL' | 'DB_SCHEMA' | 'DB_PREPARED_STATEMENTS' | 'DB_PIPELINING'>,
+  options: { poolMax: number; logger: Logger; purpose?: string },
 ): Db {
   return createDb({
     url: config.DATABASE_URL, schema: config.DB_SCHEMA, poolMax: options.poolMax, logger: options.logger,
     preparedStatements: config.DB_PREPARED_STATEMENTS, pipelining: config.DB_PIPELINING,
+    applicationName: options.purpose ? `${config.DB_SCHEMA}/${options.purpose}` : config.DB_SCHEMA,
   });
 }
 

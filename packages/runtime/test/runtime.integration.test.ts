@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { dlqTopicName, Streams } from '@postsale/contracts';
-import { createKafka, createLogger, DLQ_HEADERS, Metrics, OutboxRelay, startService, type RunningService } from '../src';
+import { createKafka, createLogger, createServiceDb, DLQ_HEADERS, Metrics, OutboxRelay, startService, type RunningService } from '../src';
 import { collectTopic, dropSchema, testEnv, waitFor } from '../src/testing';
 import { fixtureService } from './fixture-service';
 
@@ -121,6 +121,28 @@ describe('shared runtime on real Kafka, registry and Postgres', () => {
     const missing = await fetch(`${service.url}/nope`);
     expect(missing.status).toBe(404);
     expect((await missing.json()).error.code).toBe('NOT_FOUND');
+  });
+
+  it("names its Postgres sessions after its schema, so pg_stat_activity tells which service holds or waits for what", async () => {
+    const sessionOf = async (db: typeof service.ctx.db) =>
+      (await db.raw('select current_setting(\'application_name\') as name, pg_backend_pid() as pid')).rows[0] as { name: string; pid: number };
+    const own = await sessionOf(service.ctx.db);
+    expect(own.name).toBe(env.DB_SCHEMA);
+    // what another session (an operator's, the benchmark's sampler) sees
+    const seen = await service.ctx.db.raw('select application_name from pg_stat_activity where pid = ?', [own.pid]);
+    expect(seen.rows).toEqual([{ application_name: env.DB_SCHEMA }]);
+    // a second pool is told apart by its purpose; a name in the URL is the operator's and wins
+    const acks = createServiceDb({ ...service.ctx.config, DB_SCHEMA: env.DB_SCHEMA! }, { poolMax: 1, logger: createLogger('t', 'error'), purpose: 'acks' });
+    const named = createServiceDb(
+      { ...service.ctx.config, DATABASE_URL: `${env.DATABASE_URL}${env.DATABASE_URL!.includes('?') ? '&' : '?'}application_name=ops-console` },
+      { poolMax: 1, logger: createLogger('t', 'error') },
+    );
+    try {
+      expect((await sessionOf(acks)).name).toBe(`${env.DB_SCHEMA}/acks`);
+      expect((await sessionOf(named)).name).toBe('ops-console');
+    } finally {
+      await Promise.all([acks.destroy(), named.destroy()]);
+    }
   });
 
   it('with BACKGROUND_WORKERS=false a replica serves HTTP and consumes, but starts no background worker', async () => {

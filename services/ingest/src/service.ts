@@ -94,7 +94,7 @@ export const ingestService: ServiceDefinition<typeof configSchema> = {
     const ebayRecheck = createPoller({ name: 'ingest.ebay-recheck', intervalMs: config.EBAY_RECHECK_POLL_INTERVAL_MS, logger, metrics, run: () => recheck.scheduleNext() });
     // Webhooks are stored through a pool of their own: the worker's and inline processing's transactions can fill the
     // main pool, and an ack (one statement) must not queue behind them.
-    const ackDb = createServiceDb(config, { poolMax: config.ACK_DB_POOL_MAX, logger });
+    const ackDb = createServiceDb(config, { poolMax: config.ACK_DB_POOL_MAX, logger, purpose: 'acks' });
     instrumentDb(ackDb, metrics, { poolMetrics: false });
     // ... and group-committed: webhooks arriving together share one statement (at most one per ack connection at a time)
     const acks = createAckStore(new DeliveriesRepository(ackDb), { maxBatch: config.ACK_BATCH_MAX, maxInFlight: config.ACK_DB_POOL_MAX, lingerMs: config.ACK_BATCH_LINGER_MS, logger, metrics });
