@@ -11,7 +11,8 @@
  * - cost per order: Postgres round trips and commits and Kafka requests (the services' own counters), CPU seconds per
  *   process (/proc), peak and steady RSS per service;
  * - with --ramp, the offered rate step by step and whether the backlog (orders offered but not yet paid, unpublished
- *   outbox rows) stopped growing in the second half of the step: the highest such rate is the sustained throughput;
+ *   outbox rows) stopped growing in the second half of the step (its least-squares slope over a sample a second): the
+ *   highest such rate is the sustained throughput;
  * - the ceilings, measured after the services stopped: pgbench single-row commits/s and Kafka ProducerPerformance.
  * - with --orders N, the scale run: N orders in ten deciles, round trips, commits and stage latency per decile.
  * Results: bench/results/<date>.json and a latency-over-time chart bench/results/<date>.html.
@@ -146,6 +147,16 @@ function cpuSnapshot(groups: Record<string, number[]>): CpuSnapshot {
 /** CPU seconds each group spent between two snapshots (a process born in between counts from its start). */
 function cpuSpent(before: CpuSnapshot, after: CpuSnapshot): Record<string, number> {
   return Object.fromEntries(Object.entries(after).map(([name, pids]) => [name, [...pids].reduce((sum, [pid, s]) => sum + s - (before[name]?.get(pid) ?? 0), 0)]));
+}
+
+/** How fast a series grows, per second: the least-squares slope of `key` over `at` (0 for fewer than two samples). */
+function slopePerSecond<K extends string>(samples: Array<{ at: number } & Record<K, number>>, key: K): number {
+  if (samples.length < 2) return 0;
+  const meanT = samples.reduce((sum, s) => sum + s.at, 0) / samples.length;
+  const meanY = samples.reduce((sum, s) => sum + s[key], 0) / samples.length;
+  const covariance = samples.reduce((sum, s) => sum + (s.at - meanT) * (s[key] - meanY), 0);
+  const variance = samples.reduce((sum, s) => sum + (s.at - meanT) ** 2, 0);
+  return variance === 0 ? 0 : Number((covariance / variance).toFixed(1));
 }
 
 /** WAL positions at each counters snapshot: the measured window is the first to the last */
@@ -296,21 +307,33 @@ async function main(): Promise<void> {
       const seconds = RAMP ? STEP_SECONDS : SECONDS;
       const backlog = async () => ({ orders: offered.filter((o) => o.ok).length + offeredSoFar() - paidCount(), outbox: await outboxBacklog() });
       const paidBefore = paidCount();
-      // the backlog settles at rate × latency within the first half of a step; sustained = it no longer grows after that
-      let backlogMid: { orders: number; outbox: number } | undefined;
-      const midTimer = setTimeout(() => void backlog().then((b) => { backlogMid = b; }), (seconds * 1000) / 2);
+      // The backlog settles at rate × latency within the first half of a step; sustained = it no longer grows after that.
+      // Judged by its slope over a sample a second in the second half (least squares), not by two single readings: one
+      // reading lands on a latency spike or a relay's batch as easily as on the trend.
+      const secondHalf: Array<{ at: number; orders: number; outbox: number }> = [];
+      const sampleBacklog = () => void backlog().then((b) => secondHalf.push({ at: Date.now() / 1000, ...b }));
+      let sampler: NodeJS.Timeout | undefined;
+      const midTimer = setTimeout(() => { sampleBacklog(); sampler = setInterval(sampleBacklog, 1000); }, (seconds * 1000) / 2);
       const stepStarted = Date.now();
       offeredSoFar = () => Math.min(Math.floor(((Date.now() - stepStarted) / 1000) * rate), Math.round(rate * seconds));
       const step = await load.ask<Extract<LoadReply, { type: 'offered' }>>({ type: 'offer', phase: `rate-${rate}`, ratePerSecond: rate, seconds });
       clearTimeout(midTimer);
+      clearInterval(sampler);
       offeredSoFar = () => 0;
       offered.push(...step.orders);
       maxLateMs = Math.max(maxLateMs, step.lateMs);
       const backlogAfter = await backlog();
-      const backlogBefore = backlogMid ?? backlogAfter;
-      const sustained = backlogAfter.orders - backlogBefore.orders <= Math.max(rate, 5) && backlogAfter.outbox - backlogBefore.outbox <= Math.max(rate * 4, 20);
-      steps.push({ offeredPerSecond: rate, seconds, completedPerSecond: Number(((paidCount() - paidBefore) / seconds).toFixed(1)), backlogMidStep: backlogBefore, backlogEndOfStep: backlogAfter, sustained });
-      console.log(`[bench] offered ${rate}/s for ${seconds} s: paid ${(paidCount() - paidBefore) / seconds}/s, backlog mid-step ${backlogBefore.orders} → end ${backlogAfter.orders} orders, outbox ${backlogBefore.outbox} → ${backlogAfter.outbox}${sustained ? '' : '  (not sustained)'}`);
+      secondHalf.push({ at: Date.now() / 1000, ...backlogAfter });
+      const backlogBefore = secondHalf[0]!;
+      const growth = { orders: slopePerSecond(secondHalf, 'orders'), outbox: slopePerSecond(secondHalf, 'outbox') };
+      // growing by more than 3 % of the rate (orders) or 10 % (outbox rows, published in batches) is not keeping up
+      const sustained = growth.orders <= Math.max(rate * 0.03, 1) && growth.outbox <= Math.max(rate * 0.1, 2);
+      steps.push({
+        offeredPerSecond: rate, seconds, completedPerSecond: Number(((paidCount() - paidBefore) / seconds).toFixed(1)),
+        backlogMidStep: { orders: backlogBefore.orders, outbox: backlogBefore.outbox }, backlogEndOfStep: backlogAfter,
+        backlogGrowthPerSecond: growth, sustained,
+      });
+      console.log(`[bench] offered ${rate}/s for ${seconds} s: paid ${(paidCount() - paidBefore) / seconds}/s, backlog mid-step ${backlogBefore.orders} → end ${backlogAfter.orders} orders (${growth.orders}/s), outbox ${backlogBefore.outbox} → ${backlogAfter.outbox} (${growth.outbox}/s)${sustained ? '' : '  (not sustained)'}`);
     }
     const measuredUntilOffered = Date.now();
     await waitForDrain('measurement');
