@@ -173,6 +173,8 @@ async function countersSnapshot(urls: Record<ServiceName, string>, services: rea
     totals.wal_syncs = Number(wal?.wal_sync ?? 0);
     totals.wal_records = Number(wal?.wal_records ?? 0);
     walPositions.push((await db.raw<{ rows: Array<{ lsn: string }> }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn);
+    // each one cost its transactions deadlock_timeout (1 s) and a redo: a latency spike, not a failure
+    totals.deadlocks = Number((await db.raw<{ rows: Array<{ n: string }> }>('select deadlocks as n from pg_stat_database where datname = current_database()')).rows[0]?.n ?? 0);
   }
   for (const service of services) {
     const text = await (await fetch(`${urls[service]}/metrics`)).text();
@@ -418,6 +420,7 @@ async function main(): Promise<void> {
         receivedToPayoutSent: stage('received', 'payoutSent'),
       },
       webhookToSellerPayoutSentMs: summary(timeline.map((t) => t.endToEndMs)),
+      postgresDeadlocks: countersAfter.deadlocks! - countersBefore.deadlocks!,
       perOrder: {
         postgresRoundTrips: perOrder('db_round_trips_total'), postgresCommits: perOrder('db_commits_total'),
         postgresCommitRecords: commits.total,

@@ -1,7 +1,7 @@
 import type { Batch, Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { dlqTopicName, type AnyStream, type EventCodec, type TypedEvent } from '@postsale/contracts';
 import type { Db, Tx } from './db';
-import { holdOpen, TransactionVoided, voidIfDuplicate } from './pg-client';
+import { holdOpen, TransactionVoided, voidIfDuplicate, writeWithNext } from './pg-client';
 import { retryDelayMs } from './backoff';
 import { createBatcher, type Batcher } from './batcher';
 import { classifyError } from './errors';
@@ -23,6 +23,14 @@ export interface ConsumerSpec<E extends TypedEvent = TypedEvent> {
   /** runs inside the inbox transaction: write state and outbox rows through `ctx.trx`, call no outside system */
   handle(event: E, ctx: MessageContext): Promise<void>;
   maxAttempts?: number;
+  /**
+   * What an event's handler locks, such as its order's rows. A transaction that applies events of several keys first
+   * takes a transaction-scoped advisory lock per key (named after the group, so other consumers and services never
+   * share them), in one global order: two transactions that share keys then queue at the start instead of locking each
+   * other's rows in opposite orders. Postgres finds such a deadlock only after deadlock_timeout (1 s), and the joint
+   * transaction is then redone slice by slice.
+   */
+  lockKey?(event: E): string;
   /** partitions' batches taken at once (their ready slices share a transaction); default: the streams' partition count */
   partitionsConsumedConcurrently?: number;
   /** most events applied in one inbox transaction; default 100 */
@@ -295,7 +303,10 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
    */
   private async applyTogether(parts: SlicePart<E>[]): Promise<void> {
     const entries = parts.flatMap((part) => part.events.map((event, i) => ({ part, event, offset: part.messages[i]!.offset })));
+    const lockKeys = this.spec.lockKey ? [...new Set(entries.map(({ event }) => `${this.groupId}:${this.spec.lockKey!(event)}`))] : [];
     const applied = await this.deps.db.transaction(async (trx) => {
+      // sent with the inbox insert, in its round trip; one key alone cannot be half of a cycle
+      if (lockKeys.length > 1) await writeWithNext(trx, trx.raw(LOCK_KEYS_IN_ONE_ORDER, [lockKeys]));
       const inserted: Array<{ event_id: string }> = await trx('inbox')
         .insert(entries.map(({ part, event, offset }) => ({
           consumer_group: this.groupId, event_id: event.eventId, topic: part.topic, partition: part.partition, offset, event_type: event.type,
@@ -490,6 +501,12 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
 /** how long a consumer keeps trying to join before its service's start fails */
 const START_RETRY_MS = 60_000;
 /** an event's inbox row; a unique violation (the event was applied before) voids the transaction (voidIfDuplicate) */
+/**
+ * Transaction-scoped advisory locks on keys, in the order of their lock ids: the aggregate takes its rows in the
+ * subquery's order (a subquery with ORDER BY is not merged into its parent), so every transaction asks in that order.
+ */
+const LOCK_KEYS_IN_ONE_ORDER = `select count(pg_advisory_xact_lock(id)) from (
+  select distinct hashtextextended(key, 0) as id from unnest(?::text[]) as key order by id) as in_order`;
 const INBOX_INSERT = 'insert into inbox (consumer_group, event_id, topic, partition, "offset", event_type) values (?, ?, ?, ?, ?, ?)';
 
 /** events per inbox transaction unless the spec says otherwise */

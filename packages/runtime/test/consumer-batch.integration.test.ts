@@ -93,8 +93,13 @@ describe('inbox consumer in batches', () => {
     return orderIds;
   }
 
-  async function startConsumer(options: { commitIntervalMs?: number; ignores?: string[]; partitionsConsumedConcurrently?: number; lingerMs?: number; fetchWaitMs?: number } = {}): Promise<InboxConsumer<OrderEvent>> {
-    const { lingerMs, fetchWaitMs, ...spec } = options;
+  async function startConsumer(options: {
+    commitIntervalMs?: number; ignores?: string[]; partitionsConsumedConcurrently?: number; lingerMs?: number; fetchWaitMs?: number;
+    lockKey?: (event: OrderEvent) => string;
+    /** runs first in every handler call, inside the transaction (to look at it from another session) */
+    beforeEffect?: (event: OrderEvent) => Promise<void>;
+  } = {}): Promise<InboxConsumer<OrderEvent>> {
+    const { lingerMs, fetchWaitMs, beforeEffect, ...spec } = options;
     // its own Kafka client, counted, so offset commits can be told apart from the test's own requests
     const kafka = createKafka({ clientId: 'consumer-batch', brokers: infra.KAFKA_BROKERS!.split(','), logger, security: infra });
     instrumentKafka(kafka, metrics);
@@ -105,6 +110,7 @@ describe('inbox consumer in batches', () => {
       maxAttempts: 3,
       ...spec,
       async handle(event, { trx }) {
+        await beforeEffect?.(event);
         if (event.type === 'OrderCancelled' && event.payload.reason === 'poison') throw new AppError('POISON', 'never processable');
         // fails once, as a database blip would
         if (event.type === 'OrderCancelled' && event.payload.reason === 'flaky' && !flaky.has(event.eventId)) {
@@ -234,6 +240,56 @@ describe('inbox consumer in batches', () => {
     expect(await counter(metrics, 'batch_size_count', /batcher="inbox:/)).toBe(1);
     expect(await counter(metrics, 'batch_size_sum', /batcher="inbox:/)).toBe(6);
     expect(await counter(metrics, 'events_consumed_total')).toBe(6);
+  });
+
+  it('when a joint transaction applies events of several keys, then it holds an advisory lock per key, named after its group, before any handler runs', async () => {
+    // Sales' joint transactions locked orders' rows in the order their slices came, and two of them sharing orders in
+    // opposite orders deadlocked: Postgres finds that after deadlock_timeout (1 s). With the keys locked first, in one
+    // order, such transactions queue at the start instead.
+    const orderIds = await sendAll(['test', 'test', 'test', 'test', 'test', 'test'], { acrossPartitions: true });
+    const group = `${namespace}.batch.effects`;
+    const seen: Array<{ free: boolean[]; otherGroupFree: boolean[] }> = [];
+    await startConsumer({
+      partitionsConsumedConcurrently: 6,
+      lockKey: (event) => event.orderId,
+      // from another session: a transaction-scoped try-lock is given up when its statement ends
+      beforeEffect: async () => {
+        const tryLocks = async (prefix: string) => (await db.raw(
+          'select pg_try_advisory_xact_lock(hashtextextended(k, 0)) as free from unnest(?::text[]) with ordinality as l(k, n) order by n',
+          [orderIds.map((id) => `${prefix}:${id}`)],
+        )).rows.map((r: { free: boolean }) => r.free);
+        seen.push({ free: await tryLocks(group), otherGroupFree: await tryLocks(`${namespace}.other.group`) });
+      },
+    });
+    await waitFor(async () => (await appliedInOrder()).length === 6, { timeoutMs: 30_000, description: 'all six applied' });
+    expect(await db('effects').countDistinct<{ n: string }[]>('txid as n')).toEqual([{ n: '1' }]);
+    expect(seen).toHaveLength(6);
+    // every handler ran with all six keys held, and only this group's names
+    for (const look of seen) {
+      expect(look.free).toEqual([false, false, false, false, false, false]);
+      expect(look.otherGroupFree).toEqual([true, true, true, true, true, true]);
+    }
+    // the transaction ended and took its locks with it
+    const after = await db.raw('select count(*)::int as n from pg_locks where locktype = \'advisory\'  and objid in (select (hashtextextended(k, 0) & 4294967295)::oid from unnest(?::text[]) as k)', [orderIds.map((id) => `${group}:${id}`)]);
+    expect(after.rows[0].n).toBe(0);
+    // the locks rode with the inbox insert: still one commit
+    expect(await counter(metrics, 'db_commits_total')).toBe(1);
+  });
+
+  it('when a joint transaction applies events of one key only, then it takes no advisory lock', async () => {
+    const orderIds = await sendAll(['test', 'test'], { acrossPartitions: true });
+    const held: number[] = [];
+    await startConsumer({
+      partitionsConsumedConcurrently: 6,
+      lockKey: () => 'one-key-for-all',
+      beforeEffect: async () => {
+        const { rows } = await db.raw('select count(*)::int as n from pg_locks where locktype = \'advisory\' and granted and objid = (hashtextextended(?, 0) & 4294967295)::oid', [`${namespace}.batch.effects:one-key-for-all`]);
+        held.push(rows[0].n);
+      },
+    });
+    await waitFor(async () => (await appliedInOrder()).length === 2, { timeoutMs: 30_000, description: 'both applied' });
+    expect((await appliedInOrder()).sort()).toEqual([...orderIds].sort());
+    expect(held).toEqual([0, 0]);
   });
 
   it('when a linger is set, then a ready event waits before its transaction, and the events of other partitions that arrived meanwhile share the next one', async () => {

@@ -14,6 +14,8 @@ export function ledgerConsumer(group: string, deps: SalesDeps): ConsumerSpec<Ord
     // the ledger books nothing for these (shipping and delivery are fulfillment's story; a failed payout moved no
     // money): skipped unread, without a transaction
     ignores: ['OrderShipped', 'OrderDelivered', 'PayoutFailed'] satisfies Array<(FulfillmentEvent | PayoutEvent)['type']>,
+    // every event locks its order's row; a joint transaction of several orders takes them in one order (no deadlock)
+    lockKey: (event) => event.orderId,
     async handle(event, { trx, topic }) {
       if (topic.endsWith(Streams.orders.baseName)) await recordOrderEvent(deps, trx, event as OrderEvent);
       else if (topic.endsWith(Streams.payouts.baseName)) await recordPayoutEvent(deps, trx, event as PayoutEvent);
