@@ -169,12 +169,16 @@ async function countersSnapshot(urls: Record<ServiceName, string>, services: rea
   if (db) {
     // What the commits cost Postgres, counted by Postgres (cluster-wide: only the pipeline runs during a measurement):
     // a transaction that wrote nothing flushes nothing, and concurrent commits share a flush (group commit).
-    const wal = (await db.raw<{ rows: Array<{ wal_sync: string; wal_records: string }> }>('select wal_sync, wal_records from pg_stat_wal')).rows[0];
-    totals.wal_syncs = Number(wal?.wal_sync ?? 0);
-    totals.wal_records = Number(wal?.wal_records ?? 0);
-    walPositions.push((await db.raw<{ rows: Array<{ lsn: string }> }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn);
-    // each one cost its transactions deadlock_timeout (1 s) and a redo: a latency spike, not a failure
-    totals.deadlocks = Number((await db.raw<{ rows: Array<{ n: string }> }>('select deadlocks as n from pg_stat_database where datname = current_database()')).rows[0]?.n ?? 0);
+    // Deadlocks too: each one cost its transactions deadlock_timeout (1 s) and a redo, a latency spike, not a failure.
+    const pgStats = (await db.raw<{ rows: Array<{ wal_sync: string; wal_records: string; deadlocks: string; lsn: string }> }>(
+      `select wal_sync, wal_records, pg_current_wal_lsn()::text as lsn,
+              (select deadlocks from pg_stat_database where datname = current_database()) as deadlocks
+         from pg_stat_wal`,
+    )).rows[0]!;
+    totals.wal_syncs = Number(pgStats.wal_sync);
+    totals.wal_records = Number(pgStats.wal_records);
+    totals.deadlocks = Number(pgStats.deadlocks);
+    walPositions.push(pgStats.lsn);
   }
   for (const service of services) {
     const text = await (await fetch(`${urls[service]}/metrics`)).text();

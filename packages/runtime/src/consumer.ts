@@ -500,13 +500,13 @@ export class InboxConsumer<E extends TypedEvent = TypedEvent> {
 
 /** how long a consumer keeps trying to join before its service's start fails */
 const START_RETRY_MS = 60_000;
-/** an event's inbox row; a unique violation (the event was applied before) voids the transaction (voidIfDuplicate) */
 /**
  * Transaction-scoped advisory locks on keys, in the order of their lock ids: the aggregate takes its rows in the
  * subquery's order (a subquery with ORDER BY is not merged into its parent), so every transaction asks in that order.
  */
 const LOCK_KEYS_IN_ONE_ORDER = `select count(pg_advisory_xact_lock(id)) from (
   select distinct hashtextextended(key, 0) as id from unnest(?::text[]) as key order by id) as in_order`;
+/** an event's inbox row; a unique violation (the event was applied before) voids the transaction (voidIfDuplicate) */
 const INBOX_INSERT = 'insert into inbox (consumer_group, event_id, topic, partition, "offset", event_type) values (?, ?, ?, ?, ?, ?)';
 
 /** events per inbox transaction unless the spec says otherwise */

@@ -132,7 +132,7 @@ describe('shared runtime on real Kafka, registry and Postgres', () => {
     const seen = await service.ctx.db.raw('select application_name from pg_stat_activity where pid = ?', [own.pid]);
     expect(seen.rows).toEqual([{ application_name: env.DB_SCHEMA }]);
     // a second pool is told apart by its purpose; a name in the URL is the operator's and wins
-    const acks = createServiceDb({ ...service.ctx.config, DB_SCHEMA: env.DB_SCHEMA! }, { poolMax: 1, logger: createLogger('t', 'error'), purpose: 'acks' });
+    const acks = createServiceDb(service.ctx.config, { poolMax: 1, logger: createLogger('t', 'error'), purpose: 'acks' });
     const named = createServiceDb(
       { ...service.ctx.config, DATABASE_URL: `${env.DATABASE_URL}${env.DATABASE_URL!.includes('?') ? '&' : '?'}application_name=ops-console` },
       { poolMax: 1, logger: createLogger('t', 'error') },
